@@ -1,0 +1,6 @@
+"""``python -m threatgraph``."""
+
+from threatgraph.cli import entry
+
+if __name__ == "__main__":
+    entry()

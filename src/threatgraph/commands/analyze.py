@@ -1,0 +1,70 @@
+"""``threatgraph analyze MODEL...``: derive threats with explanations; exit 1 at/above ``--fail-on``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from threatgraph.engine import Engine, labels_of
+from threatgraph.findings import read_findings
+from threatgraph.report import FORMATS, findings_json, render_markdown, render_table, render_turtle
+from threatgraph.rules import SEVERITIES, severity_rank
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "analyze",
+        help="derive STRIDE and LINDDUN threats for a system model",
+        description="Validate-free analysis of one or more RDF system models (Turtle or any RDF syntax).",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL", help="system model file(s) in Turtle or another RDF syntax")
+    p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
+    p.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default=None,
+        help="exit 1 when any finding has this severity or higher (for CI gates)",
+    )
+    p.add_argument(
+        "--min-severity",
+        choices=SEVERITIES,
+        default="info",
+        help="only show findings at or above this severity (default: info = all)",
+    )
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    engine = Engine()
+    analysis = engine.analyze(args.models)
+    for w in analysis.warnings:
+        print(f"threatgraph: warning: {w}", file=sys.stderr)
+    labels = labels_of(analysis.store)
+    findings = read_findings(analysis.store, labels)
+    floor = severity_rank(args.min_severity)
+    shown = [f for f in findings if f.severity_rank >= floor]
+    if args.format == "table":
+        text = render_table(shown)
+    elif args.format == "json":
+        text = findings_json(shown, model_files=analysis.model_files, warnings=analysis.warnings)
+    elif args.format == "markdown":
+        text = render_markdown(shown, title=f"Threat analysis of {', '.join(analysis.model_files)}")
+    else:
+        text = render_turtle(analysis.store)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    if args.fail_on:
+        limit = severity_rank(args.fail_on)
+        hits = [f for f in findings if f.severity_rank >= limit]
+        if hits:
+            print(
+                f"threatgraph: {len(hits)} finding(s) at or above {args.fail_on}",
+                file=sys.stderr,
+            )
+            return 1
+    return 0

@@ -1,0 +1,274 @@
+"""The derivation engine: model + ontology → OWL 2 RL closure → derived facts → rules → finding graph.
+
+The engine talks to a :class:`~threatgraph.store.base.Store` only. Findings are RDF resources in
+``graph/findings`` with stable IRIs (rule id + focus + category); reports are rendered from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad
+
+from threatgraph.convert import triples_to_quads
+from threatgraph.errors import InputError
+from threatgraph.model import flow_errors, load_model_files, model_warnings
+from threatgraph.ontology import Ontology, load_ontology
+from threatgraph.reason import closure
+from threatgraph.resources import queries_dir
+from threatgraph.rules import Rule, load_rules, rule_files
+from threatgraph.store import Store, open_store
+from threatgraph.store.base import Term
+from threatgraph.terms import FINDING, RDF, RDFS, RULE, TG, graph_iri
+
+G_ONTOLOGY = graph_iri("ontology")
+G_MODEL = graph_iri("model")
+G_INFERRED = graph_iri("inferred")
+G_FINDINGS = graph_iri("findings")
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Analysis:
+    """What :func:`analyze` did: the store holding every graph, the rules run, counts and warnings."""
+
+    store: Store
+    rules: list[Rule]
+    model_files: list[str]
+    warnings: list[str] = field(default_factory=list)
+    finding_count: int = 0
+    inferred_count: int = 0
+
+
+def finding_iri(rule_id: str, focus: Term, category: str | None) -> str:
+    """Stable IRI of a finding: the same rule, focus and category always give the same IRI.
+
+    >>> finding_iri("TG-X-1", NamedNode("urn:a"), None) == finding_iri("TG-X-1", NamedNode("urn:a"), None)
+    True
+    >>> finding_iri("TG-X-1", NamedNode("urn:a"), None).startswith("https://w3id.org/threatgraph/finding/TG-X-1/")
+    True
+    """
+    key = f"{focus}|{category or ''}".encode()
+    return f"{FINDING}{rule_id}/{hashlib.sha1(key).hexdigest()[:16]}"
+
+
+def _local_name(iri: str) -> str:
+    return re.split(r"[#/]", iri.rstrip("/#"))[-1]
+
+
+def term_label(term: Term, labels: dict[str, str]) -> str:
+    """Human label of a term: its rdfs:label, else its local name or literal value."""
+    if isinstance(term, NamedNode):
+        return labels.get(term.value) or _local_name(term.value)
+    if isinstance(term, Literal):
+        return term.value
+    return "_:" + term.value
+
+
+def labels_of(store: Store) -> dict[str, str]:
+    """rdfs:label / skos:prefLabel of every IRI in the store (English or untagged preferred)."""
+    rows = store.select(
+        "SELECT ?s ?l WHERE { { ?s rdfs:label ?l } UNION { ?s skos:prefLabel ?l } FILTER(isIRI(?s)) "
+        "FILTER(lang(?l) = '' || langMatches(lang(?l), 'en')) }"
+    )
+    out: dict[str, str] = {}
+    for r in rows:
+        s, lit = r["s"], r["l"]
+        if isinstance(s, NamedNode) and isinstance(lit, Literal):
+            out.setdefault(s.value, lit.value)
+    return out
+
+
+def render_explanation(template: str, row: dict[str, list[Term]], labels: dict[str, str]) -> str:
+    """Fill ``{var}`` placeholders with the labels of the bound terms (several values joined)."""
+
+    def sub(m: re.Match[str]) -> str:
+        vals = row.get(m.group(1)) or []
+        return ", ".join(sorted({term_label(v, labels) for v in vals})) or "?"
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+class Engine:
+    """Runs an analysis against any store.
+
+    >>> from threatgraph.resources import queries_dir
+    >>> eng = Engine()
+    >>> len(eng.rules) > 0
+    True
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        ontology: Ontology | None = None,
+        rules: Sequence[Rule] | None = None,
+        rule_dir: Path | None = None,
+    ) -> None:
+        self.store: Store = store if store is not None else open_store()
+        self.ontology = ontology or load_ontology()
+        if rules is None:
+            rules = load_rules(
+                rule_files(rule_dir), known_terms=set(self.ontology.terms), categories=set(self.ontology.categories)
+            )
+        self.rules: list[Rule] = list(rules)
+
+    # -- steps -----------------------------------------------------------------------------------
+    def load_ontology(self) -> None:
+        """(Re)load the ontology modules into ``graph/ontology``."""
+        self.store.drop_graph(G_ONTOLOGY)
+        self.store.add_quads(triples_to_quads(self.ontology.graph, G_ONTOLOGY))
+
+    def analyze(self, model_paths: Sequence[str | Path]) -> Analysis:
+        """Load the model files, reason, derive, run every rule; return the analysis."""
+        loaded = load_model_files(model_paths)
+        warnings = model_warnings(loaded.graph, self.ontology)
+        self.load_ontology()
+        for g in (G_MODEL, G_INFERRED, G_FINDINGS):
+            self.store.drop_graph(g)
+        self.store.add_quads(triples_to_quads(loaded.graph, G_MODEL))
+        inferred = closure(self.ontology.graph, loaded.graph)
+        self.store.add_quads(triples_to_quads(inferred, G_INFERRED))
+        derived = self.derive()
+        self.check_flows()
+        count = self.run_rules()
+        return Analysis(self.store, self.rules, loaded.files, warnings, count, len(inferred) + derived)
+
+    def derive(self) -> int:
+        """Run the CONSTRUCT queries of ``queries/derive`` and add their triples to ``graph/inferred``."""
+        total = 0
+        g = NamedNode(G_INFERRED)
+        for path in sorted((queries_dir() / "derive").glob("*.rq")):
+            quads = self.store.construct(path.read_text(encoding="utf-8"))
+            self.store.add_quads(Quad(q.subject, q.predicate, q.object, g) for q in quads)
+            total += len(quads)
+        return total
+
+    def check_flows(self) -> None:
+        """Refuse flows without a source or a target, naming them."""
+        rows = self.store.select(
+            "SELECT ?f ?s ?t WHERE { ?f a tg:DataFlow . OPTIONAL { ?f tg:source ?s } OPTIONAL { ?f tg:target ?t } "
+            "FILTER(!bound(?s) || !bound(?t)) }"
+        )
+        msgs = flow_errors(
+            (
+                r["f"].value,
+                r["s"].value if "s" in r else None,
+                r["t"].value if "t" in r else None,
+            )
+            for r in rows
+        )
+        if msgs:
+            raise InputError(
+                "; ".join(msgs),
+                hint="give every data flow a tg:source and a tg:target element",
+            )
+
+    def run_rules(self) -> int:
+        """Run every rule; write findings (and rule descriptions) into ``graph/findings``."""
+        labels = labels_of(self.store)
+        g = NamedNode(G_FINDINGS)
+        quads: list[Quad] = []
+        n = 0
+        for rule in self.rules:
+            rule_node = NamedNode(RULE + rule.id)
+            quads.extend(self._rule_quads(rule, rule_node, g))
+            grouped: dict[str, tuple[Term, list[str], dict[str, list[Term]]]] = {}
+            for row in self.store.select(rule.query):
+                focus = row.get("focus")
+                if focus is None:
+                    continue
+                if rule.dynamic_category:
+                    cat = row.get("category")
+                    if not isinstance(cat, NamedNode) or cat.value not in self.ontology.categories:
+                        continue
+                    cats = [cat.value]
+                else:
+                    cats = list(rule.categories)
+                iri = finding_iri(rule.id, focus, cats[0] if rule.dynamic_category else None)
+                entry = grouped.get(iri)
+                if entry is None:
+                    entry = grouped[iri] = (focus, cats, {"focus": [focus]})
+                ev = entry[2]
+                for var, val in row.items():
+                    if var in ("focus", "category"):
+                        continue
+                    bucket = ev.setdefault(var, [])
+                    if val not in bucket:
+                        bucket.append(val)
+            for iri, (focus, cats, ev) in grouped.items():
+                n += 1
+                quads.extend(self._finding_quads(rule, rule_node, iri, focus, cats, ev, labels, g))
+        self.store.add_quads(quads)
+        return n
+
+    @staticmethod
+    def _rule_quads(rule: Rule, node: NamedNode, g: NamedNode) -> list[Quad]:
+        q = [
+            Quad(node, NamedNode(RDF.type), NamedNode(TG.Rule), g),
+            Quad(node, NamedNode(TG.ruleId), Literal(rule.id), g),
+            Quad(node, NamedNode(RDFS.label), Literal(rule.title), g),
+            Quad(node, NamedNode(TG.ruleSource), Literal(rule.source), g),
+            Quad(node, NamedNode(TG.severity), NamedNode(TG[rule.severity.capitalize()]), g),
+        ]
+        for c in rule.categories:
+            q.append(Quad(node, NamedNode(TG.category), NamedNode(c), g))
+        return q
+
+    @staticmethod
+    def _finding_quads(
+        rule: Rule,
+        rule_node: NamedNode,
+        iri: str,
+        focus: Term,
+        cats: list[str],
+        evidence: dict[str, list[Term]],
+        labels: dict[str, str],
+        g: NamedNode,
+    ) -> list[Quad]:
+        f = NamedNode(iri)
+        q = [
+            Quad(f, NamedNode(RDF.type), NamedNode(TG.Finding), g),
+            Quad(f, NamedNode(TG.byRule), rule_node, g),
+            Quad(f, NamedNode(TG.ruleId), Literal(rule.id), g),
+            Quad(f, NamedNode(TG.focus), focus, g),
+            Quad(f, NamedNode(TG.severity), NamedNode(TG[rule.severity.capitalize()]), g),
+            Quad(f, NamedNode(TG.threat), Literal(rule.title), g),
+            Quad(
+                f,
+                NamedNode(TG.explanation),
+                Literal(render_explanation(rule.explanation, {**evidence, "category": [NamedNode(c) for c in cats]}, labels)),
+                g,
+            ),
+        ]
+        for c in cats:
+            q.append(Quad(f, NamedNode(TG.category), NamedNode(c), g))
+        i = 0
+        for role in sorted(evidence):
+            if role == "focus":
+                continue
+            for val in evidence[role]:
+                i += 1
+                ev = NamedNode(f"{iri}#ev{i}")
+                q.append(Quad(f, NamedNode(TG.evidence), ev, g))
+                q.append(Quad(ev, NamedNode(RDF.type), NamedNode(TG.Evidence), g))
+                q.append(Quad(ev, NamedNode(TG.role), Literal(role), g))
+                if isinstance(val, Literal):
+                    q.append(Quad(ev, NamedNode(TG.literalValue), val, g))
+                elif not isinstance(val, BlankNode):
+                    q.append(Quad(ev, NamedNode(TG.value), val, g))
+        return q
+
+
+def analyze(model_paths: Sequence[str | Path], store: Store | None = None) -> Analysis:
+    """Analyse model files on ``store`` (default: a fresh in-memory embedded store).
+
+    >>> a = analyze(["data/examples/rag-assistant.ttl"]) if Path("data/examples/rag-assistant.ttl").exists() else None
+    """
+    return Engine(store).analyze(model_paths)

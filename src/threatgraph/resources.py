@@ -1,0 +1,39 @@
+"""Where the shipped ontology and queries live (installed wheel or source checkout), and the shared data.
+
+>>> (ontology_dir() / "core.ttl").is_file()
+True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+_REPO = _PKG.parent.parent
+
+
+def _data_dir(name: str) -> Path:
+    installed = _PKG / "_data" / name
+    if installed.is_dir():
+        return installed
+    return _REPO / name
+
+
+def ontology_dir() -> Path:
+    """Directory of the OWL/Turtle ontology modules (``ontology/``)."""
+    return _data_dir("ontology")
+
+
+def queries_dir() -> Path:
+    """Directory of the SPARQL library (``queries/``), with derivation rules in ``queries/rules``."""
+    return _data_dir("queries")
+
+
+def shared_data_dir() -> Path | None:
+    """The pinned reference data: ``$THREATGRAPH_SHARED_DATA``, else ``../shared/data`` next to the checkout."""
+    env = os.environ.get("THREATGRAPH_SHARED_DATA")
+    if env:
+        return Path(env)
+    candidate = _REPO.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None

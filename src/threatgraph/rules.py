@@ -1,0 +1,238 @@
+"""Derivation rules: one SPARQL SELECT per ``.rq`` file in ``queries/rules``, with a checked header.
+
+A header is a block of ``# key: value`` lines at the top of the file (see docs/architecture.md).
+The loader parses it and checks it against the ontology: every category, class and property the
+rule names must exist, the query must parse and project ``?focus``.
+
+>>> text = '''# id: X-1
+... # title: Example
+... # framework: STRIDE
+... # category: stride:Spoofing
+... # severity: high
+... # focus: element
+... # source: test
+... # explanation: {focus} is spoofable.
+... SELECT ?focus WHERE { ?focus a tg:Process }'''
+>>> r = parse_rule(text, "X-1.rq")
+>>> (r.id, r.severity, r.categories)
+('X-1', 'high', ('https://w3id.org/threatgraph/stride#Spoofing',))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyoxigraph import QuerySolutions
+from pyoxigraph import Store as OxStore
+
+from threatgraph.errors import RuleError
+from threatgraph.resources import queries_dir
+from threatgraph.terms import PREFIXES
+
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+"""Severity names, lowest first; their index + 1 is the rank used by ``--fail-on``."""
+
+FRAMEWORKS: tuple[str, ...] = ("STRIDE", "LINDDUN", "STRIDE+LINDDUN")
+FOCUS_KINDS: tuple[str, ...] = ("element", "flow")
+REQUIRED: tuple[str, ...] = ("id", "title", "framework", "category", "severity", "focus", "source", "explanation")
+OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags")
+DYNAMIC_CATEGORY = "?category"
+
+_HEADER = re.compile(r"^#\s*([a-z][a-z0-9_-]*)\s*:\s*(.*?)\s*$")
+_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+_ATTACK_ID = re.compile(r"^(T\d{4}(\.\d{3})?|TA\d{4}|M\d{4})$")
+_ATLAS_ID = re.compile(r"^AML\.(T\d{4}(\.\d{3})?|TA\d{4}|M\d{4})$")
+_CURIE = re.compile(r"(?<![\w<#/])(tg|tgml|stride|linddun):([A-Za-z_][A-Za-z0-9_-]*)")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A parsed, header-checked derivation rule."""
+
+    id: str
+    title: str
+    framework: str
+    categories: tuple[str, ...]
+    """Category IRIs; empty when the query binds ``?category`` itself (dynamic)."""
+    severity: str
+    focus: str
+    source: str
+    explanation: str
+    query: str
+    path: str
+    attack: tuple[str, ...] = ()
+    atlas: tuple[str, ...] = ()
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dynamic_category(self) -> bool:
+        return not self.categories
+
+    @property
+    def severity_rank(self) -> int:
+        return SEVERITIES.index(self.severity) + 1
+
+
+def expand_curie(curie: str, where: str) -> str:
+    """Expand ``prefix:local`` with threatgraph's prefixes.
+
+    >>> expand_curie("stride:Tampering", "x")
+    'https://w3id.org/threatgraph/stride#Tampering'
+    """
+    prefix, sep, local = curie.partition(":")
+    if not sep or prefix not in PREFIXES or not local:
+        raise RuleError(f"{where}: {curie!r} is not a known prefixed name", hint=f"use one of {sorted(PREFIXES)}")
+    return PREFIXES[prefix] + local
+
+
+def parse_rule(text: str, path: str) -> Rule:
+    """Parse a rule file's text. Raises :class:`RuleError` naming the file and the problem."""
+    header: dict[str, str] = {}
+    body_lines: list[str] = []
+    in_header = True
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if in_header:
+            if not line.strip():
+                continue
+            m = _HEADER.match(line)
+            if m:
+                key, value = m.group(1), m.group(2)
+                if key in header:
+                    raise RuleError(f"{path}:{lineno}: header key {key!r} given twice")
+                header[key] = value
+                continue
+            if line.lstrip().startswith("#"):
+                continue
+            in_header = False
+        body_lines.append(line)
+    missing = [k for k in REQUIRED if not header.get(k)]
+    if missing:
+        raise RuleError(f"{path}: header lacks {', '.join(missing)}", hint="see docs/architecture.md, 'Rules'")
+    unknown = sorted(set(header) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise RuleError(f"{path}: unknown header key(s) {', '.join(unknown)}")
+    rid = header["id"]
+    if not _ID.match(rid):
+        raise RuleError(f"{path}: rule id {rid!r} must look like TG-STRIDE-S-001 (upper case, dash separated)")
+    if Path(path).stem != rid:
+        raise RuleError(f"{path}: rule id {rid!r} must equal the file name stem {Path(path).stem!r}")
+    severity = header["severity"].lower()
+    if severity not in SEVERITIES:
+        raise RuleError(f"{path}: severity {header['severity']!r} is not one of {', '.join(SEVERITIES)}")
+    framework = header["framework"]
+    if framework not in FRAMEWORKS:
+        raise RuleError(f"{path}: framework {framework!r} is not one of {', '.join(FRAMEWORKS)}")
+    focus = header["focus"]
+    if focus not in FOCUS_KINDS:
+        raise RuleError(f"{path}: focus {focus!r} is not one of {', '.join(FOCUS_KINDS)}")
+    cats_text = header["category"].split()
+    categories: tuple[str, ...] = ()
+    if cats_text != [DYNAMIC_CATEGORY]:
+        categories = tuple(expand_curie(c, path) for c in cats_text)
+    attack = tuple(header.get("attack", "").split())
+    for a in attack:
+        if not _ATTACK_ID.match(a):
+            raise RuleError(f"{path}: {a!r} is not an ATT&CK technique, tactic or mitigation id")
+    atlas = tuple(header.get("atlas", "").split())
+    for a in atlas:
+        if not _ATLAS_ID.match(a):
+            raise RuleError(f"{path}: {a!r} is not an ATLAS id (AML.Txxxx)")
+    return Rule(
+        id=rid,
+        title=header["title"],
+        framework=framework,
+        categories=categories,
+        severity=severity,
+        focus=focus,
+        source=header["source"],
+        explanation=header["explanation"],
+        query="\n".join(body_lines).strip() + "\n",
+        path=path,
+        attack=attack,
+        atlas=atlas,
+        description=header.get("description", ""),
+    )
+
+
+def check_rule(rule: Rule, known_terms: set[str], categories: set[str]) -> None:
+    """Check a rule against the ontology: the query parses and projects ``?focus``; every prefixed
+    name it uses and every category it names is defined; explanation placeholders are projected."""
+    for cat in rule.categories:
+        if cat not in categories:
+            raise RuleError(f"{rule.path}: category <{cat}> is not a STRIDE or LINDDUN category of the ontology")
+    for m in _CURIE.finditer(rule.query):
+        iri = PREFIXES[m.group(1)] + m.group(2)
+        if iri not in known_terms:
+            raise RuleError(
+                f"{rule.path}: {m.group(0)} is not defined in the ontology",
+                hint="fix the name or add it to an ontology module",
+            )
+    try:
+        res = OxStore().query(rule.query, prefixes=PREFIXES)
+    except SyntaxError as err:
+        raise RuleError(f"{rule.path}: invalid SPARQL: {err}") from err
+    if not isinstance(res, QuerySolutions):
+        raise RuleError(f"{rule.path}: a rule must be a SELECT query")
+    projected = {v.value for v in res.variables}
+    if "focus" not in projected:
+        raise RuleError(f"{rule.path}: the query must project ?focus")
+    if rule.dynamic_category and "category" not in projected:
+        raise RuleError(f"{rule.path}: header says 'category: ?category' but the query does not project ?category")
+    for ph in _PLACEHOLDER.findall(rule.explanation):
+        if ph not in projected:
+            raise RuleError(f"{rule.path}: explanation names {{{ph}}} but the query does not project ?{ph}")
+
+
+def rule_files(directory: Path | None = None) -> list[Path]:
+    """The ``.rq`` files of a rule directory (default: the shipped ``queries/rules``), sorted."""
+    d = directory or (queries_dir() / "rules")
+    if not d.is_dir():
+        raise RuleError(f"rule directory {d} does not exist")
+    return sorted(d.glob("*.rq"))
+
+
+def load_rules(
+    paths: Iterable[Path] | None = None,
+    *,
+    known_terms: set[str] | None = None,
+    categories: set[str] | None = None,
+) -> list[Rule]:
+    """Parse (and, given the ontology's terms and categories, check) rules. Duplicate ids are refused."""
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for p in paths if paths is not None else rule_files():
+        try:
+            text = Path(p).read_text(encoding="utf-8")
+        except OSError as err:
+            raise RuleError(f"cannot read rule {p}: {err}") from err
+        rule = parse_rule(text, str(p))
+        if rule.id in seen:
+            raise RuleError(f"{p}: rule id {rule.id} is also used by {seen[rule.id]}")
+        seen[rule.id] = str(p)
+        if known_terms is not None and categories is not None:
+            check_rule(rule, known_terms, categories)
+        rules.append(rule)
+    return rules
+
+
+def severity_rank(name: str) -> int:
+    """Rank of a severity name (1 = info … 5 = critical).
+
+    >>> severity_rank("high")
+    4
+    """
+    try:
+        return SEVERITIES.index(name.lower()) + 1
+    except ValueError:
+        raise RuleError(f"unknown severity {name!r}; use one of {', '.join(SEVERITIES)}") from None
+
+
+def select_rules(rules: Sequence[Rule], ids: Iterable[str]) -> list[Rule]:
+    """Rules whose id is in ``ids``."""
+    wanted = set(ids)
+    return [r for r in rules if r.id in wanted]

@@ -1,0 +1,69 @@
+"""The store protocol: what the engine, importers and reports may ask of any RDF store.
+
+Terms are pyoxigraph terms (``NamedNode``, ``BlankNode``, ``Literal``) on every backend; a remote
+backend parses SPARQL results into them with :func:`pyoxigraph.parse_query_results`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol, TypeAlias, runtime_checkable
+
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad
+
+Term: TypeAlias = NamedNode | BlankNode | Literal
+Row: TypeAlias = dict[str, Term]
+"""One SELECT solution: variable name (without ``?``) → bound term; unbound variables are absent."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A quad store with SPARQL 1.1. Queries see the union of all graphs unless they say ``GRAPH``."""
+
+    def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
+        """Run a SELECT query; ``bindings`` are RDF terms substituted for variables (never spliced as text)."""
+        ...
+
+    def ask(self, query: str, bindings: Mapping[str, Term] | None = None) -> bool:
+        """Run an ASK query."""
+        ...
+
+    def construct(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Quad]:
+        """Run a CONSTRUCT/DESCRIBE query; triples come back as quads in the default graph."""
+        ...
+
+    def update(self, update: str) -> None:
+        """Run a SPARQL 1.1 Update."""
+        ...
+
+    def load(self, data: bytes | str, mime: str, graph: str) -> None:
+        """Parse ``data`` (``text/turtle``, ``application/n-triples``, ``application/n-quads``, …) into ``graph``."""
+        ...
+
+    def add_quads(self, quads: Iterable[Quad]) -> None:
+        """Add quads (each names its graph)."""
+        ...
+
+    def replace_graph(self, graph: str, data: bytes | str, mime: str) -> None:
+        """Atomically replace the content of ``graph``: on failure the old content is kept."""
+        ...
+
+    def drop_graph(self, graph: str) -> None:
+        """Remove a named graph and its triples (no error if it does not exist)."""
+        ...
+
+    def graph_names(self) -> list[str]:
+        """IRIs of the named graphs, sorted."""
+        ...
+
+    def dump(self, graph: str | None, mime: str) -> bytes:
+        """Serialize one graph (or the whole dataset when ``graph`` is None, as N-Quads/TriG)."""
+        ...
+
+    def quads(self, graph: str | None = None) -> Iterator[Quad]:
+        """Iterate quads, optionally of one graph."""
+        ...
+
+    def __len__(self) -> int:
+        """Number of quads."""
+        ...

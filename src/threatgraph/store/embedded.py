@@ -1,0 +1,159 @@
+"""Embedded backend on pyoxigraph (in memory, or on disk in a directory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from pyoxigraph import (
+    DefaultGraph,
+    NamedNode,
+    Quad,
+    QueryBoolean,
+    QuerySolutions,
+    QueryTriples,
+    RdfFormat,
+    Store as OxStore,
+)
+
+from threatgraph.errors import InputError, StoreError
+from threatgraph.sparql import with_values
+from threatgraph.store.base import Row, Term
+from threatgraph.terms import PREFIXES
+
+_FORMATS: dict[str, RdfFormat] = {
+    "text/turtle": RdfFormat.TURTLE,
+    "application/n-triples": RdfFormat.N_TRIPLES,
+    "application/n-quads": RdfFormat.N_QUADS,
+    "application/trig": RdfFormat.TRIG,
+    "application/rdf+xml": RdfFormat.RDF_XML,
+    "text/n3": RdfFormat.N3,
+}
+
+
+def rdf_format(mime: str) -> RdfFormat:
+    """The pyoxigraph format for a media type.
+
+    >>> rdf_format("text/turtle") == RdfFormat.TURTLE
+    True
+    """
+    try:
+        return _FORMATS[mime]
+    except KeyError:
+        raise InputError(f"unsupported RDF media type {mime!r}", hint=f"use one of {sorted(_FORMATS)}") from None
+
+
+class EmbeddedStore:
+    """:class:`threatgraph.store.base.Store` on an in-process Oxigraph store.
+
+    >>> s = EmbeddedStore()
+    >>> s.load('<urn:a> <urn:p> "x" .', "application/n-triples", "urn:g")
+    >>> [r["o"].value for r in s.select("SELECT ?o WHERE { <urn:a> <urn:p> ?o }")]
+    ['x']
+    """
+
+    def __init__(self, location: str | None = None) -> None:
+        try:
+            self._store = OxStore(location) if location else OxStore()
+        except OSError as err:
+            raise StoreError(
+                f"cannot open the store at {location}: {err}",
+                hint="another threatgraph process may hold it; close it or use another --store directory",
+            ) from err
+        self.location = location
+
+    # -- queries ---------------------------------------------------------------------------------
+    def _run(self, query: str, bindings: Mapping[str, Term] | None) -> object:
+        try:
+            return self._store.query(
+                with_values(query, bindings), use_default_graph_as_union=True, prefixes=PREFIXES
+            )
+        except SyntaxError as err:
+            raise StoreError(f"invalid SPARQL: {err}") from err
+        except OSError as err:
+            raise StoreError(f"query failed: {err}") from err
+
+    def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
+        res = self._run(query, bindings)
+        if not isinstance(res, QuerySolutions):
+            raise StoreError("expected a SELECT query")
+        names = [v.value for v in res.variables]
+        out: list[Row] = []
+        for sol in res:
+            row: Row = {}
+            for i, name in enumerate(names):
+                t = sol[i]
+                if t is not None:
+                    row[name] = t
+            out.append(row)
+        return out
+
+    def ask(self, query: str, bindings: Mapping[str, Term] | None = None) -> bool:
+        res = self._run(query, bindings)
+        if not isinstance(res, QueryBoolean):
+            raise StoreError("expected an ASK query")
+        return bool(res)
+
+    def construct(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Quad]:
+        res = self._run(query, bindings)
+        if not isinstance(res, QueryTriples):
+            raise StoreError("expected a CONSTRUCT or DESCRIBE query")
+        return [Quad(t.subject, t.predicate, t.object, DefaultGraph()) for t in res]
+
+    def update(self, update: str) -> None:
+        try:
+            self._store.update(update, prefixes=PREFIXES)
+        except SyntaxError as err:
+            raise StoreError(f"invalid SPARQL update: {err}") from err
+        except OSError as err:
+            raise StoreError(f"update failed: {err}") from err
+
+    # -- data ------------------------------------------------------------------------------------
+    def load(self, data: bytes | str, mime: str, graph: str) -> None:
+        try:
+            self._store.load(data, rdf_format(mime), to_graph=NamedNode(graph))
+        except SyntaxError as err:
+            raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
+
+    def add_quads(self, quads: Iterable[Quad]) -> None:
+        self._store.extend(quads)
+
+    def replace_graph(self, graph: str, data: bytes | str, mime: str) -> None:
+        # Parse first into a scratch in-memory store, so a syntax error leaves the old graph intact.
+        scratch = OxStore()
+        try:
+            scratch.load(data, rdf_format(mime), to_graph=NamedNode(graph))
+        except SyntaxError as err:
+            raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
+        g = NamedNode(graph)
+        if self._store.contains_named_graph(g):
+            self._store.clear_graph(g)
+        self._store.extend(scratch.quads_for_pattern(None, None, None, None))
+
+    def drop_graph(self, graph: str) -> None:
+        g = NamedNode(graph)
+        if self._store.contains_named_graph(g):
+            self._store.remove_graph(g)
+
+    def graph_names(self) -> list[str]:
+        return sorted(g.value for g in self._store.named_graphs() if isinstance(g, NamedNode))
+
+    def dump(self, graph: str | None, mime: str) -> bytes:
+        fmt = rdf_format(mime)
+        if graph is None:
+            return bytes(self._store.dump(format=fmt, prefixes=PREFIXES if fmt.supports_datasets else None))
+        kwargs: dict[str, object] = {"from_graph": NamedNode(graph)}
+        if fmt in (RdfFormat.TURTLE, RdfFormat.TRIG, RdfFormat.N3, RdfFormat.RDF_XML):
+            kwargs["prefixes"] = PREFIXES
+        return bytes(self._store.dump(format=fmt, **kwargs))  # type: ignore[arg-type]
+
+    def quads(self, graph: str | None = None) -> Iterator[Quad]:
+        g = NamedNode(graph) if graph else None
+        return iter(self._store.quads_for_pattern(None, None, None, g))
+
+    def flush(self) -> None:
+        """Persist pending writes (on-disk stores)."""
+        if self.location:
+            self._store.flush()
+
+    def __len__(self) -> int:
+        return len(self._store)

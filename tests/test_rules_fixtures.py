@@ -1,0 +1,68 @@
+"""Every derivation rule has a positive and a negative fixture, found automatically.
+
+``tests/rules/fixtures/<RULE-ID>/positive.ttl``: the rule must fire on ``<http://example.org/test#focus>``.
+``tests/rules/fixtures/<RULE-ID>/negative.ttl``: the rule must not fire on it (typically the positive
+model with the one fact changed that the rule depends on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyoxigraph import NamedNode
+
+from threatgraph.engine import Engine
+from threatgraph.ontology import load_ontology
+from threatgraph.rules import load_rules, rule_files
+
+FIXTURES = Path(__file__).parent / "rules" / "fixtures"
+FOCUS = NamedNode("http://example.org/test#focus")
+RULES = load_rules(rule_files())
+
+
+def _fires_on_focus(rule_id: str, model: Path) -> list[str]:
+    engine = Engine()
+    engine.analyze([model])
+    rows = engine.store.select(
+        "SELECT ?f WHERE { GRAPH <https://w3id.org/threatgraph/graph/findings> { ?f tg:ruleId ?rid ; tg:focus ?focus } }",
+        {"rid": __import__("pyoxigraph").Literal(rule_id), "focus": FOCUS},
+    )
+    return [r["f"].value for r in rows]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_rule_has_fixtures(rule: object) -> None:
+    rid = rule.id  # type: ignore[attr-defined]
+    assert (FIXTURES / rid / "positive.ttl").is_file(), f"rule {rid} has no positive fixture"
+    assert (FIXTURES / rid / "negative.ttl").is_file(), f"rule {rid} has no negative fixture"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_rule_positive(rule: object) -> None:
+    rid = rule.id  # type: ignore[attr-defined]
+    path = FIXTURES / rid / "positive.ttl"
+    if not path.is_file():
+        pytest.fail(f"rule {rid} has no positive fixture")
+    assert _fires_on_focus(rid, path), f"{rid} did not fire on ex:focus in {path}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_rule_negative(rule: object) -> None:
+    rid = rule.id  # type: ignore[attr-defined]
+    path = FIXTURES / rid / "negative.ttl"
+    if not path.is_file():
+        pytest.fail(f"rule {rid} has no negative fixture")
+    assert not _fires_on_focus(rid, path), f"{rid} fired on ex:focus in {path}, which should not match"
+
+
+def test_all_rules_pass_the_ontology_check() -> None:
+    onto = load_ontology()
+    rules = load_rules(rule_files(), known_terms=set(onto.terms), categories=set(onto.categories))
+    assert len(rules) == len(RULES) >= 2
+
+
+def test_no_orphan_fixture_directories() -> None:
+    ids = {r.id for r in RULES}
+    orphans = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and p.name not in ids)
+    assert not orphans, f"fixture directories without a rule: {orphans}"
