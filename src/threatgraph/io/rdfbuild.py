@@ -1,0 +1,234 @@
+"""Shared pieces of the importers: the release-graph builder, typed field access, IRIs of kb: terms.
+
+>>> b = GraphBuilder("https://w3id.org/threatgraph/graph/release/x/1", "x.json")
+>>> b.add(b.iri("urn:a"), RDFS_LABEL, b.lit("A"))
+>>> len(b.quads)
+1
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from pyoxigraph import Literal, NamedNode, Quad
+
+from threatgraph.errors import ImportFailed
+from threatgraph.terms import DCT, KB, RDF, RDFS, SKOS, XSD
+
+RDF_TYPE = NamedNode(RDF.type)
+RDFS_LABEL = NamedNode(RDFS.label)
+RDFS_SEE_ALSO = NamedNode(RDFS.seeAlso)
+DCT_DESCRIPTION = NamedNode(DCT.description)
+DCT_MODIFIED = NamedNode(DCT.modified)
+DCT_CREATED = NamedNode(DCT.created)
+DCT_IDENTIFIER = NamedNode(DCT.identifier)
+SKOS_CONCEPT = NamedNode(SKOS.Concept)
+SKOS_PREF_LABEL = NamedNode(SKOS.prefLabel)
+SKOS_ALT_LABEL = NamedNode(SKOS.altLabel)
+SKOS_NOTATION = NamedNode(SKOS.notation)
+SKOS_CLOSE_MATCH = NamedNode(SKOS.closeMatch)
+XSD_DATETIME = NamedNode(XSD.dateTime)
+XSD_DATE = NamedNode(XSD.date)
+XSD_ANYURI = NamedNode(XSD.anyURI)
+TRUE = Literal(True)
+FALSE = Literal(False)
+
+
+def kb(name: str) -> NamedNode:
+    """The ``kb:`` term ``name`` as a NamedNode."""
+    return NamedNode(KB[name])
+
+
+# Classes and properties of the kb: vocabulary used by the importers (declared in ontology/knowledge.ttl).
+C_TECHNIQUE = kb("Technique")
+C_TACTIC = kb("Tactic")
+C_MITIGATION = kb("Mitigation")
+C_GROUP = kb("Group")
+C_SOFTWARE = kb("Software")
+C_CAMPAIGN = kb("Campaign")
+C_DATA_SOURCE = kb("DataSource")
+C_DATA_COMPONENT = kb("DataComponent")
+C_DETECTION_STRATEGY = kb("DetectionStrategy")
+C_ANALYTIC = kb("Analytic")
+C_ASSET = kb("Asset")
+C_MATRIX = kb("Matrix")
+C_PLATFORM = kb("Platform")
+C_RELATIONSHIP = kb("Relationship")
+C_CASE_STUDY = kb("CaseStudy")
+C_PROCEDURE_STEP = kb("ProcedureStep")
+C_LIFECYCLE_STAGE = kb("LifecycleStage")
+C_ATTACK_PATTERN = kb("AttackPattern")
+
+P_ATTACK_ID = kb("attackId")
+P_EXTERNAL_ID = kb("externalId")
+P_STIX_ID = kb("stixId")
+P_VERSION = kb("version")
+P_REVOKED = kb("revoked")
+P_DEPRECATED = kb("deprecated")
+P_REVOKED_BY = kb("revokedBy")
+P_IS_SUB = kb("isSubtechnique")
+P_SUB_OF = kb("subtechniqueOf")
+P_TACTIC = kb("tactic")
+P_PLATFORM = kb("platform")
+P_MITIGATES = kb("mitigates")
+P_USES = kb("uses")
+P_DETECTS = kb("detects")
+P_ATTRIBUTED_TO = kb("attributedTo")
+P_TARGETS = kb("targets")
+P_RELATED_TO = kb("relatedTo")
+P_REL_SOURCE = kb("relSource")
+P_REL_TARGET = kb("relTarget")
+P_REL_TYPE = kb("relType")
+P_SHORT_NAME = kb("shortName")
+P_SOFTWARE_TYPE = kb("softwareType")
+P_ANALYTIC = kb("analytic")
+P_DATA_COMPONENT = kb("dataComponent")
+P_DATA_SOURCE = kb("dataSource")
+P_ATTACK_REFERENCE = kb("attackReference")
+P_CWE_ID = kb("cweId")
+P_STATUS = kb("status")
+P_MATURITY = kb("maturity")
+P_LIFECYCLE_STAGE = kb("lifecycleStage")
+P_CATEGORY = kb("mitigationCategory")
+P_PROCEDURE_STEP = kb("procedureStep")
+P_STEP_INDEX = kb("stepIndex")
+P_TECHNIQUE = kb("technique")
+P_CASE_STUDY_TYPE = kb("caseStudyType")
+P_ACTOR = kb("actor")
+P_TARGET = kb("target")
+P_INCIDENT_DATE = kb("incidentDate")
+P_CHILD_OF = kb("childOf")
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slug(text: str) -> str:
+    """Lower-case, non-alphanumerics folded to ``-``.
+
+    >>> slug("Azure AD / Entra ID")
+    'azure-ad-entra-id'
+    """
+    return _SLUG.sub("-", text.lower()).strip("-")
+
+
+class GraphBuilder:
+    """Collects the quads of one release graph and the per-type counts of what was read."""
+
+    def __init__(self, graph: str, location: str) -> None:
+        self.graph = NamedNode(graph)
+        self.location = location
+        self.quads: list[Quad] = []
+        self.counts: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self._iris: dict[str, NamedNode] = {}
+
+    def add(self, s: NamedNode, p: NamedNode, o: NamedNode | Literal) -> None:
+        """Add one triple to the release graph."""
+        self.quads.append(Quad(s, p, o, self.graph))
+
+    def iri(self, value: str) -> NamedNode:
+        """A cached NamedNode."""
+        node = self._iris.get(value)
+        if node is None:
+            try:
+                node = NamedNode(value)
+            except ValueError as err:
+                raise ImportFailed(f"{self.location}: invalid IRI {value!r}: {err}") from err
+            self._iris[value] = node
+        return node
+
+    @staticmethod
+    def lit(value: str) -> Literal:
+        """A plain string literal."""
+        return Literal(value)
+
+    def see_also(self, s: NamedNode, url: str) -> None:
+        """``rdfs:seeAlso`` as an IRI when ``url`` is a valid IRI, else as an ``xsd:anyURI`` literal."""
+        try:
+            o: NamedNode | Literal = NamedNode(url)
+        except ValueError:
+            o = Literal(url, datatype=XSD_ANYURI)
+        self.add(s, RDFS_SEE_ALSO, o)
+
+
+def load_json(data: bytes, location: str) -> Any:
+    """``json.loads`` with an :class:`ImportFailed` naming the file, line and column."""
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as err:
+        raise ImportFailed(
+            f"{location}: line {err.lineno} column {err.colno}: malformed JSON: {err.msg}",
+            hint="the file may be truncated or not JSON; download it again",
+        ) from err
+    except UnicodeDecodeError as err:
+        raise ImportFailed(f"{location}: not UTF-8 text: {err}", hint="is this the right file?") from err
+
+
+class Fields:
+    """Typed access to one JSON object's fields; type errors name the file, index, id and field."""
+
+    __slots__ = ("_where", "obj")
+
+    def __init__(self, obj: Mapping[str, Any], where: str) -> None:
+        self.obj = obj
+        self._where = where
+
+    def fail(self, key: str, expected: str) -> ImportFailed:
+        """The error for field ``key`` not being ``expected``."""
+        got = type(self.obj.get(key)).__name__
+        return ImportFailed(
+            f"{self._where}: field {key!r} must be {expected}, got {got}",
+            hint="the file is not a valid bundle of this kind; check it or download it again",
+        )
+
+    def text(self, key: str) -> str | None:
+        """A string field, or None when absent/null."""
+        v = self.obj.get(key)
+        if v is None or isinstance(v, str):
+            return v
+        raise self.fail(key, "a string")
+
+    def req_text(self, key: str) -> str:
+        """A required string field."""
+        v = self.text(key)
+        if v is None:
+            raise self.fail(key, "a string")
+        return v
+
+    def flag(self, key: str) -> bool:
+        """A boolean field (absent → False)."""
+        v = self.obj.get(key, False)
+        if v is None:
+            return False
+        if isinstance(v, bool):
+            return v
+        raise self.fail(key, "true or false")
+
+    def items(self, key: str) -> list[Any]:
+        """A list field (absent → empty)."""
+        v = self.obj.get(key)
+        if v is None:
+            return []
+        if isinstance(v, list):
+            return v
+        raise self.fail(key, "a list")
+
+    def texts(self, key: str) -> list[str]:
+        """A list of strings."""
+        v = self.items(key)
+        for x in v:
+            if not isinstance(x, str):
+                raise self.fail(key, "a list of strings")
+        return v
+
+    def objs(self, key: str) -> list[dict[str, Any]]:
+        """A list of objects."""
+        v = self.items(key)
+        for x in v:
+            if not isinstance(x, dict):
+                raise self.fail(key, "a list of objects")
+        return v

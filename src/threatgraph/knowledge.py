@@ -1,0 +1,399 @@
+"""Threat-knowledge releases in a store: import (atomic), provenance, newest release, status, diff.
+
+Each release is one named graph ``graph/release/<source>/<version>``; its PROV-O record lives in
+``graph/releases``. The record is written in the same store transaction as the graph, so a store
+never holds a release without its record (or the reverse), even if the process is killed.
+
+>>> from threatgraph.store import open_store
+>>> newest_release(open_store(), "attack-enterprise") is None
+True
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyoxigraph import Literal, NamedNode, Quad
+
+from threatgraph.errors import ImportFailed, InputError
+from threatgraph.io.atlas import parse_atlas
+from threatgraph.io.capec import parse_capec
+from threatgraph.io.d3fend import parse_d3fend
+from threatgraph.io.fetch import DEFAULT_URLS, Progress, Source, is_url, read_source
+from threatgraph.io.stix import Release, parse_attack, release_graph
+from threatgraph.store.base import Store
+from threatgraph.terms import GRAPH, KB, PROV, RDF, XSD, graph_iri
+
+RELEASES_GRAPH = graph_iri("releases")
+STAGING_PREFIX = GRAPH + "staging/"
+
+Parser = Callable[[bytes, str, "str | None", "Progress | None"], Release]
+PARSERS: dict[str, Parser] = {
+    "attack": parse_attack,
+    "atlas": parse_atlas,
+    "d3fend": parse_d3fend,
+    "capec": parse_capec,
+}
+"""Import kinds (the ``threatgraph import KIND`` argument) and their parsers."""
+
+SOURCE_ALIASES = {"attack": "attack-enterprise", "enterprise": "attack-enterprise", "ics": "attack-ics"}
+
+ACTIVE_FILTER = """FILTER NOT EXISTS { ?{v} kb:revoked true }
+    FILTER NOT EXISTS { ?{v} kb:deprecated true }"""
+"""The canonical "active" test for variable ``?{v}`` (use inside the release's ``GRAPH`` block)."""
+
+ACTIVE_TECHNIQUES_QUERY = """SELECT ?technique ?id WHERE { GRAPH ?release {
+    ?technique a kb:Technique .
+    OPTIONAL { ?technique kb:attackId ?id }
+    FILTER NOT EXISTS { ?technique kb:revoked true }
+    FILTER NOT EXISTS { ?technique kb:deprecated true }
+} }"""
+"""Canonical SPARQL for the active techniques of one release (bind ``?release`` to its graph IRI)."""
+
+ACTIVE_MITIGATES_QUERY = """SELECT ?technique ?mitigation WHERE { GRAPH ?release {
+    ?mitigation kb:mitigates ?technique .
+    FILTER NOT EXISTS { ?technique kb:revoked true }
+    FILTER NOT EXISTS { ?technique kb:deprecated true }
+    FILTER NOT EXISTS { ?mitigation kb:revoked true }
+    FILTER NOT EXISTS { ?mitigation kb:deprecated true }
+} }"""
+"""Canonical SPARQL for active technique → mitigation pairs (both ends must be active)."""
+
+
+def _kb(name: str) -> NamedNode:
+    return NamedNode(KB[name])
+
+
+def _g(iri: str) -> str:
+    """N-Triples form of a graph IRI (validated by pyoxigraph, so safe inside query text)."""
+    try:
+        return str(NamedNode(iri))
+    except ValueError as err:
+        raise InputError(f"invalid graph IRI {iri!r}") from err
+
+
+def _bind(query: str, release: str) -> str:
+    return query.replace("GRAPH ?release", "GRAPH " + _g(release))
+
+
+def version_key(version: str) -> tuple[tuple[int, str], ...]:
+    """Sort key for release versions: numeric parts compare as numbers.
+
+    >>> sorted(["17.1", "9.0", "18.1", "18.0"], key=version_key)
+    ['9.0', '17.1', '18.0', '18.1']
+    """
+    out: list[tuple[int, str]] = []
+    for part in version.replace("-", ".").split("."):
+        out.append((int(part), "") if part.isdigit() else (-1, part))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """One loaded release, as recorded in ``graph/releases``."""
+
+    graph: str
+    source: str
+    version: str
+    location: str
+    sha256: str
+    imported: str
+    quads: int
+    format: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "source": self.source,
+            "version": self.version,
+            "graph": self.graph,
+            "location": self.location,
+            "sha256": self.sha256,
+            "imported": self.imported,
+            "quads": self.quads,
+            "format": self.format,
+            "counts": self.counts,
+        }
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What :func:`load_release` did: ``imported``, ``replaced`` (same version, new file) or ``unchanged``."""
+
+    status: str
+    release: ReleaseInfo
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+# -- reading records ---------------------------------------------------------------------------------
+def releases(store: Store) -> list[ReleaseInfo]:
+    """All releases recorded in the store, sorted by source then version."""
+    rows = store.select(
+        f"""SELECT ?g ?source ?version ?loc ?sha ?time ?n ?fmt WHERE {{ GRAPH {_g(RELEASES_GRAPH)} {{
+            ?g a kb:Release ; kb:sourceName ?source ; kb:releaseVersion ?version ; kb:sha256 ?sha ;
+               kb:sourceLocation ?loc ; prov:generatedAtTime ?time ; kb:quadCount ?n .
+            OPTIONAL {{ ?g kb:format ?fmt }} }} }}"""
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for r in store.select(
+        f"""SELECT ?g ?type ?n WHERE {{ GRAPH {_g(RELEASES_GRAPH)} {{
+            ?c kb:countOf ?g ; kb:objectType ?type ; kb:count ?n }} }}"""
+    ):
+        counts.setdefault(r["g"].value, {})[r["type"].value] = int(r["n"].value)
+    out = [
+        ReleaseInfo(
+            graph=r["g"].value,
+            source=r["source"].value,
+            version=r["version"].value,
+            location=r["loc"].value,
+            sha256=r["sha"].value,
+            imported=r["time"].value,
+            quads=int(r["n"].value),
+            format=r["fmt"].value if "fmt" in r else "",
+            counts=counts.get(r["g"].value, {}),
+        )
+        for r in rows
+    ]
+    return sorted(out, key=lambda i: (i.source, version_key(i.version)))
+
+
+def newest_release(store: Store, source: str) -> str | None:
+    """Graph IRI of the newest loaded release of ``source`` (``attack-enterprise``, ``atlas``, …), or None."""
+    source = SOURCE_ALIASES.get(source, source)
+    found = [r for r in releases(store) if r.source == source]
+    return found[-1].graph if found else None
+
+
+def resolve_release(store: Store, spec: str) -> str:
+    """Graph IRI for ``source/version``, ``source`` (newest) or a graph IRI; InputError if not loaded."""
+    infos = releases(store)
+    if spec.startswith(GRAPH):
+        match = [i for i in infos if i.graph == spec]
+    elif "/" in spec:
+        src, ver = spec.split("/", 1)
+        src = SOURCE_ALIASES.get(src, src)
+        match = [i for i in infos if i.source == src and i.version == ver]
+    else:
+        src = SOURCE_ALIASES.get(spec, spec)
+        match = [i for i in infos if i.source == src][-1:]
+    if not match:
+        loaded = ", ".join(f"{i.source}/{i.version}" for i in infos) or "none"
+        raise InputError(
+            f"release {spec!r} is not loaded (loaded: {loaded})",
+            hint="import it first with `threatgraph import`, or pass a file path",
+        )
+    return match[0].graph
+
+
+# -- importing ---------------------------------------------------------------------------------------
+def parse_release(
+    kind: str, location: str | None = None, *, version: str | None = None, progress: Progress | None = None
+) -> tuple[Release, Source]:
+    """Read and parse one source without touching any store."""
+    parser = PARSERS.get(kind)
+    if parser is None:
+        raise InputError(f"unknown import kind {kind!r}", hint=f"use one of {', '.join(PARSERS)}")
+    src = read_source(location or DEFAULT_URLS[kind], progress)
+    return parser(src.data, src.location, version, progress), src
+
+
+def _provenance(rel: Release, src: Source, now: str) -> list[Quad]:
+    g = NamedNode(rel.graph)
+    rg = NamedNode(RELEASES_GRAPH)
+    if is_url(src.location):
+        origin = NamedNode(src.location)
+    else:
+        origin = NamedNode(Path(src.location).expanduser().resolve().as_uri())
+    q = [
+        Quad(g, NamedNode(RDF.type), _kb("Release"), rg),
+        Quad(g, NamedNode(RDF.type), NamedNode(PROV.Entity), rg),
+        Quad(g, _kb("sourceName"), Literal(rel.source), rg),
+        Quad(g, _kb("releaseVersion"), Literal(rel.version), rg),
+        Quad(g, _kb("sourceLocation"), Literal(src.location), rg),
+        Quad(g, NamedNode(PROV.wasDerivedFrom), origin, rg),
+        Quad(g, _kb("sha256"), Literal(src.sha256), rg),
+        Quad(g, NamedNode(PROV.generatedAtTime), Literal(now, datatype=NamedNode(XSD.dateTime)), rg),
+        Quad(g, _kb("quadCount"), Literal(len(rel.quads)), rg),
+        Quad(g, _kb("format"), Literal(rel.format + (" (gzip)" if src.compressed else "")), rg),
+    ]
+    for typ, n in sorted({**rel.counts, **{"skipped " + k: v for k, v in rel.skipped.items()}}.items()):
+        c = NamedNode(f"{rel.graph}#count-{uuid.uuid5(uuid.NAMESPACE_URL, typ).hex[:12]}")
+        q += [
+            Quad(c, _kb("countOf"), g, rg),
+            Quad(c, _kb("objectType"), Literal(typ), rg),
+            Quad(c, _kb("count"), Literal(n), rg),
+        ]
+    return q
+
+
+def _nt(quads: Iterable[Quad]) -> str:
+    return "\n".join(f"{q.subject} {q.predicate} {q.object} ." for q in quads)
+
+
+def load_release(
+    store: Store,
+    source: str,
+    path: str | None = None,
+    *,
+    version: str | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import one release (``source`` = ``attack``, ``atlas``, ``d3fend`` or ``capec``) from a path or URL.
+
+    The whole graph is built in memory first; the store is changed in one transaction at the end,
+    so any failure (raised as :class:`ImportFailed`) leaves it as it was. Re-importing a file with the
+    same sha256 does nothing; a different file for a loaded version replaces that release.
+    """
+    for g in store.graph_names():  # leftovers of an import killed between its two steps
+        if g.startswith(STAGING_PREFIX):
+            store.drop_graph(g)
+    src_loc = path or DEFAULT_URLS.get(source)
+    if src_loc is None:
+        raise InputError(f"unknown import kind {source!r}", hint=f"use one of {', '.join(PARSERS)}")
+    parser = PARSERS.get(source)
+    if parser is None:
+        raise InputError(f"unknown import kind {source!r}", hint=f"use one of {', '.join(PARSERS)}")
+    src = read_source(src_loc, progress)
+    existing = releases(store)
+    for info in existing:
+        if info.sha256 == src.sha256 and (version is None or info.version == version):
+            if progress:
+                progress(f"{src.location}: already loaded as {info.source}/{info.version} (same sha256)")
+            return ImportResult("unchanged", info)
+    rel = parser(src.data, src.location, version, progress)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    prov = _provenance(rel, src, now)
+    old = next((i for i in existing if i.graph == rel.graph), None)
+    if progress:
+        progress(f"writing {len(rel.quads):,} quads to <{rel.graph}>")
+    if old is None:
+        store.drop_graph(rel.graph)  # a graph without a record is not a release (never expected)
+        store.add_quads([*rel.quads, *prov])  # one transaction: graph and record together
+        status = "imported"
+    else:
+        staging = NamedNode(f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+        store.add_quads(Quad(q.subject, q.predicate, q.object, staging) for q in rel.quads)
+        rg, g = _g(RELEASES_GRAPH), _g(rel.graph)
+        store.update(
+            f"""DROP SILENT GRAPH {g} ;
+            MOVE SILENT GRAPH {staging} TO GRAPH {g} ;
+            DELETE WHERE {{ GRAPH {rg} {{ ?c kb:countOf {g} ; ?p ?o }} }} ;
+            DELETE WHERE {{ GRAPH {rg} {{ {g} ?p ?o }} }} ;
+            INSERT DATA {{ GRAPH {rg} {{ {_nt(prov)} }} }}"""
+        )
+        status = "replaced"
+    info = next(i for i in releases(store) if i.graph == rel.graph)
+    flush = getattr(store, "flush", None)
+    if callable(flush):
+        flush()
+    return ImportResult(status, info, rel.skipped)
+
+
+# -- status of cited techniques ----------------------------------------------------------------------
+def replacement_for(store: Store, technique_iri: str) -> tuple[str, str | None]:
+    """Status of a technique in the newest release of its source, with the replacement when revoked.
+
+    Returns ``("active", None)``, ``("revoked", replacement-IRI-or-None)``, ``("deprecated", None)``,
+    ``("removed", None)`` (in an older release only) or ``("unknown", None)`` (in no loaded release).
+    A chain of revocations is followed to its end.
+    """
+    node = NamedNode(technique_iri)
+    rows = store.select(
+        f"""SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ ?t a ?cls }}
+            GRAPH {_g(RELEASES_GRAPH)} {{ ?g a kb:Release }} }}""",
+        {"t": node},
+    )
+    in_graphs = {r["g"].value for r in rows}
+    if not in_graphs:
+        return ("unknown", None)
+    infos = releases(store)
+    sources = {i.source for i in infos if i.graph in in_graphs}
+    newest = [[i for i in infos if i.source == s][-1] for s in sorted(sources)]
+    present = [i for i in newest if i.graph in in_graphs]
+    if not present:
+        return ("removed", None)
+    graph = present[-1].graph
+    status = store.select(
+        f"""SELECT ?revoked ?deprecated ?by WHERE {{ GRAPH {_g(graph)} {{
+            OPTIONAL {{ ?t kb:revoked ?revoked }} OPTIONAL {{ ?t kb:deprecated ?deprecated }}
+            OPTIONAL {{ ?t kb:revokedBy ?by }} }} }}""",
+        {"t": node},
+    )
+    row = status[0] if status else {}
+    if "revoked" in row and row["revoked"].value == "true":
+        current: str | None = row["by"].value if "by" in row else None
+        seen = {technique_iri}
+        while current and current not in seen:
+            seen.add(current)
+            nxt = store.select(
+                f"SELECT ?by WHERE {{ GRAPH {_g(graph)} {{ ?t kb:revoked true ; kb:revokedBy ?by }} }}",
+                {"t": NamedNode(current)},
+            )
+            if not nxt:
+                break
+            current = nxt[0]["by"].value
+        return ("revoked", current)
+    if "deprecated" in row and row["deprecated"].value == "true":
+        return ("deprecated", None)
+    return ("active", None)
+
+
+# -- queries used by tests, benchmarks and reports ---------------------------------------------------
+def technique_mitigations(store: Store, release: str) -> dict[str, set[str]]:
+    """Active technique ID → IDs of its active mitigations, in one SPARQL query."""
+    q = _bind(
+        ACTIVE_MITIGATES_QUERY.replace(
+            "SELECT ?technique ?mitigation WHERE { GRAPH ?release {",
+            "SELECT ?tid ?mid WHERE { GRAPH ?release {\n"
+            "    ?technique kb:attackId ?tid . ?mitigation kb:attackId ?mid .",
+        ),
+        release,
+    )
+    out: dict[str, set[str]] = {}
+    for r in store.select(q):
+        out.setdefault(r["tid"].value, set()).add(r["mid"].value)
+    return out
+
+
+def active_ids(store: Store, release: str, cls: str = "Technique") -> set[str]:
+    """IDs (kb:attackId or kb:externalId) of the active members of ``kb:<cls>`` in one release."""
+    rows = store.select(
+        f"""SELECT ?id WHERE {{ GRAPH {_g(release)} {{
+            ?x a {_g(KB[cls])} . {{ ?x kb:attackId ?id }} UNION {{ ?x kb:externalId ?id }}
+            FILTER NOT EXISTS {{ ?x kb:revoked true }} FILTER NOT EXISTS {{ ?x kb:deprecated true }} }} }}"""
+    )
+    return {r["id"].value for r in rows}
+
+
+def require_release(store: Store, graph: str) -> None:
+    """Raise ImportFailed-free InputError when ``graph`` is not a recorded release."""
+    if not any(i.graph == graph for i in releases(store)):
+        raise InputError(f"<{graph}> is not a loaded release", hint="see `threatgraph releases`")
+
+
+__all__ = [
+    "ACTIVE_FILTER",
+    "ACTIVE_MITIGATES_QUERY",
+    "ACTIVE_TECHNIQUES_QUERY",
+    "PARSERS",
+    "RELEASES_GRAPH",
+    "ImportFailed",
+    "ImportResult",
+    "ReleaseInfo",
+    "active_ids",
+    "load_release",
+    "newest_release",
+    "parse_release",
+    "release_graph",
+    "releases",
+    "replacement_for",
+    "resolve_release",
+    "technique_mitigations",
+    "version_key",
+]
