@@ -33,6 +33,9 @@ EXIT_INTERNAL = 3
 # One module per command under threatgraph.commands; each defines register(subparsers).
 COMMANDS: tuple[str, ...] = (
     "analyze",
+    "knowledge_import",
+    "releases",
+    "diff_release",
 )
 
 

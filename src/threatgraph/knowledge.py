@@ -387,6 +387,8 @@ __all__ = [
     "ImportResult",
     "ReleaseInfo",
     "active_ids",
+    "diff_releases",
+    "snapshot",
     "load_release",
     "newest_release",
     "parse_release",
@@ -397,3 +399,108 @@ __all__ = [
     "technique_mitigations",
     "version_key",
 ]
+
+
+# -- release diff ------------------------------------------------------------------------------------
+DIFF_KINDS = {"techniques": "Technique", "mitigations": "Mitigation"}
+
+
+@dataclass
+class _Entry:
+    iri: str
+    ident: str
+    name: str = ""
+    version: str = ""
+    revoked: bool = False
+    deprecated: bool = False
+    revoked_by: str = ""
+    tactics: set[str] = field(default_factory=set)
+    platforms: set[str] = field(default_factory=set)
+    related: set[str] = field(default_factory=set)
+
+    @property
+    def active(self) -> bool:
+        return not (self.revoked or self.deprecated)
+
+
+def snapshot(store: Store, release: str, cls: str) -> dict[str, _Entry]:
+    """ID → facts compared by :func:`diff_releases` for every ``kb:<cls>`` of one release."""
+    g, c = _g(release), _g(KB[cls])
+    entries: dict[str, _Entry] = {}
+    by_iri: dict[str, _Entry] = {}
+    for r in store.select(
+        f"""SELECT ?x ?id ?name ?version ?revoked ?deprecated ?byid WHERE {{ GRAPH {g} {{
+            ?x a {c} . {{ ?x kb:attackId ?id }} UNION {{ ?x kb:externalId ?id }}
+            OPTIONAL {{ ?x rdfs:label ?name }} OPTIONAL {{ ?x kb:version ?version }}
+            OPTIONAL {{ ?x kb:revoked ?revoked }} OPTIONAL {{ ?x kb:deprecated ?deprecated }}
+            OPTIONAL {{ ?x kb:revokedBy ?by . {{ ?by kb:attackId ?byid }} UNION {{ ?by kb:externalId ?byid }} }}
+        }} }}"""
+    ):
+        e = _Entry(
+            iri=r["x"].value,
+            ident=r["id"].value,
+            name=r["name"].value if "name" in r else "",
+            version=r["version"].value if "version" in r else "",
+            revoked="revoked" in r and r["revoked"].value == "true",
+            deprecated="deprecated" in r and r["deprecated"].value == "true",
+            revoked_by=r["byid"].value if "byid" in r else "",
+        )
+        entries[e.ident] = e
+        by_iri[e.iri] = e
+    related = (
+        "?x kb:mitigates ?y . ?y kb:attackId|kb:externalId ?v"
+        if cls == "Mitigation"
+        else "?y kb:mitigates ?x . ?y kb:attackId|kb:externalId ?v"
+    )
+    for attr, pattern in (
+        ("tactics", "?x kb:tactic ?y . ?y rdfs:label ?v"),
+        ("platforms", "?x kb:platform ?y . ?y rdfs:label ?v"),
+        ("related", related),
+    ):
+        for r in store.select(f"SELECT ?x ?v WHERE {{ GRAPH {g} {{ ?x a {c} . {pattern} }} }}"):
+            e2 = by_iri.get(r["x"].value)
+            if e2 is not None:
+                getattr(e2, attr).add(r["v"].value)
+    return entries
+
+
+def _brief(e: _Entry) -> dict[str, Any]:
+    return {"id": e.ident, "name": e.name}
+
+
+def diff_releases(old_store: Store, old: str, new_store: Store, new: str) -> dict[str, Any]:
+    """Techniques and mitigations added, removed, newly revoked (with replacement), newly deprecated, changed."""
+    out: dict[str, Any] = {"old": old, "new": new}
+    for key, cls in DIFF_KINDS.items():
+        a, b = snapshot(old_store, old, cls), snapshot(new_store, new, cls)
+        rel_name = "techniques" if cls == "Mitigation" else "mitigations"
+        changed = []
+        for ident in sorted(set(a) & set(b)):
+            x, y = a[ident], b[ident]
+            if not y.active:
+                continue
+            ch: dict[str, Any] = {}
+            if x.name != y.name:
+                ch["name"] = {"old": x.name, "new": y.name}
+            if x.version != y.version:
+                ch["version"] = {"old": x.version, "new": y.version}
+            for attr, label in (("tactics", "tactics"), ("platforms", "platforms"), ("related", rel_name)):
+                old_set, new_set = getattr(x, attr), getattr(y, attr)
+                if old_set != new_set:
+                    ch[label] = {"added": sorted(new_set - old_set), "removed": sorted(old_set - new_set)}
+            if ch:
+                changed.append({**_brief(y), "changes": ch})
+        out[key] = {
+            "added": [_brief(b[i]) for i in sorted(set(b) - set(a))],
+            "removed": [_brief(a[i]) for i in sorted(set(a) - set(b))],
+            "revoked": [
+                {**_brief(b[i]), "replacement": b[i].revoked_by or None}
+                for i in sorted(set(a) & set(b))
+                if b[i].revoked and not a[i].revoked
+            ],
+            "deprecated": [
+                _brief(b[i]) for i in sorted(set(a) & set(b)) if b[i].deprecated and not a[i].deprecated
+            ],
+            "changed": changed,
+        }
+    return out
