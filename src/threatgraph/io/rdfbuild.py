@@ -99,7 +99,7 @@ P_STEP_INDEX = kb("stepIndex")
 P_TECHNIQUE = kb("technique")
 P_CASE_STUDY_TYPE = kb("caseStudyType")
 P_ACTOR = kb("actor")
-P_TARGET = kb("target")
+P_TARGET = kb("caseStudyTarget")
 P_INCIDENT_DATE = kb("incidentDate")
 P_CHILD_OF = kb("childOf")
 
