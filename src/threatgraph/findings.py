@@ -4,35 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyoxigraph import Literal, NamedNode
+from pyoxigraph import NamedNode
 
 from threatgraph.rules import SEVERITIES
 from threatgraph.store import Store
 from threatgraph.store.base import Term
-from threatgraph.terms import graph_iri
+from threatgraph.terms import RDF, RDFS, TG, graph_iri
 
-_QUERY = """
-SELECT ?f ?rid ?threat ?sev ?focus ?expl ?src ?framework WHERE {
-  GRAPH <%(g)s> {
-    ?f a tg:Finding ; tg:ruleId ?rid ; tg:threat ?threat ; tg:severity ?sevNode ; tg:focus ?focus ;
-       tg:explanation ?expl ; tg:byRule ?rule .
-    ?rule tg:ruleSource ?src .
-  }
-  ?sevNode rdfs:label ?sev0 .
-  BIND(STR(?sev0) AS ?sev)
-  BIND("" AS ?framework)
-}
-"""
-_CATS = """
-SELECT ?f ?cat ?scheme WHERE { GRAPH <%(g)s> { ?f a tg:Finding ; tg:category ?cat } OPTIONAL { ?cat skos:inScheme ?scheme } }
-"""
-_EVIDENCE = """
-SELECT ?f ?role ?v ?lit WHERE { GRAPH <%(g)s> { ?f tg:evidence ?e . ?e tg:role ?role .
-  OPTIONAL { ?e tg:value ?v } OPTIONAL { ?e tg:literalValue ?lit } } }
-"""
 _FOCUS = """
 SELECT ?focus ?kind WHERE { GRAPH <%(g)s> { ?f a tg:Finding ; tg:focus ?focus }
   VALUES ?kind { tg:ExternalEntity tg:Process tg:DataStore tg:DataFlow } ?focus a ?kind }
+"""
+_SCHEMES = """
+SELECT ?cat ?scheme WHERE { ?cat a tg:ThreatCategory ; skos:inScheme ?scheme }
 """
 
 
@@ -63,50 +47,74 @@ class Finding:
         return [c[1] for c in self.categories]
 
 
-def _text(t: Term) -> str:
-    return t.value
-
-
 def read_findings(store: Store, labels: dict[str, str], graph: str | None = None) -> list[Finding]:
-    """All findings of ``graph`` (default ``graph/findings``), sorted by focus label, severity, rule."""
+    """All findings of ``graph`` (default ``graph/findings``), sorted by focus label, severity, rule.
+
+    Reads the graph's quads once (linear in its size) and the rule descriptions stored beside them.
+    """
     g = graph or graph_iri("findings")
-    out: dict[str, Finding] = {}
-    for r in store.select(_QUERY % {"g": g}):
-        focus = r["focus"]
-        out[r["f"].value] = Finding(
-            iri=r["f"].value,
-            rule_id=_text(r["rid"]),
-            threat=_text(r["threat"]),
-            severity=_text(r["sev"]),
-            focus=focus.value,
-            focus_label=labels.get(focus.value, focus.value.rsplit("#", 1)[-1].rsplit("/", 1)[-1]),
-            focus_kind="",
-            explanation=_text(r["expl"]),
-            source=_text(r["src"]),
-        )
+    subj: dict[str, dict[str, list[Term]]] = {}
+    for q in store.quads(g):
+        s = q.subject
+        if isinstance(s, NamedNode):
+            subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(q.object)
+    schemes = {r["cat"].value: r["scheme"].value for r in store.select(_SCHEMES)}
     kinds: dict[str, str] = {}
     for r in store.select(_FOCUS % {"g": g}):
         kinds.setdefault(r["focus"].value, labels.get(r["kind"].value, r["kind"].value))
-    for r in store.select(_CATS % {"g": g}):
-        f = out.get(r["f"].value)
-        if f is None:
+    sev_names = {TG[name.capitalize()]: name for name in SEVERITIES}
+    out: list[Finding] = []
+    for iri, props in subj.items():
+        if _TYPE not in props or not any(t.value == _FINDING for t in props[_TYPE]):
             continue
-        cat = r["cat"].value
-        scheme = r.get("scheme")
-        fw = "LINDDUN" if scheme is not None and "linddun" in scheme.value else "STRIDE"
-        f.categories.append((cat, labels.get(cat, cat), fw))
-    for r in store.select(_EVIDENCE % {"g": g}):
-        f = out.get(r["f"].value)
-        if f is None:
-            continue
-        v = r.get("v")
-        lit = r.get("lit")
-        if isinstance(v, NamedNode):
-            f.evidence.append((_text(r["role"]), v.value, labels.get(v.value, v.value)))
-        elif isinstance(lit, Literal):
-            f.evidence.append((_text(r["role"]), lit.value, lit.value))
-    for f in out.values():
-        f.focus_kind = kinds.get(f.focus, "")
+        rule = props[_BY_RULE][0].value
+        rprops = subj.get(rule, {})
+        focus = props[_FOCUS_P][0].value
+        f = Finding(
+            iri=iri,
+            rule_id=_one(rprops, _RULE_ID) or rule.rsplit("/", 1)[-1],
+            threat=_one(rprops, _LABEL),
+            severity=sev_names.get(props[_SEVERITY][0].value, "info"),
+            focus=focus,
+            focus_label=labels.get(focus, focus.rsplit("#", 1)[-1].rsplit("/", 1)[-1]),
+            focus_kind=kinds.get(focus, ""),
+            explanation=_one(props, _EXPLANATION),
+            source=_one(rprops, _SOURCE),
+        )
+        for cat in props.get(_CATEGORY, []):
+            fw = "LINDDUN" if "linddun" in schemes.get(cat.value, "") else "STRIDE"
+            f.categories.append((cat.value, labels.get(cat.value, cat.value), fw))
+        for ev in props.get(_EVIDENCE_P, []):
+            ep = subj.get(ev.value, {})
+            role = _one(ep, _ROLE)
+            if _VALUE in ep:
+                v = ep[_VALUE][0].value
+                f.evidence.append((role, v, labels.get(v, v)))
+            elif _LITERAL_VALUE in ep:
+                v = ep[_LITERAL_VALUE][0].value
+                f.evidence.append((role, v, v))
         f.categories.sort(key=lambda c: (c[2] != "STRIDE", c[1]))
         f.evidence.sort()
-    return sorted(out.values(), key=lambda f: (f.focus_label.lower(), f.focus, -f.severity_rank, f.rule_id, f.category_labels))
+        out.append(f)
+    return sorted(out, key=lambda f: (f.focus_label.lower(), f.focus, -f.severity_rank, f.rule_id, f.category_labels))
+
+
+def _one(props: dict[str, list[Term]], key: str) -> str:
+    vals = props.get(key)
+    return vals[0].value if vals else ""
+
+
+_TYPE = RDF.type
+_FINDING = TG.Finding
+_BY_RULE = TG.byRule
+_RULE_ID = TG.ruleId
+_LABEL = RDFS.label
+_SOURCE = TG.ruleSource
+_FOCUS_P = TG.focus
+_SEVERITY = TG.severity
+_EXPLANATION = TG.explanation
+_CATEGORY = TG.category
+_EVIDENCE_P = TG.evidence
+_ROLE = TG.role
+_VALUE = TG.value
+_LITERAL_VALUE = TG.literalValue

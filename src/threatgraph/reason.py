@@ -31,4 +31,6 @@ def closure(ontology: rdflib.Graph, model: rdflib.Graph) -> list[Triple]:
     r.from_graph(ontology)
     r.from_graph(model)
     out = r.reason()
-    return [t for t in out if t not in model and t not in ontology and _useful(t)]
+    asserted = set(model)
+    asserted.update(ontology)
+    return [t for t in out if t not in asserted and _useful(t)]

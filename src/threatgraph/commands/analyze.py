@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from threatgraph.engine import Engine, labels_of
+from threatgraph.engine import Engine, labels_of, no_gc
 from threatgraph.findings import read_findings
 from threatgraph.report import FORMATS, findings_json, render_markdown, render_table, render_turtle
 from threatgraph.rules import SEVERITIES, severity_rank
@@ -37,6 +37,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with no_gc():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     engine = Engine()
     analysis = engine.analyze(args.models)
     for w in analysis.warnings:
