@@ -43,24 +43,34 @@ PARSERS: dict[str, Parser] = {
 
 SOURCE_ALIASES = {"attack": "attack-enterprise", "enterprise": "attack-enterprise", "ics": "attack-ics"}
 
-ACTIVE_FILTER = """FILTER NOT EXISTS { ?{v} kb:revoked true }
-    FILTER NOT EXISTS { ?{v} kb:deprecated true }"""
-"""The canonical "active" test for variable ``?{v}`` (use inside the release's ``GRAPH`` block)."""
+
+def active_filter(var: str) -> str:
+    """The canonical "active" test for ``?var``, to put inside the release's ``GRAPH`` block.
+
+    ``FILTER NOT EXISTS`` gives the same answers; MINUS is faster on Oxigraph.
+
+    >>> print(active_filter("t"))
+    MINUS { ?t kb:revoked true } MINUS { ?t kb:deprecated true }
+    """
+    if not var.isidentifier():
+        raise InputError(f"invalid SPARQL variable name {var!r}")
+    return f"MINUS {{ ?{var} kb:revoked true }} MINUS {{ ?{var} kb:deprecated true }}"
+
 
 ACTIVE_TECHNIQUES_QUERY = """SELECT ?technique ?id WHERE { GRAPH ?release {
     ?technique a kb:Technique .
-    OPTIONAL { ?technique kb:attackId ?id }
-    FILTER NOT EXISTS { ?technique kb:revoked true }
-    FILTER NOT EXISTS { ?technique kb:deprecated true }
+    OPTIONAL { ?technique kb:attackId|kb:externalId ?id }
+    MINUS { ?technique kb:revoked true }
+    MINUS { ?technique kb:deprecated true }
 } }"""
 """Canonical SPARQL for the active techniques of one release (bind ``?release`` to its graph IRI)."""
 
 ACTIVE_MITIGATES_QUERY = """SELECT ?technique ?mitigation WHERE { GRAPH ?release {
     ?mitigation kb:mitigates ?technique .
-    FILTER NOT EXISTS { ?technique kb:revoked true }
-    FILTER NOT EXISTS { ?technique kb:deprecated true }
-    FILTER NOT EXISTS { ?mitigation kb:revoked true }
-    FILTER NOT EXISTS { ?mitigation kb:deprecated true }
+    MINUS { ?technique kb:revoked true }
+    MINUS { ?technique kb:deprecated true }
+    MINUS { ?mitigation kb:revoked true }
+    MINUS { ?mitigation kb:deprecated true }
 } }"""
 """Canonical SPARQL for active technique → mitigation pairs (both ends must be active)."""
 
@@ -348,9 +358,9 @@ def replacement_for(store: Store, technique_iri: str) -> tuple[str, str | None]:
 def technique_mitigations(store: Store, release: str) -> dict[str, set[str]]:
     """Active technique ID → IDs of its active mitigations, in one SPARQL query."""
     q = _bind(
-        ACTIVE_MITIGATES_QUERY.replace(
-            "SELECT ?technique ?mitigation WHERE { GRAPH ?release {",
-            "SELECT ?tid ?mid WHERE { GRAPH ?release {\n"
+        ACTIVE_MITIGATES_QUERY.replace("SELECT ?technique ?mitigation", "SELECT ?tid ?mid").replace(
+            "?mitigation kb:mitigates ?technique .",
+            "?mitigation kb:mitigates ?technique .\n"
             "    ?technique kb:attackId ?tid . ?mitigation kb:attackId ?mid .",
         ),
         release,
@@ -378,7 +388,6 @@ def require_release(store: Store, graph: str) -> None:
 
 
 __all__ = [
-    "ACTIVE_FILTER",
     "ACTIVE_MITIGATES_QUERY",
     "ACTIVE_TECHNIQUES_QUERY",
     "PARSERS",
@@ -386,9 +395,9 @@ __all__ = [
     "ImportFailed",
     "ImportResult",
     "ReleaseInfo",
+    "active_filter",
     "active_ids",
     "diff_releases",
-    "snapshot",
     "load_release",
     "newest_release",
     "parse_release",
@@ -396,6 +405,7 @@ __all__ = [
     "releases",
     "replacement_for",
     "resolve_release",
+    "snapshot",
     "technique_mitigations",
     "version_key",
 ]
@@ -433,7 +443,7 @@ def snapshot(store: Store, release: str, cls: str) -> dict[str, _Entry]:
             ?x a {c} . {{ ?x kb:attackId ?id }} UNION {{ ?x kb:externalId ?id }}
             OPTIONAL {{ ?x rdfs:label ?name }} OPTIONAL {{ ?x kb:version ?version }}
             OPTIONAL {{ ?x kb:revoked ?revoked }} OPTIONAL {{ ?x kb:deprecated ?deprecated }}
-            OPTIONAL {{ ?x kb:revokedBy ?by . {{ ?by kb:attackId ?byid }} UNION {{ ?by kb:externalId ?byid }} }}
+            OPTIONAL {{ ?x kb:revokedBy ?by . ?by kb:attackId|kb:externalId ?byid }}
         }} }}"""
     ):
         e = _Entry(
@@ -469,7 +479,7 @@ def _brief(e: _Entry) -> dict[str, Any]:
 
 
 def diff_releases(old_store: Store, old: str, new_store: Store, new: str) -> dict[str, Any]:
-    """Techniques and mitigations added, removed, newly revoked (with replacement), newly deprecated, changed."""
+    """Techniques and mitigations added, removed, newly revoked (with replacement), deprecated, changed."""
     out: dict[str, Any] = {"old": old, "new": new}
     for key, cls in DIFF_KINDS.items():
         a, b = snapshot(old_store, old, cls), snapshot(new_store, new, cls)
