@@ -33,9 +33,11 @@ EXIT_INTERNAL = 3
 # One module per command under threatgraph.commands; each defines register(subparsers).
 COMMANDS: tuple[str, ...] = (
     "analyze",
+    "rules",
     "knowledge_import",
     "releases",
     "diff_release",
+    "coverage",
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyoxigraph import NamedNode
+from pyoxigraph import BlankNode, Literal, NamedNode
 
 from threatgraph.rules import SEVERITIES
 from threatgraph.store import Store
@@ -55,9 +55,9 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
     g = graph or graph_iri("findings")
     subj: dict[str, dict[str, list[Term]]] = {}
     for q in store.quads(g):
-        s = q.subject
-        if isinstance(s, NamedNode):
-            subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(q.object)
+        s, o = q.subject, q.object
+        if isinstance(s, NamedNode) and isinstance(o, (NamedNode, BlankNode, Literal)):
+            subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)
     schemes = {r["cat"].value: r["scheme"].value for r in store.select(_SCHEMES)}
     kinds: dict[str, str] = {}
     for r in store.select(_FOCUS % {"g": g}):

@@ -38,7 +38,7 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None) -> st
     """A readable text table grouped by element: category, threat, severity, why."""
     width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
     lines: list[str] = []
-    cat_w, sev_w = 28, 8
+    cat_w, sev_w = 34, 8
     why_w = max(30, width - cat_w - sev_w - 8)
     for head, items in _by_element(findings):
         kind = f" ({head.focus_kind})" if head.focus_kind else ""

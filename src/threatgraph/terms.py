@@ -83,6 +83,10 @@ PREFIXES: Final[dict[str, str]] = {
 }
 
 
+TURTLE_PREFIXES: Final[dict[str, str]] = {k: v for k, v in PREFIXES.items() if k not in ("finding", "rule")}
+"""Prefixes for Turtle output: finding and rule IRIs are written in full (their local parts contain '/')."""
+
+
 def graph_iri(name: str) -> str:
     """IRI of one of threatgraph's named graphs (``ontology``, ``model``, ``inferred``, ``findings``, …)."""
     return GRAPH + name

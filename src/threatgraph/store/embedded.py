@@ -12,13 +12,15 @@ from pyoxigraph import (
     QuerySolutions,
     QueryTriples,
     RdfFormat,
+)
+from pyoxigraph import (
     Store as OxStore,
 )
 
 from threatgraph.errors import InputError, StoreError
 from threatgraph.sparql import with_values
 from threatgraph.store.base import Row, Term
-from threatgraph.terms import PREFIXES
+from threatgraph.terms import PREFIXES, TURTLE_PREFIXES
 
 _FORMATS: dict[str, RdfFormat] = {
     "text/turtle": RdfFormat.TURTLE,
@@ -141,10 +143,10 @@ class EmbeddedStore:
     def dump(self, graph: str | None, mime: str) -> bytes:
         fmt = rdf_format(mime)
         if graph is None:
-            return bytes(self._store.dump(format=fmt, prefixes=PREFIXES if fmt.supports_datasets else None))
+            return self._store.dump(format=fmt, prefixes=TURTLE_PREFIXES if fmt.supports_datasets else None) or b""
         kwargs: dict[str, object] = {"from_graph": NamedNode(graph)}
         if fmt in (RdfFormat.TURTLE, RdfFormat.TRIG, RdfFormat.N3, RdfFormat.RDF_XML):
-            kwargs["prefixes"] = PREFIXES
+            kwargs["prefixes"] = TURTLE_PREFIXES
         return bytes(self._store.dump(format=fmt, **kwargs))  # type: ignore[arg-type]
 
     def quads(self, graph: str | None = None) -> Iterator[Quad]:

@@ -1,0 +1,147 @@
+"""CLI behaviour: exit codes, bad input messages (file and line, no traceback), output formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from threatgraph.cli import main
+
+GOOD = """@prefix tg: <https://w3id.org/threatgraph/ontology#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+@prefix ex: <http://example.org/cli#> .
+ex:z1 a tg:TrustZone . ex:z2 a tg:TrustZone .
+ex:user a tg:ExternalEntity ; rdfs:label "User" ; tg:inZone ex:z1 .
+ex:api a tg:Process ; rdfs:label "API" ; tg:inZone ex:z2 .
+ex:req a tg:DataFlow ; rdfs:label "request" ; tg:source ex:user ; tg:target ex:api .
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_table_output_groups_by_element(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["analyze", str(write(tmp_path, "m.ttl", GOOD))])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "API (Process)  <http://example.org/cli#api>" in out
+    assert "STRIDE:Elevation of privilege" in out
+    assert "LINDDUN:Unawareness &" in out  # on the external entity (long labels wrap)
+
+
+def test_json_output_has_explanations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(write(tmp_path, "m.ttl", GOOD)), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    api = [f for f in doc["findings"] if f["element"]["iri"] == "http://example.org/cli#api"]
+    cats = {c["label"] for f in api for c in f["categories"]}
+    assert {"Spoofing", "Tampering", "Repudiation", "Information disclosure", "Denial of service",
+            "Elevation of privilege"} <= cats
+    spoof = next(f for f in api if f["rule"] == "TG-PE-STRIDE" and f["categories"][0]["label"] == "Spoofing")
+    assert "Spoofing" in spoof["explanation"] and "Process" in spoof["explanation"]
+    assert {"role": "kind", "value": "https://w3id.org/threatgraph/ontology#Process", "label": "Process"} in spoof["evidence"]
+
+
+def test_turtle_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = str(write(tmp_path, "m.ttl", GOOD))
+    assert main(["analyze", m, "--format", "turtle"]) == 0
+    ttl = capsys.readouterr().out
+    assert "tg:Finding" in ttl and "<https://w3id.org/threatgraph/finding/TG-PE-STRIDE/" in ttl
+    assert main(["analyze", m, "--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("# Threat analysis") and "## API (Process)" in md
+
+
+def test_fail_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = str(write(tmp_path, "m.ttl", GOOD))
+    assert main(["analyze", m, "--fail-on", "info", "--format", "json"]) == 1
+    assert "at or above info" in capsys.readouterr().err
+
+
+def test_stable_finding_iris(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = str(write(tmp_path, "m.ttl", GOOD))
+    main(["analyze", m, "--format", "json"])
+    first = {f["id"] for f in json.loads(capsys.readouterr().out)["findings"]}
+    main(["analyze", m, "--format", "json"])
+    assert first == {f["id"] for f in json.loads(capsys.readouterr().out)["findings"]}
+
+
+def test_malformed_turtle_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(tmp_path, "bad.ttl", GOOD + "ex:oops tg:source ex:user\nex:more ex:x .\n")
+    rc = main(["analyze", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{bad}:9:" in err and "malformed turtle" in err
+    assert "Traceback" not in err
+
+
+def test_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "/nonexistent/model.ttl"]) == 2
+    assert "/nonexistent/model.ttl: no such file" in capsys.readouterr().err
+
+
+def test_empty_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(write(tmp_path, "empty.ttl", ""))]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(["analyze", str(write(tmp_path, "prefixes.ttl", "@prefix ex: <http://x/> .\n"))]) == 2
+    assert "no triples" in capsys.readouterr().err
+
+
+def test_flow_without_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = write(tmp_path, "m.ttl", GOOD.replace(" ; tg:target ex:api", ""))
+    assert main(["analyze", str(m)]) == 2
+    err = capsys.readouterr().err
+    assert "data flow <http://example.org/cli#req> has no tg:target" in err
+
+
+def test_unknown_terms_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = write(tmp_path, "m.ttl", GOOD + "ex:api a tg:Proces ; tg:authenticatd true .\n")
+    assert main(["analyze", str(m), "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert "class <https://w3id.org/threatgraph/ontology#Proces> is not defined" in err
+    assert "property <https://w3id.org/threatgraph/ontology#authenticatd> is not defined" in err
+
+
+def test_known_terms_do_not_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(write(tmp_path, "m.ttl", GOOD)), "--format", "json"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_other_rdf_syntax(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import rdflib
+
+    g = rdflib.Graph().parse(data=GOOD, format="turtle")
+    nt = write(tmp_path, "m.nt", g.serialize(format="nt"))
+    assert main(["analyze", str(nt), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["findings"]
+
+
+def test_no_command_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+
+
+def test_console_entry_point_and_module(tmp_path: Path) -> None:
+    m = str(write(tmp_path, "m.ttl", GOOD))
+    res = subprocess.run([sys.executable, "-m", "threatgraph", "analyze", m, "--fail-on", "critical"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "findings on 3 elements" in res.stdout
+
+
+def test_rule_catalogue_is_generated(capsys: pytest.CaptureFixture[str]) -> None:
+    from threatgraph.commands.rules import catalogue_markdown
+    from threatgraph.ontology import load_ontology
+    from threatgraph.rules import load_rules, rule_files
+
+    onto = load_ontology()
+    rules = load_rules(rule_files(), known_terms=set(onto.terms), categories=set(onto.categories))
+    doc = Path(__file__).resolve().parent.parent / "docs" / "rule-catalogue.md"
+    assert doc.read_text(encoding="utf-8") == catalogue_markdown(rules), (
+        "docs/rule-catalogue.md is stale: run `threatgraph rules --format markdown > docs/rule-catalogue.md`"
+    )
