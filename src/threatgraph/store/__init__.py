@@ -5,17 +5,25 @@ The engine and everything above it know only the protocol; :func:`open_store` pi
 
 from __future__ import annotations
 
+from typing import Any
+
 from threatgraph.store.base import Row, Store, Term
 from threatgraph.store.embedded import EmbeddedStore
 
 
-def open_store(location: str | None = None) -> Store:
-    """Open the embedded store: in memory when ``location`` is None, else on disk in that directory.
+def open_store(location: str | None = None, endpoint: str | None = None, **remote: Any) -> Store:
+    """Open the embedded store (in memory when ``location`` is None, else on disk in that directory),
+    or a remote SPARQL 1.1 store when ``endpoint`` is given (``remote`` options go to
+    :class:`~threatgraph.store.remote.RemoteStore`: ``user``, ``password``, ``token``, …).
 
     >>> s = open_store()
     >>> s.graph_names()
     []
     """
+    if endpoint:
+        from threatgraph.store.remote import RemoteStore
+
+        return RemoteStore(endpoint, **remote)
     return EmbeddedStore(location)
 
 

@@ -1,0 +1,86 @@
+"""``threatgraph serve``: a read-only (by default) SPARQL 1.1 endpoint with a query page and limits."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from threatgraph.engine import Engine
+from threatgraph.server import ServerConfig, SparqlServer, write_dataset
+from threatgraph.store import EmbeddedStore, open_store
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="serve the knowledge graph over SPARQL 1.1 (query page at /)",
+        description="Serve a store and/or analysed models over the SPARQL 1.1 Protocol (/query, /update), the Graph "
+        "Store Protocol (/store) and a query page (/). Read-only unless --update-token is given. Each query runs in "
+        "a forked worker that is killed at the time limit.",
+    )
+    p.add_argument("--store", metavar="DIR", help="embedded store directory to serve (read at start, never written)")
+    p.add_argument("--model", "-m", action="append", default=[], metavar="FILE", help="analyse and serve this model")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
+    p.add_argument("--port", type=int, default=7879, help="port (default 7879; 0 picks a free one)")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per query (default 10)")
+    p.add_argument("--max-rows", type=int, default=100_000, help="rows/triples per result (default 100000)")
+    p.add_argument("--max-body", type=int, default=1_000_000, metavar="BYTES", help="request size limit (default 1 MB)")
+    p.add_argument("--workers", type=int, default=2, help="query worker processes (default 2)")
+    p.add_argument("--memory-limit-mb", type=int, default=1024, help="extra memory per query worker (default 1024)")
+    p.add_argument(
+        "--update-token",
+        default=None,
+        help="enable SPARQL Update and graph writes for requests with 'Authorization: Bearer TOKEN' "
+        "(default: $THREATGRAPH_UPDATE_TOKEN; unset = read-only)",
+    )
+    p.add_argument("--allow-load", action="append", default=[], metavar="PREFIX", help="IRI prefix LOAD may read")
+    p.add_argument("--allow-service", action="append", default=[], metavar="PREFIX", help="IRI prefix SERVICE may call")
+    p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this CORS origin ('*' = any)")
+    p.set_defaults(func=run)
+
+
+def build_dataset(store_dir: str | None, models: list[str]) -> str:
+    """Collect what to serve into a temporary N-Quads file (returns its path)."""
+    mem = EmbeddedStore()
+    if store_dir:
+        disk = open_store(store_dir)
+        mem.add_quads(disk.quads())
+        del disk
+    if models:
+        Engine(mem).analyze(models)
+    elif not store_dir:
+        Engine(mem).load_ontology()
+    return write_dataset(mem.quads())
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = ServerConfig(
+        host=args.host,
+        port=args.port,
+        time_limit=args.time_limit,
+        max_rows=args.max_rows,
+        max_body=args.max_body,
+        workers=args.workers,
+        memory_limit_mb=args.memory_limit_mb,
+        update_token=args.update_token or os.environ.get("THREATGRAPH_UPDATE_TOKEN") or None,
+        allow_load=tuple(args.allow_load),
+        allow_service=tuple(args.allow_service),
+        cors_origins=tuple(args.cors),
+    )
+    path = build_dataset(args.store, args.model)
+    try:
+        server = SparqlServer(cfg, path)
+    finally:
+        os.unlink(path)
+    mode = "read-write (bearer token)" if cfg.update_token else "read-only"
+    print(f"threatgraph: serving {server.pool.size_at_start} quads at {server.url}/ ({mode}); "
+          f"SPARQL endpoint {server.url}/query", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

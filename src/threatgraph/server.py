@@ -1,0 +1,954 @@
+"""``threatgraph serve``: a SPARQL 1.1 Protocol + Graph Store Protocol endpoint with limits, on the stdlib.
+
+Process layout (how the limits are enforced)::
+
+    HTTP threads (ThreadingHTTPServer) ──► worker pool ──► forked workers (one query at a time each)
+                           │                                   ▲ fork
+                           └──────── writes ──────────► zygote (holds the in-memory dataset, single-threaded)
+
+* The *zygote* is a child process that loads the dataset into an in-memory pyoxigraph store and does
+  nothing but fork workers and apply writes (so it is single-threaded whenever it forks).
+* Each *worker* is a fork of the zygote: it shares the dataset copy-on-write and runs one query at a
+  time. pyoxigraph cannot cancel a running query, so the time limit is enforced by **killing the
+  worker** when its deadline passes and forking a fresh one (a few milliseconds). A worker also stops
+  at the row limit while iterating results, and runs under an address-space limit (``RLIMIT_AS``), so
+  a query that needs too much memory dies alone.
+* Writes (SPARQL Update, Graph Store PUT/POST/DELETE; only with the update token) go to the zygote;
+  workers forked before a write are retired and replaced, so every query sees every earlier write.
+  Writes change the served in-memory dataset only (``--store`` is read at start, never written).
+
+Limits of this design: a write runs in the zygote without a time limit (only token holders can
+write); the limits bound CPU time and memory per query, not the number of rows examined.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import os
+import queue
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import recv_handle, send_handle
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
+
+from pyoxigraph import (
+    BlankNode,
+    Literal,
+    NamedNode,
+    Quad,
+    QueryBoolean,
+    QuerySolutions,
+    QueryTriples,
+    RdfFormat,
+    Triple,
+    serialize,
+)
+from pyoxigraph import (
+    Store as OxStore,
+)
+
+from threatgraph.errors import InputError, ThreatgraphError
+from threatgraph.querylib import NamedQuery, load_library, srj_term
+from threatgraph.sparql import with_values
+from threatgraph.terms import PREFIXES, XSD
+
+# -- media types -------------------------------------------------------------------------------------
+RESULT_TYPES: dict[str, str] = {
+    "application/sparql-results+json": "json",
+    "application/json": "json",
+    "application/sparql-results+xml": "xml",
+    "application/xml": "xml",
+    "text/csv": "csv",
+    "text/tab-separated-values": "tsv",
+}
+GRAPH_TYPES: dict[str, RdfFormat] = {
+    "text/turtle": RdfFormat.TURTLE,
+    "application/n-triples": RdfFormat.N_TRIPLES,
+    "application/ld+json": RdfFormat.JSON_LD,
+    "application/rdf+xml": RdfFormat.RDF_XML,
+    "text/plain": RdfFormat.N_TRIPLES,
+}
+DATASET_TYPES: dict[str, RdfFormat] = {"application/n-quads": RdfFormat.N_QUADS, "application/trig": RdfFormat.TRIG}
+WRITE_TYPES: dict[str, RdfFormat] = {**GRAPH_TYPES, **DATASET_TYPES}
+_RESULT_MIME = {"json": "application/sparql-results+json", "xml": "application/sparql-results+xml", "csv": "text/csv", "tsv": "text/tab-separated-values"}
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+@dataclass
+class ServerConfig:
+    """Settings of ``threatgraph serve`` (see ``threatgraph serve --help``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7879
+    time_limit: float = 10.0
+    """Seconds a query may run before its worker is killed (HTTP 503)."""
+    max_rows: int = 100_000
+    """Rows (or triples) a result may have (HTTP 422 beyond)."""
+    max_body: int = 1_000_000
+    """Bytes a request body or query may have (HTTP 413 beyond)."""
+    workers: int = 2
+    memory_limit_mb: int = 1024
+    """Extra address space a worker may allocate beyond the shared dataset."""
+    update_token: str | None = None
+    allow_load: tuple[str, ...] = ()
+    """IRI prefixes that ``LOAD`` may read from (``file:`` is always refused)."""
+    allow_service: tuple[str, ...] = ()
+    """IRI prefixes that ``SERVICE`` may call."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS (``*`` for any); none by default."""
+    union_default_graph: bool = True
+
+
+class HttpError(Exception):
+    """An error answered with ``status`` and a plain-text message."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+# -- query text checks (SERVICE / LOAD allow-lists) ---------------------------------------------------
+_TOKEN = re.compile(
+    r'(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<iri><[^<>"{}|^`\\\s]*>)'
+    r'|(?P<str>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')'
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_-]*)|(?P<other>.)",
+    re.DOTALL,
+)
+
+
+def significant_tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, text) tokens of SPARQL text without whitespace and comments (IRIs and strings whole)."""
+    out: list[tuple[str, str]] = []
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup or "other"
+        if kind in ("ws", "comment"):
+            continue
+        out.append((kind, m.group()))
+    return out
+
+
+def _allowed(iri: str, allow: Sequence[str]) -> bool:
+    return not iri.lower().startswith("file:") and any(iri.startswith(a) for a in allow if a)
+
+
+def check_remote_access(text: str, cfg: ServerConfig, *, update: bool) -> None:
+    """Refuse ``SERVICE`` (and in updates ``LOAD``) unless the target IRI is allow-listed; ``file:`` never.
+
+    >>> check_remote_access("SELECT * { SERVICE <http://10.0.0.1/sparql> { ?s ?p ?o } }", ServerConfig(), update=False)
+    Traceback (most recent call last):
+    ...
+    threatgraph.server.HttpError: SERVICE <http://10.0.0.1/sparql> is not allowed on this server (allowed: none)
+    """
+    toks = significant_tokens(text)
+    for i, (kind, word) in enumerate(toks):
+        if kind != "word" or word.upper() not in ("SERVICE", "LOAD") or (word.upper() == "LOAD" and not update):
+            continue
+        j = i + 1
+        if j < len(toks) and toks[j][0] == "word" and toks[j][1].upper() == "SILENT":
+            j += 1
+        target = toks[j] if j < len(toks) else ("other", "")
+        allow = cfg.allow_service if word.upper() == "SERVICE" else cfg.allow_load
+        listed = ", ".join(allow) or "none"
+        if target[0] != "iri":
+            raise HttpError(403, f"{word.upper()} must name its target as a full <IRI> on this server (allowed: {listed})")
+        iri = target[1][1:-1]
+        if not _allowed(iri, allow):
+            raise HttpError(403, f"{word.upper()} <{iri}> is not allowed on this server (allowed: {listed})")
+    for kind, word in toks:
+        if kind == "word" and word.upper() == "BASE" and (cfg.allow_service or cfg.allow_load):
+            raise HttpError(403, "BASE is refused on a server with SERVICE/LOAD allow-lists (it could redirect them)")
+
+
+# -- result serializers (run in workers) --------------------------------------------------------------
+def _nt(t: Any) -> str:
+    return str(t)
+
+
+def _xml_term(t: Any) -> str:
+    if isinstance(t, NamedNode):
+        return f"<uri>{xml_escape(t.value)}</uri>"
+    if isinstance(t, BlankNode):
+        return f"<bnode>{xml_escape(t.value)}</bnode>"
+    if isinstance(t, Literal):
+        if t.language:
+            return f"<literal xml:lang={quoteattr(t.language)}>{xml_escape(t.value)}</literal>"
+        if t.datatype.value != XSD.string:
+            return f"<literal datatype={quoteattr(t.datatype.value)}>{xml_escape(t.value)}</literal>"
+        return f"<literal>{xml_escape(t.value)}</literal>"
+    return f"<literal>{xml_escape(str(t))}</literal>"
+
+
+def _csv_cell(t: Any) -> str:
+    if t is None:
+        return ""
+    v = ("_:" + t.value) if isinstance(t, BlankNode) else t.value
+    if any(c in v for c in ',"\n\r'):
+        return '"' + v.replace('"', '""') + '"'
+    return str(v)
+
+
+def serialize_solutions(names: list[str], rows: list[list[Any]], fmt: str) -> bytes:
+    """SELECT results in SPARQL JSON, XML, CSV or TSV."""
+    if fmt == "json":
+        bindings = [{n: srj_term(t) for n, t in zip(names, row, strict=True) if t is not None} for row in rows]
+        return json.dumps({"head": {"vars": names}, "results": {"bindings": bindings}}).encode()
+    if fmt == "xml":
+        parts = ['<?xml version="1.0"?><sparql xmlns="http://www.w3.org/2005/sparql-results#"><head>']
+        parts += [f"<variable name={quoteattr(n)}/>" for n in names]
+        parts.append("</head><results>")
+        for row in rows:
+            parts.append("<result>")
+            parts += [f"<binding name={quoteattr(n)}>{_xml_term(t)}</binding>" for n, t in zip(names, row, strict=True) if t is not None]
+            parts.append("</result>")
+        parts.append("</results></sparql>")
+        return "".join(parts).encode()
+    if fmt == "csv":
+        lines = [",".join(names)] + [",".join(_csv_cell(t) for t in row) for row in rows]
+        return ("\r\n".join(lines) + "\r\n").encode()
+    lines = ["\t".join("?" + n for n in names)] + ["\t".join("" if t is None else _nt(t) for t in row) for row in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def serialize_boolean(value: bool, fmt: str) -> bytes:
+    if fmt == "json":
+        return json.dumps({"head": {}, "boolean": value}).encode()
+    if fmt == "xml":
+        v = "true" if value else "false"
+        return f'<?xml version="1.0"?><sparql xmlns="http://www.w3.org/2005/sparql-results#"><head/><boolean>{v}</boolean></sparql>'.encode()
+    return (("true" if value else "false") + "\n").encode()
+
+
+# -- worker (a fork of the zygote) --------------------------------------------------------------------
+Response = tuple[int, str, bytes]
+
+
+def _run_query(store: OxStore, req: dict[str, Any]) -> Response:
+    kwargs: dict[str, Any] = {"prefixes": PREFIXES}
+    if req.get("default_graphs"):
+        kwargs["default_graph"] = [NamedNode(g) for g in req["default_graphs"]]
+    elif req.get("union", True):
+        kwargs["use_default_graph_as_union"] = True
+    if req.get("named_graphs"):
+        kwargs["named_graphs"] = [NamedNode(g) for g in req["named_graphs"]]
+    max_rows: int = req["max_rows"]
+    try:
+        res = store.query(req["query"], **kwargs)
+        if isinstance(res, QueryBoolean):
+            fmt = req["result_format"]
+            return 200, _RESULT_MIME[fmt], serialize_boolean(bool(res), fmt)
+        if isinstance(res, QuerySolutions):
+            names = [v.value for v in res.variables]
+            rows: list[list[Any]] = []
+            for sol in res:
+                if len(rows) >= max_rows:
+                    return 422, "text/plain", _too_many(max_rows)
+                rows.append([sol[i] for i in range(len(names))])
+            fmt = req["result_format"]
+            return 200, _RESULT_MIME[fmt], serialize_solutions(names, rows, fmt)
+        if isinstance(res, QueryTriples):
+            triples: list[Triple] = []
+            for t in res:
+                if len(triples) >= max_rows:
+                    return 422, "text/plain", _too_many(max_rows)
+                triples.append(t)
+            mime = req["graph_mime"]
+            return 200, mime, serialize(triples, format=GRAPH_TYPES[mime], prefixes=_prefixes_for(mime)) or b""
+    except SyntaxError as err:
+        return 400, "text/plain", f"invalid SPARQL query: {err}\n".encode()
+    except OSError as err:
+        return 500, "text/plain", f"query failed: {err}\n".encode()
+    return 500, "text/plain", b"unexpected query result\n"
+
+
+def _prefixes_for(mime: str) -> dict[str, str] | None:
+    return PREFIXES if mime in ("text/turtle", "application/trig", "application/rdf+xml") else None
+
+
+def _too_many(n: int) -> bytes:
+    return (
+        f"the result has more than {n} rows, this server's limit; add LIMIT or narrow the query "
+        "(the operator can raise --max-rows)\n"
+    ).encode()
+
+
+def _dump(store: OxStore, req: dict[str, Any]) -> Response:
+    graph = req.get("graph")
+    mime = req["mime"]
+    if graph is None:
+        fmt = DATASET_TYPES[mime]
+        return 200, mime, store.dump(format=fmt, prefixes=_prefixes_for(mime)) or b""
+    if graph == "":
+        from pyoxigraph import DefaultGraph
+
+        g: Any = DefaultGraph()
+    else:
+        g = NamedNode(graph)
+        if not store.contains_named_graph(g):
+            return 404, "text/plain", f"no graph <{graph}> in this dataset\n".encode()
+    triples = [q.triple for q in store.quads_for_pattern(None, None, None, g)]
+    if len(triples) > req["max_rows"]:
+        return 422, "text/plain", _too_many(req["max_rows"])
+    return 200, mime, serialize(triples, format=GRAPH_TYPES[mime], prefixes=_prefixes_for(mime)) or b""
+
+
+def _limit_memory(extra_mb: int) -> None:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            pages = int(fh.read().split()[0])
+        current = pages * os.sysconf("SC_PAGE_SIZE")
+        limit = current + extra_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (OSError, ValueError):  # no /proc or no RLIMIT_AS: run without a memory cap
+        pass
+
+
+def _worker_loop(conn: Connection, store: OxStore, memory_limit_mb: int) -> None:
+    _limit_memory(memory_limit_mb)
+    while True:
+        try:
+            req = conn.recv()
+        except (EOFError, OSError):
+            return
+        if req["kind"] == "query":
+            resp = _run_query(store, req)
+        elif req["kind"] == "dump":
+            resp = _dump(store, req)
+        else:
+            resp = (400, "text/plain", b"unknown request\n")
+        try:
+            conn.send(resp)
+        except (OSError, ValueError):
+            return
+
+
+# -- zygote ---------------------------------------------------------------------------------------------
+def _zygote_write(store: OxStore, req: dict[str, Any]) -> tuple[int, str]:
+    op = req["op"]
+    try:
+        if op == "update":
+            store.update(req["text"], prefixes=PREFIXES)
+        elif op in ("put", "post"):
+            graph = req["graph"]
+            fmt = WRITE_TYPES[req["mime"]]
+            scratch = OxStore()
+            if graph is None:
+                scratch.load(req["data"], fmt)
+            else:
+                from pyoxigraph import DefaultGraph
+
+                target: Any = DefaultGraph() if graph == "" else NamedNode(graph)
+                scratch.load(req["data"], fmt, to_graph=target)
+            created = graph is not None and graph != "" and not store.contains_named_graph(NamedNode(graph))
+            if op == "put" and graph is not None:
+                if graph == "":
+                    from pyoxigraph import DefaultGraph
+
+                    store.clear_graph(DefaultGraph())
+                elif store.contains_named_graph(NamedNode(graph)):
+                    store.clear_graph(NamedNode(graph))
+            store.extend(scratch.quads_for_pattern(None, None, None, None))
+            return (201 if created else 204), ""
+        elif op == "delete":
+            g = NamedNode(req["graph"])
+            if not store.contains_named_graph(g):
+                return 404, f"no graph <{req['graph']}> in this dataset"
+            store.remove_graph(g)
+        else:
+            return 400, "unknown write"
+    except SyntaxError as err:
+        return 400, f"invalid input: {err}"
+    except (OSError, ValueError) as err:
+        return 500, f"write failed: {err}"
+    return 204, ""
+
+
+def zygote_main(fd: int, dataset: str, memory_limit_mb: int) -> None:
+    """Entry point of the zygote process (``python -m threatgraph.server --zygote FD DATASET MB``)."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(fd)
+    store = OxStore()
+    if dataset:
+        try:
+            store.load(path=dataset, format=RdfFormat.N_QUADS)
+        except (SyntaxError, OSError) as err:
+            conn.send(("error", f"cannot load the dataset: {err}"))
+            return
+    conn.send(("ready", len(store)))
+    while True:
+        try:
+            req = conn.recv()
+        except (EOFError, OSError):
+            return
+        if req["op"] == "fork":
+            parent_end, child_end = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # worker
+                conn.close()
+                parent_end.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                try:
+                    _worker_loop(Connection(child_end.detach()), store, memory_limit_mb)
+                finally:
+                    os._exit(0)
+            child_end.close()
+            send_handle(conn, parent_end.fileno(), os.getppid())
+            parent_end.close()
+            conn.send(pid)
+        elif req["op"] == "graphs":
+            conn.send(sorted(g.value for g in store.named_graphs() if isinstance(g, NamedNode)))
+        elif req["op"] == "size":
+            conn.send(len(store))
+        else:
+            conn.send(_zygote_write(store, req))
+
+
+# -- worker pool (in the HTTP server process) ----------------------------------------------------------
+@dataclass
+class _Worker:
+    conn: Connection
+    pid: int
+    generation: int
+
+
+class WorkerPool:
+    """Forked query workers with per-query deadlines (kill and replace on timeout)."""
+
+    def __init__(self, dataset: str, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        parent, child = socket.socketpair()
+        self._zygote = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from threatgraph.server import zygote_main; "
+             "zygote_main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))",
+             str(child.fileno()), dataset, str(cfg.memory_limit_mb)],
+            pass_fds=(child.fileno(),),
+        )
+        child.close()
+        self._zconn = Connection(parent.detach())
+        self._zlock = threading.Lock()
+        status = self._zconn.recv()
+        if status[0] != "ready":
+            raise ThreatgraphError(str(status[1]))
+        self.size_at_start = int(status[1])
+        self.generation = 0
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._graphs: tuple[int, list[str]] | None = None
+        for _ in range(max(1, cfg.workers)):
+            self._idle.put(self._fork())
+
+    def _fork(self) -> _Worker:
+        with self._zlock:
+            self._zconn.send({"op": "fork"})
+            fd = recv_handle(self._zconn)
+            pid = int(self._zconn.recv())
+            return _Worker(Connection(fd), pid, self.generation)
+
+    @staticmethod
+    def _kill(w: _Worker) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(w.pid, signal.SIGKILL)
+        w.conn.close()
+
+    def run(self, req: dict[str, Any]) -> Response:
+        """Run a query/dump request in a worker within the time limit."""
+        limit = self.cfg.time_limit
+        try:
+            w = self._idle.get(timeout=limit)
+        except queue.Empty:
+            raise HttpError(503, f"all {self.cfg.workers} query workers stayed busy for {limit:g} s; try again later",
+                            {"Retry-After": "1"}) from None
+        try:
+            if w.generation != self.generation:
+                self._kill(w)
+                w = self._fork()
+            w.conn.send(req)
+            if not w.conn.poll(limit):
+                self._kill(w)
+                w = self._fork()
+                raise HttpError(
+                    503, f"the query exceeded this server's time limit of {limit:g} s and was stopped; "
+                    "narrow it or add LIMIT (the operator can raise --time-limit)",
+                )
+            try:
+                resp: Response = w.conn.recv()
+            except (EOFError, OSError):
+                self._kill(w)
+                w = self._fork()
+                raise HttpError(
+                    503, f"the query was aborted: its worker exceeded the memory limit "
+                    f"({self.cfg.memory_limit_mb} MB) or crashed; narrow the query",
+                ) from None
+            return resp
+        finally:
+            self._idle.put(w)
+
+    def write(self, req: dict[str, Any]) -> tuple[int, str]:
+        """Apply a write in the zygote; later queries run in fresh forks that see it."""
+        with self._zlock:
+            self._zconn.send(req)
+            status, message = self._zconn.recv()
+            self.generation += 1
+        return int(status), str(message)
+
+    def graphs(self) -> list[str]:
+        cached = self._graphs
+        if cached is not None and cached[0] == self.generation:
+            return cached[1]
+        with self._zlock:
+            self._zconn.send({"op": "graphs"})
+            names: list[str] = self._zconn.recv()
+        self._graphs = (self.generation, names)
+        return names
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._kill(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        self._zconn.close()
+        self._zygote.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._zygote.wait(5)
+        if self._zygote.poll() is None:
+            self._zygote.kill()
+            self._zygote.wait()
+
+
+# -- content negotiation ------------------------------------------------------------------------------
+def negotiate(accept: str | None, offers: Iterable[str], default: str) -> str | None:
+    """Pick the offer the Accept header prefers (q-values, ``type/*``, ``*/*``); None if none is acceptable.
+
+    >>> negotiate("text/csv;q=0.5, application/sparql-results+xml", ["application/sparql-results+json", "application/sparql-results+xml", "text/csv"], "application/sparql-results+json")
+    'application/sparql-results+xml'
+    """
+    offers = list(offers)
+    if not accept or not accept.strip():
+        return default
+    best: tuple[float, int, str] | None = None
+    for i, part in enumerate(accept.split(",")):
+        fields = [f.strip() for f in part.split(";")]
+        mime = fields[0].lower()
+        q = 1.0
+        for f in fields[1:]:
+            if f.startswith("q="):
+                try:
+                    q = float(f[2:])
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        if mime == "*/*":
+            cand = default
+        elif mime.endswith("/*"):
+            cand = next((o for o in offers if o.startswith(mime[:-1])), "")
+        else:
+            cand = mime if mime in offers else ""
+        if cand and (best is None or (q, -i) > (best[0], -best[1])):
+            best = (q, i, cand)
+    return best[2] if best else None
+
+
+# -- HTTP handler -------------------------------------------------------------------------------------
+class SparqlServer(ThreadingHTTPServer):
+    """The HTTP server: holds the config, the worker pool and the named-query library."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, cfg: ServerConfig, dataset: str) -> None:
+        self.cfg = cfg
+        self.pool = WorkerPool(dataset, cfg)
+        self.library: dict[str, NamedQuery] = load_library()
+        super().__init__((cfg.host, cfg.port), Handler)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.close()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """SPARQL 1.1 Protocol (``/query``, ``/sparql``, ``/update``), Graph Store (``/store``), query page (``/``)."""
+
+    server: SparqlServer
+    protocol_version = "HTTP/1.1"
+    server_version = "threatgraph"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if os.environ.get("THREATGRAPH_SERVER_LOG"):
+            super().log_message(format, *args)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _cors(self) -> dict[str, str]:
+        origins = self.server.cfg.cors_origins
+        origin = self.headers.get("Origin")
+        if not origins or not origin:
+            return {}
+        if "*" in origins:
+            return {"Access-Control-Allow-Origin": "*"}
+        if origin in origins:
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {}
+
+    def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        head_only = self.command == "HEAD"
+        self.send_response(status)
+        if body or status not in (204, 304):
+            self.send_header("Content-Type", ctype + ("; charset=utf-8" if ctype.startswith("text/") else ""))
+            self.send_header("Content-Length", str(len(body)))
+        for k, v in {**self._cors(), **(headers or {})}.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if body and not head_only:
+            self.wfile.write(body)
+
+    def _error(self, err: HttpError) -> None:
+        self._send(err.status, "text/plain", (err.message.rstrip() + "\n").encode(), err.headers)
+
+    def _body(self) -> bytes:
+        te = self.headers.get("Transfer-Encoding", "")
+        if te and te.lower() != "identity":
+            raise HttpError(411, "chunked request bodies are not supported: send Content-Length")
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return b""
+        try:
+            n = int(raw)
+        except ValueError:
+            raise HttpError(400, f"bad Content-Length {raw!r}") from None
+        if n < 0:
+            raise HttpError(400, f"bad Content-Length {raw!r}")
+        if n > self.server.cfg.max_body:
+            self.close_connection = True
+            raise HttpError(413, f"the request body has {n} bytes; this server's limit is {self.server.cfg.max_body}")
+        return self.rfile.read(n)
+
+    def _split(self) -> tuple[str, dict[str, list[str]]]:
+        parts = urllib.parse.urlsplit(self.path)
+        try:
+            params = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=False, errors="strict")
+        except (ValueError, UnicodeDecodeError) as err:
+            raise HttpError(400, f"malformed query string: {err}") from None
+        return parts.path.rstrip("/") or "/", params
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            path, params = self._split()
+            route: Callable[[str, dict[str, list[str]]], None] | None = {
+                "/query": self._sparql_query,
+                "/sparql": self._sparql_query,
+                "/update": self._sparql_update,
+                "/store": self._graph_store,
+                "/": self._page,
+                "/queries": self._queries,
+            }.get(path)
+            if route is None and path.startswith("/queries/"):
+                route = self._named_query
+            if route is None and path.startswith("/static/"):
+                route = self._static
+            if route is None:
+                raise HttpError(404, f"no such resource {path}; the SPARQL endpoint is /query")
+            route(method, params)
+        except HttpError as err:
+            self._error(err)
+        except (ConnectionError, BrokenPipeError):
+            self.close_connection = True
+        except ThreatgraphError as err:
+            self._error(HttpError(500, str(err)))
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_OPTIONS(self) -> None:
+        headers = {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"}
+        if self._cors():
+            headers.update({
+                "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization",
+                "Access-Control-Max-Age": "600",
+            })
+        self._body()
+        self._send(204, "text/plain", b"", headers)
+
+    def do_PATCH(self) -> None:
+        self._body()
+        self._error(HttpError(405, "PATCH is not supported", {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"}))
+
+    # -- auth ---------------------------------------------------------------------------------------
+    def _require_token(self) -> None:
+        token = self.server.cfg.update_token
+        if not token:
+            raise HttpError(403, "this server is read-only: updates and graph writes are disabled "
+                                 "(start it with --update-token to enable them)")
+        auth = self.headers.get("Authorization", "")
+        if not auth:
+            raise HttpError(401, "updates need the server's update token: send 'Authorization: Bearer TOKEN'",
+                            {"WWW-Authenticate": 'Bearer realm="threatgraph"'})
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise HttpError(403, "wrong update token", {"WWW-Authenticate": 'Bearer realm="threatgraph", error="invalid_token"'})
+
+    # -- SPARQL query -------------------------------------------------------------------------------
+    def _query_text(self, method: str, params: dict[str, list[str]], key: str) -> tuple[str | None, dict[str, list[str]]]:
+        if method == "GET":
+            vals = params.get(key)
+            return (vals[0] if vals else None), params
+        if method != "POST":
+            raise HttpError(405, f"{method} is not allowed here; use GET or POST", {"Allow": "GET, HEAD, POST, OPTIONS"})
+        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        body = self._body()
+        if ctype == "application/x-www-form-urlencoded":
+            try:
+                form = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+            except (UnicodeDecodeError, ValueError) as err:
+                raise HttpError(400, f"malformed form body: {err}") from None
+            merged = {**params, **form}
+            vals = form.get(key)
+            return (vals[0] if vals else None), merged
+        expected = "application/sparql-query" if key == "query" else "application/sparql-update"
+        if ctype == expected:
+            try:
+                return body.decode("utf-8"), params
+            except UnicodeDecodeError:
+                raise HttpError(400, "the request body is not UTF-8") from None
+        raise HttpError(415, f"unsupported Content-Type {ctype or '(none)'!r}; send application/x-www-form-urlencoded or {expected}")
+
+    def _sparql_query(self, method: str, params: dict[str, list[str]]) -> None:
+        text, merged = self._query_text(method, params, "query")
+        if text is None:
+            if method == "GET" and "update" not in params:
+                self._service_description()
+                return
+            raise HttpError(400, "missing the 'query' parameter")
+        if "update" in merged:
+            raise HttpError(400, "send updates to /update")
+        self._execute(text, merged)
+
+    def _execute(self, text: str, params: dict[str, list[str]]) -> None:
+        cfg = self.server.cfg
+        if len(text.encode()) > cfg.max_body:
+            raise HttpError(413, f"the query has more than {cfg.max_body} bytes, this server's limit")
+        check_remote_access(text, cfg, update=False)
+        accept = self.headers.get("Accept")
+        result_mime = negotiate(accept, RESULT_TYPES, "application/sparql-results+json")
+        graph_mime = negotiate(accept, GRAPH_TYPES, "text/turtle")
+        if result_mime is None and graph_mime is None:
+            raise HttpError(406, f"cannot produce {accept!r}; results: {', '.join(RESULT_TYPES)}; graphs: {', '.join(GRAPH_TYPES)}")
+        req: dict[str, Any] = {
+            "kind": "query",
+            "query": text,
+            "result_format": RESULT_TYPES[result_mime or "application/sparql-results+json"],
+            "graph_mime": graph_mime or "text/turtle",
+            "default_graphs": params.get("default-graph-uri", []),
+            "named_graphs": params.get("named-graph-uri", []),
+            "union": cfg.union_default_graph,
+            "max_rows": cfg.max_rows,
+        }
+        for g in req["default_graphs"] + req["named_graphs"]:
+            try:
+                NamedNode(g)
+            except ValueError:
+                raise HttpError(400, f"invalid graph IRI {g!r}") from None
+        status, ctype, body = self.server.pool.run(req)
+        if status == 200 and result_mime is None and ctype in _RESULT_MIME.values():
+            raise HttpError(406, f"a SELECT/ASK result cannot be given as {accept!r}; accept one of {', '.join(RESULT_TYPES)}")
+        if status == 200 and graph_mime is None and ctype in GRAPH_TYPES:
+            raise HttpError(406, f"a graph result cannot be given as {accept!r}; accept one of {', '.join(GRAPH_TYPES)}")
+        self._send(status, ctype, body)
+
+    def _named_query(self, method: str, params: dict[str, list[str]]) -> None:
+        if method != "GET":
+            raise HttpError(405, "named queries are run with GET", {"Allow": "GET, HEAD"})
+        name = self._split()[0][len("/queries/"):]
+        q = self.server.library.get(name)
+        if q is None:
+            raise HttpError(404, f"no named query {name!r}; GET /queries lists them")
+        try:
+            bindings = q.bind({k: v[0] for k, v in params.items() if k not in ("default-graph-uri", "named-graph-uri")})
+        except InputError as err:
+            raise HttpError(400, str(err)) from None
+        self._execute(with_values(q.query, bindings), params)
+
+    def _queries(self, method: str, params: dict[str, list[str]]) -> None:
+        body = json.dumps([q.describe() for q in self.server.library.values()]).encode()
+        self._send(200, "application/json", body)
+
+    # -- SPARQL update --------------------------------------------------------------------------------
+    def _sparql_update(self, method: str, params: dict[str, list[str]]) -> None:
+        if method != "POST":
+            raise HttpError(405, "updates are sent with POST", {"Allow": "POST, OPTIONS"})
+        self._require_token()
+        text, _ = self._query_text(method, params, "update")
+        if text is None:
+            raise HttpError(400, "missing the 'update' parameter")
+        check_remote_access(text, self.server.cfg, update=True)
+        status, message = self.server.pool.write({"op": "update", "text": text})
+        if status >= 400:
+            raise HttpError(status, message)
+        self._send(204, "text/plain", b"")
+
+    # -- Graph Store Protocol -------------------------------------------------------------------------
+    def _target_graph(self, params: dict[str, list[str]]) -> str | None:
+        """'' for the default graph, an IRI for a named graph, None for the whole dataset."""
+        if "default" in params:
+            return ""
+        g = params.get("graph")
+        if not g:
+            return None
+        try:
+            NamedNode(g[0])
+        except ValueError:
+            raise HttpError(400, f"invalid graph IRI {g[0]!r}") from None
+        return g[0]
+
+    def _graph_store(self, method: str, params: dict[str, list[str]]) -> None:
+        graph = self._target_graph(params)
+        if method == "GET":
+            offers = DATASET_TYPES if graph is None else GRAPH_TYPES
+            mime = negotiate(self.headers.get("Accept"), offers, next(iter(offers)))
+            if mime is None:
+                raise HttpError(406, f"cannot produce {self.headers.get('Accept')!r}; use one of {', '.join(offers)}")
+            status, ctype, body = self.server.pool.run(
+                {"kind": "dump", "graph": graph, "mime": mime, "max_rows": self.server.cfg.max_rows}
+            )
+            self._send(status, ctype, body)
+            return
+        if method not in ("PUT", "POST", "DELETE"):
+            raise HttpError(405, f"{method} is not allowed on /store")
+        self._require_token()
+        if method == "DELETE":
+            if not graph:
+                raise HttpError(400, "DELETE needs ?graph=IRI")
+            status, message = self.server.pool.write({"op": "delete", "graph": graph})
+        else:
+            ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            if ctype not in WRITE_TYPES or (graph is not None and ctype in DATASET_TYPES):
+                raise HttpError(415, f"unsupported Content-Type {ctype or '(none)'!r}; use one of {', '.join(WRITE_TYPES)}")
+            if graph is None and ctype not in DATASET_TYPES:
+                raise HttpError(400, "name the target with ?graph=IRI or ?default, or send N-Quads/TriG")
+            status, message = self.server.pool.write(
+                {"op": method.lower(), "graph": graph, "data": self._body(), "mime": ctype}
+            )
+        if status >= 400:
+            raise HttpError(status, message)
+        self._send(status, "text/plain", b"")
+
+    # -- service description and page ---------------------------------------------------------------
+    def _service_description(self) -> None:
+        mime = negotiate(self.headers.get("Accept"), GRAPH_TYPES, "text/turtle")
+        if mime is None or mime == "text/plain":
+            mime = "text/turtle"
+        sd = "http://www.w3.org/ns/sparql-service-description#"
+        fmt = "http://www.w3.org/ns/formats/"
+        host = self.headers.get("Host") or f"{self.server.cfg.host}:{self.server.cfg.port}"
+        svc = NamedNode(f"http://{host}/query")
+        a = NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+        t = [Triple(svc, a, NamedNode(sd + "Service")), Triple(svc, NamedNode(sd + "endpoint"), svc)]
+        langs = ["SPARQL11Query"] + (["SPARQL11Update"] if self.server.cfg.update_token else [])
+        t += [Triple(svc, NamedNode(sd + "supportedLanguage"), NamedNode(sd + x)) for x in langs]
+        for f in ("SPARQL_Results_JSON", "SPARQL_Results_XML", "SPARQL_Results_CSV", "SPARQL_Results_TSV",
+                  "Turtle", "N-Triples", "JSON-LD", "RDF_XML"):
+            t.append(Triple(svc, NamedNode(sd + "resultFormat"), NamedNode(fmt + f)))
+        if self.server.cfg.union_default_graph:
+            t.append(Triple(svc, NamedNode(sd + "feature"), NamedNode(sd + "UnionDefaultGraph")))
+        ds = BlankNode()
+        t += [Triple(svc, NamedNode(sd + "defaultDataset"), ds), Triple(ds, a, NamedNode(sd + "Dataset"))]
+        for g in self.server.pool.graphs():
+            ng = BlankNode()
+            t += [Triple(ds, NamedNode(sd + "namedGraph"), ng), Triple(ng, NamedNode(sd + "name"), NamedNode(g))]
+        body = serialize(t, format=GRAPH_TYPES[mime], prefixes={"sd": sd} if mime == "text/turtle" else None) or b""
+        self._send(200, mime, body)
+
+    def _page(self, method: str, params: dict[str, list[str]]) -> None:
+        if method != "GET":
+            raise HttpError(405, "the query page is read with GET", {"Allow": "GET, HEAD"})
+        self._static_file("index.html")
+
+    def _static(self, method: str, params: dict[str, list[str]]) -> None:
+        self._static_file(self._split()[0][len("/static/"):])
+
+    def _static_file(self, name: str) -> None:
+        if not re.fullmatch(r"[a-z0-9_-]+\.(html|js|css)", name):
+            raise HttpError(404, "no such file")
+        path = STATIC_DIR / name
+        if not path.is_file():
+            raise HttpError(404, "no such file")
+        ctype = {"html": "text/html", "js": "text/javascript", "css": "text/css"}[name.rsplit(".", 1)[1]]
+        self._send(200, ctype, path.read_bytes(), {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'"})
+
+
+# -- starting -----------------------------------------------------------------------------------------
+def write_dataset(quads: Iterable[Quad], directory: str | None = None) -> str:
+    """Write quads to a temporary N-Quads file for the zygote to load; returns its path."""
+    fd, path = tempfile.mkstemp(suffix=".nq", prefix="threatgraph-serve-", dir=directory)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(serialize(quads, format=RdfFormat.N_QUADS) or b"")
+    return path
+
+
+@dataclass
+class Running:
+    """A server started in a background thread (tests, benchmarks)."""
+
+    server: SparqlServer
+    thread: threading.Thread
+    cleanup: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+        for p in self.cleanup:
+            with contextlib.suppress(OSError):
+                os.unlink(p)
+
+
+def start(cfg: ServerConfig, dataset_path: str) -> Running:
+    """Start a server in a daemon thread (``cfg.port`` 0 picks a free port)."""
+    srv = SparqlServer(cfg, dataset_path)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not th.is_alive():
+        time.sleep(0.01)
+    return Running(srv, th)

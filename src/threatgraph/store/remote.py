@@ -1,0 +1,370 @@
+"""Remote backend: any SPARQL 1.1 server, over the SPARQL 1.1 Protocol and the Graph Store Protocol.
+
+Queries and updates go through SPARQLWrapper; results are parsed into pyoxigraph terms with
+:func:`pyoxigraph.parse_query_results`, so the engine sees the same terms as on the embedded store.
+Data is written per named graph with the Graph Store Protocol when the server has one, else with
+chunked ``INSERT DATA`` updates.
+
+Endpoint layouts are recognised from the query URL (override any part with keyword arguments):
+
+* ``…/query`` (Oxigraph server, ``threatgraph serve``): update ``…/update``, graph store ``…/store?graph=``;
+* ``…/sparql`` (Virtuoso): update on the same URL, graph store ``…/sparql-graph-crud?graph-uri=``
+  (``…/sparql-auth`` and ``…/sparql-graph-crud-auth`` when credentials are given).
+
+Queries see the union of all graphs as their default graph only if the server is set up that way
+(Oxigraph: ``--union-default-graph``; Virtuoso does it by default; ``threatgraph serve`` does).
+
+>>> s = RemoteStore("http://127.0.0.1:7878/query")
+>>> (s.update_endpoint, s.store_endpoint, s.graph_param)
+('http://127.0.0.1:7878/update', 'http://127.0.0.1:7878/store', 'graph')
+>>> v = RemoteStore("http://127.0.0.1:8890/sparql", user="dba", password="dba")
+>>> (v.endpoint, v.store_endpoint, v.graph_param)
+('http://127.0.0.1:8890/sparql-auth', 'http://127.0.0.1:8890/sparql-graph-crud-auth', 'graph-uri')
+"""
+
+from __future__ import annotations
+
+import base64
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+
+from pyoxigraph import (
+    BlankNode,
+    DefaultGraph,
+    NamedNode,
+    Quad,
+    QueryBoolean,
+    QueryResultsFormat,
+    QuerySolutions,
+    RdfFormat,
+    parse,
+    parse_query_results,
+    serialize,
+)
+from SPARQLWrapper import BASIC, DIGEST, POST, URLENCODED, SPARQLWrapper
+from SPARQLWrapper.SPARQLExceptions import SPARQLWrapperException
+
+from threatgraph.errors import InputError, StoreError
+from threatgraph.sparql import with_values
+from threatgraph.store.base import Row, Term
+from threatgraph.store.embedded import rdf_format
+from threatgraph.terms import sparql_prefixes
+
+_RESULT_TYPES = {
+    "application/sparql-results+json": QueryResultsFormat.JSON,
+    "application/json": QueryResultsFormat.JSON,
+    "application/sparql-results+xml": QueryResultsFormat.XML,
+    "application/xml": QueryResultsFormat.XML,
+    "text/tab-separated-values": QueryResultsFormat.TSV,
+}
+_GRAPH_TYPES = {
+    "application/n-triples": RdfFormat.N_TRIPLES,
+    "text/plain": RdfFormat.N_TRIPLES,
+    "text/turtle": RdfFormat.TURTLE,
+    "application/rdf+xml": RdfFormat.RDF_XML,
+    "application/n-quads": RdfFormat.N_QUADS,
+    "application/trig": RdfFormat.TRIG,
+}
+INSERT_CHUNK = 2000
+"""Triples per ``INSERT DATA`` request when the server has no Graph Store Protocol."""
+
+
+def _bnodes(q: Quad) -> list[str]:
+    return [t.value for t in (q.subject, q.object) if isinstance(t, BlankNode)]
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+class RemoteStore:
+    """:class:`threatgraph.store.base.Store` over HTTP (SPARQL 1.1 Protocol + Graph Store Protocol)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        update_endpoint: str | None = None,
+        store_endpoint: str | None = None,
+        graph_param: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        digest: bool | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise InputError(
+                f"invalid SPARQL endpoint URL {endpoint!r}",
+                hint="give the query URL, e.g. http://127.0.0.1:7878/query or http://127.0.0.1:8890/sparql",
+            )
+        base, _, last = endpoint.rstrip("/").rpartition("/")
+        virtuoso = last in ("sparql", "sparql-auth")
+        if virtuoso and user and last == "sparql":
+            endpoint = base + "/sparql-auth"
+        self.endpoint = endpoint
+        if last == "query":
+            self.update_endpoint = update_endpoint or base + "/update"
+            self.store_endpoint: str | None = store_endpoint or base + "/store"
+            self.graph_param = graph_param or "graph"
+        elif virtuoso:
+            self.update_endpoint = update_endpoint or endpoint
+            crud = "/sparql-graph-crud-auth" if user else "/sparql-graph-crud"
+            self.store_endpoint = store_endpoint or base + crud
+            self.graph_param = graph_param or "graph-uri"
+        else:
+            self.update_endpoint = update_endpoint or endpoint
+            self.store_endpoint = store_endpoint
+            self.graph_param = graph_param or "graph"
+        self.user, self.password, self.token = user, password, token
+        self.digest = virtuoso if digest is None else digest
+        self.timeout = timeout
+        self._opener = self._build_opener()
+        self._bnode_quads: dict[str, list[Quad]] = {}
+        self._bnode_labels: dict[str, set[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.endpoint!r})"
+
+    # -- HTTP plumbing -----------------------------------------------------------------------------
+    def _build_opener(self) -> urllib.request.OpenerDirector:
+        handlers: list[urllib.request.BaseHandler] = []
+        if self.user is not None and self.digest:
+            mgr = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+            for url in filter(None, (self.endpoint, self.update_endpoint, self.store_endpoint)):
+                mgr.add_password(None, url, self.user, self.password or "")
+            handlers.append(urllib.request.HTTPDigestAuthHandler(mgr))
+        return urllib.request.build_opener(*handlers)
+
+    def _headers(self) -> dict[str, str]:
+        h: dict[str, str] = {}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        elif self.user is not None and not self.digest:
+            cred = base64.b64encode(f"{self.user}:{self.password or ''}".encode()).decode()
+            h["Authorization"] = "Basic " + cred
+        return h
+
+    def _wrapper(self, url: str) -> SPARQLWrapper:
+        sw = SPARQLWrapper(url, updateEndpoint=self.update_endpoint)
+        sw.setMethod(POST)
+        sw.setRequestMethod(URLENCODED)
+        sw.setTimeout(int(self.timeout))
+        if self.token:
+            sw.addCustomHttpHeader("Authorization", "Bearer " + self.token)
+        elif self.user is not None:
+            sw.setHTTPAuth(DIGEST if self.digest else BASIC)
+            sw.setCredentials(self.user, self.password or "")
+        return sw
+
+    def _http(self, method: str, url: str, data: bytes | None = None, headers: Mapping[str, str] | None = None) -> tuple[str, bytes]:
+        req = urllib.request.Request(url, data=data, method=method, headers={**self._headers(), **(headers or {})})
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                return _media(resp.headers.get("Content-Type")), resp.read()
+        except urllib.error.HTTPError as err:
+            body = err.read().decode("utf-8", "replace")[:500]
+            raise StoreError(f"{method} {url} failed: HTTP {err.code}: {body.strip()}") from err
+        except (urllib.error.URLError, OSError) as err:
+            raise StoreError(
+                f"cannot reach {url}: {err}", hint="check that the SPARQL server is running and the URL is right"
+            ) from err
+
+    def _sparql(self, text: str, accept: str) -> tuple[str, bytes]:
+        """POST a query (form-encoded, like SPARQLWrapper does) and return (media type, body)."""
+        sw = self._wrapper(self.endpoint)
+        sw.setQuery(text)
+        sw.setOnlyConneg(True)
+        sw.addCustomHttpHeader("Accept", accept)
+        try:
+            result = sw.query()
+        except SPARQLWrapperException as err:
+            raise StoreError(f"query on {self.endpoint} failed: {err}") from err
+        except (urllib.error.URLError, OSError) as err:
+            raise StoreError(
+                f"cannot reach {self.endpoint}: {err}", hint="check that the SPARQL server is running and the URL is right"
+            ) from err
+        info = result.response.info()
+        return _media(info.get("Content-Type")), bytes(result.response.read())
+
+    def _results(self, query: str, bindings: Mapping[str, Term] | None) -> QuerySolutions | QueryBoolean:
+        text = sparql_prefixes() + with_values(query, bindings)
+        ctype, body = self._sparql(text, "application/sparql-results+json, application/sparql-results+xml;q=0.9")
+        fmt = _RESULT_TYPES.get(ctype, QueryResultsFormat.JSON)
+        try:
+            res = parse_query_results(body, fmt)
+        except SyntaxError as err:
+            raise StoreError(f"unreadable SPARQL results from {self.endpoint} ({ctype}): {err}") from err
+        if isinstance(res, (QuerySolutions, QueryBoolean)):
+            return res
+        raise StoreError(f"unexpected results from {self.endpoint}")
+
+    # -- queries -----------------------------------------------------------------------------------
+    def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
+        res = self._results(query, bindings)
+        if not isinstance(res, QuerySolutions):
+            raise StoreError("expected a SELECT query")
+        names = [v.value for v in res.variables]
+        out: list[Row] = []
+        for sol in res:
+            row: Row = {}
+            for i, name in enumerate(names):
+                t = sol[i]
+                if t is not None:
+                    row[name] = t
+            out.append(row)
+        return out
+
+    def ask(self, query: str, bindings: Mapping[str, Term] | None = None) -> bool:
+        res = self._results(query, bindings)
+        if not isinstance(res, QueryBoolean):
+            raise StoreError("expected an ASK query")
+        return bool(res)
+
+    def construct(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Quad]:
+        text = sparql_prefixes() + with_values(query, bindings)
+        ctype, body = self._sparql(text, "application/n-triples, text/turtle;q=0.9, application/rdf+xml;q=0.5")
+        fmt = _GRAPH_TYPES.get(ctype, RdfFormat.TURTLE)
+        try:
+            return [Quad(q.subject, q.predicate, q.object, DefaultGraph()) for q in parse(body, fmt)]
+        except SyntaxError as err:
+            raise StoreError(f"unreadable graph from {self.endpoint} ({ctype}): {err}") from err
+
+    def update(self, update: str) -> None:
+        sw = self._wrapper(self.update_endpoint)
+        sw.setQuery(sparql_prefixes() + update)
+        sw.setMethod(POST)
+        if not sw.isSparqlUpdateRequest():
+            raise StoreError("expected a SPARQL Update (INSERT, DELETE, LOAD, CLEAR, DROP, CREATE, …)")
+        try:
+            sw.query().response.read()
+        except SPARQLWrapperException as err:
+            raise StoreError(f"update on {self.update_endpoint} failed: {err}") from err
+        except (urllib.error.URLError, OSError) as err:
+            raise StoreError(f"cannot reach {self.update_endpoint}: {err}") from err
+
+    # -- data --------------------------------------------------------------------------------------
+    def _gsp_url(self, graph: str | None) -> str:
+        assert self.store_endpoint is not None
+        if graph is None:
+            return self.store_endpoint + "?default"
+        return self.store_endpoint + "?" + urllib.parse.urlencode({self.graph_param: graph})
+
+    @staticmethod
+    def _ntriples(data: bytes | str, mime: str, graph: str) -> bytes:
+        """Parse locally (so bad data fails before anything is sent) and re-serialize as N-Triples."""
+        try:
+            triples = list(parse(data, rdf_format(mime)))
+        except SyntaxError as err:
+            raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
+        return serialize(triples, format=RdfFormat.N_TRIPLES) or b""
+
+    def _insert_data(self, graph: str, nt: bytes) -> None:
+        lines = [ln for ln in nt.decode("utf-8").splitlines() if ln.strip()]
+        g = str(NamedNode(graph))
+        for i in range(0, len(lines), INSERT_CHUNK):
+            body = "\n".join(lines[i : i + INSERT_CHUNK])
+            self.update(f"INSERT DATA {{ GRAPH {g} {{\n{body}\n}} }}")
+
+    def load(self, data: bytes | str, mime: str, graph: str) -> None:
+        nt = self._ntriples(data, mime, graph)
+        if not nt:
+            return
+        if self.store_endpoint:
+            self._http("POST", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+        else:
+            self._insert_data(graph, nt)
+
+    def add_quads(self, quads: Iterable[Quad]) -> None:
+        by_graph: dict[str, list[Quad]] = defaultdict(list)
+        for q in quads:
+            if not isinstance(q.graph_name, NamedNode):
+                raise StoreError("a remote store takes quads in named graphs only")
+            by_graph[q.graph_name.value].append(q)
+        new_b = [q for qs in by_graph.values() for q in qs if _bnodes(q)]
+        labels = {b for q in new_b for b in _bnodes(q)}
+        linked = sorted(g for g, known in self._bnode_labels.items() if known & labels)
+        if linked:
+            # Blank nodes are scoped to one request: quads sharing a blank node with data written
+            # earlier are written again together with it, in one request, or the link is lost.
+            old = [q for g in linked for q in self._bnode_quads[g]]
+            plain = [q for qs in by_graph.values() for q in qs if not _bnodes(q)]
+            for g in linked:
+                n = NamedNode(g)
+                self.update(
+                    f"DELETE {{ GRAPH {n} {{ ?s ?p ?o }} }} WHERE {{ GRAPH {n} {{ ?s ?p ?o "
+                    "FILTER(isBlank(?s) || isBlank(?o)) } }"
+                )
+            self._write_dataset(plain + old + new_b)
+        else:
+            for graph, qs in by_graph.items():
+                self._post_graph(graph, serialize([q.triple for q in qs], format=RdfFormat.N_TRIPLES) or b"")
+        for q in new_b:
+            g = q.graph_name.value  # type: ignore[union-attr]
+            self._bnode_quads.setdefault(g, []).append(q)
+            self._bnode_labels.setdefault(g, set()).update(_bnodes(q))
+
+    def _post_graph(self, graph: str, nt: bytes) -> None:
+        if not nt:
+            return
+        if self.store_endpoint:
+            self._http("POST", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+        else:
+            self._insert_data(graph, nt)
+
+    def _write_dataset(self, quads: list[Quad]) -> None:
+        """Write quads of several graphs in one request (one blank-node scope)."""
+        if self.store_endpoint and self.graph_param == "graph":
+            body = serialize(quads, format=RdfFormat.N_QUADS) or b""
+            self._http("POST", self.store_endpoint, body, {"Content-Type": "application/n-quads"})
+            return
+        blocks: dict[str, list[str]] = defaultdict(list)
+        for q in quads:
+            blocks[str(q.graph_name)].append(str(q.triple) + " .")
+        text = " ".join(f"GRAPH {g} {{\n" + "\n".join(lines) + "\n}" for g, lines in blocks.items())
+        self.update(f"INSERT DATA {{ {text} }}")
+
+    def _forget(self, graph: str) -> None:
+        self._bnode_quads.pop(graph, None)
+        self._bnode_labels.pop(graph, None)
+
+    def replace_graph(self, graph: str, data: bytes | str, mime: str) -> None:
+        nt = self._ntriples(data, mime, graph)
+        self._forget(graph)
+        if self.store_endpoint:
+            # PUT replaces the graph in one request (atomic on servers with transactions).
+            self._http("PUT", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+        else:
+            self.drop_graph(graph)
+            self._insert_data(graph, nt)
+
+    def drop_graph(self, graph: str) -> None:
+        self._forget(graph)
+        self.update(f"DROP SILENT GRAPH {NamedNode(graph)}")
+
+    def graph_names(self) -> list[str]:
+        rows = self.select("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }")
+        return sorted(r["g"].value for r in rows if isinstance(r.get("g"), NamedNode))
+
+    def dump(self, graph: str | None, mime: str) -> bytes:
+        fmt = rdf_format(mime)
+        quads = list(self.quads(graph))
+        if fmt.supports_datasets:
+            return serialize(quads, format=fmt) or b""
+        return serialize([q.triple for q in quads], format=fmt) or b""
+
+    def quads(self, graph: str | None = None) -> Iterator[Quad]:
+        if graph is None:
+            rows = self.select("SELECT ?s ?p ?o ?g WHERE { GRAPH ?g { ?s ?p ?o } }")
+        else:
+            rows = self.select("SELECT ?s ?p ?o ?g WHERE { GRAPH ?g { ?s ?p ?o } }", {"g": NamedNode(graph)})
+        for r in rows:
+            yield Quad(r["s"], r["p"], r["o"], r["g"])  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        rows = self.select("SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }")
+        return int(rows[0]["n"].value) if rows else 0
