@@ -461,3 +461,71 @@ def test_hermit_accepts_ontology_with_mappings(tmp_path: Path) -> None:
     assert list(world.inconsistent_classes()) == []
     mapping = world["https://w3id.org/threatgraph/mapping/AML.T0020"]
     assert mapping is not None and world[TG.TechniqueMapping] in mapping.is_a
+
+
+@pytest.mark.shared
+def test_coverage_against_a_loaded_atlas_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data: Path
+) -> None:
+    """--release takes the ATLAS technique IDs from the release imported into the store."""
+    import gc
+
+    from threatgraph.knowledge import load_release
+    from threatgraph.store import open_store
+
+    store_dir = tmp_path / "store"
+    store = open_store(str(store_dir))
+    load_release(store, "atlas", str(shared_data / "atlas" / "ATLAS.yaml"))
+    del store
+    gc.collect()
+    assert main(["coverage", "--format", "json", "--release", "atlas", "--store", str(store_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["atlas"]["from"].endswith("release/atlas/5.6.0")
+    assert report["atlas"]["total"] == 170 and report["atlas"]["unmapped"] == []
+    assert main(["coverage", "--release", "atlas/0.0.1", "--store", str(store_dir)]) == 2
+    assert "not loaded" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# exposure conditions applied to a model
+# ------------------------------------------------------------------------------------------------
+MODEL_TTL = """
+@prefix ex: <http://example.org/m#> .
+@prefix tg: <https://w3id.org/threatgraph/ontology#> .
+@prefix tgml: <https://w3id.org/threatgraph/ml#> .
+ex:vendor a tgml:ThirdPartyDataSource ; tg:untrustedOrigin true .
+ex:crm a tgml:FirstPartyDataSource .
+ex:dsA a tgml:TrainingDataset .
+ex:dsB a tgml:TrainingDataset .
+ex:dsC a tgml:TrainingDataset ; tg:provenanceKnown true .
+ex:f1 a tg:DataFlow ; tg:source ex:vendor ; tg:target ex:dsA .
+ex:f2 a tg:DataFlow ; tg:source ex:crm ; tg:target ex:dsB ; tg:artifactsSigned true .
+ex:f3 a tg:DataFlow ; tg:source ex:vendor ; tg:target ex:dsC ; tg:artifactsSigned true .
+ex:api a tgml:InferenceEndpoint ; tg:publiclyExposed true ; tg:rateLimited true .
+ex:internal a tgml:InferenceEndpoint .
+"""
+EX = "http://example.org/m#"
+
+
+def test_exposure_conditions_distinguish_untrusted_from_first_party_sources() -> None:
+    store = EmbeddedStore()
+    for path in sorted((REPO / "ontology").glob("*.ttl")):
+        store.load(path.read_bytes(), "text/turtle", "https://w3id.org/threatgraph/graph/ontology")
+    store.load(MODEL_TTL, "text/turtle", "https://w3id.org/threatgraph/graph/model")
+    bridge.load_bridge(store)
+    found = {(x.element.removeprefix(EX), x.mapping.technique_id): x for x in bridge.exposures(store)}
+
+    # poisoning: the dataset fed from the untrusted vendor is exposed, the first-party one is not,
+    # and the one with known provenance and signed input is exposed with both reducers recorded
+    assert found[("dsA", "AML.T0020")].exposed_by == TG.untrustedOrigin
+    assert found[("dsA", "AML.T0020")].reduced_by == frozenset()
+    assert ("dsB", "AML.T0020") not in found
+    assert found[("dsC", "AML.T0020")].reduced_by == {TG.provenanceKnown, TG.artifactsSigned}
+    assert ("vendor", "AML.T0020") in found  # untrusted on the entity itself
+    # model extraction: only the public endpoint, rate limiting recorded as reducing it
+    assert found[("api", "AML.T0024.002")].reduced_by == {TG.rateLimited}
+    assert ("internal", "AML.T0024.002") not in found
+    # no exposure condition: applies to every instance, also through a superclass (Dataset)
+    assert ("dsB", "AML.T0059") in found and ("internal", "AML.T0043") in found
+    # nothing targets LLM applications in this model
+    assert not any(t.startswith("AML.T0051") for _, t in found)

@@ -288,6 +288,74 @@ def mappings_from_store(store: Store) -> list[TechniqueMapping]:
 
 
 # ------------------------------------------------------------------------------------------------
+# applying the mappings to a system model: exposure conditions
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Exposure:
+    """A model element exposed to a mapped technique, and which reducing attributes it has."""
+
+    element: str
+    mapping: TechniqueMapping
+    exposed_by: str
+    """The tg:exposedWhen attribute that holds (``""`` when the mapping has no exposure condition)."""
+    reduced_by: frozenset[str]
+    """The mapping's tg:reducedBy attributes that hold for the element."""
+
+
+_CANDIDATES = (
+    "SELECT DISTINCT ?e ?m WHERE {\n"
+    f"  GRAPH <{BRIDGE_GRAPH}> {{ ?m a tg:TechniqueMapping ; tg:targetsAsset ?cls }}\n"
+    "  ?e a ?type . ?type rdfs:subClassOf* ?cls .\n"
+    "}"
+)
+_TRUE_ATTRIBUTES = "SELECT ?x ?a WHERE { ?a a tg:SecurityAttribute . ?x ?a true }"
+_FLOWS = "SELECT ?f ?s ?t WHERE { ?f tg:target ?t . OPTIONAL { ?f tg:source ?s } }"
+
+
+def exposures(store: Store, mappings: Sequence[TechniqueMapping] | None = None) -> list[Exposure]:
+    """Every (element, mapping) where the element's type is (a subclass of) a targeted asset type and
+    the exposure condition holds; needs the ontology (for rdfs:subClassOf), the model and
+    ``graph/bridge`` in ``store``.
+
+    * ``tg:exposedWhen a``: ``a`` is true on the element, on a data flow into it, or on the source of
+      such a flow (any one of the mapping's attributes suffices); no tg:exposedWhen: always exposed.
+    * ``tg:reducedBy a`` holds when ``a`` is true on the element itself, or on every data flow into it
+      (on the flow or on its source) when it has incoming flows.
+    """
+    by_iri = {m.iri: m for m in (mappings if mappings is not None else mappings_from_store(store))}
+    true_attrs: dict[str, set[str]] = defaultdict(set)
+    for r in store.select(_TRUE_ATTRIBUTES):
+        true_attrs[r["x"].value].add(r["a"].value)
+    incoming: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    for r in store.select(_FLOWS):
+        incoming[r["t"].value].append((r["f"].value, r["s"].value if "s" in r else None))
+
+    def on_flow(flow: str, source: str | None, attr: str) -> bool:
+        return attr in true_attrs.get(flow, ()) or (source is not None and attr in true_attrs.get(source, ()))
+
+    out: list[Exposure] = []
+    for r in store.select(_CANDIDATES):
+        element, mapping = r["e"].value, by_iri.get(r["m"].value)
+        if mapping is None:
+            continue
+        flows = incoming.get(element, [])
+        own = true_attrs.get(element, set())
+        exposed_by = ""
+        if mapping.exposed_when:
+            hits = sorted(
+                a for a in mapping.exposed_when if a in own or any(on_flow(f, s, a) for f, s in flows)
+            )
+            if not hits:
+                continue
+            exposed_by = hits[0]
+        reduced = frozenset(
+            a for a in mapping.reduced_by if a in own or (flows and all(on_flow(f, s, a) for f, s in flows))
+        )
+        out.append(Exposure(element, mapping, exposed_by, reduced))
+    return sorted(out, key=lambda x: (x.element, x.mapping.framework, x.mapping.technique_id))
+
+
+# ------------------------------------------------------------------------------------------------
 # reference data: ontology vocabulary, ATLAS and ATT&CK technique IDs
 # ------------------------------------------------------------------------------------------------
 def load_vocabulary(directory: Path | None = None) -> Vocabulary:
@@ -497,6 +565,7 @@ __all__ = [
     "BRIDGE_GRAPH",
     "MAPPING_NS",
     "AssetCoverage",
+    "Exposure",
     "Problem",
     "TechniqueCoverage",
     "TechniqueMapping",
@@ -506,6 +575,7 @@ __all__ = [
     "attack_active_techniques",
     "category_counts",
     "check_mappings",
+    "exposures",
     "load_bridge",
     "load_vocabulary",
     "mapping_files",
