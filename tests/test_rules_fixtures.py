@@ -15,6 +15,7 @@ from pyoxigraph import NamedNode
 from threatgraph.engine import Engine
 from threatgraph.ontology import load_ontology
 from threatgraph.rules import load_rules, rule_files
+from threatgraph.terms import RULE
 
 FIXTURES = Path(__file__).parent / "rules" / "fixtures"
 FOCUS = NamedNode("http://example.org/test#focus")
@@ -25,8 +26,8 @@ def _fires_on_focus(rule_id: str, model: Path) -> list[str]:
     engine = Engine()
     engine.analyze([model])
     rows = engine.store.select(
-        "SELECT ?f WHERE { GRAPH <https://w3id.org/threatgraph/graph/findings> { ?f tg:ruleId ?rid ; tg:focus ?focus } }",
-        {"rid": __import__("pyoxigraph").Literal(rule_id), "focus": FOCUS},
+        "SELECT ?f WHERE { GRAPH <https://w3id.org/threatgraph/graph/findings> { ?f tg:byRule ?rule ; tg:focus ?focus } }",
+        {"rule": NamedNode(RULE + rule_id), "focus": FOCUS},
     )
     return [r["f"].value for r in rows]
 
