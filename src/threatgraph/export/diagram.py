@@ -1,0 +1,139 @@
+"""Data-flow diagrams of the analysed model: Graphviz DOT and Mermaid.
+
+Trust zones are clusters (DOT) / subgraphs (Mermaid); external entities are boxes, processes ellipses
+(rounded in Mermaid), data stores cylinders; flows are labelled with their data and protocol; elements
+are coloured by their highest residual risk, or by their most severe finding while there is no risk.
+"""
+
+from __future__ import annotations
+
+import re
+
+from threatgraph.export.context import ReportContext
+
+SEVERITY_COLOURS: dict[int, str] = {5: "#b71c1c", 4: "#e65100", 3: "#f9a825", 2: "#fff59d", 1: "#e0e0e0", 0: "#ffffff"}
+"""Fill colour by severity rank (critical 5 … info 1, no finding 0)."""
+_SHAPES_DOT = {"ExternalEntity": "box", "Process": "ellipse", "DataStore": "cylinder"}
+
+
+def element_levels(ctx: ReportContext) -> dict[str, tuple[int, str]]:
+    """Per element or flow IRI: (level 0–5, text). Level from residual risk when any finding has one
+    (scaled to the highest risk in the report), else from the most severe finding."""
+    risks = [fv.residual_risk for fv in ctx.findings if fv.residual_risk is not None]
+    top = max(risks) if risks else 0.0
+    out: dict[str, tuple[int, str]] = {}
+    for focus, items in ctx.by_focus().items():
+        rs = [fv.residual_risk for fv in items if fv.residual_risk is not None]
+        if rs and top > 0:
+            r = max(rs)
+            level = max(1, min(5, round(1 + 4 * r / top)))
+            out[focus] = (level, f"residual risk {r:g}")
+        else:
+            worst = max(items, key=lambda fv: fv.f.severity_rank)
+            out[focus] = (worst.f.severity_rank, f"max severity {worst.f.severity}")
+    return out
+
+
+def colour_basis(ctx: ReportContext) -> str:
+    return "residual risk" if any(fv.residual_risk is not None for fv in ctx.findings) else "most severe finding"
+
+
+def _flow_label(ctx: ReportContext, fl_label: str, data: list[str], protocol: str) -> str:
+    parts = [fl_label]
+    if data:
+        parts.append(", ".join(data))
+    if protocol:
+        parts.append(f"[{protocol}]")
+    return "\n".join(parts)
+
+
+def _dot_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "\\n") + '"'
+
+
+def render_dot(ctx: ReportContext) -> str:
+    """Graphviz DOT of the data-flow diagram."""
+    levels = element_levels(ctx)
+    ids = {iri: f"n{i}" for i, iri in enumerate(sorted(ctx.model.elements))}
+    lines = [
+        "digraph threatgraph {",
+        "  rankdir=LR;",
+        f"  label={_dot_str(ctx.title + ' (colour: ' + colour_basis(ctx) + ')')};",
+        '  node [fontname="Helvetica", style=filled, fillcolor="#ffffff"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
+    by_zone: dict[str | None, list[str]] = {}
+    for iri, ev in ctx.model.elements.items():
+        by_zone.setdefault(ev.zone, []).append(iri)
+    for zi, zone in enumerate(sorted(by_zone, key=lambda z: (z is None, ctx.model.zones.get(z or "", ("", None))[0]))):
+        indent = "  "
+        if zone is not None:
+            zlabel, trust = ctx.model.zones.get(zone, (zone, None))
+            lines.append(f"  subgraph cluster_{zi} {{")
+            lines.append(f"    label={_dot_str(zlabel + (f' (trust {trust})' if trust is not None else ''))};")
+            lines.append('    style=dashed; color="#c62828";')
+            indent = "    "
+        for iri in sorted(by_zone[zone], key=lambda i: ctx.model.elements[i].label.lower()):
+            ev = ctx.model.elements[iri]
+            level, why = levels.get(iri, (0, "no findings"))
+            kind = ev.kind + (f" / {', '.join(ev.ml_classes)}" if ev.ml_classes else "")
+            lines.append(
+                f"{indent}{ids[iri]} [label={_dot_str(ev.label + chr(10) + '«' + kind + '»')}, "
+                f'shape={_SHAPES_DOT.get(ev.kind, "box")}, fillcolor="{SEVERITY_COLOURS[level]}", '
+                f"tooltip={_dot_str(why)}];"
+            )
+        if zone is not None:
+            lines.append("  }")
+    for iri in sorted(ctx.model.flows):
+        fl = ctx.model.flows[iri]
+        if fl.source not in ids or fl.target not in ids:
+            continue
+        level, why = levels.get(iri, (0, "no findings"))
+        colour = SEVERITY_COLOURS[level] if level >= 3 else "#424242"
+        lines.append(
+            f"  {ids[fl.source]} -> {ids[fl.target]} [label={_dot_str(_flow_label(ctx, fl.label, fl.data, fl.protocol))}, "
+            f'color="{colour}", tooltip={_dot_str(why)}{", style=bold" if fl.crosses else ""}];'
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _mm(text: str) -> str:
+    """Text inside a Mermaid quoted label: quotes and markup characters as entity codes, newlines as <br/>."""
+    t = text.replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"\r?\n", "<br/>", t)
+
+
+def render_mermaid(ctx: ReportContext) -> str:
+    """Mermaid flowchart of the data-flow diagram."""
+    levels = element_levels(ctx)
+    ids = {iri: f"n{i}" for i, iri in enumerate(sorted(ctx.model.elements))}
+    lines = ["flowchart LR", f"  %% {_mm(ctx.title)} (colour: {colour_basis(ctx)})"]
+    for lv, colour in SEVERITY_COLOURS.items():
+        lines.append(f"  classDef level{lv} fill:{colour},stroke:#333,color:#000")
+    by_zone: dict[str | None, list[str]] = {}
+    for iri, ev in ctx.model.elements.items():
+        by_zone.setdefault(ev.zone, []).append(iri)
+    for zi, zone in enumerate(sorted(by_zone, key=lambda z: (z is None, ctx.model.zones.get(z or "", ("", None))[0]))):
+        indent = "  "
+        if zone is not None:
+            zlabel, trust = ctx.model.zones.get(zone, (zone, None))
+            lines.append(f'  subgraph z{zi}["{_mm(zlabel + (f" (trust {trust})" if trust is not None else ""))}"]')
+            indent = "    "
+        for iri in sorted(by_zone[zone], key=lambda i: ctx.model.elements[i].label.lower()):
+            ev = ctx.model.elements[iri]
+            text = _mm(ev.label) + "<br/><i>" + _mm(ev.kind + (f" / {', '.join(ev.ml_classes)}" if ev.ml_classes else "")) + "</i>"
+            shape = {"ExternalEntity": f'["{text}"]', "Process": f'(["{text}"])', "DataStore": f'[("{text}")]'}
+            lines.append(f"{indent}{ids[iri]}{shape.get(ev.kind, shape['ExternalEntity'])}")
+        if zone is not None:
+            lines.append("  end")
+    for iri in sorted(ctx.model.flows):
+        fl = ctx.model.flows[iri]
+        if fl.source not in ids or fl.target not in ids:
+            continue
+        arrow = "==>" if fl.crosses else "-->"
+        lines.append(f'  {ids[fl.source]} {arrow}|"{_mm(_flow_label(ctx, fl.label, fl.data, fl.protocol))}"| {ids[fl.target]}')
+    for iri in sorted(ctx.model.elements):
+        level, _ = levels.get(iri, (0, ""))
+        lines.append(f"  class {ids[iri]} level{level}")
+    return "\n".join(lines) + "\n"

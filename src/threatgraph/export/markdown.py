@@ -1,0 +1,125 @@
+"""The Markdown report (scope, assets, diagram, findings by element, declared threats, warnings) and
+the declared-threat sections that the table and JSON outputs of ``analyze`` add."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from threatgraph.export.context import FindingView, ReportContext
+from threatgraph.export.diagram import colour_basis, render_mermaid
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+
+
+def md(text: str) -> str:
+    """Text for a Markdown table cell or heading (pipes escaped, newlines as spaces)."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", " ").replace("<", "&lt;")
+
+
+def counts(findings: list[FindingView]) -> str:
+    c = Counter(fv.f.severity for fv in findings)
+    return ", ".join(f"{c[s]} {s}" for s in SEVERITY_ORDER if c[s]) or "none"
+
+
+def _mit(fv: FindingView) -> str:
+    return "; ".join(f"{m[0]} {m[1]}" if m[0] != m[1] else m[0] for m in fv.mitigations)
+
+
+def render_markdown_report(ctx: ReportContext) -> str:
+    """The full Markdown report."""
+    m = ctx.model
+    out = [f"# {md(ctx.title)}", ""]
+    out += ["## Scope", ""]
+    for _, label, desc in m.systems:
+        out.append(f"- System **{md(label)}**" + (f": {md(desc)}" if desc else ""))
+    out.append(f"- Model files: {', '.join(f'`{f}`' for f in ctx.model_files) or '-'}")
+    out.append(f"- {len(m.elements)} elements, {len(m.flows)} data flows, {len(m.zones)} trust zones, "
+               f"{len(m.assets)} data assets")
+    out.append(f"- {len(ctx.findings)} findings: {counts(ctx.findings)}")
+    out.append("")
+    out += ["## Elements", "", "| Element | Kind | ML class | Zone | Controls |", "|---|---|---|---|---|"]
+    for ev in sorted(m.elements.values(), key=lambda e: e.label.lower()):
+        zone = m.zones.get(ev.zone or "", ("", None))[0]
+        out.append(f"| {md(ev.label)} | {ev.kind} | {md(', '.join(ev.ml_classes))} | {md(zone)} | {md('; '.join(ev.controls))} |")
+    out.append("")
+    if m.assets:
+        out += ["## Data assets", "", "| Data asset | Classification |", "|---|---|"]
+        out += [f"| {md(label)} | {md(cls)} |" for _, label, cls in m.assets]
+        out.append("")
+    out += ["## Diagram", "", f"Elements coloured by {colour_basis(ctx)}.", "", "```mermaid", render_mermaid(ctx).rstrip(), "```", ""]
+    out += ["## Findings by element", ""]
+    for focus, items in ctx.by_focus().items():
+        head = items[0].f
+        kind = f" ({head.focus_kind})" if head.focus_kind else ""
+        out += [f"### {md(ctx.element_label(focus))}{kind}", "", f"`{focus}`", ""]
+        out += ["| Severity | Risk | Category | Threat | Why | Techniques | Mitigations | Rule |",
+                "|---|---|---|---|---|---|---|---|"]
+        for fv in items:
+            f = fv.f
+            cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
+            risk = "" if fv.residual_risk is None else f"{fv.residual_risk:g}"
+            out.append(f"| {f.severity} | {risk} | {md(cats)} | {md(f.threat)} | {md(f.explanation)} | "
+                       f"{' '.join(fv.techniques)} | {md(_mit(fv))} | {f.rule_id} |")
+        out.append("")
+    if ctx.attack_paths:
+        out += ["## Attack paths", ""]
+        out += [f"- **{md(label)}**" + (f": {md(desc)}" if desc else "") for label, desc in ctx.attack_paths]
+        out.append("")
+    out += declared_markdown(ctx)
+    out += ["## Validation warnings", ""]
+    out += [f"- {md(w)}" for w in ctx.warnings] or ["None."]
+    out.append("")
+    return "\n".join(out)
+
+
+def declared_markdown(ctx: ReportContext) -> list[str]:
+    """The declared-threats section (empty when the model declares none)."""
+    if not ctx.declared:
+        return []
+    matched = [d for d in ctx.declared if d.matched_by]
+    out = ["## Declared threats compared with derived findings", "",
+           f"{len(matched)} of {len(ctx.declared)} declared threats are also derived (a finding of the same "
+           f"category on the same element); threatgraph adds {len(ctx.added())} findings on categories "
+           "nobody declared for those elements.", "",
+           "| Element | Declared threat | Category | Status | Mitigation | Derived by |", "|---|---|---|---|---|---|"]
+    for d in ctx.declared:
+        cats = ", ".join(c[1] for c in d.categories) or "(no STRIDE/LINDDUN category)"
+        out.append(f"| {md(d.element_label)} | {md(d.title)} | {md(cats)} | {md(d.status)} | {md(d.mitigation)} | "
+                   f"{', '.join(d.matched_by) or '**not derived**'} |")
+    out.append("")
+    added = [fv for fv in ctx.added() if fv.f.severity_rank > 1]
+    if added:
+        out += ["Added by threatgraph (above info):", ""]
+        out += [f"- {md(ctx.element_label(fv.f.focus))}: {md(fv.f.threat)} ({fv.f.severity}, {fv.f.rule_id})" for fv in added]
+        out.append("")
+    return out
+
+
+def declared_text(ctx: ReportContext) -> str:
+    """The declared-threats section for the text table."""
+    if not ctx.declared:
+        return ""
+    lines = ["", "Declared threats (from the imported model) compared with derived findings:"]
+    for d in ctx.declared:
+        cats = ", ".join(c[1] for c in d.categories) or "no category"
+        how = f"derived by {', '.join(d.matched_by)}" if d.matched_by else "NOT derived"
+        status = f", {d.status}" if d.status else ""
+        lines.append(f"  {d.element_label.replace(chr(10), ' ')}: {d.title} [{cats}{status}] — {how}")
+    n = sum(1 for d in ctx.declared if d.matched_by)
+    lines.append(f"{n} of {len(ctx.declared)} declared threats also derived; {len(ctx.added())} findings added.")
+    return "\n".join(lines) + "\n"
+
+
+def declared_json(ctx: ReportContext) -> dict[str, object]:
+    """The declared-threats field of the JSON output."""
+    return {
+        "matched": sum(1 for d in ctx.declared if d.matched_by),
+        "total": len(ctx.declared),
+        "added": [fv.f.iri for fv in ctx.added()],
+        "threats": [
+            {"iri": d.iri, "element": d.element, "title": d.title,
+             "categories": [c[0] for c in d.categories], "severity": d.severity, "status": d.status,
+             "mitigation": d.mitigation, "derived_by": d.matched_by}
+            for d in ctx.declared
+        ],
+    }

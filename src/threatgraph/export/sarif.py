@@ -1,0 +1,173 @@
+"""SARIF 2.1.0: one result per finding, for code-scanning dashboards.
+
+Each result has the rule id, a level from the severity (critical/high → error, medium → warning,
+low/info → note), the element as a logical location (its IRI) and the model file as a physical location
+with the line where the element first appears (its IRI, a prefixed name of it, or its source id for
+imported OTM / Threat Dragon / Threagile files). Rule help lists the techniques and mitigations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from threatgraph import __version__
+from threatgraph.export.context import FindingView, ReportContext
+from threatgraph.store import Store
+from threatgraph.terms import graph_iri
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+LEVELS = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
+_PREFIX = re.compile(r"^\s*(?:@prefix|PREFIX)\s+([A-Za-z][\w.-]*)?:\s*<([^>]*)>", re.IGNORECASE)
+
+
+def source_ids(store: Store) -> dict[str, list[str]]:
+    """dct:identifier values of model elements (the source ids of imported models)."""
+    out: dict[str, list[str]] = {}
+    query = "SELECT ?e ?i WHERE { GRAPH <" + graph_iri("model") + "> { ?e dct:identifier ?i } }"
+    for r in store.select(query):
+        out.setdefault(r["e"].value, []).append(r["i"].value)
+    return out
+
+
+class LineIndex:
+    """Finds the first line of a model file on which an element appears."""
+
+    def __init__(self, files: Sequence[str]) -> None:
+        self.files: list[tuple[str, list[str], dict[str, str]]] = []
+        for f in files:
+            try:
+                lines = Path(f).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            prefixes: dict[str, str] = {}
+            for line in lines:
+                m = _PREFIX.match(line)
+                if m:
+                    prefixes[m.group(1) or ""] = m.group(2)
+            self.files.append((f, lines, prefixes))
+
+    def find(self, iri: str, ids: Sequence[str] = ()) -> tuple[str, int] | None:
+        """(file, 1-based line) of the first mention of ``iri`` (or one of its source ``ids``)."""
+        for f, lines, prefixes in self.files:
+            pats = [re.escape(f"<{iri}>")]
+            for p, ns in prefixes.items():
+                if iri.startswith(ns) and len(iri) > len(ns):
+                    pats.append(rf"(?<![\w:]){re.escape(p)}:{re.escape(iri[len(ns):])}(?![\w-])")
+            for i in ids:
+                pats.append(re.escape(json.dumps(i)))  # "id" in JSON
+                pats.append(rf"^\s*{re.escape(i)}\s*:|:\s*{re.escape(i)}\s*$|^\s*{re.escape(repr(i))}\s*:")  # YAML key/value
+            rx = re.compile("|".join(pats))
+            for n, line in enumerate(lines, 1):
+                if rx.search(line):
+                    return f, n
+        return None
+
+
+def _rule_help(items: Sequence[FindingView]) -> tuple[str, str]:
+    f = items[0].f
+    techniques = sorted({t for fv in items for t in fv.techniques})
+    mitigations = sorted({m for fv in items for m in fv.mitigations})
+    text = [f"{f.threat}.", f"Source: {f.source}."]
+    md = [f"**{f.threat}**", "", f"Source: {f.source}", ""]
+    if techniques:
+        text.append("Techniques: " + ", ".join(techniques) + ".")
+        md.append("Techniques: " + ", ".join(f"`{t}`" for t in techniques))
+    if mitigations:
+        text.append("Mitigations: " + "; ".join(f"{m[0]} {m[1]}" if m[0] != m[1] else m[0] for m in mitigations) + ".")
+        md += ["", "Mitigations:", *(f"- {m[0]} {m[1]}" if m[0] != m[1] else f"- {m[0]}" for m in mitigations)]
+    else:
+        text.append("Mitigations: none recorded in the finding graph for this rule.")
+    return " ".join(text), "\n".join(md)
+
+
+def render_sarif(ctx: ReportContext, store: Store, *, base: Path | None = None) -> str:
+    """The SARIF 2.1.0 log as JSON text. File URIs are relative to ``base`` (default: the working directory)."""
+    base = (base or Path.cwd()).resolve()
+    index = LineIndex(ctx.model_files)
+    ids = source_ids(store)
+    by_rule: dict[str, list[FindingView]] = {}
+    for fv in ctx.findings:
+        by_rule.setdefault(fv.f.rule_id, []).append(fv)
+    rule_ids = sorted(by_rule)
+    rules = []
+    for rid in rule_ids:
+        items = by_rule[rid]
+        f = items[0].f
+        text, md = _rule_help(items)
+        worst = max(items, key=lambda fv: fv.f.severity_rank).f.severity
+        rules.append({
+            "id": rid,
+            "name": re.sub(r"[^A-Za-z0-9]+", "", f.threat.title())[:80] or rid,
+            "shortDescription": {"text": f.threat},
+            "fullDescription": {"text": f"{f.threat}. Source: {f.source}."},
+            "help": {"text": text, "markdown": md},
+            "defaultConfiguration": {"level": LEVELS.get(worst, "warning")},
+            "properties": {"tags": ["security", "threat-model"], "security-severity": SECURITY_SEVERITY.get(worst, "5.0")},
+        })
+    artifacts: list[str] = []
+    results = []
+    for fv in ctx.findings:
+        f = fv.f
+        loc = index.find(f.focus, ids.get(f.focus, ()))
+        location: dict[str, object] = {
+            "logicalLocations": [{"fullyQualifiedName": f.focus, "name": ctx.element_label(f.focus),
+                                  "kind": "element" if f.focus_kind != "Data flow" else "dataFlow"}],
+        }
+        file = loc[0] if loc else (ctx.model_files[0] if ctx.model_files else None)
+        if file is not None:
+            uri = _uri(file, base)
+            if uri not in artifacts:
+                artifacts.append(uri)
+            phys: dict[str, object] = {"artifactLocation": {"uri": uri, "index": artifacts.index(uri)}}
+            if loc:
+                phys["region"] = {"startLine": loc[1]}
+            location["physicalLocation"] = phys
+        props: dict[str, object] = {
+            "severity": f.severity,
+            "categories": [f"{c[2]}: {c[1]}" for c in f.categories],
+            "element": f.focus,
+        }
+        if fv.techniques:
+            props["techniques"] = fv.techniques
+        if fv.mitigations:
+            props["mitigations"] = [m[0] for m in fv.mitigations]
+        if fv.residual_risk is not None:
+            props["residualRisk"] = fv.residual_risk
+        results.append({
+            "ruleId": f.rule_id,
+            "ruleIndex": rule_ids.index(f.rule_id),
+            "level": LEVELS.get(f.severity, "warning"),
+            "message": {"text": f"{ctx.element_label(f.focus)}: {f.threat}. {f.explanation}"},
+            "locations": [location],
+            "partialFingerprints": {"threatgraphFinding/v1": f.iri},
+            "properties": props,
+        })
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "threatgraph", "version": __version__, "semanticVersion": __version__,
+                                "informationUri": "https://w3id.org/threatgraph", "rules": rules}},
+            "artifacts": [{"location": {"uri": u}} for u in artifacts],
+            "results": results,
+            "invocations": [{"executionSuccessful": True,
+                             "toolConfigurationNotifications": [{"level": "warning", "message": {"text": w}}
+                                                                for w in ctx.warnings]}],
+        }],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+
+
+def _uri(file: str, base: Path) -> str:
+    p = Path(file).resolve()
+    try:
+        return p.relative_to(base).as_posix()
+    except ValueError:
+        return p.as_uri()
+
+
+__all__ = ["LineIndex", "render_sarif"]

@@ -1,0 +1,38 @@
+"""Importers of other threat-modelling tools' formats into the threatgraph system model.
+
+OTM (Open Threat Model), OWASP Threat Dragon v2 JSON and Threagile YAML are converted into the same
+RDF the users write by hand (see docs/interchange.md for the mapping tables). The model loader calls
+:func:`detect_and_convert` for every file, so ``analyze`` and ``diff-model`` accept these formats too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import rdflib
+
+from threatgraph.errors import InputError
+from threatgraph.interchange.common import ImportResult
+
+
+def convert_file(path: str | Path) -> ImportResult | None:
+    """Convert an OTM / Threat Dragon / Threagile file; None when it is an RDF file (or not readable here)."""
+    from threatgraph.interchange.detect import detect
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{p}: not UTF-8 text (byte {err.start})", hint="save the model as UTF-8") from err
+    except OSError as err:
+        raise InputError(f"{p}: cannot read: {err.strerror}") from err
+    return detect(p, text)
+
+
+def detect_and_convert(path: str | Path) -> rdflib.Graph | None:
+    """The hook of :func:`threatgraph.model.load_model_files`: the converted graph, or None for RDF files."""
+    result = convert_file(path)
+    return result.graph if result is not None else None
+
+
+__all__ = ["ImportResult", "convert_file", "detect_and_convert"]

@@ -1,0 +1,371 @@
+"""Shared helpers of the model importers: IRI minting, located errors, and the list of unmapped fields.
+
+Every importer turns one source document into an rdflib graph of the threatgraph system model and a
+list of *unmapped* notes: source fields that have no home in the ontology (layout, colours, owners, …),
+grouped by a generic path (``/detail/diagrams/*/cells/*/position``) so the list stays short.
+
+>>> pointer(["detail", "diagrams", 0, "cells", 3])
+'/detail/diagrams/0/cells/3'
+>>> generic("/detail/diagrams/0/cells/3/position")
+'/detail/diagrams/*/cells/*/position'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import rdflib
+from rdflib.namespace import RDF, RDFS
+
+from threatgraph.errors import InputError
+from threatgraph.terms import DCT, LINDDUN, STRIDE, TG, TGML
+
+TGN = rdflib.Namespace(str(TG))
+TGMLN = rdflib.Namespace(str(TGML))
+DCTN = rdflib.Namespace(str(DCT))
+
+IMPORT_BASE = "urn:threatgraph:import:"
+"""Imported elements get IRIs ``urn:threatgraph:import:<format>:<project>:<source id>``: independent of
+the file's location, so two versions of one model keep the same IRIs (for ``diff-model``)."""
+
+
+def pointer(path: Sequence[str | int]) -> str:
+    """JSON pointer (RFC 6901) of a path of keys and indexes."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def generic(ptr: str) -> str:
+    """A pointer with array indexes replaced by ``*`` (for grouping unmapped fields)."""
+    return re.sub(r"/\d+(?=/|$)", "/*", ptr)
+
+
+def slug(text: str) -> str:
+    """An IRI-safe piece for an identifier: percent-encoded, never empty.
+
+    >>> slug("my comp/1 é")
+    'my%20comp%2F1%20%C3%A9'
+    """
+    return quote(text, safe="-._~") or "_"
+
+
+@dataclass
+class ImportResult:
+    """A converted model: the RDF graph, the source format, and the fields that had no home."""
+
+    graph: rdflib.Graph
+    format: str
+    unmapped: list[str] = field(default_factory=list)
+
+
+class Builder:
+    """Accumulates the converted graph and the unmapped notes of one source document."""
+
+    def __init__(self, fmt: str, name: str, project: str, wild: Iterable[str] = ()) -> None:
+        self.fmt = fmt
+        self.wild = set(wild)
+        self.name = name
+        self.base = f"{IMPORT_BASE}{fmt}:{slug(project)}:"
+        self.g = rdflib.Graph()
+        self.g.bind("tg", TGN)
+        self.g.bind("tgml", TGMLN)
+        self.g.bind("dct", DCTN)
+        self._unmapped: dict[str, tuple[int, str]] = {}
+
+    # -- IRIs and triples -------------------------------------------------------------------------
+    def iri(self, *parts: str) -> rdflib.URIRef:
+        """The IRI of a source object from its identifier parts."""
+        return rdflib.URIRef(self.base + ":".join(slug(p) for p in parts))
+
+    def add(self, s: rdflib.term.Node, p: str, o: rdflib.term.Node) -> None:
+        self.g.add((s, rdflib.URIRef(p), o))
+
+    def lit(self, s: rdflib.term.Node, p: str, value: str | int | float | bool | None) -> None:
+        """Add a literal unless ``value`` is None or an empty string."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return
+        self.g.add((s, rdflib.URIRef(p), rdflib.Literal(value)))
+
+    def typed(self, s: rdflib.URIRef, cls: str, label: str | None, ident: str | None = None) -> None:
+        """``s a cls`` with its rdfs:label and dct:identifier (the source id)."""
+        self.g.add((s, RDF.type, rdflib.URIRef(cls)))
+        self.lit(s, str(RDFS.label), label)
+        self.lit(s, DCT.identifier, ident)
+
+    # -- unmapped notes ---------------------------------------------------------------------------
+    def unmapped(self, ptr: str, why: str) -> None:
+        """Note that the field at ``ptr`` has no home in the ontology (grouped by generic path)."""
+        parts = ptr.split("/")
+        for i in range(1, len(parts)):
+            if parts[i - 1] in self.wild:
+                parts[i] = "*"
+        key = generic("/".join(parts))
+        n, _ = self._unmapped.get(key, (0, why))
+        self._unmapped[key] = (n + 1, why)
+
+    def unmapped_keys(self, obj: Mapping[str, Any], path: Sequence[str | int], mapped: Iterable[str], why: str) -> None:
+        """Note every key of ``obj`` that is present, not empty and not in ``mapped``."""
+        known = set(mapped)
+        for k, v in obj.items():
+            if k in known or v is None or v == [] or v == {} or v == "":
+                continue
+            self.unmapped(pointer([*path, k]), why)
+
+    def notes(self) -> list[str]:
+        """The unmapped notes, one line per generic path."""
+        out = []
+        for key in sorted(self._unmapped):
+            n, why = self._unmapped[key]
+            times = f" ({n} values)" if n > 1 else ""
+            out.append(f"{self.fmt} {key}{times}: {why}")
+        return out
+
+    def result(self) -> ImportResult:
+        return ImportResult(self.g, self.fmt, self.notes())
+
+    # -- errors -----------------------------------------------------------------------------------
+    def fail(self, path: Sequence[str | int], message: str, hint: str | None = None) -> InputError:
+        """A located error: ``FILE: FORMAT: /json/pointer: message``."""
+        return InputError(f"{self.name}: {self.fmt}: {pointer(path) or '/'}: {message}", hint=hint)
+
+
+def require(b: Builder, obj: Any, path: Sequence[str | int], key: str, kind: type | tuple[type, ...] = str) -> Any:
+    """``obj[key]``, which must exist and be of ``kind``; else a located error."""
+    if not isinstance(obj, Mapping):
+        raise b.fail(path, f"expected an object, found {type(obj).__name__}")
+    if key not in obj or obj[key] is None:
+        raise b.fail(path, f"missing required field '{key}'")
+    val = obj[key]
+    if not isinstance(val, kind) or (isinstance(val, bool) and kind in (int, float, (int, float))):
+        raise b.fail([*path, key], f"expected {_kind_name(kind)}, found {type(val).__name__}")
+    return val
+
+
+def optional(b: Builder, obj: Mapping[str, Any], path: Sequence[str | int], key: str, kind: type | tuple[type, ...]) -> Any:
+    """``obj[key]`` or None; a located error when present with the wrong type."""
+    val = obj.get(key)
+    if val is None:
+        return None
+    if not isinstance(val, kind) or (isinstance(val, bool) and kind in (int, float, (int, float))):
+        raise b.fail([*path, key], f"expected {_kind_name(kind)}, found {type(val).__name__}")
+    return val
+
+
+def items(b: Builder, obj: Mapping[str, Any], path: Sequence[str | int], key: str) -> list[Any]:
+    """An optional list field (None/missing → empty)."""
+    val = obj.get(key)
+    if val is None:
+        return []
+    if not isinstance(val, list):
+        raise b.fail([*path, key], f"expected an array, found {type(val).__name__}")
+    return val
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "an array", dict: "an object"}
+    if isinstance(kind, tuple):
+        return " or ".join(sorted({names.get(k, k.__name__) for k in kind}))
+    return names.get(kind, kind.__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Threat categories named in other tools
+# ---------------------------------------------------------------------------------------------
+_CATEGORY_WORDS: dict[str, str] = {
+    "spoofing": STRIDE.Spoofing,
+    "tampering": STRIDE.Tampering,
+    "repudiation": STRIDE.Repudiation,
+    "informationdisclosure": STRIDE.InformationDisclosure,
+    "denialofservice": STRIDE.DenialOfService,
+    "elevationofprivilege": STRIDE.ElevationOfPrivilege,
+    "linking": LINDDUN.Linking,
+    "linkability": LINDDUN.Linking,
+    "identifying": LINDDUN.Identifying,
+    "identifiability": LINDDUN.Identifying,
+    "nonrepudiation": LINDDUN.NonRepudiation,
+    "detecting": LINDDUN.Detecting,
+    "detectability": LINDDUN.Detecting,
+    "datadisclosure": LINDDUN.DataDisclosure,
+    "disclosureofinformation": LINDDUN.DataDisclosure,
+    "unawareness": LINDDUN.UnawarenessUnintervenability,
+    "unawarenessunintervenability": LINDDUN.UnawarenessUnintervenability,
+    "unintervenability": LINDDUN.UnawarenessUnintervenability,
+    "noncompliance": LINDDUN.NonCompliance,
+}
+
+
+def category_iri(word: str, linddun: bool = False) -> str | None:
+    """The STRIDE/LINDDUN concept a tool's category word names, or None.
+
+    ``linddun`` resolves the words both methods use ("Non-repudiation") to LINDDUN, and "Information
+    disclosure" in a LINDDUN diagram to LINDDUN Data disclosure.
+
+    >>> category_iri("Information disclosure").endswith("stride#InformationDisclosure")
+    True
+    >>> category_iri("Non-repudiation", linddun=True).endswith("linddun#NonRepudiation")
+    True
+    >>> category_iri("Confidentiality") is None
+    True
+    """
+    key = re.sub(r"[^a-z]", "", word.lower())
+    if linddun and key == "informationdisclosure":
+        return LINDDUN.DataDisclosure
+    if not linddun and key == "nonrepudiation":
+        return STRIDE.Repudiation
+    return _CATEGORY_WORDS.get(key)
+
+
+SEVERITY_WORDS: dict[str, str] = {
+    "critical": TG.Critical,
+    "veryhigh": TG.Critical,
+    "high": TG.High,
+    "elevated": TG.High,
+    "medium": TG.Medium,
+    "low": TG.Low,
+    "info": TG.Info,
+    "informational": TG.Info,
+}
+
+
+def severity_iri(word: str) -> str | None:
+    """tg:Critical … tg:Info for a tool's severity word, or None."""
+    return SEVERITY_WORDS.get(re.sub(r"[^a-z]", "", word.lower()))
+
+
+def declared_threat(
+    b: Builder,
+    element: rdflib.URIRef,
+    threat: rdflib.URIRef,
+    *,
+    title: str | None,
+    description: str | None = None,
+    category: str | None = None,
+    severity: str | None = None,
+    status: str | None = None,
+    mitigation: str | None = None,
+    ident: str | None = None,
+) -> None:
+    """A tg:DeclaredThreat attached to ``element`` with tg:declaredThreat."""
+    b.typed(threat, TG.DeclaredThreat, title or ident or "declared threat", ident)
+    b.add(element, TG.declaredThreat, threat)
+    b.lit(threat, DCT.description, description)
+    if category:
+        b.add(threat, TG.category, rdflib.URIRef(category))
+    if severity:
+        b.add(threat, TG.severity, rdflib.URIRef(severity))
+    b.lit(threat, TG.threatStatus, status)
+    b.lit(threat, TG.mitigationText, mitigation)
+
+
+# ---------------------------------------------------------------------------------------------
+# ML asset classes recognised from explicit words (see docs/interchange.md)
+# ---------------------------------------------------------------------------------------------
+KIND_OF: dict[str, str] = {}
+"""Core kind (tg:ExternalEntity / tg:Process / tg:DataStore) of each ML class named below."""
+
+_ML_PHRASES: list[tuple[str, str, str]] = [
+    # (phrase as a regex over lower-case words, ML class local name, core kind local name)
+    (r"llm agent|ai agent|autonomous agent", "LLMAgent", "Process"),
+    (r"llm app(lication)?|chatbot|rag (app|application|service|pipeline)|copilot", "LLMApplication", "Process"),
+    (r"guardrails?", "Guardrail", "Process"),
+    (r"embedding (model|service)|embedder", "EmbeddingModel", "Process"),
+    (r"inference (endpoint|service|server|api)|model serving|model server|prediction (service|api)",
+     "InferenceEndpoint", "Process"),
+    (r"training (pipeline|job)", "TrainingPipeline", "Process"),
+    (r"training cluster|gpu cluster", "TrainingCluster", "Process"),
+    (r"feature pipeline", "FeaturePipeline", "Process"),
+    (r"data (preparation|prep|labell?ing) pipeline|etl pipeline", "DataPreparationPipeline", "Process"),
+    (r"model (evaluation|validation) (job|service)", "ModelEvaluation", "Process"),
+    (r"model monitoring|drift monitor(ing)?", "ModelMonitoring", "Process"),
+    (r"batch (scoring|inference)", "BatchScoringJob", "Process"),
+    (r"notebook|jupyter", "NotebookEnvironment", "Process"),
+    (r"agent tool|tool call(ing)? plugin", "AgentTool", "Process"),
+    (r"vector (store|database|db|index)", "VectorStore", "DataStore"),
+    (r"model registry", "ModelRegistry", "DataStore"),
+    (r"feature store", "FeatureStore", "DataStore"),
+    (r"training (data ?set|data)", "TrainingDataset", "DataStore"),
+    (r"(rag|document) corpus|knowledge base", "RAGCorpus", "DataStore"),
+    (r"prompt templates?|system prompt", "PromptTemplate", "DataStore"),
+    (r"agent memory", "AgentMemory", "DataStore"),
+    (r"experiment track(er|ing)|mlflow", "ExperimentTracker", "DataStore"),
+    (r"foundation model", "FoundationModel", "DataStore"),
+    (r"fine-?tuned model", "FineTunedModel", "DataStore"),
+    (r"pre-?trained model", "PretrainedModel", "DataStore"),
+    (r"model (artifact|weights|file)", "ModelArtifact", "DataStore"),
+    (r"inference logs?|prediction logs?", "InferenceLogStore", "DataStore"),
+    (r"(llm|ai|model) (provider|api)|openai|anthropic api", "LLMProvider", "ExternalEntity"),
+    (r"model hub|hugging ?face", "ModelHub", "ExternalEntity"),
+    (r"labell?ing (service|vendor|workforce)", "LabelingService", "ExternalEntity"),
+    (r"web[- ]scraped|web crawl", "WebScrapedDataSource", "ExternalEntity"),
+    (r"human reviewer|human in the loop", "HumanReviewer", "ExternalEntity"),
+]
+for _rx, _cls, _kind in _ML_PHRASES:
+    KIND_OF[_cls] = _kind
+_EXPLICIT = re.compile(r"\btgml:([A-Za-z]+)\b")
+
+
+def ml_class_from_text(text: str, kind: str) -> str | None:
+    """The ML class named explicitly in ``text`` for an element of core ``kind`` (local name), or None.
+
+    An explicit ``tgml:ClassName`` wins; otherwise the first phrase of the table whose class is of
+    the same core kind. A phrase for another kind (a "vector store" process) is ignored.
+
+    >>> ml_class_from_text("Qdrant vector database for the RAG index", "DataStore")
+    'https://w3id.org/threatgraph/ml#VectorStore'
+    >>> ml_class_from_text("Writes to the vector store", "Process") is None
+    True
+    >>> ml_class_from_text("tgml:ModelRegistry (MLflow)", "DataStore")
+    'https://w3id.org/threatgraph/ml#ModelRegistry'
+    """
+    low = " ".join(text.lower().split())
+    m = _EXPLICIT.search(text)
+    if m and KIND_OF.get(m.group(1)) == kind:
+        return TGML[m.group(1)]
+    for rx, cls, k in _ML_PHRASES:
+        if k == kind and re.search(rf"\b(?:{rx})\b", low):
+            return TGML[cls]
+    return None
+
+
+def add_system(b: Builder, title: str, description: str | None, ident: str) -> rdflib.URIRef:
+    """The tg:System node of the imported model."""
+    system = b.iri("system")
+    b.typed(system, TG.System, title, ident)
+    b.lit(system, DCT.description, description)
+    return system
+
+
+def bool_attr(b: Builder, s: rdflib.term.Node, prop: str, value: Any) -> None:
+    """Set a boolean security attribute when the source states it (True or False)."""
+    if isinstance(value, bool):
+        b.g.add((s, rdflib.URIRef(prop), rdflib.Literal(value)))
+
+
+ATTRIBUTE_NAMES: dict[str, str] = {
+    name.lower(): TG[name]
+    for name in (
+        "authenticated", "authorizationEnforced", "encryptedInTransit", "encryptedAtRest", "publiclyExposed",
+        "inputValidated", "auditLogged", "artifactsSigned", "provenanceKnown", "untrustedOrigin", "holdsLogs",
+        "rateLimited", "humanInTheLoop", "consentObtained", "anonymized",
+    )
+}
+"""Our boolean security attributes by lower-case local name (for free-form ``attributes`` maps)."""
+
+
+def map_attributes(b: Builder, s: rdflib.URIRef, attrs: Any, path: Sequence[str | int]) -> None:
+    """Free-form attribute maps: our attribute names (booleans), ``protocol``; the rest is unmapped."""
+    if not isinstance(attrs, Mapping):
+        return
+    for k, v in attrs.items():
+        prop = ATTRIBUTE_NAMES.get(str(k).lower().replace("_", "").replace("-", ""))
+        if prop and isinstance(v, bool):
+            bool_attr(b, s, prop, v)
+        elif str(k).lower() == "protocol" and isinstance(v, str):
+            b.lit(s, TG.protocol, v)
+        elif str(k).lower() in ("tgml", "mlclass") and isinstance(v, str) and v.removeprefix("tgml:") in KIND_OF:
+            b.add(s, str(RDF.type), rdflib.URIRef(TGML[v.removeprefix("tgml:")]))
+        else:
+            b.unmapped(pointer([*path, str(k)]), "free-form attribute with no threatgraph property")

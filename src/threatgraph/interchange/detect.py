@@ -1,0 +1,115 @@
+"""Detect a model file's format (OTM, Threat Dragon v2, Threagile, or RDF) and convert it.
+
+RDF files (Turtle, N-Triples, RDF/XML, JSON-LD, …) are not handled here: :func:`detect` returns None
+for them and the RDF loader parses them. JSON and YAML files must be one of the three interchange
+formats; anything else is an error naming the formats tried and where the file failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from threatgraph.errors import InputError
+from threatgraph.interchange import otm, threagile, threatdragon
+from threatgraph.interchange.common import ImportResult
+
+FORMATS: tuple[str, ...] = ("otm", "threat-dragon", "threagile")
+_JSON_EXT = {".json", ".otm"}
+_YAML_EXT = {".yaml", ".yml"}
+_RDF_JSON_EXT = {".jsonld", ".json-ld"}
+
+
+def sniff(doc: Any) -> str | None:
+    """The interchange format of a parsed JSON/YAML document, or None.
+
+    >>> sniff({"otmVersion": "0.2.0", "project": {}})
+    'otm'
+    >>> sniff({"summary": {"title": "x"}, "detail": {"diagrams": []}})
+    'threat-dragon'
+    >>> sniff({"threagile_version": "1.0.0", "technical_assets": {}})
+    'threagile'
+    >>> sniff({"@context": {}}) is None
+    True
+    """
+    if not isinstance(doc, Mapping):
+        return None
+    if "otmVersion" in doc:
+        return "otm"
+    if "threagile_version" in doc or ("technical_assets" in doc and "title" in doc):
+        return "threagile"
+    if isinstance(doc.get("detail"), Mapping) and "diagrams" in doc["detail"] and "summary" in doc:
+        return "threat-dragon"
+    return None
+
+
+def detect(path: Path, text: str) -> ImportResult | None:
+    """Convert ``text`` (the content of ``path``) if it is an interchange format; None for RDF."""
+    ext = path.suffix.lower()
+    if ext in _RDF_JSON_EXT:
+        return None
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if ext in _YAML_EXT:
+        return _from_yaml(path, text)
+    if ext in _JSON_EXT or (stripped.startswith("{") and ext not in {".ttl", ".nt", ".n3", ".trig", ".nq", ".rdf", ".owl", ".xml"}):
+        return _from_json(path, text, strict=ext in _JSON_EXT)
+    return None
+
+
+def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        if not strict:
+            return None
+        raise InputError(
+            f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); tried: OTM, Threat Dragon v2 "
+            "(both JSON)",
+            hint="fix the JSON syntax at that line and column",
+        ) from err
+    fmt = sniff(doc)
+    if fmt is None:
+        if isinstance(doc, Mapping) and "@context" in doc:
+            return None  # JSON-LD: RDF
+        keys = ", ".join(sorted(map(str, doc))[:8]) if isinstance(doc, Mapping) else type(doc).__name__
+        raise InputError(
+            f"{path}: /: not an OTM (no 'otmVersion'), Threat Dragon v2 (no 'summary' and 'detail.diagrams') or "
+            f"JSON-LD (no '@context') document; top level has: {keys or 'nothing'}",
+            hint="export the model from its tool again, or give an RDF model (Turtle)",
+        )
+    return _convert(fmt, doc, path)
+
+
+def _from_yaml(path: Path, text: str) -> ImportResult:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"{mark.line + 1}:{mark.column + 1}" if mark is not None else "?"
+        raise InputError(
+            f"{path}:{where}: not valid YAML ({err.problem}); tried: Threagile (YAML)",
+            hint="fix the YAML at that line (indentation, an unclosed quote?)",
+        ) from err
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({err}); tried: Threagile (YAML)") from err
+    fmt = sniff(doc)
+    if fmt != "threagile":
+        keys = ", ".join(sorted(map(str, doc))[:8]) if isinstance(doc, Mapping) else type(doc).__name__
+        raise InputError(
+            f"{path}: /: not a Threagile model (no 'threagile_version' or 'technical_assets'); top level has: "
+            f"{keys or 'nothing'}",
+            hint="threatgraph reads Threagile YAML; other models must be RDF (Turtle), OTM or Threat Dragon JSON",
+        )
+    return _convert(fmt, doc, path)
+
+
+def _convert(fmt: str, doc: Any, path: Path) -> ImportResult:
+    if fmt == "otm":
+        return otm.convert(doc, str(path))
+    if fmt == "threat-dragon":
+        return threatdragon.convert(doc, str(path))
+    return threagile.convert(doc, str(path))

@@ -1,0 +1,330 @@
+"""Threagile YAML → threatgraph system model.
+
+Technical assets → elements by ``type`` (``ai`` technology → ML classes, table in docs/interchange.md);
+data assets → tg:DataAsset with tg:classification from their confidentiality rating; communication
+links → tg:DataFlow (protocol, authentication, authorization, encryption, data sent; data received as a
+response flow); trust boundaries → tg:TrustZone (an asset's innermost boundary), assets outside all
+boundaries in one implicit zone; risk tracking and individual risk categories → tg:DeclaredThreat.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import rdflib
+
+from threatgraph.interchange.common import (
+    Builder,
+    ImportResult,
+    add_system,
+    declared_threat,
+    ml_class_from_text,
+    optional,
+    require,
+    severity_iri,
+)
+from threatgraph.terms import DCT, STRIDE, TG, TGML
+
+FORMAT = "threagile"
+
+_KINDS = {"external-entity": "ExternalEntity", "process": "Process", "datastore": "DataStore"}
+_AI_CLASS = {"Process": "InferenceEndpoint", "DataStore": "ModelArtifact", "ExternalEntity": "LLMProvider"}
+_CONFIDENTIALITY = {
+    "public": TG.Public,
+    "internal": TG.Internal,
+    "restricted": TG.Confidential,
+    "confidential": TG.Confidential,
+    "strictly-confidential": TG.Confidential,
+}
+_RATING = {"archive": 1, "operational": 2, "important": 3, "critical": 4, "mission-critical": 5,
+           "public": 1, "internal": 2, "restricted": 3, "confidential": 4, "strictly-confidential": 5}
+_PERSONAL_TAGS = {"pii", "personal", "personal-data", "gdpr"}
+_SPECIAL_TAGS = {"health", "phi", "biometric", "genetic", "special-category"}
+_ENCRYPTED = {"https", "wss", "reverse-proxy-web-protocol-encrypted", "jdbc-encrypted", "odbc-encrypted",
+              "sql-access-protocol-encrypted", "nosql-access-protocol-encrypted", "binary-encrypted",
+              "text-encrypted", "ssh", "ssh-tunnel", "smtp-encrypted", "pop3-encrypted", "imap-encrypted", "ftps",
+              "sftp", "scp", "ldaps", "smb-encrypted", "iiop-encrypted", "jrmp-encrypted"}
+_LOCAL = {"in-process-library-call", "inter-process-communication", "local-file-access", "container-spawning",
+          "unknown-protocol"}
+_STRIDE = {
+    "spoofing": STRIDE.Spoofing, "tampering": STRIDE.Tampering, "repudiation": STRIDE.Repudiation,
+    "information-disclosure": STRIDE.InformationDisclosure, "denial-of-service": STRIDE.DenialOfService,
+    "elevation-of-privilege": STRIDE.ElevationOfPrivilege,
+}
+# STRIDE category of Threagile's built-in risk rules (their RiskCategory.STRIDE), for risk tracking ids.
+BUILTIN_STRIDE: dict[str, str] = {
+    "accidental-secret-leak": "information-disclosure", "code-backdooring": "tampering",
+    "container-baseimage-backdooring": "tampering", "container-platform-escape": "elevation-of-privilege",
+    "cross-site-request-forgery": "spoofing", "cross-site-scripting": "tampering",
+    "dos-risky-access-across-trust-boundary": "denial-of-service", "ldap-injection": "tampering",
+    "missing-authentication": "elevation-of-privilege", "missing-authentication-second-factor": "elevation-of-privilege",
+    "missing-build-infrastructure": "tampering", "missing-cloud-hardening": "tampering",
+    "missing-file-validation": "spoofing", "missing-hardening": "tampering",
+    "missing-identity-propagation": "elevation-of-privilege", "missing-identity-store": "spoofing",
+    "missing-network-segmentation": "elevation-of-privilege", "missing-vault": "information-disclosure",
+    "missing-waf": "tampering", "path-traversal": "information-disclosure", "sql-nosql-injection": "tampering",
+    "search-query-injection": "tampering", "server-side-request-forgery": "information-disclosure",
+    "unchecked-deployment": "tampering", "unencrypted-asset": "information-disclosure",
+    "unencrypted-communication": "information-disclosure", "untrusted-deserialization": "tampering",
+    "unguarded-direct-datastore-access": "elevation-of-privilege", "xml-external-entity": "information-disclosure",
+}
+_WILD = ("data_assets", "technical_assets", "communication_links", "trust_boundaries", "risk_tracking",
+         "individual_risk_categories", "risks_identified", "shared_runtimes")
+_TA_MAPPED = ("id", "description", "type", "technology", "technologies", "internet", "encryption", "confidentiality",
+              "integrity", "availability", "data_assets_processed", "data_assets_stored", "communication_links",
+              "out_of_scope", "justification_out_of_scope")
+_LINK_MAPPED = ("target", "description", "protocol", "authentication", "authorization", "data_assets_sent",
+                "data_assets_received")
+
+
+def convert(doc: Any, name: str) -> ImportResult:
+    """Convert a parsed Threagile model."""
+    b = Builder(FORMAT, name, "threagile")
+    if not isinstance(doc, Mapping):
+        raise b.fail([], "a Threagile model is a YAML mapping")
+    title = require(b, doc, [], "title")
+    b = Builder(FORMAT, name, title, wild=_WILD)
+    desc = doc.get("application_description")
+    system = add_system(b, title, desc.get("description") if isinstance(desc, Mapping) else None, title)
+    b.unmapped_keys(doc, [], ("title", "application_description", "data_assets", "technical_assets",
+                              "trust_boundaries", "risk_tracking", "individual_risk_categories", "threagile_version",
+                              "tags_available", "includes"),
+                    "model-level field with no home (author, business overview, questions, diagram tweaks, …)")
+    if doc.get("includes"):
+        b.unmapped("/includes", "included files are not followed: import the merged model")
+
+    data: dict[str, rdflib.URIRef] = {}
+    for key, a in _mapping(b, doc, [], "data_assets").items():
+        path: list[str | int] = ["data_assets", key]
+        aid = require(b, a, path, "id")
+        node = b.iri("data", aid)
+        data[aid] = node
+        b.typed(node, TG.DataAsset, str(key), aid)
+        b.lit(node, DCT.description, optional(b, a, path, "description", str))
+        conf = optional(b, a, path, "confidentiality", str)
+        tags = {str(t).lower() for t in a.get("tags") or []}
+        cls = _CONFIDENTIALITY.get(conf or "", None)
+        if tags & _SPECIAL_TAGS:
+            cls = TG.SpecialCategoryPersonal
+        elif tags & _PERSONAL_TAGS:
+            cls = TG.Personal
+        if cls:
+            b.add(node, TG.classification, rdflib.URIRef(cls))
+        elif conf is not None:
+            raise b.fail([*path, "confidentiality"], f"unknown confidentiality {conf!r}",
+                         hint="use public, internal, restricted, confidential or strictly-confidential")
+        b.unmapped_keys(a, path, ("id", "description", "confidentiality", "tags"),
+                        "data-asset field with no home (usage, origin, owner, quantity, integrity, availability)")
+
+    assets: dict[str, rdflib.URIRef] = {}
+    kinds: dict[str, str] = {}
+    ta = _mapping(b, doc, [], "technical_assets")
+    for key, t in ta.items():
+        tid = require(b, t, ["technical_assets", key], "id")
+        if tid in assets:
+            raise b.fail(["technical_assets", key, "id"], f"duplicate technical asset id {tid!r}")
+        assets[tid] = b.iri("asset", tid)
+    links: dict[str, rdflib.URIRef] = {}
+    for key, t in ta.items():
+        path = ["technical_assets", key]
+        tid = t["id"]
+        node = assets[tid]
+        ttype = require(b, t, path, "type")
+        if ttype not in _KINDS:
+            raise b.fail([*path, "type"], f"unknown technical asset type {ttype!r}",
+                         hint="use external-entity, process or datastore")
+        kind = _KINDS[ttype]
+        kinds[tid] = kind
+        b.typed(node, TG[kind], str(key), tid)
+        b.add(node, TG.partOf, system)
+        tdesc = optional(b, t, path, "description", str)
+        b.lit(node, DCT.description, tdesc)
+        techs = [str(x) for x in (t.get("technologies") or [])]
+        if isinstance(t.get("technology"), str):
+            techs.append(t["technology"])
+        ml = TGML[_AI_CLASS[kind]] if "ai" in techs else ml_class_from_text(f"{key}\n{tdesc or ''}", kind)
+        if ml:
+            b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
+        if techs and "ai" not in techs:
+            b.unmapped(f"/technical_assets/{key}/technologies", "technology with no threatgraph class (the asset keeps its core kind)")
+        if isinstance(t.get("internet"), bool):
+            b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(t["internet"])))
+        enc = t.get("encryption")
+        if kind == "DataStore" and isinstance(enc, str):
+            b.g.add((node, rdflib.URIRef(TG.encryptedAtRest), rdflib.Literal(enc != "none")))
+        ratings = [_RATING[str(t[k])] for k in ("confidentiality", "integrity", "availability") if str(t.get(k)) in _RATING]
+        if ratings:
+            b.lit(node, TG.criticality, max(ratings))
+        for k2, prop, need in (("data_assets_processed", TG.processes, "Process"), ("data_assets_stored", TG.holds, "DataStore")):
+            for j, did in enumerate(t.get(k2) or []):
+                if did not in data:
+                    raise b.fail([*path, k2, j], f"no data asset with id {did!r}")
+                if kind == need:
+                    b.add(node, prop, data[did])
+                else:
+                    b.unmapped(f"/technical_assets/{key}/{k2}", f"only a {need.lower()} has {k2.split('_')[-1]} data here")
+        if t.get("out_of_scope") is True:
+            b.unmapped(f"/technical_assets/{key}/out_of_scope", "out-of-scope assets are imported and analysed anyway")
+        b.unmapped_keys(t, path, _TA_MAPPED,
+                        "technical-asset field with no home (usage, size, machine, owner, multi_tenant, …)")
+        for lkey, link in _mapping(b, t, path, "communication_links").items():
+            lpath = [*path, "communication_links", lkey]
+            target = require(b, link, lpath, "target")
+            if target not in assets:
+                raise b.fail([*lpath, "target"], f"no technical asset with id {target!r}")
+            flow = b.iri("link", tid, str(lkey))
+            links[link_id(tid, str(lkey))] = flow
+            _link(b, link, lpath, flow, str(lkey), node, assets[target], system, data, sent=True)
+            if link.get("data_assets_received"):
+                _link(b, link, lpath, b.iri("link", tid, str(lkey), "response"), f"{lkey} (response)",
+                      assets[target], node, system, data, sent=False)
+
+    # Trust boundaries → zones (innermost boundary wins).
+    tb = _mapping(b, doc, [], "trust_boundaries")
+    zone_of: dict[str, tuple[int, rdflib.URIRef]] = {}
+    nested_in: dict[str, str] = {}
+    ids = {}
+    for key, z in tb.items():
+        zid = require(b, z, ["trust_boundaries", key], "id")
+        ids[zid] = key
+        for inner in z.get("trust_boundaries_nested") or []:
+            nested_in[str(inner)] = zid
+    for key, z in tb.items():
+        path = ["trust_boundaries", key]
+        zid = z["id"]
+        node = b.iri("zone", zid)
+        b.typed(node, TG.TrustZone, str(key), zid)
+        b.lit(node, DCT.description, optional(b, z, path, "description", str))
+        depth, p = 0, zid
+        while p in nested_in and depth < len(tb):
+            p, depth = nested_in[p], depth + 1
+        for j, aid in enumerate(z.get("technical_assets_inside") or []):
+            if aid not in assets:
+                raise b.fail([*path, "technical_assets_inside", j], f"no technical asset with id {aid!r}")
+            if aid not in zone_of or zone_of[aid][0] < depth:
+                zone_of[aid] = (depth, node)
+        for j, inner in enumerate(z.get("trust_boundaries_nested") or []):
+            if inner not in ids:
+                raise b.fail([*path, "trust_boundaries_nested", j], f"no trust boundary with id {inner!r}")
+        if z.get("type"):
+            b.unmapped(f"/trust_boundaries/{key}/type", "boundary type (network, execution environment) has no home")
+        if z.get("trust_boundaries_nested"):
+            b.unmapped(f"/trust_boundaries/{key}/trust_boundaries_nested", "nesting is flattened to the innermost zone")
+    if tb:
+        outside = b.iri("zone", "outside-trust-boundaries")
+        used = False
+        for aid, node in assets.items():
+            if aid in zone_of:
+                b.add(node, TG.inZone, zone_of[aid][1])
+            else:
+                b.add(node, TG.inZone, outside)
+                used = True
+        if used:
+            b.typed(outside, TG.TrustZone, "Outside all trust boundaries", None)
+    if doc.get("shared_runtimes"):
+        b.unmapped("/shared_runtimes", "shared runtimes have no home")
+
+    # Individual risk categories with their identified risks, then risk tracking.
+    categories: dict[str, Mapping[str, Any]] = {}
+    for key, rc in _mapping(b, doc, [], "individual_risk_categories").items():
+        path = ["individual_risk_categories", key]
+        rid = require(b, rc, path, "id")
+        categories[rid] = rc
+        for sid, risk in (rc.get("risks_identified") or {}).items():
+            rpath = [*path, "risks_identified", sid]
+            el = _risk_target(risk, assets, links)
+            if el is None:
+                b.unmapped(f"/individual_risk_categories/{key}/risks_identified", "risk without a known technical asset")
+                continue
+            sev = risk.get("severity") if isinstance(risk, Mapping) else None
+            declared_threat(
+                b, el, b.iri("risk", str(sid)), title=str(key), description=rc.get("description"),
+                category=_STRIDE.get(str(rc.get("stride"))), severity=severity_iri(sev) if isinstance(sev, str) else None,
+                status="unchecked", mitigation=rc.get("mitigation") if isinstance(rc.get("mitigation"), str) else None,
+                ident=str(sid),
+            )
+            del rpath
+    for sid, rt in _mapping(b, doc, [], "risk_tracking").items():
+        path = ["risk_tracking", sid]
+        status = optional(b, rt, path, "status", str)
+        cat_id, _, rest = str(sid).partition("@")
+        el = _tracked_target(rest, assets, links)
+        if el is None:
+            b.unmapped("/risk_tracking", "tracked risk whose id names no technical asset (wildcards are not expanded)")
+            continue
+        stride = str(categories[cat_id].get("stride")) if cat_id in categories else BUILTIN_STRIDE.get(cat_id)
+        threat = b.iri("risk", str(sid))
+        declared_threat(
+            b, el, threat, title=cat_id, category=_STRIDE.get(stride or ""), status=status,
+            mitigation=optional(b, rt, path, "justification", str), ident=str(sid),
+        )
+        b.unmapped_keys(rt, path, ("status", "justification"), "risk-tracking field with no home (ticket, date, checked_by)")
+    return b.result()
+
+
+def link_id(source: str, title: str) -> str:
+    """Threagile's id of a communication link: source id, ``>``, the title lower-cased and dashed.
+
+    >>> link_id("analyst", "View scores")
+    'analyst>view-scores'
+    """
+    return source + ">" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _mapping(b: Builder, obj: Mapping[str, Any], path: list[str | int], key: str) -> Mapping[str, Any]:
+    val = obj.get(key)
+    if val is None:
+        return {}
+    if not isinstance(val, Mapping):
+        raise b.fail([*path, key], f"expected a mapping, found {type(val).__name__}")
+    return val
+
+
+def _link(b: Builder, link: Mapping[str, Any], path: list[str | int], flow: rdflib.URIRef, label: str,
+          src: rdflib.URIRef, tgt: rdflib.URIRef, system: rdflib.URIRef, data: Mapping[str, rdflib.URIRef],
+          *, sent: bool) -> None:
+    b.typed(flow, TG.DataFlow, label, str(path[-1]))
+    b.add(flow, TG.source, src)
+    b.add(flow, TG.target, tgt)
+    b.add(flow, TG.partOf, system)
+    b.lit(flow, DCT.description, optional(b, link, path, "description", str))
+    proto = optional(b, link, path, "protocol", str)
+    b.lit(flow, TG.protocol, proto)
+    if proto and proto not in _LOCAL:
+        b.g.add((flow, rdflib.URIRef(TG.encryptedInTransit), rdflib.Literal(proto in _ENCRYPTED)))
+    auth = optional(b, link, path, "authentication", str)
+    if auth:
+        b.g.add((flow, rdflib.URIRef(TG.authenticated), rdflib.Literal(auth != "none")))
+    authz = optional(b, link, path, "authorization", str)
+    if authz:
+        b.g.add((flow, rdflib.URIRef(TG.authorizationEnforced), rdflib.Literal(authz != "none")))
+    key = "data_assets_sent" if sent else "data_assets_received"
+    for j, did in enumerate(link.get(key) or []):
+        if did not in data:
+            raise b.fail([*path, key, j], f"no data asset with id {did!r}")
+        b.add(flow, TG.carries, data[did])
+    if sent:
+        b.unmapped_keys(link, path, _LINK_MAPPED, "communication-link field with no home (vpn, ip_filtered, readonly, usage)")
+
+
+def _risk_target(risk: Any, assets: Mapping[str, rdflib.URIRef], links: Mapping[str, rdflib.URIRef]) -> rdflib.URIRef | None:
+    if not isinstance(risk, Mapping):
+        return None
+    link = risk.get("most_relevant_communication_link")
+    if link and str(link) in links:
+        return links[str(link)]
+    ta = risk.get("most_relevant_technical_asset")
+    return assets.get(str(ta)) if ta else None
+
+
+def _tracked_target(rest: str, assets: Mapping[str, rdflib.URIRef], links: Mapping[str, rdflib.URIRef]) -> rdflib.URIRef | None:
+    parts = [p for p in rest.split("@") if p]
+    for p in parts:
+        if p in links:
+            return links[p]
+    for p in parts:
+        if p in assets:
+            return assets[p]
+    return None

@@ -1,0 +1,282 @@
+"""OWASP Threat Dragon v2 JSON → threatgraph system model.
+
+Cells by ``data.type``: ``tm.Actor`` → tg:ExternalEntity, ``tm.Process`` → tg:Process, ``tm.Store`` →
+tg:DataStore, ``tm.Flow`` → tg:DataFlow (``source.cell`` → ``target.cell``), ``tm.BoundaryBox`` → a
+tg:TrustZone holding the elements drawn inside it, ``tm.Boundary`` (a curve) → a tg:TrustBoundary, and
+every flow whose straight line between its end elements crosses the curve gets tg:crossesBoundary true.
+Human-written threats become tg:DeclaredThreat (type → STRIDE/LINDDUN category, severity, status,
+mitigation text). ML classes only from explicit words in an element's name or description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+import rdflib
+
+from threatgraph.interchange.common import (
+    Builder,
+    ImportResult,
+    add_system,
+    bool_attr,
+    category_iri,
+    declared_threat,
+    items,
+    ml_class_from_text,
+    optional,
+    require,
+    severity_iri,
+    slug,
+)
+from threatgraph.terms import DCT, TG
+
+FORMAT = "threat-dragon"
+
+_KINDS = {"tm.Actor": "ExternalEntity", "tm.Process": "Process", "tm.Store": "DataStore"}
+_CELL_MAPPED = ("id", "shape", "zIndex", "data", "source", "target", "vertices", "position", "size", "attrs",
+                "visible", "connector", "threats", "width", "height", "labels")
+_LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape", "width", "height", "labels")
+_DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
+                "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment",
+                "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope")
+
+Point = tuple[float, float]
+
+
+def convert(doc: Any, name: str) -> ImportResult:
+    """Convert a parsed Threat Dragon v2 document."""
+    b = Builder(FORMAT, name, "threat-dragon")
+    if not isinstance(doc, Mapping):
+        raise b.fail([], "a Threat Dragon model is a JSON object")
+    summary = require(b, doc, [], "summary", Mapping)
+    title = require(b, summary, ["summary"], "title")
+    sid = summary.get("id")
+    b = Builder(FORMAT, name, str(sid) if sid not in (None, "") else title)
+    system = add_system(b, title, optional(b, summary, ["summary"], "description", str), str(sid or title))
+    detail = require(b, doc, [], "detail", Mapping)
+    b.unmapped_keys(summary, ["summary"], ("title", "description", "id"), "model metadata with no home (owner)")
+    b.unmapped_keys(detail, ["detail"], ("diagrams", "diagramTop", "threatTop"),
+                    "model metadata with no home (contributors, reviewer)")
+    for di, diagram in enumerate(items(b, detail, ["detail"], "diagrams")):
+        _diagram(b, diagram, ["detail", "diagrams", di], system)
+    return b.result()
+
+
+def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URIRef) -> None:
+    if not isinstance(diagram, Mapping):
+        raise b.fail(path, "a diagram is a JSON object")
+    dtype = str(diagram.get("diagramType") or "STRIDE")
+    linddun = "linddun" in dtype.lower()
+    dkey = str(diagram.get("id", path[-1]))
+    cells = items(b, diagram, path, "cells")
+    elements: dict[str, rdflib.URIRef] = {}
+    boxes: list[tuple[rdflib.URIRef, float, float, float, float]] = []
+    curves: list[tuple[rdflib.URIRef, list[Point]]] = []
+    centres: dict[str, Point] = {}
+    flows: list[tuple[int, Mapping[str, Any]]] = []
+    for ci, cell in enumerate(cells):
+        cpath = [*path, "cells", ci]
+        cid = require(b, cell, cpath, "id")
+        data = require(b, cell, cpath, "data", Mapping)
+        ctype = require(b, data, [*cpath, "data"], "type")
+        label = data.get("name") if isinstance(data.get("name"), str) else None
+        for lk in _LAYOUT:
+            if lk in cell:
+                b.unmapped(f"{_ptr([*cpath, lk])}", "diagram layout (no home in a system model)")
+        if ctype in _KINDS:
+            kind = _KINDS[ctype]
+            node = b.iri(dkey, cid)
+            elements[cid] = node
+            b.typed(node, TG[kind], label or cid, cid)
+            b.add(node, TG.partOf, system)
+            desc = optional(b, data, [*cpath, "data"], "description", str)
+            b.lit(node, DCT.description, desc)
+            ml = ml_class_from_text(f"{label or ''}\n{desc or ''}", kind)
+            if ml:
+                b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
+            _element_flags(b, node, kind, data, [*cpath, "data"], cid, dkey)
+            centres[cid] = _centre(cell)
+            _cell_threats(b, cell, cpath, node, linddun)
+        elif ctype == "tm.Flow":
+            flows.append((ci, cell))
+        elif ctype == "tm.BoundaryBox":
+            node = b.iri(dkey, cid)
+            b.typed(node, TG.TrustZone, label or "Trust boundary box", cid)
+            pos, size = _obj(cell, "position"), _obj(cell, "size")
+            x, y = float(pos.get("x", 0)), float(pos.get("y", 0))
+            w, h = float(size.get("width", cell.get("width", 0)) or 0), float(size.get("height", cell.get("height", 0)) or 0)
+            boxes.append((node, x, y, x + w, y + h))
+        elif ctype == "tm.Boundary":
+            node = b.iri(dkey, cid)
+            b.typed(node, TG.TrustBoundary, label or "Trust boundary", cid)
+            pts = [_pt(cell.get("source"))] + [_pt(v) for v in cell.get("vertices") or []] + [_pt(cell.get("target"))]
+            curves.append((node, [p for p in pts if p is not None]))
+        elif ctype == "tm.Text":
+            b.unmapped(_ptr([*cpath, "data"]), "free text on the diagram (no home)")
+        else:
+            b.unmapped(_ptr([*cpath, "data", "type"]), f"unknown cell type {ctype!r} (skipped)")
+        b.unmapped_keys(data, [*cpath, "data"], _DATA_MAPPED, "element property with no threatgraph property")
+        b.unmapped_keys(cell, cpath, _CELL_MAPPED, "cell field with no home")
+
+    # Zones from boundary boxes: the smallest box containing the element's centre.
+    if boxes:
+        outside = b.iri(dkey, "outside-boundaries")
+        used_outside = False
+        for cid, node in elements.items():
+            cx, cy = centres[cid]
+            inside = [bx for bx in boxes if bx[1] <= cx <= bx[3] and bx[2] <= cy <= bx[4]]
+            if inside:
+                zone = min(inside, key=lambda bx: (bx[3] - bx[1]) * (bx[4] - bx[2]))[0]
+            else:
+                zone, used_outside = outside, True
+            b.add(node, TG.inZone, zone)
+        if used_outside:
+            b.typed(outside, TG.TrustZone, "Outside all trust boundary boxes", None)
+
+    for ci, cell in flows:
+        cpath = [*path, "cells", ci]
+        cid = cell["id"]
+        data = cell["data"]
+        ends = []
+        for key in ("source", "target"):
+            end = cell.get(key)
+            ref = end.get("cell") if isinstance(end, Mapping) else None
+            if not isinstance(ref, str):
+                raise b.fail([*cpath, key], f"data flow has no {key} element (its {key}.cell is missing)",
+                             hint="connect both ends of the flow to an actor, process or store in Threat Dragon")
+            if ref not in elements:
+                raise b.fail([*cpath, key, "cell"], f"no actor, process or store with id {ref!r}")
+            ends.append(ref)
+        label = data.get("name") if isinstance(data.get("name"), str) else None
+        pairs = [(cid, ends[0], ends[1], label or cid)]
+        if data.get("isBidirectional") is True:
+            pairs.append((cid + "#reverse", ends[1], ends[0], f"{label or cid} (reverse)"))
+        for k, (ident, src, tgt, lab) in enumerate(pairs):
+            node = b.iri(dkey, ident)
+            b.typed(node, TG.DataFlow, lab, cid)
+            b.add(node, TG.source, elements[src])
+            b.add(node, TG.target, elements[tgt])
+            b.add(node, TG.partOf, system)
+            b.lit(node, DCT.description, optional(b, data, [*cpath, "data"], "description", str))
+            b.lit(node, TG.protocol, optional(b, data, [*cpath, "data"], "protocol", str))
+            bool_attr(b, node, TG.encryptedInTransit, data.get("isEncrypted"))
+            if data.get("isPublicNetwork") is True:
+                b.add(node, TG.publiclyExposed, rdflib.Literal(True))
+            if any(_crosses(centres[src], centres[tgt], pts) for _, pts in curves):
+                b.add(node, TG.crossesBoundary, rdflib.Literal(True))
+            _out_of_scope(b, data, cpath)
+            if k == 0:
+                _cell_threats(b, cell, cpath, node, linddun)
+
+
+def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str, Any], path: list[str | int],
+                   cid: str, dkey: str) -> None:
+    if kind == "DataStore":
+        bool_attr(b, node, TG.holdsLogs, data.get("isALog"))
+        bool_attr(b, node, TG.encryptedAtRest, data.get("isEncrypted"))
+        bool_attr(b, node, TG.artifactsSigned, data.get("isSigned"))
+        if data.get("storesCredentials") is True:
+            asset = b.iri(dkey, cid, "credentials")
+            b.typed(asset, TG.DataAsset, "Credentials or personal data", None)
+            b.add(asset, TG.classification, rdflib.URIRef(TG.Confidential))
+            b.add(node, TG.holds, asset)
+    elif data.get("storesCredentials") is True:
+        b.unmapped(_ptr([*path, "storesCredentials"]), "only stores hold data")
+    if kind == "Process" and data.get("handlesCardPayment") is True:
+        asset = b.iri(dkey, cid, "card-payment-data")
+        b.typed(asset, TG.DataAsset, "Card payment data", None)
+        b.add(asset, TG.classification, rdflib.URIRef(TG.Confidential))
+        b.add(node, TG.processes, asset)
+    for key in ("isALog", "isSigned"):
+        if kind != "DataStore" and key in data:
+            b.unmapped(_ptr([*path, key]), "store flag on another kind of element")
+    if kind != "DataStore" and data.get("isEncrypted") is not None:
+        b.unmapped(_ptr([*path, "isEncrypted"]), "encryption flag on an actor or process")
+    _out_of_scope(b, data, path[:-1])
+
+
+def _out_of_scope(b: Builder, data: Mapping[str, Any], cpath: list[str | int]) -> None:
+    if data.get("outOfScope") is True:
+        b.unmapped(_ptr([*cpath, "data", "outOfScope"]), "out-of-scope elements are imported and analysed anyway")
+
+
+def _cell_threats(b: Builder, cell: Mapping[str, Any], cpath: list[str | int], node: rdflib.URIRef, linddun: bool) -> None:
+    data = _obj(cell, "data")
+    threats = list(items(b, cell, cpath, "threats"))
+    tpath_base = [*cpath, "threats"]
+    if not threats and isinstance(data.get("threats"), list):  # Threat Dragon keeps them under data
+        threats = data["threats"]
+        tpath_base = [*cpath, "data", "threats"]
+    for ti, t in enumerate(threats):
+        tpath = [*tpath_base, ti]
+        if not isinstance(t, Mapping):
+            raise b.fail(tpath, "a threat is a JSON object")
+        title = optional(b, t, tpath, "title", str)
+        ttype = optional(b, t, tpath, "type", str) or ""
+        linddun_t = linddun or "linddun" in str(t.get("modelType") or "").lower()
+        cat = category_iri(ttype, linddun=linddun_t) if ttype else None
+        if ttype and cat is None:
+            b.unmapped(_ptr([*tpath, "type"]), f"threat type {ttype!r} is not a STRIDE or LINDDUN category")
+        sev_word = optional(b, t, tpath, "severity", str)
+        ident = t.get("threatId") or (str(t["number"]) if t.get("number") is not None else f"t{ti}")
+        declared_threat(
+            b, node, rdflib.URIRef(f"{node}:threat:{slug(str(ident))}"),
+            title=title or ttype or None,
+            description=optional(b, t, tpath, "description", str),
+            category=cat,
+            severity=severity_iri(sev_word) if sev_word else None,
+            status=optional(b, t, tpath, "status", str),
+            mitigation=optional(b, t, tpath, "mitigation", str),
+            ident=str(ident),
+        )
+        if t.get("score"):
+            b.unmapped(_ptr([*tpath, "score"]), "custom threat score (no home)")
+
+
+def _ptr(path: Sequence[str | int]) -> str:
+    from threatgraph.interchange.common import pointer
+
+    return pointer(path)
+
+
+def _obj(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    v = parent.get(key)
+    return v if isinstance(v, Mapping) else {}
+
+
+def _pt(v: Any) -> Point | None:
+    if isinstance(v, Mapping) and isinstance(v.get("x"), (int, float)) and isinstance(v.get("y"), (int, float)):
+        return (float(v["x"]), float(v["y"]))
+    return None
+
+
+def _centre(cell: Mapping[str, Any]) -> Point:
+    pos, size = _obj(cell, "position"), _obj(cell, "size")
+    x, y = float(pos.get("x", 0) or 0), float(pos.get("y", 0) or 0)
+    w = float(size.get("width", cell.get("width", 0)) or 0)
+    h = float(size.get("height", cell.get("height", 0)) or 0)
+    return (x + w / 2, y + h / 2)
+
+
+def _crosses(a: Point, c: Point, polyline: Sequence[Point]) -> bool:
+    """Whether segment a–c crosses the polyline (an odd number of proper crossings counts).
+
+    >>> _crosses((0, 0), (10, 0), [(5, -5), (5, 5)])
+    True
+    >>> _crosses((0, 0), (4, 0), [(5, -5), (5, 5)])
+    False
+    """
+    hits = sum(1 for p, q in pairwise(polyline) if _intersect(a, c, p, q))
+    return hits % 2 == 1
+
+
+def _orient(p: Point, q: Point, r: Point) -> float:
+    return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+
+def _intersect(a: Point, b: Point, c: Point, d: Point) -> bool:
+    d1, d2 = _orient(c, d, a), _orient(c, d, b)
+    d3, d4 = _orient(a, b, c), _orient(a, b, d)
+    return ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and d1 != 0 and d2 != 0
