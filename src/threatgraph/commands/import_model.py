@@ -1,0 +1,52 @@
+"""``threatgraph import-model FILE``: convert an OTM, Threat Dragon v2 or Threagile model to Turtle."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from threatgraph.errors import InputError
+from threatgraph.interchange import convert_file
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "import-model",
+        help="convert an OTM, Threat Dragon v2 or Threagile model into a threatgraph Turtle model",
+        description="Detects the format (OTM JSON, OWASP Threat Dragon v2 JSON, Threagile YAML), converts it and "
+        "writes Turtle; fields with no home in the ontology are listed on stderr. See docs/interchange.md.",
+    )
+    p.add_argument("file", metavar="FILE", help="the model to convert (.json, .otm, .yaml, .yml)")
+    p.add_argument("--output", "-o", metavar="OUT.ttl", help="write the Turtle to OUT.ttl instead of stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="do not list the fields that had no home")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file", hint="check the path")
+    result = convert_file(path)
+    if result is None:
+        raise InputError(
+            f"{path}: not an OTM, Threat Dragon v2 or Threagile model (detected by extension and content)",
+            hint="RDF models need no import: give them to analyze directly",
+        )
+    header = (f"# Imported by threatgraph import-model from {path.name} ({result.format}).\n"
+              f"# {len(result.unmapped)} kinds of source field had no home in the ontology (see stderr / docs/interchange.md).\n")
+    text = header + result.graph.serialize(format="turtle")
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    if not args.quiet:
+        for note in result.unmapped:
+            print(f"threatgraph: not imported: {note}", file=sys.stderr)
+        n = sum(1 for _ in result.graph.subjects(unique=True))
+        print(f"threatgraph: imported {result.format} model {path}: {len(result.graph)} triples about {n} resources",
+              file=sys.stderr)
+    return 0
