@@ -38,6 +38,8 @@ COMMANDS: tuple[str, ...] = (
     "releases",
     "diff_release",
     "coverage",
+    "import_model",
+    "diff_model",
 )
 
 

@@ -19,6 +19,7 @@ from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.util import guess_format
 
 from threatgraph.errors import InputError
+from threatgraph.interchange import detect_and_convert
 from threatgraph.ontology import Ontology
 from threatgraph.terms import TG
 
@@ -92,6 +93,10 @@ def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
         size = path.stat().st_size
         if size > MAX_MODEL_BYTES:
             raise InputError(f"{path}: {size} bytes is above the {MAX_MODEL_BYTES}-byte limit for a model file")
+        if (converted := detect_and_convert(path)) is not None:  # OTM, Threat Dragon, Threagile
+            g += converted
+            files.append(str(path))
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:

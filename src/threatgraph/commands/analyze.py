@@ -7,8 +7,10 @@ import sys
 from typing import Any
 
 from threatgraph.engine import Engine, labels_of, no_gc
+from threatgraph.export import EXPORT_FORMATS, build_context, render_export, with_declared
+from threatgraph.export.markdown import declared_text
 from threatgraph.findings import read_findings
-from threatgraph.report import FORMATS, findings_json, render_markdown, render_table, render_turtle
+from threatgraph.report import FORMATS, findings_json, render_table, render_turtle
 from threatgraph.rules import SEVERITIES, severity_rank
 
 
@@ -50,12 +52,15 @@ def _run(args: argparse.Namespace) -> int:
     findings = read_findings(analysis.store, labels)
     floor = severity_rank(args.min_severity)
     shown = [f for f in findings if f.severity_rank >= floor]
+    ctx = build_context(analysis.store, shown, labels, title=f"Threat analysis of {', '.join(analysis.model_files)}",
+                        model_files=analysis.model_files, warnings=analysis.warnings, rules=analysis.rules,
+                        all_findings=findings)  # issue 7: exports and declared threats
     if args.format == "table":
-        text = render_table(shown)
+        text = render_table(shown) + declared_text(ctx)
     elif args.format == "json":
-        text = findings_json(shown, model_files=analysis.model_files, warnings=analysis.warnings)
-    elif args.format == "markdown":
-        text = render_markdown(shown, title=f"Threat analysis of {', '.join(analysis.model_files)}")
+        text = with_declared(findings_json(shown, model_files=analysis.model_files, warnings=analysis.warnings), ctx)
+    elif args.format == "markdown" or args.format in EXPORT_FORMATS:
+        text = render_export(args.format, ctx, analysis.store)
     else:
         text = render_turtle(analysis.store)
     if args.output:
