@@ -21,7 +21,7 @@ spliced into the query text. A query names a parameter as the variable ``?<name>
 >>> q.bind({"kind": "http://example.org/x> } INSERT"})
 Traceback (most recent call last):
 ...
-threatgraph.errors.InputError: parameter kind: 'http://example.org/x> } INSERT' is not a valid IRI (Invalid IRI code point ' ')
+threatgraph.errors.InputError: parameter kind: 'http://example.org/x> } INSERT' is not a valid IRI (Invalid IRI code point '>')
 """
 
 from __future__ import annotations

@@ -178,6 +178,9 @@ class RemoteStore:
         """POST a query (form-encoded, like SPARQLWrapper does) and return (media type, body)."""
         sw = self._wrapper(self.endpoint)
         sw.setQuery(text)
+        # SPARQLWrapper guesses the form from the text and its comment stripper is fooled by words in
+        # comments (e.g. "remove" reads as MOVE): the caller knows it is a query, so say so.
+        sw.queryType = "CONSTRUCT" if "n-triples" in accept else "SELECT"
         sw.setOnlyConneg(True)
         sw.addCustomHttpHeader("Accept", accept)
         try:
@@ -238,8 +241,7 @@ class RemoteStore:
         sw = self._wrapper(self.update_endpoint)
         sw.setQuery(sparql_prefixes() + update)
         sw.setMethod(POST)
-        if not sw.isSparqlUpdateRequest():
-            raise StoreError("expected a SPARQL Update (INSERT, DELETE, LOAD, CLEAR, DROP, CREATE, …)")
+        sw.queryType = "INSERT"  # the caller says it is an update (see _sparql)
         try:
             sw.query().response.read()
         except SPARQLWrapperException as err:
