@@ -313,37 +313,33 @@ def replacement_for(store: Store, technique_iri: str) -> tuple[str, str | None]:
     ``("removed", None)`` (in an older release only) or ``("unknown", None)`` (in no loaded release).
     A chain of revocations is followed to its end.
     """
-    node = NamedNode(technique_iri)
+    t = _g(technique_iri)
     rows = store.select(
-        f"""SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ ?t a ?cls }}
-            GRAPH {_g(RELEASES_GRAPH)} {{ ?g a kb:Release }} }}""",
-        {"t": node},
+        f"""SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ {t} a ?cls }}
+            GRAPH {_g(RELEASES_GRAPH)} {{ ?g a kb:Release }} }}"""
     )
     in_graphs = {r["g"].value for r in rows}
     if not in_graphs:
         return ("unknown", None)
     infos = releases(store)
-    sources = {i.source for i in infos if i.graph in in_graphs}
-    newest = [[i for i in infos if i.source == s][-1] for s in sorted(sources)]
+    sources = sorted({i.source for i in infos if i.graph in in_graphs})
+    newest = [[i for i in infos if i.source == s][-1] for s in sources]
     present = [i for i in newest if i.graph in in_graphs]
     if not present:
         return ("removed", None)
-    graph = present[-1].graph
-    status = store.select(
-        f"""SELECT ?revoked ?deprecated ?by WHERE {{ GRAPH {_g(graph)} {{
-            OPTIONAL {{ ?t kb:revoked ?revoked }} OPTIONAL {{ ?t kb:deprecated ?deprecated }}
-            OPTIONAL {{ ?t kb:revokedBy ?by }} }} }}""",
-        {"t": node},
-    )
-    row = status[0] if status else {}
+    g = _g(present[-1].graph)
+    row = store.select(
+        f"""SELECT ?revoked ?deprecated ?by WHERE {{ GRAPH {g} {{ {t} a ?cls .
+            OPTIONAL {{ {t} kb:revoked ?revoked }} OPTIONAL {{ {t} kb:deprecated ?deprecated }}
+            OPTIONAL {{ {t} kb:revokedBy ?by }} }} }} LIMIT 1"""
+    )[0]
     if "revoked" in row and row["revoked"].value == "true":
         current: str | None = row["by"].value if "by" in row else None
         seen = {technique_iri}
         while current and current not in seen:
             seen.add(current)
             nxt = store.select(
-                f"SELECT ?by WHERE {{ GRAPH {_g(graph)} {{ ?t kb:revoked true ; kb:revokedBy ?by }} }}",
-                {"t": NamedNode(current)},
+                f"SELECT ?by WHERE {{ GRAPH {g} {{ {_g(current)} kb:revoked true ; kb:revokedBy ?by }} }}"
             )
             if not nxt:
                 break
