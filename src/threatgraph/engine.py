@@ -45,6 +45,10 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     finding_count: int = 0
     inferred_count: int = 0
+    releases: dict[str, str] = field(default_factory=dict)
+    """Knowledge source → newest loaded release graph the second stage read (empty: categories only)."""
+    stage_triples: int = 0
+    path_count: int = 0
 
 
 @contextmanager
@@ -161,7 +165,29 @@ class Engine:
         derived = self.derive()
         self.check_flows()
         count = self.run_rules()
-        return Analysis(self.store, self.rules, loaded.files, warnings, count, len(inferred) + derived)
+        analysis = Analysis(self.store, self.rules, loaded.files, warnings, count, len(inferred) + derived)
+        self.derive_findings(analysis)
+        return analysis
+
+    def derive_findings(self, analysis: Analysis) -> None:
+        """Second stage (issue 4): techniques, mitigations, controls, risk and attack paths of the findings.
+
+        Techniques and everything that hangs on them need loaded knowledge releases; controls by
+        category, risk and attack paths are derived with or without them.
+        """
+        from threatgraph.bridge import load_bridge
+        from threatgraph.paths import find_paths
+        from threatgraph.risk import score_findings
+        from threatgraph.techniques import newest_releases, run_stage
+
+        releases = newest_releases(self.store)
+        if releases:
+            load_bridge(self.store)
+        stage = run_stage(self.store, releases)
+        analysis.releases = stage.releases
+        analysis.stage_triples = stage.total
+        score_findings(self.store)
+        analysis.path_count = find_paths(self.store)
 
     def derive(self) -> int:
         """Run the CONSTRUCT queries of ``queries/derive`` and add their triples to ``graph/inferred``."""

@@ -9,7 +9,7 @@ from pyoxigraph import BlankNode, Literal, NamedNode
 from threatgraph.rules import SEVERITIES
 from threatgraph.store import Store
 from threatgraph.store.base import Term
-from threatgraph.terms import RDF, RDFS, TG, graph_iri
+from threatgraph.terms import DCT, RDF, RDFS, TG, graph_iri
 
 _FOCUS = """
 SELECT ?focus ?kind WHERE { GRAPH <%(g)s> { ?f a tg:Finding ; tg:focus ?focus }
@@ -18,6 +18,52 @@ SELECT ?focus ?kind WHERE { GRAPH <%(g)s> { ?f a tg:Finding ; tg:focus ?focus }
 _SCHEMES = """
 SELECT ?cat ?scheme WHERE { ?cat a tg:ThreatCategory ; skos:inScheme ?scheme }
 """
+
+
+@dataclass
+class TechniqueView:
+    """One technique applied to a finding (second stage), with mitigations, controls and detection."""
+
+    iri: str
+    id: str
+    label: str
+    mapping: str
+    asset_types: list[str] = field(default_factory=list)
+    justification: str = ""
+    sources: list[str] = field(default_factory=list)
+    release: str = ""
+    replaces: str = ""
+    """ID of the revoked technique the mapping names, when this one replaces it."""
+    exposures: list[tuple[str, str]] = field(default_factory=list)
+    """(subject label, attribute local name) of the facts that met the mapping's tg:exposedWhen."""
+    reduced_by: list[tuple[str, str]] = field(default_factory=list)
+    status: str = "unmitigated"
+    mitigations: list[tuple[str, str]] = field(default_factory=list)
+    """(ID, label) of the applicable ATT&CK / ATLAS mitigations."""
+    countermeasures: list[tuple[str, str, str]] = field(default_factory=list)
+    """(D3FEND id, label, why: "relation artifact ← relation artifact")."""
+    implemented: list[tuple[str, str]] = field(default_factory=list)
+    """(mitigation or countermeasure ID, control label)."""
+    detections: list[tuple[str, str]] = field(default_factory=list)
+    """(detection strategy / data component ID, label)."""
+    maturity: str = ""
+
+    @property
+    def missing(self) -> list[tuple[str, str]]:
+        """Applicable mitigations no control implements."""
+        done = {m for m, _ in self.implemented}
+        return [m for m in self.mitigations if m[0] not in done]
+
+
+@dataclass
+class RiskFactorView:
+    """One factor of a finding's likelihood or impact."""
+
+    of: str
+    name: str
+    value: str
+    effect: int
+    subject: str = ""
 
 
 @dataclass
@@ -37,6 +83,21 @@ class Finding:
     """(category IRI, label, framework: STRIDE or LINDDUN)."""
     evidence: list[tuple[str, str, str]] = field(default_factory=list)
     """(role, value IRI or literal, label)."""
+    techniques: list[TechniqueView] = field(default_factory=list)
+    control_status: str = ""
+    """mitigated, partly mitigated, unmitigated ("" when the second stage did not run)."""
+    covered_by: list[str] = field(default_factory=list)
+    """Labels of controls that cover one of the finding's categories."""
+    likelihood: int = 0
+    impact: int = 0
+    risk_score: int = 0
+    risk_level: str = ""
+    risk_factors: list[RiskFactorView] = field(default_factory=list)
+
+    @property
+    def residual_techniques(self) -> list[TechniqueView]:
+        """Techniques not fully mitigated by declared controls."""
+        return [t for t in self.techniques if t.status != "mitigated"]
 
     @property
     def severity_rank(self) -> int:
@@ -58,6 +119,11 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
         s, o = q.subject, q.object
         if isinstance(s, NamedNode) and isinstance(o, (NamedNode, BlankNode, Literal)):
             subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)
+    if any(_APPLICATION in props for props in subj.values()):  # mapping justifications for the techniques
+        for q in store.quads(graph_iri("bridge")):
+            s, o = q.subject, q.object
+            if isinstance(s, NamedNode) and isinstance(o, (NamedNode, Literal)):
+                subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)
     schemes = {r["cat"].value: r["scheme"].value for r in store.select(_SCHEMES)}
     kinds: dict[str, str] = {}
     for r in store.select(_FOCUS % {"g": g}):
@@ -95,8 +161,93 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
                 f.evidence.append((role, v, v))
         f.categories.sort(key=lambda c: (c[2] != "STRIDE", c[1]))
         f.evidence.sort()
+        _attach_derivation(f, props, subj, labels)
         out.append(f)
     return sorted(out, key=lambda f: (f.focus_label.lower(), f.focus, -f.severity_rank, f.rule_id, f.category_labels))
+
+
+def technique_id(iri: str) -> str:
+    """ATT&CK / ATLAS / D3FEND id from an IRI (its last path or fragment segment).
+
+    >>> technique_id("https://w3id.org/threatgraph/atlas/AML.T0051"), technique_id("http://d3fend.mitre.org/ontologies/d3fend.owl#FileAnalysis")
+    ('AML.T0051', 'FileAnalysis')
+    """
+    return iri.replace("#", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+_STATUS = {TG.Mitigated: "mitigated", TG.PartlyMitigated: "partly mitigated", TG.Unmitigated: "unmitigated"}
+
+
+def _attach_derivation(
+    f: Finding, props: dict[str, list[Term]], subj: dict[str, dict[str, list[Term]]], labels: dict[str, str]
+) -> None:
+    """Fill the second-stage fields of ``f`` from the finding graph's subjects (no extra queries)."""
+
+    def lab(iri: str) -> str:
+        return labels.get(iri) or technique_id(iri)
+
+    def ident(iri: str) -> str:
+        p = subj.get(iri, {})
+        return _one(p, TG.d3fendId) or technique_id(iri)
+
+    f.control_status = _STATUS.get(_one(props, TG.controlStatus), "")
+    f.covered_by = sorted(lab(c.value) for c in props.get(TG.coveredBy, []))
+    for key, attr in (("likelihood", TG.likelihood), ("impact", TG.impact), ("risk_score", TG.riskScore)):
+        v = _one(props, attr)
+        if v:
+            setattr(f, key, int(v))
+    f.risk_level = _one(props, TG.riskLevel)
+    for node in props.get(TG.riskFactor, []):
+        fp = subj.get(node.value, {})
+        subject = _one(fp, TG.factorSubject)
+        f.risk_factors.append(
+            RiskFactorView(_one(fp, TG.factorOf), _one(fp, TG.factorName), _one(fp, TG.factorValue),
+                           int(_one(fp, TG.factorEffect) or 0), lab(subject) if subject else "")
+        )
+    f.risk_factors.sort(key=lambda r: (r.of != "impact", -r.effect if r.of == "impact" else 0, r.name, r.value))
+    for app in props.get(TG.application, []):
+        ap = subj.get(app.value, {})
+        t = _one(ap, TG.appliedTechnique)
+        if not t:
+            continue
+        tp = subj.get(t, {})
+        tv = TechniqueView(iri=t, id=technique_id(t), label=labels.get(t, ""), mapping=_one(ap, TG.viaMapping))
+        tv.asset_types = sorted({lab(c.value) for c in ap.get(TG.viaAssetType, [])})
+        tv.release = _one(ap, TG.inRelease).rsplit("release/", 1)[-1]
+        rep = _one(ap, TG.replacesTechnique)
+        tv.replaces = technique_id(rep) if rep else ""
+        tv.status = _STATUS.get(_one(ap, TG.controlStatus), "unmitigated")
+        for key, pred in (("exposures", TG.exposure), ("reduced_by", TG.reducedByFact)):
+            facts = []
+            for x in ap.get(pred, []):
+                xp = subj.get(x.value, {})
+                facts.append((lab(_one(xp, TG.factSubject)), technique_id(_one(xp, TG.factAttribute))))
+            setattr(tv, key, sorted(set(facts)))
+        tv.mitigations = sorted({(technique_id(m.value), labels.get(m.value, "")) for m in tp.get(TG.applicableMitigation, [])})
+        why: dict[str, str] = {}
+        for x in tp.get(TG.countermeasureInference, []):
+            xp = subj.get(x.value, {})
+            c = _one(xp, TG.countermeasureTechnique)
+            text = (f"{technique_id(_one(xp, TG.offensiveRelation))} {lab(_one(xp, TG.offensiveArtifact))} ← "
+                    f"{technique_id(_one(xp, TG.defensiveRelation))} {lab(_one(xp, TG.defendedArtifact))}")
+            if c and (c not in why or text < why[c]):
+                why[c] = text
+        tv.countermeasures = sorted((ident(c), lab(c), w) for c, w in why.items())
+        mp = subj.get(tv.mapping, {})
+        tv.justification = _one(mp, TG.justification)
+        tv.sources = sorted(x.value for x in mp.get(DCT.source, []))
+        ctl = [lab(c.value) for c in ap.get(TG.implementedBy, [])]
+        tv.implemented = sorted({(technique_id(m.value), ", ".join(sorted(ctl))) for m in ap.get(TG.implementedMitigation, [])})
+        for d in tp.get(TG.detectionStrategy, []):
+            analytics = sorted(technique_id(a.value) for a in subj.get(d.value, {}).get(TG.analytic, []))
+            extra = f" (analytics: {', '.join(analytics)})" if analytics else ""
+            tv.detections.append((technique_id(d.value), labels.get(d.value, "") + extra))
+        for d in tp.get(TG.dataComponent, []):
+            tv.detections.append(("data component", labels.get(d.value, technique_id(d.value))))
+        tv.detections.sort()
+        tv.maturity = _one(tp, TG.maturity)
+        f.techniques.append(tv)
+    f.techniques.sort(key=lambda t: (t.status == "mitigated", t.id))
 
 
 def _one(props: dict[str, list[Term]], key: str) -> str:
@@ -105,6 +256,7 @@ def _one(props: dict[str, list[Term]], key: str) -> str:
 
 
 _TYPE = RDF.type
+_APPLICATION = TG.application
 _FINDING = TG.Finding
 _BY_RULE = TG.byRule
 _RULE_ID = TG.ruleId

@@ -1,0 +1,192 @@
+"""Attack paths: from each external entity or untrusted source, along data flows, to the critical assets.
+
+Critical assets are training data (tgml:Dataset, tgml:FeatureStore), model artifacts, model
+registries, and data stores holding or receiving personal data. Which start reaches which asset is one
+SPARQL property-path query (``?start (^tg:source/tg:target)+ ?asset``); the hops of one shortest path
+per (start, asset) pair come from one bounded SPARQL query per path length, for the pairs still open.
+Paths are written to ``graph/findings`` as ``tg:AttackPath`` nodes with ``tg:hop`` nodes; reports show
+the techniques applicable at each hop (those of the findings on the hop's element).
+
+>>> path_iri("urn:a", "urn:b") == path_iri("urn:a", "urn:b")
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pyoxigraph import Literal, NamedNode, Quad
+
+from threatgraph.findings import Finding
+from threatgraph.store.base import Store
+from threatgraph.terms import FINDING, RDF, TG, graph_iri
+
+G_FINDINGS = graph_iri("findings")
+MAX_HOPS = 12
+"""Longest path searched (in data flows)."""
+
+_CRITICAL = """
+  { VALUES ?kind { tgml:Dataset tgml:FeatureStore tgml:ModelArtifact tgml:ModelRegistry } ?asset a ?kind }
+  UNION { ?asset a tg:DataStore ; tg:holds ?pd . ?pd a tg:PersonalDataAsset }
+  UNION { ?asset a tg:DataStore . ?pf tg:target ?asset ; tg:carries ?pd . ?pd a tg:PersonalDataAsset }
+"""
+_START = "{ ?start a tg:ExternalEntity } UNION { ?start tg:untrustedOrigin true }"
+
+PAIRS_QUERY = f"""SELECT DISTINCT ?start ?asset WHERE {{
+  {_START}
+  ?start (^tg:source/tg:target)+ ?asset .
+  {_CRITICAL}
+  FILTER (?start != ?asset)
+}}"""
+"""Every (start, critical asset) pair connected by a chain of data flows."""
+
+
+def path_iri(start: str, asset: str) -> str:
+    """Stable IRI of the attack path from ``start`` to ``asset``."""
+    return f"{FINDING}path/{hashlib.sha1(f'{start}|{asset}'.encode()).hexdigest()[:16]}"
+
+
+def hops_query(length: int, values: str = "") -> str:
+    """SELECT of one path per pair of exactly ``length`` flows (the smallest, as a flow-IRI list);
+    ``values`` (a VALUES clause) restricts the pairs.
+
+    >>> print(hops_query(2))
+    SELECT ?start ?asset (MIN(CONCAT(STR(?f1), " ", STR(?f2))) AS ?flows) WHERE {
+      ?f1 tg:source ?start ; tg:target ?n1 .
+      ?f2 tg:source ?n1 ; tg:target ?asset .
+    } GROUP BY ?start ?asset
+    """
+    chain = []
+    prev = "?start"
+    flows = []
+    for i in range(1, length + 1):
+        node = "?asset" if i == length else f"?n{i}"
+        chain.append(f"?f{i} tg:source {prev} ; tg:target {node} .")
+        flows.append(f"STR(?f{i})")
+        prev = node
+    key = flows[0] if len(flows) == 1 else "CONCAT(" + ', " ", '.join(flows) + ")"
+    return (
+        "SELECT ?start ?asset (MIN(" + key + ") AS ?flows) WHERE {\n  "
+        + "\n  ".join(chain)
+        + values
+        + "\n} GROUP BY ?start ?asset"
+    )
+
+
+def _values(pairs: list[tuple[str, str]]) -> str:
+    rows = " ".join(f"({NamedNode(s)} {NamedNode(a)})" for s, a in pairs)
+    return f"\n  VALUES (?start ?asset) {{ {rows} }}"
+
+
+def find_paths(store: Store, max_hops: int = MAX_HOPS) -> int:
+    """Find and store one shortest attack path per (start, critical asset) pair; return how many."""
+    open_pairs = sorted({(r["start"].value, r["asset"].value) for r in store.select(PAIRS_QUERY)})
+    found: dict[tuple[str, str], list[str]] = {}
+    for length in range(1, max_hops + 1):
+        if not open_pairs:
+            break
+        for r in store.select(hops_query(length, _values(open_pairs))):
+            found[(r["start"].value, r["asset"].value)] = r["flows"].value.split(" ")
+        open_pairs = [p for p in open_pairs if p not in found]
+    if not found:
+        return 0
+    targets = {
+        r["f"].value: (r["t"].value, "x" in r)
+        for r in store.select(
+            "SELECT ?f ?t ?x WHERE { ?f a tg:DataFlow ; tg:target ?t . OPTIONAL { ?f tg:crossesBoundary true . BIND(1 AS ?x) } }"
+        )
+    }
+    g = NamedNode(G_FINDINGS)
+    t = {n: NamedNode(TG[n]) for n in (
+        "AttackPath", "PathHop", "pathStart", "pathTarget", "pathLength", "boundaryCrossings", "hop",
+        "hopIndex", "hopFlow", "hopElement")}
+    rdf_type = NamedNode(RDF.type)
+    quads: list[Quad] = []
+    for (start, asset), flows in sorted(found.items()):
+        p = NamedNode(path_iri(start, asset))
+        crossings = sum(1 for f in flows if targets.get(f, ("", False))[1])
+        quads += [
+            Quad(p, rdf_type, t["AttackPath"], g),
+            Quad(p, t["pathStart"], NamedNode(start), g),
+            Quad(p, t["pathTarget"], NamedNode(asset), g),
+            Quad(p, t["pathLength"], Literal(len(flows)), g),
+            Quad(p, t["boundaryCrossings"], Literal(crossings), g),
+        ]
+        for i, f in enumerate(flows, 1):
+            h = NamedNode(f"{p.value}/hop{i}")
+            quads += [
+                Quad(p, t["hop"], h, g),
+                Quad(h, rdf_type, t["PathHop"], g),
+                Quad(h, t["hopIndex"], Literal(i), g),
+                Quad(h, t["hopFlow"], NamedNode(f), g),
+                Quad(h, t["hopElement"], NamedNode(targets.get(f, (asset, False))[0]), g),
+            ]
+    store.add_quads(quads)
+    return len(found)
+
+
+@dataclass
+class HopView:
+    """One hop of an attack path: the flow taken and the element reached, with its techniques."""
+
+    flow: str
+    flow_label: str
+    element: str
+    element_label: str
+    crosses_boundary: bool
+    techniques: list[str] = field(default_factory=list)
+    """IDs of the techniques applicable to the element (from its findings), residual ones first."""
+
+
+@dataclass
+class PathView:
+    """An attack path as read from the finding graph."""
+
+    iri: str
+    start: str
+    start_label: str
+    target: str
+    target_label: str
+    length: int
+    crossings: int
+    hops: list[HopView] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """``start → element → … → target``."""
+        return " → ".join([self.start_label] + [h.element_label for h in self.hops])
+
+
+_READ = f"""SELECT ?p ?start ?target ?len ?cross ?i ?flow ?el ?x WHERE {{ GRAPH <{G_FINDINGS}> {{
+  ?p a tg:AttackPath ; tg:pathStart ?start ; tg:pathTarget ?target ; tg:pathLength ?len ; tg:boundaryCrossings ?cross ;
+     tg:hop ?h . ?h tg:hopIndex ?i ; tg:hopFlow ?flow ; tg:hopElement ?el . }}
+  OPTIONAL {{ ?flow tg:crossesBoundary true . BIND(1 AS ?x) }} }}"""
+
+
+def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding] = ()) -> list[PathView]:
+    """The attack paths of the finding graph, with the techniques of ``findings`` at each hop."""
+    by_element: dict[str, list[str]] = {}
+    for f in findings:
+        for t in f.techniques:
+            lst = by_element.setdefault(f.focus, [])
+            if t.id not in lst:
+                lst.append(t.id)
+
+    def lab(iri: str) -> str:
+        return labels.get(iri) or iri.replace("#", "/").rsplit("/", 1)[-1]
+
+    out: dict[str, PathView] = {}
+    hops: dict[str, list[tuple[int, HopView]]] = {}
+    for r in store.select(_READ):
+        p = r["p"].value
+        if p not in out:
+            start, target = r["start"].value, r["target"].value
+            out[p] = PathView(p, start, lab(start), target, lab(target), int(r["len"].value), int(r["cross"].value))
+        el = r["el"].value
+        hop = HopView(r["flow"].value, lab(r["flow"].value), el, lab(el), "x" in r, sorted(by_element.get(el, [])))
+        hops.setdefault(p, []).append((int(r["i"].value), hop))
+    for p, pv in out.items():
+        pv.hops = [h for _, h in sorted(hops.get(p, []), key=lambda x: x[0])]
+    return sorted(out.values(), key=lambda v: (-v.crossings, v.length, v.start_label, v.target_label))

@@ -1,0 +1,223 @@
+"""Residual risk of every finding: likelihood × impact on 1–5 scales, each factor stored as RDF.
+
+The facts come from SPARQL (one query per factor kind, over all findings at once); the arithmetic is
+here. The scale and every factor are documented in docs/risk.md. On each finding the engine writes
+``tg:likelihood``, ``tg:impact``, ``tg:riskScore``, ``tg:riskLevel`` and ``tg:riskFactor`` nodes
+(``tg:factorOf`` "likelihood"/"impact", ``tg:factorName``, ``tg:factorValue``, ``tg:factorEffect``,
+``tg:factorSubject``). Factors that depend only on the element are shared by the element's findings.
+
+>>> combine_likelihood([2, 1, -1]), combine_likelihood([9]), combine_likelihood([-9])
+(4, 5, 1)
+>>> risk_level(2 * 3), risk_level(4 * 4), risk_level(1)
+('medium', 'critical', 'low')
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pyoxigraph import Literal, NamedNode, Quad
+
+from threatgraph.store.base import Store, Term
+from threatgraph.terms import FINDING, RDF, TG, graph_iri
+
+G_FINDINGS = graph_iri("findings")
+BASE_LIKELIHOOD = 2
+"""Likelihood before any factor: "possible" (2 of 5)."""
+DEFAULT_IMPACT = 2
+"""Impact when nothing is known about the element's data or criticality (as for internal data)."""
+CRITICAL_ASSET_IMPACT = 3
+"""Impact floor of critical ML asset types (training data, model artifacts, registries, feature stores)."""
+MATURITY_POINTS = {"realized": 1, "demonstrated": 0, "feasible": -1}
+"""Likelihood points by the highest ATLAS maturity of the finding's techniques (ATT&CK counts as realized)."""
+CONTROL_POINTS = {TG.Mitigated: -2, TG.PartlyMitigated: -1}
+LEVELS: tuple[tuple[int, str], ...] = ((15, "critical"), (10, "high"), (5, "medium"), (1, "low"))
+"""Risk level by score (likelihood × impact): 15–25 critical, 10–14 high, 5–9 medium, 1–4 low."""
+
+_FOCI = f"{{ SELECT DISTINCT ?e WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding ; tg:focus ?e }} }} }}"
+
+# Element-level facts: each query yields ?e (the element), ?s (what the factor was read from), ?v (value).
+_DATA = f"""SELECT ?e ?s ?v ?c WHERE {{ {_FOCI}
+  {{ ?e tg:holds|tg:processes|tg:carries ?s }} UNION {{ ?fl tg:target|tg:source ?e ; tg:carries ?s }}
+  ?s tg:classification ?c . ?c tg:sensitivityRank ?v . }}"""
+_CRITICALITY = f"SELECT ?e ?s ?v WHERE {{ {_FOCI} ?e tg:criticality ?v . BIND(?e AS ?s) }}"
+_CRITICAL_TYPE = f"""SELECT ?e ?s ?v WHERE {{ {_FOCI}
+  VALUES ?s {{ tgml:Dataset tgml:ModelArtifact tgml:ModelRegistry tgml:FeatureStore }} ?e a ?s . BIND("" AS ?v) }}"""
+_PUBLIC = f"""SELECT ?e ?s ?v WHERE {{ {_FOCI}
+  {{ ?e tg:publiclyExposed true . BIND(?e AS ?s) BIND("publicly exposed" AS ?v) }}
+  UNION {{ ?fl tg:target ?e ; tg:source ?s . ?s tg:publiclyExposed true . BIND("receives data from a publicly exposed element" AS ?v) }}
+  UNION {{ ?fl tg:target ?e ; tg:source ?src . ?src tg:inZone ?s . ?s tg:trustLevel 0 . BIND("receives data from an untrusted zone (trust level 0)" AS ?v) }}
+  UNION {{ ?e tg:source ?src . ?src tg:inZone ?s . ?s tg:trustLevel 0 . BIND("flow from an untrusted zone (trust level 0)" AS ?v) }}
+  UNION {{ ?e tg:inZone ?s . ?s tg:trustLevel 0 . BIND("in an untrusted zone (trust level 0)" AS ?v) }} }}"""
+_BOUNDARY = f"""SELECT ?e ?s ?v WHERE {{ {_FOCI}
+  {{ ?s tg:target ?e ; tg:crossesBoundary true . }} UNION {{ ?e tg:crossesBoundary true . BIND(?e AS ?s) }}
+  BIND("crosses a trust boundary" AS ?v) }}"""
+_UNTRUSTED = f"""SELECT ?e ?s ?v WHERE {{ {_FOCI}
+  {{ ?e tg:untrustedOrigin true . BIND(?e AS ?s) BIND("third-party / untrusted origin" AS ?v) }}
+  UNION {{ ?fl tg:target ?e ; tg:source ?s . ?s tg:untrustedOrigin true . BIND("fed by an untrusted source" AS ?v) }}
+  UNION {{ ?e tg:source ?s . ?s tg:untrustedOrigin true . BIND("carries data from an untrusted source" AS ?v) }}
+  UNION {{ ?e tgml:feedsFrom+ ?s . ?s tg:untrustedOrigin true . BIND("lineage from an untrusted source" AS ?v) }} }}"""
+
+# Finding-level facts.
+_MATURITY = f"""SELECT ?f ?s ?v WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f tg:application ?app . ?app tg:appliedTechnique ?s ; tg:inRelease ?rel }}
+  OPTIONAL {{ GRAPH ?rel {{ ?s kb:maturity ?m }} }}
+  OPTIONAL {{ GRAPH ?rel {{ ?s kb:attackId ?aid }} }}
+  BIND(COALESCE(LCASE(STR(?m)), IF(BOUND(?aid), "realized", "")) AS ?v) FILTER(?v != "") }}"""
+_CONTROLS = f"""SELECT ?f ?v WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding ; tg:controlStatus ?v }} }}"""
+_REDUCED = f"""SELECT ?f (COUNT(DISTINCT ?app) AS ?apps) (COUNT(DISTINCT ?red) AS ?reduced) (SAMPLE(?attr0) AS ?attr) WHERE {{
+  GRAPH <{G_FINDINGS}> {{ ?f tg:application ?app .
+    OPTIONAL {{ ?app tg:reducedByFact ?x . ?x tg:factAttribute ?attr0 . BIND(?app AS ?red) }} }} }} GROUP BY ?f"""
+_FINDINGS = f"SELECT ?f ?e WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding ; tg:focus ?e }} }}"
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor: of "likelihood" or "impact"; for likelihood ``effect`` is points, for impact a level."""
+
+    of: str
+    name: str
+    value: str
+    effect: int
+    subject: Term | None = None
+
+    def key(self) -> str:
+        return f"{self.of}|{self.name}|{self.value}|{self.effect}|{self.subject}"
+
+
+def combine_likelihood(points: Iterable[int]) -> int:
+    """Base likelihood plus the factors' points, clamped to 1–5."""
+    return max(1, min(5, BASE_LIKELIHOOD + sum(points)))
+
+
+def risk_level(score: int) -> str:
+    """Level name of a risk score (1–25)."""
+    for floor, name in LEVELS:
+        if score >= floor:
+            return name
+    return "low"
+
+
+def _local(iri: str) -> str:
+    return iri.rstrip("/#").replace("#", "/").rsplit("/", 1)[-1]
+
+
+def element_factors(store: Store) -> dict[str, list[Factor]]:
+    """Factors that depend on the element only (data, criticality, asset type, exposure, boundary, origin)."""
+    out: dict[str, list[Factor]] = defaultdict(list)
+    best_data: dict[str, tuple[int, Term, str]] = {}
+    for r in store.select(_DATA):
+        rank = int(r["v"].value)
+        e = r["e"].value
+        if e not in best_data or rank > best_data[e][0]:
+            best_data[e] = (rank, r["s"], _local(r["c"].value))
+    for e, (rank, s, cls) in best_data.items():
+        out[e].append(Factor("impact", "data classification", f"{cls} (sensitivity rank {rank})", min(rank, 5), s))
+    for r in store.select(_CRITICALITY):
+        crit = max(1, min(5, int(r["v"].value)))
+        out[r["e"].value].append(Factor("impact", "criticality", str(crit), crit, r["s"]))
+    for r in store.select(_CRITICAL_TYPE):
+        out[r["e"].value].append(
+            Factor("impact", "critical ML asset type", _local(r["s"].value), CRITICAL_ASSET_IMPACT, r["s"])
+        )
+    for query, name in ((_PUBLIC, "exposure"), (_BOUNDARY, "trust boundary"), (_UNTRUSTED, "untrusted origin")):
+        seen: set[str] = set()
+        for r in sorted(store.select(query), key=lambda r: (r["e"].value, r["v"].value, r["s"].value)):
+            e = r["e"].value
+            if e in seen:  # one point per kind, from the first fact (sorted, so deterministic)
+                continue
+            seen.add(e)
+            out[e].append(Factor("likelihood", name, r["v"].value, 1, r["s"]))
+    return out
+
+
+def finding_factors(store: Store) -> dict[str, list[Factor]]:
+    """Factors that depend on the finding: technique maturity, reducing attributes, declared controls."""
+    out: dict[str, list[Factor]] = defaultdict(list)
+    best: dict[str, tuple[int, Term, str]] = {}
+    for r in store.select(_MATURITY):
+        m = r["v"].value
+        pts = MATURITY_POINTS.get(m)
+        if pts is None:
+            continue
+        f = r["f"].value
+        cand = (pts, r["s"], m)
+        if f not in best or (pts, r["s"].value) > (best[f][0], best[f][1].value):
+            best[f] = cand
+    for f, (pts, s, m) in best.items():
+        out[f].append(Factor("likelihood", "technique maturity", f"{m} ({_local(s.value)})", pts, s))
+    for r in store.select(_REDUCED):
+        apps, reduced = int(r["apps"].value), int(r["reduced"].value)
+        if apps and reduced == apps:
+            attr = r.get("attr")
+            out[r["f"].value].append(
+                Factor(
+                    "likelihood",
+                    "reducing attribute",
+                    f"{_local(attr.value) if attr else 'attribute'} holds for every applicable technique",
+                    -1,
+                    attr,
+                )
+            )
+    for r in store.select(_CONTROLS):
+        pts = CONTROL_POINTS.get(r["v"].value)
+        if pts is not None:
+            out[r["f"].value].append(Factor("likelihood", "declared controls", _local(r["v"].value), pts, r["v"]))
+    return out
+
+
+def score(factors: list[Factor]) -> tuple[int, int]:
+    """(likelihood, impact) from a finding's factors."""
+    likelihood = combine_likelihood(f.effect for f in factors if f.of == "likelihood")
+    impacts = [f.effect for f in factors if f.of == "impact"]
+    return likelihood, max(impacts) if impacts else DEFAULT_IMPACT
+
+
+def score_findings(store: Store) -> int:
+    """Score every finding of ``graph/findings``; write scores and factor nodes there; return the count."""
+    per_element = element_factors(store)
+    per_finding = finding_factors(store)
+    g = NamedNode(G_FINDINGS)
+    quads: list[Quad] = []
+    factor_nodes: dict[str, NamedNode] = {}
+    p = {n: NamedNode(TG[n]) for n in (
+        "likelihood", "impact", "riskScore", "riskLevel", "riskFactor", "factorOf", "factorName",
+        "factorValue", "factorEffect", "factorSubject", "RiskFactor")}
+    rdf_type = NamedNode(RDF.type)
+
+    def node(fac: Factor) -> NamedNode:
+        key = fac.key()
+        n = factor_nodes.get(key)
+        if n is None:
+            n = factor_nodes[key] = NamedNode(f"{FINDING}risk/{hashlib.sha1(key.encode()).hexdigest()[:16]}")
+            quads.extend([
+                Quad(n, rdf_type, p["RiskFactor"], g),
+                Quad(n, p["factorOf"], Literal(fac.of), g),
+                Quad(n, p["factorName"], Literal(fac.name), g),
+                Quad(n, p["factorValue"], Literal(fac.value), g),
+                Quad(n, p["factorEffect"], Literal(fac.effect), g),
+            ])
+            if isinstance(fac.subject, NamedNode):
+                quads.append(Quad(n, p["factorSubject"], fac.subject, g))
+        return n
+
+    count = 0
+    for r in store.select(_FINDINGS):
+        f, e = r["f"], r["e"].value
+        factors = per_element.get(e, []) + per_finding.get(f.value, [])
+        if not any(x.of == "impact" for x in factors):
+            factors.append(Factor("impact", "default", "nothing known about data or criticality", DEFAULT_IMPACT))
+        likelihood, impact = score(factors)
+        fn = NamedNode(f.value)
+        quads += [
+            Quad(fn, p["likelihood"], Literal(likelihood), g),
+            Quad(fn, p["impact"], Literal(impact), g),
+            Quad(fn, p["riskScore"], Literal(likelihood * impact), g),
+            Quad(fn, p["riskLevel"], Literal(risk_level(likelihood * impact)), g),
+        ]
+        quads.extend(Quad(fn, p["riskFactor"], node(x), g) for x in factors)
+        count += 1
+    store.add_quads(quads)
+    return count

@@ -1,0 +1,148 @@
+"""Stage 2 of ``analyze``: from STRIDE/LINDDUN findings to techniques, mitigations, controls (issue 4).
+
+The stage is the SPARQL CONSTRUCT queries of ``queries/derive-findings/*.rq``, run in file-name order;
+each one's triples go into ``graph/findings`` before the next runs. The queries name the newest
+release graph of each knowledge source by a placeholder IRI
+(``https://w3id.org/threatgraph/graph/newest/<source>``) that :func:`bind_releases` replaces with the
+graph of the newest loaded release (or with a graph that does not exist, so that the patterns on a
+source that is not loaded match nothing). Bridge mappings (``graph/bridge``) come from
+:func:`threatgraph.bridge.load_bridge`.
+
+>>> q = bind_releases("GRAPH <https://w3id.org/threatgraph/graph/newest/atlas> { ?s ?p ?o }",
+...                   {"atlas": "https://w3id.org/threatgraph/graph/release/atlas/5.6.0"})
+>>> q
+'GRAPH <https://w3id.org/threatgraph/graph/release/atlas/5.6.0> { ?s ?p ?o }'
+>>> "graph/none" in bind_releases("GRAPH <https://w3id.org/threatgraph/graph/newest/d3fend> {}", {})
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyoxigraph import NamedNode, Quad
+
+from threatgraph.errors import InputError, RuleError
+from threatgraph.resources import queries_dir, shared_data_dir
+from threatgraph.store.base import Store
+from threatgraph.terms import GRAPH, graph_iri
+
+G_FINDINGS = graph_iri("findings")
+SOURCES: tuple[str, ...] = ("attack-enterprise", "atlas", "d3fend")
+"""Knowledge sources the stage reads (the newest loaded release of each)."""
+NEWEST_PREFIX = GRAPH + "newest/"
+NO_GRAPH = GRAPH + "none"
+
+
+@dataclass
+class StageResult:
+    """What the stage added: triples per query file, and the releases it read."""
+
+    releases: dict[str, str] = field(default_factory=dict)
+    triples: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.triples.values())
+
+
+def stage_files(directory: Path | None = None) -> list[Path]:
+    """The CONSTRUCT queries of the stage (``queries/derive-findings/*.rq``), in order."""
+    d = directory or (queries_dir() / "derive-findings")
+    if not d.is_dir():
+        raise RuleError(f"query directory {d} does not exist")
+    return sorted(d.glob("*.rq"))
+
+
+def newest_releases(store: Store) -> dict[str, str]:
+    """Source name → graph IRI of the newest loaded release, for the sources of :data:`SOURCES`."""
+    from threatgraph.knowledge import newest_release
+
+    out: dict[str, str] = {}
+    for src in SOURCES:
+        g = newest_release(store, src)
+        if g is not None:
+            out[src] = g
+    return out
+
+
+def bind_releases(query: str, releases: Mapping[str, str]) -> str:
+    """Replace the ``graph/newest/<source>`` placeholders by release graph IRIs (validated as IRIs)."""
+    for src in SOURCES:
+        target = releases.get(src, NO_GRAPH)
+        query = query.replace(f"<{NEWEST_PREFIX}{src}>", str(NamedNode(target)))
+    return query
+
+
+def run_stage(store: Store, releases: Mapping[str, str] | None = None, files: Sequence[Path] | None = None) -> StageResult:
+    """Run every stage query against ``store``; their triples go into ``graph/findings``."""
+    rel = dict(releases) if releases is not None else newest_releases(store)
+    result = StageResult(releases=rel)
+    g = NamedNode(G_FINDINGS)
+    for path in files if files is not None else stage_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise RuleError(f"cannot read {path}: {err}") from err
+        quads = store.construct(bind_releases(text, rel))
+        store.add_quads(Quad(q.subject, q.predicate, q.object, g) for q in quads)
+        result.triples[path.name] = len(quads)
+    return result
+
+
+# -- loading knowledge on the fly (analyze --knowledge) ------------------------------------------------
+SHARED_FILES: tuple[tuple[str, str], ...] = (
+    ("attack", "attack/enterprise-attack-18.1.stix20.json"),
+    ("atlas", "atlas/ATLAS.yaml"),
+    ("d3fend", "d3fend/d3fend-protege-1.2.0.ttl"),
+)
+"""What ``--knowledge shared`` loads from the pinned reference data: ATT&CK 18.1, ATLAS, D3FEND."""
+
+
+def knowledge_kind(path: str) -> str:
+    """The import kind of a knowledge file, from its name.
+
+    >>> [knowledge_kind(p) for p in ("x/ATLAS.yaml", "d3fend-protege-1.2.0.ttl", "stix-capec-3.9.json", "enterprise-attack-18.1.json")]
+    ['atlas', 'd3fend', 'capec', 'attack']
+    """
+    name = Path(path).name.lower()
+    if name.endswith((".yaml", ".yml")) or ("atlas" in name and name.endswith(".json")):
+        return "atlas"
+    if name.endswith((".ttl", ".owl", ".ttl.gz")) or "d3fend" in name:
+        return "d3fend"
+    if "capec" in name:
+        return "capec"
+    if name.endswith((".json", ".json.gz")):
+        return "attack"
+    raise InputError(
+        f"{path}: cannot tell which knowledge source this file is",
+        hint="pass an ATT&CK STIX bundle (*.json), ATLAS.yaml, the D3FEND ontology (*.ttl) or a CAPEC bundle",
+    )
+
+
+def knowledge_paths(specs: Sequence[str]) -> list[tuple[str, str]]:
+    """(kind, path) pairs for ``--knowledge`` arguments: ``shared`` (the pinned data) or file paths."""
+    out: list[tuple[str, str]] = []
+    for spec in specs:
+        if spec == "shared":
+            d = shared_data_dir()
+            if d is None or not d.is_dir():
+                raise InputError(
+                    "--knowledge shared: the pinned reference data directory is missing",
+                    hint="set THREATGRAPH_SHARED_DATA to the directory holding attack/, atlas/ and d3fend/",
+                )
+            out.extend((kind, str(d / rel)) for kind, rel in SHARED_FILES)
+        else:
+            if not Path(spec).is_file():
+                raise InputError(f"--knowledge {spec}: no such file", hint="pass `shared` or paths of knowledge files")
+            out.append((knowledge_kind(spec), spec))
+    return out
+
+
+def load_knowledge(store: Store, specs: Sequence[str]) -> list[str]:
+    """Import the knowledge files named by ``specs`` into ``store``; return the release graphs."""
+    from threatgraph.knowledge import load_release
+
+    return [load_release(store, kind, path).release.graph for kind, path in knowledge_paths(specs)]
