@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from pyoxigraph import Literal
 
 from threatgraph.errors import ImportFailed
@@ -41,7 +39,6 @@ from threatgraph.terms import ATTACK, CAPEC
 
 SOURCE = "capec"
 DEPRECATED_STATUS = frozenset({"Deprecated", "Obsolete"})
-_COA_NAME = re.compile(r"^coa-\d+-\d+$")
 _CAPEC = frozenset({"capec"})
 
 
@@ -64,8 +61,8 @@ def parse_capec(
                 if v:
                     versions.add(v)
         elif o["type"] == "course-of-action":
-            name = f.text("name") or ""
-            iris[o["id"]] = CAPEC[name] if _COA_NAME.match(name) else CAPEC[o["id"]]
+            # names (coa-67-0 …) are not unique in CAPEC 3.9: the STIX id is the only stable key
+            iris[o["id"]] = CAPEC[o["id"]]
     if not any(k.startswith("attack-pattern--") for k in iris):
         raise ImportFailed(
             f"{location}: not a CAPEC bundle (no attack-pattern with a capec external ID)",
