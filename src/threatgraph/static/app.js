@@ -115,6 +115,17 @@
       sel.appendChild(opt);
     }
     document.body.dataset.loaded = String(list.length);
+    // /#query=NAME&param=value… selects a named query, fills its parameters and runs it.
+    const hash = new URLSearchParams(location.hash.slice(1));
+    const name = hash.get("query");
+    if (name && library[name]) {
+      sel.value = name;
+      choose();
+      for (const input of params.querySelectorAll("input")) {
+        if (hash.has(input.name)) input.value = hash.get(input.name);
+      }
+      run();
+    }
   });
   sel.addEventListener("change", choose);
   document.getElementById("run").addEventListener("click", run);
