@@ -202,6 +202,22 @@ def resolve_release(store: Store, spec: str) -> str:
 
 
 # -- importing ---------------------------------------------------------------------------------------
+RELEASE_PREFIX = GRAPH + "release/"
+
+
+def clean_unrecorded(store: Store) -> list[str]:
+    """Drop staging graphs and release graphs without a provenance record (left by a killed import)."""
+    recorded = {i.graph for i in releases(store)}
+    stale = [
+        g
+        for g in store.graph_names()
+        if g.startswith(STAGING_PREFIX) or (g.startswith(RELEASE_PREFIX) and g not in recorded)
+    ]
+    for g in stale:
+        store.drop_graph(g)
+    return stale
+
+
 def parse_release(
     kind: str, location: str | None = None, *, version: str | None = None, progress: Progress | None = None
 ) -> tuple[Release, Source]:
@@ -256,18 +272,17 @@ def load_release(
 ) -> ImportResult:
     """Import one release (``source`` = ``attack``, ``atlas``, ``d3fend`` or ``capec``) from a path or URL.
 
-    The whole graph is built in memory first; the store is changed in one transaction at the end,
-    so any failure (raised as :class:`ImportFailed`) leaves it as it was. Re-importing a file with the
-    same sha256 does nothing; a different file for a loaded version replaces that release.
+    The whole graph is built in memory first, so a bad file (:class:`ImportFailed`) never touches the
+    store. The release's provenance record is written last, in one SPARQL update: a release exists only
+    once its record does, and readers (:func:`releases`, :func:`newest_release`) see only recorded ones.
+    A write that fails or is interrupted is rolled back here; one cut short by a killed process leaves an
+    unrecorded graph, dropped by the next import. A different file for a loaded version is written to a
+    staging graph and swapped in with the record in one update. Same sha256 as a loaded release: no-op.
     """
-    for g in store.graph_names():  # leftovers of an import killed between its two steps
-        if g.startswith(STAGING_PREFIX):
-            store.drop_graph(g)
+    clean_unrecorded(store)
     src_loc = path or DEFAULT_URLS.get(source)
-    if src_loc is None:
-        raise InputError(f"unknown import kind {source!r}", hint=f"use one of {', '.join(PARSERS)}")
     parser = PARSERS.get(source)
-    if parser is None:
+    if parser is None or src_loc is None:
         raise InputError(f"unknown import kind {source!r}", hint=f"use one of {', '.join(PARSERS)}")
     src = read_source(src_loc, progress)
     existing = releases(store)
@@ -282,21 +297,29 @@ def load_release(
     old = next((i for i in existing if i.graph == rel.graph), None)
     if progress:
         progress(f"writing {len(rel.quads):,} quads to <{rel.graph}>")
+    rg, g = _g(RELEASES_GRAPH), _g(rel.graph)
     if old is None:
-        store.drop_graph(rel.graph)  # a graph without a record is not a release (never expected)
-        store.add_quads([*rel.quads, *prov])  # one transaction: graph and record together
+        try:
+            store.add_quads(rel.quads)
+            store.update(f"INSERT DATA {{ GRAPH {rg} {{ {_nt(prov)} }} }}")  # the commit point
+        except BaseException:
+            store.drop_graph(rel.graph)  # no record was written: the graph was never a release
+            raise
         status = "imported"
     else:
-        staging = NamedNode(f"{STAGING_PREFIX}{uuid.uuid4().hex}")
-        store.add_quads(Quad(q.subject, q.predicate, q.object, staging) for q in rel.quads)
-        rg, g = _g(RELEASES_GRAPH), _g(rel.graph)
-        store.update(
-            f"""DROP SILENT GRAPH {g} ;
-            MOVE SILENT GRAPH {staging} TO GRAPH {g} ;
-            DELETE WHERE {{ GRAPH {rg} {{ ?c kb:countOf {g} ; ?p ?o }} }} ;
-            DELETE WHERE {{ GRAPH {rg} {{ {g} ?p ?o }} }} ;
-            INSERT DATA {{ GRAPH {rg} {{ {_nt(prov)} }} }}"""
-        )
+        staging = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        try:
+            stg = NamedNode(staging)
+            store.add_quads(Quad(q.subject, q.predicate, q.object, stg) for q in rel.quads)
+            store.update(
+                f"""DROP SILENT GRAPH {g} ;
+                MOVE SILENT GRAPH {stg} TO GRAPH {g} ;
+                DELETE WHERE {{ GRAPH {rg} {{ ?c kb:countOf {g} ; ?p ?o }} }} ;
+                DELETE WHERE {{ GRAPH {rg} {{ {g} ?p ?o }} }} ;
+                INSERT DATA {{ GRAPH {rg} {{ {_nt(prov)} }} }}"""
+            )
+        finally:
+            store.drop_graph(staging)
         status = "replaced"
     info = next(i for i in releases(store) if i.graph == rel.graph)
     flush = getattr(store, "flush", None)
@@ -393,6 +416,7 @@ __all__ = [
     "ReleaseInfo",
     "active_filter",
     "active_ids",
+    "clean_unrecorded",
     "diff_releases",
     "load_release",
     "newest_release",

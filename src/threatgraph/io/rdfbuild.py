@@ -182,7 +182,7 @@ class Fields:
         got = type(self.obj.get(key)).__name__
         return ImportFailed(
             f"{self._where}: field {key!r} must be {expected}, got {got}",
-            hint="the file is not a valid bundle of this kind; check it or download it again",
+            hint="the file is not valid for this kind of import; check it or download it again",
         )
 
     def text(self, key: str) -> str | None:

@@ -1,0 +1,301 @@
+"""A failed import leaves the store exactly as it was, with an error naming the file and the object.
+
+Broken inputs are made in tmp_path from the real (small) ICS bundles; network imports are tested only
+against a local HTTP server on 127.0.0.1 started here; a process killed mid-import is simulated with
+SIGKILL on a real subprocess writing to an on-disk store.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pyoxigraph import Quad
+
+from threatgraph.errors import ImportFailed
+from threatgraph.knowledge import load_release, releases
+from threatgraph.resources import shared_data_dir
+from threatgraph.store import EmbeddedStore, open_store
+from threatgraph.store.base import Store
+
+pytestmark = pytest.mark.shared
+
+DATA = shared_data_dir() or Path("/missing")
+ICS17 = DATA / "attack" / "ics-attack-17.1.json"
+ICS18 = DATA / "attack" / "ics-attack-18.1.json"
+ENT18 = DATA / "attack" / "enterprise-attack-18.1.stix20.json"
+if not ICS17.is_file():  # pragma: no cover - only without the shared data
+    pytest.skip("shared data not available (THREATGRAPH_SHARED_DATA)", allow_module_level=True)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _state(store: Store) -> list[bytes]:
+    return sorted(store.dump(None, "application/n-quads").splitlines())
+
+
+@pytest.fixture
+def store() -> Store:
+    """An in-memory store already holding one release (ICS 18.1)."""
+    s = open_store()
+    load_release(s, "attack", str(ICS18))
+    return s
+
+
+@pytest.fixture(scope="module")
+def ics17() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(ICS17.read_text(encoding="utf-8"))
+    return data
+
+
+def _write(tmp_path: Path, name: str, data: bytes | str) -> str:
+    p = tmp_path / name
+    p.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return str(p)
+
+
+def _fails(store: Store, kind: str, path: str, *needles: str) -> ImportFailed:
+    before = _state(store)
+    with pytest.raises(ImportFailed) as info:
+        load_release(store, kind, path)
+    assert _state(store) == before
+    msg = str(info.value)
+    assert path in msg
+    for n in needles:
+        assert n in msg, msg
+    return info.value
+
+
+def test_malformed_json(store: Store, tmp_path: Path) -> None:
+    text = ICS17.read_text(encoding="utf-8").replace('"type": "attack-pattern"', '"type" "attack-pattern"', 1)
+    _fails(store, "attack", _write(tmp_path, "bad.json", text), "malformed JSON", "line ")
+
+
+def test_truncated_file(store: Store, tmp_path: Path) -> None:
+    raw = ICS17.read_bytes()
+    _fails(store, "attack", _write(tmp_path, "cut.json", raw[: len(raw) // 2]), "malformed JSON")
+
+
+def test_truncated_gzip(store: Store, tmp_path: Path) -> None:
+    packed = gzip.compress(ICS17.read_bytes())
+    _fails(store, "attack", _write(tmp_path, "cut.json.gz", packed[: len(packed) // 2]), "gzip")
+
+
+def test_bundle_that_is_not_attack(store: Store, tmp_path: Path) -> None:
+    _fails(store, "attack", str(DATA / "capec" / "stix-capec-3.9.json"), "not an ATT&CK bundle")
+    _fails(store, "attack", _write(tmp_path, "list.json", "[1, 2]"), "not a STIX bundle")
+    _fails(store, "attack", str(DATA / "atlas" / "ATLAS.yaml"), "malformed JSON")
+    _fails(store, "capec", str(ICS17), "not a CAPEC bundle")
+    _fails(store, "atlas", str(ICS17), "not an ATLAS.yaml")
+    _fails(store, "d3fend", str(DATA / "atlas" / "ATLAS.yaml"), "Turtle")
+
+
+def test_wrong_types_name_the_object(store: Store, tmp_path: Path, ics17: dict[str, Any]) -> None:
+    objs = ics17["objects"]
+    i = next(k for k, o in enumerate(objs) if o["type"] == "attack-pattern")
+    sid = objs[i]["id"]
+    for field, value, needle in (
+        ("name", 42, "field 'name' must be a string"),
+        ("revoked", "yes", "field 'revoked' must be true or false"),
+        ("kill_chain_phases", "execution", "field 'kill_chain_phases' must be a list"),
+        ("x_mitre_platforms", [1], "field 'x_mitre_platforms' must be a list of strings"),
+    ):
+        bad = json.loads(json.dumps(ics17))
+        bad["objects"][i][field] = value
+        path = _write(tmp_path, f"bad-{field}-17.1.json", json.dumps(bad))
+        _fails(store, "attack", path, f"object #{i} ({sid})", needle)
+    bad = {**ics17, "objects": {"not": "a list"}}
+    _fails(store, "attack", _write(tmp_path, "objs-17.1.json", json.dumps(bad)), "'objects' must be a list")
+    bad = {**ics17, "objects": [*objs[:5], "a string", *objs[5:]]}
+    _fails(store, "attack", _write(tmp_path, "str-17.1.json", json.dumps(bad)), "object #5 is a str")
+
+
+def test_broken_atlas_and_d3fend(store: Store, tmp_path: Path) -> None:
+    text = (DATA / "atlas" / "ATLAS.yaml").read_text(encoding="utf-8")
+    _fails(store, "atlas", _write(tmp_path, "cut.yaml", text[: len(text) // 3] + "\n  - [unclosed"), "YAML")
+    doc = yaml.safe_load(text)
+    doc["matrices"][0]["techniques"][7]["tactics"] = "AML.TA0002"
+    name = doc["matrices"][0]["techniques"][7]["id"]
+    wrong = _write(tmp_path, "wrong.yaml", yaml.safe_dump(doc))
+    _fails(store, "atlas", wrong, f"techniques[7] ({name})", "field 'tactics' must be a list")
+    doc["matrices"][0]["techniques"] = 7
+    _fails(
+        store,
+        "atlas",
+        _write(tmp_path, "wrong2.yaml", yaml.safe_dump(doc)),
+        "field 'techniques' must be a list",
+    )
+    ttl = (DATA / "d3fend" / "d3fend-protege-1.2.0.ttl").read_bytes()
+    _fails(store, "d3fend", _write(tmp_path, "d3fend-1.2.0.ttl", ttl[: len(ttl) // 2]), "malformed Turtle")
+
+
+def test_unknown_types_and_dangling_relationships_are_counted(
+    store: Store, tmp_path: Path, ics17: dict[str, Any]
+) -> None:
+    extra = [
+        {"type": "x-custom-thing", "id": "x-custom-thing--00000000-0000-4000-8000-000000000001"},
+        {
+            "type": "relationship",
+            "id": "relationship--00000000-0000-4000-8000-000000000002",
+            "relationship_type": "uses",
+            "source_ref": "intrusion-set--00000000-0000-4000-8000-00000000dead",
+            "target_ref": "attack-pattern--00000000-0000-4000-8000-00000000beef",
+        },
+    ]
+    path = _write(tmp_path, "extra.json", json.dumps({**ics17, "objects": [*ics17["objects"], *extra]}))
+    res = load_release(store, "attack", path)
+    assert res.status == "imported"
+    assert res.release.version == "17.1"
+    assert res.skipped == {"x-custom-thing": 1, "relationship (endpoint not in bundle)": 1}
+    assert res.release.counts["skipped x-custom-thing"] == 1
+    assert res.release.counts["attack-pattern"] == 95
+
+
+def test_failure_while_writing_leaves_the_store_unchanged(tmp_path: Path) -> None:
+    class FailingStore(EmbeddedStore):
+        fail = False
+
+        def add_quads(self, quads: Iterable[Quad]) -> None:
+            def broken() -> Iterator[Quad]:
+                for n, q in enumerate(quads):
+                    if n == 5000 and self.fail:
+                        raise OSError("disk full (simulated)")
+                    yield q
+
+            super().add_quads(broken())
+
+    failing = FailingStore()
+    load_release(failing, "attack", str(ICS18))
+    before = _state(failing)
+    failing.fail = True
+    with pytest.raises(OSError, match="simulated"):
+        load_release(failing, "attack", str(ICS17))  # new version: written in place, rolled back
+    assert _state(failing) == before
+    with pytest.raises(OSError, match="simulated"):
+        # same version from another file (gzip: another sha256): the replace path via a staging graph
+        load_release(
+            failing, "attack", _write(tmp_path, "ics-18.1.json.gz", gzip.compress(ICS18.read_bytes()))
+        )
+    assert _state(failing) == before
+    assert [i.version for i in releases(failing)] == ["18.1"]
+
+
+def test_reimport_is_a_noop_and_a_new_file_replaces(store: Store, tmp_path: Path) -> None:
+    before = _state(store)
+    res = load_release(store, "attack", str(ICS18))
+    assert res.status == "unchanged"
+    assert _state(store) == before
+    packed = _write(tmp_path, "ics-attack-18.1.json.gz", gzip.compress(ICS18.read_bytes()))
+    res = load_release(store, "attack", packed)
+    assert res.status == "replaced"
+    assert res.release.format == "STIX 2.1 (gzip)"
+    infos = releases(store)
+    assert [(i.source, i.version, i.location) for i in infos] == [("attack-ics", "18.1", packed)]
+    # same triples, new provenance record, no staging graph left
+    assert len([q for q in store.quads(infos[0].graph)]) == infos[0].quads
+    assert sorted(store.graph_names()) == sorted(
+        [infos[0].graph, "https://w3id.org/threatgraph/graph/releases"]
+    )
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTP server on 127.0.0.1 serving tmp_path (no internet access in tests)."""
+    handler = functools.partial(_Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_import_from_http_plain_and_gzip(http_dir: tuple[str, Path]) -> None:
+    base, root = http_dir
+    (root / "ics-attack-17.1.json").write_bytes(ICS17.read_bytes())
+    (root / "ics-attack-18.1.json.gz").write_bytes(gzip.compress(ICS18.read_bytes()))
+    s = open_store()
+    r1 = load_release(s, "attack", f"{base}/ics-attack-17.1.json")
+    r2 = load_release(s, "attack", f"{base}/ics-attack-18.1.json.gz")
+    assert (r1.status, r1.release.version, r2.release.version) == ("imported", "17.1", "18.1")
+    assert r1.release.location == f"{base}/ics-attack-17.1.json"
+    prov = s.select(
+        "SELECT ?src WHERE { GRAPH <https://w3id.org/threatgraph/graph/releases> { ?g prov:wasDerivedFrom ?src } }"
+    )
+    assert {r["src"].value for r in prov} == {
+        f"{base}/ics-attack-17.1.json",
+        f"{base}/ics-attack-18.1.json.gz",
+    }
+    before = _state(s)
+    with pytest.raises(ImportFailed, match="HTTP 404"):
+        load_release(s, "attack", f"{base}/missing.json")
+    assert _state(s) == before
+
+
+def _cli(store_dir: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "THREATGRAPH_SHARED_DATA": str(DATA)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "threatgraph", "import", "attack", *args, "--store", str(store_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _check_consistent(store_dir: Path, *, allow_unrecorded: bool = False) -> list[tuple[str, str]]:
+    """Every recorded release has exactly its recorded triples; graphs without a record only after a kill."""
+    s = open_store(str(store_dir))
+    try:
+        infos = releases(s)
+        for i in infos:
+            assert sum(1 for _ in s.quads(i.graph)) == i.quads, i.graph
+        recorded = {i.graph for i in infos} | {"https://w3id.org/threatgraph/graph/releases"}
+        stray = [g for g in s.graph_names() if g not in recorded]
+        if not allow_unrecorded:
+            assert stray == []
+        return [(i.source, i.version) for i in infos]
+    finally:
+        del s
+
+
+@pytest.mark.slow
+def test_killed_mid_import_keeps_the_previous_release(tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    first = _cli(store_dir, str(ICS18))
+    assert first.wait(timeout=120) == 0, first.stderr.read() if first.stderr else ""
+    assert _check_consistent(store_dir) == [("attack-ics", "18.1")]
+    proc = _cli(store_dir, str(ENT18))
+    assert proc.stderr is not None
+    for line in proc.stderr:  # progress lines; kill as soon as the store is being written
+        if line.startswith(b"writing"):
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    loaded = _check_consistent(store_dir, allow_unrecorded=True)  # a cut-short graph has no record
+    assert ("attack-ics", "18.1") in loaded
+    assert set(loaded) <= {("attack-ics", "18.1"), ("attack-enterprise", "18.1")}
+    # the store still works: the next import succeeds and drops any unrecorded leftovers
+    again = _cli(store_dir, str(ICS17))
+    assert again.wait(timeout=120) == 0
+    assert ("attack-ics", "17.1") in _check_consistent(store_dir)
