@@ -245,7 +245,7 @@ def _provenance(rel: Release, src: Source, now: str) -> list[Quad]:
         Quad(g, NamedNode(PROV.wasDerivedFrom), origin, rg),
         Quad(g, _kb("sha256"), Literal(src.sha256), rg),
         Quad(g, NamedNode(PROV.generatedAtTime), Literal(now, datatype=NamedNode(XSD.dateTime)), rg),
-        Quad(g, _kb("quadCount"), Literal(len(rel.quads)), rg),
+        Quad(g, _kb("quadCount"), Literal(len(set(rel.quads))), rg),  # the store keeps a set
         Quad(g, _kb("format"), Literal(rel.format + (" (gzip)" if src.compressed else "")), rg),
     ]
     for typ, n in sorted({**rel.counts, **{"skipped " + k: v for k, v in rel.skipped.items()}}.items()):
