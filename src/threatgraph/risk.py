@@ -67,9 +67,8 @@ _MATURITY = f"""SELECT ?f ?s ?v WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f tg:applicati
   OPTIONAL {{ GRAPH ?rel {{ ?s kb:attackId ?aid }} }}
   BIND(COALESCE(LCASE(STR(?m)), IF(BOUND(?aid), "realized", "")) AS ?v) FILTER(?v != "") }}"""
 _CONTROLS = f"""SELECT ?f ?v WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding ; tg:controlStatus ?v }} }}"""
-_REDUCED = f"""SELECT ?f (COUNT(DISTINCT ?app) AS ?apps) (COUNT(DISTINCT ?red) AS ?reduced) (SAMPLE(?attr0) AS ?attr) WHERE {{
-  GRAPH <{G_FINDINGS}> {{ ?f tg:application ?app .
-    OPTIONAL {{ ?app tg:reducedByFact ?x . ?x tg:factAttribute ?attr0 . BIND(?app AS ?red) }} }} }} GROUP BY ?f"""
+_REDUCED = f"""SELECT ?f ?app ?attr WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f tg:application ?app .
+    OPTIONAL {{ ?app tg:reducedByFact ?x . ?x tg:factAttribute ?attr }} }} }}"""
 _FINDINGS = f"SELECT ?f ?e WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding ; tg:focus ?e }} }}"
 
 
@@ -148,18 +147,19 @@ def finding_factors(store: Store) -> dict[str, list[Factor]]:
             best[f] = cand
     for f, (pts, s, m) in best.items():
         out[f].append(Factor("likelihood", "technique maturity", f"{m} ({_local(s.value)})", pts, s))
+    apps: dict[str, set[str]] = defaultdict(set)
+    reduced: dict[str, dict[str, str]] = defaultdict(dict)
     for r in store.select(_REDUCED):
-        apps, reduced = int(r["apps"].value), int(r["reduced"].value)
-        if apps and reduced == apps:
-            attr = r.get("attr")
-            out[r["f"].value].append(
-                Factor(
-                    "likelihood",
-                    "reducing attribute",
-                    f"{_local(attr.value) if attr else 'attribute'} holds for every applicable technique",
-                    -1,
-                    attr,
-                )
+        f, app = r["f"].value, r["app"].value
+        apps[f].add(app)
+        if "attr" in r:
+            reduced[f].setdefault(app, r["attr"].value)
+    for f, all_apps in apps.items():
+        red = reduced.get(f, {})
+        if all_apps and set(red) == all_apps:
+            attrs = sorted({_local(a) for a in red.values()})
+            out[f].append(
+                Factor("likelihood", "reducing attribute", f"{', '.join(attrs)} for every applicable technique", -1)
             )
     for r in store.select(_CONTROLS):
         pts = CONTROL_POINTS.get(r["v"].value)

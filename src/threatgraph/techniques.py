@@ -146,3 +146,44 @@ def load_knowledge(store: Store, specs: Sequence[str]) -> list[str]:
     from threatgraph.knowledge import load_release
 
     return [load_release(store, kind, path).release.graph for kind, path in knowledge_paths(specs)]
+
+
+# -- D3FEND coverage of ATT&CK (the same inference as queries/derive-findings/30-countermeasures-attack.rq) --
+def d3fend_pattern(inherit: bool = True) -> str:
+    """The D3FEND graph pattern of ``30-countermeasures-attack.rq`` (binds ``?id`` → ``?c``, ``?did``).
+
+    With ``inherit=False`` a sub-technique does not inherit its parent technique's artifacts
+    (``?d3t rdfs:subClassOf* ?tx`` becomes ``?d3t rdfs:subClassOf? ?tx``, i.e. only the technique's own
+    restrictions, the same hop count the countermeasure side uses).
+    """
+    text = (queries_dir() / "derive-findings" / "30-countermeasures-attack.rq").read_text(encoding="utf-8")
+    start = text.index(f"GRAPH <{NEWEST_PREFIX}d3fend> {{")
+    end = text.index("\n  }\n", start)
+    block = text[start : end + 4]
+    if not inherit:
+        block = block.replace("?d3t rdfs:subClassOf* ?tx", "?d3t rdfs:subClassOf? ?tx")
+    return block
+
+
+@dataclass(frozen=True)
+class D3fendCoverage:
+    """Share of the active techniques of an ATT&CK release that get at least one D3FEND countermeasure."""
+
+    active: int
+    covered: int
+    per_technique: dict[str, int]
+
+    @property
+    def share(self) -> float:
+        return self.covered / self.active if self.active else 0.0
+
+
+def d3fend_coverage(store: Store, attack_release: str, d3fend_release: str, *, inherit: bool = True) -> D3fendCoverage:
+    """Active techniques of ``attack_release`` with at least one inferred D3FEND countermeasure."""
+    from threatgraph.knowledge import active_ids
+
+    active = active_ids(store, attack_release)
+    query = "SELECT ?id (COUNT(DISTINCT ?c) AS ?n) WHERE {\n  " + d3fend_pattern(inherit) + "\n} GROUP BY ?id"
+    rows = store.select(bind_releases(query, {"d3fend": d3fend_release}))
+    per = {r["id"].value: int(r["n"].value) for r in rows if r["id"].value in active}
+    return D3fendCoverage(len(active), len(per), per)
