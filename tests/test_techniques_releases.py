@@ -69,7 +69,7 @@ def analysed(tmp_path: Path) -> tuple[Store, list[Finding]]:
 
 
 def test_newest_release_only(tmp_path: Path) -> None:
-    store, findings = analysed(tmp_path)
+    _, findings = analysed(tmp_path)
     techs = {t.id: t for f in findings for t in f.techniques}
     assert set(techs) == {"T9001", "T9003"}
     assert techs["T9003"].replaces == "T9002"  # revoked in 2.0: cited as its replacement
