@@ -140,8 +140,10 @@ def test_navigator_layers_follow_the_layer_format(small: tuple[ReportContext, St
     assert all(i.startswith("AML.") == (which == "atlas") for i in ids)
     assert doc["domain"] == {"enterprise": "enterprise-attack", "atlas": "atlas-atlas"}[which]
     for t in doc["techniques"]:
-        hits = [fv for fv in ctx.findings if t["techniqueID"] in fv.techniques]
-        assert t["score"] == round(max(fv.risk_or_rank for fv in hits), 2)
+        tid = t["techniqueID"]
+        hits = [fv for fv in ctx.findings if tid in fv.techniques]
+        residual = [fv.risk_or_rank for fv in hits if fv.residual_techniques is None or tid in fv.residual_techniques]
+        assert t["score"] == round(max(residual, default=0.0), 2)
         names = {" ".join(ctx.element_label(fv.f.focus).split()) for fv in hits}
         assert all(n in t["comment"] for n in names)
         assert doc["gradient"]["minValue"] <= t["score"] <= doc["gradient"]["maxValue"]
@@ -272,3 +274,33 @@ def test_analyze_cli_writes_every_export(tmp_path: Path) -> None:
         out = tmp_path / f"out.{fmt}"
         assert main(["analyze", str(SMALL), "-f", fmt, "-o", str(out)]) == 0
         assert out.stat().st_size > 200
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("which", ["enterprise", "atlas"])
+def test_navigator_layers_with_the_pinned_knowledge(tmp_path: Path, capsys: pytest.CaptureFixture[str], which: str) -> None:
+    """With ATT&CK/ATLAS loaded, the layer holds exactly the techniques the JSON report gives the findings."""
+    out = tmp_path / "layer.json"
+    assert main(["analyze", str(SMALL), "--knowledge", "shared", "-f", f"navigator-{which}", "-o", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator(layer_schema()).validate(doc)
+    assert main(["analyze", str(SMALL), "--knowledge", "shared", "-f", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = {t["id"] for f in report["findings"] for t in f["techniques"]
+                if t["id"].startswith("AML.") == (which == "atlas") and "T" in t["id"]}
+    assert expected, "the pinned knowledge maps techniques onto the small model"
+    assert {t["techniqueID"] for t in doc["techniques"]} == expected
+    if which == "enterprise":
+        assert doc["versions"]["attack"] == "18.1"
+
+
+@pytest.mark.shared
+def test_sarif_help_lists_the_mitigations_of_the_finding_graph(tmp_path: Path) -> None:
+    out = tmp_path / "log.sarif"
+    assert main(["analyze", str(SMALL), "--knowledge", "shared", "-f", "sarif", "-o", str(out)]) == 0
+    log = json.loads(out.read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(sarif_schema()).validate(log)
+    helps = [r["help"]["text"] for r in log["runs"][0]["tool"]["driver"]["rules"]]
+    assert any(re.search(r"Mitigations: .*\b(AML\.)?M\d{4}\b", h) for h in helps)
+    results = log["runs"][0]["results"]
+    assert any(r["properties"].get("techniques") for r in results)

@@ -35,6 +35,13 @@ class FindingView:
     mitigations: list[tuple[str, str]] = field(default_factory=list)
     """(id or IRI, label)."""
     residual_risk: float | None = None
+    risk_level: str = ""
+    control_status: str = ""
+    """mitigated, partly mitigated, unmitigated (when the finding graph says)."""
+    controls: list[str] = field(default_factory=list)
+    """Declared controls that implement a mitigation of, or cover, the finding."""
+    residual_techniques: list[str] | None = None
+    """Techniques not fully mitigated (None: not known, all count)."""
     extra: list[tuple[str, str]] = field(default_factory=list)
     """(property label, value label) of other properties the finding graph holds."""
 
@@ -210,8 +217,9 @@ def finding_views(store: Store, findings: Sequence[Finding], labels: Mapping[str
                 else:
                     fv.extra.append((labels.get(p, local_name(p)), o.value))
         fv.residual_risk = risk[1] if risk is not None else None
+        _structured(fv)
         rule = by_rule.get(f.rule_id)
-        if rule is not None:
+        if rule is not None and not getattr(f, "techniques", None):
             for t in (*rule.attack, *rule.atlas):
                 if TECHNIQUE_ID.match(t) and t not in fv.techniques:
                     fv.techniques.append(t)
@@ -219,6 +227,39 @@ def finding_views(store: Store, findings: Sequence[Finding], labels: Mapping[str
         fv.extra = sorted(set(fv.extra))
         out.append(fv)
     return out
+
+
+def _structured(fv: FindingView) -> None:
+    """Techniques, mitigations, controls and risk as :func:`read_findings` gives them (issue 4), when present."""
+    f = fv.f
+    views = getattr(f, "techniques", None) or []
+    ids = [t.id for t in views if TECHNIQUE_ID.match(getattr(t, "id", ""))]
+    if ids:
+        fv.techniques = sorted(set(ids))
+        fv.residual_techniques = sorted({t.id for t in views if getattr(t, "status", "") != "mitigated"} & set(ids))
+    if views:
+        fv.mitigations = []  # the structured view replaces the generic scan
+    for t in views:
+        for m in [*getattr(t, "mitigations", []), *((c[0], c[1]) for c in getattr(t, "countermeasures", []))]:
+            if (m[0], m[1]) not in fv.mitigations:
+                fv.mitigations.append((m[0], m[1]))
+        for mid, control in getattr(t, "implemented", []):
+            item = f"{control} ({mid})"
+            if item not in fv.controls:
+                fv.controls.append(item)
+    for c in getattr(f, "covered_by", []):
+        if c not in fv.controls:
+            fv.controls.append(c)
+    score = getattr(f, "risk_score", 0)
+    if isinstance(score, (int, float)) and score > 0:
+        fv.residual_risk = float(score)
+    level = getattr(f, "risk_level", "")
+    if level:
+        fv.risk_level = level
+    status = getattr(f, "control_status", "")
+    if status:
+        fv.control_status = status
+    fv.extra = [e for e in fv.extra if e[0] not in ("risk level", "riskLevel", "control status", "controlStatus")]
 
 
 _ELEMENTS = """
@@ -239,10 +280,6 @@ _DECLARED = """
 SELECT ?e ?t ?title ?cat ?sev ?status ?mit WHERE { GRAPH <%s> { ?e tg:declaredThreat ?t .
   OPTIONAL { ?t rdfs:label ?title } OPTIONAL { ?t tg:category ?cat } OPTIONAL { ?t tg:severity ?sev }
   OPTIONAL { ?t tg:threatStatus ?status } OPTIONAL { ?t tg:mitigationText ?mit } } }
-"""
-_PATHS = """
-SELECT ?p ?l ?d WHERE { GRAPH <%s> { ?p a ?t . FILTER(CONTAINS(LCASE(STR(?t)), "attackpath"))
-  OPTIONAL { ?p rdfs:label ?l } OPTIONAL { ?p tg:explanation ?d } } }
 """
 
 
@@ -331,12 +368,15 @@ def declared_threats(store: Store, labels: Mapping[str, str], findings: Sequence
     return sorted(out.values(), key=lambda d: (d.element_label.lower(), d.title.lower(), d.iri))
 
 
-def attack_paths(store: Store) -> list[tuple[str, str]]:
-    out = []
-    for r in store.select(_PATHS % graph_iri("findings")):
-        lab, d = r.get("l"), r.get("d")
-        out.append((lab.value if lab is not None else local_name(r["p"].value), d.value if d is not None else ""))
-    return sorted(set(out))
+def attack_paths(store: Store, labels: dict[str, str] | None = None, findings: Sequence[Finding] = ()) -> list[tuple[str, str]]:
+    """(summary, detail) of each attack path in the finding graph."""
+    from threatgraph.paths import read_paths
+
+    views = read_paths(store, dict(labels or {}), list(findings))
+    return [(f"{v.start_label} → {v.target_label}",
+             f"{v.text} ({v.length} hops, {v.crossings} boundary crossings)"
+             + "".join(f"; {h.element_label}: {' '.join(h.techniques)}" for h in v.hops if h.techniques))
+            for v in views]
 
 
 def build_context(store: Store, findings: Sequence[Finding], labels: dict[str, str], *, title: str,
@@ -351,7 +391,7 @@ def build_context(store: Store, findings: Sequence[Finding], labels: dict[str, s
         warnings=list(warnings),
         declared=declared_threats(store, labels, all_findings if all_findings is not None else findings),
         labels=labels,
-        attack_paths=attack_paths(store),
+        attack_paths=attack_paths(store, labels, all_findings if all_findings is not None else findings),
     )
 
 

@@ -40,6 +40,6 @@ def render_csv(ctx: ReportContext) -> str:
             ctx.element_label(f.focus), f.focus, f.focus_kind,
             "; ".join(f"{c[2]}: {c[1]}" for c in f.categories), f.threat, f.explanation,
             " ".join(fv.techniques), "; ".join(f"{m[0]} {m[1]}" if m[0] != m[1] else m[0] for m in fv.mitigations),
-            "; ".join(ev.controls) if ev else "", f.source,
+            "; ".join(fv.controls or (ev.controls if ev else [])), f.source,
         )])
     return buf.getvalue()

@@ -11,7 +11,7 @@ from html import escape
 from threatgraph import __version__
 from threatgraph.export.context import ReportContext
 from threatgraph.export.diagram import SEVERITY_COLOURS, colour_basis, element_levels
-from threatgraph.export.markdown import counts
+from threatgraph.export.markdown import controls_text, counts, risk_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#212121;max-width:1400px}
@@ -139,16 +139,16 @@ def render_html(ctx: ReportContext) -> str:
         h.append(f"<h3>{_lines(ctx.element_label(focus))} <small>({_e(head.focus_kind)})</small></h3>"
                  f"<p><code>{_e(focus)}</code></p>")
         h.append("<table><tr><th>Severity</th><th>Risk</th><th>Category</th><th>Threat</th><th>Why</th>"
-                 "<th>Techniques</th><th>Mitigations</th><th>Rule</th></tr>")
+                 "<th>Techniques</th><th>Mitigations</th><th>Controls</th><th>Rule</th></tr>")
         for fv in items:
             f = fv.f
             cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
             mits = "<br>".join(_e(f"{mm[0]} {mm[1]}" if mm[0] != mm[1] else mm[0]) for mm in fv.mitigations)
-            risk = "" if fv.residual_risk is None else f"{fv.residual_risk:g}"
             extra = "".join(f"<br><small>{_e(k)}: {_e(v)}</small>" for k, v in fv.extra[:6])
-            h.append(f'<tr><td><span class="sev {_e(f.severity)}">{_e(f.severity)}</span></td><td>{risk}</td>'
+            h.append(f'<tr><td><span class="sev {_e(f.severity)}">{_e(f.severity)}</span></td><td>{_e(risk_text(fv))}</td>'
                      f"<td>{_e(cats)}</td><td>{_e(f.threat)}</td><td>{_e(f.explanation)}{extra}</td>"
-                     f"<td>{_e(' '.join(fv.techniques))}</td><td>{mits}</td><td>{_e(f.rule_id)}</td></tr>")
+                     f"<td>{_e(' '.join(fv.techniques))}</td><td>{mits}</td><td>{_e(controls_text(ctx, fv))}</td>"
+                     f"<td>{_e(f.rule_id)}</td></tr>")
         h.append("</table>")
     if ctx.attack_paths:
         h.append("<h2>Attack paths</h2><ul>")

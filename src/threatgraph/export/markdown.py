@@ -21,6 +21,23 @@ def counts(findings: list[FindingView]) -> str:
     return ", ".join(f"{c[s]} {s}" for s in SEVERITY_ORDER if c[s]) or "none"
 
 
+def risk_text(fv: FindingView) -> str:
+    """``12 (high)``: residual risk score and level, or empty."""
+    if fv.residual_risk is None:
+        return ""
+    return f"{fv.residual_risk:g}" + (f" ({fv.risk_level})" if fv.risk_level else "")
+
+
+def controls_text(ctx: ReportContext, fv: FindingView) -> str:
+    """Controls of the finding (implementing or covering it) and status, else the element's declared controls."""
+    ev = ctx.model.elements.get(fv.f.focus)
+    items = fv.controls or (ev.controls if ev else [])
+    text = "; ".join(items)
+    if fv.control_status:
+        text = f"{fv.control_status}" + (f": {text}" if text else "")
+    return text
+
+
 def _mit(fv: FindingView) -> str:
     return "; ".join(f"{m[0]} {m[1]}" if m[0] != m[1] else m[0] for m in fv.mitigations)
 
@@ -52,14 +69,13 @@ def render_markdown_report(ctx: ReportContext) -> str:
         head = items[0].f
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
         out += [f"### {md(ctx.element_label(focus))}{kind}", "", f"`{focus}`", ""]
-        out += ["| Severity | Risk | Category | Threat | Why | Techniques | Mitigations | Rule |",
-                "|---|---|---|---|---|---|---|---|"]
+        out += ["| Severity | Risk | Category | Threat | Why | Techniques | Mitigations | Controls | Rule |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for fv in items:
             f = fv.f
             cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
-            risk = "" if fv.residual_risk is None else f"{fv.residual_risk:g}"
-            out.append(f"| {f.severity} | {risk} | {md(cats)} | {md(f.threat)} | {md(f.explanation)} | "
-                       f"{' '.join(fv.techniques)} | {md(_mit(fv))} | {f.rule_id} |")
+            out.append(f"| {f.severity} | {risk_text(fv)} | {md(cats)} | {md(f.threat)} | {md(f.explanation)} | "
+                       f"{' '.join(fv.techniques)} | {md(_mit(fv))} | {md(controls_text(ctx, fv))} | {f.rule_id} |")
         out.append("")
     if ctx.attack_paths:
         out += ["## Attack paths", ""]

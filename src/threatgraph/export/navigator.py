@@ -27,7 +27,9 @@ def layer(ctx: ReportContext, which: str, *, attack_version: str | None = None) 
         for t in fv.techniques:
             if t.startswith("AML.") != atlas:
                 continue
-            per.setdefault(t, []).append((fv.risk_or_rank, " ".join(ctx.element_label(fv.f.focus).split()), fv.f.rule_id))
+            residual = fv.residual_techniques is None or t in fv.residual_techniques
+            score = fv.risk_or_rank if residual else 0.0
+            per.setdefault(t, []).append((score, " ".join(ctx.element_label(fv.f.focus).split()), fv.f.rule_id))
     use_risk = any(fv.residual_risk is not None for fv in ctx.findings)
     techniques = []
     top = 0.0
@@ -48,7 +50,7 @@ def layer(ctx: ReportContext, which: str, *, attack_version: str | None = None) 
     versions = {"navigator": NAVIGATOR_VERSION, "layer": LAYER_VERSION}
     if attack_version and not atlas:
         versions["attack"] = attack_version
-    basis = "highest residual risk of its findings" if use_risk else "highest severity rank of its findings (1 info … 5 critical)"
+    basis = "highest residual risk of its findings (0 where declared controls mitigate it)" if use_risk else "highest severity rank of its findings (1 info … 5 critical)"
     return {
         "name": f"{ctx.title} — {'ATLAS' if atlas else 'ATT&CK Enterprise'}"[:200],
         "versions": versions,
