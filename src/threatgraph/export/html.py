@@ -70,15 +70,21 @@ def render_svg(ctx: ReportContext) -> str:
         b = (x2 + bw / 2, y2 + bh / 2)
         if fl.source == fl.target:
             continue
+        lvl = levels.get(fl.iri, (0, ""))[0]
+        colour = SEVERITY_COLOURS[lvl] if lvl >= 3 else "#424242"
+        width_attr = 2.5 if fl.crosses else 1.2
+        label = fl.label.replace("\n", " ") + (f" [{fl.protocol}]" if fl.protocol else "")
+        if abs(x1 - x2) < 1:  # same column: a curve beside the boxes instead of a line through them
+            sx, sy, ex, ey = x1 + bw, y1 + bh / 2, x2 + bw, y2 + bh / 2
+            cx, cy = x1 + bw + 24 + 10 * abs(y2 - y1) / (bh + gap_y), (sy + ey) / 2
+            parts.append(f'<path d="M{sx:.0f} {sy:.0f} Q{cx:.0f} {cy:.0f} {ex:.0f} {ey:.0f}" fill="none" stroke="{colour}" '
+                         f'stroke-width="{width_attr}" marker-end="url(#arrow)"><title>{_e(label)}</title></path>')
+            continue
         # clip to the box edges (roughly) so arrowheads are visible
         dx, dy = b[0] - a[0], b[1] - a[1]
         scale = max(abs(dx) / (bw / 2 + 4), abs(dy) / (bh / 2 + 4), 1e-9)
         sx, sy = a[0] + dx / scale, a[1] + dy / scale
         ex, ey = b[0] - dx / scale, b[1] - dy / scale
-        lvl = levels.get(fl.iri, (0, ""))[0]
-        colour = SEVERITY_COLOURS[lvl] if lvl >= 3 else "#424242"
-        width_attr = 2.5 if fl.crosses else 1.2
-        label = fl.label.replace("\n", " ") + (f" [{fl.protocol}]" if fl.protocol else "")
         parts.append(f'<line x1="{sx:.0f}" y1="{sy:.0f}" x2="{ex:.0f}" y2="{ey:.0f}" stroke="{colour}" '
                      f'stroke-width="{width_attr}" marker-end="url(#arrow)"><title>{_e(label)}</title></line>')
         parts.append(f'<text x="{(sx + ex) / 2:.0f}" y="{(sy + ey) / 2 - 4:.0f}" font-size="10" text-anchor="middle" '
