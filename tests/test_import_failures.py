@@ -116,6 +116,15 @@ def test_wrong_types_name_the_object(store: Store, tmp_path: Path, ics17: dict[s
         bad["objects"][i][field] = value
         path = _write(tmp_path, f"bad-{field}-17.1.json", json.dumps(bad))
         _fails(store, "attack", path, f"object #{i} ({sid})", needle)
+    # late in the file: the first chunks are already in the store when this is found, and are rolled back
+    last = max(k for k, o in enumerate(objs) if o["type"] == "relationship")
+    assert last > len(objs) * 0.9
+    bad = json.loads(json.dumps(ics17))
+    bad["objects"][last]["relationship_type"] = 5
+    path = _write(tmp_path, "late-17.1.json", json.dumps(bad))
+    _fails(
+        store, "attack", path, f"object #{last} ({objs[last]['id']})", "'relationship_type' must be a string"
+    )
     bad = {**ics17, "objects": {"not": "a list"}}
     _fails(store, "attack", _write(tmp_path, "objs-17.1.json", json.dumps(bad)), "'objects' must be a list")
     bad = {**ics17, "objects": [*objs[:5], "a string", *objs[5:]]}

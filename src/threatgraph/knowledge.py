@@ -229,7 +229,7 @@ def parse_release(
     return parser(src.data, src.location, version, progress), src
 
 
-def _provenance(rel: Release, src: Source, now: str) -> list[Quad]:
+def _provenance(rel: Release, src: Source, now: str, n_quads: int) -> list[Quad]:
     g = NamedNode(rel.graph)
     rg = NamedNode(RELEASES_GRAPH)
     if is_url(src.location):
@@ -245,7 +245,7 @@ def _provenance(rel: Release, src: Source, now: str) -> list[Quad]:
         Quad(g, NamedNode(PROV.wasDerivedFrom), origin, rg),
         Quad(g, _kb("sha256"), Literal(src.sha256), rg),
         Quad(g, NamedNode(PROV.generatedAtTime), Literal(now, datatype=NamedNode(XSD.dateTime)), rg),
-        Quad(g, _kb("quadCount"), Literal(len(set(rel.quads))), rg),  # the store keeps a set
+        Quad(g, _kb("quadCount"), Literal(n_quads), rg),
         Quad(g, _kb("format"), Literal(rel.format + (" (gzip)" if src.compressed else "")), rg),
     ]
     for typ, n in sorted({**rel.counts, **{"skipped " + k: v for k, v in rel.skipped.items()}}.items()):
@@ -272,12 +272,14 @@ def load_release(
 ) -> ImportResult:
     """Import one release (``source`` = ``attack``, ``atlas``, ``d3fend`` or ``capec``) from a path or URL.
 
-    The whole graph is built in memory first, so a bad file (:class:`ImportFailed`) never touches the
-    store. The release's provenance record is written last, in one SPARQL update: a release exists only
-    once its record does, and readers (:func:`releases`, :func:`newest_release`) see only recorded ones.
-    A write that fails or is interrupted is rolled back here; one cut short by a killed process leaves an
-    unrecorded graph, dropped by the next import. A different file for a loaded version is written to a
-    staging graph and swapped in with the record in one update. Same sha256 as a loaded release: no-op.
+    The file is read and checked (JSON/YAML/Turtle syntax, kind, version) before the store is touched;
+    quads then stream into the release graph (a new version) or a staging graph (a new file for a
+    loaded version), and the provenance record is written last, in one SPARQL update that is the commit
+    point: a release exists only once its record does, and readers (:func:`releases`,
+    :func:`newest_release`) see only recorded ones. Any failure while writing (a bad object further in
+    the file, a store error, Ctrl-C) drops the unrecorded graph and re-raises, leaving the store as it
+    was; a killed process leaves an unrecorded graph that the next import drops. Re-importing a file
+    with the same sha256 does nothing.
     """
     clean_unrecorded(store)
     src_loc = path or DEFAULT_URLS.get(source)
@@ -291,36 +293,38 @@ def load_release(
             if progress:
                 progress(f"{src.location}: already loaded as {info.source}/{info.version} (same sha256)")
             return ImportResult("unchanged", info)
-    rel = parser(src.data, src.location, version, progress)
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    prov = _provenance(rel, src, now)
+    rel = parser(src.take(), src.location, version, progress)  # format errors: raised before any write
     old = next((i for i in existing if i.graph == rel.graph), None)
     if progress:
-        progress(f"writing {len(rel.quads):,} quads to <{rel.graph}>")
+        progress(f"writing <{rel.graph}>")
     rg, g = _g(RELEASES_GRAPH), _g(rel.graph)
-    if old is None:
-        try:
+    target = rel.graph if old is None else f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+    try:
+        # quads stream from the parser into the store (a bad object further on raises here: rolled back)
+        if old is None:
             store.add_quads(rel.quads)
-            store.update(f"INSERT DATA {{ GRAPH {rg} {{ {_nt(prov)} }} }}")  # the commit point
-        except BaseException:
-            store.drop_graph(rel.graph)  # no record was written: the graph was never a release
-            raise
-        status = "imported"
-    else:
-        staging = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
-        try:
-            stg = NamedNode(staging)
+        else:
+            stg = NamedNode(target)
             store.add_quads(Quad(q.subject, q.predicate, q.object, stg) for q in rel.quads)
-            store.update(
+        count = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {_g(target)} {{ ?s ?p ?o }} }}"
+        n = int(store.select(count)[0]["n"].value)
+        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        record = _nt(_provenance(rel, src, now, n))
+        if old is None:
+            store.update(f"INSERT DATA {{ GRAPH {rg} {{ {record} }} }}")  # the commit point
+            status = "imported"
+        else:
+            store.update(  # one transaction: swap the graph and the record
                 f"""DROP SILENT GRAPH {g} ;
-                MOVE SILENT GRAPH {stg} TO GRAPH {g} ;
+                MOVE SILENT GRAPH {_g(target)} TO GRAPH {g} ;
                 DELETE WHERE {{ GRAPH {rg} {{ ?c kb:countOf {g} ; ?p ?o }} }} ;
                 DELETE WHERE {{ GRAPH {rg} {{ {g} ?p ?o }} }} ;
-                INSERT DATA {{ GRAPH {rg} {{ {_nt(prov)} }} }}"""
+                INSERT DATA {{ GRAPH {rg} {{ {record} }} }}"""
             )
-        finally:
-            store.drop_graph(staging)
-        status = "replaced"
+            status = "replaced"
+    except BaseException:  # includes KeyboardInterrupt: roll back, then re-raise unchanged
+        store.drop_graph(target)  # never recorded, so never a release
+        raise
     info = next(i for i in releases(store) if i.graph == rel.graph)
     flush = getattr(store, "flush", None)
     if callable(flush):

@@ -41,7 +41,7 @@ DEFAULT_URLS: dict[str, str] = {
 _TIMEOUT_S = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Source:
     """An import source's bytes (decompressed), where they came from, and the sha256 of the file as read."""
 
@@ -49,6 +49,11 @@ class Source:
     data: bytes
     sha256: str
     compressed: bool
+
+    def take(self) -> bytes:
+        """Hand the bytes over (the Source keeps none), so a parser can free them once decoded."""
+        data, self.data = self.data, b""
+        return data
 
     @property
     def name(self) -> str:

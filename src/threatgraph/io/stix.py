@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,7 @@ REL_PREDICATES: dict[str, NamedNode] = {
     "targets": P_TARGETS,
 }
 METADATA_TYPES = frozenset({"identity", "marking-definition", "x-mitre-collection"})
+_DONE: dict[str, Any] = {}
 _VERSION_IN_NAME = re.compile(r"(?<![0-9])(\d+\.\d+(?:\.\d+)?)(?![0-9])")
 
 
@@ -111,7 +113,8 @@ class Release:
 
     source: str
     version: str
-    quads: list[Quad]
+    quads: Iterable[Quad]
+    """All quads; for large bundles a one-shot generator that fills ``counts``/``skipped`` as it runs."""
     counts: dict[str, int]
     skipped: dict[str, int] = field(default_factory=dict)
     format: str = ""
@@ -185,7 +188,9 @@ def parse_attack(
     if progress:
         progress(f"parsing {location} ({len(data) / 1e6:.1f} MB)")
     bundle = load_json(data, location)
+    del data  # the caller hands over its only reference (Source.take): free 45 MB before building
     objs = objects_of(bundle, location)
+    del bundle
 
     # Pass 1: IRIs of every object, tactic short names, domain and version.
     iris: dict[str, str] = {}
@@ -245,101 +250,109 @@ def parse_attack(
             b.add(node, RDFS_LABEL, Literal(name))
         return node
 
-    add = b.add
-    step = max(len(objs) // 10, 1)
-    for i, o in enumerate(objs):
-        if progress and i and i % step == 0:
-            progress(f"  {i * 100 // len(objs)}% ({i:,}/{len(objs):,} objects)")
-        t = o["type"]
-        sid = o["id"]
-        f = Fields(o, _where(location, i, o))
-        if t == "relationship":
-            _relationship(b, f, iris)
-            continue
-        cls = CLASSES.get(t)
-        if cls is None:
-            b.skipped[t] += 1
-            continue
-        b.counts[t] += 1
-        s = b.iri(iris[sid])
-        add(s, RDF_TYPE, cls)
-        name = f.text("name")
-        if name is not None:
-            add(s, RDFS_LABEL, Literal(name))
-        desc = f.text("description")
-        if desc:
-            add(s, DCT_DESCRIPTION, Literal(desc))
-        add(s, P_STIX_ID, Literal(sid))
-        eid, url = external_id(o, ATTACK_SOURCE_NAMES, f._where)
-        if eid:
-            add(s, P_ATTACK_ID, Literal(eid))
-        if url:
-            b.see_also(s, url)
-        ver_o = f.text("x_mitre_version")
-        if ver_o:
-            add(s, P_VERSION, Literal(ver_o))
-        mod = f.text("modified")
-        if mod:
-            add(s, DCT_MODIFIED, Literal(mod, datatype=XSD_DATETIME))
-        created = f.text("created")
-        if created:
-            add(s, DCT_CREATED, Literal(created, datatype=XSD_DATETIME))
-        if f.flag("revoked"):
-            add(s, P_REVOKED, TRUE)
-        if f.flag("x_mitre_deprecated"):
-            add(s, P_DEPRECATED, TRUE)
-        for p in f.texts("x_mitre_platforms"):
-            add(s, P_PLATFORM, platform(p))
-        if t == "attack-pattern":
-            add(s, P_IS_SUB, TRUE if f.flag("x_mitre_is_subtechnique") else FALSE)
-            for ph in f.objs("kill_chain_phases"):
-                short = ph.get("phase_name")
-                tac = tactic_by_short.get(short) if isinstance(short, str) else None
-                if tac is None:
-                    b.skipped["kill-chain-phase (unknown tactic)"] += 1
-                else:
-                    add(s, P_TACTIC, b.iri(tac))
-        elif t == "x-mitre-tactic":
-            add(s, RDF_TYPE, SKOS_CONCEPT)
-            short = f.text("x_mitre_shortname")
-            if short:
-                add(s, P_SHORT_NAME, Literal(short))
-        elif t in ("malware", "tool"):
-            add(s, P_SOFTWARE_TYPE, Literal(t))
-            for a in f.texts("x_mitre_aliases"):
-                if a != name:
-                    add(s, SKOS_ALT_LABEL, Literal(a))
-        elif t in ("intrusion-set", "campaign"):
-            for a in f.texts("aliases"):
-                if a != name:
-                    add(s, SKOS_ALT_LABEL, Literal(a))
-        elif t == "x-mitre-detection-strategy":
-            for ref in f.texts("x_mitre_analytic_refs"):
-                target = iris.get(ref)
+    def emit() -> Iterator[Quad]:
+        """Pass 2, lazily: quads in chunks; each object is released once converted."""
+        add = b.add
+        step = max(len(objs) // 10, 1)
+        for i, o in enumerate(objs):
+            if len(b.quads) >= 8192:
+                yield from b.quads
+                b.quads.clear()
+            objs[i] = _DONE  # free the JSON object as we go
+            if progress and i and i % step == 0:
+                progress(f"  {i * 100 // len(objs)}% ({i:,}/{len(objs):,} objects)")
+            t = o["type"]
+            sid = o["id"]
+            f = Fields(o, _where(location, i, o))
+            if t == "relationship":
+                _relationship(b, f, iris)
+                continue
+            cls = CLASSES.get(t)
+            if cls is None:
+                b.skipped[t] += 1
+                continue
+            b.counts[t] += 1
+            s = b.iri(iris[sid])
+            add(s, RDF_TYPE, cls)
+            name = f.text("name")
+            if name is not None:
+                add(s, RDFS_LABEL, Literal(name))
+            desc = f.text("description")
+            if desc:
+                add(s, DCT_DESCRIPTION, Literal(desc))
+            add(s, P_STIX_ID, Literal(sid))
+            eid, url = external_id(o, ATTACK_SOURCE_NAMES, f._where)
+            if eid:
+                add(s, P_ATTACK_ID, Literal(eid))
+            if url:
+                b.see_also(s, url)
+            ver_o = f.text("x_mitre_version")
+            if ver_o:
+                add(s, P_VERSION, Literal(ver_o))
+            mod = f.text("modified")
+            if mod:
+                add(s, DCT_MODIFIED, Literal(mod, datatype=XSD_DATETIME))
+            created = f.text("created")
+            if created:
+                add(s, DCT_CREATED, Literal(created, datatype=XSD_DATETIME))
+            if f.flag("revoked"):
+                add(s, P_REVOKED, TRUE)
+            if f.flag("x_mitre_deprecated"):
+                add(s, P_DEPRECATED, TRUE)
+            for p in f.texts("x_mitre_platforms"):
+                add(s, P_PLATFORM, platform(p))
+            if t == "attack-pattern":
+                add(s, P_IS_SUB, TRUE if f.flag("x_mitre_is_subtechnique") else FALSE)
+                for ph in f.objs("kill_chain_phases"):
+                    short = ph.get("phase_name")
+                    tac = tactic_by_short.get(short) if isinstance(short, str) else None
+                    if tac is None:
+                        b.skipped["kill-chain-phase (unknown tactic)"] += 1
+                    else:
+                        add(s, P_TACTIC, b.iri(tac))
+            elif t == "x-mitre-tactic":
+                add(s, RDF_TYPE, SKOS_CONCEPT)
+                short = f.text("x_mitre_shortname")
+                if short:
+                    add(s, P_SHORT_NAME, Literal(short))
+            elif t in ("malware", "tool"):
+                add(s, P_SOFTWARE_TYPE, Literal(t))
+                for a in f.texts("x_mitre_aliases"):
+                    if a != name:
+                        add(s, SKOS_ALT_LABEL, Literal(a))
+            elif t in ("intrusion-set", "campaign"):
+                for a in f.texts("aliases"):
+                    if a != name:
+                        add(s, SKOS_ALT_LABEL, Literal(a))
+            elif t == "x-mitre-detection-strategy":
+                for ref in f.texts("x_mitre_analytic_refs"):
+                    target = iris.get(ref)
+                    if target:
+                        add(s, P_ANALYTIC, b.iri(target))
+            elif t == "x-mitre-analytic":
+                seen: set[str] = set()
+                for ls in f.objs("x_mitre_log_source_references"):
+                    dc_ref = ls.get("x_mitre_data_component_ref")
+                    target = iris.get(dc_ref) if isinstance(dc_ref, str) else None
+                    if target and target not in seen:
+                        seen.add(target)
+                        add(s, P_DATA_COMPONENT, b.iri(target))
+            elif t == "x-mitre-data-component":
+                ds_ref = f.text("x_mitre_data_source_ref")
+                target = iris.get(ds_ref) if ds_ref else None
                 if target:
-                    add(s, P_ANALYTIC, b.iri(target))
-        elif t == "x-mitre-analytic":
-            seen: set[str] = set()
-            for ls in f.objs("x_mitre_log_source_references"):
-                dc_ref = ls.get("x_mitre_data_component_ref")
-                target = iris.get(dc_ref) if isinstance(dc_ref, str) else None
-                if target and target not in seen:
-                    seen.add(target)
-                    add(s, P_DATA_COMPONENT, b.iri(target))
-        elif t == "x-mitre-data-component":
-            ds_ref = f.text("x_mitre_data_source_ref")
-            target = iris.get(ds_ref) if ds_ref else None
-            if target:
-                add(s, P_DATA_SOURCE, b.iri(target))
-    for t in METADATA_TYPES:
-        if t in b.skipped:
-            del b.skipped[t]
+                    add(s, P_DATA_SOURCE, b.iri(target))
+        yield from b.quads
+        b.quads.clear()
+        for t in METADATA_TYPES:
+            b.skipped.pop(t, None)
+
     return Release(
         source=source,
         version=ver,
-        quads=b.quads,
-        counts=dict(b.counts),
-        skipped=dict(b.skipped),
+        quads=emit(),
+        counts=b.counts,
+        skipped=b.skipped,
         format=f"STIX {spec}",
     )
 

@@ -1,0 +1,200 @@
+"""Benchmark: importing ATT&CK Enterprise 18.1 into the embedded store vs mitreattack-python and json.load.
+
+Each run is a fresh subprocess, so peak memory (``ru_maxrss`` of the child) is per run; times are the
+operation only (measured in the child, interpreter start-up and imports excluded). Prints JSON, then a
+table with medians and ratios.
+
+  import       threatgraph.knowledge.load_release into an in-memory EmbeddedStore (json.load + quads + write)
+  import-disk  the same into an on-disk store in a temporary directory (what ``threatgraph import`` does)
+  mitre        mitreattack.stix20.MitreAttackData(path)
+  json         json.load of the same file
+
+Query: technique → mitigations for all active techniques (1,445 pairs): one SPARQL query
+(``technique_mitigations``) vs ``MitreAttackData.get_mitigations_mitigating_technique`` per technique;
+the answers are asserted identical.
+
+Usage: ``.venv/bin/python bench/bench_import.py [--runs 3] [--file PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "import/mitre time": 0.25,
+    "import/json time": 5.0,
+    "import/mitre peak memory": 1.0,
+    "query speed-up": 10.0,
+}
+
+
+def _default_file() -> Path:
+    from threatgraph.resources import shared_data_dir
+
+    data = shared_data_dir()
+    if data is None:
+        sys.exit("shared data not found: set THREATGRAPH_SHARED_DATA")
+    return data / "attack" / "enterprise-attack-18.1.stix20.json"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def child(mode: str, path: str) -> dict[str, Any]:
+    """One measurement in this (child) process."""
+    out: dict[str, Any] = {"mode": mode}
+    if mode == "json":
+        t = time.perf_counter()
+        with open(path, "rb") as fh:
+            json.load(fh)
+        out["seconds"] = time.perf_counter() - t
+    elif mode == "mitre":
+        from mitreattack.stix20 import MitreAttackData
+
+        t = time.perf_counter()
+        MitreAttackData(path)
+        out["seconds"] = time.perf_counter() - t
+    elif mode in ("import", "import-disk"):
+        from threatgraph.knowledge import load_release
+        from threatgraph.store import open_store
+
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            store = open_store(tmp if mode == "import-disk" else None)
+            res = load_release(store, "attack", path)
+            out["seconds"] = time.perf_counter() - t
+            out["triples"] = res.release.quads
+            del store
+    elif mode == "query":
+        out.update(_query(path))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
+def _query(path: str) -> dict[str, Any]:
+    from mitreattack.stix20 import MitreAttackData
+
+    from threatgraph.knowledge import load_release, technique_mitigations
+    from threatgraph.store import open_store
+
+    store = open_store()
+    graph = load_release(store, "attack", path).release.graph
+    mad = MitreAttackData(path)
+    techniques = mad.get_techniques(remove_revoked_deprecated=True)
+
+    def oracle() -> dict[str, set[str]]:
+        res: dict[str, set[str]] = {}
+        for t in techniques:
+            ms = {
+                mad.get_attack_id(e["object"]["id"])
+                for e in mad.get_mitigations_mitigating_technique(t["id"])
+            }
+            if ms:
+                res[mad.get_attack_id(t["id"])] = ms
+        return res
+
+    sparql_times, mitre_times = [], []
+    answer: dict[str, set[str]] = {}
+    expected: dict[str, set[str]] = {}
+    for _ in range(5):
+        t = time.perf_counter()
+        answer = technique_mitigations(store, graph)
+        sparql_times.append(time.perf_counter() - t)
+    for _ in range(3):
+        t = time.perf_counter()
+        expected = oracle()
+        mitre_times.append(time.perf_counter() - t)
+    pairs = sum(len(v) for v in answer.values())
+    assert answer == expected, "SPARQL and mitreattack-python disagree"
+    assert pairs == 1445, pairs
+    return {
+        "pairs": pairs,
+        "identical": answer == expected,
+        "sparql_s": statistics.median(sparql_times),
+        "mitre_per_technique_s": statistics.median(mitre_times),
+        "mitre_first_pass_s": mitre_times[0],
+    }
+
+
+def _spawn(mode: str, path: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--file", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--file", type=Path)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    path = args.file or _default_file()
+    if args.child:
+        print(json.dumps(child(args.child, str(path))))
+        return
+    modes = ("json", "import", "mitre", "import-disk")
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for _ in range(args.runs):  # interleaved, so drift in machine load hits every mode alike
+        for m in modes:
+            runs[m].append(_spawn(m, path))
+    med = {
+        m: {
+            "seconds": statistics.median(r["seconds"] for r in runs[m]),
+            "peak_mb": statistics.median(r["peak_mb"] for r in runs[m]),
+            "runs_s": [round(r["seconds"], 3) for r in runs[m]],
+        }
+        for m in modes
+    }
+    query = _spawn("query", path)
+    ratios = {
+        "import/mitre time": med["import"]["seconds"] / med["mitre"]["seconds"],
+        "import/json time": med["import"]["seconds"] / med["json"]["seconds"],
+        "import/mitre peak memory": med["import"]["peak_mb"] / med["mitre"]["peak_mb"],
+        "query speed-up": query["mitre_per_technique_s"] / query["sparql_s"],
+    }
+    ok = {k: (v >= TARGETS[k] if k == "query speed-up" else v <= TARGETS[k]) for k, v in ratios.items()}
+    report = {
+        "file": str(path),
+        "runs": args.runs,
+        "median": med,
+        "query": query,
+        "ratios": ratios,
+        "targets": TARGETS,
+        "meets_target": ok,
+        "python": sys.version.split()[0],
+    }
+    print(json.dumps(report, indent=2))
+    print()
+    print(f"{'mode':<12} {'median s':>9} {'peak MB':>9}  runs")
+    for m in modes:
+        print(f"{m:<12} {med[m]['seconds']:>9.3f} {med[m]['peak_mb']:>9.1f}  {med[m]['runs_s']}")
+    print(
+        f"query: SPARQL {query['sparql_s'] * 1000:.1f} ms vs mitreattack per-technique "
+        f"{query['mitre_per_technique_s'] * 1000:.1f} ms ({query['pairs']} pairs, identical={query['identical']})"
+    )
+    for k, v in ratios.items():
+        print(
+            f"{k:<26} {v:>7.3f}  target {'≥' if k == 'query speed-up' else '≤'} {TARGETS[k]}  "
+            f"{'ok' if ok[k] else 'MISSED'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
