@@ -67,6 +67,9 @@ def convert(doc: Any, name: str) -> ImportResult:
 def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URIRef) -> None:
     if not isinstance(diagram, Mapping):
         raise b.fail(path, "a diagram is a JSON object")
+    if "diagramJson" in diagram and "cells" not in diagram:
+        raise b.fail([*path, "diagramJson"], "this is a Threat Dragon version 1 model; only version 2 is read",
+                     hint="open the model in Threat Dragon 2.x and save it again (it upgrades the file)")
     dtype = str(diagram.get("diagramType") or "STRIDE")
     linddun = "linddun" in dtype.lower()
     dkey = str(diagram.get("id", path[-1]))
