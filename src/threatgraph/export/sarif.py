@@ -38,6 +38,7 @@ class LineIndex:
 
     def __init__(self, files: Sequence[str]) -> None:
         self.files: list[tuple[str, list[str], dict[str, str]]] = []
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[str, int] | None] = {}
         for f in files:
             try:
                 lines = Path(f).read_text(encoding="utf-8").splitlines()
@@ -52,6 +53,12 @@ class LineIndex:
 
     def find(self, iri: str, ids: Sequence[str] = ()) -> tuple[str, int] | None:
         """(file, 1-based line) of the first mention of ``iri`` (or one of its source ``ids``)."""
+        key = (iri, tuple(ids))
+        if key not in self._cache:
+            self._cache[key] = self._find(iri, ids)
+        return self._cache[key]
+
+    def _find(self, iri: str, ids: Sequence[str]) -> tuple[str, int] | None:
         for f, lines, prefixes in self.files:
             pats = [re.escape(f"<{iri}>")]
             for p, ns in prefixes.items():
