@@ -52,7 +52,9 @@ def with_declared(json_text: str, ctx: ReportContext) -> str:
 
     doc = json.loads(json_text)
     doc["declared"] = declared_json(ctx)
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if json_text.startswith("{\n"):
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"  # keep a compact document compact
 
 
 def attack_version(store: Store) -> str | None:
