@@ -287,6 +287,25 @@ def _check_consistent(store_dir: Path, *, allow_unrecorded: bool = False) -> lis
         del s
 
 
+def test_leftovers_of_a_killed_import_are_dropped_by_the_next(store: Store) -> None:
+    rel = "https://w3id.org/threatgraph/graph/release/attack-ics/17.1"
+    staging = "https://w3id.org/threatgraph/graph/staging/0123"
+    hand_made = "https://w3id.org/threatgraph/graph/release/test/1.0"
+    store.load("<urn:a> <urn:p> <urn:b> .", "application/n-triples", rel)  # cut short: marked pending
+    store.load("<urn:a> <urn:p> <urn:c> .", "application/n-triples", staging)
+    store.load("<urn:a> <urn:p> <urn:d> .", "application/n-triples", hand_made)  # not an import: kept
+    store.update(
+        f"INSERT DATA {{ GRAPH <https://w3id.org/threatgraph/graph/releases> {{ <{rel}> kb:importPending true }} }}"
+    )
+    assert [i.version for i in releases(store)] == ["18.1"]  # readers never see the leftover as a release
+    res = load_release(store, "attack", str(ICS17))
+    assert res.release.graph == rel and res.release.quads == 11014
+    assert not store.ask(f"ASK {{ GRAPH <{rel}> {{ <urn:a> ?p ?o }} }}")
+    assert staging not in store.graph_names()
+    assert store.ask(f"ASK {{ GRAPH <{hand_made}> {{ <urn:a> <urn:p> <urn:d> }} }}")
+    assert not store.ask("ASK { GRAPH ?g { ?x kb:importPending ?v } }")
+
+
 @pytest.mark.slow
 def test_killed_mid_import_keeps_the_previous_release(tmp_path: Path) -> None:
     store_dir = tmp_path / "store"

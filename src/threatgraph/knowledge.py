@@ -206,15 +206,19 @@ RELEASE_PREFIX = GRAPH + "release/"
 
 
 def clean_unrecorded(store: Store) -> list[str]:
-    """Drop staging graphs and release graphs without a provenance record (left by a killed import)."""
-    recorded = {i.graph for i in releases(store)}
-    stale = [
-        g
-        for g in store.graph_names()
-        if g.startswith(STAGING_PREFIX) or (g.startswith(RELEASE_PREFIX) and g not in recorded)
-    ]
+    """Drop what a killed import left: graphs marked ``kb:importPending`` and staging graphs.
+
+    Graphs written by other means (no marker) are never touched.
+    """
+    rg = _g(RELEASES_GRAPH)
+    pending = {
+        r["g"].value for r in store.select(f"SELECT ?g WHERE {{ GRAPH {rg} {{ ?g kb:importPending true }} }}")
+    }
+    stale = sorted(pending | {g for g in store.graph_names() if g.startswith(STAGING_PREFIX)})
     for g in stale:
         store.drop_graph(g)
+    if pending:
+        store.update(f"DELETE WHERE {{ GRAPH {rg} {{ ?g kb:importPending ?x }} }}")
     return stale
 
 
@@ -278,7 +282,8 @@ def load_release(
     point: a release exists only once its record does, and readers (:func:`releases`,
     :func:`newest_release`) see only recorded ones. Any failure while writing (a bad object further in
     the file, a store error, Ctrl-C) drops the unrecorded graph and re-raises, leaving the store as it
-    was; a killed process leaves an unrecorded graph that the next import drops. Re-importing a file
+    was; a killed process leaves an unrecorded graph (marked ``kb:importPending``) that the next
+    import drops. Re-importing a file
     with the same sha256 does nothing.
     """
     clean_unrecorded(store)
@@ -299,9 +304,12 @@ def load_release(
         progress(f"writing <{rel.graph}>")
     rg, g = _g(RELEASES_GRAPH), _g(rel.graph)
     target = rel.graph if old is None else f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+    marker = f"{_g(target)} kb:importPending true"
+    store.update(f"INSERT DATA {{ GRAPH {rg} {{ {marker} }} }}")  # lets clean_unrecorded find leftovers
     try:
         # quads stream from the parser into the store (a bad object further on raises here: rolled back)
         if old is None:
+            store.drop_graph(rel.graph)  # a graph of that name without a record is not a release
             store.add_quads(rel.quads)
         else:
             stg = NamedNode(target)
@@ -311,7 +319,9 @@ def load_release(
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         record = _nt(_provenance(rel, src, now, n))
         if old is None:
-            store.update(f"INSERT DATA {{ GRAPH {rg} {{ {record} }} }}")  # the commit point
+            store.update(  # the commit point
+                f"DELETE DATA {{ GRAPH {rg} {{ {marker} }} }} ; INSERT DATA {{ GRAPH {rg} {{ {record} }} }}"
+            )
             status = "imported"
         else:
             store.update(  # one transaction: swap the graph and the record
@@ -319,11 +329,13 @@ def load_release(
                 MOVE SILENT GRAPH {_g(target)} TO GRAPH {g} ;
                 DELETE WHERE {{ GRAPH {rg} {{ ?c kb:countOf {g} ; ?p ?o }} }} ;
                 DELETE WHERE {{ GRAPH {rg} {{ {g} ?p ?o }} }} ;
+                DELETE DATA {{ GRAPH {rg} {{ {marker} }} }} ;
                 INSERT DATA {{ GRAPH {rg} {{ {record} }} }}"""
             )
             status = "replaced"
     except BaseException:  # includes KeyboardInterrupt: roll back, then re-raise unchanged
         store.drop_graph(target)  # never recorded, so never a release
+        store.update(f"DELETE DATA {{ GRAPH {rg} {{ {marker} }} }}")
         raise
     info = next(i for i in releases(store) if i.graph == rel.graph)
     flush = getattr(store, "flush", None)
