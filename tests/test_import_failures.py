@@ -327,3 +327,14 @@ def test_killed_mid_import_keeps_the_previous_release(tmp_path: Path) -> None:
     again = _cli(store_dir, str(ICS17))
     assert again.wait(timeout=120) == 0
     assert ("attack-ics", "17.1") in _check_consistent(store_dir)
+
+
+def test_version_needed_when_the_bundle_does_not_say(
+    store: Store, tmp_path: Path, ics17: dict[str, Any]
+) -> None:
+    # a STIX 2.0-style bundle: no x-mitre-collection, and no version in the file name
+    objs = [o for o in ics17["objects"] if o["type"] != "x-mitre-collection"]
+    path = _write(tmp_path, "bundle.json", json.dumps({"type": "bundle", "id": ics17["id"], "objects": objs}))
+    _fails(store, "attack", path, "cannot tell the ATT&CK version", "--release-version")
+    res = load_release(store, "attack", path, version="17.1")
+    assert (res.status, res.release.source, res.release.version) == ("imported", "attack-ics", "17.1")
