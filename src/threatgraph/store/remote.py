@@ -25,6 +25,7 @@ Queries see the union of all graphs as their default graph only if the server is
 from __future__ import annotations
 
 import base64
+import json
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -70,10 +71,80 @@ _GRAPH_TYPES = {
 }
 INSERT_CHUNK = 2000
 """Triples per ``INSERT DATA`` request when the server has no Graph Store Protocol."""
+BNODE_CHUNK = 150
+"""Triples per ``INSERT {…} WHERE {}`` request (Virtuoso limits the size of a template)."""
+
+
+def _batches(quads: list[Quad], size: int, bnode_size: int) -> list[list[Quad]]:
+    """Split quads into batches; quads linked through blank nodes always land in the same batch.
+
+    >>> from pyoxigraph import BlankNode as B, NamedNode as N
+    >>> g, p = N("urn:g"), N("urn:p")
+    >>> qs = [Quad(N("urn:a"), p, B("x"), g), Quad(B("x"), p, B("y"), g), Quad(N("urn:c"), p, N("urn:d"), g)]
+    >>> [len(b) for b in _batches(qs, 1, 1)]
+    [1, 2]
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for q in quads:
+        labels = _bnodes(q)
+        for other in labels[1:]:
+            parent[find(other)] = find(labels[0])
+    groups: dict[str, list[Quad]] = defaultdict(list)
+    plain: list[Quad] = []
+    for q in quads:
+        labels = _bnodes(q)
+        if labels:
+            groups[find(labels[0])].append(q)
+        else:
+            plain.append(q)
+    out: list[list[Quad]] = [plain[i : i + size] for i in range(0, len(plain), size)]
+    current: list[Quad] = []
+    for group in groups.values():
+        if current and len(current) + len(group) > bnode_size:
+            out.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        out.append(current)
+    return out
 
 
 def _bnodes(q: Quad) -> list[str]:
     return [t.value for t in (q.subject, q.object) if isinstance(t, BlankNode)]
+
+
+def _normalize_json_results(body: bytes) -> bytes:
+    """Make SPARQL JSON results from older servers parseable: blank node labels such as Virtuoso's
+    ``nodeID://b10001`` become valid labels, and the pre-standard ``typed-literal`` type a ``literal``."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    for row in data.get("results", {}).get("bindings", []):
+        for term in row.values():
+            if term.get("type") == "bnode":
+                term["value"] = _var(term["value"])
+            elif term.get("type") == "typed-literal":
+                term["type"] = "literal"
+    return json.dumps(data).encode()
+
+
+def _var(label: str) -> str:
+    """A SPARQL variable/blank-node name from a blank node label."""
+    return "".join(c if c.isalnum() else "_" for c in label)
+
+
+def _short(err: Exception, limit: int = 800) -> str:
+    """An error text cut to ``limit`` characters (servers often echo the whole query)."""
+    text = str(err)
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
 
 
 def _media(content_type: str | None) -> str:
@@ -186,7 +257,7 @@ class RemoteStore:
         try:
             result = sw.query()
         except SPARQLWrapperException as err:
-            raise StoreError(f"query on {self.endpoint} failed: {err}") from err
+            raise StoreError(f"query on {self.endpoint} failed: {_short(err)}") from err
         except (urllib.error.URLError, OSError) as err:
             raise StoreError(
                 f"cannot reach {self.endpoint}: {err}", hint="check that the SPARQL server is running and the URL is right"
@@ -198,6 +269,8 @@ class RemoteStore:
         text = sparql_prefixes() + with_values(query, bindings)
         ctype, body = self._sparql(text, "application/sparql-results+json, application/sparql-results+xml;q=0.9")
         fmt = _RESULT_TYPES.get(ctype, QueryResultsFormat.JSON)
+        if fmt == QueryResultsFormat.JSON and (b'"bnode"' in body or b'"typed-literal"' in body):
+            body = _normalize_json_results(body)
         try:
             res = parse_query_results(body, fmt)
         except SyntaxError as err:
@@ -245,7 +318,7 @@ class RemoteStore:
         try:
             sw.query().response.read()
         except SPARQLWrapperException as err:
-            raise StoreError(f"update on {self.update_endpoint} failed: {err}") from err
+            raise StoreError(f"update on {self.update_endpoint} failed: {_short(err)}") from err
         except (urllib.error.URLError, OSError) as err:
             raise StoreError(f"cannot reach {self.update_endpoint}: {err}") from err
 
@@ -266,11 +339,22 @@ class RemoteStore:
         return serialize(triples, format=RdfFormat.N_TRIPLES) or b""
 
     def _insert_data(self, graph: str, nt: bytes) -> None:
-        lines = [ln for ln in nt.decode("utf-8").splitlines() if ln.strip()]
-        g = str(NamedNode(graph))
-        for i in range(0, len(lines), INSERT_CHUNK):
-            body = "\n".join(lines[i : i + INSERT_CHUNK])
-            self.update(f"INSERT DATA {{ GRAPH {g} {{\n{body}\n}} }}")
+        g = NamedNode(graph)
+        self._insert_quads([Quad(t.subject, t.predicate, t.object, g) for t in parse(nt, RdfFormat.N_TRIPLES)])
+
+    def _insert_quads(self, quads: list[Quad]) -> None:
+        """Write quads with SPARQL Update, in batches that never split a set of triples linked by blank
+        nodes (blank nodes are scoped to one request). Batches without blank nodes use ``INSERT DATA``;
+        the others ``INSERT {…} WHERE {}`` (Virtuoso refuses blank nodes in ``INSERT DATA``)."""
+        for batch in _batches(quads, INSERT_CHUNK, BNODE_CHUNK):
+            blocks: dict[str, list[str]] = defaultdict(list)
+            for q in batch:
+                blocks[str(q.graph_name)].append(str(q.triple) + " .")
+            text = " ".join(f"GRAPH {g} {{\n" + "\n".join(lines) + "\n}" for g, lines in blocks.items())
+            if any(_bnodes(q) for q in batch):
+                self.update(f"INSERT {{ {text} }} WHERE {{}}")
+            else:
+                self.update(f"INSERT DATA {{ {text} }}")
 
     def load(self, data: bytes | str, mime: str, graph: str) -> None:
         nt = self._ntriples(data, mime, graph)
@@ -290,7 +374,16 @@ class RemoteStore:
         new_b = [q for qs in by_graph.values() for q in qs if _bnodes(q)]
         labels = {b for q in new_b for b in _bnodes(q)}
         linked = sorted(g for g, known in self._bnode_labels.items() if known & labels)
-        if linked:
+        if linked and not (self.store_endpoint and self.graph_param == "graph"):
+            # No dataset upload (Virtuoso): match the earlier blank nodes on the server by the triples
+            # written with them, and insert the new quads against the matched nodes.
+            plain_by_graph: dict[str, list[Quad]] = defaultdict(list)
+            for q in (q for qs in by_graph.values() for q in qs if not _bnodes(q)):
+                plain_by_graph[q.graph_name.value].append(q)  # type: ignore[union-attr]
+            for graph, qs in plain_by_graph.items():
+                self._post_graph(graph, serialize([q.triple for q in qs], format=RdfFormat.N_TRIPLES) or b"")
+            self._insert_matched(new_b, [q for g in linked for q in self._bnode_quads[g]])
+        elif linked:
             # Blank nodes are scoped to one request: quads sharing a blank node with data written
             # earlier are written again together with it, in one request, or the link is lost.
             old = [q for g in linked for q in self._bnode_quads[g]]
@@ -310,6 +403,41 @@ class RemoteStore:
             self._bnode_quads.setdefault(g, []).append(q)
             self._bnode_labels.setdefault(g, set()).update(_bnodes(q))
 
+    def _insert_matched(self, new: list[Quad], old: list[Quad]) -> None:
+        """Insert ``new`` quads whose blank nodes were written earlier (``old``) with ``INSERT … WHERE``:
+        the WHERE clause matches the earlier blank-node structure on the server, one connected
+        component at a time."""
+        index: dict[str, list[Quad]] = defaultdict(list)
+        for q in old:
+            for b in _bnodes(q):
+                index[b].append(q)
+        for batch in _batches(new, INSERT_CHUNK, 1):
+            start = {b for q in batch for b in _bnodes(q) if b in index}
+            seen, todo, pattern = set(start), list(start), []
+            while todo:
+                for q in index[todo.pop()]:
+                    if q not in pattern:
+                        pattern.append(q)
+                        for b in _bnodes(q):
+                            if b not in seen:
+                                seen.add(b)
+                                todo.append(b)
+
+            def term(t: object, known: set[str]) -> str:
+                if isinstance(t, BlankNode):
+                    return f"?b_{_var(t.value)}" if t.value in known else f"_:{_var(t.value)}"
+                return str(t)
+
+            def block(quads: list[Quad], known: set[str]) -> str:
+                groups: dict[str, list[str]] = defaultdict(list)
+                for q in quads:
+                    groups[str(q.graph_name)].append(
+                        f"{term(q.subject, known)} {q.predicate} {term(q.object, known)} ."
+                    )
+                return " ".join(f"GRAPH {g} {{ {' '.join(lines)} }}" for g, lines in groups.items())
+
+            self.update(f"INSERT {{ {block(batch, seen)} }} WHERE {{ {block(pattern, seen)} }}")
+
     def _post_graph(self, graph: str, nt: bytes) -> None:
         if not nt:
             return
@@ -319,16 +447,12 @@ class RemoteStore:
             self._insert_data(graph, nt)
 
     def _write_dataset(self, quads: list[Quad]) -> None:
-        """Write quads of several graphs in one request (one blank-node scope)."""
+        """Write quads of several graphs keeping blank nodes linked (one request, or linked batches)."""
         if self.store_endpoint and self.graph_param == "graph":
             body = serialize(quads, format=RdfFormat.N_QUADS) or b""
             self._http("POST", self.store_endpoint, body, {"Content-Type": "application/n-quads"})
             return
-        blocks: dict[str, list[str]] = defaultdict(list)
-        for q in quads:
-            blocks[str(q.graph_name)].append(str(q.triple) + " .")
-        text = " ".join(f"GRAPH {g} {{\n" + "\n".join(lines) + "\n}" for g, lines in blocks.items())
-        self.update(f"INSERT DATA {{ {text} }}")
+        self._insert_quads(quads)
 
     def _forget(self, graph: str) -> None:
         self._bnode_quads.pop(graph, None)
