@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -338,3 +338,55 @@ def test_version_needed_when_the_bundle_does_not_say(
     _fails(store, "attack", path, "cannot tell the ATT&CK version", "--release-version")
     res = load_release(store, "attack", path, version="17.1")
     assert (res.status, res.release.source, res.release.version) == ("imported", "attack-ics", "17.1")
+
+
+class _Taxii(http.server.BaseHTTPRequestHandler):
+    """A minimal TAXII 2.1 collection endpoint serving ICS 17.1 in pages (``limit``/``next``)."""
+
+    objects: ClassVar[list[dict[str, Any]]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        from urllib.parse import parse_qs, urlparse
+
+        url = urlparse(self.path)
+        if url.path != "/api/collections/ics/objects/":
+            self.send_error(404)
+            return
+        if self.headers.get("Accept") != "application/taxii+json;version=2.1":
+            self.send_error(406)
+            return
+        q = parse_qs(url.query)
+        start, limit = int(q.get("next", ["0"])[0]), min(int(q.get("limit", ["100"])[0]), 400)
+        page = self.objects[start : start + limit]
+        more = start + limit < len(self.objects)
+        body = {"more": more, "objects": page, **({"next": str(start + limit)} if more else {})}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/taxii+json;version=2.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_import_from_a_taxii_collection(ics17: dict[str, Any]) -> None:
+    _Taxii.objects = ics17["objects"]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Taxii)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"taxii+http://127.0.0.1:{server.server_address[1]}/api/collections"
+        s = open_store()
+        res = load_release(s, "attack", f"{base}/ics/")
+        from_file = load_release(open_store(), "attack", str(ICS17))
+        assert (res.release.source, res.release.version) == ("attack-ics", "17.1")
+        assert res.release.counts == from_file.release.counts  # 5 pages, same objects
+        assert res.release.quads == from_file.release.quads
+        before = _state(s)
+        with pytest.raises(ImportFailed, match="HTTP 404"):
+            load_release(s, "attack", f"{base}/nope/")
+        assert _state(s) == before
+    finally:
+        server.shutdown()
+        server.server_close()

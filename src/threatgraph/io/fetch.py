@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from threatgraph.errors import ImportFailed
 
@@ -62,14 +66,17 @@ class Source:
 
 
 def is_url(location: str) -> bool:
-    """True for ``http://`` and ``https://`` locations."""
-    return location.startswith(("http://", "https://"))
+    """True for ``http(s)://`` and ``taxii+http(s)://`` locations."""
+    return location.startswith(("http://", "https://", "taxii+http://", "taxii+https://"))
 
 
-def _download(url: str, progress: Progress | None) -> bytes:
+def _download(url: str, progress: Progress | None, accept: str | None = None) -> bytes:
     if progress:
         progress(f"downloading {url}")
-    req = urllib.request.Request(url, headers={"User-Agent": "threatgraph"})
+    headers = {"User-Agent": "threatgraph"}
+    if accept:
+        headers["Accept"] = accept
+    req = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=_TIMEOUT_S) as resp:
             return bytes(resp.read())
@@ -81,9 +88,46 @@ def _download(url: str, progress: Progress | None) -> bytes:
         ) from err
 
 
+TAXII_MEDIA = "application/taxii+json;version=2.1"
+TAXII_PAGE = 1000
+
+
+def read_taxii(location: str, progress: Progress | None = None) -> bytes:
+    """All objects of a TAXII 2.1 collection, as the bytes of one STIX bundle.
+
+    ``location`` is ``taxii+https://HOST/API-ROOT/collections/ID/`` (``taxii+http`` for local servers);
+    pages are followed with ``more``/``next`` (TAXII 2.1 section 5.4).
+    """
+    base = location[len("taxii+") :].rstrip("/") + "/objects/"
+    objects: list[Any] = []
+    next_token: str | None = None
+    while True:
+        query = {"limit": str(TAXII_PAGE)}
+        if next_token:
+            query["next"] = next_token
+        url = base + "?" + urllib.parse.urlencode(query)
+        raw = _download(url, progress, accept=TAXII_MEDIA)
+        try:
+            envelope = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ImportFailed(
+                f"{url}: not a TAXII 2.1 envelope: {err}", hint="check the collection URL"
+            ) from err
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("objects", []), list):
+            raise ImportFailed(f"{url}: not a TAXII 2.1 envelope", hint="check the collection URL")
+        objects.extend(envelope.get("objects", []))
+        next_token = envelope.get("next")
+        if not envelope.get("more") or not isinstance(next_token, str):
+            break
+    bundle_id = "bundle--" + str(uuid.uuid5(uuid.NAMESPACE_URL, location))
+    return json.dumps({"type": "bundle", "id": bundle_id, "objects": objects}).encode("utf-8")
+
+
 def read_source(location: str, progress: Progress | None = None) -> Source:
-    """Read ``location`` (path or URL); gunzip when the bytes start with the gzip magic number."""
-    if is_url(location):
+    """Read ``location`` (path, URL, or ``taxii+https://…/collections/ID/``); gunzip gzip data."""
+    if location.startswith(("taxii+http://", "taxii+https://")):
+        raw = read_taxii(location, progress)
+    elif is_url(location):
         raw = _download(location, progress)
     else:
         path = Path(location).expanduser()
