@@ -329,3 +329,17 @@ def test_sarif_help_lists_the_mitigations_of_the_finding_graph(
     assert any(re.search(r"Mitigations: .*\b(AML\.)?M\d{4}\b", h) for h in helps)
     results = log["runs"][0]["results"]
     assert any(r["properties"].get("techniques") for r in results)
+
+
+def test_attack_paths_section_matches_the_finding_graph() -> None:
+    from threatgraph.paths import read_paths
+
+    example = Path(__file__).resolve().parent.parent / "data" / "examples" / "tabular-platform.ttl"
+    ctx, store = analysed(example)
+    paths = read_paths(store, ctx.labels, [fv.f for fv in ctx.findings])
+    assert len(ctx.attack_paths) == len(paths)
+    md = render_export("markdown", ctx, store)
+    html = render_export("html", ctx, store)
+    assert ("## Attack paths" in md) == bool(paths) == ("<h2>Attack paths</h2>" in html)
+    for p in paths:
+        assert f"{p.start_label} → {p.target_label}" in md
