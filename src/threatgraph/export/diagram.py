@@ -80,6 +80,7 @@ def render_dot(ctx: ReportContext) -> str:
             lines.append(
                 f"{indent}{ids[iri]} [label={_dot_str(ev.label + chr(10) + '«' + kind + '»')}, "
                 f'shape={_SHAPES_DOT.get(ev.kind, "box")}, fillcolor="{SEVERITY_COLOURS[level]}", '
+                f'fontcolor="{"#ffffff" if level >= 4 else "#000000"}", '
                 f"tooltip={_dot_str(why)}];"
             )
         if zone is not None:
@@ -110,7 +111,7 @@ def render_mermaid(ctx: ReportContext) -> str:
     ids = {iri: f"n{i}" for i, iri in enumerate(sorted(ctx.model.elements))}
     lines = ["flowchart LR", f"  %% {_mm(ctx.title)} (colour: {colour_basis(ctx)})"]
     for lv, colour in SEVERITY_COLOURS.items():
-        lines.append(f"  classDef level{lv} fill:{colour},stroke:#333,color:#000")
+        lines.append(f"  classDef level{lv} fill:{colour},stroke:#333,color:{'#fff' if lv >= 4 else '#000'}")
     by_zone: dict[str | None, list[str]] = {}
     for iri, ev in ctx.model.elements.items():
         by_zone.setdefault(ev.zone, []).append(iri)
