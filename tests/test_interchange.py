@@ -407,3 +407,16 @@ def test_declared_matching_requires_same_category_on_same_element(tmp_path: Path
     assert "user spoofed [Spoofing] — derived by TG-PE-STRIDE" in out
     # STRIDE-per-element gives external entities Spoofing and Repudiation only, never Tampering
     assert "user tampered [Tampering] — NOT derived" in out
+
+
+def test_turtle_overlay_completes_an_imported_model(tmp_path: Path) -> None:
+    from threatgraph.model import load_model_files
+
+    overlay = tmp_path / "overlay.ttl"
+    flow = "urn:threatgraph:import:otm:fraud-scoring:flow:f2"
+    overlay.write_text(f"@prefix tg: <{TG}> .\n<{flow}> tg:authenticated true .\n", encoding="utf-8")
+    g = load_model_files([OTM, overlay]).graph
+    node = U(flow)
+    assert (node, RDF.type, U(TG.DataFlow)) in g  # from the OTM file
+    assert g.value(node, U(TG.authenticated)).toPython() is True  # from the overlay: same IRI
+    assert str(g.value(node, RDFS.label)) == "Internal scoring call"

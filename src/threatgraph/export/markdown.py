@@ -120,7 +120,7 @@ def declared_text(ctx: ReportContext) -> str:
         cats = ", ".join(c[1] for c in d.categories) or "no category"
         how = f"derived by {', '.join(d.matched_by)}" if d.matched_by else "NOT derived"
         status = f", {d.status}" if d.status else ""
-        lines.append(f"  {d.element_label.replace(chr(10), ' ')}: {d.title} [{cats}{status}] — {how}")
+        lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}")
     n = sum(1 for d in ctx.declared if d.matched_by)
     lines.append(f"{n} of {len(ctx.declared)} declared threats also derived; {len(ctx.added())} findings added.")
     return "\n".join(lines) + "\n"
