@@ -70,6 +70,11 @@ class Rule:
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
+    def tags(self) -> tuple[str, ...]:
+        """Free tags from the header (e.g. ``linddun-pro:receiving``)."""
+        return tuple(self.extra.get("tags", "").split())
+
+    @property
     def dynamic_category(self) -> bool:
         return not self.categories
 
@@ -156,6 +161,7 @@ def parse_rule(text: str, path: str) -> Rule:
         attack=attack,
         atlas=atlas,
         description=header.get("description", ""),
+        extra={k: header[k] for k in ("tags",) if k in header},
     )
 
 
