@@ -22,15 +22,16 @@ PREFIXES = """@prefix tg: <https://w3id.org/threatgraph/ontology#> .
 _CELL_NODES: list[tuple[str, str, str, str]] = [
     ("user", "tgml:EndUser", "internet", ""),
     ("partner", "tgml:ThirdPartyDataSource", "partner", "tg:untrustedOrigin true ;"),
-    ("lake", "tgml:FirstPartyDataSource", "data", "tg:encryptedAtRest true ;"),
+    ("lake", "tgml:FirstPartyDataSource", "data", "tg:encryptedAtRest true ; tg:holds ex:data_personal ;"),
     ("prep", "tgml:DataPreparationPipeline", "data", ""),
-    ("train_ds", "tgml:TrainingDataset", "data", ""),
-    ("features", "tgml:FeatureStore", "data", ""),
+    ("train_ds", "tgml:TrainingDataset", "data", "tg:holds ex:data_personal ;"),
+    ("features", "tgml:FeatureStore", "data", "tg:holds ex:data_internal ;"),
     ("trainer", "tgml:TrainingPipeline", "training", ""),
-    ("model", "tgml:FineTunedModel", "training", "tg:provenanceKnown true ;"),
-    ("registry", "tgml:ModelRegistry", "training", ""),
-    ("api", "tgml:InferenceEndpoint", "serving", "tg:publiclyExposed true ;"),
-    ("logs", "tgml:InferenceLogStore", "serving", "tg:holdsLogs true ;"),
+    ("model", "tgml:FineTunedModel", "training",
+     "tg:provenanceKnown true ; tgml:trainedOn ex:train_ds_{i} ; tg:holds ex:data_confidential ;"),
+    ("registry", "tgml:ModelRegistry", "training", "tg:holds ex:data_confidential ;"),
+    ("api", "tgml:InferenceEndpoint", "serving", "tg:publiclyExposed true ; tg:authorizationEnforced {authz} ;"),
+    ("logs", "tgml:InferenceLogStore", "serving", "tg:holdsLogs true ; tg:holds ex:data_personal ;"),
 ]
 _CELL_FLOWS: list[tuple[str, str, str, str]] = [
     ("f_query", "user", "api", "personal"),
@@ -59,7 +60,7 @@ def generate_model(n_elements: int, seed: int = 0) -> str:
         out.append(f'ex:data_{c} a tg:DataAsset ; rdfs:label "{c} data" ; tg:classification {label} .\n')
     for i in range(cells):
         for nid, cls, zone, extra in _CELL_NODES:
-            attrs = extra
+            attrs = extra.format(i=i, authz="true" if rng.random() < 0.5 else "false")
             if rng.random() < 0.5:
                 attrs += " tg:authenticated true ;"
             if rng.random() < 0.3:
@@ -69,11 +70,9 @@ def generate_model(n_elements: int, seed: int = 0) -> str:
                 f"tg:inZone ex:zone_{zone} ; {attrs} tg:criticality {rng.randint(1, 5)} .\n"
             )
         for fid, src, tgt, data in _CELL_FLOWS:
-            attrs = ""
-            if rng.random() < 0.6:
-                attrs += " tg:encryptedInTransit true ;"
-            if rng.random() < 0.5:
-                attrs += " tg:authenticated true ;"
+            # Complete models (they pass `threatgraph validate`): every flow states both attributes.
+            attrs = f" tg:encryptedInTransit {str(rng.random() < 0.6).lower()} ;"
+            attrs += f" tg:authenticated {str(rng.random() < 0.5).lower()} ;"
             out.append(
                 f'ex:{fid}_{i} a tg:DataFlow ; rdfs:label "{fid} {i}" ; tg:partOf ex:system ; '
                 f"tg:source ex:{src}_{i} ; tg:target ex:{tgt}_{i} ; tg:carries ex:data_{data} ;{attrs} .\n"
