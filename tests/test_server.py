@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-import warnings
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
