@@ -38,6 +38,10 @@ COMMANDS: tuple[str, ...] = (
     "releases",
     "diff_release",
     "coverage",
+    "query",
+    "queries",
+    "serve",
+    "push",
     "import_model",
     "diff_model",
 )

@@ -6,12 +6,14 @@ import argparse
 import sys
 from typing import Any
 
+from threatgraph.commands._storeargs import add_auth_args, remote_options
 from threatgraph.engine import Engine, labels_of, no_gc
 from threatgraph.export import EXPORT_FORMATS, build_context, render_export, with_declared
 from threatgraph.export.markdown import declared_text
 from threatgraph.findings import read_findings
 from threatgraph.report import FORMATS, findings_json, render_table, render_turtle
 from threatgraph.rules import SEVERITIES, severity_rank
+from threatgraph.store import open_store
 
 
 def register(sub: Any) -> None:
@@ -35,6 +37,8 @@ def register(sub: Any) -> None:
         help="only show findings at or above this severity (default: info = all)",
     )
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--endpoint", metavar="URL", help="run the derivation on this remote SPARQL 1.1 store")
+    add_auth_args(p)
     p.set_defaults(func=run)
 
 
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    engine = Engine()
+    engine = Engine(open_store(endpoint=args.endpoint, **remote_options(args))) if args.endpoint else Engine()
     analysis = engine.analyze(args.models)
     for w in analysis.warnings:
         print(f"threatgraph: warning: {w}", file=sys.stderr)
