@@ -1,8 +1,8 @@
-"""Threat-knowledge releases in a store: import (atomic), provenance, newest release, status, diff.
+"""Threat-knowledge releases in a store: import, provenance, newest release, status, diff.
 
 Each release is one named graph ``graph/release/<source>/<version>``; its PROV-O record lives in
-``graph/releases``. The record is written in the same store transaction as the graph, so a store
-never holds a release without its record (or the reverse), even if the process is killed.
+``graph/releases`` and is written last, as the commit point of the import: readers see only recorded
+releases, and a failed import is rolled back (see :func:`load_release` and ``docs/knowledge.md``).
 
 >>> from threatgraph.store import open_store
 >>> newest_release(open_store(), "attack-enterprise") is None
@@ -391,12 +391,12 @@ def replacement_for(store: Store, technique_iri: str) -> tuple[str, str | None]:
 
 # -- queries used by tests, benchmarks and reports ---------------------------------------------------
 def technique_mitigations(store: Store, release: str) -> dict[str, set[str]]:
-    """Active technique ID → IDs of its active mitigations, in one SPARQL query."""
+    """Active technique ID → IDs of its active mitigations (ATT&CK or ATLAS), in one SPARQL query."""
     q = _bind(
         ACTIVE_MITIGATES_QUERY.replace("SELECT ?technique ?mitigation", "SELECT ?tid ?mid").replace(
             "?mitigation kb:mitigates ?technique .",
             "?mitigation kb:mitigates ?technique .\n"
-            "    ?technique kb:attackId ?tid . ?mitigation kb:attackId ?mid .",
+            "    ?technique kb:attackId|kb:externalId ?tid . ?mitigation kb:attackId|kb:externalId ?mid .",
         ),
         release,
     )
@@ -417,7 +417,7 @@ def active_ids(store: Store, release: str, cls: str = "Technique") -> set[str]:
 
 
 def require_release(store: Store, graph: str) -> None:
-    """Raise ImportFailed-free InputError when ``graph`` is not a recorded release."""
+    """Raise :class:`InputError` when ``graph`` is not a recorded release."""
     if not any(i.graph == graph for i in releases(store)):
         raise InputError(f"<{graph}> is not a loaded release", hint="see `threatgraph releases`")
 
