@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -149,6 +150,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, str(path))))
         return
+    load_before = list(os.getloadavg())  # other processes on the machine skew the timings: recorded
     modes = ("json", "import", "mitre", "import-disk")
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for _ in range(args.runs):  # interleaved, so drift in machine load hits every mode alike
@@ -179,6 +181,8 @@ def main() -> None:
         "targets": TARGETS,
         "meets_target": ok,
         "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "load_average_before_after": [load_before, list(os.getloadavg())],
     }
     print(json.dumps(report, indent=2))
     print()
