@@ -37,29 +37,30 @@ CONTROL_POINTS = {TG.Mitigated: -2, TG.PartlyMitigated: -1}
 LEVELS: tuple[tuple[int, str], ...] = ((15, "critical"), (10, "high"), (5, "medium"), (1, "low"))
 """Risk level by score (likelihood × impact): 15–25 critical, 10–14 high, 5–9 medium, 1–4 low."""
 
-_FOCI = f"{{ SELECT DISTINCT ?e WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding ; tg:focus ?e }} }} }}"
+# Element-level queries cover every element (the findings' foci are picked in Python): a sub-select of
+# the foci joined to them is re-evaluated per row by Oxigraph (measured: 3.9 s instead of 0.05 s at 1 k).
 
 # Element-level facts: each query yields ?e (the element), ?s (what the factor was read from), ?v (value).
-_DATA = f"""SELECT ?e ?s ?v ?c WHERE {{ {_FOCI}
-  {{ ?e tg:holds|tg:processes|tg:carries ?s }} UNION {{ ?fl tg:target|tg:source ?e ; tg:carries ?s }}
-  ?s tg:classification ?c . ?c tg:sensitivityRank ?v . }}"""
-_CRITICALITY = f"SELECT ?e ?s ?v WHERE {{ {_FOCI} ?e tg:criticality ?v . BIND(?e AS ?s) }}"
-_CRITICAL_TYPE = f"""SELECT ?e ?s ?v WHERE {{ {_FOCI}
-  VALUES ?s {{ tgml:Dataset tgml:ModelArtifact tgml:ModelRegistry tgml:FeatureStore }} ?e a ?s . BIND("" AS ?v) }}"""
-_PUBLIC = f"""SELECT ?e ?s ?v WHERE {{ {_FOCI}
-  {{ ?e tg:publiclyExposed true . BIND(?e AS ?s) BIND("publicly exposed" AS ?v) }}
-  UNION {{ ?fl tg:target ?e ; tg:source ?s . ?s tg:publiclyExposed true . BIND("receives data from a publicly exposed element" AS ?v) }}
-  UNION {{ ?fl tg:target ?e ; tg:source ?src . ?src tg:inZone ?s . ?s tg:trustLevel 0 . BIND("receives data from an untrusted zone (trust level 0)" AS ?v) }}
-  UNION {{ ?e tg:source ?src . ?src tg:inZone ?s . ?s tg:trustLevel 0 . BIND("flow from an untrusted zone (trust level 0)" AS ?v) }}
-  UNION {{ ?e tg:inZone ?s . ?s tg:trustLevel 0 . BIND("in an untrusted zone (trust level 0)" AS ?v) }} }}"""
-_BOUNDARY = f"""SELECT ?e ?s ?v WHERE {{ {_FOCI}
-  {{ ?s tg:target ?e ; tg:crossesBoundary true . }} UNION {{ ?e tg:crossesBoundary true . BIND(?e AS ?s) }}
-  BIND("crosses a trust boundary" AS ?v) }}"""
-_UNTRUSTED = f"""SELECT ?e ?s ?v WHERE {{ {_FOCI}
-  {{ ?e tg:untrustedOrigin true . BIND(?e AS ?s) BIND("third-party / untrusted origin" AS ?v) }}
-  UNION {{ ?fl tg:target ?e ; tg:source ?s . ?s tg:untrustedOrigin true . BIND("fed by an untrusted source" AS ?v) }}
-  UNION {{ ?e tg:source ?s . ?s tg:untrustedOrigin true . BIND("carries data from an untrusted source" AS ?v) }}
-  UNION {{ ?e tgml:feedsFrom+ ?s . ?s tg:untrustedOrigin true . BIND("lineage from an untrusted source" AS ?v) }} }}"""
+_DATA = """SELECT ?e ?s ?v ?c WHERE {
+  { ?e tg:holds|tg:processes|tg:carries ?s } UNION { ?fl tg:target|tg:source ?e ; tg:carries ?s }
+  ?s tg:classification ?c . ?c tg:sensitivityRank ?v . }"""
+_CRITICALITY = "SELECT ?e ?s ?v WHERE { ?e tg:criticality ?v . BIND(?e AS ?s) }"
+_CRITICAL_TYPE = """SELECT ?e ?s ?v WHERE {
+  VALUES ?s { tgml:Dataset tgml:ModelArtifact tgml:ModelRegistry tgml:FeatureStore } ?e a ?s . BIND("" AS ?v) }"""
+_PUBLIC = """SELECT ?e ?s ?v WHERE {
+  { ?e tg:publiclyExposed true . BIND(?e AS ?s) BIND("publicly exposed" AS ?v) }
+  UNION { ?fl tg:target ?e ; tg:source ?s . ?s tg:publiclyExposed true . BIND("receives data from a publicly exposed element" AS ?v) }
+  UNION { ?fl tg:target ?e ; tg:source ?src . ?src tg:inZone ?s . ?s tg:trustLevel 0 . BIND("receives data from an untrusted zone (trust level 0)" AS ?v) }
+  UNION { ?e tg:source ?src . ?src tg:inZone ?s . ?s tg:trustLevel 0 . BIND("flow from an untrusted zone (trust level 0)" AS ?v) }
+  UNION { ?e tg:inZone ?s . ?s tg:trustLevel 0 . BIND("in an untrusted zone (trust level 0)" AS ?v) } }"""
+_BOUNDARY = """SELECT ?e ?s ?v WHERE {
+  { ?s tg:target ?e ; tg:crossesBoundary true . } UNION { ?e tg:crossesBoundary true . BIND(?e AS ?s) }
+  BIND("crosses a trust boundary" AS ?v) }"""
+_UNTRUSTED = """SELECT ?e ?s ?v WHERE {
+  { ?e tg:untrustedOrigin true . BIND(?e AS ?s) BIND("third-party / untrusted origin" AS ?v) }
+  UNION { ?fl tg:target ?e ; tg:source ?s . ?s tg:untrustedOrigin true . BIND("fed by an untrusted source" AS ?v) }
+  UNION { ?e tg:source ?s . ?s tg:untrustedOrigin true . BIND("carries data from an untrusted source" AS ?v) }
+  UNION { ?e tgml:feedsFrom+ ?s . ?s tg:untrustedOrigin true . BIND("lineage from an untrusted source" AS ?v) } }"""
 
 # Finding-level facts.
 _MATURITY = f"""SELECT ?f ?s ?v WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f tg:application ?app . ?app tg:appliedTechnique ?s ; tg:inRelease ?rel }}

@@ -1,0 +1,191 @@
+"""Benchmark: ``analyze`` with ATT&CK 18.1 + ATLAS + D3FEND loaded vs OWASP pytm, on the same models.
+
+For each size (100 / 1,000 / 10,000 elements, bench/generate.py) and each tool, a fresh subprocess:
+  * threatgraph: imports ATT&CK Enterprise 18.1, ATLAS 5.6.0 and D3FEND 1.2.0 into an in-memory store
+    (not timed), then times ``Engine(store).analyze([model])`` — parse, OWL 2 RL closure, rules, and the
+    second stage (techniques, mitigations, D3FEND, detections, controls, risk, attack paths);
+  * pytm: builds the equivalent pytm model (same elements, flows and trust boundaries, read from the
+    same generated Turtle; not timed), then times ``tm.resolve()`` with pytm's own threat library.
+Median of ``--runs`` runs; peak RSS of the subprocess (``ru_maxrss``, includes the loaded knowledge)
+and the RSS growth during the analysis. Prints one JSON document on stdout and a table on stderr.
+
+    .venv/bin/python bench/bench_analyze_pytm.py [--sizes 100,1000,10000] [--runs 3]
+
+Targets (issue 4): no slower than pytm at 10 k, within 2x at 1 k, time linear in model size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import element_count, generate_model
+
+TG_CHILD = r"""
+import gc, json, resource, statistics, sys, time
+from threatgraph.engine import Engine
+from threatgraph.knowledge import load_release
+from threatgraph.resources import shared_data_dir
+from threatgraph.store import open_store
+
+model, runs = sys.argv[1], int(sys.argv[2])
+d = shared_data_dir()
+store = open_store()
+for kind, rel in (("attack", "attack/enterprise-attack-18.1.stix20.json"), ("atlas", "atlas/ATLAS.yaml"),
+                  ("d3fend", "d3fend/d3fend-protege-1.2.0.ttl")):
+    load_release(store, kind, str(d / rel))
+gc.collect()
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+times = []
+for _ in range(runs):
+    engine = Engine(store)
+    t = time.perf_counter()
+    a = engine.analyze([model])
+    times.append(time.perf_counter() - t)
+apps = store.select("SELECT (COUNT(*) AS ?n) WHERE { GRAPH <https://w3id.org/threatgraph/graph/findings> { ?a a tg:TechniqueApplication } }")
+print(json.dumps({"times": times, "findings": a.finding_count, "techniqueApplications": int(apps[0]["n"].value),
+                  "paths": a.path_count, "rss_before_kb": rss0,
+                  "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+PYTM_CHILD = r"""
+import gc, json, resource, sys, time
+from pyoxigraph import RdfFormat, parse
+from pytm import TM, Actor, Boundary, Dataflow, Datastore, ExternalEntity, Process
+
+TG = "https://w3id.org/threatgraph/ontology#"
+TGML = "https://w3id.org/threatgraph/ml#"
+ENTITY = {"EndUser": Actor, "ThirdPartyDataSource": ExternalEntity}
+STORE = {"FirstPartyDataSource", "TrainingDataset", "FeatureStore", "FineTunedModel", "ModelRegistry", "InferenceLogStore"}
+
+def build(path):
+    props = {}
+    for t in parse(path=path, format=RdfFormat.TURTLE):
+        props.setdefault(t.subject.value, {}).setdefault(t.predicate.value, []).append(t.object.value)
+    TM.reset()
+    tm = TM("generated")
+    tm.description = "generated ML system"
+    tm.isOrdered = False
+    zones, nodes = {}, {}
+    for s, p in props.items():
+        types = p.get("http://www.w3.org/1999/02/22-rdf-syntax-ns#type", [])
+        if TG + "TrustZone" in types:
+            zones[s] = Boundary(s.rsplit("#", 1)[-1])
+    for s, p in props.items():
+        types = [t.rsplit("#", 1)[-1] for t in p.get("http://www.w3.org/1999/02/22-rdf-syntax-ns#type", []) if t.startswith(TGML)]
+        if not types:
+            continue
+        cls = types[0]
+        name = s.rsplit("#", 1)[-1]
+        if cls in ENTITY:
+            el = ENTITY[cls](name)
+        elif cls in STORE:
+            el = Datastore(name)
+            el.isSQL = False
+            if cls == "InferenceLogStore":
+                el.storesLogData = True
+        else:
+            el = Process(name)
+        zone = p.get(TG + "inZone")
+        if zone:
+            el.inBoundary = zones[zone[0]]
+        if p.get(TG + "publiclyExposed") == ["true"]:
+            el.exposedToInternet = True if hasattr(el, "exposedToInternet") else None
+        nodes[s] = el
+    for s, p in props.items():
+        if TG + "DataFlow" in p.get("http://www.w3.org/1999/02/22-rdf-syntax-ns#type", []):
+            f = Dataflow(nodes[p[TG + "source"][0]], nodes[p[TG + "target"][0]], s.rsplit("#", 1)[-1])
+            f.protocol = "HTTPS"
+            if p.get(TG + "encryptedInTransit") == ["true"]:
+                f.controls.isEncrypted = True
+            if p.get(TG + "authenticated") == ["true"]:
+                f.controls.authenticatesSource = True
+    return tm, len(nodes), len(zones)
+
+model, runs = sys.argv[1], int(sys.argv[2])
+gc.collect()
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+times = []
+for _ in range(runs):
+    tm, n_nodes, n_zones = build(model)
+    t = time.perf_counter()
+    tm.resolve()
+    times.append(time.perf_counter() - t)
+print(json.dumps({"times": times, "findings": len(tm.findings), "nodes": n_nodes, "boundaries": n_zones,
+                  "rss_before_kb": rss0, "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def child(code: str, model: Path, runs: int) -> dict[str, object]:
+    res = subprocess.run([sys.executable, "-c", code, str(model), str(runs)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{res.stderr[-3000:]}")
+    out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100,1000,10000")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            model = Path(tmp) / f"model-{n}.ttl"
+            model.write_text(generate_model(n, seed=args.seed), encoding="utf-8")
+            tg = child(TG_CHILD, model, args.runs)
+            py = child(PYTM_CHILD, model, args.runs)
+            tg_t = statistics.median(tg["times"])  # type: ignore[arg-type]
+            py_t = statistics.median(py["times"])  # type: ignore[arg-type]
+            rows.append({
+                "elements": element_count(n),
+                "threatgraph": {
+                    "median_s": round(tg_t, 4), "times_s": [round(t, 4) for t in tg["times"]],  # type: ignore[attr-defined]
+                    "findings": tg["findings"], "techniqueApplications": tg["techniqueApplications"], "paths": tg["paths"],
+                    "peak_rss_mb": round(int(tg["rss_peak_kb"]) / 1024, 1),  # type: ignore[call-overload]
+                    "analysis_rss_growth_mb": round((int(tg["rss_peak_kb"]) - int(tg["rss_before_kb"])) / 1024, 1),  # type: ignore[call-overload]
+                },
+                "pytm": {
+                    "median_s": round(py_t, 4), "times_s": [round(t, 4) for t in py["times"]],  # type: ignore[attr-defined]
+                    "findings": py["findings"], "nodes": py["nodes"], "boundaries": py["boundaries"],
+                    "peak_rss_mb": round(int(py["rss_peak_kb"]) / 1024, 1),  # type: ignore[call-overload]
+                    "analysis_rss_growth_mb": round((int(py["rss_peak_kb"]) - int(py["rss_before_kb"])) / 1024, 1),  # type: ignore[call-overload]
+                },
+                "ratio_threatgraph_to_pytm": round(tg_t / py_t, 2) if py_t else None,
+            })
+            print(f"  done {element_count(n)} elements", file=sys.stderr, flush=True)
+    by_n = {r["elements"]: r for r in rows}
+    linear = {}
+    ns = sorted(by_n)
+    for a, b in itertools.pairwise(ns):
+        ta = by_n[a]["threatgraph"]["median_s"]  # type: ignore[index]
+        tb = by_n[b]["threatgraph"]["median_s"]  # type: ignore[index]
+        linear[f"{b}/{a}"] = {"size_ratio": round(b / a, 1), "time_ratio": round(tb / ta, 2) if ta else None}
+    doc = {"benchmark": "analyze (ATT&CK 18.1 + ATLAS 5.6.0 + D3FEND 1.2.0) vs pytm resolve()", "runs": args.runs,
+           "seed": args.seed, "results": rows, "threatgraph_scaling": linear,
+           "targets": {"10k": "threatgraph <= pytm", "1k": "threatgraph <= 2x pytm", "scaling": "linear"}}
+    print(json.dumps(doc, indent=2))
+    head = f"{'elements':>9} {'threatgraph s':>14} {'pytm s':>9} {'ratio':>7} {'tg findings':>12} {'tg techniques':>14} {'pytm findings':>14} {'tg peak MB':>11} {'pytm peak MB':>13}"
+    print(head, file=sys.stderr)
+    for r in rows:
+        tg, py = r["threatgraph"], r["pytm"]
+        print(f"{r['elements']:>9} {tg['median_s']:>14} {py['median_s']:>9} {r['ratio_threatgraph_to_pytm']:>7} "  # type: ignore[index]
+              f"{tg['findings']:>12} {tg['techniqueApplications']:>14} {py['findings']:>14} {tg['peak_rss_mb']:>11} {py['peak_rss_mb']:>13}",  # type: ignore[index]
+              file=sys.stderr)
+    for k, v in linear.items():
+        print(f"scaling {k}: size x{v['size_ratio']}, time x{v['time_ratio']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
