@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -55,6 +56,10 @@ def build_dataset(store_dir: str | None, models: list[str]) -> str:
     return write_dataset(mem.quads())
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = ServerConfig(
         host=args.host,
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     mode = "read-write (bearer token)" if cfg.update_token else "read-only"
     print(f"threatgraph: serving {server.pool.size_at_start} quads at {server.url}/ ({mode}); "
           f"SPARQL endpoint {server.url}/query", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (workers and zygote) on kill -TERM
     try:
         server.serve_forever()
     except KeyboardInterrupt:
