@@ -304,7 +304,24 @@ def _paths(s: Store) -> None:
     assert (EX + "customer", EX + "customerDb", 3) in rows
 
 
+def _element_graph(s: Store) -> None:
+    res = run(s, LIB["element-graph"], {"element": EX + "agent"})
+    assert res.form == "CONSTRUCT"
+    turtle = render(res, "turtle")
+    import rdflib
+
+    g = rdflib.Graph().parse(data=turtle, format="turtle")
+    agent = rdflib.URIRef(EX + "agent")
+    assert (agent, rdflib.RDF.type, rdflib.URIRef("https://w3id.org/threatgraph/ml#LLMAgent")) in g
+    assert (agent, rdflib.RDF.type, rdflib.URIRef(TG + "Process")) in g  # inferred
+    findings = set(g.subjects(rdflib.URIRef(TG + "focus"), agent))
+    assert len(findings) == len(run(s, LIB["findings-of-element"], {"element": EX + "agent"}).rows) > 5
+    with pytest.raises(InputError, match="turtle"):
+        render(res, "csv")
+
+
 EXAMPLE_CHECKS: dict[str, Callable[[Store], None]] = {
+    "element-graph": _element_graph,
     "findings-by-severity": _findings_by_severity,
     "findings-of-element": _findings_of_element,
     "finding-count-by-category": _count_by_category,
@@ -522,3 +539,26 @@ def test_knowledge_query_rows(knowledge: Store, stix18: dict[str, object], name:
 
 def test_named_query_is_a_namedquery() -> None:
     assert all(isinstance(q, NamedQuery) for q in LIB.values())
+
+
+def test_query_cli_on_a_store_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from threatgraph.cli import main
+
+    store = open_store(str(tmp_path / "store"))
+    Engine(store).analyze([RAG])
+    store.flush()  # type: ignore[attr-defined]
+    del store
+    import gc
+
+    gc.collect()  # release the store directory's lock
+    assert main(["query", "element-graph", "--store", str(tmp_path / "store"), "--param", f"element={EX}agent",
+                 "--format", "turtle"]) == 0
+    out = capsys.readouterr().out
+    assert "tgml:LLMAgent" in out and "tg:Finding" in out
+    assert main(["query", "elements-of-kind", "--store", str(tmp_path / "store"), "-p", "kind=tgml:VectorStore",
+                 "-f", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"element": EX + "vectorStore", "label": "Vector index",
+         "declaredAs": "https://w3id.org/threatgraph/ml#VectorStore"}
+    ]
+    assert main(["query", "elements-of-kind", "--store", str(tmp_path / "store"), "-p", "kind"]) == 2
