@@ -392,3 +392,32 @@ def test_loopback_load_has_no_errors(ro: Running) -> None:
         t.join(120)
     assert done[0] == 2000
     assert errors == []
+
+
+def test_defaults_are_loopback_and_read_only() -> None:
+    from threatgraph.cli import build_parser
+
+    cfg = ServerConfig()
+    assert cfg.host == "127.0.0.1" and cfg.update_token is None and cfg.cors_origins == ()
+    assert cfg.allow_load == () and cfg.allow_service == ()
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and args.update_token is None
+
+
+def test_head_request(ro: Running) -> None:
+    status, headers, body = http(f"{ro.url}/store?{urllib.parse.urlencode({'graph': G_MODEL})}", method="HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
+
+
+def test_a_killed_worker_is_replaced(ro: Running, dataset: tuple[str, int]) -> None:
+    import os
+    import signal
+
+    pool = ro.server.pool
+    idle = [pool._idle.get() for _ in range(pool.cfg.workers)]
+    for w in idle:
+        os.kill(w.pid, signal.SIGKILL)
+        pool._idle.put(w)
+    time.sleep(0.2)
+    assert count(q(ro.url, COUNT_FINDINGS)[2]) == dataset[1]
+    assert count(q(ro.url, COUNT_FINDINGS)[2]) == dataset[1]

@@ -457,16 +457,20 @@ class WorkerPool:
 
     def _fork(self) -> _Worker:
         with self._zlock:
-            self._zconn.send({"op": "fork"})
-            fd = recv_handle(self._zconn)
-            pid = int(self._zconn.recv())
+            try:
+                self._zconn.send({"op": "fork"})
+                fd = recv_handle(self._zconn)
+                pid = int(self._zconn.recv())
+            except (EOFError, OSError, ValueError) as err:
+                raise HttpError(503, f"the query workers are unavailable ({err}); restart the server") from err
             return _Worker(Connection(fd), pid, self.generation)
 
     @staticmethod
     def _kill(w: _Worker) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(w.pid, signal.SIGKILL)
-        w.conn.close()
+        with contextlib.suppress(OSError):
+            w.conn.close()
 
     def run(self, req: dict[str, Any]) -> Response:
         """Run a query/dump request in a worker within the time limit."""
@@ -477,10 +481,15 @@ class WorkerPool:
             raise HttpError(503, f"all {self.cfg.workers} query workers stayed busy for {limit:g} s; try again later",
                             {"Retry-After": "1"}) from None
         try:
-            if w.generation != self.generation:
+            if w.generation != self.generation or w.conn.closed:
                 self._kill(w)
                 w = self._fork()
-            w.conn.send(req)
+            try:
+                w.conn.send(req)
+            except OSError:  # the worker died between requests: use a fresh one
+                self._kill(w)
+                w = self._fork()
+                w.conn.send(req)
             if not w.conn.poll(limit):
                 self._kill(w)
                 w = self._fork()
@@ -504,8 +513,11 @@ class WorkerPool:
     def write(self, req: dict[str, Any]) -> tuple[int, str]:
         """Apply a write in the zygote; later queries run in fresh forks that see it."""
         with self._zlock:
-            self._zconn.send(req)
-            status, message = self._zconn.recv()
+            try:
+                self._zconn.send(req)
+                status, message = self._zconn.recv()
+            except (EOFError, OSError) as err:
+                raise HttpError(503, f"the dataset process is unavailable ({err}); restart the server") from err
             self.generation += 1
         return int(status), str(message)
 
