@@ -132,6 +132,7 @@ def test_errors_are_store_errors() -> None:
         dead.select("SELECT * WHERE { ?s ?p ?o } LIMIT 1")
 
 
+@pytest.mark.filterwarnings("ignore:.*query type:RuntimeWarning")  # SPARQLWrapper cannot classify bad text
 def test_bad_sparql_is_a_store_error(oxigraph: str) -> None:
     with pytest.raises(StoreError, match="failed"):
         RemoteStore(oxigraph).select("SELEC nothing")
