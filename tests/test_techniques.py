@@ -200,3 +200,26 @@ def test_reports_show_techniques_risk_and_controls(rag: list[Finding]) -> None:
     techs = [t for f in doc["findings"] for t in f["techniques"]]
     assert any(t["id"] == "AML.T0051" and t["mitigations"] for t in techs)
     assert all(f["risk"]["factors"] for f in doc["findings"])
+
+
+HEALTH = "https://example.org/health-risk#"
+
+
+def test_health_membership_inference_needs_personal_data(kstore: Store, examples_dir: Path, tmp_path: Path) -> None:
+    findings = analyse(kstore, examples_dir / "health-risk.ttl")
+    f, t = technique(findings, HEALTH + "riskEndpoint", "AML.T0024.000")
+    cats = {c for g in techniques_of(findings, HEALTH + "riskEndpoint")["AML.T0024.000"] for c in g.category_labels}
+    assert "Identifying" in cats  # LINDDUN: the endpoint processes personal health data
+    assert ("Risk-score inference endpoint", "rateLimited") in t.reduced_by
+    assert t.status in ("partly mitigated", "mitigated") and t.implemented  # query quota / coarse output
+    # negative: the same public endpoint without personal data keeps only the STRIDE category
+    model = tmp_path / "nopd.ttl"
+    model.write_text(
+        "@prefix ex: <https://example.org/nopd#> . @prefix tg: <https://w3id.org/threatgraph/ontology#> .\n"
+        "@prefix tgml: <https://w3id.org/threatgraph/ml#> .\n"
+        "ex:api a tgml:InferenceEndpoint ; tg:publiclyExposed true .\n",
+        encoding="utf-8",
+    )
+    plain = analyse(kstore, model)
+    cats2 = {c for g in techniques_of(plain, "https://example.org/nopd#api").get("AML.T0024.000", []) for c in g.category_labels}
+    assert "Information disclosure" in cats2 and "Identifying" not in cats2
