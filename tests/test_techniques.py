@@ -207,7 +207,7 @@ HEALTH = "https://example.org/health-risk#"
 
 def test_health_membership_inference_needs_personal_data(kstore: Store, examples_dir: Path, tmp_path: Path) -> None:
     findings = analyse(kstore, examples_dir / "health-risk.ttl")
-    f, t = technique(findings, HEALTH + "riskEndpoint", "AML.T0024.000")
+    _, t = technique(findings, HEALTH + "riskEndpoint", "AML.T0024.000")
     cats = {c for g in techniques_of(findings, HEALTH + "riskEndpoint")["AML.T0024.000"] for c in g.category_labels}
     assert "Identifying" in cats  # LINDDUN: the endpoint processes personal health data
     assert ("Risk-score inference endpoint", "rateLimited") in t.reduced_by
