@@ -61,3 +61,20 @@ def test_pattern_is_the_stage_query() -> None:
     text = d3fend_pattern()
     assert "?b rdfs:subClassOf* ?a" in text and "?d3t rdfs:subClassOf* ?tx" in text
     assert "?d3t rdfs:subClassOf? ?tx" in d3fend_pattern(inherit=False)
+
+
+def test_analyze_on_17_1_data_components_and_countermeasures(store: Store, examples_dir: Path) -> None:
+    """With ATT&CK 17.1 as the newest release: detections are data components; D3FEND countermeasures
+    come from the ATT&CK technique's artifacts; no ATLAS technique is cited (ATLAS not loaded)."""
+    from threatgraph.engine import Engine, labels_of
+    from threatgraph.findings import read_findings
+
+    Engine(store).analyze([str(examples_dir / "rag-assistant.ttl")])
+    findings = read_findings(store, labels_of(store))
+    techs = {t.id: t for f in findings for t in f.techniques}
+    assert techs and not any(i.startswith("AML.") for i in techs)
+    t1190 = techs["T1190"]
+    assert t1190.release == "attack-enterprise/17.1"
+    assert {d for d, _ in t1190.detections} == {"data component"}
+    assert t1190.countermeasures and all(c[0].startswith("D3-") for c in t1190.countermeasures)
+    assert all("←" in c[2] for c in t1190.countermeasures)  # the inference is explained
