@@ -34,6 +34,7 @@ CRITICAL_ASSET_IMPACT = 3
 MATURITY_POINTS = {"realized": 1, "demonstrated": 0, "feasible": -1}
 """Likelihood points by the highest ATLAS maturity of the finding's techniques (ATT&CK counts as realized)."""
 CONTROL_POINTS = {TG.Mitigated: -2, TG.PartlyMitigated: -1}
+STATUS_TEXT = {TG.Mitigated: "mitigated", TG.PartlyMitigated: "partly mitigated"}
 LEVELS: tuple[tuple[int, str], ...] = ((15, "critical"), (10, "high"), (5, "medium"), (1, "low"))
 """Risk level by score (likelihood × impact): 15–25 critical, 10–14 high, 5–9 medium, 1–4 low."""
 
@@ -165,7 +166,7 @@ def finding_factors(store: Store) -> dict[str, list[Factor]]:
     for r in store.select(_CONTROLS):
         pts = CONTROL_POINTS.get(r["v"].value)
         if pts is not None:
-            out[r["f"].value].append(Factor("likelihood", "declared controls", _local(r["v"].value), pts, r["v"]))
+            out[r["f"].value].append(Factor("likelihood", "declared controls", STATUS_TEXT[r["v"].value], pts))
     return out
 
 
