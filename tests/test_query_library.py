@@ -174,14 +174,14 @@ HOSTILE = [
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_string_injection_is_bound_as_one_literal(example: Store, value: str) -> None:
-    q = LIB["findings-by-severity"]
+    q = LIB["elements-with-label"]
     spy = Spy()
-    run(spy, q, {"severity": value})  # type: ignore[arg-type]
+    run(spy, q, {"label": value})  # type: ignore[arg-type]
     text, bindings = spy.calls[0]
     assert text == q.query  # the query text is never changed
-    assert bindings == {"severity": Literal(value)}
+    assert bindings == {"label": Literal(value)}
     before = len(example)
-    assert run(example, q, {"severity": value}).rows == []
+    assert run(example, q, {"label": value}).rows == []
     assert len(example) == before
 
 
@@ -201,8 +201,10 @@ def test_iri_injection_is_refused(example: Store, value: str) -> None:
 
 
 def test_language_tagged_looking_values_stay_plain_strings(example: Store) -> None:
-    bound = LIB["findings-by-severity"].bind({"severity": '"high"@en'})
-    assert bound["severity"] == Literal('"high"@en') and bound["severity"].language is None
+    bound = LIB["elements-with-label"].bind({"label": '"Vector index"@en'})
+    assert bound["label"] == Literal('"Vector index"@en') and bound["label"].language is None
+    assert run(example, LIB["elements-with-label"], {"label": '"Vector index"@en'}).rows == []
+    assert run(example, LIB["elements-with-label"], {"label": "Vector index@en"}).rows == []
 
 
 def test_integer_and_technique_injection_refused() -> None:
@@ -231,8 +233,15 @@ def test_render_formats(example: Store) -> None:
 def _findings_by_severity(s: Store) -> None:
     res = run(s, LIB["findings-by-severity"], {})
     assert (EX + "agent", "TG-STRIDE-E-002") in set(zip(vals(res, "focus"), vals(res, "rule"), strict=True))
-    low = run(s, LIB["findings-by-severity"], {"severity": "info"})
+    low = run(s, LIB["findings-by-severity"], {"severity": "tg:Info"})
     assert "TG-PE-STRIDE" in vals(low, "rule") and "TG-STRIDE-E-002" not in vals(low, "rule")
+
+
+def _elements_with_label(s: Store) -> None:
+    res = run(s, LIB["elements-with-label"], {})
+    assert vals(res, "element") == [EX + "vectorStore"]
+    assert vals(res, "declaredAs") == ["https://w3id.org/threatgraph/ml#VectorStore"]
+    assert run(s, LIB["elements-with-label"], {"label": "Internet"}).rows[0]["element"].value == EX + "internet"
 
 
 def _findings_of_element(s: Store) -> None:
@@ -323,6 +332,7 @@ def _element_graph(s: Store) -> None:
 EXAMPLE_CHECKS: dict[str, Callable[[Store], None]] = {
     "element-graph": _element_graph,
     "findings-by-severity": _findings_by_severity,
+    "elements-with-label": _elements_with_label,
     "findings-of-element": _findings_of_element,
     "finding-count-by-category": _count_by_category,
     "elements-crossing-boundaries": _crossing,

@@ -152,7 +152,7 @@ def test_graph_store_reads(ro: Running) -> None:
 
 
 def test_named_query_endpoint(ro: Running) -> None:
-    status, _, body = http(f"{ro.url}/queries/findings-by-severity?severity=high", headers={"Accept": "application/json"})
+    status, _, body = http(f"{ro.url}/queries/findings-by-severity?severity=tg:High", headers={"Accept": "application/json"})
     rows = json.loads(body)["results"]["bindings"]
     assert status == 200 and rows and {r["rule"]["value"] for r in rows} >= {"TG-STRIDE-E-002"}
     status, _, body = http(f"{ro.url}/queries/findings-by-severity?nope=1")
@@ -365,7 +365,7 @@ def test_remote_store_on_our_server(rw: Running) -> None:
 def test_loopback_load_has_no_errors(ro: Running) -> None:
     """16 clients, 2,000 requests of mixed named queries; every answer must be a 200 with the right rows."""
     queries = [
-        ("/queries/findings-by-severity?severity=high", None),
+        ("/queries/findings-by-severity?severity=tg:High", None),
         ("/queries/elements-crossing-boundaries", None),
         ("/query?" + urllib.parse.urlencode({"query": COUNT_FINDINGS}), None),
         ("/query", urllib.parse.urlencode({"query": "SELECT ?z WHERE { ?z a tg:TrustZone }"}).encode()),

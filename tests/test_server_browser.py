@@ -61,7 +61,7 @@ def test_page_lists_the_named_queries(server: Running, tmp_path: Path) -> None:
 
 
 def test_page_runs_a_named_query_with_a_parameter(server: Running, tmp_path: Path) -> None:
-    dom = dump_dom(server.url + "/#query=findings-by-severity&severity=high", tmp_path / "profile")
+    dom = dump_dom(server.url + "/#query=findings-by-severity&severity=tg:High", tmp_path / "profile")
     table = re.search(r'<table id="results">(.*?)</table>', dom, re.S)
     assert table, dom[-3000:]
     cells = re.findall(r"<td>(.*?)</td>", table.group(1))
