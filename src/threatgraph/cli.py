@@ -42,6 +42,7 @@ COMMANDS: tuple[str, ...] = (
     "queries",
     "serve",
     "push",
+    "validate",
     "import_model",
     "diff_model",
 )

@@ -39,6 +39,10 @@ def register(sub: Any) -> None:
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--endpoint", metavar="URL", help="run the derivation on this remote SPARQL 1.1 store")
     add_auth_args(p)
+    p.add_argument(
+        "--shapes", action="append", default=[], metavar="FILE", help="extra SHACL shapes file for the validation (repeatable)"
+    )
+    p.add_argument("--force", action="store_true", help="analyse even when the model has validation violations")
     p.set_defaults(func=run)
 
 
@@ -48,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not refuse_invalid(args):
+        return 1
     engine = Engine(open_store(endpoint=args.endpoint, **remote_options(args))) if args.endpoint else Engine()
     analysis = engine.analyze(args.models)
     for w in analysis.warnings:
@@ -82,3 +88,21 @@ def _run(args: argparse.Namespace) -> int:
             )
             return 1
     return 0
+
+
+def refuse_invalid(args: argparse.Namespace) -> bool:
+    """Validate the model first (issue 5); False (after listing the violations on stderr) unless ``--force``."""
+    from threatgraph.validate import validate_models
+
+    report = validate_models(args.models, extra_shapes=getattr(args, "shapes", []))
+    bad = report.violations
+    if not bad:
+        return True
+    if getattr(args, "force", False):
+        print(f"threatgraph: warning: analysing despite {len(bad)} validation violation(s) (--force)", file=sys.stderr)
+        return True
+    print(f"threatgraph: error: the model has {len(bad)} validation violation(s); refusing to analyse it:", file=sys.stderr)
+    for issue in bad:
+        print(f"  - {issue.focus_label} <{issue.focus}>: {issue.message}", file=sys.stderr)
+    print("  hint: fix them (see `threatgraph validate`), or pass --force to analyse anyway", file=sys.stderr)
+    return False

@@ -1,0 +1,79 @@
+"""Every shipped SHACL shape has a conforming and a non-conforming fixture, discovered from
+``tests/shapes/fixtures/<shape local name>/{conforming,nonconforming}.ttl``.
+
+Non-conforming: the shape reports a result (on ``ex:focus``, unless the fixture says ``any-focus``) with
+the shape's declared severity and a message. Conforming: the shape reports nothing at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import rdflib
+from rdflib.namespace import RDF, SH
+
+from threatgraph.model import load_model_files
+from threatgraph.validate import SHAPES_NS, build_data, evaluate, load_shapes
+
+FIXTURES = Path(__file__).parent / "shapes" / "fixtures"
+FOCUS = rdflib.URIRef("http://example.org/test#focus")
+
+
+@pytest.fixture(scope="module")
+def shapes() -> rdflib.Graph:
+    return load_shapes()
+
+
+def shipped_shapes() -> list[str]:
+    g = load_shapes()
+    names = {
+        str(s)[len(SHAPES_NS) :]
+        for s in g.subjects(RDF.type, SH.NodeShape)
+        if isinstance(s, rdflib.URIRef) and str(s).startswith(SHAPES_NS)
+    }
+    return sorted(names)
+
+
+def _results(shapes: rdflib.Graph, path: Path, shape: str) -> list[tuple[rdflib.term.Node, str, list[str]]]:
+    data = build_data(load_model_files([path]).graph)
+    report = evaluate(data, shapes)
+    node = rdflib.URIRef(SHAPES_NS + shape)
+    out = []
+    for r in report.subjects(RDF.type, SH.ValidationResult):
+        src = report.value(r, SH.sourceShape)
+        parent = shapes.value(None, SH.property, src) if isinstance(src, rdflib.BNode) else None
+        if src == node or parent == node:
+            out.append(
+                (report.value(r, SH.focusNode), str(report.value(r, SH.resultSeverity)), [str(m) for m in report.objects(r, SH.resultMessage)])
+            )
+    return out
+
+
+def test_every_shape_has_fixtures() -> None:
+    missing = [n for n in shipped_shapes() if not (FIXTURES / n / "conforming.ttl").is_file() or not (FIXTURES / n / "nonconforming.ttl").is_file()]
+    assert missing == [], f"shapes without fixtures: {missing}"
+    assert len(shipped_shapes()) >= 25
+
+
+@pytest.mark.parametrize("shape", shipped_shapes())
+def test_nonconforming(shapes: rdflib.Graph, shape: str) -> None:
+    path = FIXTURES / shape / "nonconforming.ttl"
+    got = _results(shapes, path, shape)
+    assert got, f"{shape} reports nothing on {path}"
+    declared = {str(o) for o in shapes.objects(rdflib.URIRef(SHAPES_NS + shape), SH.severity)}
+    declared |= {
+        str(o)
+        for ps in shapes.objects(rdflib.URIRef(SHAPES_NS + shape), SH.property)
+        for o in shapes.objects(ps, SH.severity)
+    }
+    for _focus, severity, messages in got:
+        assert severity in declared
+        assert messages and all(len(m) > 40 for m in messages)
+    if "any-focus" not in path.read_text(encoding="utf-8"):
+        assert FOCUS in {g[0] for g in got}
+
+
+@pytest.mark.parametrize("shape", shipped_shapes())
+def test_conforming(shapes: rdflib.Graph, shape: str) -> None:
+    assert _results(shapes, FIXTURES / shape / "conforming.ttl", shape) == []
