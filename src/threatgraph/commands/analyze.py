@@ -11,7 +11,8 @@ from threatgraph.engine import Engine, labels_of, no_gc
 from threatgraph.export import EXPORT_FORMATS, build_context, render_export, with_declared
 from threatgraph.export.markdown import declared_text
 from threatgraph.findings import read_findings
-from threatgraph.report import FORMATS, findings_json, render_table, render_turtle
+from threatgraph.paths import read_paths
+from threatgraph.report import FORMATS, findings_json, render_paths, render_table, render_turtle
 from threatgraph.rules import SEVERITIES, severity_rank
 from threatgraph.store import open_store
 
@@ -43,6 +44,19 @@ def register(sub: Any) -> None:
         "--shapes", action="append", default=[], metavar="FILE", help="extra SHACL shapes file for the validation (repeatable)"
     )
     p.add_argument("--force", action="store_true", help="analyse even when the model has validation violations")
+    p.add_argument(
+        "--store",
+        metavar="DIR",
+        help="analyse in this persistent store (where `threatgraph import` loaded ATT&CK/ATLAS/D3FEND releases); "
+        "the model, inferred and findings graphs are replaced, release graphs are kept",
+    )
+    p.add_argument(
+        "--knowledge",
+        nargs="+",
+        metavar="SRC",
+        help="load threat knowledge before the analysis: `shared` (ATT&CK 18.1, ATLAS, D3FEND from the pinned "
+        "reference data) or knowledge file paths (ATT&CK STIX *.json, ATLAS.yaml, D3FEND *.ttl)",
+    )
     p.set_defaults(func=run)
 
 
@@ -54,7 +68,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if not refuse_invalid(args):
         return 1
-    engine = Engine(open_store(endpoint=args.endpoint, **remote_options(args))) if args.endpoint else Engine()
+    if args.endpoint:
+        store = open_store(endpoint=args.endpoint, **remote_options(args))
+    else:
+        store = open_store(getattr(args, "store", None))
+    if getattr(args, "knowledge", None):
+        from threatgraph.techniques import load_knowledge
+
+        load_knowledge(store, args.knowledge)
+    engine = Engine(store)
     analysis = engine.analyze(args.models)
     for w in analysis.warnings:
         print(f"threatgraph: warning: {w}", file=sys.stderr)
@@ -65,10 +87,15 @@ def _run(args: argparse.Namespace) -> int:
     ctx = build_context(analysis.store, shown, labels, title=f"Threat analysis of {', '.join(analysis.model_files)}",
                         model_files=analysis.model_files, warnings=analysis.warnings, rules=analysis.rules,
                         all_findings=findings)  # issue 7: exports and declared threats
+    paths = read_paths(analysis.store, labels, findings)  # issue 4: attack paths with techniques per hop
     if args.format == "table":
-        text = render_table(shown) + declared_text(ctx)
+        text = render_table(shown) + render_paths(paths) + declared_text(ctx)
     elif args.format == "json":
-        text = with_declared(findings_json(shown, model_files=analysis.model_files, warnings=analysis.warnings), ctx)
+        text = with_declared(
+            findings_json(shown, model_files=analysis.model_files, warnings=analysis.warnings, paths=paths,
+                          releases=analysis.releases),
+            ctx,
+        )
     elif args.format == "markdown" or args.format in EXPORT_FORMATS:
         text = render_export(args.format, ctx, analysis.store)
     else:
