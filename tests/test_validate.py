@@ -170,3 +170,8 @@ def test_analyze_refuses_invalid_model_unless_forced(bad_model: Path, capsys: py
     assert "refusing to analyse" in err and "Scoring API" in err and "--force" in err
     assert main(["analyze", str(bad_model), "--force"]) == 0
     assert "--force" in capsys.readouterr().err
+
+
+def test_missing_store_directory_exit_2(bad_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(bad_model), "--store", str(tmp_path / "nope")]) == 2
+    assert "no such store directory" in capsys.readouterr().err

@@ -767,7 +767,7 @@ _KINDS = (
 )
 
 
-def issues_of(report: rdflib.Graph, data: rdflib.Graph) -> list[Issue]:
+def issues_of(report: rdflib.Graph, data: rdflib.Graph, shapes: rdflib.Graph | None = None) -> list[Issue]:
     """The results of a report graph with labels from ``data``, sorted by element, severity, path."""
     labels = _label_index(data)
 
@@ -803,18 +803,28 @@ def issues_of(report: rdflib.Graph, data: rdflib.Graph) -> list[Issue]:
                 value=None if value is None or value == focus else str(value),
                 value_label=None if value is None or value == focus else label(value),
                 message=" ".join(msgs) or "does not conform to the shape",
-                shape=str(shape) if isinstance(shape, rdflib.URIRef) else _shape_name(report, shape),
+                shape=str(shape) if isinstance(shape, rdflib.URIRef) else _shape_name(shapes or report, shape),
             )
         )
-    out.sort(key=lambda i: (i.focus_label.lower(), i.focus, _SEVERITY_ORDER[i.severity], i.path or "", i.value or ""))
+    worst: dict[str, int] = {}
+    for i in out:
+        worst[i.focus] = min(worst.get(i.focus, 9), _SEVERITY_ORDER[i.severity])
+    # Elements with violations first, then warnings, then infos; by label within each.
+    out.sort(
+        key=lambda i: (worst[i.focus], i.focus_label.lower(), i.focus, _SEVERITY_ORDER[i.severity], i.path or "", i.value or "")
+    )
     return out
 
 
-def _shape_name(report: rdflib.Graph, shape: rdflib.term.Node | None) -> str:
+def _shape_name(shapes: rdflib.Graph, shape: rdflib.term.Node | None) -> str:
+    """A blank-node property shape as ``<parent shape IRI> <path IRI>``."""
     if shape is None:
         return ""
-    parent = report.value(None, SH.property, shape)
-    return f"{parent} (property)" if parent is not None else f"_:{shape}"
+    parent = shapes.value(None, SH.property, shape)
+    path = shapes.value(shape, SH.path)
+    if parent is not None:
+        return f"{parent} {path}" if path is not None else str(parent)
+    return f"_:{shape}"
 
 
 def result_keys(report: rdflib.Graph) -> set[tuple[str, ...]]:
@@ -851,7 +861,7 @@ def validate_models(
     report = evaluate(data, shapes, method)
     return ValidationReport(
         graph=report,
-        issues=issues_of(report, data.graph),
+        issues=issues_of(report, data.graph, shapes),
         model_files=list(load.files),
         shape_files=[str(p) for p in builtin_shape_files()] + [str(p) for p in extra_shapes],
         knowledge_graphs=data.knowledge_graphs,

@@ -13,9 +13,11 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 from threatgraph import __version__
+from threatgraph.errors import InputError
 from threatgraph.store import open_store
 from threatgraph.terms import PREFIXES
 from threatgraph.validate import METHODS, Issue, ValidationReport, validate_models
@@ -54,6 +56,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.store and not Path(args.store).is_dir():
+        raise InputError(
+            f"{args.store}: no such store directory",
+            hint="import releases first: threatgraph import attack --store DIR (and atlas)",
+        )
     knowledge = open_store(args.store) if args.store else None
     report = validate_models(args.models, extra_shapes=args.shapes, knowledge=knowledge, method=args.method)
     if args.format == "json":
