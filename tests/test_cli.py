@@ -17,7 +17,9 @@ GOOD = """@prefix tg: <https://w3id.org/threatgraph/ontology#> .
 ex:z1 a tg:TrustZone . ex:z2 a tg:TrustZone .
 ex:user a tg:ExternalEntity ; rdfs:label "User" ; tg:inZone ex:z1 .
 ex:api a tg:Process ; rdfs:label "API" ; tg:inZone ex:z2 .
-ex:req a tg:DataFlow ; rdfs:label "request" ; tg:source ex:user ; tg:target ex:api .
+ex:req a tg:DataFlow ; rdfs:label "request" ; tg:source ex:user ; tg:target ex:api ;
+    tg:carries ex:query ; tg:authenticated true ; tg:encryptedInTransit true .
+ex:query a tg:DataAsset ; rdfs:label "query" ; tg:classification tg:Internal .
 """
 
 
@@ -77,7 +79,8 @@ def test_malformed_turtle_names_file_and_line(tmp_path: Path, capsys: pytest.Cap
     rc = main(["analyze", str(bad)])
     err = capsys.readouterr().err
     assert rc == 2
-    assert f"{bad}:9:" in err and "malformed turtle" in err
+    line = GOOD.count("\n") + 2  # the line after GOOD lacks its final '.', so the next one is the error
+    assert f"{bad}:{line}:" in err and "malformed turtle" in err
     assert "Traceback" not in err
 
 
@@ -95,14 +98,14 @@ def test_empty_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_flow_without_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     m = write(tmp_path, "m.ttl", GOOD.replace(" ; tg:target ex:api", ""))
-    assert main(["analyze", str(m)]) == 2
+    assert main(["analyze", str(m), "--force"]) == 2
     err = capsys.readouterr().err
     assert "data flow <http://example.org/cli#req> has no tg:target" in err
 
 
 def test_unknown_terms_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     m = write(tmp_path, "m.ttl", GOOD + "ex:api a tg:Proces ; tg:authenticatd true .\n")
-    assert main(["analyze", str(m), "--format", "json"]) == 0
+    assert main(["analyze", str(m), "--format", "json", "--force"]) == 0
     err = capsys.readouterr().err
     assert "class <https://w3id.org/threatgraph/ontology#Proces> is not defined" in err
     assert "property <https://w3id.org/threatgraph/ontology#authenticatd> is not defined" in err
@@ -145,3 +148,11 @@ def test_rule_catalogue_is_generated(capsys: pytest.CaptureFixture[str]) -> None
     assert doc.read_text(encoding="utf-8") == catalogue_markdown(rules), (
         "docs/rule-catalogue.md is stale: run `threatgraph rules --format markdown > docs/rule-catalogue.md`"
     )
+
+
+def test_incomplete_model_is_refused_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = write(tmp_path, "m.ttl", GOOD.replace(" tg:authenticated true ;", ""))
+    assert main(["analyze", str(m)]) == 1
+    err = capsys.readouterr().err
+    assert "request <http://example.org/cli#req>" in err and "tg:authenticated" in err
+    assert main(["analyze", str(m), "--force", "--format", "json"]) == 0

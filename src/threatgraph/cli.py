@@ -12,6 +12,7 @@ Exit codes (documented in README):
   130 interrupted
 
 >>> main(["--version"])
+threatgraph 0.1.0
 0
 """
 

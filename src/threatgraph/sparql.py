@@ -1,7 +1,9 @@
 """SPARQL text helpers shared by every backend.
 
 User values never enter query text as raw strings: they are RDF terms, serialized by pyoxigraph in
-N-Triples form (which escapes quotes, newlines and ``>``) inside a trailing ``VALUES`` clause.
+N-Triples form (which escapes quotes, newlines and ``>``) inside a one-row ``VALUES`` block, placed at
+the start of the query's WHERE group (:func:`inline_values`, so the engine joins it first and FILTERs
+see it) or, where no group is found, as a trailing clause (:func:`with_values`).
 
 >>> from pyoxigraph import Literal
 >>> with_values("SELECT ?s WHERE { ?s ?p ?o }", {"o": Literal('a" } INSERT {')})
@@ -40,3 +42,50 @@ def with_values(query: str, bindings: Mapping[str, NamedNode | BlankNode | Liter
     head = " ".join("?" + n for n in names)
     row = " ".join(term_text(bindings[n]) for n in names)
     return f"{query.rstrip()}\nVALUES ({head}) {{ ({row}) }}"
+
+
+_TOKEN = re.compile(
+    r'(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<iri><[^<>"{}|^`\\\s]*>)'
+    r'|(?P<str>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')'
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_-]*)|(?P<other>.)",
+    re.DOTALL,
+)
+
+
+def inline_values(query: str, bindings: Mapping[str, NamedNode | BlankNode | Literal]) -> str:
+    """Bind ``bindings`` with a one-row ``VALUES`` block opening the query's outermost WHERE group.
+
+    The values are RDF terms serialized by pyoxigraph (as in :func:`threatgraph.sparql.with_values`);
+    only their position differs. Comments, strings and IRIs are skipped when looking for the group.
+
+    >>> from pyoxigraph import Literal
+    >>> inline_values('SELECT ?s WHERE { ?s ?p ?o } # WHERE {', {"o": Literal('x" }')})
+    'SELECT ?s WHERE { VALUES (?o) { ("x\\\\" }") } ?s ?p ?o } # WHERE {'
+    >>> inline_values("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", {"s": Literal(1)})[:56]
+    'CONSTRUCT { ?s ?p ?o } WHERE { VALUES (?s) { ("1"^^<http'
+    """
+    names = list(bindings)
+    for n in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n):
+            raise InputError(f"invalid variable name {n!r}")
+    block = f" VALUES ({' '.join('?' + n for n in names)}) {{ ({' '.join(term_text(bindings[n]) for n in names)}) }}"
+    depth = 0
+    form = ""
+    after_where = False
+    for m in _TOKEN.finditer(query):
+        kind, text = m.lastgroup, m.group()
+        if kind == "word" and depth == 0:
+            upper = text.upper()
+            if upper in ("SELECT", "ASK", "DESCRIBE", "CONSTRUCT") and not form:
+                form = upper
+            elif upper == "WHERE":
+                after_where = True
+        elif kind == "other" and text == "{":
+            # the WHERE group: after the WHERE keyword, or (WHERE being optional) the first group of a
+            # SELECT / ASK / DESCRIBE; a CONSTRUCT's first group is its template
+            if depth == 0 and (after_where or form in ("SELECT", "ASK", "DESCRIBE")):
+                return query[: m.end()] + block + query[m.end() :]
+            depth += 1
+        elif kind == "other" and text == "}":
+            depth -= 1
+    return with_values(query, bindings)

@@ -18,7 +18,7 @@ from pyoxigraph import (
 )
 
 from threatgraph.errors import InputError, StoreError
-from threatgraph.sparql import with_values
+from threatgraph.sparql import inline_values
 from threatgraph.store.base import Row, Term
 from threatgraph.terms import PREFIXES, TURTLE_PREFIXES
 
@@ -67,7 +67,7 @@ class EmbeddedStore:
     def _run(self, query: str, bindings: Mapping[str, Term] | None) -> object:
         try:
             return self._store.query(
-                with_values(query, bindings), use_default_graph_as_union=True, prefixes=PREFIXES
+                inline_values(query, bindings) if bindings else query, use_default_graph_as_union=True, prefixes=PREFIXES
             )
         except SyntaxError as err:
             raise StoreError(f"invalid SPARQL: {err}") from err

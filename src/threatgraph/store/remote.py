@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,7 +49,7 @@ from SPARQLWrapper import BASIC, DIGEST, POST, URLENCODED, SPARQLWrapper
 from SPARQLWrapper.SPARQLExceptions import SPARQLWrapperException
 
 from threatgraph.errors import InputError, StoreError
-from threatgraph.sparql import term_text, with_values
+from threatgraph.sparql import inline_values
 from threatgraph.store.base import Row, Term
 from threatgraph.store.embedded import rdf_format
 from threatgraph.terms import sparql_prefixes
@@ -119,53 +118,6 @@ def _batches(quads: list[Quad], size: int, bnode_size: int) -> list[list[Quad]]:
 
 def _bnodes(q: Quad) -> list[str]:
     return [t.value for t in (q.subject, q.object) if isinstance(t, BlankNode)]
-
-
-_TOKEN = re.compile(
-    r'(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<iri><[^<>"{}|^`\\\s]*>)'
-    r'|(?P<str>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')'
-    r"|(?P<word>[A-Za-z_][A-Za-z0-9_-]*)|(?P<other>.)",
-    re.DOTALL,
-)
-
-
-def inline_values(query: str, bindings: Mapping[str, Term]) -> str:
-    """Bind ``bindings`` with a one-row ``VALUES`` block opening the query's outermost WHERE group.
-
-    The values are RDF terms serialized by pyoxigraph (as in :func:`threatgraph.sparql.with_values`);
-    only their position differs. Comments, strings and IRIs are skipped when looking for the group.
-
-    >>> from pyoxigraph import Literal
-    >>> inline_values('SELECT ?s WHERE { ?s ?p ?o } # WHERE {', {"o": Literal('x" }')})
-    'SELECT ?s WHERE { VALUES (?o) { ("x\\\\" }") } ?s ?p ?o } # WHERE {'
-    >>> inline_values("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", {"s": Literal(1)})[:56]
-    'CONSTRUCT { ?s ?p ?o } WHERE { VALUES (?s) { ("1"^^<http'
-    """
-    names = list(bindings)
-    for n in names:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n):
-            raise InputError(f"invalid variable name {n!r}")
-    block = f" VALUES ({' '.join('?' + n for n in names)}) {{ ({' '.join(term_text(bindings[n]) for n in names)}) }}"
-    depth = 0
-    form = ""
-    after_where = False
-    for m in _TOKEN.finditer(query):
-        kind, text = m.lastgroup, m.group()
-        if kind == "word" and depth == 0:
-            upper = text.upper()
-            if upper in ("SELECT", "ASK", "DESCRIBE", "CONSTRUCT") and not form:
-                form = upper
-            elif upper == "WHERE":
-                after_where = True
-        elif kind == "other" and text == "{":
-            # the WHERE group: after the WHERE keyword, or (WHERE being optional) the first group of a
-            # SELECT / ASK / DESCRIBE; a CONSTRUCT's first group is its template
-            if depth == 0 and (after_where or form in ("SELECT", "ASK", "DESCRIBE")):
-                return query[: m.end()] + block + query[m.end() :]
-            depth += 1
-        elif kind == "other" and text == "}":
-            depth -= 1
-    return with_values(query, bindings)
 
 
 def _normalize_json_results(body: bytes) -> bytes:
@@ -239,9 +191,6 @@ class RemoteStore:
             self.update_endpoint = update_endpoint or endpoint
             self.store_endpoint = store_endpoint
             self.graph_param = graph_param or "graph"
-        self.inline_values = virtuoso
-        """Bind parameters with a VALUES block at the start of the WHERE clause instead of a trailing one
-        (Virtuoso 7.2 rejects a trailing VALUES on variables it does not project, and on CONSTRUCT)."""
         self.user, self.password, self.token = user, password, token
         self.digest = virtuoso if digest is None else digest
         self.timeout = timeout
@@ -316,10 +265,11 @@ class RemoteStore:
         info = result.response.info()
         return _media(info.get("Content-Type")), bytes(result.response.read())
 
-    def _bind(self, query: str, bindings: Mapping[str, Term] | None) -> str:
-        if bindings and self.inline_values:
-            return inline_values(query, bindings)
-        return with_values(query, bindings)
+    @staticmethod
+    def _bind(query: str, bindings: Mapping[str, Term] | None) -> str:
+        # A VALUES block at the start of the WHERE group (Virtuoso 7.2 rejects a trailing VALUES on
+        # variables it does not project, and on CONSTRUCT; every engine joins it first).
+        return inline_values(query, bindings) if bindings else query
 
     def _results(self, query: str, bindings: Mapping[str, Term] | None) -> QuerySolutions | QueryBoolean:
         text = sparql_prefixes() + self._bind(query, bindings)
