@@ -34,8 +34,10 @@ def test_table_output_groups_by_element(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert rc == 0
     assert "API (Process)  <http://example.org/cli#api>" in out
-    assert "STRIDE:Elevation of privilege" in out
-    assert "LINDDUN:Unawareness &" in out  # on the external entity (long labels wrap)
+    # the per-element baseline is one line per framework, naming the table and the element kind
+    assert "STRIDE per element" in out and "[TG-PE-STRIDE]" in out and "table: Process)" in out
+    assert "Elevation of privilege" in out
+    assert "Unawareness &" in out  # LINDDUN on the external entity (long labels wrap)
 
 
 def test_json_output_has_explanations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,28 +40,57 @@ def summary(findings: Sequence[Finding]) -> dict[str, int]:
     return dict(Counter(f.severity for f in findings))
 
 
+BASELINE_RULES = ("TG-PE-STRIDE", "TG-PE-LINDDUN")
+"""Per-element table rules: their findings are shown as one line per element and framework."""
+
+
 def render_table(findings: Sequence[Finding], *, width: int | None = None) -> str:
-    """A readable text table grouped by element: category, threat, severity, why."""
+    """A readable text table grouped by element: category, threat, severity, why.
+
+    The per-element baseline (STRIDE-per-element and LINDDUN tables) is condensed into one line per
+    framework; interaction findings follow, each with its explanation, risk, controls and techniques.
+    """
     width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
     lines: list[str] = []
     cat_w, sev_w = 34, 8
     why_w = max(30, width - cat_w - sev_w - 8)
+    indent = " " * (cat_w + sev_w + 6)
+
+    def row(cats: str, sev: str, why: str) -> None:
+        wrapped = textwrap.wrap(why, why_w) or [""]
+        cat_lines = textwrap.wrap(cats, cat_w) or [""]
+        for i in range(max(len(wrapped), len(cat_lines))):
+            c = cat_lines[i] if i < len(cat_lines) else ""
+            s = sev if i == 0 else ""
+            w = wrapped[i] if i < len(wrapped) else ""
+            lines.append(f"  {c:<{cat_w}}  {s:<{sev_w}}  {w}".rstrip())
+
+    def extras(texts: Sequence[str]) -> None:
+        for extra in texts:
+            lines.extend(textwrap.wrap(extra, width, initial_indent=indent, subsequent_indent=indent + "  "))
+
     for head, items in _by_element(findings):
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
         lines.append(f"{head.focus_label}{kind}  <{head.focus}>")
+        baseline = [f for f in items if f.rule_id in BASELINE_RULES]
+        for rule_id in BASELINE_RULES:
+            group = [f for f in baseline if f.rule_id == rule_id]
+            if not group:
+                continue
+            fw = "STRIDE" if rule_id == "TG-PE-STRIDE" else "LINDDUN"
+            cats = ", ".join(c[1] for f in group for c in f.categories)
+            kinds = sorted({e[2] for f in group for e in f.evidence if e[0] == "kind"})
+            table = "Microsoft STRIDE-per-element" if fw == "STRIDE" else "LINDDUN per-element"
+            row(f"{fw} per element", group[0].severity, f"[{rule_id}] {cats} ({table} table: {', '.join(kinds)})")
+            seen: list[str] = []
+            for f in group:
+                seen.extend(t for t in derivation_lines(f) if t not in seen)
+            extras(seen)
         for f in items:
-            cats = ", ".join(f"{c[2]}:{c[1]}" for c in f.categories)
-            why = f"[{f.rule_id}] {f.threat}. {f.explanation}"
-            wrapped = textwrap.wrap(why, why_w) or [""]
-            cat_lines = textwrap.wrap(cats, cat_w) or [""]
-            for i in range(max(len(wrapped), len(cat_lines))):
-                c = cat_lines[i] if i < len(cat_lines) else ""
-                s = f.severity if i == 0 else ""
-                w = wrapped[i] if i < len(wrapped) else ""
-                lines.append(f"  {c:<{cat_w}}  {s:<{sev_w}}  {w}".rstrip())
-            indent = " " * (cat_w + sev_w + 6)
-            for extra in derivation_lines(f):
-                lines.extend(textwrap.wrap(extra, width, initial_indent=indent, subsequent_indent=indent + "  "))
+            if f.rule_id in BASELINE_RULES:
+                continue
+            row(", ".join(f"{c[2]}:{c[1]}" for c in f.categories), f.severity, f"[{f.rule_id}] {f.threat}. {f.explanation}")
+            extras(derivation_lines(f))
         lines.append("")
     counts = summary(findings)
     order = ["critical", "high", "medium", "low", "info"]

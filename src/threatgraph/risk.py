@@ -109,7 +109,8 @@ def element_factors(store: Store) -> dict[str, list[Factor]]:
     """Factors that depend on the element only (data, criticality, asset type, exposure, boundary, origin)."""
     out: dict[str, list[Factor]] = defaultdict(list)
     best_data: dict[str, tuple[int, Term, str]] = {}
-    for r in store.select(_DATA):
+    # sorted, so that between equally sensitive data assets the same one is named on every backend
+    for r in sorted(store.select(_DATA), key=lambda r: (r["e"].value, -int(r["v"].value), str(r["s"]))):
         rank = int(r["v"].value)
         e = r["e"].value
         if e not in best_data or rank > best_data[e][0]:

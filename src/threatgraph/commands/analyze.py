@@ -9,6 +9,7 @@ from typing import Any
 from threatgraph.commands._storeargs import add_auth_args, remote_options
 from threatgraph.engine import Engine, labels_of, no_gc
 from threatgraph.export import EXPORT_FORMATS, build_context, render_export, with_declared
+from threatgraph.export.context import ReportContext, declared_threats
 from threatgraph.export.markdown import declared_text
 from threatgraph.findings import read_findings
 from threatgraph.paths import read_paths
@@ -84,20 +85,25 @@ def _run(args: argparse.Namespace) -> int:
     findings = read_findings(analysis.store, labels)
     floor = severity_rank(args.min_severity)
     shown = [f for f in findings if f.severity_rank >= floor]
-    ctx = build_context(analysis.store, shown, labels, title=f"Threat analysis of {', '.join(analysis.model_files)}",
-                        model_files=analysis.model_files, warnings=analysis.warnings, rules=analysis.rules,
-                        all_findings=findings)  # issue 7: exports and declared threats
-    paths = read_paths(analysis.store, labels, findings)  # issue 4: attack paths with techniques per hop
-    if args.format == "table":
-        text = render_table(shown) + render_paths(paths) + declared_text(ctx)
-    elif args.format == "json":
-        text = with_declared(
-            findings_json(shown, model_files=analysis.model_files, warnings=analysis.warnings, paths=paths,
-                          releases=analysis.releases),
-            ctx,
-        )
+    def context() -> ReportContext:  # issue 7: exports and declared threats
+        return build_context(analysis.store, shown, labels, title=f"Threat analysis of {', '.join(analysis.model_files)}",
+                             model_files=analysis.model_files, warnings=analysis.warnings, rules=analysis.rules,
+                             all_findings=findings)
+
+    if args.format in ("table", "json"):
+        paths = read_paths(analysis.store, labels, findings)  # issue 4: attack paths with techniques per hop
+        # The full export context costs as much as the analysis on big models: build it only when the
+        # model declares threats to compare with (imported Threat Dragon / OTM / Threagile models).
+        declared = bool(declared_threats(analysis.store, labels, findings))
+        if args.format == "table":
+            text = render_table(shown) + render_paths(paths) + (declared_text(context()) if declared else "")
+        else:
+            text = findings_json(shown, model_files=analysis.model_files, warnings=analysis.warnings, paths=paths,
+                                 releases=analysis.releases)
+            if declared:
+                text = with_declared(text, context())
     elif args.format == "markdown" or args.format in EXPORT_FORMATS:
-        text = render_export(args.format, ctx, analysis.store)
+        text = render_export(args.format, context(), analysis.store)
     else:
         text = render_turtle(analysis.store)
     if args.output:
