@@ -18,9 +18,9 @@ from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
 from threatgraph.convert import triples_to_quads
 from threatgraph.errors import InputError
-from threatgraph.model import flow_errors, load_model_files, model_warnings
+from threatgraph.model import ModelLoad, flow_errors, load_model_files, model_warnings
 from threatgraph.ontology import Ontology, load_ontology
-from threatgraph.reason import closure
+from threatgraph.reason import Triple, closure
 from threatgraph.resources import queries_dir
 from threatgraph.rules import Rule, load_rules, rule_files
 from threatgraph.store import Store, open_store
@@ -148,19 +148,31 @@ class Engine:
         self.store.drop_graph(G_ONTOLOGY)
         self.store.add_quads(triples_to_quads(self.ontology.graph, G_ONTOLOGY))
 
-    def analyze(self, model_paths: Sequence[str | Path]) -> Analysis:
+    def analyze(
+        self,
+        model_paths: Sequence[str | Path],
+        *,
+        loaded: ModelLoad | None = None,
+        inferred: list[Triple] | None = None,
+    ) -> Analysis:
         """Load the model files, reason, derive, run every rule; return the analysis."""
         with no_gc():
-            return self._analyze(model_paths)
+            return self._analyze(model_paths, loaded, inferred)
 
-    def _analyze(self, model_paths: Sequence[str | Path]) -> Analysis:
-        loaded = load_model_files(model_paths)
+    def _analyze(
+        self, model_paths: Sequence[str | Path], loaded: ModelLoad | None, inferred: list[Triple] | None
+    ) -> Analysis:
+        """``loaded`` / ``inferred``: the parsed model and its closure when the caller already has them
+        (``analyze`` shares them with validation instead of parsing and reasoning twice)."""
+        if loaded is None:
+            loaded = load_model_files(model_paths)
         warnings = model_warnings(loaded.graph, self.ontology)
         self.load_ontology()
         for g in (G_MODEL, G_INFERRED, G_FINDINGS):
             self.store.drop_graph(g)
         self.store.add_quads(triples_to_quads(loaded.graph, G_MODEL))
-        inferred = closure(self.ontology.graph, loaded.graph)
+        if inferred is None:
+            inferred = closure(self.ontology.graph, loaded.graph)
         self.store.add_quads(triples_to_quads(inferred, G_INFERRED))
         derived = self.derive()
         self.check_flows()

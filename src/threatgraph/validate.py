@@ -43,7 +43,7 @@ from threatgraph.engine import no_gc
 from threatgraph.errors import InputError, StoreError
 from threatgraph.model import ModelLoad, load_model_files
 from threatgraph.ontology import Ontology, load_ontology
-from threatgraph.reason import closure
+from threatgraph.reason import Triple, closure
 from threatgraph.resources import ontology_dir
 from threatgraph.store import Store, open_store
 from threatgraph.store.base import Term
@@ -315,6 +315,7 @@ def build_data(
     knowledge: Store | None = None,
     *,
     knowledge_in_graph: bool = False,
+    inferred: list[Triple] | None = None,
 ) -> ValidationData:
     """Model + OWL 2 RL closure + ontology (+ release graphs of ``knowledge``) as one data set.
 
@@ -322,7 +323,8 @@ def build_data(
     naive evaluator needs them there; the fast one runs every knowledge shape on the store).
     """
     onto = ontology or load_ontology()
-    inferred = closure(onto.graph, model)
+    if inferred is None:
+        inferred = closure(onto.graph, model)
     g = rdflib.Graph()
     for t in onto.graph:
         g.add(t)
@@ -862,11 +864,13 @@ def validate_models(
     knowledge: Store | None = None,
     method: str = "fast",
     loaded: ModelLoad | None = None,
+    inferred: list[Triple] | None = None,
 ) -> ValidationReport:
-    """Validate model files against the shipped shapes plus ``extra_shapes``; return the report."""
+    """Validate model files against the shipped shapes plus ``extra_shapes``; return the report.
+    ``loaded`` / ``inferred``: the parsed model and its OWL 2 RL closure, when the caller has them."""
     shapes = load_shapes(extra_shapes)
     load = loaded or load_model_files(model_paths)
-    data = build_data(load.graph, knowledge=knowledge, knowledge_in_graph=method == "pyshacl")
+    data = build_data(load.graph, knowledge=knowledge, knowledge_in_graph=method == "pyshacl", inferred=inferred)
     report = evaluate(data, shapes, method)
     return ValidationReport(
         graph=report,

@@ -12,7 +12,10 @@ from threatgraph.export import EXPORT_FORMATS, build_context, render_export, wit
 from threatgraph.export.context import ReportContext, declared_threats
 from threatgraph.export.markdown import declared_text
 from threatgraph.findings import read_findings
+from threatgraph.model import ModelLoad, load_model_files
+from threatgraph.ontology import load_ontology
 from threatgraph.paths import read_paths
+from threatgraph.reason import Triple, closure
 from threatgraph.report import FORMATS, findings_json, render_paths, render_table, render_turtle
 from threatgraph.rules import SEVERITIES, severity_rank
 from threatgraph.store import open_store
@@ -67,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if not refuse_invalid(args):
+    # Parse and reason once; validation and the engine share the model and its closure.
+    loaded = load_model_files(args.models)
+    inferred = closure(load_ontology().graph, loaded.graph)
+    if not refuse_invalid(args, loaded, inferred):
         return 1
     if args.endpoint:
         store = open_store(endpoint=args.endpoint, **remote_options(args))
@@ -78,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
 
         load_knowledge(store, args.knowledge)
     engine = Engine(store)
-    analysis = engine.analyze(args.models)
+    analysis = engine.analyze(args.models, loaded=loaded, inferred=inferred)
     for w in analysis.warnings:
         print(f"threatgraph: warning: {w}", file=sys.stderr)
     labels = labels_of(analysis.store)
@@ -123,11 +129,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def refuse_invalid(args: argparse.Namespace) -> bool:
+def refuse_invalid(args: argparse.Namespace, loaded: ModelLoad | None = None, inferred: list[Triple] | None = None) -> bool:
     """Validate the model first (issue 5); False (after listing the violations on stderr) unless ``--force``."""
     from threatgraph.validate import validate_models
 
-    report = validate_models(args.models, extra_shapes=getattr(args, "shapes", []))
+    report = validate_models(args.models, extra_shapes=getattr(args, "shapes", []), loaded=loaded, inferred=inferred)
     bad = report.violations
     if not bad:
         return True
