@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, TypeAlias, runtime_checkable
 
-from pyoxigraph import BlankNode, Literal, NamedNode, Quad
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad, QueryBoolean, QuerySolutions
+
+from threatgraph.errors import StoreError
 
 Term: TypeAlias = NamedNode | BlankNode | Literal
 Row: TypeAlias = dict[str, Term]
@@ -67,3 +69,26 @@ class Store(Protocol):
     def __len__(self) -> int:
         """Number of quads."""
         ...
+
+
+def rows_of(res: object) -> list[Row]:
+    """SELECT solutions (pyoxigraph ``QuerySolutions``, from any backend) as rows; unbound variables absent."""
+    if not isinstance(res, QuerySolutions):
+        raise StoreError("expected a SELECT query")
+    names = [v.value for v in res.variables]
+    out: list[Row] = []
+    for sol in res:
+        row: Row = {}
+        for i, name in enumerate(names):
+            t = sol[i]
+            if t is not None:
+                row[name] = t
+        out.append(row)
+    return out
+
+
+def boolean_of(res: object) -> bool:
+    """The answer of an ASK query (pyoxigraph ``QueryBoolean``, from any backend)."""
+    if not isinstance(res, QueryBoolean):
+        raise StoreError("expected an ASK query")
+    return bool(res)

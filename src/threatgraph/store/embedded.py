@@ -8,8 +8,6 @@ from pyoxigraph import (
     DefaultGraph,
     NamedNode,
     Quad,
-    QueryBoolean,
-    QuerySolutions,
     QueryTriples,
     RdfFormat,
 )
@@ -19,7 +17,7 @@ from pyoxigraph import (
 
 from threatgraph.errors import InputError, StoreError
 from threatgraph.sparql import inline_values
-from threatgraph.store.base import Row, Term
+from threatgraph.store.base import Row, Term, boolean_of, rows_of
 from threatgraph.terms import PREFIXES, TURTLE_PREFIXES
 
 _FORMATS: dict[str, RdfFormat] = {
@@ -76,24 +74,11 @@ class EmbeddedStore:
 
     def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
         res = self._run(query, bindings)
-        if not isinstance(res, QuerySolutions):
-            raise StoreError("expected a SELECT query")
-        names = [v.value for v in res.variables]
-        out: list[Row] = []
-        for sol in res:
-            row: Row = {}
-            for i, name in enumerate(names):
-                t = sol[i]
-                if t is not None:
-                    row[name] = t
-            out.append(row)
-        return out
+        return rows_of(res)
 
     def ask(self, query: str, bindings: Mapping[str, Term] | None = None) -> bool:
         res = self._run(query, bindings)
-        if not isinstance(res, QueryBoolean):
-            raise StoreError("expected an ASK query")
-        return bool(res)
+        return boolean_of(res)
 
     def construct(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Quad]:
         res = self._run(query, bindings)
