@@ -198,7 +198,7 @@ class Engine:
         stage = run_stage(self.store, releases)
         analysis.releases = stage.releases
         analysis.stage_triples = stage.total
-        score_findings(self.store)
+        score_findings(self.store, stage.finding_status)
         analysis.path_count = find_paths(self.store)
 
     def derive(self) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pyoxigraph import Literal, NamedNode, Quad
@@ -135,8 +135,12 @@ def element_factors(store: Store) -> dict[str, list[Factor]]:
     return out
 
 
-def finding_factors(store: Store) -> dict[str, list[Factor]]:
-    """Factors that depend on the finding: technique maturity, reducing attributes, declared controls."""
+def finding_factors(store: Store, control_status: Mapping[str, str] | None = None) -> dict[str, list[Factor]]:
+    """Factors that depend on the finding: technique maturity, reducing attributes, declared controls.
+
+    ``control_status`` (finding IRI → ``tg:controlStatus`` IRI) spares reading the statuses back from
+    the store when the caller has just written them (``StageResult.finding_status``).
+    """
     out: dict[str, list[Factor]] = defaultdict(list)
     best: dict[str, tuple[int, Term, str]] = {}
     for r in store.select(_MATURITY):
@@ -164,10 +168,15 @@ def finding_factors(store: Store) -> dict[str, list[Factor]]:
             out[f].append(
                 Factor("likelihood", "reducing attribute", f"{', '.join(attrs)} for every applicable technique", -1)
             )
-    for r in store.select(_CONTROLS):
-        pts = CONTROL_POINTS.get(r["v"].value)
+    statuses: Iterable[tuple[str, str]] = (
+        control_status.items()
+        if control_status is not None
+        else ((r["f"].value, r["v"].value) for r in store.select(_CONTROLS))
+    )
+    for f, v in statuses:
+        pts = CONTROL_POINTS.get(v)
         if pts is not None:
-            out[r["f"].value].append(Factor("likelihood", "declared controls", STATUS_TEXT[r["v"].value], pts))
+            out[f].append(Factor("likelihood", "declared controls", STATUS_TEXT[v], pts))
     return out
 
 
@@ -178,23 +187,26 @@ def score(factors: list[Factor]) -> tuple[int, int]:
     return likelihood, max(impacts) if impacts else DEFAULT_IMPACT
 
 
-def score_findings(store: Store) -> int:
-    """Score every finding of ``graph/findings``; write scores and factor nodes there; return the count."""
+def score_findings(store: Store, control_status: Mapping[str, str] | None = None) -> int:
+    """Score every finding of ``graph/findings``; write scores and factor nodes there; return the count.
+
+    ``control_status``: see :func:`finding_factors`.
+    """
     per_element = element_factors(store)
-    per_finding = finding_factors(store)
+    per_finding = finding_factors(store, control_status)
     g = NamedNode(G_FINDINGS)
     quads: list[Quad] = []
-    factor_nodes: dict[str, NamedNode] = {}
+    factor_nodes: dict[Factor, NamedNode] = {}  # equal factors have equal keys (Factor.key)
     p = {n: NamedNode(TG[n]) for n in (
         "likelihood", "impact", "riskScore", "riskLevel", "riskFactor", "factorOf", "factorName",
         "factorValue", "factorEffect", "factorSubject", "RiskFactor")}
     rdf_type = NamedNode(RDF.type)
 
     def node(fac: Factor) -> NamedNode:
-        key = fac.key()
-        n = factor_nodes.get(key)
+        n = factor_nodes.get(fac)
         if n is None:
-            n = factor_nodes[key] = NamedNode(f"{FINDING}risk/{hashlib.sha1(key.encode()).hexdigest()[:16]}")
+            key = fac.key()
+            n = factor_nodes[fac] = NamedNode(f"{FINDING}risk/{hashlib.sha1(key.encode()).hexdigest()[:16]}")
             quads.extend([
                 Quad(n, rdf_type, p["RiskFactor"], g),
                 Quad(n, p["factorOf"], Literal(fac.of), g),

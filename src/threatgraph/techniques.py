@@ -50,6 +50,8 @@ class StageResult:
 
     releases: dict[str, str] = field(default_factory=dict)
     triples: dict[str, int] = field(default_factory=dict)
+    finding_status: dict[str, str] = field(default_factory=dict)
+    """Finding IRI → its ``tg:controlStatus`` IRI (as written), for :func:`threatgraph.risk.score_findings`."""
 
     @property
     def total(self) -> int:
@@ -135,12 +137,15 @@ def run_stage(store: Store, releases: Mapping[str, str] | None = None, files: Se
     store.drop_graph(G_STAGE)
     if inserted:
         result.triples["inserted"] = _graph_size(store, G_FINDINGS) - before - sum(result.triples.values())
-    result.triples["control status"] = derive_control_status(store)
+    result.triples["control status"] = derive_control_status(store, result.finding_status)
     return result
 
 
-_APP_MITIGATIONS = f"""SELECT ?app ?m WHERE {{ GRAPH <{G_FINDINGS}> {{
-  ?app a tg:TechniqueApplication ; tg:appliedTechnique ?t . OPTIONAL {{ ?t tg:applicableMitigation ?m }} }} }}"""
+# Applicable mitigations depend on the technique only: read per technique, not per application (at 10 k
+# elements the per-application join returned several hundred thousand rows).
+_APP_TECHNIQUES = f"""SELECT ?app ?t WHERE {{ GRAPH <{G_FINDINGS}> {{
+  ?app a tg:TechniqueApplication ; tg:appliedTechnique ?t }} }}"""
+_TECH_MITIGATIONS = f"SELECT ?t ?m WHERE {{ GRAPH <{G_FINDINGS}> {{ ?t tg:applicableMitigation ?m }} }}"
 _APP_IMPLEMENTED = f"SELECT ?app ?m WHERE {{ GRAPH <{G_FINDINGS}> {{ ?app tg:implementedMitigation ?m }} }}"
 _FINDING_APPS = f"""SELECT ?f ?app ?covered WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding .
   OPTIONAL {{ ?f tg:application ?app }} OPTIONAL {{ ?f tg:coveredBy ?covered }} }} }}"""
@@ -179,18 +184,21 @@ def finding_status(app_statuses: list[str], covered: bool) -> str:
     return "Unmitigated"
 
 
-def derive_control_status(store: Store) -> int:
+def derive_control_status(store: Store, finding_statuses: dict[str, str] | None = None) -> int:
     """Write ``tg:controlStatus`` on every technique application and finding; return the triple count.
 
-    The facts come from three SPARQL SELECTs over ``graph/findings`` (applicable mitigations,
-    implemented ones from 50-controls.rq, category coverage from 51-coverage.rq); the set arithmetic
-    is :func:`application_status` and :func:`finding_status`.
+    The facts come from SPARQL SELECTs over ``graph/findings`` (applied techniques and their applicable
+    mitigations, implemented ones from 50-controls.rq, category coverage from 51-coverage.rq); the set
+    arithmetic is :func:`application_status` and :func:`finding_status`. ``finding_statuses``, when
+    given, receives finding IRI → status IRI.
     """
+    by_technique: dict[str, set[str]] = {}
+    for r in store.select(_TECH_MITIGATIONS):
+        by_technique.setdefault(r["t"].value, set()).add(r["m"].value)
     applicable: dict[str, set[str]] = {}
-    for r in store.select(_APP_MITIGATIONS):
+    for r in store.select(_APP_TECHNIQUES):
         s = applicable.setdefault(r["app"].value, set())
-        if "m" in r:
-            s.add(r["m"].value)
+        s |= by_technique.get(r["t"].value, set())
     implemented: dict[str, set[str]] = {}
     for r in store.select(_APP_IMPLEMENTED):
         implemented.setdefault(r["app"].value, set()).add(r["m"].value)
@@ -211,6 +219,8 @@ def derive_control_status(store: Store) -> int:
     for f, fapps in apps.items():
         st = finding_status([app_status.get(a, "Unmitigated") for a in sorted(fapps)], f in covered)
         quads.append(Quad(NamedNode(f), p, nodes[st], g))
+        if finding_statuses is not None:
+            finding_statuses[f] = TG[st]
     store.add_quads(quads)
     return len(quads)
 

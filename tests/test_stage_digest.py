@@ -1,0 +1,117 @@
+"""The second analysis stage gives the same finding graph after the speed work as before it.
+
+With ATT&CK Enterprise 18.1, ATLAS and D3FEND 1.2.0 loaded, a compact digest of each example model's
+finding graph (technique applications, risk scores and levels, control statuses, attack paths: the
+number of rows and a hash of the sorted rows) must equal the digest recorded from the code before the
+stage queries ran as SPARQL INSERT and control status / risk read mitigations per technique (commit
+b8cb8af, computed in a separate run). The control statuses are also recomputed here with the former
+per-application query, as a slow reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from pyoxigraph import BlankNode
+
+from threatgraph.engine import Engine
+from threatgraph.knowledge import load_release
+from threatgraph.store import Store, open_store
+from threatgraph.techniques import application_status, finding_status
+from threatgraph.terms import TG
+
+pytestmark = pytest.mark.shared
+
+EX = Path(__file__).resolve().parent.parent / "data" / "examples"
+F = "https://w3id.org/threatgraph/graph/findings"
+PARTS = {
+    "applications": f"SELECT ?a ?b WHERE {{ GRAPH <{F}> {{ ?a a tg:TechniqueApplication ; tg:appliedTechnique ?b }} }}",
+    "risk": f"SELECT ?a ?b ?c WHERE {{ GRAPH <{F}> {{ ?a tg:riskScore ?b ; tg:riskLevel ?c }} }}",
+    "status": f"SELECT ?a ?b WHERE {{ GRAPH <{F}> {{ ?a tg:controlStatus ?b }} }}",
+    "paths": f"SELECT ?a ?b ?c ?d WHERE {{ GRAPH <{F}> {{ ?a tg:pathStart ?b ; tg:pathTarget ?c ; tg:pathLength ?d }} }}",
+}
+# Recorded with the code of commit b8cb8af (before this change), same knowledge releases.
+BEFORE = {
+    "rag-assistant": {
+        "applications": (452, "8f8c4d9c06742bf1"), "risk": (507, "69fa7a0431c0bd7f"),
+        "status": (959, "d723829353668dcc"), "paths": (16, "3e84d670bc12d8cc"),
+    },
+    "tabular-platform": {
+        "applications": (444, "427c00e157642f1d"), "risk": (613, "31542a78b7cfa98a"),
+        "status": (1057, "bf47cf080e51177b"), "paths": (27, "df93e4e7b3743ec6"),
+    },
+    "health-risk": {
+        "applications": (224, "d216c102a9840dc3"), "risk": (428, "ef16a1b93e945f33"),
+        "status": (652, "e45896ebba770b6f"), "paths": (24, "b9a5d618740f5685"),
+    },
+}
+
+
+def digest(store: Store) -> dict[str, tuple[int, str]]:
+    """Rows and a hash of the sorted rows of each part of the finding graph."""
+    out = {}
+    for name, query in PARTS.items():
+        lines = sorted(
+            " ".join("_:" if isinstance(v, BlankNode) else str(v) for v in r.values()) for r in store.select(query)
+        )
+        out[name] = (len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16])
+    return out
+
+
+def reference_statuses(store: Store) -> dict[str, str]:
+    """Control statuses computed the former way: applicable mitigations joined per application."""
+    applicable: dict[str, set[str]] = {}
+    for r in store.select(f"""SELECT ?app ?m WHERE {{ GRAPH <{F}> {{ ?app a tg:TechniqueApplication ;
+            tg:appliedTechnique ?t . OPTIONAL {{ ?t tg:applicableMitigation ?m }} }} }}"""):
+        s = applicable.setdefault(r["app"].value, set())
+        if "m" in r:
+            s.add(r["m"].value)
+    implemented: dict[str, set[str]] = {}
+    for r in store.select(f"SELECT ?app ?m WHERE {{ GRAPH <{F}> {{ ?app tg:implementedMitigation ?m }} }}"):
+        implemented.setdefault(r["app"].value, set()).add(r["m"].value)
+    out = {a: application_status(m, implemented.get(a, set())) for a, m in applicable.items()}
+    apps: dict[str, set[str]] = {}
+    covered: set[str] = set()
+    for r in store.select(f"""SELECT ?f ?app ?c WHERE {{ GRAPH <{F}> {{ ?f a tg:Finding .
+            OPTIONAL {{ ?f tg:application ?app }} OPTIONAL {{ ?f tg:coveredBy ?c }} }} }}"""):
+        lst = apps.setdefault(r["f"].value, set())
+        if "app" in r:
+            lst.add(r["app"].value)
+        if "c" in r:
+            covered.add(r["f"].value)
+    for f, fapps in apps.items():
+        out[f] = finding_status([out.get(a, "Unmitigated") for a in sorted(fapps)], f in covered)
+    return {k: TG[v] for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def store(shared_data: Path) -> Store:
+    s = open_store()
+    load_release(s, "attack", str(shared_data / "attack/enterprise-attack-18.1.stix20.json"))
+    load_release(s, "atlas", str(shared_data / "atlas/ATLAS.yaml"))
+    load_release(s, "d3fend", str(shared_data / "d3fend/d3fend-protege-1.2.0.ttl"))
+    return s
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_finding_graph_digest_unchanged(store: Store, name: str) -> None:
+    Engine(store).analyze([EX / f"{name}.ttl"])
+    got = digest(store)
+    assert got == BEFORE[name]
+    assert got["applications"][0] > 100  # knowledge was loaded: techniques were applied
+    stored = {r["a"].value: r["b"].value for r in store.select(PARTS["status"])}
+    assert stored == reference_statuses(store)
+    assert {TG.Mitigated, TG.Unmitigated} & set(stored.values())
+
+
+def test_digest_sees_a_change(store: Store) -> None:
+    """Negative case: dropping one risk score changes the digest."""
+    Engine(store).analyze([EX / "health-risk.ttl"])
+    before = digest(store)
+    row = store.select(f"SELECT ?f ?s WHERE {{ GRAPH <{F}> {{ ?f tg:riskScore ?s }} }} LIMIT 1")[0]
+    store.update(f"DELETE DATA {{ GRAPH <{F}> {{ {row['f']} tg:riskScore {row['s']} }} }}")
+    after = digest(store)
+    assert after["risk"][0] == before["risk"][0] - 1
+    assert after["risk"] != before["risk"] and after["applications"] == before["applications"]
