@@ -309,7 +309,7 @@ class Engine:
             if role == "focus":
                 continue
             role_lit = Literal(role)
-            for val in evidence[role]:
+            for val in sorted(evidence[role], key=str):  # stable evidence IRIs, whatever the row order
                 if isinstance(val, BlankNode):
                     continue
                 i += 1

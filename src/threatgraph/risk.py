@@ -160,7 +160,11 @@ def finding_factors(store: Store, control_status: Mapping[str, str] | None = Non
         f, app = r["f"].value, r["app"].value
         apps[f].add(app)
         if "attr" in r:
-            reduced[f].setdefault(app, r["attr"].value)
+            # the smallest attribute IRI names the reduction: the same text on every run and backend
+            attr = r["attr"].value
+            prev = reduced[f].get(app)
+            if prev is None or attr < prev:
+                reduced[f][app] = attr
     for f, all_apps in apps.items():
         red = reduced.get(f, {})
         if all_apps and set(red) == all_apps:
