@@ -3,7 +3,8 @@
 Data: ATT&CK Enterprise 18.1 + ATLAS 5.6.0 + D3FEND 1.2.0 imported, and the example models
 (data/examples/*.ttl) analysed with them (findings, technique applications, countermeasures…).
 Both servers run as separate processes on loopback and get the same requests: named queries of the
-library (default parameters, bound as a VALUES row, threatgraph prefixes declared in the text), sent
+library (default parameters, bound as a one-row VALUES block opening the WHERE group as the library
+binds them — ``sparql.inline_values`` —, threatgraph prefixes declared in the text), sent
 as SPARQL 1.1 Protocol POSTs (form-encoded, SPARQL JSON results) over keep-alive connections by 1, 8
 and 16 concurrent client threads. Each level is measured ``--runs`` times; the median run is reported.
 
@@ -122,14 +123,15 @@ def rss_mb(pid: int) -> float:
 
 def requests_bodies() -> list[tuple[str, bytes]]:
     from threatgraph.querylib import load_library
-    from threatgraph.sparql import with_values
+    from threatgraph.sparql import inline_values
     from threatgraph.terms import sparql_prefixes
 
     lib = load_library()
     out = []
     for name in QUERIES:
         q = lib[name]
-        text = sparql_prefixes() + with_values(q.query, q.bind({}))
+        bindings = q.bind({})
+        text = sparql_prefixes() + (inline_values(q.query, bindings) if bindings else q.query)
         out.append((name, urllib.parse.urlencode({"query": text}).encode()))
     return out
 

@@ -66,7 +66,7 @@ from pyoxigraph import (
 
 from threatgraph.errors import InputError, ThreatgraphError
 from threatgraph.querylib import NamedQuery, load_library, srj_term
-from threatgraph.sparql import with_values
+from threatgraph.sparql import inline_values
 from threatgraph.terms import PREFIXES, XSD
 
 # -- media types -------------------------------------------------------------------------------------
@@ -823,7 +823,7 @@ class Handler(BaseHTTPRequestHandler):
             bindings = q.bind({k: v[0] for k, v in params.items() if k not in ("default-graph-uri", "named-graph-uri")})
         except InputError as err:
             raise HttpError(400, str(err)) from None
-        self._execute(with_values(q.query, bindings), params)
+        self._execute(inline_values(q.query, bindings) if bindings else q.query, params)
 
     def _queries(self, method: str, params: dict[str, list[str]]) -> None:
         body = json.dumps([q.describe() for q in self.server.library.values()]).encode()
