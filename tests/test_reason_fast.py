@@ -106,7 +106,8 @@ ex:sc a tg:SpecialCategoryDataAsset .
 ex:sc2 tg:classification tg:SpecialCategoryPersonal .
 ex:flow a tg:DataFlow ; tg:source ex:p ; tg:target ex:logs ; tg:carries ex:pii .
 ex:p a tg:Process ; rdfs:label "p"@en , "p2"^^xsd:string .
-ex:m a tgml:FineTunedModel ; tgml:trainedOn ex:ds .
+ex:m a tgml:FineTunedModel , owl:NamedIndividual , owl:Thing ; tgml:trainedOn ex:ds .
+_:b a tg:DataStore ; tg:holdsLogs true .
 """
         ),
         fast=True,
@@ -192,3 +193,16 @@ def test_random_models() -> None:
         _check(model, fast=took)
         fast += took
     assert fast >= 5
+
+
+def test_functional_value_in_ontology_and_model() -> None:
+    """A second value of a functional property, the first stated by the ontology: reasonable's path."""
+    onto = rdflib.Graph()
+    for t in load_ontology().graph:
+        onto.add(t)
+    x = rdflib.URIRef(f"{TG}Internal")
+    onto.add((x, rdflib.URIRef(f"{TG}source"), rdflib.URIRef("http://example.org/test#a")))
+    assert fast_path_unavailable(onto) == ""
+    model = _model("tg:Internal tg:source ex:b .")
+    assert not fast_path_applies(onto, model)
+    assert fast_path_applies(onto, _model("tg:Internal tg:source ex:a ."))

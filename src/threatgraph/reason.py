@@ -118,6 +118,8 @@ class _TBox:
     functional: frozenset[Node] = frozenset()
     disjoint: list[frozenset[Node]] = field(default_factory=list)
     onto_types: dict[Node, frozenset[Node]] = field(default_factory=dict)
+    onto_values: dict[tuple[Node, Node], frozenset[Node]] = field(default_factory=dict)
+    """Values of functional properties in the ontology's closure, per (subject, property)."""
     onto_nodes: frozenset[Node] = frozenset()
     """Every term of the ontology (a model triple about one may coincide with an ontology triple)."""
     cache: dict[frozenset[Node], _Closure] = field(default_factory=dict)
@@ -170,6 +172,8 @@ def _rdf_list(g: rdflib.Graph, head: Node) -> list[Node] | None:
 def _unsupported(g: rdflib.Graph) -> str:
     """Why the fast path cannot handle an ontology (its closure ``g``), or ``""``."""
     for s, p, o in g:
+        if p == OWL.sameAs and s == o:
+            continue  # prp-fp with one value: reasonable's reflexive owl:sameAs, inert
         if _schema(p) and p not in _ONTO_PREDICATES:
             return f"ontology uses {p}"
         if p == RDF.type and _schema(o) and o not in _ONTO_TYPES:
@@ -235,6 +239,11 @@ def _build(onto: rdflib.Graph, closed: rdflib.Graph, tb: _TBox) -> str:
     for s, o in closed.subject_objects(RDF.type):
         types.setdefault(s, set()).add(o)
     tb.onto_types = {s: frozenset(ts) for s, ts in types.items()}
+    fvalues: dict[tuple[Node, Node], set[Node]] = {}
+    for p in tb.functional:
+        for s, o in closed.subject_objects(p):
+            fvalues.setdefault((s, p), set()).add(o)
+    tb.onto_values = {k: frozenset(v) for k, v in fvalues.items()}
     return _verify(onto, closed, tb)
 
 
@@ -398,8 +407,9 @@ def _fast(tb: _TBox, model: rdflib.Graph) -> list[Triple] | None:
         if s in onto_nodes:
             mine = [t for t in mine if t not in tb.asserted and t not in tb.inferred_set]
         out.extend(mine)
-    if any(len(vs) > 1 for (_, p), vs in values.items() if p in functional):
-        return None  # prp-fp would equate the values
+    for (s, p), vs in values.items():
+        if p in functional and len(vs | tb.onto_values.get((s, p), _EMPTY)) > 1:
+            return None  # prp-fp would equate the values
     out.extend(t for t in tb.inferred if t not in model)
     return out
 
