@@ -141,6 +141,8 @@ class Engine:
                 rule_files(rule_dir), known_terms=set(self.ontology.terms), categories=set(self.ontology.categories)
             )
         self.rules: list[Rule] = list(rules)
+        self.foci: dict[str, Term] = {}
+        """Finding IRI → focus element, of the findings :meth:`run_rules` wrote last."""
 
     # -- steps -----------------------------------------------------------------------------------
     def load_ontology(self) -> None:
@@ -195,10 +197,11 @@ class Engine:
         releases = newest_releases(self.store)
         if releases:
             load_bridge(self.store)
-        stage = run_stage(self.store, releases)
+        foci = self.foci or None  # none kept (rules not run by this engine): read from the store
+        stage = run_stage(self.store, releases, findings=foci.keys() if foci else None)
         analysis.releases = stage.releases
         analysis.stage_triples = stage.total
-        score_findings(self.store, stage.finding_status)
+        score_findings(self.store, stage.finding_status, stage.applications, foci)
         analysis.path_count = find_paths(self.store)
 
     def derive(self) -> int:
@@ -237,6 +240,7 @@ class Engine:
         g = NamedNode(G_FINDINGS)
         quads: list[Quad] = []
         n = 0
+        self.foci = {}
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
             quads.extend(self._rule_quads(rule, rule_node, g))
@@ -265,6 +269,7 @@ class Engine:
                         bucket.append(val)
             for iri, (focus, cats, ev) in grouped.items():
                 n += 1
+                self.foci[iri] = focus
                 quads.extend(self._finding_quads(rule, rule_node, iri, focus, cats, ev, labels, g))
         self.store.add_quads(quads)
         return n
