@@ -148,6 +148,15 @@ def finding_factors(
     (``StageResult.finding_status``, ``StageResult.applications``).
     """
     out: dict[str, list[Factor]] = defaultdict(list)
+    made: dict[tuple[str, str, int, Term | None], Factor] = {}  # equal factors are one object (score_findings' node cache)
+
+    def factor(name: str, value: str, effect: int, subject: Term | None = None) -> Factor:
+        key = (name, value, effect, subject)
+        fac = made.get(key)
+        if fac is None:
+            fac = made[key] = Factor("likelihood", name, value, effect, subject)
+        return fac
+
     apps = applications if applications is not None else read_applications(store)
     maturity: dict[tuple[str, str], tuple[int, Term, str]] = {}
     for r in store.select(_MATURITY):
@@ -171,12 +180,10 @@ def finding_factors(
                 best = cand
         if best is not None:
             pts, s, m = best
-            out[f].append(Factor("likelihood", "technique maturity", f"{m} ({_local(s.value)})", pts, s))
+            out[f].append(factor("technique maturity", f"{m} ({_local(s.value)})", pts, s))
         if all_apps and all(a in reduced for a in all_apps):
             attrs = sorted({_local(reduced[a]) for a in all_apps})
-            out[f].append(
-                Factor("likelihood", "reducing attribute", f"{', '.join(attrs)} for every applicable technique", -1)
-            )
+            out[f].append(factor("reducing attribute", f"{', '.join(attrs)} for every applicable technique", -1))
     statuses: Iterable[tuple[str, str]] = (
         control_status.items()
         if control_status is not None
@@ -185,7 +192,7 @@ def finding_factors(
     for f, v in statuses:
         pts = CONTROL_POINTS.get(v)
         if pts is not None:
-            out[f].append(Factor("likelihood", "declared controls", STATUS_TEXT[v], pts))
+            out[f].append(factor("declared controls", STATUS_TEXT[v], pts))
     return out
 
 
@@ -205,12 +212,16 @@ def score_findings(
     g = NamedNode(G_FINDINGS)
     quads: list[Quad] = []
     factor_nodes: dict[Factor, NamedNode] = {}  # equal factors have equal keys (Factor.key)
+    by_id: dict[int, NamedNode] = {}  # the same Factor object again (finding_factors shares them)
     p = {n: NamedNode(TG[n]) for n in (
         "likelihood", "impact", "riskScore", "riskLevel", "riskFactor", "factorOf", "factorName",
         "factorValue", "factorEffect", "factorSubject", "RiskFactor")}
     rdf_type = NamedNode(RDF.type)
 
     def node(fac: Factor) -> NamedNode:
+        n = by_id.get(id(fac))
+        if n is not None:
+            return n
         n = factor_nodes.get(fac)
         if n is None:
             key = fac.key()
@@ -224,6 +235,7 @@ def score_findings(
             ])
             if isinstance(fac.subject, NamedNode):
                 quads.append(Quad(n, p["factorSubject"], fac.subject, g))
+        by_id[id(fac)] = n
         return n
 
     # per element once: its factor nodes, likelihood points and impact (the default impact factor
@@ -239,6 +251,8 @@ def score_findings(
         return out
 
     count = 0
+    has_factor = p["riskFactor"]
+    p_like, p_imp, p_score, p_level = p["likelihood"], p["impact"], p["riskScore"], p["riskLevel"]
     pairs: Iterable[tuple[str, Term]] = (
         foci.items() if foci is not None else ((r["f"].value, r["e"]) for r in store.select(_FINDINGS))
     )
@@ -256,14 +270,16 @@ def score_findings(
         likelihood = combine_likelihood([points, *(x.effect for x in ffs if x.of == "likelihood")])
         fn = NamedNode(f)
         risk = likelihood * impact
-        quads += [
-            Quad(fn, p["likelihood"], lit(likelihood), g),
-            Quad(fn, p["impact"], lit(impact), g),
-            Quad(fn, p["riskScore"], lit(risk), g),
-            Quad(fn, p["riskLevel"], lit(risk_level(risk)), g),
-        ]
-        quads.extend(Quad(fn, p["riskFactor"], n, g) for n in nodes)
-        quads.extend(Quad(fn, p["riskFactor"], node(x), g) for x in ffs)
+        quads += (
+            Quad(fn, p_like, lit(likelihood), g),
+            Quad(fn, p_imp, lit(impact), g),
+            Quad(fn, p_score, lit(risk), g),
+            Quad(fn, p_level, lit(risk_level(risk)), g),
+        )
+        for n in nodes:
+            quads.append(Quad(fn, has_factor, n, g))
+        for x in ffs:
+            quads.append(Quad(fn, has_factor, node(x), g))
         count += 1
     store.add_quads(quads)
     return count
