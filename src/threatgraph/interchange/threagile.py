@@ -22,6 +22,7 @@ from threatgraph.interchange.common import (
     declared_threat,
     ml_class_from_text,
     optional,
+    pointer,
     require,
     severity_iri,
 )
@@ -53,22 +54,61 @@ _STRIDE = {
     "information-disclosure": STRIDE.InformationDisclosure, "denial-of-service": STRIDE.DenialOfService,
     "elevation-of-privilege": STRIDE.ElevationOfPrivilege,
 }
-# STRIDE category of Threagile's built-in risk rules (their RiskCategory.STRIDE), for risk tracking ids.
+# STRIDE category of Threagile's built-in risk rules (``RiskCategory.STRIDE`` returned by each rule's
+# ``Category()``), keyed by the rule id (``RiskCategory.ID``), for the category part of risk tracking ids.
+# Checked against the source of github.com/Threagile/threagile, every rule file read:
+#   newest layout  pkg/risks/builtin/<rule_name>_rule.go (types.RiskCategory) at commits 38635e4f, 5e4967db,
+#                  1e226edc, 23a2fca7, 170d2fd5, 2692157f, 636f5fe6; the rule list GetBuiltInRiskRules in
+#                  pkg/risks/risks.go at 56d92ace (42 rules, all below);
+#   first layout   risks/built-in/<rule-name>/<rule-name>-rule.go (model.RiskCategory) at commits 0233bc4b,
+#                  01932af9, 0976d632, 17ceeb48, 2f794e47, 2e320fdb, 19555a17, 28e6264b.
+# No rule changed its STRIDE category between the two layouts (spot checks of the layout in between,
+# pkg/security/risks/builtin, at 19ed1486, 16dfc6d3, 8e37a328, 3890a1e4 agree too). Not included: the 12
+# LINDDUN-style privacy rules of pkg/risks/privacy (pull request #138, open when read); unknown rule ids
+# are imported without a category and reported.
 BUILTIN_STRIDE: dict[str, str] = {
-    "accidental-secret-leak": "information-disclosure", "code-backdooring": "tampering",
-    "container-baseimage-backdooring": "tampering", "container-platform-escape": "elevation-of-privilege",
-    "cross-site-request-forgery": "spoofing", "cross-site-scripting": "tampering",
-    "dos-risky-access-across-trust-boundary": "denial-of-service", "ldap-injection": "tampering",
-    "missing-authentication": "elevation-of-privilege", "missing-authentication-second-factor": "elevation-of-privilege",
-    "missing-build-infrastructure": "tampering", "missing-cloud-hardening": "tampering",
-    "missing-file-validation": "spoofing", "missing-hardening": "tampering",
-    "missing-identity-propagation": "elevation-of-privilege", "missing-identity-store": "spoofing",
-    "missing-network-segmentation": "elevation-of-privilege", "missing-vault": "information-disclosure",
-    "missing-waf": "tampering", "path-traversal": "information-disclosure", "sql-nosql-injection": "tampering",
-    "search-query-injection": "tampering", "server-side-request-forgery": "information-disclosure",
-    "unchecked-deployment": "tampering", "unencrypted-asset": "information-disclosure",
-    "unencrypted-communication": "information-disclosure", "untrusted-deserialization": "tampering",
-    "unguarded-direct-datastore-access": "elevation-of-privilege", "xml-external-entity": "information-disclosure",
+    "accidental-secret-leak": "information-disclosure",
+    "code-backdooring": "tampering",
+    "container-baseimage-backdooring": "tampering",
+    "container-platform-escape": "elevation-of-privilege",
+    "cross-site-request-forgery": "spoofing",
+    "cross-site-scripting": "tampering",
+    "dos-risky-access-across-trust-boundary": "denial-of-service",
+    "incomplete-model": "information-disclosure",
+    "ldap-injection": "tampering",
+    "missing-authentication": "elevation-of-privilege",
+    "missing-authentication-second-factor": "elevation-of-privilege",
+    "missing-build-infrastructure": "tampering",
+    "missing-cloud-hardening": "tampering",
+    "missing-file-validation": "spoofing",
+    "missing-hardening": "tampering",
+    "missing-identity-propagation": "elevation-of-privilege",
+    "missing-identity-provider-isolation": "elevation-of-privilege",
+    "missing-identity-store": "spoofing",
+    "missing-network-segmentation": "elevation-of-privilege",
+    "missing-vault": "information-disclosure",
+    "missing-vault-isolation": "elevation-of-privilege",
+    "missing-waf": "tampering",
+    "mixed-targets-on-shared-runtime": "elevation-of-privilege",
+    "path-traversal": "information-disclosure",
+    "push-instead-of-pull-deployment": "tampering",
+    "search-query-injection": "tampering",
+    "server-side-request-forgery": "information-disclosure",
+    "service-registry-poisoning": "spoofing",
+    "sql-nosql-injection": "tampering",
+    "unchecked-deployment": "tampering",
+    "unencrypted-asset": "information-disclosure",
+    "unencrypted-communication": "information-disclosure",
+    "unguarded-access-from-internet": "elevation-of-privilege",
+    "unguarded-direct-datastore-access": "elevation-of-privilege",
+    "unnecessary-communication-link": "elevation-of-privilege",
+    "unnecessary-data-asset": "elevation-of-privilege",
+    "unnecessary-data-transfer": "elevation-of-privilege",
+    "unnecessary-technical-asset": "elevation-of-privilege",
+    "untrusted-deserialization": "tampering",
+    "wrong-communication-link-content": "information-disclosure",
+    "wrong-trust-boundary-content": "elevation-of-privilege",
+    "xml-external-entity": "information-disclosure",
 }
 _WILD = ("data_assets", "technical_assets", "communication_links", "trust_boundaries", "risk_tracking",
          "individual_risk_categories", "risks_identified", "shared_runtimes")
@@ -254,7 +294,13 @@ def convert(doc: Any, name: str) -> ImportResult:
         if el is None:
             b.unmapped("/risk_tracking", "tracked risk whose id names no technical asset (wildcards are not expanded)")
             continue
-        stride = str(categories[cat_id].get("stride")) if cat_id in categories else BUILTIN_STRIDE.get(cat_id)
+        if cat_id in categories:
+            stride: str | None = str(categories[cat_id].get("stride"))
+        else:
+            stride = BUILTIN_STRIDE.get(cat_id)
+            if stride is None:
+                b.unmapped(pointer(path), "tracked risk of a rule that is neither a built-in Threagile rule nor an "
+                           f"individual risk category (e.g. {cat_id!r}): imported without a STRIDE category")
         threat = b.iri("risk", str(sid))
         declared_threat(
             b, el, threat, title=cat_id, category=_STRIDE.get(stride or ""), status=status,
