@@ -58,6 +58,7 @@ for _ in range(runs):
     a = engine.analyze([model], loaded=loaded)
     times.append(time.perf_counter() - t)
 apps = store.select("SELECT (COUNT(*) AS ?n) WHERE { GRAPH <https://w3id.org/threatgraph/graph/findings> { ?a a tg:TechniqueApplication } }")
+rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the floor measurement below
 # floor: only inserting the finding graph's quads (already built) into a fresh in-memory Oxigraph store
 from pyoxigraph import Store as OxStore
 quads = list(store.quads("https://w3id.org/threatgraph/graph/findings"))
@@ -71,7 +72,7 @@ for _ in range(runs):
 print(json.dumps({"times": times, "findings": a.finding_count, "techniqueApplications": int(apps[0]["n"].value),
                   "paths": a.path_count, "rss_before_kb": rss0, "model_parse_s": parse_s,
                   "finding_quads": len(quads), "insert_floor_s": statistics.median(floor),
-                  "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "rss_peak_kb": rss_peak}))
 """
 
 PYTM_CHILD = r"""
