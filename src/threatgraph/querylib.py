@@ -39,6 +39,7 @@ from pyoxigraph import Store as OxStore
 
 from threatgraph.errors import InputError, RuleError
 from threatgraph.resources import queries_dir
+from threatgraph.rqheader import read_header
 from threatgraph.store.base import Row, Store, Term
 from threatgraph.terms import ATLAS, ATTACK, PREFIXES, XSD
 
@@ -46,7 +47,6 @@ PARAM_TYPES: tuple[str, ...] = ("iri", "string", "integer", "boolean", "techniqu
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "srj", "turtle")
 REQUIRED: tuple[str, ...] = ("name", "title", "description")
 
-_HEADER = re.compile(r"^#\s*([a-z][a-z0-9_-]*)\s*:\s*(.*?)\s*$")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARAM = re.compile(r"^(?P<name>\S+)\s+(?P<type>\S+)(?:\s+\[default=(?P<default>[^\]]*)\])?\s*(?P<desc>.*)$")
@@ -179,29 +179,10 @@ def query_form(query: str) -> str:
 
 def parse_query_text(text: str, path: str, *, require_header: bool = True) -> NamedQuery:
     """Parse a library file. Raises :class:`RuleError` naming the file and the problem."""
-    header: dict[str, str] = {}
-    params: list[Param] = []
-    body: list[str] = []
-    in_header = True
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if in_header:
-            if not line.strip():
-                continue
-            m = _HEADER.match(line)
-            if m:
-                key, value = m.group(1), m.group(2)
-                if key == "param":
-                    params.append(_parse_param(value, f"{path}:{lineno}"))
-                    continue
-                if key in header:
-                    raise RuleError(f"{path}:{lineno}: header key {key!r} given twice")
-                header[key] = value
-                continue
-            if line.lstrip().startswith("#"):
-                continue
-            in_header = False
-        body.append(line)
-    query = "\n".join(body).strip()
+    head = read_header(text, path, repeatable=("param",))
+    header = head.fields
+    params = [_parse_param(line.value, line.where) for line in head.repeated]
+    query = head.body.strip()
     stem = Path(path).stem
     if require_header:
         missing = [k for k in REQUIRED if not header.get(k)]

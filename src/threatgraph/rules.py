@@ -30,6 +30,7 @@ from pyoxigraph import Store as OxStore
 
 from threatgraph.errors import RuleError
 from threatgraph.resources import queries_dir
+from threatgraph.rqheader import read_header
 from threatgraph.terms import PREFIXES
 
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
@@ -41,7 +42,6 @@ REQUIRED: tuple[str, ...] = ("id", "title", "framework", "category", "severity",
 OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags")
 DYNAMIC_CATEGORY = "?category"
 
-_HEADER = re.compile(r"^#\s*([a-z][a-z0-9_-]*)\s*:\s*(.*?)\s*$")
 _ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 _ATTACK_ID = re.compile(r"^(T\d{4}(\.\d{3})?|TA\d{4}|M\d{4})$")
 _ATLAS_ID = re.compile(r"^AML\.(T\d{4}(\.\d{3})?|TA\d{4}|M\d{4})$")
@@ -97,24 +97,8 @@ def expand_curie(curie: str, where: str) -> str:
 
 def parse_rule(text: str, path: str) -> Rule:
     """Parse a rule file's text. Raises :class:`RuleError` naming the file and the problem."""
-    header: dict[str, str] = {}
-    body_lines: list[str] = []
-    in_header = True
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if in_header:
-            if not line.strip():
-                continue
-            m = _HEADER.match(line)
-            if m:
-                key, value = m.group(1), m.group(2)
-                if key in header:
-                    raise RuleError(f"{path}:{lineno}: header key {key!r} given twice")
-                header[key] = value
-                continue
-            if line.lstrip().startswith("#"):
-                continue
-            in_header = False
-        body_lines.append(line)
+    head = read_header(text, path)
+    header = head.fields
     missing = [k for k in REQUIRED if not header.get(k)]
     if missing:
         raise RuleError(f"{path}: header lacks {', '.join(missing)}", hint="see docs/architecture.md, 'Rules'")
@@ -156,7 +140,7 @@ def parse_rule(text: str, path: str) -> Rule:
         focus=focus,
         source=header["source"],
         explanation=header["explanation"],
-        query="\n".join(body_lines).strip() + "\n",
+        query=head.body.strip() + "\n",
         path=path,
         attack=attack,
         atlas=atlas,
