@@ -350,13 +350,7 @@ class RemoteStore:
                 self.update(f"INSERT DATA {{ {text} }}")
 
     def load(self, data: bytes | str, mime: str, graph: str) -> None:
-        nt = self._ntriples(data, mime, graph)
-        if not nt:
-            return
-        if self.store_endpoint:
-            self._http("POST", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
-        else:
-            self._insert_data(graph, nt)
+        self._post_graph(graph, self._ntriples(data, mime, graph))
 
     def add_quads(self, quads: Iterable[Quad]) -> None:
         by_graph: dict[str, list[Quad]] = defaultdict(list)
@@ -432,6 +426,7 @@ class RemoteStore:
             self.update(f"INSERT {{ {block(batch, seen)} }} WHERE {{ {block(pattern, seen)} }}")
 
     def _post_graph(self, graph: str, nt: bytes) -> None:
+        """Add N-Triples to ``graph``: one Graph Store POST, else batched ``INSERT DATA``."""
         if not nt:
             return
         if self.store_endpoint:
