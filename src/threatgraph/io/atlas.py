@@ -14,7 +14,6 @@ from threatgraph.io.rdfbuild import (
     C_LIFECYCLE_STAGE,
     C_MITIGATION,
     C_PROCEDURE_STEP,
-    C_RELATIONSHIP,
     C_TACTIC,
     C_TECHNIQUE,
     DCT_CREATED,
@@ -33,24 +32,18 @@ from threatgraph.io.rdfbuild import (
     P_MATURITY,
     P_MITIGATES,
     P_PROCEDURE_STEP,
-    P_REL_SOURCE,
-    P_REL_TARGET,
-    P_REL_TYPE,
     P_STEP_INDEX,
     P_SUB_OF,
     P_TACTIC,
     P_TARGET,
     P_TECHNIQUE,
     RDF_TYPE,
-    RDFS_LABEL,
     SKOS_CLOSE_MATCH,
     SKOS_CONCEPT,
-    SKOS_PREF_LABEL,
     TRUE,
     XSD_DATE,
     Fields,
     GraphBuilder,
-    slug,
 )
 from threatgraph.io.stix import Release, release_graph
 from threatgraph.terms import ATLAS, ATTACK
@@ -103,18 +96,7 @@ def parse_atlas(
             for j, item in enumerate(mf.objs(key)):
                 ident = Fields(item, f"{location}: {key}[{j}]").req_text("id")
                 known.add(ident)
-    stages: dict[str, NamedNode] = {}
-
-    def stage(name: str) -> NamedNode:
-        node = stages.get(name)
-        if node is None:
-            node = b.iri(ATLAS["lifecycle/" + slug(name)])
-            stages[name] = node
-            add(node, RDF_TYPE, C_LIFECYCLE_STAGE)
-            add(node, RDF_TYPE, SKOS_CONCEPT)
-            add(node, SKOS_PREF_LABEL, Literal(name))
-            add(node, RDFS_LABEL, Literal(name))
-        return node
+    stage_base = ATLAS["lifecycle/"]
 
     def ref(f: Fields, ident: str, where: str) -> NamedNode:
         if ident not in known:
@@ -130,12 +112,7 @@ def parse_atlas(
         b.counts[kind] += 1
         add(s, RDF_TYPE, cls)
         add(s, P_EXTERNAL_ID, Literal(ident))
-        name = f.text("name")
-        if name is not None:
-            add(s, RDFS_LABEL, Literal(name))
-        desc = f.text("description")
-        if desc:
-            add(s, DCT_DESCRIPTION, Literal(desc))
+        b.name_and_description(s, f)
         page = {"tactic": "tactics/", "technique": "techniques/", "mitigation": "mitigations/"}.get(kind)
         if page:
             b.see_also(s, ATLAS_SITE + page + ident)
@@ -178,7 +155,7 @@ def parse_atlas(
             uses = f.objs("techniques")
             for st in f.items("ml-lifecycle"):
                 if isinstance(st, str):
-                    add(s, P_LIFECYCLE_STAGE, stage(st))
+                    add(s, P_LIFECYCLE_STAGE, b.concept(stage_base, C_LIFECYCLE_STAGE, st))
                 elif isinstance(st, dict) and "id" in st and "use" in st:
                     # ATLAS 5.6.0 quirk: AML.M0018 and AML.M0034 have a mis-indented technique use
                     # ({id, use}) inside ml-lifecycle; it is a technique use, so it is kept as one.
@@ -196,10 +173,7 @@ def parse_atlas(
                 text = uf.text("use")
                 if text:
                     r = b.iri(f"{ATLAS[f.req_text('id')]}/mitigates/{uf.req_text('id')}")
-                    add(r, RDF_TYPE, C_RELATIONSHIP)
-                    add(r, P_REL_SOURCE, s)
-                    add(r, P_REL_TARGET, tech)
-                    add(r, P_REL_TYPE, Literal("mitigates"))
+                    b.relationship(r, s, tech, "mitigates")
                     add(r, DCT_DESCRIPTION, Literal(text.strip()))
     for j, cs in enumerate(top.objs("case-studies")):
         where = f"{location}: case-studies[{j}] ({cs.get('id')})"
@@ -235,11 +209,4 @@ def parse_atlas(
                 b.see_also(s, url)
     if not b.counts.get("technique"):
         raise ImportFailed(f"{location}: no ATLAS techniques found", hint="pass dist/ATLAS.yaml")
-    return Release(
-        source=SOURCE,
-        version=ver,
-        quads=b.quads,
-        counts=dict(b.counts),
-        skipped=dict(b.skipped),
-        format="ATLAS YAML",
-    )
+    return Release.built(b, SOURCE, ver, "ATLAS YAML")

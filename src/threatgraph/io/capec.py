@@ -9,7 +9,6 @@ from threatgraph.io.fetch import Progress
 from threatgraph.io.rdfbuild import (
     C_ATTACK_PATTERN,
     C_MITIGATION,
-    C_RELATIONSHIP,
     DCT_CREATED,
     DCT_DESCRIPTION,
     DCT_MODIFIED,
@@ -19,15 +18,11 @@ from threatgraph.io.rdfbuild import (
     P_DEPRECATED,
     P_EXTERNAL_ID,
     P_MITIGATES,
-    P_REL_SOURCE,
-    P_REL_TARGET,
-    P_REL_TYPE,
     P_RELATED_TO,
     P_STATUS,
     P_STIX_ID,
     P_VERSION,
     RDF_TYPE,
-    RDFS_LABEL,
     TRUE,
     XSD_DATETIME,
     Fields,
@@ -91,10 +86,7 @@ def parse_capec(
             desc = f.text("description")
             if desc or pred is P_RELATED_TO:
                 r = b.iri(CAPEC[o["id"]])
-                add(r, RDF_TYPE, C_RELATIONSHIP)
-                add(r, P_REL_SOURCE, b.iri(src))
-                add(r, P_REL_TARGET, b.iri(tgt))
-                add(r, P_REL_TYPE, Literal(rtype))
+                b.relationship(r, b.iri(src), b.iri(tgt), rtype)
                 if desc:
                     add(r, DCT_DESCRIPTION, Literal(desc))
             continue
@@ -106,12 +98,7 @@ def parse_capec(
         s = b.iri(iris[o["id"]])
         add(s, RDF_TYPE, C_ATTACK_PATTERN if t == "attack-pattern" else C_MITIGATION)
         add(s, P_STIX_ID, Literal(o["id"]))
-        label = f.text("name")
-        if label is not None:
-            add(s, RDFS_LABEL, Literal(label))
-        desc = f.text("description")
-        if desc:
-            add(s, DCT_DESCRIPTION, Literal(desc))
+        b.name_and_description(s, f)
         for key, p in (("modified", DCT_MODIFIED), ("created", DCT_CREATED)):
             v = f.text(key)
             if v:
@@ -142,11 +129,4 @@ def parse_capec(
                 add(s, P_ATTACK_REFERENCE, b.iri(ATTACK[eid.strip()]))
             elif sn == "cwe":
                 add(s, P_CWE_ID, Literal(eid))
-    return Release(
-        source=SOURCE,
-        version=ver,
-        quads=b.quads,
-        counts=dict(b.counts),
-        skipped=dict(b.skipped),
-        format="STIX 2.1",
-    )
+    return Release.built(b, SOURCE, ver, "STIX 2.1")

@@ -125,6 +125,7 @@ class GraphBuilder:
         self.counts: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self._iris: dict[str, NamedNode] = {}
+        self._concepts: dict[tuple[NamedNode, str], NamedNode] = {}
 
     def add(self, s: NamedNode, p: NamedNode, o: NamedNode | Literal) -> None:
         """Add one triple to the release graph."""
@@ -145,6 +146,35 @@ class GraphBuilder:
     def lit(value: str) -> Literal:
         """A plain string literal."""
         return Literal(value)
+
+    def concept(self, base: str, cls: NamedNode, label: str) -> NamedNode:
+        """The SKOS concept ``base + slug(label)`` of class ``cls``, typed and labelled on first use."""
+        node = self._concepts.get((cls, label))
+        if node is None:
+            node = self.iri(base + slug(label))
+            self._concepts[(cls, label)] = node
+            self.add(node, RDF_TYPE, cls)
+            self.add(node, RDF_TYPE, SKOS_CONCEPT)
+            self.add(node, SKOS_PREF_LABEL, Literal(label))
+            self.add(node, RDFS_LABEL, Literal(label))
+        return node
+
+    def name_and_description(self, s: NamedNode, f: Fields) -> str | None:
+        """``rdfs:label`` from field ``name``, ``dct:description`` from a non-empty ``description``; returns the name."""
+        name = f.text("name")
+        if name is not None:
+            self.add(s, RDFS_LABEL, Literal(name))
+        desc = f.text("description")
+        if desc:
+            self.add(s, DCT_DESCRIPTION, Literal(desc))
+        return name
+
+    def relationship(self, r: NamedNode, source: NamedNode, target: NamedNode, rel_type: str) -> None:
+        """The reified relationship ``r``: its class, source, target and type."""
+        self.add(r, RDF_TYPE, C_RELATIONSHIP)
+        self.add(r, P_REL_SOURCE, source)
+        self.add(r, P_REL_TARGET, target)
+        self.add(r, P_REL_TYPE, Literal(rel_type))
 
     def see_also(self, s: NamedNode, url: str) -> None:
         """``rdfs:seeAlso`` as an IRI when ``url`` is a valid IRI, else as an ``xsd:anyURI`` literal."""

@@ -26,7 +26,6 @@ from threatgraph.io.rdfbuild import (
     C_MATRIX,
     C_MITIGATION,
     C_PLATFORM,
-    C_RELATIONSHIP,
     C_SOFTWARE,
     C_TACTIC,
     C_TECHNIQUE,
@@ -44,9 +43,6 @@ from threatgraph.io.rdfbuild import (
     P_IS_SUB,
     P_MITIGATES,
     P_PLATFORM,
-    P_REL_SOURCE,
-    P_REL_TARGET,
-    P_REL_TYPE,
     P_RELATED_TO,
     P_REVOKED,
     P_REVOKED_BY,
@@ -59,10 +55,8 @@ from threatgraph.io.rdfbuild import (
     P_USES,
     P_VERSION,
     RDF_TYPE,
-    RDFS_LABEL,
     SKOS_ALT_LABEL,
     SKOS_CONCEPT,
-    SKOS_PREF_LABEL,
     TRUE,
     XSD_DATETIME,
     Fields,
@@ -123,6 +117,11 @@ class Release:
     def graph(self) -> str:
         """``graph/release/<source>/<version>``."""
         return release_graph(self.source, self.version)
+
+    @classmethod
+    def built(cls, b: GraphBuilder, source: str, version: str, fmt: str) -> Release:
+        """The release of a finished builder: its quads, and copies of its counts."""
+        return cls(source, version, b.quads, dict(b.counts), dict(b.skipped), fmt)
 
 
 def release_graph(source: str, version: str) -> str:
@@ -237,18 +236,7 @@ def parse_attack(
     if progress:
         progress(f"building {source} {ver}: {len(objs):,} objects")
 
-    platforms: dict[str, NamedNode] = {}
-
-    def platform(name: str) -> NamedNode:
-        node = platforms.get(name)
-        if node is None:
-            node = b.iri(ATTACK["platform/" + slug(name)])
-            platforms[name] = node
-            b.add(node, RDF_TYPE, C_PLATFORM)
-            b.add(node, RDF_TYPE, SKOS_CONCEPT)
-            b.add(node, SKOS_PREF_LABEL, Literal(name))
-            b.add(node, RDFS_LABEL, Literal(name))
-        return node
+    platform_base = ATTACK["platform/"]
 
     def emit() -> Iterator[Quad]:
         """Pass 2, lazily: quads in chunks; each object is released once converted."""
@@ -274,12 +262,7 @@ def parse_attack(
             b.counts[t] += 1
             s = b.iri(iris[sid])
             add(s, RDF_TYPE, cls)
-            name = f.text("name")
-            if name is not None:
-                add(s, RDFS_LABEL, Literal(name))
-            desc = f.text("description")
-            if desc:
-                add(s, DCT_DESCRIPTION, Literal(desc))
+            name = b.name_and_description(s, f)
             add(s, P_STIX_ID, Literal(sid))
             eid, url = external_id(o, ATTACK_SOURCE_NAMES, f._where)
             if eid:
@@ -300,7 +283,7 @@ def parse_attack(
             if f.flag("x_mitre_deprecated"):
                 add(s, P_DEPRECATED, TRUE)
             for p in f.texts("x_mitre_platforms"):
-                add(s, P_PLATFORM, platform(p))
+                add(s, P_PLATFORM, b.concept(platform_base, C_PLATFORM, p))
             if t == "attack-pattern":
                 add(s, P_IS_SUB, TRUE if f.flag("x_mitre_is_subtechnique") else FALSE)
                 for ph in f.objs("kill_chain_phases"):
@@ -378,10 +361,7 @@ def _relationship(b: GraphBuilder, f: Fields, iris: dict[str, str]) -> None:
     sid = f.req_text("id")
     r = b.iri(ATTACK[sid])
     add = b.add
-    add(r, RDF_TYPE, C_RELATIONSHIP)
-    add(r, P_REL_SOURCE, s)
-    add(r, P_REL_TARGET, o)
-    add(r, P_REL_TYPE, Literal(rtype))
+    b.relationship(r, s, o, rtype)
     add(r, P_STIX_ID, Literal(sid))
     if desc:
         add(r, DCT_DESCRIPTION, Literal(desc))
