@@ -8,8 +8,9 @@ are coloured by their highest residual risk, or by their most severe finding whi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 
-from threatgraph.export.context import ReportContext
+from threatgraph.export.context import FlowView, ReportContext
 
 SEVERITY_COLOURS: dict[int, str] = {5: "#b71c1c", 4: "#e65100", 3: "#f9a825", 2: "#fff59d", 1: "#e0e0e0", 0: "#ffffff"}
 """Fill colour by severity rank (critical 5 … info 1, no finding 0)."""
@@ -47,6 +48,31 @@ def _flow_label(ctx: ReportContext, fl_label: str, data: list[str], protocol: st
     return "\n".join(parts)
 
 
+def _zones(ctx: ReportContext) -> list[tuple[int, str | None, str, list[str]]]:
+    """(index, zone IRI, caption with trust level, element IRIs by label) per trust zone, in drawing
+    order: zones by label, then the elements in no zone (zone ``None``)."""
+    by_zone: dict[str | None, list[str]] = {}
+    for iri, ev in ctx.model.elements.items():
+        by_zone.setdefault(ev.zone, []).append(iri)
+    out: list[tuple[int, str | None, str, list[str]]] = []
+    for zi, zone in enumerate(sorted(by_zone, key=lambda z: (z is None, ctx.model.zones.get(z or "", ("", None))[0]))):
+        caption = ""
+        if zone is not None:
+            zlabel, trust = ctx.model.zones.get(zone, (zone, None))
+            caption = zlabel + (f" (trust {trust})" if trust is not None else "")
+        members = sorted(by_zone[zone], key=lambda i: ctx.model.elements[i].label.lower())
+        out.append((zi, zone, caption, members))
+    return out
+
+
+def _drawn_flows(ctx: ReportContext, ids: Mapping[str, str]) -> Iterator[tuple[str, FlowView]]:
+    """(IRI, flow) in IRI order, for the flows whose two ends are drawn (have a node id)."""
+    for iri in sorted(ctx.model.flows):
+        fl = ctx.model.flows[iri]
+        if fl.source in ids and fl.target in ids:
+            yield iri, fl
+
+
 def _dot_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "\\n") + '"'
 
@@ -62,18 +88,14 @@ def render_dot(ctx: ReportContext) -> str:
         '  node [fontname="Helvetica", style=filled, fillcolor="#ffffff"];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
-    by_zone: dict[str | None, list[str]] = {}
-    for iri, ev in ctx.model.elements.items():
-        by_zone.setdefault(ev.zone, []).append(iri)
-    for zi, zone in enumerate(sorted(by_zone, key=lambda z: (z is None, ctx.model.zones.get(z or "", ("", None))[0]))):
+    for zi, zone, caption, members in _zones(ctx):
         indent = "  "
         if zone is not None:
-            zlabel, trust = ctx.model.zones.get(zone, (zone, None))
             lines.append(f"  subgraph cluster_{zi} {{")
-            lines.append(f"    label={_dot_str(zlabel + (f' (trust {trust})' if trust is not None else ''))};")
+            lines.append(f"    label={_dot_str(caption)};")
             lines.append('    style=dashed; color="#c62828";')
             indent = "    "
-        for iri in sorted(by_zone[zone], key=lambda i: ctx.model.elements[i].label.lower()):
+        for iri in members:
             ev = ctx.model.elements[iri]
             level, why = levels.get(iri, (0, "no findings"))
             kind = ev.kind + (f" / {', '.join(ev.ml_classes)}" if ev.ml_classes else "")
@@ -85,10 +107,7 @@ def render_dot(ctx: ReportContext) -> str:
             )
         if zone is not None:
             lines.append("  }")
-    for iri in sorted(ctx.model.flows):
-        fl = ctx.model.flows[iri]
-        if fl.source not in ids or fl.target not in ids:
-            continue
+    for iri, fl in _drawn_flows(ctx, ids):
         level, why = levels.get(iri, (0, "no findings"))
         colour = SEVERITY_COLOURS[level] if level >= 3 else "#424242"
         lines.append(
@@ -112,26 +131,19 @@ def render_mermaid(ctx: ReportContext) -> str:
     lines = ["flowchart LR", f"  %% {_mm(ctx.title)} (colour: {colour_basis(ctx)})"]
     for lv, colour in SEVERITY_COLOURS.items():
         lines.append(f"  classDef level{lv} fill:{colour},stroke:#333,color:{'#fff' if lv >= 4 else '#000'}")
-    by_zone: dict[str | None, list[str]] = {}
-    for iri, ev in ctx.model.elements.items():
-        by_zone.setdefault(ev.zone, []).append(iri)
-    for zi, zone in enumerate(sorted(by_zone, key=lambda z: (z is None, ctx.model.zones.get(z or "", ("", None))[0]))):
+    for zi, zone, caption, members in _zones(ctx):
         indent = "  "
         if zone is not None:
-            zlabel, trust = ctx.model.zones.get(zone, (zone, None))
-            lines.append(f'  subgraph z{zi}["{_mm(zlabel + (f" (trust {trust})" if trust is not None else ""))}"]')
+            lines.append(f'  subgraph z{zi}["{_mm(caption)}"]')
             indent = "    "
-        for iri in sorted(by_zone[zone], key=lambda i: ctx.model.elements[i].label.lower()):
+        for iri in members:
             ev = ctx.model.elements[iri]
             text = _mm(ev.label) + "<br/><i>" + _mm(ev.kind + (f" / {', '.join(ev.ml_classes)}" if ev.ml_classes else "")) + "</i>"
             shape = {"ExternalEntity": f'["{text}"]', "Process": f'(["{text}"])', "DataStore": f'[("{text}")]'}
             lines.append(f"{indent}{ids[iri]}{shape.get(ev.kind, shape['ExternalEntity'])}")
         if zone is not None:
             lines.append("  end")
-    for iri in sorted(ctx.model.flows):
-        fl = ctx.model.flows[iri]
-        if fl.source not in ids or fl.target not in ids:
-            continue
+    for _iri, fl in _drawn_flows(ctx, ids):
         arrow = "==>" if fl.crosses else "-->"
         lines.append(f'  {ids[fl.source]} {arrow}|"{_mm(_flow_label(ctx, fl.label, fl.data, fl.protocol))}"| {ids[fl.target]}')
     for iri in sorted(ctx.model.elements):
