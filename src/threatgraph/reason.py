@@ -438,8 +438,16 @@ def closure_path(ontology: rdflib.Graph, model: rdflib.Graph) -> tuple[list[Trip
     return reasonable_closure(ontology, model), False
 
 
+SMALL_MODEL = 3_000
+"""Below this many model triples, and while no ontology has been compiled in this process,
+:func:`closure` runs ``reasonable`` directly: compiling costs ~0.14 s once, ``reasonable`` 0.05 s on
+a 100-element model (773 triples) and 0.09 s at 300 elements (2,253 triples), 0.30 s at 1 k (7,455)."""
+
+
 def closure(ontology: rdflib.Graph, model: rdflib.Graph) -> list[Triple]:
     """Triples the OWL 2 RL rules entail from ontology + model that neither asserts (trivia removed)."""
+    if len(model) < SMALL_MODEL and _compile.cache_info().currsize == 0:
+        return reasonable_closure(ontology, model)
     return closure_path(ontology, model)[0]
 
 
