@@ -115,3 +115,29 @@ def test_digest_sees_a_change(store: Store) -> None:
     after = digest(store)
     assert after["risk"][0] == before["risk"][0] - 1
     assert after["risk"] != before["risk"] and after["applications"] == before["applications"]
+
+
+# The whole sorted finding graph of the generated 1 k-element model (bench/generate.py, seed 42),
+# recorded with the code of commit dbadbc4, before the speed work of 26 Nov 2026 (compiled closure,
+# stage sub-selects, applications read once, rule rendering); same knowledge releases.
+GENERATED_1K = (349_821, "ebfffe0e24a70aa1")
+
+
+def whole_graph_digest(store: Store) -> tuple[int, str]:
+    lines = sorted(
+        " ".join("_:" if isinstance(x, BlankNode) else str(x) for x in (q.subject, q.predicate, q.object, q.graph_name))
+        for q in store.quads(F)
+    )
+    return len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def test_generated_model_finding_graph_unchanged(store: Store, tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from generate import generate_model
+
+    model = tmp_path / "model-1000.ttl"
+    model.write_text(generate_model(1000, seed=42), encoding="utf-8")
+    Engine(store).analyze([model])
+    assert whole_graph_digest(store) == GENERATED_1K
