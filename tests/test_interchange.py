@@ -363,8 +363,9 @@ def test_import_model_writes_turtle_that_round_trips(src: Path, tmp_path: Path, 
             {"id": "f", "shape": "flow", "zIndex": 0, "source": {"cell": "p"}, "data": {"type": "tm.Flow"}}]}]}}),
          r"/detail/diagrams/0/cells/1/target: data flow has no target element"),
         ("td1.json", json.dumps({"summary": {"title": "old"}, "detail": {"contributors": [], "diagrams": [
-            {"title": "d", "diagramType": "STRIDE", "id": 0, "diagramJson": {"cells": []}}]}}),
-         r"threat-dragon: /detail/diagrams/0/diagramJson: this is a Threat Dragon version 1 model"),
+            {"title": "d", "diagramType": "STRIDE", "id": 0, "diagramJson": {"cells": [
+                {"type": "tm.Flow", "id": "f", "source": {"id": "ghost"}, "target": {"id": "ghost"}}]}}]}}),
+         r"threat-dragon: /detail/diagrams/0/diagramJson/cells/0/source/cell: no actor, process or store with id 'ghost'"),
     ],
 )
 def test_bad_input_names_the_format_and_the_place(tmp_path: Path, capsys: pytest.CaptureFixture[str],

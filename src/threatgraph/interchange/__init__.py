@@ -7,6 +7,7 @@ RDF the users write by hand (see docs/interchange.md for the mapping tables). Th
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import rdflib
@@ -16,7 +17,11 @@ from threatgraph.interchange.common import ImportResult
 
 
 def convert_file(path: str | Path) -> ImportResult | None:
-    """Convert an OTM / Threat Dragon / Threagile file; None when it is an RDF file (or not readable here)."""
+    """Convert an OTM / Threat Dragon / Threagile file; None when it is an RDF file (or not readable here).
+
+    Deviations from the format's published schema that are still unambiguous (``ImportResult.warnings``)
+    are printed on stderr as warnings and the file is read anyway.
+    """
     from threatgraph.interchange.detect import detect
 
     p = Path(path)
@@ -26,7 +31,10 @@ def convert_file(path: str | Path) -> ImportResult | None:
         raise InputError(f"{p}: not UTF-8 text (byte {err.start})", hint="save the model as UTF-8") from err
     except OSError as err:
         raise InputError(f"{p}: cannot read: {err.strerror}") from err
-    return detect(p, text)
+    result = detect(p, text)
+    for warning in result.warnings if result is not None else []:
+        print(f"threatgraph: warning: {warning} (read anyway)", file=sys.stderr)
+    return result
 
 
 def detect_and_convert(path: str | Path) -> rdflib.Graph | None:

@@ -59,6 +59,8 @@ class ImportResult:
     graph: rdflib.Graph
     format: str
     unmapped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Deviations from the format's published schema that were read anyway (best effort, unambiguous)."""
 
 
 class Builder:
@@ -74,6 +76,7 @@ class Builder:
         self.g.bind("tgml", TGMLN)
         self.g.bind("dct", DCTN)
         self._unmapped: dict[str, tuple[int, str]] = {}
+        self.warnings: list[str] = []
 
     # -- IRIs and triples -------------------------------------------------------------------------
     def iri(self, *parts: str) -> rdflib.URIRef:
@@ -114,6 +117,12 @@ class Builder:
                 continue
             self.unmapped(pointer([*path, k]), why)
 
+    def deviation(self, path: Sequence[str | int], why: str) -> None:
+        """Note a deviation from the published schema that is read anyway (once per generic path)."""
+        msg = f"{self.name}: {self.fmt}: {generic(pointer(path)) or '/'}: {why}"
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+
     def notes(self) -> list[str]:
         """The unmapped notes, one line per generic path."""
         out = []
@@ -124,7 +133,7 @@ class Builder:
         return out
 
     def result(self) -> ImportResult:
-        return ImportResult(self.g, self.fmt, self.notes())
+        return ImportResult(self.g, self.fmt, self.notes(), list(self.warnings))
 
     # -- errors -----------------------------------------------------------------------------------
     def fail(self, path: Sequence[str | int], message: str, hint: str | None = None) -> InputError:
@@ -181,6 +190,7 @@ _CATEGORY_WORDS: dict[str, str] = {
     "informationdisclosure": STRIDE.InformationDisclosure,
     "denialofservice": STRIDE.DenialOfService,
     "elevationofprivilege": STRIDE.ElevationOfPrivilege,
+    "elevationofprivileges": STRIDE.ElevationOfPrivilege,  # Microsoft TMT via StartLeft writes the plural
     "linking": LINDDUN.Linking,
     "linkability": LINDDUN.Linking,
     "identifying": LINDDUN.Identifying,
@@ -206,6 +216,8 @@ def category_iri(word: str, linddun: bool = False) -> str | None:
     >>> category_iri("Information disclosure").endswith("stride#InformationDisclosure")
     True
     >>> category_iri("Non-repudiation", linddun=True).endswith("linddun#NonRepudiation")
+    True
+    >>> category_iri("Elevation of Privileges").endswith("stride#ElevationOfPrivilege")
     True
     >>> category_iri("Confidentiality") is None
     True

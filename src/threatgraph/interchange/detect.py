@@ -55,6 +55,8 @@ def detect(path: Path, text: str) -> ImportResult | None:
     stripped = text.lstrip("\ufeff \t\r\n")
     if ext in _YAML_EXT:
         return _from_yaml(path, text)
+    if ext == ".otm" and not stripped.startswith("{"):
+        return _from_yaml(path, text)  # OTM is JSON or YAML; StartLeft's examples use YAML in .otm files
     if ext in _JSON_EXT or (stripped.startswith("{") and ext not in {".ttl", ".nt", ".n3", ".trig", ".nq", ".rdf", ".owl", ".xml"}):
         return _from_json(path, text, strict=ext in _JSON_EXT)
     return None
@@ -91,18 +93,19 @@ def _from_yaml(path: Path, text: str) -> ImportResult:
         mark = err.problem_mark
         where = f"{mark.line + 1}:{mark.column + 1}" if mark is not None else "?"
         raise InputError(
-            f"{path}:{where}: not valid YAML ({err.problem}); tried: Threagile (YAML)",
+            f"{path}:{where}: not valid YAML ({err.problem}); tried: Threagile, OTM (YAML)",
             hint="fix the YAML at that line (indentation, an unclosed quote?)",
         ) from err
     except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({err}); tried: Threagile (YAML)") from err
+        raise InputError(f"{path}: not valid YAML ({err}); tried: Threagile, OTM (YAML)") from err
     fmt = sniff(doc)
-    if fmt != "threagile":
+    if fmt not in ("threagile", "otm"):
         keys = ", ".join(sorted(map(str, doc))[:8]) if isinstance(doc, Mapping) else type(doc).__name__
         raise InputError(
-            f"{path}: /: not a Threagile model (no 'threagile_version' or 'technical_assets'); top level has: "
-            f"{keys or 'nothing'}",
-            hint="threatgraph reads Threagile YAML; other models must be RDF (Turtle), OTM or Threat Dragon JSON",
+            f"{path}: /: not a Threagile model (no 'threagile_version' or 'technical_assets') or an OTM model "
+            f"(no 'otmVersion'); top level has: {keys or 'nothing'}",
+            hint="threatgraph reads Threagile and OTM YAML; other models must be RDF (Turtle), OTM or Threat Dragon "
+            "JSON",
         )
     return _convert(fmt, doc, path)
 

@@ -112,7 +112,11 @@ def convert(doc: Any, name: str) -> ImportResult:
     b = Builder(FORMAT, name, pid)
     system = add_system(b, require(b, project, ["project"], "name"), optional(b, project, ["project"], "description", str), pid)
     b.unmapped_keys(project, ["project"], ("id", "name", "description"), "project metadata with no threatgraph property")
-    b.unmapped_keys(doc, [], ("otmVersion", "project", "assets", "trustZones", "components", "dataflows", "threats",
+    zkey = "trustZones"
+    if "trustZones" not in doc and "trustzones" in doc:
+        zkey = "trustzones"
+        b.deviation(["trustzones"], "'trustzones' read as 'trustZones' (the key of early OTM drafts)")
+    b.unmapped_keys(doc, [], ("otmVersion", "project", "assets", zkey, "components", "dataflows", "threats",
                              "mitigations"), "OTM section with no threatgraph counterpart")
 
     # Threat and mitigation definitions (referenced by id from component and dataflow threats).
@@ -140,9 +144,14 @@ def convert(doc: Any, name: str) -> ImportResult:
         assets[aid] = node
         b.typed(node, TG.DataAsset, require(b, a, path, "name"), aid)
         b.lit(node, DCT.description, optional(b, a, path, "description", str))
-        risk = require(b, a, path, "risk", Mapping)
-        b.add(node, TG.classification, rdflib.URIRef(classification_from_cia(risk)))
-        b.unmapped(f"/assets/{i}/risk/integrity", "integrity/availability ratings have no data-asset property")
+        risk = optional(b, a, path, "risk", Mapping)
+        if risk is None:
+            b.deviation([*path, "risk"], "asset without the required 'risk': imported without a classification")
+        else:
+            if isinstance(risk.get("confidentiality"), (int, float)):
+                b.add(node, TG.classification, rdflib.URIRef(classification_from_cia(risk)))
+            b.unmapped_keys(risk, [*path, "risk"], ("confidentiality",),
+                            "integrity/availability ratings and risk comments have no data-asset property")
         attrs = a.get("attributes")
         if isinstance(attrs, Mapping) and attrs.get("personal") is True:
             b.g.set((node, rdflib.URIRef(TG.classification), rdflib.URIRef(TG.Personal)))
@@ -151,20 +160,23 @@ def convert(doc: Any, name: str) -> ImportResult:
     # Trust zones.
     zones: dict[str, rdflib.URIRef] = {}
     zone_parent: dict[str, str] = {}
-    for i, z in enumerate(items(b, doc, [], "trustZones")):
-        path = ["trustZones", i]
+    for i, z in enumerate(items(b, doc, [], zkey)):
+        path = [zkey, i]
         zid = require(b, z, path, "id")
         node = b.iri("zone", zid)
         zones[zid] = node
         b.typed(node, TG.TrustZone, require(b, z, path, "name"), zid)
         b.lit(node, DCT.description, optional(b, z, path, "description", str))
-        rating = require(b, z, path, "risk", Mapping).get("trustRating")
+        zrisk = optional(b, z, path, "risk", Mapping)
+        if zrisk is None:
+            b.deviation([*path, "risk"], "trust zone without the required 'risk': imported without a trust level")
+        rating = (zrisk or {}).get("trustRating")
         if isinstance(rating, (int, float)) and not isinstance(rating, bool):
             b.lit(node, TG.trustLevel, round(rating))
         parent = z.get("parent")
         if isinstance(parent, Mapping) and isinstance(parent.get("trustZone"), str):
             zone_parent[zid] = parent["trustZone"]
-            b.unmapped(f"/trustZones/{i}/parent", "nested trust zones are flattened (no zone nesting property)")
+            b.unmapped(f"/{zkey}/{i}/parent", "nested trust zones are flattened (no zone nesting property)")
         b.unmapped_keys(z, path, ("id", "name", "description", "risk", "parent", "attributes"),
                         "trust-zone field with no home")
         map_attributes(b, node, z.get("attributes"), [*path, "attributes"])
@@ -191,7 +203,7 @@ def convert(doc: Any, name: str) -> ImportResult:
             b.unmapped(f"/components/{i}/type", f"component type {ctype!r} is not in the type table; imported as a process")
         b.lit(node, DCT.description, optional(b, c, path, "description", str))
         b.add(node, TG.partOf, system)
-        parent = require(b, c, path, "parent", Mapping)
+        parent = _parent(b, c, path, zones, comps)
         parents[cid] = parent
         if isinstance(parent.get("component"), str) and parent["component"] not in comps:
             raise b.fail([*path, "parent", "component"], f"no component with id {parent['component']!r}")
@@ -225,7 +237,10 @@ def convert(doc: Any, name: str) -> ImportResult:
         path = ["dataflows", i]
         fid = require(b, f, path, "id")
         ends = []
-        for key in ("source", "destination"):
+        for key, draft in (("source", "from"), ("destination", "to")):
+            if key not in f and isinstance(f.get(draft), str):
+                b.deviation([*path, draft], f"'{draft}' read as '{key}' (the key of early OTM drafts)")
+                key = draft
             ref = require(b, f, path, key)
             if ref not in comps:
                 raise b.fail([*path, key], f"no component with id {ref!r}",
@@ -251,10 +266,31 @@ def convert(doc: Any, name: str) -> ImportResult:
             map_attributes(b, node, f.get("attributes"), [*path, "attributes"])
             if k == 0:
                 _threats(b, f, path, node, threat_defs, mitigation_defs)
-        b.unmapped_keys(f, path, ("id", "name", "description", "bidirectional", "source", "destination", "assets",
-                                  "threats", "attributes"), "dataflow field with no home (tags)")
+        b.unmapped_keys(f, path, ("id", "name", "description", "bidirectional", "source", "destination", "from", "to",
+                                  "assets", "threats", "attributes"), "dataflow field with no home (tags)")
     b.g.bind("tgml", TGMLN)
     return b.result()
+
+
+def _parent(b: Builder, c: Mapping[str, Any], path: list[str | int], zones: Mapping[str, Any],
+            comps: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A component's ``parent`` object; early drafts' plain id string is read when it names one zone or component."""
+    parent = c.get("parent")
+    if parent is None:
+        b.deviation([*path, "parent"], "component without the required 'parent': imported in no trust zone")
+        return {}
+    if isinstance(parent, str):
+        if parent in zones and parent not in comps:
+            b.deviation([*path, "parent"], "a plain id string read as {'trustZone': id} (early OTM drafts)")
+            return {"trustZone": parent}
+        if parent in comps and parent not in zones:
+            b.deviation([*path, "parent"], "a plain id string read as {'component': id} (early OTM drafts)")
+            return {"component": parent}
+        raise b.fail([*path, "parent"], f"parent {parent!r} names no trust zone or component (or both)",
+                     hint="write parent: {trustZone: ID} or parent: {component: ID}")
+    if not isinstance(parent, Mapping):
+        raise b.fail([*path, "parent"], f"expected an object, found {type(parent).__name__}")
+    return parent
 
 
 def _zone_of(cid: str, parents: Mapping[str, Mapping[str, Any]], seen: set[str]) -> str | None:

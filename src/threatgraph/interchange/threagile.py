@@ -250,6 +250,8 @@ def convert(doc: Any, name: str) -> ImportResult:
                 raise b.fail([*path, "trust_boundaries_nested", j], f"no trust boundary with id {inner!r}")
         if z.get("type"):
             b.unmapped(f"/trust_boundaries/{key}/type", "boundary type (network, execution environment) has no home")
+        b.unmapped_keys(z, path, ("id", "description", "type", "technical_assets_inside", "trust_boundaries_nested"),
+                        "trust-boundary field with no home (tags)")
         if z.get("trust_boundaries_nested"):
             b.unmapped(f"/trust_boundaries/{key}/trust_boundaries_nested", "nesting is flattened to the innermost zone")
     if tb:
@@ -272,8 +274,16 @@ def convert(doc: Any, name: str) -> ImportResult:
         path = ["individual_risk_categories", key]
         rid = require(b, rc, path, "id")
         categories[rid] = rc
-        for sid, risk in (rc.get("risks_identified") or {}).items():
+        b.unmapped_keys(rc, path, ("id", "description", "stride", "mitigation", "risks_identified"),
+                        "risk-category detail with no home (impact, asvs, cheat_sheet, action, check, function, cwe, "
+                        "detection_logic, …)")
+        for sid, risk in _mapping(b, rc, path, "risks_identified").items():
             rpath = [*path, "risks_identified", sid]
+            if isinstance(risk, Mapping):
+                b.unmapped_keys(risk, rpath, ("severity", "most_relevant_technical_asset",
+                                              "most_relevant_communication_link"),
+                                "identified-risk detail with no home (exploitation likelihood and impact, data loss, "
+                                "other most relevant elements)")
             el = _risk_target(risk, assets, links)
             if el is None:
                 b.unmapped(f"/individual_risk_categories/{key}/risks_identified", "risk without a known technical asset")

@@ -1,4 +1,4 @@
-"""OWASP Threat Dragon v2 JSON → threatgraph system model.
+"""OWASP Threat Dragon v2 JSON (and version 1 files, upgraded in memory) → threatgraph system model.
 
 Cells by ``data.type``: ``tm.Actor`` → tg:ExternalEntity, ``tm.Process`` → tg:Process, ``tm.Store`` →
 tg:DataStore, ``tm.Flow`` → tg:DataFlow (``source.cell`` → ``target.cell``), ``tm.BoundaryBox`` → a
@@ -36,8 +36,9 @@ FORMAT = "threat-dragon"
 
 _KINDS = {"tm.Actor": "ExternalEntity", "tm.Process": "Process", "tm.Store": "DataStore"}
 _CELL_MAPPED = ("id", "shape", "zIndex", "data", "source", "target", "vertices", "position", "size", "attrs",
-                "visible", "connector", "threats", "width", "height", "labels")
-_LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape", "width", "height", "labels")
+                "visible", "connector", "threats", "width", "height", "labels", "angle", "smooth")
+_LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape", "width", "height", "labels", "angle",
+           "smooth")
 _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
                 "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment",
                 "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope")
@@ -67,20 +68,29 @@ def convert(doc: Any, name: str) -> ImportResult:
 def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URIRef) -> None:
     if not isinstance(diagram, Mapping):
         raise b.fail(path, "a diagram is a JSON object")
-    if "diagramJson" in diagram and "cells" not in diagram:
-        raise b.fail([*path, "diagramJson"], "this is a Threat Dragon version 1 model; only version 2 is read",
-                     hint="open the model in Threat Dragon 2.x and save it again (it upgrades the file)")
     dtype = str(diagram.get("diagramType") or "STRIDE")
     linddun = "linddun" in dtype.lower()
     dkey = str(diagram.get("id", path[-1]))
-    cells = items(b, diagram, path, "cells")
+    cells_at: list[str | int] = list(path)
+    if "diagramJson" in diagram and "cells" not in diagram:
+        # Threat Dragon 1.x: the cells are JointJS cells under diagramJson, with their properties on the cell
+        # itself; Threat Dragon 2 still opens these files and upgrades them the same way.
+        cells_at = [*path, "diagramJson"]
+        v1 = diagram["diagramJson"]
+        if not isinstance(v1, Mapping):
+            raise b.fail(cells_at, f"expected an object, found {type(v1).__name__}")
+        cells = [_v1_cell(c) for c in items(b, v1, cells_at, "cells")]
+        b.deviation(cells_at, "a Threat Dragon version 1 diagram, read as Threat Dragon 2 upgrades it (names from "
+                    "the shape text or the flow label, properties from the cell)")
+    else:
+        cells = items(b, diagram, path, "cells")
     elements: dict[str, rdflib.URIRef] = {}
     boxes: list[tuple[rdflib.URIRef, float, float, float, float]] = []
     curves: list[tuple[rdflib.URIRef, list[Point]]] = []
     centres: dict[str, Point] = {}
     flows: list[tuple[int, Mapping[str, Any]]] = []
     for ci, cell in enumerate(cells):
-        cpath = [*path, "cells", ci]
+        cpath = [*cells_at, "cells", ci]
         cid = require(b, cell, cpath, "id")
         data = require(b, cell, cpath, "data", Mapping)
         ctype = require(b, data, [*cpath, "data"], "type")
@@ -139,7 +149,7 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
             b.typed(outside, TG.TrustZone, "Outside all trust boundary boxes", None)
 
     for ci, cell in flows:
-        cpath = [*path, "cells", ci]
+        cpath = [*cells_at, "cells", ci]
         cid = cell["id"]
         data = cell["data"]
         ends = []
@@ -172,6 +182,41 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
             _out_of_scope(b, data, cpath)
             if k == 0:
                 _cell_threats(b, cell, cpath, node, linddun)
+
+
+_V1_LAYOUT: dict[str, str] = {"z": "zIndex"}
+_V1_CELL = ("id", "type", "position", "size", "angle", "z", "attrs", "labels", "smooth", "source", "target",
+            "vertices", "threats")
+
+
+def _v1_cell(cell: Any) -> Any:
+    """A Threat Dragon 1.x cell in the shape of a version 2 cell (``data`` holding the type, name and flags).
+
+    >>> c = _v1_cell({"type": "tm.Flow", "id": "f", "source": {"id": "a"}, "target": {"id": "b"},
+    ...               "labels": [{"attrs": {"text": {"text": "Query"}}}], "isEncrypted": True})
+    >>> c["source"], c["data"]["name"], c["data"]["isEncrypted"]
+    ({'cell': 'a'}, 'Query', True)
+    """
+    if not isinstance(cell, Mapping) or "data" in cell:
+        return cell
+    data: dict[str, Any] = {k: v for k, v in cell.items() if k not in _V1_CELL}
+    data["type"] = cell.get("type")
+    name = cell.get("name")
+    if not isinstance(name, str):
+        text = _obj(_obj(cell, "attrs"), "text").get("text")
+        labels = cell.get("labels")
+        if not isinstance(text, str) and isinstance(labels, list) and labels and isinstance(labels[0], Mapping):
+            text = _obj(_obj(labels[0], "attrs"), "text").get("text")
+        name = text if isinstance(text, str) else None
+    if name is not None:
+        data["name"] = name
+    out: dict[str, Any] = {_V1_LAYOUT.get(str(k), str(k)): v for k, v in cell.items() if k in _V1_CELL and k != "type"}
+    for end in ("source", "target"):
+        v = cell.get(end)
+        if isinstance(v, Mapping) and isinstance(v.get("id"), str):
+            out[end] = {"cell": v["id"]}
+    out["data"] = data
+    return out
 
 
 def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str, Any], path: list[str | int],
