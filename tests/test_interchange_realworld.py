@@ -167,3 +167,64 @@ def test_threagile_individual_risk_details_and_boundary_tags_are_reported(tmp_pa
     assert "/trust_boundaries/*/tags" in notes or not doc.get("trust_boundaries")
     risk = r.graph.value(None, RDFS.label, rdflib.Literal("Odd thing"))
     assert risk is not None and r.graph.value(risk, U(TG.severity)) == U(TG.High)
+
+
+SPLIT = HERE / "threagile-split" / "main.yaml"
+
+
+def test_threagile_includes_are_merged_like_threagile_does() -> None:
+    r = _convert(SPLIT)
+    g = r.graph
+    assert r.format == "threagile"
+    shop, db = _by_label(g, "Shop"), _by_label(g, "DB")
+    flow = _by_label(g, "Save order")
+    assert (g.value(flow, U(TG.source)), g.value(flow, U(TG.target))) == (shop, db)
+    assert g.value(flow, U(TG.encryptedInTransit)) == rdflib.Literal(True)
+    assert g.value(shop, U(TG.inZone)) == g.value(db, U(TG.inZone)) == _by_label(g, "Net")
+    assert (_by_label(g, "Split shop"), RDF.type, U(TG.System)) in g  # the title came from an included file
+    threats = {str(g.value(t, RDFS.label)): t for t in g.objects(db, U(TG.declaredThreat))}
+    assert set(threats) == {"Weird thing", "weird-thing"}  # the identified risk and the tracked one
+    for t in threats.values():
+        assert g.value(t, U(TG.category)) == U(STRIDE.Tampering)
+    assert g.value(threats["Weird thing"], U(TG.severity)) == U(TG.High)
+    assert g.value(threats["weird-thing"], U(TG.threatStatus)) == rdflib.Literal("mitigated")
+    notes = "\n".join(r.unmapped)
+    assert "/includes" not in notes
+    assert "/custom_risk_categories/*/cwe" in notes
+    assert "/custom_risk_categories/*/risks_identified/*/exploitation_likelihood" in notes
+    assert "/management_summary_comment" in notes  # merged (both parts), reported as having no home
+
+
+def test_threagile_merge_includes_joins_summaries_and_lists() -> None:
+    from threatgraph.interchange.threagile import merge_includes
+
+    doc = merge_includes(yaml.safe_load(SPLIT.read_text()), SPLIT)
+    assert doc["management_summary_comment"] == "First part.\n\nSecond part."
+    assert "includes" not in doc and set(doc["technical_assets"]) == {"Shop", "DB"}
+    assert [c["id"] for c in doc["custom_risk_categories"]] == ["weird-thing"]
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"main.yaml": "threagile_version: 1.0.0\ntitle: A\nincludes: [meta.yaml]\n", "meta.yaml": "title: B\n"},
+         r"main\.yaml: threagile: /includes/0/title: conflicting values 'A' and 'B'"),
+        ({"main.yaml": "threagile_version: 1.0.0\ntitle: A\nincludes: [gone.yaml]\n"},
+         r"main\.yaml: threagile: /includes/0: cannot read included file 'gone\.yaml'"),
+        ({"main.yaml": "threagile_version: 1.0.0\ntitle: A\nincludes: [b.yaml]\n", "b.yaml": "includes: [main.yaml]\n"},
+         r"/includes/0: 'main\.yaml' includes itself"),
+        ({"main.yaml": "threagile_version: 1.0.0\ntitle: A\nincludes: [b.yaml]\n", "b.yaml": "- a list\n"},
+         r"main\.yaml: threagile: /includes/0: included file 'b\.yaml' is not a YAML mapping"),
+    ],
+    ids=["conflict", "missing", "cycle", "not-a-mapping"],
+)
+def test_threagile_include_problems_are_located_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       files: dict[str, str], expected: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    main_file = tmp_path / "main.yaml"
+    with pytest.raises(InputError, match=expected):
+        convert_file(main_file)
+    assert main(["validate", str(main_file)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "main.yaml" in err

@@ -115,4 +115,6 @@ def _convert(fmt: str, doc: Any, path: Path) -> ImportResult:
         return otm.convert(doc, str(path))
     if fmt == "threat-dragon":
         return threatdragon.convert(doc, str(path))
+    if isinstance(doc, Mapping) and doc.get("includes"):
+        return threagile.convert(threagile.merge_includes(doc, path), str(path), included=True)
     return threagile.convert(doc, str(path))

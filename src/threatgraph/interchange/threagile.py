@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import rdflib
+import yaml
 
 from threatgraph.interchange.common import (
     Builder,
     ImportResult,
     add_system,
     declared_threat,
+    items,
     ml_class_from_text,
     optional,
     pointer,
@@ -111,7 +114,7 @@ BUILTIN_STRIDE: dict[str, str] = {
     "xml-external-entity": "information-disclosure",
 }
 _WILD = ("data_assets", "technical_assets", "communication_links", "trust_boundaries", "risk_tracking",
-         "individual_risk_categories", "risks_identified", "shared_runtimes")
+         "individual_risk_categories", "risks_identified", "shared_runtimes", "custom_risk_categories")
 _TA_MAPPED = ("id", "description", "type", "technology", "technologies", "internet", "encryption", "confidentiality",
               "integrity", "availability", "data_assets_processed", "data_assets_stored", "communication_links",
               "out_of_scope", "justification_out_of_scope")
@@ -119,8 +122,8 @@ _LINK_MAPPED = ("target", "description", "protocol", "authentication", "authoriz
                 "data_assets_received")
 
 
-def convert(doc: Any, name: str) -> ImportResult:
-    """Convert a parsed Threagile model."""
+def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
+    """Convert a parsed Threagile model (``included``: its ``includes`` were merged by :func:`merge_includes`)."""
     b = Builder(FORMAT, name, "threagile")
     if not isinstance(doc, Mapping):
         raise b.fail([], "a Threagile model is a YAML mapping")
@@ -130,10 +133,10 @@ def convert(doc: Any, name: str) -> ImportResult:
     system = add_system(b, title, desc.get("description") if isinstance(desc, Mapping) else None, title)
     b.unmapped_keys(doc, [], ("title", "application_description", "data_assets", "technical_assets",
                               "trust_boundaries", "risk_tracking", "individual_risk_categories", "threagile_version",
-                              "tags_available", "includes"),
+                              "tags_available", "includes", "custom_risk_categories"),
                     "model-level field with no home (author, business overview, questions, diagram tweaks, …)")
-    if doc.get("includes"):
-        b.unmapped("/includes", "included files are not followed: import the merged model")
+    if doc.get("includes") and not included:
+        b.unmapped("/includes", "included files are not followed (only when reading a file): import the merged model")
 
     data: dict[str, rdflib.URIRef] = {}
     for key, a in _mapping(b, doc, [], "data_assets").items():
@@ -268,13 +271,20 @@ def convert(doc: Any, name: str) -> ImportResult:
     if doc.get("shared_runtimes"):
         b.unmapped("/shared_runtimes", "shared runtimes have no home")
 
-    # Individual risk categories with their identified risks, then risk tracking.
+    # Individual risk categories (a map keyed by title; newer Threagile: custom_risk_categories, a list with
+    # a title each) with their identified risks, then risk tracking.
     categories: dict[str, Mapping[str, Any]] = {}
-    for key, rc in _mapping(b, doc, [], "individual_risk_categories").items():
-        path = ["individual_risk_categories", key]
+    defined: list[tuple[list[str | int], str, Any]] = [
+        (["individual_risk_categories", key], str(key), rc)
+        for key, rc in _mapping(b, doc, [], "individual_risk_categories").items()
+    ]
+    for i, rc in enumerate(items(b, doc, [], "custom_risk_categories")):
+        title = rc.get("title") if isinstance(rc, Mapping) else None
+        defined.append((["custom_risk_categories", i], str(title or (rc.get("id") if isinstance(rc, Mapping) else i)), rc))
+    for path, title, rc in defined:
         rid = require(b, rc, path, "id")
         categories[rid] = rc
-        b.unmapped_keys(rc, path, ("id", "description", "stride", "mitigation", "risks_identified"),
+        b.unmapped_keys(rc, path, ("id", "title", "description", "stride", "mitigation", "risks_identified"),
                         "risk-category detail with no home (impact, asvs, cheat_sheet, action, check, function, cwe, "
                         "detection_logic, …)")
         for sid, risk in _mapping(b, rc, path, "risks_identified").items():
@@ -286,16 +296,15 @@ def convert(doc: Any, name: str) -> ImportResult:
                                 "other most relevant elements)")
             el = _risk_target(risk, assets, links)
             if el is None:
-                b.unmapped(f"/individual_risk_categories/{key}/risks_identified", "risk without a known technical asset")
+                b.unmapped(pointer([*path, "risks_identified"]), "risk without a known technical asset")
                 continue
             sev = risk.get("severity") if isinstance(risk, Mapping) else None
             declared_threat(
-                b, el, b.iri("risk", str(sid)), title=str(key), description=rc.get("description"),
+                b, el, b.iri("risk", str(sid)), title=title, description=rc.get("description"),
                 category=_STRIDE.get(str(rc.get("stride"))), severity=severity_iri(sev) if isinstance(sev, str) else None,
                 status="unchecked", mitigation=rc.get("mitigation") if isinstance(rc.get("mitigation"), str) else None,
                 ident=str(sid),
             )
-            del rpath
     for sid, rt in _mapping(b, doc, [], "risk_tracking").items():
         path = ["risk_tracking", sid]
         status = optional(b, rt, path, "status", str)
@@ -318,6 +327,62 @@ def convert(doc: Any, name: str) -> ImportResult:
         )
         b.unmapped_keys(rt, path, ("status", "justification"), "risk-tracking field with no home (ticket, date, checked_by)")
     return b.result()
+
+
+_SINGLETONS = ("threagile_version", "title", "date", "business_criticality")
+
+
+def merge_includes(doc: Any, path: Path, _seen: tuple[Path, ...] = ()) -> Any:
+    """The model with the files of its ``includes`` merged in, as Threagile reads them.
+
+    Include paths are relative to the including file and may include further files. Threagile's merge
+    (``Model.Merge`` in pkg/input/model.go): single values (title, date, …) may be set once or identically,
+    maps (assets, boundaries, risk tracking, …) are joined (an entry defined twice must agree, field by
+    field), lists are concatenated, the management summary comments are joined by a blank line.
+    """
+    if not isinstance(doc, Mapping) or not doc.get("includes"):
+        return doc
+    b = Builder(FORMAT, str(path), "threagile")
+    merged: dict[str, Any] = {k: v for k, v in doc.items() if k != "includes"}
+    for i, inc in enumerate(items(b, doc, [], "includes")):
+        if not isinstance(inc, str):
+            raise b.fail(["includes", i], f"expected a file name, found {type(inc).__name__}")
+        file = (path.parent / inc).resolve()
+        if file in _seen or file == path.resolve():
+            raise b.fail(["includes", i], f"{inc!r} includes itself (directly or through other includes)")
+        try:
+            sub = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise b.fail(["includes", i], f"cannot read included file {inc!r} ({err.strerror})",
+                         hint="include paths are relative to the including file") from err
+        except yaml.YAMLError as err:
+            raise b.fail(["includes", i], f"included file {inc!r} is not valid YAML ({err})") from err
+        sub = merge_includes(sub, file, (*_seen, path.resolve()))
+        if sub is None:
+            continue
+        if not isinstance(sub, Mapping):
+            raise b.fail(["includes", i], f"included file {inc!r} is not a YAML mapping")
+        for key, val in sub.items():
+            merged[key] = _merge_value(b, ["includes", i, str(key)], key, merged.get(key), val)
+    return merged
+
+
+def _merge_value(b: Builder, at: list[str | int], key: Any, old: Any, new: Any) -> Any:
+    if old is None or old == "" or old == [] or old == {}:
+        return new
+    if new is None or new == "" or new == [] or new == {} or old == new:
+        return old
+    if key == "management_summary_comment" and isinstance(old, str) and isinstance(new, str):
+        return f"{old}\n\n{new}"
+    if isinstance(old, Mapping) and isinstance(new, Mapping) and key not in _SINGLETONS:
+        out = dict(old)
+        for k, v in new.items():
+            out[k] = _merge_value(b, [*at, str(k)], k, out.get(k), v)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        return old + [v for v in new if v not in old]
+    raise b.fail(at, f"conflicting values {old!r} and {new!r} in the including and the included file",
+                 hint="define a single value once, in one of the files")
 
 
 def link_id(source: str, title: str) -> str:
