@@ -228,3 +228,32 @@ def test_threagile_include_problems_are_located_errors(tmp_path: Path, capsys: p
     assert main(["validate", str(main_file)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "main.yaml" in err
+
+
+def test_threat_dragon_2_names_drawn_on_boxes_and_unnamed_flows(tmp_path: Path) -> None:
+    """Threat Dragon 2.x demo models keep a boundary box's name only in attrs.label.text and leave flow
+    names empty (td.vue/src/service/demo/three-tier-web-app.json)."""
+    import json
+
+    cells = [
+        {"id": "box", "shape": "trust-boundary-box", "zIndex": -1, "position": {"x": 0, "y": 0},
+         "size": {"width": 300, "height": 200}, "attrs": {"label": {"text": "Internet"}},
+         "data": {"type": "tm.BoundaryBox", "description": "", "isTrustBoundary": True}},
+        {"id": "ui", "shape": "process", "zIndex": 1, "position": {"x": 50, "y": 50}, "size": {"width": 100, "height": 100},
+         "attrs": {"text": {"text": "Web UI"}}, "data": {"type": "tm.Process", "name": "Web UI"}},
+        {"id": "api", "shape": "process", "zIndex": 2, "position": {"x": 500, "y": 50}, "size": {"width": 100, "height": 100},
+         "data": {"type": "tm.Process", "name": "API"}},
+        {"id": "f", "shape": "flow", "zIndex": 3, "source": {"cell": "ui", "port": "p1"}, "target": {"cell": "api", "port": "p2"},
+         "labels": [{"attrs": {"labelText": {"text": ""}}}], "data": {"type": "tm.Flow", "name": "", "isBidirectional": True}},
+    ]
+    doc = {"version": "2.3.0", "summary": {"title": "Boxes", "id": 0},
+           "detail": {"diagramTop": 1, "threatTop": 0, "diagrams": [
+               {"id": 0, "title": "d", "diagramType": "STRIDE", "version": "2.4.0", "cells": cells}]}}
+    p = tmp_path / "boxes.json"
+    p.write_text(json.dumps(doc))
+    g = _convert(p).graph
+    zone = _by_label(g, "Internet")
+    assert (zone, RDF.type, U(TG.TrustZone)) in g
+    assert g.value(_by_label(g, "Web UI"), U(TG.inZone)) == zone
+    forward, back = _by_label(g, "Web UI → API"), _by_label(g, "Web UI → API (reverse)")
+    assert g.value(back, U(TG.source)) == g.value(forward, U(TG.target)) == _by_label(g, "API")

@@ -85,6 +85,7 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
     else:
         cells = items(b, diagram, path, "cells")
     elements: dict[str, rdflib.URIRef] = {}
+    names: dict[str, str] = {}
     boxes: list[tuple[rdflib.URIRef, float, float, float, float]] = []
     curves: list[tuple[rdflib.URIRef, list[Point]]] = []
     centres: dict[str, Point] = {}
@@ -94,7 +95,7 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
         cid = require(b, cell, cpath, "id")
         data = require(b, cell, cpath, "data", Mapping)
         ctype = require(b, data, [*cpath, "data"], "type")
-        label = data.get("name") if isinstance(data.get("name"), str) else None
+        label = _cell_label(cell, data)
         for lk in _LAYOUT:
             if lk in cell:
                 b.unmapped(f"{_ptr([*cpath, lk])}", "diagram layout (no home in a system model)")
@@ -102,6 +103,7 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
             kind = _KINDS[ctype]
             node = b.iri(dkey, cid)
             elements[cid] = node
+            names[cid] = label or cid
             b.typed(node, TG[kind], label or cid, cid)
             b.add(node, TG.partOf, system)
             desc = optional(b, data, [*cpath, "data"], "description", str)
@@ -162,10 +164,10 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
             if ref not in elements:
                 raise b.fail([*cpath, key, "cell"], f"no actor, process or store with id {ref!r}")
             ends.append(ref)
-        label = data.get("name") if isinstance(data.get("name"), str) else None
-        pairs = [(cid, ends[0], ends[1], label or cid)]
+        label = _cell_label(cell, data) or f"{names[ends[0]]} → {names[ends[1]]}"
+        pairs = [(cid, ends[0], ends[1], label)]
         if data.get("isBidirectional") is True:
-            pairs.append((cid + "#reverse", ends[1], ends[0], f"{label or cid} (reverse)"))
+            pairs.append((cid + "#reverse", ends[1], ends[0], f"{label} (reverse)"))
         for k, (ident, src, tgt, lab) in enumerate(pairs):
             node = b.iri(dkey, ident)
             b.typed(node, TG.DataFlow, lab, cid)
@@ -281,6 +283,27 @@ def _cell_threats(b: Builder, cell: Mapping[str, Any], cpath: list[str | int], n
         )
         if t.get("score"):
             b.unmapped(_ptr([*tpath, "score"]), "custom threat score (no home)")
+
+
+def _cell_label(cell: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
+    """The name of a cell: ``data.name``, else the text drawn on it (Threat Dragon 2 keeps the name of a
+    boundary box only in ``attrs.label.text``, a flow's in its label), else None.
+
+    >>> _cell_label({"attrs": {"label": {"text": "Internet"}}}, {"type": "tm.BoundaryBox"})
+    'Internet'
+    >>> _cell_label({"labels": [{"attrs": {"labelText": {"text": "Query"}}}]}, {"name": ""})
+    'Query'
+    """
+    name = data.get("name")
+    if isinstance(name, str) and name.strip():
+        return name
+    attrs = _obj(cell, "attrs")
+    texts = [_obj(attrs, "label").get("text"), _obj(attrs, "text").get("text")]
+    labels = cell.get("labels")
+    if isinstance(labels, list) and labels and isinstance(labels[0], Mapping):
+        la = _obj(labels[0], "attrs")
+        texts += [_obj(la, "labelText").get("text"), _obj(la, "label").get("text"), _obj(la, "text").get("text")]
+    return next((t for t in texts if isinstance(t, str) and t.strip()), None)
 
 
 def _ptr(path: Sequence[str | int]) -> str:
