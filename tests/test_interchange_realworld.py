@@ -84,6 +84,7 @@ def test_otm_yaml_file_with_tmt_category_words(capsys: pytest.CaptureFixture[str
     assert not any("categories" in n for n in r.unmapped)
     assert g.value(_by_label(g, "Ledger rows"), U(TG.classification)) == U(TG.Confidential)
     assert any("/assets/*/risk/riskComments" in n for n in r.unmapped)
+    assert any("/threats/*/risk/likelihoodComment" in n for n in r.unmapped)
     assert _by_label(g, "Teller app") in set(g.subjects(RDF.type, U(TG.ExternalEntity)))
     assert _by_label(g, "Ledger DB") in set(g.subjects(RDF.type, U(TG.DataStore)))
     assert main(["analyze", "--force", str(TMT_OTM), "--format", "json"]) in (0, 1)
@@ -132,6 +133,7 @@ def test_threat_dragon_v1_is_upgraded_like_threat_dragon_2_does(capsys: pytest.C
     assert g.value(threat, U(TG.category)) == U(STRIDE.ElevationOfPrivilege)
     assert g.value(threat, RDFS.label) == rdflib.Literal("Kiosk escape")
     assert any("privilegeLevel" in n for n in r.unmapped)
+    assert any("data/reasonOutOfScope" in n for n in r.unmapped)  # reported, not silently dropped
     assert main(["validate", str(TD_V1)]) in (0, 1)
     err = capsys.readouterr().err
     assert "Traceback" not in err and "threatgraph: warning:" in err

@@ -127,6 +127,9 @@ def convert(doc: Any, name: str) -> ImportResult:
         threat_defs[tid] = t
         b.unmapped_keys(t, ["threats", i], ("id", "name", "description", "categories", "risk"),
                         "threat detail with no threatgraph property")
+        if isinstance(t.get("risk"), Mapping):
+            b.unmapped_keys(t["risk"], ["threats", i, "risk"], ("likelihood", "impact"),
+                            "threat risk comment with no threatgraph property")
     mitigation_defs: dict[str, Mapping[str, Any]] = {}
     for i, m in enumerate(items(b, doc, [], "mitigations")):
         mid = require(b, m, ["mitigations", i], "id")

@@ -41,7 +41,7 @@ _LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape
            "smooth")
 _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
                 "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment",
-                "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope")
+                "isTrustBoundary", "threats", "outOfScope")
 
 Point = tuple[float, float]
 
