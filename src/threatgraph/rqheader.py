@@ -42,7 +42,7 @@ class RqHeader:
 
 
 def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> RqHeader:
-    """Split ``text`` into header and body. A key not in ``repeatable`` given twice raises :class:`RuleError`."""
+    """Split ``text`` into header and body; a key given twice (not ``repeatable``) is a RuleError."""
     fields: dict[str, str] = {}
     repeated: list[HeaderLine] = []
     body: list[str] = []

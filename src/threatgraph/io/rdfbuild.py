@@ -160,7 +160,7 @@ class GraphBuilder:
         return node
 
     def name_and_description(self, s: NamedNode, f: Fields) -> str | None:
-        """``rdfs:label`` from field ``name``, ``dct:description`` from a non-empty ``description``; returns the name."""
+        """Add ``rdfs:label`` (field ``name``) and a non-empty ``dct:description``; return the name."""
         name = f.text("name")
         if name is not None:
             self.add(s, RDFS_LABEL, Literal(name))
