@@ -343,3 +343,12 @@ def test_attack_paths_section_matches_the_finding_graph() -> None:
     assert ("## Attack paths" in md) == bool(paths) == ("<h2>Attack paths</h2>" in html)
     for p in paths:
         assert f"{p.start_label} → {p.target_label}" in md
+
+
+def test_flow_data_and_element_fields_in_a_stable_order(small: tuple[ReportContext, Store]) -> None:
+    """Rows come from the store in no set order; the diagrams list a flow's data sorted."""
+    ctx, _ = small
+    flows = {fv.label: fv for fv in ctx.model.flows.values()}
+    assert len(flows["prompt"].data) == 2
+    assert all(fv.data == sorted(fv.data) for fv in ctx.model.flows.values())
+    assert flows["prompt"].protocol == "HTTPS"

@@ -303,11 +303,11 @@ def model_view(store: Store, labels: Mapping[str, str]) -> ModelView:
         mv.zones[r["z"].value] = (lab(r["z"].value), int(lvl.value) if isinstance(lvl, Literal) and lvl.value.lstrip("-").isdigit() else None)
     for r in store.select(_IN_ZONE % gm):
         ev = mv.elements.get(r["e"].value)
-        if ev is not None and ev.zone is None:
+        if ev is not None and (ev.zone is None or r["z"].value < ev.zone):  # the same zone every run
             ev.zone = r["z"].value
     for r in store.select(_DESC % gm):
         ev = mv.elements.get(r["e"].value)
-        if ev is not None:
+        if ev is not None and (not ev.description or r["d"].value < ev.description):
             ev.description = r["d"].value
     for r in store.select(_CONTROLS % gm):
         ev = mv.elements.get(r["e"].value)
@@ -319,7 +319,7 @@ def model_view(store: Store, labels: Mapping[str, str]) -> ModelView:
         if fv is None:
             fv = mv.flows[f] = FlowView(f, lab(f), r["s"].value, r["t"].value)
         p, d, x = r.get("p"), r.get("d"), r.get("x")
-        if isinstance(p, Literal):
+        if isinstance(p, Literal) and (not fv.protocol or p.value < fv.protocol):
             fv.protocol = p.value
         if isinstance(d, NamedNode) and lab(d.value) not in fv.data:
             fv.data.append(lab(d.value))
@@ -335,6 +335,8 @@ def model_view(store: Store, labels: Mapping[str, str]) -> ModelView:
     for ev in mv.elements.values():
         ev.ml_classes.sort()
         ev.controls.sort()
+    for fv in mv.flows.values():  # the store returns rows in no set order: the same diagram every run
+        fv.data.sort()
     return mv
 
 
