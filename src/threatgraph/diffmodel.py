@@ -46,6 +46,8 @@ class Snapshot:
     facts: dict[str, dict[str, set[str]]]
     """Asserted model triples: subject IRI → predicate (CURIE) → values (CURIEs or literal text)."""
     findings: dict[str, FindingState]
+    warnings: list[str] = field(default_factory=list)
+    """What the loader and the engine noticed (schema deviations read anyway, undefined terms)."""
 
 
 @dataclass
@@ -83,6 +85,8 @@ class ModelDiff:
     flows: list[Change] = field(default_factory=list)
     other: list[Change] = field(default_factory=list)
     findings: list[FindingChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """The warnings of both analyses (old first)."""
 
     def new_at_or_above(self, severity: str) -> list[FindingChange]:
         """Findings that appeared at or above ``severity``, or rose to it from below."""
@@ -100,7 +104,7 @@ class ModelDiff:
         limit = SEVERITIES.index(severity)
         keep = [fc for fc in self.findings
                 if max(SEVERITIES.index(s) for s in (fc.old_severity, fc.new_severity) if s in SEVERITIES) >= limit]
-        return ModelDiff(self.old_files, self.new_files, self.elements, self.flows, self.other, keep)
+        return ModelDiff(self.old_files, self.new_files, self.elements, self.flows, self.other, keep, self.warnings)
 
     @property
     def empty(self) -> bool:
@@ -143,7 +147,7 @@ def snapshot(paths: Sequence[str | Path]) -> Snapshot:
                               v.f.threat, [f"{c[2]}: {c[1]}" for c in v.f.categories])
         for v in views
     }
-    return Snapshot(list(analysis.model_files), kinds, labels, facts, states)
+    return Snapshot(list(analysis.model_files), kinds, labels, facts, states, list(analysis.warnings))
 
 
 def _label(iri: str, *snaps: Snapshot) -> str:
@@ -155,7 +159,7 @@ def _label(iri: str, *snaps: Snapshot) -> str:
 
 def diff_snapshots(old: Snapshot, new: Snapshot) -> ModelDiff:
     """Compare two analysed versions."""
-    d = ModelDiff(old.files, new.files)
+    d = ModelDiff(old.files, new.files, warnings=old.warnings + [w for w in new.warnings if w not in old.warnings])
     for iri in sorted(set(old.facts) | set(new.facts)):
         what = new.kinds.get(iri) or old.kinds.get(iri) or "other"
         label = _label(iri, new, old)

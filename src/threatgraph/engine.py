@@ -208,7 +208,7 @@ class Engine:
         (``analyze`` shares them with validation instead of parsing and reasoning twice)."""
         if loaded is None:
             loaded = load_model_files(model_paths)
-        warnings = model_warnings(loaded.graph, self.ontology)
+        warnings = loaded.warnings + model_warnings(loaded.graph, self.ontology)
         self.load_ontology()
         for g in (G_MODEL, G_INFERRED, G_FINDINGS):
             self.store.drop_graph(g)

@@ -19,7 +19,7 @@ from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.util import guess_format
 
 from threatgraph.errors import InputError
-from threatgraph.interchange import detect_and_convert
+from threatgraph.interchange import convert_file
 from threatgraph.ontology import Ontology
 from threatgraph.terms import TG
 
@@ -50,6 +50,7 @@ class ModelLoad:
     graph: rdflib.Graph
     files: list[str]
     warnings: list[str] = field(default_factory=list)
+    """Deviations from an imported format's schema that were read anyway (OTM, Threat Dragon, Threagile)."""
 
 
 def _format_for(path: Path) -> str:
@@ -84,6 +85,7 @@ def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
         raise InputError("no model file given", hint="name at least one model file, e.g. data/examples/rag-assistant.ttl")
     g = rdflib.Graph()
     files: list[str] = []
+    warnings: list[str] = []
     for p in paths:
         path = Path(p)
         if not path.exists():
@@ -93,8 +95,9 @@ def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
         size = path.stat().st_size
         if size > MAX_MODEL_BYTES:
             raise InputError(f"{path}: {size} bytes is above the {MAX_MODEL_BYTES}-byte limit for a model file")
-        if (converted := detect_and_convert(path)) is not None:  # OTM, Threat Dragon, Threagile
-            g += converted
+        if (converted := convert_file(path)) is not None:  # OTM, Threat Dragon, Threagile
+            g += converted.graph
+            warnings.extend(f"{w} (read anyway)" for w in converted.warnings)
             files.append(str(path))
             continue
         try:
@@ -113,7 +116,7 @@ def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
             f"{', '.join(files)}: the model contains no triples",
             hint="a model needs at least one element, e.g. `ex:api a tg:Process ; rdfs:label \"API\" .`",
         )
-    return ModelLoad(g, files)
+    return ModelLoad(g, files, warnings)
 
 
 def undefined_terms(model: rdflib.Graph, onto: Ontology) -> tuple[list[str], list[str]]:

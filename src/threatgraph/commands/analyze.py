@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     # Parse and reason once; validation and the engine share the model and its closure.
     loaded = load_model_files(args.models)
+    for w in loaded.warnings:  # before validation, which may refuse the model
+        print(f"threatgraph: warning: {w}", file=sys.stderr)
     inferred = closure(load_ontology().graph, loaded.graph)
     if not refuse_invalid(args, loaded, inferred):
         return 1
@@ -86,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(store)
     analysis = engine.analyze(args.models, loaded=loaded, inferred=inferred)
     for w in analysis.warnings:
-        print(f"threatgraph: warning: {w}", file=sys.stderr)
+        if w not in loaded.warnings:  # printed above
+            print(f"threatgraph: warning: {w}", file=sys.stderr)
     labels = labels_of(analysis.store)
     findings = read_findings(analysis.store, labels)
     floor = severity_rank(args.min_severity)

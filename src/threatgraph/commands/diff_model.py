@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     d = diff_models([args.old], [args.new])
+    for w in d.warnings:
+        print(f"threatgraph: warning: {w}", file=sys.stderr)
     hits = d.new_at_or_above(args.fail_on) if args.fail_on else []
     d = d.at_or_above(args.min_severity)
     text = RENDERERS[args.format](d)

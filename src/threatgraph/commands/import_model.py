@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
             f"{path}: not an OTM, Threat Dragon v2 or Threagile model (detected by extension and content)",
             hint="RDF models need no import: give them to analyze directly",
         )
+    for w in result.warnings:
+        print(f"threatgraph: warning: {w} (read anyway)", file=sys.stderr)
     header = (f"# Imported by threatgraph import-model from {path.name} ({result.format}).\n"
               f"# {len(result.unmapped)} kinds of source field had no home in the ontology (see stderr / docs/interchange.md).\n")
     text = header + result.graph.serialize(format="turtle")

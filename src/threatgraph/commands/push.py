@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
             pushed[g] = "store"
     if args.model:
         loaded = load_model_files(args.model)
+        for w in loaded.warnings:
+            print(f"threatgraph: warning: {w}", file=sys.stderr)
         remote.drop_graph(G_MODEL)
         remote.add_quads(triples_to_quads(loaded.graph, G_MODEL))
         pushed[G_MODEL] = ", ".join(loaded.files)

@@ -18,6 +18,7 @@ from typing import Any
 
 from threatgraph import __version__
 from threatgraph.errors import InputError
+from threatgraph.model import load_model_files
 from threatgraph.store import open_store
 from threatgraph.terms import PREFIXES
 from threatgraph.validate import METHODS, Issue, ValidationReport, validate_models
@@ -62,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
             hint="import releases first: threatgraph import attack --store DIR (and atlas)",
         )
     knowledge = open_store(args.store) if args.store else None
-    report = validate_models(args.models, extra_shapes=args.shapes, knowledge=knowledge, method=args.method)
+    loaded = load_model_files(args.models)
+    for w in loaded.warnings:
+        print(f"threatgraph: warning: {w}", file=sys.stderr)
+    report = validate_models(args.models, extra_shapes=args.shapes, knowledge=knowledge, method=args.method,
+                             loaded=loaded)
     if args.format == "json":
         text = report_json(report)
     elif args.format == "turtle":

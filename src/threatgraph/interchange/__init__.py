@@ -2,12 +2,11 @@
 
 OTM (Open Threat Model), OWASP Threat Dragon v2 JSON and Threagile YAML are converted into the same
 RDF the users write by hand (see docs/interchange.md for the mapping tables). The model loader calls
-:func:`detect_and_convert` for every file, so ``analyze`` and ``diff-model`` accept these formats too.
+:func:`convert_file` for every file, so ``analyze`` and ``diff-model`` accept these formats too.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import rdflib
@@ -19,8 +18,8 @@ from threatgraph.interchange.common import ImportResult
 def convert_file(path: str | Path) -> ImportResult | None:
     """Convert an OTM / Threat Dragon / Threagile file; None when it is an RDF file (or not readable here).
 
-    Deviations from the format's published schema that are still unambiguous (``ImportResult.warnings``)
-    are printed on stderr as warnings and the file is read anyway.
+    Deviations from the format's published schema that are still unambiguous are read anyway and
+    listed in ``ImportResult.warnings``; the commands print them on stderr.
     """
     from threatgraph.interchange.detect import detect
 
@@ -31,14 +30,11 @@ def convert_file(path: str | Path) -> ImportResult | None:
         raise InputError(f"{p}: not UTF-8 text (byte {err.start})", hint="save the model as UTF-8") from err
     except OSError as err:
         raise InputError(f"{p}: cannot read: {err.strerror}") from err
-    result = detect(p, text)
-    for warning in result.warnings if result is not None else []:
-        print(f"threatgraph: warning: {warning} (read anyway)", file=sys.stderr)
-    return result
+    return detect(p, text)
 
 
 def detect_and_convert(path: str | Path) -> rdflib.Graph | None:
-    """The hook of :func:`threatgraph.model.load_model_files`: the converted graph, or None for RDF files."""
+    """The converted graph of an OTM / Threat Dragon / Threagile file, or None for RDF files."""
     result = convert_file(path)
     return result.graph if result is not None else None
 
