@@ -34,9 +34,9 @@ from generate import element_count, generate_model
 
 TG_CHILD = r"""
 import gc, json, resource, statistics, sys, time
-from threatgraph.engine import Engine
-from threatgraph.knowledge import load_release
-from threatgraph.model import load_model_files
+from threatgraph.analysis.engine import Engine
+from threatgraph.knowledge.releases import load_release
+from threatgraph.analysis.model import load_model_files
 from threatgraph.resources import shared_data_dir
 from threatgraph.store import open_store
 

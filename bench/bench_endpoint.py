@@ -65,8 +65,8 @@ def free_port() -> int:
 
 
 def build_dataset(path: Path) -> int:
-    from threatgraph.engine import Engine
-    from threatgraph.knowledge import load_release
+    from threatgraph.analysis.engine import Engine
+    from threatgraph.knowledge.releases import load_release
     from threatgraph.resources import shared_data_dir
     from threatgraph.server import write_dataset
     from threatgraph.store import open_store

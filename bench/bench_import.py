@@ -4,7 +4,7 @@ Each run is a fresh subprocess, so peak memory (``ru_maxrss`` of the child) is p
 operation only (measured in the child, interpreter start-up and imports excluded). Prints JSON, then a
 table with medians and ratios.
 
-  import       threatgraph.knowledge.load_release into an in-memory EmbeddedStore (json.load + quads + write)
+  import       threatgraph.knowledge.releases.load_release into an in-memory EmbeddedStore (json.load + quads + write)
   import-disk  the same into an on-disk store in a temporary directory (what ``threatgraph import`` does)
   mitre        mitreattack.stix20.MitreAttackData(path)
   json         json.load of the same file
@@ -66,7 +66,7 @@ def child(mode: str, path: str) -> dict[str, Any]:
         MitreAttackData(path)
         out["seconds"] = time.perf_counter() - t
     elif mode in ("import", "import-disk"):
-        from threatgraph.knowledge import load_release
+        from threatgraph.knowledge.releases import load_release
         from threatgraph.store import open_store
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +87,7 @@ def child(mode: str, path: str) -> dict[str, Any]:
 def _query(path: str) -> dict[str, Any]:
     from mitreattack.stix20 import MitreAttackData
 
-    from threatgraph.knowledge import load_release, technique_mitigations
+    from threatgraph.knowledge.releases import load_release, technique_mitigations
     from threatgraph.store import open_store
 
     store = open_store()

@@ -52,8 +52,8 @@ def _core_only(shapes: Any) -> Any:
 
 def _measure(n: int, method: str, variant: str, runs: int, q: Any) -> None:
     from generate import element_count, generate_model
-    from threatgraph.model import parse_model_text
-    from threatgraph.validate import build_data, evaluate, load_shapes, result_keys
+    from threatgraph.analysis.model import parse_model_text
+    from threatgraph.analysis.validation import build_data, evaluate, load_shapes, result_keys
 
     shapes = load_shapes()
     if variant == "core":

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph import bridge
-from threatgraph.bridge import (
+from threatgraph.cli import main
+from threatgraph.errors import InputError
+from threatgraph.knowledge import bridge
+from threatgraph.knowledge.bridge import (
     TechniqueMapping,
     Vocabulary,
     check_mappings,
@@ -22,8 +24,6 @@ from threatgraph.bridge import (
     parse_mappings,
     technique_coverage,
 )
-from threatgraph.cli import main
-from threatgraph.errors import InputError
 from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import LINDDUN, STRIDE, TG, TGML
 
@@ -470,7 +470,7 @@ def test_coverage_against_a_loaded_atlas_release(
     """--release takes the ATLAS technique IDs from the release imported into the store."""
     import gc
 
-    from threatgraph.knowledge import load_release
+    from threatgraph.knowledge.releases import load_release
     from threatgraph.store import open_store
 
     store_dir = tmp_path / "store"

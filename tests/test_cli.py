@@ -140,9 +140,9 @@ def test_console_entry_point_and_module(tmp_path: Path) -> None:
 
 
 def test_rule_catalogue_is_generated(capsys: pytest.CaptureFixture[str]) -> None:
+    from threatgraph.analysis.ontology import load_ontology
+    from threatgraph.analysis.rules import load_rules, rule_files
     from threatgraph.commands.rules import catalogue_markdown
-    from threatgraph.ontology import load_ontology
-    from threatgraph.rules import load_rules, rule_files
 
     onto = load_ontology()
     rules = load_rules(rule_files(), known_terms=set(onto.terms), categories=set(onto.categories))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph.knowledge import load_release
+from threatgraph.analysis.techniques import d3fend_coverage, d3fend_pattern
+from threatgraph.knowledge.releases import load_release
 from threatgraph.store import Store, open_store
-from threatgraph.techniques import d3fend_coverage, d3fend_pattern
 
 pytestmark = pytest.mark.shared
 
@@ -66,8 +66,8 @@ def test_pattern_is_the_stage_query() -> None:
 def test_analyze_on_17_1_data_components_and_countermeasures(store: Store, examples_dir: Path) -> None:
     """With ATT&CK 17.1 as the newest release: detections are data components; D3FEND countermeasures
     come from the ATT&CK technique's artifacts; no ATLAS technique is cited (ATLAS not loaded)."""
-    from threatgraph.engine import Engine, labels_of
-    from threatgraph.findings import read_findings
+    from threatgraph.analysis.engine import Engine, labels_of
+    from threatgraph.analysis.findings import read_findings
 
     Engine(store).analyze([str(examples_dir / "rag-assistant.ttl")])
     findings = read_findings(store, labels_of(store))

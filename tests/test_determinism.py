@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph.engine import Engine
+from threatgraph.analysis.engine import Engine
+from threatgraph.analysis.techniques import load_knowledge
 from threatgraph.store import open_store
-from threatgraph.techniques import load_knowledge
 from threatgraph.terms import graph_iri
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "examples" / "tabular-platform.ttl"

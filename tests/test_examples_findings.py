@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph.engine import Engine, labels_of
-from threatgraph.findings import Finding, read_findings
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import Finding, read_findings
 
 EX = Path(__file__).resolve().parent.parent / "data" / "examples"
 RAG = "https://example.org/rag-assistant#"

@@ -18,13 +18,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import read_findings
 from threatgraph.cli import main
-from threatgraph.engine import Engine, labels_of
 from threatgraph.export import build_context, render_export
 from threatgraph.export.context import FindingView, ReportContext
 from threatgraph.export.navigator import layer
 from threatgraph.export.sarif import _rule_help
-from threatgraph.findings import read_findings
 from threatgraph.store import Store
 
 HERE = Path(__file__).resolve().parent / "interchange"
@@ -290,8 +290,8 @@ def test_analyze_cli_writes_every_export(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_with_knowledge() -> tuple[ReportContext, Store, list[str]]:
     """The small model analysed with the pinned ATT&CK / ATLAS / D3FEND releases loaded first."""
+    from threatgraph.analysis.techniques import load_knowledge
     from threatgraph.store import open_store
-    from threatgraph.techniques import load_knowledge
 
     store = open_store()
     load_knowledge(store, ["shared"])
@@ -332,7 +332,7 @@ def test_sarif_help_lists_the_mitigations_of_the_finding_graph(
 
 
 def test_attack_paths_section_matches_the_finding_graph() -> None:
-    from threatgraph.paths import read_paths
+    from threatgraph.analysis.paths import read_paths
 
     example = Path(__file__).resolve().parent.parent / "data" / "examples" / "tabular-platform.ttl"
     ctx, store = analysed(example)

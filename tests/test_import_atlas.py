@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pyoxigraph import NamedNode
 
-from threatgraph.knowledge import active_filter, load_release
+from threatgraph.knowledge.releases import active_filter, load_release
 from threatgraph.resources import shared_data_dir
 from threatgraph.store import open_store
 from threatgraph.store.base import Store

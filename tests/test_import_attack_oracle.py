@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from threatgraph.knowledge import (
+from threatgraph.knowledge.releases import (
     ACTIVE_TECHNIQUES_QUERY,
     active_filter,
     load_release,

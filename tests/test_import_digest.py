@@ -1,7 +1,7 @@
 """The quads of ATT&CK release graphs are pinned: a canonical digest taken before the import was optimised.
 
 Digest = sha256 of the sorted N-Quads lines (``str(quad)``) joined by newlines, for the graph built by
-:func:`threatgraph.io.stix.parse_attack` and for the graph actually written by ``load_release``.
+:func:`threatgraph.knowledge.stix.parse_attack` and for the graph actually written by ``load_release``.
 Any change of the mapping must update these pins deliberately (and docs/knowledge.md).
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pyoxigraph import Quad
 
-from threatgraph.io.stix import parse_attack
-from threatgraph.knowledge import load_release
+from threatgraph.knowledge.releases import load_release
+from threatgraph.knowledge.stix import parse_attack
 from threatgraph.resources import shared_data_dir
 from threatgraph.store import open_store
 

@@ -26,7 +26,7 @@ import yaml
 from pyoxigraph import Quad
 
 from threatgraph.errors import ImportFailed
-from threatgraph.knowledge import load_release, releases
+from threatgraph.knowledge.releases import load_release, releases
 from threatgraph.resources import shared_data_dir
 from threatgraph.store import EmbeddedStore, open_store
 from threatgraph.store.base import Store

@@ -411,7 +411,7 @@ def test_declared_matching_requires_same_category_on_same_element(tmp_path: Path
 
 
 def test_turtle_overlay_completes_an_imported_model(tmp_path: Path) -> None:
-    from threatgraph.model import load_model_files
+    from threatgraph.analysis.model import load_model_files
 
     overlay = tmp_path / "overlay.ttl"
     flow = "urn:threatgraph:import:otm:fraud-scoring:flow:f2"

@@ -11,7 +11,7 @@ import pytest
 
 from threatgraph.cli import main
 from threatgraph.errors import InputError
-from threatgraph.knowledge import (
+from threatgraph.knowledge.releases import (
     diff_releases,
     load_release,
     newest_release,

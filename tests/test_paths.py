@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph.engine import Engine, labels_of
-from threatgraph.findings import read_findings
-from threatgraph.paths import PAIRS_QUERY, PathView, hops_query, read_paths
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import read_findings
+from threatgraph.analysis.paths import PAIRS_QUERY, PathView, hops_query, read_paths
 from threatgraph.report import render_paths
 from threatgraph.store import Store, open_store
 

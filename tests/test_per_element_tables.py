@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph.engine import Engine, labels_of
-from threatgraph.findings import read_findings
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import read_findings
 
 STRIDE_TABLE = {  # element kind -> letters
     "external entity": "S R",

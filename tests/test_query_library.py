@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pyoxigraph import Literal, NamedNode
 
-from threatgraph.engine import Engine
+from threatgraph.analysis.engine import Engine
 from threatgraph.errors import InputError, RuleError
 from threatgraph.querylib import (
     NamedQuery,
@@ -55,7 +55,7 @@ def example() -> Store:
 @pytest.fixture(scope="module")
 def knowledge(shared_data: Path) -> Store:
     """ATT&CK 18.1 + 17.1, ATLAS 5.6.0, D3FEND 1.2.0 and the RAG example analysed with them."""
-    from threatgraph.knowledge import load_release
+    from threatgraph.knowledge.releases import load_release
 
     store = open_store()
     for kind, rel in [

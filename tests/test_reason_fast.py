@@ -16,10 +16,7 @@ import pytest
 import rdflib
 from rdflib.namespace import OWL, RDF, RDFS
 
-from threatgraph.convert import to_ox
-from threatgraph.model import load_model_files, parse_model_text
-from threatgraph.ontology import load_ontology
-from threatgraph.reason import (
+from threatgraph.analysis.closure import (
     Triple,
     closure,
     closure_path,
@@ -27,6 +24,9 @@ from threatgraph.reason import (
     fast_path_unavailable,
     reasonable_closure,
 )
+from threatgraph.analysis.model import load_model_files, parse_model_text
+from threatgraph.analysis.ontology import load_ontology
+from threatgraph.convert import to_ox
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "data" / "examples").rglob("*.ttl"))

@@ -11,9 +11,9 @@ import pytest
 import rdflib
 from rdflib.namespace import RDF
 
-from threatgraph.model import load_model_files
-from threatgraph.ontology import load_ontology
-from threatgraph.reason import closure
+from threatgraph.analysis.closure import closure
+from threatgraph.analysis.model import load_model_files
+from threatgraph.analysis.ontology import load_ontology
 from threatgraph.terms import TG
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "data" / "examples").glob("*.ttl"))

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import read_findings
 from threatgraph.cli import main
-from threatgraph.engine import Engine, labels_of
 from threatgraph.errors import InputError, StoreError
-from threatgraph.findings import read_findings
 from threatgraph.store import Store, open_store
 from threatgraph.store.remote import RemoteStore
 
@@ -166,7 +166,7 @@ def test_push_and_analyze_cli(oxigraph: str, capsys: pytest.CaptureFixture[str])
 
 def canonical(findings: list[dict[str, object]]) -> list[str]:
     """Findings as sorted JSON strings. The risk *score* is compared; its factor text is not, because
-    threatgraph.risk breaks ties between equally sensitive data assets by result order, which differs
+    threatgraph.analysis.risk breaks ties between equally sensitive data assets by result order, which differs
     between servers (reported to the integrator)."""
     out = []
     for f in findings:
@@ -199,7 +199,7 @@ def test_push_store_with_knowledge_gives_same_technique_findings(
     oxigraph: str, shared_data: Path, tmp_path: Path
 ) -> None:
     """Releases imported locally, pushed graph by graph; the technique stage then runs on the server."""
-    from threatgraph.knowledge import load_release
+    from threatgraph.knowledge.releases import load_release
 
     local_dir = str(tmp_path / "store")
     local = open_store(local_dir)

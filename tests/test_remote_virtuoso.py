@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph.engine import Engine, labels_of
-from threatgraph.findings import read_findings
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import read_findings
 from threatgraph.store import Store
 from threatgraph.store.remote import RemoteStore
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pyoxigraph import NamedNode
 
-from threatgraph.engine import Engine, labels_of
-from threatgraph.findings import Finding, read_findings
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import Finding, read_findings
+from threatgraph.analysis.risk import combine_likelihood, risk_level
 from threatgraph.report import findings_json, risk_text
-from threatgraph.risk import combine_likelihood, risk_level
 from threatgraph.store import open_store
 from threatgraph.terms import graph_iri
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyoxigraph import NamedNode
 
-from threatgraph.engine import Engine
+from threatgraph.analysis.engine import Engine
 from threatgraph.terms import RULE
 
 PRE = """@prefix tg: <https://w3id.org/threatgraph/ontology#> . @prefix tgml: <https://w3id.org/threatgraph/ml#> .

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pyoxigraph import NamedNode
 
-from threatgraph.engine import Engine
-from threatgraph.ontology import load_ontology
-from threatgraph.rules import load_rules, rule_files
+from threatgraph.analysis.engine import Engine
+from threatgraph.analysis.ontology import load_ontology
+from threatgraph.analysis.rules import load_rules, rule_files
 from threatgraph.terms import RULE
 
 FIXTURES = Path(__file__).parent / "rules" / "fixtures"

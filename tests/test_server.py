@@ -19,7 +19,7 @@ from pyoxigraph import Literal, NamedNode, QueryResultsFormat, RdfFormat, parse,
 from rdflib.plugins.stores.sparqlstore import SPARQLStore
 from SPARQLWrapper import JSON, POST, SPARQLWrapper
 
-from threatgraph.engine import Engine
+from threatgraph.analysis.engine import Engine
 from threatgraph.server import Running, ServerConfig, check_remote_access, start, write_dataset
 from threatgraph.store import open_store
 from threatgraph.store.remote import RemoteStore

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph.engine import Engine
+from threatgraph.analysis.engine import Engine
 from threatgraph.server import Running, ServerConfig, start, write_dataset
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from threatgraph.analysis.validation import builtin_shape_files, check_shapes, load_shapes
 from threatgraph.errors import InputError
-from threatgraph.validate import builtin_shape_files, check_shapes, load_shapes
 
 
 def test_builtin_shapes_are_valid_shacl() -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from pyoxigraph import BlankNode
 
-from threatgraph.engine import Engine
-from threatgraph.knowledge import load_release
+from threatgraph.analysis.engine import Engine
+from threatgraph.analysis.techniques import application_status, finding_status
+from threatgraph.knowledge.releases import load_release
 from threatgraph.store import Store, open_store
-from threatgraph.techniques import application_status, finding_status
 from threatgraph.terms import TG
 
 pytestmark = pytest.mark.shared

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pyoxigraph import NamedNode
 
-from threatgraph.engine import Engine, labels_of
-from threatgraph.findings import Finding, read_findings
-from threatgraph.knowledge import active_ids, load_release, newest_release
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import Finding, read_findings
+from threatgraph.knowledge.releases import active_ids, load_release, newest_release
 from threatgraph.report import findings_json, render_table
 from threatgraph.store import Store, open_store
 from threatgraph.terms import ATLAS, graph_iri

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from threatgraph.cli import main
-from threatgraph.knowledge import load_release, releases
+from threatgraph.knowledge.releases import load_release, releases
 from threatgraph.store.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.shared

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from pyoxigraph import Literal, NamedNode, Quad
 
-from threatgraph.engine import Engine, labels_of
-from threatgraph.findings import Finding, read_findings
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import Finding, read_findings
+from threatgraph.analysis.techniques import run_stage
 from threatgraph.store import Store, open_store
-from threatgraph.techniques import run_stage
 from threatgraph.terms import ATTACK, KB, RDF, graph_iri
 
 OLD = graph_iri("release/attack-enterprise/1.0")

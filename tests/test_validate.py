@@ -10,9 +10,9 @@ import pytest
 import rdflib
 from rdflib.namespace import RDF, SH
 
+from threatgraph.analysis.validation import load_shapes, validate_models
 from threatgraph.cli import main
 from threatgraph.errors import InputError
-from threatgraph.validate import load_shapes, validate_models
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "data" / "examples").glob("*.ttl"))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from threatgraph.model import load_model_files, parse_model_text
-from threatgraph.validate import build_data, evaluate, load_shapes, result_keys
+from threatgraph.analysis.model import load_model_files, parse_model_text
+from threatgraph.analysis.validation import build_data, evaluate, load_shapes, result_keys
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "data" / "examples").glob("*.ttl"))

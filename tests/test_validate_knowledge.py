@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from threatgraph.analysis.validation import validate_models
 from threatgraph.cli import main
-from threatgraph.io.atlas import parse_atlas
-from threatgraph.io.stix import parse_attack
+from threatgraph.knowledge.atlas import parse_atlas
+from threatgraph.knowledge.stix import parse_attack
 from threatgraph.store import Store, open_store
-from threatgraph.validate import validate_models
 
 REPO = Path(__file__).resolve().parent.parent
 RAG = REPO / "data" / "examples" / "rag-assistant.ttl"

@@ -13,8 +13,8 @@ import pytest
 import rdflib
 from rdflib.namespace import RDF, SH
 
-from threatgraph.model import load_model_files
-from threatgraph.validate import SHAPES_NS, build_data, evaluate, load_shapes
+from threatgraph.analysis.model import load_model_files
+from threatgraph.analysis.validation import SHAPES_NS, build_data, evaluate, load_shapes
 
 FIXTURES = Path(__file__).parent / "shapes" / "fixtures"
 FOCUS = rdflib.URIRef("http://example.org/test#focus")

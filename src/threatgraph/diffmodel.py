@@ -14,10 +14,10 @@ from pathlib import Path
 
 from pyoxigraph import BlankNode, Literal, NamedNode
 
-from threatgraph.engine import Engine, labels_of
+from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.findings import read_findings
+from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.export.context import finding_views, local_name
-from threatgraph.findings import read_findings
-from threatgraph.rules import SEVERITIES
 from threatgraph.terms import PREFIXES, RDF, TG, graph_iri
 
 _KINDS = {TG.ExternalEntity: "external entity", TG.Process: "process", TG.DataStore: "data store", TG.DataFlow: "data flow"}

@@ -1,4 +1,4 @@
-"""Renderers of the finding graph: table, JSON, Markdown, Turtle. All read :mod:`threatgraph.findings`."""
+"""Renderers of the finding graph: table, JSON, Markdown, Turtle. All read :mod:`threatgraph.analysis.findings`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from itertools import groupby
 
 from threatgraph import __version__
-from threatgraph.findings import Finding, TechniqueView
-from threatgraph.paths import PathView
-from threatgraph.risk import BASE_LIKELIHOOD
+from threatgraph.analysis.findings import Finding, TechniqueView
+from threatgraph.analysis.paths import PathView
+from threatgraph.analysis.risk import BASE_LIKELIHOOD
 from threatgraph.store import Store
 from threatgraph.terms import graph_iri
 
@@ -104,7 +104,7 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None) -> st
 def risk_text(f: Finding) -> str:
     """One line explaining a finding's risk score: the score, and every factor with its value and effect.
 
-    >>> from threatgraph.findings import RiskFactorView
+    >>> from threatgraph.analysis.findings import RiskFactorView
     >>> f = Finding("f", "R", "t", "info", "e", "E", "Process", "x", "s", likelihood=3, impact=4, risk_score=12,
     ...             risk_level="high", risk_factors=[RiskFactorView("impact", "criticality", "4", 4),
     ...                                              RiskFactorView("likelihood", "exposure", "publicly exposed", 1, "API")])

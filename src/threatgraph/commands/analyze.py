@@ -6,18 +6,18 @@ import argparse
 import sys
 from typing import Any
 
+from threatgraph.analysis.closure import Triple, closure
+from threatgraph.analysis.engine import Engine, labels_of, no_gc
+from threatgraph.analysis.findings import read_findings
+from threatgraph.analysis.model import ModelLoad, load_model_files
+from threatgraph.analysis.ontology import load_ontology
+from threatgraph.analysis.paths import read_paths
+from threatgraph.analysis.rules import SEVERITIES, severity_rank
 from threatgraph.commands._storeargs import add_auth_args, remote_options
-from threatgraph.engine import Engine, labels_of, no_gc
 from threatgraph.export import EXPORT_FORMATS, build_context, render_export, with_declared
 from threatgraph.export.context import ReportContext, declared_threats
 from threatgraph.export.markdown import declared_text
-from threatgraph.findings import read_findings
-from threatgraph.model import ModelLoad, load_model_files
-from threatgraph.ontology import load_ontology
-from threatgraph.paths import read_paths
-from threatgraph.reason import Triple, closure
 from threatgraph.report import FORMATS, findings_json, render_paths, render_table, render_turtle
-from threatgraph.rules import SEVERITIES, severity_rank
 from threatgraph.store import open_store
 
 
@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         store = open_store(getattr(args, "store", None))
     if getattr(args, "knowledge", None):
-        from threatgraph.techniques import load_knowledge
+        from threatgraph.analysis.techniques import load_knowledge
 
         load_knowledge(store, args.knowledge)
     engine = Engine(store)
@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def refuse_invalid(args: argparse.Namespace, loaded: ModelLoad | None = None, inferred: list[Triple] | None = None) -> bool:
     """Validate the model first (issue 5); False (after listing the violations on stderr) unless ``--force``."""
-    from threatgraph.validate import validate_models
+    from threatgraph.analysis.validation import validate_models
 
     report = validate_models(args.models, extra_shapes=getattr(args, "shapes", []), loaded=loaded, inferred=inferred)
     bad = report.violations

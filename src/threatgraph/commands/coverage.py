@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from threatgraph.bridge import (
+from threatgraph.errors import InputError
+from threatgraph.knowledge.bridge import (
     TechniqueCoverage,
     asset_coverage,
     atlas_techniques,
@@ -26,7 +27,6 @@ from threatgraph.bridge import (
     parse_mappings,
     technique_coverage,
 )
-from threatgraph.errors import InputError
 from threatgraph.resources import shared_data_dir
 
 ATLAS_REL = Path("atlas") / "ATLAS.yaml"
@@ -90,7 +90,7 @@ def _default(rel: Path, given: Path | None, what: str, required: bool) -> Path |
 
 def _release_atlas_ids(spec: str, store_dir: str | None) -> tuple[set[str], str]:
     from threatgraph.commands.knowledge_import import open_cli_store
-    from threatgraph.knowledge import active_ids, resolve_release
+    from threatgraph.knowledge.releases import active_ids, resolve_release
 
     store = open_cli_store(store_dir)
     graph = resolve_release(store, spec)

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.diffmodel import RENDERERS, diff_models
-from threatgraph.rules import SEVERITIES
 
 
 def register(sub: Any) -> None:

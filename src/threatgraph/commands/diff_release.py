@@ -9,8 +9,8 @@ from typing import Any
 
 from threatgraph.commands.knowledge_import import StderrProgress, add_store_option, open_cli_store
 from threatgraph.errors import InputError
-from threatgraph.io.fetch import is_url
-from threatgraph.knowledge import diff_releases, load_release, resolve_release
+from threatgraph.knowledge.fetch import is_url
+from threatgraph.knowledge.releases import diff_releases, load_release, resolve_release
 from threatgraph.store import open_store
 from threatgraph.store.base import Store
 

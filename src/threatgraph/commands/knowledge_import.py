@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from threatgraph.io.fetch import DEFAULT_URLS
-from threatgraph.knowledge import PARSERS, load_release
+from threatgraph.knowledge.fetch import DEFAULT_URLS
+from threatgraph.knowledge.releases import PARSERS, load_release
 from threatgraph.store import open_store
 from threatgraph.store.base import Store
 

@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
+from threatgraph.analysis.engine import G_INFERRED, G_MODEL, G_ONTOLOGY, Engine
+from threatgraph.analysis.model import load_model_files
 from threatgraph.commands._storeargs import add_auth_args, remote_options
 from threatgraph.convert import triples_to_quads
-from threatgraph.engine import G_INFERRED, G_MODEL, G_ONTOLOGY, Engine
-from threatgraph.model import load_model_files
 from threatgraph.store import open_store
 
 

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from threatgraph.analysis.engine import Engine
 from threatgraph.commands._storeargs import add_store_args, store_from_args
-from threatgraph.engine import Engine
 from threatgraph.errors import InputError
 from threatgraph.querylib import FORMATS, render, resolve
 from threatgraph.querylib import run as run_query

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from threatgraph.commands.knowledge_import import add_store_option, open_cli_store
-from threatgraph.knowledge import releases
+from threatgraph.knowledge.releases import releases
 
 
 def register(sub: Any) -> None:

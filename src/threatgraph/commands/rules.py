@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from threatgraph.ontology import load_ontology
-from threatgraph.rules import Rule, load_rules, rule_files
+from threatgraph.analysis.ontology import load_ontology
+from threatgraph.analysis.rules import Rule, load_rules, rule_files
 from threatgraph.terms import PREFIXES
 
 

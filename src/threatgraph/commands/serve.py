@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from threatgraph.engine import Engine
+from threatgraph.analysis.engine import Engine
 from threatgraph.server import ServerConfig, SparqlServer, write_dataset
 from threatgraph.store import EmbeddedStore, open_store
 

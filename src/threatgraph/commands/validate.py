@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from threatgraph import __version__
+from threatgraph.analysis.model import load_model_files
+from threatgraph.analysis.validation import METHODS, Issue, ValidationReport, validate_models
 from threatgraph.errors import InputError
-from threatgraph.model import load_model_files
 from threatgraph.store import open_store
 from threatgraph.terms import PREFIXES
-from threatgraph.validate import METHODS, Issue, ValidationReport, validate_models
 
 FORMATS: tuple[str, ...] = ("table", "json", "turtle")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from pyoxigraph import BlankNode, Literal, NamedNode
 
-from threatgraph.findings import Finding
-from threatgraph.rules import SEVERITIES, Rule
+from threatgraph.analysis.findings import Finding
+from threatgraph.analysis.rules import SEVERITIES, Rule
 from threatgraph.store import Store
 from threatgraph.terms import ATLAS, ATTACK, RDF, RDFS, TG, graph_iri
 
@@ -372,7 +372,7 @@ def declared_threats(store: Store, labels: Mapping[str, str], findings: Sequence
 
 def attack_paths(store: Store, labels: dict[str, str] | None = None, findings: Sequence[Finding] = ()) -> list[tuple[str, str]]:
     """(summary, detail) of each attack path in the finding graph."""
-    from threatgraph.paths import read_paths
+    from threatgraph.analysis.paths import read_paths
 
     views = read_paths(store, dict(labels or {}), list(findings))
     return [(f"{v.start_label} → {v.target_label}",

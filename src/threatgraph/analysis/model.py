@@ -18,9 +18,9 @@ from rdflib.namespace import RDF
 from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.util import guess_format
 
+from threatgraph.analysis.ontology import Ontology
 from threatgraph.errors import InputError
 from threatgraph.interchange import convert_file
-from threatgraph.ontology import Ontology
 from threatgraph.terms import TG
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024

@@ -14,8 +14,8 @@ from typing import Any
 from pyoxigraph import Literal, NamedNode, Quad
 
 from threatgraph.errors import ImportFailed
-from threatgraph.io.fetch import Progress
-from threatgraph.io.rdfbuild import (
+from threatgraph.knowledge.fetch import Progress
+from threatgraph.knowledge.rdfbuild import (
     C_ANALYTIC,
     C_ASSET,
     C_CAMPAIGN,

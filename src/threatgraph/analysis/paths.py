@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from pyoxigraph import Literal, NamedNode, Quad
 
-from threatgraph.findings import Finding
+from threatgraph.analysis.findings import Finding
 from threatgraph.store.base import Store
 from threatgraph.terms import FINDING, RDF, TG, graph_iri
 

@@ -38,12 +38,12 @@ from pyshacl.rdfutil import clone_blank_node  # type: ignore[attr-defined]
 from rdflib.namespace import OWL, RDF, RDFS, SH, SKOS
 from rdflib.plugins.sparql import prepareQuery
 
+from threatgraph.analysis.closure import Triple, closure
+from threatgraph.analysis.engine import no_gc
+from threatgraph.analysis.model import ModelLoad, load_model_files
+from threatgraph.analysis.ontology import Ontology, load_ontology
 from threatgraph.convert import triples_to_quads
-from threatgraph.engine import no_gc
 from threatgraph.errors import InputError, StoreError
-from threatgraph.model import ModelLoad, load_model_files
-from threatgraph.ontology import Ontology, load_ontology
-from threatgraph.reason import Triple, closure
 from threatgraph.resources import ontology_dir
 from threatgraph.store import Store, open_store
 from threatgraph.store.base import Term

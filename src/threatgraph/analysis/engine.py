@@ -17,13 +17,13 @@ from pathlib import Path
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
+from threatgraph.analysis.closure import Triple, closure
+from threatgraph.analysis.model import ModelLoad, flow_errors, load_model_files, model_warnings
+from threatgraph.analysis.ontology import Ontology, load_ontology
+from threatgraph.analysis.rules import Rule, load_rules, rule_files
 from threatgraph.convert import triples_to_quads
 from threatgraph.errors import InputError
-from threatgraph.model import ModelLoad, flow_errors, load_model_files, model_warnings
-from threatgraph.ontology import Ontology, load_ontology
-from threatgraph.reason import Triple, closure
 from threatgraph.resources import queries_dir
-from threatgraph.rules import Rule, load_rules, rule_files
 from threatgraph.store import Store, open_store
 from threatgraph.store.base import Term
 from threatgraph.terms import FINDING, RDF, RDFS, RULE, TG, graph_iri
@@ -229,10 +229,10 @@ class Engine:
         Techniques and everything that hangs on them need loaded knowledge releases; controls by
         category, risk and attack paths are derived with or without them.
         """
-        from threatgraph.bridge import load_bridge
-        from threatgraph.paths import find_paths
-        from threatgraph.risk import score_findings
-        from threatgraph.techniques import newest_releases, run_stage
+        from threatgraph.analysis.paths import find_paths
+        from threatgraph.analysis.risk import score_findings
+        from threatgraph.analysis.techniques import newest_releases, run_stage
+        from threatgraph.knowledge.bridge import load_bridge
 
         releases = newest_releases(self.store)
         if releases:

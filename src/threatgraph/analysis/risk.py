@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from pyoxigraph import Literal, NamedNode, Quad
 
+from threatgraph.analysis.techniques import Applications, read_applications
 from threatgraph.store.base import Store, Term
-from threatgraph.techniques import Applications, read_applications
 from threatgraph.terms import FINDING, RDF, TG, graph_iri
 
 G_FINDINGS = graph_iri("findings")

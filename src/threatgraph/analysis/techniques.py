@@ -9,7 +9,7 @@ release graph of each knowledge source by a placeholder IRI
 (``https://w3id.org/threatgraph/graph/newest/<source>``) that :func:`bind_releases` replaces with the
 graph of the newest loaded release (or with a graph that does not exist, so that the patterns on a
 source that is not loaded match nothing). Bridge mappings (``graph/bridge``) come from
-:func:`threatgraph.bridge.load_bridge`.
+:func:`threatgraph.knowledge.bridge.load_bridge`.
 
 >>> q = bind_releases("GRAPH <https://w3id.org/threatgraph/graph/newest/atlas> { ?s ?p ?o }",
 ...                   {"atlas": "https://w3id.org/threatgraph/graph/release/atlas/5.6.0"})
@@ -51,7 +51,7 @@ class StageResult:
     releases: dict[str, str] = field(default_factory=dict)
     triples: dict[str, int] = field(default_factory=dict)
     finding_status: dict[str, str] = field(default_factory=dict)
-    """Finding IRI → its ``tg:controlStatus`` IRI (as written), for :func:`threatgraph.risk.score_findings`."""
+    """Finding IRI → its ``tg:controlStatus`` IRI (as written), for :func:`threatgraph.analysis.risk.score_findings`."""
     applications: Applications | None = None
     """The technique applications the stage wrote, read back once (for control status and risk)."""
 
@@ -94,7 +94,7 @@ def stage_files(directory: Path | None = None) -> list[Path]:
 
 def newest_releases(store: Store) -> dict[str, str]:
     """Source name → graph IRI of the newest loaded release, for the sources of :data:`SOURCES`."""
-    from threatgraph.knowledge import newest_release
+    from threatgraph.knowledge.releases import newest_release
 
     out: dict[str, str] = {}
     for src in SOURCES:
@@ -303,7 +303,7 @@ def knowledge_paths(specs: Sequence[str]) -> list[tuple[str, str]]:
 
 def load_knowledge(store: Store, specs: Sequence[str]) -> list[str]:
     """Import the knowledge files named by ``specs`` into ``store``; return the release graphs."""
-    from threatgraph.knowledge import load_release
+    from threatgraph.knowledge.releases import load_release
 
     return [load_release(store, kind, path).release.graph for kind, path in knowledge_paths(specs)]
 
@@ -340,7 +340,7 @@ class D3fendCoverage:
 
 def d3fend_coverage(store: Store, attack_release: str, d3fend_release: str, *, inherit: bool = True) -> D3fendCoverage:
     """Active techniques of ``attack_release`` with at least one inferred D3FEND countermeasure."""
-    from threatgraph.knowledge import active_ids
+    from threatgraph.knowledge.releases import active_ids
 
     active = active_ids(store, attack_release)
     query = "SELECT ?id (COUNT(DISTINCT ?c) AS ?n) WHERE {\n  " + d3fend_pattern(inherit) + "\n} GROUP BY ?id"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pyoxigraph import BlankNode, Literal, NamedNode
 
-from threatgraph.rules import SEVERITIES
+from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.store import Store
 from threatgraph.store.base import Term
 from threatgraph.terms import DCT, RDF, RDFS, TG, graph_iri

@@ -21,11 +21,11 @@ from typing import Any
 from pyoxigraph import Literal, NamedNode, Quad
 
 from threatgraph.errors import ImportFailed, InputError
-from threatgraph.io.atlas import parse_atlas
-from threatgraph.io.capec import parse_capec
-from threatgraph.io.d3fend import parse_d3fend
-from threatgraph.io.fetch import DEFAULT_URLS, Progress, Source, is_url, read_source
-from threatgraph.io.stix import Release, parse_attack, release_graph
+from threatgraph.knowledge.atlas import parse_atlas
+from threatgraph.knowledge.capec import parse_capec
+from threatgraph.knowledge.d3fend import parse_d3fend
+from threatgraph.knowledge.fetch import DEFAULT_URLS, Progress, Source, is_url, read_source
+from threatgraph.knowledge.stix import Release, parse_attack, release_graph
 from threatgraph.store.base import Store
 from threatgraph.terms import GRAPH, KB, PROV, RDF, XSD, graph_iri
 

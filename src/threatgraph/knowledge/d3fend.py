@@ -7,8 +7,8 @@ from collections import Counter
 from pyoxigraph import NamedNode, Quad, RdfFormat, parse
 
 from threatgraph.errors import ImportFailed
-from threatgraph.io.fetch import Progress
-from threatgraph.io.stix import Release, release_graph, version_from_name
+from threatgraph.knowledge.fetch import Progress
+from threatgraph.knowledge.stix import Release, release_graph, version_from_name
 from threatgraph.terms import D3F, OWL, RDF
 
 SOURCE = "d3fend"

@@ -8,8 +8,8 @@ import yaml
 from pyoxigraph import Literal, NamedNode
 
 from threatgraph.errors import ImportFailed
-from threatgraph.io.fetch import Progress
-from threatgraph.io.rdfbuild import (
+from threatgraph.knowledge.fetch import Progress
+from threatgraph.knowledge.rdfbuild import (
     C_CASE_STUDY,
     C_LIFECYCLE_STAGE,
     C_MITIGATION,
@@ -45,7 +45,7 @@ from threatgraph.io.rdfbuild import (
     Fields,
     GraphBuilder,
 )
-from threatgraph.io.stix import Release, release_graph
+from threatgraph.knowledge.stix import Release, release_graph
 from threatgraph.terms import ATLAS, ATTACK
 
 SOURCE = "atlas"

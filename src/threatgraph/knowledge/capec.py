@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyoxigraph import Literal
 
 from threatgraph.errors import ImportFailed
-from threatgraph.io.fetch import Progress
-from threatgraph.io.rdfbuild import (
+from threatgraph.knowledge.fetch import Progress
+from threatgraph.knowledge.rdfbuild import (
     C_ATTACK_PATTERN,
     C_MITIGATION,
     DCT_CREATED,
@@ -29,7 +29,7 @@ from threatgraph.io.rdfbuild import (
     GraphBuilder,
     load_json,
 )
-from threatgraph.io.stix import Release, _where, external_id, objects_of, release_graph
+from threatgraph.knowledge.stix import Release, _where, external_id, objects_of, release_graph
 from threatgraph.terms import ATTACK, CAPEC
 
 SOURCE = "capec"
