@@ -101,7 +101,19 @@ class Finding:
 
     @property
     def severity_rank(self) -> int:
+        """Rank of the rule's inherent severity (1 = info … 5 = critical)."""
         return SEVERITIES.index(self.severity) + 1 if self.severity in SEVERITIES else 0
+
+    @property
+    def level(self) -> str:
+        """The one level a user sees, sorts by and gates on (issue 15): the contextual risk level
+        where risk was computed, the rule's severity otherwise (docs/risk.md)."""
+        return self.risk_level or self.severity
+
+    @property
+    def level_rank(self) -> int:
+        """Rank of :attr:`level` on the severity scale (1 = info … 5 = critical)."""
+        return SEVERITIES.index(self.level) + 1 if self.level in SEVERITIES else 0
 
     @property
     def category_labels(self) -> list[str]:

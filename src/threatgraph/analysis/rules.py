@@ -39,7 +39,11 @@ SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 FRAMEWORKS: tuple[str, ...] = ("STRIDE", "LINDDUN", "STRIDE+LINDDUN")
 FOCUS_KINDS: tuple[str, ...] = ("element", "flow")
 REQUIRED: tuple[str, ...] = ("id", "title", "framework", "category", "severity", "focus", "source", "explanation")
-OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags")
+OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags", "remediation", "covers")
+"""``remediation``: a short what-to-do shown when no ATT&CK/ATLAS/D3FEND knowledge is loaded (issue 15);
+``covers``: the peer-tool threats the rule covers, space separated ``TOOL:ID`` (``TMT:T18``,
+``Threagile:unencrypted-asset``, ``pytm:DS06``), the crosswalk of issue 13."""
+_PEER = re.compile(r"^(TMT|Threagile|pytm):[A-Za-z0-9][A-Za-z0-9._-]*$")
 DYNAMIC_CATEGORY = "?category"
 
 _ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
@@ -68,6 +72,10 @@ class Rule:
     atlas: tuple[str, ...] = ()
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    remediation: str = ""
+    """What to do about a finding of this rule (header ``remediation``)."""
+    covers: tuple[str, ...] = ()
+    """Peer-tool threat ids the rule covers (header ``covers``), e.g. ``("TMT:T18", "pytm:DS06")``."""
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -131,6 +139,10 @@ def parse_rule(text: str, path: str) -> Rule:
     for a in atlas:
         if not _ATLAS_ID.match(a):
             raise RuleError(f"{path}: {a!r} is not an ATLAS id (AML.Txxxx)")
+    covers = tuple(header.get("covers", "").replace(",", " ").split())
+    for c in covers:
+        if not _PEER.match(c):
+            raise RuleError(f"{path}: covers {c!r} is not TOOL:ID with TOOL one of TMT, Threagile, pytm")
     return Rule(
         id=rid,
         title=header["title"],
@@ -146,6 +158,8 @@ def parse_rule(text: str, path: str) -> Rule:
         atlas=atlas,
         description=header.get("description", ""),
         extra={k: header[k] for k in ("tags",) if k in header},
+        remediation=header.get("remediation", ""),
+        covers=covers,
     )
 
 
