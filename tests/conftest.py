@@ -38,3 +38,11 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def examples_dir() -> Path:
     return EXAMPLES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _knowledge_view_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Compiled knowledge views (threatgraph.knowledge.view) are cached in a per-session directory, never
+    in the user's ~/.cache; the CLI subprocesses of the tests inherit it."""
+    if "THREATGRAPH_CACHE" not in os.environ:
+        os.environ["THREATGRAPH_CACHE"] = str(tmp_path_factory.mktemp("threatgraph-cache"))

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
@@ -33,6 +34,9 @@ G_MODEL = graph_iri("model")
 G_INFERRED = graph_iri("inferred")
 G_FINDINGS = graph_iri("findings")
 
+if TYPE_CHECKING:
+    from threatgraph.analysis.validation import ValidationReport
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -50,6 +54,10 @@ class Analysis:
     """Knowledge source → newest loaded release graph the second stage read (empty: categories only)."""
     stage_triples: int = 0
     path_count: int = 0
+    validation: ValidationReport | None = None
+    """The validation report (:func:`threatgraph.analysis.pipeline.analyze` validates first)."""
+    knowledge_key: str = ""
+    """Cache key of the compiled knowledge view the analysis read ("" without knowledge)."""
 
 
 @contextmanager

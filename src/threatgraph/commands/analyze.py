@@ -6,19 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from threatgraph.analysis.closure import Triple, closure
-from threatgraph.analysis.engine import Engine, labels_of, no_gc
-from threatgraph.analysis.findings import read_findings
-from threatgraph.analysis.model import ModelLoad, load_model_files
-from threatgraph.analysis.ontology import load_ontology
-from threatgraph.analysis.paths import read_paths
 from threatgraph.analysis.rules import SEVERITIES, severity_rank
 from threatgraph.commands._storeargs import add_auth_args, remote_options
-from threatgraph.export import EXPORT_FORMATS, build_context, render_export, with_declared
-from threatgraph.export.context import ReportContext, declared_threats
-from threatgraph.export.markdown import declared_text
-from threatgraph.report import FORMATS, findings_json, render_paths, render_table, render_turtle
-from threatgraph.store import open_store
+from threatgraph.report import FORMATS
 
 
 def register(sub: Any) -> None:
@@ -52,7 +42,13 @@ def register(sub: Any) -> None:
         "--store",
         metavar="DIR",
         help="analyse in this persistent store (where `threatgraph import` loaded ATT&CK/ATLAS/D3FEND releases); "
-        "the model, inferred and findings graphs are replaced, release graphs are kept",
+        "the store is only read, unless --save",
+    )
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="write the analysis (model, inferred and findings graphs) into --store DIR, replacing the previous "
+        "analysis there (release graphs are kept)",
     )
     p.add_argument(
         "--knowledge",
@@ -65,31 +61,46 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from threatgraph.analysis.engine import no_gc
+
     with no_gc():
         return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    # Parse and reason once; validation and the engine share the model and its closure.
-    loaded = load_model_files(args.models)
-    for w in loaded.warnings:  # before validation, which may refuse the model
-        print(f"threatgraph: warning: {w}", file=sys.stderr)
-    inferred = closure(load_ontology().graph, loaded.graph)
-    if not refuse_invalid(args, loaded, inferred):
-        return 1
-    if args.endpoint:
-        store = open_store(endpoint=args.endpoint, **remote_options(args))
-    else:
-        store = open_store(getattr(args, "store", None))
-    if getattr(args, "knowledge", None):
-        from threatgraph.analysis.techniques import load_knowledge
+    from threatgraph.analysis.engine import labels_of
+    from threatgraph.analysis.findings import read_findings
+    from threatgraph.analysis.paths import read_paths
+    from threatgraph.analysis.pipeline import ModelInvalid, analyze
+    from threatgraph.export import EXPORT_FORMATS, build_context, render_export, with_declared
+    from threatgraph.export.context import ReportContext, declared_threats
+    from threatgraph.export.markdown import declared_text
+    from threatgraph.report import findings_json, render_paths, render_table, render_turtle
 
-        load_knowledge(store, args.knowledge)
-    engine = Engine(store)
-    analysis = engine.analyze(args.models, loaded=loaded, inferred=inferred)
-    for w in analysis.warnings:
-        if w not in loaded.warnings:  # printed above
+    try:
+        analysis = analyze(
+            args.models,
+            knowledge=getattr(args, "knowledge", None),
+            store=getattr(args, "store", None),
+            endpoint=args.endpoint,
+            remote=remote_options(args) if args.endpoint else None,
+            save=getattr(args, "save", False),
+            force=getattr(args, "force", False),
+            extra_shapes=getattr(args, "shapes", []),
+        )
+    except ModelInvalid as err:
+        for w in err.warnings:
             print(f"threatgraph: warning: {w}", file=sys.stderr)
+        print(f"threatgraph: error: {err.message}:", file=sys.stderr)
+        for issue in err.report.violations:
+            print(f"  - {issue.focus_label} <{issue.focus}>: {issue.message}", file=sys.stderr)
+        print(f"  hint: {err.hint}", file=sys.stderr)
+        return 1
+    for w in analysis.warnings:
+        print(f"threatgraph: warning: {w}", file=sys.stderr)
+    if analysis.validation is not None and analysis.validation.violations:
+        n = len(analysis.validation.violations)
+        print(f"threatgraph: warning: analysing despite {n} validation violation(s) (--force)", file=sys.stderr)
     labels = labels_of(analysis.store)
     findings = read_findings(analysis.store, labels)
     floor = severity_rank(args.min_severity)
@@ -130,21 +141,3 @@ def _run(args: argparse.Namespace) -> int:
             )
             return 1
     return 0
-
-
-def refuse_invalid(args: argparse.Namespace, loaded: ModelLoad | None = None, inferred: list[Triple] | None = None) -> bool:
-    """Validate the model first (issue 5); False (after listing the violations on stderr) unless ``--force``."""
-    from threatgraph.analysis.validation import validate_models
-
-    report = validate_models(args.models, extra_shapes=getattr(args, "shapes", []), loaded=loaded, inferred=inferred)
-    bad = report.violations
-    if not bad:
-        return True
-    if getattr(args, "force", False):
-        print(f"threatgraph: warning: analysing despite {len(bad)} validation violation(s) (--force)", file=sys.stderr)
-        return True
-    print(f"threatgraph: error: the model has {len(bad)} validation violation(s); refusing to analyse it:", file=sys.stderr)
-    for issue in bad:
-        print(f"  - {issue.focus_label} <{issue.focus}>: {issue.message}", file=sys.stderr)
-    print("  hint: fix them (see `threatgraph validate`), or pass --force to analyse anyway", file=sys.stderr)
-    return False

@@ -51,9 +51,12 @@ class EmbeddedStore:
     ['x']
     """
 
-    def __init__(self, location: str | None = None) -> None:
+    def __init__(self, location: str | None = None, *, read_only: bool = False) -> None:
         try:
-            self._store = OxStore(location) if location else OxStore()
+            if read_only and location:
+                self._store = OxStore.read_only(location)
+            else:
+                self._store = OxStore(location) if location else OxStore()
         except OSError as err:
             raise StoreError(
                 f"cannot open the store at {location}: {err}",

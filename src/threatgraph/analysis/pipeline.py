@@ -1,0 +1,184 @@
+"""The one public analysis pipeline: ``threatgraph.analyze(models, knowledge=…, store=…) -> Analysis``.
+
+The CLI (``analyze``), the server, ``push`` and the tests call it; commands only parse arguments and
+render. Data flows down once: the model files are parsed and closed under the ontology (OWL 2 RL) once;
+validation and the engine share both; the analysis itself always runs in a fresh **in-memory** store
+holding the ontology, the model, its closure, the bridge mappings and — when threat knowledge is asked
+for — the compiled knowledge view (:mod:`threatgraph.knowledge.view`), never the whole releases.
+
+Where the knowledge comes from:
+
+* ``knowledge=["shared"]`` or file paths: ATT&CK STIX, ATLAS.yaml, D3FEND, CAPEC files, imported on the
+  first run and cached as a compiled view keyed by the files' digests;
+* ``store="DIR"``: the releases imported there with ``threatgraph import`` (the store is opened
+  read-only and never written unless ``save=True``);
+* ``endpoint="URL"``: the releases of a remote SPARQL store; the analysis graphs are written back to
+  it (the documented purpose of ``analyze --endpoint``).
+
+``save=True`` writes the model, inferred, findings, ontology and bridge graphs into ``store`` (one
+transaction: the graphs are staged, then swapped in by one SPARQL update).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from threatgraph.analysis.engine import G_FINDINGS, G_INFERRED, G_MODEL, G_ONTOLOGY, Analysis, Engine, no_gc
+from threatgraph.errors import InputError, ThreatgraphError
+from threatgraph.store import Store, open_store
+from threatgraph.terms import GRAPH, graph_iri
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.rules import Rule
+    from threatgraph.analysis.validation import ValidationReport
+
+G_BRIDGE = graph_iri("bridge")
+SAVED_GRAPHS: tuple[str, ...] = (G_ONTOLOGY, G_MODEL, G_INFERRED, G_FINDINGS, G_BRIDGE)
+"""The graphs an analysis leaves in a store it saves into (release graphs are never touched)."""
+
+
+class ModelInvalid(ThreatgraphError):
+    """The model has validation violations and ``force`` was not given (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, report: ValidationReport, warnings: Sequence[str] = ()) -> None:
+        n = len(report.violations)
+        super().__init__(
+            f"the model has {n} validation violation(s); refusing to analyse it",
+            hint="fix them (see `threatgraph validate`), or pass --force to analyse anyway",
+        )
+        self.report = report
+        self.warnings = list(warnings)
+        """What the model loader noticed before validation (deviations of imported formats)."""
+
+
+def open_knowledge_store(directory: str) -> Store:
+    """Open an existing store directory read-only (``analyze --store``); InputError when it is not one."""
+    from threatgraph.store.embedded import EmbeddedStore
+
+    path = Path(directory).expanduser()
+    if not path.is_dir() or not any(path.iterdir()):
+        raise InputError(
+            f"--store {directory}: no store at that directory",
+            hint="import knowledge first (`threatgraph import attack --store DIR`), or check the path",
+        )
+    return EmbeddedStore(str(path), read_only=True)
+
+
+def analyze(
+    models: Sequence[str | Path],
+    *,
+    knowledge: Sequence[str] | None = None,
+    store: str | None = None,
+    endpoint: str | None = None,
+    remote: Mapping[str, str | None] | None = None,
+    save: bool = False,
+    validate: bool = True,
+    force: bool = False,
+    extra_shapes: Sequence[str | Path] = (),
+    rules: Sequence[Rule] | None = None,
+) -> Analysis:
+    """Analyse the system model files ``models``; see the module docstring for the options.
+
+    Raises :class:`ModelInvalid` (exit 1) when validation finds violations and ``force`` is False,
+    :class:`~threatgraph.errors.InputError` (exit 2) for unreadable input.
+    """
+    with no_gc():
+        return _analyze(models, knowledge, store, endpoint, remote or {}, save, validate, force, extra_shapes, rules)
+
+
+def _analyze(
+    models: Sequence[str | Path],
+    knowledge: Sequence[str] | None,
+    store_dir: str | None,
+    endpoint: str | None,
+    remote: Mapping[str, str | None],
+    save: bool,
+    validate: bool,
+    force: bool,
+    extra_shapes: Sequence[str | Path],
+    rules: Sequence[Rule] | None,
+) -> Analysis:
+    from threatgraph.analysis.closure import closure
+    from threatgraph.analysis.model import load_model_files
+    from threatgraph.analysis.ontology import load_ontology
+
+    if save and not store_dir:
+        raise InputError("--save needs --store DIR (the store to write the analysis into)")
+    loaded = load_model_files(models)
+    inferred = closure(load_ontology().graph, loaded.graph)
+    report = None
+    if validate:
+        from threatgraph.analysis.validation import validate_models
+
+        report = validate_models(models, extra_shapes=extra_shapes, loaded=loaded, inferred=inferred)
+        if report.violations and not force:
+            raise ModelInvalid(report, loaded.warnings)
+    source: Store | None = None
+    if endpoint:
+        source = open_store(endpoint=endpoint, **remote)
+    elif store_dir:
+        source = open_knowledge_store(store_dir)
+    mem = open_store()
+    view = None
+    if knowledge:
+        from threatgraph.knowledge.view import view_of_files
+
+        view = view_of_files(knowledge)
+    elif source is not None:
+        from threatgraph.knowledge.view import view_of_store
+
+        view = view_of_store(source)
+    if view is not None:
+        from threatgraph.knowledge.view import load_view
+
+        load_view(mem, view)
+    analysis = Engine(mem, rules=rules).analyze(models, loaded=loaded, inferred=inferred)
+    analysis.validation = report
+    analysis.knowledge_key = view.key if view is not None else ""
+    if endpoint and source is not None:
+        write_graphs(source, mem)
+    elif save and store_dir:
+        from threatgraph.store.embedded import EmbeddedStore
+
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
+        write_graphs(EmbeddedStore(str(Path(store_dir).expanduser())), mem)
+    return analysis
+
+
+def write_graphs(target: Store, mem: Store, graphs: Sequence[str] = SAVED_GRAPHS) -> None:
+    """Replace ``graphs`` of ``target`` by those of the in-memory analysis store ``mem``.
+
+    On an embedded store the graphs are first written under staging names, then swapped in by one
+    SPARQL update (one transaction: a failure leaves the old analysis in place); a remote store gets
+    each graph by the Graph Store protocol (or INSERT DATA), one graph at a time.
+    """
+    from pyoxigraph import NamedNode, Quad
+
+    from threatgraph.store.embedded import EmbeddedStore
+
+    if not isinstance(target, EmbeddedStore):
+        for g in graphs:
+            data = mem.dump(g, "application/n-triples")
+            target.replace_graph(g, data, "application/n-triples")
+        return
+    staged: dict[str, str] = {g: f"{GRAPH}staging/{uuid.uuid4().hex}" for g in graphs}
+    try:
+        for g, tmp in staged.items():
+            node = NamedNode(tmp)
+            target.add_quads(Quad(q.subject, q.predicate, q.object, node) for q in mem.quads(g))
+        ops = [f"DROP SILENT GRAPH <{g}> ; MOVE SILENT GRAPH <{tmp}> TO GRAPH <{g}>" for g, tmp in staged.items()]
+        target.update(" ;\n".join(ops))
+    except BaseException:
+        for tmp in staged.values():
+            target.drop_graph(tmp)
+        raise
+    flush = getattr(target, "flush", None)
+    if callable(flush):
+        flush()
