@@ -158,3 +158,31 @@ def test_incomplete_model_is_refused_unless_forced(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert "request <http://example.org/cli#req>" in err and "tg:authenticated" in err
     assert main(["analyze", str(m), "--force", "--format", "json"]) == 0
+
+
+def test_command_summaries_match_the_modules() -> None:
+    """The parser lists commands from cli.SUMMARIES without importing them: each summary must equal what
+    the command module registers (name and help), so the lazy listing never drifts from the real one."""
+    import argparse
+    import importlib
+
+    from threatgraph.cli import COMMANDS, SUMMARIES
+
+    for module_name in COMMANDS:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(f"threatgraph.commands.{module_name}").register(sub)
+        declared = [(a.dest, a.help) for a in sub._choices_actions]
+        if module_name in SUMMARIES:
+            assert declared == [SUMMARIES[module_name]], module_name
+
+
+def test_only_the_running_command_is_imported() -> None:
+    """Start-up (issue 14): `threatgraph rules` does not import the validation stack (pyshacl)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from threatgraph.cli import main; main(['rules']); "
+            "print('pyshacl' in sys.modules, 'threatgraph.server' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"

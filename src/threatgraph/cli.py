@@ -49,7 +49,30 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+SUMMARIES: dict[str, tuple[str, str]] = {
+    "analyze": ("analyze", "derive STRIDE and LINDDUN threats for a system model"),
+    "rules": ("rules", "list the derivation rules (the rule catalogue)"),
+    "knowledge_import": ("import", "import a MITRE knowledge release (ATT&CK, ATLAS, D3FEND, CAPEC) into the store"),
+    "releases": ("releases", "list the knowledge releases loaded in the store"),
+    "diff_release": ("diff-release", "compare two knowledge releases (techniques and mitigations)"),
+    "coverage": ("coverage", "which ATLAS/ATT&CK techniques and ML asset types the bridge mappings cover"),
+    "query": ("query", "run a named query from the library (or a .rq file)"),
+    "queries": ("queries", "list the named queries"),
+    "serve": ("serve", "serve the knowledge graph over SPARQL 1.1 (query page at /)"),
+    "push": ("push", "load the ontology, imported releases and models into a remote SPARQL store"),
+    "validate": ("validate", "check that a system model is complete (SHACL shapes)"),
+    "import_model": ("import-model", "convert an OTM, Threat Dragon v2 or Threagile model into a threatgraph Turtle model"),
+    "diff_model": ("diff-model", "compare two versions of a system model and their findings"),
+}
+"""Command name and one-line help of each command module, so that the parser can list every command
+while importing only the one that runs (start-up: importing all of them cost ~0.6 s, issue 14).
+``tests/test_cli.py`` checks these equal what each module's ``register`` declares; a module without
+an entry here is imported to register itself."""
+
+
+def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
+    """The argument parser. ``command``: the command that will run (only its module is imported; the
+    others are listed by their summary), ``"*"`` for every command fully registered."""
     parser = argparse.ArgumentParser(
         prog="threatgraph",
         description="Knowledge-graph threat reasoning for ML systems (STRIDE, LINDDUN, ATT&CK, ATLAS).",
@@ -58,16 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        summary = SUMMARIES.get(name)
+        if summary is not None and command != "*" and summary[0] != command:
+            sub.add_parser(summary[0], help=summary[1], add_help=False)
+            continue
         module = importlib.import_module(f"threatgraph.commands.{name}")
         module.register(sub)
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (its first argument not starting with ``-``), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (without the program name); return the exit code."""
-    parser = build_parser()
+    args_list = list(argv) if argv is not None else sys.argv[1:]
+    parser = build_parser(_command_of(args_list))
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
     if args.version:

@@ -92,4 +92,8 @@ def run(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{k} {v:,}" for k, v in sorted(info.counts.items()))
         print(f"{info.source}/{info.version}: {res.status}, {info.quads:,} triples into <{info.graph}>")
         print(f"  {counts}")
+    # compile the knowledge view analyses read (knowledge/view.py) now, so the next analysis does not
+    from threatgraph.knowledge.view import view_of_store
+
+    view_of_store(store)
     return 0
