@@ -1,0 +1,113 @@
+"""Same answers (issue 14): what an analysis answers does not change when the finding graph's shape does.
+
+The answers of an analysis with ATT&CK Enterprise 18.1, ATLAS 5.6.0 and D3FEND 1.2.0 loaded — findings
+(rule, focus, categories, severity, explanation, evidence), the techniques of each finding (mapping,
+asset types, release, replacement, exposure and reducing facts, control status, implemented
+mitigations), the knowledge joined to each technique (mitigations, D3FEND countermeasures with their
+inference, detections, maturity), risk (likelihood, impact, score, level, every factor) and attack
+paths — are read back through :func:`threatgraph.analysis.findings.read_findings` and
+:func:`threatgraph.analysis.paths.read_paths` (the interface every renderer uses), put in a canonical
+order and hashed per part. The recorded digests were computed with the code of commit dbad625, whose
+JSON reports of these models were byte-identical to those of 50cc807 (before this round).
+
+A deliberate change of the answers (new rules, new mappings) updates the digests in the same commit,
+saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from threatgraph.analysis.engine import Analysis, labels_of
+from threatgraph.analysis.findings import read_findings
+from threatgraph.analysis.paths import read_paths
+from threatgraph.analysis.pipeline import analyze
+
+pytestmark = pytest.mark.shared
+
+REPO = Path(__file__).resolve().parent.parent
+EX = REPO / "data" / "examples"
+
+
+def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
+    """Rows and a hash of the sorted rows of each part of the answers."""
+    labels = labels_of(analysis.store)
+    findings = read_findings(analysis.store, labels)
+    parts: dict[str, list[str]] = {"findings": [], "techniques": [], "knowledge": [], "risk": [], "paths": []}
+
+    def row(*values: Any) -> str:
+        return json.dumps(values, sort_keys=True, ensure_ascii=False, default=str)
+
+    seen_tech: set[str] = set()
+    for f in findings:
+        parts["findings"].append(row(f.iri, f.rule_id, f.focus, f.categories, f.severity, f.explanation,
+                                     sorted(f.evidence), f.control_status, sorted(f.covered_by)))
+        parts["risk"].append(row(f.iri, f.likelihood, f.impact, f.risk_score, f.risk_level,
+                                 sorted(row(*dataclasses.astuple(x)) for x in f.risk_factors)))
+        for t in f.techniques:
+            parts["techniques"].append(row(f.iri, t.iri, t.mapping, t.asset_types, t.release, t.replaces,
+                                           t.exposures, t.reduced_by, t.status, t.implemented))
+            if t.iri not in seen_tech:
+                seen_tech.add(t.iri)
+                parts["knowledge"].append(row(t.iri, t.label, t.mitigations, t.countermeasures, t.detections,
+                                              t.maturity, t.justification, t.sources))
+    for p in read_paths(analysis.store, labels, findings):
+        parts["paths"].append(row(*dataclasses.astuple(p)))
+    out = {}
+    for name, lines in parts.items():
+        lines.sort()
+        out[name] = (len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16])
+    return out
+
+
+RECORDED: dict[str, dict[str, tuple[int, str]]] = {
+    "rag-assistant": {"findings": (507, "af64952c6910df23"), "techniques": (452, "496e734f4b8a19d6"),
+                      "knowledge": (144, "5a042147383fc7df"), "risk": (507, "5fa1aaffc909b0d5"),
+                      "paths": (16, "7d15c33528fb85b3")},
+    "tabular-platform": {"findings": (613, "ba1fa89d15a48b87"), "techniques": (444, "a904681be8ab0109"),
+                         "knowledge": (135, "af33d6f84420fb8b"), "risk": (613, "fa009bdadaa550f2"),
+                         "paths": (27, "9abb17ea063183a8")},
+    "health-risk": {"findings": (428, "ffc8472bfd7c58a1"), "techniques": (224, "4cbe0b30f2e2f43c"),
+                    "knowledge": (101, "8b67881289556deb"), "risk": (428, "f4f496b92e26097c"),
+                    "paths": (24, "f27589584abaf683")},
+    "generated-1k": {"findings": (10210, "6da201223a7541e2"), "techniques": (10936, "af5634b96ad83514"),
+                     "knowledge": (97, "35d8127547a6b3eb"), "risk": (10210, "0af81e57f02dc786"),
+                     "paths": (250, "93aa08300c47c8b5")},
+}
+"""Model name → part → (rows, hash), recorded at commit dbad625 (see the module docstring)."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rag-assistant", "tabular-platform", "health-risk"])
+def test_example_answers_unchanged(name: str) -> None:
+    got = answers(analyze([str(EX / f"{name}.ttl")], knowledge=["shared"]))
+    assert got == RECORDED[name]
+
+
+@pytest.mark.slow
+def test_generated_model_answers_unchanged(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from generate import generate_model  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    model = tmp_path / "m1k.ttl"
+    model.write_text(generate_model(1000), encoding="utf-8")
+    got = answers(analyze([str(model)], knowledge=["shared"], force=True))
+    assert got == RECORDED["generated-1k"]
+
+
+def test_answers_see_a_change() -> None:
+    """The digest is sensitive: dropping one technique changes the techniques part."""
+    a = analyze([str(EX / "health-risk.ttl")])
+    before = answers(a)
+    a.store.update("DELETE WHERE { GRAPH <https://w3id.org/threatgraph/graph/findings> { ?f tg:explanation ?e } }")
+    assert answers(a)["findings"] != before["findings"]
