@@ -32,19 +32,22 @@ PARTS = {
     "status": f"SELECT ?a ?b WHERE {{ GRAPH <{F}> {{ ?a tg:controlStatus ?b }} }}",
     "paths": f"SELECT ?a ?b ?c ?d WHERE {{ GRAPH <{F}> {{ ?a tg:pathStart ?b ; tg:pathTarget ?c ; tg:pathLength ?d }} }}",
 }
-# Recorded with the code of commit b8cb8af (before this change), same knowledge releases.
+# Risk and paths recorded with the code of commit b8cb8af, same knowledge releases (unchanged since).
+# Applications and statuses re-recorded when applications became per (element, technique) instead of
+# per finding (issue 14): fewer application nodes (rag 452 -> 294), the same answers per finding
+# (tests/test_answers_digest.py), and the statuses still equal the per-application reference below.
 BEFORE = {
     "rag-assistant": {
-        "applications": (452, "8f8c4d9c06742bf1"), "risk": (507, "69fa7a0431c0bd7f"),
-        "status": (959, "d723829353668dcc"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (294, "dc4fed6c09776455"), "risk": (507, "69fa7a0431c0bd7f"),
+        "status": (801, "3582d50b4d3167b2"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
-        "applications": (444, "427c00e157642f1d"), "risk": (613, "31542a78b7cfa98a"),
-        "status": (1057, "bf47cf080e51177b"), "paths": (27, "df93e4e7b3743ec6"),
+        "applications": (317, "f10d123ad52c7177"), "risk": (613, "31542a78b7cfa98a"),
+        "status": (930, "a1fa9dc304a301e9"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (224, "d216c102a9840dc3"), "risk": (428, "ef16a1b93e945f33"),
-        "status": (652, "e45896ebba770b6f"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (162, "2f89fe3b8adc44c6"), "risk": (428, "ef16a1b93e945f33"),
+        "status": (590, "cfff2403c4e9c645"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 
@@ -75,7 +78,7 @@ def reference_statuses(store: Store) -> dict[str, str]:
     apps: dict[str, set[str]] = {}
     covered: set[str] = set()
     for r in store.select(f"""SELECT ?f ?app ?c WHERE {{ GRAPH <{F}> {{ ?f a tg:Finding .
-            OPTIONAL {{ ?f tg:application ?app }} OPTIONAL {{ ?f tg:coveredBy ?c }} }} }}"""):
+            OPTIONAL {{ ?app tg:ofFinding ?f }} OPTIONAL {{ ?f tg:coveredBy ?c }} }} }}"""):
         lst = apps.setdefault(r["f"].value, set())
         if "app" in r:
             lst.add(r["app"].value)
@@ -117,10 +120,10 @@ def test_digest_sees_a_change(store: Store) -> None:
     assert after["risk"] != before["risk"] and after["applications"] == before["applications"]
 
 
-# The whole sorted finding graph of the generated 1 k-element model (bench/generate.py, seed 42),
-# recorded with the code of commit dbadbc4, before the speed work of 26 Nov 2026 (compiled closure,
-# stage sub-selects, applications read once, rule rendering); same knowledge releases.
-GENERATED_1K = (349_821, "ebfffe0e24a70aa1")
+# The whole sorted finding graph of the generated 1 k-element model (bench/generate.py, seed 42): 349,821
+# quads recorded with the code of commit dbadbc4 and unchanged until applications became per (element,
+# technique) (issue 14); re-recorded then: 316,705 quads, with the same answers (test_answers_digest.py).
+GENERATED_1K = (316_705, "ad1ff4754e8c5819")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:

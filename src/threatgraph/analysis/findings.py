@@ -131,6 +131,10 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
         s, o = q.subject, q.object
         if isinstance(s, NamedNode) and isinstance(o, (NamedNode, BlankNode, Literal)):
             subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)
+    # applications are per (element, technique), linked to each finding they realise by tg:ofFinding
+    for app_iri, app_props in list(subj.items()):
+        for fin in app_props.get(_OF_FINDING, []):
+            subj.setdefault(fin.value, {}).setdefault(_APPLICATION, []).append(NamedNode(app_iri))
     if any(_APPLICATION in props for props in subj.values()):  # mapping justifications for the techniques
         for q in store.quads(graph_iri("bridge")):
             s, o = q.subject, q.object
@@ -316,6 +320,7 @@ def _one(props: dict[str, list[Term]], key: str) -> str:
 
 _TYPE = RDF.type
 _APPLICATION = TG.application
+_OF_FINDING = TG.ofFinding
 _FINDING = TG.Finding
 _BY_RULE = TG.byRule
 _RULE_ID = TG.ruleId

@@ -30,7 +30,7 @@ from pyoxigraph import NamedNode, Quad
 from threatgraph.errors import InputError, RuleError
 from threatgraph.resources import queries_dir, shared_data_dir
 from threatgraph.store.base import Store, Term
-from threatgraph.terms import GRAPH, TG, graph_iri
+from threatgraph.terms import FINDING, GRAPH, TG, graph_iri
 
 G_FINDINGS = graph_iri("findings")
 SOURCES: tuple[str, ...] = ("attack-enterprise", "atlas", "d3fend")
@@ -71,7 +71,7 @@ class Applications:
 
 
 _APPLICATIONS = f"""SELECT ?f ?app ?t ?rel WHERE {{ GRAPH <{G_FINDINGS}> {{
-  ?f tg:application ?app . ?app tg:appliedTechnique ?t ; tg:inRelease ?rel }} }}"""
+  ?app tg:ofFinding ?f ; tg:appliedTechnique ?t ; tg:inRelease ?rel }} }}"""
 
 
 def read_applications(store: Store) -> Applications:
@@ -81,7 +81,20 @@ def read_applications(store: Store) -> Applications:
         f, app = r["f"].value, r["app"].value
         out.of_finding.setdefault(f, []).append(app)
         out.technique[app] = (r["t"], r["rel"].value)
+    for apps in out.of_finding.values():
+        apps.sort()
     return out
+
+
+def application_iri(element: str, technique: str) -> str:
+    """IRI of the application of ``technique`` on ``element`` (as 10-techniques.rq builds it).
+
+    >>> application_iri("urn:e", "https://w3id.org/threatgraph/atlas/AML.T0051")
+    'https://w3id.org/threatgraph/finding/app/18bb31873db38e3d4664db13120b6136/AML.T0051'
+    """
+    import hashlib
+
+    return f"{FINDING}app/{hashlib.md5(element.encode(), usedforsecurity=False).hexdigest()}/{technique.rsplit('/', 1)[-1]}"
 
 
 def stage_files(directory: Path | None = None) -> list[Path]:
