@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 
 from pyoxigraph import BlankNode, Literal, NamedNode
 
@@ -135,8 +136,10 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
     for app_iri, app_props in list(subj.items()):
         for fin in app_props.get(_OF_FINDING, []):
             subj.setdefault(fin.value, {}).setdefault(_APPLICATION, []).append(NamedNode(app_iri))
-    if any(_APPLICATION in props for props in subj.values()):  # mapping justifications for the techniques
-        for q in store.quads(graph_iri("bridge")):
+    if any(_APPLICATION in props for props in subj.values()):
+        # mapping justifications, and what the knowledge view says of each technique (mitigations, D3FEND
+        # countermeasures with their inference, detections, maturity: joined when read, not copied)
+        for q in chain(store.quads(graph_iri("bridge")), store.quads(graph_iri("view"))):
             s, o = q.subject, q.object
             if isinstance(s, NamedNode) and isinstance(o, (NamedNode, Literal)):
                 subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)

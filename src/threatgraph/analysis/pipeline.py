@@ -15,7 +15,7 @@ Where the knowledge comes from:
 * ``endpoint="URL"``: the releases of a remote SPARQL store; the analysis graphs are written back to
   it (the documented purpose of ``analyze --endpoint``).
 
-``save=True`` writes the model, inferred, findings, ontology and bridge graphs into ``store`` (one
+``save=True`` writes the model, inferred, findings, ontology, bridge and knowledge-view graphs into ``store`` (one
 transaction: the graphs are staged, then swapped in by one SPARQL update).
 """
 
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from threatgraph.analysis.validation import ValidationReport
 
 G_BRIDGE = graph_iri("bridge")
-SAVED_GRAPHS: tuple[str, ...] = (G_ONTOLOGY, G_MODEL, G_INFERRED, G_FINDINGS, G_BRIDGE)
+G_VIEW = graph_iri("view")
+SAVED_GRAPHS: tuple[str, ...] = (G_ONTOLOGY, G_MODEL, G_INFERRED, G_FINDINGS, G_BRIDGE, G_VIEW)
 """The graphs an analysis leaves in a store it saves into (release graphs are never touched)."""
 
 

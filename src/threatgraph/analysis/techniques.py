@@ -105,6 +105,66 @@ def stage_files(directory: Path | None = None) -> list[Path]:
     return sorted(d.glob("*.rq"))
 
 
+G_VIEW = graph_iri("view")
+"""What the knowledge says of the techniques the bridge mappings cite (queries/derive-knowledge/*.rq):
+model-independent, computed once per set of releases and shipped mappings (knowledge/view.py caches it)."""
+G_BRIDGE = graph_iri("bridge")
+
+
+def knowledge_files() -> list[Path]:
+    """The CONSTRUCT queries of the knowledge view (``queries/derive-knowledge/*.rq``), in order."""
+    return stage_files(queries_dir() / "derive-knowledge")
+
+
+def view_inputs_digest() -> str:
+    """sha256 of what the knowledge view is derived from besides the releases: the ontology modules, the
+    bridge mappings and the derive-knowledge queries (a change to any of them recompiles the view)."""
+    import hashlib
+
+    from threatgraph.resources import ontology_dir
+
+    h = hashlib.sha256()
+    files = sorted(ontology_dir().glob("*.ttl")) + sorted((ontology_dir() / "mappings").glob("*.ttl")) + knowledge_files()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def view_key_of(store: Store, releases: Mapping[str, str]) -> str:
+    """The key of the knowledge view of ``releases`` (graph IRIs) as recorded in ``store``."""
+    import hashlib
+
+    from threatgraph.knowledge.releases import releases as recorded
+
+    sha = {i.graph: i.sha256 for i in recorded(store)}
+    h = hashlib.sha256(view_inputs_digest().encode())
+    for src in sorted(releases):
+        h.update(f"{src} {releases[src]} {sha.get(releases[src], '')}\n".encode())
+    return h.hexdigest()
+
+
+_VIEW_KEY = f"SELECT ?k WHERE {{ GRAPH <{G_VIEW}> {{ <{G_VIEW}> tg:viewKey ?k }} }}"
+
+
+def ensure_view(store: Store, releases: Mapping[str, str]) -> str:
+    """Make ``graph/view`` of ``store`` hold the knowledge view of ``releases``; return its key.
+
+    Nothing is done when the graph already records that key (an analysis store loaded from the cached
+    view); otherwise the derive-knowledge queries run on ``store`` (its release graphs, ``graph/bridge``
+    and ``graph/ontology``) and the key is recorded.
+    """
+    key = view_key_of(store, releases)
+    rows = store.select(_VIEW_KEY)
+    if rows and rows[0]["k"].value == key:
+        return key
+    store.drop_graph(G_VIEW)
+    for path in knowledge_files():
+        query = bind_releases(path.read_text(encoding="utf-8"), releases)
+        store.update(as_insert(query, G_VIEW))
+    store.update(f'INSERT DATA {{ GRAPH <{G_VIEW}> {{ <{G_VIEW}> tg:viewKey "{key}" }} }}')
+    return key
+
+
 def newest_releases(store: Store) -> dict[str, str]:
     """Source name → graph IRI of the newest loaded release, for the sources of :data:`SOURCES`."""
     from threatgraph.knowledge.releases import newest_release
@@ -158,6 +218,8 @@ def run_stage(
     """
     rel = dict(releases) if releases is not None else newest_releases(store)
     result = StageResult(releases=rel)
+    if rel:
+        ensure_view(store, rel)  # what the knowledge says of the cited techniques (graph/view)
     store.drop_graph(G_STAGE)
     for path in files if files is not None else stage_files():
         try:
@@ -183,7 +245,7 @@ def run_stage(
 
 # Applicable mitigations depend on the technique only: read per technique, not per application (at 10 k
 # elements the per-application join returned several hundred thousand rows).
-_TECH_MITIGATIONS = f"SELECT ?t ?m WHERE {{ GRAPH <{G_FINDINGS}> {{ ?t tg:applicableMitigation ?m }} }}"
+_TECH_MITIGATIONS = f"SELECT ?t ?m WHERE {{ GRAPH <{G_VIEW}> {{ ?t tg:applicableMitigation ?m }} }}"
 _APP_IMPLEMENTED = f"SELECT ?app ?m WHERE {{ GRAPH <{G_FINDINGS}> {{ ?app tg:implementedMitigation ?m }} }}"
 _COVERED = f"SELECT DISTINCT ?f WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f tg:coveredBy ?c }} }}"
 _FINDINGS = f"SELECT ?f WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding }} }}"
@@ -321,7 +383,7 @@ def load_knowledge(store: Store, specs: Sequence[str]) -> list[str]:
     return [load_release(store, kind, path).release.graph for kind, path in knowledge_paths(specs)]
 
 
-# -- D3FEND coverage of ATT&CK (the same inference as queries/derive-findings/30-countermeasures-attack.rq) --
+# -- D3FEND coverage of ATT&CK (the same inference as queries/derive-knowledge/30-countermeasures-attack.rq) --
 def d3fend_pattern(inherit: bool = True) -> str:
     """The D3FEND graph pattern of ``30-countermeasures-attack.rq`` (binds ``?id`` → ``?c``, ``?did``).
 
@@ -329,7 +391,7 @@ def d3fend_pattern(inherit: bool = True) -> str:
     (``?d3t rdfs:subClassOf* ?tx`` becomes ``?d3t rdfs:subClassOf? ?tx``, i.e. only the technique's own
     restrictions, the same hop count the countermeasure side uses).
     """
-    text = (queries_dir() / "derive-findings" / "30-countermeasures-attack.rq").read_text(encoding="utf-8")
+    text = (queries_dir() / "derive-knowledge" / "30-countermeasures-attack.rq").read_text(encoding="utf-8")
     start = text.index(f"GRAPH <{NEWEST_PREFIX}d3fend> {{")
     end = text.index("\n  }\n", start)
     block = text[start : end + 4]

@@ -105,27 +105,48 @@ def _newest(store: Store) -> list[tuple[str, str]]:
 
 
 def compile_view(store: Store, graphs: Sequence[str]) -> list[Quad]:
-    """The view's quads: the kept predicates of each release graph, and the graphs' provenance records."""
-    out: list[Quad] = []
+    """The view's quads, compiled from the release graphs ``graphs`` of ``store``.
+
+    The kept slice of each ATT&CK / ATLAS / CAPEC release and the release records go into a scratch
+    in-memory store with the ontology and the bridge mappings, where the derive-knowledge queries
+    compute ``graph/view`` (cited techniques, mitigations, D3FEND countermeasures with their
+    inference, detections). The view is those slices, ``graph/view``, the records, and of D3FEND only
+    the labels of the classes ``graph/view`` names.
+    """
+    from threatgraph.analysis.engine import Engine
+    from threatgraph.analysis.techniques import G_VIEW, ensure_view, newest_releases
+    from threatgraph.knowledge.bridge import load_bridge
+    from threatgraph.store import open_store
+
+    kept: list[Quad] = []
+    d3fend: list[Quad] = []
     rdf_type = NamedNode(RDF.type)
     for g in graphs:
         quads = list(store.quads(g))
         if g.startswith(GRAPH + "release/d3fend/"):
-            out.extend(q for q in quads if q.predicate.value in D3FEND_PREDICATES)
+            d3fend.extend(q for q in quads if q.predicate.value in D3FEND_PREDICATES)
             continue
-        kept = {q.subject for q in quads
-                if q.predicate == rdf_type and isinstance(q.object, NamedNode) and q.object.value in KEPT_CLASSES}
-        out.extend(q for q in quads if q.subject in kept and q.predicate.value in KNOWLEDGE_PREDICATES)
+        subjects = {q.subject for q in quads
+                    if q.predicate == rdf_type and isinstance(q.object, NamedNode) and q.object.value in KEPT_CLASSES}
+        kept.extend(q for q in quads if q.subject in subjects and q.predicate.value in KNOWLEDGE_PREDICATES)
     wanted = {NamedNode(g) for g in graphs}
     counts: set[object] = set()
-    records = list(store.quads(RELEASES_GRAPH))
-    for q in records:
-        if q.subject in wanted:
-            out.append(q)
-        elif q.predicate.value == KB + "countOf" and q.object in wanted:
+    all_records = list(store.quads(RELEASES_GRAPH))
+    for q in all_records:
+        if q.predicate.value == KB + "countOf" and q.object in wanted:
             counts.add(q.subject)
-    out.extend(q for q in records if q.subject in counts)
-    return out
+    records = [q for q in all_records if q.subject in wanted or q.subject in counts]
+
+    scratch = open_store()
+    scratch.add_quads(kept + d3fend + records)
+    Engine(scratch).load_ontology()
+    load_bridge(scratch)
+    ensure_view(scratch, newest_releases(scratch))
+    view = list(scratch.quads(G_VIEW))
+    named = {t for q in view for t in (q.subject, q.object) if isinstance(t, NamedNode)}
+    labels = {RDFS.label, SKOS.prefLabel}
+    d3fend_labels = [q for q in d3fend if q.subject in named and q.predicate.value in labels]
+    return kept + d3fend_labels + records + view
 
 
 def _parse_nquads(data: bytes) -> list[Quad] | None:
