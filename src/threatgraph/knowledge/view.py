@@ -35,7 +35,7 @@ from threatgraph.errors import InputError, StoreError
 from threatgraph.store.base import Store
 from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS
 
-VIEW_VERSION = "1"
+VIEW_VERSION = "2"
 """Bumped whenever what the view keeps changes (part of the cache key)."""
 
 KEPT_SOURCES = frozenset({"attack-enterprise", "attack-ics", "atlas", "d3fend", "capec"})
@@ -82,12 +82,15 @@ class View:
 
 
 def view_key(digests: Iterable[tuple[str, str]]) -> str:
-    """Cache key of a view of releases given as (graph IRI, sha256) pairs.
+    """Cache key of a view of releases given as (graph IRI, sha256) pairs, with the digest of the
+    ontology, mappings and derive-knowledge queries the view is derived from.
 
     >>> view_key([("g1", "a"), ("g2", "b")]) == view_key([("g2", "b"), ("g1", "a")])
     True
     """
-    h = hashlib.sha256(f"threatgraph-view/{VIEW_VERSION}\n".encode())
+    from threatgraph.analysis.techniques import view_inputs_digest
+
+    h = hashlib.sha256(f"threatgraph-view/{VIEW_VERSION}\n{view_inputs_digest()}\n".encode())
     for g, sha in sorted(digests):
         h.update(f"{g} {sha}\n".encode())
     return h.hexdigest()
