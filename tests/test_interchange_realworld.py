@@ -139,7 +139,9 @@ def test_threat_dragon_v1_is_upgraded_like_threat_dragon_2_does(capsys: pytest.C
     assert g.value(threat, U(TG.category)) == U(STRIDE.ElevationOfPrivilege)
     assert g.value(threat, RDFS.label) == rdflib.Literal("Kiosk escape")
     assert any("privilegeLevel" in n for n in r.unmapped)
-    assert any("data/reasonOutOfScope" in n for n in r.unmapped)  # reported, not silently dropped
+    assert g.value(kiosk, U(TG.outOfScope)) == rdflib.Literal(True)  # still imported and analysed
+    assert g.value(kiosk, U(TG.outOfScopeReason)) == rdflib.Literal("Vendor-managed")
+    assert g.value(visitor, U(TG.outOfScope)) is None  # not stated
     assert main(["validate", str(TD_V1)]) in (0, 1)
     err = capsys.readouterr().err
     assert "Traceback" not in err and "threatgraph: warning:" in err

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from threatgraph.errors import InputError
-from threatgraph.interchange import otm, threagile, threatdragon
+from threatgraph.interchange import otm, threagile, threatdragon, tmt
 from threatgraph.interchange.common import ImportResult
 
-FORMATS: tuple[str, ...] = ("otm", "threat-dragon", "threagile")
+FORMATS: tuple[str, ...] = ("otm", "threat-dragon", "threagile", "tmt")
 _JSON_EXT = {".json", ".otm"}
 _YAML_EXT = {".yaml", ".yml"}
 _RDF_JSON_EXT = {".jsonld", ".json-ld"}
@@ -53,6 +53,8 @@ def detect(path: Path, text: str) -> ImportResult | None:
     if ext in _RDF_JSON_EXT:
         return None
     stripped = text.lstrip("\ufeff \t\r\n")
+    if ext == ".tm7" or (stripped.startswith("<ThreatModel") and "ThreatModeling.Model" in stripped[:1000]):
+        return tmt.convert_text(text, str(path))  # Microsoft Threat Modeling Tool (XML)
     if ext in _YAML_EXT:
         return _from_yaml(path, text)
     if ext == ".otm" and not stripped.startswith("{"):

@@ -21,6 +21,7 @@ from threatgraph.interchange.common import (
     Builder,
     ImportResult,
     add_system,
+    bool_attr,
     declared_threat,
     items,
     ml_class_from_text,
@@ -208,8 +209,9 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
                     b.add(node, prop, data[did])
                 else:
                     b.unmapped(f"/technical_assets/{key}/{k2}", f"only a {need.lower()} has {k2.split('_')[-1]} data here")
-        if t.get("out_of_scope") is True:
-            b.unmapped(f"/technical_assets/{key}/out_of_scope", "out-of-scope assets are imported and analysed anyway")
+        bool_attr(b, node, TG.outOfScope, t.get("out_of_scope"))
+        if t.get("out_of_scope") is True and isinstance(t.get("justification_out_of_scope"), str):
+            b.lit(node, TG.outOfScopeReason, t["justification_out_of_scope"])
         b.unmapped_keys(t, path, _TA_MAPPED,
                         "technical-asset field with no home (usage, size, machine, owner, multi_tenant, …)")
         for lkey, link in _mapping(b, t, path, "communication_links").items():

@@ -41,7 +41,7 @@ _LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape
            "smooth")
 _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
                 "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment",
-                "isTrustBoundary", "threats", "outOfScope")
+                "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope")
 
 Point = tuple[float, float]
 
@@ -181,7 +181,7 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
                 b.add(node, TG.publiclyExposed, rdflib.Literal(True))
             if any(_crosses(centres[src], centres[tgt], pts) for _, pts in curves):
                 b.add(node, TG.crossesBoundary, rdflib.Literal(True))
-            _out_of_scope(b, data, cpath)
+            _out_of_scope(b, node, data)
             if k == 0:
                 _cell_threats(b, cell, cpath, node, linddun)
 
@@ -244,12 +244,17 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
             b.unmapped(_ptr([*path, key]), "store flag on another kind of element")
     if kind != "DataStore" and data.get("isEncrypted") is not None:
         b.unmapped(_ptr([*path, "isEncrypted"]), "encryption flag on an actor or process")
-    _out_of_scope(b, data, path[:-1])
+    _out_of_scope(b, node, data)
 
 
-def _out_of_scope(b: Builder, data: Mapping[str, Any], cpath: list[str | int]) -> None:
-    if data.get("outOfScope") is True:
-        b.unmapped(_ptr([*cpath, "data", "outOfScope"]), "out-of-scope elements are imported and analysed anyway")
+def _out_of_scope(b: Builder, node: rdflib.URIRef, data: Mapping[str, Any]) -> None:
+    """``outOfScope`` → tg:outOfScope (the element is still imported and analysed), ``reasonOutOfScope``."""
+    bool_attr(b, node, TG.outOfScope, data.get("outOfScope"))
+    reason = data.get("reasonOutOfScope")
+    if data.get("outOfScope") is True and isinstance(reason, str):
+        b.lit(node, TG.outOfScopeReason, reason)
+    elif isinstance(reason, str) and reason.strip():
+        b.unmapped("/detail/diagrams/*/cells/*/data/reasonOutOfScope", "a reason for an element that is in scope")
 
 
 def _cell_threats(b: Builder, cell: Mapping[str, Any], cpath: list[str | int], node: rdflib.URIRef, linddun: bool) -> None:
