@@ -221,3 +221,22 @@ def test_analyze_reads_tm_bom(tmp_path: Path) -> None:
     p = tmp_path / "fraud.json"
     p.write_text(json.dumps(_ml_model()), encoding="utf-8")
     assert main(["validate", str(p)]) in (0, 1)
+
+
+def test_shapes_of_published_models_are_read() -> None:
+    """Shapes seen in Threat Dragon's demo TM-BOM (huskyai.tmbom.json, commit 1e44cd3b): an actor without a
+    trust zone, a reference typed as the wrong kind, an empty flow title, a placement in a store not listed."""
+    doc = _ml_model()
+    del doc["actors"][0]["trust_zone"]
+    doc["data_flows"][1]["source"] = {"type": "component", "object": "lake"}  # lake is a data store
+    doc["data_flows"][1]["title"] = ""
+    doc["data_sets"][0]["placements"].append({"data_store": "redis-cache", "encrypted": False})
+    res = convert(doc, "husky.json")
+    g = res.graph
+    merchant = _by_label(g, "Merchant")
+    assert g.value(merchant, U(TG.inZone)) is None
+    flow = g.value(predicate=U(DCT.identifier), object=rdflib.Literal("read-lake"))
+    assert g.value(flow, U(TG.source)) == _by_label(g, "Data lake")
+    assert g.value(flow, RDFS.label) == rdflib.Literal("read-lake")
+    assert any("/data_sets/0/placements/1/data_store: no data store 'redis-cache' (skipped)" in w for w in res.warnings)
+    assert _count(g, TG.DataFlow) == 2
