@@ -351,10 +351,10 @@ def test_import_model_writes_turtle_that_round_trips(src: Path, tmp_path: Path, 
         ("broken.yaml", "title: x\ntechnical_assets:\n  a: [1, 2\n", r"broken\.yaml:\d+:\d+: not valid YAML .*Threagile"),
         ("other.yaml", "just: a mapping\n", r"other\.yaml: /: not a Threagile model"),
         ("flow.otm", json.dumps({"otmVersion": "0.2.0", "project": {"name": "n", "id": "i"},
-                                 "components": [{"id": "c", "name": "C", "type": "web-service", "parent": {"trustZone": "z"}}],
+                                 "components": [{"id": "c", "type": "web-service", "parent": {"trustZone": "z"}}],
                                  "trustZones": [{"id": "z", "name": "Z", "risk": {"trustRating": 1}}],
                                  "dataflows": [{"id": "f", "name": "F", "source": "c", "destination": "ghost"}]}),
-         r"otm: /dataflows/0/destination: no component with id 'ghost'"),
+         r"otm: /components: no usable component \(.*/components/0: missing required field 'name'"),
         ("td.json", json.dumps({"version": "2", "summary": {"title": "t"}, "detail": {"diagrams": [{"id": 0, "cells": [
             {"id": "f", "shape": "flow", "zIndex": 0, "source": {"cell": "x"}, "data": {"type": "tm.Flow"}}]}]}}),
          r"threat-dragon: /detail/diagrams: no actor, process or store in any diagram \(.*/detail/diagrams/0/cells/0/"
@@ -419,3 +419,30 @@ def test_turtle_overlay_completes_an_imported_model(tmp_path: Path) -> None:
     assert (node, RDF.type, U(TG.DataFlow)) in g  # from the OTM file
     assert g.value(node, U(TG.authenticated)).toPython() is True  # from the overlay: same IRI
     assert str(g.value(node, RDFS.label)) == "Internal scoring call"
+
+
+def test_otm_odd_parts_are_reported_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = {"otmVersion": "0.2.0", "project": {"name": "n", "id": "i"},
+           "trustZones": [{"id": "z", "name": "Z", "risk": {"trustRating": 1}}],
+           "components": [{"id": "c", "name": "C", "type": "web-service", "parent": {"trustZone": "z"}},
+                          {"id": "c", "name": "Again", "type": "web-service", "parent": {"trustZone": "z"}},
+                          {"id": "d", "name": "D", "type": "database", "parent": {"trustZone": "nowhere"},
+                           "threats": [{"threat": "unknown", "state": "EXPOSED"}]}],
+           "dataflows": [{"id": "f", "name": "F", "source": "c", "destination": "ghost", "assets": ["none"]},
+                         {"id": "g", "name": "G", "source": "c", "destination": "d"}]}
+    p = tmp_path / "odd.otm.json"
+    p.write_text(json.dumps(doc))
+    r = convert_file(p)
+    assert r is not None
+    w = "\n".join(r.warnings)
+    assert "otm: /components/1/id: duplicate component id 'c'; the first one is kept (skipped)" in w
+    assert "otm: /components/2/parent/trustZone: no trust zone with id 'nowhere' (the component is imported in no trust zone)" in w
+    assert "otm: /components/2/threats/0/threat: no threat with id 'unknown' in /threats (skipped)" in w
+    assert ("otm: /dataflows/0/destination: the flow's target names no component ('ghost'); attached to a placeholder "
+            "external element 'unnamed target of F'") in w
+    assert "otm: /dataflows/0/assets/0: no asset with id 'none' (skipped)" in w
+    g = r.graph
+    labels = {str(o) for o in g.objects(None, RDFS.label)}
+    assert {"C", "D", "F", "G", "unnamed target of F"} <= labels and "Again" not in labels
+    assert main(["import-model", str(p), "-o", str(tmp_path / "o.ttl")]) == 0
+    assert "Traceback" not in capsys.readouterr().err
