@@ -310,13 +310,25 @@ def test_threagile_risk_tracking_and_individual_risks() -> None:
     assert any("/risk_tracking:" in n for n in tgl().unmapped)  # some-unknown-rule@nowhere
 
 
-def test_threagile_unknown_asset_type_is_a_located_error(tmp_path: Path) -> None:
+def test_threagile_odd_parts_are_reported_and_skipped(tmp_path: Path) -> None:
     doc = yaml.safe_load(TGL.read_text())
     doc = copy.deepcopy(doc)
     doc["technical_assets"]["Model store"]["type"] = "queue"
     p = tmp_path / "bad.yaml"
     p.write_text(yaml.safe_dump(doc))
-    with pytest.raises(InputError, match=r"threagile: /technical_assets/Model store/type: unknown technical asset type"):
+    r = convert_file(p)
+    assert r is not None
+    w = "\n".join(r.warnings)
+    assert "threagile: /technical_assets/Model store/type: unknown technical asset type 'queue'" in w
+    labels = {str(o) for o in r.graph.objects(None, RDFS.label)}
+    assert "Model store" not in labels and "Scoring API" in labels
+    # the links to the skipped asset keep their source, with a placeholder target named after them
+    assert any(lab.startswith("unnamed target of ") for lab in labels)
+    assert "names no technical asset" in w
+    for asset in doc["technical_assets"].values():
+        asset["type"] = "queue"
+    p.write_text(yaml.safe_dump(doc))
+    with pytest.raises(InputError, match=r"threagile: /technical_assets: no usable technical asset"):
         convert_file(p)
 
 
