@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from threatgraph.errors import InputError
-from threatgraph.interchange import otm, threagile, threatdragon, tmbom, tmt
+from threatgraph.interchange import otm, pytm_json, threagile, threatdragon, tmbom, tmt
 from threatgraph.interchange.common import ImportResult
 
-FORMATS: tuple[str, ...] = ("otm", "threat-dragon", "threagile", "tmt", "tm-bom")
+FORMATS: tuple[str, ...] = ("otm", "threat-dragon", "threagile", "tmt", "tm-bom", "pytm")
 _JSON_EXT = {".json", ".otm"}
 _YAML_EXT = {".yaml", ".yml"}
 _RDF_JSON_EXT = {".jsonld", ".json-ld"}
@@ -46,6 +46,8 @@ def sniff(doc: Any) -> str | None:
         return "threat-dragon"
     if tmbom.sniff(doc):
         return "tm-bom"
+    if pytm_json.sniff(doc):
+        return "pytm"
     return None
 
 
@@ -74,7 +76,7 @@ def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
             return None
         raise InputError(
             f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); tried: OTM, Threat Dragon v2, "
-            "TM-BOM (all JSON)",
+            "TM-BOM, pytm (all JSON)",
             hint="fix the JSON syntax at that line and column",
         ) from err
     fmt = sniff(doc)
@@ -84,7 +86,7 @@ def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
         keys = ", ".join(sorted(map(str, doc))[:8]) if isinstance(doc, Mapping) else type(doc).__name__
         raise InputError(
             f"{path}: /: not an OTM (no 'otmVersion'), Threat Dragon v2 (no 'summary' and 'detail.diagrams'), "
-            f"TM-BOM (no 'scope' and 'data_flows') or JSON-LD (no '@context') document; top level has: {keys or 'nothing'}",
+            f"TM-BOM (no 'scope' and 'data_flows'), pytm (no 'elements' and 'flows') or JSON-LD (no '@context') document; top level has: {keys or 'nothing'}",
             hint="export the model from its tool again, or give an RDF model (Turtle)",
         )
     return _convert(fmt, doc, path)
@@ -121,6 +123,8 @@ def _convert(fmt: str, doc: Any, path: Path) -> ImportResult:
         return threatdragon.convert(doc, str(path))
     if fmt == "tm-bom":
         return tmbom.convert(doc, str(path))
+    if fmt == "pytm":
+        return pytm_json.convert(doc, str(path))
     if isinstance(doc, Mapping) and doc.get("includes"):
         return threagile.convert(threagile.merge_includes(doc, path), str(path), included=True)
     return threagile.convert(doc, str(path))
