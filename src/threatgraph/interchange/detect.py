@@ -1,8 +1,10 @@
-"""Detect a model file's format (OTM, Threat Dragon v2, Threagile, or RDF) and convert it.
+"""Detect a model file's format and convert it: OTM, Threat Dragon, Threagile, TM-BOM, pytm JSON (JSON or YAML),
+Microsoft Threat Modeling Tool ``.tm7`` (XML), or RDF.
 
 RDF files (Turtle, N-Triples, RDF/XML, JSON-LD, …) are not handled here: :func:`detect` returns None
-for them and the RDF loader parses them. JSON and YAML files must be one of the three interchange
-formats; anything else is an error naming the formats tried and where the file failed.
+for them and the RDF loader parses them. JSON and YAML files must be one of the interchange formats;
+anything else is an error naming the formats tried and where the file failed. A ``.tm7`` file, or XML
+whose root is the Threat Modeling Tool's ``ThreatModel``, is read by :mod:`threatgraph.interchange.tmt`.
 """
 
 from __future__ import annotations
