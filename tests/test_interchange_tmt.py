@@ -267,3 +267,18 @@ def test_tm7_detected_by_content_and_read_by_analyze(tmp_path: Path, capsys: pyt
     g = rdflib.Graph().parse(out)
     assert _count(g, U(TG.DeclaredThreat)) == 4
     assert main(["validate", str(SDL)]) in (0, 1)
+
+
+def test_utf16_file_is_read(tmp_path: Path) -> None:
+    """A .tm7 saved as UTF-16 (with its byte-order mark) reads like the UTF-8 one; other bytes are an XML error."""
+    text = SDL.read_text(encoding="utf-8")
+    p = tmp_path / "utf16.tm7"
+    p.write_bytes('<?xml version="1.0" encoding="utf-16"?>'.encode("utf-16") + text.encode("utf-16")[2:])
+    res = convert_file(p)
+    assert res is not None
+    expected = convert_file(SDL)
+    assert expected is not None and len(res.graph) == len(expected.graph)
+    bad = tmp_path / "binary.tm7"
+    bad.write_bytes(b"\x00\xff\xfe garbage")
+    with pytest.raises(InputError, match=r"binary\.tm7:1:\d+: not valid XML"):
+        convert_file(bad)

@@ -25,6 +25,13 @@ def convert_file(path: str | Path) -> ImportResult | None:
     from threatgraph.interchange.detect import detect
 
     p = Path(path)
+    if p.suffix.lower() == ".tm7":  # XML: the parser reads the encoding the file declares (UTF-8 or UTF-16)
+        from threatgraph.interchange import tmt
+
+        try:
+            return tmt.convert_text(p.read_bytes(), str(p))
+        except OSError as err:
+            raise InputError(f"{p}: cannot read: {err.strerror}") from err
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

@@ -167,10 +167,14 @@ class _Prop:
     value: str | None
 
 
-def parse_xml(text: str, name: str) -> Element:
-    """The root element of a ``.tm7`` document, parsed without DTDs, entities or external resources."""
+def parse_xml(text: str | bytes, name: str) -> Element:
+    """The root element of a ``.tm7`` document, parsed without DTDs, entities or external resources.
+
+    ``bytes`` are decoded by the XML parser (byte-order mark or encoding declaration: UTF-8, UTF-16).
+    """
     try:
-        root: Element = SafeET.fromstring(text.lstrip("\ufeff"), forbid_dtd=True)
+        root: Element = SafeET.fromstring(text.lstrip("\ufeff") if isinstance(text, str) else text,
+                                          forbid_dtd=True)
     except ParseError as err:
         line, col = err.position
         raise InputError(
@@ -190,8 +194,8 @@ def parse_xml(text: str, name: str) -> Element:
     return root
 
 
-def convert_text(text: str, name: str) -> ImportResult:
-    """Convert the XML text of a ``.tm7`` file."""
+def convert_text(text: str | bytes, name: str) -> ImportResult:
+    """Convert the XML text (or the bytes) of a ``.tm7`` file."""
     return convert(parse_xml(text, name), name)
 
 
