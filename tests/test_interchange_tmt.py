@@ -282,3 +282,23 @@ def test_utf16_file_is_read(tmp_path: Path) -> None:
     bad.write_bytes(b"\x00\xff\xfe garbage")
     with pytest.raises(InputError, match=r"binary\.tm7:1:\d+: not valid XML"):
         convert_file(bad)
+
+
+def test_custom_template_type_names_give_ml_classes() -> None:
+    """A stencil type of a custom template, defined in the template embedded in the file, is not unknown;
+    its name ("Vector Database") gives the ML class."""
+    text = SDL.read_text(encoding="utf-8")
+    text = _edit(text, "<StandardElements/>", "<StandardElements><ElementType><Id>SE.DS.Contoso.VectorDB</Id>"
+                 "<Name>Vector Database</Name><ParentId>GE.DS</ParentId></ElementType></StandardElements>")
+    text = _edit(text, ">SE.DS.TMCore.SQL</TypeId>", ">SE.DS.Contoso.VectorDB</TypeId>")
+    res = convert_text(text, "custom.tm7")
+    g = res.graph
+    db = _by_label(g, "Orders DB")
+    assert (db, RDF.type, U(TGML.VectorStore)) in g
+    assert g.value(db, U(DCT.type)) == rdflib.Literal("Vector Database (SE.DS.Contoso.VectorDB)")
+    assert not any("SE.DS.Contoso.VectorDB" in w for w in res.warnings)
+    # without the template entry the type is unknown: generic type, a warning, and no ML class
+    plain = convert_text(_edit(SDL.read_text(encoding="utf-8"), ">SE.DS.TMCore.SQL</TypeId>",
+                               ">SE.DS.Contoso.VectorDB</TypeId>"), "plain.tm7")
+    assert any("unknown stencil type 'SE.DS.Contoso.VectorDB'" in w for w in plain.warnings)
+    assert (_by_label(plain.graph, "Orders DB"), RDF.type, U(TGML.VectorStore)) not in plain.graph

@@ -355,7 +355,10 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         b.typed(node, TG[kind], label or guid, guid)
         b.add(node, TG.partOf, system)
         _standard(b, node, stype, template)
-        ml = ML_TYPES.get(stype or "") or ml_class_from_text(label or "", kind)
+        # ML class: from the standard type, else from words in the stencil's name or its template type's name
+        # (a custom template's "Vector Database" stencil is a tgml:VectorStore)
+        tname = template.elements.get(stype or "", (None, None))[0] if stype else None
+        ml = ML_TYPES.get(stype or "") or ml_class_from_text(f"{label or ''}\n{tname or ''}", kind)
         if ml:
             b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
         _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid)
