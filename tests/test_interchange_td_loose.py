@@ -104,3 +104,19 @@ def test_nothing_usable_is_refused() -> None:
     with pytest.raises(InputError, match=r"no actor, process or store in any diagram .*cells/0/source: the flow's "
                                          r"source is a loose end"):
         convert(doc, "empty.json")
+
+
+def test_version_1_loose_end() -> None:
+    doc = {"summary": {"title": "old"}, "detail": {"diagrams": [{"id": 0, "title": "d", "diagramType": "STRIDE",
+           "diagramJson": {"cells": [
+               {"type": "tm.Process", "id": "p", "position": {"x": 300, "y": 0}, "size": {"width": 100, "height": 100},
+                "attrs": {"text": {"text": "Kiosk"}}},
+               {"type": "tm.Flow", "id": "f", "source": {"x": 10, "y": 20}, "target": {"id": "p"},
+                "labels": [{"attrs": {"text": {"text": "Touch"}}}]}]}}]}}
+    res = convert(doc, "v1.json")
+    g = res.graph
+    flow = _by_label(g, "Touch")
+    assert g.value(flow, U(TG.source)) == _by_label(g, "unnamed source of Touch")
+    assert g.value(flow, U(TG.target)) == _by_label(g, "Kiosk")
+    assert any("/detail/diagrams/0/diagramJson/cells/1/source: the flow's source is a loose end" in w
+               for w in res.warnings)
