@@ -310,13 +310,25 @@ def test_threagile_risk_tracking_and_individual_risks() -> None:
     assert any("/risk_tracking:" in n for n in tgl().unmapped)  # some-unknown-rule@nowhere
 
 
-def test_threagile_unknown_asset_type_is_a_located_error(tmp_path: Path) -> None:
+def test_threagile_odd_parts_are_reported_and_skipped(tmp_path: Path) -> None:
     doc = yaml.safe_load(TGL.read_text())
     doc = copy.deepcopy(doc)
     doc["technical_assets"]["Model store"]["type"] = "queue"
     p = tmp_path / "bad.yaml"
     p.write_text(yaml.safe_dump(doc))
-    with pytest.raises(InputError, match=r"threagile: /technical_assets/Model store/type: unknown technical asset type"):
+    r = convert_file(p)
+    assert r is not None
+    w = "\n".join(r.warnings)
+    assert "threagile: /technical_assets/Model store/type: unknown technical asset type 'queue'" in w
+    labels = {str(o) for o in r.graph.objects(None, RDFS.label)}
+    assert "Model store" not in labels and "Scoring API" in labels
+    # the links to the skipped asset keep their source, with a placeholder target named after them
+    assert any(lab.startswith("unnamed target of ") for lab in labels)
+    assert "names no technical asset" in w
+    for asset in doc["technical_assets"].values():
+        asset["type"] = "queue"
+    p.write_text(yaml.safe_dump(doc))
+    with pytest.raises(InputError, match=r"threagile: /technical_assets: no usable technical asset"):
         convert_file(p)
 
 
@@ -351,21 +363,19 @@ def test_import_model_writes_turtle_that_round_trips(src: Path, tmp_path: Path, 
         ("broken.yaml", "title: x\ntechnical_assets:\n  a: [1, 2\n", r"broken\.yaml:\d+:\d+: not valid YAML .*Threagile"),
         ("other.yaml", "just: a mapping\n", r"other\.yaml: /: not a Threagile model"),
         ("flow.otm", json.dumps({"otmVersion": "0.2.0", "project": {"name": "n", "id": "i"},
-                                 "components": [{"id": "c", "name": "C", "type": "web-service", "parent": {"trustZone": "z"}}],
+                                 "components": [{"id": "c", "type": "web-service", "parent": {"trustZone": "z"}}],
                                  "trustZones": [{"id": "z", "name": "Z", "risk": {"trustRating": 1}}],
                                  "dataflows": [{"id": "f", "name": "F", "source": "c", "destination": "ghost"}]}),
-         r"otm: /dataflows/0/destination: no component with id 'ghost'"),
+         r"otm: /components: no usable component \(.*/components/0: missing required field 'name'"),
         ("td.json", json.dumps({"version": "2", "summary": {"title": "t"}, "detail": {"diagrams": [{"id": 0, "cells": [
             {"id": "f", "shape": "flow", "zIndex": 0, "source": {"cell": "x"}, "data": {"type": "tm.Flow"}}]}]}}),
-         r"threat-dragon: /detail/diagrams/0/cells/0/source/cell: no actor, process or store with id 'x'"),
-        ("td2.json", json.dumps({"version": "2", "summary": {"title": "t"}, "detail": {"diagrams": [{"id": 0, "cells": [
-            {"id": "p", "shape": "process", "zIndex": 0, "data": {"type": "tm.Process"}},
-            {"id": "f", "shape": "flow", "zIndex": 0, "source": {"cell": "p"}, "data": {"type": "tm.Flow"}}]}]}}),
-         r"/detail/diagrams/0/cells/1/target: data flow has no target element"),
+         r"threat-dragon: /detail/diagrams: no actor, process or store in any diagram \(.*/detail/diagrams/0/cells/0/"
+         r"source/cell: the flow's source names no actor, process or store \('x'\)"),
         ("td1.json", json.dumps({"summary": {"title": "old"}, "detail": {"contributors": [], "diagrams": [
             {"title": "d", "diagramType": "STRIDE", "id": 0, "diagramJson": {"cells": [
                 {"type": "tm.Flow", "id": "f", "source": {"id": "ghost"}, "target": {"id": "ghost"}}]}}]}}),
-         r"threat-dragon: /detail/diagrams/0/diagramJson/cells/0/source/cell: no actor, process or store with id 'ghost'"),
+         r"threat-dragon: /detail/diagrams: no actor, process or store in any diagram \(.*/detail/diagrams/0/"
+         r"diagramJson/cells/0/source/cell: the flow's source names no actor, process or store \('ghost'\)"),
     ],
 )
 def test_bad_input_names_the_format_and_the_place(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -421,3 +431,30 @@ def test_turtle_overlay_completes_an_imported_model(tmp_path: Path) -> None:
     assert (node, RDF.type, U(TG.DataFlow)) in g  # from the OTM file
     assert g.value(node, U(TG.authenticated)).toPython() is True  # from the overlay: same IRI
     assert str(g.value(node, RDFS.label)) == "Internal scoring call"
+
+
+def test_otm_odd_parts_are_reported_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = {"otmVersion": "0.2.0", "project": {"name": "n", "id": "i"},
+           "trustZones": [{"id": "z", "name": "Z", "risk": {"trustRating": 1}}],
+           "components": [{"id": "c", "name": "C", "type": "web-service", "parent": {"trustZone": "z"}},
+                          {"id": "c", "name": "Again", "type": "web-service", "parent": {"trustZone": "z"}},
+                          {"id": "d", "name": "D", "type": "database", "parent": {"trustZone": "nowhere"},
+                           "threats": [{"threat": "unknown", "state": "EXPOSED"}]}],
+           "dataflows": [{"id": "f", "name": "F", "source": "c", "destination": "ghost", "assets": ["none"]},
+                         {"id": "g", "name": "G", "source": "c", "destination": "d"}]}
+    p = tmp_path / "odd.otm.json"
+    p.write_text(json.dumps(doc))
+    r = convert_file(p)
+    assert r is not None
+    w = "\n".join(r.warnings)
+    assert "otm: /components/1/id: duplicate component id 'c'; the first one is kept (skipped)" in w
+    assert "otm: /components/2/parent/trustZone: no trust zone with id 'nowhere' (the component is imported in no trust zone)" in w
+    assert "otm: /components/2/threats/0/threat: no threat with id 'unknown' in /threats (skipped)" in w
+    assert ("otm: /dataflows/0/destination: the flow's target names no component ('ghost'); attached to a placeholder "
+            "external element 'unnamed target of F'") in w
+    assert "otm: /dataflows/0/assets/0: no asset with id 'none' (skipped)" in w
+    g = r.graph
+    labels = {str(o) for o in g.objects(None, RDFS.label)}
+    assert {"C", "D", "F", "G", "unnamed target of F"} <= labels and "Again" not in labels
+    assert main(["import-model", str(p), "-o", str(tmp_path / "o.ttl")]) == 0
+    assert "Traceback" not in capsys.readouterr().err

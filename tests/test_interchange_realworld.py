@@ -71,13 +71,18 @@ def test_otm_yaml_with_early_draft_keys_is_read_with_warnings(capsys: pytest.Cap
         assert err.count("'trustzones' read as 'trustZones'") == 1, argv  # printed once per command
 
 
-def test_otm_draft_parent_naming_nothing_is_a_located_error(tmp_path: Path) -> None:
+def test_otm_draft_parent_naming_nothing_is_reported(tmp_path: Path) -> None:
     doc = yaml.safe_load(DRAFT_OTM.read_text())
     doc["components"][0]["parent"] = "nowhere"
     p = tmp_path / "bad.otm"
     p.write_text(yaml.safe_dump(doc))
-    with pytest.raises(InputError, match=r"bad\.otm: otm: /components/0/parent: parent 'nowhere' names no trust zone"):
-        convert_file(p)
+    r = _convert(p)
+    assert any("bad.otm: otm: /components/0/parent: parent 'nowhere' names no trust zone" in w and
+               w.endswith("(the component is imported in no trust zone)") for w in r.warnings)
+    elements = set(r.graph.subjects(U(TG.partOf), None))
+    assert len(elements) == 3 + 2  # three components and two flows, as without the fault
+    zoned = set(r.graph.subjects(U(TG.inZone), None))
+    assert len(elements - zoned) == 2 + 1  # the flows and the component whose parent names nothing
 
 
 def test_otm_yaml_file_with_tmt_category_words(capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,7 +144,9 @@ def test_threat_dragon_v1_is_upgraded_like_threat_dragon_2_does(capsys: pytest.C
     assert g.value(threat, U(TG.category)) == U(STRIDE.ElevationOfPrivilege)
     assert g.value(threat, RDFS.label) == rdflib.Literal("Kiosk escape")
     assert any("privilegeLevel" in n for n in r.unmapped)
-    assert any("data/reasonOutOfScope" in n for n in r.unmapped)  # reported, not silently dropped
+    assert g.value(kiosk, U(TG.outOfScope)) == rdflib.Literal(True)  # still imported and analysed
+    assert g.value(kiosk, U(TG.outOfScopeReason)) == rdflib.Literal("Vendor-managed")
+    assert g.value(visitor, U(TG.outOfScope)) is None  # not stated
     assert main(["validate", str(TD_V1)]) in (0, 1)
     err = capsys.readouterr().err
     assert "Traceback" not in err and "threatgraph: warning:" in err

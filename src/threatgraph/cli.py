@@ -61,7 +61,8 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "serve": ("serve", "serve the knowledge graph over SPARQL 1.1 (query page at /)"),
     "push": ("push", "load the ontology, imported releases and models into a remote SPARQL store"),
     "validate": ("validate", "check that a system model is complete (SHACL shapes)"),
-    "import_model": ("import-model", "convert an OTM, Threat Dragon v2 or Threagile model into a threatgraph Turtle model"),
+    "import_model": ("import-model", "convert an OTM, Threat Dragon, Threagile, MS Threat Modeling Tool, TM-BOM or pytm "
+                     "model into Turtle"),
     "diff_model": ("diff-model", "compare two versions of a system model and their findings"),
 }
 """Command name and one-line help of each command module, so that the parser can list every command

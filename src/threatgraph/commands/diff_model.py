@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
         "diff-model",
         help="compare two versions of a system model and their findings",
         description="Elements, flows and attributes added, removed or changed, and findings that appeared, "
-        "disappeared or changed severity/residual risk. Models may be RDF, OTM, Threat Dragon or Threagile.",
+        "disappeared or changed severity/residual risk. Models may be RDF or any format import-model reads.",
     )
     p.add_argument("old", metavar="OLD", help="the earlier model file")
     p.add_argument("new", metavar="NEW", help="the later model file")

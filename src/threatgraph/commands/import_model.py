@@ -1,4 +1,4 @@
-"""``threatgraph import-model FILE``: convert an OTM, Threat Dragon v2 or Threagile model to Turtle."""
+"""``threatgraph import-model FILE``: convert an OTM, Threat Dragon, Threagile, MS TMT, TM-BOM or pytm model to Turtle."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from threatgraph.interchange import convert_file
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "import-model",
-        help="convert an OTM, Threat Dragon v2 or Threagile model into a threatgraph Turtle model",
-        description="Detects the format (OTM JSON, OWASP Threat Dragon v2 JSON, Threagile YAML), converts it and "
+        help="convert an OTM, Threat Dragon, Threagile, MS Threat Modeling Tool, TM-BOM or pytm model into Turtle",
+        description="Detects the format (OTM JSON/YAML, OWASP Threat Dragon JSON, Threagile YAML, Microsoft Threat "
+        "Modeling Tool .tm7, OWASP Threat Model Library TM-BOM JSON, pytm JSON), converts it and "
         "writes Turtle; fields with no home in the ontology are listed on stderr. See docs/interchange.md.",
     )
-    p.add_argument("file", metavar="FILE", help="the model to convert (.json, .otm, .yaml, .yml)")
+    p.add_argument("file", metavar="FILE", help="the model to convert (.json, .otm, .yaml, .yml, .tm7)")
     p.add_argument("--output", "-o", metavar="OUT.ttl", help="write the Turtle to OUT.ttl instead of stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="do not list the fields that had no home")
     p.set_defaults(func=run)
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     result = convert_file(path)
     if result is None:
         raise InputError(
-            f"{path}: not an OTM, Threat Dragon v2 or Threagile model (detected by extension and content)",
+            f"{path}: not an OTM, Threat Dragon, Threagile, Threat Modeling Tool, TM-BOM or pytm model (detected by "
+            "extension and content)",
             hint="RDF models need no import: give them to analyze directly",
         )
     for w in result.warnings:

@@ -1,6 +1,7 @@
 """Importers of other threat-modelling tools' formats into the threatgraph system model.
 
-OTM (Open Threat Model), OWASP Threat Dragon v2 JSON and Threagile YAML are converted into the same
+OTM (Open Threat Model), OWASP Threat Dragon JSON, Threagile YAML, Microsoft Threat Modeling Tool ``.tm7``,
+OWASP Threat Model Library (TM-BOM) JSON and pytm JSON are converted into the same
 RDF the users write by hand (see docs/interchange.md for the mapping tables). The model loader calls
 :func:`convert_file` for every file, so ``analyze`` and ``diff-model`` accept these formats too.
 """
@@ -16,7 +17,7 @@ from threatgraph.interchange.common import ImportResult
 
 
 def convert_file(path: str | Path) -> ImportResult | None:
-    """Convert an OTM / Threat Dragon / Threagile file; None when it is an RDF file (or not readable here).
+    """Convert an interchange-format file (see :mod:`threatgraph.interchange.detect`); None for an RDF file.
 
     Deviations from the format's published schema that are still unambiguous are read anyway and
     listed in ``ImportResult.warnings``; the commands print them on stderr.
@@ -24,6 +25,13 @@ def convert_file(path: str | Path) -> ImportResult | None:
     from threatgraph.interchange.detect import detect
 
     p = Path(path)
+    if p.suffix.lower() == ".tm7":  # XML: the parser reads the encoding the file declares (UTF-8 or UTF-16)
+        from threatgraph.interchange import tmt
+
+        try:
+            return tmt.convert_text(p.read_bytes(), str(p))
+        except OSError as err:
+            raise InputError(f"{p}: cannot read: {err.strerror}") from err
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

@@ -123,6 +123,24 @@ class Builder:
         if msg not in self.warnings:
             self.warnings.append(msg)
 
+    def skip(self, err: InputError) -> None:
+        """Report a part that cannot be read (its located message) and go on without it."""
+        msg = f"{err.message} (skipped)"
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+
+    def placeholder(self, node: rdflib.URIRef, role: str, flow: str, system: rdflib.URIRef,
+                    path: Sequence[str | int], what: str) -> rdflib.URIRef:
+        """An external element standing for a flow's missing ``role`` end ("unnamed source of FLOW"), reported."""
+        label = f"unnamed {role} of {flow}"
+        self.typed(node, TG.ExternalEntity, label, None)
+        self.add(node, TG.partOf, system)
+        msg = f"{self.name}: {self.fmt}: {pointer(path)}: the flow's {role} {what}; attached to a placeholder " \
+              f"external element {label!r}"
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+        return node
+
     def notes(self) -> list[str]:
         """The unmapped notes, one line per generic path."""
         out = []

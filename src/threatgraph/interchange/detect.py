@@ -1,8 +1,10 @@
-"""Detect a model file's format (OTM, Threat Dragon v2, Threagile, or RDF) and convert it.
+"""Detect a model file's format and convert it: OTM, Threat Dragon, Threagile, TM-BOM, pytm JSON (JSON or YAML),
+Microsoft Threat Modeling Tool ``.tm7`` (XML), or RDF.
 
 RDF files (Turtle, N-Triples, RDF/XML, JSON-LD, …) are not handled here: :func:`detect` returns None
-for them and the RDF loader parses them. JSON and YAML files must be one of the three interchange
-formats; anything else is an error naming the formats tried and where the file failed.
+for them and the RDF loader parses them. JSON and YAML files must be one of the interchange formats;
+anything else is an error naming the formats tried and where the file failed. A ``.tm7`` file, or XML
+whose root is the Threat Modeling Tool's ``ThreatModel``, is read by :mod:`threatgraph.interchange.tmt`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any
 import yaml
 
 from threatgraph.errors import InputError
-from threatgraph.interchange import otm, threagile, threatdragon
+from threatgraph.interchange import otm, pytm_json, threagile, threatdragon, tmbom, tmt
 from threatgraph.interchange.common import ImportResult
 
-FORMATS: tuple[str, ...] = ("otm", "threat-dragon", "threagile")
+FORMATS: tuple[str, ...] = ("otm", "threat-dragon", "threagile", "tmt", "tm-bom", "pytm")
 _JSON_EXT = {".json", ".otm"}
 _YAML_EXT = {".yaml", ".yml"}
 _RDF_JSON_EXT = {".jsonld", ".json-ld"}
@@ -44,6 +46,10 @@ def sniff(doc: Any) -> str | None:
         return "threagile"
     if isinstance(doc.get("detail"), Mapping) and "diagrams" in doc["detail"] and "summary" in doc:
         return "threat-dragon"
+    if tmbom.sniff(doc):
+        return "tm-bom"
+    if pytm_json.sniff(doc):
+        return "pytm"
     return None
 
 
@@ -53,6 +59,8 @@ def detect(path: Path, text: str) -> ImportResult | None:
     if ext in _RDF_JSON_EXT:
         return None
     stripped = text.lstrip("\ufeff \t\r\n")
+    if ext == ".tm7" or (stripped.startswith("<ThreatModel") and "ThreatModeling.Model" in stripped[:1000]):
+        return tmt.convert_text(text, str(path))  # Microsoft Threat Modeling Tool (XML)
     if ext in _YAML_EXT:
         return _from_yaml(path, text)
     if ext == ".otm" and not stripped.startswith("{"):
@@ -69,8 +77,8 @@ def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
         if not strict:
             return None
         raise InputError(
-            f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); tried: OTM, Threat Dragon v2 "
-            "(both JSON)",
+            f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); tried: OTM, Threat Dragon v2, "
+            "TM-BOM, pytm (all JSON)",
             hint="fix the JSON syntax at that line and column",
         ) from err
     fmt = sniff(doc)
@@ -79,8 +87,8 @@ def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
             return None  # JSON-LD: RDF
         keys = ", ".join(sorted(map(str, doc))[:8]) if isinstance(doc, Mapping) else type(doc).__name__
         raise InputError(
-            f"{path}: /: not an OTM (no 'otmVersion'), Threat Dragon v2 (no 'summary' and 'detail.diagrams') or "
-            f"JSON-LD (no '@context') document; top level has: {keys or 'nothing'}",
+            f"{path}: /: not an OTM (no 'otmVersion'), Threat Dragon v2 (no 'summary' and 'detail.diagrams'), "
+            f"TM-BOM (no 'scope' and 'data_flows'), pytm (no 'elements' and 'flows') or JSON-LD (no '@context') document; top level has: {keys or 'nothing'}",
             hint="export the model from its tool again, or give an RDF model (Turtle)",
         )
     return _convert(fmt, doc, path)
@@ -115,6 +123,10 @@ def _convert(fmt: str, doc: Any, path: Path) -> ImportResult:
         return otm.convert(doc, str(path))
     if fmt == "threat-dragon":
         return threatdragon.convert(doc, str(path))
+    if fmt == "tm-bom":
+        return tmbom.convert(doc, str(path))
+    if fmt == "pytm":
+        return pytm_json.convert(doc, str(path))
     if isinstance(doc, Mapping) and doc.get("includes"):
         return threagile.convert(threagile.merge_includes(doc, path), str(path), included=True)
     return threagile.convert(doc, str(path))

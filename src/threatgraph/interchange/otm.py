@@ -14,6 +14,7 @@ from typing import Any
 
 import rdflib
 
+from threatgraph.errors import InputError
 from threatgraph.interchange.common import (
     TGMLN,
     Builder,
@@ -122,8 +123,12 @@ def convert(doc: Any, name: str) -> ImportResult:
     # Threat and mitigation definitions (referenced by id from component and dataflow threats).
     threat_defs: dict[str, Mapping[str, Any]] = {}
     for i, t in enumerate(items(b, doc, [], "threats")):
-        tid = require(b, t, ["threats", i], "id")
-        require(b, t, ["threats", i], "name")
+        try:
+            tid = require(b, t, ["threats", i], "id")
+            require(b, t, ["threats", i], "name")
+        except InputError as err:
+            b.skip(err)
+            continue
         threat_defs[tid] = t
         b.unmapped_keys(t, ["threats", i], ("id", "name", "description", "categories", "risk"),
                         "threat detail with no threatgraph property")
@@ -132,8 +137,12 @@ def convert(doc: Any, name: str) -> ImportResult:
                             "threat risk comment with no threatgraph property")
     mitigation_defs: dict[str, Mapping[str, Any]] = {}
     for i, m in enumerate(items(b, doc, [], "mitigations")):
-        mid = require(b, m, ["mitigations", i], "id")
-        require(b, m, ["mitigations", i], "name")
+        try:
+            mid = require(b, m, ["mitigations", i], "id")
+            require(b, m, ["mitigations", i], "name")
+        except InputError as err:
+            b.skip(err)
+            continue
         mitigation_defs[mid] = m
         if m.get("riskReduction") is not None:
             b.unmapped(f"/mitigations/{i}/riskReduction", "kept in the mitigation text only")
@@ -142,11 +151,17 @@ def convert(doc: Any, name: str) -> ImportResult:
     assets: dict[str, rdflib.URIRef] = {}
     for i, a in enumerate(items(b, doc, [], "assets")):
         path: list[str | int] = ["assets", i]
-        aid = require(b, a, path, "id")
+        try:
+            aid = require(b, a, path, "id")
+            aname = require(b, a, path, "name")
+            adesc = optional(b, a, path, "description", str)
+        except InputError as err:
+            b.skip(err)
+            continue
         node = b.iri("asset", aid)
         assets[aid] = node
-        b.typed(node, TG.DataAsset, require(b, a, path, "name"), aid)
-        b.lit(node, DCT.description, optional(b, a, path, "description", str))
+        b.typed(node, TG.DataAsset, aname, aid)
+        b.lit(node, DCT.description, adesc)
         risk = optional(b, a, path, "risk", Mapping)
         if risk is None:
             b.deviation([*path, "risk"], "asset without the required 'risk': imported without a classification")
@@ -165,11 +180,17 @@ def convert(doc: Any, name: str) -> ImportResult:
     zone_parent: dict[str, str] = {}
     for i, z in enumerate(items(b, doc, [], zkey)):
         path = [zkey, i]
-        zid = require(b, z, path, "id")
+        try:
+            zid = require(b, z, path, "id")
+            zname = require(b, z, path, "name")
+            zdesc = optional(b, z, path, "description", str)
+        except InputError as err:
+            b.skip(err)
+            continue
         node = b.iri("zone", zid)
         zones[zid] = node
-        b.typed(node, TG.TrustZone, require(b, z, path, "name"), zid)
-        b.lit(node, DCT.description, optional(b, z, path, "description", str))
+        b.typed(node, TG.TrustZone, zname, zid)
+        b.lit(node, DCT.description, zdesc)
         zrisk = optional(b, z, path, "risk", Mapping)
         if zrisk is None:
             b.deviation([*path, "risk"], "trust zone without the required 'risk': imported without a trust level")
@@ -189,29 +210,47 @@ def convert(doc: Any, name: str) -> ImportResult:
     kinds: dict[str, str] = {}
     parents: dict[str, Mapping[str, Any]] = {}
     raw = items(b, doc, [], "components")
-    for i, c in enumerate(raw):
-        cid = require(b, c, ["components", i], "id")
-        comps[cid] = b.iri("component", cid)
+    usable: list[tuple[int, Mapping[str, Any], str, str, str, str | None]] = []
     for i, c in enumerate(raw):
         path = ["components", i]
-        cid = c["id"]
+        try:
+            cid = require(b, c, path, "id")
+            if cid in comps:
+                raise b.fail([*path, "id"], f"duplicate component id {cid!r}; the first one is kept")
+            ctype = require(b, c, path, "type")
+            cname = require(b, c, path, "name")
+            cdesc = optional(b, c, path, "description", str)
+        except InputError as err:
+            b.skip(err)
+            continue
+        comps[cid] = b.iri("component", cid)
+        usable.append((i, c, cid, ctype, cname, cdesc))
+    if not comps and (raw or doc.get("dataflows")):
+        raise InputError(f"{name}: {FORMAT}: /components: no usable component"
+                         + (f" ({'; '.join(b.warnings[-3:])})" if b.warnings else ""),
+                         hint="every component needs an id, a name and a type")
+    for i, c, cid, ctype, cname, cdesc in usable:
+        path = ["components", i]
         node = comps[cid]
-        ctype = require(b, c, path, "type")
         kind, ml, matched = component_kind(ctype)
         kinds[cid] = kind
-        b.typed(node, TG[kind], require(b, c, path, "name"), cid)
+        b.typed(node, TG[kind], cname, cid)
         if ml:
             b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
         if not matched:
             b.unmapped(f"/components/{i}/type", f"component type {ctype!r} is not in the type table; imported as a process")
-        b.lit(node, DCT.description, optional(b, c, path, "description", str))
+        b.lit(node, DCT.description, cdesc)
         b.add(node, TG.partOf, system)
-        parent = _parent(b, c, path, zones, comps)
+        try:
+            parent = _parent(b, c, path, zones, comps)
+            if isinstance(parent.get("component"), str) and parent["component"] not in comps:
+                raise b.fail([*path, "parent", "component"], f"no component with id {parent['component']!r}")
+            if isinstance(parent.get("trustZone"), str) and parent["trustZone"] not in zones:
+                raise b.fail([*path, "parent", "trustZone"], f"no trust zone with id {parent['trustZone']!r}")
+        except InputError as err:
+            b.warnings.append(f"{err.message} (the component is imported in no trust zone)")
+            parent = {}
         parents[cid] = parent
-        if isinstance(parent.get("component"), str) and parent["component"] not in comps:
-            raise b.fail([*path, "parent", "component"], f"no component with id {parent['component']!r}")
-        if isinstance(parent.get("trustZone"), str) and parent["trustZone"] not in zones:
-            raise b.fail([*path, "parent", "trustZone"], f"no trust zone with id {parent['trustZone']!r}")
         if isinstance(parent.get("component"), str):
             b.unmapped(f"/components/{i}/parent/component", "component nesting is flattened (the zone is inherited)")
         ca = c.get("assets")
@@ -221,7 +260,8 @@ def convert(doc: Any, name: str) -> ImportResult:
                     if aid is None:
                         continue
                     if aid not in assets:
-                        raise b.fail([*path, "assets", key, j], f"no asset with id {aid!r}")
+                        b.skip(b.fail([*path, "assets", key, j], f"no asset with id {aid!r}"))
+                        continue
                     if kind == need:
                         b.add(node, prop, assets[aid])
                     else:
@@ -238,18 +278,24 @@ def convert(doc: Any, name: str) -> ImportResult:
     # Data flows.
     for i, f in enumerate(items(b, doc, [], "dataflows")):
         path = ["dataflows", i]
-        fid = require(b, f, path, "id")
+        try:
+            fid = require(b, f, path, "id")
+            label = require(b, f, path, "name")
+        except InputError as err:
+            b.skip(err)
+            continue
         ends = []
         for key, draft in (("source", "from"), ("destination", "to")):
             if key not in f and isinstance(f.get(draft), str):
                 b.deviation([*path, draft], f"'{draft}' read as '{key}' (the key of early OTM drafts)")
                 key = draft
-            ref = require(b, f, path, key)
-            if ref not in comps:
-                raise b.fail([*path, key], f"no component with id {ref!r}",
-                             hint="a dataflow's source and destination must be component ids")
-            ends.append(comps[ref])
-        label = require(b, f, path, "name")
+            ref = f.get(key)
+            if isinstance(ref, str) and ref in comps:
+                ends.append(comps[ref])
+                continue
+            role = "source" if key in ("source", "from") else "target"
+            what = f"names no component ({ref!r})" if isinstance(ref, str) else "is missing"
+            ends.append(b.placeholder(b.iri("flow", fid, role), role, label, system, [*path, key], what))
         pairs = [(fid, ends[0], ends[1], label)]
         if f.get("bidirectional") is True:
             pairs.append((fid + "#reverse", ends[1], ends[0], f"{label} (reverse)"))
@@ -264,7 +310,8 @@ def convert(doc: Any, name: str) -> ImportResult:
                 if aid is None:
                     continue
                 if aid not in assets:
-                    raise b.fail([*path, "assets", j], f"no asset with id {aid!r}")
+                    b.skip(b.fail([*path, "assets", j], f"no asset with id {aid!r}"))
+                    continue
                 b.add(node, TG.carries, assets[aid])
             map_attributes(b, node, f.get("attributes"), [*path, "attributes"])
             if k == 0:
@@ -318,11 +365,15 @@ def _threats(
 ) -> None:
     for j, inst in enumerate(items(b, owner, path, "threats")):
         tpath = [*path, "threats", j]
-        tid = require(b, inst, tpath, "threat")
-        state = require(b, inst, tpath, "state")
-        d = threat_defs.get(tid)
-        if d is None:
-            raise b.fail([*tpath, "threat"], f"no threat with id {tid!r} in /threats")
+        try:
+            tid = require(b, inst, tpath, "threat")
+            state = require(b, inst, tpath, "state")
+            d = threat_defs.get(tid)
+            if d is None:
+                raise b.fail([*tpath, "threat"], f"no threat with id {tid!r} in /threats")
+        except InputError as err:
+            b.skip(err)
+            continue
         cats = [category_iri(c) for c in d.get("categories") or [] if isinstance(c, str)]
         cats_known = [c for c in cats if c]
         mit_texts = []
@@ -332,7 +383,8 @@ def _threats(
             mid = m.get("mitigation")
             md = mitigation_defs.get(mid) if isinstance(mid, str) else None
             if isinstance(mid, str) and md is None:
-                raise b.fail([*tpath, "mitigations", k, "mitigation"], f"no mitigation with id {mid!r} in /mitigations")
+                b.skip(b.fail([*tpath, "mitigations", k, "mitigation"], f"no mitigation with id {mid!r} in /mitigations"))
+                continue
             mname = str(md["name"]) if md else str(mid)
             mstate = m.get("state") or ""
             extra = f", risk reduction {md['riskReduction']}" if md and md.get("riskReduction") is not None else ""

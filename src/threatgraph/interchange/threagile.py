@@ -17,10 +17,12 @@ from typing import Any
 import rdflib
 import yaml
 
+from threatgraph.errors import InputError
 from threatgraph.interchange.common import (
     Builder,
     ImportResult,
     add_system,
+    bool_attr,
     declared_threat,
     items,
     ml_class_from_text,
@@ -141,12 +143,17 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
     data: dict[str, rdflib.URIRef] = {}
     for key, a in _mapping(b, doc, [], "data_assets").items():
         path: list[str | int] = ["data_assets", key]
-        aid = require(b, a, path, "id")
+        try:
+            aid = require(b, a, path, "id")
+            adesc = optional(b, a, path, "description", str)
+            conf = optional(b, a, path, "confidentiality", str)
+        except InputError as err:
+            b.skip(err)
+            continue
         node = b.iri("data", aid)
         data[aid] = node
         b.typed(node, TG.DataAsset, str(key), aid)
-        b.lit(node, DCT.description, optional(b, a, path, "description", str))
-        conf = optional(b, a, path, "confidentiality", str)
+        b.lit(node, DCT.description, adesc)
         tags = {str(t).lower() for t in a.get("tags") or []}
         cls = _CONFIDENTIALITY.get(conf or "", None)
         if tags & _SPECIAL_TAGS:
@@ -156,29 +163,38 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
         if cls:
             b.add(node, TG.classification, rdflib.URIRef(cls))
         elif conf is not None:
-            raise b.fail([*path, "confidentiality"], f"unknown confidentiality {conf!r}",
-                         hint="use public, internal, restricted, confidential or strictly-confidential")
+            b.skip(b.fail([*path, "confidentiality"], f"unknown confidentiality {conf!r} (use public, internal, "
+                          "restricted, confidential or strictly-confidential)"))
         b.unmapped_keys(a, path, ("id", "description", "confidentiality", "tags"),
                         "data-asset field with no home (usage, origin, owner, quantity, integrity, availability)")
 
     assets: dict[str, rdflib.URIRef] = {}
     kinds: dict[str, str] = {}
     ta = _mapping(b, doc, [], "technical_assets")
+    usable: list[tuple[str, Mapping[str, Any], str, str]] = []
     for key, t in ta.items():
-        tid = require(b, t, ["technical_assets", key], "id")
-        if tid in assets:
-            raise b.fail(["technical_assets", key, "id"], f"duplicate technical asset id {tid!r}")
+        try:
+            tid = require(b, t, ["technical_assets", key], "id")
+            if tid in assets:
+                raise b.fail(["technical_assets", key, "id"], f"duplicate technical asset id {tid!r}; the first one "
+                             "is kept")
+            ttype = require(b, t, ["technical_assets", key], "type")
+            if ttype not in _KINDS:
+                raise b.fail(["technical_assets", key, "type"], f"unknown technical asset type {ttype!r} (use "
+                             "external-entity, process or datastore)")
+        except InputError as err:
+            b.skip(err)
+            continue
         assets[tid] = b.iri("asset", tid)
+        usable.append((str(key), t, tid, _KINDS[ttype]))
+    if not assets and ta:
+        raise InputError(f"{name}: {FORMAT}: /technical_assets: no usable technical asset"
+                         + (f" ({'; '.join(b.warnings[-3:])})" if b.warnings else ""),
+                         hint="every technical asset needs an id and a type (external-entity, process or datastore)")
     links: dict[str, rdflib.URIRef] = {}
-    for key, t in ta.items():
+    for key, t, tid, kind in usable:
         path = ["technical_assets", key]
-        tid = t["id"]
         node = assets[tid]
-        ttype = require(b, t, path, "type")
-        if ttype not in _KINDS:
-            raise b.fail([*path, "type"], f"unknown technical asset type {ttype!r}",
-                         hint="use external-entity, process or datastore")
-        kind = _KINDS[ttype]
         kinds[tid] = kind
         b.typed(node, TG[kind], str(key), tid)
         b.add(node, TG.partOf, system)
@@ -203,26 +219,35 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
         for k2, prop, need in (("data_assets_processed", TG.processes, "Process"), ("data_assets_stored", TG.holds, "DataStore")):
             for j, did in enumerate(t.get(k2) or []):
                 if did not in data:
-                    raise b.fail([*path, k2, j], f"no data asset with id {did!r}")
+                    b.skip(b.fail([*path, k2, j], f"no data asset with id {did!r}"))
+                    continue
                 if kind == need:
                     b.add(node, prop, data[did])
                 else:
                     b.unmapped(f"/technical_assets/{key}/{k2}", f"only a {need.lower()} has {k2.split('_')[-1]} data here")
-        if t.get("out_of_scope") is True:
-            b.unmapped(f"/technical_assets/{key}/out_of_scope", "out-of-scope assets are imported and analysed anyway")
+        bool_attr(b, node, TG.outOfScope, t.get("out_of_scope"))
+        if t.get("out_of_scope") is True and isinstance(t.get("justification_out_of_scope"), str):
+            b.lit(node, TG.outOfScopeReason, t["justification_out_of_scope"])
         b.unmapped_keys(t, path, _TA_MAPPED,
                         "technical-asset field with no home (usage, size, machine, owner, multi_tenant, …)")
         for lkey, link in _mapping(b, t, path, "communication_links").items():
             lpath = [*path, "communication_links", lkey]
-            target = require(b, link, lpath, "target")
-            if target not in assets:
-                raise b.fail([*lpath, "target"], f"no technical asset with id {target!r}")
+            target = link.get("target") if isinstance(link, Mapping) else None
+            if isinstance(target, str) and target in assets:
+                tnode = assets[target]
+            else:
+                what = f"names no technical asset ({target!r})" if isinstance(target, str) else "is missing"
+                tnode = b.placeholder(b.iri("link", tid, str(lkey), "target"), "target", str(lkey), system,
+                                      [*lpath, "target"], what)
             flow = b.iri("link", tid, str(lkey))
             links[link_id(tid, str(lkey))] = flow
-            _link(b, link, lpath, flow, str(lkey), node, assets[target], system, data, sent=True)
-            if link.get("data_assets_received"):
-                _link(b, link, lpath, b.iri("link", tid, str(lkey), "response"), f"{lkey} (response)",
-                      assets[target], node, system, data, sent=False)
+            try:
+                _link(b, link, lpath, flow, str(lkey), node, tnode, system, data, sent=True)
+                if link.get("data_assets_received"):
+                    _link(b, link, lpath, b.iri("link", tid, str(lkey), "response"), f"{lkey} (response)",
+                          tnode, node, system, data, sent=False)
+            except InputError as err:
+                b.skip(err)
 
     # Trust boundaries → zones (innermost boundary wins).
     tb = _mapping(b, doc, [], "trust_boundaries")
@@ -230,12 +255,18 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
     nested_in: dict[str, str] = {}
     ids = {}
     for key, z in tb.items():
-        zid = require(b, z, ["trust_boundaries", key], "id")
+        try:
+            zid = require(b, z, ["trust_boundaries", key], "id")
+        except InputError as err:
+            b.skip(err)
+            continue
         ids[zid] = key
         for inner in z.get("trust_boundaries_nested") or []:
             nested_in[str(inner)] = zid
     for key, z in tb.items():
         path = ["trust_boundaries", key]
+        if not isinstance(z, Mapping) or not isinstance(z.get("id"), str):
+            continue
         zid = z["id"]
         node = b.iri("zone", zid)
         b.typed(node, TG.TrustZone, str(key), zid)
@@ -245,12 +276,13 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
             p, depth = nested_in[p], depth + 1
         for j, aid in enumerate(z.get("technical_assets_inside") or []):
             if aid not in assets:
-                raise b.fail([*path, "technical_assets_inside", j], f"no technical asset with id {aid!r}")
+                b.skip(b.fail([*path, "technical_assets_inside", j], f"no technical asset with id {aid!r}"))
+                continue
             if aid not in zone_of or zone_of[aid][0] < depth:
                 zone_of[aid] = (depth, node)
         for j, inner in enumerate(z.get("trust_boundaries_nested") or []):
             if inner not in ids:
-                raise b.fail([*path, "trust_boundaries_nested", j], f"no trust boundary with id {inner!r}")
+                b.skip(b.fail([*path, "trust_boundaries_nested", j], f"no trust boundary with id {inner!r}"))
         if z.get("type"):
             b.unmapped(f"/trust_boundaries/{key}/type", "boundary type (network, execution environment) has no home")
         b.unmapped_keys(z, path, ("id", "description", "type", "technical_assets_inside", "trust_boundaries_nested"),
@@ -424,7 +456,8 @@ def _link(b: Builder, link: Mapping[str, Any], path: list[str | int], flow: rdfl
     key = "data_assets_sent" if sent else "data_assets_received"
     for j, did in enumerate(link.get(key) or []):
         if did not in data:
-            raise b.fail([*path, key, j], f"no data asset with id {did!r}")
+            b.skip(b.fail([*path, key, j], f"no data asset with id {did!r}"))
+            continue
         b.add(flow, TG.carries, data[did])
     if sent:
         b.unmapped_keys(link, path, _LINK_MAPPED, "communication-link field with no home (vpn, ip_filtered, readonly, usage)")

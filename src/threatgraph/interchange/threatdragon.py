@@ -16,6 +16,7 @@ from typing import Any
 
 import rdflib
 
+from threatgraph.errors import InputError
 from threatgraph.interchange.common import (
     Builder,
     ImportResult,
@@ -41,7 +42,7 @@ _LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape
            "smooth")
 _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
                 "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment",
-                "isTrustBoundary", "threats", "outOfScope")
+                "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope")
 
 Point = tuple[float, float]
 
@@ -60,12 +61,29 @@ def convert(doc: Any, name: str) -> ImportResult:
     b.unmapped_keys(summary, ["summary"], ("title", "description", "id"), "model metadata with no home (owner)")
     b.unmapped_keys(detail, ["detail"], ("diagrams", "diagramTop", "threatTop"),
                     "model metadata with no home (contributors, reviewer)")
+    found = 0
     for di, diagram in enumerate(items(b, detail, ["detail"], "diagrams")):
-        _diagram(b, diagram, ["detail", "diagrams", di], system)
+        try:
+            found += _diagram(b, diagram, ["detail", "diagrams", di], system)
+        except InputError as err:  # one bad diagram does not lose the others
+            _skip(b, err)
+    if found == 0:
+        problems = "; ".join(b.warnings[-3:])
+        raise InputError(f"{name}: {FORMAT}: /detail/diagrams: no actor, process or store in any diagram"
+                         + (f" ({problems})" if problems else ""),
+                         hint="draw the system in Threat Dragon: actors, processes and stores joined by flows")
     return b.result()
 
 
-def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URIRef) -> None:
+def _skip(b: Builder, err: InputError) -> None:
+    """Report a part that cannot be read (its located message) and go on without it."""
+    msg = f"{err.message} (skipped)"
+    if msg not in b.warnings:
+        b.warnings.append(msg)
+
+
+def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URIRef) -> int:
+    """Convert one diagram; the number of actors, processes and stores it has."""
     if not isinstance(diagram, Mapping):
         raise b.fail(path, "a diagram is a JSON object")
     dtype = str(diagram.get("diagramType") or "STRIDE")
@@ -90,50 +108,120 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
     curves: list[tuple[rdflib.URIRef, list[Point]]] = []
     centres: dict[str, Point] = {}
     flows: list[tuple[int, Mapping[str, Any]]] = []
+    seen: set[str] = set()
     for ci, cell in enumerate(cells):
         cpath = [*cells_at, "cells", ci]
-        cid = require(b, cell, cpath, "id")
-        data = require(b, cell, cpath, "data", Mapping)
-        ctype = require(b, data, [*cpath, "data"], "type")
-        label = _cell_label(cell, data)
-        for lk in _LAYOUT:
-            if lk in cell:
-                b.unmapped(f"{_ptr([*cpath, lk])}", "diagram layout (no home in a system model)")
-        if ctype in _KINDS:
-            kind = _KINDS[ctype]
-            node = b.iri(dkey, cid)
-            elements[cid] = node
-            names[cid] = label or cid
-            b.typed(node, TG[kind], label or cid, cid)
-            b.add(node, TG.partOf, system)
-            desc = optional(b, data, [*cpath, "data"], "description", str)
-            b.lit(node, DCT.description, desc)
-            ml = ml_class_from_text(f"{label or ''}\n{desc or ''}", kind)
-            if ml:
-                b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
-            _element_flags(b, node, kind, data, [*cpath, "data"], cid, dkey)
-            centres[cid] = _centre(cell)
-            _cell_threats(b, cell, cpath, node, linddun)
-        elif ctype == "tm.Flow":
-            flows.append((ci, cell))
-        elif ctype == "tm.BoundaryBox":
-            node = b.iri(dkey, cid)
-            b.typed(node, TG.TrustZone, label or "Trust boundary box", cid)
-            pos, size = _obj(cell, "position"), _obj(cell, "size")
-            x, y = float(pos.get("x", 0)), float(pos.get("y", 0))
-            w, h = float(size.get("width", cell.get("width", 0)) or 0), float(size.get("height", cell.get("height", 0)) or 0)
-            boxes.append((node, x, y, x + w, y + h))
-        elif ctype == "tm.Boundary":
-            node = b.iri(dkey, cid)
-            b.typed(node, TG.TrustBoundary, label or "Trust boundary", cid)
-            pts = [_pt(cell.get("source"))] + [_pt(v) for v in cell.get("vertices") or []] + [_pt(cell.get("target"))]
-            curves.append((node, [p for p in pts if p is not None]))
-        elif ctype == "tm.Text":
-            b.unmapped(_ptr([*cpath, "data"]), "free text on the diagram (no home)")
-        else:
-            b.unmapped(_ptr([*cpath, "data", "type"]), f"unknown cell type {ctype!r} (skipped)")
-        b.unmapped_keys(data, [*cpath, "data"], _DATA_MAPPED, "element property with no threatgraph property")
-        b.unmapped_keys(cell, cpath, _CELL_MAPPED, "cell field with no home")
+        try:
+            cid = require(b, cell, cpath, "id")
+            data = require(b, cell, cpath, "data", Mapping)
+            ctype = require(b, data, [*cpath, "data"], "type")
+            if cid in seen:
+                raise b.fail([*cpath, "id"], f"duplicate cell id {cid!r}; the first cell is kept")
+        except InputError as err:
+            _skip(b, err)
+            continue
+        seen.add(cid)
+        try:
+            label = _cell_label(cell, data)
+            for lk in _LAYOUT:
+                if lk in cell:
+                    b.unmapped(f"{_ptr([*cpath, lk])}", "diagram layout (no home in a system model)")
+            if ctype in _KINDS:
+                kind = _KINDS[ctype]
+                node = b.iri(dkey, cid)
+                elements[cid] = node
+                names[cid] = label or cid
+                b.typed(node, TG[kind], label or cid, cid)
+                b.add(node, TG.partOf, system)
+                desc = optional(b, data, [*cpath, "data"], "description", str)
+                b.lit(node, DCT.description, desc)
+                ml = ml_class_from_text(f"{label or ''}\n{desc or ''}", kind)
+                if ml:
+                    b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
+                _element_flags(b, node, kind, data, [*cpath, "data"], cid, dkey)
+                centres[cid] = _centre(cell)
+                _cell_threats(b, cell, cpath, node, linddun)
+            elif ctype == "tm.Flow":
+                flows.append((ci, cell))
+            elif ctype == "tm.BoundaryBox":
+                node = b.iri(dkey, cid)
+                b.typed(node, TG.TrustZone, label or "Trust boundary box", cid)
+                pos, size = _obj(cell, "position"), _obj(cell, "size")
+                x, y = float(pos.get("x", 0)), float(pos.get("y", 0))
+                w, h = float(size.get("width", cell.get("width", 0)) or 0), float(size.get("height", cell.get("height", 0)) or 0)
+                boxes.append((node, x, y, x + w, y + h))
+            elif ctype == "tm.Boundary":
+                node = b.iri(dkey, cid)
+                b.typed(node, TG.TrustBoundary, label or "Trust boundary", cid)
+                pts = [_pt(cell.get("source"))] + [_pt(v) for v in cell.get("vertices") or []] + [_pt(cell.get("target"))]
+                curves.append((node, [p for p in pts if p is not None]))
+            elif ctype == "tm.Text":
+                b.unmapped(_ptr([*cpath, "data"]), "free text on the diagram (no home)")
+            else:
+                b.unmapped(_ptr([*cpath, "data", "type"]), f"unknown cell type {ctype!r} (skipped)")
+            b.unmapped_keys(data, [*cpath, "data"], _DATA_MAPPED, "element property with no threatgraph property")
+            b.unmapped_keys(cell, cpath, _CELL_MAPPED, "cell field with no home")
+        except InputError as err:
+            _skip(b, err)
+            if cid in elements and cid not in centres:  # drop the half-converted element
+                b.g.remove((elements.pop(cid), None, None))
+                names.pop(cid, None)
+
+    n_elements = len(elements)
+    for ci, cell in flows:
+        cpath = [*cells_at, "cells", ci]
+        cid = cell["id"]
+        data = cell["data"]
+        try:
+            ends = []
+            own = _cell_label(cell, data)
+            for key in ("source", "target"):
+                end = cell.get(key)
+                ref = end.get("cell") if isinstance(end, Mapping) else None
+                if isinstance(ref, str) and ref in elements:
+                    ends.append(ref)
+                    continue
+                # a loose end (Threat Dragon saves a point) or a reference to nothing: a placeholder element
+                ph, ph_name = f"{cid}#{key}", f"unnamed {key} of {own or 'flow ' + str(cid)}"
+                elements[ph] = b.iri(dkey, cid, key)
+                names[ph] = ph_name
+                b.typed(elements[ph], TG.ExternalEntity, ph_name, None)
+                b.add(elements[ph], TG.partOf, system)
+                point = _pt(end)
+                centres[ph] = point if point is not None else (0.0, 0.0)
+                if isinstance(ref, str):
+                    where, what = [*cpath, key, "cell"], f"names no actor, process or store ({ref!r})"
+                elif point is not None:
+                    where, what = [*cpath, key], "is a loose end (a point on the diagram, not an element)"
+                else:
+                    where, what = [*cpath, key], f"is missing (no {key}.cell)"
+                msg = f"{b.name}: {FORMAT}: {_ptr(where)}: the flow's {key} {what}; attached to a placeholder external " \
+                      f"element {ph_name!r}"
+                if msg not in b.warnings:
+                    b.warnings.append(msg)
+                ends.append(ph)
+            label = own or f"{names[ends[0]]} → {names[ends[1]]}"
+            pairs = [(cid, ends[0], ends[1], label)]
+            if data.get("isBidirectional") is True:
+                pairs.append((cid + "#reverse", ends[1], ends[0], f"{label} (reverse)"))
+            for k, (ident, src, tgt, lab) in enumerate(pairs):
+                node = b.iri(dkey, ident)
+                b.typed(node, TG.DataFlow, lab, cid)
+                b.add(node, TG.source, elements[src])
+                b.add(node, TG.target, elements[tgt])
+                b.add(node, TG.partOf, system)
+                b.lit(node, DCT.description, optional(b, data, [*cpath, "data"], "description", str))
+                b.lit(node, TG.protocol, optional(b, data, [*cpath, "data"], "protocol", str))
+                bool_attr(b, node, TG.encryptedInTransit, data.get("isEncrypted"))
+                if data.get("isPublicNetwork") is True:
+                    b.add(node, TG.publiclyExposed, rdflib.Literal(True))
+                if any(_crosses(centres.get(src, (0.0, 0.0)), centres.get(tgt, (0.0, 0.0)), pts) for _, pts in curves):
+                    b.add(node, TG.crossesBoundary, rdflib.Literal(True))
+                _out_of_scope(b, node, data)
+                if k == 0:
+                    _cell_threats(b, cell, cpath, node, linddun)
+        except InputError as err:
+            _skip(b, err)
 
     # Zones from boundary boxes: the smallest box containing the element's centre.
     if boxes:
@@ -149,41 +237,7 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
             b.add(node, TG.inZone, zone)
         if used_outside:
             b.typed(outside, TG.TrustZone, "Outside all trust boundary boxes", None)
-
-    for ci, cell in flows:
-        cpath = [*cells_at, "cells", ci]
-        cid = cell["id"]
-        data = cell["data"]
-        ends = []
-        for key in ("source", "target"):
-            end = cell.get(key)
-            ref = end.get("cell") if isinstance(end, Mapping) else None
-            if not isinstance(ref, str):
-                raise b.fail([*cpath, key], f"data flow has no {key} element (its {key}.cell is missing)",
-                             hint="connect both ends of the flow to an actor, process or store in Threat Dragon")
-            if ref not in elements:
-                raise b.fail([*cpath, key, "cell"], f"no actor, process or store with id {ref!r}")
-            ends.append(ref)
-        label = _cell_label(cell, data) or f"{names[ends[0]]} → {names[ends[1]]}"
-        pairs = [(cid, ends[0], ends[1], label)]
-        if data.get("isBidirectional") is True:
-            pairs.append((cid + "#reverse", ends[1], ends[0], f"{label} (reverse)"))
-        for k, (ident, src, tgt, lab) in enumerate(pairs):
-            node = b.iri(dkey, ident)
-            b.typed(node, TG.DataFlow, lab, cid)
-            b.add(node, TG.source, elements[src])
-            b.add(node, TG.target, elements[tgt])
-            b.add(node, TG.partOf, system)
-            b.lit(node, DCT.description, optional(b, data, [*cpath, "data"], "description", str))
-            b.lit(node, TG.protocol, optional(b, data, [*cpath, "data"], "protocol", str))
-            bool_attr(b, node, TG.encryptedInTransit, data.get("isEncrypted"))
-            if data.get("isPublicNetwork") is True:
-                b.add(node, TG.publiclyExposed, rdflib.Literal(True))
-            if any(_crosses(centres[src], centres[tgt], pts) for _, pts in curves):
-                b.add(node, TG.crossesBoundary, rdflib.Literal(True))
-            _out_of_scope(b, data, cpath)
-            if k == 0:
-                _cell_threats(b, cell, cpath, node, linddun)
+    return n_elements
 
 
 _V1_LAYOUT: dict[str, str] = {"z": "zIndex"}
@@ -244,12 +298,17 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
             b.unmapped(_ptr([*path, key]), "store flag on another kind of element")
     if kind != "DataStore" and data.get("isEncrypted") is not None:
         b.unmapped(_ptr([*path, "isEncrypted"]), "encryption flag on an actor or process")
-    _out_of_scope(b, data, path[:-1])
+    _out_of_scope(b, node, data)
 
 
-def _out_of_scope(b: Builder, data: Mapping[str, Any], cpath: list[str | int]) -> None:
-    if data.get("outOfScope") is True:
-        b.unmapped(_ptr([*cpath, "data", "outOfScope"]), "out-of-scope elements are imported and analysed anyway")
+def _out_of_scope(b: Builder, node: rdflib.URIRef, data: Mapping[str, Any]) -> None:
+    """``outOfScope`` → tg:outOfScope (the element is still imported and analysed), ``reasonOutOfScope``."""
+    bool_attr(b, node, TG.outOfScope, data.get("outOfScope"))
+    reason = data.get("reasonOutOfScope")
+    if data.get("outOfScope") is True and isinstance(reason, str):
+        b.lit(node, TG.outOfScopeReason, reason)
+    elif isinstance(reason, str) and reason.strip():
+        b.unmapped("/detail/diagrams/*/cells/*/data/reasonOutOfScope", "a reason for an element that is in scope")
 
 
 def _cell_threats(b: Builder, cell: Mapping[str, Any], cpath: list[str | int], node: rdflib.URIRef, linddun: bool) -> None:
@@ -262,7 +321,8 @@ def _cell_threats(b: Builder, cell: Mapping[str, Any], cpath: list[str | int], n
     for ti, t in enumerate(threats):
         tpath = [*tpath_base, ti]
         if not isinstance(t, Mapping):
-            raise b.fail(tpath, "a threat is a JSON object")
+            _skip(b, b.fail(tpath, f"a threat is a JSON object, found {type(t).__name__}"))
+            continue
         title = optional(b, t, tpath, "title", str)
         ttype = optional(b, t, tpath, "type", str) or ""
         linddun_t = linddun or "linddun" in str(t.get("modelType") or "").lower()

@@ -1,0 +1,122 @@
+"""Threat Dragon models as Threat Dragon saves them (issue 12): a flow with a loose end (a point instead of
+a cell) is imported with a placeholder element named after it, and odd cells are reported and skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rdflib
+from rdflib.namespace import RDF, RDFS
+
+from threatgraph.cli import main
+from threatgraph.errors import InputError
+from threatgraph.interchange.threatdragon import convert
+from threatgraph.terms import TG
+
+U = rdflib.URIRef
+
+
+def _by_label(g: rdflib.Graph, label: str) -> rdflib.URIRef:
+    nodes = [s for s in g.subjects(RDFS.label, rdflib.Literal(label)) if isinstance(s, rdflib.URIRef)]
+    assert len(nodes) == 1, label
+    return nodes[0]
+
+
+def _model(extra: list[dict[str, Any]]) -> dict[str, Any]:
+    cells: list[dict[str, Any]] = [
+        {"id": "box", "shape": "trust-boundary-box", "zIndex": -1, "position": {"x": 0, "y": 0},
+         "size": {"width": 300, "height": 200}, "data": {"type": "tm.BoundaryBox", "name": "Internet"}},
+        {"id": "api", "shape": "process", "zIndex": 1, "position": {"x": 500, "y": 50},
+         "size": {"width": 100, "height": 100}, "data": {"type": "tm.Process", "name": "Upload API"}},
+        {"id": "store", "shape": "store", "zIndex": 2, "position": {"x": 800, "y": 50},
+         "size": {"width": 100, "height": 60}, "data": {"type": "tm.Store", "name": "Files"}},
+        {"id": "up", "shape": "flow", "zIndex": 3, "source": {"x": 180, "y": 70}, "target": {"cell": "api"},
+         "data": {"type": "tm.Flow", "name": "Upload", "isEncrypted": True,
+                  "threats": [{"title": "Spoofed uploader", "type": "Spoofing", "status": "Open"}]}},
+        {"id": "save", "shape": "flow", "zIndex": 4, "source": {"cell": "api"}, "target": {"cell": "store"},
+         "data": {"type": "tm.Flow", "name": "Save"}},
+        *extra,
+    ]
+    return {"version": "2.2.0", "summary": {"title": "Uploads", "id": 7},
+            "detail": {"diagrams": [{"id": 0, "title": "d", "diagramType": "STRIDE", "cells": cells}]}}
+
+
+def test_loose_end_gets_a_placeholder_named_after_the_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = convert(_model([]), "up.json")
+    g = res.graph
+    ph = _by_label(g, "unnamed source of Upload")
+    assert (ph, RDF.type, U(TG.ExternalEntity)) in g
+    up = _by_label(g, "Upload")
+    assert g.value(up, U(TG.source)) == ph and g.value(up, U(TG.target)) == _by_label(g, "Upload API")
+    assert g.value(up, U(TG.encryptedInTransit)) == rdflib.Literal(True)
+    assert g.value(up, U(TG.declaredThreat)) is not None  # its threats are kept
+    # the point lies inside the "Internet" box: the placeholder is in that zone, the API outside it
+    assert g.value(ph, U(TG.inZone)) == _by_label(g, "Internet")
+    assert g.value(_by_label(g, "Upload API"), U(TG.inZone)) != _by_label(g, "Internet")
+    assert res.warnings == ["up.json: threat-dragon: /detail/diagrams/0/cells/3/source: the flow's source is a loose "
+                            "end (a point on the diagram, not an element); attached to a placeholder external element "
+                            "'unnamed source of Upload'"]
+    p = tmp_path / "up.json"
+    p.write_text(json.dumps(_model([])), encoding="utf-8")
+    assert main(["import-model", str(p), "-o", str(tmp_path / "up.ttl")]) == 0
+    err = capsys.readouterr().err
+    assert "cells/3/source: the flow's source is a loose end" in err and "Traceback" not in err
+
+
+def test_connected_flows_get_no_placeholder() -> None:
+    doc = _model([])
+    doc["detail"]["diagrams"][0]["cells"][3]["source"] = {"cell": "store"}
+    res = convert(doc, "ok.json")
+    assert res.warnings == []
+    assert not any(str(o).startswith("unnamed") for o in res.graph.objects(None, RDFS.label))
+
+
+def test_odd_cells_are_reported_and_skipped() -> None:
+    extra = [
+        {"shape": "process", "data": {"type": "tm.Process", "name": "No id"}},  # missing id
+        {"id": "api", "shape": "process", "data": {"type": "tm.Process", "name": "Second API"}},  # duplicate id
+        {"id": "bad", "shape": "actor", "data": {"type": "tm.Actor", "name": "Bad", "description": 42}},  # wrong type
+        {"id": "dangling", "shape": "flow", "source": {"cell": "api"}, "target": {"cell": "ghost"},
+         "data": {"type": "tm.Flow", "name": "Notify"}},
+        {"id": "nameless", "shape": "flow", "source": {"cell": "api"}, "data": {"type": "tm.Flow"}},
+    ]
+    res = convert(_model(extra), "odd.json")
+    w = "\n".join(res.warnings)
+    assert "/detail/diagrams/0/cells/5: missing required field 'id' (skipped)" in w
+    assert "/detail/diagrams/0/cells/6/id: duplicate cell id 'api'; the first cell is kept (skipped)" in w
+    assert "/detail/diagrams/0/cells/7/data/description: expected a string, found int (skipped)" in w
+    assert ("/detail/diagrams/0/cells/8/target/cell: the flow's target names no actor, process or store ('ghost'); "
+            "attached to a placeholder external element 'unnamed target of Notify'") in w
+    assert "/detail/diagrams/0/cells/9/target: the flow's target is missing (no target.cell)" in w
+    g = res.graph
+    assert _by_label(g, "unnamed target of flow nameless") is not None
+    assert "Second API" not in {str(o) for o in g.objects(None, RDFS.label)}
+    assert len(set(g.subjects(RDF.type, U(TG.DataFlow)))) == 4
+
+
+def test_nothing_usable_is_refused() -> None:
+    doc = _model([])
+    doc["detail"]["diagrams"][0]["cells"] = [{"id": "f", "shape": "flow", "source": {"x": 1, "y": 2},
+                                             "target": {"x": 5, "y": 6}, "data": {"type": "tm.Flow", "name": "F"}}]
+    with pytest.raises(InputError, match=r"no actor, process or store in any diagram .*cells/0/source: the flow's "
+                                         r"source is a loose end"):
+        convert(doc, "empty.json")
+
+
+def test_version_1_loose_end() -> None:
+    doc = {"summary": {"title": "old"}, "detail": {"diagrams": [{"id": 0, "title": "d", "diagramType": "STRIDE",
+           "diagramJson": {"cells": [
+               {"type": "tm.Process", "id": "p", "position": {"x": 300, "y": 0}, "size": {"width": 100, "height": 100},
+                "attrs": {"text": {"text": "Kiosk"}}},
+               {"type": "tm.Flow", "id": "f", "source": {"x": 10, "y": 20}, "target": {"id": "p"},
+                "labels": [{"attrs": {"text": {"text": "Touch"}}}]}]}}]}}
+    res = convert(doc, "v1.json")
+    g = res.graph
+    flow = _by_label(g, "Touch")
+    assert g.value(flow, U(TG.source)) == _by_label(g, "unnamed source of Touch")
+    assert g.value(flow, U(TG.target)) == _by_label(g, "Kiosk")
+    assert any("/detail/diagrams/0/diagramJson/cells/1/source: the flow's source is a loose end" in w
+               for w in res.warnings)
