@@ -39,6 +39,8 @@ class RqHeader:
     fields: dict[str, str]
     repeated: tuple[HeaderLine, ...]
     body: str
+    body_line: int = 1
+    """The 1-based line of ``text`` where the body starts (to map a parser's line numbers back)."""
 
 
 def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> RqHeader:
@@ -47,6 +49,7 @@ def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> Rq
     repeated: list[HeaderLine] = []
     body: list[str] = []
     in_header = True
+    body_line = 1
     for lineno, line in enumerate(text.splitlines(), 1):
         if in_header:
             if not line.strip():
@@ -64,5 +67,6 @@ def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> Rq
             if line.lstrip().startswith("#"):
                 continue
             in_header = False
+            body_line = lineno
         body.append(line)
-    return RqHeader(fields, tuple(repeated), "\n".join(body))
+    return RqHeader(fields, tuple(repeated), "\n".join(body), body_line)
