@@ -46,6 +46,7 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "import_model",
     "diff_model",
+    "vocabulary",
 )
 
 
