@@ -15,7 +15,8 @@ import rdflib
 
 from threatgraph.cli import main
 from threatgraph.errors import InputError, RuleError
-from threatgraph.querylib import resolve, syntax_error
+from threatgraph.querylib import resolve
+from threatgraph.sparql import syntax_error
 
 REPO = Path(__file__).resolve().parent.parent
 RAG = str(REPO / "data" / "examples" / "rag-assistant.ttl")

@@ -16,7 +16,7 @@ from rdflib.namespace import RDF, RDFS, SKOS
 
 from threatgraph.analysis.engine import Engine
 from threatgraph.cli import main
-from threatgraph.querylib import syntax_error
+from threatgraph.sparql import syntax_error
 from threatgraph.store import Store, open_store
 from threatgraph.terms import PREFIXES
 from threatgraph.vocabulary import (

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from threatgraph.errors import RuleError
 
@@ -41,6 +41,8 @@ class RqHeader:
     body: str
     body_line: int = 1
     """The 1-based line of ``text`` where the body starts (to map a parser's line numbers back)."""
+    lines: dict[str, int] = field(default_factory=dict)
+    """The line of each key (the first line for repeatable keys)."""
 
 
 def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> RqHeader:
@@ -50,6 +52,7 @@ def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> Rq
     body: list[str] = []
     in_header = True
     body_line = 1
+    lines: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         if in_header:
             if not line.strip():
@@ -57,6 +60,7 @@ def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> Rq
             m = _HEADER.match(line)
             if m:
                 key, value = m.group(1), m.group(2)
+                lines.setdefault(key, lineno)
                 if key in repeatable:
                     repeated.append(HeaderLine(key, value, f"{path}:{lineno}"))
                     continue
@@ -69,4 +73,4 @@ def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> Rq
             in_header = False
             body_line = lineno
         body.append(line)
-    return RqHeader(fields, tuple(repeated), "\n".join(body), body_line)
+    return RqHeader(fields, tuple(repeated), "\n".join(body), body_line, lines)
