@@ -47,6 +47,7 @@ COMMANDS: tuple[str, ...] = (
     "import_model",
     "diff_model",
     "vocabulary",
+    "check_ontology",
 )
 
 
@@ -66,6 +67,9 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "diff_model": ("diff-model", "compare two versions of a system model and their findings"),
     "vocabulary": (
         "vocabulary", "print the vocabulary reference (every class and property, label properties, SPARQL examples)"
+    ),
+    "check_ontology": (
+        "check-ontology", "check the ontology plus your extension with HermiT (consistency, unsatisfiable classes)"
     ),
 }
 """Command name and one-line help of each command module, so that the parser can list every command

@@ -17,7 +17,7 @@ True
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,37 +254,38 @@ def _text(g: rdflib.Graph, s: rdflib.term.Node, p: rdflib.URIRef) -> str:
     return " ".join(str(vals[0]).split()) if vals else ""
 
 
-def _expr(g: rdflib.Graph, node: rdflib.term.Node) -> str:
-    """A class expression in Manchester-like syntax."""
+def _expr(g: rdflib.Graph, node: rdflib.term.Node, name: Callable[[str], str] | None = None) -> str:
+    """A class expression in Manchester-like syntax (IRIs shown by ``name``, default :func:`curie`)."""
+    name = name or curie
     if isinstance(node, rdflib.URIRef):
-        return curie(str(node))
+        return name(str(node))
     if isinstance(node, rdflib.Literal):
         return f'"{node}"' if node.datatype is None else f"{str(node).lower() if isinstance(node.toPython(), bool) else node}"
     prop = g.value(node, OWL.onProperty)
     if prop is not None:
-        p = curie(str(prop))
+        p = name(str(prop))
         for pred, word in ((OWL.hasValue, "value"), (OWL.someValuesFrom, "some"), (OWL.allValuesFrom, "only")):
             v = g.value(node, pred)
             if v is not None:
-                return f"{p} {word} {_expr(g, v)}"
+                return f"{p} {word} {_expr(g, v, name)}"
         for pred, word in ((OWL.cardinality, "exactly"), (OWL.minCardinality, "min"), (OWL.maxCardinality, "max"),
                            (OWL.qualifiedCardinality, "exactly"), (OWL.minQualifiedCardinality, "min"),
                            (OWL.maxQualifiedCardinality, "max")):
             v = g.value(node, pred)
             if v is not None:
                 on = g.value(node, OWL.onClass)
-                return f"{p} {word} {v}" + (f" {_expr(g, on)}" if on is not None else "")
+                return f"{p} {word} {v}" + (f" {_expr(g, on, name)}" if on is not None else "")
         return f"{p} restriction"
     for pred, word in ((OWL.intersectionOf, " and "), (OWL.unionOf, " or ")):
         lst = g.value(node, pred)
         if lst is not None:
-            return "(" + word.join(_expr(g, m) for m in rdflib.collection.Collection(g, lst)) + ")"
+            return "(" + word.join(_expr(g, m, name) for m in rdflib.collection.Collection(g, lst)) + ")"
     lst = g.value(node, OWL.oneOf)
     if lst is not None:
-        return "{" + ", ".join(_expr(g, m) for m in rdflib.collection.Collection(g, lst)) + "}"
+        return "{" + ", ".join(_expr(g, m, name) for m in rdflib.collection.Collection(g, lst)) + "}"
     comp = g.value(node, OWL.complementOf)
     if comp is not None:
-        return f"not {_expr(g, comp)}"
+        return f"not {_expr(g, comp, name)}"
     return "(anonymous class)"
 
 

@@ -61,6 +61,11 @@ def register(sub: Any) -> None:
         "--rules", action="append", default=[], metavar="DIR",
         help="also run your own rules from DIR (.rq files in the format of queries/rules; repeatable)",
     )
+    p.add_argument(
+        "--ontology", action="append", default=[], metavar="FILE",
+        help="ontology extension loaded with the shipped ontology: new ML classes, applicability axioms "
+        "(check it with `threatgraph check-ontology --extra FILE`; repeatable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -69,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
 
     with no_gc():
         return _run(args)
+
+
+def _ontology(args: argparse.Namespace) -> Any:
+    from threatgraph.analysis.ontology import load_ontology
+
+    return load_ontology(extra=args.ontology)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -91,7 +102,8 @@ def _run(args: argparse.Namespace) -> int:
             save=getattr(args, "save", False),
             force=getattr(args, "force", False),
             extra_shapes=getattr(args, "shapes", []),
-            rules=load_all_rules(args.rules) if args.rules else None,
+            rules=load_all_rules(args.rules, ontology=_ontology(args)) if args.rules else None,
+            ontology_extra=args.ontology,
         )
     except ModelInvalid as err:
         for w in err.warnings:
