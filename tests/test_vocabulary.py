@@ -80,6 +80,8 @@ def test_labels_definitions_domains_ranges_and_superclasses_match_the_files() ->
         assert [d for d in t.domain if not d.startswith("(")] == named(g, s, RDFS.domain), t.curie
         assert [r for r in t.range if not r.startswith("(")] == named(g, s, RDFS.range), t.curie
         assert list(t.superclasses) == named(g, s, RDFS.subClassOf), t.curie
+        inverse = [c.removeprefix("inverse of ") for c in t.characteristics if c.startswith("inverse of ")]
+        assert inverse == named(g, s, rdflib.OWL.inverseOf), t.curie
         checked += 1
     assert checked == len(v.terms)
     focus = v.term("tg:focus")

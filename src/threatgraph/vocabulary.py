@@ -351,7 +351,9 @@ def build_vocabulary(onto: Ontology | None = None, directory: Path | None = None
                 axioms=tuple(axioms),
                 domain=tuple(sorted(_expr(g, o) for o in g.objects(s, RDFS.domain))),
                 range=tuple(sorted(_expr(g, o) for o in g.objects(s, RDFS.range))),
-                characteristics=tuple(sorted(w for t, w in _CHARACTERISTICS.items() if t in types)),
+                characteristics=tuple(sorted(w for t, w in _CHARACTERISTICS.items() if t in types))
+                + tuple(f"inverse of {curie(str(o))}" for o in sorted(g.objects(s, OWL.inverseOf), key=str))
+                + tuple(f"sub-property of {curie(str(o))}" for o in sorted(g.objects(s, RDFS.subPropertyOf), key=str)),
                 types=tuple(sorted(curie(str(t)) for t in types if t != OWL.NamedIndividual)),
                 notation=_text(g, s, SKOS.notation),
                 scheme=", ".join(sorted(curie(str(o)) for o in g.objects(s, SKOS.inScheme))),
