@@ -46,6 +46,8 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "import_model",
     "diff_model",
+    "vocabulary",
+    "check_ontology",
 )
 
 
@@ -56,7 +58,7 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "releases": ("releases", "list the knowledge releases loaded in the store"),
     "diff_release": ("diff-release", "compare two knowledge releases (techniques and mitigations)"),
     "coverage": ("coverage", "which ATLAS/ATT&CK techniques and ML asset types the bridge mappings cover"),
-    "query": ("query", "run a named query from the library (or a .rq file)"),
+    "query": ("query", "run a named query, a .rq file, SPARQL text or - (stdin)"),
     "queries": ("queries", "list the named queries"),
     "serve": ("serve", "serve the knowledge graph over SPARQL 1.1 (query page at /)"),
     "push": ("push", "load the ontology, imported releases and models into a remote SPARQL store"),
@@ -64,6 +66,12 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "import_model": ("import-model", "convert an OTM, Threat Dragon, Threagile, MS Threat Modeling Tool, TM-BOM or pytm "
                      "model into Turtle"),
     "diff_model": ("diff-model", "compare two versions of a system model and their findings"),
+    "vocabulary": (
+        "vocabulary", "print the vocabulary reference (every class and property, label properties, SPARQL examples)"
+    ),
+    "check_ontology": (
+        "check-ontology", "check the ontology plus your extension with HermiT (consistency, unsatisfiable classes)"
+    ),
 }
 """Command name and one-line help of each command module, so that the parser can list every command
 while importing only the one that runs (start-up: importing all of them cost ~0.6 s, issue 14).

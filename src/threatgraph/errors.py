@@ -44,3 +44,7 @@ class StoreError(ThreatgraphError):
 
 class ImportFailed(InputError):
     """A knowledge import failed; the store is left as it was (exit 2)."""
+
+
+class MissingDependency(InputError):
+    """An optional feature's dependency (an extra, a Java runtime) is not installed (exit 2)."""

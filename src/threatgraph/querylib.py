@@ -30,16 +30,18 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad, RdfFormat, serialize
-from pyoxigraph import Store as OxStore
 
 from threatgraph.errors import InputError, RuleError
 from threatgraph.resources import queries_dir
 from threatgraph.rqheader import read_header
+from threatgraph.sparql import syntax_error
 from threatgraph.store.base import Row, Store, Term
 from threatgraph.terms import ATLAS, ATTACK, PREFIXES, XSD
 
@@ -162,11 +164,11 @@ def to_term(raw: str, kind: str, name: str = "value") -> Term:
     raise InputError(f"parameter {name}: unknown type {kind!r}")
 
 
-def _check_syntax(query: str, path: str) -> None:
-    try:
-        OxStore().query(query, prefixes=PREFIXES)
-    except SyntaxError as err:
-        raise RuleError(f"{path}: invalid SPARQL: {err}") from err
+def _check_syntax(query: str, path: str, first_line: int = 1) -> None:
+    err = syntax_error(query, path, first_line)
+    if err is not None:
+        hint = f"{err.text}\n        {' ' * max(err.column - 1, 0)}^" if err.text else None
+        raise RuleError(err.message(), hint=hint)
 
 
 def query_form(query: str) -> str:
@@ -183,6 +185,7 @@ def parse_query_text(text: str, path: str, *, require_header: bool = True) -> Na
     header = head.fields
     params = [_parse_param(line.value, line.where) for line in head.repeated]
     query = head.body.strip()
+    first_line = head.body_line + len(head.body[: len(head.body) - len(head.body.lstrip())].split("\n")) - 1
     stem = Path(path).stem
     if require_header:
         missing = [k for k in REQUIRED if not header.get(k)]
@@ -208,7 +211,7 @@ def parse_query_text(text: str, path: str, *, require_header: bool = True) -> Na
                 to_term(p.default, p.type, p.name)
             except InputError as err:
                 raise RuleError(f"{path}: bad default for {p.name}: {err.message}") from err
-    _check_syntax(query, path)
+    _check_syntax(query, path, first_line)
     extra = {k: v for k, v in header.items() if k not in REQUIRED}
     return NamedQuery(
         name=header.get("name", stem),
@@ -249,16 +252,62 @@ def load_library(directory: Path | None = None) -> dict[str, NamedQuery]:
     return out
 
 
-def resolve(name_or_file: str, directory: Path | None = None) -> NamedQuery:
-    """A library query by name, or a query file (a header is optional there)."""
-    path = Path(name_or_file)
-    if path.suffix in (".rq", ".sparql") and path.is_file():
-        return parse_query_text(path.read_text(encoding="utf-8"), str(path), require_header=False)
-    lib_path = (directory or queries_dir()) / f"{name_or_file}.rq"
-    if _NAME.match(name_or_file) and lib_path.is_file():
+def resolve(spec: str, directory: Path | None = None, *, stdin: TextIO | None = None) -> NamedQuery:
+    """The query that ``spec`` names: ``-`` (read ``stdin``), a query file, a library name, or SPARQL text.
+
+    A library query that does not parse is a broken library (:class:`RuleError`, exit 3); a query the
+    user wrote (file, text, stdin) that does not parse, or has a bad header, is bad input
+    (:class:`InputError`, exit 2) naming its line and column.
+
+    >>> resolve("SELECT ?e WHERE { ?e a tg:Process }").path
+    '<inline>'
+    >>> resolve("SELECT ?e WHERE { ?e a }")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    threatgraph.errors.InputError: <inline>:1:25: invalid SPARQL (line 1, column 25): expected one of ...
+    """
+    if spec == "-":
+        source = stdin if stdin is not None else sys.stdin
+        return _user_query(source.read(), "<stdin>")
+    path = Path(spec)
+    looks_like_text = bool(_FORM.search(spec)) or "{" in spec or "\n" in spec
+    if path.suffix in (".rq", ".sparql") and _is_file(path):
+        return _read_user_file(path)
+    lib_path = (directory or queries_dir()) / f"{spec}.rq"
+    if _NAME.match(spec) and lib_path.is_file():
         return parse_query_text(lib_path.read_text(encoding="utf-8"), str(lib_path))
+    if not looks_like_text and _is_file(path):
+        return _read_user_file(path)
+    if looks_like_text:
+        return _user_query(spec, "<inline>")
     names = sorted(load_library(directory))
-    raise InputError(f"no named query or query file {name_or_file!r}", hint=f"run `threatgraph queries`; names: {', '.join(names)}")
+    raise InputError(
+        f"no named query, query file or SPARQL text {spec!r}",
+        hint=f"give a library name (`threatgraph queries`), a .rq file, SPARQL text or - for stdin; names: {', '.join(names)}",
+    )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with NUL: SPARQL text, not a path
+        return False
+
+
+def _read_user_file(path: Path) -> NamedQuery:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read query file {path}: {err}", hint="give a UTF-8 text file") from None
+    return _user_query(text, str(path))
+
+
+def _user_query(text: str, path: str) -> NamedQuery:
+    """A query the user wrote: its header is optional, and anything wrong with it is an InputError."""
+    try:
+        return parse_query_text(text, path, require_header=False)
+    except RuleError as err:
+        raise InputError(err.message, hint=err.hint) from None
 
 
 # -- running and rendering -------------------------------------------------------------------------
@@ -345,8 +394,10 @@ def srj_term(t: Term) -> dict[str, str]:
     return d
 
 
-def render(result: Result, fmt: str) -> str:
-    """Render a result as ``table``, ``csv``, ``json`` (plain objects), ``srj`` (SPARQL JSON) or ``turtle``."""
+def render(result: Result, fmt: str, *, wide: bool = False) -> str:
+    """Render a result as ``table``, ``csv``, ``json`` (plain objects), ``srj`` (SPARQL JSON) or ``turtle``.
+
+    Table cells are cut at 80 characters unless ``wide``."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     if result.form == "ASK":
@@ -375,12 +426,19 @@ def render(result: Result, fmt: str) -> str:
         for r in result.rows:
             w.writerow([_plain(r.get(k)) for k in names])
         return buf.getvalue()
-    return render_table(names, [[_short(r.get(k)) for k in names] for r in result.rows])
+    return render_table(names, [[_short(r.get(k)) for k in names] for r in result.rows], width=None if wide else 80)
 
 
-def render_table(names: Sequence[str], cells: Sequence[Sequence[str]], width: int = 80) -> str:
-    """A plain-text table (long cells cut at ``width`` characters)."""
-    cut = [[c if len(c) <= width else c[: width - 1] + "…" for c in row] for row in cells]
+def render_table(names: Sequence[str], cells: Sequence[Sequence[str]], width: int | None = 80) -> str:
+    """A plain-text table (long cells cut at ``width`` characters; ``None``: never cut).
+
+    >>> print(render_table(["a"], [["x" * 6]], width=4), end="")
+    a
+    ----
+    xxx…
+    (1 row)
+    """
+    cut = [[c if width is None or len(c) <= width else c[: width - 1] + "…" for c in row] for row in cells]
     widths = [max([len(n)] + [len(row[i]) for row in cut]) for i, n in enumerate(names)]
     lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from threatgraph.errors import RuleError
 
@@ -39,6 +39,10 @@ class RqHeader:
     fields: dict[str, str]
     repeated: tuple[HeaderLine, ...]
     body: str
+    body_line: int = 1
+    """The 1-based line of ``text`` where the body starts (to map a parser's line numbers back)."""
+    lines: dict[str, int] = field(default_factory=dict)
+    """The line of each key (the first line for repeatable keys)."""
 
 
 def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> RqHeader:
@@ -47,6 +51,8 @@ def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> Rq
     repeated: list[HeaderLine] = []
     body: list[str] = []
     in_header = True
+    body_line = 1
+    lines: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         if in_header:
             if not line.strip():
@@ -54,6 +60,7 @@ def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> Rq
             m = _HEADER.match(line)
             if m:
                 key, value = m.group(1), m.group(2)
+                lines.setdefault(key, lineno)
                 if key in repeatable:
                     repeated.append(HeaderLine(key, value, f"{path}:{lineno}"))
                     continue
@@ -64,5 +71,6 @@ def read_header(text: str, path: str, *, repeatable: Collection[str] = ()) -> Rq
             if line.lstrip().startswith("#"):
                 continue
             in_header = False
+            body_line = lineno
         body.append(line)
-    return RqHeader(fields, tuple(repeated), "\n".join(body))
+    return RqHeader(fields, tuple(repeated), "\n".join(body), body_line, lines)

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pyoxigraph import BlankNode, Literal, NamedNode
+from pyoxigraph import Store as OxStore
 
 from threatgraph.errors import InputError
+from threatgraph.terms import PREFIXES
 
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -89,3 +92,49 @@ def inline_values(query: str, bindings: Mapping[str, NamedNode | BlankNode | Lit
         elif kind == "other" and text == "}":
             depth -= 1
     return with_values(query, bindings)
+
+
+_SYNTAX_AT = re.compile(r"^error at (\d+):(\d+):\s*(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class SparqlSyntaxError:
+    """Where and why a query does not parse (``line`` and ``column`` in the source file, 1-based)."""
+
+    path: str
+    line: int
+    column: int
+    reason: str
+    text: str
+
+    def message(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: invalid SPARQL (line {self.line}, column {self.column}): {self.reason}"
+
+
+def syntax_error(query: str, path: str, first_line: int = 1) -> SparqlSyntaxError | None:
+    """Parse ``query`` (with the usual prefixes); ``None`` when it parses, else where it does not.
+
+    ``first_line`` is the line of the source file where ``query`` starts, so the parser's line number
+    is reported in the file's terms.
+
+    >>> e = syntax_error("SELECT ?x\\nWHERE { ?x ?y }", "q.rq", first_line=3)
+    >>> e.line, e.column, e.text
+    (4, 16, 'WHERE { ?x ?y }')
+    >>> syntax_error("SELECT ?x WHERE { ?x a tg:Process }", "q.rq") is None
+    True
+    """
+    try:
+        OxStore().query(query, prefixes=PREFIXES)
+    except SyntaxError as err:
+        raw = str(err)
+        m = _SYNTAX_AT.match(raw)
+        if not m:
+            return SparqlSyntaxError(path, first_line, 1, raw, "")
+        line, col = int(m.group(1)), int(m.group(2))
+        reason = " ".join(m.group(3).split())
+        if len(reason) > 200:
+            reason = reason[:199] + "…"
+        lines = query.splitlines()
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        return SparqlSyntaxError(path, line + first_line - 1, col, reason, text)
+    return None

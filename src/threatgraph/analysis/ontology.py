@@ -10,6 +10,7 @@ True
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,26 +52,58 @@ def ontology_files(directory: Path | None = None) -> list[Path]:
     return sorted(d.glob("*.ttl"))
 
 
+_FORMATS = {".ttl": "turtle", ".owl": "xml", ".rdf": "xml", ".xml": "xml", ".nt": "nt", ".n3": "n3",
+            ".jsonld": "json-ld", ".json": "json-ld", ".trig": "trig"}
+
+
+def parse_extension(path: Path) -> rdflib.Graph:
+    """Parse a user's ontology extension (Turtle, RDF/XML, N-Triples, JSON-LD by file suffix).
+
+    Bad input is an :class:`InputError` naming the file (and the parser's line where it gives one).
+    """
+    fmt = _FORMATS.get(path.suffix.lower(), "turtle")
+    g = rdflib.Graph()
+    try:
+        g.parse(path, format=fmt)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such ontology extension file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read the ontology extension: {err}") from None
+    except (SyntaxError, ValueError) as err:  # rdflib's BadSyntax subclasses SyntaxError
+        raise InputError(f"{path}: cannot parse the ontology extension ({fmt}): {' '.join(str(err).split())}",
+                         hint="fix the syntax; the extension is RDF (Turtle, RDF/XML, N-Triples or JSON-LD)") from None
+    if len(g) == 0:
+        raise InputError(f"{path}: the ontology extension is empty")
+    return g
+
+
 @functools.lru_cache(maxsize=4)
-def _load(files: tuple[Path, ...], stamps: tuple[float, ...]) -> Ontology:
+def _load(files: tuple[Path, ...], stamps: tuple[float, ...], extra: tuple[Path, ...] = ()) -> Ontology:
     g = rdflib.Graph()
     for f in files:
         try:
             g.parse(f, format="turtle")
         except (SyntaxError, ValueError) as err:  # rdflib's BadSyntax subclasses SyntaxError
             raise InputError(f"{f}: cannot parse the ontology module: {err}") from err
+    for f in extra:
+        g += parse_extension(f)
     terms = {str(s) for s in g.subjects() if isinstance(s, rdflib.URIRef)}
     classes = {str(s) for s in g.subjects(RDF.type, rdflib.OWL.Class) if isinstance(s, rdflib.URIRef)}
     props: set[str] = set()
     for kind in _DECLARING[1:5]:
         props |= {str(s) for s in g.subjects(RDF.type, kind) if isinstance(s, rdflib.URIRef)}
     cats = {str(s) for s in g.subjects(RDF.type, rdflib.URIRef(TG.ThreatCategory))}
-    return Ontology(g, files, frozenset(terms), frozenset(classes), frozenset(props), frozenset(cats))
+    return Ontology(g, files + extra, frozenset(terms), frozenset(classes), frozenset(props), frozenset(cats))
 
 
-def load_ontology(directory: Path | None = None) -> Ontology:
-    """Parse all ontology modules (cached per process while the files are unchanged)."""
+def load_ontology(directory: Path | None = None, extra: Sequence[str | Path] = ()) -> Ontology:
+    """Parse all ontology modules, plus a user's ``extra`` files (an extension: new ML classes,
+    applicability axioms, mappings), cached per process per set of files while they are unchanged."""
     files = tuple(ontology_files(directory))
     if not files:
         raise InputError(f"no ontology modules (*.ttl) in {directory or ontology_dir()}")
-    return _load(files, tuple(f.stat().st_mtime for f in files))
+    ext = tuple(Path(f).resolve() for f in extra)
+    for f in ext:
+        if not f.is_file():
+            raise InputError(f"{f}: no such ontology extension file")
+    return _load(files, tuple(f.stat().st_mtime for f in files + ext), ext)

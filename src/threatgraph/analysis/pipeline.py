@@ -82,14 +82,18 @@ def analyze(
     force: bool = False,
     extra_shapes: Sequence[str | Path] = (),
     rules: Sequence[Rule] | None = None,
+    ontology_extra: Sequence[str | Path] = (),
 ) -> Analysis:
     """Analyse the system model files ``models``; see the module docstring for the options.
+    ``ontology_extra``: a user's ontology extension files, loaded with the shipped ontology for the
+    closure, validation and rules (``analyze --ontology``).
 
     Raises :class:`ModelInvalid` (exit 1) when validation finds violations and ``force`` is False,
     :class:`~threatgraph.errors.InputError` (exit 2) for unreadable input.
     """
     with no_gc():
-        return _analyze(models, knowledge, store, endpoint, remote or {}, save, validate, force, extra_shapes, rules)
+        return _analyze(models, knowledge, store, endpoint, remote or {}, save, validate, force, extra_shapes, rules,
+                        ontology_extra)
 
 
 def _analyze(
@@ -103,6 +107,7 @@ def _analyze(
     force: bool,
     extra_shapes: Sequence[str | Path],
     rules: Sequence[Rule] | None,
+    ontology_extra: Sequence[str | Path] = (),
 ) -> Analysis:
     from threatgraph.analysis.closure import closure
     from threatgraph.analysis.model import load_model_files
@@ -111,12 +116,13 @@ def _analyze(
     if save and not store_dir:
         raise InputError("--save needs --store DIR (the store to write the analysis into)")
     loaded = load_model_files(models)
-    inferred = closure(load_ontology().graph, loaded.graph)
+    onto = load_ontology(extra=ontology_extra)
+    inferred = closure(onto.graph, loaded.graph)
     report = None
     if validate:
         from threatgraph.analysis.validation import validate_models
 
-        report = validate_models(models, extra_shapes=extra_shapes, loaded=loaded, inferred=inferred)
+        report = validate_models(models, extra_shapes=extra_shapes, loaded=loaded, inferred=inferred, ontology=onto)
         if report.violations and not force:
             raise ModelInvalid(report, loaded.warnings)
     source: Store | None = None
@@ -138,7 +144,7 @@ def _analyze(
         from threatgraph.knowledge.view import load_view
 
         load_view(mem, view)
-    analysis = Engine(mem, rules=rules).analyze(models, loaded=loaded, inferred=inferred)
+    analysis = Engine(mem, ontology=onto, rules=rules).analyze(models, loaded=loaded, inferred=inferred)
     analysis.validation = report
     analysis.knowledge_key = view.key if view is not None else ""
     if endpoint and source is not None:

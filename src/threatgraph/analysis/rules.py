@@ -21,17 +21,22 @@ rule names must exist, the query must parse and project ``?focus``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyoxigraph import QuerySolutions
 from pyoxigraph import Store as OxStore
 
-from threatgraph.errors import RuleError
+from threatgraph.errors import InputError, RuleError
 from threatgraph.resources import queries_dir
 from threatgraph.rqheader import read_header
+from threatgraph.sparql import syntax_error
 from threatgraph.terms import PREFIXES
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.ontology import Ontology
 
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 """Severity names, lowest first; their index + 1 is the rank used by ``--fail-on``."""
@@ -76,6 +81,16 @@ class Rule:
     """What to do about a finding of this rule (header ``remediation``)."""
     covers: tuple[str, ...] = ()
     """Peer-tool threat ids the rule covers (header ``covers``), e.g. ``("TMT:T18", "pytm:DS06")``."""
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    """Line of each header key in the file (for messages)."""
+    query_line: int = field(default=1, compare=False, repr=False)
+    """Line of the file where :attr:`query` starts."""
+    builtin: bool = True
+    """False for a rule loaded from a user directory (``--rules DIR``)."""
+
+    def at(self, key: str | None = None) -> str:
+        """``path:line`` of a header key (or of the query's first line)."""
+        return f"{self.path}:{self.lines.get(key, 1) if key else self.query_line}"
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -104,45 +119,52 @@ def expand_curie(curie: str, where: str) -> str:
 
 
 def parse_rule(text: str, path: str) -> Rule:
-    """Parse a rule file's text. Raises :class:`RuleError` naming the file and the problem."""
+    """Parse a rule file's text. Raises :class:`RuleError` naming the file, the line and the problem."""
     head = read_header(text, path)
     header = head.fields
+
+    def at(key: str) -> str:
+        return f"{path}:{head.lines.get(key, 1)}"
+
     missing = [k for k in REQUIRED if not header.get(k)]
     if missing:
-        raise RuleError(f"{path}: header lacks {', '.join(missing)}", hint="see docs/architecture.md, 'Rules'")
-    unknown = sorted(set(header) - set(REQUIRED) - set(OPTIONAL))
+        raise RuleError(f"{path}:1: header lacks {', '.join(missing)}", hint="see docs/architecture.md, 'Rules'")
+    unknown = sorted(set(header) - set(REQUIRED) - set(OPTIONAL), key=lambda k: head.lines.get(k, 0))
     if unknown:
-        raise RuleError(f"{path}: unknown header key(s) {', '.join(unknown)}")
+        raise RuleError(f"{at(unknown[0])}: unknown header key(s) {', '.join(unknown)}",
+                        hint=f"keys: {', '.join(REQUIRED + OPTIONAL)}")
     rid = header["id"]
     if not _ID.match(rid):
-        raise RuleError(f"{path}: rule id {rid!r} must look like TG-STRIDE-S-001 (upper case, dash separated)")
+        raise RuleError(f"{at('id')}: rule id {rid!r} must look like TG-STRIDE-S-001 (upper case, dash separated)")
     if Path(path).stem != rid:
-        raise RuleError(f"{path}: rule id {rid!r} must equal the file name stem {Path(path).stem!r}")
+        raise RuleError(f"{at('id')}: rule id {rid!r} must equal the file name stem {Path(path).stem!r}")
     severity = header["severity"].lower()
     if severity not in SEVERITIES:
-        raise RuleError(f"{path}: severity {header['severity']!r} is not one of {', '.join(SEVERITIES)}")
+        raise RuleError(f"{at('severity')}: severity {header['severity']!r} is not one of {', '.join(SEVERITIES)}")
     framework = header["framework"]
     if framework not in FRAMEWORKS:
-        raise RuleError(f"{path}: framework {framework!r} is not one of {', '.join(FRAMEWORKS)}")
+        raise RuleError(f"{at('framework')}: framework {framework!r} is not one of {', '.join(FRAMEWORKS)}")
     focus = header["focus"]
     if focus not in FOCUS_KINDS:
-        raise RuleError(f"{path}: focus {focus!r} is not one of {', '.join(FOCUS_KINDS)}")
+        raise RuleError(f"{at('focus')}: focus {focus!r} is not one of {', '.join(FOCUS_KINDS)}")
     cats_text = header["category"].split()
     categories: tuple[str, ...] = ()
     if cats_text != [DYNAMIC_CATEGORY]:
-        categories = tuple(expand_curie(c, path) for c in cats_text)
+        categories = tuple(expand_curie(c, at("category")) for c in cats_text)
     attack = tuple(header.get("attack", "").split())
     for a in attack:
         if not _ATTACK_ID.match(a):
-            raise RuleError(f"{path}: {a!r} is not an ATT&CK technique, tactic or mitigation id")
+            raise RuleError(f"{at('attack')}: {a!r} is not an ATT&CK technique, tactic or mitigation id")
     atlas = tuple(header.get("atlas", "").split())
     for a in atlas:
         if not _ATLAS_ID.match(a):
-            raise RuleError(f"{path}: {a!r} is not an ATLAS id (AML.Txxxx)")
+            raise RuleError(f"{at('atlas')}: {a!r} is not an ATLAS id (AML.Txxxx)")
     covers = tuple(header.get("covers", "").replace(",", " ").split())
     for c in covers:
         if not _PEER.match(c):
-            raise RuleError(f"{path}: covers {c!r} is not TOOL:ID with TOOL one of TMT, Threagile, pytm")
+            raise RuleError(f"{at('covers')}: covers {c!r} is not TOOL:ID with TOOL one of TMT, Threagile, pytm")
+    body = head.body
+    query_line = head.body_line + body[: len(body) - len(body.lstrip())].count("\n")
     return Rule(
         id=rid,
         title=header["title"],
@@ -152,7 +174,7 @@ def parse_rule(text: str, path: str) -> Rule:
         focus=focus,
         source=header["source"],
         explanation=header["explanation"],
-        query=head.body.strip() + "\n",
+        query=body.strip() + "\n",
         path=path,
         attack=attack,
         atlas=atlas,
@@ -160,6 +182,8 @@ def parse_rule(text: str, path: str) -> Rule:
         extra={k: header[k] for k in ("tags",) if k in header},
         remediation=header.get("remediation", ""),
         covers=covers,
+        lines=dict(head.lines),
+        query_line=query_line,
     )
 
 
@@ -168,28 +192,29 @@ def check_rule(rule: Rule, known_terms: set[str], categories: set[str]) -> None:
     name it uses and every category it names is defined; explanation placeholders are projected."""
     for cat in rule.categories:
         if cat not in categories:
-            raise RuleError(f"{rule.path}: category <{cat}> is not a STRIDE or LINDDUN category of the ontology")
+            raise RuleError(f"{rule.at('category')}: category <{cat}> is not a STRIDE or LINDDUN category of the ontology")
     for m in _CURIE.finditer(rule.query):
         iri = PREFIXES[m.group(1)] + m.group(2)
         if iri not in known_terms:
+            line = rule.query_line + rule.query.count("\n", 0, m.start())
             raise RuleError(
-                f"{rule.path}: {m.group(0)} is not defined in the ontology",
-                hint="fix the name or add it to an ontology module",
+                f"{rule.path}:{line}: {m.group(0)} is not defined in the ontology",
+                hint="fix the name or add it to an ontology module (or an --ontology extension)",
             )
-    try:
-        res = OxStore().query(rule.query, prefixes=PREFIXES)
-    except SyntaxError as err:
-        raise RuleError(f"{rule.path}: invalid SPARQL: {err}") from err
+    bad = syntax_error(rule.query, rule.path, rule.query_line)
+    if bad is not None:
+        raise RuleError(bad.message())
+    res = OxStore().query(rule.query, prefixes=PREFIXES)
     if not isinstance(res, QuerySolutions):
-        raise RuleError(f"{rule.path}: a rule must be a SELECT query")
+        raise RuleError(f"{rule.at()}: a rule must be a SELECT query")
     projected = {v.value for v in res.variables}
     if "focus" not in projected:
-        raise RuleError(f"{rule.path}: the query must project ?focus")
+        raise RuleError(f"{rule.at()}: the query must project ?focus")
     if rule.dynamic_category and "category" not in projected:
-        raise RuleError(f"{rule.path}: header says 'category: ?category' but the query does not project ?category")
+        raise RuleError(f"{rule.at('category')}: header says 'category: ?category' but the query does not project ?category")
     for ph in _PLACEHOLDER.findall(rule.explanation):
         if ph not in projected:
-            raise RuleError(f"{rule.path}: explanation names {{{ph}}} but the query does not project ?{ph}")
+            raise RuleError(f"{rule.at('explanation')}: explanation names {{{ph}}} but the query does not project ?{ph}")
 
 
 def rule_files(directory: Path | None = None) -> list[Path]:
@@ -222,6 +247,74 @@ def load_rules(
             check_rule(rule, known_terms, categories)
         rules.append(rule)
     return rules
+
+
+_SERVICE = re.compile(r"\bSERVICE\b", re.IGNORECASE)
+
+
+def _strip_comments_and_strings(query: str) -> str:
+    text = re.sub(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|<[^<>\s]*>', " ", query)
+    return re.sub(r"#[^\n]*", " ", text)
+
+
+def load_user_rules(
+    directories: Iterable[str | Path],
+    *,
+    known_terms: set[str],
+    categories: set[str],
+    taken: Mapping[str, str] | None = None,
+) -> list[Rule]:
+    """Rules from users' directories (every ``*.rq`` file, same format and checks as ``queries/rules``).
+
+    Anything wrong is the user's input: an :class:`InputError` (exit 2) naming the file and line. Ids
+    already ``taken`` (id → file, e.g. the built-in rules) or repeated across the directories are
+    refused. A rule is a SPARQL SELECT and nothing else: no code runs, and ``SERVICE`` (a query that
+    would reach out to another endpoint) is refused.
+    """
+    seen: dict[str, str] = dict(taken or {})
+    out: list[Rule] = []
+    for d in directories:
+        directory = Path(d)
+        if not directory.is_dir():
+            raise InputError(f"{directory}: not a rule directory", hint="give a directory of .rq rule files")
+        files = sorted(p for p in directory.glob("*.rq") if p.is_file())
+        if not files:
+            raise InputError(f"{directory}: no .rq rule files", hint="one rule per .rq file (see docs/rules.md)")
+        for p in files:
+            try:
+                text = p.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                raise InputError(f"{p}: cannot read the rule: {err}") from None
+            try:
+                rule = parse_rule(text, str(p))
+                check_rule(rule, known_terms, categories)
+            except RuleError as err:
+                raise InputError(err.message, hint=err.hint or "see docs/rules.md, 'Your own rules'") from None
+            m = _SERVICE.search(_strip_comments_and_strings(rule.query))
+            if m:
+                line = rule.query_line + _strip_comments_and_strings(rule.query).count("\n", 0, m.start())
+                raise InputError(f"{p}:{line}: a rule may not use SERVICE (it would query another endpoint)")
+            if rule.id in seen:
+                raise InputError(
+                    f"{rule.at('id')}: rule id {rule.id} is also used by {seen[rule.id]}",
+                    hint="give your rule its own id, e.g. with your organisation's prefix (ACME-STRIDE-S-001)",
+                )
+            seen[rule.id] = str(p)
+            out.append(replace(rule, builtin=False))
+    return out
+
+
+def load_all_rules(user_dirs: Sequence[str | Path] = (), *, ontology: Ontology | None = None) -> list[Rule]:
+    """The built-in rules (a broken one is a :class:`RuleError`, exit 3) followed by the users' rules
+    from ``user_dirs`` (a broken one is an :class:`InputError`, exit 2), checked against ``ontology``
+    (default: the shipped one)."""
+    from threatgraph.analysis.ontology import load_ontology
+
+    onto = ontology or load_ontology()
+    terms, cats = set(onto.terms), set(onto.categories)
+    builtin = load_rules(rule_files(), known_terms=terms, categories=cats)
+    taken = {r.id: r.path for r in builtin}
+    return builtin + load_user_rules(user_dirs, known_terms=terms, categories=cats, taken=taken)
 
 
 def severity_rank(name: str) -> int:

@@ -865,12 +865,15 @@ def validate_models(
     method: str = "fast",
     loaded: ModelLoad | None = None,
     inferred: list[Triple] | None = None,
+    ontology: Ontology | None = None,
 ) -> ValidationReport:
     """Validate model files against the shipped shapes plus ``extra_shapes``; return the report.
-    ``loaded`` / ``inferred``: the parsed model and its OWL 2 RL closure, when the caller has them."""
+    ``loaded`` / ``inferred``: the parsed model and its OWL 2 RL closure, when the caller has them;
+    ``ontology``: the ontology with a user's extension (default: the shipped one)."""
     shapes = load_shapes(extra_shapes)
     load = loaded or load_model_files(model_paths)
-    data = build_data(load.graph, knowledge=knowledge, knowledge_in_graph=method == "pyshacl", inferred=inferred)
+    data = build_data(load.graph, ontology, knowledge=knowledge, knowledge_in_graph=method == "pyshacl",
+                      inferred=inferred)
     report = evaluate(data, shapes, method)
     return ValidationReport(
         graph=report,

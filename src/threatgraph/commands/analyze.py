@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from threatgraph.analysis.rules import SEVERITIES, severity_rank
+from threatgraph.analysis.rules import SEVERITIES, load_all_rules, severity_rank
 from threatgraph.commands._storeargs import add_auth_args, remote_options
 from threatgraph.report import FORMATS
 
@@ -57,6 +57,15 @@ def register(sub: Any) -> None:
         help="load threat knowledge before the analysis: `shared` (ATT&CK 18.1, ATLAS, D3FEND from the pinned "
         "reference data) or knowledge file paths (ATT&CK STIX *.json, ATLAS.yaml, D3FEND *.ttl)",
     )
+    p.add_argument(
+        "--rules", action="append", default=[], metavar="DIR",
+        help="also run your own rules from DIR (.rq files in the format of queries/rules; repeatable)",
+    )
+    p.add_argument(
+        "--ontology", action="append", default=[], metavar="FILE",
+        help="ontology extension loaded with the shipped ontology: new ML classes, applicability axioms "
+        "(check it with `threatgraph check-ontology --extra FILE`; repeatable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -65,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
 
     with no_gc():
         return _run(args)
+
+
+def _ontology(args: argparse.Namespace) -> Any:
+    from threatgraph.analysis.ontology import load_ontology
+
+    return load_ontology(extra=args.ontology)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
             save=getattr(args, "save", False),
             force=getattr(args, "force", False),
             extra_shapes=getattr(args, "shapes", []),
+            rules=load_all_rules(args.rules, ontology=_ontology(args)) if args.rules else None,
+            ontology_extra=args.ontology,
         )
     except ModelInvalid as err:
         for w in err.warnings:

@@ -1,4 +1,4 @@
-"""``threatgraph query NAME|FILE``: run a named query (or a query file) with typed parameters."""
+"""``threatgraph query NAME|FILE|TEXT|-``: run a named query, a query file, SPARQL text or stdin."""
 
 from __future__ import annotations
 
@@ -16,15 +16,21 @@ from threatgraph.querylib import run as run_query
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "query",
-        help="run a named query from the library (or a .rq file)",
-        description="Run a named SPARQL query with typed parameters on the embedded store, a store directory "
-        "or a remote SPARQL endpoint. Parameters are bound as RDF terms, never pasted into the query.",
+        help="run a named query, a .rq file, SPARQL text or - (stdin)",
+        description="Run a SPARQL query with typed parameters on the embedded store, a store directory "
+        "or a remote SPARQL endpoint. Parameters are bound as RDF terms, never pasted into the query. "
+        "A query that does not parse exits 2 with its line and column.",
     )
-    p.add_argument("query", metavar="NAME|FILE", help="library query name (see `threatgraph queries`) or a .rq file")
+    p.add_argument(
+        "query",
+        metavar="NAME|FILE|TEXT|-",
+        help="library query name (see `threatgraph queries`), a .rq file, inline SPARQL text, or - to read stdin",
+    )
     p.add_argument(
         "--param", "-p", action="append", default=[], metavar="KEY=VALUE", help="query parameter (repeatable)"
     )
     p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
+    p.add_argument("--wide", action="store_true", help="table output: do not cut long cells")
     p.add_argument("--model", "-m", action="append", default=[], metavar="FILE", help="analyse this model first")
     add_store_args(p)
     p.set_defaults(func=run)
@@ -49,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
         Engine(store).analyze(args.model)
     elif not args.store and not args.endpoint:
         Engine(store).load_ontology()
-    sys.stdout.write(render(run_query(store, q, params), args.format))
+    sys.stdout.write(render(run_query(store, q, params), args.format, wide=args.wide))
     return 0

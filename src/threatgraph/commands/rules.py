@@ -7,8 +7,7 @@ import json
 import sys
 from typing import Any
 
-from threatgraph.analysis.ontology import load_ontology
-from threatgraph.analysis.rules import Rule, load_rules, rule_files
+from threatgraph.analysis.rules import Rule, load_all_rules
 from threatgraph.terms import PREFIXES
 
 
@@ -17,6 +16,13 @@ def register(sub: Any) -> None:
         "rules", help="list the derivation rules (the rule catalogue)", description=__doc__
     )
     p.add_argument("--format", "-f", choices=("table", "markdown", "json"), default="table")
+    p.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also list (and check) your own rules from DIR: .rq files in the format of queries/rules (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -49,8 +55,7 @@ def catalogue_markdown(rules: list[Rule]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    onto = load_ontology()
-    rules = load_rules(rule_files(), known_terms=set(onto.terms), categories=set(onto.categories))
+    rules = load_all_rules(args.rules)
     if args.format == "markdown":
         sys.stdout.write(catalogue_markdown(rules))
     elif args.format == "json":
@@ -67,12 +72,14 @@ def run(args: argparse.Namespace) -> int:
                 "tags": list(r.tags),
                 "source": r.source,
                 "file": r.path,
+                "builtin": r.builtin,
             }
             for r in rules
         ]
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         for r in rules:
-            print(f"{r.id:<18} {r.severity:<8} {_cats(r):<45} {r.title}")
-        print(f"{len(rules)} rules")
+            print(f"{r.id:<18} {r.severity:<8} {_cats(r):<45} {r.title}" + ("" if r.builtin else f"  [{r.path}]"))
+        user = sum(1 for r in rules if not r.builtin)
+        print(f"{len(rules)} rules" + (f" ({len(rules) - user} built-in, {user} yours)" if user else ""))
     return 0
