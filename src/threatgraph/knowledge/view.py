@@ -35,7 +35,7 @@ from threatgraph.errors import InputError, StoreError
 from threatgraph.store.base import Store
 from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS
 
-VIEW_VERSION = "2"
+VIEW_VERSION = "4"
 """Bumped whenever what the view keeps changes (part of the cache key)."""
 
 KEPT_SOURCES = frozenset({"attack-enterprise", "attack-ics", "atlas", "d3fend", "capec"})
@@ -113,8 +113,9 @@ def compile_view(store: Store, graphs: Sequence[str]) -> list[Quad]:
     The kept slice of each ATT&CK / ATLAS / CAPEC release and the release records go into a scratch
     in-memory store with the ontology and the bridge mappings, where the derive-knowledge queries
     compute ``graph/view`` (cited techniques, mitigations, D3FEND countermeasures with their
-    inference, detections). The view is those slices, ``graph/view``, the records, and of D3FEND only
-    the labels of the classes ``graph/view`` names.
+    inference, detections). The view is ``graph/view``, the records, and of the releases only what
+    ``graph/view`` names (its techniques, mitigations, detections and D3FEND classes, with their
+    labels, ids, status and maturity).
     """
     from threatgraph.analysis.engine import Engine
     from threatgraph.analysis.techniques import G_VIEW, ensure_view, newest_releases
@@ -149,7 +150,9 @@ def compile_view(store: Store, graphs: Sequence[str]) -> list[Quad]:
     named = {t for q in view for t in (q.subject, q.object) if isinstance(t, NamedNode)}
     labels = {RDFS.label, SKOS.prefLabel}
     d3fend_labels = [q for q in d3fend if q.subject in named and q.predicate.value in labels]
-    return kept + d3fend_labels + records + view
+    # of the releases' objects, only those graph/view names (cited techniques, their mitigations,
+    # detection strategies, analytics, data components): ~22 k -> a few thousand quads
+    return [q for q in kept if q.subject in named] + d3fend_labels + records + view
 
 
 def _parse_nquads(data: bytes) -> list[Quad] | None:
