@@ -47,7 +47,7 @@ ex:flow a tg:DataFlow ; rdfs:label "data flow" ; tg:source ex:ee ; tg:target ex:
 def per_element(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, set[str]]]:
     path: Path = tmp_path_factory.mktemp("tables") / "all-kinds.ttl"
     path.write_text(MODEL, encoding="utf-8")
-    eng = Engine()
+    eng = Engine(frameworks=("stride", "linddun"))  # LINDDUN asked for: its baseline on every element
     eng.analyze([path])
     out: dict[str, dict[str, set[str]]] = {}
     notation = {
@@ -71,6 +71,23 @@ def test_stride_per_element(per_element: dict[str, dict[str, set[str]]], kind: s
 @pytest.mark.parametrize("kind", sorted(LINDDUN_TABLE))
 def test_linddun_per_element(per_element: dict[str, dict[str, set[str]]], kind: str) -> None:
     assert per_element[kind].get("LINDDUN", set()) == set(LINDDUN_TABLE[kind].split())
+
+
+def test_linddun_baseline_only_where_personal_data_by_default(tmp_path: Path) -> None:
+    """Issue 13: without --frameworks, the LINDDUN baseline is raised only on elements that hold, process or
+    carry personal data (or send/receive it on a flow); one baseline finding per element and framework."""
+    path = tmp_path / "m.ttl"
+    path.write_text(MODEL + '''
+ex:pd a tg:DataAsset ; tg:classification tg:Personal .
+ex:store tg:holds ex:pd .
+''', encoding="utf-8")
+    eng = Engine()
+    eng.analyze([path])
+    baseline = [f for f in read_findings(eng.store, labels_of(eng.store)) if f.rule_id == "TG-PE-LINDDUN"]
+    assert [f.focus_label for f in baseline] == ["data store"]
+    assert {c[1] for c in baseline[0].categories} >= {"Linking", "Identifying", "Data disclosure"}
+    stride = [f for f in read_findings(eng.store, labels_of(eng.store)) if f.rule_id == "TG-PE-STRIDE"]
+    assert len(stride) == len({f.focus for f in stride}) == len(STRIDE_TABLE)
 
 
 def test_trust_zone_gets_nothing(per_element: dict[str, dict[str, set[str]]]) -> None:

@@ -15,8 +15,9 @@ from pyoxigraph import NamedNode
 from threatgraph.analysis.engine import Engine, labels_of
 from threatgraph.analysis.findings import Finding, read_findings
 from threatgraph.analysis.risk import combine_likelihood, risk_level
+from threatgraph.analysis.rules import load_rules, parse_rule
 from threatgraph.report import findings_json, risk_text
-from threatgraph.store import open_store
+from threatgraph.store import Store, open_store
 from threatgraph.terms import graph_iri
 
 EX = "https://example.org/risk#"
@@ -38,17 +39,48 @@ ex:q a tg:DataFlow ; rdfs:label "query" ; tg:source ex:user ; tg:target ex:api ;
 """
 
 
+# A specific (non-baseline) rule firing on every process for Spoofing and Tampering, so that the risk of
+# findings with those categories can be checked on any element: since issue 13/15 the per-element
+# baseline findings get a risk only when techniques realise them.
+PROBE = """# id: TEST-RISK-{c}
+# title: Probe finding on every process
+# framework: STRIDE
+# category: stride:{cat}
+# severity: medium
+# focus: element
+# source: test
+# remediation: none
+# explanation: {{focus}} is a process.
+SELECT ?focus WHERE {{ ?focus a tg:Process }}
+"""
+PROBES = [parse_rule(PROBE.format(c=c, cat=cat), f"TEST-RISK-{c}.rq") for c, cat in (("S", "Spoofing"), ("T", "Tampering"))]
+
+
+def engine(store: Store) -> Engine:
+    return Engine(store, rules=[*load_rules(), *PROBES])
+
+
 @pytest.fixture(scope="module")
 def findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
     path = tmp_path_factory.mktemp("risk") / "model.ttl"
     path.write_text(MODEL, encoding="utf-8")
     store = open_store()
-    Engine(store).analyze([str(path)])
+    engine(store).analyze([str(path)])
     return read_findings(store, labels_of(store))
 
 
 def of(findings: list[Finding], element: str, category: str) -> Finding:
-    return next(f for f in findings if f.focus == EX + element and category in f.category_labels)
+    return next(f for f in findings if f.focus == EX + element and category in f.category_labels
+                and f.rule_id.startswith("TEST-RISK-"))
+
+
+def test_baseline_without_techniques_has_no_risk(findings: list[Finding]) -> None:
+    """One scale (issue 15): a per-element baseline finding no technique realises keeps its rule's
+    severity (info) as its level; it is never shown with a contextual risk level such as critical."""
+    base = [f for f in findings if f.rule_id == "TG-PE-STRIDE"]
+    assert base and all(f.risk_level == "" and f.risk_score == 0 and f.level == "info" for f in base)
+    specific = of(findings, "api", "Tampering")
+    assert specific.risk_level == "critical" and specific.level == "critical" and specific.severity == "medium"
 
 
 def test_scale_helpers() -> None:
@@ -88,7 +120,7 @@ def test_factors_are_rdf_on_the_finding(tmp_path: Path) -> None:
     path = tmp_path / "m.ttl"
     path.write_text(MODEL, encoding="utf-8")
     store = open_store()
-    Engine(store).analyze([str(path)])
+    engine(store).analyze([str(path)])
     rows = store.select(
         """SELECT ?f ?l ?i ?s ?name ?eff WHERE { GRAPH ?g { ?f tg:focus ?e ; tg:likelihood ?l ; tg:impact ?i ;
            tg:riskScore ?s ; tg:riskFactor ?rf . ?rf a tg:RiskFactor ; tg:factorName ?name ; tg:factorEffect ?eff } }""",

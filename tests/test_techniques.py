@@ -78,7 +78,11 @@ def test_public_llm_endpoint_gets_prompt_injection(rag: list[Finding]) -> None:
     assert t.mapping.endswith("mapping/AML.T0051.000") and t.sources and t.justification
     # categories: the bridge maps prompt injection to Tampering and Elevation of privilege
     cats = {c for f in techs["AML.T0051"] for c in f.category_labels}
-    assert cats <= {"Tampering", "Elevation of privilege"} and cats
+    assert {"Tampering", "Elevation of privilege"} & cats
+    # on the per-element baseline finding (all STRIDE categories of a process, issue 13) the technique
+    # names the categories it realises
+    realised = {c for f in techs["AML.T0051"] for t in f.techniques if t.id == "AML.T0051" for c in t.categories}
+    assert realised <= {"Tampering", "Elevation of privilege"} and realised
 
 
 def test_prompt_injection_not_on_data_stores(rag: list[Finding]) -> None:

@@ -33,6 +33,8 @@ G_ONTOLOGY = graph_iri("ontology")
 G_MODEL = graph_iri("model")
 G_INFERRED = graph_iri("inferred")
 G_FINDINGS = graph_iri("findings")
+G_SETTINGS = graph_iri("settings")
+"""Settings of the analysis the rules read (tg:linddunEverywhere)."""
 
 if TYPE_CHECKING:
     from threatgraph.analysis.validation import ValidationReport
@@ -181,6 +183,7 @@ class Engine:
         ontology: Ontology | None = None,
         rules: Sequence[Rule] | None = None,
         rule_dir: Path | None = None,
+        frameworks: Sequence[str] | None = None,
     ) -> None:
         self.store: Store = store if store is not None else open_store()
         self.ontology = ontology or load_ontology()
@@ -189,8 +192,18 @@ class Engine:
                 rule_files(rule_dir), known_terms=set(self.ontology.terms), categories=set(self.ontology.categories)
             )
         self.rules: list[Rule] = list(rules)
+        self.frameworks = tuple(f.lower() for f in frameworks) if frameworks else ()
+        """The frameworks asked for (``--frameworks``); empty: STRIDE everywhere and LINDDUN where personal
+        data is handled. Asking for ``linddun`` applies the LINDDUN baseline to every element."""
+        if self.frameworks:
+            unknown = sorted(set(self.frameworks) - {"stride", "linddun"})
+            if unknown:
+                raise InputError(f"unknown framework(s) {', '.join(unknown)}", hint="use stride, linddun or both")
+            self.rules = [r for r in self.rules if set(r.framework.lower().split("+")) & set(self.frameworks)]
         self.foci: dict[str, Term] = {}
         """Finding IRI → focus element, of the findings :meth:`run_rules` wrote last."""
+        self.baseline: set[str] = set()
+        """IRIs of the baseline findings :meth:`run_rules` wrote last (rules tagged ``baseline``)."""
 
     # -- steps -----------------------------------------------------------------------------------
     def load_ontology(self) -> None:
@@ -218,8 +231,10 @@ class Engine:
             loaded = load_model_files(model_paths)
         warnings = loaded.warnings + model_warnings(loaded.graph, self.ontology)
         self.load_ontology()
-        for g in (G_MODEL, G_INFERRED, G_FINDINGS):
+        for g in (G_MODEL, G_INFERRED, G_FINDINGS, G_SETTINGS):
             self.store.drop_graph(g)
+        if "linddun" in self.frameworks:
+            self.store.update(f"INSERT DATA {{ GRAPH <{G_SETTINGS}> {{ <{G_SETTINGS}> tg:linddunEverywhere true }} }}")
         self.store.add_quads(triples_to_quads(loaded.graph, G_MODEL))
         if inferred is None:
             inferred = closure(self.ontology.graph, loaded.graph)
@@ -249,7 +264,11 @@ class Engine:
         stage = run_stage(self.store, releases, findings=foci.keys() if foci else None)
         analysis.releases = stage.releases
         analysis.stage_triples = stage.total
-        score_findings(self.store, stage.finding_status, stage.applications, foci)
+        # a baseline finding (applicability of a category to an element kind) has a risk of its own only
+        # when techniques realise it; otherwise it stays at its rule's severity (info): one scale, issue 15
+        apps = stage.applications.of_finding if stage.applications is not None else {}
+        unscored = {f for f in self.baseline if not apps.get(f)}
+        score_findings(self.store, stage.finding_status, stage.applications, foci, skip=unscored)
         analysis.path_count = find_paths(self.store)
 
     def derive(self) -> int:
@@ -289,6 +308,7 @@ class Engine:
         quads: list[Quad] = []
         n = 0
         self.foci = {}
+        self.baseline = set()
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
             quads.extend(self._rule_quads(rule, rule_node, g))
@@ -304,10 +324,13 @@ class Engine:
                     cats = [cat.value]
                 else:
                     cats = list(rule.categories)
-                iri = finding_iri(rule.id, focus, cats[0] if rule.dynamic_category else None)
+                per_category = rule.dynamic_category and not rule.group_by_focus
+                iri = finding_iri(rule.id, focus, cats[0] if per_category else None)
                 entry = grouped.get(iri)
                 if entry is None:
                     entry = grouped[iri] = (focus, cats, {"focus": [focus]})
+                elif rule.group_by_focus and cats[0] not in entry[1]:
+                    entry[1].append(cats[0])
                 ev = entry[2]
                 for var, val in row.items():
                     if var in ("focus", "category"):
@@ -319,6 +342,9 @@ class Engine:
             for iri, (focus, cats, ev) in grouped.items():
                 n += 1
                 self.foci[iri] = focus
+                if rule.baseline:
+                    self.baseline.add(iri)
+                cats.sort()
                 self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g)
         self.store.add_quads(quads)
         return n

@@ -48,6 +48,8 @@ class TechniqueView:
     detections: list[tuple[str, str]] = field(default_factory=list)
     """(detection strategy / data component ID, label)."""
     maturity: str = ""
+    categories: list[str] = field(default_factory=list)
+    """Labels of the finding's categories the technique realises (by its mapping's tg:realizes)."""
 
     @property
     def missing(self) -> list[tuple[str, str]]:
@@ -308,6 +310,8 @@ def _attach_derivation(
         if mapping is None:
             mp = subj.get(tv.mapping, {})
             mapping = cache.mappings[tv.mapping] = (_one(mp, TG.justification), sorted(x.value for x in mp.get(DCT.source, [])))
+        realized = {c.value for c in subj.get(tv.mapping, {}).get(TG.realizes, [])}
+        tv.categories = [label for iri, label, _fw in f.categories if iri in realized]
         tv.justification = mapping[0]
         tv.sources = list(mapping[1])
         ctl = [lab(c.value) for c in ap.get(TG.implementedBy, [])]

@@ -83,8 +83,11 @@ def analyze(
     extra_shapes: Sequence[str | Path] = (),
     rules: Sequence[Rule] | None = None,
     ontology_extra: Sequence[str | Path] = (),
+    frameworks: Sequence[str] | None = None,
 ) -> Analysis:
     """Analyse the system model files ``models``; see the module docstring for the options.
+    ``frameworks``: ``("stride",)``, ``("linddun",)`` or both (LINDDUN then applies to every element);
+    default: STRIDE everywhere, LINDDUN where personal data is handled.
     ``ontology_extra``: a user's ontology extension files, loaded with the shipped ontology for the
     closure, validation and rules (``analyze --ontology``).
 
@@ -93,7 +96,7 @@ def analyze(
     """
     with no_gc():
         return _analyze(models, knowledge, store, endpoint, remote or {}, save, validate, force, extra_shapes, rules,
-                        ontology_extra)
+                        ontology_extra, frameworks)
 
 
 def _analyze(
@@ -108,6 +111,7 @@ def _analyze(
     extra_shapes: Sequence[str | Path],
     rules: Sequence[Rule] | None,
     ontology_extra: Sequence[str | Path] = (),
+    frameworks: Sequence[str] | None = None,
 ) -> Analysis:
     from threatgraph.analysis.closure import closure
     from threatgraph.analysis.model import load_model_files
@@ -144,7 +148,7 @@ def _analyze(
         from threatgraph.knowledge.view import load_view
 
         load_view(mem, view)
-    analysis = Engine(mem, ontology=onto, rules=rules).analyze(models, loaded=loaded, inferred=inferred)
+    analysis = Engine(mem, ontology=onto, rules=rules, frameworks=frameworks).analyze(models, loaded=loaded, inferred=inferred)
     analysis.validation = report
     analysis.knowledge_key = view.key if view is not None else ""
     if endpoint and source is not None:

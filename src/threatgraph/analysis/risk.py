@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
 from pyoxigraph import Literal, NamedNode, Quad
@@ -201,11 +201,14 @@ def score_findings(
     control_status: Mapping[str, str] | None = None,
     applications: Applications | None = None,
     foci: Mapping[str, Term] | None = None,
+    *,
+    skip: Set[str] = frozenset(),
 ) -> int:
     """Score every finding of ``graph/findings``; write scores and factor nodes there; return the count.
 
     ``control_status``, ``applications``: see :func:`finding_factors`; ``foci`` (finding IRI → focus
-    element), when the caller has them, spares reading the findings back.
+    element), when the caller has them, spares reading the findings back. Findings in ``skip`` get no
+    risk (baseline findings that no technique realises keep their rule's severity).
     """
     per_element = element_factors(store)
     per_finding = finding_factors(store, control_status, applications)
@@ -257,6 +260,8 @@ def score_findings(
         foci.items() if foci is not None else ((r["f"].value, r["e"]) for r in store.select(_FINDINGS))
     )
     for f, focus in pairs:
+        if f in skip:
+            continue
         e = focus.value
         el = elements.get(e)
         if el is None:

@@ -44,7 +44,7 @@ SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 FRAMEWORKS: tuple[str, ...] = ("STRIDE", "LINDDUN", "STRIDE+LINDDUN")
 FOCUS_KINDS: tuple[str, ...] = ("element", "flow")
 REQUIRED: tuple[str, ...] = ("id", "title", "framework", "category", "severity", "focus", "source", "explanation")
-OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags", "remediation", "covers")
+OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags", "remediation", "covers", "group")
 """``remediation``: a short what-to-do shown when no ATT&CK/ATLAS/D3FEND knowledge is loaded (issue 15);
 ``covers``: the peer-tool threats the rule covers, space separated ``TOOL:ID`` (``TMT:T18``,
 ``Threagile:unencrypted-asset``, ``pytm:DS06``), the crosswalk of issue 13."""
@@ -96,6 +96,18 @@ class Rule:
     def tags(self) -> tuple[str, ...]:
         """Free tags from the header (e.g. ``linddun-pro:receiving``)."""
         return tuple(self.extra.get("tags", "").split())
+
+    @property
+    def group_by_focus(self) -> bool:
+        """Header ``group: focus``: all the rows of one focus make ONE finding carrying every category they
+        bind (the per-element baselines: one finding per element listing its categories, issue 13)."""
+        return self.extra.get("group", "category") == "focus"
+
+    @property
+    def baseline(self) -> bool:
+        """Tagged ``baseline``: applicability of a framework's categories to an element kind, not a threat
+        the model's facts make specific (gets risk only when techniques realise it)."""
+        return "baseline" in self.tags
 
     @property
     def dynamic_category(self) -> bool:
@@ -179,7 +191,7 @@ def parse_rule(text: str, path: str) -> Rule:
         attack=attack,
         atlas=atlas,
         description=header.get("description", ""),
-        extra={k: header[k] for k in ("tags",) if k in header},
+        extra={k: header[k] for k in ("tags", "group") if k in header},
         remediation=header.get("remediation", ""),
         covers=covers,
         lines=dict(head.lines),

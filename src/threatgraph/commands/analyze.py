@@ -58,6 +58,12 @@ def register(sub: Any) -> None:
         "reference data) or knowledge file paths (ATT&CK STIX *.json, ATLAS.yaml, D3FEND *.ttl)",
     )
     p.add_argument(
+        "--frameworks",
+        metavar="LIST",
+        help="comma-separated: stride, linddun. Default: STRIDE for every element, LINDDUN where an element "
+        "holds, processes or carries personal data; naming linddun applies LINDDUN to every element",
+    )
+    p.add_argument(
         "--rules", action="append", default=[], metavar="DIR",
         help="also run your own rules from DIR (.rq files in the format of queries/rules; repeatable)",
     )
@@ -104,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
             extra_shapes=getattr(args, "shapes", []),
             rules=load_all_rules(args.rules, ontology=_ontology(args)) if args.rules else None,
             ontology_extra=args.ontology,
+            frameworks=[f.strip() for f in args.frameworks.split(",") if f.strip()] if args.frameworks else None,
         )
     except ModelInvalid as err:
         for w in err.warnings:
