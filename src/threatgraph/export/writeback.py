@@ -316,7 +316,7 @@ def _td_add(path: str, doc: dict[str, Any], threats: list[Threat]) -> dict[str, 
                 at.setdefault(str(b.iri(dkey, cid)), (cell, linddun, ""))
             elif ctype == "tm.Flow":
                 at.setdefault(str(b.iri(dkey, cid)), (cell, linddun, ""))
-                at.setdefault(str(b.iri(dkey, cid + "#reverse")), (cell, linddun, ""))
+                at.setdefault(str(b.iri(dkey, cid + "#reverse")), (cell, linddun, " (in the flow's reverse direction)"))
                 for end in ("source", "target"):  # a loose end's placeholder element: its threats go on the flow
                     at.setdefault(str(b.iri(dkey, cid, end)), (cell, linddun, f" (on the flow's unnamed {end})"))
     if any(t.focus not in at for t in threats):
