@@ -411,3 +411,32 @@ def test_analyze_cli_writes_threat_dragon_and_otm(tmp_path: Path) -> None:
         assert ("otmVersion" in doc) == (fmt == "otm")
         result = convert_file(out)
         assert result is not None and result.format == fmt
+
+
+def test_threat_dragon_loose_end_threats_go_on_the_flow(tmp_path: Path) -> None:
+    """A flow saved with a loose end (a point): the importer's placeholder element has no cell, so its
+    findings are written on the flow's cell with a note; the loose end itself is written back unchanged."""
+    cells: list[dict[str, Any]] = [
+        {"id": "api", "shape": "process", "zIndex": 1, "position": {"x": 500, "y": 50},
+         "size": {"width": 100, "height": 100}, "data": {"type": "tm.Process", "name": "Upload API"}},
+        {"id": "up", "shape": "flow", "zIndex": 3, "source": {"x": 180, "y": 70}, "target": {"cell": "api"},
+         "data": {"type": "tm.Flow", "name": "Upload"}},
+    ]
+    source = {"version": "2.2.0", "summary": {"title": "Uploads", "id": 7},
+              "detail": {"diagrams": [{"id": 0, "title": "d", "diagramType": "STRIDE", "cells": cells}]}}
+    path = tmp_path / "loose.json"
+    path.write_text(json.dumps(source), encoding="utf-8")
+    ctx, store = analysed(path)
+    placeholder = [t for t in threats_of(ctx) if ctx.element_label(t.focus) == "unnamed source of Upload"]
+    assert placeholder
+    doc = json.loads(render_export("threat-dragon", ctx, store))
+    validate_td(doc)
+    flow = next(c for c in td_cells(doc) if c["id"] == "up")
+    assert flow["source"] == {"x": 180, "y": 70}
+    on_flow = {t["threatId"]: t for t in flow["data"]["threats"]}
+    for t in placeholder:
+        assert on_flow[t.id]["description"].endswith("(on the flow's unnamed source)")
+    g = reimport(doc, tmp_path, "out.json")
+    g_in = convert_file(path)
+    assert g_in is not None and model_of(g) == model_of(g_in.graph)
+    assert sum(declared_of(g).values()) == len(ctx.findings)

@@ -377,7 +377,7 @@ def _td_layout(ctx: ReportContext, store: Store, threats: list[Threat]) -> dict[
             cells.append({
                 "id": _cell_id(zone), "shape": "trust-boundary-box", "zIndex": -1,
                 "position": {"x": x0, "y": 0}, "size": {"width": width, "height": 60 + max(1, len(elems)) * pitch},
-                "attrs": {"label": {"text": name}},
+                "attrs": {"label": {"text": name}, "headerText": {"text": name}},  # TD 2.2 and later TD 2.x
                 "data": {"type": "tm.BoundaryBox", "name": name, "description": "", "isTrustBoundary": True,
                          "hasOpenThreats": False},
             })
@@ -407,7 +407,8 @@ def _td_layout(ctx: ReportContext, store: Store, threats: list[Threat]) -> dict[
         z_index += 1
         cell = {"id": _cell_id(firi), "shape": "flow", "zIndex": z_index, "connector": "smooth",
                 "source": {"cell": _cell_id(fl.source)}, "target": {"cell": _cell_id(fl.target)}, "vertices": [],
-                "labels": [{"position": 0.5, "attrs": {"label": {"text": fl.label}}}],
+                "labels": [{"position": 0.5, "attrs": {"labelText": {"text": fl.label, "textAnchor": "middle",
+                                                                      "textVerticalAnchor": "middle"}}}],
                 "attrs": {"line": {"stroke": "#333333", "strokeWidth": 1, "targetMarker": {"name": "block"}}},
                 "data": {"type": "tm.Flow", "name": fl.label, "description": "", "protocol": fl.protocol,
                          "isEncrypted": f.get("encryptedInTransit", False),
