@@ -484,6 +484,7 @@ def _otm_add(path: str, doc: dict[str, Any], threats: list[Threat]) -> dict[str,
     """Add the threats to the OTM document they were derived from."""
     project: Mapping[str, Any] = doc["project"] if isinstance(doc.get("project"), Mapping) else {}
     b = Builder("otm", path, str(project.get("id")))
+    _otm_draft_keys(doc)
     owners: dict[str, dict[str, Any]] = {}
     for c in doc.get("components") or []:
         if isinstance(c, dict) and isinstance(c.get("id"), str):
@@ -496,6 +497,27 @@ def _otm_add(path: str, doc: dict[str, Any], threats: list[Threat]) -> dict[str,
                 owners.setdefault(str(b.iri("flow", f["id"], role)), f)
     _otm_attach(doc, owners, threats)
     return doc
+
+
+def _otm_draft_keys(doc: dict[str, Any]) -> None:
+    """Write the keys of early OTM drafts that the importer reads (``trustzones``, a plain-id ``parent``,
+    ``from`` / ``to``) as OTM 0.2.0 names them; what the team left out (a zone's ``risk``) is not invented."""
+    if "trustzones" in doc and "trustZones" not in doc:
+        doc["trustZones"] = doc.pop("trustzones")
+    zones = {z.get("id") for z in doc.get("trustZones") or [] if isinstance(z, Mapping)}
+    comps = {c.get("id") for c in doc.get("components") or [] if isinstance(c, Mapping)}
+    for c in doc.get("components") or []:
+        if isinstance(c, dict) and isinstance(c.get("parent"), str):
+            p = c["parent"]
+            if p in zones and p not in comps:
+                c["parent"] = {"trustZone": p}
+            elif p in comps and p not in zones:
+                c["parent"] = {"component": p}
+    for f in doc.get("dataflows") or []:
+        if isinstance(f, dict):
+            for draft, key in (("from", "source"), ("to", "destination")):
+                if key not in f and isinstance(f.get(draft), str):
+                    f[key] = f.pop(draft)
 
 
 def _otm_layout(ctx: ReportContext, store: Store, threats: list[Threat]) -> dict[str, Any]:
