@@ -494,3 +494,28 @@ def test_models_of_every_importer_write_back(name: str, tmp_path: Path) -> None:
             expected_zones[outside] = unzoned
         assert zones == expected_zones
         assert sum(declared_of(result.graph).values()) == len(ctx.declared) + len(ctx.findings)
+
+
+def test_threat_dragon_odd_threat_field_is_kept(tmp_path: Path) -> None:
+    """A cell whose data.threats is not a list (the importer ignores it) keeps it as it was; our threats go
+    to the cell's own ``threats`` list, where the schema has them and the importer reads them."""
+    cells: list[dict[str, Any]] = [
+        {"id": "user", "shape": "actor", "zIndex": 1, "position": {"x": 0, "y": 0}, "size": {"width": 160, "height": 80},
+         "data": {"type": "tm.Actor", "name": "User", "threats": "see the wiki"}},
+        {"id": "api", "shape": "process", "zIndex": 2, "position": {"x": 500, "y": 50},
+         "size": {"width": 100, "height": 100}, "data": {"type": "tm.Process", "name": "API"}},
+        {"id": "call", "shape": "flow", "zIndex": 3, "source": {"cell": "user"}, "target": {"cell": "api"},
+         "data": {"type": "tm.Flow", "name": "Call"}},
+    ]
+    source = {"version": "2.2.0", "summary": {"title": "Odd", "id": 9},
+              "detail": {"diagrams": [{"id": 0, "title": "d", "diagramType": "STRIDE", "cells": cells}]}}
+    path = _write(tmp_path / "odd.json", source)
+    ctx, store = analysed(path)
+    doc = json.loads(render_export("threat-dragon", ctx, store))
+    user = next(c for c in td_cells(doc) if c["id"] == "user")
+    assert user["data"]["threats"] == "see the wiki"
+    on_user = [t for t in threats_of(ctx) if ctx.element_label(t.focus) == "User"]
+    assert on_user and [t["threatId"] for t in user["threats"]] == [t.id for t in on_user]
+    validate_td(doc)
+    result = convert_file(_write(tmp_path / "out.json", doc))
+    assert result is not None and declared_of(result.graph) == expected_td(ctx)

@@ -260,18 +260,24 @@ def _td_threat(t: Threat, number: int, linddun: bool) -> dict[str, Any]:
     }
 
 
+def _on_cell(cell: dict[str, Any]) -> bool:
+    """Whether the cell's threats are ``cell.threats`` (where the schema has them, and where the importer
+    looks first) rather than ``data.threats`` (where Threat Dragon 2 saves them): when the cell already uses
+    it, or when ``data.threats`` holds something that is not a list (kept as it is)."""
+    data = cell["data"]
+    return (isinstance(cell.get("threats"), list) and bool(cell["threats"])) or \
+        (data.get("threats") is not None and not isinstance(data["threats"], list))
+
+
 def _cell_threat_list(cell: dict[str, Any]) -> list[Any]:
-    """The list the cell keeps its threats in (``threats`` on the cell when used, else ``data.threats``)."""
-    if isinstance(cell.get("threats"), list) and cell["threats"]:
-        return list(cell["threats"])
-    data = cell.setdefault("data", {})
-    if not isinstance(data.get("threats"), list):
-        data["threats"] = []
-    return list(data["threats"])
+    """A copy of the cell's threats."""
+    if _on_cell(cell):
+        return list(cell["threats"]) if isinstance(cell.get("threats"), list) else []
+    return list(cell["data"].get("threats") or [])
 
 
 def _set_threats(cell: dict[str, Any], threats: list[Any]) -> None:
-    if isinstance(cell.get("threats"), list) and cell["threats"]:
+    if _on_cell(cell):
         cell["threats"] = threats
     else:
         cell["data"]["threats"] = threats
