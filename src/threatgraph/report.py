@@ -20,6 +20,8 @@ FORMATS: tuple[str, ...] = (
     "table", "json", "markdown", "turtle",
     # issue 7 exports (threatgraph.export)
     "sarif", "html", "csv", "navigator-enterprise", "navigator-atlas", "dot", "mermaid",
+    # issue 12: findings written back into the team's tool (threatgraph.export.writeback)
+    "threat-dragon", "otm",
 )
 
 

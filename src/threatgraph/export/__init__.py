@@ -1,5 +1,6 @@
 """Exports of an analysis, all rendered from the finding graph: SARIF, HTML, CSV, ATT&CK Navigator
-layers, DOT and Mermaid diagrams, and the full Markdown report."""
+layers, DOT and Mermaid diagrams, the full Markdown report, and the findings written back into a Threat
+Dragon v2 model or an OTM 0.2.0 document."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import json
 from threatgraph.export.context import ReportContext, build_context
 from threatgraph.store import Store
 
-EXPORT_FORMATS: tuple[str, ...] = ("sarif", "html", "csv", "navigator-enterprise", "navigator-atlas", "dot", "mermaid")
+EXPORT_FORMATS: tuple[str, ...] = ("sarif", "html", "csv", "navigator-enterprise", "navigator-atlas", "dot", "mermaid",
+                                    "threat-dragon", "otm")
 
 
 def render_export(fmt: str, ctx: ReportContext, store: Store) -> str:
@@ -37,6 +39,14 @@ def render_export(fmt: str, ctx: ReportContext, store: Store) -> str:
         from threatgraph.export.diagram import render_mermaid
 
         return render_mermaid(ctx)
+    if fmt == "threat-dragon":
+        from threatgraph.export.writeback import render_threat_dragon
+
+        return render_threat_dragon(ctx, store)
+    if fmt == "otm":
+        from threatgraph.export.writeback import render_otm
+
+        return render_otm(ctx, store)
     if fmt == "markdown":
         from threatgraph.export.markdown import render_markdown_report
 

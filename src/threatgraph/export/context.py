@@ -112,6 +112,8 @@ class ReportContext:
     labels: dict[str, str]
     attack_paths: list[tuple[str, str]] = field(default_factory=list)
     """(label, description) of attack paths in the finding graph, if the engine records any."""
+    remediations: dict[str, str] = field(default_factory=dict)
+    """Rule id → the rule header's ``remediation`` (what to do when no technique knowledge is loaded)."""
 
     def element_label(self, iri: str) -> str:
         if iri in self.model.elements:
@@ -385,6 +387,7 @@ def build_context(store: Store, findings: Sequence[Finding], labels: dict[str, s
                   model_files: Sequence[str] = (), warnings: Sequence[str] = (), rules: Iterable[Rule] = (),
                   all_findings: Sequence[Finding] | None = None) -> ReportContext:
     """The context of every export; ``findings`` are those shown, ``all_findings`` those matched with declared threats."""
+    rules = list(rules)
     return ReportContext(
         title=title,
         findings=finding_views(store, findings, labels, rules),
@@ -394,6 +397,7 @@ def build_context(store: Store, findings: Sequence[Finding], labels: dict[str, s
         declared=declared_threats(store, labels, all_findings if all_findings is not None else findings),
         labels=labels,
         attack_paths=attack_paths(store, labels, all_findings if all_findings is not None else findings),
+        remediations={r.id: r.remediation for r in rules if r.remediation},
     )
 
 

@@ -239,8 +239,13 @@ def category_iri(word: str, linddun: bool = False) -> str | None:
     True
     >>> category_iri("Confidentiality") is None
     True
+    >>> category_iri("LINDDUN: Non-repudiation").endswith("linddun#NonRepudiation")
+    True
     """
     key = re.sub(r"[^a-z]", "", word.lower())
+    for method in ("linddun", "stride"):  # "LINDDUN: Non-repudiation", as threatgraph writes OTM categories
+        if key.startswith(method) and len(key) > len(method):
+            key, linddun = key[len(method):], method == "linddun"
     if linddun and key == "informationdisclosure":
         return LINDDUN.DataDisclosure
     if not linddun and key == "nonrepudiation":

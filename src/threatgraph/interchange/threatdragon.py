@@ -325,7 +325,8 @@ def _cell_threats(b: Builder, cell: Mapping[str, Any], cpath: list[str | int], n
             continue
         title = optional(b, t, tpath, "title", str)
         ttype = optional(b, t, tpath, "type", str) or ""
-        linddun_t = linddun or "linddun" in str(t.get("modelType") or "").lower()
+        model_type = str(t.get("modelType") or "").lower()  # the threat's own method wins over the diagram's
+        linddun_t = "linddun" in model_type if model_type in ("stride", "linddun") else linddun
         cat = category_iri(ttype, linddun=linddun_t) if ttype else None
         if ttype and cat is None:
             b.unmapped(_ptr([*tpath, "type"]), f"threat type {ttype!r} is not a STRIDE or LINDDUN category")
