@@ -370,6 +370,13 @@ def top_techniques(f: Finding, n: int = TECHNIQUE_CAP) -> tuple[list[TechniqueVi
     return ts[:n], max(0, len(ts) - n)
 
 
+def capped_techniques(ts: Sequence[TechniqueView], more: int) -> str:
+    """``T1059, AML.T0051 +12 more: Command and Scripting Interpreter; LLM Prompt Injection`` (ids and the
+    count first, so that a clipped line keeps them)."""
+    names = "; ".join(t.label for t in ts if t.label)
+    return ", ".join(t.id for t in ts) + (f" +{more} more" if more else "") + (f": {names}" if names else "")
+
+
 def threat_text(f: Finding) -> str:
     """The threat as a person reads it: the rule's title; for a baseline finding its categories."""
     if f.baseline:
@@ -593,8 +600,8 @@ def summary_lines(ri: ReportInput, width: int) -> list[str]:
     counts = level_counts(fs)
     lines = [clip(ri.title, width),
              f"{len(fs)} findings on {n_el} elements; knowledge: {releases_text(ri.releases)}",
-             "Levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
-             + " (risk level where computed, else the rule's severity: docs/risk.md)", ""]
+             clip("Levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
+                  + " (risk where computed, else the rule's severity; docs/risk.md)", width), ""]
     top = ranking(fs)[:TOP_RISKS]
     lines.append(f"Top {len(top)} residual risks" if top else "No residual risk above info.")
     pad = " " * 14
@@ -642,15 +649,12 @@ def element_lines(ri: ReportInput, width: int) -> list[str]:
                 continue
             status = "" if is_residual(f) else " (mitigated)"
             lines.append(clip(f"  {f.level:<8}  {threat_text(f)}{status} — {why_text(f)}", width))
-            extra = []
             do = do_text(f, ri.remediation)
             if do:
-                extra.append(f"do: {do}")
+                lines.append(clip(f"{pad}do: {do}", width))
             ts, more = top_techniques(f)
             if ts:
-                extra.append("techniques: " + ", ".join(f"{t.id} {t.label}".strip() for t in ts) + (f" +{more} more" if more else ""))
-            if extra:
-                lines.append(clip(pad + "; ".join(extra), width))
+                lines.append(clip(pad + "techniques: " + capped_techniques(ts, more), width))
     if quiet:
         text = f"{len(quiet)} elements with info findings only: " + ", ".join(quiet)
         lines.extend(textwrap.wrap(text, width, subsequent_indent="  "))
@@ -731,7 +735,7 @@ def render_markdown(ri: ReportInput) -> str:
         out += ["| Level | Threat | Why | Do | Techniques | Rule |", "|---|---|---|---|---|---|"]
         for f in items:
             ts, more = top_techniques(f)
-            techs = ", ".join(f"{t.id} {t.label}".strip() for t in ts) + (f" +{more} more" if more else "")
+            techs = capped_techniques(ts, more)
             out.append(f"| {f.level} | {_cell(threat_text(f))} | {_cell(why_text(f))} | {_cell(do_text(f, ri.remediation))} | "
                        f"{_cell(techs)} | {f.rule_id} |")
         out += ["", "</details>", ""]
