@@ -251,11 +251,16 @@ def _structured(fv: FindingView) -> None:
         if c not in fv.controls:
             fv.controls.append(c)
     score = getattr(f, "risk_score", 0)
-    if isinstance(score, (int, float)) and score > 0:
+    # a baseline finding without techniques: the stored score is its element's context, not its own
+    # risk (docs/risk.md, "The level of a finding"), so it is neither shown nor ranked as one
+    own = bool(views) or not getattr(f, "baseline", False)
+    if isinstance(score, (int, float)) and score > 0 and own:
         fv.residual_risk = float(score)
     level = getattr(f, "risk_level", "")
-    if level:
+    if level and own:
         fv.risk_level = level
+    elif level:
+        fv.residual_risk = None
     status = getattr(f, "control_status", "")
     if status:
         fv.control_status = status

@@ -144,14 +144,14 @@ def render_html(ctx: ReportContext) -> str:
         head = items[0].f
         h.append(f"<h3>{_lines(ctx.element_label(focus))} <small>({_e(head.focus_kind)})</small></h3>"
                  f"<p><code>{_e(focus)}</code></p>")
-        h.append("<table><tr><th>Severity</th><th>Risk</th><th>Category</th><th>Threat</th><th>Why</th>"
+        h.append("<table><tr><th>Level</th><th>Risk</th><th>Category</th><th>Threat</th><th>Why</th>"
                  "<th>Techniques</th><th>Mitigations</th><th>Controls</th><th>Rule</th></tr>")
         for fv in items:
             f = fv.f
             cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
             mits = "<br>".join(_e(f"{mm[0]} {mm[1]}" if mm[0] != mm[1] else mm[0]) for mm in fv.mitigations)
             extra = "".join(f"<br><small>{_e(k)}: {_e(v)}</small>" for k, v in fv.extra[:6])
-            h.append(f'<tr><td><span class="sev {_e(f.severity)}">{_e(f.severity)}</span></td><td>{_e(risk_text(fv))}</td>'
+            h.append(f'<tr><td><span class="sev {_e(f.level)}">{_e(f.level)}</span></td><td>{_e(risk_text(fv))}</td>'
                      f"<td>{_e(cats)}</td><td>{_e(f.threat)}</td><td>{_e(f.explanation)}{extra}</td>"
                      f"<td>{_e(' '.join(fv.techniques))}</td><td>{mits}</td><td>{_e(controls_text(ctx, fv))}</td>"
                      f"<td>{_e(f.rule_id)}</td></tr>")

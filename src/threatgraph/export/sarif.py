@@ -134,6 +134,7 @@ def render_sarif(ctx: ReportContext, store: Store, *, base: Path | None = None) 
                 phys["region"] = {"startLine": loc[1]}
             location["physicalLocation"] = phys
         props: dict[str, object] = {
+            "level": f.level,
             "severity": f.severity,
             "categories": [f"{c[2]}: {c[1]}" for c in f.categories],
             "element": f.focus,
@@ -147,7 +148,7 @@ def render_sarif(ctx: ReportContext, store: Store, *, base: Path | None = None) 
         results.append({
             "ruleId": f.rule_id,
             "ruleIndex": rule_ids.index(f.rule_id),
-            "level": LEVELS.get(f.severity, "warning"),
+            "level": LEVELS.get(f.level, "warning"),
             "message": {"text": f"{ctx.element_label(f.focus)}: {f.threat}. {f.explanation}"},
             "locations": [location],
             "partialFingerprints": {"threatgraphFinding/v1": f.iri},
