@@ -65,11 +65,26 @@ def rag_knowledge(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         pytest.skip("needs the pinned reference data")
     d = tmp_path_factory.mktemp("knowledge")
     m = ["data/examples/rag-assistant.ttl", "--knowledge", "shared"]
-    return {
+    out = {
         "table": run(m, d / "t.txt")[1],
         "json": run([*m, "-f", "json"], d / "j.json")[1],
         "markdown": run([*m, "-f", "markdown"], d / "m.md")[1],
     }
+    # every rule with a remediation of a typical length (wt-crosswalk writes them into the rule headers)
+    from threatgraph import report
+
+    original = report.gather
+
+    def gather(*args: object, **kwargs: object) -> report.ReportInput:
+        ri = original(*args, **kwargs)  # type: ignore[arg-type]
+        ri.remediation = {f.rule_id: "Add the control this rule names on the element (see the rule's explanation), "
+                          "then rerun the analysis." for f in ri.all_findings}
+        return ri
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report, "gather", gather)
+        out["table_remediation"] = run(m, d / "r.txt")[1]
+    return out
 
 
 # -- unit: ranking, folding, the cap, what to do ---------------------------------------------------
@@ -118,11 +133,13 @@ def test_technique_cap() -> None:
     assert top_techniques(few) == (few.techniques, 0)
     from threatgraph.report import ReportInput
 
-    ri = ReportInput([many], [many], {}, {}, [], [], {})
+    top10 = [finding(f"R-C{i}", "critical", score=20, focus=f"c{i}") for i in range(10)]
+    ri = ReportInput([many, *top10], [many, *top10], {}, {}, [], [], {})
     text = "\n".join(element_lines(ri, 200))
-    assert "techniques: AML.T0000, AML.T0001, AML.T0002 +12 more: Technique 0; Technique 1; Technique 2" in text
-    ri_few = ReportInput([few], [few], {}, {}, [], [], {})
-    assert "more" not in "\n".join(element_lines(ri_few, 200)).split("techniques:")[1]
+    assert "#1 above: threat R-C0" in text  # a finding of the top list is referred to, not repeated
+    assert "techniques AML.T0000, AML.T0001, AML.T0002 +12 more · do: apply Mitigation 0" in text
+    ri_few = ReportInput([few, *top10], [few, *top10], {}, {}, [], [], {})
+    assert "techniques AML.T0000, AML.T0001 · do:" in "\n".join(element_lines(ri_few, 200))
 
 
 def test_do_text_mitigations_by_name_first_then_remediation() -> None:
@@ -232,12 +249,15 @@ def test_rag_with_knowledge_fits_150_lines(rag_knowledge: dict[str, str]) -> Non
     lines = table.splitlines()
     assert len(lines) <= 150, len(lines)
     assert [line for line in lines if len(line) > WIDTH] == []
+    with_remediation = rag_knowledge["table_remediation"].splitlines()
+    assert len(lines) < len(with_remediation) <= 150, len(with_remediation)
+    assert sum("rerun the analysis" in x for x in with_remediation) > 20
     # mitigation names, not bare ids
     mits = table.split("Mitigations that would close the most", 1)[1].split("Out of scope")[0]
     assert re.search(r"^  [A-Z][A-Za-z].* \((AML\.)?M\d{4}\): \d+ findings, \d+ techniques; on ", mits, re.M)
     assert "missing mitigations: AML.M" not in table
     assert re.search(r"do:  apply [A-Z][^(]+ \((AML\.)?M\d{4}\)", table)
-    assert re.search(r"techniques: [^:]* \+\d+ more: ", table)  # the cap on a finding with many techniques
+    assert re.search(r"^ {12}techniques [^·]* \+\d+ more · do: apply ", table, re.M)  # the cap
 
 
 @pytest.mark.shared

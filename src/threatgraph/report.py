@@ -431,10 +431,13 @@ def do_text(f: Finding, remediation: Mapping[str, str], n: int = 2) -> str:
     """What to do first: with knowledge, the missing mitigations of the techniques that realise ``f``
     (by name, most covering first); then the rule's remediation."""
     parts: list[str] = []
-    mits = missing_mitigations(f)
-    if mits:
-        more = f" +{len(mits) - n} more" if len(mits) > n else ""
-        parts.append("apply " + ", ".join(mitigation_name(m, lab) for m, lab, _ in mits[:n]) + more)
+    by_name: dict[str, list[str]] = {}  # ATLAS and ATT&CK may name a mitigation alike (User Training)
+    for m, lab, _ in missing_mitigations(f):
+        by_name.setdefault(lab or m, []).append(m)
+    if by_name:
+        names = [mitigation_name(", ".join(ids), lab) for lab, ids in by_name.items()]
+        more = f" +{len(names) - n} more" if len(names) > n else ""
+        parts.append("apply " + ", ".join(names[:n]) + more)
     elif f.techniques and not f.residual_techniques:
         parts.append("keep the declared controls")
     rem = remediation.get(f.rule_id, "").strip()
@@ -632,10 +635,12 @@ def summary_lines(ri: ReportInput, width: int) -> list[str]:
 
 def element_lines(ri: ReportInput, width: int) -> list[str]:
     """One block per element with a residual finding above info: the element and its folded baseline,
-    then each other finding (level, threat, why; what to do and the capped techniques)."""
+    then each other finding (level, threat, why; the capped techniques and what to do; a reference to
+    the top list for the findings in it)."""
     lines = ["", "Elements, highest residual risk first"]
     quiet: list[str] = []
     pad = " " * 12
+    top = {f.iri: i for i, f in enumerate(ranking(ri.findings)[:TOP_RISKS], 1)}
     for head, items in element_groups(ri.findings):
         level = highest_level(items)
         if level == "info":
@@ -648,13 +653,17 @@ def element_lines(ri: ReportInput, width: int) -> list[str]:
             if f.baseline:
                 continue
             status = "" if is_residual(f) else " (mitigated)"
+            if f.iri in top:  # why and what to do are in the top list already
+                lines.append(clip(f"  {f.level:<8}  #{top[f.iri]} above: {threat_text(f)}", width))
+                continue
             lines.append(clip(f"  {f.level:<8}  {threat_text(f)}{status} — {why_text(f)}", width))
+            ts, more = top_techniques(f)
+            parts = [f"techniques {', '.join(t.id for t in ts)}" + (f" +{more} more" if more else "")] if ts else []
             do = do_text(f, ri.remediation)
             if do:
-                lines.append(clip(f"{pad}do: {do}", width))
-            ts, more = top_techniques(f)
-            if ts:
-                lines.append(clip(pad + "techniques: " + capped_techniques(ts, more), width))
+                parts.append(f"do: {do}")
+            if parts:
+                lines.append(clip(pad + " · ".join(parts), width))
     if quiet:
         text = f"{len(quiet)} elements with info findings only: " + ", ".join(quiet)
         lines.extend(textwrap.wrap(text, width, subsequent_indent="  "))
