@@ -263,6 +263,7 @@ def test_rag_with_knowledge_fits_150_lines(rag_knowledge: dict[str, str]) -> Non
 @pytest.mark.shared
 def test_markdown_parses_and_keeps_the_table_order(rag_knowledge: dict[str, str]) -> None:
     md = rag_knowledge["markdown"]
+    assert len(md) < 65536 and "left out to keep the comment short" not in md  # GitHub refuses longer comments
     tokens = MarkdownIt("commonmark").enable("table").parse(md)
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert headings[0].startswith("Threat analysis of")
@@ -326,3 +327,14 @@ def test_every_command_has_a_plain_text_description() -> None:
     analyze = sub.choices["analyze"].format_help()  # type: ignore[attr-defined]
     flat = " ".join(analyze.split())
     assert "validated first" in flat and "refused" in flat and "--force" in flat
+
+
+def test_markdown_stays_under_the_comment_limit() -> None:
+    from threatgraph.report import MARKDOWN_BUDGET, ReportInput, render_markdown
+
+    big = [replace(finding(f"R-{i:03d}", "high", score=12, focus=f"e{i}"), explanation="x" * 900) for i in range(300)]
+    md = render_markdown(ReportInput(big, big, {}, {}, [], [], {}))
+    assert MARKDOWN_BUDGET < len(md) < 65536
+    assert re.search(r"^\d+ more elements with findings above info are left out", md, re.M)
+    small = big[:5]
+    assert "left out" not in render_markdown(ReportInput(small, small, {}, {}, [], [], {}))

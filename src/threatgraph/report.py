@@ -7,7 +7,7 @@ import shutil
 import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from threatgraph import __version__
@@ -513,6 +513,24 @@ def fold_baseline(items: Sequence[Finding]) -> str:
     return "baseline: " + "; ".join(parts) + (f" ({len(techs)} residual techniques)" if techs else "")
 
 
+def fold_baseline_groups(items: Sequence[Finding]) -> list[Finding]:
+    """``items`` with the baseline findings of one rule and level merged into one (categories and
+    techniques united, the highest own score kept), in rank order."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    out: list[Finding] = []
+    for f in items:
+        if f.baseline:
+            groups.setdefault((f.rule_id, f.level), []).append(f)
+        else:
+            out.append(f)
+    for group in groups.values():
+        head = min(group, key=rank_key)
+        cats = list(dict.fromkeys(c for f in group for c in f.categories))
+        techs = list({t.id: t for f in reversed(group) for t in f.techniques}.values())
+        out.append(replace(head, categories=cats, techniques=sorted(techs, key=lambda t: (t.status == "mitigated", t.id))))
+    return sorted(out, key=rank_key)
+
+
 def clip(text: str, width: int) -> str:
     """``text`` on one line of at most ``width`` characters (an ellipsis when cut).
 
@@ -701,6 +719,10 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").split())
 
 
+MARKDOWN_BUDGET = 52_000
+"""Characters after which no further element block is added (GitHub refuses comments over 65,536)."""
+
+
 def render_markdown(ri: ReportInput) -> str:
     """The report as a pull-request comment: the summary and top lists first, then one collapsible
     ``<details>`` block per element in the order of the table (highest residual risk first)."""
@@ -732,22 +754,36 @@ def render_markdown(ri: ReportInput) -> str:
     out += ["", f"- {_cell(scope_line(ri))}", f"- {_cell(declared_line(ri))}", ""]
     out += ["### Elements, highest residual risk first", ""]
     quiet: list[str] = []
+    cut = 0
     for head, items in element_groups(fs):
         level = highest_level(items)
         if level == "info":
             quiet.append(head.focus_label)
             continue
+        if sum(len(x) + 1 for x in out) > MARKDOWN_BUDGET:
+            cut += 1
+            continue
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
         fold = fold_baseline(items)
-        out += ["<details>", f"<summary><b>{_html(head.focus_label)}</b>{_html(kind)} · {level}"
+        out += ["<details>", f"<summary><b>{_html(head.focus_label)}</b> {_html(kind.strip())} · {level}"
                 + (f" · {_html(fold)}" if fold else "") + "</summary>", ""]
         out += ["| Level | Threat | Why | Do | Techniques | Rule |", "|---|---|---|---|---|---|"]
-        for f in items:
+        info = [f for f in items if f.level_rank <= 1]  # counted, not listed: a comment must stay under 64 KiB
+        for f in fold_baseline_groups(items):
+            if f.level_rank <= 1:
+                continue
             ts, more = top_techniques(f)
             techs = capped_techniques(ts, more)
-            out.append(f"| {f.level} | {_cell(threat_text(f))} | {_cell(why_text(f))} | {_cell(do_text(f, ri.remediation))} | "
-                       f"{_cell(techs)} | {f.rule_id} |")
+            out.append(f"| {f.level} | {_cell(threat_text(f))} | {_cell(clip(why_text(f), 200))} | "
+                       f"{_cell(clip(do_text(f, ri.remediation), 200))} | {_cell(techs)} | {f.rule_id} |")
+        if info:
+            out += ["", f"and {len(info)} info finding{'s' if len(info) != 1 else ''} "
+                    f"({_cell(', '.join(sorted({c for f in info for c in f.category_labels})))}); "
+                    "`--format json` or `--detail full` lists them."]
         out += ["", "</details>", ""]
+    if cut:
+        out += [f"{cut} more elements with findings above info are left out to keep the comment short; "
+                "`--format json` or `--detail full` lists them.", ""]
     if quiet:
         out += ["<details>", f"<summary>{len(quiet)} elements with info findings only</summary>", "",
                 ", ".join(_cell(q) for q in quiet), "", "</details>", ""]
