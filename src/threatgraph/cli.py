@@ -52,6 +52,11 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+PROGRESS = frozenset({"analyze", "validate", "diff-model", "coverage"})
+"""Commands that show a spinner on stderr for work over 2 s (threatgraph.progress); ``import`` prints
+its own progress lines."""
+
+
 SUMMARIES: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "derive STRIDE and LINDDUN threats for a system model"),
     "rules": ("rules", "list the derivation rules (the rule catalogue)"),
@@ -99,6 +104,10 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
         module.register(sub)
     for choice in sub._choices_actions:  # the one-line help of each command in the listing
         choice.help = plain_text(choice.help or "")
+    for cmd in PROGRESS:
+        sp = sub.choices.get(cmd)
+        if sp is not None and sp.add_help and "--quiet" not in sp._option_string_actions:
+            sp.add_argument("--quiet", action="store_true", help="no progress on stderr (shown only on a terminal)")
     for cmd, sp in sub.choices.items():  # --help of each command: a plain-text description
         sp.description = plain_text(sp.description or next(
             (c.help for c in sub._choices_actions if c.dest == cmd), "") or "")
@@ -141,8 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    from threatgraph.progress import reporting
+
     try:
-        return int(args.func(args))
+        with reporting(f"threatgraph {args.command}", quiet=getattr(args, "quiet", False) or args.command not in PROGRESS):
+            return int(args.func(args))
     except ThreatgraphError as err:
         print(f"threatgraph: error: {err}", file=sys.stderr)
         return err.exit_code
