@@ -189,7 +189,9 @@ def test_html_is_self_contained_and_escaped(small: tuple[ReportContext, Store]) 
     html = render_export("html", ctx, store)
     p = _Tags()
     p.feed(html)
-    assert "script" not in p.tags and "link" not in p.tags and "img" not in p.tags and "iframe" not in p.tags
+    assert p.tags.count("script") == 1 and "link" not in p.tags and "img" not in p.tags and "iframe" not in p.tags
+    script = html.split("<script>", 1)[1].split("</script>", 1)[0]  # inline, and it fetches nothing
+    assert not re.search(r"fetch|XMLHttpRequest|import\(|https?:|src\s*=", script)
     assert not [a for a in p.attrs if a[0] in ("src", "href")]
     assert not re.search(r"url\(\s*['\"]?https?:", html) and "@import" not in html
     assert "svg" in p.tags
@@ -197,8 +199,10 @@ def test_html_is_self_contained_and_escaped(small: tuple[ReportContext, Store]) 
     assert "example warning &lt;b&gt;" in html
     for ev in ctx.model.elements.values():
         assert escape(ev.label.splitlines()[0], quote=True) in html
-    for section in ("Scope", "Elements", "Data assets", "Diagram", "Findings by element", "Validation warnings"):
+    for section in ("Summary", "Scope", "Elements", "Data assets", "Diagram", "Findings", "Validation warnings"):
         assert f"<h2>{section}</h2>" in html
+    assert html.count('<tr data-focus="') == len(ctx.findings)  # one row per finding, each expandable
+    assert html.count("<details><summary>") == len(ctx.findings)
 
 
 def test_markdown_report_sections(small: tuple[ReportContext, Store]) -> None:

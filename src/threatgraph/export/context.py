@@ -112,6 +112,8 @@ class ReportContext:
     labels: dict[str, str]
     attack_paths: list[tuple[str, str]] = field(default_factory=list)
     """(label, description) of attack paths in the finding graph, if the engine records any."""
+    remediation: dict[str, str] = field(default_factory=dict)
+    """Rule id → the rule's ``remediation`` header text (what to do without knowledge)."""
 
     def element_label(self, iri: str) -> str:
         if iri in self.model.elements:
@@ -390,7 +392,9 @@ def build_context(store: Store, findings: Sequence[Finding], labels: dict[str, s
                   model_files: Sequence[str] = (), warnings: Sequence[str] = (), rules: Iterable[Rule] = (),
                   all_findings: Sequence[Finding] | None = None) -> ReportContext:
     """The context of every export; ``findings`` are those shown, ``all_findings`` those matched with declared threats."""
+    rules = list(rules)
     return ReportContext(
+        remediation={r.id: r.remediation for r in rules if r.remediation},
         title=title,
         findings=finding_views(store, findings, labels, rules),
         model=model_view(store, labels),
