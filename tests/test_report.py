@@ -338,3 +338,19 @@ def test_markdown_stays_under_the_comment_limit() -> None:
     assert re.search(r"^\d+ more elements with findings above info are left out", md, re.M)
     small = big[:5]
     assert "left out" not in render_markdown(ReportInput(small, small, {}, {}, [], [], {}))
+
+
+def test_out_of_scope_line_and_json(tmp_path: Path, rag_plain: dict[str, str]) -> None:
+    assert "Out of scope: none declared in the model." in rag_plain["table"]
+    assert json.loads(rag_plain["json"])["outOfScope"] == []
+    model = tmp_path / "m.ttl"
+    model.write_text((REPO / "data/examples/rag-assistant.ttl").read_text(encoding="utf-8") + """
+<https://example.org/rag-assistant#reviewer> <https://w3id.org/threatgraph/ontology#outOfScope> true ;
+    <https://w3id.org/threatgraph/ontology#outOfScopeReason> "a manual process, reviewed elsewhere" .
+""", encoding="utf-8")
+    rc, table = run([str(model), "--detail", "summary"], tmp_path / "t.txt")
+    assert rc == 0
+    assert "Out of scope (declared, still analysed): Support quality reviewer (a manual process, reviewed elsewhere)." in table
+    doc = json.loads(run([str(model), "-f", "json"], tmp_path / "j.json")[1])
+    assert doc["outOfScope"] == [{"iri": "https://example.org/rag-assistant#reviewer", "label": "Support quality reviewer",
+                                  "reason": "a manual process, reviewed elsewhere"}]

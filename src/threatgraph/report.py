@@ -234,6 +234,7 @@ def findings_json(
     paths: Sequence[PathView] = (),
     releases: dict[str, str] | None = None,
     remediation: Mapping[str, str] | None = None,
+    out_of_scope: Sequence[tuple[str, str, str]] = (),
 ) -> str:
     """JSON document: tool, model files, warnings, summary, and every finding with its evidence,
     techniques, controls and risk; attack paths and the knowledge releases read (when any).
@@ -278,6 +279,7 @@ def findings_json(
             for f in findings
         ],
         "releases": dict(releases or {}),
+        "outOfScope": [{"iri": e, "label": label, "reason": why or None} for e, label, why in out_of_scope],
         "attackPaths": paths_json(paths),
     }
     # Indented for people up to a few thousand findings; beyond, compact (json's C encoder only runs
@@ -548,8 +550,7 @@ def releases_text(releases: Mapping[str, str]) -> str:
     return ", ".join(f"{names.get(k, k)} {v.rsplit('/', 1)[-1]}" for k, v in sorted(releases.items())) or "none"
 
 
-_MODEL_ELEMENTS = """SELECT ?e WHERE {
-  VALUES ?k { tg:ExternalEntity tg:Process tg:DataStore tg:DataFlow } ?e a ?k . FILTER(isIRI(?e)) }"""
+_OUT_OF_SCOPE = """SELECT ?e ?r WHERE { ?e tg:outOfScope true OPTIONAL { ?e tg:outOfScopeReason ?r } FILTER(isIRI(?e)) }"""
 
 
 @dataclass
@@ -566,8 +567,9 @@ class ReportInput:
     releases: dict[str, str]
     paths: list[PathView] = field(default_factory=list)
     declared: list[DeclaredThreat] = field(default_factory=list)
-    unanalysed: list[str] = field(default_factory=list)
-    """Labels of model elements no finding names (outside every rule's scope)."""
+    out_of_scope: list[tuple[str, str, str]] = field(default_factory=list)
+    """(IRI, label, reason) of the elements and flows the model declares out of scope (``tg:outOfScope``;
+    imported from MS TMT, Threat Dragon, Threagile); they are still analysed."""
     title: str = "Threat analysis"
 
     @property
@@ -581,9 +583,11 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
     """Everything the table, JSON and Markdown reports read: shown findings, paths, declared threats."""
     floor = SEVERITIES.index(min_level) + 1 if min_level in SEVERITIES else 1
     store = analysis.store
-    foci = {f.focus for f in findings}
-    unanalysed = sorted({labels.get(r["e"].value, r["e"].value) for r in store.select(_MODEL_ELEMENTS)
-                         if r["e"].value not in foci}, key=str.lower)
+    scope: dict[str, str] = {}
+    for r in store.select(_OUT_OF_SCOPE):
+        reason = r.get("r")
+        scope[r["e"].value] = min(scope.get(r["e"].value) or "\uffff", reason.value if reason is not None else "")
+    out_of_scope = sorted(((e, labels.get(e, e), why.strip()) for e, why in scope.items()), key=lambda x: (x[1].lower(), x[0]))
     return ReportInput(
         findings=[f for f in findings if f.level_rank >= floor],
         all_findings=list(findings),
@@ -594,7 +598,7 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
         releases=dict(analysis.releases),
         paths=read_paths(store, labels, findings),
         declared=declared_threats(store, labels, findings),
-        unanalysed=unanalysed,
+        out_of_scope=out_of_scope,
         title=f"Threat analysis of {', '.join(analysis.model_files)}",
     )
 
@@ -608,10 +612,12 @@ def declared_line(ri: ReportInput) -> str:
 
 
 def scope_line(ri: ReportInput) -> str:
-    if not ri.unanalysed:
-        return "Out of scope: none (every element of the model has findings)."
-    shown = ", ".join(ri.unanalysed[:8]) + (f" +{len(ri.unanalysed) - 8} more" if len(ri.unanalysed) > 8 else "")
-    return f"Out of scope: {len(ri.unanalysed)} element(s) no rule applies to: {shown}."
+    """The elements the model declares out of scope, in one line."""
+    if not ri.out_of_scope:
+        return "Out of scope: none declared in the model."
+    names = [label + (f" ({why})" if why else "") for _, label, why in ri.out_of_scope]
+    shown = "; ".join(names[:6]) + (f" +{len(names) - 6} more" if len(names) > 6 else "")
+    return f"Out of scope (declared, still analysed): {shown}."
 
 
 def summary_lines(ri: ReportInput, width: int) -> list[str]:
@@ -823,7 +829,7 @@ def render_report(fmt: str, analysis: AnalysisLike, findings: Sequence[Finding],
         return render_markdown(ri)
     if fmt == "json":
         text = findings_json(ri.findings, model_files=ri.model_files, warnings=ri.warnings, paths=ri.paths,
-                             releases=ri.releases, remediation=ri.remediation)
+                             releases=ri.releases, remediation=ri.remediation, out_of_scope=ri.out_of_scope)
         if ri.declared:
             from threatgraph.export import build_context, with_declared
 
