@@ -83,3 +83,13 @@ def test_screenshot_is_kept(report: tuple[Path, dict[str, object]], tmp_path: Pa
     shot = out_dir / "report-rag-assistant.png"
     browse(page, "#focus=" + quote(CHAT_API, safe=""), tmp_path / "p", f"--screenshot={shot}", "--window-size=1400,2400")
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_a_click_on_an_element_filters_and_a_second_click_clears(report: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    page, doc = report
+    expected = sum(1 for f in doc["findings"] if f["element"]["iri"] == CHAT_API)  # type: ignore[index, union-attr]
+    dom = browse(page, "#click=" + quote(CHAT_API, safe=""), tmp_path / "p")
+    shown = [a for hidden, a in rows(dom) if not hidden]
+    assert len(shown) == expected and {a["data-focus"] for a in shown} == {CHAT_API}
+    dom = browse(page, "#click=" + quote(CHAT_API, safe="") + "&click=" + quote(CHAT_API, safe=""), tmp_path / "p2")
+    assert len([a for hidden, a in rows(dom) if not hidden]) == len(doc["findings"])  # type: ignore[arg-type]

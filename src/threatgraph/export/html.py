@@ -6,7 +6,8 @@ most), then scope, elements, the data-flow diagram (inline SVG, one column per t
 coloured by their highest residual level, boundary-crossing flows thick and marked) and one findings
 table: sortable (click a column head), filterable (text, minimum level, or click an element or flow
 in the diagram), each finding expanding to its evidence, techniques, mitigations and risk factors.
-The URL fragment ``#focus=IRI&sort=KEY&level=N&q=TEXT`` sets the same state (links, tests).
+The URL fragment ``#focus=IRI&sort=KEY&level=N&q=TEXT`` sets the same state, ``#click=IRI`` clicks
+that element in the diagram (links, tests).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ _SCRIPT = """
   document.getElementById('all').addEventListener('click', function () {
     state.focus = ''; state.q = ''; state.level = 0; q.value = ''; lv.value = '0'; apply();
   });
-  var hash = location.hash.replace(/^#/, '');
+  var hash = location.hash.replace(/^#/, ''), clicks = [];
   hash.split('&').forEach(function (kv) {
     var i = kv.indexOf('='); if (i < 0) return;
     var k = kv.slice(0, i), v = decodeURIComponent(kv.slice(i + 1));
@@ -97,8 +98,14 @@ _SCRIPT = """
     if (k === 'q') { state.q = v.toLowerCase(); q.value = v; }
     if (k === 'level') { state.level = +v; lv.value = v; }
     if (k === 'sort') { var d = v.charAt(0) === '-' ? -1 : 1; sort(v.replace(/^-/, ''), d); }
+    if (k === 'click') clicks.push(v);  // a real click on the diagram (tests, links)
   });
   apply();
+  clicks.forEach(function (f) {
+    Array.prototype.forEach.call(document.querySelectorAll('svg [data-focus]'), function (g) {
+      if (g.getAttribute('data-focus') === f) g.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    });
+  });
   document.body.setAttribute('data-ready', '1');
 })();
 """

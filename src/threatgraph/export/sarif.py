@@ -1,9 +1,10 @@
 """SARIF 2.1.0: one result per finding, for code-scanning dashboards.
 
-Each result has the rule id, a level from the severity (critical/high → error, medium → warning,
-low/info → note), the element as a logical location (its IRI) and the model file as a physical location
-with the line where the element first appears (its IRI, a prefixed name of it, or its source id for
-imported OTM / Threat Dragon / Threagile files). Rule help lists the techniques and mitigations.
+Each result has the rule id, a SARIF level from the finding's level (docs/risk.md: critical/high →
+error, medium → warning, low/info → note; the rule's severity is a property), the element as a
+logical location (its IRI) and the model file as a physical location with the line where the element
+first appears (its IRI, a prefixed name of it, or its source id for imported OTM / Threat Dragon /
+Threagile files). Rule help lists the techniques and mitigations.
 """
 
 from __future__ import annotations
