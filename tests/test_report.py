@@ -333,9 +333,12 @@ def test_markdown_stays_under_the_comment_limit() -> None:
     from threatgraph.report import MARKDOWN_BUDGET, ReportInput, render_markdown
 
     big = [replace(finding(f"R-{i:03d}", "high", score=12, focus=f"e{i}"), explanation="x" * 900) for i in range(300)]
-    md = render_markdown(ReportInput(big, big, {}, {}, [], [], {}))
+    quiet = [finding(f"R-Q{i:04d}", "", severity="info", focus=f"quiet-element-number-{i}") for i in range(3000)]
+    md = render_markdown(ReportInput(big + quiet, big + quiet, {}, {}, [], ["a warning"], {}))
     assert MARKDOWN_BUDGET < len(md) < 65536
     assert re.search(r"^\d+ more elements with findings above info are left out", md, re.M)
+    assert "The elements with info findings only: left out to keep the comment short" in md  # 3000 names: too long
+    assert "<summary>Warnings (1)</summary>" in md  # a short section after it still fits
     small = big[:5]
     assert "left out" not in render_markdown(ReportInput(small, small, {}, {}, [], [], {}))
 

@@ -725,8 +725,11 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").split())
 
 
+COMMENT_LIMIT = 65_536
+"""GitHub refuses comments longer than this (characters)."""
 MARKDOWN_BUDGET = 52_000
-"""Characters after which no further element block is added (GitHub refuses comments over 65,536)."""
+"""Characters after which no further element block is added; the sections after the elements are
+added whole while the comment stays under :data:`COMMENT_LIMIT`, else named in one line."""
 
 
 def render_markdown(ri: ReportInput) -> str:
@@ -790,25 +793,35 @@ def render_markdown(ri: ReportInput) -> str:
     if cut:
         out += [f"{cut} more elements with findings above info are left out to keep the comment short; "
                 "`--format json` or `--detail full` lists them.", ""]
+    sections: list[tuple[str, list[str]]] = []
     if quiet:
-        out += ["<details>", f"<summary>{len(quiet)} elements with info findings only</summary>", "",
-                ", ".join(_cell(q) for q in quiet), "", "</details>", ""]
+        sections.append(("the elements with info findings only", [
+            "<details>", f"<summary>{len(quiet)} elements with info findings only</summary>", "",
+            ", ".join(_cell(q) for q in quiet), "", "</details>", ""]))
     if ri.paths:
-        out += ["<details>", f"<summary>Attack paths ({len(ri.paths)})</summary>", ""]
-        out += [f"- **{_cell(p.start_label)} ⇒ {_cell(p.target_label)}**: {p.length} hops, {p.crossings} boundary crossings: "
-                f"{_cell(p.text)}" for p in ri.paths]
-        out += ["", "</details>", ""]
+        sections.append(("the attack paths", [
+            "<details>", f"<summary>Attack paths ({len(ri.paths)})</summary>", "",
+            *(f"- **{_cell(p.start_label)} ⇒ {_cell(p.target_label)}**: {p.length} hops, {p.crossings} boundary "
+              f"crossings: {_cell(p.text)}" for p in ri.paths), "", "</details>", ""]))
     if ri.declared:
-        out += ["<details>", "<summary>Declared threats compared with derived findings</summary>", "",
-                "| Element | Declared threat | Category | Status | Derived by |", "|---|---|---|---|---|"]
-        for d in ri.declared:
-            out.append(f"| {_cell(d.element_label)} | {_cell(d.title)} | {_cell(', '.join(c[1] for c in d.categories))} | "
-                       f"{_cell(d.status)} | {', '.join(d.matched_by) or '**not derived**'} |")
-        out += ["", "</details>", ""]
+        sections.append(("the declared threats", [
+            "<details>", "<summary>Declared threats compared with derived findings</summary>", "",
+            "| Element | Declared threat | Category | Status | Derived by |", "|---|---|---|---|---|",
+            *(f"| {_cell(d.element_label)} | {_cell(d.title)} | {_cell(', '.join(c[1] for c in d.categories))} | "
+              f"{_cell(d.status)} | {', '.join(d.matched_by) or '**not derived**'} |" for d in ri.declared),
+            "", "</details>", ""]))
     if ri.warnings:
-        out += ["<details>", f"<summary>Warnings ({len(ri.warnings)})</summary>", ""]
-        out += [f"- {_cell(w)}" for w in ri.warnings]
-        out += ["", "</details>", ""]
+        sections.append(("the warnings", [
+            "<details>", f"<summary>Warnings ({len(ri.warnings)})</summary>", "",
+            *(f"- {_cell(w)}" for w in ri.warnings), "", "</details>", ""]))
+    size = sum(len(x) + 1 for x in out)
+    for name, lines in sections:  # each whole or, past the comment limit, a note
+        extra = sum(len(x) + 1 for x in lines)
+        if size + extra > COMMENT_LIMIT - 1000:
+            lines = [f"{name[0].upper()}{name[1:]}: left out to keep the comment short (`--format json` lists them).", ""]
+            extra = sum(len(x) + 1 for x in lines)
+        out += lines
+        size += extra
     return "\n".join(out)
 
 
