@@ -468,14 +468,23 @@ def mitigation_plans(findings: Sequence[Finding]) -> list[MitigationPlan]:
     """Missing ATT&CK / ATLAS mitigations ordered by how many residual findings, then techniques, each
     would address (D3FEND countermeasures are listed per finding, not here: each technique has many)."""
     plans: dict[str, MitigationPlan] = {}
-    for f in sorted((f for f in findings if is_residual(f)), key=rank_key):
+    seen: dict[str, set[str]] = {}  # plan id -> its elements (the list keeps their order)
+    missing: dict[int, list[tuple[str, str]]] = {}  # per technique view: TechniqueView.missing computes
+    for f in sorted((f for f in findings if is_residual(f) and f.techniques), key=rank_key):
         for t in f.residual_techniques:
-            for mid, label in t.missing:
-                p = plans.setdefault(mid, MitigationPlan(mid, label))
+            ms = missing.get(id(t))
+            if ms is None:
+                ms = missing[id(t)] = t.missing
+            for mid, label in ms:
+                p = plans.get(mid)
+                if p is None:
+                    p = plans[mid] = MitigationPlan(mid, label)
+                    seen[mid] = set()
                 if not p.findings or p.findings[-1] is not f:
                     p.findings.append(f)
                 p.techniques.add(t.id)
-                if f.focus_label not in p.elements:
+                if f.focus_label not in seen[mid]:
+                    seen[mid].add(f.focus_label)
                     p.elements.append(f.focus_label)
     return sorted(plans.values(), key=lambda p: (-len(p.findings), -len(p.techniques), -max(x.level_rank for x in p.findings), p.id))
 
