@@ -30,7 +30,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_table_output_groups_by_element(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["analyze", str(write(tmp_path, "m.ttl", GOOD))])
+    rc = main(["analyze", str(write(tmp_path, "m.ttl", GOOD)), "--detail", "full"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "API (Process)  <http://example.org/cli#api>" in out
@@ -64,7 +64,7 @@ def test_turtle_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "tg:Finding" in ttl and "<https://w3id.org/threatgraph/finding/TG-PE-STRIDE/" in ttl
     assert main(["analyze", m, "--format", "markdown"]) == 0
     md = capsys.readouterr().out
-    assert md.startswith("# Threat analysis") and "## API (Process)" in md
+    assert md.startswith("## Threat analysis") and "### Top " in md and "elements with info findings only" in md
 
 
 def test_fail_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

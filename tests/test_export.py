@@ -98,7 +98,8 @@ def test_sarif_results_rules_levels_and_locations(small: tuple[ReportContext, St
     expected = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
     for res, fv in zip(results, ctx.findings, strict=True):
         assert res["ruleId"] == fv.f.rule_id == rule_ids[res["ruleIndex"]]
-        assert res["level"] == expected[fv.f.severity]
+        assert res["level"] == expected[fv.f.level]  # the one user-facing level (docs/risk.md)
+        assert res["properties"]["level"] == fv.f.level and res["properties"]["severity"] == fv.f.severity
         loc = res["locations"][0]
         assert loc["logicalLocations"][0]["fullyQualifiedName"] == fv.f.focus
         assert loc["physicalLocation"]["artifactLocation"]["uri"].endswith("small-system.ttl")
@@ -188,7 +189,9 @@ def test_html_is_self_contained_and_escaped(small: tuple[ReportContext, Store]) 
     html = render_export("html", ctx, store)
     p = _Tags()
     p.feed(html)
-    assert "script" not in p.tags and "link" not in p.tags and "img" not in p.tags and "iframe" not in p.tags
+    assert p.tags.count("script") == 1 and "link" not in p.tags and "img" not in p.tags and "iframe" not in p.tags
+    script = html.split("<script>", 1)[1].split("</script>", 1)[0]  # inline, and it fetches nothing
+    assert not re.search(r"fetch|XMLHttpRequest|import\(|https?:|src\s*=", script)
     assert not [a for a in p.attrs if a[0] in ("src", "href")]
     assert not re.search(r"url\(\s*['\"]?https?:", html) and "@import" not in html
     assert "svg" in p.tags
@@ -196,8 +199,10 @@ def test_html_is_self_contained_and_escaped(small: tuple[ReportContext, Store]) 
     assert "example warning &lt;b&gt;" in html
     for ev in ctx.model.elements.values():
         assert escape(ev.label.splitlines()[0], quote=True) in html
-    for section in ("Scope", "Elements", "Data assets", "Diagram", "Findings by element", "Validation warnings"):
+    for section in ("Summary", "Scope", "Elements", "Data assets", "Diagram", "Findings", "Validation warnings"):
         assert f"<h2>{section}</h2>" in html
+    assert html.count('<tr data-focus="') == len(ctx.findings)  # one row per finding, each expandable
+    assert html.count("<details><summary>") == len(ctx.findings)
 
 
 def test_markdown_report_sections(small: tuple[ReportContext, Store]) -> None:
@@ -352,3 +357,19 @@ def test_flow_data_and_element_fields_in_a_stable_order(small: tuple[ReportConte
     assert len(flows["prompt"].data) == 2
     assert all(fv.data == sorted(fv.data) for fv in ctx.model.flows.values())
     assert flows["prompt"].protocol == "HTTPS"
+
+
+def test_exports_use_the_one_level(small: tuple[ReportContext, Store]) -> None:
+    """A baseline finding without techniques shows its level (info), not its element's context score."""
+    import csv
+    import io
+
+    ctx, store = small
+    base = [fv for fv in ctx.findings if fv.f.baseline and not fv.f.techniques and fv.f.risk_score]
+    assert base, "the small model has baseline findings with an element context score"
+    assert all(fv.residual_risk is None and fv.risk_level == "" and fv.f.level == "info" for fv in base)
+    own = [fv for fv in ctx.findings if not fv.f.baseline and fv.f.risk_score]
+    assert own and all(fv.residual_risk == fv.f.risk_score and fv.f.level == fv.f.risk_level for fv in own)
+    rows = list(csv.DictReader(io.StringIO(render_export("csv", ctx, store))))
+    assert [r["level"] for r in rows] == [fv.f.level for fv in ctx.findings]
+    assert any(r["level"] != r["severity"] for r in rows)

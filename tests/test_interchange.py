@@ -414,6 +414,9 @@ def test_declared_matching_requires_same_category_on_same_element(tmp_path: Path
 <urn:x:t2> a tg:DeclaredThreat ; rdfs:label "user tampered" ; tg:category stride:Tampering .
 """)
     assert main([*ANALYZE, str(ttl)]) == 0
+    # the default table: the comparison in one line of the summary
+    assert "Declared threats: 1 of 2 also derived (1 not derived)" in capsys.readouterr().out
+    assert main([*ANALYZE, str(ttl), "--detail", "full"]) == 0
     out = capsys.readouterr().out
     assert "user spoofed [Spoofing] — derived by TG-PE-STRIDE" in out
     # STRIDE-per-element gives external entities Spoofing and Repudiation only, never Tampering

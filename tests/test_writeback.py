@@ -287,7 +287,7 @@ def test_threat_dragon_version_1_input_is_written_as_version_2(tmp_path: Path) -
 def test_mitigations_fall_back_to_the_rule_remediation(rag: tuple[ReportContext, Store]) -> None:
     ctx, store = rag
     rule = ctx.findings[0].f.rule_id
-    with_remedy = replace(ctx, remediations={rule: "Rate-limit the public endpoint per client"})
+    with_remedy = replace(ctx, remediation={rule: "Rate-limit the public endpoint per client"})
     doc = json.loads(render_export("threat-dragon", with_remedy, store))
     written = {t["threatId"]: t["mitigation"] for t in td_threats(doc)}
     for t in threats_of(with_remedy):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,11 @@ COMMANDS: tuple[str, ...] = (
     "vocabulary",
     "check_ontology",
 )
+
+
+PROGRESS = frozenset({"analyze", "validate", "diff-model", "coverage"})
+"""Commands that show a spinner on stderr for work over 2 s (threatgraph.progress); ``import`` prints
+its own progress lines."""
 
 
 SUMMARIES: dict[str, tuple[str, str]] = {
@@ -96,7 +102,33 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"threatgraph.commands.{name}")
         module.register(sub)
+    for choice in sub._choices_actions:  # the one-line help of each command in the listing
+        choice.help = plain_text(choice.help or "")
+    for cmd in PROGRESS:
+        sp = sub.choices.get(cmd)
+        if sp is not None and sp.add_help and "--quiet" not in sp._option_string_actions:
+            sp.add_argument("--quiet", action="store_true", help="no progress on stderr (shown only on a terminal)")
+    for cmd, sp in sub.choices.items():  # --help of each command: a plain-text description
+        sp.description = plain_text(sp.description or next(
+            (c.help for c in sub._choices_actions if c.dest == cmd), "") or "")
+        for action in sp._actions:
+            if isinstance(action.help, str):
+                action.help = plain_text(action.help)
     return parser
+
+
+_ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj|ref|doc|term):`~?([^`]+)`")
+
+
+def plain_text(text: str) -> str:
+    """Help text without reST markup: roles and double back-quotes dropped, single ones as quotes.
+
+    >>> plain_text("Run ``threatgraph import`` (:func:`load`), see `threatgraph validate`.")
+    "Run threatgraph import (load), see 'threatgraph validate'."
+    """
+    text = _ROLE.sub(r"\1", text)
+    text = re.sub(r"``(.+?)``", r"\1", text)
+    return re.sub(r"`([^`]+)`", r"'\1'", text)
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -118,8 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    from threatgraph.progress import reporting
+
     try:
-        return int(args.func(args))
+        with reporting(f"threatgraph {args.command}", quiet=getattr(args, "quiet", False) or args.command not in PROGRESS):
+            return int(args.func(args))
     except ThreatgraphError as err:
         print(f"threatgraph: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -6,13 +6,16 @@ import json
 import shutil
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
-from itertools import groupby
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from threatgraph import __version__
-from threatgraph.analysis.findings import Finding, TechniqueView
-from threatgraph.analysis.paths import PathView
+from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
+from threatgraph.analysis.paths import PathView, read_paths
 from threatgraph.analysis.risk import BASE_LIKELIHOOD
+from threatgraph.analysis.rules import SEVERITIES, Rule
+from threatgraph.export.context import DeclaredThreat, declared_threats
 from threatgraph.store import Store
 from threatgraph.terms import graph_iri
 
@@ -25,14 +28,6 @@ FORMATS: tuple[str, ...] = (
 )
 
 
-def _by_element(findings: Sequence[Finding]) -> list[tuple[Finding, list[Finding]]]:
-    groups = []
-    for _, items in groupby(findings, key=lambda f: f.focus):
-        lst = list(items)
-        groups.append((lst[0], lst))
-    return groups
-
-
 def summary(findings: Sequence[Finding]) -> dict[str, int]:
     """Counts of findings per severity.
 
@@ -42,16 +37,15 @@ def summary(findings: Sequence[Finding]) -> dict[str, int]:
     return dict(Counter(f.severity for f in findings))
 
 
-BASELINE_RULES = ("TG-PE-STRIDE", "TG-PE-LINDDUN")
-"""Per-element table rules: their findings are shown as one line per element and framework."""
-
-
-def render_table(findings: Sequence[Finding], *, width: int | None = None) -> str:
-    """A readable text table grouped by element: category, threat, severity, why.
+def render_table(findings: Sequence[Finding], *, width: int | None = None, remediation: Mapping[str, str] | None = None) -> str:
+    """The complete listing (``--detail full``) grouped by element, elements by highest residual risk:
+    category, threat, level, why.
 
     The per-element baseline (STRIDE-per-element and LINDDUN tables) is condensed into one line per
-    framework; interaction findings follow, each with its explanation, risk, controls and techniques.
+    framework; interaction findings follow, each with its explanation, risk, controls, techniques and
+    what to do.
     """
+    remediation = remediation or {}
     width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
     lines: list[str] = []
     cat_w, sev_w = 34, 8
@@ -71,7 +65,7 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None) -> st
         for extra in texts:
             lines.extend(textwrap.wrap(extra, width, initial_indent=indent, subsequent_indent=indent + "  "))
 
-    for head, items in _by_element(findings):
+    for head, items in element_groups(findings):
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
         lines.append(f"{head.focus_label}{kind}  <{head.focus}>")
         baseline = [f for f in items if f.rule_id in BASELINE_RULES]
@@ -83,7 +77,8 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None) -> st
             cats = ", ".join(c[1] for f in group for c in f.categories)
             kinds = sorted({e[2] for f in group for e in f.evidence if e[0] == "kind"})
             table = "Microsoft STRIDE-per-element" if fw == "STRIDE" else "LINDDUN per-element"
-            row(f"{fw} per element", group[0].severity, f"[{rule_id}] {cats} ({table} table: {', '.join(kinds)})")
+            row(f"{fw} per element", highest_level(group) if any(map(is_residual, group)) else group[0].level,
+                f"[{rule_id}] {cats} ({table} table: {', '.join(kinds)})")
             seen: list[str] = []
             for f in group:
                 seen.extend(t for t in derivation_lines(f) if t not in seen)
@@ -91,14 +86,16 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None) -> st
         for f in items:
             if f.rule_id in BASELINE_RULES:
                 continue
-            row(", ".join(f"{c[2]}:{c[1]}" for c in f.categories), f.severity, f"[{f.rule_id}] {f.threat}. {f.explanation}")
+            row(", ".join(f"{c[2]}:{c[1]}" for c in f.categories), f.level, f"[{f.rule_id}] {f.threat}. {f.explanation}")
             extras(derivation_lines(f))
+            do = do_text(f, remediation, n=4)
+            if do:
+                extras([f"do: {do}"])
         lines.append("")
-    counts = summary(findings)
-    order = ["critical", "high", "medium", "low", "info"]
+    counts = level_counts(findings)
     lines.append(
-        f"{len(findings)} findings on {len(_by_element(findings))} elements: "
-        + ", ".join(f"{counts[s]} {s}" for s in order if s in counts)
+        f"{len(findings)} findings on {len({f.focus for f in findings})} elements: "
+        + ", ".join(f"{n} {lv}" for lv, n in counts.items())
     )
     return "\n".join(lines) + "\n"
 
@@ -156,8 +153,11 @@ def technique_text(t: TechniqueView) -> str:
 def derivation_lines(f: Finding) -> list[str]:
     """The second-stage lines of a finding in the table: risk, controls, techniques."""
     out: list[str] = []
-    if f.risk_score:
+    if f.risk_score and own_score(f):
         out.append(risk_text(f))
+    elif f.risk_score:  # a baseline finding without techniques: its element's context, not its level
+        out.append("element context, not this finding's level (no technique realises it): "
+                   + risk_text(f).split(" = ", 1)[1])
     if f.control_status:
         ctl = f"controls: {f.control_status}"
         if f.covered_by:
@@ -235,20 +235,42 @@ def findings_json(
     warnings: Sequence[str] = (),
     paths: Sequence[PathView] = (),
     releases: dict[str, str] | None = None,
+    remediation: Mapping[str, str] | None = None,
+    out_of_scope: Sequence[tuple[str, str, str]] = (),
 ) -> str:
     """JSON document: tool, model files, warnings, summary, and every finding with its evidence,
-    techniques, controls and risk; attack paths and the knowledge releases read (when any)."""
+    techniques, controls and risk; attack paths and the knowledge releases read (when any).
+
+    Each finding has ``level`` (the one user-facing scale, :attr:`Finding.level`) and ``severity`` (the
+    rule's inherent one); ``ranking`` lists the residual findings above info, highest residual risk
+    first (the table's top list is its head); ``topMitigations`` the missing mitigations that would
+    address the most residual findings."""
+    remediation = remediation or {}
     doc = {
         "tool": {"name": "threatgraph", "version": __version__},
         "models": list(model_files),
         "warnings": list(warnings),
         "summary": summary(findings),
+        "levels": level_counts(findings),
+        "ranking": [
+            {"rank": i, "finding": f.iri, "element": f.focus_label, "threat": threat_text(f), "level": f.level,
+             "score": own_score(f) or None, "why": why_text(f), "do": do_text(f, remediation)}
+            for i, f in enumerate(ranking(findings), 1)
+        ],
+        "topMitigations": [
+            {"id": p.id, "name": p.label, "findings": len(p.findings), "techniques": sorted(p.techniques),
+             "elements": p.elements}
+            for p in mitigation_plans(findings)
+        ],
         "findings": [
             {
                 "id": f.iri,
                 "rule": f.rule_id,
                 "threat": f.threat,
+                "level": f.level,
                 "severity": f.severity,
+                "remediation": remediation.get(f.rule_id) or None,
+                "do": do_text(f, remediation) or None,
                 "element": {"iri": f.focus, "label": f.focus_label, "kind": f.focus_kind},
                 "categories": [{"iri": c[0], "label": c[1], "framework": c[2]} for c in f.categories],
                 "explanation": f.explanation,
@@ -259,6 +281,7 @@ def findings_json(
             for f in findings
         ],
         "releases": dict(releases or {}),
+        "outOfScope": [{"iri": e, "label": label, "reason": why or None} for e, label, why in out_of_scope],
         "attackPaths": paths_json(paths),
     }
     # Indented for people up to a few thousand findings; beyond, compact (json's C encoder only runs
@@ -270,36 +293,572 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(findings: Sequence[Finding], *, title: str = "Threat analysis", paths: Sequence[PathView] = ()) -> str:
-    """Markdown report: one section per element with a table of findings and one of techniques; attack paths."""
-    out = [f"# {title}", ""]
-    counts = summary(findings)
-    out.append(f"{len(findings)} findings: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    out.append("")
-    for head, items in _by_element(findings):
-        kind = f" ({head.focus_kind})" if head.focus_kind else ""
-        out += [f"## {_md(head.focus_label)}{kind}", "", f"`{head.focus}`", ""]
-        out += ["| Category | Threat | Severity | Risk | Controls | Why | Rule |", "|---|---|---|---|---|---|---|"]
-        for f in items:
-            cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
-            risk = f"{f.risk_score} {f.risk_level}" if f.risk_score else ""
-            why = f.explanation + (" " + risk_text(f) if f.risk_score else "")
-            out.append(f"| {_md(cats)} | {_md(f.threat)} | {f.severity} | {risk} | {f.control_status} | {_md(why)} | {f.rule_id} |")
-        techs = [(f, t) for f in items for t in f.techniques]
-        if techs:
-            out += ["", "| Technique | Category | Status | Why it applies, mitigations, detection |", "|---|---|---|---|"]
-            for f, t in techs:
-                out.append(f"| {t.id} | {_md(', '.join(f.category_labels))} | {t.status} | {_md(technique_text(t))} |")
-        out.append("")
-    if paths:
-        out += ["## Attack paths", "", "| From | To | Hops | Boundary crossings | Path (techniques per hop) |", "|---|---|---|---|---|"]
-        for pv in paths:
-            hops = " → ".join(f"{h.element_label}" + (f" ({', '.join(h.techniques[:5])})" if h.techniques else "") for h in pv.hops)
-            out.append(f"| {_md(pv.start_label)} | {_md(pv.target_label)} | {pv.length} | {pv.crossings} | {_md(hops)} |")
-        out.append("")
-    return "\n".join(out) + "\n"
-
-
 def render_turtle(store: Store) -> str:
     """The finding graph itself, as Turtle."""
     return store.dump(graph_iri("findings"), "text/turtle").decode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Triage (issue 15): the summary first, elements by highest residual risk, baseline folded, techniques
+# capped, what to do. One ordering (:func:`rank_key`) serves the table, the JSON ranking and Markdown.
+
+DETAILS: tuple[str, ...] = ("summary", "normal", "full")
+"""``--detail``: the summary only; the summary and one compact block per element; the complete listing."""
+TOP_RISKS = 10
+TOP_MITIGATIONS = 5
+TECHNIQUE_CAP = 3
+LEVEL_ORDER: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+_MATURITY_RANK = {"realized": 3, "demonstrated": 2, "feasible": 1}
+
+
+class AnalysisLike(Protocol):
+    """What the renderers need of an analysis (:class:`threatgraph.analysis.engine.Analysis`)."""
+
+    store: Store
+    rules: list[Rule]
+    model_files: list[str]
+    warnings: list[str]
+    releases: dict[str, str]
+
+
+def own_score(f: Finding) -> int:
+    """The risk score that belongs to the finding itself (0 for a baseline finding without techniques,
+    whose stored score is its element's context; see :attr:`Finding.level`)."""
+    return f.risk_score if f.risk_level and f.level == f.risk_level and (f.techniques or not f.baseline) else 0
+
+
+def is_residual(f: Finding) -> bool:
+    """Not fully mitigated by declared controls."""
+    return f.control_status != "mitigated"
+
+
+def rank_key(f: Finding) -> tuple[object, ...]:
+    """Highest residual risk first: level, own risk score, the rule's severity, residual techniques;
+    then element, rule and categories so that the order is the same every run."""
+    return (not is_residual(f), -f.level_rank, -own_score(f), -f.severity_rank, -len(f.residual_techniques),
+            f.focus_label.lower(), f.focus, f.rule_id, f.category_labels, f.iri)
+
+
+def ranking(findings: Sequence[Finding]) -> list[Finding]:
+    """The residual findings above info, highest residual risk first (the table's top list is its head)."""
+    return sorted((f for f in findings if is_residual(f) and f.level_rank > 1), key=rank_key)
+
+
+def level_counts(findings: Sequence[Finding]) -> dict[str, int]:
+    """Findings per user-facing level, highest first (levels without findings left out).
+
+    >>> level_counts([])
+    {}
+    """
+    c = Counter(f.level for f in findings)
+    return {lv: c[lv] for lv in LEVEL_ORDER if c[lv]}
+
+
+def technique_key(t: TechniqueView) -> tuple[object, ...]:
+    """Techniques by risk: unmitigated first, then by maturity (ATT&CK counts as realized), missing mitigations."""
+    maturity = _MATURITY_RANK.get(t.maturity, 3 if t.id.startswith("T") else 0)
+    return (t.status == "mitigated", t.status == "partly mitigated", -maturity, -len(t.missing), t.id)
+
+
+def top_techniques(f: Finding, n: int = TECHNIQUE_CAP) -> tuple[list[TechniqueView], int]:
+    """The ``n`` riskiest techniques of ``f`` and how many more there are.
+
+    >>> from threatgraph.analysis.findings import TechniqueView as T
+    >>> f = Finding("f", "R", "t", "info", "e", "E", "Process", "x", "s")
+    >>> f.techniques = [T("a", "AML.T0001", "", "", status="mitigated"), T("b", "AML.T0002", "", "", maturity="feasible"),
+    ...                 T("c", "T1190", "", "")]
+    >>> [t.id for t in top_techniques(f, 2)[0]], top_techniques(f, 2)[1]
+    (['T1190', 'AML.T0002'], 1)
+    """
+    ts = sorted(f.techniques, key=technique_key)
+    return ts[:n], max(0, len(ts) - n)
+
+
+def capped_techniques(ts: Sequence[TechniqueView], more: int) -> str:
+    """``T1059, AML.T0051 +12 more: Command and Scripting Interpreter; LLM Prompt Injection`` (ids and the
+    count first, so that a clipped line keeps them)."""
+    names = "; ".join(t.label for t in ts if t.label)
+    return ", ".join(t.id for t in ts) + (f" +{more} more" if more else "") + (f": {names}" if names else "")
+
+
+def threat_text(f: Finding) -> str:
+    """The threat as a person reads it: the rule's title; for a baseline finding its categories."""
+    if f.baseline:
+        fw = f.categories[0][2] if f.categories else ("STRIDE" if f.rule_id.endswith("STRIDE") else "LINDDUN")
+        return ", ".join(f.category_labels) + f" ({fw})"
+    return f.threat
+
+
+def risk_brief(f: Finding) -> str:
+    """``risk 12 = likelihood 3 × impact 4 (trust boundary; Personal data)`` or empty without an own score."""
+    if not own_score(f):
+        return ""
+    why = [r.name for r in f.risk_factors if r.of == "likelihood" and r.effect > 0]
+    imp = next((r for r in f.risk_factors if r.of == "impact"), None)
+    if imp is not None:
+        why.append(imp.value.split(" (")[0] + " data" if imp.name == "data classification" else f"{imp.name} {imp.value}")
+    return f"risk {f.risk_score} = likelihood {f.likelihood} × impact {f.impact}" + (f" ({'; '.join(why)})" if why else "")
+
+
+def why_text(f: Finding) -> str:
+    """One line of why: the techniques that realise a baseline finding, else the rule's explanation; the risk."""
+    if f.baseline and f.techniques:
+        res = sorted(f.residual_techniques or f.techniques, key=technique_key)
+        t = res[0]
+        lead = f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
+    else:
+        lead = f.explanation.rstrip(".")
+    brief = risk_brief(f)
+    return lead + (f"; {brief}" if brief else "")
+
+
+def missing_mitigations(f: Finding) -> list[tuple[str, str, int]]:
+    """(id, name, residual techniques of ``f`` it covers) of the mitigations still missing, most covering
+    first; D3FEND countermeasures only when none of its techniques has an ATT&CK / ATLAS mitigation."""
+    count: Counter[tuple[str, str]] = Counter()
+    for t in f.residual_techniques:
+        for m in t.missing:
+            count[m] += 1
+    if not count and not any(t.mitigations for t in f.residual_techniques):
+        for t in f.residual_techniques:
+            for c in t.countermeasures:
+                count[(c[0], c[1])] += 1
+    return [(m, label, n) for (m, label), n in sorted(count.items(), key=lambda kv: (-kv[1], kv[0][0]))]
+
+
+def mitigation_name(mid: str, label: str) -> str:
+    """``Generative AI Guardrails (AML.M0020)``; the id alone when no name is known."""
+    return f"{label} ({mid})" if label and label != mid else mid
+
+
+def do_text(f: Finding, remediation: Mapping[str, str], n: int = 2) -> str:
+    """What to do first: with knowledge, the missing mitigations of the techniques that realise ``f``
+    (by name, most covering first); then the rule's remediation."""
+    parts: list[str] = []
+    by_name: dict[str, list[str]] = {}  # ATLAS and ATT&CK may name a mitigation alike (User Training)
+    for m, lab, _ in missing_mitigations(f):
+        by_name.setdefault(lab or m, []).append(m)
+    if by_name:
+        names = [mitigation_name(", ".join(ids), lab) for lab, ids in by_name.items()]
+        more = f" +{len(names) - n} more" if len(names) > n else ""
+        parts.append("apply " + ", ".join(names[:n]) + more)
+    elif f.techniques and not f.residual_techniques:
+        parts.append("keep the declared controls")
+    rem = remediation.get(f.rule_id, "").strip()
+    if rem:
+        parts.append(rem.rstrip("."))
+    return "; ".join(parts)
+
+
+@dataclass
+class MitigationPlan:
+    """A missing mitigation and the residual findings, techniques and elements it would address."""
+
+    id: str
+    label: str
+    findings: list[Finding] = field(default_factory=list)
+    techniques: set[str] = field(default_factory=set)
+    elements: list[str] = field(default_factory=list)
+    """Element labels, highest residual risk first."""
+
+    @property
+    def name(self) -> str:
+        return mitigation_name(self.id, self.label)
+
+
+def mitigation_plans(findings: Sequence[Finding]) -> list[MitigationPlan]:
+    """Missing ATT&CK / ATLAS mitigations ordered by how many residual findings, then techniques, each
+    would address (D3FEND countermeasures are listed per finding, not here: each technique has many)."""
+    plans: dict[str, MitigationPlan] = {}
+    seen: dict[str, set[str]] = {}  # plan id -> its elements (the list keeps their order)
+    missing: dict[int, list[tuple[str, str]]] = {}  # per technique view: TechniqueView.missing computes
+    for f in sorted((f for f in findings if is_residual(f) and f.techniques), key=rank_key):
+        for t in f.residual_techniques:
+            ms = missing.get(id(t))
+            if ms is None:
+                ms = missing[id(t)] = t.missing
+            for mid, label in ms:
+                p = plans.get(mid)
+                if p is None:
+                    p = plans[mid] = MitigationPlan(mid, label)
+                    seen[mid] = set()
+                if not p.findings or p.findings[-1] is not f:
+                    p.findings.append(f)
+                p.techniques.add(t.id)
+                if f.focus_label not in seen[mid]:
+                    seen[mid].add(f.focus_label)
+                    p.elements.append(f.focus_label)
+    return sorted(plans.values(), key=lambda p: (-len(p.findings), -len(p.techniques), -max(x.level_rank for x in p.findings), p.id))
+
+
+def element_groups(findings: Sequence[Finding]) -> list[tuple[Finding, list[Finding]]]:
+    """Findings grouped by element; elements by their highest residual risk, findings in rank order."""
+    groups: dict[str, list[Finding]] = {}
+    for f in sorted(findings, key=rank_key):
+        groups.setdefault(f.focus, []).append(f)
+    return sorted(((items[0], items) for items in groups.values()), key=lambda g: rank_key(g[0]))
+
+
+def highest_level(items: Sequence[Finding]) -> str:
+    """The highest level among the residual findings (info when none)."""
+    res = [f for f in items if is_residual(f)]
+    return max(res, key=lambda f: f.level_rank).level if res else "info"
+
+
+def fold_baseline(items: Sequence[Finding]) -> str:
+    """An element's baseline findings in one line: categories by level, techniques counted.
+
+    >>> fold_baseline([])
+    ''
+    """
+    base = [f for f in items if f.baseline]
+    if not base:
+        return ""
+    by_level: dict[str, list[str]] = {}
+    for f in sorted(base, key=rank_key):
+        by_level.setdefault(f.level, []).extend(c for c in f.category_labels if c not in by_level.get(f.level, []))
+    parts = []
+    for lv in LEVEL_ORDER:
+        cats = by_level.get(lv)
+        if cats:
+            parts.append(f"{lv} {', '.join(cats)}" if lv != "info" else f"info {len(cats)} categor{'y' if len(cats) == 1 else 'ies'}")
+    techs = {t.id for f in base for t in f.residual_techniques}
+    return "baseline: " + "; ".join(parts) + (f" ({len(techs)} residual techniques)" if techs else "")
+
+
+def fold_baseline_groups(items: Sequence[Finding]) -> list[Finding]:
+    """``items`` with the baseline findings of one rule and level merged into one (categories and
+    techniques united, the highest own score kept), in rank order."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    out: list[Finding] = []
+    for f in items:
+        if f.baseline:
+            groups.setdefault((f.rule_id, f.level), []).append(f)
+        else:
+            out.append(f)
+    for group in groups.values():
+        head = min(group, key=rank_key)
+        cats = list(dict.fromkeys(c for f in group for c in f.categories))
+        techs = list({t.id: t for f in reversed(group) for t in f.techniques}.values())
+        out.append(replace(head, categories=cats, techniques=sorted(techs, key=lambda t: (t.status == "mitigated", t.id))))
+    return sorted(out, key=rank_key)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` on one line of at most ``width`` characters (an ellipsis when cut).
+
+    >>> clip("abc\\n def", 5), clip("abc", 5), clip("  a  b ", 9)
+    ('abc…', 'abc', '  a  b')
+    """
+    parts = text.splitlines() or [""]
+    text = " ".join([parts[0].rstrip()] + [p.strip() for p in parts[1:]]).rstrip()
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def releases_text(releases: Mapping[str, str]) -> str:
+    """``ATT&CK 18.1, ATLAS 5.6.0, D3FEND 1.2.0`` or ``none``."""
+    names = {"attack-enterprise": "ATT&CK", "atlas": "ATLAS", "d3fend": "D3FEND"}
+    return ", ".join(f"{names.get(k, k)} {v.rsplit('/', 1)[-1]}" for k, v in sorted(releases.items())) or "none"
+
+
+_OUT_OF_SCOPE = """SELECT ?e ?r WHERE { ?e tg:outOfScope true OPTIONAL { ?e tg:outOfScopeReason ?r } FILTER(isIRI(?e)) }"""
+
+
+@dataclass
+class ReportInput:
+    """What the triage renderers read, gathered once (:func:`gather`)."""
+
+    findings: list[Finding]
+    """The findings shown (at or above ``--min-severity``)."""
+    all_findings: list[Finding]
+    labels: dict[str, str]
+    remediation: dict[str, str]
+    model_files: list[str]
+    warnings: list[str]
+    releases: dict[str, str]
+    paths: list[PathView] = field(default_factory=list)
+    declared: list[DeclaredThreat] = field(default_factory=list)
+    out_of_scope: list[tuple[str, str, str]] = field(default_factory=list)
+    """(IRI, label, reason) of the elements and flows the model declares out of scope (``tg:outOfScope``;
+    imported from MS TMT, Threat Dragon, Threagile); they are still analysed."""
+    title: str = "Threat analysis"
+
+    @property
+    def added(self) -> int:
+        """Findings on (element, category) pairs no declared threat names."""
+        pairs = {(d.element, c) for d in self.declared for c, _ in d.categories}
+        return sum(1 for f in self.all_findings if not any((f.focus, c[0]) in pairs for c in f.categories))
+
+
+def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *, min_level: str = "info") -> ReportInput:
+    """Everything the table, JSON and Markdown reports read: shown findings, paths, declared threats."""
+    floor = SEVERITIES.index(min_level) + 1 if min_level in SEVERITIES else 1
+    store = analysis.store
+    scope: dict[str, str] = {}
+    for r in store.select(_OUT_OF_SCOPE):
+        reason = r.get("r")
+        scope[r["e"].value] = min(scope.get(r["e"].value) or "\uffff", reason.value if reason is not None else "")
+    out_of_scope = sorted(((e, labels.get(e, e), why.strip()) for e, why in scope.items()), key=lambda x: (x[1].lower(), x[0]))
+    return ReportInput(
+        findings=[f for f in findings if f.level_rank >= floor],
+        all_findings=list(findings),
+        labels=labels,
+        remediation={r.id: r.remediation for r in analysis.rules if r.remediation},
+        model_files=list(analysis.model_files),
+        warnings=list(analysis.warnings),
+        releases=dict(analysis.releases),
+        paths=read_paths(store, labels, findings),
+        declared=declared_threats(store, labels, findings),
+        out_of_scope=out_of_scope,
+        title=f"Threat analysis of {', '.join(analysis.model_files)}",
+    )
+
+
+def declared_line(ri: ReportInput) -> str:
+    if not ri.declared:
+        return "Declared threats: none in the model."
+    n = sum(1 for d in ri.declared if d.matched_by)
+    return (f"Declared threats: {n} of {len(ri.declared)} also derived ({len(ri.declared) - n} not derived); "
+            f"threatgraph adds {ri.added} findings on categories nobody declared.")
+
+
+def scope_line(ri: ReportInput) -> str:
+    """The elements the model declares out of scope, in one line."""
+    if not ri.out_of_scope:
+        return "Out of scope: none declared in the model."
+    names = [label + (f" ({why})" if why else "") for _, label, why in ri.out_of_scope]
+    shown = "; ".join(names[:6]) + (f" +{len(names) - 6} more" if len(names) > 6 else "")
+    return f"Out of scope (declared, still analysed): {shown}."
+
+
+def summary_lines(ri: ReportInput, width: int) -> list[str]:
+    """The summary of the table: counts by level, the top residual risks, the top mitigations, scope."""
+    fs = ri.findings
+    n_el = len({f.focus for f in fs})
+    counts = level_counts(fs)
+    lines = [clip(ri.title, width),
+             f"{len(fs)} findings on {n_el} elements; knowledge: {releases_text(ri.releases)}",
+             clip("Levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
+                  + " (risk where computed, else the rule's severity; docs/risk.md)", width), ""]
+    top = ranking(fs)[:TOP_RISKS]
+    lines.append(f"Top {len(top)} residual risks" if top else "No residual risk above info.")
+    pad = " " * 14
+    for i, f in enumerate(top, 1):
+        lines.append(clip(f"{i:>2}. {f.level:<8}  {f.focus_label} — {threat_text(f)} [{f.rule_id}]", width))
+        lines.append(clip(f"{pad}why: {why_text(f)}", width))
+        do = do_text(f, ri.remediation)
+        if do:
+            lines.append(clip(f"{pad}do:  {do}", width))
+    plans = mitigation_plans(fs)
+    lines.append("")
+    if plans:
+        lines.append(f"Mitigations that would close the most (top {min(TOP_MITIGATIONS, len(plans))} of {len(plans)} missing)")
+        for p in plans[:TOP_MITIGATIONS]:
+            els = ", ".join(p.elements[:3]) + (f" +{len(p.elements) - 3} more" if len(p.elements) > 3 else "")
+            lines.append(clip(f"  {p.name}: {len(p.findings)} findings, {len(p.techniques)} techniques; on {els}", width))
+    elif ri.releases:
+        lines.append("Mitigations: none missing on the residual techniques.")
+    else:
+        lines.append("Mitigations: no ATT&CK / ATLAS knowledge loaded (add --knowledge shared); the rules' remediation is shown.")
+    lines.append(clip(scope_line(ri), width))
+    lines.append(clip(declared_line(ri), width))
+    if ri.paths:
+        lines.append(f"Attack paths: {len(ri.paths)} from external entities / untrusted sources to critical assets"
+                     " (--detail full lists them).")
+    return lines
+
+
+def element_lines(ri: ReportInput, width: int) -> list[str]:
+    """One block per element with a residual finding above info: the element and its folded baseline,
+    then each other finding (level, threat, why; the capped techniques and what to do; a reference to
+    the top list for the findings in it)."""
+    lines = ["", "Elements, highest residual risk first"]
+    quiet: list[str] = []
+    pad = " " * 12
+    top = {f.iri: i for i, f in enumerate(ranking(ri.findings)[:TOP_RISKS], 1)}
+    for head, items in element_groups(ri.findings):
+        level = highest_level(items)
+        if level == "info":
+            quiet.append(head.focus_label)
+            continue
+        kind = f" ({head.focus_kind})" if head.focus_kind else ""
+        fold = fold_baseline(items)
+        lines.append(clip(f"{head.focus_label}{kind} · {level}" + (f" · {fold}" if fold else ""), width))
+        for f in items:
+            if f.baseline:
+                continue
+            status = "" if is_residual(f) else " (mitigated)"
+            if f.iri in top:  # why and what to do are in the top list already
+                lines.append(clip(f"  {f.level:<8}  #{top[f.iri]} above: {threat_text(f)}", width))
+                continue
+            lines.append(clip(f"  {f.level:<8}  {threat_text(f)}{status} — {why_text(f)}", width))
+            ts, more = top_techniques(f)
+            parts = [f"techniques {', '.join(t.id for t in ts)}" + (f" +{more} more" if more else "")] if ts else []
+            do = do_text(f, ri.remediation)
+            if do:
+                parts.append(f"do: {do}")
+            if parts:
+                lines.append(clip(pad + " · ".join(parts), width))
+    if quiet:
+        text = f"{len(quiet)} elements with info findings only: " + ", ".join(quiet)
+        lines.extend(textwrap.wrap(text, width, subsequent_indent="  "))
+    return lines
+
+
+def render_triage_table(ri: ReportInput, *, detail: str = "normal", width: int | None = None) -> str:
+    """The default ``analyze`` table: the summary first, then (``normal``) the elements in order of their
+    highest residual risk, or (``full``) the complete listing."""
+    width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
+    lines = summary_lines(ri, width)
+    if detail == "normal":
+        lines += element_lines(ri, width)
+    text = "\n".join(lines) + "\n"
+    if detail == "full":
+        text += "\n" + render_table(ri.findings, width=width, remediation=ri.remediation) + render_paths(ri.paths)
+        if ri.declared:
+            text += declared_text_plain(ri)
+    return text
+
+
+def declared_text_plain(ri: ReportInput) -> str:
+    """The declared threats, one line each (full listing)."""
+    lines = ["", "Declared threats (from the imported model) compared with derived findings:"]
+    for d in ri.declared:
+        cats = ", ".join(c[1] for c in d.categories) or "no category"
+        how = f"derived by {', '.join(d.matched_by)}" if d.matched_by else "NOT derived"
+        status = f", {d.status}" if d.status else ""
+        lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell (pipes escaped, one line, no raw HTML)."""
+    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").split())
+
+
+COMMENT_LIMIT = 65_536
+"""GitHub refuses comments longer than this (characters)."""
+MARKDOWN_BUDGET = 52_000
+"""Characters after which no further element block is added; the sections after the elements are
+added whole while the comment stays under :data:`COMMENT_LIMIT`, else named in one line."""
+
+
+def render_markdown(ri: ReportInput) -> str:
+    """The report as a pull-request comment: the summary and top lists first, then one collapsible
+    ``<details>`` block per element in the order of the table (highest residual risk first)."""
+    fs = ri.findings
+    counts = level_counts(fs)
+    out = [f"## {_cell(ri.title)}", "",
+           f"**{len(fs)} findings** on {len({f.focus for f in fs})} elements · knowledge: {releases_text(ri.releases)} · "
+           "levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
+           + " (risk level where computed, else the rule's severity)", ""]
+    top = ranking(fs)[:TOP_RISKS]
+    out += [f"### Top {len(top)} residual risks", ""]
+    if top:
+        out += ["| # | Level | Element | Threat | Why | Do first |", "|---|---|---|---|---|---|"]
+        out += [f"| {i} | **{f.level}** | {_cell(f.focus_label)} | {_cell(threat_text(f))} | {_cell(why_text(f))} | "
+                f"{_cell(do_text(f, ri.remediation))} |" for i, f in enumerate(top, 1)]
+    else:
+        out.append("No residual risk above info.")
+    out.append("")
+    plans = mitigation_plans(fs)
+    out += ["### Mitigations that would close the most", ""]
+    if plans:
+        out += ["| Mitigation | Id | Residual findings | Techniques | Elements |", "|---|---|---|---|---|"]
+        for p in plans[:TOP_MITIGATIONS]:
+            els = ", ".join(p.elements[:5]) + (f" +{len(p.elements) - 5} more" if len(p.elements) > 5 else "")
+            out.append(f"| {_cell(p.label or p.id)} | {p.id} | {len(p.findings)} | {len(p.techniques)} | {_cell(els)} |")
+    else:
+        out.append("None missing." if ri.releases else "No ATT&CK / ATLAS knowledge loaded (`--knowledge shared`); "
+                   "each finding shows its rule's remediation.")
+    out += ["", f"- {_cell(scope_line(ri))}", f"- {_cell(declared_line(ri))}", ""]
+    out += ["### Elements, highest residual risk first", ""]
+    quiet: list[str] = []
+    cut = 0
+    for head, items in element_groups(fs):
+        level = highest_level(items)
+        if level == "info":
+            quiet.append(head.focus_label)
+            continue
+        if sum(len(x) + 1 for x in out) > MARKDOWN_BUDGET:
+            cut += 1
+            continue
+        kind = f" ({head.focus_kind})" if head.focus_kind else ""
+        fold = fold_baseline(items)
+        out += ["<details>", f"<summary><b>{_html(head.focus_label)}</b> {_html(kind.strip())} · {level}"
+                + (f" · {_html(fold)}" if fold else "") + "</summary>", ""]
+        out += ["| Level | Threat | Why | Do | Techniques | Rule |", "|---|---|---|---|---|---|"]
+        info = [f for f in items if f.level_rank <= 1]  # counted, not listed: a comment must stay under 64 KiB
+        for f in fold_baseline_groups(items):
+            if f.level_rank <= 1:
+                continue
+            ts, more = top_techniques(f)
+            techs = capped_techniques(ts, more)
+            out.append(f"| {f.level} | {_cell(threat_text(f))} | {_cell(clip(why_text(f), 200))} | "
+                       f"{_cell(clip(do_text(f, ri.remediation), 200))} | {_cell(techs)} | {f.rule_id} |")
+        if info:
+            out += ["", f"and {len(info)} info finding{'s' if len(info) != 1 else ''} "
+                    f"({_cell(', '.join(sorted({c for f in info for c in f.category_labels})))}); "
+                    "`--format json` or `--detail full` lists them."]
+        out += ["", "</details>", ""]
+    if cut:
+        out += [f"{cut} more elements with findings above info are left out to keep the comment short; "
+                "`--format json` or `--detail full` lists them.", ""]
+    sections: list[tuple[str, list[str]]] = []
+    if quiet:
+        sections.append(("the elements with info findings only", [
+            "<details>", f"<summary>{len(quiet)} elements with info findings only</summary>", "",
+            ", ".join(_cell(q) for q in quiet), "", "</details>", ""]))
+    if ri.paths:
+        sections.append(("the attack paths", [
+            "<details>", f"<summary>Attack paths ({len(ri.paths)})</summary>", "",
+            *(f"- **{_cell(p.start_label)} ⇒ {_cell(p.target_label)}**: {p.length} hops, {p.crossings} boundary "
+              f"crossings: {_cell(p.text)}" for p in ri.paths), "", "</details>", ""]))
+    if ri.declared:
+        sections.append(("the declared threats", [
+            "<details>", "<summary>Declared threats compared with derived findings</summary>", "",
+            "| Element | Declared threat | Category | Status | Derived by |", "|---|---|---|---|---|",
+            *(f"| {_cell(d.element_label)} | {_cell(d.title)} | {_cell(', '.join(c[1] for c in d.categories))} | "
+              f"{_cell(d.status)} | {', '.join(d.matched_by) or '**not derived**'} |" for d in ri.declared),
+            "", "</details>", ""]))
+    if ri.warnings:
+        sections.append(("the warnings", [
+            "<details>", f"<summary>Warnings ({len(ri.warnings)})</summary>", "",
+            *(f"- {_cell(w)}" for w in ri.warnings), "", "</details>", ""]))
+    size = sum(len(x) + 1 for x in out)
+    for name, lines in sections:  # each whole or, past the comment limit, a note
+        extra = sum(len(x) + 1 for x in lines)
+        if size + extra > COMMENT_LIMIT - 1000:
+            lines = [f"{name[0].upper()}{name[1:]}: left out to keep the comment short (`--format json` lists them).", ""]
+            extra = sum(len(x) + 1 for x in lines)
+        out += lines
+        size += extra
+    return "\n".join(out)
+
+
+def _html(text: str) -> str:
+    return " ".join(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").split())
+
+
+def render_report(fmt: str, analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *,
+                  detail: str = "normal", min_level: str = "info", width: int | None = None) -> str:
+    """``analyze``'s table (``detail``: summary, normal, full), JSON or Markdown (PR comment) report.
+
+    ``findings`` are all the findings of the analysis; those below ``min_level`` (on :attr:`Finding.level`)
+    are left out of the report, not out of the declared-threat comparison."""
+    ri = gather(analysis, findings, labels, min_level=min_level)
+    if fmt == "table":
+        return render_triage_table(ri, detail=detail, width=width)
+    if fmt == "markdown":
+        return render_markdown(ri)
+    if fmt == "json":
+        text = findings_json(ri.findings, model_files=ri.model_files, warnings=ri.warnings, paths=ri.paths,
+                             releases=ri.releases, remediation=ri.remediation, out_of_scope=ri.out_of_scope)
+        if ri.declared:
+            from threatgraph.export import build_context, with_declared
+
+            ctx = build_context(analysis.store, ri.findings, labels, title=ri.title, model_files=ri.model_files,
+                                warnings=ri.warnings, rules=analysis.rules, all_findings=list(findings))
+            text = with_declared(text, ctx)
+        return text
+    raise ValueError(f"render_report: unknown format {fmt!r}")

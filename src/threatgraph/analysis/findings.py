@@ -12,6 +12,9 @@ from threatgraph.store import Store
 from threatgraph.store.base import Term
 from threatgraph.terms import DCT, RDF, RDFS, TG, graph_iri
 
+BASELINE_RULES: tuple[str, ...] = ("TG-PE-STRIDE", "TG-PE-LINDDUN")
+"""The per-element baseline rules (STRIDE-per-element and LINDDUN per-element tables)."""
+
 _FOCUS = """
 SELECT ?focus ?kind WHERE { GRAPH <%(g)s> { ?f a tg:Finding ; tg:focus ?focus }
   VALUES ?kind { tg:ExternalEntity tg:Process tg:DataStore tg:DataFlow } ?focus a ?kind }
@@ -108,10 +111,22 @@ class Finding:
         return SEVERITIES.index(self.severity) + 1 if self.severity in SEVERITIES else 0
 
     @property
+    def baseline(self) -> bool:
+        """A per-element baseline finding (STRIDE / LINDDUN per-element table, rules ``TG-PE-*``)."""
+        return self.rule_id in BASELINE_RULES
+
+    @property
     def level(self) -> str:
         """The one level a user sees, sorts by and gates on (issue 15): the contextual risk level
-        where risk was computed, the rule's severity otherwise (docs/risk.md)."""
-        return self.risk_level or self.severity
+        where risk was computed, the rule's severity otherwise (docs/risk.md, "One scale").
+
+        A baseline finding without techniques has no risk of its own: the score stored on it is its
+        element's context (exposure × data), shared by every category of the table, so its level is
+        the rule's severity (info). With techniques that realise it, it is a concrete threat and its
+        risk level counts."""
+        if self.risk_level and (self.techniques or not self.baseline):
+            return self.risk_level
+        return self.severity
 
     @property
     def level_rank(self) -> int:

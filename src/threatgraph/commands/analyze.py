@@ -1,4 +1,4 @@
-"""``threatgraph analyze MODEL...``: derive threats with explanations; exit 1 at/above ``--fail-on``."""
+"""``threatgraph analyze MODEL...``: derive threats with explanations; exit 1 at/above ``--fail-on`` (on the finding level)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from typing import Any
 
 from threatgraph.analysis.rules import SEVERITIES, load_all_rules, severity_rank
 from threatgraph.commands._storeargs import add_auth_args, remote_options
-from threatgraph.report import FORMATS
+from threatgraph.report import DETAILS, FORMATS
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "analyze",
         help="derive STRIDE and LINDDUN threats for a system model",
-        description="Validate-free analysis of one or more RDF system models (Turtle or any RDF syntax).",
+        description="Derive STRIDE and LINDDUN threats, with ATT&CK/ATLAS techniques, mitigations, risk and "
+        "attack paths when knowledge is loaded, for one or more RDF system models (Turtle or any RDF syntax). "
+        "The models are validated first (SHACL, as in 'threatgraph validate'); an invalid model is refused "
+        "(exit 1, violations on stderr) unless --force is given. Every finding has one level: its risk level "
+        "where computed, else the rule's severity (docs/risk.md); --min-severity and --fail-on use it.",
     )
     p.add_argument("models", nargs="+", metavar="MODEL", help="system model file(s) in Turtle or another RDF syntax")
     p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
@@ -23,13 +27,20 @@ def register(sub: Any) -> None:
         "--fail-on",
         choices=SEVERITIES,
         default=None,
-        help="exit 1 when any finding has this severity or higher (for CI gates)",
+        help="exit 1 when any finding has this level or higher (for CI gates)",
     )
     p.add_argument(
         "--min-severity",
         choices=SEVERITIES,
         default="info",
-        help="only show findings at or above this severity (default: info = all)",
+        help="only show findings at or above this level (default: info = all)",
+    )
+    p.add_argument(
+        "--detail",
+        choices=DETAILS,
+        default="normal",
+        help="table detail: summary (counts, top risks, top mitigations), normal (default: plus one block per "
+        "element, highest residual risk first), full (every finding with all techniques)",
     )
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--endpoint", metavar="URL", help="run the derivation on this remote SPARQL 1.1 store")
@@ -91,12 +102,10 @@ def _ontology(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from threatgraph.analysis.engine import labels_of
     from threatgraph.analysis.findings import read_findings
-    from threatgraph.analysis.paths import read_paths
     from threatgraph.analysis.pipeline import ModelInvalid, analyze
-    from threatgraph.export import EXPORT_FORMATS, build_context, render_export, with_declared
-    from threatgraph.export.context import ReportContext, declared_threats
-    from threatgraph.export.markdown import declared_text
-    from threatgraph.report import findings_json, render_paths, render_table, render_turtle
+    from threatgraph.export import EXPORT_FORMATS, build_context, render_export
+    from threatgraph.export.context import ReportContext
+    from threatgraph.report import render_report, render_turtle
 
     try:
         analysis = analyze(
@@ -128,25 +137,15 @@ def _run(args: argparse.Namespace) -> int:
     labels = labels_of(analysis.store)
     findings = read_findings(analysis.store, labels)
     floor = severity_rank(args.min_severity)
-    shown = [f for f in findings if f.severity_rank >= floor]
+    shown = [f for f in findings if f.level_rank >= floor]
     def context() -> ReportContext:  # issue 7: exports and declared threats
         return build_context(analysis.store, shown, labels, title=f"Threat analysis of {', '.join(analysis.model_files)}",
                              model_files=analysis.model_files, warnings=analysis.warnings, rules=analysis.rules,
                              all_findings=findings)
 
-    if args.format in ("table", "json"):
-        paths = read_paths(analysis.store, labels, findings)  # issue 4: attack paths with techniques per hop
-        # The full export context costs as much as the analysis on big models: build it only when the
-        # model declares threats to compare with (imported Threat Dragon / OTM / Threagile models).
-        declared = bool(declared_threats(analysis.store, labels, findings))
-        if args.format == "table":
-            text = render_table(shown) + render_paths(paths) + (declared_text(context()) if declared else "")
-        else:
-            text = findings_json(shown, model_files=analysis.model_files, warnings=analysis.warnings, paths=paths,
-                                 releases=analysis.releases)
-            if declared:
-                text = with_declared(text, context())
-    elif args.format == "markdown" or args.format in EXPORT_FORMATS:
+    if args.format in ("table", "json", "markdown"):  # issue 15: summary first, one level scale
+        text = render_report(args.format, analysis, findings, labels, detail=args.detail, min_level=args.min_severity)
+    elif args.format in EXPORT_FORMATS:
         text = render_export(args.format, context(), analysis.store)
     else:
         text = render_turtle(analysis.store)
@@ -157,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     if args.fail_on:
         limit = severity_rank(args.fail_on)
-        hits = [f for f in findings if f.severity_rank >= limit]
+        hits = [f for f in findings if f.level_rank >= limit]
         if hits:
             print(
                 f"threatgraph: {len(hits)} finding(s) at or above {args.fail_on}",

@@ -112,8 +112,8 @@ class ReportContext:
     labels: dict[str, str]
     attack_paths: list[tuple[str, str]] = field(default_factory=list)
     """(label, description) of attack paths in the finding graph, if the engine records any."""
-    remediations: dict[str, str] = field(default_factory=dict)
-    """Rule id → the rule header's ``remediation`` (what to do when no technique knowledge is loaded)."""
+    remediation: dict[str, str] = field(default_factory=dict)
+    """Rule id → the rule's ``remediation`` header text (what to do without knowledge)."""
 
     def element_label(self, iri: str) -> str:
         if iri in self.model.elements:
@@ -253,11 +253,16 @@ def _structured(fv: FindingView) -> None:
         if c not in fv.controls:
             fv.controls.append(c)
     score = getattr(f, "risk_score", 0)
-    if isinstance(score, (int, float)) and score > 0:
+    # a baseline finding without techniques: the stored score is its element's context, not its own
+    # risk (docs/risk.md, "The level of a finding"), so it is neither shown nor ranked as one
+    own = bool(views) or not getattr(f, "baseline", False)
+    if isinstance(score, (int, float)) and score > 0 and own:
         fv.residual_risk = float(score)
     level = getattr(f, "risk_level", "")
-    if level:
+    if level and own:
         fv.risk_level = level
+    elif level:
+        fv.residual_risk = None
     status = getattr(f, "control_status", "")
     if status:
         fv.control_status = status
@@ -389,6 +394,7 @@ def build_context(store: Store, findings: Sequence[Finding], labels: dict[str, s
     """The context of every export; ``findings`` are those shown, ``all_findings`` those matched with declared threats."""
     rules = list(rules)
     return ReportContext(
+        remediation={r.id: r.remediation for r in rules if r.remediation},
         title=title,
         findings=finding_views(store, findings, labels, rules),
         model=model_view(store, labels),
@@ -397,7 +403,6 @@ def build_context(store: Store, findings: Sequence[Finding], labels: dict[str, s
         declared=declared_threats(store, labels, all_findings if all_findings is not None else findings),
         labels=labels,
         attack_paths=attack_paths(store, labels, all_findings if all_findings is not None else findings),
-        remediations={r.id: r.remediation for r in rules if r.remediation},
     )
 
 

@@ -9,7 +9,7 @@ import io
 from threatgraph.export.context import ReportContext
 
 COLUMNS: tuple[str, ...] = (
-    "finding", "rule", "severity", "residual_risk", "element", "element_iri", "element_kind", "categories",
+    "finding", "rule", "level", "severity", "residual_risk", "element", "element_iri", "element_kind", "categories",
     "threat", "explanation", "techniques", "mitigations", "controls", "source",
 )
 
@@ -36,7 +36,7 @@ def render_csv(ctx: ReportContext) -> str:
         f = fv.f
         ev = ctx.model.elements.get(f.focus)
         w.writerow([_safe(x) for x in (
-            f.iri, f.rule_id, f.severity, "" if fv.residual_risk is None else f"{fv.residual_risk:g}",
+            f.iri, f.rule_id, f.level, f.severity, "" if fv.residual_risk is None else f"{fv.residual_risk:g}",
             ctx.element_label(f.focus), f.focus, f.focus_kind,
             "; ".join(f"{c[2]}: {c[1]}" for c in f.categories), f.threat, f.explanation,
             " ".join(fv.techniques), "; ".join(f"{m[0]} {m[1]}" if m[0] != m[1] else m[0] for m in fv.mitigations),

@@ -13,30 +13,27 @@ from collections.abc import Iterator, Mapping
 from threatgraph.export.context import FlowView, ReportContext
 
 SEVERITY_COLOURS: dict[int, str] = {5: "#b71c1c", 4: "#e65100", 3: "#f9a825", 2: "#fff59d", 1: "#e0e0e0", 0: "#ffffff"}
-"""Fill colour by severity rank (critical 5 … info 1, no finding 0)."""
+"""Fill colour by level rank (critical 5 … info 1, no finding 0)."""
 _SHAPES_DOT = {"ExternalEntity": "box", "Process": "ellipse", "DataStore": "cylinder"}
 
 
 def element_levels(ctx: ReportContext) -> dict[str, tuple[int, str]]:
-    """Per element or flow IRI: (level 0–5, text). Level from residual risk when any finding has one
-    (scaled to the highest risk in the report), else from the most severe finding."""
-    risks = [fv.residual_risk for fv in ctx.findings if fv.residual_risk is not None]
-    top = max(risks) if risks else 0.0
+    """Per element or flow IRI: (level rank 0–5, text): the highest level (docs/risk.md, "The level of a
+    finding") among its residual findings, i.e. those declared controls do not fully mitigate; 1 (info)
+    when every finding is mitigated."""
     out: dict[str, tuple[int, str]] = {}
     for focus, items in ctx.by_focus().items():
-        rs = [fv.residual_risk for fv in items if fv.residual_risk is not None]
-        if rs and top > 0:
-            r = max(rs)
-            level = max(1, min(5, round(1 + 4 * r / top)))
-            out[focus] = (level, f"residual risk {r:g}")
+        residual = [fv for fv in items if fv.control_status != "mitigated"]
+        if residual:
+            worst = max(residual, key=lambda fv: fv.f.level_rank)
+            out[focus] = (worst.f.level_rank, f"highest residual level {worst.f.level}")
         else:
-            worst = max(items, key=lambda fv: fv.f.severity_rank)
-            out[focus] = (worst.f.severity_rank, f"max severity {worst.f.severity}")
+            out[focus] = (1, "every finding mitigated")
     return out
 
 
 def colour_basis(ctx: ReportContext) -> str:
-    return "residual risk" if any(fv.residual_risk is not None for fv in ctx.findings) else "most severe finding"
+    return "highest residual level (risk where computed, else severity)"
 
 
 def _flow_label(ctx: ReportContext, fl_label: str, data: list[str], protocol: str) -> str:

@@ -1,7 +1,13 @@
-"""A self-contained HTML report (inline CSS and SVG; no scripts, fonts or stylesheets from elsewhere).
+"""A self-contained HTML report (inline CSS, SVG and one small inline script; nothing loaded from
+elsewhere, works offline).
 
-Same sections as the Markdown report; the diagram is an inline SVG laid out with one column per trust
-zone (least trusted first) and elements coloured like the DOT/Mermaid diagrams.
+The summary first (counts by level, the top residual risks, the mitigations that would close the
+most), then scope, elements, the data-flow diagram (inline SVG, one column per trust zone, elements
+coloured by their highest residual level, boundary-crossing flows thick and marked) and one findings
+table: sortable (click a column head), filterable (text, minimum level, or click an element or flow
+in the diagram), each finding expanding to its evidence, techniques, mitigations and risk factors.
+The URL fragment ``#focus=IRI&sort=KEY&level=N&q=TEXT`` sets the same state, ``#click=IRI`` clicks
+that element in the diagram (links, tests).
 """
 
 from __future__ import annotations
@@ -9,9 +15,20 @@ from __future__ import annotations
 from html import escape
 
 from threatgraph import __version__
-from threatgraph.export.context import ReportContext
+from threatgraph.analysis.findings import Finding
+from threatgraph.export.context import FindingView, ReportContext
 from threatgraph.export.diagram import SEVERITY_COLOURS, colour_basis, element_levels
 from threatgraph.export.markdown import controls_text, counts, risk_text
+from threatgraph.report import (
+    TOP_MITIGATIONS,
+    TOP_RISKS,
+    do_text,
+    mitigation_plans,
+    rank_key,
+    ranking,
+    threat_text,
+    why_text,
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#212121;max-width:1400px}
@@ -21,6 +38,76 @@ vertical-align:top;text-align:left;font-size:.9rem}th{background:#f5f5f5}code{fo
 .sev{font-weight:600;padding:0 .3rem;border-radius:3px}.critical{background:#b71c1c;color:#fff}
 .high{background:#e65100;color:#fff}.medium{background:#f9a825}.low{background:#fff59d}.info{background:#e0e0e0}
 .missing{color:#b71c1c;font-weight:600}svg text{font-family:inherit}
+#findings th[data-key]{cursor:pointer;user-select:none}#findings th[data-key]:after{content:" \\2195";color:#999}
+#findings details summary{cursor:pointer}#findings details ul{margin:.3rem 0;padding-left:1.2rem}
+svg [data-focus]{cursor:pointer}svg [data-focus]:hover{opacity:.8}.filters{margin:.5rem 0}.filters *{margin-right:.5rem}
+"""
+_LEVEL_RANK = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+_SCRIPT = """
+(function () {
+  var table = document.getElementById('findings'); if (!table) return;
+  var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+  var state = {focus: '', q: '', level: 0, sort: '', dir: 1};
+  var q = document.getElementById('q'), lv = document.getElementById('lv');
+  function apply() {
+    var n = 0;
+    rows.forEach(function (r) {
+      var ok = (!state.focus || r.getAttribute('data-focus') === state.focus) &&
+        (!state.level || +r.getAttribute('data-level') >= state.level) &&
+        (!state.q || r.getAttribute('data-text').indexOf(state.q) >= 0);
+      r.hidden = !ok; if (ok) n++;
+    });
+    document.getElementById('count').textContent = n + ' of ' + rows.length + ' findings shown';
+    document.getElementById('focus').textContent = state.focus ? 'element: ' + state.focus : '';
+    document.body.setAttribute('data-shown', n);
+    document.body.setAttribute('data-focus', state.focus);
+  }
+  function sort(key, dir) {
+    var num = key === 'level' || key === 'risk' || key === 'rank';
+    rows.sort(function (a, b) {
+      var x = a.getAttribute('data-' + key), y = b.getAttribute('data-' + key);
+      if (num) { x = +x; y = +y; } else { x = x.toLowerCase(); y = y.toLowerCase(); }
+      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    state.sort = key; state.dir = dir;
+    document.body.setAttribute('data-sort', key + (dir < 0 ? ' desc' : ''));
+  }
+  Array.prototype.forEach.call(table.querySelectorAll('th[data-key]'), function (th) {
+    th.addEventListener('click', function () {
+      var key = th.getAttribute('data-key');
+      sort(key, state.sort === key ? -state.dir : (key === 'level' || key === 'risk' ? -1 : 1));
+    });
+  });
+  Array.prototype.forEach.call(document.querySelectorAll('svg [data-focus]'), function (g) {
+    g.addEventListener('click', function () {
+      var f = g.getAttribute('data-focus'); state.focus = state.focus === f ? '' : f; apply();
+      table.scrollIntoView();
+    });
+  });
+  q.addEventListener('input', function () { state.q = q.value.toLowerCase(); apply(); });
+  lv.addEventListener('change', function () { state.level = +lv.value; apply(); });
+  document.getElementById('all').addEventListener('click', function () {
+    state.focus = ''; state.q = ''; state.level = 0; q.value = ''; lv.value = '0'; apply();
+  });
+  var hash = location.hash.replace(/^#/, ''), clicks = [];
+  hash.split('&').forEach(function (kv) {
+    var i = kv.indexOf('='); if (i < 0) return;
+    var k = kv.slice(0, i), v = decodeURIComponent(kv.slice(i + 1));
+    if (k === 'focus') state.focus = v;
+    if (k === 'q') { state.q = v.toLowerCase(); q.value = v; }
+    if (k === 'level') { state.level = +v; lv.value = v; }
+    if (k === 'sort') { var d = v.charAt(0) === '-' ? -1 : 1; sort(v.replace(/^-/, ''), d); }
+    if (k === 'click') clicks.push(v);  // a real click on the diagram (tests, links)
+  });
+  apply();
+  clicks.forEach(function (f) {
+    Array.prototype.forEach.call(document.querySelectorAll('svg [data-focus]'), function (g) {
+      if (g.getAttribute('data-focus') === f) g.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    });
+  });
+  document.body.setAttribute('data-ready', '1');
+})();
 """
 _SEV_RANK_NAME = {5: "critical", 4: "high", 3: "medium", 2: "low", 1: "info"}
 
@@ -77,18 +164,22 @@ def render_svg(ctx: ReportContext) -> str:
         if abs(x1 - x2) < 1:  # same column: a curve beside the boxes instead of a line through them
             sx, sy, ex, ey = x1 + bw, y1 + bh / 2, x2 + bw, y2 + bh / 2
             cx, cy = x1 + bw + 24 + 10 * abs(y2 - y1) / (bh + gap_y), (sy + ey) / 2
-            parts.append(f'<path d="M{sx:.0f} {sy:.0f} Q{cx:.0f} {cy:.0f} {ex:.0f} {ey:.0f}" fill="none" stroke="{colour}" '
-                         f'stroke-width="{width_attr}" marker-end="url(#arrow)"><title>{_e(label)}</title></path>')
+            parts.append(f'<path data-focus="{_e(fl.iri)}" d="M{sx:.0f} {sy:.0f} Q{cx:.0f} {cy:.0f} {ex:.0f} {ey:.0f}" '
+                         f'fill="none" stroke="{colour}" stroke-width="{width_attr}" marker-end="url(#arrow)">'
+                         f'<title>{_e(label)}</title></path>')
             continue
         # clip to the box edges (roughly) so arrowheads are visible
         dx, dy = b[0] - a[0], b[1] - a[1]
         scale = max(abs(dx) / (bw / 2 + 4), abs(dy) / (bh / 2 + 4), 1e-9)
         sx, sy = a[0] + dx / scale, a[1] + dy / scale
         ex, ey = b[0] - dx / scale, b[1] - dy / scale
-        parts.append(f'<line x1="{sx:.0f}" y1="{sy:.0f}" x2="{ex:.0f}" y2="{ey:.0f}" stroke="{colour}" '
-                     f'stroke-width="{width_attr}" marker-end="url(#arrow)"><title>{_e(label)}</title></line>')
+        dash = ' stroke-dasharray="10 3"' if fl.crosses else ""
+        parts.append(f'<line data-focus="{_e(fl.iri)}" x1="{sx:.0f}" y1="{sy:.0f}" x2="{ex:.0f}" y2="{ey:.0f}" '
+                     f'stroke="{colour}" stroke-width="{width_attr}" marker-end="url(#arrow)"{dash}>'
+                     f'<title>{_e(label)}</title></line>')
+        mark = "⚠ " if fl.crosses else ""  # crosses a trust boundary
         parts.append(f'<text x="{(sx + ex) / 2:.0f}" y="{(sy + ey) / 2 - 4:.0f}" font-size="10" text-anchor="middle" '
-                     f'fill="#333">{_e(label[:40])}</text>')
+                     f'fill="#333">{_e(mark + label[:40])}</text>')
     for iri, (x, y) in pos.items():
         ev = m.elements[iri]
         lvl, why = levels.get(iri, (0, "no findings"))
@@ -105,7 +196,7 @@ def render_svg(ctx: ReportContext) -> str:
         tspans = "".join(f'<tspan x="{x + bw / 2}" dy="{0 if i == 0 else 13}">{_e(t[:28])}</tspan>'
                          for i, t in enumerate(label_lines[:2]))
         kind = ", ".join(ev.ml_classes) or ev.kind
-        parts.append(f'<g><title>{_e(title)}</title>{shape}<text x="{x + bw / 2}" y="{y + 24}" font-size="12" '
+        parts.append(f'<g data-focus="{_e(iri)}"><title>{_e(title)}</title>{shape}<text x="{x + bw / 2}" y="{y + 24}" font-size="12" '
                      f'text-anchor="middle" fill="{text_colour}">{tspans}</text><text x="{x + bw / 2}" y="{y + bh - 8}" '
                      f'font-size="9" text-anchor="middle" fill="{text_colour}">«{_e(kind[:32])}»</text></g>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -121,6 +212,10 @@ def render_html(ctx: ReportContext) -> str:
                     f"<title>{_e(ctx.title)}</title>",
                     '<meta name="generator" content="threatgraph ' + _e(__version__) + '">',
                     f"<style>{_CSS}</style></head><body>", f"<h1>{_e(ctx.title)}</h1>"]
+    h += summary_html(ctx)
+    h.append(f"<h2>Diagram</h2><p>Elements coloured by {_e(colour_basis(ctx))}; thick dashed lines marked ⚠ cross a trust boundary; click an element or a flow to filter the findings.</p>")
+    h.append(render_svg(ctx))
+    h += findings_table(ctx)
     h.append("<h2>Scope</h2><ul>")
     for _, label, desc in m.systems:
         h.append(f"<li>System <b>{_e(label)}</b>{': ' + _lines(desc) if desc else ''}</li>")
@@ -136,25 +231,6 @@ def render_html(ctx: ReportContext) -> str:
     if m.assets:
         h.append("<h2>Data assets</h2><table><tr><th>Data asset</th><th>Classification</th></tr>")
         h += [f"<tr><td>{_lines(label)}</td><td>{_e(cls)}</td></tr>" for _, label, cls in m.assets]
-        h.append("</table>")
-    h.append(f"<h2>Diagram</h2><p>Elements coloured by {_e(colour_basis(ctx))}; thick lines cross a trust boundary.</p>")
-    h.append(render_svg(ctx))
-    h.append("<h2>Findings by element</h2>")
-    for focus, items in ctx.by_focus().items():
-        head = items[0].f
-        h.append(f"<h3>{_lines(ctx.element_label(focus))} <small>({_e(head.focus_kind)})</small></h3>"
-                 f"<p><code>{_e(focus)}</code></p>")
-        h.append("<table><tr><th>Severity</th><th>Risk</th><th>Category</th><th>Threat</th><th>Why</th>"
-                 "<th>Techniques</th><th>Mitigations</th><th>Controls</th><th>Rule</th></tr>")
-        for fv in items:
-            f = fv.f
-            cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
-            mits = "<br>".join(_e(f"{mm[0]} {mm[1]}" if mm[0] != mm[1] else mm[0]) for mm in fv.mitigations)
-            extra = "".join(f"<br><small>{_e(k)}: {_e(v)}</small>" for k, v in fv.extra[:6])
-            h.append(f'<tr><td><span class="sev {_e(f.severity)}">{_e(f.severity)}</span></td><td>{_e(risk_text(fv))}</td>'
-                     f"<td>{_e(cats)}</td><td>{_e(f.threat)}</td><td>{_e(f.explanation)}{extra}</td>"
-                     f"<td>{_e(' '.join(fv.techniques))}</td><td>{mits}</td><td>{_e(controls_text(ctx, fv))}</td>"
-                     f"<td>{_e(f.rule_id)}</td></tr>")
         h.append("</table>")
     if ctx.attack_paths:
         h.append("<h2>Attack paths</h2><ul>")
@@ -175,5 +251,89 @@ def render_html(ctx: ReportContext) -> str:
         h.append("</table>")
     h.append("<h2>Validation warnings</h2>")
     h.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in ctx.warnings) + "</ul>" if ctx.warnings else "<p>None.</p>")
+    h.append(f"<script>{_SCRIPT}</script>")
     h.append("</body></html>")
     return "\n".join(h) + "\n"
+
+
+def summary_html(ctx: ReportContext) -> list[str]:
+    """Counts by level, the top residual risks and the mitigations that would close the most."""
+    fs = [fv.f for fv in ctx.findings]
+    h = ["<h2>Summary</h2>", f"<p>{len(fs)} findings: {_e(counts(ctx.findings))} (level: risk where computed, "
+         "else the rule's severity).</p>"]
+    top = ranking(fs)[:TOP_RISKS]
+    if top:
+        h.append(f'<h3>Top {len(top)} residual risks</h3><table id="top-risks"><tr><th>#</th><th>Level</th>'
+                 "<th>Element</th><th>Threat</th><th>Why</th><th>Do first</th></tr>")
+        h += [f'<tr><td>{i}</td><td><span class="sev {_e(f.level)}">{_e(f.level)}</span></td>'
+              f"<td>{_e(f.focus_label)}</td><td>{_e(threat_text(f))}</td><td>{_e(why_text(f))}</td>"
+              f"<td>{_e(do_text(f, ctx.remediation))}</td></tr>" for i, f in enumerate(top, 1)]
+        h.append("</table>")
+    plans = mitigation_plans(fs)[:TOP_MITIGATIONS]
+    if plans:
+        h.append('<h3>Mitigations that would close the most</h3><table id="top-mitigations"><tr><th>Mitigation</th>'
+                 "<th>Id</th><th>Residual findings</th><th>Techniques</th><th>Elements</th></tr>")
+        h += [f"<tr><td>{_e(p.label or p.id)}</td><td>{_e(p.id)}</td><td>{len(p.findings)}</td><td>{len(p.techniques)}</td>"
+              f"<td>{_e(', '.join(p.elements))}</td></tr>" for p in plans]
+        h.append("</table>")
+    return h
+
+
+def findings_table(ctx: ReportContext) -> list[str]:
+    """One sortable, filterable table of every finding, highest residual risk first; each expands."""
+    h = ["<h2>Findings</h2>",
+         '<p class="filters"><input id="q" type="search" placeholder="filter text" aria-label="filter text">'
+         '<select id="lv" aria-label="minimum level"><option value="0">any level</option>'
+         + "".join(f'<option value="{r}">{n} or higher</option>' for n, r in _LEVEL_RANK.items() if r > 1)
+         + '</select><button id="all" type="button">show all</button><span id="focus"></span><span id="count"></span></p>',
+         '<table id="findings"><thead><tr><th data-key="element">Element</th><th data-key="category">Category</th>'
+         '<th data-key="level">Level</th><th data-key="risk">Risk</th><th data-key="rule">Rule</th>'
+         "<th>Threat (click for evidence, techniques, mitigations, risk)</th></tr></thead><tbody>"]
+    for rank, fv in enumerate(sorted(ctx.findings, key=lambda v: rank_key(v.f)), 1):
+        f = fv.f
+        element = ctx.element_label(f.focus)
+        cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
+        text = " ".join((element, cats, f.level, f.rule_id, f.threat, f.explanation)).lower()
+        risk = fv.residual_risk if fv.residual_risk is not None else 0
+        h.append(f'<tr data-focus="{_e(f.focus)}" data-rank="{rank}" data-element="{_e(element)}" '
+                 f'data-category="{_e(cats)}" data-level="{f.level_rank}" data-risk="{risk:g}" data-rule="{_e(f.rule_id)}" '
+                 f'data-text="{_e(text)}"><td>{_lines(element)}</td><td>{_e(cats)}</td>'
+                 f'<td><span class="sev {_e(f.level)}">{_e(f.level)}</span></td><td>{_e(risk_text(fv))}</td>'
+                 f"<td>{_e(f.rule_id)}</td><td><details><summary>{_e(threat_text(f))}</summary>{_finding_detail(ctx, fv)}"
+                 "</details></td></tr>")
+    h.append("</tbody></table>")
+    return h
+
+
+def _finding_detail(ctx: ReportContext, fv: FindingView) -> str:
+    f = fv.f
+    items = [f"<li><b>Why</b>: {_e(f.explanation)}</li>"]
+    do = do_text(f, ctx.remediation, n=4)
+    if do:
+        items.append(f"<li><b>What to do</b>: {_e(do)}</li>")
+    if f.evidence:
+        items.append("<li><b>Evidence</b>: " + _e("; ".join(f"{role}: {label}" for role, _, label in f.evidence)) + "</li>")
+    if f.risk_score:
+        items.append(f"<li><b>Risk</b>: {_e(full_risk_text(f))}</li>")
+    for t in f.techniques:
+        missing = ", ".join(f"{lab} ({m})" if lab else m for m, lab in t.missing)
+        items.append(f"<li><b>{_e(t.id)}</b> {_e(t.label)} [{_e(t.status)}]"
+                     + (f"; missing mitigations: {_e(missing)}" if missing else "")
+                     + (f"; {_e(t.justification)}" if t.justification else "") + "</li>")
+    if not f.techniques and fv.mitigations:
+        items.append("<li><b>Mitigations</b>: " + _e("; ".join(f"{m[1]} ({m[0]})" if m[1] != m[0] else m[0]
+                                                              for m in fv.mitigations)) + "</li>")
+    ctl = controls_text(ctx, fv)
+    if ctl:
+        items.append(f"<li><b>Controls</b>: {_e(ctl)}</li>")
+    items.append(f"<li><b>Rule</b>: {_e(f.rule_id)} (severity {_e(f.severity)}; {_e(f.source)})</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def full_risk_text(f: Finding) -> str:
+    """The risk with its factors; for a baseline finding without techniques, said to be its element's context."""
+    from threatgraph.report import own_score
+    from threatgraph.report import risk_text as finding_risk_text
+
+    text = finding_risk_text(f)
+    return text if own_score(f) else "element context, not this finding's level: " + text.split(" = ", 1)[1]

@@ -17,7 +17,7 @@ def md(text: str) -> str:
 
 
 def counts(findings: list[FindingView]) -> str:
-    c = Counter(fv.f.severity for fv in findings)
+    c = Counter(fv.f.level for fv in findings)
     return ", ".join(f"{c[s]} {s}" for s in SEVERITY_ORDER if c[s]) or "none"
 
 
@@ -69,12 +69,12 @@ def render_markdown_report(ctx: ReportContext) -> str:
         head = items[0].f
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
         out += [f"### {md(ctx.element_label(focus))}{kind}", "", f"`{focus}`", ""]
-        out += ["| Severity | Risk | Category | Threat | Why | Techniques | Mitigations | Controls | Rule |",
+        out += ["| Level | Risk | Category | Threat | Why | Techniques | Mitigations | Controls | Rule |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for fv in items:
             f = fv.f
             cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
-            out.append(f"| {f.severity} | {risk_text(fv)} | {md(cats)} | {md(f.threat)} | {md(f.explanation)} | "
+            out.append(f"| {f.level} | {risk_text(fv)} | {md(cats)} | {md(f.threat)} | {md(f.explanation)} | "
                        f"{' '.join(fv.techniques)} | {md(_mit(fv))} | {md(controls_text(ctx, fv))} | {f.rule_id} |")
         out.append("")
     if ctx.attack_paths:
@@ -103,10 +103,10 @@ def declared_markdown(ctx: ReportContext) -> list[str]:
         out.append(f"| {md(d.element_label)} | {md(d.title)} | {md(cats)} | {md(d.status)} | {md(d.mitigation)} | "
                    f"{', '.join(d.matched_by) or '**not derived**'} |")
     out.append("")
-    added = [fv for fv in ctx.added() if fv.f.severity_rank > 1]
+    added = [fv for fv in ctx.added() if fv.f.level_rank > 1]
     if added:
         out += ["Added by threatgraph (above info):", ""]
-        out += [f"- {md(ctx.element_label(fv.f.focus))}: {md(fv.f.threat)} ({fv.f.severity}, {fv.f.rule_id})" for fv in added]
+        out += [f"- {md(ctx.element_label(fv.f.focus))}: {md(fv.f.threat)} ({fv.f.level}, {fv.f.rule_id})" for fv in added]
         out.append("")
     return out
 

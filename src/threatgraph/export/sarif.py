@@ -1,9 +1,10 @@
 """SARIF 2.1.0: one result per finding, for code-scanning dashboards.
 
-Each result has the rule id, a level from the severity (critical/high → error, medium → warning,
-low/info → note), the element as a logical location (its IRI) and the model file as a physical location
-with the line where the element first appears (its IRI, a prefixed name of it, or its source id for
-imported OTM / Threat Dragon / Threagile files). Rule help lists the techniques and mitigations.
+Each result has the rule id, a SARIF level from the finding's level (docs/risk.md: critical/high →
+error, medium → warning, low/info → note; the rule's severity is a property), the element as a
+logical location (its IRI) and the model file as a physical location with the line where the element
+first appears (its IRI, a prefixed name of it, or its source id for imported OTM / Threat Dragon /
+Threagile files). Rule help lists the techniques and mitigations.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ def render_sarif(ctx: ReportContext, store: Store, *, base: Path | None = None) 
                 phys["region"] = {"startLine": loc[1]}
             location["physicalLocation"] = phys
         props: dict[str, object] = {
+            "level": f.level,
             "severity": f.severity,
             "categories": [f"{c[2]}: {c[1]}" for c in f.categories],
             "element": f.focus,
@@ -147,7 +149,7 @@ def render_sarif(ctx: ReportContext, store: Store, *, base: Path | None = None) 
         results.append({
             "ruleId": f.rule_id,
             "ruleIndex": rule_ids.index(f.rule_id),
-            "level": LEVELS.get(f.severity, "warning"),
+            "level": LEVELS.get(f.level, "warning"),
             "message": {"text": f"{ctx.element_label(f.focus)}: {f.threat}. {f.explanation}"},
             "locations": [location],
             "partialFingerprints": {"threatgraphFinding/v1": f.iri},

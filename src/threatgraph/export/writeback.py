@@ -133,8 +133,8 @@ def threats_of(ctx: ReportContext) -> list[Threat]:
             for m in t.missing:
                 if m not in mits:
                     mits.append(m)
-        if not mits and not any(t.mitigations for t in f.techniques) and ctx.remediations.get(f.rule_id):
-            mits = [("", ctx.remediations[f.rule_id])]
+        if not mits and not any(t.mitigations for t in f.techniques) and ctx.remediation.get(f.rule_id):
+            mits = [("", ctx.remediation[f.rule_id])]
         out.append(Threat(
             id=tid, focus=f.focus, title=f.threat,
             categories=[c[0] for c in f.categories], severity=f.level or f.severity,

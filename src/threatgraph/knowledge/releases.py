@@ -286,6 +286,15 @@ def load_release(
     import drops. Re-importing a file
     with the same sha256 does nothing.
     """
+    from threatgraph.progress import step
+
+    with step(f"importing {source} {(path or DEFAULT_URLS.get(source) or '').rsplit('/', 1)[-1]}"):
+        return _load_release(store, source, path, version=version, progress=progress)
+
+
+def _load_release(
+    store: Store, source: str, path: str | None, *, version: str | None, progress: Progress | None
+) -> ImportResult:
     clean_unrecorded(store)
     src_loc = path or DEFAULT_URLS.get(source)
     parser = PARSERS.get(source)

@@ -180,16 +180,20 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def cached_view(key: str, graphs: Sequence[str], build: Callable[[], list[Quad]]) -> View:
     """The view of ``key`` from the cache, or built with ``build()`` and cached."""
+    from threatgraph.progress import step
+
     path = cache_dir() / "views" / f"{key}.nq"
     if path.is_file():
         try:
-            quads = _parse_nquads(path.read_bytes())
+            with step("reading the compiled knowledge view"):
+                quads = _parse_nquads(path.read_bytes())
         except OSError:
             quads = None
         if quads is not None:
             return View(key, tuple(graphs), quads)
-    quads = build()
-    _write_atomic(path, serialize(quads, format=RdfFormat.N_QUADS) or b"")
+    with step("compiling the knowledge view (once per set of releases)"):
+        quads = build()
+        _write_atomic(path, serialize(quads, format=RdfFormat.N_QUADS) or b"")
     return View(key, tuple(graphs), quads)
 
 
