@@ -189,10 +189,30 @@ def test_fail_on_gates_on_the_level_of_what_is_introduced(edited_diff: dict[str,
 
 
 def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["diff-release", OLD, str(tmp_path / "nope.json"), "--model", MODEL]) == 2
+    store = ["--store", str(tmp_path / "store")]
+    assert main(["diff-release", OLD, str(tmp_path / "nope.json"), "--model", MODEL, *store]) == 2
     assert "no such file" in capsys.readouterr().err
     atlas = str(DATA / "atlas" / "ATLAS.yaml")
     assert main(["diff-release", OLD, atlas, "--model", MODEL]) == 2
     assert "not an ATT&CK STIX bundle" in capsys.readouterr().err
     assert main(["diff-release", OLD, NEW, "--fail-on", "high"]) == 2
     assert "need --model" in capsys.readouterr().err
+    assert main(["diff-release", "attack-enterprise/17.1", NEW, "--model", MODEL, *store]) == 2
+    assert "'attack-enterprise/17.1' is not loaded" in capsys.readouterr().err
+
+
+def test_releases_in_a_store_give_the_same_answer(real: tuple[int, dict[str, Any], str]) -> None:
+    """OLD and NEW as releases loaded in a store (ATLAS and D3FEND from the store) = OLD and NEW as files."""
+    from threatgraph.knowledge.releases import load_release
+    from threatgraph.store import open_store
+
+    s = open_store()
+    for kind, path in (("attack", OLD), ("attack", NEW), ("atlas", str(DATA / "atlas" / "ATLAS.yaml")),
+                       ("d3fend", str(DATA / "d3fend" / "d3fend-protege-1.2.0.ttl"))):
+        load_release(s, kind, path)
+    d = compare_model([MODEL], "attack-enterprise/17.1", "attack-enterprise/18.1", store=s)
+    assert (d["old"], d["new"]) == ("attack-enterprise/17.1", "attack-enterprise/18.1")
+    want = dict(real[1], old=d["old"], new=d["new"])
+    assert d == want
+    # the same release on both sides: nothing
+    assert is_empty(compare_model([MODEL], "attack-enterprise/18.1", "attack-enterprise/18.1", store=s))

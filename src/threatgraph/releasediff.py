@@ -27,6 +27,8 @@ from typing import Any
 from threatgraph.analysis.findings import Finding, TechniqueView, technique_id
 from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.errors import InputError
+from threatgraph.knowledge.view import View
+from threatgraph.store.base import Store
 
 
 @dataclass
@@ -50,7 +52,8 @@ def side_knowledge(spec: str, extra: Sequence[str] | None) -> list[str]:
     if not path.is_file():
         raise InputError(
             f"{spec}: no such file",
-            hint="with --model, OLD and NEW are ATT&CK STIX bundles (e.g. enterprise-attack-17.1.stix20.json)",
+            hint="with --model, OLD and NEW are ATT&CK STIX bundles (e.g. enterprise-attack-17.1.stix20.json) "
+            "or releases loaded in --store (e.g. attack-enterprise/17.1)",
         )
     if knowledge_kind(str(path)) != "attack":
         raise InputError(f"{spec}: not an ATT&CK STIX bundle", hint="OLD and NEW are the two ATT&CK releases to compare")
@@ -68,25 +71,69 @@ def side_knowledge(spec: str, extra: Sequence[str] | None) -> list[str]:
     return [str(path), *extra]
 
 
-def analyse_side(models: Sequence[str], knowledge: Sequence[str], label: str) -> tuple[Side, Any]:
-    """Run the pipeline for one side; return its findings and the analysis store."""
+def store_view(store: Store, spec: str) -> tuple[View, str]:
+    """The knowledge view of the release ``spec`` of ``store`` (e.g. ``attack-enterprise/17.1``) with the
+    newest release of every other source the store holds; and the release's ``source/version``."""
+    from threatgraph.knowledge.releases import releases, resolve_release
+    from threatgraph.knowledge.view import KEPT_SOURCES, cached_view, compile_view, view_key
+
+    graph = resolve_release(store, spec)
+    infos = releases(store)
+    chosen = next(i for i in infos if i.graph == graph)
+    if chosen.source not in KEPT_SOURCES:
+        raise InputError(f"{spec}: a {chosen.source} release; the model is analysed against ATT&CK, ATLAS, D3FEND")
+    newest = {i.source: i for i in infos if i.source in KEPT_SOURCES}  # sorted by version: the last one wins
+    newest[chosen.source] = chosen
+    pairs = sorted((i.graph, i.sha256) for i in newest.values())
+    graphs = [g for g, _ in pairs]
+    return cached_view(view_key(pairs), graphs, lambda: compile_view(store, graphs)), f"{chosen.source}/{chosen.version}"
+
+
+def analyse_side(models: Sequence[str], knowledge: Sequence[str] | View, label: str) -> tuple[Side, Store]:
+    """Run the pipeline for one side (knowledge files or a compiled view); return its findings and store."""
     from threatgraph.analysis.engine import labels_of
     from threatgraph.analysis.findings import read_findings
     from threatgraph.analysis.pipeline import analyze
 
-    a = analyze(list(models), knowledge=list(knowledge))
+    if isinstance(knowledge, View):
+        a = analyze(list(models), view=knowledge)
+    else:
+        a = analyze(list(models), knowledge=list(knowledge))
     labels = labels_of(a.store)
     return Side(label, read_findings(a.store, labels), {}, labels), a.store
 
 
+def _resolve(spec: str, knowledge: Sequence[str] | None, store: Store | None) -> tuple[list[str] | View, str]:
+    if Path(spec).expanduser().is_file() or store is None or spec.lower().endswith((".json", ".json.gz")):
+        return side_knowledge(spec, knowledge), Path(spec).name
+    if knowledge is not None:
+        raise InputError(
+            f"--knowledge applies to ATT&CK files; the release {spec} is analysed with the store's ATLAS and D3FEND",
+            hint="pass OLD and NEW as files, or leave out --knowledge",
+        )
+    return store_view(store, spec)
+
+
 def compare_model(
-    models: Sequence[str], old: str, new: str, *, knowledge: Sequence[str] | None = None
+    models: Sequence[str],
+    old: str,
+    new: str,
+    *,
+    knowledge: Sequence[str] | None = None,
+    store: Store | None = None,
 ) -> dict[str, Any]:
-    """The diff of the findings of ``models`` between ATT&CK files ``old`` and ``new`` (JSON-ready)."""
+    """The diff of the findings of ``models`` between ATT&CK releases ``old`` and ``new`` (JSON-ready).
+
+    A side is an ATT&CK STIX file, analysed with ``knowledge`` (ATLAS and D3FEND files; default the
+    shared reference data), or a release loaded in ``store`` (``source/version``), analysed with the
+    newest release of every other source in that store.
+    """
     from threatgraph.knowledge.releases import replacement_for
 
-    old_side, _ = analyse_side(models, side_knowledge(old, knowledge), Path(old).name)
-    new_side, new_store = analyse_side(models, side_knowledge(new, knowledge), Path(new).name)
+    old_k, old_label = _resolve(old, knowledge, store)
+    new_k, new_label = _resolve(new, knowledge, store)
+    old_side, _ = analyse_side(models, old_k, old_label)
+    new_side, new_store = analyse_side(models, new_k, new_label)
     cited = {t.iri for f in old_side.findings for t in f.techniques}
     new_side.status = {iri: replacement_for(new_store, iri) for iri in sorted(cited)}
     return diff_sides(old_side, new_side, models)

@@ -118,7 +118,9 @@ def _run_model(args: argparse.Namespace) -> int:
     from threatgraph.releasediff import compare_model, introduced_at
     from threatgraph.releasediff import render as render_model
 
-    diff = compare_model(args.model, args.old, args.new, knowledge=args.knowledge)
+    needs_store = not all(Path(x).expanduser().is_file() for x in (args.old, args.new))
+    store = open_cli_store(args.store) if needs_store else None
+    diff = compare_model(args.model, args.old, args.new, knowledge=args.knowledge, store=store)
     print(render_model(diff, args.format))
     if args.fail_on:
         hits = introduced_at(diff, args.fail_on)
