@@ -216,3 +216,48 @@ def test_releases_in_a_store_give_the_same_answer(real: tuple[int, dict[str, Any
     assert d == want
     # the same release on both sides: nothing
     assert is_empty(compare_model([MODEL], "attack-enterprise/18.1", "attack-enterprise/18.1", store=s))
+
+
+# -- diff_sides on hand-made analyses (no knowledge files): the rules of what counts as introduced ------
+def _finding(iri: str, level: str, techniques: list[Any], score: int = 0) -> Any:
+    from threatgraph.analysis.findings import Finding
+
+    return Finding(iri=iri, rule_id="R-" + iri, threat="t", severity=level, focus=iri, focus_label=iri,
+                   focus_kind="", explanation="", source="", techniques=techniques, risk_score=score)
+
+
+def _technique(tid: str, status: str = "unmitigated", detections: list[tuple[str, str]] | None = None) -> Any:
+    from threatgraph.analysis.findings import TechniqueView
+
+    return TechniqueView(iri="x/" + tid, id=tid, label=tid, mapping="m", status=status,
+                         detections=detections or [])
+
+
+def test_what_counts_as_introduced() -> None:
+    from threatgraph.releasediff import Side, diff_sides
+
+    old = Side("old", [
+        _finding("a", "medium", [_technique("T1", detections=[("DET1", "x (analytics: AN1)")])]),
+        _finding("b", "low", [_technique("T2")], score=4),
+        _finding("gone", "critical", []),
+    ], {}, {})
+    new = Side("new", [
+        _finding("a", "medium", [_technique("T1", detections=[("DET1", "x (analytics: AN1, AN2)")]),
+                                 _technique("T3", status="mitigated")]),
+        _finding("b", "high", [_technique("T2"), _technique("T4")], score=12),
+        _finding("c", "medium", []),
+    ], {}, {})
+    d = diff_sides(old, new)
+    intro = {(x["kind"], x["finding"], x.get("technique", "")): x["level"] for x in d["introduced"]}
+    # a mitigated technique gained (T3) and a removed finding introduce nothing
+    assert intro == {("finding", "c", ""): "medium", ("technique", "b", "T4"): "high", ("risk", "b", ""): "high"}
+    assert [x["finding"] for x in d["findings"]["removed"]] == ["gone"]
+    assert [(x["old_level"], x["new_level"], x["old_score"], x["new_score"]) for x in d["risk"]] == [("low", "high", 4, 12)]
+    assert d["knowledge"]["T1"]["detections"] == {
+        "added": [], "removed": [], "changed": [{"id": "DET1", "old": "x (analytics: AN1)", "new": "x (analytics: AN1, AN2)"}]}
+    assert [x["level"] for x in introduced_at(d, "high")] == ["high", "high"]
+    assert introduced_at(d, "critical") == []
+    assert "~ DET1 x (analytics: AN1, AN2)" in render(d, "table")
+    # the reverse: the finding that disappears introduces nothing; the lower risk neither
+    back = diff_sides(new, old)
+    assert [(x["kind"], x["finding"]) for x in back["introduced"]] == [("finding", "gone")]

@@ -156,9 +156,17 @@ def _pairs(items: Sequence[tuple[str, ...]]) -> dict[str, str]:
 
 
 def _set_change(old: dict[str, str], new: dict[str, str]) -> dict[str, list[dict[str, str]]] | None:
+    """Items added and removed; ``changed`` when an item keeps its id but not its label (a detection
+    strategy with other analytics)."""
     added = [{"id": k, "label": new[k]} for k in sorted(set(new) - set(old))]
     removed = [{"id": k, "label": old[k]} for k in sorted(set(old) - set(new))]
-    return {"added": added, "removed": removed} if added or removed else None
+    changed = [{"id": k, "old": old[k], "new": new[k]} for k in sorted(set(old) & set(new)) if old[k] != new[k]]
+    if not (added or removed or changed):
+        return None
+    out = {"added": added, "removed": removed}
+    if changed:
+        out["changed"] = changed
+    return out
 
 
 def diff_sides(old: Side, new: Side, models: Sequence[str] = ()) -> dict[str, Any]:
@@ -312,14 +320,18 @@ def render(diff: dict[str, Any], fmt: str) -> str:
         for tid, e in rows:
             ch = e[name]
             if name == "detections":
-                line(f"{tid} {e['label']}: {len(ch['added'])} added, {len(ch['removed'])} removed")
+                line(f"{tid} {e['label']}: {len(ch['added'])} added, {len(ch['removed'])} removed"
+                     + (f", {len(ch['changed'])} changed" if ch.get("changed") else ""))
                 for x in ch["added"]:
                     out.append(f"  - + {x['id']} {x['label']}" if md else f"      + {x['id']} {x['label']}")
                 for x in ch["removed"]:
                     out.append(f"  - - {x['id']}" if md else f"      - {x['id']}")
+                for x in ch.get("changed", []):
+                    out.append(f"  - ~ {x['id']} {x['new']}" if md else f"      ~ {x['id']} {x['new']}")
             else:
                 line(f"{tid} {e['label']}: " + "; ".join(
                     [f"+{x['id']} {x['label']}" for x in ch["added"]] + [f"-{x['id']} {x['label']}" for x in ch["removed"]]
+                    + [f"~{x['id']} {x['old']} → {x['new']}" for x in ch.get("changed", [])]
                 ))
     if diff["risk"]:
         head("Residual risk")
