@@ -216,6 +216,18 @@ def test_releases_in_a_store_give_the_same_answer(real: tuple[int, dict[str, Any
     assert d == want
     # the same release on both sides: nothing
     assert is_empty(compare_model([MODEL], "attack-enterprise/18.1", "attack-enterprise/18.1", store=s))
+    # the status readers agree on every technique of 18.1 (the store side as imported, checked against
+    # mitreattack-python in test_import_attack_oracle), revoked ones included, and on one not in it
+    from threatgraph.releasediff import stix_status, store_status
+
+    ids = sorted({_ext(o) or "" for o in _bundle(NEW)["objects"] if o["type"] == "attack-pattern"} - {""})
+    ids.append("T9999")
+    from_file = stix_status(NEW, ids)
+    assert from_file == store_status(s, "https://w3id.org/threatgraph/graph/release/attack-enterprise/18.1", ids)
+    kinds = {st for st, _, _ in from_file.values()}
+    assert kinds == {"active", "revoked", "deprecated", "removed"}
+    assert from_file["T9999"] == ("removed", None, "")
+    assert sum(st == "revoked" and by is not None for st, by, _ in from_file.values()) > 50
 
 
 # -- diff_sides on hand-made analyses (no knowledge files): the rules of what counts as introduced ------

@@ -6,8 +6,9 @@ and the two sets of findings are compared:
 
 * findings that appear or disappear, and findings that gain or lose techniques;
 * techniques cited on the old side that the new release revokes (with the replacement it names,
-  following a chain of revocations), deprecates or no longer contains — read from the new side's
-  knowledge with :func:`threatgraph.knowledge.releases.replacement_for`;
+  following a chain of revocations), deprecates or no longer contains — read from the new release
+  itself (:func:`stix_status` for a file, :func:`store_status` for a release in a store), since the
+  compiled knowledge view keeps only the techniques the mappings still cite;
 * per technique cited on both sides: mitigations, D3FEND countermeasures and detections (detection
   strategies and data components) that appear or disappear;
 * findings whose level (contextual risk level, else rule severity) or risk score changes.
@@ -30,6 +31,9 @@ from threatgraph.errors import InputError
 from threatgraph.knowledge.view import View
 from threatgraph.store.base import Store
 
+Status = tuple[str, str | None, str]
+"""(``active``/``revoked``/``deprecated``/``removed``, replacement technique id or None, its label)."""
+
 
 @dataclass
 class Side:
@@ -37,9 +41,12 @@ class Side:
 
     label: str
     findings: list[Finding]
-    status: dict[str, tuple[str, str | None]]
-    """Status in this side's knowledge of techniques cited on the *other* side (filled for NEW)."""
+    status: dict[str, Status]
+    """Technique id → status in this side's ATT&CK release of the techniques the *other* side cites
+    (filled for NEW)."""
     labels: dict[str, str]
+    source: str = "attack-enterprise"
+    """The source of this side's ATT&CK release (``attack-enterprise``, ``attack-ics``)."""
 
 
 def side_knowledge(spec: str, extra: Sequence[str] | None) -> list[str]:
@@ -71,22 +78,121 @@ def side_knowledge(spec: str, extra: Sequence[str] | None) -> list[str]:
     return [str(path), *extra]
 
 
-def store_view(store: Store, spec: str) -> tuple[View, str]:
-    """The knowledge view of the release ``spec`` of ``store`` (e.g. ``attack-enterprise/17.1``) with the
-    newest release of every other source the store holds; and the release's ``source/version``."""
+def store_view(store: Store, spec: str) -> tuple[View, str, str]:
+    """The knowledge view of the ATT&CK release ``spec`` of ``store`` (e.g. ``attack-enterprise/17.1``)
+    with the newest release of every other source the store holds; the release's ``source/version``
+    and graph."""
     from threatgraph.knowledge.releases import releases, resolve_release
     from threatgraph.knowledge.view import KEPT_SOURCES, cached_view, compile_view, view_key
 
     graph = resolve_release(store, spec)
     infos = releases(store)
     chosen = next(i for i in infos if i.graph == graph)
-    if chosen.source not in KEPT_SOURCES:
-        raise InputError(f"{spec}: a {chosen.source} release; the model is analysed against ATT&CK, ATLAS, D3FEND")
+    if chosen.source not in KEPT_SOURCES or not chosen.source.startswith("attack-"):
+        raise InputError(f"{spec}: a {chosen.source} release", hint="OLD and NEW are the two ATT&CK releases to compare")
     newest = {i.source: i for i in infos if i.source in KEPT_SOURCES}  # sorted by version: the last one wins
     newest[chosen.source] = chosen
     pairs = sorted((i.graph, i.sha256) for i in newest.values())
     graphs = [g for g, _ in pairs]
-    return cached_view(view_key(pairs), graphs, lambda: compile_view(store, graphs)), f"{chosen.source}/{chosen.version}"
+    view = cached_view(view_key(pairs), graphs, lambda: compile_view(store, graphs))
+    return view, f"{chosen.source}/{chosen.version}", graph
+
+
+def _follow(start: str, revoked_by: dict[str, str], revoked: set[str]) -> str:
+    """End of a chain of revocations (``revoked_by`` maps a revoked technique to its successor)."""
+    current, seen = start, {start}
+    while current in revoked and current in revoked_by and revoked_by[current] not in seen:
+        current = revoked_by[current]
+        seen.add(current)
+    return current
+
+
+def stix_status(path: str, ids: Sequence[str]) -> dict[str, Status]:
+    """Status of the ATT&CK techniques ``ids`` in the STIX bundle ``path``, read from the bundle itself
+    (the compiled knowledge view keeps only the techniques the mappings cite, so a technique the
+    update deprecates or removes is not in it): revoked (with the end of the revoked-by chain),
+    deprecated, active, or removed (not in the bundle)."""
+    from threatgraph.errors import ImportFailed
+    from threatgraph.knowledge.fetch import read_source
+    from threatgraph.knowledge.rdfbuild import load_json
+    from threatgraph.knowledge.stix import external_id, objects_of
+
+    try:
+        src = read_source(path)
+        objs = objects_of(load_json(src.take(), path), path)
+    except ImportFailed as err:
+        raise InputError(str(err)) from err
+    names = frozenset({"mitre-attack"})
+    tid: dict[str, str] = {}
+    label: dict[str, str] = {}
+    flags: dict[str, set[str]] = {}
+    revoked_by: dict[str, str] = {}
+    for i, o in enumerate(objs):
+        if o["type"] != "attack-pattern":
+            continue
+        eid, _ = external_id(o, names, f"{path}: object #{i}")
+        if not eid:
+            continue
+        tid[o["id"]] = eid
+        label[eid] = str(o.get("name", ""))
+        state = "revoked" if o.get("revoked") is True else "deprecated" if o.get("x_mitre_deprecated") is True else "active"
+        flags.setdefault(eid, set()).add(state)
+    for o in objs:
+        if o["type"] == "relationship" and o.get("relationship_type") == "revoked-by":
+            a, b = tid.get(str(o.get("source_ref"))), tid.get(str(o.get("target_ref")))
+            if a and b:
+                revoked_by[a] = b
+    revoked = {k for k, v in flags.items() if v == {"revoked"}}
+    out: dict[str, Status] = {}
+    for t in ids:
+        st = flags.get(t)
+        if not st:
+            out[t] = ("removed", None, "")
+        elif "active" in st:
+            out[t] = ("active", None, "")
+        elif t in revoked:
+            end = _follow(t, revoked_by, revoked)
+            out[t] = ("revoked", end, label.get(end, "")) if end != t else ("revoked", None, "")
+        else:
+            out[t] = ("deprecated", None, "")
+    return out
+
+
+def store_status(store: Store, graph: str, ids: Sequence[str]) -> dict[str, Status]:
+    """:func:`stix_status` of the techniques ``ids`` in the release graph ``graph`` of ``store``."""
+    from threatgraph.terms import ATTACK
+
+    values = " ".join(f"<{ATTACK[t]}>" for t in ids if t.replace(".", "").isalnum())
+    rows = store.select(
+        f"""SELECT ?t ?revoked ?deprecated ?by ?label WHERE {{ VALUES ?t {{ {values} }} GRAPH <{graph}> {{
+            ?t a ?cls . OPTIONAL {{ ?t kb:revoked ?revoked }} OPTIONAL {{ ?t kb:deprecated ?deprecated }}
+            OPTIONAL {{ ?t kb:revokedBy ?by }} }} }}"""
+    ) if values else []
+    found: dict[str, tuple[bool, bool, str | None]] = {}
+    for r in rows:
+        found[r["t"].value] = ("revoked" in r and r["revoked"].value == "true",
+                               "deprecated" in r and r["deprecated"].value == "true",
+                               r["by"].value if "by" in r else None)
+    out: dict[str, Status] = {}
+    for t in ids:
+        f = found.get(str(ATTACK[t]))
+        if f is None:
+            out[t] = ("removed", None, "")
+        elif f[0]:
+            current, seen = f[2], {str(ATTACK[t])}
+            while current and current not in seen:
+                seen.add(current)
+                nxt = store.select(f"SELECT ?by WHERE {{ GRAPH <{graph}> {{ <{current}> kb:revoked true ; kb:revokedBy ?by }} }}")
+                if not nxt:
+                    break
+                current = nxt[0]["by"].value
+            lab = store.select(f"SELECT ?l WHERE {{ GRAPH <{graph}> {{ <{current}> rdfs:label ?l }} }} LIMIT 1") if current else []
+            out[t] = ("revoked", technique_id(current) if current else None, lab[0]["l"].value if lab else "")
+        elif f[1]:
+            out[t] = ("deprecated", None, "")
+        else:
+            out[t] = ("active", None, "")
+    return out
 
 
 def analyse_side(models: Sequence[str], knowledge: Sequence[str] | View, label: str) -> tuple[Side, Store]:
@@ -100,12 +206,15 @@ def analyse_side(models: Sequence[str], knowledge: Sequence[str] | View, label: 
     else:
         a = analyze(list(models), knowledge=list(knowledge))
     labels = labels_of(a.store)
-    return Side(label, read_findings(a.store, labels), {}, labels), a.store
+    attack = sorted(src for src in a.releases if src.startswith("attack-"))
+    side = Side(label, read_findings(a.store, labels), {}, labels, attack[0] if attack else "attack-enterprise")
+    return side, a.store
 
 
-def _resolve(spec: str, knowledge: Sequence[str] | None, store: Store | None) -> tuple[list[str] | View, str]:
+def _resolve(spec: str, knowledge: Sequence[str] | None, store: Store | None) -> tuple[list[str] | View, str, str]:
+    """(knowledge files or view, label, release graph in ``store`` or "" for a file)."""
     if Path(spec).expanduser().is_file() or store is None or spec.lower().endswith((".json", ".json.gz")):
-        return side_knowledge(spec, knowledge), Path(spec).name
+        return side_knowledge(spec, knowledge), Path(spec).name, ""
     if knowledge is not None:
         raise InputError(
             f"--knowledge applies to ATT&CK files; the release {spec} is analysed with the store's ATLAS and D3FEND",
@@ -128,14 +237,16 @@ def compare_model(
     shared reference data), or a release loaded in ``store`` (``source/version``), analysed with the
     newest release of every other source in that store.
     """
-    from threatgraph.knowledge.releases import replacement_for
-
-    old_k, old_label = _resolve(old, knowledge, store)
-    new_k, new_label = _resolve(new, knowledge, store)
+    old_k, old_label, _ = _resolve(old, knowledge, store)
+    new_k, new_label, new_graph = _resolve(new, knowledge, store)
     old_side, _ = analyse_side(models, old_k, old_label)
-    new_side, new_store = analyse_side(models, new_k, new_label)
-    cited = {t.iri for f in old_side.findings for t in f.techniques}
-    new_side.status = {iri: replacement_for(new_store, iri) for iri in sorted(cited)}
+    new_side, _ = analyse_side(models, new_k, new_label)
+    cited = sorted({t.id for f in old_side.findings for t in f.techniques
+                    if t.release.split("/", 1)[0] == new_side.source})
+    if store is not None and new_graph:
+        new_side.status = store_status(store, new_graph, cited)
+    else:
+        new_side.status = stix_status(new, cited)
     return diff_sides(old_side, new_side, models)
 
 
@@ -212,15 +323,14 @@ def diff_sides(old: Side, new: Side, models: Sequence[str] = ()) -> dict[str, An
     status: dict[str, list[dict[str, Any]]] = {"revoked": [], "deprecated": [], "removed": []}
     for tid in sorted(tech_old):
         t = tech_old[tid]
-        st, by = new.status.get(t.iri, ("active", None))
-        if st in ("active", "unknown") and (st == "active" or t.id.startswith("AML.")):
-            continue  # unknown: a source the new side does not hold at all (never for ATT&CK)
-        key = "removed" if st == "unknown" else st
+        st, by, by_label = new.status.get(tid, ("active", None, ""))
+        if st == "active":
+            continue
         entry: dict[str, Any] = {"id": tid, "label": t.label, "findings": n_findings.get(tid, 0)}
-        if key == "revoked":
-            entry["replacement"] = technique_id(by) if by else None
-            entry["replacement_label"] = new.labels.get(by, "") if by else ""
-        status[key].append(entry)
+        if st == "revoked":
+            entry["replacement"] = by
+            entry["replacement_label"] = by_label
+        status[st].append(entry)
     per_tech: dict[str, dict[str, Any]] = {}
     for tid in sorted(set(tech_old) & set(tech_new)):
         a, b = tech_old[tid], tech_new[tid]
