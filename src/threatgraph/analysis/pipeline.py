@@ -34,6 +34,7 @@ from threatgraph.terms import GRAPH, graph_iri
 if TYPE_CHECKING:
     from threatgraph.analysis.rules import Rule
     from threatgraph.analysis.validation import ValidationReport
+    from threatgraph.knowledge.view import View
 
 G_BRIDGE = graph_iri("bridge")
 G_VIEW = graph_iri("view")
@@ -84,10 +85,13 @@ def analyze(
     rules: Sequence[Rule] | None = None,
     ontology_extra: Sequence[str | Path] = (),
     frameworks: Sequence[str] | None = None,
+    view: View | None = None,
 ) -> Analysis:
     """Analyse the system model files ``models``; see the module docstring for the options.
     ``frameworks``: ``("stride",)``, ``("linddun",)`` or both (LINDDUN then applies to every element);
     default: STRIDE everywhere, LINDDUN where personal data is handled.
+    ``view``: a compiled knowledge view to read instead of ``knowledge`` or the store's newest releases
+    (``diff-release --model`` analyses against a chosen, older release this way).
     ``ontology_extra``: a user's ontology extension files, loaded with the shipped ontology for the
     closure, validation and rules (``analyze --ontology``).
 
@@ -96,7 +100,7 @@ def analyze(
     """
     with no_gc():
         return _analyze(models, knowledge, store, endpoint, remote or {}, save, validate, force, extra_shapes, rules,
-                        ontology_extra, frameworks)
+                        ontology_extra, frameworks, view)
 
 
 def _analyze(
@@ -112,6 +116,7 @@ def _analyze(
     rules: Sequence[Rule] | None,
     ontology_extra: Sequence[str | Path] = (),
     frameworks: Sequence[str] | None = None,
+    view: View | None = None,
 ) -> Analysis:
     from threatgraph.analysis.closure import closure
     from threatgraph.analysis.model import load_model_files
@@ -135,12 +140,11 @@ def _analyze(
     elif store_dir:
         source = open_knowledge_store(store_dir)
     mem = open_store()
-    view = None
-    if knowledge:
+    if view is None and knowledge:
         from threatgraph.knowledge.view import view_of_files
 
         view = view_of_files(knowledge)
-    elif source is not None:
+    elif view is None and source is not None:
         from threatgraph.knowledge.view import view_of_store
 
         view = view_of_store(source)

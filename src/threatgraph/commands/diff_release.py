@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.commands.knowledge_import import StderrProgress, add_store_option, open_cli_store
 from threatgraph.errors import InputError
 from threatgraph.knowledge.fetch import is_url
@@ -29,6 +31,20 @@ def register(sub: Any) -> None:
     p.add_argument("new", help="e.g. attack-enterprise/18.1, or a file path / URL")
     p.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     p.add_argument("--kind", default="attack", help="import kind for file arguments (default attack)")
+    p.add_argument(
+        "--model", nargs="+", metavar="MODEL",
+        help="what the update means for this system model: analyse it against OLD and NEW (ATT&CK STIX "
+        "files) and compare the findings",
+    )
+    p.add_argument(
+        "--knowledge", nargs="+", metavar="FILE",
+        help="with --model: the ATLAS and D3FEND files both sides use (default: the shared reference data)",
+    )
+    p.add_argument(
+        "--fail-on", choices=SEVERITIES, default=None,
+        help="with --model: exit 1 when the update introduces a finding, an unmitigated technique or a "
+        "higher risk at this level or above",
+    )
     add_store_option(p)
     p.set_defaults(func=run)
 
@@ -86,9 +102,29 @@ def render(diff: dict[str, Any], fmt: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the diff."""
+    if args.model:
+        return _run_model(args)
+    if args.knowledge or args.fail_on:
+        raise InputError("--knowledge and --fail-on need --model MODEL", hint="or compare the releases alone")
     needs_store = not all(is_url(x) or Path(x).expanduser().is_file() for x in (args.old, args.new))
     store = open_cli_store(args.store) if needs_store else None
     old_store, old = _side(args.old, args.kind, store, args.store)
     new_store, new = _side(args.new, args.kind, store, args.store)
     print(render(diff_releases(old_store, old, new_store, new), args.format))
+    return 0
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    from threatgraph.releasediff import compare_model, introduced_at
+    from threatgraph.releasediff import render as render_model
+
+    needs_store = not all(Path(x).expanduser().is_file() for x in (args.old, args.new))
+    store = open_cli_store(args.store) if needs_store else None
+    diff = compare_model(args.model, args.old, args.new, knowledge=args.knowledge, store=store)
+    print(render_model(diff, args.format))
+    if args.fail_on:
+        hits = introduced_at(diff, args.fail_on)
+        if hits:
+            print(f"threatgraph: the update introduces {len(hits)} change(s) at or above {args.fail_on}", file=sys.stderr)
+            return 1
     return 0
