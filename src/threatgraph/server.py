@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
@@ -64,6 +64,7 @@ from pyoxigraph import (
     Store as OxStore,
 )
 
+from threatgraph import server_guard as guard
 from threatgraph.errors import InputError, ThreatgraphError
 from threatgraph.querylib import NamedQuery, load_library, srj_term
 from threatgraph.sparql import inline_values
@@ -108,12 +109,22 @@ class ServerConfig:
     """Extra address space a worker may allocate beyond the shared dataset."""
     update_token: str | None = None
     allow_load: tuple[str, ...] = ()
-    """IRI prefixes that ``LOAD`` may read from (``file:`` is always refused)."""
+    """``http(s)`` endpoints that ``LOAD`` may read from: same scheme, host and port, path under the entry's
+    (``file:`` and everything else are always refused; see :mod:`threatgraph.server_guard`)."""
     allow_service: tuple[str, ...] = ()
-    """IRI prefixes that ``SERVICE`` may call."""
+    """``http(s)`` endpoints that ``SERVICE`` may call (matched like ``allow_load``)."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (``*`` for any); none by default."""
     union_default_graph: bool = True
+
+    def validate(self) -> None:
+        """Raise InputError (exit 2) naming the option whose value cannot work."""
+        for option, entries in (("--allow-service", self.allow_service), ("--allow-load", self.allow_load)):
+            for entry in entries:
+                try:
+                    guard.check_allow_entry(entry)
+                except ValueError as err:
+                    raise InputError(f"{option}: {err}") from None
 
 
 class HttpError(Exception):
@@ -126,56 +137,21 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
-# -- query text checks (SERVICE / LOAD allow-lists) ---------------------------------------------------
-_TOKEN = re.compile(
-    r'(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<iri><[^<>"{}|^`\\\s]*>)'
-    r'|(?P<str>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')'
-    r"|(?P<word>[A-Za-z_][A-Za-z0-9_-]*)|(?P<other>.)",
-    re.DOTALL,
-)
-
-
-def significant_tokens(text: str) -> list[tuple[str, str]]:
-    """(kind, text) tokens of SPARQL text without whitespace and comments (IRIs and strings whole)."""
-    out: list[tuple[str, str]] = []
-    for m in _TOKEN.finditer(text):
-        kind = m.lastgroup or "other"
-        if kind in ("ws", "comment"):
-            continue
-        out.append((kind, m.group()))
-    return out
-
-
-def _allowed(iri: str, allow: Sequence[str]) -> bool:
-    return not iri.lower().startswith("file:") and any(iri.startswith(a) for a in allow if a)
-
-
-def check_remote_access(text: str, cfg: ServerConfig, *, update: bool) -> None:
-    """Refuse ``SERVICE`` (and in updates ``LOAD``) unless the target IRI is allow-listed; ``file:`` never.
+# -- SERVICE / LOAD allow-lists (decided on the parsed request: see threatgraph.server_guard) -------------
+def check_remote_access(text: str, cfg: ServerConfig, *, update: bool) -> str:
+    """The text to run, or HttpError if it calls a ``SERVICE`` (or ``LOAD``s) that is not allow-listed.
 
     >>> check_remote_access("SELECT * { SERVICE <http://10.0.0.1/sparql> { ?s ?p ?o } }", ServerConfig(), update=False)
     Traceback (most recent call last):
     ...
-    threatgraph.server.HttpError: SERVICE <http://10.0.0.1/sparql> is not allowed on this server (allowed: none)
+    threatgraph.server.HttpError: SERVICE <http://10.0.0.1/sparql> is not allowed on this server (allowed: none; the operator can allow an endpoint with --allow-service)
     """
-    toks = significant_tokens(text)
-    for i, (kind, word) in enumerate(toks):
-        if kind != "word" or word.upper() not in ("SERVICE", "LOAD") or (word.upper() == "LOAD" and not update):
-            continue
-        j = i + 1
-        if j < len(toks) and toks[j][0] == "word" and toks[j][1].upper() == "SILENT":
-            j += 1
-        target = toks[j] if j < len(toks) else ("other", "")
-        allow = cfg.allow_service if word.upper() == "SERVICE" else cfg.allow_load
-        listed = ", ".join(allow) or "none"
-        if target[0] != "iri":
-            raise HttpError(403, f"{word.upper()} must name its target as a full <IRI> on this server (allowed: {listed})")
-        iri = target[1][1:-1]
-        if not _allowed(iri, allow):
-            raise HttpError(403, f"{word.upper()} <{iri}> is not allowed on this server (allowed: {listed})")
-    for kind, word in toks:
-        if kind == "word" and word.upper() == "BASE" and (cfg.allow_service or cfg.allow_load):
-            raise HttpError(403, "BASE is refused on a server with SERVICE/LOAD allow-lists (it could redirect them)")
+    try:
+        return guard.check_remote_access(
+            text, allow_service=cfg.allow_service, allow_load=cfg.allow_load, update=update, default_prefixes=PREFIXES
+        )
+    except guard.Refused as err:
+        raise HttpError(err.status, err.message) from None
 
 
 # -- result serializers (run in workers) --------------------------------------------------------------
@@ -251,7 +227,13 @@ def _run_query(store: OxStore, req: dict[str, Any]) -> Response:
         kwargs["named_graphs"] = [NamedNode(g) for g in req["named_graphs"]]
     max_rows: int = req["max_rows"]
     try:
-        res = store.query(req["query"], **kwargs)
+        text = guard.check_remote_access(
+            req["query"], allow_service=req["allow_service"], allow_load=(), update=False, default_prefixes=PREFIXES
+        )
+    except guard.Refused as err:
+        return err.status, "text/plain", (err.message + "\n").encode()
+    try:
+        res = store.query(text, **kwargs)
         if isinstance(res, QueryBoolean):
             fmt = req["result_format"]
             return 200, _RESULT_MIME[fmt], serialize_boolean(bool(res), fmt)
@@ -321,7 +303,9 @@ def _limit_memory(extra_mb: int) -> None:
         pass
 
 
-def _worker_loop(conn: Connection, store: OxStore, memory_limit_mb: int) -> None:
+def _worker_loop(conn: Connection, store: OxStore, memory_limit_mb: int, network: bool) -> None:
+    if not network:
+        guard.deny_network_sockets()
     _limit_memory(memory_limit_mb)
     while True:
         try:
@@ -330,6 +314,15 @@ def _worker_loop(conn: Connection, store: OxStore, memory_limit_mb: int) -> None
             return
         if req["kind"] == "query":
             resp = _run_query(store, req)
+        elif req["kind"] == "check_update":
+            try:
+                text = guard.check_remote_access(
+                    req["text"], allow_service=req["allow_service"], allow_load=req["allow_load"], update=True,
+                    default_prefixes=PREFIXES,
+                )
+                resp = (200, "text/plain", text.encode())
+            except guard.Refused as err:
+                resp = (err.status, "text/plain", (err.message + "\n").encode())
         elif req["kind"] == "dump":
             resp = _dump(store, req)
         else:
@@ -376,15 +369,27 @@ def _zygote_write(store: OxStore, req: dict[str, Any]) -> tuple[int, str]:
             return 400, "unknown write"
     except SyntaxError as err:
         return 400, f"invalid input: {err}"
-    except (OSError, ValueError) as err:
-        return 500, f"write failed: {err}"
+    except (OSError, RuntimeError) as err:  # LOAD: unreachable URL, a media type that is not RDF ...
+        what = "the update" if op == "update" else "the write"
+        return 502 if op == "update" else 500, f"{what} failed and changed nothing: {err}"
+    except (ValueError, TypeError, KeyError) as err:
+        return 400, f"invalid write: {err}"
     return 204, ""
 
 
-def zygote_main(fd: int, dataset: str, memory_limit_mb: int) -> None:
-    """Entry point of the zygote process (``python -m threatgraph.server --zygote FD DATASET MB``)."""
+def zygote_main(fd: int, dataset: str, memory_limit_mb: int, network: str = "") -> None:
+    """Entry point of the zygote process (see ``WorkerPool``).
+
+    ``network`` says who may open network sockets: "" nobody (the zygote and its workers run under
+    :func:`threatgraph.server_guard.deny_network_sockets`), "w" workers (SERVICE allow-list), "z" the
+    zygote (LOAD allow-list), "wz" both.
+    """
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not network:
+        guard.deny_network_sockets()
+    import rdflib.plugins.sparql.parser  # noqa: F401  (the SERVICE/LOAD check's grammar, shared by every fork)
+
     conn = Connection(fd)
     store = OxStore()
     if dataset:
@@ -400,20 +405,24 @@ def zygote_main(fd: int, dataset: str, memory_limit_mb: int) -> None:
         except (EOFError, OSError):
             return
         if req["op"] == "fork":
-            parent_end, child_end = socket.socketpair()
-            pid = os.fork()
+            try:
+                parent_end, child_end = socket.socketpair()
+                pid = os.fork()
+            except OSError as err:  # out of processes or descriptors: say so, keep serving
+                conn.send(("error", f"cannot start a query worker: {err}"))
+                continue
             if pid == 0:  # worker
                 conn.close()
                 parent_end.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 try:
-                    _worker_loop(Connection(child_end.detach()), store, memory_limit_mb)
+                    _worker_loop(Connection(child_end.detach()), store, memory_limit_mb, "w" in network)
                 finally:
                     os._exit(0)
             child_end.close()
+            conn.send(("ok", pid))
             send_handle(conn, parent_end.fileno(), os.getppid())
             parent_end.close()
-            conn.send(pid)
         elif req["op"] == "graphs":
             conn.send(sorted(g.value for g in store.named_graphs() if isinstance(g, NamedNode)))
         elif req["op"] == "size":
@@ -438,8 +447,9 @@ class WorkerPool:
         parent, child = socket.socketpair()
         self._zygote = subprocess.Popen(
             [sys.executable, "-c", "import sys; from threatgraph.server import zygote_main; "
-             "zygote_main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))",
-             str(child.fileno()), dataset, str(cfg.memory_limit_mb)],
+             "zygote_main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4])",
+             str(child.fileno()), dataset, str(cfg.memory_limit_mb),
+             ("w" if cfg.allow_service else "") + ("z" if cfg.allow_load else "")],
             pass_fds=(child.fileno(),),
         )
         child.close()
@@ -459,8 +469,11 @@ class WorkerPool:
         with self._zlock:
             try:
                 self._zconn.send({"op": "fork"})
+                status, detail = self._zconn.recv()
+                if status != "ok":
+                    raise HttpError(503, f"{detail}; try again later", {"Retry-After": "1"})
                 fd = recv_handle(self._zconn)
-                pid = int(self._zconn.recv())
+                pid = int(detail)
             except (EOFError, OSError, ValueError) as err:
                 raise HttpError(503, f"the query workers are unavailable ({err}); restart the server") from err
             return _Worker(Connection(fd), pid, self.generation)
@@ -589,6 +602,7 @@ class SparqlServer(ThreadingHTTPServer):
     request_queue_size = 128  # listen backlog: the default 5 resets connections under concurrent load
 
     def __init__(self, cfg: ServerConfig, dataset: str) -> None:
+        cfg.validate()
         self.cfg = cfg
         self.pool = WorkerPool(dataset, cfg)
         self.library: dict[str, NamedQuery] = load_library()
@@ -784,7 +798,6 @@ class Handler(BaseHTTPRequestHandler):
         cfg = self.server.cfg
         if len(text.encode()) > cfg.max_body:
             raise HttpError(413, f"the query has more than {cfg.max_body} bytes, this server's limit")
-        check_remote_access(text, cfg, update=False)
         accept = self.headers.get("Accept")
         result_mime = negotiate(accept, RESULT_TYPES, "application/sparql-results+json")
         graph_mime = negotiate(accept, GRAPH_TYPES, "text/turtle")
@@ -799,6 +812,7 @@ class Handler(BaseHTTPRequestHandler):
             "named_graphs": params.get("named-graph-uri", []),
             "union": cfg.union_default_graph,
             "max_rows": cfg.max_rows,
+            "allow_service": cfg.allow_service,
         }
         for g in req["default_graphs"] + req["named_graphs"]:
             try:
@@ -837,8 +851,16 @@ class Handler(BaseHTTPRequestHandler):
         text, _ = self._query_text(method, params, "update")
         if text is None:
             raise HttpError(400, "missing the 'update' parameter")
-        check_remote_access(text, self.server.cfg, update=True)
-        status, message = self.server.pool.write({"op": "update", "text": text})
+        cfg = self.server.cfg
+        if len(text.encode()) > cfg.max_body:
+            raise HttpError(413, f"the update has more than {cfg.max_body} bytes, this server's limit")
+        # The SERVICE/LOAD check parses the text: it runs in a worker, under the time and memory limits.
+        status, _, checked = self.server.pool.run(
+            {"kind": "check_update", "text": text, "allow_service": cfg.allow_service, "allow_load": cfg.allow_load}
+        )
+        if status != 200:
+            raise HttpError(status, checked.decode("utf-8", "replace"))
+        status, message = self.server.pool.write({"op": "update", "text": checked.decode()})
         if status >= 400:
             raise HttpError(status, message)
         self._send(204, "text/plain", b"")

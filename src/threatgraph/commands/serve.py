@@ -36,8 +36,14 @@ def register(sub: Any) -> None:
         help="enable SPARQL Update and graph writes for requests with 'Authorization: Bearer TOKEN' "
         "(default: $THREATGRAPH_UPDATE_TOKEN; unset = read-only)",
     )
-    p.add_argument("--allow-load", action="append", default=[], metavar="PREFIX", help="IRI prefix LOAD may read")
-    p.add_argument("--allow-service", action="append", default=[], metavar="PREFIX", help="IRI prefix SERVICE may call")
+    p.add_argument(
+        "--allow-load", action="append", default=[], metavar="URL",
+        help="http(s) URL prefix that LOAD may read (same scheme, host and port; repeatable; default: none)",
+    )
+    p.add_argument(
+        "--allow-service", action="append", default=[], metavar="URL",
+        help="http(s) endpoint that SERVICE may call (same scheme, host and port; repeatable; default: none)",
+    )
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this CORS origin ('*' = any)")
     p.set_defaults(func=run)
 
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         allow_service=tuple(args.allow_service),
         cors_origins=tuple(args.cors),
     )
+    cfg.validate()
     path = build_dataset(args.store, args.model)
     try:
         server = SparqlServer(cfg, path)
