@@ -27,6 +27,7 @@ import contextlib
 import hmac
 import json
 import os
+import pickle
 import queue
 import re
 import resource
@@ -116,6 +117,11 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (``*`` for any); none by default."""
     union_default_graph: bool = True
+    allowed_hosts: tuple[str, ...] = ()
+    """Extra ``Host`` header values accepted (``NAME`` any port, ``NAME:PORT``, ``*`` any); besides these only
+    the bound address, and ``localhost``/loopback when bound to loopback or all interfaces (DNS rebinding)."""
+    connection_timeout: float = 30.0
+    """Seconds a connection may stay silent (idle keep-alive, slow request, slow reader) before it is closed."""
 
     def validate(self) -> None:
         """Raise InputError (exit 2) naming the option whose value cannot work."""
@@ -125,6 +131,9 @@ class ServerConfig:
                     guard.check_allow_entry(entry)
                 except ValueError as err:
                     raise InputError(f"{option}: {err}") from None
+        for name in self.allowed_hosts:
+            if name != "*" and parse_host(name) is None:
+                raise InputError(f"--allowed-host: {name!r} is not a host name, NAME:PORT or '*'")
 
 
 class HttpError(Exception):
@@ -256,7 +265,9 @@ def _run_query(store: OxStore, req: dict[str, Any]) -> Response:
             return 200, mime, serialize(triples, format=GRAPH_TYPES[mime], prefixes=_prefixes_for(mime)) or b""
     except SyntaxError as err:
         return 400, "text/plain", f"invalid SPARQL query: {err}\n".encode()
-    except OSError as err:
+    except UnicodeError as err:
+        return 400, "text/plain", f"the query is not valid Unicode text: {err}\n".encode()
+    except (OSError, RuntimeError, ValueError, TypeError) as err:  # SERVICE failures, evaluation errors
         return 500, "text/plain", f"query failed: {err}\n".encode()
     return 500, "text/plain", b"unexpected query result\n"
 
@@ -494,34 +505,43 @@ class WorkerPool:
             raise HttpError(503, f"all {self.cfg.workers} query workers stayed busy for {limit:g} s; try again later",
                             {"Retry-After": "1"}) from None
         try:
-            if w.generation != self.generation or w.conn.closed:
-                self._kill(w)
-                w = self._fork()
+            if w.generation != self.generation or w.conn.closed or self._stale(w):
+                w = self._replace(w)
             try:
                 w.conn.send(req)
-            except OSError:  # the worker died between requests: use a fresh one
-                self._kill(w)
-                w = self._fork()
+            except (OSError, ValueError):  # the worker died between requests: use a fresh one
+                w = self._replace(w)
                 w.conn.send(req)
             if not w.conn.poll(limit):
-                self._kill(w)
-                w = self._fork()
+                w = self._replace(w)
                 raise HttpError(
                     503, f"the query exceeded this server's time limit of {limit:g} s and was stopped; "
                     "narrow it or add LIMIT (the operator can raise --time-limit)",
                 )
             try:
                 resp: Response = w.conn.recv()
-            except (EOFError, OSError):
-                self._kill(w)
-                w = self._fork()
+            except (EOFError, OSError, pickle.UnpicklingError):
+                w = self._replace(w)
                 raise HttpError(
                     503, f"the query was aborted: its worker exceeded the memory limit "
                     f"({self.cfg.memory_limit_mb} MB) or crashed; narrow the query",
                 ) from None
             return resp
         finally:
-            self._idle.put(w)
+            self._idle.put(w)  # always give the slot back: a worker that could not be replaced is re-forked next time
+
+    @staticmethod
+    def _stale(w: _Worker) -> bool:
+        """An idle worker has nothing to say: readable means it died (EOF) or is out of step."""
+        try:
+            return bool(w.conn.poll(0))
+        except (OSError, ValueError):
+            return True
+
+    def _replace(self, w: _Worker) -> _Worker:
+        """Kill ``w`` and fork a fresh worker (HttpError 503 if the zygote cannot; ``w`` stays closed then)."""
+        self._kill(w)
+        return self._fork()
 
     def write(self, req: dict[str, Any]) -> tuple[int, str]:
         """Apply a write in the zygote; later queries run in fresh forks that see it."""
@@ -593,6 +613,36 @@ def negotiate(accept: str | None, offers: Iterable[str], default: str) -> str | 
     return best[2] if best else None
 
 
+# -- Host header (DNS rebinding) ------------------------------------------------------------------------
+_HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::([0-9]{1,5}))?")
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """(lower-case name, port or None) of a ``Host`` header value; None if malformed.
+
+    >>> parse_host("LocalHost:7879"), parse_host("[::1]"), parse_host("a b"), parse_host("x:99999")
+    (('localhost', 7879), ('[::1]', None), None, None)
+    """
+    m = _HOST_HEADER.fullmatch(value.strip())
+    if not m:
+        return None
+    port = int(m.group(2)) if m.group(2) else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    return m.group(1).lower(), port
+
+
+def _ip_kind(name: str) -> str:
+    """'loopback', 'any' (0.0.0.0, ::), 'ip' for other address literals, '' for names."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return ""
+    return "loopback" if ip.is_loopback else "any" if ip.is_unspecified else "ip"
+
+
 # -- HTTP handler -------------------------------------------------------------------------------------
 class SparqlServer(ThreadingHTTPServer):
     """The HTTP server: holds the config, the worker pool and the named-query library."""
@@ -606,7 +656,34 @@ class SparqlServer(ThreadingHTTPServer):
         self.cfg = cfg
         self.pool = WorkerPool(dataset, cfg)
         self.library: dict[str, NamedQuery] = load_library()
-        super().__init__((cfg.host, cfg.port), Handler)
+        try:
+            super().__init__((cfg.host, cfg.port), Handler)
+        except OSError:
+            self.pool.close()
+            raise
+
+    def host_allowed(self, name: str, port: int | None) -> bool:
+        """True if a request with this ``Host`` is meant for this server (see ``ServerConfig.allowed_hosts``)."""
+        bound_host, bound_port = str(self.server_address[0]).lower(), int(self.server_address[1])
+        for entry in self.cfg.allowed_hosts:
+            if entry == "*":
+                return True
+            parsed = parse_host(entry)
+            if parsed and parsed[0] == name and (parsed[1] is None or parsed[1] == (port or 80)):
+                return True
+        if (port or 80) != bound_port:
+            return False
+        if name in (bound_host, f"[{bound_host}]", self.cfg.host.lower()):
+            return True
+        if _ip_kind(bound_host) in ("loopback", "any") and (name == "localhost" or _ip_kind(name) == "loopback"):
+            return True
+        return _ip_kind(bound_host) == "any" and _ip_kind(name) != ""  # all interfaces: any address literal
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed (reset, time-out) is closed with one log line, never a traceback."""
+        err = sys.exc_info()[1]
+        if os.environ.get("THREATGRAPH_SERVER_LOG"):
+            print(f"threatgraph serve: connection from {client_address[0]} closed: {err!r}", file=sys.stderr)
 
     def server_close(self) -> None:
         super().server_close()
@@ -631,6 +708,36 @@ class Handler(BaseHTTPRequestHandler):
         # to every keep-alive response.
         with contextlib.suppress(OSError):
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request.settimeout(self.server.cfg.connection_timeout)
+        self._body_done = False
+
+    def parse_request(self) -> bool:
+        """Parse the request line and headers, then refuse a foreign or malformed ``Host`` (DNS rebinding)."""
+        self._body_done = False
+        if not super().parse_request():
+            return False
+        values = self.headers.get_all("Host") or []
+        err: HttpError | None = None
+        if len(values) > 1:
+            err = HttpError(400, "more than one Host header")
+        elif not values:
+            if self.request_version != "HTTP/1.0":
+                err = HttpError(400, "the request has no Host header (HTTP/1.1 requires one)")
+        else:
+            parsed = parse_host(values[0])
+            if parsed is None:
+                err = HttpError(400, f"malformed Host header {values[0][:100]!r}")
+            elif not self.server.host_allowed(*parsed):
+                err = HttpError(
+                    403, f"this server does not answer to Host {values[0][:100]!r} (a guard against DNS rebinding); "
+                    f"use http://{self.server.url.removeprefix('http://')}/ or ask the operator to start it with "
+                    "--allowed-host NAME",
+                )
+        if err is not None:
+            self.close_connection = True  # the body (if any) is never read: do not read it as a next request
+            self._error(err)
+            return False
+        return True
 
     def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("THREATGRAPH_SERVER_LOG"):
@@ -656,6 +763,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         for k, v in {**self._cors(), **(headers or {})}.items():
             self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if body and not head_only:
             self.wfile.write(body)
@@ -664,22 +773,37 @@ class Handler(BaseHTTPRequestHandler):
         self._send(err.status, "text/plain", (err.message.rstrip() + "\n").encode(), err.headers)
 
     def _body(self) -> bytes:
+        if self._body_done:
+            return b""
+        self._body_done = True
         te = self.headers.get("Transfer-Encoding", "")
         if te and te.lower() != "identity":
+            self.close_connection = True
             raise HttpError(411, "chunked request bodies are not supported: send Content-Length")
         raw = self.headers.get("Content-Length")
         if raw is None:
             return b""
-        try:
-            n = int(raw)
-        except ValueError:
-            raise HttpError(400, f"bad Content-Length {raw!r}") from None
-        if n < 0:
-            raise HttpError(400, f"bad Content-Length {raw!r}")
+        if not raw.strip().isdigit() or len(self.headers.get_all("Content-Length") or []) > 1:
+            self.close_connection = True
+            raise HttpError(400, f"bad Content-Length {raw[:40]!r}")
+        n = int(raw)
         if n > self.server.cfg.max_body:
             self.close_connection = True
             raise HttpError(413, f"the request body has {n} bytes; this server's limit is {self.server.cfg.max_body}")
-        return self.rfile.read(n)
+        data = self.rfile.read(n)
+        if len(data) < n:
+            self.close_connection = True
+            raise HttpError(400, f"the request body ended after {len(data)} of {n} bytes")
+        return data
+
+    def _discard_body(self) -> None:
+        """Read and drop a body nobody read (a refused request), so it is not parsed as the next request."""
+        if self._body_done:
+            return
+        try:
+            self._body()
+        except HttpError:
+            self.close_connection = True
 
     def _split(self) -> tuple[str, dict[str, list[str]]]:
         parts = urllib.parse.urlsplit(self.path)
@@ -708,11 +832,33 @@ class Handler(BaseHTTPRequestHandler):
                 raise HttpError(404, f"no such resource {path}; the SPARQL endpoint is /query")
             route(method, params)
         except HttpError as err:
-            self._error(err)
-        except (ConnectionError, BrokenPipeError):
+            self._refuse(err)
+        except OSError:  # reset, broken pipe, time-out: nothing more can be said on this connection
             self.close_connection = True
         except ThreatgraphError as err:
-            self._error(HttpError(500, str(err)))
+            self._refuse(HttpError(500, str(err)))
+
+        self._settle_body()
+
+    def _settle_body(self) -> None:
+        """Drop a body nobody read (a small one is read; otherwise the connection closes after the answer),
+        so that it is never parsed as the next request on a keep-alive connection."""
+        if self._body_done:
+            return
+        raw = self.headers.get("Content-Length", "0").strip()
+        if self.close_connection or not raw.isdigit() or int(raw) > 65536 or self.headers.get("Transfer-Encoding"):
+            self._body_done = True
+            self.close_connection = True
+            return
+        try:
+            self._discard_body()
+        except OSError:
+            self.close_connection = True
+
+    def _refuse(self, err: HttpError) -> None:
+        """Answer an error, after dealing with the unread body."""
+        self._settle_body()
+        self._error(err)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -737,26 +883,28 @@ class Handler(BaseHTTPRequestHandler):
                 "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization",
                 "Access-Control-Max-Age": "600",
             })
-        self._body()
+        self._discard_body()
         self._send(204, "text/plain", b"", headers)
 
     def do_PATCH(self) -> None:
-        self._body()
-        self._error(HttpError(405, "PATCH is not supported", {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"}))
+        self._refuse(HttpError(405, "PATCH is not supported", {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"}))
 
     # -- auth ---------------------------------------------------------------------------------------
     def _require_token(self) -> None:
         token = self.server.cfg.update_token
         if not token:
-            raise HttpError(403, "this server is read-only: updates and graph writes are disabled "
-                                 "(start it with --update-token to enable them)")
+            raise HttpError(403, "this server is read-only: updates and graph writes are disabled; the operator "
+                                 "enables them by starting it with --update-token TOKEN (or $THREATGRAPH_UPDATE_TOKEN)")
         auth = self.headers.get("Authorization", "")
+        how = ("send 'Authorization: Bearer TOKEN' with the token the server was started with "
+               "(threatgraph commands: --token TOKEN or $THREATGRAPH_ENDPOINT_TOKEN)")
         if not auth:
-            raise HttpError(401, "updates need the server's update token: send 'Authorization: Bearer TOKEN'",
+            raise HttpError(401, f"updates need the server's update token: {how}",
                             {"WWW-Authenticate": 'Bearer realm="threatgraph"'})
         scheme, _, given = auth.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise HttpError(403, "wrong update token", {"WWW-Authenticate": 'Bearer realm="threatgraph", error="invalid_token"'})
+            raise HttpError(403, f"wrong update token: {how}",
+                            {"WWW-Authenticate": 'Bearer realm="threatgraph", error="invalid_token"'})
 
     # -- SPARQL query -------------------------------------------------------------------------------
     def _query_text(self, method: str, params: dict[str, list[str]], key: str) -> tuple[str | None, dict[str, list[str]]]:

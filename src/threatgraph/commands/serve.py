@@ -44,6 +44,14 @@ def register(sub: Any) -> None:
         "--allow-service", action="append", default=[], metavar="URL",
         help="http(s) endpoint that SERVICE may call (same scheme, host and port; repeatable; default: none)",
     )
+    p.add_argument(
+        "--allowed-host", action="append", default=[], metavar="NAME",
+        help="also answer requests whose Host header is NAME or NAME:PORT (a proxy's public name; '*' = any). "
+        "By default only the bound address (and localhost when bound to loopback) is answered: a guard "
+        "against DNS rebinding. Repeatable",
+    )
+    p.add_argument("--connection-timeout", type=float, default=30.0, metavar="S",
+                   help="close a connection silent for S seconds (idle, slow sender or slow reader; default 30)")
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this CORS origin ('*' = any)")
     p.set_defaults(func=run)
 
@@ -79,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         allow_load=tuple(args.allow_load),
         allow_service=tuple(args.allow_service),
         cors_origins=tuple(args.cors),
+        allowed_hosts=tuple(args.allowed_host),
+        connection_timeout=args.connection_timeout,
     )
     cfg.validate()
     path = build_dataset(args.store, args.model)

@@ -24,6 +24,7 @@ Queries see the union of all graphs as their default graph only if the server is
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import urllib.error
@@ -142,9 +143,39 @@ def _var(label: str) -> str:
 
 
 def _short(err: Exception, limit: int = 800) -> str:
-    """An error text cut to ``limit`` characters (servers often echo the whole query)."""
+    """An error text cut to ``limit`` characters (servers often echo the whole query).
+
+    SPARQLWrapper puts the server's answer into its message as a bytes repr (``b'...\\n'``): it is
+    shown as the decoded text the server sent.
+
+    >>> from SPARQLWrapper.SPARQLExceptions import Unauthorized
+    >>> _short(Unauthorized(b"updates need the token: send 'Authorization: Bearer TOKEN'\\n"))
+    "Unauthorized: access to this endpoint needs credentials: updates need the token: send 'Authorization: Bearer TOKEN'"
+    """
     text = str(err)
+    head, sep, response = text.partition(". \n\nResponse:\n")
+    if sep and response[:2] in ("b'", 'b"'):
+        try:
+            raw = ast.literal_eval(response)
+        except (ValueError, SyntaxError):
+            raw = None
+        if isinstance(raw, bytes):
+            name, _, what = head.partition(": ")
+            what = _SW_MESSAGES.get(name, what)
+            text = f"{name}: {what}: {raw.decode('utf-8', 'replace').strip()}"
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+_SW_MESSAGES = {"Unauthorized": "access to this endpoint needs credentials"}
+
+
+def _http_error(what: str, err: urllib.error.HTTPError) -> StoreError:
+    """A StoreError with the status and the decoded text of an error answer."""
+    try:
+        body = err.read().decode("utf-8", "replace").strip()
+    except OSError:
+        body = ""
+    return StoreError(_short(Exception(f"{what} failed: HTTP {err.code} {err.reason}" + (f": {body}" if body else ""))))
 
 
 def _media(content_type: str | None) -> str:
@@ -258,6 +289,8 @@ class RemoteStore:
             result = sw.query()
         except SPARQLWrapperException as err:
             raise StoreError(f"query on {self.endpoint} failed: {_short(err)}") from err
+        except urllib.error.HTTPError as err:
+            raise _http_error(f"query on {self.endpoint}", err) from err
         except (urllib.error.URLError, OSError) as err:
             raise StoreError(
                 f"cannot reach {self.endpoint}: {err}", hint="check that the SPARQL server is running and the URL is right"
@@ -312,6 +345,8 @@ class RemoteStore:
             sw.query().response.read()
         except SPARQLWrapperException as err:
             raise StoreError(f"update on {self.update_endpoint} failed: {_short(err)}") from err
+        except urllib.error.HTTPError as err:
+            raise _http_error(f"update on {self.update_endpoint}", err) from err
         except (urllib.error.URLError, OSError) as err:
             raise StoreError(f"cannot reach {self.update_endpoint}: {err}") from err
 

@@ -1,0 +1,313 @@
+"""``threatgraph serve`` under hostile HTTP (issue 11): failed writes and time-outs lose nothing, a foreign or
+malformed Host is refused (DNS rebinding), a refused request's body is never read as a second request,
+messages are text that says what to do."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from pyoxigraph import Store
+
+from threatgraph.errors import StoreError
+from threatgraph.server import Running, ServerConfig, start, write_dataset
+from threatgraph.store.remote import RemoteStore
+
+TOKEN = "s3cret-token"
+BOMB = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l . ?m ?n2 ?o }"
+UPDATE = {"Content-Type": "application/sparql-update", "Authorization": f"Bearer {TOKEN}"}
+
+
+def http(
+    url: str, data: bytes | None = None, headers: dict[str, str] | None = None, method: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers.items()), err.read()
+
+
+def q(url: str, query: str) -> tuple[int, bytes]:
+    status, _, body = http(f"{url}/query?{urllib.parse.urlencode({'query': query})}", headers={"Accept": "application/json"})
+    return status, body
+
+
+def raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send bytes on one connection, read until the server closes it (or the time-out), return all answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                c = s.recv(65536)
+                if not c:
+                    break
+                chunks.append(c)
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
+class MediaServer:
+    """An http server that answers every GET with the media type named by the path (/text/html ...)."""
+
+    def __init__(self) -> None:
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                ctype = self.path.strip("/") or "text/html"
+                body = b"<urn:x:loaded> <urn:x:p> 1 ." if ctype == "text/turtle" else b"<html>not rdf</html>"
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), H)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
+    store = Store()
+    store.update("INSERT DATA { " + " ".join(f"<urn:x:s{i}> <urn:x:p> {i} ." for i in range(400)) + " }")
+    return write_dataset(store, str(tmp_path_factory.mktemp("ds")))
+
+
+@pytest.fixture(scope="module")
+def media() -> Iterator[MediaServer]:
+    m = MediaServer()
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def srv(dataset: str, media: MediaServer) -> Iterator[Running]:
+    r = start(ServerConfig(port=0, time_limit=1.0, workers=2, update_token=TOKEN, allow_load=(media.base + "/",),
+                           max_body=100_000), dataset)
+    yield r
+    r.stop()
+
+
+# -- 2. a failed write or a time-out loses nothing ---------------------------------------------------------
+@pytest.mark.parametrize(("ctype", "status", "needle"), [
+    ("text/html", 502, b"media type text/html is not supported"),
+    ("application/octet-stream", 502, b"not supported"),
+])
+def test_failed_load_keeps_the_dataset_process(srv: Running, media: MediaServer, ctype: str, status: int, needle: bytes) -> None:
+    got, _, body = http(srv.url + "/update", f"LOAD <{media.base}/{ctype}> INTO GRAPH <urn:x:l>".encode(), UPDATE)
+    assert got == status and needle in body, body
+    assert b"changed nothing" in body and not body.startswith(b"b'")
+    # the dataset process still applies writes and queries see them
+    assert http(srv.url + "/update", b"INSERT DATA { <urn:x:after> <urn:x:p> 1 }", UPDATE)[0] == 204
+    assert q(srv.url, "ASK { <urn:x:after> <urn:x:p> 1 }")[1].endswith(b"true}")
+    assert q(srv.url, "ASK { GRAPH <urn:x:l> { ?s ?p ?o } }")[1].endswith(b"false}")
+
+
+def test_good_load_after_a_failed_one(srv: Running, media: MediaServer) -> None:
+    assert http(srv.url + "/update", f"LOAD <{media.base}/text/html>".encode(), UPDATE)[0] == 502
+    status, _, body = http(srv.url + "/update", f"LOAD <{media.base}/text/turtle> INTO GRAPH <urn:x:t>".encode(), UPDATE)
+    assert status == 204, body
+    assert q(srv.url, "ASK { GRAPH <urn:x:t> { <urn:x:loaded> ?p ?o } }")[1].endswith(b"true}")
+
+
+def _live_workers(r: Running) -> list[int]:
+    pool = r.server.pool
+    ws = [pool._idle.get(timeout=5) for _ in range(pool.cfg.workers)]
+    try:
+        pids = []
+        for w in ws:
+            os.kill(w.pid, 0)  # raises if the process is gone
+            assert not w.conn.closed
+            pids.append(w.pid)
+        return pids
+    finally:
+        for w in ws:
+            pool._idle.put(w)
+
+
+def test_time_outs_do_not_lose_workers(srv: Running) -> None:
+    before = _live_workers(srv)
+    assert len(set(before)) == 2
+    for _ in range(2):
+        assert q(srv.url, BOMB)[0] == 503
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(q(srv.url, BOMB)[0])) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [503] * 4
+    after = _live_workers(srv)
+    assert len(set(after)) == 2 and not set(after) & set(before)  # the killed ones were replaced, none lost
+    for pid in before:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # both workers answer at once: two half-second queries finish in well under two seconds
+    slow = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f } "
+    t0 = time.monotonic()
+    out: list[int] = []
+    ts = [threading.Thread(target=lambda: out.append(q(srv.url, slow)[0])) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert out == [200, 200] and time.monotonic() - t0 < 2.5
+
+
+def test_a_dead_idle_worker_is_replaced_before_use(srv: Running) -> None:
+    pids = _live_workers(srv)
+    for pid in pids:
+        os.kill(pid, 9)
+    time.sleep(0.1)
+    for _ in range(3):
+        assert q(srv.url, "ASK { <urn:x:s1> ?p ?o }") == (200, b'{"head": {}, "boolean": true}')
+    assert not set(_live_workers(srv)) & set(pids)
+
+
+# -- 3. Host header ---------------------------------------------------------------------------------------
+def _port(r: Running) -> int:
+    return int(r.server.server_address[1])
+
+
+@pytest.mark.parametrize(("host", "status"), [
+    ("127.0.0.1:{port}", b"200"),
+    ("localhost:{port}", b"200"),
+    ("LOCALHOST:{port}", b"200"),
+    ("attacker.example:{port}", b"403"),
+    ("attacker.example", b"403"),
+    ("127.0.0.1:1", b"403"),
+    ("127.0.0.1:99999", b"400"),
+    ("a b", b"400"),
+    ("[::1", b"400"),
+    ("evil.example/x", b"400"),
+    ("", b"400"),
+])
+def test_host_header(srv: Running, host: str, status: bytes) -> None:
+    port = _port(srv)
+    answer = raw(port, f"GET /query?query=ASK%7B%7D HTTP/1.1\r\nHost: {host.format(port=port)}\r\nConnection: close\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:300]
+    assert b"Traceback" not in answer
+    if status == b"403":
+        assert b"--allowed-host" in answer and b"DNS rebinding" in answer
+
+
+def test_missing_and_repeated_host(srv: Running) -> None:
+    port = _port(srv)
+    assert raw(port, b"GET /query?query=ASK%7B%7D HTTP/1.1\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert raw(port, b"GET /query?query=ASK%7B%7D HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")
+    two = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\nConnection: close\r\n\r\n".encode()
+    assert raw(port, two).startswith(b"HTTP/1.1 400")
+
+
+def test_allowed_host_option(dataset: str) -> None:
+    r = start(ServerConfig(port=0, allowed_hosts=("graph.example.org", "proxy.example:8443")), dataset)
+    try:
+        port = _port(r)
+
+        def status(host: str) -> bytes:
+            req = f"GET /query?query=ASK%7B%7D HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            return raw(port, req.encode())[9:12]
+
+        assert status("graph.example.org") == b"200"
+        assert status("graph.example.org:443") == b"200"
+        assert status("proxy.example:8443") == b"200"
+        assert status("proxy.example:8444") == b"403"
+        assert status("other.example.org") == b"403"
+        assert status(f"127.0.0.1:{port}") == b"200"
+    finally:
+        r.stop()
+
+
+def test_bad_allowed_host_is_an_input_error() -> None:
+    from threatgraph.errors import InputError
+
+    with pytest.raises(InputError, match="--allowed-host"):
+        ServerConfig(allowed_hosts=("http://x/",)).validate()
+
+
+# -- 4. keep-alive desync --------------------------------------------------------------------------------
+def test_refused_body_is_not_read_as_a_second_request(srv: Running) -> None:
+    port = _port(srv)
+    smuggled = f"GET /query?query=ASK%7B%7D HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    for first in [
+        # a write without the token is refused before the body is read
+        f"POST /update HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/sparql-update\r\n"
+        f"Content-Length: {len(smuggled)}\r\n\r\n".encode(),
+        # an unknown path, a wrong method, a wrong media type
+        f"POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode(),
+        f"PATCH /store HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode(),
+        f"PUT /store?graph=urn:x:g HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/png\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode(),
+        # a foreign Host
+        f"POST /query HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/sparql-query\r\n"
+        f"Content-Length: {len(smuggled)}\r\n\r\n".encode(),
+        # chunked (refused): the connection must close
+        f"POST /query HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        f"{len(smuggled):x}\r\n".encode(),
+    ]:
+        answer = raw(port, first + smuggled, timeout=5)
+        assert answer.count(b"HTTP/1.1 ") == 1, answer[:600]  # one answer: the body was not a request
+        assert not answer.startswith(b"HTTP/1.1 2")
+
+
+def test_keep_alive_still_works_for_good_requests(srv: Running) -> None:
+    port = _port(srv)
+    one = f"GET /query?query=ASK%7B%7D HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    last = f"GET /query?query=ASK%7B%7D HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+    answer = raw(port, one + one + last)
+    assert answer.count(b"HTTP/1.1 200") == 3
+
+
+def test_idle_connection_is_closed_after_the_timeout(dataset: str) -> None:
+    r = start(ServerConfig(port=0, connection_timeout=0.5), dataset)
+    try:
+        with socket.create_connection(("127.0.0.1", _port(r)), timeout=10) as s:
+            t0 = time.monotonic()
+            s.sendall(b"GET /query?query=ASK%7B%7D HTTP/1.1\r\n")  # never finished
+            assert s.recv(100) == b""  # closed by the server
+            assert time.monotonic() - t0 < 5
+    finally:
+        r.stop()
+
+
+# -- 5. messages --------------------------------------------------------------------------------------
+def test_messages_say_what_to_do(srv: Running, dataset: str) -> None:
+    status, _, body = http(srv.url + "/update", b"INSERT DATA { <urn:a> <urn:b> 1 }", {"Content-Type": "application/sparql-update"})
+    assert status == 401 and b"Authorization: Bearer TOKEN" in body and b"--token" in body
+    status, _, body = http(srv.url + "/update", b"INSERT DATA { <urn:a> <urn:b> 1 }", {**UPDATE, "Authorization": "Bearer nope"})
+    assert status == 403 and b"--token" in body
+    ro = start(ServerConfig(port=0), dataset)
+    try:
+        status, _, body = http(ro.url + "/update", b"INSERT DATA { <urn:a> <urn:b> 1 }", UPDATE)
+        assert status == 403 and b"--update-token" in body
+        # the client shows the server's text, not a bytes repr
+        with pytest.raises(StoreError) as err:
+            RemoteStore(ro.url + "/query", token=TOKEN).update("INSERT DATA { <urn:a> <urn:b> 1 }")
+        text = str(err.value)
+        assert "--update-token" in text and "b'" not in text and "\\n" not in text
+    finally:
+        ro.stop()
+    with pytest.raises(StoreError) as err:
+        RemoteStore(srv.url + "/query", token="wrong").update("INSERT DATA { <urn:a> <urn:b> 1 }")
+    assert "wrong update token" in str(err.value) and "b'" not in str(err.value)
+    with pytest.raises(StoreError) as err:
+        RemoteStore(srv.url + "/query").select("SELECT * WHERE { SERVICE <http://10.0.0.1/> { ?s ?p ?o } }")
+    assert "not allowed" in str(err.value) and "b'" not in str(err.value)
