@@ -311,3 +311,73 @@ def test_messages_say_what_to_do(srv: Running, dataset: str) -> None:
     with pytest.raises(StoreError) as err:
         RemoteStore(srv.url + "/query").select("SELECT * WHERE { SERVICE <http://10.0.0.1/> { ?s ?p ?o } }")
     assert "not allowed" in str(err.value) and "b'" not in str(err.value)
+
+
+# -- 6. fairness ------------------------------------------------------------------------------------------
+def test_fair_slots_shares_and_reserve() -> None:
+    from threatgraph.server import FairSlots
+
+    slots = FairSlots(base=2, reserve=1)
+    assert slots.acquire("a", 0.1) and slots.acquire("a", 0.1)  # alone, a may use every base slot
+    assert not slots.acquire("a", 0.1)  # but never the reserve
+    assert slots.acquire("b", 0.1)  # b holds none: the reserve slot
+    assert not slots.acquire("c", 0.1)  # reserve used up
+    slots.release("a")
+    # a base slot is free; b and a both want it: the client holding fewer goes first, and the share is 1 each
+    assert not slots.acquire("a", 0.1)  # a holds 1 = its share while b is active
+    slots.release("b")
+    assert slots.busy == 1
+    assert slots.acquire("c", 0.1) and slots.acquire("b", 0.1)
+    assert slots.busy == 3
+
+
+def _latencies(port: int, query: str, source: str, seconds: float, out: list[float], stop: threading.Event) -> None:
+    import http.client
+
+    path = "/query?" + urllib.parse.urlencode({"query": query})
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not stop.is_set():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(source, 0))
+        t0 = time.monotonic()
+        try:
+            conn.request("GET", path, headers={"Accept": "application/json"})
+            conn.getresponse().read()
+        finally:
+            conn.close()
+        out.append(time.monotonic() - t0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reserve", [2, 0])
+def test_other_clients_stay_fast_while_two_clients_send_bombs(dataset: str, reserve: int) -> None:
+    """Two clients (127.0.0.2 and .3) each keep three cartesian-product bombs running; a third client's
+    cheap queries keep a p95 under 1 s with the reserve workers, and do not without them (the control)."""
+    r = start(ServerConfig(port=0, time_limit=3.0, workers=2, reserve_workers=reserve), dataset)
+    stop = threading.Event()
+    try:
+        port = _port(r)
+        bombs: list[float] = []
+        threads = [
+            threading.Thread(target=_latencies, args=(port, BOMB, src, 8.0, bombs, stop), daemon=True)
+            for src in ("127.0.0.2", "127.0.0.3") for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # the bombs hold every base worker
+        fast: list[float] = []
+        _latencies(port, "ASK { <urn:x:s1> ?p ?o }", "127.0.0.4", 6.0, fast, stop)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        fast.sort()
+        p95 = fast[int(0.95 * (len(fast) - 1))]
+        print(f"reserve={reserve}: {len(fast)} cheap queries, p50 {fast[len(fast) // 2]:.3f} s, p95 {p95:.3f} s")
+        if reserve:
+            assert p95 < 1.0, (p95, len(fast))
+            assert len(fast) > 20
+        else:
+            assert p95 > 1.0, (p95, len(fast))  # the control: without a reserve the cheap client waits
+        assert bombs  # the bombs were answered (503 at the time limit), not left hanging
+    finally:
+        stop.set()
+        r.stop()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import itertools
 import json
 import os
 import pickle
@@ -106,6 +107,8 @@ class ServerConfig:
     max_body: int = 1_000_000
     """Bytes a request body or query may have (HTTP 413 beyond)."""
     workers: int = 2
+    reserve_workers: int = 2
+    """Extra workers, forked on demand, only for clients that hold none (see :class:`FairSlots`)."""
     memory_limit_mb: int = 1024
     """Extra address space a worker may allocate beyond the shared dataset."""
     update_token: str | None = None
@@ -443,6 +446,66 @@ def zygote_main(fd: int, dataset: str, memory_limit_mb: int, network: str = "") 
 
 
 # -- worker pool (in the HTTP server process) ----------------------------------------------------------
+class FairSlots:
+    """Who may run a request in a worker now, so that no client (IP address) starves the others.
+
+    ``base`` slots are shared fairly: while several clients want workers, none may hold more than
+    ``base // clients`` (at least 1), and a freed slot goes to the waiting client that holds fewest.
+    ``reserve`` further slots (extra forked workers) are only for clients that hold none, so a client
+    with a cheap query is served at once even while others keep every base worker busy with query bombs.
+    """
+
+    def __init__(self, base: int, reserve: int) -> None:
+        self.base, self.reserve = max(1, base), max(0, reserve)
+        self._cond = threading.Condition()
+        self._held: dict[str, int] = {}
+        self._waiting: dict[int, str] = {}
+        self._tickets = itertools.count()
+        self.busy = 0
+
+    def _cap(self) -> int:
+        active = set(self._waiting.values()) | {c for c, n in self._held.items() if n}
+        return max(1, self.base // max(1, len(active)))
+
+    def _may_take(self, client: str, ticket: int) -> bool:
+        held = self._held.get(client, 0)
+        cap = self._cap()
+        if self.busy < self.base and held < cap:
+            first = min((self._held.get(c, 0), t) for t, c in self._waiting.items() if self._held.get(c, 0) < cap)
+            return first == (held, ticket)
+        if held == 0 and self.busy < self.base + self.reserve:
+            return min(t for t, c in self._waiting.items() if self._held.get(c, 0) == 0) == ticket
+        return False
+
+    def acquire(self, client: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            ticket = next(self._tickets)
+            self._waiting[ticket] = client
+            try:
+                while not self._may_take(client, ticket):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                self._held[client] = self._held.get(client, 0) + 1
+                self.busy += 1
+                return True
+            finally:
+                del self._waiting[ticket]
+                self._cond.notify_all()
+
+    def release(self, client: str) -> None:
+        with self._cond:
+            n = self._held.get(client, 0) - 1
+            if n > 0:
+                self._held[client] = n
+            else:
+                self._held.pop(client, None)
+            self.busy -= 1
+            self._cond.notify_all()
+
+
 @dataclass
 class _Worker:
     conn: Connection
@@ -472,6 +535,7 @@ class WorkerPool:
         self.size_at_start = int(status[1])
         self.generation = 0
         self._idle: queue.Queue[_Worker] = queue.Queue()
+        self.slots = FairSlots(cfg.workers, cfg.reserve_workers)
         self._graphs: tuple[int, list[str]] | None = None
         for _ in range(max(1, cfg.workers)):
             self._idle.put(self._fork())
@@ -496,14 +560,20 @@ class WorkerPool:
         with contextlib.suppress(OSError):
             w.conn.close()
 
-    def run(self, req: dict[str, Any]) -> Response:
-        """Run a query/dump request in a worker within the time limit."""
+    def run(self, req: dict[str, Any], client: str = "") -> Response:
+        """Run a query/dump request in a worker within the time limit (``client``: who asks, for fairness)."""
         limit = self.cfg.time_limit
+        if not self.slots.acquire(client, limit):
+            raise HttpError(503, f"the query workers stayed busy for {limit:g} s (this client already has its share "
+                            "or all are in use); try again later", {"Retry-After": "1"})
         try:
-            w = self._idle.get(timeout=limit)
-        except queue.Empty:
-            raise HttpError(503, f"all {self.cfg.workers} query workers stayed busy for {limit:g} s; try again later",
-                            {"Retry-After": "1"}) from None
+            try:
+                w = self._idle.get_nowait()
+            except queue.Empty:  # a reserve slot (or a worker lost to a failed fork): start one
+                w = self._fork()
+        except HttpError:
+            self.slots.release(client)
+            raise
         try:
             if w.generation != self.generation or w.conn.closed or self._stale(w):
                 w = self._replace(w)
@@ -528,7 +598,8 @@ class WorkerPool:
                 ) from None
             return resp
         finally:
-            self._idle.put(w)  # always give the slot back: a worker that could not be replaced is re-forked next time
+            self._idle.put(w)  # always give the worker back: one that could not be replaced is re-forked next time
+            self.slots.release(client)
 
     @staticmethod
     def _stale(w: _Worker) -> bool:
@@ -967,7 +1038,7 @@ class Handler(BaseHTTPRequestHandler):
                 NamedNode(g)
             except ValueError:
                 raise HttpError(400, f"invalid graph IRI {g!r}") from None
-        status, ctype, body = self.server.pool.run(req)
+        status, ctype, body = self.server.pool.run(req, self.client_address[0])
         if status == 200 and result_mime is None and ctype in _RESULT_MIME.values():
             raise HttpError(406, f"a SELECT/ASK result cannot be given as {accept!r}; accept one of {', '.join(RESULT_TYPES)}")
         if status == 200 and graph_mime is None and ctype in GRAPH_TYPES:
@@ -1004,7 +1075,8 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(413, f"the update has more than {cfg.max_body} bytes, this server's limit")
         # The SERVICE/LOAD check parses the text: it runs in a worker, under the time and memory limits.
         status, _, checked = self.server.pool.run(
-            {"kind": "check_update", "text": text, "allow_service": cfg.allow_service, "allow_load": cfg.allow_load}
+            {"kind": "check_update", "text": text, "allow_service": cfg.allow_service, "allow_load": cfg.allow_load},
+            self.client_address[0],
         )
         if status != 200:
             raise HttpError(status, checked.decode("utf-8", "replace"))
@@ -1035,7 +1107,8 @@ class Handler(BaseHTTPRequestHandler):
             if mime is None:
                 raise HttpError(406, f"cannot produce {self.headers.get('Accept')!r}; use one of {', '.join(offers)}")
             status, ctype, body = self.server.pool.run(
-                {"kind": "dump", "graph": graph, "mime": mime, "max_rows": self.server.cfg.max_rows}
+                {"kind": "dump", "graph": graph, "mime": mime, "max_rows": self.server.cfg.max_rows},
+                self.client_address[0],
             )
             self._send(status, ctype, body)
             return

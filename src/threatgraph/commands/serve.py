@@ -29,6 +29,11 @@ def register(sub: Any) -> None:
     p.add_argument("--max-rows", type=int, default=100_000, help="rows/triples per result (default 100000)")
     p.add_argument("--max-body", type=int, default=1_000_000, metavar="BYTES", help="request size limit (default 1 MB)")
     p.add_argument("--workers", type=int, default=2, help="query worker processes (default 2)")
+    p.add_argument(
+        "--reserve-workers", type=int, default=2, metavar="N",
+        help="extra workers started on demand only for clients that hold none, so that clients sending slow "
+        "queries cannot make everyone else wait (default 2)",
+    )
     p.add_argument("--memory-limit-mb", type=int, default=1024, help="extra memory per query worker (default 1024)")
     p.add_argument(
         "--update-token",
@@ -82,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         max_rows=args.max_rows,
         max_body=args.max_body,
         workers=args.workers,
+        reserve_workers=args.reserve_workers,
         memory_limit_mb=args.memory_limit_mb,
         update_token=args.update_token or os.environ.get("THREATGRAPH_UPDATE_TOKEN") or None,
         allow_load=tuple(args.allow_load),
