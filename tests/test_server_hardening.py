@@ -381,3 +381,91 @@ def test_other_clients_stay_fast_while_two_clients_send_bombs(dataset: str, rese
     finally:
         stop.set()
         r.stop()
+
+
+# -- 6. connections and buffering ----------------------------------------------------------------------
+def test_connection_caps(dataset: str) -> None:
+    r = start(ServerConfig(port=0, max_connections_per_client=3, max_connections=5), dataset)
+    socks: list[socket.socket] = []
+    try:
+        port = _port(r)
+        for _ in range(3):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.2)
+        answer = raw(port, b"")  # the 4th connection from this address
+        assert answer.startswith(b"HTTP/1.1 503") and b"too many open connections" in answer
+        other = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
+        socks.append(other)  # another address still gets in
+        other.sendall(f"GET /query?query=ASK%7B%7D HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert other.recv(100).startswith(b"HTTP/1.1 200")
+        socks.pop(0).close()
+        time.sleep(0.3)
+        ok = f"GET /query?query=ASK%7B%7D HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+        assert raw(port, ok).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in socks:
+            s.close()
+        r.stop()
+    assert r.server._conns_total == 0
+
+
+@pytest.fixture(scope="module")
+def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
+    store = Store()
+    store.update("INSERT DATA { GRAPH <urn:x:big> { " + " ".join(f"<urn:x:s{i}> <urn:x:p> 'value {i:08d} padding padding' ." for i in range(40_000)) + " } }")
+    return write_dataset(store, str(tmp_path_factory.mktemp("big")))
+
+
+def _stuck_reader(port: int) -> socket.socket:
+    """A client that asks for the whole 40,000-triple graph and reads nothing."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET /store?graph=urn:x:big HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/n-triples\r\n\r\n".encode())
+    return s
+
+
+def test_slow_readers_cannot_pin_unbounded_buffers(big_dataset: str) -> None:
+    r = start(ServerConfig(port=0, max_rows=100_000, max_buffered_mb=1, connection_timeout=5), big_dataset)
+    try:
+        port = _port(r)
+        stuck = _stuck_reader(port)
+        deadline = time.monotonic() + 10
+        while r.server._buffered == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert r.server._buffered > 1024 * 1024  # the first large response is being sent
+        status, _, body = http(f"{r.url}/store?graph=urn:x:big", headers={"Accept": "application/n-triples"})
+        assert status == 503 and b"slow clients" in body
+        assert q(r.url, "ASK { GRAPH <urn:x:big> { ?s ?p ?o } }") == (200, b'{"head": {}, "boolean": true}')  # small ones pass
+        stuck.close()
+        deadline = time.monotonic() + 10
+        while r.server._buffered and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, _, body = http(f"{r.url}/store?graph=urn:x:big", headers={"Accept": "application/n-triples"})
+        assert status == 200 and body.count(b"\n") == 40_000
+    finally:
+        r.stop()
+
+
+def test_a_trickling_reader_is_cut_off(big_dataset: str) -> None:
+    r = start(ServerConfig(port=0, connection_timeout=0.5, min_send_rate=1_000_000), big_dataset)
+    try:
+        s = _stuck_reader(_port(r))
+        got = 0
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 30:
+                c = s.recv(2048)  # 2 KB every 0.1 s: progress, but far below the minimum rate
+                if not c:
+                    break
+                got += len(c)
+                time.sleep(0.1)
+        except ConnectionResetError:
+            pass
+        s.close()
+        elapsed = time.monotonic() - t0
+        assert 0 < got < 2_000_000 and elapsed < 15, (got, elapsed)  # reset at the deadline (3.5 s for 3 MB)
+        assert r.server._conns_total == 0
+    finally:
+        r.stop()

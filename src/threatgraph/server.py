@@ -34,13 +34,14 @@ import re
 import resource
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
@@ -123,6 +124,14 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     """Extra ``Host`` header values accepted (``NAME`` any port, ``NAME:PORT``, ``*`` any); besides these only
     the bound address, and ``localhost``/loopback when bound to loopback or all interfaces (DNS rebinding)."""
+    max_connections: int = 256
+    """Open connections the server holds at once (more are answered 503 and closed)."""
+    max_connections_per_client: int = 64
+    """Open connections one client (IP address) may hold."""
+    max_buffered_mb: int = 512
+    """Megabytes of responses that may wait for slow readers at once (beyond it, connections are closed)."""
+    min_send_rate: int = 64 * 1024
+    """Bytes per second a client must read a response at, after ``connection_timeout`` of grace."""
     connection_timeout: float = 30.0
     """Seconds a connection may stay silent (idle keep-alive, slow request, slow reader) before it is closed."""
 
@@ -715,6 +724,10 @@ def _ip_kind(name: str) -> str:
 
 
 # -- HTTP handler -------------------------------------------------------------------------------------
+class _BufferFull(OSError):
+    """The response buffering budget is spent: the connection is closed without the body."""
+
+
 class SparqlServer(ThreadingHTTPServer):
     """The HTTP server: holds the config, the worker pool and the named-query library."""
 
@@ -727,11 +740,65 @@ class SparqlServer(ThreadingHTTPServer):
         self.cfg = cfg
         self.pool = WorkerPool(dataset, cfg)
         self.library: dict[str, NamedQuery] = load_library()
+        self._conn_lock = threading.Lock()
+        self._conns: dict[str, int] = {}
+        self._conns_total = 0
+        self._buffered = 0
         try:
             super().__init__((cfg.host, cfg.port), Handler)
         except OSError:
             self.pool.close()
             raise
+
+    # -- connection caps and the response buffering budget ------------------------------------------
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start a thread for the connection unless the server or this client has too many open."""
+        ip = str(client_address[0])
+        cfg = self.cfg
+        with self._conn_lock:
+            mine = self._conns.get(ip, 0)
+            full = self._conns_total >= cfg.max_connections or mine >= cfg.max_connections_per_client
+            if not full:
+                self._conns[ip] = mine + 1
+                self._conns_total += 1
+        if full:
+            msg = (f"too many open connections (this server takes {cfg.max_connections}, "
+                   f"{cfg.max_connections_per_client} per client); close idle ones or try again later\n").encode()
+            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    f"Content-Length: {len(msg)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n").encode()
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(head + msg)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            ip = str(client_address[0])
+            with self._conn_lock:
+                self._conns_total -= 1
+                left = self._conns.get(ip, 1) - 1
+                if left > 0:
+                    self._conns[ip] = left
+                else:
+                    self._conns.pop(ip, None)
+
+    @contextlib.contextmanager
+    def buffered(self, n: int) -> Iterator[None]:
+        """Count ``n`` bytes of response being sent; _BufferFull if the budget (``max_buffered_mb``) is spent."""
+        budget = self.cfg.max_buffered_mb * 1024 * 1024
+        with self._conn_lock:
+            if self._buffered and self._buffered + n > budget:
+                raise _BufferFull(f"{self._buffered} bytes of responses are waiting for slow readers")
+            self._buffered += n
+        try:
+            yield
+        finally:
+            with self._conn_lock:
+                self._buffered -= n
 
     def host_allowed(self, name: str, port: int | None) -> bool:
         """True if a request with this ``Host`` is meant for this server (see ``ServerConfig.allowed_hosts``)."""
@@ -827,6 +894,17 @@ class Handler(BaseHTTPRequestHandler):
         return {}
 
     def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        if len(body) < 65536 or self.command == "HEAD":
+            self._send_now(status, ctype, body, headers)
+            return
+        try:
+            with self.server.buffered(len(body)):
+                self._send_now(status, ctype, body, headers)
+        except _BufferFull:
+            self._send_now(503, "text/plain", b"the server is busy sending large results to slow clients; "
+                           b"try again later or narrow the query\n", {"Retry-After": "2"})
+
+    def _send_now(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         head_only = self.command == "HEAD"
         self.send_response(status)
         if body or status not in (204, 304):
@@ -838,7 +916,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if body and not head_only:
-            self.wfile.write(body)
+            self._write_body(body)
+
+    def _write_body(self, body: bytes) -> None:
+        """Send in chunks under a deadline: a client reading a trickle cannot hold a response (and a thread)
+        for ever (large bodies also count against the buffering budget, see ``_send``)."""
+        cfg = self.server.cfg
+        deadline = time.monotonic() + cfg.connection_timeout + len(body) / max(1, cfg.min_send_rate)
+        view = memoryview(body)
+        for i in range(0, len(body), 65536):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the client read {i} of {len(body)} bytes too slowly")
+            self.wfile.write(view[i:i + 65536])
 
     def _error(self, err: HttpError) -> None:
         self._send(err.status, "text/plain", (err.message.rstrip() + "\n").encode(), err.headers)
@@ -906,6 +995,8 @@ class Handler(BaseHTTPRequestHandler):
             self._refuse(err)
         except OSError:  # reset, broken pipe, time-out: nothing more can be said on this connection
             self.close_connection = True
+            with contextlib.suppress(OSError):  # reset it: drop what the kernel still holds for a slow reader
+                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except ThreatgraphError as err:
             self._refuse(HttpError(500, str(err)))
 

@@ -57,6 +57,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--connection-timeout", type=float, default=30.0, metavar="S",
                    help="close a connection silent for S seconds (idle, slow sender or slow reader; default 30)")
+    p.add_argument("--max-connections", type=int, default=256, metavar="N",
+                   help="open connections the server holds (more are answered 503; default 256)")
+    p.add_argument("--max-connections-per-client", type=int, default=64, metavar="N",
+                   help="open connections one client address may hold (default 64)")
+    p.add_argument("--max-buffered-mb", type=int, default=512, metavar="MB",
+                   help="responses waiting for slow readers, in total (default 512)")
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this CORS origin ('*' = any)")
     p.set_defaults(func=run)
 
@@ -95,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors),
         allowed_hosts=tuple(args.allowed_host),
         connection_timeout=args.connection_timeout,
+        max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+        max_buffered_mb=args.max_buffered_mb,
     )
     cfg.validate()
     path = build_dataset(args.store, args.model)
