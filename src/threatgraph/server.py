@@ -16,6 +16,12 @@ Process layout (how the limits are enforced)::
 * Writes (SPARQL Update, Graph Store PUT/POST/DELETE; only with the update token) go to the zygote;
   workers forked before a write are retired and replaced, so every query sees every earlier write.
   Writes change the served in-memory dataset only (``--store`` is read at start, never written).
+* ``SERVICE``/``LOAD`` targets are checked on the parsed request (:mod:`threatgraph.server_guard`), in the
+  worker; without allow-lists the zygote and workers also run under a seccomp filter that denies them
+  network sockets. Updates are checked in a worker before they reach the zygote.
+* :class:`FairSlots` decides who gets a worker (fair shares per client address, reserve workers for
+  clients holding none); the HTTP side checks ``Host`` (DNS rebinding), caps connections, drops or
+  refuses unread bodies (no keep-alive desync), and sends answers under a deadline and a buffer budget.
 
 Limits of this design: a write runs in the zygote without a time limit (only token holders can
 write); the limits bound CPU time and memory per query, not the number of rows examined.
@@ -949,7 +955,8 @@ class Handler(BaseHTTPRequestHandler):
         n = int(raw)
         if n > self.server.cfg.max_body:
             self.close_connection = True
-            raise HttpError(413, f"the request body has {n} bytes; this server's limit is {self.server.cfg.max_body}")
+            raise HttpError(413, f"the request body has {n} bytes; this server's limit is {self.server.cfg.max_body} "
+                                 "(send smaller requests, or the operator can raise --max-body)")
         data = self.rfile.read(n)
         if len(data) < n:
             self.close_connection = True
