@@ -469,3 +469,54 @@ def test_a_trickling_reader_is_cut_off(big_dataset: str) -> None:
         assert r.server._conns_total == 0
     finally:
         r.stop()
+
+
+# -- 2. the dataset process is restarted, with the writes since the start ----------------------------------
+def test_a_dead_dataset_process_is_restarted_with_earlier_writes(dataset: str) -> None:
+    import signal
+
+    r = start(ServerConfig(port=0, update_token=TOKEN), dataset)
+    try:
+        assert http(r.url + "/update", b"INSERT DATA { <urn:x:w1> <urn:x:p> 1 }", UPDATE)[0] == 204
+        os.kill(r.server.pool._zygote.pid, signal.SIGKILL)
+        r.server.pool._zygote.wait(5)
+        assert http(r.url + "/update", b"INSERT DATA { <urn:x:w2> <urn:x:p> 2 }", UPDATE)[0] == 204
+        assert r.server.pool.restarts == 1
+        assert q(r.url, "SELECT (COUNT(*) AS ?n) { ?s <urn:x:p> ?o }")[1].count(b'"402"') == 1  # 400 + both writes
+        os.kill(r.server.pool._zygote.pid, signal.SIGKILL)
+        r.server.pool._zygote.wait(5)
+        # a query that needs a fresh worker (after the write) restarts it too
+        assert q(r.url, "ASK { <urn:x:w1> <urn:x:p> 1 }")[1].endswith(b"true}")
+    finally:
+        r.stop()
+
+
+def test_a_write_past_the_write_time_limit_is_abandoned(dataset: str) -> None:
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(4)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/turtle")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    slow = HTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{slow.server_address[1]}/"
+    r = start(ServerConfig(port=0, update_token=TOKEN, allow_load=(base,), write_time_limit=1.0), dataset)
+    try:
+        assert http(r.url + "/update", b"INSERT DATA { <urn:x:w1> <urn:x:p> 1 }", UPDATE)[0] == 204
+        t0 = time.monotonic()
+        status, _, body = http(r.url + "/update", f"INSERT DATA {{ <urn:x:w3> <urn:x:p> 3 }} ; LOAD <{base}x>".encode(), UPDATE)
+        assert status == 503 and b"abandoned; nothing changed" in body and b"--write-time-limit" in body
+        assert time.monotonic() - t0 < 3.5
+        assert q(r.url, "ASK { <urn:x:w1> <urn:x:p> 1 }")[1].endswith(b"true}")  # the earlier write survived
+        assert q(r.url, "ASK { <urn:x:w3> <urn:x:p> 3 }")[1].endswith(b"false}")
+        assert http(r.url + "/update", b"INSERT DATA { <urn:x:w4> <urn:x:p> 4 }", UPDATE)[0] == 204
+    finally:
+        r.stop()
+        slow.shutdown()
+        slow.server_close()

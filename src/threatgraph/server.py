@@ -23,8 +23,9 @@ Process layout (how the limits are enforced)::
   clients holding none); the HTTP side checks ``Host`` (DNS rebinding), caps connections, drops or
   refuses unread bodies (no keep-alive desync), and sends answers under a deadline and a buffer budget.
 
-Limits of this design: a write runs in the zygote without a time limit (only token holders can
-write); the limits bound CPU time and memory per query, not the number of rows examined.
+Limits of this design: writes run one at a time in the zygote (``write_time_limit``; a zygote that
+dies or is stopped is restarted and the writes are replayed); the limits bound CPU time and memory
+per query, not the number of rows examined.
 """
 
 from __future__ import annotations
@@ -138,6 +139,9 @@ class ServerConfig:
     """Megabytes of responses that may wait for slow readers at once (beyond it, connections are closed)."""
     min_send_rate: int = 64 * 1024
     """Bytes per second a client must read a response at, after ``connection_timeout`` of grace."""
+    write_time_limit: float = 60.0
+    """Seconds a write (update, LOAD, graph upload) may take; past it the dataset process is restarted
+    without it (HTTP 503, nothing changed)."""
     connection_timeout: float = 30.0
     """Seconds a connection may stay silent (idle keep-alive, slow request, slow reader) before it is closed."""
 
@@ -528,26 +532,24 @@ class _Worker:
     generation: int
 
 
+_REPLAY_BYTES = 128 * 1024 * 1024
+"""Writes kept for replaying into a restarted zygote; beyond this, a zygote death needs a server restart."""
+
+
 class WorkerPool:
     """Forked query workers with per-query deadlines (kill and replace on timeout)."""
 
     def __init__(self, dataset: str, cfg: ServerConfig) -> None:
         self.cfg = cfg
-        parent, child = socket.socketpair()
-        self._zygote = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from threatgraph.server import zygote_main; "
-             "zygote_main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4])",
-             str(child.fileno()), dataset, str(cfg.memory_limit_mb),
-             ("w" if cfg.allow_service else "") + ("z" if cfg.allow_load else "")],
-            pass_fds=(child.fileno(),),
-        )
-        child.close()
-        self._zconn = Connection(parent.detach())
+        # The dataset stays readable through this descriptor (the caller may delete the file): a zygote
+        # that dies is restarted from it, and the writes since are replayed (see _restart_zygote).
+        self._datafd = os.open(dataset, os.O_RDONLY) if dataset else -1
         self._zlock = threading.Lock()
-        status = self._zconn.recv()
-        if status[0] != "ready":
-            raise ThreatgraphError(str(status[1]))
-        self.size_at_start = int(status[1])
+        self._log: list[dict[str, Any]] = []
+        self._log_bytes = 0
+        self._replayable = True
+        self.restarts = 0
+        self.size_at_start = self._start_zygote()
         self.generation = 0
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self.slots = FairSlots(cfg.workers, cfg.reserve_workers)
@@ -555,18 +557,80 @@ class WorkerPool:
         for _ in range(max(1, cfg.workers)):
             self._idle.put(self._fork())
 
+    def _start_zygote(self) -> int:
+        """Start the zygote on the dataset; returns its size in quads."""
+        cfg = self.cfg
+        parent, child = socket.socketpair()
+        fds = (child.fileno(),) + ((self._datafd,) if self._datafd >= 0 else ())
+        path = f"/dev/fd/{self._datafd}" if self._datafd >= 0 else ""
+        self._zygote = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from threatgraph.server import zygote_main; "
+             "zygote_main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4])",
+             str(child.fileno()), path, str(cfg.memory_limit_mb),
+             ("w" if cfg.allow_service else "") + ("z" if cfg.allow_load else "")],
+            pass_fds=fds,
+        )
+        child.close()
+        self._zconn = Connection(parent.detach())
+        try:
+            status = self._zconn.recv()
+        except (EOFError, OSError) as err:
+            raise ThreatgraphError(f"the dataset process did not start ({err})") from err
+        if status[0] != "ready":
+            raise ThreatgraphError(str(status[1]))
+        return int(status[1])
+
+    def _stop_zygote(self) -> None:
+        with contextlib.suppress(OSError):
+            self._zconn.close()
+        with contextlib.suppress(OSError):
+            self._zygote.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._zygote.wait(5)
+
+    def _restart_zygote(self, why: str) -> None:
+        """Replace a dead or stuck zygote (caller holds ``_zlock``): reload the dataset, replay the writes."""
+        self._stop_zygote()
+        self.generation += 1  # every worker forked from the old one is retired
+        if not self._replayable:
+            raise HttpError(503, f"the dataset process {why}, and the writes since the start are too large to "
+                                 "replay; restart the server")
+        try:
+            self._start_zygote()
+            for req in self._log:
+                self._zconn.send(req)
+                self._zconn.recv()
+        except (ThreatgraphError, EOFError, OSError) as err:
+            self._replayable = False
+            raise HttpError(503, f"the dataset process {why} and could not be restarted ({err}); restart the server") from err
+        self.restarts += 1
+
+    def _record(self, req: dict[str, Any]) -> None:
+        """Keep a successful write for replay (up to _REPLAY_BYTES in all)."""
+        if not self._replayable:
+            return
+        self._log_bytes += len(req.get("text") or "") + len(req.get("data") or b"") + 200
+        if self._log_bytes > _REPLAY_BYTES:
+            self._replayable = False
+            self._log.clear()
+            return
+        self._log.append(req)
+
     def _fork(self) -> _Worker:
         with self._zlock:
-            try:
-                self._zconn.send({"op": "fork"})
-                status, detail = self._zconn.recv()
-                if status != "ok":
-                    raise HttpError(503, f"{detail}; try again later", {"Retry-After": "1"})
-                fd = recv_handle(self._zconn)
-                pid = int(detail)
-            except (EOFError, OSError, ValueError) as err:
-                raise HttpError(503, f"the query workers are unavailable ({err}); restart the server") from err
-            return _Worker(Connection(fd), pid, self.generation)
+            for attempt in (1, 2):
+                try:
+                    self._zconn.send({"op": "fork"})
+                    status, detail = self._zconn.recv()
+                    if status != "ok":
+                        raise HttpError(503, f"{detail}; try again later", {"Retry-After": "1"})
+                    fd = recv_handle(self._zconn)
+                    return _Worker(Connection(fd), int(detail), self.generation)
+                except (EOFError, OSError, ValueError) as err:
+                    if attempt == 2:
+                        raise HttpError(503, f"the query workers are unavailable ({err}); restart the server") from err
+                    self._restart_zygote("stopped")
+            raise AssertionError("unreachable")
 
     @staticmethod
     def _kill(w: _Worker) -> None:
@@ -631,13 +695,24 @@ class WorkerPool:
 
     def write(self, req: dict[str, Any]) -> tuple[int, str]:
         """Apply a write in the zygote; later queries run in fresh forks that see it."""
+        limit = self.cfg.write_time_limit
         with self._zlock:
+            if self._zygote.poll() is not None:
+                self._restart_zygote("had stopped")
             try:
                 self._zconn.send(req)
+                if not self._zconn.poll(limit):
+                    self._restart_zygote(f"ran a write for more than {limit:g} s")
+                    raise HttpError(503, f"the write took longer than {limit:g} s and was abandoned; nothing changed "
+                                         "(the operator can raise --write-time-limit)")
                 status, message = self._zconn.recv()
-            except (EOFError, OSError) as err:
-                raise HttpError(503, f"the dataset process is unavailable ({err}); restart the server") from err
+            except (EOFError, OSError):
+                self._restart_zygote("died during a write")
+                raise HttpError(503, "the dataset process died during this write; it was restarted with the earlier "
+                                     "writes, without this one") from None
             self.generation += 1
+            if int(status) < 400:
+                self._record(req)
         return int(status), str(message)
 
     def graphs(self) -> list[str]:
@@ -645,8 +720,15 @@ class WorkerPool:
         if cached is not None and cached[0] == self.generation:
             return cached[1]
         with self._zlock:
-            self._zconn.send({"op": "graphs"})
-            names: list[str] = self._zconn.recv()
+            for attempt in (1, 2):
+                try:
+                    self._zconn.send({"op": "graphs"})
+                    names: list[str] = self._zconn.recv()
+                    break
+                except (EOFError, OSError) as err:
+                    if attempt == 2:
+                        raise HttpError(503, f"the dataset process is unavailable ({err}); restart the server") from err
+                    self._restart_zygote("stopped")
         self._graphs = (self.generation, names)
         return names
 
@@ -663,6 +745,10 @@ class WorkerPool:
         if self._zygote.poll() is None:
             self._zygote.kill()
             self._zygote.wait()
+        if self._datafd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._datafd)
+            self._datafd = -1
 
 
 # -- content negotiation ------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
     p.add_argument("--port", type=int, default=7879, help="port (default 7879; 0 picks a free one)")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per query (default 10)")
+    p.add_argument("--write-time-limit", type=float, default=60.0, metavar="S",
+                   help="seconds per write (update, LOAD, upload); past it the write is abandoned (default 60)")
     p.add_argument("--max-rows", type=int, default=100_000, help="rows/triples per result (default 100000)")
     p.add_argument("--max-body", type=int, default=1_000_000, metavar="BYTES", help="request size limit (default 1 MB)")
     p.add_argument("--workers", type=int, default=2, help="query worker processes (default 2)")
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         time_limit=args.time_limit,
+        write_time_limit=args.write_time_limit,
         max_rows=args.max_rows,
         max_body=args.max_body,
         workers=args.workers,
