@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 from pyoxigraph import Store
@@ -520,3 +521,37 @@ def test_a_write_past_the_write_time_limit_is_abandoned(dataset: str) -> None:
         r.stop()
         slow.shutdown()
         slow.server_close()
+
+
+# -- analyze --endpoint against our own server --------------------------------------------------------------
+def test_remote_store_splits_graphs_over_the_body_limit(dataset: str) -> None:
+    r = start(ServerConfig(port=0, update_token=TOKEN, max_body=20_000), dataset)
+    try:
+        rs = RemoteStore(r.url + "/query", token=TOKEN)
+        nt = "".join(f"<urn:x:big{i}> <urn:x:p> \"value number {i}\" .\n" for i in range(2000))  # ~100 KB
+        rs.load(nt, "application/n-triples", "urn:x:split")
+        assert q(r.url, "SELECT (COUNT(*) AS ?n) { GRAPH <urn:x:split> { ?s ?p ?o } }")[1].count(b'"2000"') == 1
+        with_bnodes = "".join(f"_:b{i} <urn:x:p> \"value number {i}\" .\n" for i in range(2000))
+        with pytest.raises(StoreError, match=r"413.*--max-body"):
+            rs.load(with_bnodes, "application/n-triples", "urn:x:bn")  # never split: blank nodes would come apart
+    finally:
+        r.stop()
+
+
+@pytest.mark.slow
+def test_analyze_endpoint_on_our_server_with_default_limits(tmp_path: Path) -> None:
+    """`analyze --endpoint` against `serve --update-token` (default 1 MB body limit) gives the local result."""
+    import subprocess
+    import sys
+
+    model = Path(__file__).resolve().parent.parent / "data" / "examples" / "rag-assistant.ttl"
+    env = {**os.environ, "THREATGRAPH_SERVER_LOG": ""}
+    r = start(ServerConfig(port=0, update_token=TOKEN, time_limit=30.0), "")
+    try:
+        cmd = [sys.executable, "-m", "threatgraph", "analyze", str(model), "--format", "json"]
+        remote = subprocess.run([*cmd, "--endpoint", r.url + "/query", "--token", TOKEN], capture_output=True, env=env, timeout=300)
+        local = subprocess.run(cmd, capture_output=True, env=env, timeout=300)
+    finally:
+        r.stop()
+    assert remote.returncode == local.returncode, remote.stderr.decode()
+    assert remote.stdout == local.stdout and len(local.stdout) > 10_000

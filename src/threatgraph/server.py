@@ -532,6 +532,9 @@ class _Worker:
     generation: int
 
 
+_DRAIN_BYTES = 16 * 1024 * 1024
+"""A body over --max-body but at most this (or 4 x --max-body) is read and dropped before the 413, so
+clients that send before they read (urllib, SPARQLWrapper) see the answer instead of a broken pipe."""
 _REPLAY_BYTES = 128 * 1024 * 1024
 """Writes kept for replaying into a restarted zygote; beyond this, a zygote death needs a server restart."""
 
@@ -1041,6 +1044,14 @@ class Handler(BaseHTTPRequestHandler):
         n = int(raw)
         if n > self.server.cfg.max_body:
             self.close_connection = True
+            if n <= max(_DRAIN_BYTES, 4 * self.server.cfg.max_body):
+                # read it away (not kept), so that the client, still sending, gets to read the 413
+                left = n
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 65536))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
             raise HttpError(413, f"the request body has {n} bytes; this server's limit is {self.server.cfg.max_body} "
                                  "(send smaller requests, or the operator can raise --max-body)")
         data = self.rfile.read(n)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -169,6 +170,13 @@ def _short(err: Exception, limit: int = 800) -> str:
 _SW_MESSAGES = {"Unauthorized": "access to this endpoint needs credentials"}
 
 
+class _TooLarge(StoreError):
+    """HTTP 413 from the server: the request body exceeds its limit."""
+
+
+_BNODE_NT = re.compile(rb"(?:^|[ \t])_:", re.MULTILINE)
+
+
 def _http_error(what: str, err: urllib.error.HTTPError) -> StoreError:
     """A StoreError with the status and the decoded text of an error answer."""
     try:
@@ -270,7 +278,8 @@ class RemoteStore:
                 return _media(resp.headers.get("Content-Type")), resp.read()
         except urllib.error.HTTPError as err:
             body = err.read().decode("utf-8", "replace")[:500]
-            raise StoreError(f"{method} {url} failed: HTTP {err.code}: {body.strip()}") from err
+            cls = _TooLarge if err.code == 413 else StoreError
+            raise cls(f"{method} {url} failed: HTTP {err.code}: {body.strip()}") from err
         except (urllib.error.URLError, OSError) as err:
             raise StoreError(
                 f"cannot reach {url}: {err}", hint="check that the SPARQL server is running and the URL is right"
@@ -465,9 +474,23 @@ class RemoteStore:
         if not nt:
             return
         if self.store_endpoint:
-            self._http("POST", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+            self._post_split(self._gsp_url(graph), nt)
         else:
             self._insert_data(graph, nt)
+
+    def _post_split(self, url: str, nt: bytes) -> None:
+        """POST N-Triples; when the server refuses the size (413), POST halves (appending to a graph is the
+        same in parts). Data with blank nodes is never split: they are scoped to one request."""
+        try:
+            self._http("POST", url, nt, {"Content-Type": "application/n-triples"})
+        except _TooLarge as err:
+            lines = nt.splitlines(keepends=True)
+            if len(lines) < 2 or _BNODE_NT.search(nt):
+                raise StoreError(f"{err} (the server's request size limit is too small for this graph; "
+                                 "raise it, e.g. threatgraph serve --max-body)") from err
+            mid = len(lines) // 2
+            self._post_split(url, b"".join(lines[:mid]))
+            self._post_split(url, b"".join(lines[mid:]))
 
     def _write_dataset(self, quads: list[Quad]) -> None:
         """Write quads of several graphs keeping blank nodes linked (one request, or linked batches)."""
