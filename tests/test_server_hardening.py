@@ -531,6 +531,12 @@ def test_remote_store_splits_graphs_over_the_body_limit(dataset: str) -> None:
         nt = "".join(f"<urn:x:big{i}> <urn:x:p> \"value number {i}\" .\n" for i in range(2000))  # ~100 KB
         rs.load(nt, "application/n-triples", "urn:x:split")
         assert q(r.url, "SELECT (COUNT(*) AS ?n) { GRAPH <urn:x:split> { ?s ?p ?o } }")[1].count(b'"2000"') == 1
+        # a replacement too large for one PUT: parts into a scratch graph, then one MOVE over the target
+        rs.replace_graph("urn:x:split", nt.replace("value", "new value"), "application/n-triples")
+        status, body = q(r.url, "SELECT (COUNT(*) AS ?n) { GRAPH <urn:x:split> { ?s ?p ?o FILTER(STRSTARTS(?o, 'new')) } }")
+        assert status == 200 and body.count(b'"2000"') == 1
+        assert "urn:x:split" in rs.graph_names() and not any(g.startswith("urn:threatgraph:upload:") for g in rs.graph_names())
+        assert q(r.url, "SELECT (COUNT(*) AS ?n) { GRAPH <urn:x:split> { ?s ?p ?o } }")[1].count(b'"2000"') == 1
         with_bnodes = "".join(f"_:b{i} <urn:x:p> \"value number {i}\" .\n" for i in range(2000))
         with pytest.raises(StoreError, match=r"413.*--max-body"):
             rs.load(with_bnodes, "application/n-triples", "urn:x:bn")  # never split: blank nodes would come apart

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import json
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -509,7 +511,22 @@ class RemoteStore:
         self._forget(graph)
         if self.store_endpoint:
             # PUT replaces the graph in one request (atomic on servers with transactions).
-            self._http("PUT", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+            try:
+                self._http("PUT", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+            except _TooLarge as err:
+                if _BNODE_NT.search(nt):
+                    raise StoreError(f"{err} (the server's request size limit is too small for this graph; "
+                                     "raise it, e.g. threatgraph serve --max-body)") from err
+                # Too large for one request: upload in parts to a scratch graph, then MOVE it over the
+                # target in one update (readers never see a half-written graph).
+                scratch = f"urn:threatgraph:upload:{uuid.uuid4().hex}"
+                try:
+                    self._post_split(self._gsp_url(scratch), nt)
+                    self.update(f"MOVE GRAPH {NamedNode(scratch)} TO GRAPH {NamedNode(graph)}")
+                except StoreError:
+                    with contextlib.suppress(StoreError):
+                        self.update(f"DROP SILENT GRAPH {NamedNode(scratch)}")
+                    raise
         else:
             self.drop_graph(graph)
             self._insert_data(graph, nt)
