@@ -136,7 +136,7 @@ class ServerConfig:
     max_connections_per_client: int = 64
     """Open connections one client (IP address) may hold."""
     max_buffered_mb: int = 512
-    """Megabytes of responses that may wait for slow readers at once (beyond it, connections are closed)."""
+    """Megabytes of large responses being sent at once (beyond it, a large answer is a 503)."""
     min_send_rate: int = 64 * 1024
     """Bytes per second a client must read a response at, after ``connection_timeout`` of grace."""
     write_time_limit: float = 60.0

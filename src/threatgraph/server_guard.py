@@ -228,6 +228,8 @@ def parse_tree(text: str, *, update: bool) -> Any:
         ) from None
     except RecursionError:
         raise Refused(400, "the request is nested too deeply to be checked") from None
+    except (ValueError, TypeError, IndexError, KeyError) as err:  # a parse action rejected a term
+        raise Refused(400, f"this request names SERVICE or LOAD and could not be checked: {err}") from None
 
 
 def check_remote_access(
