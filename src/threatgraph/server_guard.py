@@ -294,18 +294,18 @@ def deny_network_sockets() -> bool:
     def jump(code: int, k: int, jt: int, jf: int) -> bytes:
         return struct.pack("HBBI", code, jt, jf, k)
 
-    ld_w_abs, jeq_k, ret_k = 0x20, 0x15, 0x06
+    ld_w_abs, jeq_k, jge_k, ret_k = 0x20, 0x15, 0x35, 0x06
     allow, deny = 0x7FFF0000, 0x00050000 | errno.EACCES
     prog = [
-        stmt(ld_w_abs, 4),                    # seccomp_data.arch
-        jump(jeq_k, arch, 1, 0),
-        stmt(ret_k, allow),                   # a foreign ABI: leave it (not reachable from this process)
-        stmt(ld_w_abs, 0),                    # seccomp_data.nr
-        jump(jeq_k, nr_socket, 0, 3),
-        stmt(ld_w_abs, 16),                   # seccomp_data.args[0] (low half): the address family
-        jump(jeq_k, 1, 1, 0),                 # AF_UNIX
-        stmt(ret_k, deny),
-        stmt(ret_k, allow),
+        stmt(ld_w_abs, 4),                    # 0: seccomp_data.arch
+        jump(jeq_k, arch, 0, 5),              # 1: another ABI (i386 socketcall ...): deny -> 7
+        stmt(ld_w_abs, 0),                    # 2: seccomp_data.nr
+        jump(jge_k, 0x40000000, 3, 0),        # 3: x32 system calls: deny -> 7
+        jump(jeq_k, nr_socket, 0, 3),         # 4: not socket(2): allow -> 8
+        stmt(ld_w_abs, 16),                   # 5: seccomp_data.args[0] (low half): the address family
+        jump(jeq_k, 1, 1, 0),                 # 6: AF_UNIX: allow -> 8
+        stmt(ret_k, deny),                    # 7
+        stmt(ret_k, allow),                   # 8
     ]
     code = b"".join(prog)
     buf = ctypes.create_string_buffer(code, len(code))
