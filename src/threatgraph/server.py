@@ -16,29 +16,39 @@ Process layout (how the limits are enforced)::
 * Writes (SPARQL Update, Graph Store PUT/POST/DELETE; only with the update token) go to the zygote;
   workers forked before a write are retired and replaced, so every query sees every earlier write.
   Writes change the served in-memory dataset only (``--store`` is read at start, never written).
+* ``SERVICE``/``LOAD`` targets are checked on the parsed request (:mod:`threatgraph.server_guard`), in the
+  worker; without allow-lists the zygote and workers also run under a seccomp filter that denies them
+  network sockets. Updates are checked in a worker before they reach the zygote.
+* :class:`FairSlots` decides who gets a worker (fair shares per client address, reserve workers for
+  clients holding none); the HTTP side checks ``Host`` (DNS rebinding), caps connections, drops or
+  refuses unread bodies (no keep-alive desync), and sends answers under a deadline and a buffer budget.
 
-Limits of this design: a write runs in the zygote without a time limit (only token holders can
-write); the limits bound CPU time and memory per query, not the number of rows examined.
+Limits of this design: writes run one at a time in the zygote (``write_time_limit``; a zygote that
+dies or is stopped is restarted and the writes are replayed); the limits bound CPU time and memory
+per query, not the number of rows examined.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import itertools
 import json
 import os
+import pickle
 import queue
 import re
 import resource
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
@@ -64,6 +74,7 @@ from pyoxigraph import (
     Store as OxStore,
 )
 
+from threatgraph import server_guard as guard
 from threatgraph.errors import InputError, ThreatgraphError
 from threatgraph.querylib import NamedQuery, load_library, srj_term
 from threatgraph.sparql import inline_values
@@ -104,16 +115,47 @@ class ServerConfig:
     max_body: int = 1_000_000
     """Bytes a request body or query may have (HTTP 413 beyond)."""
     workers: int = 2
+    reserve_workers: int = 2
+    """Extra workers, forked on demand, only for clients that hold none (see :class:`FairSlots`)."""
     memory_limit_mb: int = 1024
     """Extra address space a worker may allocate beyond the shared dataset."""
     update_token: str | None = None
     allow_load: tuple[str, ...] = ()
-    """IRI prefixes that ``LOAD`` may read from (``file:`` is always refused)."""
+    """``http(s)`` endpoints that ``LOAD`` may read from: same scheme, host and port, path under the entry's
+    (``file:`` and everything else are always refused; see :mod:`threatgraph.server_guard`)."""
     allow_service: tuple[str, ...] = ()
-    """IRI prefixes that ``SERVICE`` may call."""
+    """``http(s)`` endpoints that ``SERVICE`` may call (matched like ``allow_load``)."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (``*`` for any); none by default."""
     union_default_graph: bool = True
+    allowed_hosts: tuple[str, ...] = ()
+    """Extra ``Host`` header values accepted (``NAME`` any port, ``NAME:PORT``, ``*`` any); besides these only
+    the bound address, and ``localhost``/loopback when bound to loopback or all interfaces (DNS rebinding)."""
+    max_connections: int = 256
+    """Open connections the server holds at once (more are answered 503 and closed)."""
+    max_connections_per_client: int = 64
+    """Open connections one client (IP address) may hold."""
+    max_buffered_mb: int = 512
+    """Megabytes of large responses being sent at once (beyond it, a large answer is a 503)."""
+    min_send_rate: int = 64 * 1024
+    """Bytes per second a client must read a response at, after ``connection_timeout`` of grace."""
+    write_time_limit: float = 60.0
+    """Seconds a write (update, LOAD, graph upload) may take; past it the dataset process is restarted
+    without it (HTTP 503, nothing changed)."""
+    connection_timeout: float = 30.0
+    """Seconds a connection may stay silent (idle keep-alive, slow request, slow reader) before it is closed."""
+
+    def validate(self) -> None:
+        """Raise InputError (exit 2) naming the option whose value cannot work."""
+        for option, entries in (("--allow-service", self.allow_service), ("--allow-load", self.allow_load)):
+            for entry in entries:
+                try:
+                    guard.check_allow_entry(entry)
+                except ValueError as err:
+                    raise InputError(f"{option}: {err}") from None
+        for name in self.allowed_hosts:
+            if name != "*" and parse_host(name) is None:
+                raise InputError(f"--allowed-host: {name!r} is not a host name, NAME:PORT or '*'")
 
 
 class HttpError(Exception):
@@ -126,56 +168,21 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
-# -- query text checks (SERVICE / LOAD allow-lists) ---------------------------------------------------
-_TOKEN = re.compile(
-    r'(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<iri><[^<>"{}|^`\\\s]*>)'
-    r'|(?P<str>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')'
-    r"|(?P<word>[A-Za-z_][A-Za-z0-9_-]*)|(?P<other>.)",
-    re.DOTALL,
-)
-
-
-def significant_tokens(text: str) -> list[tuple[str, str]]:
-    """(kind, text) tokens of SPARQL text without whitespace and comments (IRIs and strings whole)."""
-    out: list[tuple[str, str]] = []
-    for m in _TOKEN.finditer(text):
-        kind = m.lastgroup or "other"
-        if kind in ("ws", "comment"):
-            continue
-        out.append((kind, m.group()))
-    return out
-
-
-def _allowed(iri: str, allow: Sequence[str]) -> bool:
-    return not iri.lower().startswith("file:") and any(iri.startswith(a) for a in allow if a)
-
-
-def check_remote_access(text: str, cfg: ServerConfig, *, update: bool) -> None:
-    """Refuse ``SERVICE`` (and in updates ``LOAD``) unless the target IRI is allow-listed; ``file:`` never.
+# -- SERVICE / LOAD allow-lists (decided on the parsed request: see threatgraph.server_guard) -------------
+def check_remote_access(text: str, cfg: ServerConfig, *, update: bool) -> str:
+    """The text to run, or HttpError if it calls a ``SERVICE`` (or ``LOAD``s) that is not allow-listed.
 
     >>> check_remote_access("SELECT * { SERVICE <http://10.0.0.1/sparql> { ?s ?p ?o } }", ServerConfig(), update=False)
     Traceback (most recent call last):
     ...
-    threatgraph.server.HttpError: SERVICE <http://10.0.0.1/sparql> is not allowed on this server (allowed: none)
+    threatgraph.server.HttpError: SERVICE <http://10.0.0.1/sparql> is not allowed on this server (allowed: none; the operator can allow an endpoint with --allow-service)
     """
-    toks = significant_tokens(text)
-    for i, (kind, word) in enumerate(toks):
-        if kind != "word" or word.upper() not in ("SERVICE", "LOAD") or (word.upper() == "LOAD" and not update):
-            continue
-        j = i + 1
-        if j < len(toks) and toks[j][0] == "word" and toks[j][1].upper() == "SILENT":
-            j += 1
-        target = toks[j] if j < len(toks) else ("other", "")
-        allow = cfg.allow_service if word.upper() == "SERVICE" else cfg.allow_load
-        listed = ", ".join(allow) or "none"
-        if target[0] != "iri":
-            raise HttpError(403, f"{word.upper()} must name its target as a full <IRI> on this server (allowed: {listed})")
-        iri = target[1][1:-1]
-        if not _allowed(iri, allow):
-            raise HttpError(403, f"{word.upper()} <{iri}> is not allowed on this server (allowed: {listed})")
-    for kind, word in toks:
-        if kind == "word" and word.upper() == "BASE" and (cfg.allow_service or cfg.allow_load):
-            raise HttpError(403, "BASE is refused on a server with SERVICE/LOAD allow-lists (it could redirect them)")
+    try:
+        return guard.check_remote_access(
+            text, allow_service=cfg.allow_service, allow_load=cfg.allow_load, update=update, default_prefixes=PREFIXES
+        )
+    except guard.Refused as err:
+        raise HttpError(err.status, err.message) from None
 
 
 # -- result serializers (run in workers) --------------------------------------------------------------
@@ -251,7 +258,13 @@ def _run_query(store: OxStore, req: dict[str, Any]) -> Response:
         kwargs["named_graphs"] = [NamedNode(g) for g in req["named_graphs"]]
     max_rows: int = req["max_rows"]
     try:
-        res = store.query(req["query"], **kwargs)
+        text = guard.check_remote_access(
+            req["query"], allow_service=req["allow_service"], allow_load=(), update=False, default_prefixes=PREFIXES
+        )
+    except guard.Refused as err:
+        return err.status, "text/plain", (err.message + "\n").encode()
+    try:
+        res = store.query(text, **kwargs)
         if isinstance(res, QueryBoolean):
             fmt = req["result_format"]
             return 200, _RESULT_MIME[fmt], serialize_boolean(bool(res), fmt)
@@ -274,7 +287,9 @@ def _run_query(store: OxStore, req: dict[str, Any]) -> Response:
             return 200, mime, serialize(triples, format=GRAPH_TYPES[mime], prefixes=_prefixes_for(mime)) or b""
     except SyntaxError as err:
         return 400, "text/plain", f"invalid SPARQL query: {err}\n".encode()
-    except OSError as err:
+    except UnicodeError as err:
+        return 400, "text/plain", f"the query is not valid Unicode text: {err}\n".encode()
+    except (OSError, RuntimeError, ValueError, TypeError) as err:  # SERVICE failures, evaluation errors
         return 500, "text/plain", f"query failed: {err}\n".encode()
     return 500, "text/plain", b"unexpected query result\n"
 
@@ -321,7 +336,9 @@ def _limit_memory(extra_mb: int) -> None:
         pass
 
 
-def _worker_loop(conn: Connection, store: OxStore, memory_limit_mb: int) -> None:
+def _worker_loop(conn: Connection, store: OxStore, memory_limit_mb: int, network: bool) -> None:
+    if not network:
+        guard.deny_network_sockets()
     _limit_memory(memory_limit_mb)
     while True:
         try:
@@ -330,6 +347,15 @@ def _worker_loop(conn: Connection, store: OxStore, memory_limit_mb: int) -> None
             return
         if req["kind"] == "query":
             resp = _run_query(store, req)
+        elif req["kind"] == "check_update":
+            try:
+                text = guard.check_remote_access(
+                    req["text"], allow_service=req["allow_service"], allow_load=req["allow_load"], update=True,
+                    default_prefixes=PREFIXES,
+                )
+                resp = (200, "text/plain", text.encode())
+            except guard.Refused as err:
+                resp = (err.status, "text/plain", (err.message + "\n").encode())
         elif req["kind"] == "dump":
             resp = _dump(store, req)
         else:
@@ -376,15 +402,27 @@ def _zygote_write(store: OxStore, req: dict[str, Any]) -> tuple[int, str]:
             return 400, "unknown write"
     except SyntaxError as err:
         return 400, f"invalid input: {err}"
-    except (OSError, ValueError) as err:
-        return 500, f"write failed: {err}"
+    except (OSError, RuntimeError) as err:  # LOAD: unreachable URL, a media type that is not RDF ...
+        what = "the update" if op == "update" else "the write"
+        return 502 if op == "update" else 500, f"{what} failed and changed nothing: {err}"
+    except (ValueError, TypeError, KeyError) as err:
+        return 400, f"invalid write: {err}"
     return 204, ""
 
 
-def zygote_main(fd: int, dataset: str, memory_limit_mb: int) -> None:
-    """Entry point of the zygote process (``python -m threatgraph.server --zygote FD DATASET MB``)."""
+def zygote_main(fd: int, dataset: str, memory_limit_mb: int, network: str = "") -> None:
+    """Entry point of the zygote process (see ``WorkerPool``).
+
+    ``network`` says who may open network sockets: "" nobody (the zygote and its workers run under
+    :func:`threatgraph.server_guard.deny_network_sockets`), "w" workers (SERVICE allow-list), "z" the
+    zygote (LOAD allow-list), "wz" both.
+    """
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not network:
+        guard.deny_network_sockets()
+    import rdflib.plugins.sparql.parser  # noqa: F401  (the SERVICE/LOAD check's grammar, shared by every fork)
+
     conn = Connection(fd)
     store = OxStore()
     if dataset:
@@ -400,20 +438,24 @@ def zygote_main(fd: int, dataset: str, memory_limit_mb: int) -> None:
         except (EOFError, OSError):
             return
         if req["op"] == "fork":
-            parent_end, child_end = socket.socketpair()
-            pid = os.fork()
+            try:
+                parent_end, child_end = socket.socketpair()
+                pid = os.fork()
+            except OSError as err:  # out of processes or descriptors: say so, keep serving
+                conn.send(("error", f"cannot start a query worker: {err}"))
+                continue
             if pid == 0:  # worker
                 conn.close()
                 parent_end.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 try:
-                    _worker_loop(Connection(child_end.detach()), store, memory_limit_mb)
+                    _worker_loop(Connection(child_end.detach()), store, memory_limit_mb, "w" in network)
                 finally:
                     os._exit(0)
             child_end.close()
+            conn.send(("ok", pid))
             send_handle(conn, parent_end.fileno(), os.getppid())
             parent_end.close()
-            conn.send(pid)
         elif req["op"] == "graphs":
             conn.send(sorted(g.value for g in store.named_graphs() if isinstance(g, NamedNode)))
         elif req["op"] == "size":
@@ -423,6 +465,66 @@ def zygote_main(fd: int, dataset: str, memory_limit_mb: int) -> None:
 
 
 # -- worker pool (in the HTTP server process) ----------------------------------------------------------
+class FairSlots:
+    """Who may run a request in a worker now, so that no client (IP address) starves the others.
+
+    ``base`` slots are shared fairly: while several clients want workers, none may hold more than
+    ``base // clients`` (at least 1), and a freed slot goes to the waiting client that holds fewest.
+    ``reserve`` further slots (extra forked workers) are only for clients that hold none, so a client
+    with a cheap query is served at once even while others keep every base worker busy with query bombs.
+    """
+
+    def __init__(self, base: int, reserve: int) -> None:
+        self.base, self.reserve = max(1, base), max(0, reserve)
+        self._cond = threading.Condition()
+        self._held: dict[str, int] = {}
+        self._waiting: dict[int, str] = {}
+        self._tickets = itertools.count()
+        self.busy = 0
+
+    def _cap(self) -> int:
+        active = set(self._waiting.values()) | {c for c, n in self._held.items() if n}
+        return max(1, self.base // max(1, len(active)))
+
+    def _may_take(self, client: str, ticket: int) -> bool:
+        held = self._held.get(client, 0)
+        cap = self._cap()
+        if self.busy < self.base and held < cap:
+            first = min((self._held.get(c, 0), t) for t, c in self._waiting.items() if self._held.get(c, 0) < cap)
+            return first == (held, ticket)
+        if held == 0 and self.busy < self.base + self.reserve:
+            return min(t for t, c in self._waiting.items() if self._held.get(c, 0) == 0) == ticket
+        return False
+
+    def acquire(self, client: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            ticket = next(self._tickets)
+            self._waiting[ticket] = client
+            try:
+                while not self._may_take(client, ticket):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                self._held[client] = self._held.get(client, 0) + 1
+                self.busy += 1
+                return True
+            finally:
+                del self._waiting[ticket]
+                self._cond.notify_all()
+
+    def release(self, client: str) -> None:
+        with self._cond:
+            n = self._held.get(client, 0) - 1
+            if n > 0:
+                self._held[client] = n
+            else:
+                self._held.pop(client, None)
+            self.busy -= 1
+            self._cond.notify_all()
+
+
 @dataclass
 class _Worker:
     conn: Connection
@@ -430,40 +532,108 @@ class _Worker:
     generation: int
 
 
+_DRAIN_BYTES = 16 * 1024 * 1024
+"""A body over --max-body but at most this (or 4 x --max-body) is read and dropped before the 413, so
+clients that send before they read (urllib, SPARQLWrapper) see the answer instead of a broken pipe."""
+_REPLAY_BYTES = 128 * 1024 * 1024
+"""Writes kept for replaying into a restarted zygote; beyond this, a zygote death needs a server restart."""
+
+
 class WorkerPool:
     """Forked query workers with per-query deadlines (kill and replace on timeout)."""
 
     def __init__(self, dataset: str, cfg: ServerConfig) -> None:
         self.cfg = cfg
-        parent, child = socket.socketpair()
-        self._zygote = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from threatgraph.server import zygote_main; "
-             "zygote_main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))",
-             str(child.fileno()), dataset, str(cfg.memory_limit_mb)],
-            pass_fds=(child.fileno(),),
-        )
-        child.close()
-        self._zconn = Connection(parent.detach())
+        # The dataset stays readable through this descriptor (the caller may delete the file): a zygote
+        # that dies is restarted from it, and the writes since are replayed (see _restart_zygote).
+        self._datafd = os.open(dataset, os.O_RDONLY) if dataset else -1
         self._zlock = threading.Lock()
-        status = self._zconn.recv()
-        if status[0] != "ready":
-            raise ThreatgraphError(str(status[1]))
-        self.size_at_start = int(status[1])
+        self._log: list[dict[str, Any]] = []
+        self._log_bytes = 0
+        self._replayable = True
+        self.restarts = 0
+        self.size_at_start = self._start_zygote()
         self.generation = 0
         self._idle: queue.Queue[_Worker] = queue.Queue()
+        self.slots = FairSlots(cfg.workers, cfg.reserve_workers)
         self._graphs: tuple[int, list[str]] | None = None
         for _ in range(max(1, cfg.workers)):
             self._idle.put(self._fork())
 
+    def _start_zygote(self) -> int:
+        """Start the zygote on the dataset; returns its size in quads."""
+        cfg = self.cfg
+        parent, child = socket.socketpair()
+        fds = (child.fileno(),) + ((self._datafd,) if self._datafd >= 0 else ())
+        path = f"/dev/fd/{self._datafd}" if self._datafd >= 0 else ""
+        self._zygote = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from threatgraph.server import zygote_main; "
+             "zygote_main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4])",
+             str(child.fileno()), path, str(cfg.memory_limit_mb),
+             ("w" if cfg.allow_service else "") + ("z" if cfg.allow_load else "")],
+            pass_fds=fds,
+        )
+        child.close()
+        self._zconn = Connection(parent.detach())
+        try:
+            status = self._zconn.recv()
+        except (EOFError, OSError) as err:
+            raise ThreatgraphError(f"the dataset process did not start ({err})") from err
+        if status[0] != "ready":
+            raise ThreatgraphError(str(status[1]))
+        return int(status[1])
+
+    def _stop_zygote(self) -> None:
+        with contextlib.suppress(OSError):
+            self._zconn.close()
+        with contextlib.suppress(OSError):
+            self._zygote.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._zygote.wait(5)
+
+    def _restart_zygote(self, why: str) -> None:
+        """Replace a dead or stuck zygote (caller holds ``_zlock``): reload the dataset, replay the writes."""
+        self._stop_zygote()
+        self.generation += 1  # every worker forked from the old one is retired
+        if not self._replayable:
+            raise HttpError(503, f"the dataset process {why}, and the writes since the start are too large to "
+                                 "replay; restart the server")
+        try:
+            self._start_zygote()
+            for req in self._log:
+                self._zconn.send(req)
+                self._zconn.recv()
+        except (ThreatgraphError, EOFError, OSError) as err:
+            self._replayable = False
+            raise HttpError(503, f"the dataset process {why} and could not be restarted ({err}); restart the server") from err
+        self.restarts += 1
+
+    def _record(self, req: dict[str, Any]) -> None:
+        """Keep a successful write for replay (up to _REPLAY_BYTES in all)."""
+        if not self._replayable:
+            return
+        self._log_bytes += len(req.get("text") or "") + len(req.get("data") or b"") + 200
+        if self._log_bytes > _REPLAY_BYTES:
+            self._replayable = False
+            self._log.clear()
+            return
+        self._log.append(req)
+
     def _fork(self) -> _Worker:
         with self._zlock:
-            try:
-                self._zconn.send({"op": "fork"})
-                fd = recv_handle(self._zconn)
-                pid = int(self._zconn.recv())
-            except (EOFError, OSError, ValueError) as err:
-                raise HttpError(503, f"the query workers are unavailable ({err}); restart the server") from err
-            return _Worker(Connection(fd), pid, self.generation)
+            for attempt in (1, 2):
+                try:
+                    self._zconn.send({"op": "fork"})
+                    status, detail = self._zconn.recv()
+                    if status != "ok":
+                        raise HttpError(503, f"{detail}; try again later", {"Retry-After": "1"})
+                    fd = recv_handle(self._zconn)
+                    return _Worker(Connection(fd), int(detail), self.generation)
+                except (EOFError, OSError, ValueError) as err:
+                    if attempt == 2:
+                        raise HttpError(503, f"the query workers are unavailable ({err}); restart the server") from err
+                    self._restart_zygote("stopped")
+            raise AssertionError("unreachable")
 
     @staticmethod
     def _kill(w: _Worker) -> None:
@@ -472,53 +642,80 @@ class WorkerPool:
         with contextlib.suppress(OSError):
             w.conn.close()
 
-    def run(self, req: dict[str, Any]) -> Response:
-        """Run a query/dump request in a worker within the time limit."""
+    def run(self, req: dict[str, Any], client: str = "") -> Response:
+        """Run a query/dump request in a worker within the time limit (``client``: who asks, for fairness)."""
         limit = self.cfg.time_limit
+        if not self.slots.acquire(client, limit):
+            raise HttpError(503, f"the query workers stayed busy for {limit:g} s (this client already has its share "
+                            "or all are in use); try again later", {"Retry-After": "1"})
         try:
-            w = self._idle.get(timeout=limit)
-        except queue.Empty:
-            raise HttpError(503, f"all {self.cfg.workers} query workers stayed busy for {limit:g} s; try again later",
-                            {"Retry-After": "1"}) from None
-        try:
-            if w.generation != self.generation or w.conn.closed:
-                self._kill(w)
+            try:
+                w = self._idle.get_nowait()
+            except queue.Empty:  # a reserve slot (or a worker lost to a failed fork): start one
                 w = self._fork()
+        except HttpError:
+            self.slots.release(client)
+            raise
+        try:
+            if w.generation != self.generation or w.conn.closed or self._stale(w):
+                w = self._replace(w)
             try:
                 w.conn.send(req)
-            except OSError:  # the worker died between requests: use a fresh one
-                self._kill(w)
-                w = self._fork()
+            except (OSError, ValueError):  # the worker died between requests: use a fresh one
+                w = self._replace(w)
                 w.conn.send(req)
             if not w.conn.poll(limit):
-                self._kill(w)
-                w = self._fork()
+                w = self._replace(w)
                 raise HttpError(
                     503, f"the query exceeded this server's time limit of {limit:g} s and was stopped; "
                     "narrow it or add LIMIT (the operator can raise --time-limit)",
                 )
             try:
                 resp: Response = w.conn.recv()
-            except (EOFError, OSError):
-                self._kill(w)
-                w = self._fork()
+            except (EOFError, OSError, pickle.UnpicklingError):
+                w = self._replace(w)
                 raise HttpError(
                     503, f"the query was aborted: its worker exceeded the memory limit "
                     f"({self.cfg.memory_limit_mb} MB) or crashed; narrow the query",
                 ) from None
             return resp
         finally:
-            self._idle.put(w)
+            self._idle.put(w)  # always give the worker back: one that could not be replaced is re-forked next time
+            self.slots.release(client)
+
+    @staticmethod
+    def _stale(w: _Worker) -> bool:
+        """An idle worker has nothing to say: readable means it died (EOF) or is out of step."""
+        try:
+            return bool(w.conn.poll(0))
+        except (OSError, ValueError):
+            return True
+
+    def _replace(self, w: _Worker) -> _Worker:
+        """Kill ``w`` and fork a fresh worker (HttpError 503 if the zygote cannot; ``w`` stays closed then)."""
+        self._kill(w)
+        return self._fork()
 
     def write(self, req: dict[str, Any]) -> tuple[int, str]:
         """Apply a write in the zygote; later queries run in fresh forks that see it."""
+        limit = self.cfg.write_time_limit
         with self._zlock:
+            if self._zygote.poll() is not None:
+                self._restart_zygote("had stopped")
             try:
                 self._zconn.send(req)
+                if not self._zconn.poll(limit):
+                    self._restart_zygote(f"ran a write for more than {limit:g} s")
+                    raise HttpError(503, f"the write took longer than {limit:g} s and was abandoned; nothing changed "
+                                         "(the operator can raise --write-time-limit)")
                 status, message = self._zconn.recv()
-            except (EOFError, OSError) as err:
-                raise HttpError(503, f"the dataset process is unavailable ({err}); restart the server") from err
+            except (EOFError, OSError):
+                self._restart_zygote("died during a write")
+                raise HttpError(503, "the dataset process died during this write; it was restarted with the earlier "
+                                     "writes, without this one") from None
             self.generation += 1
+            if int(status) < 400:
+                self._record(req)
         return int(status), str(message)
 
     def graphs(self) -> list[str]:
@@ -526,8 +723,15 @@ class WorkerPool:
         if cached is not None and cached[0] == self.generation:
             return cached[1]
         with self._zlock:
-            self._zconn.send({"op": "graphs"})
-            names: list[str] = self._zconn.recv()
+            for attempt in (1, 2):
+                try:
+                    self._zconn.send({"op": "graphs"})
+                    names: list[str] = self._zconn.recv()
+                    break
+                except (EOFError, OSError) as err:
+                    if attempt == 2:
+                        raise HttpError(503, f"the dataset process is unavailable ({err}); restart the server") from err
+                    self._restart_zygote("stopped")
         self._graphs = (self.generation, names)
         return names
 
@@ -544,6 +748,10 @@ class WorkerPool:
         if self._zygote.poll() is None:
             self._zygote.kill()
             self._zygote.wait()
+        if self._datafd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._datafd)
+            self._datafd = -1
 
 
 # -- content negotiation ------------------------------------------------------------------------------
@@ -580,7 +788,41 @@ def negotiate(accept: str | None, offers: Iterable[str], default: str) -> str | 
     return best[2] if best else None
 
 
+# -- Host header (DNS rebinding) ------------------------------------------------------------------------
+_HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::([0-9]{1,5}))?")
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """(lower-case name, port or None) of a ``Host`` header value; None if malformed.
+
+    >>> parse_host("LocalHost:7879"), parse_host("[::1]"), parse_host("a b"), parse_host("x:99999")
+    (('localhost', 7879), ('[::1]', None), None, None)
+    """
+    m = _HOST_HEADER.fullmatch(value.strip())
+    if not m:
+        return None
+    port = int(m.group(2)) if m.group(2) else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    return m.group(1).lower(), port
+
+
+def _ip_kind(name: str) -> str:
+    """'loopback', 'any' (0.0.0.0, ::), 'ip' for other address literals, '' for names."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return ""
+    return "loopback" if ip.is_loopback else "any" if ip.is_unspecified else "ip"
+
+
 # -- HTTP handler -------------------------------------------------------------------------------------
+class _BufferFull(OSError):
+    """The response buffering budget is spent: the connection is closed without the body."""
+
+
 class SparqlServer(ThreadingHTTPServer):
     """The HTTP server: holds the config, the worker pool and the named-query library."""
 
@@ -589,10 +831,92 @@ class SparqlServer(ThreadingHTTPServer):
     request_queue_size = 128  # listen backlog: the default 5 resets connections under concurrent load
 
     def __init__(self, cfg: ServerConfig, dataset: str) -> None:
+        cfg.validate()
         self.cfg = cfg
         self.pool = WorkerPool(dataset, cfg)
         self.library: dict[str, NamedQuery] = load_library()
-        super().__init__((cfg.host, cfg.port), Handler)
+        self._conn_lock = threading.Lock()
+        self._conns: dict[str, int] = {}
+        self._conns_total = 0
+        self._buffered = 0
+        try:
+            super().__init__((cfg.host, cfg.port), Handler)
+        except OSError:
+            self.pool.close()
+            raise
+
+    # -- connection caps and the response buffering budget ------------------------------------------
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start a thread for the connection unless the server or this client has too many open."""
+        ip = str(client_address[0])
+        cfg = self.cfg
+        with self._conn_lock:
+            mine = self._conns.get(ip, 0)
+            full = self._conns_total >= cfg.max_connections or mine >= cfg.max_connections_per_client
+            if not full:
+                self._conns[ip] = mine + 1
+                self._conns_total += 1
+        if full:
+            msg = (f"too many open connections (this server takes {cfg.max_connections}, "
+                   f"{cfg.max_connections_per_client} per client); close idle ones or try again later\n").encode()
+            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    f"Content-Length: {len(msg)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n").encode()
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(head + msg)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            ip = str(client_address[0])
+            with self._conn_lock:
+                self._conns_total -= 1
+                left = self._conns.get(ip, 1) - 1
+                if left > 0:
+                    self._conns[ip] = left
+                else:
+                    self._conns.pop(ip, None)
+
+    @contextlib.contextmanager
+    def buffered(self, n: int) -> Iterator[None]:
+        """Count ``n`` bytes of response being sent; _BufferFull if the budget (``max_buffered_mb``) is spent."""
+        budget = self.cfg.max_buffered_mb * 1024 * 1024
+        with self._conn_lock:
+            if self._buffered and self._buffered + n > budget:
+                raise _BufferFull(f"{self._buffered} bytes of responses are waiting for slow readers")
+            self._buffered += n
+        try:
+            yield
+        finally:
+            with self._conn_lock:
+                self._buffered -= n
+
+    def host_allowed(self, name: str, port: int | None) -> bool:
+        """True if a request with this ``Host`` is meant for this server (see ``ServerConfig.allowed_hosts``)."""
+        bound_host, bound_port = str(self.server_address[0]).lower(), int(self.server_address[1])
+        for entry in self.cfg.allowed_hosts:
+            if entry == "*":
+                return True
+            parsed = parse_host(entry)
+            if parsed and parsed[0] == name and (parsed[1] is None or parsed[1] == (port or 80)):
+                return True
+        if (port or 80) != bound_port:
+            return False
+        if name in (bound_host, f"[{bound_host}]", self.cfg.host.lower()):
+            return True
+        if _ip_kind(bound_host) in ("loopback", "any") and (name == "localhost" or _ip_kind(name) == "loopback"):
+            return True
+        return _ip_kind(bound_host) == "any" and _ip_kind(name) != ""  # all interfaces: any address literal
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed (reset, time-out) is closed with one log line, never a traceback."""
+        err = sys.exc_info()[1]
+        if os.environ.get("THREATGRAPH_SERVER_LOG"):
+            print(f"threatgraph serve: connection from {client_address[0]} closed: {err!r}", file=sys.stderr)
 
     def server_close(self) -> None:
         super().server_close()
@@ -617,6 +941,36 @@ class Handler(BaseHTTPRequestHandler):
         # to every keep-alive response.
         with contextlib.suppress(OSError):
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request.settimeout(self.server.cfg.connection_timeout)
+        self._body_done = False
+
+    def parse_request(self) -> bool:
+        """Parse the request line and headers, then refuse a foreign or malformed ``Host`` (DNS rebinding)."""
+        self._body_done = False
+        if not super().parse_request():
+            return False
+        values = self.headers.get_all("Host") or []
+        err: HttpError | None = None
+        if len(values) > 1:
+            err = HttpError(400, "more than one Host header")
+        elif not values:
+            if self.request_version != "HTTP/1.0":
+                err = HttpError(400, "the request has no Host header (HTTP/1.1 requires one)")
+        else:
+            parsed = parse_host(values[0])
+            if parsed is None:
+                err = HttpError(400, f"malformed Host header {values[0][:100]!r}")
+            elif not self.server.host_allowed(*parsed):
+                err = HttpError(
+                    403, f"this server does not answer to Host {values[0][:100]!r} (a guard against DNS rebinding); "
+                    f"use http://{self.server.url.removeprefix('http://')}/ or ask the operator to start it with "
+                    "--allowed-host NAME",
+                )
+        if err is not None:
+            self.close_connection = True  # the body (if any) is never read: do not read it as a next request
+            self._error(err)
+            return False
+        return True
 
     def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("THREATGRAPH_SERVER_LOG"):
@@ -635,6 +989,17 @@ class Handler(BaseHTTPRequestHandler):
         return {}
 
     def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        if len(body) < 65536 or self.command == "HEAD":
+            self._send_now(status, ctype, body, headers)
+            return
+        try:
+            with self.server.buffered(len(body)):
+                self._send_now(status, ctype, body, headers)
+        except _BufferFull:
+            self._send_now(503, "text/plain", b"the server is busy sending large results to slow clients; "
+                           b"try again later or narrow the query\n", {"Retry-After": "2"})
+
+    def _send_now(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         head_only = self.command == "HEAD"
         self.send_response(status)
         if body or status not in (204, 304):
@@ -642,30 +1007,67 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         for k, v in {**self._cors(), **(headers or {})}.items():
             self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if body and not head_only:
-            self.wfile.write(body)
+            self._write_body(body)
+
+    def _write_body(self, body: bytes) -> None:
+        """Send in chunks under a deadline: a client reading a trickle cannot hold a response (and a thread)
+        for ever (large bodies also count against the buffering budget, see ``_send``)."""
+        cfg = self.server.cfg
+        deadline = time.monotonic() + cfg.connection_timeout + len(body) / max(1, cfg.min_send_rate)
+        view = memoryview(body)
+        for i in range(0, len(body), 65536):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the client read {i} of {len(body)} bytes too slowly")
+            self.wfile.write(view[i:i + 65536])
 
     def _error(self, err: HttpError) -> None:
         self._send(err.status, "text/plain", (err.message.rstrip() + "\n").encode(), err.headers)
 
     def _body(self) -> bytes:
+        if self._body_done:
+            return b""
+        self._body_done = True
         te = self.headers.get("Transfer-Encoding", "")
         if te and te.lower() != "identity":
+            self.close_connection = True
             raise HttpError(411, "chunked request bodies are not supported: send Content-Length")
         raw = self.headers.get("Content-Length")
         if raw is None:
             return b""
-        try:
-            n = int(raw)
-        except ValueError:
-            raise HttpError(400, f"bad Content-Length {raw!r}") from None
-        if n < 0:
-            raise HttpError(400, f"bad Content-Length {raw!r}")
+        if not raw.strip().isdigit() or len(self.headers.get_all("Content-Length") or []) > 1:
+            self.close_connection = True
+            raise HttpError(400, f"bad Content-Length {raw[:40]!r}")
+        n = int(raw)
         if n > self.server.cfg.max_body:
             self.close_connection = True
-            raise HttpError(413, f"the request body has {n} bytes; this server's limit is {self.server.cfg.max_body}")
-        return self.rfile.read(n)
+            if n <= max(_DRAIN_BYTES, 4 * self.server.cfg.max_body):
+                # read it away (not kept), so that the client, still sending, gets to read the 413
+                left = n
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 65536))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+            raise HttpError(413, f"the request body has {n} bytes; this server's limit is {self.server.cfg.max_body} "
+                                 "(send smaller requests, or the operator can raise --max-body)")
+        data = self.rfile.read(n)
+        if len(data) < n:
+            self.close_connection = True
+            raise HttpError(400, f"the request body ended after {len(data)} of {n} bytes")
+        return data
+
+    def _discard_body(self) -> None:
+        """Read and drop a body nobody read (a refused request), so it is not parsed as the next request."""
+        if self._body_done:
+            return
+        try:
+            self._body()
+        except HttpError:
+            self.close_connection = True
 
     def _split(self) -> tuple[str, dict[str, list[str]]]:
         parts = urllib.parse.urlsplit(self.path)
@@ -694,11 +1096,35 @@ class Handler(BaseHTTPRequestHandler):
                 raise HttpError(404, f"no such resource {path}; the SPARQL endpoint is /query")
             route(method, params)
         except HttpError as err:
-            self._error(err)
-        except (ConnectionError, BrokenPipeError):
+            self._refuse(err)
+        except OSError:  # reset, broken pipe, time-out: nothing more can be said on this connection
             self.close_connection = True
+            with contextlib.suppress(OSError):  # reset it: drop what the kernel still holds for a slow reader
+                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except ThreatgraphError as err:
-            self._error(HttpError(500, str(err)))
+            self._refuse(HttpError(500, str(err)))
+
+        self._settle_body()
+
+    def _settle_body(self) -> None:
+        """Drop a body nobody read (a small one is read; otherwise the connection closes after the answer),
+        so that it is never parsed as the next request on a keep-alive connection."""
+        if self._body_done:
+            return
+        raw = self.headers.get("Content-Length", "0").strip()
+        if self.close_connection or not raw.isdigit() or int(raw) > 65536 or self.headers.get("Transfer-Encoding"):
+            self._body_done = True
+            self.close_connection = True
+            return
+        try:
+            self._discard_body()
+        except OSError:
+            self.close_connection = True
+
+    def _refuse(self, err: HttpError) -> None:
+        """Answer an error, after dealing with the unread body."""
+        self._settle_body()
+        self._error(err)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -723,26 +1149,28 @@ class Handler(BaseHTTPRequestHandler):
                 "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization",
                 "Access-Control-Max-Age": "600",
             })
-        self._body()
+        self._discard_body()
         self._send(204, "text/plain", b"", headers)
 
     def do_PATCH(self) -> None:
-        self._body()
-        self._error(HttpError(405, "PATCH is not supported", {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"}))
+        self._refuse(HttpError(405, "PATCH is not supported", {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"}))
 
     # -- auth ---------------------------------------------------------------------------------------
     def _require_token(self) -> None:
         token = self.server.cfg.update_token
         if not token:
-            raise HttpError(403, "this server is read-only: updates and graph writes are disabled "
-                                 "(start it with --update-token to enable them)")
+            raise HttpError(403, "this server is read-only: updates and graph writes are disabled; the operator "
+                                 "enables them by starting it with --update-token TOKEN (or $THREATGRAPH_UPDATE_TOKEN)")
         auth = self.headers.get("Authorization", "")
+        how = ("send 'Authorization: Bearer TOKEN' with the token the server was started with "
+               "(threatgraph commands: --token TOKEN or $THREATGRAPH_ENDPOINT_TOKEN)")
         if not auth:
-            raise HttpError(401, "updates need the server's update token: send 'Authorization: Bearer TOKEN'",
+            raise HttpError(401, f"updates need the server's update token: {how}",
                             {"WWW-Authenticate": 'Bearer realm="threatgraph"'})
         scheme, _, given = auth.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise HttpError(403, "wrong update token", {"WWW-Authenticate": 'Bearer realm="threatgraph", error="invalid_token"'})
+            raise HttpError(403, f"wrong update token: {how}",
+                            {"WWW-Authenticate": 'Bearer realm="threatgraph", error="invalid_token"'})
 
     # -- SPARQL query -------------------------------------------------------------------------------
     def _query_text(self, method: str, params: dict[str, list[str]], key: str) -> tuple[str | None, dict[str, list[str]]]:
@@ -784,7 +1212,6 @@ class Handler(BaseHTTPRequestHandler):
         cfg = self.server.cfg
         if len(text.encode()) > cfg.max_body:
             raise HttpError(413, f"the query has more than {cfg.max_body} bytes, this server's limit")
-        check_remote_access(text, cfg, update=False)
         accept = self.headers.get("Accept")
         result_mime = negotiate(accept, RESULT_TYPES, "application/sparql-results+json")
         graph_mime = negotiate(accept, GRAPH_TYPES, "text/turtle")
@@ -799,13 +1226,14 @@ class Handler(BaseHTTPRequestHandler):
             "named_graphs": params.get("named-graph-uri", []),
             "union": cfg.union_default_graph,
             "max_rows": cfg.max_rows,
+            "allow_service": cfg.allow_service,
         }
         for g in req["default_graphs"] + req["named_graphs"]:
             try:
                 NamedNode(g)
             except ValueError:
                 raise HttpError(400, f"invalid graph IRI {g!r}") from None
-        status, ctype, body = self.server.pool.run(req)
+        status, ctype, body = self.server.pool.run(req, self.client_address[0])
         if status == 200 and result_mime is None and ctype in _RESULT_MIME.values():
             raise HttpError(406, f"a SELECT/ASK result cannot be given as {accept!r}; accept one of {', '.join(RESULT_TYPES)}")
         if status == 200 and graph_mime is None and ctype in GRAPH_TYPES:
@@ -837,8 +1265,17 @@ class Handler(BaseHTTPRequestHandler):
         text, _ = self._query_text(method, params, "update")
         if text is None:
             raise HttpError(400, "missing the 'update' parameter")
-        check_remote_access(text, self.server.cfg, update=True)
-        status, message = self.server.pool.write({"op": "update", "text": text})
+        cfg = self.server.cfg
+        if len(text.encode()) > cfg.max_body:
+            raise HttpError(413, f"the update has more than {cfg.max_body} bytes, this server's limit")
+        # The SERVICE/LOAD check parses the text: it runs in a worker, under the time and memory limits.
+        status, _, checked = self.server.pool.run(
+            {"kind": "check_update", "text": text, "allow_service": cfg.allow_service, "allow_load": cfg.allow_load},
+            self.client_address[0],
+        )
+        if status != 200:
+            raise HttpError(status, checked.decode("utf-8", "replace"))
+        status, message = self.server.pool.write({"op": "update", "text": checked.decode()})
         if status >= 400:
             raise HttpError(status, message)
         self._send(204, "text/plain", b"")
@@ -865,7 +1302,8 @@ class Handler(BaseHTTPRequestHandler):
             if mime is None:
                 raise HttpError(406, f"cannot produce {self.headers.get('Accept')!r}; use one of {', '.join(offers)}")
             status, ctype, body = self.server.pool.run(
-                {"kind": "dump", "graph": graph, "mime": mime, "max_rows": self.server.cfg.max_rows}
+                {"kind": "dump", "graph": graph, "mime": mime, "max_rows": self.server.cfg.max_rows},
+                self.client_address[0],
             )
             self._send(status, ctype, body)
             return

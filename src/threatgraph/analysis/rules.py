@@ -269,6 +269,27 @@ def _strip_comments_and_strings(query: str) -> str:
     return re.sub(r"#[^\n]*", " ", text)
 
 
+def _refuse_service(rule: Rule, path: Path) -> None:
+    """InputError if the rule calls SERVICE, decided on the parsed query (threatgraph.server_guard): a
+    token scan is fooled by a comment ended by a carriage return or a ``\\#`` in a prefixed name."""
+    from threatgraph.server_guard import Refused, check_remote_access
+    from threatgraph.terms import PREFIXES
+
+    try:
+        check_remote_access(rule.query, allow_service=(), allow_load=(), update=False, default_prefixes=PREFIXES)
+    except Refused as err:
+        stripped = _strip_comments_and_strings(rule.query)
+        m = _SERVICE.search(stripped)
+        if m:
+            line = rule.query_line + stripped.count("\n", 0, m.start())
+        else:  # hidden from the token scan: the first mention of the word
+            raw = _SERVICE.search(rule.query)
+            line = rule.query_line + (rule.query.count("\n", 0, raw.start()) if raw else 0)
+        if err.status == 403:
+            raise InputError(f"{path}:{line}: a rule may not use SERVICE (it would query another endpoint)") from None
+        raise InputError(f"{path}:{line}: {err.message}") from None
+
+
 def load_user_rules(
     directories: Iterable[str | Path],
     *,
@@ -299,13 +320,10 @@ def load_user_rules(
                 raise InputError(f"{p}: cannot read the rule: {err}") from None
             try:
                 rule = parse_rule(text, str(p))
+                _refuse_service(rule, p)  # before check_rule, which runs the query (on an empty store)
                 check_rule(rule, known_terms, categories)
             except RuleError as err:
                 raise InputError(err.message, hint=err.hint or "see docs/rules.md, 'Your own rules'") from None
-            m = _SERVICE.search(_strip_comments_and_strings(rule.query))
-            if m:
-                line = rule.query_line + _strip_comments_and_strings(rule.query).count("\n", 0, m.start())
-                raise InputError(f"{p}:{line}: a rule may not use SERVICE (it would query another endpoint)")
             if rule.id in seen:
                 raise InputError(
                     f"{rule.at('id')}: rule id {rule.id} is also used by {seen[rule.id]}",

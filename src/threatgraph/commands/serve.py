@@ -26,9 +26,16 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
     p.add_argument("--port", type=int, default=7879, help="port (default 7879; 0 picks a free one)")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per query (default 10)")
+    p.add_argument("--write-time-limit", type=float, default=60.0, metavar="S",
+                   help="seconds per write (update, LOAD, upload); past it the write is abandoned (default 60)")
     p.add_argument("--max-rows", type=int, default=100_000, help="rows/triples per result (default 100000)")
     p.add_argument("--max-body", type=int, default=1_000_000, metavar="BYTES", help="request size limit (default 1 MB)")
     p.add_argument("--workers", type=int, default=2, help="query worker processes (default 2)")
+    p.add_argument(
+        "--reserve-workers", type=int, default=2, metavar="N",
+        help="extra workers started on demand only for clients that hold none, so that clients sending slow "
+        "queries cannot make everyone else wait (default 2)",
+    )
     p.add_argument("--memory-limit-mb", type=int, default=1024, help="extra memory per query worker (default 1024)")
     p.add_argument(
         "--update-token",
@@ -36,8 +43,28 @@ def register(sub: Any) -> None:
         help="enable SPARQL Update and graph writes for requests with 'Authorization: Bearer TOKEN' "
         "(default: $THREATGRAPH_UPDATE_TOKEN; unset = read-only)",
     )
-    p.add_argument("--allow-load", action="append", default=[], metavar="PREFIX", help="IRI prefix LOAD may read")
-    p.add_argument("--allow-service", action="append", default=[], metavar="PREFIX", help="IRI prefix SERVICE may call")
+    p.add_argument(
+        "--allow-load", action="append", default=[], metavar="URL",
+        help="http(s) URL prefix that LOAD may read (same scheme, host and port; repeatable; default: none)",
+    )
+    p.add_argument(
+        "--allow-service", action="append", default=[], metavar="URL",
+        help="http(s) endpoint that SERVICE may call (same scheme, host and port; repeatable; default: none)",
+    )
+    p.add_argument(
+        "--allowed-host", action="append", default=[], metavar="NAME",
+        help="also answer requests whose Host header is NAME or NAME:PORT (a proxy's public name; '*' = any). "
+        "By default only the bound address (and localhost when bound to loopback) is answered: a guard "
+        "against DNS rebinding. Repeatable",
+    )
+    p.add_argument("--connection-timeout", type=float, default=30.0, metavar="S",
+                   help="close a connection silent for S seconds (idle, slow sender or slow reader; default 30)")
+    p.add_argument("--max-connections", type=int, default=256, metavar="N",
+                   help="open connections the server holds (more are answered 503; default 256)")
+    p.add_argument("--max-connections-per-client", type=int, default=64, metavar="N",
+                   help="open connections one client address may hold (default 64)")
+    p.add_argument("--max-buffered-mb", type=int, default=512, metavar="MB",
+                   help="responses waiting for slow readers, in total (default 512)")
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN", help="allow this CORS origin ('*' = any)")
     p.set_defaults(func=run)
 
@@ -65,15 +92,23 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         time_limit=args.time_limit,
+        write_time_limit=args.write_time_limit,
         max_rows=args.max_rows,
         max_body=args.max_body,
         workers=args.workers,
+        reserve_workers=args.reserve_workers,
         memory_limit_mb=args.memory_limit_mb,
         update_token=args.update_token or os.environ.get("THREATGRAPH_UPDATE_TOKEN") or None,
         allow_load=tuple(args.allow_load),
         allow_service=tuple(args.allow_service),
         cors_origins=tuple(args.cors),
+        allowed_hosts=tuple(args.allowed_host),
+        connection_timeout=args.connection_timeout,
+        max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+        max_buffered_mb=args.max_buffered_mb,
     )
+    cfg.validate()
     path = build_dataset(args.store, args.model)
     try:
         server = SparqlServer(cfg, path)

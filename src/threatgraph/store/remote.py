@@ -24,11 +24,15 @@ Queries see the union of all graphs as their default graph only if the server is
 
 from __future__ import annotations
 
+import ast
 import base64
+import contextlib
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -142,9 +146,46 @@ def _var(label: str) -> str:
 
 
 def _short(err: Exception, limit: int = 800) -> str:
-    """An error text cut to ``limit`` characters (servers often echo the whole query)."""
+    """An error text cut to ``limit`` characters (servers often echo the whole query).
+
+    SPARQLWrapper puts the server's answer into its message as a bytes repr (``b'...\\n'``): it is
+    shown as the decoded text the server sent.
+
+    >>> from SPARQLWrapper.SPARQLExceptions import Unauthorized
+    >>> _short(Unauthorized(b"updates need the token: send 'Authorization: Bearer TOKEN'\\n"))
+    "Unauthorized: access to this endpoint needs credentials: updates need the token: send 'Authorization: Bearer TOKEN'"
+    """
     text = str(err)
+    head, sep, response = text.partition(". \n\nResponse:\n")
+    if sep and response[:2] in ("b'", 'b"'):
+        try:
+            raw = ast.literal_eval(response)
+        except (ValueError, SyntaxError):
+            raw = None
+        if isinstance(raw, bytes):
+            name, _, what = head.partition(": ")
+            what = _SW_MESSAGES.get(name, what)
+            text = f"{name}: {what}: {raw.decode('utf-8', 'replace').strip()}"
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+_SW_MESSAGES = {"Unauthorized": "access to this endpoint needs credentials"}
+
+
+class _TooLarge(StoreError):
+    """HTTP 413 from the server: the request body exceeds its limit."""
+
+
+_BNODE_NT = re.compile(rb"(?:^|[ \t])_:", re.MULTILINE)
+
+
+def _http_error(what: str, err: urllib.error.HTTPError) -> StoreError:
+    """A StoreError with the status and the decoded text of an error answer."""
+    try:
+        body = err.read().decode("utf-8", "replace").strip()
+    except OSError:
+        body = ""
+    return StoreError(_short(Exception(f"{what} failed: HTTP {err.code} {err.reason}" + (f": {body}" if body else ""))))
 
 
 def _media(content_type: str | None) -> str:
@@ -239,7 +280,8 @@ class RemoteStore:
                 return _media(resp.headers.get("Content-Type")), resp.read()
         except urllib.error.HTTPError as err:
             body = err.read().decode("utf-8", "replace")[:500]
-            raise StoreError(f"{method} {url} failed: HTTP {err.code}: {body.strip()}") from err
+            cls = _TooLarge if err.code == 413 else StoreError
+            raise cls(f"{method} {url} failed: HTTP {err.code}: {body.strip()}") from err
         except (urllib.error.URLError, OSError) as err:
             raise StoreError(
                 f"cannot reach {url}: {err}", hint="check that the SPARQL server is running and the URL is right"
@@ -258,6 +300,8 @@ class RemoteStore:
             result = sw.query()
         except SPARQLWrapperException as err:
             raise StoreError(f"query on {self.endpoint} failed: {_short(err)}") from err
+        except urllib.error.HTTPError as err:
+            raise _http_error(f"query on {self.endpoint}", err) from err
         except (urllib.error.URLError, OSError) as err:
             raise StoreError(
                 f"cannot reach {self.endpoint}: {err}", hint="check that the SPARQL server is running and the URL is right"
@@ -312,6 +356,8 @@ class RemoteStore:
             sw.query().response.read()
         except SPARQLWrapperException as err:
             raise StoreError(f"update on {self.update_endpoint} failed: {_short(err)}") from err
+        except urllib.error.HTTPError as err:
+            raise _http_error(f"update on {self.update_endpoint}", err) from err
         except (urllib.error.URLError, OSError) as err:
             raise StoreError(f"cannot reach {self.update_endpoint}: {err}") from err
 
@@ -430,9 +476,23 @@ class RemoteStore:
         if not nt:
             return
         if self.store_endpoint:
-            self._http("POST", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+            self._post_split(self._gsp_url(graph), nt)
         else:
             self._insert_data(graph, nt)
+
+    def _post_split(self, url: str, nt: bytes) -> None:
+        """POST N-Triples; when the server refuses the size (413), POST halves (appending to a graph is the
+        same in parts). Data with blank nodes is never split: they are scoped to one request."""
+        try:
+            self._http("POST", url, nt, {"Content-Type": "application/n-triples"})
+        except _TooLarge as err:
+            lines = nt.splitlines(keepends=True)
+            if len(lines) < 2 or _BNODE_NT.search(nt):
+                raise StoreError(f"{err} (the server's request size limit is too small for this graph; "
+                                 "raise it, e.g. threatgraph serve --max-body)") from err
+            mid = len(lines) // 2
+            self._post_split(url, b"".join(lines[:mid]))
+            self._post_split(url, b"".join(lines[mid:]))
 
     def _write_dataset(self, quads: list[Quad]) -> None:
         """Write quads of several graphs keeping blank nodes linked (one request, or linked batches)."""
@@ -451,7 +511,22 @@ class RemoteStore:
         self._forget(graph)
         if self.store_endpoint:
             # PUT replaces the graph in one request (atomic on servers with transactions).
-            self._http("PUT", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+            try:
+                self._http("PUT", self._gsp_url(graph), nt, {"Content-Type": "application/n-triples"})
+            except _TooLarge as err:
+                if _BNODE_NT.search(nt):
+                    raise StoreError(f"{err} (the server's request size limit is too small for this graph; "
+                                     "raise it, e.g. threatgraph serve --max-body)") from err
+                # Too large for one request: upload in parts to a scratch graph, then MOVE it over the
+                # target in one update (readers never see a half-written graph).
+                scratch = f"urn:threatgraph:upload:{uuid.uuid4().hex}"
+                try:
+                    self._post_split(self._gsp_url(scratch), nt)
+                    self.update(f"MOVE GRAPH {NamedNode(scratch)} TO GRAPH {NamedNode(graph)}")
+                except StoreError:
+                    with contextlib.suppress(StoreError):
+                        self.update(f"DROP SILENT GRAPH {NamedNode(scratch)}")
+                    raise
         else:
             self.drop_graph(graph)
             self._insert_data(graph, nt)
