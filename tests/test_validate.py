@@ -232,3 +232,28 @@ def test_examples_use_no_undefined_terms(model: Path) -> None:
 def test_same_model_twice_reports_each_problem_once(bad_model: Path) -> None:
     once = validate_models([bad_model]).issues
     assert once and validate_models([bad_model, bad_model]).issues == once
+
+
+def test_user_shapes_checked_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shapes = tmp_path / "org.ttl"
+    shapes.write_text(ORG.read_text(encoding="utf-8"), encoding="utf-8")
+    rag = REPO / "data" / "examples" / "rag-assistant.ttl"
+    code = (
+        "import sys\nfrom threatgraph.analysis.validation import compiled_shapes\n"
+        f"compiled_shapes([{str(shapes)!r}])\nprint('pyshacl' in sys.modules)\n"
+    )
+
+    def pyshacl_imported() -> str:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+    assert pyshacl_imported() == "True"  # first time: SHACL-SHACL check
+    assert pyshacl_imported() == "False"  # same content: remembered in the cache directory
+    assert len(list((tmp_path / "cache" / "threatgraph" / "shapes-checked").iterdir())) == 1
+    shapes.write_text(shapes.read_text(encoding="utf-8").replace("sh:maxCount 1", 'sh:maxCount "one"'), encoding="utf-8")
+    with pytest.raises(InputError, match="not valid SHACL"):  # changed content is checked again
+        validate_models([rag], extra_shapes=[shapes])
+    assert len(list((tmp_path / "cache" / "threatgraph" / "shapes-checked").iterdir())) == 1

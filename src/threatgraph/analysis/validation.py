@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -116,11 +117,39 @@ def compiled_shapes(extra: Sequence[str | Path] = (), *, builtin: bool = True) -
     if cached is not None:
         return cached
     graph = ShapesGraph.parse_files(paths)  # syntax errors name the file, before the SHACL check
-    if extra_paths and key not in _CHECKED:
+    if extra_paths and key not in _CHECKED and not _checked_on_disk(key):
         check_shapes(load_shapes(extra_paths, builtin=builtin), [str(p) for p in extra_paths])
         _CHECKED.add(key)
+        _remember_checked(key)
     compiled = _COMPILED[key] = compile_shapes(graph)
     return compiled
+
+
+def cache_dir() -> Path:
+    """Where threatgraph keeps per-user caches: ``$XDG_CACHE_HOME/threatgraph`` (default
+    ``~/.cache/threatgraph``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "threatgraph"
+
+
+def _check_marker(key: str) -> Path:
+    from threatgraph import __version__
+
+    return cache_dir() / "shapes-checked" / f"{key}-{__version__}"
+
+
+def _checked_on_disk(key: str) -> bool:
+    """True when this exact set of shape files (by content digest) passed the SHACL check before."""
+    return _check_marker(key).is_file()
+
+
+def _remember_checked(key: str) -> None:
+    marker = _check_marker(key)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_bytes(b"")
+    except OSError:  # a read-only or full cache directory only costs the check next time
+        pass
 
 
 def load_shapes(extra: Sequence[str | Path] = (), *, builtin: bool = True) -> rdflib.Graph:
@@ -760,6 +789,7 @@ __all__ = [
     "ValidationReport",
     "build_store",
     "builtin_shape_files",
+    "cache_dir",
     "check_shapes",
     "compiled_shapes",
     "issues_of",
