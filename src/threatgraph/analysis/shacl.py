@@ -18,7 +18,7 @@ of ``sh:class`` shapes, and property shapes on an IRI path with ``sh:minCount``,
 ...   sh:property [ sh:path <urn:p> ; sh:minCount 1 ; sh:message "needs p" ] .''', "inline.ttl")
 >>> c = compile_shapes(g)
 >>> [ch.component for ch in c.checks], c.fallback
-(['Count'], [])
+(['MinCount'], [])
 """
 
 from __future__ import annotations

@@ -714,7 +714,7 @@ def validate_store(
     )
 
 
-_ONTOLOGY_QUADS: dict[int, list[Quad]] = {}
+_ONTOLOGY_QUADS: dict[int, tuple[object, list[Quad]]] = {}
 
 
 def build_store(
@@ -735,10 +735,10 @@ def build_store(
     if inferred is None:
         inferred = closure(onto.graph, model)
     store = open_store()
-    quads = _ONTOLOGY_QUADS.get(id(onto.graph))
-    if quads is None:
-        quads = _ONTOLOGY_QUADS[id(onto.graph)] = list(triples_to_quads(onto.graph, G_ONTOLOGY))
-    store.add_quads(quads)
+    cached = _ONTOLOGY_QUADS.get(id(onto.graph))
+    if cached is None or cached[0] is not onto.graph:  # the graph is kept, so its id is not reused
+        cached = _ONTOLOGY_QUADS[id(onto.graph)] = (onto.graph, list(triples_to_quads(onto.graph, G_ONTOLOGY)))
+    store.add_quads(cached[1])
     store.add_quads(triples_to_quads(model, G_MODEL))
     store.add_quads(triples_to_quads(inferred, G_INFERRED))
     if knowledge is not None:
