@@ -175,3 +175,85 @@ def test_analyze_refuses_invalid_model_unless_forced(bad_model: Path, capsys: py
 def test_missing_store_directory_exit_2(bad_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(bad_model), "--store", str(tmp_path / "nope")]) == 2
     assert "no such store directory" in capsys.readouterr().err
+
+
+TYPOS = """
+@prefix ex: <https://example.org/rag-assistant#> .
+@prefix tg: <https://w3id.org/threatgraph/ontology#> .
+@prefix tgml: <https://w3id.org/threatgraph/ml#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+ex:reg a tgml:ModelRegistery ; rdfs:label "Model registry" .
+ex:reg2 a tgml:ModelRegistery ; rdfs:label "Second registry" .
+ex:chatApi tg:rateLimted true .
+ex:agent tg:rateLimted true .
+"""
+
+
+def test_undefined_class_and_property_are_warnings_reported_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from threatgraph.analysis.model import load_model_files, undefined_terms
+    from threatgraph.analysis.ontology import load_ontology
+    from threatgraph.analysis.validation import TERMS_CHECK, build_store, undefined_terms_in
+
+    model = tmp_path / "typos.ttl"
+    model.write_text((REPO / "data" / "examples" / "rag-assistant.ttl").read_text(encoding="utf-8") + TYPOS, encoding="utf-8")
+    loaded = load_model_files([model])
+    # the same terms as the loader's check (the oracle analyze warns with)
+    classes, props = undefined_terms(loaded.graph, load_ontology())
+    found = undefined_terms_in(build_store(loaded.graph))
+    assert [t for k, t, _n in found if k == "class"] == classes == ["https://w3id.org/threatgraph/ml#ModelRegistery"]
+    assert [t for k, t, _n in found if k == "property"] == props == ["https://w3id.org/threatgraph/ontology#rateLimted"]
+    report = validate_models([model])
+    terms = [i for i in report.issues if i.shape == TERMS_CHECK.value]
+    assert len(terms) == 2  # once per term, though each is used twice
+    by = {i.focus.rsplit("#", 1)[-1]: i for i in terms}
+    assert by["ModelRegistery"].severity == by["rateLimted"].severity == "warning"
+    assert "did you mean tgml:ModelRegistry?" in by["ModelRegistery"].message and "2 element(s)" in by["ModelRegistery"].message
+    assert "did you mean tg:rateLimited?" in by["rateLimted"].message and "2 statement(s)" in by["rateLimted"].message
+    assert report.violations == []
+    assert main(["validate", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("<https://w3id.org/threatgraph/ml#ModelRegistery>") == 1
+    assert main(["validate", str(model), "--strict"]) == 1
+    assert "0 violation(s), 2 warning(s) (--strict)" in capsys.readouterr().err
+    doc_code = main(["validate", str(model), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc_code == 0 and doc["summary"]["warning"] == 2
+    texts = [r["text"] for r in doc["results"]]
+    assert len(texts) == len(set(texts))  # no result twice
+
+
+@pytest.mark.parametrize("model", EXAMPLES, ids=lambda p: p.name)
+def test_examples_use_no_undefined_terms(model: Path) -> None:
+    from threatgraph.analysis.validation import TERMS_CHECK
+
+    assert [i.text for i in validate_models([model]).issues if i.shape == TERMS_CHECK.value] == []
+
+
+def test_same_model_twice_reports_each_problem_once(bad_model: Path) -> None:
+    once = validate_models([bad_model]).issues
+    assert once and validate_models([bad_model, bad_model]).issues == once
+
+
+def test_user_shapes_checked_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shapes = tmp_path / "org.ttl"
+    shapes.write_text(ORG.read_text(encoding="utf-8"), encoding="utf-8")
+    rag = REPO / "data" / "examples" / "rag-assistant.ttl"
+    code = (
+        "import sys\nfrom threatgraph.analysis.validation import compiled_shapes\n"
+        f"compiled_shapes([{str(shapes)!r}])\nprint('pyshacl' in sys.modules)\n"
+    )
+
+    def pyshacl_imported() -> str:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+    assert pyshacl_imported() == "True"  # first time: SHACL-SHACL check
+    assert pyshacl_imported() == "False"  # same content: remembered in the cache directory
+    assert len(list((tmp_path / "cache" / "threatgraph" / "shapes-checked").iterdir())) == 1
+    shapes.write_text(shapes.read_text(encoding="utf-8").replace("sh:maxCount 1", 'sh:maxCount "one"'), encoding="utf-8")
+    with pytest.raises(InputError, match="not valid SHACL"):  # changed content is checked again
+        validate_models([rag], extra_shapes=[shapes])
+    assert len(list((tmp_path / "cache" / "threatgraph" / "shapes-checked").iterdir())) == 1

@@ -13,11 +13,11 @@ import pytest
 import rdflib
 from rdflib.namespace import RDF, SH
 
-from threatgraph.analysis.model import load_model_files
-from threatgraph.analysis.validation import SHAPES_NS, build_data, evaluate, load_shapes
+from threatgraph.analysis.shacl import sh
+from threatgraph.analysis.validation import SHAPES_NS, load_shapes, validate_models
 
 FIXTURES = Path(__file__).parent / "shapes" / "fixtures"
-FOCUS = rdflib.URIRef("http://example.org/test#focus")
+FOCUS = "http://example.org/test#focus"
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +35,15 @@ def shipped_shapes() -> list[str]:
     return sorted(names)
 
 
-def _results(shapes: rdflib.Graph, path: Path, shape: str) -> list[tuple[rdflib.term.Node, str, list[str]]]:
-    data = build_data(load_model_files([path]).graph)
-    report = evaluate(data, shapes)
-    node = rdflib.URIRef(SHAPES_NS + shape)
+def _results(path: Path, shape: str) -> list[tuple[str, str, list[str]]]:
+    report = validate_models([path])
+    assert report.shapes is not None
+    node = SHAPES_NS + shape
     out = []
-    for r in report.subjects(RDF.type, SH.ValidationResult):
-        src = report.value(r, SH.sourceShape)
-        parent = shapes.value(None, SH.property, src) if isinstance(src, rdflib.BNode) else None
-        if src == node or parent == node:
-            out.append(
-                (report.value(r, SH.focusNode), str(report.value(r, SH.resultSeverity)), [str(m) for m in report.objects(r, SH.resultMessage)])
-            )
+    for r in report.results:
+        parents = report.shapes.subjects(sh("property"), r.shape)
+        if r.shape.value == node or (parents and parents[0].value == node):
+            out.append((r.focus.value, r.severity.value, [m.value for m in r.messages]))
     return out
 
 
@@ -59,7 +56,7 @@ def test_every_shape_has_fixtures() -> None:
 @pytest.mark.parametrize("shape", shipped_shapes())
 def test_nonconforming(shapes: rdflib.Graph, shape: str) -> None:
     path = FIXTURES / shape / "nonconforming.ttl"
-    got = _results(shapes, path, shape)
+    got = _results(path, shape)
     assert got, f"{shape} reports nothing on {path}"
     declared = {str(o) for o in shapes.objects(rdflib.URIRef(SHAPES_NS + shape), SH.severity)}
     declared |= {
@@ -76,4 +73,4 @@ def test_nonconforming(shapes: rdflib.Graph, shape: str) -> None:
 
 @pytest.mark.parametrize("shape", shipped_shapes())
 def test_conforming(shapes: rdflib.Graph, shape: str) -> None:
-    assert _results(shapes, FIXTURES / shape / "conforming.ttl", shape) == []
+    assert _results(FIXTURES / shape / "conforming.ttl", shape) == []

@@ -87,6 +87,23 @@ TURTLE_PREFIXES: Final[dict[str, str]] = {k: v for k, v in PREFIXES.items() if k
 """Prefixes for Turtle output: finding and rule IRIs are written in full (their local parts contain '/')."""
 
 
+STANDARD_VOCABULARIES: Final = (
+    "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "http://www.w3.org/2000/01/rdf-schema#",
+    "http://www.w3.org/2002/07/owl#",
+    "http://www.w3.org/2001/XMLSchema#",
+    "http://www.w3.org/2004/02/skos/core#",
+    "http://purl.org/dc/terms/",
+    "http://purl.org/dc/elements/1.1/",
+    "http://www.w3.org/ns/prov#",
+    "http://xmlns.com/foaf/0.1/",
+    "https://schema.org/",
+    "http://schema.org/",
+    "http://www.w3.org/ns/shacl#",
+)
+"""Vocabularies a model may use without the ontology defining them (no undefined-term warning)."""
+
+
 def graph_iri(name: str) -> str:
     """IRI of one of threatgraph's named graphs (``ontology``, ``model``, ``inferred``, ``findings``, …)."""
     return GRAPH + name

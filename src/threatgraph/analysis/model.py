@@ -21,26 +21,13 @@ from rdflib.util import guess_format
 from threatgraph.analysis.ontology import Ontology
 from threatgraph.errors import InputError
 from threatgraph.interchange import convert_file
-from threatgraph.terms import TG
+from threatgraph.terms import STANDARD_VOCABULARIES, TG
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
 """Refuse model files above this size (a clear error rather than running out of memory)."""
 
 # Vocabularies a model may use without the ontology defining them.
-_STANDARD = (
-    "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
-    "http://www.w3.org/2000/01/rdf-schema#",
-    "http://www.w3.org/2002/07/owl#",
-    "http://www.w3.org/2001/XMLSchema#",
-    "http://www.w3.org/2004/02/skos/core#",
-    "http://purl.org/dc/terms/",
-    "http://purl.org/dc/elements/1.1/",
-    "http://www.w3.org/ns/prov#",
-    "http://xmlns.com/foaf/0.1/",
-    "https://schema.org/",
-    "http://schema.org/",
-    "http://www.w3.org/ns/shacl#",
-)
+_STANDARD = STANDARD_VOCABULARIES
 
 
 @dataclass

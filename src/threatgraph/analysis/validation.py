@@ -1,68 +1,74 @@
 """Model completeness validation with SHACL (shapes in ``ontology/shapes/``, docs/validation.md).
 
-The data graph is the model + its OWL 2 RL closure + the ontology (+ any imported knowledge
-releases, for the knowledge-reference shapes). Two evaluators give the same standard
-``sh:ValidationReport``:
+The data is the model + its OWL 2 RL closure + the ontology (+ any imported knowledge releases, for
+the knowledge-reference shapes), held in an embedded pyoxigraph store (:func:`validate_store`).
 
-* ``method="pyshacl"`` (naive): pyshacl runs every shape. Its SPARQL-based constraints re-parse and
-  run the query once per focus node, which dominates on large models.
-* ``method="fast"`` (default): every eligible ``sh:sparql`` constraint runs ONCE over all its focus
-  nodes on the embedded store (the shape's targets joined into the query as a sub-select binding
-  ``$this``); the remaining (core) constraints run in pyshacl; the results are merged into one report
-  built exactly as pyshacl builds its own. Constraints that cannot be run this way (property
-  shapes, ``$PATH``/``$currentShape``/``$shapesGraph``, sub-queries, shapes reused via ``sh:node``
-  and the like, custom SPARQL targets) are left to pyshacl. ``tests/test_validate_equivalence.py``
-  and ``bench/bench_validate.py`` check both evaluators give identical results.
+* ``method="fast"`` (default): the shapes are parsed with pyoxigraph and compiled to SPARQL
+  (:mod:`threatgraph.analysis.shacl`): every constraint of a compiled shape runs ONCE over all its
+  focus nodes on the store, and the results are built as pyshacl builds them. Shapes using a
+  construct the compiler does not translate (possible in ``--shapes`` files) are evaluated by
+  pyshacl, imported only then, on an rdflib copy of the store.
+* ``method="pyshacl"``: plain pyshacl on all shapes, for comparison
+  (``tests/test_validate_equivalence.py`` checks both give identical results).
 
->>> shapes = load_shapes()
->>> len(sparql_constraints(shapes)) > 5
-True
+Besides the shapes, ``validate`` reports each class and property the model uses that neither the
+ontology nor the model defines (a typo such as ``tgml:ModelRegistery``), once per term, as a warning.
+
+>>> report = validate_store(_demo_store(), check_terms=False)
+>>> [(i.severity, i.shape.split()[0].rsplit("#")[-1]) for i in report.issues][:1]
+[('warning', 'LabelShape')]
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyshacl
-import rdflib
-import rdflib.collection
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
-from pyparsing import ParseException
-from pyshacl.entrypoints import meta_validate
-from pyshacl.errors import ConstraintLoadError, ReportableRuntimeError, ShapeLoadError
-from pyshacl.rdfutil import clone_blank_node  # type: ignore[attr-defined]
-from rdflib.namespace import OWL, RDF, RDFS, SH, SKOS
-from rdflib.plugins.sparql import prepareQuery
+from pyoxigraph import Store as OxStore
 
-from threatgraph.analysis.closure import Triple, closure
-from threatgraph.analysis.engine import no_gc
-from threatgraph.analysis.model import ModelLoad, load_model_files
-from threatgraph.analysis.ontology import Ontology, load_ontology
-from threatgraph.convert import triples_to_quads
+from threatgraph.analysis.shacl import (
+    TARGETS,
+    Check,
+    Compiled,
+    ShapesGraph,
+    compile_shapes,
+    expand_classes,
+    sh,
+    sparql_constraints,
+)
 from threatgraph.errors import InputError, StoreError
 from threatgraph.resources import ontology_dir
 from threatgraph.store import Store, open_store
 from threatgraph.store.base import Term
-from threatgraph.terms import GRAPH, graph_iri
+from threatgraph.terms import GRAPH, PREFIXES, STANDARD_VOCABULARIES, graph_iri
+
+if TYPE_CHECKING:
+    import rdflib
+
+    from threatgraph.analysis.closure import Triple
+    from threatgraph.analysis.model import ModelLoad
+    from threatgraph.analysis.ontology import Ontology
 
 SHAPES_NS = "https://w3id.org/threatgraph/shapes#"
 METHODS: tuple[str, ...] = ("fast", "pyshacl")
-SEVERITY_NAMES: dict[str, str] = {str(SH.Violation): "violation", str(SH.Warning): "warning", str(SH.Info): "info"}
+SH_NS = "http://www.w3.org/ns/shacl#"
+SEVERITY_NAMES: dict[str, str] = {SH_NS + "Violation": "violation", SH_NS + "Warning": "warning", SH_NS + "Info": "info"}
 _SEVERITY_ORDER = {"violation": 0, "warning": 1, "info": 2}
 _RELEASE_PREFIX = GRAPH + "release/"
-# Where a shape is used by another shape: its sh:sparql must then run where pyshacl nests it.
-_NESTING = (SH.node, SH.property, SH["and"], SH["or"], SH["not"], SH.xone, SH.qualifiedValueShape, RDF.first)
-_TARGETS = (SH.targetClass, SH.targetNode, SH.targetSubjectsOf, SH.targetObjectsOf)
-_DEFAULT_PREFIXES = {"rdf": str(RDF), "rdfs": str(RDFS), "owl": str(OWL)}
-_WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
-_PROJECTS_THIS = re.compile(r"^\s*SELECT\s+(DISTINCT\s+|REDUCED\s+)?[^{]*\$this\b", re.IGNORECASE | re.DOTALL)
-_UNSUPPORTED = re.compile(r"\$(PATH|currentShape|shapesGraph)\b|\?failure\b")
+G_ONTOLOGY, G_MODEL, G_INFERRED = graph_iri("ontology"), graph_iri("model"), graph_iri("inferred")
+TERMS_CHECK = NamedNode(SHAPES_NS + "DefinedTermsCheck")
+"""``sh:sourceShape`` of the undefined-class/property warnings (not a SHACL shape: a built-in check)."""
 _FORBIDDEN = re.compile(r"\b(VALUES|MINUS|SERVICE)\b", re.IGNORECASE)
-_SELECTS = re.compile(r"\bSELECT\b", re.IGNORECASE)
+_RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+_SUBCLASS_OF = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
+_LABELS = ("http://www.w3.org/2000/01/rdf-schema#label", "http://www.w3.org/2004/02/skos/core#prefLabel")
 
 
 def shapes_dir() -> Path:
@@ -76,12 +82,82 @@ def builtin_shape_files() -> list[Path]:
 
 
 # -------------------------------------------------------------------------------------------------
-# Shapes: loading and checking
+# Shapes: loading, checking (user shapes) and compiling, cached per process
 # -------------------------------------------------------------------------------------------------
+_COMPILED: dict[str, Compiled] = {}
+_CHECKED: set[str] = set()
+
+
+def _digest(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            data = p.read_bytes()
+        except OSError as err:
+            raise InputError(f"{p}: cannot read the shapes file: {err.strerror}") from err
+        h.update(len(data).to_bytes(8, "big") + data)
+    return h.hexdigest()
+
+
+def compiled_shapes(extra: Sequence[str | Path] = (), *, builtin: bool = True) -> Compiled:
+    """The shipped shapes (unless ``builtin`` is False) plus ``extra`` files, compiled (cached per
+    process by content digest).
+
+    Extra files are checked first (SHACL-SHACL and their SPARQL, which needs pyshacl; once per
+    content digest and process)."""
+    extra_paths = [Path(p) for p in extra]
+    for p in extra_paths:
+        if not p.is_file():
+            raise InputError(f"{p}: no such shapes file", hint="pass a Turtle file of SHACL shapes to --shapes")
+    paths = (builtin_shape_files() if builtin else []) + extra_paths
+    if not paths:
+        raise InputError("no shapes to validate with", hint="pass a SHACL shapes file")
+    key = _digest(paths)
+    cached = _COMPILED.get(key)
+    if cached is not None:
+        return cached
+    graph = ShapesGraph.parse_files(paths)  # syntax errors name the file, before the SHACL check
+    if extra_paths and key not in _CHECKED and not _checked_on_disk(key):
+        check_shapes(load_shapes(extra_paths, builtin=builtin), [str(p) for p in extra_paths])
+        _CHECKED.add(key)
+        _remember_checked(key)
+    compiled = _COMPILED[key] = compile_shapes(graph)
+    return compiled
+
+
+def cache_dir() -> Path:
+    """Where threatgraph keeps per-user caches: ``$XDG_CACHE_HOME/threatgraph`` (default
+    ``~/.cache/threatgraph``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "threatgraph"
+
+
+def _check_marker(key: str) -> Path:
+    from threatgraph import __version__
+
+    return cache_dir() / "shapes-checked" / f"{key}-{__version__}"
+
+
+def _checked_on_disk(key: str) -> bool:
+    """True when this exact set of shape files (by content digest) passed the SHACL check before."""
+    return _check_marker(key).is_file()
+
+
+def _remember_checked(key: str) -> None:
+    marker = _check_marker(key)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_bytes(b"")
+    except OSError:  # a read-only or full cache directory only costs the check next time
+        pass
+
+
 def load_shapes(extra: Sequence[str | Path] = (), *, builtin: bool = True) -> rdflib.Graph:
-    """Parse the shipped shapes (unless ``builtin`` is False) and ``extra`` files. With extra files the
-    whole set is checked as SHACL; the shipped shapes alone are checked by the test suite
-    (tests/test_shapes_meta.py), not on every run (SHACL-SHACL plus parsing their SPARQL: ~3.7 s)."""
+    """The shipped shapes (unless ``builtin`` is False) and ``extra`` files as an rdflib graph, for
+    SHACL-SHACL checks and pyshacl. With extra files the whole set is checked as SHACL; the shipped
+    shapes alone are checked by the test suite (tests/test_shapes_meta.py), not on every run."""
+    import rdflib
+
     g = rdflib.Graph()
     for path in builtin_shape_files() if builtin else []:
         _parse_shapes_file(g, path)
@@ -94,6 +170,8 @@ def load_shapes(extra: Sequence[str | Path] = (), *, builtin: bool = True) -> rd
 
 
 def _parse_shapes_file(g: rdflib.Graph, path: Path) -> None:
+    import rdflib.util
+
     if not path.is_file():
         raise InputError(f"{path}: no such shapes file", hint="pass a Turtle file of SHACL shapes to --shapes")
     try:
@@ -105,8 +183,18 @@ def _parse_shapes_file(g: rdflib.Graph, path: Path) -> None:
         ) from err
 
 
+def _ox_shapes(g: rdflib.Graph) -> ShapesGraph:
+    from threatgraph.convert import to_ox
+
+    return ShapesGraph((to_ox(s), to_ox(p), to_ox(o)) for s, p, o in g)  # type: ignore[misc]
+
+
 def check_shapes(shapes: rdflib.Graph, names: Sequence[str] = ()) -> None:
     """Refuse a shapes graph that is not valid SHACL (SHACL-SHACL), or whose SPARQL does not parse."""
+    from pyshacl.entrypoints import meta_validate
+    from pyshacl.errors import ConstraintLoadError, ReportableRuntimeError, ShapeLoadError
+    from rdflib.namespace import RDF, SH
+
     where = ", ".join(names) or "shapes"
     if not any(shapes.subjects(RDF.type, SH.NodeShape)) and not any(shapes.subjects(RDF.type, SH.PropertyShape)):
         if not any(shapes.subjects(SH.path, None)):
@@ -121,236 +209,145 @@ def check_shapes(shapes: rdflib.Graph, names: Sequence[str] = ()) -> None:
             f"{where}: not valid SHACL: " + "; ".join(lines[:6]),
             hint="see https://www.w3.org/TR/shacl/ for the shape vocabulary",
         )
-    for sc in sparql_constraints(shapes):
+    empty = OxStore()
+    for sc in sparql_constraints(_ox_shapes(shapes)):
         if _FORBIDDEN.search(sc.select):
             raise InputError(
-                f"{where}: shape <{sc.shape}>: a SHACL SPARQL constraint must not use VALUES, MINUS or SERVICE",
+                f"{where}: shape <{sc.shape.value}>: a SHACL SPARQL constraint must not use VALUES, MINUS or SERVICE",
                 hint="rewrite the filter with FILTER (?x IN (...)) or FILTER NOT EXISTS",
             )
         try:
-            prepareQuery(sc.query_text())
-        except (ParseException, ValueError, TypeError, KeyError, AttributeError, NotImplementedError) as err:
+            empty.query(sc.query_text())
+        except (SyntaxError, OSError, ValueError) as err:
             raise InputError(
-                f"{where}: shape <{sc.shape}>: sh:select is not valid SPARQL: {err}",
+                f"{where}: shape <{sc.shape.value}>: sh:select is not valid SPARQL: {err}",
                 hint="declare every prefix it uses in its sh:prefixes, and check the query syntax",
             ) from err
 
 
 # -------------------------------------------------------------------------------------------------
-# SPARQL-based constraints
+# Results
 # -------------------------------------------------------------------------------------------------
-@dataclass
-class SparqlConstraint:
-    """One ``sh:sparql`` constraint of one shape, with what the fast evaluator needs."""
+@dataclass(frozen=True)
+class Result:
+    """One SHACL validation result (pyoxigraph terms; blank nodes as in the store / shapes graph)."""
 
-    shape: rdflib.term.Node
-    node: rdflib.term.Node
-    select: str
-    prefixes: dict[str, str]
-    messages: list[rdflib.Literal]
-    shape_messages: list[rdflib.Literal]
-    severity: rdflib.term.Node
-    targets: list[tuple[rdflib.term.Node, rdflib.term.Node]]
-    eligible: bool
-    why_not: str = ""
-
-    def query_text(self) -> str:
-        """The query with its prefix declarations (as pyshacl runs it)."""
-        head = "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in self.prefixes.items())
-        return f"{head}\n{self.select}"
+    focus: Term
+    severity: Term
+    shape: Term
+    component: NamedNode
+    messages: tuple[Literal, ...]
+    path: Term | None = None
+    value: Term | None = None
+    constraint: Term | None = None
 
 
-def _prefixes(shapes: rdflib.Graph, node: rdflib.term.Node) -> dict[str, str]:
-    out = dict(_DEFAULT_PREFIXES)
-    vals = set(shapes.objects(node, SH.prefixes))
-    if not vals:
-        return out
-    onts = set(shapes.subjects(RDF.type, OWL.Ontology))
-    global_declares: set[rdflib.term.Node] = set()
-    for o in onts:
-        global_declares.update(shapes.objects(o, SH.declare))
-    for val in vals:
-        own = set(shapes.objects(val, SH.declare))
-        declares = own if (own and val in onts) else global_declares | own
-        for dec in declares:
-            p = shapes.value(dec, SH.prefix)
-            ns = shapes.value(dec, SH.namespace)
-            if p is not None and ns is not None:
-                out[str(p)] = str(ns)
-    return out
+def _format_message(msg: str, fdict: dict[str, Term]) -> str:
+    # As pyshacl's ConstraintComponent._format_sparql_based_result_message.
+    for var, val in fdict.items():
+        msg = re.sub(f"{{[?$]{var}}}", val.value, msg)
+    return msg
 
 
-def _is_true(shapes: rdflib.Graph, node: rdflib.term.Node, prop: rdflib.URIRef) -> bool:
-    v = shapes.value(node, prop)
-    return isinstance(v, rdflib.Literal) and v.toPython() is True
-
-
-def sparql_constraints(shapes: rdflib.Graph) -> list[SparqlConstraint]:
-    """Every active ``sh:sparql`` constraint, marked eligible or not for the one-query evaluation."""
-    out: list[SparqlConstraint] = []
-    for shape, node in sorted(shapes.subject_objects(SH.sparql), key=lambda t: (str(t[0]), str(t[1]))):
-        if _is_true(shapes, shape, SH.deactivated) or _is_true(shapes, node, SH.deactivated):
-            continue
-        select = shapes.value(node, SH.select)
-        text = str(select) if isinstance(select, rdflib.Literal) else ""
-        targets: list[tuple[rdflib.term.Node, rdflib.term.Node]] = [(p, o) for p in _TARGETS for o in shapes.objects(shape, p)]
-        if (shape, RDF.type, RDFS.Class) in shapes or (shape, RDF.type, OWL.Class) in shapes:
-            targets.append((SH.targetClass, shape))
-        why = ""
-        if shapes.value(shape, SH.path) is not None:
-            why = "property shape"
-        elif any(True for p in _NESTING for _ in shapes.subjects(p, shape)):
-            why = "shape used by another shape"
-        elif shapes.value(shape, SH.target) is not None:
-            why = "custom target"
-        elif not targets:
-            why = "no target"
-        elif len(list(shapes.objects(node, SH.select))) != 1:
-            why = "not exactly one sh:select"
-        elif "$this" not in text or not _PROJECTS_THIS.search(text) or _UNSUPPORTED.search(text):
-            why = "query does not project $this, or uses $PATH/$currentShape/$shapesGraph/?failure"
-        elif len(_SELECTS.findall(text)) != 1 or not _WHERE.search(text):
-            why = "sub-query or no WHERE"
-        msgs = [m for m in shapes.objects(node, SH.message) if isinstance(m, rdflib.Literal)]
-        shape_msgs = [m for m in shapes.objects(shape, SH.message) if isinstance(m, rdflib.Literal)]
-        if not why and not msgs and not shape_msgs:
-            why = "no sh:message"
-        out.append(
-            SparqlConstraint(
-                shape=shape,
-                node=node,
-                select=text,
-                prefixes=_prefixes(shapes, node),
-                messages=msgs,
-                shape_messages=shape_msgs,
-                severity=shapes.value(shape, SH.severity) or SH.Violation,
-                targets=targets,
-                eligible=not why,
-                why_not=why,
-            )
-        )
-    return out
-
-
-def _n3(term: rdflib.term.Node) -> str:
-    if isinstance(term, rdflib.URIRef):
-        return f"<{term}>"
-    raise InputError(f"unsupported SHACL target {term!r}", hint="targets must be IRIs")
-
-
-def _target_pattern(targets: Iterable[tuple[rdflib.term.Node, rdflib.term.Node]], extra: str = "") -> str:
-    parts = []
-    for kind, obj in targets:
-        if kind == SH.targetClass:
-            parts.append(f"{{ ?this <{RDF.type}>/<{RDFS.subClassOf}>* {_n3(obj)} }}")
-        elif kind == SH.targetNode:
-            parts.append(f"{{ VALUES ?this {{ {_n3(obj)} }} }}")
-        elif kind == SH.targetSubjectsOf:
-            parts.append(f"{{ ?this {_n3(obj)} ?tgTargetAny }}")
-        else:
-            parts.append(f"{{ ?tgTargetAny {_n3(obj)} ?this }}")
-    return "{ SELECT DISTINCT ?this WHERE { " + " UNION ".join(parts) + f" {extra} }} }}"
-
-
-class FocusSets:
-    """Focus nodes of each distinct target set, found once and joined into queries as ``VALUES``
-    (blank-node focus nodes, which VALUES cannot hold, through the target pattern itself)."""
+class _Classes:
+    """Each class and its subclasses in the data (``rdfs:subClassOf*``), looked up once per run."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[tuple[tuple[str, str], ...], str] = {}
+        self.known: dict[str, list[str]] = {}
 
-    def pattern(self, targets: Sequence[tuple[rdflib.term.Node, rdflib.term.Node]]) -> str:
-        """A group pattern binding ``?this`` to exactly the focus nodes of ``targets``."""
-        key = tuple(sorted((str(p), str(o)) for p, o in targets))
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        sub = _target_pattern(targets)
-        rows = self.store.select(f"SELECT ?this WHERE {{ {sub} }}")
-        iris = sorted({str(r["this"]) for r in rows if isinstance(r["this"], NamedNode)})
-        blanks = any(isinstance(r["this"], BlankNode) for r in rows)
-        parts = []
-        if iris:
-            parts.append("{ VALUES ?this { " + " ".join(iris) + " } }")
-        if blanks:
-            parts.append(_target_pattern(targets, "FILTER (isBlank(?this))"))
-        if not parts:
-            parts.append("{ FILTER (false) }")
-        text = " UNION ".join(parts) if len(parts) > 1 else parts[0]
-        self._cache[key] = text
-        return text
+    def __call__(self, cls: str) -> list[str]:
+        out = self.known.get(cls)
+        if out is None:
+            rows = self.store.select(f"SELECT DISTINCT ?c WHERE {{ ?c <{_SUBCLASS_OF}>* {cls} FILTER (isIRI(?c)) }}")
+            out = self.known[cls] = sorted({str(r["c"]) for r in rows} | {cls})
+        return out
 
 
-def focused_query(sc: SparqlConstraint, focus: FocusSets | None = None) -> str:
-    """The constraint's query with its focus nodes joined in, to run once for all of them."""
-    m = _WHERE.search(sc.select)
-    if m is None:  # pragma: no cover - excluded by eligibility
-        raise InputError(f"shape <{sc.shape}>: no WHERE clause")
-    pattern = focus.pattern(sc.targets) if focus is not None else _target_pattern(sc.targets)
-    body = sc.select[: m.end()] + "\n  " + pattern + "\n" + sc.select[m.end() :]
-    head = "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in sc.prefixes.items())
-    return head + body
+def _run_check(store: Store, ch: Check, out: list[Result], classes: _Classes | None = None) -> None:
+    query = expand_classes(ch.query, classes or _Classes(store))
+    try:
+        rows = store.select(query)
+    except StoreError as err:
+        raise InputError(f"shape <{ch.shape}>: its constraint cannot be evaluated: {err}") from err
+    if not ch.sparql:
+        comp = sh(f"{ch.component}ConstraintComponent")
+        for r in rows:
+            value = r["value"] if ch.value == "row" else r["this"] if ch.value == "this" else None
+            out.append(Result(r["this"], ch.severity, ch.shape, comp, ch.messages, ch.path, value))
+        return
+    seen: set[tuple[Any, ...]] = set()
+    comp = sh("SPARQLConstraintComponent")
+    for r in rows:
+        this = r.get("this")
+        if this is None:
+            continue
+        path, value = r.get("path"), r.get("value", this)
+        extra = {k: t for k, t in r.items() if k not in ("this", "path", "value")}
+        key = (this, path, value, tuple(sorted(extra.items(), key=lambda kv: kv[0])))
+        if key in seen:
+            continue
+        seen.add(key)
+        fdict: dict[str, Term] = dict(extra)
+        fdict["this"] = this
+        if path is not None:
+            fdict["path"] = path
+        fdict["value"] = value
+        msgs = tuple(Literal(_format_message(m.value, fdict)) for m in ch.messages)
+        out.append(Result(this, ch.severity, ch.shape, comp, msgs, path, value, ch.constraint))
 
 
-# -------------------------------------------------------------------------------------------------
-# Data
-# -------------------------------------------------------------------------------------------------
-@dataclass
-class ValidationData:
-    """What the shapes are checked against: the rdflib graph (pyshacl) and the same data in a store."""
+def _pyshacl_results(store: Store, shapes: ShapesGraph, skip_targets_of: Iterable[Term] = ()) -> tuple[list[Result], Any]:
+    """Run pyshacl (imported here only) on an rdflib copy of the store; ``skip_targets_of``: shapes
+    already evaluated (their targets are removed so pyshacl does not run them again)."""
+    import pyshacl
+    import rdflib
+    from pyshacl.errors import ConstraintLoadError, ReportableRuntimeError, ShapeLoadError
+    from rdflib.namespace import RDF, SH
 
-    graph: rdflib.Graph
-    store: Store
-    knowledge_graphs: list[str] = field(default_factory=list)
-    focus: FocusSets = field(init=False)
+    from threatgraph.convert import to_ox
 
-    def __post_init__(self) -> None:
-        self.focus = FocusSets(self.store)
+    skip = set(skip_targets_of)
+    targets = set(TARGETS) | {sh("target")}
+    sg = rdflib.Graph()
+    for s, p, o in shapes.triples:
+        if s in skip and p in targets:
+            continue
+        sg.add((_to_rdflib(s), _to_rdflib(p), _to_rdflib(o)))
+    dg = rdflib.Graph()
+    for q in store.quads():
+        dg.add((_to_rdflib(q.subject), _to_rdflib(q.predicate), _to_rdflib(q.object)))
+    try:
+        _conforms, report, _text = pyshacl.validate(dg, shacl_graph=sg, inference="none", advanced=True)
+    except (ReportableRuntimeError, ShapeLoadError, ConstraintLoadError) as err:
+        raise InputError(f"the shapes cannot be evaluated: {err}") from err
+    if not isinstance(report, rdflib.Graph):
+        raise InputError(f"the shapes cannot be evaluated: {report}")
+    out: list[Result] = []
 
+    def ox(n: Any) -> Any:
+        return None if n is None else to_ox(n)
 
-def build_data(
-    model: rdflib.Graph,
-    ontology: Ontology | None = None,
-    knowledge: Store | None = None,
-    *,
-    knowledge_in_graph: bool = False,
-    inferred: list[Triple] | None = None,
-) -> ValidationData:
-    """Model + OWL 2 RL closure + ontology (+ release graphs of ``knowledge``) as one data set.
-
-    Release graphs go into the store; into the rdflib graph only when ``knowledge_in_graph`` (the
-    naive evaluator needs them there; the fast one runs every knowledge shape on the store).
-    """
-    onto = ontology or load_ontology()
-    if inferred is None:
-        inferred = closure(onto.graph, model)
-    g = rdflib.Graph()
-    for t in onto.graph:
-        g.add(t)
-    for t in model:
-        g.add(t)
-    for t in inferred:
-        g.add(t)
-    store = open_store()
-    store.add_quads(triples_to_quads(onto.graph, graph_iri("ontology")))
-    store.add_quads(triples_to_quads(model, graph_iri("model")))
-    store.add_quads(triples_to_quads(inferred, graph_iri("inferred")))
-    releases: list[str] = []
-    if knowledge is not None:
-        for name in knowledge.graph_names():
-            if not name.startswith(_RELEASE_PREFIX):
-                continue
-            releases.append(name)
-            quads = list(knowledge.quads(name))
-            store.add_quads(quads)
-            if knowledge_in_graph:
-                for q in quads:
-                    g.add((_to_rdflib(q.subject), _to_rdflib(q.predicate), _to_rdflib(q.object)))
-    return ValidationData(g, store, releases)
+    for r in report.objects(None, SH.result):
+        out.append(
+            Result(
+                focus=ox(report.value(r, SH.focusNode)),
+                severity=ox(report.value(r, SH.resultSeverity)),
+                shape=ox(report.value(r, SH.sourceShape)),
+                component=ox(report.value(r, SH.sourceConstraintComponent)),
+                messages=tuple(ox(m) for m in report.objects(r, SH.resultMessage)),
+                path=ox(report.value(r, SH.resultPath)),
+                value=ox(report.value(r, SH.value)),
+                constraint=ox(report.value(r, SH.sourceConstraint)),
+            )
+        )
+    assert report.value(None, RDF.type, SH.ValidationReport) is not None
+    return out, report
 
 
-def _to_rdflib(term: Any) -> rdflib.term.Identifier:
+def _to_rdflib(term: Any) -> Any:
+    import rdflib
+
     if isinstance(term, NamedNode):
         return rdflib.URIRef(term.value)
     if isinstance(term, BlankNode):
@@ -363,348 +360,61 @@ def _to_rdflib(term: Any) -> rdflib.term.Identifier:
 
 
 # -------------------------------------------------------------------------------------------------
-# Evaluation
+# Undefined classes and properties
 # -------------------------------------------------------------------------------------------------
-def _pyshacl(data: rdflib.Graph, shapes: rdflib.Graph) -> rdflib.Graph:
-    try:
-        _conforms, report, _text = pyshacl.validate(data, shacl_graph=shapes, inference="none", advanced=True)
-    except (ReportableRuntimeError, ShapeLoadError, ConstraintLoadError) as err:
-        raise InputError(f"the shapes cannot be evaluated: {err}") from err
-    if not isinstance(report, rdflib.Graph):
-        raise InputError(f"the shapes cannot be evaluated: {report}")
-    return report
+def undefined_terms_in(store: Store) -> list[tuple[str, str, int]]:
+    """``(kind, IRI, uses)`` of each class (``kind`` "class") and property ("property") used in
+    graph/model that neither graph/ontology nor the model itself describes (same rule as
+    :func:`threatgraph.analysis.model.undefined_terms`); ``uses``: elements typed / statements."""
+    rows = store.select(
+        f"SELECT ?t ?k ?n WHERE {{ {{ SELECT ?t ?k (COUNT(*) AS ?n) WHERE {{ GRAPH <{G_MODEL}> {{ "
+        f"{{ ?s <{_RDF_TYPE}> ?t BIND (\"class\" AS ?k) }} UNION {{ ?s ?t ?o BIND (\"property\" AS ?k) }} }} "
+        f"FILTER (isIRI(?t)) }} GROUP BY ?t ?k }} "
+        f"FILTER NOT EXISTS {{ GRAPH <{G_ONTOLOGY}> {{ ?t ?p1 ?o1 }} }} FILTER NOT EXISTS {{ GRAPH <{G_MODEL}> {{ ?t ?p2 ?o2 }} }} }}"
+    )
+    out = []
+    for r in rows:
+        iri = r["t"].value
+        if not iri.startswith(STANDARD_VOCABULARIES):
+            out.append((r["k"].value, iri, int(r["n"].value)))
+    return sorted(out, key=lambda t: (t[0], t[1]))
 
 
-def _format_message(msg: str, fdict: dict[str, rdflib.term.Node]) -> str:
-    # As pyshacl's ConstraintComponent._format_sparql_based_result_message.
-    for var, val in fdict.items():
-        msg = re.sub(f"{{[?$]{var}}}", str(val), msg)
-    return msg
-
-
-def _run_sparql_constraint(
-    sc: SparqlConstraint, data: ValidationData, report: rdflib.Graph, vr: rdflib.term.Node, cloned: dict[str, Any]
-) -> int:
-    try:
-        rows = data.store.select(focused_query(sc, data.focus))
-    except StoreError as err:
-        raise InputError(f"shape <{sc.shape}>: its SPARQL constraint fails: {err}") from err
-    seen: set[tuple[Any, ...]] = set()
-    n = 0
-    for row in rows:
-        this = row.get("this")
-        if this is None:
-            continue
-        f = _to_rdflib(this)
-        p = _to_rdflib(row["path"]) if "path" in row else None
-        v = _to_rdflib(row["value"]) if "value" in row else f
-        extra = {k: _to_rdflib(t) for k, t in row.items() if k not in ("this", "path", "value")}
-        key = (f, p, v, tuple(sorted(extra.items())))
-        if key in seen:
-            continue
-        seen.add(key)
-        n += 1
-        fdict: dict[str, rdflib.term.Node] = dict(extra)
-        fdict["this"] = f
-        if p is not None:
-            fdict["path"] = p
-        fdict["value"] = v
-        r = rdflib.BNode()
-        report.add((vr, SH.result, r))
-        report.add((r, RDF.type, SH.ValidationResult))
-        report.add((r, SH.sourceConstraintComponent, SH.SPARQLConstraintComponent))
-        report.add((r, SH.sourceShape, _clone(sc.shape, data.graph, cloned, report, shapes=True)))
-        report.add((r, SH.resultSeverity, sc.severity))
-        report.add((r, SH.focusNode, _clone(f, data.graph, cloned, report)))
-        report.add((r, SH.value, _clone(v, data.graph, cloned, report)))
-        if p is not None:
-            report.add((r, SH.resultPath, p))
-        report.add((r, SH.sourceConstraint, _clone(sc.node, data.graph, cloned, report, shapes=True)))
-        msgs = [m for m in sc.messages if m not in sc.shape_messages] if sc.messages else []
-        for m in msgs + sc.shape_messages:
-            report.add((r, SH.resultMessage, rdflib.Literal(_format_message(str(m), fdict))))
-    return n
-
-
-def _clone(
-    node: rdflib.term.Node,
-    source: rdflib.Graph,
-    cloned: dict[str, Any],
-    report: rdflib.Graph,
-    *,
-    shapes: bool = False,
-) -> rdflib.term.Node:
-    if not isinstance(node, rdflib.BNode):
-        return node
-    key = ("s:" if shapes else "d:") + str(node)
-    if key not in cloned:
-        src = cloned["__shapes__"] if shapes else source
-        cloned[key] = clone_blank_node(src, node, report, keepid=True)
-    return cloned[key]  # type: ignore[no-any-return]
-
-
-# -------------------------------------------------------------------------------------------------
-# Simple core constraints, evaluated with one query per shape
-# -------------------------------------------------------------------------------------------------
-_PROP_PARAMS = {SH.minCount, SH.maxCount, SH["class"], SH.datatype}
-_PROP_ALLOWED = _PROP_PARAMS | {SH.path, SH.severity, SH.message, SH.name, SH.description, RDF.type}
-_NODE_PARAMS = {SH.nodeKind, SH["or"]}
-_NODE_OTHER = {
-    SH.severity, SH.message, SH.name, SH.description, RDF.type, SH.property, SH.sparql, SH.prefixes,
-    *_TARGETS,
-}
-
-
-@dataclass
-class CoreCheck:
-    """A property shape (or node-level constraints of a node shape) the fast evaluator runs itself."""
-
-    shape: rdflib.term.Node
-    targets: list[tuple[rdflib.term.Node, rdflib.term.Node]]
-    severity: rdflib.term.Node
-    messages: list[rdflib.Literal]
-    path: rdflib.URIRef | None = None
-    min_count: int | None = None
-    max_count: int | None = None
-    classes: list[rdflib.URIRef] = field(default_factory=list)
-    datatype: rdflib.URIRef | None = None
-    node_kind_iri: bool = False
-    or_classes: list[rdflib.URIRef] = field(default_factory=list)
-    parent: rdflib.term.Node | None = None
-
-
-def _simple_targets(shapes: rdflib.Graph, shape: rdflib.term.Node) -> list[tuple[rdflib.term.Node, rdflib.term.Node]] | None:
-    if _is_true(shapes, shape, SH.deactivated) or shapes.value(shape, SH.target) is not None:
-        return None
-    if any(True for p in _NESTING for _ in shapes.subjects(p, shape)):
-        return None
-    if (shape, RDF.type, RDFS.Class) in shapes or (shape, RDF.type, OWL.Class) in shapes:
-        return None
-    targets: list[tuple[rdflib.term.Node, rdflib.term.Node]] = [(p, o) for p in _TARGETS for o in shapes.objects(shape, p)]
-    if not targets or not all(isinstance(o, rdflib.URIRef) for _p, o in targets):
-        return None
-    return targets
-
-
-def _int(v: rdflib.term.Node | None) -> int | None:
-    return int(v.toPython()) if isinstance(v, rdflib.Literal) else None
-
-
-def core_checks(shapes: rdflib.Graph) -> list[CoreCheck]:
-    """Property shapes with an IRI path and only sh:minCount/maxCount/class/datatype, and node shapes'
-    sh:nodeKind sh:IRI / sh:or of sh:class lists, of shapes with plain targets and a message."""
-    out: list[CoreCheck] = []
-    for shape in sorted(set(shapes.subjects(RDF.type, SH.NodeShape)), key=str):
-        targets = _simple_targets(shapes, shape)
-        if targets is None:
-            continue
-        for ps in sorted(shapes.objects(shape, SH.property), key=str):
-            preds = set(shapes.predicates(ps, None))
-            path = shapes.value(ps, SH.path)
-            msgs = [m for m in shapes.objects(ps, SH.message) if isinstance(m, rdflib.Literal)]
-            if not isinstance(path, rdflib.URIRef) or not preds <= _PROP_ALLOWED or not msgs:
-                continue
-            if any(len(list(shapes.objects(ps, p))) > 1 for p in (SH.minCount, SH.maxCount, SH.datatype)):
-                continue
-            if _is_true(shapes, ps, SH.deactivated) or (any(True for _ in shapes.subjects(None, ps)) and len(
-                list(shapes.subjects(None, ps))
-            ) != 1):
-                continue
-            classes = [c for c in shapes.objects(ps, SH["class"])]
-            dt = shapes.value(ps, SH.datatype)
-            if not all(isinstance(c, rdflib.URIRef) for c in classes) or (dt is not None and not isinstance(dt, rdflib.URIRef)):
-                continue
-            out.append(
-                CoreCheck(
-                    shape=ps,
-                    targets=targets,
-                    severity=shapes.value(ps, SH.severity) or SH.Violation,
-                    messages=msgs,
-                    path=path,
-                    min_count=_int(shapes.value(ps, SH.minCount)),
-                    max_count=_int(shapes.value(ps, SH.maxCount)),
-                    classes=[rdflib.URIRef(str(c)) for c in classes],
-                    datatype=rdflib.URIRef(dt) if dt is not None else None,
-                    parent=shape,
-                )
-            )
-        msgs = [m for m in shapes.objects(shape, SH.message) if isinstance(m, rdflib.Literal)]
-        preds = set(shapes.predicates(shape, None))
-        if not msgs or not preds <= (_NODE_PARAMS | _NODE_OTHER) or not preds & _NODE_PARAMS:
-            continue
-        kinds = list(shapes.objects(shape, SH.nodeKind))
-        ors = list(shapes.objects(shape, SH["or"]))
-        if (kinds and kinds != [SH.IRI]) or len(ors) > 1:
-            continue
-        or_classes: list[rdflib.URIRef] = []
-        if ors:
-            members = list(rdflib.collection.Collection(shapes, ors[0]))
-            for m in members:
-                if set(shapes.predicates(m, None)) - {RDF.type} != {SH["class"]}:
-                    break
-                c = shapes.value(m, SH["class"])
-                if not isinstance(c, rdflib.URIRef) or len(list(shapes.objects(m, SH["class"]))) != 1:
-                    break
-                if any(True for _ in shapes.subjects(None, m)) and len(list(shapes.subjects(None, m))) != 1:
-                    break
-                or_classes.append(c)
-            else:
-                pass
-            if len(or_classes) != len(members) or not members:
-                continue
-        out.append(
-            CoreCheck(
-                shape=shape,
-                targets=targets,
-                severity=shapes.value(shape, SH.severity) or SH.Violation,
-                messages=msgs,
-                node_kind_iri=bool(kinds),
-                or_classes=or_classes,
-            )
-        )
+def _compact(iri: str) -> str:
+    best = ""
+    out = iri
+    for prefix, ns in PREFIXES.items():
+        if iri.startswith(ns) and len(ns) > len(best):
+            best, out = ns, f"{prefix}:{iri[len(ns):]}"
     return out
 
 
-def _well_typed(v: rdflib.term.Node, dt: rdflib.URIRef) -> bool:
-    if not isinstance(v, rdflib.Literal) or v.datatype != dt:
-        return False
-    return not getattr(rdflib.Literal(str(v), datatype=dt), "ill_typed", False)
-
-
-_XSD = "http://www.w3.org/2001/XMLSchema#"
-_CASTABLE = {_XSD + t for t in ("boolean", "integer", "decimal", "float", "double", "string", "dateTime")}
-
-
-def _subclasses(data: ValidationData, classes: Sequence[rdflib.URIRef]) -> set[rdflib.term.Node]:
-    out: set[rdflib.term.Node] = set(classes)
-    for c in classes:
-        for r in data.store.select(f"SELECT DISTINCT ?s WHERE {{ ?s <{RDFS.subClassOf}>* <{c}> }}"):
-            out.add(_to_rdflib(r["s"]))
-    return out
-
-
-def _run_core_check(
-    cc: CoreCheck, data: ValidationData, report: rdflib.Graph, vr: rdflib.term.Node, cloned: dict[str, Any]
-) -> int:
-    target = data.focus.pattern(cc.targets)
-    rows: list[tuple[rdflib.term.Node, str, rdflib.term.Node | None]] = []
-    sel = data.store.select
-    if cc.path is not None:
-        p = f"<{cc.path}>"
-        if cc.min_count is not None or cc.max_count is not None:
-            # Only the focus nodes whose count is out of bounds come back.
-            bounds = []
-            if cc.min_count is not None:
-                bounds.append(f"?n < {cc.min_count}")
-            if cc.max_count is not None:
-                bounds.append(f"?n > {cc.max_count}")
-            q = (
-                f"SELECT ?this ?n WHERE {{ {{ SELECT ?this (COUNT(?v) AS ?n) WHERE {{ {target} "
-                f"OPTIONAL {{ ?this {p} ?v }} }} GROUP BY ?this }} FILTER ({' || '.join(bounds)}) }}"
-            )
-            for r in sel(q):
-                n = int(r["n"].value)
-                focus: rdflib.term.Node = _to_rdflib(r["this"])
-                if cc.min_count is not None and n < cc.min_count:
-                    rows.append((focus, "MinCount", None))
-                if cc.max_count is not None and n > cc.max_count:
-                    rows.append((focus, "MaxCount", None))
-        if cc.datatype is not None:
-            dt = f"<{cc.datatype}>"
-            cast = f"BIND ({dt}(STR(?v)) AS ?cast)" if str(cc.datatype) in _CASTABLE else ""
-            check = "|| !BOUND(?cast)" if cast else "|| true"
-            q = f"SELECT ?this ?v WHERE {{ {target} ?this {p} ?v {cast} FILTER (!isLiteral(?v) || datatype(?v) != {dt} {check}) }}"
-            for r in sel(q):
-                v = _to_rdflib(r["v"])
-                if not _well_typed(v, cc.datatype):
-                    rows.append((_to_rdflib(r["this"]), "Datatype", v))
-        for c in cc.classes:
-            ok = " ".join(f"<{k}>" for k in sorted(_subclasses(data, [c]), key=str) if isinstance(k, rdflib.URIRef))
-            q = f"SELECT ?this ?v WHERE {{ {target} ?this {p} ?v FILTER NOT EXISTS {{ ?v a ?k FILTER (?k IN ({', '.join(ok.split())})) }} }}"
-            rows.extend((_to_rdflib(r["this"]), "Class", _to_rdflib(r["v"])) for r in sel(q))
-    else:
-        if cc.node_kind_iri:
-            bad = sel(f"SELECT DISTINCT ?this WHERE {{ {target} FILTER (!isIRI(?this)) }}")
-            rows.extend((_to_rdflib(r["this"]), "NodeKind", _to_rdflib(r["this"])) for r in bad)
-        if cc.or_classes:
-            ok = ", ".join(f"<{k}>" for k in sorted(_subclasses(data, cc.or_classes), key=str) if isinstance(k, rdflib.URIRef))
-            bad = sel(f"SELECT ?this WHERE {{ {target} FILTER NOT EXISTS {{ ?this a ?k FILTER (?k IN ({ok})) }} }}")
-            rows.extend((_to_rdflib(r["this"]), "Or", _to_rdflib(r["this"])) for r in bad)
-    for focus, component, value in rows:
-        res = rdflib.BNode()
-        report.add((vr, SH.result, res))
-        report.add((res, RDF.type, SH.ValidationResult))
-        report.add((res, SH.sourceConstraintComponent, SH[f"{component}ConstraintComponent"]))
-        report.add((res, SH.sourceShape, _clone(cc.shape, data.graph, cloned, report, shapes=True)))
-        report.add((res, SH.resultSeverity, cc.severity))
-        report.add((res, SH.focusNode, _clone(focus, data.graph, cloned, report)))
-        if value is not None:
-            report.add((res, SH.value, _clone(value, data.graph, cloned, report)))
-        if cc.path is not None:
-            report.add((res, SH.resultPath, cc.path))
-        for m in cc.messages:
-            report.add((res, SH.resultMessage, m))
-    return len(rows)
-
-
-_NOT_CONSTRAINTS = {
-    RDF.type, SH.severity, SH.message, SH.name, SH.description, SH.prefixes, SH.deactivated, SH.target, *_TARGETS,
-}
-
-
-def _drop_idle_targets(core: rdflib.Graph) -> None:
-    """Remove the targets of node shapes left with no constraint (pyshacl would still find their focus nodes)."""
-    for shape in set(core.subjects(RDF.type, SH.NodeShape)):
-        if set(core.predicates(shape, None)) <= _NOT_CONSTRAINTS:
-            for p in _TARGETS:
-                core.remove((shape, p, None))
-
-
-def evaluate(data: ValidationData, shapes: rdflib.Graph, method: str = "fast") -> rdflib.Graph:
-    """The standard SHACL validation report graph of ``shapes`` on ``data``.
-
-    The cyclic garbage collector is paused meanwhile (as in the engine): full collections rescanning
-    the large rdflib heap cost more than the evaluation itself on 10 k-element models.
-    """
-    with no_gc():
-        return _evaluate(data, shapes, method)
-
-
-def _evaluate(data: ValidationData, shapes: rdflib.Graph, method: str) -> rdflib.Graph:
-    if method not in METHODS:
-        raise InputError(f"unknown validation method {method!r}", hint=f"use one of {', '.join(METHODS)}")
-    if method == "pyshacl":
-        return _pyshacl(data.graph, shapes)
-    data.focus = FocusSets(data.store)
-    fast = [sc for sc in sparql_constraints(shapes) if sc.eligible]
-    core = rdflib.Graph()
-    for prefix, ns in shapes.namespace_manager.namespaces():
-        core.bind(prefix, ns)
-    fast_links = {(sc.shape, SH.sparql, sc.node) for sc in fast}
-    checks = core_checks(shapes)
-    for cc in checks:
-        if cc.parent is not None:
-            fast_links.add((cc.parent, SH.property, cc.shape))
+def _term_results(store: Store) -> list[Result]:
+    undefined = undefined_terms_in(store)
+    if not undefined:
+        return []
+    known: dict[str, set[str]] = {"class": set(), "property": set()}
+    for r in store.select(
+        f"SELECT DISTINCT ?s ?c WHERE {{ GRAPH <{G_ONTOLOGY}> {{ ?s <{_RDF_TYPE}> ?t }} FILTER (isIRI(?s)) "
+        "BIND (?t IN (owl:Class, rdfs:Class) AS ?c) }"
+    ):
+        known["class" if r["c"].value == "true" else "property"].add(r["s"].value)
+    out = []
+    for kind, iri, uses in undefined:
+        guess = difflib.get_close_matches(iri, sorted(known[kind]), n=1, cutoff=0.85)
+        hint = f"did you mean {_compact(guess[0])}? " if guess else ""
+        if kind == "class":
+            what = f"so the {uses} element(s) typed with it get no findings from it"
+            declare = f"`{_compact(iri)} rdfs:subClassOf tg:Process` (or another kind)"
         else:
-            fast_links |= {(cc.shape, SH.nodeKind, SH.IRI)} if cc.node_kind_iri else set()
-            fast_links |= {(cc.shape, SH["or"], o) for o in shapes.objects(cc.shape, SH["or"])} if cc.or_classes else set()
-    for t in shapes:
-        if t not in fast_links:
-            core.add(t)
-    _drop_idle_targets(core)
-    if any(True for p in (*_TARGETS, SH.target) for _ in core.subject_objects(p)):
-        report = _pyshacl(data.graph, core)
-    else:
-        report = rdflib.Graph()
-        report.add((rdflib.BNode(), RDF.type, SH.ValidationReport))
-    vr = report.value(None, RDF.type, SH.ValidationReport, any=False)
-    if vr is None:  # pragma: no cover
-        raise StoreError("the pyshacl report has no sh:ValidationReport")
-    cloned: dict[str, Any] = {"__shapes__": shapes}
-    added = sum(_run_sparql_constraint(sc, data, report, vr, cloned) for sc in fast)
-    added += sum(_run_core_check(cc, data, report, vr, cloned) for cc in checks)
-    report.set((vr, SH.conforms, rdflib.Literal(not any(True for _ in report.objects(vr, SH.result)))))
-    return report
+            what = f"so its {uses} statement(s) are ignored by the rules"
+            declare = f"`{_compact(iri)} a owl:DatatypeProperty`"
+        msg = (
+            f"The {kind} {_compact(iri)} is not defined by the threatgraph ontology (a typo?), {what}: "
+            f"{hint}Correct it, or declare it in the model if it is your own term, e.g. {declare}."
+        )
+        out.append(Result(NamedNode(iri), sh("Warning"), TERMS_CHECK, NamedNode(SHAPES_NS + "DefinedTermComponent"), (Literal(msg),)))
+    return out
 
 
 # -------------------------------------------------------------------------------------------------
@@ -732,13 +442,20 @@ class Issue:
 
 @dataclass
 class ValidationReport:
-    """The SHACL report graph and its results, sorted by element then severity."""
+    """The validation results (SHACL results, then the undefined-term warnings) and, for display,
+    the issues sorted by element then severity, each problem once."""
 
-    graph: rdflib.Graph
+    results: list[Result]
     issues: list[Issue]
     model_files: list[str] = field(default_factory=list)
     shape_files: list[str] = field(default_factory=list)
     knowledge_graphs: list[str] = field(default_factory=list)
+    term_results: list[Result] = field(default_factory=list)
+    shapes: ShapesGraph | None = None
+    store: Store | None = None
+    raw: Any = None
+    """pyshacl's own report graph (``method="pyshacl"``)."""
+    _graph: Any = None
 
     def count(self, severity: str) -> int:
         """Number of results of ``severity`` (violation, warning, info)."""
@@ -753,14 +470,77 @@ class ValidationReport:
         """True when there are violations (or, with ``strict``, warnings)."""
         return bool(self.count("violation") or (strict and self.count("warning")))
 
+    @property
+    def graph(self) -> rdflib.Graph:
+        """The standard ``sh:ValidationReport`` as an rdflib graph (built on first use; rdflib is
+        imported only then). Blank-node shapes, paths and focus nodes are copied as pyshacl does."""
+        if self.raw is not None:
+            return self.raw  # type: ignore[no-any-return]
+        if self._graph is None:
+            self._graph = report_graph(self.results + self.term_results, self.shapes, self.store)
+        return self._graph  # type: ignore[no-any-return]
 
-def _label_index(g: rdflib.Graph) -> dict[rdflib.term.Node, str]:
-    out: dict[rdflib.term.Node, str] = {}
-    for prop in (RDFS.label, SKOS.prefLabel):
-        for s, o in g.subject_objects(prop):
-            if isinstance(o, rdflib.Literal) and (not o.language or o.language.startswith("en")):
-                out.setdefault(s, str(o))
-    return out
+    def shacl_graph(self) -> rdflib.Graph:
+        """The report graph of the SHACL results only (without the undefined-term warnings)."""
+        if self.raw is not None:
+            return self.raw  # type: ignore[no-any-return]
+        return report_graph(self.results, self.shapes, self.store)
+
+
+def report_graph(results: Sequence[Result], shapes: ShapesGraph | None, store: Store | None) -> rdflib.Graph:
+    """``results`` as a SHACL validation report graph (rdflib, as pyshacl writes it)."""
+    import rdflib
+    from rdflib.namespace import RDF, SH
+
+    g = rdflib.Graph()
+    g.bind("sh", SH)
+    vr = rdflib.BNode()
+    g.add((vr, RDF.type, SH.ValidationReport))
+    g.add((vr, SH.conforms, rdflib.Literal(not results)))
+    data_bnodes: dict[Term, list[tuple[Term, Term]]] | None = None
+    cloned: set[Term] = set()
+
+    def clone_shape(node: Term) -> None:
+        if isinstance(node, BlankNode) and shapes is not None and node not in cloned:
+            cloned.add(node)
+            for s, p, o in shapes.description(node):
+                g.add((_to_rdflib(s), _to_rdflib(p), _to_rdflib(o)))
+
+    def clone_data(node: Term) -> None:
+        nonlocal data_bnodes
+        if not isinstance(node, BlankNode) or store is None or node in cloned:
+            return
+        if data_bnodes is None:
+            data_bnodes = {}
+            for r in store.select("SELECT ?s ?p ?o WHERE { ?s ?p ?o FILTER (isBlank(?s)) }"):
+                data_bnodes.setdefault(r["s"], []).append((r["p"], r["o"]))
+        cloned.add(node)
+        for p, o in data_bnodes.get(node, []):
+            g.add((_to_rdflib(node), _to_rdflib(p), _to_rdflib(o)))
+            clone_data(o)
+
+    for res in results:
+        n = rdflib.BNode()
+        g.add((vr, SH.result, n))
+        g.add((n, RDF.type, SH.ValidationResult))
+        g.add((n, SH.sourceConstraintComponent, _to_rdflib(res.component)))
+        g.add((n, SH.sourceShape, _to_rdflib(res.shape)))
+        clone_shape(res.shape)
+        g.add((n, SH.resultSeverity, _to_rdflib(res.severity)))
+        g.add((n, SH.focusNode, _to_rdflib(res.focus)))
+        clone_data(res.focus)
+        if res.value is not None:
+            g.add((n, SH.value, _to_rdflib(res.value)))
+            clone_data(res.value)
+        if res.path is not None:
+            g.add((n, SH.resultPath, _to_rdflib(res.path)))
+            clone_shape(res.path)
+        if res.constraint is not None:
+            g.add((n, SH.sourceConstraint, _to_rdflib(res.constraint)))
+            clone_shape(res.constraint)
+        for m in res.messages:
+            g.add((n, SH.resultMessage, _to_rdflib(m)))
+    return g
 
 
 def _local(iri: str) -> str:
@@ -778,68 +558,99 @@ _KINDS = (
 )
 
 
-def issues_of(report: rdflib.Graph, data: rdflib.Graph, shapes: rdflib.Graph | None = None) -> list[Issue]:
-    """The results of a report graph with labels from ``data``, sorted by element, severity, path."""
-    labels = _label_index(data)
-
-    def label(n: rdflib.term.Node) -> str:
-        if isinstance(n, rdflib.Literal):
-            return str(n)
-        return labels.get(n) or (_local(str(n)) if isinstance(n, rdflib.URIRef) else f"_:{n}")
-
-    def kind(n: rdflib.term.Node) -> str:
-        types = {str(t) for t in data.objects(n, RDF.type)}
+def _labels_and_kinds(store: Store, nodes: set[Term]) -> tuple[dict[Term, str], dict[Term, str]]:
+    """rdfs:label (else skos:prefLabel; English or untagged) and element kind of ``nodes``."""
+    iris = sorted({n for n in nodes if isinstance(n, NamedNode)} | {NamedNode(k) for k in _KINDS}, key=str)
+    labels: dict[Term, dict[str, str]] = {}
+    kinds: dict[Term, set[str]] = {}
+    lang_ok = "FILTER (isLiteral(?l) && (lang(?l) = '' || STRSTARTS(LCASE(lang(?l)), 'en')))"
+    kind_in = ", ".join(f"<{k}>" for k in _KINDS)
+    queries = []
+    if iris:
+        values = "VALUES ?s { " + " ".join(str(n) for n in iris) + " }"
+        queries.append(f"SELECT ?s ?lp ?l ?k WHERE {{ {values} {{ ?s ?lp ?l FILTER (?lp IN (<{_LABELS[0]}>, <{_LABELS[1]}>)) {lang_ok} }} "
+                       f"UNION {{ ?s <{_RDF_TYPE}> ?k FILTER (?k IN ({kind_in})) }} }}")
+    if any(isinstance(n, BlankNode) for n in nodes):
+        queries.append(f"SELECT ?s ?lp ?l ?k WHERE {{ {{ ?s ?lp ?l FILTER (isBlank(?s) && ?lp IN (<{_LABELS[0]}>, <{_LABELS[1]}>)) {lang_ok} }} "
+                       f"UNION {{ ?s <{_RDF_TYPE}> ?k FILTER (isBlank(?s) && ?k IN ({kind_in})) }} }}")
+    for q in queries:
+        for r in store.select(q):
+            if "l" in r:
+                labels.setdefault(r["s"], {}).setdefault(r["lp"].value, r["l"].value)
+            elif "k" in r:
+                kinds.setdefault(r["s"], set()).add(r["k"].value)
+    label = {n: (d.get(_LABELS[0]) or d[_LABELS[1]]) for n, d in labels.items()}
+    kind: dict[Term, str] = {}
+    for n, ks in kinds.items():
         for k in _KINDS:
-            if k in types:
-                return labels.get(rdflib.URIRef(k)) or _local(k)
-        return ""
+            if k in ks:
+                kind[n] = label.get(NamedNode(k)) or _local(k)
+                break
+    return label, kind
+
+
+def issues_of(results: Sequence[Result], store: Store, shapes: ShapesGraph | None = None) -> list[Issue]:
+    """The results with labels from ``store``, each problem once, sorted by element, severity, path."""
+    nodes = {r.focus for r in results} | {r.value for r in results if r.value is not None}
+    labels, kinds = _labels_and_kinds(store, nodes)
+
+    def label(n: Term) -> str:
+        if isinstance(n, Literal):
+            return n.value
+        return labels.get(n) or (_local(n.value) if isinstance(n, NamedNode) else f"_:{n.value}")
 
     out: list[Issue] = []
-    for r in report.objects(None, SH.result):
-        focus = report.value(r, SH.focusNode)
-        if focus is None:
-            continue
-        sev = SEVERITY_NAMES.get(str(report.value(r, SH.resultSeverity)), "violation")
-        path = report.value(r, SH.resultPath)
-        value = report.value(r, SH.value)
-        msgs = sorted(str(m) for m in report.objects(r, SH.resultMessage))
-        shape = report.value(r, SH.sourceShape)
-        out.append(
-            Issue(
-                severity=sev,
-                focus=str(focus),
-                focus_label=label(focus),
-                focus_kind=kind(focus),
-                path=str(path) if isinstance(path, rdflib.URIRef) else (None if path is None else str(path)),
-                value=None if value is None or value == focus else str(value),
-                value_label=None if value is None or value == focus else label(value),
-                message=" ".join(msgs) or "does not conform to the shape",
-                shape=str(shape) if isinstance(shape, rdflib.URIRef) else _shape_name(shapes or report, shape),
-            )
+    seen: set[tuple[str, ...]] = set()
+    for r in results:
+        sev = SEVERITY_NAMES.get(r.severity.value, "violation")
+        kind = kinds.get(r.focus, "")
+        if r.shape == TERMS_CHECK:
+            kind = "undefined term"
+        same = r.value is None or r.value == r.focus
+        issue = Issue(
+            severity=sev,
+            focus=r.focus.value,
+            focus_label=label(r.focus),
+            focus_kind=kind,
+            path=None if r.path is None else r.path.value,
+            value=None if same or r.value is None else r.value.value,
+            value_label=None if same or r.value is None else label(r.value),
+            message=" ".join(sorted(m.value for m in r.messages)) or "does not conform to the shape",
+            shape=r.shape.value if isinstance(r.shape, NamedNode) else _shape_name(shapes, r.shape),
         )
+        key = (issue.severity, issue.focus, issue.path or "", issue.value or "", issue.message)
+        if key in seen:  # one problem once (e.g. the same result from two graphs or shape files)
+            continue
+        seen.add(key)
+        out.append(issue)
     worst: dict[str, int] = {}
     for i in out:
         worst[i.focus] = min(worst.get(i.focus, 9), _SEVERITY_ORDER[i.severity])
     # Elements with violations first, then warnings, then infos; by label within each.
     out.sort(
-        key=lambda i: (worst[i.focus], i.focus_label.lower(), i.focus, _SEVERITY_ORDER[i.severity], i.path or "", i.value or "")
+        key=lambda i: (worst[i.focus], i.focus_label.lower(), i.focus, _SEVERITY_ORDER[i.severity], i.path or "", i.value or "", i.message)
     )
     return out
 
 
-def _shape_name(shapes: rdflib.Graph, shape: rdflib.term.Node | None) -> str:
+def _shape_name(shapes: ShapesGraph | None, shape: Term | None) -> str:
     """A blank-node property shape as ``<parent shape IRI> <path IRI>``."""
     if shape is None:
         return ""
-    parent = shapes.value(None, SH.property, shape)
-    path = shapes.value(shape, SH.path)
-    if parent is not None:
-        return f"{parent} {path}" if path is not None else str(parent)
-    return f"_:{shape}"
+    if shapes is None:
+        return f"_:{shape.value}"
+    parents = shapes.subjects(sh("property"), shape)
+    path = shapes.value(shape, sh("path"))
+    if parents:
+        return f"{parents[0].value} {path.value}" if path is not None else parents[0].value
+    return f"_:{shape.value}"
 
 
 def result_keys(report: rdflib.Graph) -> set[tuple[str, ...]]:
-    """Comparable form of every result (for checking two evaluators agree)."""
+    """Comparable form of every result of a report graph (for checking two evaluators agree)."""
+    import rdflib
+    from rdflib.namespace import SH
+
     keys: set[tuple[str, ...]] = set()
 
     def canon(node: rdflib.term.Node | None) -> str:
@@ -857,6 +668,86 @@ def result_keys(report: rdflib.Graph) -> set[tuple[str, ...]]:
     return keys
 
 
+# -------------------------------------------------------------------------------------------------
+# Entry points
+# -------------------------------------------------------------------------------------------------
+def validate_store(
+    store: Store,
+    *,
+    extra_shapes: Sequence[str | Path] = (),
+    method: str = "fast",
+    model_files: Sequence[str] = (),
+    check_terms: bool = True,
+    builtin: bool = True,
+) -> ValidationReport:
+    """Validate the data of an embedded store against the shipped shapes (unless ``builtin`` is
+    False) plus ``extra_shapes``.
+
+    ``store`` holds the model in graph/model, its OWL 2 RL closure in graph/inferred, the ontology in
+    graph/ontology, and any knowledge release graphs (``graph/release/...``); queries see their
+    union. ``check_terms``: also report undefined classes and properties of graph/model."""
+    if method not in METHODS:
+        raise InputError(f"unknown validation method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    compiled = compiled_shapes(extra_shapes, builtin=builtin)
+    raw = None
+    results: list[Result] = []
+    if method == "pyshacl":
+        results, raw = _pyshacl_results(store, compiled.graph)
+    else:
+        classes = _Classes(store)
+        for ch in compiled.checks:
+            _run_check(store, ch, results, classes)
+        if compiled.fallback:
+            more, _report = _pyshacl_results(store, compiled.graph, compiled.compiled_shapes)
+            results.extend(more)
+    terms = _term_results(store) if check_terms else []
+    return ValidationReport(
+        results=results,
+        issues=issues_of(results + terms, store, compiled.graph),
+        model_files=list(model_files),
+        shape_files=[str(p) for p in (builtin_shape_files() if builtin else [])] + [str(p) for p in extra_shapes],
+        knowledge_graphs=[n for n in store.graph_names() if n.startswith(_RELEASE_PREFIX)],
+        term_results=terms,
+        shapes=compiled.graph,
+        store=store,
+        raw=raw,
+    )
+
+
+_ONTOLOGY_QUADS: dict[int, tuple[object, list[Quad]]] = {}
+
+
+def build_store(
+    model: rdflib.Graph,
+    knowledge: Store | None = None,
+    *,
+    inferred: list[Triple] | None = None,
+    ontology: Ontology | None = None,
+) -> Store:
+    """An in-memory store with the model, its closure, the ontology (``ontology``: with a user's
+    extension; default the shipped one) and the release graphs of ``knowledge``, in the graphs
+    :func:`validate_store` reads."""
+    from threatgraph.analysis.closure import closure
+    from threatgraph.analysis.ontology import load_ontology
+    from threatgraph.convert import triples_to_quads
+
+    onto = ontology or load_ontology()
+    if inferred is None:
+        inferred = closure(onto.graph, model)
+    store = open_store()
+    cached = _ONTOLOGY_QUADS.get(id(onto.graph))
+    if cached is None or cached[0] is not onto.graph:  # the graph is kept, so its id is not reused
+        cached = _ONTOLOGY_QUADS[id(onto.graph)] = (onto.graph, list(triples_to_quads(onto.graph, G_ONTOLOGY)))
+    store.add_quads(cached[1])
+    store.add_quads(triples_to_quads(model, G_MODEL))
+    store.add_quads(triples_to_quads(inferred, G_INFERRED))
+    if knowledge is not None:
+        for name in knowledge.graph_names():
+            if name.startswith(_RELEASE_PREFIX):
+                store.add_quads(knowledge.quads(name))
+    return store
+
+
 def validate_models(
     model_paths: Sequence[str | Path],
     *,
@@ -866,44 +757,46 @@ def validate_models(
     loaded: ModelLoad | None = None,
     inferred: list[Triple] | None = None,
     ontology: Ontology | None = None,
+    check_terms: bool = True,
 ) -> ValidationReport:
     """Validate model files against the shipped shapes plus ``extra_shapes``; return the report.
     ``loaded`` / ``inferred``: the parsed model and its OWL 2 RL closure, when the caller has them;
     ``ontology``: the ontology with a user's extension (default: the shipped one)."""
-    shapes = load_shapes(extra_shapes)
+    from threatgraph.analysis.model import load_model_files
+
+    if method not in METHODS:
+        raise InputError(f"unknown validation method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    compiled_shapes(extra_shapes)  # bad shapes are refused before the model is reasoned over
     load = loaded or load_model_files(model_paths)
-    data = build_data(load.graph, ontology, knowledge=knowledge, knowledge_in_graph=method == "pyshacl",
-                      inferred=inferred)
-    report = evaluate(data, shapes, method)
-    return ValidationReport(
-        graph=report,
-        issues=issues_of(report, data.graph, shapes),
-        model_files=list(load.files),
-        shape_files=[str(p) for p in builtin_shape_files()] + [str(p) for p in extra_shapes],
-        knowledge_graphs=data.knowledge_graphs,
+    store = build_store(load.graph, knowledge, inferred=inferred, ontology=ontology)
+    return validate_store(store, extra_shapes=extra_shapes, method=method, model_files=load.files, check_terms=check_terms)
+
+
+def _demo_store() -> Store:
+    """A two-triple model in a store, for the module doctest."""
+    store = open_store()
+    store.load(
+        "<urn:x:zone> a <https://w3id.org/threatgraph/ontology#TrustZone> .", "text/turtle", G_MODEL
     )
-
-
-def quads_of(report: rdflib.Graph) -> list[Quad]:
-    """The report graph as quads of ``graph/validation`` (to keep it in a store)."""
-    return list(triples_to_quads(report, graph_iri("validation")))
+    return store
 
 
 __all__ = [
     "METHODS",
     "Issue",
-    "SparqlConstraint",
+    "Result",
     "Term",
-    "ValidationData",
     "ValidationReport",
-    "build_data",
+    "build_store",
     "builtin_shape_files",
+    "cache_dir",
     "check_shapes",
-    "evaluate",
-    "focused_query",
+    "compiled_shapes",
     "issues_of",
     "load_shapes",
+    "report_graph",
     "result_keys",
-    "sparql_constraints",
+    "undefined_terms_in",
     "validate_models",
+    "validate_store",
 ]
