@@ -217,19 +217,16 @@ class Engine:
         *,
         loaded: ModelLoad | None = None,
         inferred: list[Triple] | None = None,
+        preloaded: bool = False,
     ) -> Analysis:
-        """Load the model files, reason, derive, run every rule; return the analysis."""
+        """Load the model files, reason, derive, run every rule; return the analysis. ``preloaded``: the
+        caller already ran :meth:`load` with the same ``loaded`` and ``inferred``."""
         with no_gc():
-            return self._analyze(model_paths, loaded, inferred)
+            return self._analyze(model_paths, loaded, inferred, preloaded)
 
-    def _analyze(
-        self, model_paths: Sequence[str | Path], loaded: ModelLoad | None, inferred: list[Triple] | None
-    ) -> Analysis:
-        """``loaded`` / ``inferred``: the parsed model and its closure when the caller already has them
-        (``analyze`` shares them with validation instead of parsing and reasoning twice)."""
-        if loaded is None:
-            loaded = load_model_files(model_paths)
-        warnings = loaded.warnings + model_warnings(loaded.graph, self.ontology)
+    def load(self, loaded: ModelLoad, inferred: list[Triple] | None = None) -> list[Triple]:
+        """Put the ontology, the model and its closure into the store (dropping an earlier analysis);
+        return the closure. What validation reads (:func:`threatgraph.analysis.validation.validate_store`)."""
         self.load_ontology()
         for g in (G_MODEL, G_INFERRED, G_FINDINGS, G_SETTINGS):
             self.store.drop_graph(g)
@@ -239,6 +236,19 @@ class Engine:
         if inferred is None:
             inferred = closure(self.ontology.graph, loaded.graph)
         self.store.add_quads(triples_to_quads(inferred, G_INFERRED))
+        return inferred
+
+    def _analyze(
+        self, model_paths: Sequence[str | Path], loaded: ModelLoad | None, inferred: list[Triple] | None,
+        preloaded: bool = False,
+    ) -> Analysis:
+        """``loaded`` / ``inferred``: the parsed model and its closure when the caller already has them
+        (``analyze`` shares them with validation instead of parsing and reasoning twice)."""
+        if loaded is None:
+            loaded = load_model_files(model_paths)
+        warnings = loaded.warnings + model_warnings(loaded.graph, self.ontology)
+        if not preloaded or inferred is None:
+            inferred = self.load(loaded, inferred)
         derived = self.derive()
         self.check_flows()
         count = self.run_rules()

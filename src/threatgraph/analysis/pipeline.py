@@ -127,11 +127,16 @@ def _analyze(
     loaded = load_model_files(models)
     onto = load_ontology(extra=ontology_extra)
     inferred = closure(onto.graph, loaded.graph)
+    # the ontology, the model and its closure go into the in-memory analysis store once; validation reads
+    # them there (compiled SHACL, no second store), before any knowledge is added
+    mem = open_store()
+    engine = Engine(mem, ontology=onto, rules=rules, frameworks=frameworks)
+    inferred = engine.load(loaded, inferred)
     report = None
     if validate:
-        from threatgraph.analysis.validation import validate_models
+        from threatgraph.analysis.validation import validate_store
 
-        report = validate_models(models, extra_shapes=extra_shapes, loaded=loaded, inferred=inferred, ontology=onto)
+        report = validate_store(mem, extra_shapes=extra_shapes, model_files=loaded.files)
         if report.violations and not force:
             raise ModelInvalid(report, loaded.warnings)
     source: Store | None = None
@@ -139,7 +144,6 @@ def _analyze(
         source = open_store(endpoint=endpoint, **remote)
     elif store_dir:
         source = open_knowledge_store(store_dir)
-    mem = open_store()
     if view is None and knowledge:
         from threatgraph.knowledge.view import view_of_files
 
@@ -152,7 +156,7 @@ def _analyze(
         from threatgraph.knowledge.view import load_view
 
         load_view(mem, view)
-    analysis = Engine(mem, ontology=onto, rules=rules, frameworks=frameworks).analyze(models, loaded=loaded, inferred=inferred)
+    analysis = engine.analyze(models, loaded=loaded, inferred=inferred, preloaded=True)
     analysis.validation = report
     analysis.knowledge_key = view.key if view is not None else ""
     if endpoint and source is not None:
