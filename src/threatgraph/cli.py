@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -138,6 +139,9 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (without the program name); return the exit code."""
+    # rdflib logs its own warnings (e.g. "does not look like a valid URI") on stderr; the CLI reports
+    # problems itself, once, as "threatgraph: error/warning: ..." lines
+    logging.getLogger("rdflib").setLevel(logging.ERROR)
     args_list = list(argv) if argv is not None else sys.argv[1:]
     parser = build_parser(_command_of(args_list))
     try:

@@ -8,12 +8,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 import xml.sax
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import rdflib
+from rdflib.exceptions import Error as RdflibError
 from rdflib.namespace import RDF
 from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.util import guess_format
@@ -61,9 +64,107 @@ def parse_model_text(text: str, name: str, fmt: str = "turtle", graph: rdflib.Gr
         ) from err
     except xml.sax.SAXParseException as err:
         raise InputError(f"{name}:{err.getLineNumber()}: malformed RDF/XML: {err.getMessage()}") from err
-    except (SyntaxError, ValueError, TypeError, KeyError) as err:
+    except RdflibError as err:  # e.g. the N-Triples parser's ParserError("Invalid line: ...")
+        raise InputError(f"{name}:{_line_of(text, str(err))}: malformed {fmt}: {err}",
+                         hint="fix the syntax at that line") from err
+    except (SyntaxError, ValueError, TypeError, KeyError, AttributeError) as err:
         raise InputError(f"{name}: cannot parse as {fmt}: {err}") from err
+    check_iris(g, name, text)
     return g
+
+
+# Characters an IRI may not contain (RFC 3987): rdflib's Turtle parser lets them through, and the
+# reasoner (Rust) then panics on them.
+_BAD_IRI = re.compile(r'[\x00-\x20<>"{}|^`\\]')
+
+
+def check_iris(g: rdflib.Graph, name: str, text: str = "") -> None:
+    """Refuse a model holding an IRI that is not one (spaces, quotes, braces, control characters …),
+    naming the first one and its line."""
+    seen: set[str] = set()
+    for triple in g:
+        for term in triple:
+            if isinstance(term, rdflib.URIRef):
+                v = str(term)
+                if v in seen:
+                    continue
+                seen.add(v)
+                m = _BAD_IRI.search(v)
+                if m:
+                    where = _line_of(text, v.rsplit("/", 1)[-1][:40]) if text else "?"
+                    raise InputError(
+                        f"{name}:{where}: <{v}> is not a valid IRI (it contains {m.group(0)!r})",
+                        hint="IRIs may not contain spaces, quotes, braces, '<', '>', '|', '^', '`' or '\\'; "
+                        "percent-encode them (%20 for a space) or use another name",
+                    )
+
+
+def _line_of(text: str, fragment: str) -> str:
+    """The 1-based line of ``text`` where ``fragment`` (or the text after "Invalid line: ") first occurs."""
+    frag = fragment.split("Invalid line: ", 1)[-1].strip()[:60]
+    if not frag:
+        return "?"
+    i = text.find(frag)
+    return str(text.count("\n", 0, i) + 1) if i >= 0 else "?"
+
+
+ALLOW_REMOTE_CONTEXT_ENV = "THREATGRAPH_ALLOW_REMOTE_CONTEXT"
+"""Set to 1 to let JSON-LD models name remote or ``file:`` @context documents (they are then fetched/read
+by rdflib); by default such models are refused and nothing is fetched."""
+
+
+def check_jsonld(text: str, name: str) -> None:
+    """Refuse JSON-LD whose @context is not an object/array/IRI, and any @context or @import naming a
+    document (remote or file:), unless $THREATGRAPH_ALLOW_REMOTE_CONTEXT=1: reading a model must not
+    fetch URLs or read local files."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise InputError(f"{name}: not valid JSON: {err}") from err
+    allow = os.environ.get(ALLOW_REMOTE_CONTEXT_ENV) == "1"
+    stack: list[tuple[object, str]] = [(doc, "")]
+    while stack:
+        node, ptr = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                here = f"{ptr}/{k}"
+                if k in ("@context", "@import"):
+                    for c in v if isinstance(v, list) else [v]:
+                        if isinstance(c, str):
+                            if not allow:
+                                raise InputError(
+                                    f"{name}: {here}: JSON-LD context {c!r} is a document to fetch or read; "
+                                    "threatgraph does not fetch remote or file: contexts",
+                                    hint=f"inline the context in the file, or set {ALLOW_REMOTE_CONTEXT_ENV}=1 to "
+                                    "allow fetching it",
+                                )
+                        elif c is not None and not isinstance(c, dict):
+                            raise InputError(f"{name}: {here}: a JSON-LD @context must be an object, an array "
+                                             f"or an IRI, not {type(c).__name__}")
+                stack.append((v, here))
+        elif isinstance(node, list):
+            stack.extend((v, f"{ptr}/{i}") for i, v in enumerate(node))
+
+
+_ENTITY = re.compile(r"<!ENTITY\s+%?\s*([\w.-]+)\s+(SYSTEM|PUBLIC|(\"[^\"]*\"|'[^']*'))", re.IGNORECASE)
+
+
+def check_xml_entities(text: str, name: str) -> None:
+    """Refuse RDF/XML whose DOCTYPE declares external entities or entities that use other entities
+    (entity-expansion "billion laughs" documents); plain namespace abbreviations stay allowed."""
+    head = text[: text.find("<rdf:RDF")] if "<rdf:RDF" in text else text[:65536]
+    if "<!ENTITY" not in head.upper():
+        return
+    for m in _ENTITY.finditer(head):
+        if m.group(2).upper() in ("SYSTEM", "PUBLIC"):
+            raise InputError(f"{name}: RDF/XML declares an external entity ({m.group(1)}); refused (it would read a "
+                             "file or fetch a URL)", hint="remove the DOCTYPE entity declarations")
+        if "&" in m.group(3) or "%" in m.group(3):
+            raise InputError(f"{name}: RDF/XML declares entity {m.group(1)} built from other entities; refused "
+                             "(entity expansion can grow a small file to gigabytes)",
+                             hint="remove the DOCTYPE entity declarations or write the values out")
 
 
 def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
@@ -79,6 +180,9 @@ def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
             raise InputError(f"{path}: no such file", hint="check the path; example models are in data/examples/")
         if path.is_dir():
             raise InputError(f"{path}: is a directory, not a model file")
+        if not path.is_file():  # a FIFO, socket, device or process substitution would block or be empty
+            raise InputError(f"{path}: not a regular file (a pipe, FIFO or device?)",
+                             hint="save the model to a file and pass its path")
         size = path.stat().st_size
         if size > MAX_MODEL_BYTES:
             raise InputError(f"{path}: {size} bytes is above the {MAX_MODEL_BYTES}-byte limit for a model file")
@@ -94,7 +198,12 @@ def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
         except OSError as err:
             raise InputError(f"{path}: cannot read: {err.strerror}") from err
         before = len(g)
-        parse_model_text(text, str(path), _format_for(path), g)
+        fmt = _format_for(path)
+        if fmt == "json-ld":
+            check_jsonld(text, str(path))
+        elif fmt == "xml":
+            check_xml_entities(text, str(path))
+        parse_model_text(text, str(path), fmt, g)
         if len(g) == before and not text.strip():
             raise InputError(f"{path}: the file is empty", hint="describe the system's elements and flows in it")
         files.append(str(path))
