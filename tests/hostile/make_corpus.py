@@ -1,0 +1,120 @@
+"""Generate the hostile-input corpus of issue 11 (nothing large is committed: every case is built here).
+
+``python tests/hostile/make_corpus.py DIR`` writes the files into DIR and prints the cases as JSON;
+``tests/test_hostile.py`` builds the corpus in a temporary directory and runs every case through the CLI
+in a subprocess under a time and a memory limit.
+
+A case is a command line (``{dir}`` is the corpus directory, ``{store}`` a prepared store when
+``store`` is true), the exit code it must give, and a piece of the one message it must print on stderr.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+THREAGILE_HEAD = "threagile_version: 1.0.0\ntitle: Hostile\n"
+OTM_HEAD = '{"otmVersion": "0.2.0", "project": {"name": "h", "id": "h"}, '
+
+
+@dataclass
+class Case:
+    name: str
+    argv: list[str]
+    exit: int = 2
+    expect: str = ""
+    """A piece of the message on stderr (case-sensitive)."""
+    store: bool = False
+    """Run against a prepared store whose content digest must not change."""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _write(root: Path, rel: str, data: bytes | str) -> str:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return str(p)
+
+
+def _laughs(levels: int = 9, fan: int = 9) -> str:
+    lines = ['threagile_version: 1.0.0', 'title: Bomb', 'a0: &a0 ["lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(fan))}]")
+    lines.append(f"technical_assets: {{x: *a{levels}}}")
+    return "\n".join(lines) + "\n"
+
+
+def interchange(root: Path) -> list[Case]:
+    """JSON and YAML model files: nesting, numbers, dates, alias bombs, includes, duplicate keys."""
+    cases: list[Case] = []
+
+    def imp(name: str, rel: str, data: bytes | str, expect: str, exit: int = 2) -> None:
+        cases.append(Case(name, ["import-model", _write(root, rel, data)], exit, expect))
+
+    deep = 100_000
+    imp("json-deep-nesting", "deep.otm.json", OTM_HEAD + '"x": ' + "[" * deep + "]" * deep + "}", "nested more than")
+    imp("yaml-deep-nesting", "deep.yaml", THREAGILE_HEAD + "x: " + "[" * deep + "]" * deep + "\n", "nested more than")
+    imp("yaml-deep-block-nesting", "deepblock.yaml",
+        THREAGILE_HEAD + "".join(" " * i + f"k{i}:\n" for i in range(2000)), "nested more than")
+    imp("json-huge-exponent", "exp.otm.json", OTM_HEAD + '"x": 1e999999}', "1e999999")
+    imp("json-nan", "nan.otm.json", OTM_HEAD + '"x": NaN}', "NaN")
+    imp("json-infinity", "inf.otm.json", OTM_HEAD + '"x": -Infinity}', "Infinity")
+    imp("json-5000-digits", "digits.otm.json", OTM_HEAD + '"x": ' + "9" * 5000 + "}", "digits")
+    imp("yaml-5000-digits", "digits.yaml", THREAGILE_HEAD + "x: " + "9" * 5000 + "\n", "digits.yaml:3")
+    imp("yaml-inf", "inf.yaml", THREAGILE_HEAD + "x: .inf\n", "not a finite number")
+    imp("yaml-impossible-date", "date.yaml", "threagile_version: 1.0.0\ntitle: H\ndate: 2024-02-30\n",
+        "date.yaml:3")
+    imp("yaml-billion-laughs", "laughs.yaml", _laughs(), "aliases are expanded")
+    imp("yaml-recursive-alias", "loop.yaml", THREAGILE_HEAD + "x: &a [*a]\n", "recursive")
+    imp("yaml-duplicate-key", "dupkey.yaml", THREAGILE_HEAD + "title: Again\n", "duplicate key 'title'")
+    # Threagile includes.
+    imp("include-dev-zero", "inc/devzero.yaml", THREAGILE_HEAD + "includes: [/dev/zero]\n", "outside the model's folder")
+    (root / "inc").mkdir(parents=True, exist_ok=True)
+    (root / "inc" / "zero.yaml").symlink_to("/dev/zero")
+    imp("include-dev-zero-symlink", "inc/viazero.yaml", THREAGILE_HEAD + "includes: [zero.yaml]\n", "outside the model's")
+    os.mkfifo(root / "inc" / "fifo.yaml")
+    imp("include-fifo", "inc/fifo-main.yaml", THREAGILE_HEAD + "includes: [fifo.yaml]\n", "not a regular file")
+    _write(root, "secret.yaml", "technical_assets: {}\nsecret_field: leaked\n")
+    imp("include-outside-folder", "inc/outside.yaml", THREAGILE_HEAD + "includes: [../secret.yaml]\n",
+        "outside the model's folder")
+    imp("include-directory", "inc/dir.yaml", THREAGILE_HEAD + "includes: [sub]\n", "a directory")
+    (root / "inc" / "sub").mkdir()
+    # fan-out: each level includes the next twice (2^30 reads without a bound)
+    for i in range(30):
+        _write(root, f"fan/f{i}.yaml", f"includes: [f{i + 1}.yaml, f{i + 1}.yaml]\n" if i < 29 else "title: Hostile\n")
+    imp("include-fan-out", "fan/main.yaml", THREAGILE_HEAD + "includes: [f0.yaml]\n", "included files in all")
+    # duplicate ids: read (exit 0) with a warning naming both places
+    dup = ('{"otmVersion": "0.2.0", "project": {"name": "d", "id": "d"}, "components": ['
+           '{"id": "c1", "name": "A", "type": "web-service"}, {"id": "c1", "name": "B", "type": "database"}]}')
+    imp("otm-duplicate-id", "dup.otm.json", dup, "/components/1: id 'c1' is already used at /components/0", exit=0)
+    # the limits are configurable
+    cases.append(Case("limit-from-environment", ["import-model", _write(root, "nest4.yaml", THREAGILE_HEAD + "x: [[[[1]]]]\n")],
+                      2, "nested more than 3 levels", env={"THREATGRAPH_MAX_DEPTH": "3"}))
+    return cases
+
+
+def cases(root: Path, dry: bool = False) -> list[Case]:
+    """Write every file under ``root`` and return the cases (``dry``: only their names, nothing written)."""
+    if dry:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return cases(Path(tmp))
+    root.mkdir(parents=True, exist_ok=True)
+    groups: list[Callable[[Path], list[Case]]] = [interchange]
+    out: list[Case] = []
+    for group in groups:
+        out.extend(group(root))
+    return out
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "hostile-corpus")
+    json.dump([asdict(c) for c in cases(target)], sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    _ = gzip  # used by the knowledge group
