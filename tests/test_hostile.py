@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,15 +57,36 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Ca
     return root, {c.name: c for c in cases(root)}
 
 
+@pytest.fixture(scope="module")
+def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding ATT&CK ICS 17.1 and ATLAS (copied for each case that needs a store)."""
+    from threatgraph.knowledge.releases import load_release
+    from threatgraph.resources import shared_data_dir
+    from threatgraph.store import open_store
+
+    shared = shared_data_dir()
+    if shared is None or not shared.is_dir():
+        pytest.skip("needs the pinned reference data (set THREATGRAPH_SHARED_DATA)")
+    location = tmp_path_factory.mktemp("template") / "store"
+    store = open_store(str(location))
+    load_release(store, "attack", str(shared / "attack" / "ics-attack-17.1.json"))
+    load_release(store, "atlas", str(shared / "atlas" / "ATLAS.yaml"))
+    del store
+    return location
+
+
 @pytest.mark.parametrize("name", [c.name for c in CORPUS_CASES])
-def test_hostile_case(name: str, corpus: tuple[Path, dict[str, Case]], tmp_path: Path) -> None:
+def test_hostile_case(name: str, corpus: tuple[Path, dict[str, Case]], request: pytest.FixtureRequest) -> None:
+    from threatgraph.resources import shared_data_dir
+
     root, by_name = corpus
     case = by_name[name]
     store = root / "stores" / name
-    argv = [a.replace("{dir}", str(root)).replace("{store}", str(store)) for a in case.argv]
+    argv = [a.replace("{dir}", str(root)).replace("{store}", str(store)).replace("{shared}", str(shared_data_dir()))
+            for a in case.argv]
     before = None
     if case.store:
-        assert store.is_dir(), f"the case {name} needs a prepared store"
+        shutil.copytree(request.getfixturevalue("template_store"), store)
         before = store_digest(store)
     try:
         res = run_cli(argv, case.env)

@@ -13,7 +13,7 @@ variable                               default      bounds
 ``THREATGRAPH_MAX_NUMBER_DIGITS``      1000         digits of one number
 ``THREATGRAPH_MAX_INPUT_BYTES``        268435456    bytes of one model file, and of all its includes
 ``THREATGRAPH_MAX_INCLUDES``           100          files a Threagile model may include (in total)
-``THREATGRAPH_MAX_DECOMPRESSED_BYTES`` 1073741824   bytes of a gunzipped knowledge source
+``THREATGRAPH_MAX_DECOMPRESSED_BYTES`` 536870912    bytes of a knowledge source (gunzipped, downloaded)
 =====================================  ===========  =================================================
 
 >>> load_json('{"a": [1, 2.5, "x"]}', "m.json")
@@ -50,7 +50,7 @@ _DEFAULTS: dict[str, int] = {
     "THREATGRAPH_MAX_NUMBER_DIGITS": 1000,
     "THREATGRAPH_MAX_INPUT_BYTES": 256 * 1024 * 1024,
     "THREATGRAPH_MAX_INCLUDES": 100,
-    "THREATGRAPH_MAX_DECOMPRESSED_BYTES": 1024 * 1024 * 1024,
+    "THREATGRAPH_MAX_DECOMPRESSED_BYTES": 512 * 1024 * 1024,
 }
 
 
@@ -104,32 +104,34 @@ def _raise(error: type[InputError], message: str, hint: str) -> InputError:
 # -- files ----------------------------------------------------------------------------------------
 
 def read_regular(path: Path, name: str, *, max_bytes: int | None = None,
-                 error: type[InputError] = InputError) -> bytes:
+                 error: type[InputError] = InputError, regular_only: bool = True,
+                 limit_var: str = "THREATGRAPH_MAX_INPUT_BYTES") -> bytes:
     """The bytes of ``path``, which must be a regular file of at most ``max_bytes`` (default: the limit).
 
     Devices (``/dev/zero``), FIFOs and directories are refused before anything is read, so a hostile
-    name cannot block or exhaust memory.
+    name cannot block or exhaust memory; with ``regular_only=False`` pipes and devices are read (process
+    substitution), but never more than ``max_bytes``.
     """
     cap = limits().input_bytes if max_bytes is None else max_bytes
     try:
         st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
+        if stat.S_ISDIR(st.st_mode) or (regular_only and not stat.S_ISREG(st.st_mode)):
             kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
             raise _raise(error, f"{name}: {kind}", "name a model file")
         if st.st_size > cap:
-            raise _too_big(error, name, st.st_size, cap)
+            raise _too_big(error, name, st.st_size, cap, limit_var)
         with path.open("rb") as fh:
             data = fh.read(cap + 1)
     except OSError as err:
         raise _raise(error, f"{name}: cannot read: {err.strerror or err}", "check the path") from err
     if len(data) > cap:
-        raise _too_big(error, name, len(data), cap)
+        raise _too_big(error, name, len(data), cap, limit_var)
     return data
 
 
-def _too_big(error: type[InputError], name: str, size: int, cap: int) -> InputError:
+def _too_big(error: type[InputError], name: str, size: int, cap: int, limit_var: str) -> InputError:
     return error(f"{name}: {size} bytes or more, above the limit of {cap} bytes",
-                 hint="raise THREATGRAPH_MAX_INPUT_BYTES if the file is genuine (see docs/limits.md)")
+                 hint=f"raise {limit_var} if the file is genuine (see docs/limits.md)")
 
 
 def gunzip(raw: bytes, name: str, *, max_bytes: int | None = None,

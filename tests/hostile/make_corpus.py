@@ -98,6 +98,31 @@ def interchange(root: Path) -> list[Case]:
     return cases
 
 
+def knowledge(root: Path) -> list[Case]:
+    """Knowledge imports into a prepared store (ATT&CK ICS 17.1 and ATLAS): each must leave it unchanged."""
+    cases: list[Case] = []
+
+    def imp(name: str, kind: str, rel: str, data: bytes | str, expect: str, **kw: object) -> None:
+        path = _write(root, rel, data) if rel else data
+        cases.append(Case(name, ["import", kind, str(path), "--store", "{store}", "--quiet"], 2, expect,
+                          store=True, **kw))  # type: ignore[arg-type]
+
+    member = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MiB in ~64 KiB
+    imp("knowledge-gzip-bomb", "attack", "k/bomb.json.gz", member * 16, "decompresses to more than")
+    deep = 100_000
+    imp("knowledge-deep-json", "attack", "k/deep.json", '{"type": "bundle", "objects": ' + "[" * deep + "]" * deep + "}",
+        "nested more than")
+    imp("knowledge-json-nan", "attack", "k/nan.json", '{"type": "bundle", "id": NaN, "objects": []}', "NaN")
+    imp("knowledge-dev-zero", "attack", "", "/dev/zero", "above the limit")
+    imp("knowledge-atlas-as-attack", "attack", "", "{shared}/atlas/ATLAS.yaml", "malformed JSON")
+    imp("knowledge-atlas-alias-bomb", "atlas", "k/laughs.yaml", _laughs().replace("technical_assets", "matrices"),
+        "aliases are expanded")
+    imp("knowledge-atlas-impossible-date", "atlas", "k/date.yaml", "id: ATLAS\nversion: 1\nmatrices: []\n"
+        "date: 2024-02-30\n", "day is out of range")
+    imp("knowledge-atlas-recursive", "atlas", "k/loop.yaml", "matrices: &m [*m]\n", "recursive")
+    return cases
+
+
 def cases(root: Path, dry: bool = False) -> list[Case]:
     """Write every file under ``root`` and return the cases (``dry``: only their names, nothing written)."""
     if dry:
@@ -106,7 +131,7 @@ def cases(root: Path, dry: bool = False) -> list[Case]:
         with tempfile.TemporaryDirectory() as tmp:
             return cases(Path(tmp))
     root.mkdir(parents=True, exist_ok=True)
-    groups: list[Callable[[Path], list[Case]]] = [interchange]
+    groups: list[Callable[[Path], list[Case]]] = [interchange, knowledge]
     out: list[Case] = []
     for group in groups:
         out.extend(group(root))
@@ -117,4 +142,3 @@ if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "hostile-corpus")
     json.dump([asdict(c) for c in cases(target)], sys.stdout, indent=1)
     sys.stdout.write("\n")
-    _ = gzip  # used by the knowledge group

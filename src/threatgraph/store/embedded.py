@@ -17,7 +17,7 @@ from pyoxigraph import (
 
 from threatgraph.errors import InputError, StoreError
 from threatgraph.sparql import inline_values
-from threatgraph.store.base import Row, Term, boolean_of, rows_of
+from threatgraph.store.base import STAGING, Row, Term, boolean_of, rows_of
 from threatgraph.terms import PREFIXES, TURTLE_PREFIXES
 
 _FORMATS: dict[str, RdfFormat] = {
@@ -65,11 +65,19 @@ class EmbeddedStore:
         self.location = location
 
     # -- queries ---------------------------------------------------------------------------------
+    def _hidden(self) -> set[NamedNode]:
+        """Staging graphs (an import not yet committed, or killed): never shown to readers."""
+        return {g for g in self._store.named_graphs() if isinstance(g, NamedNode) and g.value.startswith(STAGING)}
+
     def _run(self, query: str, bindings: Mapping[str, Term] | None) -> object:
+        text = inline_values(query, bindings) if bindings else query
         try:
-            return self._store.query(
-                inline_values(query, bindings) if bindings else query, use_default_graph_as_union=True, prefixes=PREFIXES
-            )
+            hidden = self._hidden()
+            if not hidden:
+                return self._store.query(text, use_default_graph_as_union=True, prefixes=PREFIXES)
+            visible = [g for g in self._store.named_graphs() if g not in hidden]
+            return self._store.query(text, default_graph=[DefaultGraph(), *visible], named_graphs=visible,
+                                     prefixes=PREFIXES)
         except SyntaxError as err:
             raise StoreError(f"invalid SPARQL: {err}") from err
         except OSError as err:
@@ -138,8 +146,12 @@ class EmbeddedStore:
         return bytes(self._store.dump(format=fmt, **kwargs))  # type: ignore[arg-type]
 
     def quads(self, graph: str | None = None) -> Iterator[Quad]:
-        g = NamedNode(graph) if graph else None
-        return iter(self._store.quads_for_pattern(None, None, None, g))
+        """The quads of ``graph``, or of every graph but the hidden staging graphs."""
+        if graph:
+            return iter(self._store.quads_for_pattern(None, None, None, NamedNode(graph)))
+        hidden = self._hidden()
+        everything = self._store.quads_for_pattern(None, None, None, None)
+        return iter(everything) if not hidden else (q for q in everything if q.graph_name not in hidden)
 
     def flush(self) -> None:
         """Persist pending writes (on-disk stores)."""
