@@ -97,5 +97,9 @@ def test_hostile_case(name: str, corpus: tuple[Path, dict[str, Case]], request: 
     assert case.expect in res.stderr, res.stderr[-2000:]
     if case.exit != 0:
         assert res.stderr.count("threatgraph: error:") == 1, res.stderr[-2000:]
+    for piece in case.stdout_absent:
+        assert piece not in res.stdout, f"{name}: {piece!r} on stdout"
+    for piece in case.stdout_present:
+        assert piece in res.stdout, f"{name}: {piece!r} not on stdout"
     if before is not None:
         assert store_digest(store) == before, f"{name}: the store changed"

@@ -32,6 +32,9 @@ class Case:
     store: bool = False
     """Run against a prepared store whose content digest must not change."""
     env: dict[str, str] = field(default_factory=dict)
+    stdout_absent: list[str] = field(default_factory=list)
+    """Pieces that must not appear on stdout (raw control characters, live links, formulas)."""
+    stdout_present: list[str] = field(default_factory=list)
 
 
 def _write(root: Path, rel: str, data: bytes | str) -> str:
@@ -123,6 +126,25 @@ def knowledge(root: Path) -> list[Case]:
     return cases
 
 
+HOSTILE_LABEL = ("-2+3+cmd|' /C calc'!A0 \\u001B]0;pwned\\u0007 [click](javascript:alert(1)) "
+                 "![b](https://evil.example/b.gif) <img src=https://evil.example/i.gif>")
+
+
+def outputs(root: Path) -> list[Case]:
+    """Model text that attacks the reader of an output: a terminal, a PR comment, a spreadsheet."""
+    example = Path(__file__).resolve().parents[2] / "data" / "examples" / "rag-assistant.ttl"
+    text = example.read_text(encoding="utf-8").replace('rdfs:label "Customer" ;', f'rdfs:label "{HOSTILE_LABEL}" ;')
+    model = _write(root, "out/hostile-label.ttl", text)
+    return [
+        Case("table-control-characters", ["analyze", model, "--format", "table"], 0,
+             stdout_absent=["\x1b", "\x07"], stdout_present=["\\x1b]0;pwned\\x07"]),
+        Case("markdown-links-and-images", ["analyze", model, "--format", "markdown"], 0,
+             stdout_absent=["[click](javascript:", "![b](", "<img", "\x1b"], stdout_present=["javascript:alert"]),
+        Case("csv-formula", ["analyze", model, "--format", "csv"], 0,
+             stdout_absent=[",-2+3+cmd", ",=", ",+", ",@"], stdout_present=[",'-2+3+cmd"]),
+    ]
+
+
 def cases(root: Path, dry: bool = False) -> list[Case]:
     """Write every file under ``root`` and return the cases (``dry``: only their names, nothing written)."""
     if dry:
@@ -131,7 +153,7 @@ def cases(root: Path, dry: bool = False) -> list[Case]:
         with tempfile.TemporaryDirectory() as tmp:
             return cases(Path(tmp))
     root.mkdir(parents=True, exist_ok=True)
-    groups: list[Callable[[Path], list[Case]]] = [interchange, knowledge]
+    groups: list[Callable[[Path], list[Case]]] = [interchange, knowledge, outputs]
     out: list[Case] = []
     for group in groups:
         out.extend(group(root))
