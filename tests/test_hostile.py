@@ -101,5 +101,9 @@ def test_hostile_case(name: str, corpus: tuple[Path, dict[str, Case]], request: 
         assert piece not in res.stdout, f"{name}: {piece!r} on stdout"
     for piece in case.stdout_present:
         assert piece in res.stdout, f"{name}: {piece!r} not on stdout"
+    for path in case.absent:
+        assert not Path(path.replace("{dir}", str(root))).exists(), f"{name}: {path} was created"
+    for folder, names in case.listing.items():
+        assert sorted(p.name for p in Path(folder.replace("{dir}", str(root))).iterdir()) == names
     if before is not None:
         assert store_digest(store) == before, f"{name}: the store changed"

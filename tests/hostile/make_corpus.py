@@ -35,6 +35,10 @@ class Case:
     stdout_absent: list[str] = field(default_factory=list)
     """Pieces that must not appear on stdout (raw control characters, live links, formulas)."""
     stdout_present: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    """Paths (``{dir}`` allowed) that must not exist afterwards (a store a read command must not create)."""
+    listing: dict[str, list[str]] = field(default_factory=dict)
+    """Directory → the only names it may hold afterwards (nothing written into a directory not a store)."""
 
 
 def _write(root: Path, rel: str, data: bytes | str) -> str:
@@ -145,6 +149,25 @@ def outputs(root: Path) -> list[Case]:
     ]
 
 
+def stores(root: Path) -> list[Case]:
+    """Store safety: read commands need a store; nothing is written into a directory that is not one."""
+    example = str(Path(__file__).resolve().parents[2] / "data" / "examples" / "rag-assistant.ttl")
+    missing = "{dir}/no-such-store"
+    cases = [
+        Case(f"read-missing-store-{cmd[0]}", [*cmd, "--store", missing], 2, "no store at", absent=[missing])
+        for cmd in (["releases"], ["query", "rules-fired"], ["diff-release", "attack-ics/17.1", "attack-ics/18.1"],
+                    ["serve", "--port", "0"], ["coverage", "--release", "atlas"])
+    ]
+    _write(root, "notastore/keep.txt", "my notes\n")
+    for cmd in (["import", "attack", "{shared}/attack/ics-attack-17.1.json", "--quiet"], ["analyze", example],
+                ["releases"]):
+        cases.append(Case(f"non-store-directory-{cmd[0]}", [*cmd, "--store", "{dir}/notastore"], 2,
+                          "not a threatgraph store", listing={"{dir}/notastore": ["keep.txt"]}))
+    cases.append(Case("query-model-replaces-store", ["query", "rules-fired", "--model", example, "--store", "{store}"],
+                      2, "would replace the analysis", store=True))
+    return cases
+
+
 def cases(root: Path, dry: bool = False) -> list[Case]:
     """Write every file under ``root`` and return the cases (``dry``: only their names, nothing written)."""
     if dry:
@@ -153,7 +176,7 @@ def cases(root: Path, dry: bool = False) -> list[Case]:
         with tempfile.TemporaryDirectory() as tmp:
             return cases(Path(tmp))
     root.mkdir(parents=True, exist_ok=True)
-    groups: list[Callable[[Path], list[Case]]] = [interchange, knowledge, outputs]
+    groups: list[Callable[[Path], list[Case]]] = [interchange, knowledge, outputs, stores]
     out: list[Case] = []
     for group in groups:
         out.extend(group(root))

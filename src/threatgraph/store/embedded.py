@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 from pyoxigraph import (
     DefaultGraph,
@@ -42,6 +43,32 @@ def rdf_format(mime: str) -> RdfFormat:
         raise InputError(f"unsupported RDF media type {mime!r}", hint=f"use one of {sorted(_FORMATS)}") from None
 
 
+def is_store_dir(path: Path) -> bool:
+    """True when ``path`` holds an on-disk store (RocksDB's ``CURRENT`` and a ``MANIFEST-*`` file)."""
+    return (path / "CURRENT").is_file() and any(path.glob("MANIFEST-*"))
+
+
+def check_location(location: str, *, must_exist: bool) -> None:
+    """Refuse a ``--store`` directory that a command must not open.
+
+    A read command (``must_exist``) needs an existing store: a mistyped name must not create an empty
+    one. No command writes the store's files into an existing non-empty directory that is not a store.
+    """
+    path = Path(location).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"no store at {location}: it is a file, not a store directory",
+                         hint="--store names a directory created by `threatgraph import` or `analyze --store`")
+    if path.is_dir() and is_store_dir(path):
+        return
+    if path.is_dir() and any(path.iterdir()):
+        raise InputError(f"{location} is a non-empty directory that is not a threatgraph store; nothing was "
+                         "written to it", hint="name a new or empty directory for a new store, or the "
+                         "directory of an existing store")
+    if must_exist:
+        raise InputError(f"no store at {location}",
+                         hint="check the path, or create the store first: `threatgraph import attack --store DIR`")
+
+
 class EmbeddedStore:
     """:class:`threatgraph.store.base.Store` on an in-process Oxigraph store.
 
@@ -51,7 +78,9 @@ class EmbeddedStore:
     ['x']
     """
 
-    def __init__(self, location: str | None = None, *, read_only: bool = False) -> None:
+    def __init__(self, location: str | None = None, *, read_only: bool = False, must_exist: bool = False) -> None:
+        if location:
+            check_location(location, must_exist=must_exist or read_only)
         try:
             if read_only and location:
                 self._store = OxStore.read_only(location)
