@@ -107,3 +107,14 @@ def test_hostile_case(name: str, corpus: tuple[Path, dict[str, Case]], request: 
         assert sorted(p.name for p in Path(folder.replace("{dir}", str(root))).iterdir()) == names
     if before is not None:
         assert store_digest(store) == before, f"{name}: the store changed"
+
+
+def test_remote_results_are_parsed_bounded() -> None:
+    """A hostile SPARQL endpoint cannot crash the client with deep JSON (RecursionError before)."""
+    from threatgraph.errors import StoreError
+    from threatgraph.store.remote import _normalize_json_results
+
+    ok = b'{"head": {}, "results": {"bindings": [{"x": {"type": "bnode", "value": "nodeID://b1"}}, 5]}}'
+    assert b"nodeID___b1" in _normalize_json_results(ok)
+    with pytest.raises(StoreError, match="nested more than"):
+        _normalize_json_results(b'{"results": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
