@@ -98,7 +98,12 @@ def interchange(root: Path) -> list[Case]:
     # duplicate ids: read (exit 0) with a warning naming both places
     dup = ('{"otmVersion": "0.2.0", "project": {"name": "d", "id": "d"}, "components": ['
            '{"id": "c1", "name": "A", "type": "web-service"}, {"id": "c1", "name": "B", "type": "database"}]}')
-    imp("otm-duplicate-id", "dup.otm.json", dup, "/components/1: id 'c1' is already used at /components/0", exit=0)
+    imp("otm-duplicate-component-id", "dup.otm.json", dup, "/components/1/id: duplicate component id 'c1'", exit=0)
+    dup_assets = ('{"otmVersion": "0.2.0", "project": {"name": "d", "id": "d"}, "assets": ['
+                  '{"id": "a1", "name": "A", "risk": {"confidentiality": 1, "integrity": 1, "availability": 1}}, '
+                  '{"id": "a1", "name": "B", "risk": {"confidentiality": 1, "integrity": 1, "availability": 1}}]}')
+    imp("otm-duplicate-asset-id", "dupa.otm.json", dup_assets, "/assets/1: id 'a1' is already used at /assets/0",
+        exit=0)
     # the limits are configurable
     cases.append(Case("limit-from-environment", ["import-model", _write(root, "nest4.yaml", THREAGILE_HEAD + "x: [[[[1]]]]\n")],
                       2, "nested more than 3 levels", env={"THREATGRAPH_MAX_DEPTH": "3"}))
