@@ -139,6 +139,9 @@ HOSTILE_LABEL = ("-2+3+cmd|' /C calc'!A0 \\u001B]0;pwned\\u0007 [click](javascri
                  "![b](https://evil.example/b.gif) <img src=https://evil.example/i.gif>")
 
 
+LABELS = "SELECT ?l WHERE { ?e rdfs:label ?l } ORDER BY ?l"
+
+
 def outputs(root: Path) -> list[Case]:
     """Model text that attacks the reader of an output: a terminal, a PR comment, a spreadsheet."""
     example = Path(__file__).resolve().parents[2] / "data" / "examples" / "rag-assistant.ttl"
@@ -151,6 +154,10 @@ def outputs(root: Path) -> list[Case]:
              stdout_absent=["[click](javascript:", "![b](", "<img", "\x1b"], stdout_present=["javascript:alert"]),
         Case("csv-formula", ["analyze", model, "--format", "csv"], 0,
              stdout_absent=[",-2+3+cmd", ",=", ",+", ",@"], stdout_present=[",'-2+3+cmd"]),
+        Case("query-table-control-characters", ["query", LABELS, "--model", model], 0,
+             stdout_absent=["\x1b", "\x07"], stdout_present=["\\x1b]0;pwned\\x07"]),
+        Case("query-csv-formula", ["query", LABELS, "--model", model, "--format", "csv"], 0,
+             stdout_absent=["\n-2+3+cmd"], stdout_present=["\n'-2+3+cmd"]),
     ]
 
 
