@@ -71,12 +71,20 @@ def test_unrecorded_staging_graph_is_invisible_to_readers() -> None:
     assert not any(str(q.subject) == "<urn:x:leak>" for q in store.quads())  # serve copies these
     assert [i.version for i in releases(store)] == ["18.1"]
     assert newest_release(store, "attack-ics") == "https://w3id.org/threatgraph/graph/release/attack-ics/18.1"
+    # a release graph cut short before its record (marked kb:importPending) is hidden too
+    pending = "https://w3id.org/threatgraph/graph/release/attack-ics/99.0"
+    store.load("<urn:x:cut> <urn:p> <urn:o> .", "application/n-triples", pending)
+    assert store.ask("ASK { <urn:x:cut> ?p ?o }")  # not marked: an ordinary graph
+    store.update(f"INSERT DATA {{ GRAPH <https://w3id.org/threatgraph/graph/releases> {{ <{pending}> "
+                 "kb:importPending true } }")
+    assert not store.ask("ASK { <urn:x:cut> ?p ?o }") and not store.ask("ASK { GRAPH ?g { <urn:x:cut> ?p ?o } }")
+    assert not any(str(q.subject) == "<urn:x:cut>" for q in store.quads())
     # positive: the same triple in an ordinary graph is seen
     store.load("<urn:x:leak> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <https://w3id.org/threatgraph/kb#Technique> .", "application/n-triples", "urn:g")
     assert store.ask("ASK { <urn:x:leak> ?p ?o }")
     # the next import drops the leftover
     load_release(store, "attack", str(ICS17))
-    assert not any(g.startswith(STAGING_PREFIX) for g in store.graph_names())
+    assert not any(g.startswith(STAGING_PREFIX) or g == pending for g in store.graph_names())
 
 
 def test_kind_is_checked_before_the_digest(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

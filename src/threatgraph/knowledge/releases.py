@@ -322,28 +322,40 @@ def _load_release(
     if progress:
         progress(f"writing <{rel.graph}>")
     rg, g = _g(RELEASES_GRAPH), _g(rel.graph)
-    # Quads go to a staging graph, which readers never see (EmbeddedStore hides graph/staging/…); the
-    # commit point moves it to the release graph and writes the record in one update (one transaction).
-    target = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+    # A new version is written in place, a new file for a loaded version into a staging graph; either
+    # is marked kb:importPending until the commit point, and the embedded store hides pending and staging
+    # graphs from every reader (queries, quads(), so serve), so a killed import is never visible.
+    target = rel.graph if old is None else f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     marker = f"{_g(target)} kb:importPending true"
-    stg = NamedNode(target)
+    count = (f"INSERT {{ GRAPH {rg} {{ {g} kb:quadCount ?n }} }} "  # counted by the store: readers cannot see it
+             f"WHERE {{ SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {g} {{ ?s ?p ?o }} }} }}")
     try:
         store.update(f"INSERT DATA {{ GRAPH {rg} {{ {marker} }} }}")  # lets clean_unrecorded find leftovers
         # quads stream from the parser into the store (a bad object further on raises here: rolled back)
-        store.add_quads(Quad(q.subject, q.predicate, q.object, stg) for q in rel.quads)
+        if old is None:
+            store.drop_graph(rel.graph)  # a graph of that name without a record is not a release
+            store.add_quads(rel.quads)
+        else:
+            stg = NamedNode(target)
+            store.add_quads(Quad(q.subject, q.predicate, q.object, stg) for q in rel.quads)
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         record = _nt(_provenance(rel, src, now))
-        store.update(  # the commit point: a graph of that name without a record is not a release
-            f"""DROP SILENT GRAPH {g} ;
-            MOVE SILENT GRAPH {_g(target)} TO GRAPH {g} ;
-            DELETE WHERE {{ GRAPH {rg} {{ ?c kb:countOf {g} ; ?p ?o }} }} ;
-            DELETE WHERE {{ GRAPH {rg} {{ {g} ?p ?o }} }} ;
-            DELETE DATA {{ GRAPH {rg} {{ {marker} }} }} ;
-            INSERT DATA {{ GRAPH {rg} {{ {record} }} }} ;
-            INSERT {{ GRAPH {rg} {{ {g} kb:quadCount ?n }} }}
-            WHERE {{ SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {g} {{ ?s ?p ?o }} }} }}"""
-        )
-        status = "imported" if old is None else "replaced"
+        if old is None:
+            store.update(  # the commit point
+                f"DELETE DATA {{ GRAPH {rg} {{ {marker} }} }} ; INSERT DATA {{ GRAPH {rg} {{ {record} }} }} ; {count}"
+            )
+            status = "imported"
+        else:
+            store.update(  # one transaction: swap the graph and the record
+                f"""DROP SILENT GRAPH {g} ;
+                MOVE SILENT GRAPH {_g(target)} TO GRAPH {g} ;
+                DELETE WHERE {{ GRAPH {rg} {{ ?c kb:countOf {g} ; ?p ?o }} }} ;
+                DELETE WHERE {{ GRAPH {rg} {{ {g} ?p ?o }} }} ;
+                DELETE DATA {{ GRAPH {rg} {{ {marker} }} }} ;
+                INSERT DATA {{ GRAPH {rg} {{ {record} }} }} ;
+                {count}"""
+            )
+            status = "replaced"
     except BaseException as err:  # includes KeyboardInterrupt: roll back, then re-raise
         try:
             store.drop_graph(target)  # never recorded, so never a release

@@ -18,7 +18,7 @@ from pyoxigraph import (
 
 from threatgraph.errors import InputError, StoreError
 from threatgraph.sparql import inline_values
-from threatgraph.store.base import STAGING, Row, Term, boolean_of, rows_of
+from threatgraph.store.base import IMPORT_PENDING, RELEASES, STAGING, Row, Term, boolean_of, rows_of
 from threatgraph.terms import PREFIXES, TURTLE_PREFIXES
 
 _FORMATS: dict[str, RdfFormat] = {
@@ -69,6 +69,10 @@ def check_location(location: str, *, must_exist: bool) -> None:
                          hint="check the path, or create the store first: `threatgraph import attack --store DIR`")
 
 
+_PENDING = NamedNode(IMPORT_PENDING)
+_RELEASES = NamedNode(RELEASES)
+
+
 class EmbeddedStore:
     """:class:`threatgraph.store.base.Store` on an in-process Oxigraph store.
 
@@ -95,8 +99,12 @@ class EmbeddedStore:
 
     # -- queries ---------------------------------------------------------------------------------
     def _hidden(self) -> set[NamedNode]:
-        """Staging graphs (an import not yet committed, or killed): never shown to readers."""
-        return {g for g in self._store.named_graphs() if isinstance(g, NamedNode) and g.value.startswith(STAGING)}
+        """Staging graphs and graphs marked ``kb:importPending`` (an import not yet committed, or killed):
+        never shown to readers."""
+        hidden = {q.subject for q in self._store.quads_for_pattern(None, _PENDING, None, _RELEASES)
+                  if isinstance(q.subject, NamedNode)}
+        hidden.update(g for g in self._store.named_graphs() if isinstance(g, NamedNode) and g.value.startswith(STAGING))
+        return hidden
 
     def _run(self, query: str, bindings: Mapping[str, Term] | None) -> object:
         text = inline_values(query, bindings) if bindings else query
