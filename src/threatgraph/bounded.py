@@ -256,8 +256,9 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as err:  # impossible dates, 5000-digit integers, …
+            why = "a number of more than 4300 digits" if "Exceeds the limit" in str(err) else str(err)
             raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read the value {_short(node.value)!s}: {err}", node.start_mark) from None
+                None, None, f"cannot read the value {_short(node.value)!s}: {why}", node.start_mark) from None
 
 
 def _short(value: Any) -> str:
