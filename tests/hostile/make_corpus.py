@@ -105,6 +105,8 @@ def interchange(root: Path) -> list[Case]:
     imp("otm-duplicate-asset-id", "dupa.otm.json", dup_assets, "/assets/1: id 'a1' is already used at /assets/0",
         exit=0)
     # the limits are configurable
+    cases.append(Case("model-above-input-bytes", ["import-model", _write(root, "big.otm.json", OTM_HEAD + '"x": "' + "a" * 5000 + '"}')],
+                      2, "above the limit of 4096 bytes", env={"THREATGRAPH_MAX_INPUT_BYTES": "4096"}))
     cases.append(Case("limit-from-environment", ["import-model", _write(root, "nest4.yaml", THREAGILE_HEAD + "x: [[[[1]]]]\n")],
                       2, "nested more than 3 levels", env={"THREATGRAPH_MAX_DEPTH": "3"}))
     return cases

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from threatgraph.bounded import load_json, load_yaml
+from threatgraph.bounded import limits, load_json, load_yaml
 from threatgraph.errors import InputError
 from threatgraph.interchange import otm, pytm_json, threagile, threatdragon, tmbom, tmt
 from threatgraph.interchange.common import ImportResult
@@ -71,7 +71,15 @@ def detect(path: Path, text: str) -> ImportResult | None:
     return None
 
 
+def _check_size(path: Path, text: str) -> None:
+    cap = limits().input_bytes
+    if len(text) > cap:  # characters: at least as many bytes
+        raise InputError(f"{path}: {len(text)} characters, above the limit of {cap} bytes for a JSON/YAML model",
+                         hint="raise THREATGRAPH_MAX_INPUT_BYTES if the file is genuine (see docs/limits.md)")
+
+
 def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
+    _check_size(path, text)
     try:
         doc = load_json(text, str(path))
     except json.JSONDecodeError as err:
@@ -96,6 +104,7 @@ def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
 
 
 def _from_yaml(path: Path, text: str) -> ImportResult:
+    _check_size(path, text)
     try:
         doc = load_yaml(text, str(path))
     except yaml.MarkedYAMLError as err:
