@@ -25,7 +25,7 @@ import pytest
 import yaml
 from pyoxigraph import Quad
 
-from threatgraph.errors import ImportFailed
+from threatgraph.errors import ImportFailed, StoreError
 from threatgraph.knowledge.releases import load_release, releases
 from threatgraph.resources import shared_data_dir
 from threatgraph.store import EmbeddedStore, open_store
@@ -189,10 +189,11 @@ def test_failure_while_writing_leaves_the_store_unchanged(tmp_path: Path) -> Non
     load_release(failing, "attack", str(ICS18))
     before = _state(failing)
     failing.fail = True
-    with pytest.raises(OSError, match="simulated"):
-        load_release(failing, "attack", str(ICS17))  # new version: written in place, rolled back
+    with pytest.raises(StoreError, match=r"disk full \(simulated\); the import was rolled back") as info:
+        load_release(failing, "attack", str(ICS17))  # new version: written to a staging graph, rolled back
+    assert info.value.exit_code == 3
     assert _state(failing) == before
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(StoreError, match="simulated"):
         # same version from another file (gzip: another sha256): the replace path via a staging graph
         load_release(
             failing, "attack", _write(tmp_path, "ics-18.1.json.gz", gzip.compress(ICS18.read_bytes()))

@@ -19,6 +19,7 @@ threatgraph 0.1.0
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import re
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 
 from threatgraph import __version__
 from threatgraph.errors import ThreatgraphError
+from threatgraph.sanitize import terminal
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -160,13 +162,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         with reporting(f"threatgraph {args.command}", quiet=getattr(args, "quiet", False) or args.command not in PROGRESS):
             return int(args.func(args))
     except ThreatgraphError as err:
-        print(f"threatgraph: error: {err}", file=sys.stderr)
+        print(f"threatgraph: error: {terminal(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("threatgraph: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as err:  # the disk filled up under a write that has no better handler
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left on device" not in str(err):
+            raise
+        print(f"threatgraph: error: no space left on the device: {terminal(str(err))}\n"
+              "  hint: free disk space and run the command again", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def entry() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pyoxigraph import BlankNode, Literal, NamedNode
 
+from threatgraph import sanitize
 from threatgraph.analysis.engine import Engine, labels_of
 from threatgraph.analysis.findings import read_findings
 from threatgraph.analysis.rules import SEVERITIES
@@ -251,11 +252,11 @@ def render_table(d: ModelDiff) -> str:
                        f"risk {_risk(fc)}")
         out.append("")
     out.append(_summary(d) if not d.empty else "No differences.")
-    return "\n".join(out) + "\n"
+    return sanitize.terminal("\n".join(out) + "\n")
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    return sanitize.markdown(text)
 
 
 def render_markdown(d: ModelDiff) -> str:

@@ -38,6 +38,7 @@ from typing import TextIO
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad, RdfFormat, serialize
 
+from threatgraph import sanitize
 from threatgraph.errors import InputError, RuleError
 from threatgraph.resources import queries_dir
 from threatgraph.rqheader import read_header
@@ -424,7 +425,7 @@ def render(result: Result, fmt: str, *, wide: bool = False) -> str:
         w = csv.writer(buf, lineterminator="\r\n")
         w.writerow(names)
         for r in result.rows:
-            w.writerow([_plain(r.get(k)) for k in names])
+            w.writerow([_csv_safe(_plain(r.get(k))) for k in names])
         return buf.getvalue()
     return render_table(names, [[_short(r.get(k)) for k in names] for r in result.rows], width=None if wide else 80)
 
@@ -445,4 +446,19 @@ def render_table(names: Sequence[str], cells: Sequence[Sequence[str]], width: in
     for row in cut:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     lines.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
-    return "\n".join(lines) + "\n"
+    return sanitize.terminal("\n".join(lines) + "\n")  # model text may carry ESC/BEL
+
+
+def _csv_safe(value: object) -> object:
+    """A text cell a spreadsheet will not run as a formula (numbers stay numbers).
+
+    >>> _csv_safe("-2+3+cmd|' /C calc'!A0"), _csv_safe("-1.5"), _csv_safe(3)
+    ("'-2+3+cmd|' /C calc'!A0", '-1.5', 3)
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return sanitize.csv_cell(value)

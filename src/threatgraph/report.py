@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from threatgraph import __version__
+from threatgraph import __version__, sanitize
 from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
 from threatgraph.analysis.paths import PathView, read_paths
 from threatgraph.analysis.risk import BASE_LIKELIHOOD
@@ -97,7 +97,7 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None, remed
         f"{len(findings)} findings on {len({f.focus for f in findings})} elements: "
         + ", ".join(f"{n} {lv}" for lv, n in counts.items())
     )
-    return "\n".join(lines) + "\n"
+    return sanitize.terminal("\n".join(lines) + "\n")  # model text may carry ESC/BEL
 
 
 def risk_text(f: Finding) -> str:
@@ -181,7 +181,7 @@ def render_paths(paths: Sequence[PathView]) -> str:
             tech = (": " + ", ".join(h.techniques[:8]) + (f" +{len(h.techniques) - 8}" if len(h.techniques) > 8 else "")) if h.techniques else ""
             lines.append(f"  {i}. via {h.flow_label}{cross} → {h.element_label}{tech}")
         lines.append("")
-    return "\n".join(lines) + "\n"
+    return sanitize.terminal("\n".join(lines) + "\n")  # model text may carry ESC/BEL
 
 
 def technique_json(t: TechniqueView) -> dict[str, object]:
@@ -290,7 +290,7 @@ def findings_json(
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return sanitize.markdown(text)
 
 
 def render_turtle(store: Store) -> str:
@@ -717,7 +717,7 @@ def render_triage_table(ri: ReportInput, *, detail: str = "normal", width: int |
         text += "\n" + render_table(ri.findings, width=width, remediation=ri.remediation) + render_paths(ri.paths)
         if ri.declared:
             text += declared_text_plain(ri)
-    return text
+    return sanitize.terminal(text)
 
 
 def declared_text_plain(ri: ReportInput) -> str:
@@ -728,12 +728,13 @@ def declared_text_plain(ri: ReportInput) -> str:
         how = f"derived by {', '.join(d.matched_by)}" if d.matched_by else "NOT derived"
         status = f", {d.status}" if d.status else ""
         lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}")
-    return "\n".join(lines) + "\n"
+    return sanitize.terminal("\n".join(lines) + "\n")  # model text may carry ESC/BEL
 
 
 def _cell(text: str) -> str:
-    """Text for a Markdown table cell (pipes escaped, one line, no raw HTML)."""
-    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").split())
+    """Text for a Markdown table cell (pipes escaped, one line, no raw HTML, link or image:
+    :func:`threatgraph.sanitize.markdown`)."""
+    return " ".join(sanitize.markdown(text).split())
 
 
 COMMENT_LIMIT = 65_536
@@ -837,7 +838,9 @@ def render_markdown(ri: ReportInput) -> str:
 
 
 def _html(text: str) -> str:
-    return " ".join(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").split())
+    """Model text inside an HTML tag of the Markdown report: no tag, no link (brackets as entities)."""
+    t = sanitize.terminal(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(t.replace("[", "&#91;").replace("]", "&#93;").split())
 
 
 def render_report(fmt: str, analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *,

@@ -30,6 +30,20 @@ def queries_dir() -> Path:
     return _data_dir("queries")
 
 
+def shared_data_hint() -> str:
+    """What to do when the pinned reference data is missing (a pip install has no ``../shared/data``).
+
+    >>> "THREATGRAPH_SHARED_DATA" in shared_data_hint()
+    True
+    """
+    env = os.environ.get("THREATGRAPH_SHARED_DATA")
+    where = (f"THREATGRAPH_SHARED_DATA={env} is not a directory" if env else
+             f"THREATGRAPH_SHARED_DATA is not set and there is no {_REPO.parent / 'shared' / 'data'}")
+    return (f"{where}: set THREATGRAPH_SHARED_DATA to a directory holding attack/, atlas/ and d3fend/ "
+            "(MITRE's files), or name the files, or load MITRE's releases once with `threatgraph import attack`, "
+            "`threatgraph import atlas` (downloads them) and use the store")
+
+
 def shared_data_dir() -> Path | None:
     """The pinned reference data: ``$THREATGRAPH_SHARED_DATA``, else ``../shared/data`` next to the checkout."""
     env = os.environ.get("THREATGRAPH_SHARED_DATA")

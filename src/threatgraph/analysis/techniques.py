@@ -28,7 +28,7 @@ from pathlib import Path
 from pyoxigraph import NamedNode, Quad
 
 from threatgraph.errors import InputError, RuleError
-from threatgraph.resources import queries_dir, shared_data_dir
+from threatgraph.resources import queries_dir, shared_data_dir, shared_data_hint
 from threatgraph.store.base import Store, Term
 from threatgraph.terms import FINDING, GRAPH, TG, graph_iri
 
@@ -366,7 +366,7 @@ def knowledge_paths(specs: Sequence[str]) -> list[tuple[str, str]]:
             if d is None or not d.is_dir():
                 raise InputError(
                     "--knowledge shared: the pinned reference data directory is missing",
-                    hint="set THREATGRAPH_SHARED_DATA to the directory holding attack/, atlas/ and d3fend/",
+                    hint=shared_data_hint() + " (analyze --store DIR)",
                 )
             out.extend((kind, str(d / rel)) for kind, rel in SHARED_FILES)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from threatgraph.store import Store, open_store
 
@@ -24,7 +25,7 @@ def add_auth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="bearer token for the remote endpoint (default: $THREATGRAPH_ENDPOINT_TOKEN)")
 
 
-def remote_options(args: argparse.Namespace) -> dict[str, str | None]:
+def remote_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "user": args.user,
         "password": args.password or os.environ.get("THREATGRAPH_ENDPOINT_PASSWORD"),
@@ -32,8 +33,11 @@ def remote_options(args: argparse.Namespace) -> dict[str, str | None]:
     }
 
 
-def store_from_args(args: argparse.Namespace) -> Store:
-    """The store the options name: remote endpoint, embedded directory, or a new in-memory store."""
+def store_from_args(args: argparse.Namespace, *, must_exist: bool = True) -> Store:
+    """The store the options name: remote endpoint, embedded directory, or a new in-memory store.
+
+    An embedded directory must hold a store already unless ``must_exist`` is false (a command that writes).
+    """
     if getattr(args, "endpoint", None):
         return open_store(endpoint=args.endpoint, **remote_options(args))
-    return open_store(args.store)
+    return open_store(args.store, must_exist=must_exist and bool(args.store))

@@ -27,7 +27,7 @@ from threatgraph.knowledge.bridge import (
     parse_mappings,
     technique_coverage,
 )
-from threatgraph.resources import shared_data_dir
+from threatgraph.resources import shared_data_dir, shared_data_hint
 
 ATLAS_REL = Path("atlas") / "ATLAS.yaml"
 ATTACK_REL = Path("attack") / "enterprise-attack-18.1.stix20.json"
@@ -83,7 +83,8 @@ def _default(rel: Path, given: Path | None, what: str, required: bool) -> Path |
     if required:
         raise InputError(
             f"cannot find {rel} in the shared data",
-            hint=f"set THREATGRAPH_SHARED_DATA, or pass --{what.split()[0].lower()} FILE, or use --release",
+            hint=f"pass --{what.split()[0].lower()} FILE, or use --release with a store (`threatgraph import atlas`); "
+            + shared_data_hint(),
         )
     return None
 
@@ -92,7 +93,7 @@ def _release_atlas_ids(spec: str, store_dir: str | None) -> tuple[set[str], str]
     from threatgraph.commands.knowledge_import import open_cli_store
     from threatgraph.knowledge.releases import active_ids, resolve_release
 
-    store = open_cli_store(store_dir)
+    store = open_cli_store(store_dir, create=False)
     graph = resolve_release(store, spec)
     ids = {i for i in active_ids(store, graph) if i.startswith("AML.")}
     if not ids:

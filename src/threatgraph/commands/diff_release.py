@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.knowledge or args.fail_on:
         raise InputError("--knowledge and --fail-on need --model MODEL", hint="or compare the releases alone")
     needs_store = not all(is_url(x) or Path(x).expanduser().is_file() for x in (args.old, args.new))
-    store = open_cli_store(args.store) if needs_store else None
+    store = open_cli_store(args.store, create=False) if needs_store else None
     old_store, old = _side(args.old, args.kind, store, args.store)
     new_store, new = _side(args.new, args.kind, store, args.store)
     print(render(diff_releases(old_store, old, new_store, new), args.format))

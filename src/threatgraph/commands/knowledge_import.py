@@ -16,17 +16,20 @@ from threatgraph.store.base import Store
 DEFAULT_STORE = "~/.local/share/threatgraph/store"
 
 
-def store_location(arg: str | None) -> str:
-    """``--store`` if given, else ``$THREATGRAPH_STORE``, else ``~/.local/share/threatgraph/store``."""
+def store_location(arg: str | None, *, create: bool = True) -> str:
+    """``--store`` if given, else ``$THREATGRAPH_STORE``, else ``~/.local/share/threatgraph/store``
+    (created, with its parents, when ``create``)."""
     loc = arg or os.environ.get("THREATGRAPH_STORE") or DEFAULT_STORE
     path = Path(loc).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return str(path)
 
 
-def open_cli_store(arg: str | None) -> Store:
-    """Open the persistent store named by ``--store`` / the environment."""
-    return open_store(store_location(arg))
+def open_cli_store(arg: str | None, *, create: bool = True) -> Store:
+    """Open the persistent store named by ``--store`` / the environment; a read command passes
+    ``create=False`` and gets "no store at DIR" (exit 2) instead of a new empty store."""
+    return open_store(store_location(arg, create=create), must_exist=not create)
 
 
 def add_store_option(parser: argparse.ArgumentParser) -> None:

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     Engine(remote).load_ontology()
     pushed = {G_ONTOLOGY: "ontology"}
     if args.store:
-        local = open_store(args.store)
+        local = open_store(args.store, must_exist=True)
         for g in local.graph_names():
             if g in (G_ONTOLOGY, G_INFERRED):
                 continue

@@ -32,6 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument("--wide", action="store_true", help="table output: do not cut long cells")
     p.add_argument("--model", "-m", action="append", default=[], metavar="FILE", help="analyse this model first")
+    p.add_argument("--replace", action="store_true",
+                   help="with --model and --store: write the analysis into the store, replacing the one stored there")
     add_store_args(p)
     p.set_defaults(func=run)
 
@@ -50,7 +52,10 @@ def parse_params(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     q = resolve(args.query)
     params = parse_params(args.param)
-    store = store_from_args(args)
+    if args.model and args.store and not args.replace:
+        raise InputError(f"query --model with --store {args.store} would replace the analysis stored there",
+                         hint="pass --replace to do so, or leave out --store to analyse the model in memory")
+    store = store_from_args(args, must_exist=not args.model)
     if args.model:
         Engine(store).analyze(args.model)
     elif not args.store and not args.endpoint:

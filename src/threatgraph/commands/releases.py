@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print one row per release (newest of each source marked with ``*``)."""
-    infos = releases(open_cli_store(args.store))
+    infos = releases(open_cli_store(args.store, create=False))
     if args.json:
         print(json.dumps([i.as_json() for i in infos], indent=2))
         return 0

@@ -73,7 +73,7 @@ def build_dataset(store_dir: str | None, models: list[str]) -> str:
     """Collect what to serve into a temporary N-Quads file (returns its path)."""
     mem = EmbeddedStore()
     if store_dir:
-        disk = open_store(store_dir)
+        disk = open_store(store_dir, must_exist=True)  # a read command: never creates a store
         mem.add_quads(disk.quads())
         del disk
     if models:

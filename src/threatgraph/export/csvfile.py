@@ -7,6 +7,7 @@ import csv
 import io
 
 from threatgraph.export.context import ReportContext
+from threatgraph.sanitize import csv_cell
 
 COLUMNS: tuple[str, ...] = (
     "finding", "rule", "level", "severity", "residual_risk", "element", "element_iri", "element_kind", "categories",
@@ -15,16 +16,12 @@ COLUMNS: tuple[str, ...] = (
 
 
 def _safe(value: str) -> str:
-    """Neutralise spreadsheet formulas (CSV injection).
+    """Neutralise spreadsheet formulas (CSV injection): :func:`threatgraph.sanitize.csv_cell`.
 
-    >>> _safe("=HYPERLINK(1)")
-    "'=HYPERLINK(1)"
-    >>> _safe("-1")
-    '-1'
+    >>> _safe("=HYPERLINK(1)"), _safe("-2+3+cmd|' /C calc'!A0"), _safe("1.5")
+    ("'=HYPERLINK(1)", "'-2+3+cmd|' /C calc'!A0", '1.5')
     """
-    if value[:1] in ("=", "+", "@", "\t", "\r") or (value[:1] == "-" and not value[1:2].isdigit() and len(value) > 1):
-        return "'" + value
-    return value
+    return csv_cell(value)
 
 
 def render_csv(ctx: ReportContext) -> str:

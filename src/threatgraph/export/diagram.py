@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
+from threatgraph import sanitize
 from threatgraph.export.context import FlowView, ReportContext
 
 SEVERITY_COLOURS: dict[int, str] = {5: "#b71c1c", 4: "#e65100", 3: "#f9a825", 2: "#fff59d", 1: "#e0e0e0", 0: "#ffffff"}
@@ -71,7 +72,7 @@ def _drawn_flows(ctx: ReportContext, ids: Mapping[str, str]) -> Iterator[tuple[s
 
 
 def _dot_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "\\n") + '"'
+    return '"' + sanitize.terminal(text).replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "\\n") + '"'
 
 
 def render_dot(ctx: ReportContext) -> str:
@@ -116,8 +117,10 @@ def render_dot(ctx: ReportContext) -> str:
 
 
 def _mm(text: str) -> str:
-    """Text inside a Mermaid quoted label: quotes and markup characters as entity codes, newlines as <br/>."""
-    t = text.replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text inside a Mermaid quoted label: quotes, brackets and markup characters as entity codes, newlines as
+    <br/>, control characters escaped (:func:`threatgraph.sanitize.terminal`)."""
+    t = sanitize.terminal(text).replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;").replace(">", "&gt;")
+    t = t.replace("[", "#91;").replace("]", "#93;")
     return re.sub(r"\r?\n", "<br/>", t)
 
 

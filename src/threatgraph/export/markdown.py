@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from threatgraph import sanitize
 from threatgraph.export.context import FindingView, ReportContext
 from threatgraph.export.diagram import colour_basis, render_mermaid
 
@@ -12,8 +13,9 @@ SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 
 
 def md(text: str) -> str:
-    """Text for a Markdown table cell or heading (pipes escaped, newlines as spaces)."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", " ").replace("<", "&lt;")
+    """Text for a Markdown table cell or heading: :func:`threatgraph.sanitize.markdown` (no link, image or
+    HTML from model text; pipes escaped, newlines as spaces)."""
+    return sanitize.markdown(text)
 
 
 def counts(findings: list[FindingView]) -> str:
@@ -123,7 +125,7 @@ def declared_text(ctx: ReportContext) -> str:
         lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}")
     n = sum(1 for d in ctx.declared if d.matched_by)
     lines.append(f"{n} of {len(ctx.declared)} declared threats also derived; {len(ctx.added())} findings added.")
-    return "\n".join(lines) + "\n"
+    return sanitize.terminal("\n".join(lines) + "\n")
 
 
 def declared_json(ctx: ReportContext) -> dict[str, object]:

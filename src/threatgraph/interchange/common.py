@@ -77,6 +77,7 @@ class Builder:
         self.g.bind("dct", DCTN)
         self._unmapped: dict[str, tuple[int, str]] = {}
         self.warnings: list[str] = []
+        self._defined: dict[rdflib.URIRef, str] = {}
 
     # -- IRIs and triples -------------------------------------------------------------------------
     def iri(self, *parts: str) -> rdflib.URIRef:
@@ -92,8 +93,20 @@ class Builder:
             return
         self.g.add((s, rdflib.URIRef(p), rdflib.Literal(value)))
 
-    def typed(self, s: rdflib.URIRef, cls: str, label: str | None, ident: str | None = None) -> None:
-        """``s a cls`` with its rdfs:label and dct:identifier (the source id)."""
+    def typed(self, s: rdflib.URIRef, cls: str, label: str | None, ident: str | None = None,
+              at: Sequence[str | int] | None = None) -> None:
+        """``s a cls`` with its rdfs:label and dct:identifier (the source id).
+
+        ``at`` is the JSON pointer of the source object: a second object with the same id (the same IRI)
+        would be merged silently into the first, so it is reported as a warning naming both places.
+        """
+        if at is not None:
+            first = self._defined.setdefault(s, pointer(at))
+            if first != pointer(at):
+                msg = (f"{self.name}: {self.fmt}: {pointer(at)}: id {ident!r} is already used at {first}; "
+                       "the two are merged into one element (give each a distinct id)")
+                if msg not in self.warnings:
+                    self.warnings.append(msg)
         self.g.add((s, RDF.type, rdflib.URIRef(cls)))
         self.lit(s, str(RDFS.label), label)
         self.lit(s, DCT.identifier, ident)

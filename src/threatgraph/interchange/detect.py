@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from threatgraph.bounded import limits, load_json, load_yaml
 from threatgraph.errors import InputError
 from threatgraph.interchange import otm, pytm_json, threagile, threatdragon, tmbom, tmt
 from threatgraph.interchange.common import ImportResult
@@ -70,9 +71,17 @@ def detect(path: Path, text: str) -> ImportResult | None:
     return None
 
 
+def _check_size(path: Path, text: str) -> None:
+    cap = limits().input_bytes
+    if len(text) > cap:  # characters: at least as many bytes
+        raise InputError(f"{path}: {len(text)} characters, above the limit of {cap} bytes for a JSON/YAML model",
+                         hint="raise THREATGRAPH_MAX_INPUT_BYTES if the file is genuine (see docs/limits.md)")
+
+
 def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
+    _check_size(path, text)
     try:
-        doc = json.loads(text)
+        doc = load_json(text, str(path))
     except json.JSONDecodeError as err:
         if not strict:
             return None
@@ -95,14 +104,16 @@ def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
 
 
 def _from_yaml(path: Path, text: str) -> ImportResult:
+    _check_size(path, text)
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text, str(path))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"{mark.line + 1}:{mark.column + 1}" if mark is not None else "?"
         raise InputError(
             f"{path}:{where}: not valid YAML ({err.problem}); tried: Threagile, OTM (YAML)",
-            hint="fix the YAML at that line (indentation, an unclosed quote?)",
+            hint="correct the value at that line" if isinstance(err, yaml.constructor.ConstructorError | yaml.composer.ComposerError)
+            else "fix the YAML at that line (indentation, an unclosed quote?)",
         ) from err
     except yaml.YAMLError as err:
         raise InputError(f"{path}: not valid YAML ({err}); tried: Threagile, OTM (YAML)") from err

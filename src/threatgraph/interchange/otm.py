@@ -160,7 +160,7 @@ def convert(doc: Any, name: str) -> ImportResult:
             continue
         node = b.iri("asset", aid)
         assets[aid] = node
-        b.typed(node, TG.DataAsset, aname, aid)
+        b.typed(node, TG.DataAsset, aname, aid, at=path)
         b.lit(node, DCT.description, adesc)
         risk = optional(b, a, path, "risk", Mapping)
         if risk is None:
@@ -189,7 +189,7 @@ def convert(doc: Any, name: str) -> ImportResult:
             continue
         node = b.iri("zone", zid)
         zones[zid] = node
-        b.typed(node, TG.TrustZone, zname, zid)
+        b.typed(node, TG.TrustZone, zname, zid, at=path)
         b.lit(node, DCT.description, zdesc)
         zrisk = optional(b, z, path, "risk", Mapping)
         if zrisk is None:
@@ -234,7 +234,7 @@ def convert(doc: Any, name: str) -> ImportResult:
         node = comps[cid]
         kind, ml, matched = component_kind(ctype)
         kinds[cid] = kind
-        b.typed(node, TG[kind], cname, cid)
+        b.typed(node, TG[kind], cname, cid, at=path)
         if ml:
             b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
         if not matched:
@@ -301,7 +301,7 @@ def convert(doc: Any, name: str) -> ImportResult:
             pairs.append((fid + "#reverse", ends[1], ends[0], f"{label} (reverse)"))
         for k, (ident, src, tgt, lab) in enumerate(pairs):
             node = b.iri("flow", ident)
-            b.typed(node, TG.DataFlow, lab, fid)
+            b.typed(node, TG.DataFlow, lab, fid, at=[*path, "#reverse"] if k else path)
             b.add(node, TG.source, src)
             b.add(node, TG.target, tgt)
             b.add(node, TG.partOf, system)

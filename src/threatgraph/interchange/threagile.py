@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import rdflib
 import yaml
 
+from threatgraph.bounded import limits, load_yaml, read_regular, yaml_problem, yaml_where
 from threatgraph.errors import InputError
 from threatgraph.interchange.common import (
     Builder,
@@ -152,7 +154,7 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
             continue
         node = b.iri("data", aid)
         data[aid] = node
-        b.typed(node, TG.DataAsset, str(key), aid)
+        b.typed(node, TG.DataAsset, str(key), aid, at=path)
         b.lit(node, DCT.description, adesc)
         tags = {str(t).lower() for t in a.get("tags") or []}
         cls = _CONFIDENTIALITY.get(conf or "", None)
@@ -269,7 +271,7 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
             continue
         zid = z["id"]
         node = b.iri("zone", zid)
-        b.typed(node, TG.TrustZone, str(key), zid)
+        b.typed(node, TG.TrustZone, str(key), zid, at=path)
         b.lit(node, DCT.description, optional(b, z, path, "description", str))
         depth, p = 0, zid
         while p in nested_in and depth < len(tb):
@@ -364,16 +366,31 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
 _SINGLETONS = ("threagile_version", "title", "date", "business_criticality")
 
 
-def merge_includes(doc: Any, path: Path, _seen: tuple[Path, ...] = ()) -> Any:
+@dataclass
+class _Budget:
+    """What the includes of one model may still read: files and bytes (docs/limits.md)."""
+
+    root: Path
+    files: int
+    bytes: int
+
+
+def merge_includes(doc: Any, path: Path, _seen: tuple[Path, ...] = (), _budget: _Budget | None = None) -> Any:
     """The model with the files of its ``includes`` merged in, as Threagile reads them.
 
     Include paths are relative to the including file and may include further files. Threagile's merge
     (``Model.Merge`` in pkg/input/model.go): single values (title, date, …) may be set once or identically,
     maps (assets, boundaries, risk tracking, …) are joined (an entry defined twice must agree, field by
     field), lists are concatenated, the management summary comments are joined by a blank line.
+
+    Included files must be regular files inside the model's folder (or below it); the number of files read
+    and their total size are bounded (``THREATGRAPH_MAX_INCLUDES``, ``THREATGRAPH_MAX_INPUT_BYTES``).
     """
     if not isinstance(doc, Mapping) or not doc.get("includes"):
         return doc
+    if _budget is None:
+        lim = limits()
+        _budget = _Budget(path.resolve().parent, lim.includes, lim.input_bytes)
     b = Builder(FORMAT, str(path), "threagile")
     merged: dict[str, Any] = {k: v for k, v in doc.items() if k != "includes"}
     for i, inc in enumerate(items(b, doc, [], "includes")):
@@ -382,14 +399,29 @@ def merge_includes(doc: Any, path: Path, _seen: tuple[Path, ...] = ()) -> Any:
         file = (path.parent / inc).resolve()
         if file in _seen or file == path.resolve():
             raise b.fail(["includes", i], f"{inc!r} includes itself (directly or through other includes)")
+        if not file.is_relative_to(_budget.root):
+            raise b.fail(["includes", i], f"included file {inc!r} is outside the model's folder {_budget.root}",
+                         hint="keep included files in the model's folder or below it")
         try:
-            sub = yaml.safe_load(file.read_text(encoding="utf-8"))
+            file.stat()
         except OSError as err:
             raise b.fail(["includes", i], f"cannot read included file {inc!r} ({err.strerror})",
                          hint="include paths are relative to the including file") from err
+        _budget.files -= 1
+        if _budget.files < 0:
+            raise b.fail(["includes", i], f"more than {limits().includes} included files in all (the limit)",
+                         hint="raise THREATGRAPH_MAX_INCLUDES if the model is genuine (see docs/limits.md)")
+        data = read_regular(file, f"{path}: threagile: {pointer(['includes', i])}: included file {inc!r}",
+                            max_bytes=_budget.bytes)
+        _budget.bytes -= len(data)
+        try:
+            sub = load_yaml(data, str(file))
+        except UnicodeDecodeError as err:
+            raise b.fail(["includes", i], f"included file {inc!r} is not UTF-8 text (byte {err.start})") from err
         except yaml.YAMLError as err:
-            raise b.fail(["includes", i], f"included file {inc!r} is not valid YAML ({err})") from err
-        sub = merge_includes(sub, file, (*_seen, path.resolve()))
+            raise b.fail(["includes", i], f"included file {inc!r} is not valid YAML "
+                         f"({file}{yaml_where(err)}: {yaml_problem(err)})") from err
+        sub = merge_includes(sub, file, (*_seen, path.resolve()), _budget)
         if sub is None:
             continue
         if not isinstance(sub, Mapping):

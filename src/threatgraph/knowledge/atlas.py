@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any
 
 import yaml
 from pyoxigraph import Literal, NamedNode
 
+from threatgraph import bounded
 from threatgraph.errors import ImportFailed
 from threatgraph.knowledge.fetch import Progress
 from threatgraph.knowledge.rdfbuild import (
@@ -57,10 +59,12 @@ except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
 
-def _date(v: Any) -> Literal | None:
+def _date(b: GraphBuilder, v: Any) -> Literal | None:
     if v is None:
         return None
-    return Literal(str(v), datatype=XSD_DATE)
+    if isinstance(v, _dt.datetime):
+        v = v.date()
+    return b.dated(v, XSD_DATE)
 
 
 def parse_atlas(
@@ -77,6 +81,12 @@ def parse_atlas(
         raise ImportFailed(
             f"{location}: {at}malformed YAML: {err}", hint="the file may be truncated"
         ) from err
+    except (ValueError, OverflowError) as err:  # an impossible date, a 5000-digit integer, …
+        raise ImportFailed(f"{location}: a value YAML cannot construct: {err}",
+                           hint="is this MITRE's ATLAS.yaml? download it again") from err
+    except RecursionError:
+        raise ImportFailed(f"{location}: nested too deeply", hint="is this MITRE's ATLAS.yaml?") from None
+    bounded.check_tree(doc, location, error=ImportFailed)  # depth, alias expansion, recursive aliases
     if not isinstance(doc, dict) or not isinstance(doc.get("matrices"), list) or not doc["matrices"]:
         raise ImportFailed(
             f"{location}: not an ATLAS.yaml file (expected a top-level mapping with 'matrices')",
@@ -117,7 +127,7 @@ def parse_atlas(
         if page:
             b.see_also(s, ATLAS_SITE + page + ident)
         for k, p in (("created_date", DCT_CREATED), ("modified_date", DCT_MODIFIED)):
-            d = _date(item.get(k))
+            d = _date(b, item.get(k))
             if d is not None:
                 add(s, p, d)
         if item.get("deprecated") is True:
@@ -185,7 +195,7 @@ def parse_atlas(
             v = f.text(key)
             if v:
                 add(s, p, Literal(v))
-        d = _date(cs.get("incident-date"))
+        d = _date(b, cs.get("incident-date"))
         if d is not None:
             add(s, P_INCIDENT_DATE, d)
         for k, st in enumerate(f.objs("procedure")):

@@ -102,7 +102,7 @@ def parse_capec(
         for key, p in (("modified", DCT_MODIFIED), ("created", DCT_CREATED)):
             v = f.text(key)
             if v:
-                add(s, p, Literal(v, datatype=XSD_DATETIME))
+                add(s, p, b.dated(v, XSD_DATETIME))
         if t != "attack-pattern":
             continue
         v = f.text("x_capec_version")

@@ -10,19 +10,18 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from threatgraph import bounded
 from threatgraph.errors import ImportFailed
 
 Progress = Callable[[str], None]
@@ -78,8 +77,13 @@ def _download(url: str, progress: Progress | None, accept: str | None = None) ->
         headers["Accept"] = accept
     req = urllib.request.Request(url, headers=headers)
     try:
+        cap = bounded.limits().decompressed_bytes
         with urllib.request.urlopen(req, timeout=_TIMEOUT_S) as resp:
-            return bytes(resp.read())
+            data = bytes(resp.read(cap + 1))
+        if len(data) > cap:
+            raise ImportFailed(f"{url}: more than {cap} bytes (the limit)",
+                               hint="raise THREATGRAPH_MAX_DECOMPRESSED_BYTES if the file is genuine (see docs/limits.md)")
+        return data
     except urllib.error.HTTPError as err:
         raise ImportFailed(f"{url}: HTTP {err.code} {err.reason}", hint="check the URL") from err
     except (urllib.error.URLError, OSError) as err:
@@ -108,8 +112,8 @@ def read_taxii(location: str, progress: Progress | None = None) -> bytes:
         url = base + "?" + urllib.parse.urlencode(query)
         raw = _download(url, progress, accept=TAXII_MEDIA)
         try:
-            envelope = json.loads(raw)
-        except json.JSONDecodeError as err:
+            envelope = bounded.load_json(raw, url, error=ImportFailed)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ImportFailed(
                 f"{url}: not a TAXII 2.1 envelope: {err}", hint="check the collection URL"
             ) from err
@@ -131,20 +135,12 @@ def read_source(location: str, progress: Progress | None = None) -> Source:
         raw = _download(location, progress)
     else:
         path = Path(location).expanduser()
-        try:
-            raw = path.read_bytes()
-        except OSError as err:
-            raise ImportFailed(
-                f"{location}: cannot read: {err.strerror or err}", hint="check the path"
-            ) from err
+        raw = bounded.read_regular(path, location, max_bytes=bounded.limits().decompressed_bytes,
+                                   error=ImportFailed, regular_only=False,
+                                   limit_var="THREATGRAPH_MAX_DECOMPRESSED_BYTES")
     digest = hashlib.sha256(raw).hexdigest()
     compressed = raw[:2] == b"\x1f\x8b"
     data = raw
-    if compressed:
-        try:
-            data = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise ImportFailed(
-                f"{location}: corrupt or truncated gzip data: {err}", hint="download the file again"
-            ) from err
+    if compressed:  # bounded: a gzip bomb is refused once it passes THREATGRAPH_MAX_DECOMPRESSED_BYTES
+        data = bounded.gunzip(raw, location, error=ImportFailed)
     return Source(location=location, data=data, sha256=digest, compressed=compressed)

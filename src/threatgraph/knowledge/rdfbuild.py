@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import re
 from collections import Counter
@@ -16,6 +17,7 @@ from typing import Any
 
 from pyoxigraph import Literal, NamedNode, Quad
 
+from threatgraph import bounded
 from threatgraph.errors import ImportFailed
 from threatgraph.terms import DCT, KB, RDF, RDFS, SKOS, XSD
 
@@ -115,6 +117,32 @@ def slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")
 
 
+_DATETIME_RE = re.compile(r"-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
+_DATE_RE = re.compile(r"-?\d{4,}-\d\d-\d\d(Z|[+-]\d\d:\d\d)?")
+
+
+def valid_date(text: str, datatype: NamedNode) -> bool:
+    """True when ``text`` is a valid lexical form of ``xsd:dateTime`` (or ``xsd:date``), with a real date.
+
+    >>> valid_date("2024-02-29T10:00:00Z", XSD_DATETIME), valid_date("2023-02-29T10:00:00Z", XSD_DATETIME)
+    (True, False)
+    >>> valid_date("2024-01-05", XSD_DATE), valid_date("yesterday", XSD_DATE)
+    (True, False)
+    """
+    pattern = _DATE_RE if datatype == XSD_DATE else _DATETIME_RE
+    if not pattern.fullmatch(text):
+        return False
+    day = text.lstrip("-")[:10]
+    try:
+        _dt.date.fromisoformat(day)
+    except ValueError:
+        return False
+    if datatype == XSD_DATE:
+        return True
+    hh, mm, ss = int(text[11:13]), int(text[14:16]), int(text[17:19])
+    return (hh < 24 and mm < 60 and ss < 60) or (hh, mm, ss) == (24, 0, 0)
+
+
 class GraphBuilder:
     """Collects the quads of one release graph and the per-type counts of what was read."""
 
@@ -130,6 +158,22 @@ class GraphBuilder:
     def add(self, s: NamedNode, p: NamedNode, o: NamedNode | Literal) -> None:
         """Add one triple to the release graph."""
         self.quads.append(Quad(s, p, o, self.graph))
+
+    def dated(self, value: Any, datatype: NamedNode) -> Literal:
+        """``value`` as an ``xsd:dateTime`` or ``xsd:date`` literal when it is one; otherwise a plain string
+        literal, counted in ``skipped`` (an ill-typed literal would make date comparisons fail silently).
+
+        >>> b = GraphBuilder("https://w3id.org/threatgraph/graph/release/x/1", "x.json")
+        >>> b.dated("2024-01-02T03:04:05.000Z", XSD_DATETIME).datatype == XSD_DATETIME
+        True
+        >>> b.dated("2024-02-30T00:00:00Z", XSD_DATETIME).datatype == XSD_DATETIME, dict(b.skipped)
+        (False, {'ill-formed date (kept as text)': 1})
+        """
+        text = value.isoformat() if isinstance(value, _dt.date) else str(value)
+        if valid_date(text, datatype):
+            return Literal(text, datatype=datatype)
+        self.skipped["ill-formed date (kept as text)"] += 1
+        return Literal(text)
 
     def iri(self, value: str) -> NamedNode:
         """A cached NamedNode."""
@@ -186,9 +230,10 @@ class GraphBuilder:
 
 
 def load_json(data: bytes, location: str) -> Any:
-    """``json.loads`` with an :class:`ImportFailed` naming the file, line and column."""
+    """Bounded ``json.loads`` (:func:`threatgraph.bounded.load_json`: depth, numbers) with an
+    :class:`ImportFailed` naming the file, line and column."""
     try:
-        return json.loads(data)
+        return bounded.load_json(data, location, error=ImportFailed)
     except json.JSONDecodeError as err:
         raise ImportFailed(
             f"{location}: line {err.lineno} column {err.colno}: malformed JSON: {err.msg}",

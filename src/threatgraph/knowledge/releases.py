@@ -20,17 +20,17 @@ from typing import Any
 
 from pyoxigraph import Literal, NamedNode, Quad
 
-from threatgraph.errors import ImportFailed, InputError
+from threatgraph.errors import ImportFailed, InputError, StoreError
 from threatgraph.knowledge.atlas import parse_atlas
 from threatgraph.knowledge.capec import parse_capec
 from threatgraph.knowledge.d3fend import parse_d3fend
 from threatgraph.knowledge.fetch import DEFAULT_URLS, Progress, Source, is_url, read_source
 from threatgraph.knowledge.stix import Release, parse_attack, release_graph
-from threatgraph.store.base import Store
+from threatgraph.store.base import STAGING, Store
 from threatgraph.terms import GRAPH, KB, PROV, RDF, XSD, graph_iri
 
 RELEASES_GRAPH = graph_iri("releases")
-STAGING_PREFIX = GRAPH + "staging/"
+STAGING_PREFIX = STAGING
 
 Parser = Callable[[bytes, str, "str | None", "Progress | None"], Release]
 PARSERS: dict[str, Parser] = {
@@ -222,6 +222,15 @@ def clean_unrecorded(store: Store) -> list[str]:
     return stale
 
 
+def kind_of(source: str) -> str:
+    """The import kind (``attack``, ``atlas``, ``d3fend``, ``capec``) that produces releases of ``source``.
+
+    >>> kind_of("attack-ics"), kind_of("atlas")
+    ('attack', 'atlas')
+    """
+    return "attack" if source.startswith("attack") else source
+
+
 def parse_release(
     kind: str, location: str | None = None, *, version: str | None = None, progress: Progress | None = None
 ) -> tuple[Release, Source]:
@@ -233,7 +242,8 @@ def parse_release(
     return parser(src.data, src.location, version, progress), src
 
 
-def _provenance(rel: Release, src: Source, now: str, n_quads: int) -> list[Quad]:
+def _provenance(rel: Release, src: Source, now: str) -> list[Quad]:
+    """The release record, without ``kb:quadCount`` (counted by the commit update)."""
     g = NamedNode(rel.graph)
     rg = NamedNode(RELEASES_GRAPH)
     if is_url(src.location):
@@ -249,7 +259,6 @@ def _provenance(rel: Release, src: Source, now: str, n_quads: int) -> list[Quad]
         Quad(g, NamedNode(PROV.wasDerivedFrom), origin, rg),
         Quad(g, _kb("sha256"), Literal(src.sha256), rg),
         Quad(g, NamedNode(PROV.generatedAtTime), Literal(now, datatype=NamedNode(XSD.dateTime)), rg),
-        Quad(g, _kb("quadCount"), Literal(n_quads), rg),
         Quad(g, _kb("format"), Literal(rel.format + (" (gzip)" if src.compressed else "")), rg),
     ]
     for typ, n in sorted({**rel.counts, **{"skipped " + k: v for k, v in rel.skipped.items()}}.items()):
@@ -302,8 +311,9 @@ def _load_release(
         raise InputError(f"unknown import kind {source!r}", hint=f"use one of {', '.join(PARSERS)}")
     src = read_source(src_loc, progress)
     existing = releases(store)
-    for info in existing:
-        if info.sha256 == src.sha256 and (version is None or info.version == version):
+    for info in existing:  # the same file imported as the same kind: nothing to do
+        if (info.sha256 == src.sha256 and kind_of(info.source) == source
+                and (version is None or info.version == version)):
             if progress:
                 progress(f"{src.location}: already loaded as {info.source}/{info.version} (same sha256)")
             return ImportResult("unchanged", info)
@@ -312,10 +322,15 @@ def _load_release(
     if progress:
         progress(f"writing <{rel.graph}>")
     rg, g = _g(RELEASES_GRAPH), _g(rel.graph)
+    # A new version is written in place, a new file for a loaded version into a staging graph; either
+    # is marked kb:importPending until the commit point, and the embedded store hides pending and staging
+    # graphs from every reader (queries, quads(), so serve), so a killed import is never visible.
     target = rel.graph if old is None else f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     marker = f"{_g(target)} kb:importPending true"
-    store.update(f"INSERT DATA {{ GRAPH {rg} {{ {marker} }} }}")  # lets clean_unrecorded find leftovers
+    count = (f"INSERT {{ GRAPH {rg} {{ {g} kb:quadCount ?n }} }} "  # counted by the store: readers cannot see it
+             f"WHERE {{ SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {g} {{ ?s ?p ?o }} }} }}")
     try:
+        store.update(f"INSERT DATA {{ GRAPH {rg} {{ {marker} }} }}")  # lets clean_unrecorded find leftovers
         # quads stream from the parser into the store (a bad object further on raises here: rolled back)
         if old is None:
             store.drop_graph(rel.graph)  # a graph of that name without a record is not a release
@@ -323,13 +338,11 @@ def _load_release(
         else:
             stg = NamedNode(target)
             store.add_quads(Quad(q.subject, q.predicate, q.object, stg) for q in rel.quads)
-        count = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {_g(target)} {{ ?s ?p ?o }} }}"
-        n = int(store.select(count)[0]["n"].value)
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        record = _nt(_provenance(rel, src, now, n))
+        record = _nt(_provenance(rel, src, now))
         if old is None:
             store.update(  # the commit point
-                f"DELETE DATA {{ GRAPH {rg} {{ {marker} }} }} ; INSERT DATA {{ GRAPH {rg} {{ {record} }} }}"
+                f"DELETE DATA {{ GRAPH {rg} {{ {marker} }} }} ; INSERT DATA {{ GRAPH {rg} {{ {record} }} }} ; {count}"
             )
             status = "imported"
         else:
@@ -339,12 +352,20 @@ def _load_release(
                 DELETE WHERE {{ GRAPH {rg} {{ ?c kb:countOf {g} ; ?p ?o }} }} ;
                 DELETE WHERE {{ GRAPH {rg} {{ {g} ?p ?o }} }} ;
                 DELETE DATA {{ GRAPH {rg} {{ {marker} }} }} ;
-                INSERT DATA {{ GRAPH {rg} {{ {record} }} }}"""
+                INSERT DATA {{ GRAPH {rg} {{ {record} }} }} ;
+                {count}"""
             )
             status = "replaced"
-    except BaseException:  # includes KeyboardInterrupt: roll back, then re-raise unchanged
-        store.drop_graph(target)  # never recorded, so never a release
-        store.update(f"DELETE DATA {{ GRAPH {rg} {{ {marker} }} }}")
+    except BaseException as err:  # includes KeyboardInterrupt: roll back, then re-raise
+        try:
+            store.drop_graph(target)  # never recorded, so never a release
+            store.update(f"DELETE DATA {{ GRAPH {rg} {{ {marker} }} }}")
+        except (OSError, StoreError):  # the disk is full: the staging graph stays hidden; the next import drops it
+            pass
+        if isinstance(err, OSError):
+            raise StoreError(f"cannot write to the store: {err.strerror or err}; the import was rolled back "
+                             "and the store is as it was",
+                             hint="free disk space (or use another --store directory) and import again") from err
         raise
     info = next(i for i in releases(store) if i.graph == rel.graph)
     flush = getattr(store, "flush", None)

@@ -274,10 +274,10 @@ def parse_attack(
                 add(s, P_VERSION, Literal(ver_o))
             mod = f.text("modified")
             if mod:
-                add(s, DCT_MODIFIED, Literal(mod, datatype=XSD_DATETIME))
+                add(s, DCT_MODIFIED, b.dated(mod, XSD_DATETIME))
             created = f.text("created")
             if created:
-                add(s, DCT_CREATED, Literal(created, datatype=XSD_DATETIME))
+                add(s, DCT_CREATED, b.dated(created, XSD_DATETIME))
             if f.flag("revoked"):
                 add(s, P_REVOKED, TRUE)
             if f.flag("x_mitre_deprecated"):
@@ -367,7 +367,7 @@ def _relationship(b: GraphBuilder, f: Fields, iris: dict[str, str]) -> None:
         add(r, DCT_DESCRIPTION, Literal(desc))
     mod = f.text("modified")
     if mod:
-        add(r, DCT_MODIFIED, Literal(mod, datatype=XSD_DATETIME))
+        add(r, DCT_MODIFIED, b.dated(mod, XSD_DATETIME))
     for ref in refs:
         url = ref.get("url")
         if isinstance(url, str) and url:

@@ -15,16 +15,19 @@ def open_store(location: str | None = None, endpoint: str | None = None, **remot
     """Open the embedded store (in memory when ``location`` is None, else on disk in that directory),
     or a remote SPARQL 1.1 store when ``endpoint`` is given (``remote`` options go to
     :class:`~threatgraph.store.remote.RemoteStore`: ``user``, ``password``, ``token``, …).
+    ``must_exist=True``: the directory must hold a store already (read commands); a non-empty directory that
+    is not a store is always refused (:func:`~threatgraph.store.embedded.check_location`).
 
     >>> s = open_store()
     >>> s.graph_names()
     []
     """
+    must_exist = bool(remote.pop("must_exist", False))
     if endpoint:
         from threatgraph.store.remote import RemoteStore
 
         return RemoteStore(endpoint, **remote)
-    return EmbeddedStore(location)
+    return EmbeddedStore(location, must_exist=must_exist)
 
 
 __all__ = ["EmbeddedStore", "Row", "Store", "Term", "open_store"]

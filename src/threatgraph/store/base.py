@@ -12,6 +12,14 @@ from typing import Protocol, TypeAlias, runtime_checkable
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad, QueryBoolean, QuerySolutions
 
 from threatgraph.errors import StoreError
+from threatgraph.terms import GRAPH, KB, graph_iri
+
+STAGING = GRAPH + "staging/"
+"""Graphs named under this prefix are being written (a knowledge import before its commit point, or one
+killed before it): the embedded store hides them from every query and from :meth:`Store.quads`."""
+IMPORT_PENDING = KB["importPending"]
+RELEASES = graph_iri("releases")
+"""``?g kb:importPending true`` in this graph marks a release graph being written: hidden like staging."""
 
 Term: TypeAlias = NamedNode | BlankNode | Literal
 Row: TypeAlias = dict[str, Term]

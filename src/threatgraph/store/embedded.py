@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 from pyoxigraph import (
     DefaultGraph,
@@ -17,7 +18,7 @@ from pyoxigraph import (
 
 from threatgraph.errors import InputError, StoreError
 from threatgraph.sparql import inline_values
-from threatgraph.store.base import Row, Term, boolean_of, rows_of
+from threatgraph.store.base import IMPORT_PENDING, RELEASES, STAGING, Row, Term, boolean_of, rows_of
 from threatgraph.terms import PREFIXES, TURTLE_PREFIXES
 
 _FORMATS: dict[str, RdfFormat] = {
@@ -42,6 +43,36 @@ def rdf_format(mime: str) -> RdfFormat:
         raise InputError(f"unsupported RDF media type {mime!r}", hint=f"use one of {sorted(_FORMATS)}") from None
 
 
+def is_store_dir(path: Path) -> bool:
+    """True when ``path`` holds an on-disk store (RocksDB's ``CURRENT`` and a ``MANIFEST-*`` file)."""
+    return (path / "CURRENT").is_file() and any(path.glob("MANIFEST-*"))
+
+
+def check_location(location: str, *, must_exist: bool) -> None:
+    """Refuse a ``--store`` directory that a command must not open.
+
+    A read command (``must_exist``) needs an existing store: a mistyped name must not create an empty
+    one. No command writes the store's files into an existing non-empty directory that is not a store.
+    """
+    path = Path(location).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"no store at {location}: it is a file, not a store directory",
+                         hint="--store names a directory created by `threatgraph import` or `analyze --store`")
+    if path.is_dir() and is_store_dir(path):
+        return
+    if path.is_dir() and any(path.iterdir()):
+        raise InputError(f"{location} is a non-empty directory that is not a threatgraph store; nothing was "
+                         "written to it", hint="name a new or empty directory for a new store, or the "
+                         "directory of an existing store")
+    if must_exist:
+        raise InputError(f"no store at {location}",
+                         hint="check the path, or create the store first: `threatgraph import attack --store DIR`")
+
+
+_PENDING = NamedNode(IMPORT_PENDING)
+_RELEASES = NamedNode(RELEASES)
+
+
 class EmbeddedStore:
     """:class:`threatgraph.store.base.Store` on an in-process Oxigraph store.
 
@@ -51,7 +82,9 @@ class EmbeddedStore:
     ['x']
     """
 
-    def __init__(self, location: str | None = None, *, read_only: bool = False) -> None:
+    def __init__(self, location: str | None = None, *, read_only: bool = False, must_exist: bool = False) -> None:
+        if location:
+            check_location(location, must_exist=must_exist or read_only)
         try:
             if read_only and location:
                 self._store = OxStore.read_only(location)
@@ -65,11 +98,23 @@ class EmbeddedStore:
         self.location = location
 
     # -- queries ---------------------------------------------------------------------------------
+    def _hidden(self) -> set[NamedNode]:
+        """Staging graphs and graphs marked ``kb:importPending`` (an import not yet committed, or killed):
+        never shown to readers."""
+        hidden = {q.subject for q in self._store.quads_for_pattern(None, _PENDING, None, _RELEASES)
+                  if isinstance(q.subject, NamedNode)}
+        hidden.update(g for g in self._store.named_graphs() if isinstance(g, NamedNode) and g.value.startswith(STAGING))
+        return hidden
+
     def _run(self, query: str, bindings: Mapping[str, Term] | None) -> object:
+        text = inline_values(query, bindings) if bindings else query
         try:
-            return self._store.query(
-                inline_values(query, bindings) if bindings else query, use_default_graph_as_union=True, prefixes=PREFIXES
-            )
+            hidden = self._hidden()
+            if not hidden:
+                return self._store.query(text, use_default_graph_as_union=True, prefixes=PREFIXES)
+            visible = [g for g in self._store.named_graphs() if g not in hidden]
+            return self._store.query(text, default_graph=[DefaultGraph(), *visible], named_graphs=visible,
+                                     prefixes=PREFIXES)
         except SyntaxError as err:
             raise StoreError(f"invalid SPARQL: {err}") from err
         except OSError as err:
@@ -138,8 +183,12 @@ class EmbeddedStore:
         return bytes(self._store.dump(format=fmt, **kwargs))  # type: ignore[arg-type]
 
     def quads(self, graph: str | None = None) -> Iterator[Quad]:
-        g = NamedNode(graph) if graph else None
-        return iter(self._store.quads_for_pattern(None, None, None, g))
+        """The quads of ``graph``, or of every graph but the hidden staging graphs."""
+        if graph:
+            return iter(self._store.quads_for_pattern(None, None, None, NamedNode(graph)))
+        hidden = self._hidden()
+        everything = self._store.quads_for_pattern(None, None, None, None)
+        return iter(everything) if not hidden else (q for q in everything if q.graph_name not in hidden)
 
     def flush(self) -> None:
         """Persist pending writes (on-disk stores)."""

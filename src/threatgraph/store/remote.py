@@ -52,6 +52,7 @@ from pyoxigraph import (
 from SPARQLWrapper import BASIC, DIGEST, POST, URLENCODED, SPARQLWrapper
 from SPARQLWrapper.SPARQLExceptions import SPARQLWrapperException
 
+from threatgraph import bounded
 from threatgraph.errors import InputError, StoreError
 from threatgraph.sparql import inline_values
 from threatgraph.store.base import Row, Term, boolean_of, rows_of
@@ -128,11 +129,21 @@ def _normalize_json_results(body: bytes) -> bytes:
     """Make SPARQL JSON results from older servers parseable: blank node labels such as Virtuoso's
     ``nodeID://b10001`` become valid labels, and the pre-standard ``typed-literal`` type a ``literal``."""
     try:
-        data = json.loads(body)
+        data = bounded.load_json(body, "the endpoint's SPARQL results")
     except ValueError:
         return body
-    for row in data.get("results", {}).get("bindings", []):
+    except InputError as err:  # nested too deeply, NaN, 5000-digit numbers: never from a sane endpoint
+        raise StoreError(err.message, hint="is the endpoint URL right? the answer is not usable SPARQL results") from err
+    results = data.get("results") if isinstance(data, dict) else None
+    bindings = results.get("bindings") if isinstance(results, dict) else None
+    if not isinstance(bindings, list):
+        return body
+    for row in bindings:
+        if not isinstance(row, dict):
+            continue
         for term in row.values():
+            if not isinstance(term, dict) or not isinstance(term.get("value"), str):
+                continue
             if term.get("type") == "bnode":
                 term["value"] = _var(term["value"])
             elif term.get("type") == "typed-literal":
