@@ -52,6 +52,8 @@ _ENCRYPTED = {"https", "wss", "reverse-proxy-web-protocol-encrypted", "jdbc-encr
               "sql-access-protocol-encrypted", "nosql-access-protocol-encrypted", "binary-encrypted",
               "text-encrypted", "ssh", "ssh-tunnel", "smtp-encrypted", "pop3-encrypted", "imap-encrypted", "ftps",
               "sftp", "scp", "ldaps", "smb-encrypted", "iiop-encrypted", "jrmp-encrypted"}
+_WEB_TECH = {"web-application", "web-server", "cms"}
+"""Threagile technologies of web applications (tg:webApplication on processes)."""
 _LOCAL = {"in-process-library-call", "inter-process-communication", "local-file-access", "container-spawning",
           "unknown-protocol"}
 _STRIDE = {
@@ -118,6 +120,7 @@ BUILTIN_STRIDE: dict[str, str] = {
 _WILD = ("data_assets", "technical_assets", "communication_links", "trust_boundaries", "risk_tracking",
          "individual_risk_categories", "risks_identified", "shared_runtimes", "custom_risk_categories")
 _TA_MAPPED = ("id", "description", "type", "technology", "technologies", "internet", "encryption", "confidentiality",
+              "data_formats_accepted",
               "integrity", "availability", "data_assets_processed", "data_assets_stored", "communication_links",
               "out_of_scope", "justification_out_of_scope")
 _LINK_MAPPED = ("target", "description", "protocol", "authentication", "authorization", "data_assets_sent",
@@ -206,8 +209,17 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
         ml = TGML[_AI_CLASS[kind]] if "ai" in techs else ml_class_from_text(f"{key}\n{tdesc or ''}", kind)
         if ml:
             b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
-        if techs and "ai" not in techs:
+        web = [x for x in techs if x in _WEB_TECH]
+        if web and kind == "Process":
+            b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
+        if [x for x in techs if x != "ai" and not (x in _WEB_TECH and kind == "Process")] and "ai" not in techs:
             b.unmapped(f"/technical_assets/{key}/technologies", "technology with no threatgraph class (the asset keeps its core kind)")
+        for j, fmt in enumerate(t.get("data_formats_accepted") or []):
+            if isinstance(fmt, str) and fmt:
+                b.lit(node, TG.acceptsFormat, fmt.lower())
+            else:
+                raise b.fail([*path, "data_formats_accepted", j], "a data format must be a non-empty string",
+                             hint="use json, xml, serialization, file or csv")
         if isinstance(t.get("internet"), bool):
             b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(t["internet"])))
         enc = t.get("encryption")
