@@ -337,6 +337,7 @@ def test_threagile_web_technology_and_accepted_formats(tmp_path: Path) -> None:
     api = doc["technical_assets"]["Scoring API"]
     api["technologies"] = ["web-application"]
     api["data_formats_accepted"] = ["XML", "serialization"]
+    doc["technical_assets"]["Legacy CRM"]["technologies"] = ["sourcecode-repository"]
     p = tmp_path / "web.yaml"
     p.write_text(yaml.safe_dump(doc))
     r = convert_file(p)
@@ -348,6 +349,8 @@ def test_threagile_web_technology_and_accepted_formats(tmp_path: Path) -> None:
     assert not any("/technical_assets/Scoring API/technologies" in w for w in r.unmapped)
     # an asset without web technology gets no tg:webApplication
     assert g.value(by_label(g, "Model store"), U(TG.webApplication)) is None
+    assert g.value(by_label(g, "Legacy CRM"), U(TG.developmentInfrastructure)).toPython() is True
+    assert g.value(node, U(TG.developmentInfrastructure)) is None
 
 
 def test_td_web_application_and_stored_credentials(tmp_path: Path) -> None:

@@ -385,7 +385,7 @@ ATTRIBUTE_NAMES: dict[str, str] = {
         "authenticated", "authorizationEnforced", "encryptedInTransit", "encryptedAtRest", "publiclyExposed",
         "inputValidated", "auditLogged", "artifactsSigned", "provenanceKnown", "untrustedOrigin", "holdsLogs",
         "rateLimited", "humanInTheLoop", "consentObtained", "anonymized", "webApplication", "outputEncoded",
-        "storesCredentials", "csrfProtected",
+        "storesCredentials", "csrfProtected", "developmentInfrastructure", "containerPlatform",
     )
 }
 """Our boolean security attributes by lower-case local name (for free-form ``attributes`` maps)."""

@@ -52,8 +52,10 @@ _ENCRYPTED = {"https", "wss", "reverse-proxy-web-protocol-encrypted", "jdbc-encr
               "sql-access-protocol-encrypted", "nosql-access-protocol-encrypted", "binary-encrypted",
               "text-encrypted", "ssh", "ssh-tunnel", "smtp-encrypted", "pop3-encrypted", "imap-encrypted", "ftps",
               "sftp", "scp", "ldaps", "smb-encrypted", "iiop-encrypted", "jrmp-encrypted"}
-_WEB_TECH = {"web-application", "web-server", "cms"}
-"""Threagile technologies of web applications (tg:webApplication on processes)."""
+_WEB_TECH = {"web-server", "web-application", "application-server", "erp", "cms", "identity-provider", "report-engine"}
+"""Threagile's web-application technologies (``IsWebApplication`` in pkg/types): tg:webApplication on processes."""
+_DEV_TECH = {"build-pipeline", "sourcecode-repository", "artifact-registry", "code-inspection-platform", "devops-client"}
+"""Threagile's development-relevant technologies (``IsDevelopmentRelevant``): tg:developmentInfrastructure."""
 _LOCAL = {"in-process-library-call", "inter-process-communication", "local-file-access", "container-spawning",
           "unknown-protocol"}
 _STRIDE = {
@@ -209,10 +211,17 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
         ml = TGML[_AI_CLASS[kind]] if "ai" in techs else ml_class_from_text(f"{key}\n{tdesc or ''}", kind)
         if ml:
             b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
-        web = [x for x in techs if x in _WEB_TECH]
-        if web and kind == "Process":
+        mapped = {"ai"}
+        if kind == "Process" and any(x in _WEB_TECH for x in techs):
             b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
-        if [x for x in techs if x != "ai" and not (x in _WEB_TECH and kind == "Process")] and "ai" not in techs:
+            mapped |= _WEB_TECH
+        if any(x in _DEV_TECH for x in techs):
+            b.g.add((node, rdflib.URIRef(TG.developmentInfrastructure), rdflib.Literal(True)))
+            mapped |= _DEV_TECH
+        if "container-platform" in techs:
+            b.g.add((node, rdflib.URIRef(TG.containerPlatform), rdflib.Literal(True)))
+            mapped.add("container-platform")
+        if [x for x in techs if x not in mapped] and "ai" not in techs:
             b.unmapped(f"/technical_assets/{key}/technologies", "technology with no threatgraph class (the asset keeps its core kind)")
         for j, fmt in enumerate(t.get("data_formats_accepted") or []):
             if isinstance(fmt, str) and fmt:
