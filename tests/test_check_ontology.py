@@ -181,6 +181,7 @@ RULE = """# id: ACME-STRIDE-E-001
 # focus: element
 # source: ACME guideline 12
 # explanation: {focus} decides which model version serves users.
+# remediation: Restrict who may change the flags and audit every change.
 SELECT ?focus WHERE { ?focus a tgml:FeatureFlagStore }
 """
 

@@ -305,7 +305,12 @@ def small_with_knowledge() -> tuple[ReportContext, Store, list[str]]:
     findings = read_findings(store, labels)
     ctx = build_context(store, findings, labels, title="with knowledge", model_files=analysis.model_files,
                         rules=analysis.rules)
-    ids = sorted({t.id for f in findings for t in f.techniques})
+    # the techniques the finding graph gives each finding; a finding stage 2 gives none (e.g. on a flow)
+    # shows its rule's header techniques instead (export/context.py, finding_views)
+    by_rule = {r.id: r for r in analysis.rules}
+    ids = sorted({t.id for f in findings for t in f.techniques}
+                 | {t for f in findings if not f.techniques and f.rule_id in by_rule
+                    for t in (*by_rule[f.rule_id].attack, *by_rule[f.rule_id].atlas)})
     return ctx, store, ids
 
 

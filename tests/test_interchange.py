@@ -332,6 +332,48 @@ def test_threagile_odd_parts_are_reported_and_skipped(tmp_path: Path) -> None:
         convert_file(p)
 
 
+def test_threagile_web_technology_and_accepted_formats(tmp_path: Path) -> None:
+    doc = copy.deepcopy(yaml.safe_load(TGL.read_text()))
+    api = doc["technical_assets"]["Scoring API"]
+    api["technologies"] = ["web-application"]
+    api["data_formats_accepted"] = ["XML", "serialization"]
+    doc["technical_assets"]["Legacy CRM"]["technologies"] = ["sourcecode-repository"]
+    p = tmp_path / "web.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    r = convert_file(p)
+    assert r is not None
+    g = r.graph
+    node = by_label(g, "Scoring API")
+    assert g.value(node, U(TG.webApplication)).toPython() is True
+    assert {str(o) for o in g.objects(node, U(TG.acceptsFormat))} == {"xml", "serialization"}
+    assert not any("/technical_assets/Scoring API/technologies" in w for w in r.unmapped)
+    # an asset without web technology gets no tg:webApplication
+    assert g.value(by_label(g, "Model store"), U(TG.webApplication)) is None
+    assert g.value(by_label(g, "Legacy CRM"), U(TG.developmentInfrastructure)).toPython() is True
+    assert g.value(node, U(TG.developmentInfrastructure)) is None
+
+
+def test_td_web_application_and_stored_credentials(tmp_path: Path) -> None:
+    doc = {"version": "2.0", "summary": {"title": "Shop"},
+           "detail": {"contributors": [], "diagramTop": 0, "reviewer": "", "threatTop": 0, "diagrams": [
+               {"id": 0, "title": "d", "diagramType": "STRIDE", "thumbnail": "t", "version": "2.0", "cells": [
+                   {"id": "p1", "shape": "process", "zIndex": 1,
+                    "data": {"type": "tm.Process", "name": "Web shop", "isWebApplication": True}},
+                   {"id": "p2", "shape": "process", "zIndex": 2,
+                    "data": {"type": "tm.Process", "name": "Batch", "isWebApplication": False}},
+                   {"id": "s1", "shape": "store", "zIndex": 3,
+                    "data": {"type": "tm.Store", "name": "Users", "storesCredentials": True}}]}]}}
+    p = tmp_path / "shop.json"
+    p.write_text(json.dumps(doc))
+    r = convert_file(p)
+    assert r is not None
+    g = r.graph
+    assert g.value(by_label(g, "Web shop"), U(TG.webApplication)).toPython() is True
+    assert g.value(by_label(g, "Batch"), U(TG.webApplication)).toPython() is False
+    assert g.value(by_label(g, "Users"), U(TG.storesCredentials)).toPython() is True
+    assert not any("isWebApplication" in w for w in r.unmapped)
+
+
 # ---------------------------------------------------------------------------------------------
 # Detection, Turtle output, bad input
 # ---------------------------------------------------------------------------------------------

@@ -106,6 +106,8 @@ def test_pytm_controls_and_ml_classes() -> None:
     web = next(e for e in doc["elements"] if e["name"] == "Web Server")
     web["controls"]["sanitizesInput"] = True
     web["controls"]["usesMFA"] = True
+    web["controls"]["encodesOutput"] = True
+    web["controls"]["implementsCSRFToken"] = False
     flow = next(f for f in doc["flows"] if f["name"] == "User enters comments (*)")
     flow["controls"]["isEncrypted"] = True
     flow["inScope"] = False
@@ -118,6 +120,8 @@ def test_pytm_controls_and_ml_classes() -> None:
     w = _by_label(g, "Web Server")
     assert g.value(w, U(TG.inputValidated)) == rdflib.Literal(True)
     assert g.value(w, U(TG.authenticated)) == rdflib.Literal(False)  # pytm states its controls (false = absent)
+    assert g.value(w, U(TG.outputEncoded)) == rdflib.Literal(True)
+    assert g.value(w, U(TG.csrfProtected)) == rdflib.Literal(False)
     ctrl = g.value(w, U(TG.hasControl))
     assert g.value(ctrl, RDFS.label) == rdflib.Literal("usesMFA")
     f = _by_label(g, "User enters comments (*)")

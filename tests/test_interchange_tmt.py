@@ -129,6 +129,9 @@ def test_sdl_template_model() -> None:
     assert g.value(db, U(TG.encryptedAtRest)) == rdflib.Literal(True)
     assert g.value(db, U(TG.holdsLogs)) == rdflib.Literal(False)
     assert g.value(db, U(TG.holds)) is not None  # "Stores Credentials: Yes"
+    assert g.value(db, U(TG.storesCredentials)) == rdflib.Literal(True)
+    assert g.value(web, U(TG.webApplication)) == rdflib.Literal(True)  # standard type SE.P.TMCore.WebApp
+    assert g.value(user, U(TG.webApplication)) is None
     place, store, status = (_by_label(g, n) for n in ("Place order", "Store order", "Order status"))
     assert g.value(place, U(TG.protocol)) == rdflib.Literal("HTTPS")
     assert g.value(place, U(TG.encryptedInTransit)) == rdflib.Literal(True)

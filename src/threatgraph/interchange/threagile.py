@@ -54,6 +54,10 @@ _ENCRYPTED = {"https", "wss", "reverse-proxy-web-protocol-encrypted", "jdbc-encr
               "sql-access-protocol-encrypted", "nosql-access-protocol-encrypted", "binary-encrypted",
               "text-encrypted", "ssh", "ssh-tunnel", "smtp-encrypted", "pop3-encrypted", "imap-encrypted", "ftps",
               "sftp", "scp", "ldaps", "smb-encrypted", "iiop-encrypted", "jrmp-encrypted"}
+_WEB_TECH = {"web-server", "web-application", "application-server", "erp", "cms", "identity-provider", "report-engine"}
+"""Threagile's web-application technologies (``IsWebApplication`` in pkg/types): tg:webApplication on processes."""
+_DEV_TECH = {"build-pipeline", "sourcecode-repository", "artifact-registry", "code-inspection-platform", "devops-client"}
+"""Threagile's development-relevant technologies (``IsDevelopmentRelevant``): tg:developmentInfrastructure."""
 _LOCAL = {"in-process-library-call", "inter-process-communication", "local-file-access", "container-spawning",
           "unknown-protocol"}
 _STRIDE = {
@@ -120,6 +124,7 @@ BUILTIN_STRIDE: dict[str, str] = {
 _WILD = ("data_assets", "technical_assets", "communication_links", "trust_boundaries", "risk_tracking",
          "individual_risk_categories", "risks_identified", "shared_runtimes", "custom_risk_categories")
 _TA_MAPPED = ("id", "description", "type", "technology", "technologies", "internet", "encryption", "confidentiality",
+              "data_formats_accepted",
               "integrity", "availability", "data_assets_processed", "data_assets_stored", "communication_links",
               "out_of_scope", "justification_out_of_scope")
 _LINK_MAPPED = ("target", "description", "protocol", "authentication", "authorization", "data_assets_sent",
@@ -208,8 +213,24 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
         ml = TGML[_AI_CLASS[kind]] if "ai" in techs else ml_class_from_text(f"{key}\n{tdesc or ''}", kind)
         if ml:
             b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
-        if techs and "ai" not in techs:
+        mapped = {"ai"}
+        if kind == "Process" and any(x in _WEB_TECH for x in techs):
+            b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
+            mapped |= _WEB_TECH
+        if any(x in _DEV_TECH for x in techs):
+            b.g.add((node, rdflib.URIRef(TG.developmentInfrastructure), rdflib.Literal(True)))
+            mapped |= _DEV_TECH
+        if "container-platform" in techs:
+            b.g.add((node, rdflib.URIRef(TG.containerPlatform), rdflib.Literal(True)))
+            mapped.add("container-platform")
+        if [x for x in techs if x not in mapped] and "ai" not in techs:
             b.unmapped(f"/technical_assets/{key}/technologies", "technology with no threatgraph class (the asset keeps its core kind)")
+        for j, fmt in enumerate(t.get("data_formats_accepted") or []):
+            if isinstance(fmt, str) and fmt:
+                b.lit(node, TG.acceptsFormat, fmt.lower())
+            else:
+                raise b.fail([*path, "data_formats_accepted", j], "a data format must be a non-empty string",
+                             hint="use json, xml, serialization, file or csv")
         if isinstance(t.get("internet"), bool):
             b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(t["internet"])))
         enc = t.get("encryption")

@@ -41,7 +41,7 @@ _CELL_MAPPED = ("id", "shape", "zIndex", "data", "source", "target", "vertices",
 _LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape", "width", "height", "labels", "angle",
            "smooth")
 _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
-                "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment",
+                "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment", "isWebApplication",
                 "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope")
 
 Point = tuple[float, float]
@@ -281,6 +281,7 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
         bool_attr(b, node, TG.holdsLogs, data.get("isALog"))
         bool_attr(b, node, TG.encryptedAtRest, data.get("isEncrypted"))
         bool_attr(b, node, TG.artifactsSigned, data.get("isSigned"))
+        bool_attr(b, node, TG.storesCredentials, data.get("storesCredentials"))
         if data.get("storesCredentials") is True:
             asset = b.iri(dkey, cid, "credentials")
             b.typed(asset, TG.DataAsset, "Credentials or personal data", None)
@@ -288,6 +289,10 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
             b.add(node, TG.holds, asset)
     elif data.get("storesCredentials") is True:
         b.unmapped(_ptr([*path, "storesCredentials"]), "only stores hold data")
+    if kind == "Process":
+        bool_attr(b, node, TG.webApplication, data.get("isWebApplication"))
+    elif data.get("isWebApplication") is True:
+        b.unmapped(_ptr([*path, "isWebApplication"]), "only processes are web applications")
     if kind == "Process" and data.get("handlesCardPayment") is True:
         asset = b.iri(dkey, cid, "card-payment-data")
         b.typed(asset, TG.DataAsset, "Card payment data", None)

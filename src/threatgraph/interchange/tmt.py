@@ -112,6 +112,7 @@ _BOOL_PROPS: dict[str, str] = {
     "implements or uses an authentication mechanism": TG.authenticated,
     "implements or uses an authorization mechanism": TG.authorizationEnforced,
     "sanitizes input": TG.inputValidated,
+    "sanitizes output": TG.outputEncoded,
     "source authenticated": TG.authenticated,
     "provides confidentiality": TG.encryptedInTransit,
     "encrypted": TG.encryptedAtRest,
@@ -123,6 +124,9 @@ _BOOL_PROPS: dict[str, str] = {
     "azure sql dw db auditing enabled": TG.auditLogged,
     "azure key vault audit logging enabled": TG.auditLogged,
 }
+_WEB_APPS = {"SE.P.TMCore.WebServer", "SE.P.TMCore.WebApp", "SE.P.TMCore.AzureAppServiceWebApp"}
+"""Standard process types that serve browsers: tg:webApplication (the targets of TMT's cross-site scripting)."""
+_NO_FORGERY_PROTECTION = {"none"}
 _UNSET = {"", "select", "not selected", "not applicable"}
 _TRUE = {"yes", "true"}
 _FALSE = {"no", "false"}
@@ -355,6 +359,8 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         b.typed(node, TG[kind], label or guid, guid)
         b.add(node, TG.partOf, system)
         _standard(b, node, stype, template)
+        if kind == "Process" and stype in _WEB_APPS:
+            b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
         # ML class: from the standard type, else from words in the stencil's name or its template type's name
         # (a custom template's "Vector Database" stencil is a tgml:VectorStore)
         tname = template.elements.get(stype or "", (None, None))[0] if stype else None
@@ -481,7 +487,12 @@ def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], 
             prop = TG.encryptedInTransit
         if prop and val.lower() in _TRUE | _FALSE:
             b.g.add((node, rdflib.URIRef(prop), rdflib.Literal(val.lower() in _TRUE)))
+        elif key == "forgery protection" and kind == "DataFlow":
+            # a named protection (anti-forgery token, nonce, canary, header, ...) or "None"
+            if not val.lower().startswith("not applicable"):
+                b.g.add((node, rdflib.URIRef(TG.csrfProtected), rdflib.Literal(val.lower() not in _NO_FORGERY_PROTECTION)))
         elif key == "stores credentials" and kind == "DataStore" and val.lower() in _TRUE | _FALSE:
+            b.g.add((node, rdflib.URIRef(TG.storesCredentials), rdflib.Literal(val.lower() in _TRUE)))
             if val.lower() in _TRUE:
                 asset = b.iri(guid, "credentials")
                 b.typed(asset, TG.DataAsset, "Credentials", None)
