@@ -103,10 +103,10 @@ def test_no_path_from_an_untrusted_source_no_technique(store: Store, tmp_path: P
 
 def test_reachability_fact_names_origin_and_last_flow(store: Store, tmp_path: Path) -> None:
     analyse(store, tmp_path, "internet")
-    text = (queries_dir() / "derive-findings" / "06-exposure-facts.rq").read_text(encoding="utf-8")
     facts: dict[object, dict[str, str]] = {}
-    for q in store.construct(text):
-        facts.setdefault(q.subject, {})[q.predicate.value] = q.object.value
+    for path in sorted((queries_dir() / "derive-findings").glob("06-exposure-*.rq")):
+        for q in store.construct(path.read_text(encoding="utf-8")):
+            facts.setdefault(q.subject, {})[q.predicate.value] = q.object.value
     reach = {
         (f[TG.stageExposureOf], f[TG.factAttribute], f[TG.factSubject], f.get(TG.factVia, ""))
         for f in facts.values()
@@ -117,3 +117,43 @@ def test_reachability_fact_names_origin_and_last_flow(store: Store, tmp_path: Pa
     assert not any(e == EX + "offline" for e, *_ in reach)
     # not a fact per path: one per (element, attribute, origin, last flow)
     assert len([r for r in reach if r[:2] == (EX + "ds", TG.untrustedOrigin)]) == 1
+
+
+SUPPLY = """@prefix tg: <https://w3id.org/threatgraph/ontology#> .
+@prefix tgml: <https://w3id.org/threatgraph/ml#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+@prefix ex: <https://example.org/reach#> .
+ex:hub a tgml:ModelHub ; rdfs:label "model hub" ; tg:untrustedOrigin UNTRUSTED .
+ex:registry a tgml:ModelRegistry ; rdfs:label "registry" .
+ex:tuner a tgml:TrainingPipeline ; rdfs:label "fine-tuning job" .
+ex:server a tgml:InferenceEndpoint ; rdfs:label "model server" .
+ex:toolHub a tgml:MLDependency ; rdfs:label "tool registry" ; tg:untrustedOrigin UNTRUSTED .
+ex:tool a tgml:AgentTool ; rdfs:label "calendar tool" .
+ex:agent a tgml:LLMAgent ; rdfs:label "assistant agent" .
+ex:g1 a tg:DataFlow ; tg:source ex:hub ; tg:target ex:registry .
+ex:g2 a tg:DataFlow ; tg:source ex:registry ; tg:target ex:tuner .
+ex:g3 a tg:DataFlow ; tg:source ex:registry ; tg:target ex:server .
+ex:g4 a tg:DataFlow ; tg:source ex:toolHub ; tg:target ex:tool .
+ex:g5 a tg:DataFlow ; tg:source ex:tool ; tg:target ex:agent .
+"""
+
+
+def test_model_and_tool_supply_chain_reach_what_loads_them(store: Store, tmp_path: Path) -> None:
+    """Mappings name what is compromised, not only the carrier (ATLAS AML.T0010.003, AML.T0058, AML.T0104)."""
+
+    def run(untrusted: str) -> list[Finding]:
+        model = tmp_path / f"supply-{untrusted}.ttl"
+        model.write_text(SUPPLY.replace("UNTRUSTED", untrusted), encoding="utf-8")
+        Engine(store).analyze([str(model)])
+        return read_findings(store, labels_of(store))
+
+    found = run("true")
+    for element in ("tuner", "server"):
+        got = techniques(found, element)
+        assert {"AML.T0010.003", "AML.T0058"} <= set(got), element
+        assert ("model hub", "untrustedOrigin") in got["AML.T0058"]
+    assert ("tool registry", "untrustedOrigin") in techniques(found, "agent")["AML.T0104"]
+    # the same chain from sources the owner trusts: none of them
+    trusted = run("false")
+    for element in ("tuner", "server", "agent"):
+        assert not {"AML.T0010.003", "AML.T0058", "AML.T0104"} & set(techniques(trusted, element)), element
