@@ -67,18 +67,18 @@ def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
 
 
 RECORDED: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (138, "855b3b3433766b07"), "techniques": (354, "5921f2e408999954"),
-                      "knowledge": (144, "5a042147383fc7df"), "risk": (138, "e5f3d93bf99d7b86"),
-                      "paths": (16, "7d15c33528fb85b3")},
-    "tabular-platform": {"findings": (179, "3254b9ff4968f10c"), "techniques": (385, "5d624e7636e8300d"),
-                         "knowledge": (135, "af33d6f84420fb8b"), "risk": (179, "f213013d91cbe052"),
-                         "paths": (27, "9abb17ea063183a8")},
-    "health-risk": {"findings": (132, "f7de5648669b3c75"), "techniques": (196, "7f199731e8e69b5a"),
-                    "knowledge": (102, "efc7a9013442b3e8"), "risk": (132, "ff9c34daf401c09c"),
-                    "paths": (24, "17c4415c9f49cc5d")},
-    "generated-1k": {"findings": (3180, "a16c40e986234049"), "techniques": (9770, "a29857e06c68dbbe"),
-                     "knowledge": (98, "8ef6427fbb0cc3c5"), "risk": (3180, "65d0a39384adfa6b"),
-                     "paths": (250, "e51a57a91cdb3442")},
+    "rag-assistant": {"findings": (138, "855b3b3433766b07"), "techniques": (404, "0e56c32693edae83"),
+                      "knowledge": (151, "47829e3f4f6abcf6"), "risk": (138, "6189bba1c9e896fe"),
+                      "paths": (16, "57a433b4ddaab055")},
+    "tabular-platform": {"findings": (179, "3254b9ff4968f10c"), "techniques": (461, "4847fe07e7e3afe0"),
+                         "knowledge": (138, "f9b62f101e967d61"), "risk": (179, "f213013d91cbe052"),
+                         "paths": (27, "f2deb894cab32bd0")},
+    "health-risk": {"findings": (132, "f7de5648669b3c75"), "techniques": (248, "3661179721e178be"),
+                    "knowledge": (114, "70a4ab79a65948bd"), "risk": (132, "1bf2110721692ebe"),
+                    "paths": (24, "c310f4db4a9dc252")},
+    "generated-1k": {"findings": (3180, "a16c40e986234049"), "techniques": (12136, "dd4455631c021c4b"),
+                     "knowledge": (112, "42b7e98bdbef6ebc"), "risk": (3180, "65d0a39384adfa6b"),
+                     "paths": (250, "38b374e059f476b9")},
 }
 """Model name → part → (rows, hash). Recorded at commit dbad625 (see the module docstring) and unchanged
 through the lean finding graph (applications per element and technique, knowledge joined from

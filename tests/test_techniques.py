@@ -91,10 +91,13 @@ def test_prompt_injection_not_on_data_stores(rag: list[Finding]) -> None:
         assert "AML.T0051.000" not in techniques_of(rag, RAG + element)
 
 
-def test_direct_injection_needs_public_exposure(rag: list[Finding]) -> None:
-    # the agent is an LLM application too, but it is not publicly exposed and no flow into it is
+def test_direct_injection_reaches_the_agent_behind_the_public_api(rag: list[Finding]) -> None:
+    # the agent is an LLM application too; it is not publicly exposed and no flow into it is, but the
+    # customer's prompt reaches it through the public chat API (reachability, issue 13)
     assert "AML.T0051" in techniques_of(rag, RAG + "agent")
-    assert "AML.T0051.000" not in techniques_of(rag, RAG + "agent")
+    _, t = technique(rag, RAG + "agent", "AML.T0051.000")
+    assert ("Public chat API", "receivesUntrustedInput") in t.exposures
+    assert ("Public chat API", "publiclyExposed") not in t.exposures  # not a fact about the agent's inputs
 
 
 def test_mitigations_and_controls_on_prompt_injection(rag: list[Finding]) -> None:
