@@ -365,14 +365,15 @@ def test_flow_data_and_element_fields_in_a_stable_order(small: tuple[ReportConte
 
 
 def test_exports_use_the_one_level(small: tuple[ReportContext, Store]) -> None:
-    """A baseline finding without techniques shows its level (info), not its element's context score."""
+    """A baseline finding without techniques has no risk of its own and shows its level (info)."""
     import csv
     import io
 
     ctx, store = small
-    base = [fv for fv in ctx.findings if fv.f.baseline and not fv.f.techniques and fv.f.risk_score]
-    assert base, "the small model has baseline findings with an element context score"
-    assert all(fv.residual_risk is None and fv.risk_level == "" and fv.f.level == "info" for fv in base)
+    base = [fv for fv in ctx.findings if fv.f.baseline and not fv.f.techniques]
+    assert base, "the small model has baseline findings without techniques"
+    assert all(fv.f.risk_score == 0 and fv.residual_risk is None and fv.risk_level == "" and fv.f.level == "info"
+               for fv in base)
     own = [fv for fv in ctx.findings if not fv.f.baseline and fv.f.risk_score]
     assert own and all(fv.residual_risk == fv.f.risk_score and fv.f.level == fv.f.risk_level for fv in own)
     rows = list(csv.DictReader(io.StringIO(render_export("csv", ctx, store))))
