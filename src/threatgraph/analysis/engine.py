@@ -319,13 +319,17 @@ class Engine:
         n = 0
         self.foci = {}
         self.baseline = set()
+        # the author's statement that an element is not part of the analysis (Threat Dragon outOfScope,
+        # Threagile out_of_scope, TMT "Out Of Scope"): it stays in the model and the diagrams and raises
+        # no finding (issue 13); reports list it with its reason
+        out_of_scope = {r["e"] for r in self.store.select("SELECT ?e WHERE { ?e tg:outOfScope true }")}
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
             quads.extend(self._rule_quads(rule, rule_node, g))
             grouped: dict[str, tuple[Term, list[str], dict[str, list[Term]]]] = {}
             for row in self.store.select(rule.query):
                 focus = row.get("focus")
-                if focus is None:
+                if focus is None or focus in out_of_scope:
                     continue
                 if rule.dynamic_category:
                     cat = row.get("category")
