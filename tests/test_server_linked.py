@@ -34,17 +34,21 @@ T0051 = rdflib.URIRef(ATLAS["AML.T0051"])
 
 
 @pytest.fixture(scope="module")
-def served(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, list[str]]]:
-    """A read-only server on ATT&CK 18.1 + ATLAS + the analysed RAG example; and its finding IRIs."""
+def dataset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
+    """ATT&CK 18.1 + ATLAS + the analysed RAG example as an N-Quads file; and the finding IRIs."""
     store = open_store()
     load_release(store, "attack", str(shared_data / "attack" / "enterprise-attack-18.1.stix20.json"))
     load_release(store, "atlas", str(shared_data / "atlas" / "ATLAS.yaml"))
     Engine(store).analyze([str(MODEL)])
     findings = [r["f"].value for r in store.select("SELECT ?f WHERE { ?f a tg:Finding } ORDER BY ?f")]
-    path = write_dataset(store.quads(), str(tmp_path_factory.mktemp("linked")))
-    running = start(ServerConfig(port=0, time_limit=10.0, workers=2, max_rows=5000), path)
-    running.cleanup.append(path)
-    yield running, findings
+    return write_dataset(store.quads(), str(tmp_path_factory.mktemp("linked"))), findings
+
+
+@pytest.fixture(scope="module")
+def served(dataset: tuple[str, list[str]]) -> Iterator[tuple[Running, list[str]]]:
+    """A read-only server on that dataset."""
+    running = start(ServerConfig(port=0, time_limit=10.0, workers=2, max_rows=5000), dataset[0])
+    yield running, dataset[1]
     running.stop()
 
 
@@ -143,6 +147,7 @@ def test_html_page_has_links_that_work(served: tuple[Running, list[str]]) -> Non
     status, headers, body = get(url + "/atlas/AML.T0051", "text/html")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b"<title>LLM Prompt Injection" in body
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'")
     hrefs = links(body)
     tactic = next(h for h in hrefs if re.fullmatch(r"/atlas/AML\.TA\d{4}", h))
     status, _, tbody = get(url + tactic, "text/html")
@@ -220,3 +225,35 @@ def test_writes_are_refused(served: tuple[Running, list[str]]) -> None:
         raise AssertionError("POST was accepted")
     except urllib.error.HTTPError as err:
         assert err.code == 405
+
+
+def test_descriptions_are_bounded_by_the_row_limit(
+    served: tuple[Running, list[str]], dataset: tuple[str, list[str]]
+) -> None:
+    small = len(turtle(get(served[0].url + "/atlas/AML.TA0005", "text/turtle")[2]))  # a tactic
+    large = len(turtle(get(served[0].url + "/atlas/AML.T0051", "text/turtle")[2]))
+    assert 0 < small < large
+    running = start(ServerConfig(port=0, time_limit=10.0, workers=1, max_rows=small), dataset[0])
+    try:
+        status, _, body = get(running.url + "/atlas/AML.T0051", "text/turtle")
+        assert status == 422 and f"more than {small} triples".encode() in body
+        status, _, body = get(running.url + "/atlas/AML.TA0005", "text/turtle")
+        assert status == 200 and len(turtle(body)) == small
+    finally:
+        running.stop()
+
+
+def test_html_escapes_data_values() -> None:
+    """Literals and IRIs from the data are text on the page, never markup."""
+    from pyoxigraph import Literal, NamedNode, Triple
+
+    from threatgraph.linked import render_html
+
+    s = NamedNode("https://w3id.org/threatgraph/atlas/AML.TX")
+    page = render_html(s.value, [
+        Triple(s, NamedNode(str(RDFS.label)), Literal("<script>alert(1)</script>")),
+        Triple(s, NamedNode(str(RDFS.seeAlso)), NamedNode("https://example.org/x?a=1&b='2'")),
+    ])
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<code>https://example.org/x?a=1&amp;b=&#x27;2&#x27;</code>" in page
+    assert 'href="/resource?iri=https%3A%2F%2Fexample.org%2Fx%3Fa%3D1%26b%3D%272%27"' in page

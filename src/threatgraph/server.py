@@ -955,7 +955,8 @@ class SparqlServer(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """SPARQL 1.1 Protocol (``/query``, ``/sparql``, ``/update``), Graph Store (``/store``), query page (``/``)."""
+    """SPARQL 1.1 Protocol (``/query``, ``/sparql``, ``/update``), Graph Store (``/store``), query page (``/``),
+    linked data (``/ontology``, ``/resource?iri=``, ``/attack/…``, ``/atlas/…``, ``/finding/…`` …)."""
 
     server: SparqlServer
     protocol_version = "HTTP/1.1"
@@ -1392,11 +1393,18 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(406, f"cannot produce {accept!r}; use one of {', '.join(offers)}", {"Vary": "Accept"})
         return mime
 
+    def _linked_headers(self, ctype: str) -> dict[str, str]:
+        """Headers of a negotiated linked-data answer; HTML pages (data values escaped) may load nothing."""
+        headers = {"Vary": "Accept, Origin" if "Vary" in self._cors() else "Accept", "X-Content-Type-Options": "nosniff"}
+        if ctype == "text/html":
+            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        return headers
+
     def _ontology(self, method: str, params: dict[str, list[str]]) -> None:
         if method != "GET":
             raise HttpError(405, "the ontology is read with GET", {"Allow": "GET, HEAD"})
         mime = self._linked_mime(linked.OFFERS)
-        self._send(200, mime, self.server.ontology(mime), {"Vary": "Accept"})
+        self._send(200, mime, self.server.ontology(mime), self._linked_headers(mime))
 
     def _resource(self, method: str, params: dict[str, list[str]]) -> None:
         if method != "GET":
@@ -1426,7 +1434,7 @@ class Handler(BaseHTTPRequestHandler):
             {"kind": "describe", "iri": iri, "mime": mime, "max_rows": self.server.cfg.max_rows},
             self.client_address[0],
         )
-        self._send(status, ctype, body, {"Vary": "Accept"})
+        self._send(status, ctype, body, self._linked_headers(ctype))
 
     def _page(self, method: str, params: dict[str, list[str]]) -> None:
         if method != "GET":
