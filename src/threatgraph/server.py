@@ -68,12 +68,14 @@ from pyoxigraph import (
     QueryTriples,
     RdfFormat,
     Triple,
+    parse,
     serialize,
 )
 from pyoxigraph import (
     Store as OxStore,
 )
 
+from threatgraph import linked
 from threatgraph import server_guard as guard
 from threatgraph.errors import InputError, ThreatgraphError
 from threatgraph.querylib import NamedQuery, load_library, srj_term
@@ -358,6 +360,8 @@ def _worker_loop(conn: Connection, store: OxStore, memory_limit_mb: int, network
                 resp = (err.status, "text/plain", (err.message + "\n").encode())
         elif req["kind"] == "dump":
             resp = _dump(store, req)
+        elif req["kind"] == "describe":
+            resp = linked.describe(store, req)
         else:
             resp = (400, "text/plain", b"unknown request\n")
         try:
@@ -839,11 +843,33 @@ class SparqlServer(ThreadingHTTPServer):
         self._conns: dict[str, int] = {}
         self._conns_total = 0
         self._buffered = 0
+        self._onto_lock = threading.Lock()
+        self._onto: dict[str, bytes] = {}
         try:
             super().__init__((cfg.host, cfg.port), Handler)
         except OSError:
             self.pool.close()
             raise
+
+    def ontology(self, mime: str) -> bytes:
+        """The shipped ontology as ``mime`` (``text/html``: the vocabulary reference), built once per server."""
+        with self._onto_lock:
+            if mime not in self._onto:
+                if mime == "text/html":
+                    from threatgraph.vocabulary import vocabulary_html
+
+                    self._onto[mime] = vocabulary_html().encode()
+                else:
+                    if "ttl" not in self._onto:
+                        from threatgraph.analysis.ontology import load_ontology
+
+                        self._onto["ttl"] = load_ontology().graph.serialize(format="turtle", encoding="utf-8")
+                    if mime == "text/turtle":
+                        self._onto[mime] = self._onto["ttl"]
+                    else:
+                        triples = parse(self._onto["ttl"], format=RdfFormat.TURTLE)
+                        self._onto[mime] = serialize(triples, format=linked.RDF_TYPES[mime]) or b""
+            return self._onto[mime]
 
     # -- connection caps and the response buffering budget ------------------------------------------
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -929,7 +955,8 @@ class SparqlServer(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """SPARQL 1.1 Protocol (``/query``, ``/sparql``, ``/update``), Graph Store (``/store``), query page (``/``)."""
+    """SPARQL 1.1 Protocol (``/query``, ``/sparql``, ``/update``), Graph Store (``/store``), query page (``/``),
+    linked data (``/ontology``, ``/resource?iri=``, ``/attack/…``, ``/atlas/…``, ``/finding/…`` …)."""
 
     server: SparqlServer
     protocol_version = "HTTP/1.1"
@@ -1092,6 +1119,10 @@ class Handler(BaseHTTPRequestHandler):
                 route = self._named_query
             if route is None and path.startswith("/static/"):
                 route = self._static
+            if route is None and path == "/ontology":
+                route = self._ontology
+            if route is None and (path == "/resource" or path.startswith(tuple("/" + p for p in linked.PATH_PREFIXES))):
+                route = self._resource
             if route is None:
                 raise HttpError(404, f"no such resource {path}; the SPARQL endpoint is /query")
             route(method, params)
@@ -1352,6 +1383,58 @@ class Handler(BaseHTTPRequestHandler):
             t += [Triple(ds, NamedNode(sd + "namedGraph"), ng), Triple(ng, NamedNode(sd + "name"), NamedNode(g))]
         body = serialize(t, format=GRAPH_TYPES[mime], prefixes={"sd": sd} if mime == "text/turtle" else None) or b""
         self._send(200, mime, body)
+
+    # -- linked data ----------------------------------------------------------------------------------
+    def _linked_mime(self, offers: Iterable[str]) -> str:
+        accept = self.headers.get("Accept")
+        offers = list(offers)
+        mime = negotiate(accept, offers, "text/html")
+        if mime is None:
+            raise HttpError(406, f"cannot produce {accept!r}; use one of {', '.join(offers)}", {"Vary": "Accept"})
+        return mime
+
+    def _linked_headers(self, ctype: str) -> dict[str, str]:
+        """Headers of a negotiated linked-data answer; HTML pages (data values escaped) may load nothing."""
+        headers = {"Vary": "Accept, Origin" if "Vary" in self._cors() else "Accept", "X-Content-Type-Options": "nosniff"}
+        if ctype == "text/html":
+            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        return headers
+
+    def _ontology(self, method: str, params: dict[str, list[str]]) -> None:
+        if method != "GET":
+            raise HttpError(405, "the ontology is read with GET", {"Allow": "GET, HEAD"})
+        mime = self._linked_mime(linked.OFFERS)
+        self._send(200, mime, self.server.ontology(mime), self._linked_headers(mime))
+
+    def _resource(self, method: str, params: dict[str, list[str]]) -> None:
+        if method != "GET":
+            raise HttpError(405, "resources are read with GET", {"Allow": "GET, HEAD"})
+        path = urllib.parse.urlsplit(self.path).path
+        if path.rstrip("/") == "/resource":
+            values = params.get("iri")
+            if not values or not values[0]:
+                raise HttpError(400, "missing the 'iri' parameter: GET /resource?iri=IRI (percent-encoded)")
+            iri: str | None = values[0]
+        else:
+            try:
+                iri = linked.path_iri(path)
+            except UnicodeDecodeError:
+                raise HttpError(400, f"the path {path[:200]!r} is not UTF-8 after percent-decoding") from None
+            if iri is None:
+                raise HttpError(404, f"no such resource {path[:200]}")
+        assert iri is not None
+        if len(iri.encode()) > 4096:
+            raise HttpError(400, "the IRI is longer than 4096 bytes")
+        try:
+            NamedNode(iri)
+        except ValueError as err:
+            raise HttpError(400, f"not a valid absolute IRI {iri[:200]!r}: {err}") from None
+        mime = self._linked_mime(linked.OFFERS)
+        status, ctype, body = self.server.pool.run(
+            {"kind": "describe", "iri": iri, "mime": mime, "max_rows": self.server.cfg.max_rows},
+            self.client_address[0],
+        )
+        self._send(status, ctype, body, self._linked_headers(ctype))
 
     def _page(self, method: str, params: dict[str, list[str]]) -> None:
         if method != "GET":

@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
         "serve",
         help="serve the knowledge graph over SPARQL 1.1 (query page at /)",
         description="Serve a store and/or analysed models over the SPARQL 1.1 Protocol (/query, /update), the Graph "
-        "Store Protocol (/store) and a query page (/). Read-only unless --update-token is given. Each query runs in "
+        "Store Protocol (/store) and a query page (/); the vocabulary at /ontology and the graph's own IRIs "
+        "(/resource?iri=IRI, /attack/ID, /atlas/ID, /finding/...) as linked data. Read-only unless --update-token is given. Each query runs in "
         "a forked worker that is killed at the time limit.",
     )
     p.add_argument("--store", metavar="DIR", help="embedded store directory to serve (read at start, never written)")
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         os.unlink(path)
     mode = "read-write (bearer token)" if cfg.update_token else "read-only"
     print(f"threatgraph: serving {server.pool.size_at_start} quads at {server.url}/ ({mode}); "
-          f"SPARQL endpoint {server.url}/query", file=sys.stderr, flush=True)
+          f"SPARQL endpoint {server.url}/query, vocabulary {server.url}/ontology", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (workers and zygote) on kill -TERM
     try:
         server.serve_forever()
