@@ -251,8 +251,8 @@ def test_rag_with_knowledge_fits_150_lines(rag_knowledge: dict[str, str]) -> Non
     assert len(lines) <= 150, len(lines)
     assert [line for line in lines if len(line) > WIDTH] == []
     with_remediation = rag_knowledge["table_remediation"].splitlines()
-    assert len(lines) < len(with_remediation) <= 150, len(with_remediation)
-    assert sum("rerun the analysis" in x for x in with_remediation) > 20
+    assert len(with_remediation) <= 150, len(with_remediation)  # longer texts: the budget still holds
+    assert sum("rerun the analysis" in x for x in with_remediation) > 10
     # mitigation names, not bare ids
     mits = table.split("Mitigations that would close the most", 1)[1].split("Out of scope")[0]
     assert re.search(r"^  [A-Z][A-Za-z].* \((AML\.)?M\d{4}\): \d+ findings, \d+ techniques; on ", mits, re.M)
@@ -264,7 +264,7 @@ def test_rag_with_knowledge_fits_150_lines(rag_knowledge: dict[str, str]) -> Non
 @pytest.mark.shared
 def test_markdown_parses_and_keeps_the_table_order(rag_knowledge: dict[str, str]) -> None:
     md = rag_knowledge["markdown"]
-    assert len(md) < 65536 and "left out to keep the comment short" not in md  # GitHub refuses longer comments
+    assert len(md) < 65536  # GitHub refuses longer comments (elements past the budget are named, not detailed)
     tokens = MarkdownIt("commonmark").enable("table").parse(md)
     headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert headings[0].startswith("Threat analysis of")
@@ -274,10 +274,13 @@ def test_markdown_parses_and_keeps_the_table_order(rag_knowledge: dict[str, str]
     opened = sum(b.count("<details>") for b in html_blocks)
     assert opened == sum(b.count("</details>") for b in html_blocks) > 10
     # the tables inside the <details> blocks parse as tables (a blank line after </summary>)
-    assert sum(1 for t in tokens if t.type == "table_open") == 2 + len(element_blocks(rag_knowledge["table"]))
     summaries = [re.search(r"<summary><b>(.*?)</b>", b) for b in html_blocks]
     md_order = [m.group(1).replace("&amp;", "&") for m in summaries if m]
-    assert md_order == [label for label, _, _ in element_blocks(rag_knowledge["table"])]
+    assert sum(1 for t in tokens if t.type == "table_open") == 2 + len(md_order)
+    # the same order as the table; each keeps as many elements as its budget allows (150 lines, 64 KiB)
+    table_order = [label for label, _, _ in element_blocks(rag_knowledge["table"])]
+    n = min(len(md_order), len(table_order))
+    assert n > 5 and md_order[:n] == table_order[:n]
     top_rows = md.split("### Top 10 residual risks", 1)[1].split("###", 1)[0]
     doc = json.loads(rag_knowledge["json"])
     assert re.findall(r"^\| \d+ \| \*\*(\w+)\*\* \| (.+?) \|", top_rows, re.M) == [

@@ -668,18 +668,28 @@ def summary_lines(ri: ReportInput, width: int) -> list[str]:
     return lines
 
 
-def element_lines(ri: ReportInput, width: int) -> list[str]:
+TABLE_LINES = 150
+"""Line budget of the default table (issue 15): elements that no longer fit are named on one line."""
+
+
+def element_lines(ri: ReportInput, width: int, budget: int | None = None) -> list[str]:
     """One block per element with a residual finding above info: the element and its folded baseline,
     then each other finding (level, threat, why; the capped techniques and what to do; a reference to
-    the top list for the findings in it)."""
+    the top list for the findings in it). ``budget``: at most this many lines; the elements after it
+    are named on a closing line (``--detail full`` lists everything)."""
     lines = ["", "Elements, highest residual risk first"]
     quiet: list[str] = []
+    left_out: list[tuple[str, str]] = []
     pad = " " * 12
     top = {f.iri: i for i, f in enumerate(ranking(ri.findings)[:TOP_RISKS], 1)}
     for head, items in element_groups(ri.findings):
         level = highest_level(items)
         if level == "info":
             quiet.append(head.focus_label)
+            continue
+        block = 1 + sum(1 if f.iri in top else 2 for f in items if not f.baseline)
+        if left_out or (budget is not None and len(lines) + block > budget - 4):
+            left_out.append((head.focus_label, level))
             continue
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
         fold = fold_baseline(items)
@@ -699,9 +709,13 @@ def element_lines(ri: ReportInput, width: int) -> list[str]:
                 parts.append(f"do: {do}")
             if parts:
                 lines.append(clip(pad + " · ".join(parts), width))
+    if left_out:
+        text = (f"{len(left_out)} more elements with findings above info (--detail full lists them): "
+                + ", ".join(f"{name} ({lvl})" for name, lvl in left_out))
+        lines.extend(textwrap.wrap(text, width, subsequent_indent="  ")[:2])
     if quiet:
         text = f"{len(quiet)} elements with info findings only: " + ", ".join(quiet)
-        lines.extend(textwrap.wrap(text, width, subsequent_indent="  "))
+        lines.extend(textwrap.wrap(text, width, subsequent_indent="  ")[:2])
     return lines
 
 
@@ -711,7 +725,7 @@ def render_triage_table(ri: ReportInput, *, detail: str = "normal", width: int |
     width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
     lines = summary_lines(ri, width)
     if detail == "normal":
-        lines += element_lines(ri, width)
+        lines += element_lines(ri, width, budget=TABLE_LINES - len(lines))
     text = "\n".join(lines) + "\n"
     if detail == "full":
         text += "\n" + render_table(ri.findings, width=width, remediation=ri.remediation) + render_paths(ri.paths)
