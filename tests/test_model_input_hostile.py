@@ -119,3 +119,18 @@ def test_ordinary_input_still_reads(tmp_path: Path) -> None:
         res = run("analyze", str(path), "--force", "--format", "json")
         assert res.returncode == 0, res.stderr
         assert '"TG-PE-STRIDE"' in res.stdout
+
+
+def test_model_above_the_element_limit_is_refused_up_front(tmp_path: Path) -> None:
+    """A model larger than $THREATGRAPH_MAX_ELEMENTS is refused before any reasoning, naming the limit;
+    the same model under a raised limit is analysed."""
+    path = tmp_path / "big.ttl"
+    body = "".join(f"<urn:x:p{i}> a tg:Process .\n" for i in range(60))
+    path.write_text("@prefix tg: <https://w3id.org/threatgraph/ontology#> .\n" + body, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items()}
+    small = subprocess.run([sys.executable, "-m", "threatgraph", "analyze", str(path), "--force"], capture_output=True,
+                           text=True, timeout=60, env={**env, "THREATGRAPH_MAX_ELEMENTS": "50"})
+    refused(small, "above the limit of 50", "THREATGRAPH_MAX_ELEMENTS")
+    ok = subprocess.run([sys.executable, "-m", "threatgraph", "analyze", str(path), "--force"], capture_output=True,
+                        text=True, timeout=60, env={**env, "THREATGRAPH_MAX_ELEMENTS": "100"})
+    assert ok.returncode == 0, ok.stderr
