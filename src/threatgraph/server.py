@@ -1143,7 +1143,10 @@ class Handler(BaseHTTPRequestHandler):
         if self._body_done:
             return
         raw = self.headers.get("Content-Length", "0").strip()
-        if self.close_connection or not raw.isdigit() or int(raw) > 65536 or self.headers.get("Transfer-Encoding"):
+        # a small body is read even when the connection closes after the answer (a client sending
+        # "Connection: close", as urllib does): closing with unread bytes makes the kernel send a reset,
+        # which can discard the answer before the client reads it
+        if not raw.isdigit() or int(raw) > 65536 or self.headers.get("Transfer-Encoding"):
             self._body_done = True
             self.close_connection = True
             return
