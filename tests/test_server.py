@@ -24,6 +24,11 @@ from threatgraph.server import Running, ServerConfig, check_remote_access, start
 from threatgraph.store import open_store
 from threatgraph.store.remote import RemoteStore
 
+# A private opener: SPARQLWrapper installs a global urllib opener (with a digest-auth handler whose
+# retry count, once past 5, turns every later 401 into an HTTPError without a body), and other test
+# files run before these.
+_OPENER = urllib.request.build_opener()
+
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "data" / "examples" / "rag-assistant.ttl"
 G_MODEL = "https://w3id.org/threatgraph/graph/model"
@@ -67,7 +72,7 @@ def http(
 ) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with _OPENER.open(req, timeout=30) as resp:
             return resp.status, dict(resp.headers.items()), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers.items()), err.read()

@@ -22,6 +22,11 @@ from threatgraph.errors import StoreError
 from threatgraph.server import Running, ServerConfig, start, write_dataset
 from threatgraph.store.remote import RemoteStore
 
+# A private opener: SPARQLWrapper installs a global urllib opener (with a digest-auth handler whose
+# retry count, once past 5, turns every later 401 into an HTTPError without a body), and other test
+# files run before these.
+_OPENER = urllib.request.build_opener()
+
 TOKEN = "s3cret-token"
 BOMB = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l . ?m ?n2 ?o }"
 UPDATE = {"Content-Type": "application/sparql-update", "Authorization": f"Bearer {TOKEN}"}
@@ -32,7 +37,7 @@ def http(
 ) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with _OPENER.open(req, timeout=30) as resp:
             return resp.status, dict(resp.headers.items()), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers.items()), err.read()

@@ -26,6 +26,11 @@ from threatgraph.server import Running, ServerConfig, start, write_dataset
 from threatgraph.store import open_store
 from threatgraph.terms import ATLAS, ATTACK, KB, TG
 
+# A private opener: SPARQLWrapper installs a global urllib opener (with a digest-auth handler whose
+# retry count, once past 5, turns every later 401 into an HTTPError without a body), and other test
+# files run before these.
+_OPENER = urllib.request.build_opener()
+
 pytestmark = pytest.mark.shared
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +60,7 @@ def served(dataset: tuple[str, list[str]]) -> Iterator[tuple[Running, list[str]]
 def get(url: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with _OPENER.open(req, timeout=30) as resp:
             return resp.status, dict(resp.headers.items()), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers.items()), err.read()
@@ -221,7 +226,7 @@ def test_bad_host_is_still_refused(served: tuple[Running, list[str]]) -> None:
 def test_writes_are_refused(served: tuple[Running, list[str]]) -> None:
     req = urllib.request.Request(served[0].url + "/atlas/AML.T0051", data=b"x", method="POST")
     try:
-        urllib.request.urlopen(req, timeout=10)
+        _OPENER.open(req, timeout=10)
         raise AssertionError("POST was accepted")
     except urllib.error.HTTPError as err:
         assert err.code == 405

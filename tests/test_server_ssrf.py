@@ -23,6 +23,11 @@ from threatgraph.server import Running, ServerConfig, start, write_dataset
 from threatgraph.server_guard import Refused, allowed, check_remote_access, deny_network_sockets, parse_tree
 from threatgraph.terms import PREFIXES
 
+# A private opener: SPARQLWrapper installs a global urllib opener (with a digest-auth handler whose
+# retry count, once past 5, turns every later 401 into an HTTPError without a body), and other test
+# files run before these.
+_OPENER = urllib.request.build_opener()
+
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-token"
 
@@ -32,7 +37,7 @@ def http(
 ) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with _OPENER.open(req, timeout=30) as resp:
             return resp.status, dict(resp.headers.items()), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers.items()), err.read()
