@@ -50,7 +50,13 @@ def test_findings_appeared_disappeared_changed(small_diff: ModelDiff) -> None:
 
 
 def test_fail_on_counts_only_new_findings_at_or_above(small_diff: ModelDiff, capsys: pytest.CaptureFixture[str]) -> None:
-    assert [fc.rule for fc in small_diff.new_at_or_above("critical")] == ["TG-STRIDE-E-004"]
+    # Gated on the level, as analyze --fail-on is: the notebook finding is of critical severity but
+    # medium level (risk 9: an internal console), the poison-message one reaches critical (risk 16).
+    by = {(fc.rule, fc.element_iri.removeprefix(EX)): fc for fc in small_diff.findings}
+    notebook = by[("TG-STRIDE-E-004", "admin")]
+    assert notebook.new_severity == "critical" and notebook.new_level == "medium"
+    assert [fc.rule for fc in small_diff.new_at_or_above("critical")] == ["TG-STRIDE-D-003"]
+    assert "TG-STRIDE-E-004" in [fc.rule for fc in small_diff.new_at_or_above("medium")]
     assert main(["diff-model", str(V1), str(V2), "--fail-on", "critical"]) == 1
     assert "1 new finding(s) at or above critical" in capsys.readouterr().err
     reverse = diff_models([V2], [V1])
@@ -62,8 +68,8 @@ def test_fail_on_counts_only_new_findings_at_or_above(small_diff: ModelDiff, cap
     assert "No differences." in capsys.readouterr().out
 
 
-def test_rising_severity_counts_as_new_at_that_level() -> None:
-    fc = FindingChange("f", "R", "e", "urn:e", "t", [], "changed", "medium", "high", None, None)
+def test_rising_level_counts_as_new_at_that_level() -> None:
+    fc = FindingChange("f", "R", "e", "urn:e", "t", [], "changed", "high", "high", 6.0, 12.0, "medium", "high")
     d = ModelDiff(["a"], ["b"], findings=[fc])
     assert d.new_at_or_above("high") == [fc]
     assert d.new_at_or_above("medium") == []  # it was already at medium
@@ -79,7 +85,8 @@ def test_formats_table_markdown_json(small_diff: ModelDiff, capsys: pytest.Captu
     assert main(["diff-model", str(V1), str(V2), "-f", "json", "--min-severity", "high"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {f["change"] for f in doc["findings"]} <= {"appeared", "disappeared", "changed"}
-    assert all({f["old_severity"], f["new_severity"]} & {"high", "critical"} for f in doc["findings"])
+    assert doc["findings"] and all({f["old_level"], f["new_level"]} & {"high", "critical"} for f in doc["findings"])
+    assert any(f["new_level"] != f["new_severity"] for f in doc["findings"] if f["change"] == "appeared")
     assert {e["iri"] for e in doc["elements"]} == {EX + "admin", EX + "llm", EX + "assistant"}
 
 
@@ -95,7 +102,12 @@ def test_example_model_and_its_version_2() -> None:
     by = {(fc.rule, fc.element_iri.removeprefix(ex), fc.change) for fc in d.findings}
     assert ("TG-STRIDE-E-004", "debugNotebook", "appeared") in by
     assert ("TG-STRIDE-I-005", "notebooks", "disappeared") in by
-    assert [fc.element_iri for fc in d.new_at_or_above("critical")] == [ex + "debugNotebook"]
+    # --fail-on gates on the level (risk level where computed): the new notebook finding is of critical
+    # severity, and its level is what the risk model gives it in this context.
+    notebook = next(fc for fc in d.findings if fc.rule == "TG-STRIDE-E-004" and fc.change == "appeared")
+    assert notebook.new_severity == "critical" and notebook.new_level
+    assert [fc.element_iri for fc in d.new_at_or_above(notebook.new_level) if fc.rule == "TG-STRIDE-E-004"] == [ex + "debugNotebook"]
+    assert d.new_at_or_above("critical") == [fc for fc in d.findings if fc.change == "appeared" and fc.new_level == "critical"]
 
 
 def test_two_versions_of_an_imported_otm_model(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Diff two versions of a system model: elements, flows and attributes added, removed or changed, and
-findings that appeared, disappeared or changed severity or residual risk.
+findings that appeared, disappeared or changed level (the contextual risk level where computed, else the severity) or residual risk.
 
 Both versions are analysed with the same rules (any format the model loader reads: Turtle, OTM, Threat
 Dragon, Threagile). Elements are matched by IRI, findings by their stable IRI (rule + focus + category).
@@ -15,8 +15,9 @@ from pathlib import Path
 from pyoxigraph import BlankNode, Literal, NamedNode
 
 from threatgraph import sanitize
-from threatgraph.analysis.engine import Engine, labels_of
+from threatgraph.analysis.engine import labels_of
 from threatgraph.analysis.findings import read_findings
+from threatgraph.analysis.pipeline import analyze
 from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.export.context import finding_views, local_name
 from threatgraph.terms import PREFIXES, RDF, TG, graph_iri
@@ -35,6 +36,8 @@ class FindingState:
     focus_label: str
     threat: str
     categories: list[str]
+    level: str = ""
+    """What users see and gate on: the contextual risk level where computed, else the severity."""
 
 
 @dataclass
@@ -76,6 +79,9 @@ class FindingChange:
     new_severity: str | None = None
     old_risk: float | None = None
     new_risk: float | None = None
+    old_level: str | None = None
+    new_level: str | None = None
+    """The finding's level (as ``analyze`` shows and gates on it): risk level where computed, else severity."""
 
 
 @dataclass
@@ -89,22 +95,23 @@ class ModelDiff:
     warnings: list[str] = field(default_factory=list)
     """The warnings of both analyses (old first)."""
 
-    def new_at_or_above(self, severity: str) -> list[FindingChange]:
-        """Findings that appeared at or above ``severity``, or rose to it from below."""
-        limit = SEVERITIES.index(severity) + 1
+    def new_at_or_above(self, level: str) -> list[FindingChange]:
+        """Findings that appeared at or above ``level``, or rose to it from below (on the finding level, as
+        ``analyze --fail-on`` gates)."""
+        limit = SEVERITIES.index(level) + 1
         out = []
         for fc in self.findings:
-            new = SEVERITIES.index(fc.new_severity) + 1 if fc.new_severity in SEVERITIES else 0
-            old = SEVERITIES.index(fc.old_severity) + 1 if fc.old_severity in SEVERITIES else 0
+            new = SEVERITIES.index(fc.new_level) + 1 if fc.new_level in SEVERITIES else 0
+            old = SEVERITIES.index(fc.old_level) + 1 if fc.old_level in SEVERITIES else 0
             if (fc.change == "appeared" and new >= limit) or (fc.change == "changed" and new >= limit > old):
                 out.append(fc)
         return out
 
-    def at_or_above(self, severity: str) -> ModelDiff:
-        """The same diff listing only findings whose old or new severity is at or above ``severity``."""
-        limit = SEVERITIES.index(severity)
+    def at_or_above(self, level: str) -> ModelDiff:
+        """The same diff listing only findings whose old or new level is at or above ``level``."""
+        limit = SEVERITIES.index(level)
         keep = [fc for fc in self.findings
-                if max(SEVERITIES.index(s) for s in (fc.old_severity, fc.new_severity) if s in SEVERITIES) >= limit]
+                if max((SEVERITIES.index(s) for s in (fc.old_level, fc.new_level) if s in SEVERITIES), default=-1) >= limit]
         return ModelDiff(self.old_files, self.new_files, self.elements, self.flows, self.other, keep, self.warnings)
 
     @property
@@ -127,7 +134,7 @@ def curie(iri: str) -> str:
 
 def snapshot(paths: Sequence[str | Path]) -> Snapshot:
     """Analyse one model version and keep what the diff compares."""
-    analysis = Engine().analyze(paths)
+    analysis = analyze(list(paths), validate=False)
     store = analysis.store
     labels = labels_of(store)
     findings = read_findings(store, labels)
@@ -145,7 +152,7 @@ def snapshot(paths: Sequence[str | Path]) -> Snapshot:
         facts.setdefault(s.value, {}).setdefault(curie(q.predicate.value), set()).add(value)
     states = {
         v.f.iri: FindingState(v.f.rule_id, v.f.severity, v.f.severity_rank, v.residual_risk, v.f.focus, v.f.focus_label,
-                              v.f.threat, [f"{c[2]}: {c[1]}" for c in v.f.categories])
+                              v.f.threat, [f"{c[2]}: {c[1]}" for c in v.f.categories], v.f.level)
         for v in views
     }
     return Snapshot(list(analysis.model_files), kinds, labels, facts, states, list(analysis.warnings))
@@ -186,18 +193,19 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> ModelDiff:
         assert f is not None
         fc = FindingChange(iri, f.rule, " ".join(f.focus_label.split()), f.focus, f.threat, f.categories, "",
                            fa.severity if fa else None, fb.severity if fb else None,
-                           fa.risk if fa else None, fb.risk if fb else None)
+                           fa.risk if fa else None, fb.risk if fb else None,
+                           fa.level if fa else None, fb.level if fb else None)
         if fa is None:
             fc.change = "appeared"
         elif fb is None:
             fc.change = "disappeared"
-        elif fa.severity != fb.severity or fa.risk != fb.risk:
+        elif fa.severity != fb.severity or fa.risk != fb.risk or fa.level != fb.level:
             fc.change = "changed"
         else:
             continue
         d.findings.append(fc)
     d.findings.sort(key=lambda fc: (("appeared", "changed", "disappeared").index(fc.change),
-                                    -(SEVERITIES.index(fc.new_severity or fc.old_severity or "info")), fc.element.lower(), fc.rule))
+                                    -(SEVERITIES.index(fc.new_level or fc.old_level or "info")), fc.element.lower(), fc.rule))
     return d
 
 
@@ -210,9 +218,9 @@ def diff_models(old: Sequence[str | Path], new: Sequence[str | Path]) -> ModelDi
 # Rendering
 # ---------------------------------------------------------------------------------------------
 def _sev(fc: FindingChange) -> str:
-    if fc.change == "changed" and fc.old_severity != fc.new_severity:
-        return f"{fc.old_severity} → {fc.new_severity}"
-    return str(fc.new_severity or fc.old_severity)
+    if fc.change == "changed" and fc.old_level != fc.new_level:
+        return f"{fc.old_level} → {fc.new_level}"
+    return str(fc.new_level or fc.old_level)
 
 
 def _risk(fc: FindingChange) -> str:
@@ -264,20 +272,20 @@ def render_markdown(d: ModelDiff) -> str:
     out = ["## Threat model changes", "", f"`{', '.join(d.old_files)}` → `{', '.join(d.new_files)}`: {_summary(d)}.", ""]
     appeared = [f for f in d.findings if f.change == "appeared"]
     if appeared:
-        out += ["### New findings", "", "| Severity | Risk | Element | Threat | Category | Rule |", "|---|---|---|---|---|---|"]
-        out += [f"| {fc.new_severity} | {_risk(fc)} | {_md(fc.element)} | {_md(fc.threat)} | {_md(', '.join(fc.categories))} | "
+        out += ["### New findings", "", "| Level | Risk | Element | Threat | Category | Rule |", "|---|---|---|---|---|---|"]
+        out += [f"| {fc.new_level} | {_risk(fc)} | {_md(fc.element)} | {_md(fc.threat)} | {_md(', '.join(fc.categories))} | "
                 f"{fc.rule} |" for fc in appeared]
         out.append("")
     changed = [f for f in d.findings if f.change == "changed"]
     if changed:
-        out += ["### Findings with changed severity or risk", "", "| Severity | Risk | Element | Threat | Rule |",
+        out += ["### Findings with changed level or risk", "", "| Level | Risk | Element | Threat | Rule |",
                 "|---|---|---|---|---|"]
         out += [f"| {_sev(fc)} | {_risk(fc)} | {_md(fc.element)} | {_md(fc.threat)} | {fc.rule} |" for fc in changed]
         out.append("")
     gone = [f for f in d.findings if f.change == "disappeared"]
     if gone:
-        out += ["### Resolved findings", "", "| Severity | Element | Threat | Rule |", "|---|---|---|---|"]
-        out += [f"| {fc.old_severity} | {_md(fc.element)} | {_md(fc.threat)} | {fc.rule} |" for fc in gone]
+        out += ["### Resolved findings", "", "| Level | Element | Threat | Rule |", "|---|---|---|---|"]
+        out += [f"| {fc.old_level} | {_md(fc.element)} | {_md(fc.threat)} | {fc.rule} |" for fc in gone]
         out.append("")
     for title, changes in (("Elements", d.elements), ("Data flows", d.flows), ("Other resources", d.other)):
         if not changes:

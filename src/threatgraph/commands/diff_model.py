@@ -15,15 +15,16 @@ def register(sub: Any) -> None:
         "diff-model",
         help="compare two versions of a system model and their findings",
         description="Elements, flows and attributes added, removed or changed, and findings that appeared, "
-        "disappeared or changed severity/residual risk. Models may be RDF or any format import-model reads.",
+        "disappeared or changed level/residual risk. Models may be RDF or any format import-model reads.",
     )
     p.add_argument("old", metavar="OLD", help="the earlier model file")
     p.add_argument("new", metavar="NEW", help="the later model file")
     p.add_argument("--format", "-f", choices=tuple(RENDERERS), default="table", help="output format (default: table)")
     p.add_argument("--fail-on", choices=SEVERITIES, default=None,
-                   help="exit 1 when findings at or above this severity appear (or rise to it)")
+                   help="exit 1 when findings at or above this level appear (or rise to it); the level is the contextual "
+                   "risk level where computed, else the severity, as analyze --fail-on uses it")
     p.add_argument("--min-severity", choices=SEVERITIES, default="info",
-                   help="only list findings at or above this severity (default: info = all)")
+                   help="only list findings whose level is at or above this (default: info = all)")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.set_defaults(func=run)
 
