@@ -5,6 +5,7 @@ importer's signals, the warning each inferred class prints (element path + reaso
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -320,3 +321,16 @@ def test_parsed_tables_compose() -> None:
     t = table(mine)
     assert t.phrases[0].cls == "VectorStore" and t.phrases[0].user and len(t.phrases) == 33
     assert table() is default_table()
+
+
+def test_docs_example_file_parses_and_the_summary_names_the_shipped_classes() -> None:
+    """docs/interchange.md: its example user file is valid and its summary table names the same classes as
+    the shipped file's phrases."""
+    doc = (REPO / "docs" / "interchange.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### ML classes from words"):doc.index("### OTM (0.2)")]
+    example = section[section.index("# mine.conf"):]
+    example = example[:example.index("```")]
+    mine = parse_table(example, "mine.conf", user=True)
+    assert [p.cls for p in mine.phrases] == ["VectorStore", "InferenceEndpoint", None]
+    summary = {c for c in re.findall(r"`tgml:(\w+)`", section[section.index("| words | class | kind |"):])}
+    assert summary == {p.cls for p in default_table().phrases}
