@@ -334,3 +334,11 @@ def test_docs_example_file_parses_and_the_summary_names_the_shipped_classes() ->
     assert [p.cls for p in mine.phrases] == ["VectorStore", "InferenceEndpoint", None]
     summary = {c for c in re.findall(r"`tgml:(\w+)`", section[section.index("| words | class | kind |"):])}
     assert summary == {p.cls for p in default_table().phrases}
+
+
+def test_a_phrase_with_a_back_reference_still_matches() -> None:
+    """The quick joined test of all phrases must not hide a phrase whose group numbers would shift."""
+    mine = parse_table("(x|y)z = VectorStore\n(foo|bar) \\1 = VectorStore\n", "mine.conf", user=True)
+    found = table(mine).classify([("name", "bar bar")], "DataStore")
+    assert found is not None and found.cls == TGML.VectorStore
+    assert table(mine).classify([("name", "foo bar")], "DataStore") is None

@@ -30,7 +30,7 @@ import difflib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from threatgraph.errors import InputError
@@ -41,6 +41,7 @@ OVERRIDE_HINT = "override with --ml-classes FILE"
 _SECTION = re.compile(r"^\[\s*([A-Za-z-]+)\s*\]$")
 _EXPLICIT = re.compile(r"\btgml:([A-Za-z]+)\b")
 _TOKEN_SEP = re.compile(r"[-_.]+")
+_BACKREF = re.compile(r"\\[1-9]|\(\?P=")
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,27 @@ class MLClasses:
                     return Choice(TGML[m.group(1)], name, value or "", m.group(0), explicit=True)
         return None
 
+    @cached_property
+    def _stops(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(p.rx for p in self.phrases if p.cls is None)
+
+    @cached_property
+    def _any_of_kind(self) -> dict[str, re.Pattern[str] | None]:
+        """Per core kind, one pattern matching where any phrase of that kind matches (a quick first test)."""
+        out: dict[str, re.Pattern[str] | None] = {}
+        for kind in KINDS:
+            parts = [p.text for p in self.phrases if p.cls is not None and self.kinds.get(p.cls) == kind]
+            if any(_BACKREF.search(x) for x in parts):  # numbered groups shift when joined: no quick test
+                out[kind] = re.compile("")
+                continue
+            out[kind] = re.compile(r"\b(?:" + "|".join(f"(?:{x})" for x in parts) + r")\b", re.IGNORECASE) \
+                if parts else None
+        return out
+
     def mask(self, text: str) -> str:
         """``text`` (normalised) with what the ``none`` phrases match blanked out."""
-        for p in self.phrases:
-            if p.cls is None:
-                text = p.rx.sub(" | ", text)
+        for rx in self._stops:
+            text = rx.sub(" | ", text)
         return text
 
     def classify(self, fields: Sequence[tuple[str, str | None]], kind: str, *, token: bool = False,
@@ -114,8 +131,13 @@ class MLClasses:
         """
         if explicit and (found := self.explicit(fields, kind)):
             return found
+        quick = self._any_of_kind.get(kind)
+        if quick is None:
+            return None
         texts = [(name, value, self.mask(low)) for name, value in fields if value
                  for low in _variants(value, token=token or name in tokens)]
+        if not any(quick.search(low) for _, _, low in texts):
+            return None
         for p in self.phrases:
             if p.cls is None or self.kinds.get(p.cls) != kind or (user_only and not p.user):
                 continue
