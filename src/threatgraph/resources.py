@@ -1,4 +1,4 @@
-"""Where the shipped ontology and queries live (installed wheel or source checkout), and the shared data.
+"""Where the shipped ontology, queries and ML phrase table live (installed wheel or source checkout), and the shared data.
 
 >>> (ontology_dir() / "core.ttl").is_file()
 True
@@ -28,6 +28,16 @@ def ontology_dir() -> Path:
 def queries_dir() -> Path:
     """Directory of the SPARQL library (``queries/``), with derivation rules in ``queries/rules``."""
     return _data_dir("queries")
+
+
+def ml_classes_file() -> Path:
+    """The shipped phrase table of ML classes (``data/ml-classes.conf``; ``_data/ml-classes.conf`` when installed).
+
+    >>> ml_classes_file().name
+    'ml-classes.conf'
+    """
+    installed = _PKG / "_data" / "ml-classes.conf"
+    return installed if installed.is_file() else _REPO / "data" / "ml-classes.conf"
 
 
 def shared_data_hint() -> str:

@@ -24,6 +24,7 @@ from rdflib.util import guess_format
 from threatgraph.analysis.ontology import Ontology
 from threatgraph.errors import InputError
 from threatgraph.interchange import convert_file
+from threatgraph.interchange.mlclasses import MLClasses, table
 from threatgraph.terms import STANDARD_VOCABULARIES, TG
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
@@ -54,7 +55,8 @@ class ModelLoad:
     graph: rdflib.Graph
     files: list[str]
     warnings: list[str] = field(default_factory=list)
-    """Deviations from an imported format's schema that were read anyway (OTM, Threat Dragon, Threagile)."""
+    """Deviations from an imported format's schema that were read anyway (OTM, Threat Dragon, Threagile, …),
+    and the ML classes an importer chose from an element's words (with the reason)."""
 
 
 def _format_for(path: Path) -> str:
@@ -181,13 +183,19 @@ def check_xml_entities(text: str, name: str) -> None:
                              hint="remove the DOCTYPE entity declarations or write the values out")
 
 
-def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
-    """Parse one or more model files into a single graph (the system model)."""
+def load_model_files(paths: Sequence[str | Path], *, ml_classes: str | Path | MLClasses | None = None) -> ModelLoad:
+    """Parse one or more model files into a single graph (the system model).
+
+    ``ml_classes``: a user's ML phrase file (or parsed table) for the imported formats, tried before the
+    shipped phrases (``--ml-classes``; docs/interchange.md). The ML classes an importer chose from an
+    element's words are listed in the warnings with their reasons.
+    """
     if not paths:
         raise InputError("no model file given", hint="name at least one model file, e.g. data/examples/rag-assistant.ttl")
     g = rdflib.Graph()
     files: list[str] = []
     warnings: list[str] = []
+    ml = table(ml_classes)  # a malformed user file fails before any model is read
     for p in paths:
         path = Path(p)
         if not path.exists():
@@ -200,9 +208,10 @@ def load_model_files(paths: Sequence[str | Path]) -> ModelLoad:
         size = path.stat().st_size
         if size > MAX_MODEL_BYTES:
             raise InputError(f"{path}: {size} bytes is above the {MAX_MODEL_BYTES}-byte limit for a model file")
-        if (converted := convert_file(path)) is not None:  # OTM, Threat Dragon, Threagile
+        if (converted := convert_file(path, ml_classes=ml)) is not None:  # OTM, Threat Dragon, Threagile, …
             g += converted.graph
             warnings.extend(f"{w} (read anyway)" for w in converted.warnings)
+            warnings.extend(converted.classed)
             files.append(str(path))
             continue
         try:

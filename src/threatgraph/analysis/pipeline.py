@@ -86,6 +86,7 @@ def analyze(
     ontology_extra: Sequence[str | Path] = (),
     frameworks: Sequence[str] | None = None,
     view: View | None = None,
+    ml_classes: str | Path | None = None,
 ) -> Analysis:
     """Analyse the system model files ``models``; see the module docstring for the options.
     ``frameworks``: ``("stride",)``, ``("linddun",)`` or both (LINDDUN then applies to every element);
@@ -94,13 +95,15 @@ def analyze(
     (``diff-release --model`` analyses against a chosen, older release this way).
     ``ontology_extra``: a user's ontology extension files, loaded with the shipped ontology for the
     closure, validation and rules (``analyze --ontology``).
+    ``ml_classes``: a user's ML phrase file for imported (non-RDF) models, tried before the shipped
+    ``data/ml-classes.conf`` (``analyze --ml-classes``; docs/interchange.md).
 
     Raises :class:`ModelInvalid` (exit 1) when validation finds violations and ``force`` is False,
     :class:`~threatgraph.errors.InputError` (exit 2) for unreadable input.
     """
     with no_gc():
         return _analyze(models, knowledge, store, endpoint, remote or {}, save, validate, force, extra_shapes, rules,
-                        ontology_extra, frameworks, view)
+                        ontology_extra, frameworks, view, ml_classes)
 
 
 def _analyze(
@@ -117,6 +120,7 @@ def _analyze(
     ontology_extra: Sequence[str | Path] = (),
     frameworks: Sequence[str] | None = None,
     view: View | None = None,
+    ml_classes: str | Path | None = None,
 ) -> Analysis:
     from threatgraph.analysis.closure import closure
     from threatgraph.analysis.model import load_model_files
@@ -124,7 +128,7 @@ def _analyze(
 
     if save and not store_dir:
         raise InputError("--save needs --store DIR (the store to write the analysis into)")
-    loaded = load_model_files(models)
+    loaded = load_model_files(models, ml_classes=ml_classes)
     onto = load_ontology(extra=ontology_extra)
     inferred = closure(onto.graph, loaded.graph)
     # the ontology, the model and its closure go into the in-memory analysis store once; validation reads

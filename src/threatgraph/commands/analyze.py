@@ -49,6 +49,8 @@ def register(sub: Any) -> None:
         "--shapes", action="append", default=[], metavar="FILE", help="extra SHACL shapes file for the validation (repeatable)"
     )
     p.add_argument("--force", action="store_true", help="analyse even when the model has validation violations")
+    p.add_argument("--ml-classes", metavar="FILE", help="your phrases giving imported (non-RDF) elements their tgml: "
+                   "ML class, tried before the shipped ones; PHRASE = none stops a phrase (docs/interchange.md)")
     p.add_argument(
         "--store",
         metavar="DIR",
@@ -120,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
             rules=load_all_rules(args.rules, ontology=_ontology(args)) if args.rules else None,
             ontology_extra=args.ontology,
             frameworks=[f.strip() for f in args.frameworks.split(",") if f.strip()] if args.frameworks else None,
+            ml_classes=getattr(args, "ml_classes", None),
         )
     except ModelInvalid as err:
         for w in err.warnings:

@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", help="the model to convert (.json, .otm, .yaml, .yml, .tm7)")
     p.add_argument("--output", "-o", metavar="OUT.ttl", help="write the Turtle to OUT.ttl instead of stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="do not list the fields that had no home")
+    p.add_argument("--ml-classes", metavar="FILE", help="your phrases giving elements their tgml: ML class, tried "
+                   "before the shipped ones (data/ml-classes.conf); PHRASE = none stops a phrase (docs/interchange.md)")
     p.set_defaults(func=run)
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise InputError(f"{path}: no such file", hint="check the path")
-    result = convert_file(path)
+    result = convert_file(path, ml_classes=args.ml_classes)
     if result is None:
         raise InputError(
             f"{path}: not an OTM, Threat Dragon, Threagile, Threat Modeling Tool, TM-BOM or pytm model (detected by "
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         )
     for w in result.warnings:
         print(f"threatgraph: warning: {w} (read anyway)", file=sys.stderr)
+    for w in result.classed:
+        print(f"threatgraph: warning: {w}", file=sys.stderr)
     header = (f"# Imported by threatgraph import-model from {path.name} ({result.format}).\n"
               f"# {len(result.unmapped)} kinds of source field had no home in the ontology (see stderr / docs/interchange.md).\n")
     text = header + result.graph.serialize(format="turtle")

@@ -14,14 +14,21 @@ import rdflib
 
 from threatgraph.errors import InputError
 from threatgraph.interchange.common import ImportResult
+from threatgraph.interchange.mlclasses import MLClasses
 
 
-def convert_file(path: str | Path) -> ImportResult | None:
+def convert_file(path: str | Path, *, ml_classes: str | Path | MLClasses | None = None) -> ImportResult | None:
     """Convert an interchange-format file (see :mod:`threatgraph.interchange.detect`); None for an RDF file.
 
     Deviations from the format's published schema that are still unambiguous are read anyway and
-    listed in ``ImportResult.warnings``; the commands print them on stderr.
+    listed in ``ImportResult.warnings``; the ML classes chosen from an element's words are listed in
+    ``ImportResult.classed``; the commands print both on stderr. ``ml_classes``: a user's mapping file
+    (or a parsed table) tried before the shipped phrases (``data/ml-classes.conf``); a malformed file
+    is an :class:`~threatgraph.errors.InputError` naming its line.
     """
+    from threatgraph.interchange.mlclasses import table
+
+    ml = table(ml_classes)
     from threatgraph.interchange.detect import detect
 
     p = Path(path)
@@ -29,7 +36,7 @@ def convert_file(path: str | Path) -> ImportResult | None:
         from threatgraph.interchange import tmt
 
         try:
-            return tmt.convert_text(p.read_bytes(), str(p))
+            return tmt.convert_text(p.read_bytes(), str(p), ml=ml)
         except OSError as err:
             raise InputError(f"{p}: cannot read: {err.strerror}") from err
     try:
@@ -38,13 +45,13 @@ def convert_file(path: str | Path) -> ImportResult | None:
         raise InputError(f"{p}: not UTF-8 text (byte {err.start})", hint="save the model as UTF-8") from err
     except OSError as err:
         raise InputError(f"{p}: cannot read: {err.strerror}") from err
-    return detect(p, text)
+    return detect(p, text, ml=ml)
 
 
-def detect_and_convert(path: str | Path) -> rdflib.Graph | None:
+def detect_and_convert(path: str | Path, *, ml_classes: str | Path | MLClasses | None = None) -> rdflib.Graph | None:
     """The converted graph of an OTM / Threat Dragon / Threagile file, or None for RDF files."""
-    result = convert_file(path)
+    result = convert_file(path, ml_classes=ml_classes)
     return result.graph if result is not None else None
 
 
-__all__ = ["ImportResult", "convert_file", "detect_and_convert"]
+__all__ = ["ImportResult", "MLClasses", "convert_file", "detect_and_convert"]

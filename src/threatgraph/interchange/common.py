@@ -13,7 +13,7 @@ grouped by a generic path (``/detail/diagrams/*/cells/*/position``) so the list 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +22,7 @@ import rdflib
 from rdflib.namespace import RDF, RDFS
 
 from threatgraph.errors import InputError
+from threatgraph.interchange.mlclasses import OVERRIDE_HINT, Choice, MLClasses, default_table
 from threatgraph.terms import DCT, LINDDUN, STRIDE, TG, TGML
 
 TGN = rdflib.Namespace(str(TG))
@@ -61,13 +62,18 @@ class ImportResult:
     unmapped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """Deviations from the format's published schema that were read anyway (best effort, unambiguous)."""
+    classed: list[str] = field(default_factory=list)
+    """The ML classes chosen from an element's words, each with its element and reason (printed as warnings)."""
 
 
 class Builder:
     """Accumulates the converted graph and the unmapped notes of one source document."""
 
-    def __init__(self, fmt: str, name: str, project: str, wild: Iterable[str] = ()) -> None:
+    def __init__(self, fmt: str, name: str, project: str, wild: Iterable[str] = (),
+                 ml: MLClasses | None = None) -> None:
         self.fmt = fmt
+        self.ml = ml if ml is not None else default_table()
+        self.classed: list[str] = []
         self.wild = set(wild)
         self.name = name
         self.base = f"{IMPORT_BASE}{fmt}:{slug(project)}:"
@@ -164,7 +170,34 @@ class Builder:
         return out
 
     def result(self) -> ImportResult:
-        return ImportResult(self.g, self.fmt, self.notes(), list(self.warnings))
+        return ImportResult(self.g, self.fmt, self.notes(), list(self.warnings), list(self.classed))
+
+    # -- ML classes -------------------------------------------------------------------------------
+    def ml_class(self, node: rdflib.URIRef, kind: str, fields: Sequence[tuple[str, str | None]], at: str, *,
+                 tokens: Collection[str] = (), given: str | None = None,
+                 choice: Choice | None = None) -> str | None:
+        """Give ``node`` (of core ``kind``) its ML class and return it (IRI), or None.
+
+        ``given``: the class the source states (Threagile's ``ai`` technology, a TMT ML stencil): taken
+        as is. Otherwise an explicit ``tgml:ClassName`` in a field, else ``choice`` (an importer's own
+        table), else the phrase table over ``fields`` (label, value; ``tokens``: labels of identifier
+        fields). A class chosen from words is reported in ``classed`` with the element's path ``at``
+        and the reason.
+        """
+        if given is None:
+            found = self.ml.explicit(fields, kind) or choice or self.ml.classify(fields, kind, tokens=tokens,
+                                                                                explicit=False)
+            if found is None:
+                return None
+            given = found.cls
+            if not found.explicit:
+                how = f"your {found.rule}; " if found.rule else ""
+                msg = (f"{self.name}: {self.fmt}: {at or '/'}: classed tgml:{given.removeprefix(str(TGML))} because "
+                       f"{found.reason()} ({how}{OVERRIDE_HINT})")
+                if msg not in self.classed:
+                    self.classed.append(msg)
+        self.g.add((node, RDF.type, rdflib.URIRef(given)))
+        return given
 
     # -- errors -----------------------------------------------------------------------------------
     def fail(self, path: Sequence[str | int], message: str, hint: str | None = None) -> InputError:
@@ -309,54 +342,20 @@ def declared_threat(
 
 
 # ---------------------------------------------------------------------------------------------
-# ML asset classes recognised from explicit words (see docs/interchange.md)
+# ML asset classes recognised from words (data/ml-classes.conf; see docs/interchange.md)
 # ---------------------------------------------------------------------------------------------
-KIND_OF: dict[str, str] = {}
-"""Core kind (tg:ExternalEntity / tg:Process / tg:DataStore) of each ML class named below."""
+def _kind_of() -> dict[str, str]:
+    t = default_table()
+    return {p.cls: t.kinds[p.cls] for p in t.phrases if p.cls is not None}
 
-_ML_PHRASES: list[tuple[str, str, str]] = [
-    # (phrase as a regex over lower-case words, ML class local name, core kind local name)
-    (r"llm agent|ai agent|autonomous agent", "LLMAgent", "Process"),
-    (r"llm app(lication)?|chatbot|rag (app|application|service|pipeline)|copilot", "LLMApplication", "Process"),
-    (r"guardrails?", "Guardrail", "Process"),
-    (r"embedding (model|service)|embedder", "EmbeddingModel", "Process"),
-    (r"inference (endpoint|service|server|api)|model serving|model server|prediction (service|api)",
-     "InferenceEndpoint", "Process"),
-    (r"training (pipeline|job)", "TrainingPipeline", "Process"),
-    (r"training cluster|gpu cluster", "TrainingCluster", "Process"),
-    (r"feature pipeline", "FeaturePipeline", "Process"),
-    (r"data (preparation|prep|labell?ing) pipeline|etl pipeline", "DataPreparationPipeline", "Process"),
-    (r"model (evaluation|validation) (job|service)", "ModelEvaluation", "Process"),
-    (r"model monitoring|drift monitor(ing)?", "ModelMonitoring", "Process"),
-    (r"batch (scoring|inference)", "BatchScoringJob", "Process"),
-    (r"notebook|jupyter", "NotebookEnvironment", "Process"),
-    (r"agent tool|tool call(ing)? plugin", "AgentTool", "Process"),
-    (r"vector (store|database|db|index)", "VectorStore", "DataStore"),
-    (r"model registry", "ModelRegistry", "DataStore"),
-    (r"feature store", "FeatureStore", "DataStore"),
-    (r"training (data ?set|data)", "TrainingDataset", "DataStore"),
-    (r"(rag|document) corpus|knowledge base", "RAGCorpus", "DataStore"),
-    (r"prompt templates?|system prompt", "PromptTemplate", "DataStore"),
-    (r"agent memory", "AgentMemory", "DataStore"),
-    (r"experiment track(er|ing)|mlflow", "ExperimentTracker", "DataStore"),
-    (r"foundation model", "FoundationModel", "DataStore"),
-    (r"fine-?tuned model", "FineTunedModel", "DataStore"),
-    (r"pre-?trained model", "PretrainedModel", "DataStore"),
-    (r"model (artifact|weights|file)", "ModelArtifact", "DataStore"),
-    (r"inference logs?|prediction logs?", "InferenceLogStore", "DataStore"),
-    (r"(llm|ai|model) (provider|api)|openai|anthropic api", "LLMProvider", "ExternalEntity"),
-    (r"model hub|hugging ?face", "ModelHub", "ExternalEntity"),
-    (r"labell?ing (service|vendor|workforce)", "LabelingService", "ExternalEntity"),
-    (r"web[- ]scraped|web crawl", "WebScrapedDataSource", "ExternalEntity"),
-    (r"human reviewer|human in the loop", "HumanReviewer", "ExternalEntity"),
-]
-for _rx, _cls, _kind in _ML_PHRASES:
-    KIND_OF[_cls] = _kind
-_EXPLICIT = re.compile(r"\btgml:([A-Za-z]+)\b")
+
+KIND_OF: dict[str, str] = _kind_of()
+"""Core kind (tg:ExternalEntity / tg:Process / tg:DataStore) of each ML class the shipped phrases name
+(``data/ml-classes.conf``); an explicit ``tgml:ClassName`` in a source is read for these classes."""
 
 
 def ml_class_from_text(text: str, kind: str) -> str | None:
-    """The ML class named explicitly in ``text`` for an element of core ``kind`` (local name), or None.
+    """The ML class named in ``text`` for an element of core ``kind`` (local name), by the shipped phrases, or None.
 
     An explicit ``tgml:ClassName`` wins; otherwise the first phrase of the table whose class is of
     the same core kind. A phrase for another kind (a "vector store" process) is ignored.
@@ -368,14 +367,8 @@ def ml_class_from_text(text: str, kind: str) -> str | None:
     >>> ml_class_from_text("tgml:ModelRegistry (MLflow)", "DataStore")
     'https://w3id.org/threatgraph/ml#ModelRegistry'
     """
-    low = " ".join(text.lower().split())
-    m = _EXPLICIT.search(text)
-    if m and KIND_OF.get(m.group(1)) == kind:
-        return TGML[m.group(1)]
-    for rx, cls, k in _ML_PHRASES:
-        if k == kind and re.search(rf"\b(?:{rx})\b", low):
-            return TGML[cls]
-    return None
+    found = default_table().classify([("text", text)], kind)
+    return found.cls if found else None
 
 
 def add_system(b: Builder, title: str, description: str | None, ident: str) -> rdflib.URIRef:

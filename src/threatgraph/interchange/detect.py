@@ -20,6 +20,7 @@ from threatgraph.bounded import limits, load_json, load_yaml
 from threatgraph.errors import InputError
 from threatgraph.interchange import otm, pytm_json, threagile, threatdragon, tmbom, tmt
 from threatgraph.interchange.common import ImportResult
+from threatgraph.interchange.mlclasses import MLClasses
 
 FORMATS: tuple[str, ...] = ("otm", "threat-dragon", "threagile", "tmt", "tm-bom", "pytm")
 _JSON_EXT = {".json", ".otm"}
@@ -54,20 +55,23 @@ def sniff(doc: Any) -> str | None:
     return None
 
 
-def detect(path: Path, text: str) -> ImportResult | None:
-    """Convert ``text`` (the content of ``path``) if it is an interchange format; None for RDF."""
+def detect(path: Path, text: str, *, ml: MLClasses | None = None) -> ImportResult | None:
+    """Convert ``text`` (the content of ``path``) if it is an interchange format; None for RDF.
+
+    ``ml``: the ML phrase table (default: the shipped one; see :mod:`threatgraph.interchange.mlclasses`).
+    """
     ext = path.suffix.lower()
     if ext in _RDF_JSON_EXT:
         return None
     stripped = text.lstrip("\ufeff \t\r\n")
     if ext == ".tm7" or (stripped.startswith("<ThreatModel") and "ThreatModeling.Model" in stripped[:1000]):
-        return tmt.convert_text(text, str(path))  # Microsoft Threat Modeling Tool (XML)
+        return tmt.convert_text(text, str(path), ml=ml)  # Microsoft Threat Modeling Tool (XML)
     if ext in _YAML_EXT:
-        return _from_yaml(path, text)
+        return _from_yaml(path, text, ml)
     if ext == ".otm" and not stripped.startswith("{"):
-        return _from_yaml(path, text)  # OTM is JSON or YAML; StartLeft's examples use YAML in .otm files
+        return _from_yaml(path, text, ml)  # OTM is JSON or YAML; StartLeft's examples use YAML in .otm files
     if ext in _JSON_EXT or (stripped.startswith("{") and ext not in {".ttl", ".nt", ".n3", ".trig", ".nq", ".rdf", ".owl", ".xml"}):
-        return _from_json(path, text, strict=ext in _JSON_EXT)
+        return _from_json(path, text, strict=ext in _JSON_EXT, ml=ml)
     return None
 
 
@@ -78,7 +82,7 @@ def _check_size(path: Path, text: str) -> None:
                          hint="raise THREATGRAPH_MAX_INPUT_BYTES if the file is genuine (see docs/limits.md)")
 
 
-def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
+def _from_json(path: Path, text: str, *, strict: bool, ml: MLClasses | None = None) -> ImportResult | None:
     _check_size(path, text)
     try:
         doc = load_json(text, str(path))
@@ -100,10 +104,10 @@ def _from_json(path: Path, text: str, *, strict: bool) -> ImportResult | None:
             f"TM-BOM (no 'scope' and 'data_flows'), pytm (no 'elements' and 'flows') or JSON-LD (no '@context') document; top level has: {keys or 'nothing'}",
             hint="export the model from its tool again, or give an RDF model (Turtle)",
         )
-    return _convert(fmt, doc, path)
+    return _convert(fmt, doc, path, ml)
 
 
-def _from_yaml(path: Path, text: str) -> ImportResult:
+def _from_yaml(path: Path, text: str, ml: MLClasses | None = None) -> ImportResult:
     _check_size(path, text)
     try:
         doc = load_yaml(text, str(path))
@@ -126,18 +130,18 @@ def _from_yaml(path: Path, text: str) -> ImportResult:
             hint="threatgraph reads Threagile and OTM YAML; other models must be RDF (Turtle), OTM or Threat Dragon "
             "JSON",
         )
-    return _convert(fmt, doc, path)
+    return _convert(fmt, doc, path, ml)
 
 
-def _convert(fmt: str, doc: Any, path: Path) -> ImportResult:
+def _convert(fmt: str, doc: Any, path: Path, ml: MLClasses | None = None) -> ImportResult:
     if fmt == "otm":
-        return otm.convert(doc, str(path))
+        return otm.convert(doc, str(path), ml=ml)
     if fmt == "threat-dragon":
-        return threatdragon.convert(doc, str(path))
+        return threatdragon.convert(doc, str(path), ml=ml)
     if fmt == "tm-bom":
-        return tmbom.convert(doc, str(path))
+        return tmbom.convert(doc, str(path), ml=ml)
     if fmt == "pytm":
-        return pytm_json.convert(doc, str(path))
+        return pytm_json.convert(doc, str(path), ml=ml)
     if isinstance(doc, Mapping) and doc.get("includes"):
-        return threagile.convert(threagile.merge_includes(doc, path), str(path), included=True)
-    return threagile.convert(doc, str(path))
+        return threagile.convert(threagile.merge_includes(doc, path), str(path), included=True, ml=ml)
+    return threagile.convert(doc, str(path), ml=ml)

@@ -25,9 +25,11 @@ from threatgraph.interchange.common import (
     items,
     map_attributes,
     optional,
+    pointer,
     require,
     slug,
 )
+from threatgraph.interchange.mlclasses import Choice, MLClasses, normalise
 from threatgraph.terms import DCT, TG, TGML
 
 FORMAT = "otm"
@@ -76,6 +78,15 @@ def component_kind(type_: str) -> tuple[str, str | None, bool]:
     return "Process", None, False
 
 
+def _type_choice(table: MLClasses, type_: str, kind: str) -> Choice | None:
+    """The ML class the type table gives ``type_`` (after the user's ``none`` phrases), with its reason."""
+    low = table.mask(normalise(type_, token=True))
+    for rx, k, ml in _TYPE_TABLE:
+        if ml and k == kind and (m := re.search(rx, low)):
+            return Choice(TGML[ml], "type", type_, m.group(0).strip())
+    return None
+
+
 def classification_from_cia(risk: Mapping[str, Any]) -> str:
     """tg:Public/Internal/Confidential from an OTM asset's confidentiality rating.
 
@@ -102,15 +113,15 @@ def classification_from_cia(risk: Mapping[str, Any]) -> str:
     return TG.Public
 
 
-def convert(doc: Any, name: str) -> ImportResult:
-    """Convert a parsed OTM document."""
-    b = Builder(FORMAT, name, "otm")
+def convert(doc: Any, name: str, *, ml: MLClasses | None = None) -> ImportResult:
+    """Convert a parsed OTM document (``ml``: the ML phrase table, default the shipped one)."""
+    b = Builder(FORMAT, name, "otm", ml=ml)
     if not isinstance(doc, Mapping):
         raise b.fail([], "an OTM document is a JSON object")
     require(b, doc, [], "otmVersion")
     project = require(b, doc, [], "project", Mapping)
     pid = require(b, project, ["project"], "id")
-    b = Builder(FORMAT, name, pid)
+    b = Builder(FORMAT, name, pid, ml=ml)
     system = add_system(b, require(b, project, ["project"], "name"), optional(b, project, ["project"], "description", str), pid)
     b.unmapped_keys(project, ["project"], ("id", "name", "description"), "project metadata with no threatgraph property")
     zkey = "trustZones"
@@ -232,11 +243,17 @@ def convert(doc: Any, name: str) -> ImportResult:
     for i, c, cid, ctype, cname, cdesc in usable:
         path = ["components", i]
         node = comps[cid]
-        kind, ml, matched = component_kind(ctype)
+        kind, _, matched = component_kind(ctype)
         kinds[cid] = kind
         b.typed(node, TG[kind], cname, cid, at=path)
-        if ml:
-            b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
+        # ML class: a tgml: word, else the user's phrases, else the type table, else the shipped phrases
+        tags = [str(x) for x in c.get("tags") or [] if isinstance(x, (str, int, float))] \
+            if isinstance(c.get("tags"), list) else []
+        signals = [("type", ctype), *(("tag", x) for x in tags), ("name", cname), ("description", cdesc)]
+        tokens = ("type", "tag")
+        b.ml_class(node, kind, signals, pointer(path), tokens=tokens,
+                   choice=b.ml.classify(signals, kind, tokens=tokens, user_only=True, explicit=False)
+                   or _type_choice(b.ml, ctype, kind))
         if not matched:
             b.unmapped(f"/components/{i}/type", f"component type {ctype!r} is not in the type table; imported as a process")
         b.lit(node, DCT.description, cdesc)

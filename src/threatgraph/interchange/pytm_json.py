@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import rdflib
-from rdflib.namespace import RDF
 
 from threatgraph.errors import InputError
 from threatgraph.interchange.common import (
@@ -24,10 +23,10 @@ from threatgraph.interchange.common import (
     ImportResult,
     add_system,
     declared_threat,
-    ml_class_from_text,
     pointer,
     severity_iri,
 )
+from threatgraph.interchange.mlclasses import MLClasses
 from threatgraph.terms import CAPEC, DCT, TG, TGML
 
 FORMAT = "pytm"
@@ -70,15 +69,15 @@ def sniff(doc: Mapping[str, Any]) -> bool:
         "boundaries" in doc or "findings" in doc or "threatsFile" in doc)
 
 
-def convert(doc: Any, name: str) -> ImportResult:
-    """Convert a parsed pytm JSON document."""
-    b = Builder(FORMAT, name, "pytm")
+def convert(doc: Any, name: str, *, ml: MLClasses | None = None) -> ImportResult:
+    """Convert a parsed pytm JSON document (``ml``: the ML phrase table, default the shipped one)."""
+    b = Builder(FORMAT, name, "pytm", ml=ml)
     if not isinstance(doc, Mapping):
         raise b.fail([], "a pytm model is a JSON object")
     title = doc.get("name") if isinstance(doc.get("name"), str) and doc["name"].strip() else None
     if title is None:
         b.deviation(["name"], "no model name; named 'pytm model'")
-    b = Builder(FORMAT, name, title or "pytm-model")
+    b = Builder(FORMAT, name, title or "pytm-model", ml=ml)
     desc = doc.get("description") if isinstance(doc.get("description"), str) else None
     system = add_system(b, title or "pytm model", desc, title or "pytm-model")
     m = _Model(b, system)
@@ -172,9 +171,8 @@ class _Model:
             b.add(node, TG.partOf, self.system)
             desc = o.get("description") if isinstance(o.get("description"), str) else None
             b.lit(node, DCT.description, desc)
-            ml = ml or ml_class_from_text(f"{nm}\n{desc or ''}", kind)
-            if ml:
-                b.add(node, str(RDF.type), rdflib.URIRef(ml))
+            b.ml_class(node, kind, [("class", cls), ("name", nm), ("description", desc)], pointer(path),
+                       tokens=("class",), given=ml)
             zone = o.get("inBoundary")
             if isinstance(zone, str) and zone:
                 if zone in self.zones:

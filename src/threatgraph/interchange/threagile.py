@@ -27,12 +27,12 @@ from threatgraph.interchange.common import (
     bool_attr,
     declared_threat,
     items,
-    ml_class_from_text,
     optional,
     pointer,
     require,
     severity_iri,
 )
+from threatgraph.interchange.mlclasses import MLClasses
 from threatgraph.terms import DCT, STRIDE, TG, TGML
 
 FORMAT = "threagile"
@@ -131,13 +131,16 @@ _LINK_MAPPED = ("target", "description", "protocol", "authentication", "authoriz
                 "data_assets_received")
 
 
-def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
-    """Convert a parsed Threagile model (``included``: its ``includes`` were merged by :func:`merge_includes`)."""
-    b = Builder(FORMAT, name, "threagile")
+def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None = None) -> ImportResult:
+    """Convert a parsed Threagile model (``included``: its ``includes`` were merged by :func:`merge_includes`).
+
+    ``ml``: the ML phrase table (default: the shipped one; see :mod:`threatgraph.interchange.mlclasses`).
+    """
+    b = Builder(FORMAT, name, "threagile", ml=ml)
     if not isinstance(doc, Mapping):
         raise b.fail([], "a Threagile model is a YAML mapping")
     title = require(b, doc, [], "title")
-    b = Builder(FORMAT, name, title, wild=_WILD)
+    b = Builder(FORMAT, name, title, wild=_WILD, ml=ml)
     desc = doc.get("application_description")
     system = add_system(b, title, desc.get("description") if isinstance(desc, Mapping) else None, title)
     b.unmapped_keys(doc, [], ("title", "application_description", "data_assets", "technical_assets",
@@ -210,9 +213,11 @@ def convert(doc: Any, name: str, *, included: bool = False) -> ImportResult:
         techs = [str(x) for x in (t.get("technologies") or [])]
         if isinstance(t.get("technology"), str):
             techs.append(t["technology"])
-        ml = TGML[_AI_CLASS[kind]] if "ai" in techs else ml_class_from_text(f"{key}\n{tdesc or ''}", kind)
-        if ml:
-            b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
+        ttags = [str(x) for x in t["tags"] if isinstance(x, (str, int, float))] if isinstance(t.get("tags"), list) else []
+        signals = [*(("technology", x) for x in techs), *(("tag", x) for x in ttags), ("type", str(t.get("type"))),
+                   ("name", str(key)), ("description", tdesc)]
+        b.ml_class(node, kind, signals, pointer(path), tokens=("technology", "tag", "type", "name"),
+                   given=TGML[_AI_CLASS[kind]] if "ai" in techs else None)
         mapped = {"ai"}
         if kind == "Process" and any(x in _WEB_TECH for x in techs):
             b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))

@@ -25,12 +25,12 @@ from threatgraph.interchange.common import (
     category_iri,
     declared_threat,
     items,
-    ml_class_from_text,
     optional,
     require,
     severity_iri,
     slug,
 )
+from threatgraph.interchange.mlclasses import MLClasses
 from threatgraph.terms import DCT, TG
 
 FORMAT = "threat-dragon"
@@ -47,15 +47,15 @@ _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEn
 Point = tuple[float, float]
 
 
-def convert(doc: Any, name: str) -> ImportResult:
-    """Convert a parsed Threat Dragon v2 document."""
-    b = Builder(FORMAT, name, "threat-dragon")
+def convert(doc: Any, name: str, *, ml: MLClasses | None = None) -> ImportResult:
+    """Convert a parsed Threat Dragon v2 document (``ml``: the ML phrase table, default the shipped one)."""
+    b = Builder(FORMAT, name, "threat-dragon", ml=ml)
     if not isinstance(doc, Mapping):
         raise b.fail([], "a Threat Dragon model is a JSON object")
     summary = require(b, doc, [], "summary", Mapping)
     title = require(b, summary, ["summary"], "title")
     sid = summary.get("id")
-    b = Builder(FORMAT, name, str(sid) if sid not in (None, "") else title)
+    b = Builder(FORMAT, name, str(sid) if sid not in (None, "") else title, ml=ml)
     system = add_system(b, title, optional(b, summary, ["summary"], "description", str), str(sid or title))
     detail = require(b, doc, [], "detail", Mapping)
     b.unmapped_keys(summary, ["summary"], ("title", "description", "id"), "model metadata with no home (owner)")
@@ -135,9 +135,7 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
                 b.add(node, TG.partOf, system)
                 desc = optional(b, data, [*cpath, "data"], "description", str)
                 b.lit(node, DCT.description, desc)
-                ml = ml_class_from_text(f"{label or ''}\n{desc or ''}", kind)
-                if ml:
-                    b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
+                b.ml_class(node, kind, [("name", label), ("description", desc)], _ptr(cpath))
                 _element_flags(b, node, kind, data, [*cpath, "data"], cid, dkey)
                 centres[cid] = _centre(cell)
                 _cell_threats(b, cell, cpath, node, linddun)

@@ -19,18 +19,17 @@ from rdflib.namespace import RDF
 
 from threatgraph.errors import InputError
 from threatgraph.interchange.common import (
-    KIND_OF,
     Builder,
     ImportResult,
     add_system,
     declared_threat,
     items,
-    ml_class_from_text,
     optional,
     pointer,
     require,
 )
-from threatgraph.terms import CAPEC, DCT, TG, TGML
+from threatgraph.interchange.mlclasses import MLClasses
+from threatgraph.terms import CAPEC, DCT, TG
 
 FORMAT = "tm-bom"
 SCHEMA_MARK = "www-project-threat-model-library"
@@ -69,9 +68,9 @@ def sniff(doc: Mapping[str, Any]) -> bool:
         "components" in doc or "actors" in doc or "data_stores" in doc)
 
 
-def convert(doc: Any, name: str) -> ImportResult:
-    """Convert a parsed TM-BOM document."""
-    b = Builder(FORMAT, name, "tm-bom")
+def convert(doc: Any, name: str, *, ml: MLClasses | None = None) -> ImportResult:
+    """Convert a parsed TM-BOM document (``ml``: the ML phrase table, default the shipped one)."""
+    b = Builder(FORMAT, name, "tm-bom", ml=ml)
     if not isinstance(doc, Mapping):
         raise b.fail([], "a TM-BOM threat model is a JSON object")
     scope = doc.get("scope")
@@ -79,7 +78,7 @@ def convert(doc: Any, name: str) -> ImportResult:
     if not isinstance(title, str) or not title.strip():
         b.deviation(["scope", "title"], "no scope title; the model is named 'TM-BOM model'")
         title = None
-    b = Builder(FORMAT, name, title or "tm-bom-model")
+    b = Builder(FORMAT, name, title or "tm-bom-model", ml=ml)
     desc = doc.get("description") if isinstance(doc.get("description"), str) else None
     if desc is None and isinstance(scope, Mapping) and isinstance(scope.get("description"), str):
         desc = scope["description"]
@@ -196,9 +195,10 @@ class _Model:
             b.typed(node, TG[core], title, sym)
             b.add(node, TG.partOf, self.system)
             b.lit(node, DCT.description, desc)
-            ml = ml_class_from_text(f"{title}\n{desc or ''}", core)
-            if ml:
-                b.add(node, str(RDF.type), rdflib.URIRef(ml))
+            signals: list[tuple[str, str | None]] = [("name", title), ("description", desc)]
+            if kind != "component":  # an actor's type (user, third_party, …); a data store's type, vendor, product
+                signals += [(k, e[k]) for k in ("type", "vendor", "product") if isinstance(e.get(k), str)]
+            b.ml_class(node, core, signals, pointer(path), tokens=("type", "vendor", "product"))
             if zsym:
                 zone = self.zone(zsym, [*path, "trust_zone"])
                 b.add(node, TG.inZone, zone)
@@ -236,12 +236,13 @@ class _Model:
                     continue
                 enc = p.get("encrypted") if isinstance(p.get("encrypted"), bool) else None
                 stores.append((self.nodes[ref], enc, ref))
-            ml = ml_class_from_text(f"{title}\n{desc or ''}", "DataStore")
-            if ml and KIND_OF.get(ml.removeprefix(str(TGML))) == "DataStore":
+            signals = [("name", title), ("description", desc)]
+            ml = b.ml.classify(signals, "DataStore")
+            if ml:
                 # an ML data set is an asset of its own kind in the ML vocabulary (a store of that class)
                 node = b.iri("data_set", sym)
                 b.typed(node, TG.DataStore, title, sym)
-                b.add(node, str(RDF.type), rdflib.URIRef(ml))
+                b.ml_class(node, "DataStore", signals, pointer(path), choice=ml)
                 b.add(node, TG.partOf, self.system)
                 b.lit(node, DCT.description, desc)
                 if stores and stores[0][2] in self.zone_of:

@@ -33,9 +33,9 @@ from threatgraph.interchange.common import (
     add_system,
     category_iri,
     declared_threat,
-    ml_class_from_text,
     severity_iri,
 )
+from threatgraph.interchange.mlclasses import MLClasses
 from threatgraph.interchange.threatdragon import _crosses
 from threatgraph.terms import DCT, TG, TGML
 
@@ -198,12 +198,12 @@ def parse_xml(text: str | bytes, name: str) -> Element:
     return root
 
 
-def convert_text(text: str | bytes, name: str) -> ImportResult:
-    """Convert the XML text (or the bytes) of a ``.tm7`` file."""
-    return convert(parse_xml(text, name), name)
+def convert_text(text: str | bytes, name: str, *, ml: MLClasses | None = None) -> ImportResult:
+    """Convert the XML text (or the bytes) of a ``.tm7`` file (``ml``: the ML phrase table, default the shipped one)."""
+    return convert(parse_xml(text, name), name, ml=ml)
 
 
-def convert(root: Element, name: str) -> ImportResult:
+def convert(root: Element, name: str, *, ml: MLClasses | None = None) -> ImportResult:
     """Convert a parsed ``.tm7`` document."""
     meta = _kid(root, "MetaInformation")
     title = _text(meta, "ThreatModelName") if meta is not None else None
@@ -214,7 +214,7 @@ def convert(root: Element, name: str) -> ImportResult:
     # IRIs must not depend on the file's name or place: the model name, else the first diagram's Guid
     first = _kid(surfaces, "DrawingSurfaceModel")
     project = title or (_text(first, "Guid") if first is not None else None) or "tmt-model"
-    b = Builder(FORMAT, name, project)
+    b = Builder(FORMAT, name, project, ml=ml)
     system = add_system(b, title or "Threat Modeling Tool model",
                         _text(meta, "HighLevelSystemDescription") if meta is not None else None, project)
     if meta is not None:
@@ -364,9 +364,7 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         # ML class: from the standard type, else from words in the stencil's name or its template type's name
         # (a custom template's "Vector Database" stencil is a tgml:VectorStore)
         tname = template.elements.get(stype or "", (None, None))[0] if stype else None
-        ml = ML_TYPES.get(stype or "") or ml_class_from_text(f"{label or ''}\n{tname or ''}", kind)
-        if ml:
-            b.add(node, str(rdflib.RDF.type), rdflib.URIRef(ml))
+        b.ml_class(node, kind, [("name", label), ("stencil type", tname)], epath, given=ML_TYPES.get(stype or ""))
         _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid)
         if geo is not None:
             centres[guid] = ((geo[0] + geo[2]) / 2, (geo[1] + geo[3]) / 2)
