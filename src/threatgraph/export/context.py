@@ -191,7 +191,7 @@ def capec_summary(declared: Sequence[DeclaredThreat]) -> str:
     linked = [d for d in citing if any(d.capec_links.get(c) for c in d.capec)]
     n = sum(1 for d in citing if d.capec_matches)
     return (f"CAPEC: {len(citing)} declared threats cite CAPEC ids, {len(linked)} of them linked to ATT&CK "
-            f"techniques, {n} matched by a technique derived on their element.")
+            f"techniques, {n} matched by a derived technique.")
 
 def is_declared(f: Finding, declared: Sequence[DeclaredThreat]) -> bool:
     """Whether a declared threat names the finding's (element, category); a model-level threat names its
