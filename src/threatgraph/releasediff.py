@@ -51,7 +51,7 @@ class Side:
 
 def side_knowledge(spec: str, extra: Sequence[str] | None) -> list[str]:
     """Knowledge files of one side: the ATT&CK STIX file ``spec`` plus ``extra`` (default: the shared
-    ATLAS and D3FEND files)."""
+    ATLAS and D3FEND files; CAPEC only serves the declared-threat comparison)."""
     from threatgraph.analysis.techniques import SHARED_FILES, knowledge_kind
     from threatgraph.resources import shared_data_dir
 
@@ -71,7 +71,7 @@ def side_knowledge(spec: str, extra: Sequence[str] | None) -> list[str]:
                 "no ATLAS and D3FEND files: the shared reference data directory is missing",
                 hint="pass --knowledge ATLAS.yaml d3fend.ttl, or set THREATGRAPH_SHARED_DATA",
             )
-        extra = [str(d / rel) for kind, rel in SHARED_FILES if kind != "attack"]
+        extra = [str(d / rel) for kind, rel in SHARED_FILES if kind not in ("attack", "capec")]
     for f in extra:
         if knowledge_kind(f) == "attack":
             raise InputError(f"--knowledge {f}: an ATT&CK bundle; the ATT&CK releases are OLD and NEW")

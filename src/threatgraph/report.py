@@ -15,7 +15,7 @@ from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
 from threatgraph.analysis.paths import PathView, read_paths
 from threatgraph.analysis.risk import BASE_LIKELIHOOD
 from threatgraph.analysis.rules import SEVERITIES, Rule
-from threatgraph.export.context import DeclaredThreat, declared_threats
+from threatgraph.export.context import DeclaredThreat, capec_summary, declared_threats, is_declared
 from threatgraph.store import Store
 from threatgraph.terms import graph_iri
 
@@ -586,8 +586,7 @@ class ReportInput:
     @property
     def added(self) -> int:
         """Findings on (element, category) pairs no declared threat names."""
-        pairs = {(d.element, c) for d in self.declared for c, _ in d.categories}
-        return sum(1 for f in self.all_findings if not any((f.focus, c[0]) in pairs for c in f.categories))
+        return sum(1 for f in self.all_findings if not is_declared(f, self.declared))
 
 
 def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *, min_level: str = "info") -> ReportInput:
@@ -608,7 +607,7 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
         warnings=list(analysis.warnings),
         releases=dict(analysis.releases),
         paths=read_paths(store, labels, findings),
-        declared=declared_threats(store, labels, findings),
+        declared=declared_threats(store, labels, findings, analysis.rules),
         out_of_scope=out_of_scope,
         title=f"Threat analysis of {', '.join(analysis.model_files)}",
     )
@@ -617,7 +616,7 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
 def declared_line(ri: ReportInput) -> str:
     if not ri.declared:
         return "Declared threats: none in the model."
-    n = sum(1 for d in ri.declared if d.matched_by)
+    n = sum(1 for d in ri.declared if d.matched)
     return (f"Declared threats: {n} of {len(ri.declared)} also derived ({len(ri.declared) - n} not derived); "
             f"threatgraph adds {ri.added} findings on categories nobody declared.")
 
@@ -662,6 +661,8 @@ def summary_lines(ri: ReportInput, width: int) -> list[str]:
         lines.append("Mitigations: no ATT&CK / ATLAS knowledge loaded (add --knowledge shared); the rules' remediation is shown.")
     lines.append(clip(scope_line(ri), width))
     lines.append(clip(declared_line(ri), width))
+    if capec_summary(ri.declared):
+        lines.append(clip(capec_summary(ri.declared), width))
     if ri.paths:
         lines.append(f"Attack paths: {len(ri.paths)} from external entities / untrusted sources to critical assets"
                      " (--detail full lists them).")
@@ -739,9 +740,10 @@ def declared_text_plain(ri: ReportInput) -> str:
     lines = ["", "Declared threats (from the imported model) compared with derived findings:"]
     for d in ri.declared:
         cats = ", ".join(c[1] for c in d.categories) or "no category"
-        how = f"derived by {', '.join(d.matched_by)}" if d.matched_by else "NOT derived"
+        how = f"derived by {d.derived_text()}" if d.matched else "NOT derived"
         status = f", {d.status}" if d.status else ""
-        lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}")
+        capec = f" · {d.capec_text()}" if d.capec else ""
+        lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}{capec}")
     return sanitize.terminal("\n".join(lines) + "\n")  # model text may carry ESC/BEL
 
 
@@ -786,7 +788,8 @@ def render_markdown(ri: ReportInput) -> str:
     else:
         out.append("None missing." if ri.releases else "No ATT&CK / ATLAS knowledge loaded (`--knowledge shared`); "
                    "each finding shows its rule's remediation.")
-    out += ["", f"- {_cell(scope_line(ri))}", f"- {_cell(declared_line(ri))}", ""]
+    out += ["", f"- {_cell(scope_line(ri))}", f"- {_cell(declared_line(ri))}"]
+    out += [f"- {_cell(capec_summary(ri.declared))}", ""] if capec_summary(ri.declared) else [""]
     out += ["### Elements, highest residual risk first", ""]
     quiet: list[str] = []
     cut = 0
@@ -832,9 +835,10 @@ def render_markdown(ri: ReportInput) -> str:
     if ri.declared:
         sections.append(("the declared threats", [
             "<details>", "<summary>Declared threats compared with derived findings</summary>", "",
-            "| Element | Declared threat | Category | Status | Derived by |", "|---|---|---|---|---|",
+            "| Element | Declared threat | Category | Status | Derived by | CAPEC → ATT&CK |", "|---|---|---|---|---|---|",
             *(f"| {_cell(d.element_label)} | {_cell(d.title)} | {_cell(', '.join(c[1] for c in d.categories))} | "
-              f"{_cell(d.status)} | {', '.join(d.matched_by) or '**not derived**'} |" for d in ri.declared),
+              f"{_cell(d.status)} | {_cell(d.derived_text()) or '**not derived**'} | {_cell(d.capec_text())} |"
+              for d in ri.declared),
             "", "</details>", ""]))
     if ri.warnings:
         sections.append(("the warnings", [

@@ -35,6 +35,9 @@ from threatgraph.terms import FINDING, GRAPH, TG, graph_iri
 G_FINDINGS = graph_iri("findings")
 SOURCES: tuple[str, ...] = ("attack-enterprise", "atlas", "d3fend")
 """Knowledge sources the stage reads (the newest loaded release of each)."""
+VIEW_SOURCES: tuple[str, ...] = (*SOURCES, "capec")
+"""Knowledge sources the knowledge view reads: those of the stage, and CAPEC (its attack patterns' ATT&CK
+links, for the declared-threat comparison; queries/derive-knowledge/50-capec-techniques.rq)."""
 NEWEST_PREFIX = GRAPH + "newest/"
 NO_GRAPH = GRAPH + "none"
 G_STAGE = graph_iri("stage")
@@ -149,10 +152,12 @@ _VIEW_KEY = f"SELECT ?k WHERE {{ GRAPH <{G_VIEW}> {{ <{G_VIEW}> tg:viewKey ?k }}
 def ensure_view(store: Store, releases: Mapping[str, str]) -> str:
     """Make ``graph/view`` of ``store`` hold the knowledge view of ``releases``; return its key.
 
-    Nothing is done when the graph already records that key (an analysis store loaded from the cached
+    The newest loaded CAPEC release, if any, is added to ``releases`` (:func:`view_releases`). Nothing
+    is done when the graph already records that key (an analysis store loaded from the cached
     view); otherwise the derive-knowledge queries run on ``store`` (its release graphs, ``graph/bridge``
     and ``graph/ontology``) and the key is recorded.
     """
+    releases = view_releases(store, releases)
     key = view_key_of(store, releases)
     rows = store.select(_VIEW_KEY)
     if rows and rows[0]["k"].value == key:
@@ -177,9 +182,20 @@ def newest_releases(store: Store) -> dict[str, str]:
     return out
 
 
+def view_releases(store: Store, releases: Mapping[str, str]) -> dict[str, str]:
+    """``releases`` with the newest loaded CAPEC release (the knowledge view reads it; the stage does not)."""
+    from threatgraph.knowledge.releases import newest_release
+
+    out = dict(releases)
+    capec = newest_release(store, "capec")
+    if capec is not None and "capec" not in out:
+        out["capec"] = capec
+    return out
+
+
 def bind_releases(query: str, releases: Mapping[str, str]) -> str:
     """Replace the ``graph/newest/<source>`` placeholders by release graph IRIs (validated as IRIs)."""
-    for src in SOURCES:
+    for src in VIEW_SOURCES:
         target = releases.get(src, NO_GRAPH)
         query = query.replace(f"<{NEWEST_PREFIX}{src}>", str(NamedNode(target)))
     return query
@@ -332,8 +348,13 @@ SHARED_FILES: tuple[tuple[str, str], ...] = (
     ("attack", "attack/enterprise-attack-18.1.stix20.json"),
     ("atlas", "atlas/ATLAS.yaml"),
     ("d3fend", "d3fend/d3fend-protege-1.2.0.ttl"),
+    ("capec", "capec/stix-capec-3.9.json"),
 )
-"""What ``--knowledge shared`` loads from the pinned reference data: ATT&CK 18.1, ATLAS, D3FEND."""
+"""What ``--knowledge shared`` loads from the pinned reference data: ATT&CK 18.1, ATLAS, D3FEND, and
+CAPEC 3.9 when the data directory holds it (:data:`OPTIONAL_SHARED`)."""
+OPTIONAL_SHARED = frozenset({"capec"})
+"""Kinds of :data:`SHARED_FILES` that ``--knowledge shared`` skips when their file is missing (CAPEC only
+serves the declared-threat comparison; the analysis does not need it)."""
 
 
 def knowledge_kind(path: str) -> str:
@@ -368,7 +389,8 @@ def knowledge_paths(specs: Sequence[str]) -> list[tuple[str, str]]:
                     "--knowledge shared: the pinned reference data directory is missing",
                     hint=shared_data_hint() + " (analyze --store DIR)",
                 )
-            out.extend((kind, str(d / rel)) for kind, rel in SHARED_FILES)
+            out.extend((kind, str(d / rel)) for kind, rel in SHARED_FILES
+                       if kind not in OPTIONAL_SHARED or (d / rel).is_file())
         else:
             if not Path(spec).is_file():
                 raise InputError(f"--knowledge {spec}: no such file", hint="pass `shared` or paths of knowledge files")

@@ -17,7 +17,7 @@ from pyoxigraph import BlankNode, Literal, NamedNode
 from threatgraph.analysis.findings import Finding
 from threatgraph.analysis.rules import SEVERITIES, Rule
 from threatgraph.store import Store
-from threatgraph.terms import ATLAS, ATTACK, RDF, RDFS, TG, graph_iri
+from threatgraph.terms import ATLAS, ATTACK, CAPEC, RDF, RDFS, TG, graph_iri
 
 TECHNIQUE_ID = re.compile(r"^(T\d{4}(\.\d{3})?|AML\.T\d{4}(\.\d{3})?)$")
 MITIGATION_ID = re.compile(r"^(M\d{4}|AML\.M\d{4})$")
@@ -85,10 +85,33 @@ class ModelView:
     """(IRI, label, description)."""
 
 
+CAPEC_NOT_LOADED = "CAPEC not loaded: load it with --knowledge shared or `threatgraph import capec`"
+"""What the declared-threat comparison says of a threat citing CAPEC ids when no CAPEC release is loaded."""
+MODEL_LEVEL = "(whole model)"
+"""Element label of a declared threat that names no element (compared with the findings of every element)."""
+
+
+@dataclass(frozen=True)
+class CapecMatch:
+    """A declared threat's CAPEC id matched through CAPEC's ATT&CK links."""
+
+    capec: str
+    """The cited CAPEC id (``CAPEC-122``)."""
+    technique: str
+    """The technique the analysis cites (``T1548.002``)."""
+    linked: str
+    """The technique CAPEC links to (``T1548``: the same, its parent or one of its sub-techniques)."""
+    element: str
+    """IRI of the element or flow whose finding cites the technique."""
+    rules: tuple[str, ...]
+    """Rule ids of those findings."""
+
+
 @dataclass
 class DeclaredThreat:
     iri: str
     element: str
+    """The (first) element the threat is declared on; empty for a model-level threat."""
     element_label: str
     title: str
     categories: list[tuple[str, str]]
@@ -96,7 +119,88 @@ class DeclaredThreat:
     status: str
     mitigation: str
     matched_by: list[str] = field(default_factory=list)
-    """Rule ids of the derived findings of the same category on the same element."""
+    """Rule ids of the derived findings of the same category on the same element (any element for a
+    model-level threat)."""
+    elements: list[str] = field(default_factory=list)
+    """Every element the threat is declared on (none: a model-level threat)."""
+    capec: list[str] = field(default_factory=list)
+    """The CAPEC ids the threat cites (``dct:references capec:CAPEC-n``), in numeric order."""
+    capec_loaded: bool = False
+    """Whether a CAPEC release was loaded (its ATT&CK links are in the knowledge view)."""
+    capec_links: dict[str, list[str]] = field(default_factory=dict)
+    """Cited CAPEC id → the ATT&CK techniques it links to in the loaded release (empty: none)."""
+    capec_names: dict[str, str] = field(default_factory=dict)
+    """Cited CAPEC id → its name in the loaded release (for the ids that link to ATT&CK)."""
+    capec_matches: list[CapecMatch] = field(default_factory=list)
+
+    @property
+    def model_level(self) -> bool:
+        return not self.elements
+
+    @property
+    def matched(self) -> bool:
+        """Derived: a finding of the same category, or a technique a cited CAPEC id links to, on the element."""
+        return bool(self.matched_by or self.capec_matches)
+
+    @property
+    def capec_status(self) -> str:
+        """``""`` (cites no CAPEC id), ``not loaded``, ``matched``, ``not matched`` or ``no ATT&CK link``."""
+        if not self.capec:
+            return ""
+        if not self.capec_loaded:
+            return "not loaded"
+        if self.capec_matches:
+            return "matched"
+        return "not matched" if any(self.capec_links.get(c) for c in self.capec) else "no ATT&CK link"
+
+    def capec_text(self) -> str:
+        """One short line: each cited CAPEC id with the techniques it links to and what matched."""
+        if not self.capec:
+            return ""
+        if not self.capec_loaded:
+            return f"{', '.join(self.capec)}: {CAPEC_NOT_LOADED}"
+        parts = []
+        for c in self.capec:
+            links = self.capec_links.get(c, [])
+            if not links:
+                parts.append(f"{c}: no ATT&CK link")
+                continue
+            got = sorted({m.technique for m in self.capec_matches if m.capec == c})
+            parts.append(f"{c} → {' '.join(links)}: " + (f"matched {' '.join(got)}" if got else "not derived"))
+        return "; ".join(parts)
+
+    def derived_text(self) -> str:
+        """The rules of the category matches and the techniques of the CAPEC matches ("" when neither)."""
+        parts = list(self.matched_by)
+        for c in self.capec:
+            got = sorted({m.technique for m in self.capec_matches if m.capec == c})
+            rules = sorted({r for m in self.capec_matches if m.capec == c for r in m.rules})
+            if got:
+                parts.append(f"{' '.join(got)} via {c} ({', '.join(rules)})")
+        return ", ".join(parts)
+
+
+def capec_summary(declared: Sequence[DeclaredThreat]) -> str:
+    """``CAPEC: …`` — how the declared threats citing CAPEC ids compare through CAPEC's ATT&CK links
+    ("" when none cites one)."""
+    citing = [d for d in declared if d.capec]
+    if not citing:
+        return ""
+    if not any(d.capec_loaded for d in citing):
+        return f"{CAPEC_NOT_LOADED} ({len(citing)} declared threats cite CAPEC ids)."
+    linked = [d for d in citing if any(d.capec_links.get(c) for c in d.capec)]
+    n = sum(1 for d in citing if d.capec_matches)
+    return (f"CAPEC: {len(citing)} declared threats cite CAPEC ids, {len(linked)} of them linked to ATT&CK "
+            f"techniques, {n} matched by a derived technique.")
+
+def is_declared(f: Finding, declared: Sequence[DeclaredThreat]) -> bool:
+    """Whether a declared threat names the finding's (element, category); a model-level threat names its
+    categories on every element."""
+    for d in declared:
+        cats = {c for c, _ in d.categories}
+        if (not d.elements or f.focus in d.elements) and any(c[0] in cats for c in f.categories):
+            return True
+    return False
 
 
 @dataclass
@@ -132,8 +236,7 @@ class ReportContext:
         """Derived findings whose (element, category) no declared threat names (when any are declared)."""
         if not self.declared:
             return []
-        declared = {(d.element, c) for d in self.declared for c, _ in d.categories}
-        return [fv for fv in self.findings if not any((fv.f.focus, c[0]) in declared for c in fv.f.categories)]
+        return [fv for fv in self.findings if not is_declared(fv.f, self.declared)]
 
 
 def local_name(iri: str) -> str:
@@ -284,10 +387,15 @@ _CONTROLS = "SELECT ?e ?c WHERE { GRAPH <%s> { ?e tg:hasControl ?c } }"
 _ASSETS = "SELECT ?a ?c WHERE { ?a a tg:DataAsset OPTIONAL { ?a tg:classification ?c } FILTER(isIRI(?a)) }"
 _SYSTEMS = "SELECT ?s ?d WHERE { GRAPH <%s> { ?s a tg:System OPTIONAL { ?s dct:description ?d } } }"
 _DECLARED = """
-SELECT ?e ?t ?title ?cat ?sev ?status ?mit WHERE { GRAPH <%s> { ?e tg:declaredThreat ?t .
+SELECT ?e ?t ?title ?cat ?sev ?status ?mit WHERE { GRAPH <%s> {
+  { ?e tg:declaredThreat ?t } UNION { ?t a tg:DeclaredThreat FILTER NOT EXISTS { ?x tg:declaredThreat ?t } }
   OPTIONAL { ?t rdfs:label ?title } OPTIONAL { ?t tg:category ?cat } OPTIONAL { ?t tg:severity ?sev }
   OPTIONAL { ?t tg:threatStatus ?status } OPTIONAL { ?t tg:mitigationText ?mit } } }
 """
+_DECLARED_CAPEC = "SELECT ?t ?c WHERE { GRAPH <%s> { ?t dct:references ?c } FILTER(STRSTARTS(STR(?c), STR(capec:))) }"
+_CAPEC_LINKS = "SELECT ?p ?t WHERE { GRAPH <%s> { ?p tg:capecTechnique ?t } }"
+_CAPEC_NAMES = "SELECT ?p ?n WHERE { GRAPH ?g { ?p a kb:AttackPattern ; rdfs:label ?n } FILTER(STRSTARTS(STR(?p), STR(capec:))) }"
+_FLOW_ENDS = "SELECT ?f ?e WHERE { GRAPH <%s> { ?f a tg:DataFlow { ?f tg:source ?e } UNION { ?f tg:target ?e } } }"
 
 
 def model_view(store: Store, labels: Mapping[str, str]) -> ModelView:
@@ -347,24 +455,36 @@ def model_view(store: Store, labels: Mapping[str, str]) -> ModelView:
     return mv
 
 
-def declared_threats(store: Store, labels: Mapping[str, str], findings: Sequence[Finding]) -> list[DeclaredThreat]:
-    """Declared threats of the model, each with the rules whose findings match it (same element, same category)."""
+def declared_threats(store: Store, labels: Mapping[str, str], findings: Sequence[Finding],
+                     rules: Iterable[Rule] = ()) -> list[DeclaredThreat]:
+    """Declared threats of the model, each compared with the findings (docs/interchange.md, "Declared threats").
+
+    Matched by category: a finding of the same STRIDE/LINDDUN category on an element the threat is
+    declared on (on any element for a model-level threat, one that names no element). Matched through
+    CAPEC: the threat cites CAPEC-n (``dct:references capec:CAPEC-n``), the loaded CAPEC release links
+    CAPEC-n to an ATT&CK technique (graph/view, ``tg:capecTechnique``), and a finding on the element, or
+    on a data flow from or to it (any finding for a model-level threat), cites that technique, its parent
+    or one of its sub-techniques (through its technique applications or its rule's ``attack`` header).
+    """
     gm = graph_iri("model")
     sev_names = {TG[name.capitalize()]: name for name in SEVERITIES}
     out: dict[str, DeclaredThreat] = {}
     for r in store.select(_DECLARED % gm):
         t = r["t"].value
-        e = r["e"].value
+        el = r.get("e")
+        e = el.value if el is not None else ""
         d = out.get(t)
         if d is None:
             title, sev, status, mit = (r.get(k) for k in ("title", "sev", "status", "mit"))
             d = out[t] = DeclaredThreat(
-                t, e, labels.get(e, local_name(e)),
+                t, e, labels.get(e, local_name(e)) if e else MODEL_LEVEL,
                 title.value if title is not None else local_name(t), [],
                 sev_names.get(sev.value, "") if sev is not None else "",
                 status.value if status is not None else "",
                 mit.value if mit is not None else "",
             )
+        if e and e not in d.elements:
+            d.elements.append(e)
         cat = r.get("cat")
         if isinstance(cat, NamedNode) and all(c != cat.value for c, _ in d.categories):
             d.categories.append((cat.value, labels.get(cat.value, local_name(cat.value))))
@@ -372,9 +492,77 @@ def declared_threats(store: Store, labels: Mapping[str, str], findings: Sequence
     for f in findings:
         for c in f.categories:
             index.setdefault((f.focus, c[0]), []).append(f.rule_id)
+            index.setdefault(("", c[0]), []).append(f.rule_id)
     for d in out.values():
-        d.matched_by = sorted({rid for c, _ in d.categories for rid in index.get((d.element, c), [])})
+        d.elements.sort()
+        scope = d.elements or [""]
+        d.matched_by = sorted({rid for c, _ in d.categories for e in scope for rid in index.get((e, c), [])})
+    _compare_capec(store, out, findings, rules)
     return sorted(out.values(), key=lambda d: (d.element_label.lower(), d.title.lower(), d.iri))
+
+
+def _capec_key(cid: str) -> tuple[int, str]:
+    num = cid.rsplit("-", 1)[-1]
+    return (int(num), cid) if num.isdigit() else (1 << 30, cid)
+
+
+def related_techniques(a: str, b: str) -> bool:
+    """Whether two technique ids are the same, or one is the parent of the other.
+
+    >>> related_techniques("T1548", "T1548.002"), related_techniques("T1548.002", "T1548"), related_techniques("T1548.001", "T1548.002")
+    (True, True, False)
+    """
+    return a == b or a.split(".")[0] == b or b.split(".")[0] == a
+
+
+def _compare_capec(store: Store, declared: Mapping[str, DeclaredThreat], findings: Sequence[Finding],
+                   rules: Iterable[Rule]) -> None:
+    """Fill the CAPEC fields of ``declared`` (see :func:`declared_threats`)."""
+    from threatgraph.analysis.techniques import G_VIEW
+    from threatgraph.knowledge.releases import newest_release
+
+    gm = graph_iri("model")
+    for r in store.select(_DECLARED_CAPEC % gm):
+        d = declared.get(r["t"].value)
+        cid = r["c"].value[len(CAPEC):]
+        if d is not None and cid not in d.capec:
+            d.capec.append(cid)
+    citing = [d for d in declared.values() if d.capec]
+    if not citing:
+        return
+    for d in citing:
+        d.capec.sort(key=_capec_key)
+    if newest_release(store, "capec") is None:
+        return
+    links: dict[str, set[str]] = {}
+    for r in store.select(_CAPEC_LINKS % G_VIEW):
+        tid = technique_id(r["t"].value)
+        if tid and r["p"].value.startswith(CAPEC):
+            links.setdefault(r["p"].value[len(CAPEC):], set()).add(tid)
+    cited = {c for d in citing for c in d.capec}
+    names = {r["p"].value[len(CAPEC):]: r["n"].value for r in store.select(_CAPEC_NAMES)
+             if r["p"].value[len(CAPEC):] in cited}
+    header = {rule.id: [t for t in rule.attack if TECHNIQUE_ID.match(t)] for rule in rules}
+    # element or flow → technique id → rule ids of the findings citing the technique there
+    cites: dict[str, dict[str, set[str]]] = {}
+    for f in findings:
+        for tid in {t.id for t in f.techniques} | set(header.get(f.rule_id, ())):
+            cites.setdefault(f.focus, {}).setdefault(tid, set()).add(f.rule_id)
+    touching: dict[str, set[str]] = {}
+    for r in store.select(_FLOW_ENDS % gm):
+        touching.setdefault(r["e"].value, set()).add(r["f"].value)
+    for d in citing:
+        d.capec_loaded = True
+        where = set(d.elements) | {fl for e in d.elements for fl in touching.get(e, ())} if d.elements else set(cites)
+        for c in d.capec:
+            d.capec_links[c] = sorted(links.get(c, ()))
+            if c in names:
+                d.capec_names[c] = names[c]
+            for focus in sorted(where):
+                for tid, rids in sorted(cites.get(focus, {}).items()):
+                    for linked in d.capec_links[c]:
+                        if related_techniques(tid, linked):
+                            d.capec_matches.append(CapecMatch(c, tid, linked, focus, tuple(sorted(rids))))
 
 
 def attack_paths(store: Store, labels: dict[str, str] | None = None, findings: Sequence[Finding] = ()) -> list[tuple[str, str]]:
@@ -400,10 +588,10 @@ def build_context(store: Store, findings: Sequence[Finding], labels: dict[str, s
         model=model_view(store, labels),
         model_files=list(model_files),
         warnings=list(warnings),
-        declared=declared_threats(store, labels, all_findings if all_findings is not None else findings),
+        declared=declared_threats(store, labels, all_findings if all_findings is not None else findings, rules),
         labels=labels,
         attack_paths=attack_paths(store, labels, all_findings if all_findings is not None else findings),
     )
 
 
-__all__ = ["ReportContext", "build_context"]
+__all__ = ["CAPEC_NOT_LOADED", "CapecMatch", "DeclaredThreat", "ReportContext", "build_context", "capec_summary", "declared_threats"]

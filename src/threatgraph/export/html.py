@@ -16,7 +16,7 @@ from html import escape
 
 from threatgraph import __version__
 from threatgraph.analysis.findings import Finding
-from threatgraph.export.context import FindingView, ReportContext
+from threatgraph.export.context import FindingView, ReportContext, capec_summary
 from threatgraph.export.diagram import SEVERITY_COLOURS, colour_basis, element_levels
 from threatgraph.export.markdown import controls_text, counts, risk_text
 from threatgraph.report import (
@@ -237,17 +237,19 @@ def render_html(ctx: ReportContext) -> str:
         h += [f"<li><b>{_e(label)}</b>{': ' + _e(desc) if desc else ''}</li>" for label, desc in ctx.attack_paths]
         h.append("</ul>")
     if ctx.declared:
-        matched = sum(1 for d in ctx.declared if d.matched_by)
+        matched = sum(1 for d in ctx.declared if d.matched)
         h.append("<h2>Declared threats compared with derived findings</h2>")
         h.append(f"<p>{matched} of {len(ctx.declared)} declared threats are also derived; threatgraph adds "
-                 f"{len(ctx.added())} findings on categories nobody declared for those elements.</p>")
+                 f"{len(ctx.added())} findings on categories nobody declared for those elements."
+                 f"{_e((' ' + capec_summary(ctx.declared)).rstrip())}</p>")
         h.append("<table><tr><th>Element</th><th>Declared threat</th><th>Category</th><th>Status</th>"
-                 "<th>Mitigation</th><th>Derived by</th></tr>")
+                 "<th>Mitigation</th><th>Derived by</th><th>CAPEC → ATT&amp;CK</th></tr>")
         for d in ctx.declared:
             cats = ", ".join(c[1] for c in d.categories) or "(no STRIDE/LINDDUN category)"
-            derived = _e(", ".join(d.matched_by)) if d.matched_by else '<span class="missing">not derived</span>'
+            derived = _e(d.derived_text()) if d.matched else '<span class="missing">not derived</span>'
             h.append(f"<tr><td>{_lines(d.element_label)}</td><td>{_e(d.title)}</td><td>{_e(cats)}</td>"
-                     f"<td>{_e(d.status)}</td><td>{_e(d.mitigation)}</td><td>{derived}</td></tr>")
+                     f"<td>{_e(d.status)}</td><td>{_e(d.mitigation)}</td><td>{derived}</td>"
+                     f"<td>{_e(d.capec_text())}</td></tr>")
         h.append("</table>")
     h.append("<h2>Validation warnings</h2>")
     h.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in ctx.warnings) + "</ul>" if ctx.warnings else "<p>None.</p>")

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections import Counter
 
 from threatgraph import sanitize
-from threatgraph.export.context import FindingView, ReportContext
+from threatgraph.export.context import (
+    CAPEC_NOT_LOADED,
+    DeclaredThreat,
+    FindingView,
+    ReportContext,
+    capec_summary,
+)
 from threatgraph.export.diagram import colour_basis, render_mermaid
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -94,16 +100,17 @@ def declared_markdown(ctx: ReportContext) -> list[str]:
     """The declared-threats section (empty when the model declares none)."""
     if not ctx.declared:
         return []
-    matched = [d for d in ctx.declared if d.matched_by]
+    matched = [d for d in ctx.declared if d.matched]
     out = ["## Declared threats compared with derived findings", "",
            f"{len(matched)} of {len(ctx.declared)} declared threats are also derived (a finding of the same "
            f"category on the same element); threatgraph adds {len(ctx.added())} findings on categories "
-           "nobody declared for those elements.", "",
-           "| Element | Declared threat | Category | Status | Mitigation | Derived by |", "|---|---|---|---|---|---|"]
+           "nobody declared for those elements." + (" " + capec_summary(ctx.declared)).rstrip(), "",
+           "| Element | Declared threat | Category | Status | Mitigation | Derived by | CAPEC → ATT&CK |",
+           "|---|---|---|---|---|---|---|"]
     for d in ctx.declared:
         cats = ", ".join(c[1] for c in d.categories) or "(no STRIDE/LINDDUN category)"
         out.append(f"| {md(d.element_label)} | {md(d.title)} | {md(cats)} | {md(d.status)} | {md(d.mitigation)} | "
-                   f"{', '.join(d.matched_by) or '**not derived**'} |")
+                   f"{md(d.derived_text()) or '**not derived**'} | {md(d.capec_text())} |")
     out.append("")
     added = [fv for fv in ctx.added() if fv.f.level_rank > 1]
     if added:
@@ -120,24 +127,55 @@ def declared_text(ctx: ReportContext) -> str:
     lines = ["", "Declared threats (from the imported model) compared with derived findings:"]
     for d in ctx.declared:
         cats = ", ".join(c[1] for c in d.categories) or "no category"
-        how = f"derived by {', '.join(d.matched_by)}" if d.matched_by else "NOT derived"
+        how = f"derived by {d.derived_text()}" if d.matched else "NOT derived"
         status = f", {d.status}" if d.status else ""
-        lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}")
-    n = sum(1 for d in ctx.declared if d.matched_by)
+        capec = f" · {d.capec_text()}" if d.capec else ""
+        lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}{capec}")
+    n = sum(1 for d in ctx.declared if d.matched)
     lines.append(f"{n} of {len(ctx.declared)} declared threats also derived; {len(ctx.added())} findings added.")
     return sanitize.terminal("\n".join(lines) + "\n")
 
 
 def declared_json(ctx: ReportContext) -> dict[str, object]:
-    """The declared-threats field of the JSON output."""
-    return {
-        "matched": sum(1 for d in ctx.declared if d.matched_by),
+    """The declared-threats field of the JSON output.
+
+    Per threat: ``derived_by`` (rules matching by category), ``matched`` (by category or through CAPEC),
+    ``elements`` (empty: a model-level threat) and, when it cites CAPEC ids, ``capec``: ``status``
+    (``not loaded``, ``matched``, ``not matched``, ``no ATT&CK link``), ``cited``, ``links`` (CAPEC id →
+    linked ATT&CK techniques, when loaded), ``names`` and ``matches`` (``capec``, ``technique`` derived,
+    ``linked`` technique of CAPEC, ``element``, ``rules``); ``message`` says how to load CAPEC when it is not.
+    """
+    citing = [d for d in ctx.declared if d.capec]
+    doc: dict[str, object] = {
+        "matched": sum(1 for d in ctx.declared if d.matched),
         "total": len(ctx.declared),
         "added": [fv.f.iri for fv in ctx.added()],
-        "threats": [
-            {"iri": d.iri, "element": d.element, "title": d.title,
-             "categories": [c[0] for c in d.categories], "severity": d.severity, "status": d.status,
-             "mitigation": d.mitigation, "derived_by": d.matched_by}
-            for d in ctx.declared
-        ],
+        "threats": [_declared_threat_json(d) for d in ctx.declared],
     }
+    if citing:
+        doc["capec"] = {
+            "loaded": any(d.capec_loaded for d in citing),
+            "citing": len(citing),
+            "linked": sum(1 for d in citing if any(d.capec_links.get(c) for c in d.capec)),
+            "matched": sum(1 for d in citing if d.capec_matches),
+        }
+    return doc
+
+
+def _declared_threat_json(d: DeclaredThreat) -> dict[str, object]:
+    item: dict[str, object] = {
+        "iri": d.iri, "element": d.element, "elements": d.elements, "title": d.title,
+        "categories": [c[0] for c in d.categories], "severity": d.severity, "status": d.status,
+        "mitigation": d.mitigation, "derived_by": d.matched_by, "matched": d.matched,
+    }
+    if d.capec:
+        capec: dict[str, object] = {"status": d.capec_status, "cited": d.capec}
+        if d.capec_loaded:
+            capec["links"] = {c: d.capec_links.get(c, []) for c in d.capec}
+            capec["names"] = d.capec_names
+            capec["matches"] = [{"capec": m.capec, "technique": m.technique, "linked": m.linked,
+                                 "element": m.element, "rules": list(m.rules)} for m in d.capec_matches]
+        else:
+            capec["message"] = CAPEC_NOT_LOADED
+        item["capec"] = capec
+    return item

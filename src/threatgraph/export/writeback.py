@@ -159,11 +159,14 @@ def declared_of(ctx: ReportContext, findings: list[Threat]) -> list[Threat]:
     """The model's declared threats as threats to write (a laid-out document would lose them otherwise).
 
     A declared threat that is one of our findings written back before (its identifier is the finding's id)
-    replaces that finding: the team's triage wins.
+    replaces that finding: the team's triage wins. A model-level declared threat (one naming no element,
+    e.g. a TM-BOM threat without ``components_affected``) has no cell or component to go on and is left out.
     """
     ours = {t.id for t in findings}
     out = []
     for d in ctx.declared:
+        if d.model_level:
+            continue
         tail = d.iri.rsplit(":", 1)[-1]
         out.append(Threat(
             id=tail if tail in ours else str(uuid.uuid5(uuid.NAMESPACE_URL, d.iri)), focus=d.element, title=d.title,

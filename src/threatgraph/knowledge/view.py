@@ -3,7 +3,8 @@
 An analysis reads a few thousand facts of the 10⁵–10⁶ quads of the ATT&CK, ATLAS and D3FEND
 releases: techniques with their status, replacements, parents, tactics, maturity and ids;
 mitigations and what they mitigate; detection strategies, analytics and data components; the D3FEND
-class hierarchy and restrictions the countermeasure inference walks; labels. The view is that
+class hierarchy and restrictions the countermeasure inference walks; the ATT&CK techniques CAPEC attack
+patterns link to (for the declared-threat comparison), with the patterns' names and ids; labels. The view is that
 slice of the newest release of each source, kept **in the release's own graph IRI** (so every
 stage query and report reads it exactly as it reads the full release), plus the provenance records
 of those releases. It is compiled once per set of releases, keyed by the releases' sha256 digests
@@ -33,9 +34,9 @@ from pyoxigraph import NamedNode, Quad, RdfFormat, parse, serialize
 
 from threatgraph.errors import InputError, StoreError
 from threatgraph.store.base import Store
-from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS
+from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS, TG
 
-VIEW_VERSION = "4"
+VIEW_VERSION = "5"
 """Bumped whenever what the view keeps changes (part of the cache key)."""
 
 KEPT_SOURCES = frozenset({"attack-enterprise", "attack-ics", "atlas", "d3fend", "capec"})
@@ -44,7 +45,7 @@ KEPT_SOURCES = frozenset({"attack-enterprise", "attack-ics", "atlas", "d3fend", 
 D3F = "http://d3fend.mitre.org/ontologies/d3fend.owl#"
 KEPT_KB = ("attackId", "externalId", "revoked", "deprecated", "revokedBy", "isSubtechnique",
                    "subtechniqueOf", "tactic", "mitigates", "detects", "analytic", "dataComponent", "maturity",
-                   "shortName")
+                   "shortName", "attackReference")
 KEPT_CLASSES: frozenset[str] = frozenset(
     KB + c for c in ("Technique", "Mitigation", "Tactic", "DetectionStrategy", "Analytic", "DataComponent",
                      "DataSource", "AttackPattern")
@@ -60,6 +61,8 @@ D3FEND_PREDICATES: frozenset[str] = frozenset(
 )
 """Predicates kept from D3FEND: the class hierarchy and restrictions the countermeasure inference walks."""
 RELEASES_GRAPH = GRAPH + "releases"
+TG_CAPEC_TECHNIQUE = TG + "capecTechnique"
+"""graph/view: a CAPEC attack pattern → an ATT&CK Enterprise technique it links to (queries/derive-knowledge/50-capec-techniques.rq)."""
 
 
 def cache_dir() -> Path:
@@ -147,12 +150,17 @@ def compile_view(store: Store, graphs: Sequence[str]) -> list[Quad]:
     load_bridge(scratch)
     ensure_view(scratch, newest_releases(scratch))
     view = list(scratch.quads(G_VIEW))
-    named = {t for q in view for t in (q.subject, q.object) if isinstance(t, NamedNode)}
+    # a CAPEC link names its attack pattern (kept with its label and id), not the ATT&CK technique: the
+    # techniques no mapping cites stay out of the view (their ids are in their IRIs)
+    capec_link = NamedNode(TG_CAPEC_TECHNIQUE)
+    named = {t for q in view for t in ((q.subject,) if q.predicate == capec_link else (q.subject, q.object))
+             if isinstance(t, NamedNode)}
     labels = {RDFS.label, SKOS.prefLabel}
     d3fend_labels = [q for q in d3fend if q.subject in named and q.predicate.value in labels]
     # of the releases' objects, only those graph/view names (cited techniques, their mitigations,
     # detection strategies, analytics, data components): ~22 k -> a few thousand quads
-    return [q for q in kept if q.subject in named] + d3fend_labels + records + view
+    attack_reference = NamedNode(KB + "attackReference")  # read by 50-capec-techniques.rq, resolved in graph/view
+    return [q for q in kept if q.subject in named and q.predicate != attack_reference] + d3fend_labels + records + view
 
 
 def _parse_nquads(data: bytes) -> list[Quad] | None:
