@@ -286,6 +286,8 @@ def threagile_truth(doc: dict[str, Any], generated: list[dict[str, Any]] | None)
             else:
                 unclassified.add(rid)
     for sid, rt in (doc.get("risk_tracking") or {}).items():
+        if "*" in str(sid):
+            continue  # wildcards name the generated risks they track; not expanded (as the importer)
         cat_id, _, rest = str(sid).partition("@")
         parts = rest.split("@")
         stride = cats[cat_id].get("stride") if cat_id in cats else BUILTIN_STRIDE.get(cat_id)
