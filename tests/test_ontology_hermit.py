@@ -36,7 +36,7 @@ EXPECTED_ML_CLASSES: dict[str, URIRef] = {
         "LLMProvider", "HumanReviewer", "EndUser", "ModelConsumerApp")},
     **{n: TG.Process for n in (
         "DataPreparationPipeline", "FeaturePipeline", "NotebookEnvironment", "TrainingPipeline",
-        "TrainingCluster", "ModelEvaluation", "ModelCICD", "InferenceEndpoint", "BatchScoringJob",
+        "TrainingCluster", "ModelEvaluation", "ModelCICD", "InferenceEndpoint", "LLMInferenceEndpoint", "BatchScoringJob",
         "ModelMonitoring", "LLMApplication", "LLMAgent", "AgentTool", "EmbeddingModel", "Guardrail")},
     **{n: TG.DataStore for n in (
         "FirstPartyDataSource", "UserFeedbackData", "Dataset", "RawDataset", "TrainingDataset",
