@@ -20,7 +20,7 @@ from threatgraph.analysis.model import load_model_files
 from threatgraph.cli import main
 from threatgraph.errors import InputError
 from threatgraph.interchange import convert_file
-from threatgraph.interchange.common import KIND_OF, ImportResult
+from threatgraph.interchange.common import KIND_OF, ImportResult, ml_class_from_text
 from threatgraph.interchange.mlclasses import default_table, parse_table, read_table, table
 from threatgraph.terms import TG, TGML
 
@@ -65,11 +65,24 @@ def test_shipped_table_kinds_agree_with_the_ontology() -> None:
 
 
 def test_shipped_phrases_are_the_former_table() -> None:
-    """The phrases moved out of Python unchanged: 32 phrases, one class each, in the former order."""
+    """The phrases moved out of Python in the former order (32), plus the model-server phrase (an LLM
+    named by what it serves: issue 13, an internal LLM behind a portal), one class each."""
     t = default_table()
     assert [p.cls for p in t.phrases][:3] == ["LLMAgent", "LLMApplication", "Guardrail"]
-    assert len(t.phrases) == 32 and all(p.cls for p in t.phrases)
-    assert len(KIND_OF) == 32 and KIND_OF["VectorStore"] == "DataStore" and KIND_OF["ModelHub"] == "ExternalEntity"
+    assert len(t.phrases) == 33 and all(p.cls for p in t.phrases)
+    assert len(KIND_OF) == 33 and KIND_OF["VectorStore"] == "DataStore" and KIND_OF["ModelHub"] == "ExternalEntity"
+
+
+def test_an_llm_named_by_what_it_serves_is_an_llm_inference_endpoint() -> None:
+    """Positive: a process described only by its model or server; negative: the LLM application and agent
+    phrases still win, and a data store or an external provider is not made a model server."""
+    assert ml_class_from_text("Self-hosted Llama 3 70B served with vLLM", "Process") == TGML.LLMInferenceEndpoint
+    assert ml_class_from_text("Internal LLM", "Process") == TGML.LLMInferenceEndpoint
+    assert ml_class_from_text("LLM application (RAG)", "Process") == TGML.LLMApplication
+    assert ml_class_from_text("LLM agent", "Process") == TGML.LLMAgent
+    assert ml_class_from_text("LLM response cache", "DataStore") is None
+    assert ml_class_from_text("OpenAI LLM API", "ExternalEntity") == TGML.LLMProvider
+    assert ml_class_from_text("Billing service", "Process") is None
 
 
 def test_default_file_found_in_an_installed_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,7 +332,7 @@ def test_import_model_prints_the_choice_and_honours_the_file(tmp_path: Path, cap
 def test_parsed_tables_compose() -> None:
     mine = parse_table("chroma = VectorStore\n", "mine.conf", user=True)
     t = table(mine)
-    assert t.phrases[0].cls == "VectorStore" and t.phrases[0].user and len(t.phrases) == 33
+    assert t.phrases[0].cls == "VectorStore" and t.phrases[0].user and len(t.phrases) == len(default_table().phrases) + 1
     assert table() is default_table()
 
 
