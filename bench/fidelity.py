@@ -102,6 +102,8 @@ class Truth:
     rejected: set[Pair] = field(default_factory=set)
     sources: dict[Pair, set[str]] = field(default_factory=dict)
     """The threat type ids (TMT) or threat ids that give each pair."""
+    rejected_sources: dict[Pair, set[str]] = field(default_factory=dict)
+    """The same, for the threats people rejected only."""
     ends: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Flow id → (source id, target id), for the endpoint reading."""
     without_pairs: int = 0
@@ -111,6 +113,8 @@ class Truth:
         status = status.strip().lower()
         if status in REJECTED:
             self.rejected.add(pair)
+            if source:
+                self.rejected_sources.setdefault(pair, set()).add(source)
         elif status == "mitigated":
             self.mitigated.add(pair)
         else:
@@ -130,6 +134,8 @@ class Run:
     specific_findings: int
     baseline_findings: int
     missed_open: list[str]
+    rejected_raised_pairs: list[str] = field(default_factory=list)
+    """The pairs people marked not applicable that a specific finding still raises (reported, not suppressed)."""
     sdl_pairs: int = 0
     recall_sdl: float | None = None
     missed_sdl_by_type: dict[str, int] = field(default_factory=dict)
@@ -370,6 +376,11 @@ def measure(path: Path, work: Path) -> ModelResult:
                                                if truth.sources.get((e, c)) and fmt == "tmt" else "")
                 for e, c in truth.open - raised
             ),
+            rejected_raised_pairs=sorted(
+                f"{labels.get(e, e)} / {c}" + (f" [{' '.join(sorted(truth.rejected_sources[(e, c)]))}]"
+                                               if truth.rejected_sources.get((e, c)) and fmt == "tmt" else "")
+                for e, c in truth.rejected & raised
+            ),
             **sdl_figures(sdl, findings),
         )
     return res
@@ -424,6 +435,7 @@ def table(results: list[ModelResult], missed: bool = False) -> str:
             )
             if missed:
                 lines.extend(f"    missed: {m}" for m in run.missed_open)
+                lines.extend(f"    rejected but raised: {m}" for m in run.rejected_raised_pairs)
                 if run.missed_sdl_by_type:
                     lines.append("    missed SDL pairs by TMT threat type: "
                                  + " ".join(f"{k}:{v}" for k, v in run.missed_sdl_by_type.items()))

@@ -102,6 +102,7 @@ def test_rejected_pairs_raised_are_reported(tmp_path: Path) -> None:
     # rejected: API Request / EoP (raised: other EoP threats there are open and found) and API Response / EoP
     # (no rule raises it)
     assert res.pairs_rejected == 2 and res.runs["plain"].rejected_raised == 0.5
+    assert res.runs["plain"].rejected_raised_pairs == ["API Request / ElevationOfPrivilege [TH116]"]
 
 
 def _flow(src: str, tgt: str, crosses: bool, **flow_attrs: bool) -> tmt_filters.Flow:

@@ -85,6 +85,9 @@ class ModelView:
     """(IRI, label, description)."""
 
 
+_REJECTED_STATES = frozenset({"notapplicable", "na", "rejected", "falsepositive"})
+
+
 @dataclass
 class DeclaredThreat:
     iri: str
@@ -97,6 +100,17 @@ class DeclaredThreat:
     mitigation: str
     matched_by: list[str] = field(default_factory=list)
     """Rule ids of the derived findings of the same category on the same element."""
+
+    @property
+    def rejected(self) -> bool:
+        """People marked the threat not applicable (TMT/Threat Dragon ``NotApplicable``, "N/A", rejected).
+
+        >>> DeclaredThreat("t", "e", "E", "T", [], "", "NotApplicable", "").rejected
+        True
+        >>> DeclaredThreat("t", "e", "E", "T", [], "", "Mitigated", "").rejected
+        False
+        """
+        return re.sub(r"[^a-z]", "", self.status.lower()) in _REJECTED_STATES
 
 
 @dataclass

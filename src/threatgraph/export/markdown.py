@@ -133,11 +133,13 @@ def declared_json(ctx: ReportContext) -> dict[str, object]:
     return {
         "matched": sum(1 for d in ctx.declared if d.matched_by),
         "total": len(ctx.declared),
+        # threats the model marks not applicable that threatgraph still derives (reported, not suppressed)
+        "not_applicable_derived": sum(1 for d in ctx.declared if d.rejected and d.matched_by),
         "added": [fv.f.iri for fv in ctx.added()],
         "threats": [
             {"iri": d.iri, "element": d.element, "title": d.title,
              "categories": [c[0] for c in d.categories], "severity": d.severity, "status": d.status,
-             "mitigation": d.mitigation, "derived_by": d.matched_by}
+             "mitigation": d.mitigation, "derived_by": d.matched_by, "not_applicable": d.rejected}
             for d in ctx.declared
         ],
     }
