@@ -47,6 +47,7 @@ A model the importer refuses is reported with its error and no figures (``"error
     python bench/fidelity.py                 # table on stdout (Threat Dragon models + shared TMT/TM-BOM samples)
     python bench/fidelity.py --json out.json # the same figures, machine-readable ('-': JSON on stdout)
     python bench/fidelity.py --missed        # also list every missed open pair (with TMT threat type ids)
+    python bench/fidelity.py data/examples/rag-assistant.ttl   # a threatgraph model: the SDL figure only
 """
 
 from __future__ import annotations
@@ -331,6 +332,8 @@ def ground_truth(path: Path) -> tuple[str, Truth, dict[str, str]]:
     """(format, truth, labels) of a model file: .tm7, TM-BOM JSON or Threat Dragon JSON."""
     if path.suffix.lower() == ".tm7":
         return ("tmt", *tmt_truth(parse_xml(path.read_bytes(), str(path))))
+    if path.suffix.lower() == ".ttl":  # threatgraph's own model: no threats written by people, SDL figure only
+        return ("turtle", Truth(), {})
     doc = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(doc, dict) and "www-project-threat-model-library" in str(doc.get("$schema", "")):
         return ("tm-bom", *tmbom_truth(doc))
@@ -347,8 +350,8 @@ def measure(path: Path, work: Path) -> ModelResult:
         pairs_rejected=len(truth.rejected),
         threats_without_pairs=truth.without_pairs,
     )
-    ttl = work / (path.stem + ".ttl")
-    code, err = _cli(["import-model", "-q", "-o", str(ttl), str(path)])
+    ttl = path if fmt == "turtle" else work / (path.stem + ".ttl")
+    code, err = (0, "") if fmt == "turtle" else _cli(["import-model", "-q", "-o", str(ttl), str(path)])
     if code != 0:
         res.error = f"import-model exit {code}: " + " ".join(err.split())
         return res

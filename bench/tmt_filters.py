@@ -10,7 +10,8 @@ The filter words are read in threatgraph's vocabulary, the way the importer maps
 
 * ``GE.P`` / ``GE.EI`` / ``GE.DS``: tg:Process / tg:ExternalEntity / tg:DataStore (with their subclasses);
   a standard type ``SE.…`` matches the template type the importer kept in ``dct:type`` (``"Web API
-  (SE.P.TMCore.WebAPI)"``), so it only ever matches elements imported from ``.tm7`` files;
+  (SE.P.TMCore.WebAPI)"``), so it only matches elements imported from ``.tm7`` files, except the web server
+  and web application types, which any element stating tg:webApplication true matches;
 * ``flow crosses 'GE.TB.L'`` / ``'GE.TB.B'``: tg:crossesBoundary true (asserted, or derived from different
   zones); a crossing of a specific boundary type (``SE.TB.L.TMCore.Machine``) is not known: false;
 * properties: ``authenticatesSource``, ``authenticatesItself`` → tg:authenticated; ``providesConfidentiality``,
@@ -203,6 +204,7 @@ _FLOWS = """SELECT ?f ?s ?t ?x WHERE { ?f a tg:DataFlow ; tg:source ?s ; tg:targ
   FILTER NOT EXISTS { ?f tg:outOfScope true }
   OPTIONAL { ?f tg:crossesBoundary true . BIND(1 AS ?x) } }"""
 _TYPES = "SELECT ?e ?c WHERE { ?e a ?c . FILTER(?c IN (tg:Process, tg:ExternalEntity, tg:DataStore)) }"
+_WEB = "SELECT ?e WHERE { ?e tg:webApplication true }"
 _STD = "SELECT ?e ?d WHERE { ?e <http://purl.org/dc/terms/type> ?d }"
 _ATTRS = """SELECT ?e ?p ?v WHERE { ?e ?p ?v . FILTER(?p IN (tg:authenticated, tg:encryptedInTransit,
   tg:holdsLogs, tg:storesCredentials, tg:inputValidated, tg:outputEncoded, tg:csrfProtected)) }"""
@@ -217,6 +219,10 @@ def flows(select: Callable[[str], Iterator[dict[str, Any]]]) -> list[Flow]:
 
     for r in select(_TYPES):
         end(str(r["e"])).types.add(GENERIC[str(r["c"])])
+    for r in select(_WEB):
+        # the importers' reading of TMT's web server / web application stencils (and of Threat Dragon's
+        # isWebApplication, Threagile's web technologies): T13.1/T13.2 test these types
+        end(str(r["e"])).types.update({"SE.P.TMCore.WebServer", "SE.P.TMCore.WebApp"})
     for r in select(_STD):
         m = re.search(r"\((SE\.[^)]+)\)\s*$", str(r["d"]))
         if m:
