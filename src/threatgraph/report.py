@@ -617,7 +617,10 @@ def declared_line(ri: ReportInput) -> str:
     if not ri.declared:
         return "Declared threats: none in the model."
     n = sum(1 for d in ri.declared if d.matched)
-    return (f"Declared threats: {n} of {len(ri.declared)} also derived ({len(ri.declared) - n} not derived); "
+    # the model's own triage is reported, never applied silently: findings stay, the overlap is named
+    rejected = sum(1 for d in ri.declared if d.rejected and d.matched)
+    also = f"; {rejected} derived the model marks not applicable" if rejected else ""
+    return (f"Declared threats: {n} of {len(ri.declared)} also derived ({len(ri.declared) - n} not derived{also}); "
             f"threatgraph adds {ri.added} findings on categories nobody declared.")
 
 
@@ -741,6 +744,9 @@ def declared_text_plain(ri: ReportInput) -> str:
     for d in ri.declared:
         cats = ", ".join(c[1] for c in d.categories) or "no category"
         how = f"derived by {d.derived_text()}" if d.matched else "NOT derived"
+        if d.rejected and d.matched:
+            why = " ".join(d.mitigation.split())
+            how += " although the model marks it not applicable" + (f" ({why})" if why else "")
         status = f", {d.status}" if d.status else ""
         capec = f" · {d.capec_text()}" if d.capec else ""
         lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}{capec}")
