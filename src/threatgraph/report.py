@@ -104,7 +104,7 @@ def risk_text(f: Finding) -> str:
     """One line explaining a finding's risk score: the score, and every factor with its value and effect.
 
     >>> from threatgraph.analysis.findings import RiskFactorView
-    >>> f = Finding("f", "R", "t", "info", "e", "E", "Process", "x", "s", likelihood=3, impact=4, risk_score=12,
+    >>> f = Finding("f", "R", "t", "high", "e", "E", "Process", "x", "s", likelihood=3, impact=4, risk_score=12,
     ...             risk_level="high", risk_factors=[RiskFactorView("impact", "criticality", "4", 4),
     ...                                              RiskFactorView("likelihood", "exposure", "publicly exposed", 1, "API")])
     >>> risk_text(f)
@@ -115,8 +115,10 @@ def risk_text(f: Finding) -> str:
     ]
     imp = [f"{r.name} {r.value}" + (f" [{r.subject}]" if r.subject and r.subject not in r.value and r.name != "criticality" else "")
            for r in f.risk_factors if r.of == "impact"]
+    cap = (f"; level {f.level}: capped one step above the rule's severity ({f.severity})"
+           if f.level_capped else "")
     return (f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; "
-            f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}")
+            f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}{cap}")
 
 
 def technique_text(t: TechniqueView) -> str:
@@ -208,6 +210,7 @@ def finding_derivation_json(f: Finding) -> dict[str, object]:
         "coveredBy": f.covered_by,
         "risk": {
             "likelihood": f.likelihood, "impact": f.impact, "score": f.risk_score, "level": f.risk_level,
+            **({"levelCappedAt": f.level} if f.level_capped else {}),
             "explanation": risk_text(f) if f.risk_score else "",
             "factors": [{"of": r.of, "name": r.name, "value": r.value, "effect": r.effect, "subject": r.subject}
                         for r in f.risk_factors],
@@ -324,7 +327,7 @@ class AnalysisLike(Protocol):
 def own_score(f: Finding) -> int:
     """The risk score that belongs to the finding itself (0 for a baseline finding without techniques,
     whose stored score is its element's context; see :attr:`Finding.level`)."""
-    return f.risk_score if f.risk_level and f.level == f.risk_level and (f.techniques or not f.baseline) else 0
+    return f.risk_score if f.risk_level and (f.level == f.risk_level or f.level_capped) and (f.techniques or not f.baseline) else 0
 
 
 def is_residual(f: Finding) -> bool:
@@ -641,7 +644,7 @@ def summary_lines(ri: ReportInput, width: int) -> list[str]:
     lines = [clip(ri.title, width),
              f"{len(fs)} findings on {n_el} elements; knowledge: {releases_text(ri.releases)}",
              clip("Levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
-                  + " (risk where computed, else the rule's severity; docs/risk.md)", width), ""]
+                  + " (risk where computed, at most one step above the rule's severity; else the severity; docs/risk.md)", width), ""]
     top = ranking(fs)[:TOP_RISKS]
     lines.append(f"Top {len(top)} residual risks" if top else "No residual risk above info.")
     pad = " " * 14
