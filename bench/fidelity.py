@@ -354,14 +354,24 @@ def elements(ttl: Path) -> Elements:
     return Elements(ids, flows)
 
 
-def raised_pairs(findings: Iterable[dict[str, Any]], els: Elements) -> set[Pair]:
-    """(element or link id, STRIDE name) for each specific finding (links as Threagile link ids)."""
+def _on(iri: str, els: Elements, receiver: bool) -> set[str]:
+    """The source ids a finding on ``iri`` counts for: the element or flow itself, and with ``receiver`` the
+    element a flow delivers to (pytm: see :func:`raised_ids`)."""
+    hits = {els.ids[iri]} if iri in els.ids else set()
+    if receiver and iri in els.flows and els.flows[iri][1]:
+        hits.add(els.flows[iri][1])
+    return hits
+
+
+def raised_pairs(findings: Iterable[dict[str, Any]], els: Elements, receiver: bool = False) -> set[Pair]:
+    """(element or link id, STRIDE name) for each specific finding (links as Threagile link ids; with
+    ``receiver``, a finding on a flow also counts for the element receiving the flow)."""
     out: set[Pair] = set()
     for f in findings:
         if not specific(f):
             continue
         iri = str(f["element"]["iri"])
-        hits = {els.ids[iri]} if iri in els.ids else set()
+        hits = _on(iri, els, receiver)
         if iri in els.flows:
             hits.add(els.flows[iri][2])
         for c in f.get("categories", []):
@@ -383,12 +393,17 @@ def covers() -> dict[str, set[str]]:
 
 
 def raised_ids(findings: Iterable[dict[str, Any]], els: Elements, truth: set[Pair]) -> set[Pair]:
-    """The (element, pytm threat id) pairs of ``truth`` on which a covering rule raised a finding."""
+    """The (element, pytm threat id) pairs of ``truth`` on which a covering rule raised a finding.
+
+    pytm resolves a threat whose ``target`` is an element class (Process, Server, Lambda, Datastore) on the
+    element itself, its condition reading the element's own controls (``target.controls.validatesInput``);
+    threatgraph's interaction rules raise the same concern on each flow into that element, naming it as the
+    flow's target. A finding on a flow therefore counts for the flow and for the element receiving it;
+    never for the flow's sender (docs/fidelity.md).
+    """
     by_rule: dict[str, set[str]] = {}
     for f in findings:
-        iri = str(f["element"]["iri"])
-        if iri in els.ids:
-            by_rule.setdefault(str(f["rule"]), set()).add(els.ids[iri])
+        by_rule.setdefault(str(f["rule"]), set()).update(_on(str(f["element"]["iri"]), els, True))
     cov = covers()
     return {(e, t) for e, t in truth if any(e in by_rule.get(r, set()) for r in cov.get(t, set()))}
 
@@ -462,7 +477,7 @@ def measure(path: Path, work: Path) -> ModelResult:
             res.error = f"analyze ({name}) exit {code}: " + " ".join(err.split())
             return res
         findings = json.loads(out.read_text(encoding="utf-8"))["findings"]
-        raised = _with_links(raised_pairs(findings, els), prep)
+        raised = _with_links(raised_pairs(findings, els, receiver=prep.fmt == "pytm"), prep)
         every = truth.open | truth.mitigated
         run = Run(
             raised=len(raised & (every | truth.rejected)),

@@ -132,6 +132,43 @@ def test_pytm_controls_and_ml_classes() -> None:
     assert (hosted, RDF.type, U(TGML.LLMProvider)) in g and (hosted, RDF.type, U(TG.ExternalEntity)) in g
 
 
+def test_pytm_boundary_crossing_as_pytm_decides() -> None:
+    """pytm's Element.crosses: a flow crosses when its ends' boundaries differ, one of them possibly none
+    (the sample's Web Server is drawn outside every boundary); same boundary or none at both ends: no crossing."""
+    doc = _doc()
+    doc["elements"].append({"__class__": "Process", "name": "Loose job", "inBoundary": None, "controls": {}})
+    doc["flows"].append({"name": "Job to web", "source": "Loose job", "sink": "Web Server", "data": []})
+    g = convert(doc, "b.json").graph
+    crossing = {str(g.value(f, RDFS.label)) for f in g.subjects(U(TG.crossesBoundary), rdflib.Literal(True))}
+    assert crossing == {"User enters comments (*)", "Show comments (*)", "Insert query with comments",
+                        "Retrieve comments", "Serverless function periodically cleans DB"}
+    # negative: both ends in Server/DB, both ends outside every boundary
+    assert "Database verify real user identity" not in crossing and "Job to web" not in crossing
+    assert (None, U(TG.crossesBoundary), rdflib.Literal(False)) not in g
+
+
+def test_pytm_server_xml_resources_and_vpn() -> None:
+    """A pytm Server is the element pytm's threat library resolves its web threats on: tg:webApplication;
+    usesXMLParser → accepts XML; handlesResourceConsumption → rate limited; a flow's usesVPN → encrypted."""
+    doc = _doc()
+    web = next(e for e in doc["elements"] if e["name"] == "Web Server")
+    web["usesXMLParser"] = True
+    web["controls"]["handlesResourceConsumption"] = True
+    flow = next(f for f in doc["flows"] if f["name"] == "Show comments (*)")
+    flow["controls"]["usesVPN"] = True
+    g = convert(doc, "x.json").graph
+    w = _by_label(g, "Web Server")
+    assert g.value(w, U(TG.webApplication)) == rdflib.Literal(True)
+    assert g.value(w, U(TG.acceptsFormat)) == rdflib.Literal("xml")
+    assert g.value(w, U(TG.rateLimited)) == rdflib.Literal(True)
+    assert g.value(_by_label(g, "Show comments (*)"), U(TG.encryptedInTransit)) == rdflib.Literal(True)
+    # negative: a Lambda is no web application; pytm's defaults (false) say nothing more
+    lam = _by_label(g, "AWS Lambda")
+    assert g.value(lam, U(TG.webApplication)) is None and g.value(lam, U(TG.acceptsFormat)) is None
+    assert g.value(lam, U(TG.rateLimited)) == rdflib.Literal(False)
+    assert g.value(_by_label(g, "Retrieve comments"), U(TG.encryptedInTransit)) == rdflib.Literal(False)
+
+
 def test_pytm_odd_parts_are_reported_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = _doc()
     doc["elements"].append({"__class__": "Server"})  # no name

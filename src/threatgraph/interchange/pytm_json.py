@@ -7,6 +7,11 @@ tgml:InferenceEndpoint), ``flows`` → tg:DataFlow (``source`` → ``sink``), ``
 element and flow ``controls`` → our attributes where one exists, else a tg:Control for each control that
 is true, and the ``findings`` pytm resolved → tg:DeclaredThreat (threat id, severity, response, CAPEC /
 CWE references).
+
+pytm's own semantics are kept where its threat library depends on them: a flow whose ends lie in different
+boundaries, one of them possibly in none, gets tg:crossesBoundary true (pytm's ``Element.crosses``); a
+``Server`` is tg:webApplication (pytm resolves its web threats, XSS, SSI, HTTP smuggling, on Servers);
+``usesXMLParser`` → tg:acceptsFormat "xml".
 """
 
 from __future__ import annotations
@@ -45,8 +50,10 @@ _CONTROL_ATTRS: dict[str, str] = {
     "usesCodeSigning": TG.artifactsSigned,
     "encodesOutput": TG.outputEncoded,
     "implementsCSRFToken": TG.csrfProtected,
+    "handlesResourceConsumption": TG.rateLimited,
 }
-_FLOW_ONLY = {"isEncrypted": TG.encryptedInTransit, "providesConfidentiality": TG.encryptedInTransit}
+_FLOW_ONLY = {"isEncrypted": TG.encryptedInTransit, "providesConfidentiality": TG.encryptedInTransit,
+              "usesVPN": TG.encryptedInTransit}
 _STORE_ONLY = {"isEncryptedAtRest": TG.encryptedAtRest, "isEncrypted": TG.encryptedAtRest}
 _CLASSIFICATION = {"PUBLIC": TG.Public, "RESTRICTED": TG.Internal, "SENSITIVE": TG.Confidential,
                    "SECRET": TG.Confidential, "TOP_SECRET": TG.Confidential}
@@ -54,7 +61,7 @@ _SEVERITY = {"very high": TG.Critical, "very low": TG.Info}
 _CAPEC_URL = re.compile(r"capec\.mitre\.org/data/definitions/(\d+)\.html")
 _CWE_URL = re.compile(r"cwe\.mitre\.org/data/definitions/(\d+)\.html")
 _ELEMENT_MAPPED = ("__class__", "name", "description", "inBoundary", "controls", "findings", "storesLogData",
-                   "storesPII", "isThirdParty", "inputs", "outputs", "data", "inScope")
+                   "storesPII", "isThirdParty", "inputs", "outputs", "data", "inScope", "usesXMLParser")
 
 
 def sniff(doc: Mapping[str, Any]) -> bool:
@@ -103,6 +110,7 @@ class _Model:
         self.zones: dict[str, rdflib.URIRef] = {}
         self.nodes: dict[str, rdflib.URIRef] = {}  # element name → node
         self.kinds: dict[str, str] = {}
+        self.boundary_of: dict[str, str | None] = {}  # element name → the boundary it is in (None: in none)
         self.flow_nodes: dict[str, rdflib.URIRef] = {}
         self.data_nodes: dict[str, rdflib.URIRef] = {}
 
@@ -174,11 +182,19 @@ class _Model:
             b.ml_class(node, kind, [("class", cls), ("name", nm), ("description", desc)], pointer(path),
                        tokens=("class",), given=ml)
             zone = o.get("inBoundary")
+            self.boundary_of[nm] = None
             if isinstance(zone, str) and zone:
                 if zone in self.zones:
                     b.add(node, TG.inZone, self.zones[zone])
+                    self.boundary_of[nm] = zone
                 else:
                     b.skip(b.fail([*path, "inBoundary"], f"no boundary named {zone!r}"))
+            if cls == "Server":
+                # pytm's threat library resolves its web threats (XSS, SSI, HTTP smuggling, web fingerprinting,
+                # session hijacking) on Server elements: a pytm Server is the web-facing server
+                b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
+            if o.get("usesXMLParser") is True:
+                b.lit(node, TG.acceptsFormat, "xml")
             if kind == "DataStore" and isinstance(o.get("storesLogData"), bool):
                 b.g.add((node, rdflib.URIRef(TG.holdsLogs), rdflib.Literal(o["storesLogData"])))
             if kind == "DataStore" and o.get("storesPII") is True:
@@ -260,6 +276,12 @@ class _Model:
             b.add(node, TG.source, ends[0])
             b.add(node, TG.target, ends[1])
             b.add(node, TG.partOf, self.system)
+            src, dst = o.get("source"), o.get("sink")
+            if (isinstance(src, str) and isinstance(dst, str) and src in self.boundary_of and dst in self.boundary_of
+                    and self.boundary_of[src] != self.boundary_of[dst]):
+                # pytm's own test (Element.crosses): the ends' boundaries differ, one of them possibly none, so a
+                # flow from the Internet boundary to a server drawn outside every boundary crosses a boundary
+                b.g.add((node, rdflib.URIRef(TG.crossesBoundary), rdflib.Literal(True)))
             text = " ".join(x for x in (o.get("description"), o.get("note")) if isinstance(x, str) and x.strip())
             b.lit(node, DCT.description, text or None)
             b.lit(node, TG.protocol, o.get("protocol") if isinstance(o.get("protocol"), str) else None)
