@@ -19,7 +19,9 @@ pytm models (pytm's ``--json`` output, findings resolved by pytm itself): every 
 made is an open (element, STRIDE) pair, the STRIDE category of a pytm threat from the bench's table
 ``bench/fidelity/pytm_stride.json`` (pytm's threat library has none); ``id_recall`` is the share of pytm's
 (element, threat id) pairs on which threatgraph raises a finding of a rule whose ``# covers:`` header names
-that pytm threat (the crosswalk).
+that pytm threat (the crosswalk). pytm resolves a threat on an element from the element's own controls, where
+threatgraph's interaction rules raise it on each flow into the element: for pytm models a finding on a flow
+also counts for the element receiving it (never for the sender).
 
 Threagile models (``*.yaml``): the (asset, STRIDE) pairs of the risks written in the model (individual risk
 categories with their identified risks, risk tracking) and, when a file ``<model>.risks.json`` lies beside
