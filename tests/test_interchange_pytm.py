@@ -149,17 +149,22 @@ def test_pytm_boundary_crossing_as_pytm_decides() -> None:
 
 def test_pytm_server_xml_resources_and_vpn() -> None:
     """A pytm Server is the element pytm's threat library resolves its web threats on: tg:webApplication;
-    usesXMLParser → accepts XML; handlesResourceConsumption → rate limited; a flow's usesVPN → encrypted."""
+    usesXMLParser → accepts XML; a data format → accepted by the flow's sink; handlesResourceConsumption →
+    rate limited; a flow's usesVPN → encrypted."""
     doc = _doc()
     web = next(e for e in doc["elements"] if e["name"] == "Web Server")
     web["usesXMLParser"] = True
     web["controls"]["handlesResourceConsumption"] = True
+    next(d for d in doc["data"] if d["name"] == "Insert query with comments")["format"] = "JSON"
     flow = next(f for f in doc["flows"] if f["name"] == "Show comments (*)")
     flow["controls"]["usesVPN"] = True
     g = convert(doc, "x.json").graph
     w = _by_label(g, "Web Server")
     assert g.value(w, U(TG.webApplication)) == rdflib.Literal(True)
     assert g.value(w, U(TG.acceptsFormat)) == rdflib.Literal("xml")
+    # the data's format goes to the sink of the flow carrying it (SQL Database), not to the sender
+    assert set(g.objects(_by_label(g, "SQL Database"), U(TG.acceptsFormat))) == {rdflib.Literal("json")}
+    assert rdflib.Literal("json") not in set(g.objects(w, U(TG.acceptsFormat)))
     assert g.value(w, U(TG.rateLimited)) == rdflib.Literal(True)
     assert g.value(_by_label(g, "Show comments (*)"), U(TG.encryptedInTransit)) == rdflib.Literal(True)
     # negative: a Lambda is no web application; pytm's defaults (false) say nothing more

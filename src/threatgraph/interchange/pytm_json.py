@@ -11,7 +11,8 @@ CWE references).
 pytm's own semantics are kept where its threat library depends on them: a flow whose ends lie in different
 boundaries, one of them possibly in none, gets tg:crossesBoundary true (pytm's ``Element.crosses``); a
 ``Server`` is tg:webApplication (pytm resolves its web threats, XSS, SSI, HTTP smuggling, on Servers);
-``usesXMLParser`` → tg:acceptsFormat "xml".
+``usesXMLParser`` → tg:acceptsFormat "xml", and a data item's ``format`` → tg:acceptsFormat of the sink of each
+flow carrying it.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class _Model:
         self.boundary_of: dict[str, str | None] = {}  # element name → the boundary it is in (None: in none)
         self.flow_nodes: dict[str, rdflib.URIRef] = {}
         self.data_nodes: dict[str, rdflib.URIRef] = {}
+        self.data_formats: dict[str, str] = {}  # data name → its pytm format, lower case (xml, json, ...)
 
     def _objects(self, doc: Mapping[str, Any], key: str) -> list[tuple[Mapping[str, Any], list[str | int], str]]:
         """The named objects of a top-level list; an entry without a name or a repeated name is skipped."""
@@ -240,6 +242,8 @@ class _Model:
         for o, path, nm in self._objects(doc, "data"):
             node = b.iri("data", nm)
             self.data_nodes[nm] = node
+            if isinstance(o.get("format"), str) and o["format"].strip():
+                self.data_formats[nm] = o["format"].strip().lower()
             b.typed(node, TG.DataAsset, nm, nm)
             b.lit(node, DCT.description, o.get("description") if isinstance(o.get("description"), str) else None)
             cls = str(o.get("classification") or "").rsplit(".", 1)[-1]
@@ -289,6 +293,9 @@ class _Model:
             for j, d in enumerate(data if isinstance(data, list) else [data] if isinstance(data, str) else []):
                 if d in self.data_nodes:
                     b.add(node, TG.carries, self.data_nodes[d])
+                    if d in self.data_formats and isinstance(dst, str) and dst in self.nodes:
+                        # pytm's XML / JSON threats read the format of the data a flow carries; the sink parses it
+                        b.lit(self.nodes[dst], TG.acceptsFormat, self.data_formats[d])
                 else:
                     b.skip(b.fail([*path, "data", j], f"no data named {d!r}"))
             self._controls(node, "DataFlow", o, path)
