@@ -150,7 +150,7 @@ def test_pytm_boundary_crossing_as_pytm_decides() -> None:
 def test_pytm_server_xml_resources_and_vpn() -> None:
     """A pytm Server is the element pytm's threat library resolves its web threats on: tg:webApplication;
     usesXMLParser → accepts XML; a data format → accepted by the flow's sink; handlesResourceConsumption →
-    rate limited; a flow's usesVPN → encrypted."""
+    rate limited; a flow's usesVPN or a TLS version → encrypted."""
     doc = _doc()
     web = next(e for e in doc["elements"] if e["name"] == "Web Server")
     web["usesXMLParser"] = True
@@ -158,6 +158,7 @@ def test_pytm_server_xml_resources_and_vpn() -> None:
     next(d for d in doc["data"] if d["name"] == "Insert query with comments")["format"] = "JSON"
     flow = next(f for f in doc["flows"] if f["name"] == "Show comments (*)")
     flow["controls"]["usesVPN"] = True
+    next(f for f in doc["flows"] if f["name"] == "Retrieve comments")["tlsVersion"] = "TLSVersion.TLSv12"
     g = convert(doc, "x.json").graph
     w = _by_label(g, "Web Server")
     assert g.value(w, U(TG.webApplication)) == rdflib.Literal(True)
@@ -171,7 +172,9 @@ def test_pytm_server_xml_resources_and_vpn() -> None:
     lam = _by_label(g, "AWS Lambda")
     assert g.value(lam, U(TG.webApplication)) is None and g.value(lam, U(TG.acceptsFormat)) is None
     assert g.value(lam, U(TG.rateLimited)) == rdflib.Literal(False)
-    assert g.value(_by_label(g, "Retrieve comments"), U(TG.encryptedInTransit)) == rdflib.Literal(False)
+    assert g.value(_by_label(g, "Retrieve comments"), U(TG.encryptedInTransit)) == rdflib.Literal(True)  # TLS 1.2
+    # negative: TLSVersion.NONE and isEncrypted false
+    assert g.value(_by_label(g, "User enters comments (*)"), U(TG.encryptedInTransit)) == rdflib.Literal(False)
 
 
 def test_pytm_odd_parts_are_reported_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,8 +11,8 @@ CWE references).
 pytm's own semantics are kept where its threat library depends on them: a flow whose ends lie in different
 boundaries, one of them possibly in none, gets tg:crossesBoundary true (pytm's ``Element.crosses``); a
 ``Server`` is tg:webApplication (pytm resolves its web threats, XSS, SSI, HTTP smuggling, on Servers);
-``usesXMLParser`` → tg:acceptsFormat "xml", and a data item's ``format`` → tg:acceptsFormat of the sink of each
-flow carrying it.
+``usesXMLParser`` → tg:acceptsFormat "xml", a flow's ``tlsVersion`` other than NONE → tg:encryptedInTransit,
+and a data item's ``format`` → tg:acceptsFormat of the sink of each flow carrying it.
 """
 
 from __future__ import annotations
@@ -234,6 +234,10 @@ class _Model:
                 ctrl = rdflib.URIRef(f"{node}:control:{ctl}")
                 b.typed(ctrl, TG.Control, ctl, ctl)
                 b.add(node, TG.hasControl, ctrl)
+        tls = str(o.get("tlsVersion") or "").rsplit(".", 1)[-1]
+        if kind == "DataFlow" and tls not in ("", "NONE"):
+            # a flow with a TLS (or SSL) version is encrypted in transit, however weak the version (pytm's CR08)
+            values[TG.encryptedInTransit] = True
         for attr, val in values.items():
             b.g.add((node, rdflib.URIRef(attr), rdflib.Literal(val)))
 
@@ -301,7 +305,7 @@ class _Model:
             self._controls(node, "DataFlow", o, path)
             b.unmapped_keys({k: v for k, v in o.items() if v is not False and v != -1 and v != [0]}, path,
                             ("name", "source", "sink", "description", "note", "protocol", "data", "controls",
-                             "findings", "order", "isResponse", "responseTo", "response", "inScope"),
+                             "findings", "order", "isResponse", "responseTo", "response", "inScope", "tlsVersion"),
                             "flow property with no threatgraph attribute (ports, TLS version, classification, …)")
 
     def findings(self, doc: Mapping[str, Any]) -> None:
