@@ -203,3 +203,31 @@ def test_pytm_nothing_usable_is_refused() -> None:
         convert({"name": "x", "elements": [{"__class__": "Actor"}], "flows": [], "boundaries": []}, "e.json")
     with pytest.raises(InputError, match="a pytm model is a JSON object"):
         convert([], "e.json")
+
+
+def test_pytm_llm_roles_from_its_attributes() -> None:
+    """pytm's LLM class by what pytm says of it: agent capabilities → LLM agent, a system prompt or RAG → LLM
+    application, otherwise the served model (LLM inference endpoint); third party → provider (an external
+    entity); processesUntrustedInput → receives untrusted input."""
+    doc = _doc()
+    web = next(e for e in doc["elements"] if e["name"] == "Web Server")
+    llms = {"Agentic": {"hasAgentCapabilities": True}, "Chat app": {"hasSystemPrompt": True,
+            "processesUntrustedInput": True}, "Retriever": {"hasRAG": True}, "Plain model": {},
+            "Vendor model": {"isThirdParty": True, "hasSystemPrompt": True}}
+    for name, attrs in llms.items():
+        e = copy.deepcopy(web)
+        e.update({"__class__": "LLM", "name": name, "findings": [], **attrs})
+        doc["elements"].append(e)
+    res = convert(doc, "l.json")
+    g = res.graph
+    assert (_by_label(g, "Agentic"), RDF.type, U(TGML.LLMAgent)) in g
+    assert (_by_label(g, "Chat app"), RDF.type, U(TGML.LLMApplication)) in g
+    assert (_by_label(g, "Retriever"), RDF.type, U(TGML.LLMApplication)) in g
+    plain = _by_label(g, "Plain model")
+    assert (plain, RDF.type, U(TGML.LLMInferenceEndpoint)) in g and (plain, RDF.type, U(TGML.LLMApplication)) not in g
+    assert (_by_label(g, "Vendor model"), RDF.type, U(TGML.LLMProvider)) in g
+    assert (_by_label(g, "Vendor model"), RDF.type, U(TGML.LLMApplication)) not in g
+    assert g.value(_by_label(g, "Chat app"), U(TG.receivesUntrustedInput)) == rdflib.Literal(True)
+    assert g.value(plain, U(TG.receivesUntrustedInput)) is None
+    assert not [u for u in res.unmapped if "hasSystemPrompt" in u or "processesUntrustedInput" in u]
+    assert [u for u in res.unmapped if "OS" in u]  # an attribute with no home is still reported

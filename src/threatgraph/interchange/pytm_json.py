@@ -2,8 +2,9 @@
 
 Only the JSON is read: a pytm Python model is never executed. ``boundaries`` → tg:TrustZone,
 ``elements`` by ``__class__`` (Actor / ExternalEntity → tg:ExternalEntity, Datastore → tg:DataStore,
-the other assets → tg:Process; Agent → tgml:LLMAgent, LLM → tgml:LLMProvider when third-party else
-tgml:InferenceEndpoint), ``flows`` → tg:DataFlow (``source`` → ``sink``), ``data`` → tg:DataAsset,
+the other assets → tg:Process; Agent → tgml:LLMAgent, LLM → tgml:LLMProvider when third-party, else
+tgml:LLMAgent with agent capabilities, tgml:LLMApplication with a system prompt or RAG, else
+tgml:LLMInferenceEndpoint), ``flows`` → tg:DataFlow (``source`` → ``sink``), ``data`` → tg:DataAsset,
 element and flow ``controls`` → our attributes where one exists, else a tg:Control for each control that
 is true, and the ``findings`` pytm resolved → tg:DeclaredThreat (threat id, severity, response, CAPEC /
 CWE references).
@@ -62,7 +63,8 @@ _SEVERITY = {"very high": TG.Critical, "very low": TG.Info}
 _CAPEC_URL = re.compile(r"capec\.mitre\.org/data/definitions/(\d+)\.html")
 _CWE_URL = re.compile(r"cwe\.mitre\.org/data/definitions/(\d+)\.html")
 _ELEMENT_MAPPED = ("__class__", "name", "description", "inBoundary", "controls", "findings", "storesLogData",
-                   "storesPII", "isThirdParty", "inputs", "outputs", "data", "inScope", "usesXMLParser")
+                   "storesPII", "isThirdParty", "inputs", "outputs", "data", "inScope", "usesXMLParser",
+                   "hasAgentCapabilities", "hasSystemPrompt", "hasRAG", "processesUntrustedInput")
 
 
 def sniff(doc: Mapping[str, Any]) -> bool:
@@ -170,10 +172,16 @@ class _Model:
             if cls == "Agent":
                 ml = TGML.LLMAgent
             elif cls == "LLM":
+                # pytm's LLM is the model with what surrounds it: with agent capabilities it is an agent, with a
+                # system prompt or retrieval an LLM application (pytm's LLM01, LLM02, LLM05, LLM07 read these)
                 if o.get("isThirdParty") is True:
                     kind, ml = "ExternalEntity", TGML.LLMProvider
+                elif o.get("hasAgentCapabilities") is True:
+                    ml = TGML.LLMAgent
+                elif o.get("hasSystemPrompt") is True or o.get("hasRAG") is True:
+                    ml = TGML.LLMApplication
                 else:
-                    ml = TGML.InferenceEndpoint
+                    ml = TGML.LLMInferenceEndpoint
             node = b.iri("element", nm)
             self.nodes[nm] = node
             self.kinds[nm] = kind
@@ -191,6 +199,8 @@ class _Model:
                     self.boundary_of[nm] = zone
                 else:
                     b.skip(b.fail([*path, "inBoundary"], f"no boundary named {zone!r}"))
+            if o.get("processesUntrustedInput") is True:
+                b.g.add((node, rdflib.URIRef(TG.receivesUntrustedInput), rdflib.Literal(True)))
             if cls == "Server":
                 # pytm's threat library resolves its web threats (XSS, SSI, HTTP smuggling, web fingerprinting,
                 # session hijacking) on Server elements: a pytm Server is the web-facing server
