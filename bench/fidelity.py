@@ -19,7 +19,9 @@ pytm models (pytm's ``--json`` output, findings resolved by pytm itself): every 
 made is an open (element, STRIDE) pair, the STRIDE category of a pytm threat from the bench's table
 ``bench/fidelity/pytm_stride.json`` (pytm's threat library has none); ``id_recall`` is the share of pytm's
 (element, threat id) pairs on which threatgraph raises a finding of a rule whose ``# covers:`` header names
-that pytm threat (the crosswalk).
+that pytm threat (the crosswalk). pytm resolves a threat on an element from the element's own controls, where
+threatgraph's interaction rules raise it on each flow into the element: for pytm models a finding on a flow
+also counts for the element receiving it (never for the sender).
 
 Threagile models (``*.yaml``): the (asset, STRIDE) pairs of the risks written in the model (individual risk
 categories with their identified risks, risk tracking) and, when a file ``<model>.risks.json`` lies beside
@@ -541,14 +543,24 @@ def elements(ttl: Path) -> Elements:
     return Elements(ids, flows)
 
 
-def raised_pairs(findings: Iterable[dict[str, Any]], els: Elements) -> set[Pair]:
-    """(element or link id, STRIDE name) for each specific finding (links as Threagile link ids)."""
+def _on(iri: str, els: Elements, receiver: bool) -> set[str]:
+    """The source ids a finding on ``iri`` counts for: the element or flow itself, and with ``receiver`` the
+    element a flow delivers to (pytm: see :func:`raised_ids`)."""
+    hits = {els.ids[iri]} if iri in els.ids else set()
+    if receiver and iri in els.flows and els.flows[iri][1]:
+        hits.add(els.flows[iri][1])
+    return hits
+
+
+def raised_pairs(findings: Iterable[dict[str, Any]], els: Elements, receiver: bool = False) -> set[Pair]:
+    """(element or link id, STRIDE name) for each specific finding (links as Threagile link ids; with
+    ``receiver``, a finding on a flow also counts for the element receiving the flow)."""
     out: set[Pair] = set()
     for f in findings:
         if not specific(f):
             continue
         iri = str(f["element"]["iri"])
-        hits = {els.ids[iri]} if iri in els.ids else set()
+        hits = _on(iri, els, receiver)
         if iri in els.flows:
             hits.add(els.flows[iri][2])
         for c in f.get("categories", []):
@@ -570,12 +582,17 @@ def covers() -> dict[str, set[str]]:
 
 
 def raised_ids(findings: Iterable[dict[str, Any]], els: Elements, truth: set[Pair]) -> set[Pair]:
-    """The (element, pytm threat id) pairs of ``truth`` on which a covering rule raised a finding."""
+    """The (element, pytm threat id) pairs of ``truth`` on which a covering rule raised a finding.
+
+    pytm resolves a threat whose ``target`` is an element class (Process, Server, Lambda, Datastore) on the
+    element itself, its condition reading the element's own controls (``target.controls.validatesInput``);
+    threatgraph's interaction rules raise the same concern on each flow into that element, naming it as the
+    flow's target. A finding on a flow therefore counts for the flow and for the element receiving it;
+    never for the flow's sender (docs/fidelity.md).
+    """
     by_rule: dict[str, set[str]] = {}
     for f in findings:
-        iri = str(f["element"]["iri"])
-        if iri in els.ids:
-            by_rule.setdefault(str(f["rule"]), set()).add(els.ids[iri])
+        by_rule.setdefault(str(f["rule"]), set()).update(_on(str(f["element"]["iri"]), els, True))
     cov = covers()
     return {(e, t) for e, t in truth if any(e in by_rule.get(r, set()) for r in cov.get(t, set()))}
 
@@ -682,7 +699,7 @@ def measure(path: Path, work: Path) -> ModelResult:
             res.error = f"analyze ({name}) exit {code}: " + " ".join(err.split())
             return res
         findings = json.loads(out.read_text(encoding="utf-8"))["findings"]
-        raised = _with_links(raised_pairs(findings, els), prep)
+        raised = _with_links(raised_pairs(findings, els, receiver=prep.fmt == "pytm"), prep)
         every = truth.open | truth.mitigated
         run = Run(
             raised=len(raised & (every | truth.rejected)),

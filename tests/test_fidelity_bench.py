@@ -57,3 +57,30 @@ def test_pytm_truth_removes_findings_and_maps_stride(fidelity: ModuleType) -> No
     assert len(prep.ids) == 100 and ("Web Server", "INP03") in prep.ids
     assert ("Web Server", "Tampering") in prep.truth.open
     assert fidelity.pytm_stride("DE04") == "Repudiation" and fidelity.pytm_stride("ZZ01") is None
+
+
+def test_pytm_flow_findings_count_for_the_receiving_element(fidelity: ModuleType) -> None:
+    """pytm resolves element threats on the element; an interaction rule raises them on each flow into it:
+    a covering rule's finding on a flow counts for the flow and its receiver, never for its sender."""
+    els = fidelity.Elements(ids={"urn:f": "f", "urn:web": "web", "urn:user": "user"},
+                            flows={"urn:f": ("user", "web", "f")})
+    truth = {("web", "INP14"), ("user", "INP14"), ("f", "INP14"), ("web", "SC05")}
+    findings = [{"rule": "TG-STRIDE-T-002", "element": {"iri": "urn:f"}, "categories": []}]
+    assert fidelity.raised_ids(findings, els, truth) == {("web", "INP14"), ("f", "INP14")}
+    # negative: a rule that does not cover the threat credits nothing
+    assert fidelity.raised_ids([{**findings[0], "rule": "TG-STRIDE-I-003"}], els, truth) == set()
+    stride = [{"rule": "TG-STRIDE-T-002", "element": {"iri": "urn:f"},
+               "categories": [{"iri": fidelity.STRIDE_NS + "Tampering"}]}]
+    assert ("web", "Tampering") in fidelity.raised_pairs(stride, els, receiver=True)
+    assert ("web", "Tampering") not in fidelity.raised_pairs(stride, els)
+
+
+def test_pytm_sample_recall_floor(fidelity: ModuleType, tmp_path: Path) -> None:
+    """pytm's own sample against pytm's resolve() (docs/fidelity.md): the recall reached with the pytm
+    import fixes and the crosswalk of issue 13 must not fall (0.58 of 33 (element, STRIDE) pairs,
+    0.51 of 100 (element, pytm id) pairs when recorded)."""
+    res = fidelity.measure(ROOT / "bench/fidelity/models/pytm-tm-sample.json", tmp_path)
+    assert res.error == "" and res.pairs_open == 33 and res.id_pairs == 100
+    for run in res.runs.values():
+        assert run.recall_open is not None and run.recall_open >= 0.57
+        assert run.id_recall is not None and run.id_recall >= 0.51
