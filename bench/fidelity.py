@@ -60,6 +60,9 @@ finding is on the flow's source or target instead: that is the lenient reading, 
 one so that rules whose findings land on the flow's target process can be told apart; it is never the
 headline.
 
+Threats on elements the author marks out of scope (Threat Dragon ``outOfScope``, Threagile
+``out_of_scope``) are counted apart: such an element raises no finding by design (issue 13).
+
 A model the importer refuses is reported with its error and no figures (``"error"``).
 
     python bench/fidelity.py                 # table on stdout (Threat Dragon models + shared TMT/TM-BOM samples)
@@ -147,9 +150,15 @@ class Truth:
     """Flow id → (source id, target id), for the endpoint reading."""
     without_pairs: int = 0
     """Threats that name no element or no STRIDE category (no pair)."""
+    out_of_scope: set[Pair] = field(default_factory=set)
+    """Pairs on elements the author marks out of scope: issue 13 says such an element raises no finding, so
+    they are reported apart (and checked to be raised by nothing), not counted as missed."""
 
-    def add(self, status: str, pair: Pair, source: str | None = None) -> None:
+    def add(self, status: str, pair: Pair, source: str | None = None, out_of_scope: bool = False) -> None:
         status = status.strip().lower()
+        if out_of_scope:
+            self.out_of_scope.add(pair)
+            return
         if status in REJECTED:
             self.rejected.add(pair)
             if source:
@@ -206,6 +215,8 @@ class Run:
     sdl_pairs: int = 0
     recall_sdl: float | None = None
     missed_sdl_by_type: dict[str, int] = field(default_factory=dict)
+    out_of_scope_raised: int = 0
+    """Pairs on out-of-scope elements a specific finding raises anyway (should be 0)."""
 
 
 @dataclass
@@ -220,6 +231,7 @@ class ModelResult:
     ml_pairs: int = 0
     ml_unclassified: list[str] = field(default_factory=list)
     threats_without_pairs: int = 0
+    pairs_out_of_scope: int = 0
     error: str = ""
     runs: dict[str, Run] = field(default_factory=dict)
 
@@ -245,7 +257,8 @@ def threat_dragon_truth(doc: dict[str, Any]) -> tuple[Truth, dict[str, str]]:
                 if cat is None:
                     truth.without_pairs += 1
                     continue
-                truth.add(str(t.get("status") or "Open"), (cid, cat), str(t.get("id") or "") or None)
+                truth.add(str(t.get("status") or "Open"), (cid, cat), str(t.get("id") or "") or None,
+                          out_of_scope=data.get("outOfScope") is True)
     return truth, labels
 
 
@@ -319,22 +332,19 @@ def threagile_truth(doc: dict[str, Any], generated: list[dict[str, Any]] | None)
     ml: set[Pair] = set()
     ml_tech: dict[str, set[str]] = {}
     unclassified: set[str] = set()
+    out_of_scope: set[str] = set()
     for key, t in (doc.get("technical_assets") or {}).items():
         if isinstance(t, Mapping) and t.get("id"):
             labels[str(t["id"])] = str(key)
+            if t.get("out_of_scope") is True:
+                out_of_scope.add(str(t["id"]))
 
     def add(asset: str, stride: str | None, status: str, link: str | None) -> None:
         cat = THREAGILE_STRIDE.get(str(stride or ""))
         if not asset or cat is None:
             return
         pair = (asset, cat)
-        status = status.strip().lower()
-        if status in REJECTED:
-            truth.rejected.add(pair)
-        elif status == "mitigated":
-            truth.mitigated.add(pair)
-        else:
-            truth.open.add(pair)
+        truth.add(status, pair, out_of_scope=asset in out_of_scope)
         if link:
             links.setdefault(pair, set()).add(link)
 
@@ -677,6 +687,7 @@ def measure(path: Path, work: Path) -> ModelResult:
         ml_pairs=len(prep.ml),
         ml_unclassified=prep.ml_unclassified,
         threats_without_pairs=truth.without_pairs,
+        pairs_out_of_scope=len(truth.out_of_scope),
     )
     if fmt == "turtle":
         ttl = path
@@ -722,6 +733,7 @@ def measure(path: Path, work: Path) -> ModelResult:
             ),
             **sdl_figures(sdl, findings),
         )
+        run.out_of_scope_raised = len(truth.out_of_scope & raised)
         if prep.ids:
             got = raised_ids(findings, els, prep.ids)
             run.id_recall = _share(got, prep.ids)
@@ -789,6 +801,10 @@ def table(results: list[ModelResult], missed: bool = False) -> str:
                 if run.missed_sdl_by_type:
                     lines.append("    missed SDL pairs by TMT threat type: "
                                  + " ".join(f"{k}:{v}" for k, v in run.missed_sdl_by_type.items()))
+        if r.pairs_out_of_scope:
+            raised_oos = max((run.out_of_scope_raised for run in r.runs.values()), default=0)
+            lines.append(f"{'':42} ({r.pairs_out_of_scope} pairs on elements marked out of scope: not counted; "
+                         f"raised anyway: {raised_oos})")
         if r.threats_without_pairs:
             lines.append(f"{'':42} ({r.threats_without_pairs} threats name no element or no STRIDE category: no pair)")
     return "\n".join(lines)

@@ -84,3 +84,22 @@ def test_pytm_sample_recall_floor(fidelity: ModuleType, tmp_path: Path) -> None:
     for run in res.runs.values():
         assert run.recall_open is not None and run.recall_open >= 0.57
         assert run.id_recall is not None and run.id_recall >= 0.51
+
+
+def test_out_of_scope_pairs_are_counted_apart_and_raised_by_nothing(fidelity: ModuleType, tmp_path: Path) -> None:
+    """Issue 13: an element marked out of scope raises no finding, so threats written on it are reported
+    apart, not as misses; the same threat on an in-scope copy of the element counts as usual."""
+    doc = json.loads((ROOT / "bench/fidelity/models/threat-dragon-v2-demo.json").read_text(encoding="utf-8"))
+    truth, labels = fidelity.threat_dragon_truth(doc)
+    oos = {labels[e] for e, _ in truth.out_of_scope}
+    assert oos == {"Web Application Config"}
+    assert not any(labels[e] == "Web Application Config" for e, _ in truth.open | truth.mitigated | truth.rejected)
+    res = fidelity.measure(ROOT / "bench/fidelity/models/threat-dragon-v2-demo.json", tmp_path)
+    assert res.pairs_out_of_scope == 1 and res.runs["plain"].out_of_scope_raised == 0
+    # negative: the same model with the element in scope counts that pair as open
+    for diagram in doc["detail"]["diagrams"]:
+        for cell in diagram["cells"]:
+            if (cell.get("data") or {}).get("name") == "Web Application Config":
+                cell["data"]["outOfScope"] = False
+    truth2, _ = fidelity.threat_dragon_truth(doc)
+    assert not truth2.out_of_scope and len(truth2.open) == len(truth.open) + 1
