@@ -14,6 +14,19 @@ Query: technique → mitigations for all active techniques (1,445 pairs): one SP
 the answers are asserted identical.
 
 Usage: ``.venv/bin/python bench/bench_import.py [--runs 3] [--file PATH]``
+
+Whole-process mode (issue 14), ``--whole-process [--runs 5] [--json PATH]``: what a user waits for, each
+run one process timed from spawn to exit by this script, peak RSS from ``os.wait4`` of that process,
+the commands alternating run by run (so drift in machine load hits each alike), medians:
+
+  tg-cold  ``threatgraph import attack FILE --store <fresh dir>`` with an empty view cache
+           (``THREATGRAPH_CACHE`` fresh): parse, write the store, compile the knowledge view -- the
+           first import of a release
+  tg-warm  the same with the view of that release already cached (a release imported before, into
+           another store): no view compilation
+  mitre    ``python -c "from mitreattack.stix20 import MitreAttackData; MitreAttackData(FILE)"``
+
+The knowledge-view part is reported separately: ``tg-cold - tg-warm`` (medians).
 """
 
 from __future__ import annotations
@@ -129,6 +142,91 @@ def _query(path: str) -> dict[str, Any]:
     }
 
 
+def _timed_process(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``argv`` to completion: wall seconds from spawn to exit, and the peak RSS of that process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024.0}
+
+
+WHOLE_MODES = ("tg-cold", "tg-warm", "mitre")
+
+
+def whole_process(path: Path, runs: int) -> dict[str, Any]:
+    """Median wall time and peak RSS of whole processes: threatgraph import vs MitreAttackData."""
+    base_env = dict(os.environ)
+    src = Path(__file__).resolve().parent.parent / "src"
+    base_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), base_env.get("PYTHONPATH", "")) if p)
+    tg = [sys.executable, "-m", "threatgraph", "import", "attack", str(path), "-q", "--store"]
+    mitre = [sys.executable, "-c", f"from mitreattack.stix20 import MitreAttackData; MitreAttackData({str(path)!r})"]
+    load_before = list(os.getloadavg())
+    res: dict[str, list[dict[str, Any]]] = {m: [] for m in WHOLE_MODES}
+    with tempfile.TemporaryDirectory() as tmp:
+        warm_cache = Path(tmp) / "warm-cache"
+        # prime the warm cache (not timed)
+        _timed_process([*tg, str(Path(tmp) / "prime")], {**base_env, "THREATGRAPH_CACHE": str(warm_cache)})
+        for i in range(runs):
+            for m in WHOLE_MODES:
+                store = Path(tmp) / f"{m}-{i}"
+                if m == "mitre":
+                    r = _timed_process(mitre, base_env)
+                else:
+                    cache = warm_cache if m == "tg-warm" else Path(tmp) / f"cache-{i}"
+                    r = _timed_process([*tg, str(store)], {**base_env, "THREATGRAPH_CACHE": str(cache)})
+                res[m].append(r)
+    med = {
+        m: {
+            "seconds": statistics.median(r["seconds"] for r in res[m]),
+            "peak_mb": statistics.median(r["peak_mb"] for r in res[m]),
+            "runs_s": [round(r["seconds"], 3) for r in res[m]],
+            "runs_peak_mb": [round(r["peak_mb"], 1) for r in res[m]],
+        }
+        for m in WHOLE_MODES
+    }
+    mitre_s = med["mitre"]["seconds"]
+    ratios = {
+        "tg-cold/mitre time": med["tg-cold"]["seconds"] / mitre_s,
+        "tg-warm/mitre time": med["tg-warm"]["seconds"] / mitre_s,
+        "tg-cold/mitre peak memory": med["tg-cold"]["peak_mb"] / med["mitre"]["peak_mb"],
+    }
+    return {
+        "file": str(path),
+        "mode": "whole-process",
+        "runs": runs,
+        "median": med,
+        "view_compile_s": med["tg-cold"]["seconds"] - med["tg-warm"]["seconds"],
+        "ratios": ratios,
+        "target": {"tg/mitre time": WHOLE_TARGET},
+        "meets_target": {"tg-cold": ratios["tg-cold/mitre time"] <= WHOLE_TARGET,
+                         "tg-warm": ratios["tg-warm/mitre time"] <= WHOLE_TARGET},
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "load_average_before_after": [load_before, list(os.getloadavg())],
+    }
+
+
+WHOLE_TARGET = 0.25
+
+
+def _print_whole(report: dict[str, Any]) -> None:
+    med = report["median"]
+    print(f"{'process':<8} {'median s':>9} {'peak MB':>9}  runs")
+    for m in WHOLE_MODES:
+        print(f"{m:<8} {med[m]['seconds']:>9.3f} {med[m]['peak_mb']:>9.1f}  {med[m]['runs_s']}")
+    print(f"knowledge view compilation (tg-cold - tg-warm): {report['view_compile_s']:.3f} s")
+    for k, v in report["ratios"].items():
+        print(f"{k:<26} {v:>7.3f}" + (f"  target <= {WHOLE_TARGET}" if "time" in k else ""))
+    lb, la = report["load_average_before_after"]
+    print(f"load average before {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}, after {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
+
+
 def _spawn(mode: str, path: Path) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--file", str(path)],
@@ -145,10 +243,22 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--file", type=Path)
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--whole-process", action="store_true",
+                    help="time whole processes: threatgraph import vs MitreAttackData (issue 14)")
+    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON report to PATH")
     args = ap.parse_args()
     path = args.file or _default_file()
     if args.child:
         print(json.dumps(child(args.child, str(path))))
+        return
+    if args.whole_process:
+        whole = whole_process(path, max(args.runs, 1))
+        text = json.dumps(whole, indent=2)
+        print(text)
+        if args.json:
+            args.json.write_text(text + "\n", encoding="utf-8")
+        print()
+        _print_whole(whole)
         return
     load_before = list(os.getloadavg())  # other processes on the machine skew the timings: recorded
     modes = ("json", "import", "mitre", "import-disk")
@@ -185,6 +295,8 @@ def main() -> None:
         "load_average_before_after": [load_before, list(os.getloadavg())],
     }
     print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print()
     print(f"{'mode':<12} {'median s':>9} {'peak MB':>9}  runs")
     for m in modes:

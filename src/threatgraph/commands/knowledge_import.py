@@ -98,5 +98,5 @@ def run(args: argparse.Namespace) -> int:
     # compile the knowledge view analyses read (knowledge/view.py) now, so the next analysis does not
     from threatgraph.knowledge.view import view_of_store
 
-    view_of_store(store)
+    view_of_store(store, {info.graph: res.view_slice} if res.view_slice is not None else None)
     return 0

@@ -190,6 +190,12 @@ class EmbeddedStore:
         everything = self._store.quads_for_pattern(None, None, None, None)
         return iter(everything) if not hidden else (q for q in everything if q.graph_name not in hidden)
 
+    def quads_with_predicates(self, graph: str, predicates: Iterable[str]) -> Iterator[Quad]:
+        """The quads of ``graph`` whose predicate is one of ``predicates`` (one index scan each)."""
+        g = NamedNode(graph)
+        for p in sorted(predicates):
+            yield from self._store.quads_for_pattern(None, NamedNode(p), None, g)
+
     def flush(self) -> None:
         """Persist pending writes (on-disk stores)."""
         if self.location:
