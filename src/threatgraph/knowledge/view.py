@@ -32,8 +32,9 @@ from pathlib import Path
 from pyoxigraph import NamedNode, Quad, RdfFormat, parse, serialize
 
 from threatgraph.errors import InputError, StoreError
+from threatgraph.resources import ontology_dir
 from threatgraph.store.base import Store
-from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS
+from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS, graph_iri
 
 VIEW_VERSION = "4"
 """Bumped whenever what the view keeps changes (part of the cache key)."""
@@ -60,6 +61,8 @@ D3FEND_PREDICATES: frozenset[str] = frozenset(
 )
 """Predicates kept from D3FEND: the class hierarchy and restrictions the countermeasure inference walks."""
 RELEASES_GRAPH = GRAPH + "releases"
+ONTOLOGY_GRAPH = graph_iri("ontology")
+"""``threatgraph.analysis.engine.G_ONTOLOGY`` (not imported: the engine module imports rdflib)."""
 VIEW_PREDICATES: frozenset[str] = KNOWLEDGE_PREDICATES | D3FEND_PREDICATES
 """Every predicate :func:`compile_view` reads from a release graph: an import keeps the quads with these
 (:class:`ViewSlice`) so that the view is compiled without reading the release back from the store."""
@@ -174,7 +177,6 @@ def compile_view(store: Store, graphs: Sequence[str], preloaded: Mapping[str, Vi
     ``graph/view`` names (its techniques, mitigations, detections and D3FEND classes, with their
     labels, ids, status and maturity).
     """
-    from threatgraph.analysis.engine import Engine
     from threatgraph.analysis.techniques import G_VIEW, ensure_view, newest_releases
     from threatgraph.knowledge.bridge import load_bridge
     from threatgraph.store import open_store
@@ -201,7 +203,8 @@ def compile_view(store: Store, graphs: Sequence[str], preloaded: Mapping[str, Vi
 
     scratch = open_store()
     scratch.add_quads(kept + d3fend + records)
-    Engine(scratch).load_ontology()
+    for path in sorted(ontology_dir().glob("*.ttl")):  # the modules Engine.load_ontology loads, without rdflib
+        scratch.load(path.read_bytes(), "text/turtle", ONTOLOGY_GRAPH)
     load_bridge(scratch)
     ensure_view(scratch, newest_releases(scratch))
     view = list(scratch.quads(G_VIEW))
