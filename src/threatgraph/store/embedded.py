@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from pyoxigraph import (
     Quad,
     QueryTriples,
     RdfFormat,
+    serialize,
 )
 from pyoxigraph import (
     Store as OxStore,
@@ -151,7 +154,63 @@ class EmbeddedStore:
 
     def add_quads(self, quads: Iterable[Quad]) -> None:
         # bulk_extend skips per-quad transactions; much faster for the large batches the engine writes.
-        self._store.bulk_extend(quads)
+        if not self.location:
+            self._store.bulk_extend(quads)
+            return
+        self._add_quads_overlapped(quads)
+
+    _CHUNK = 65536
+
+    def _add_quads_overlapped(self, quads: Iterable[Quad]) -> None:
+        """On disk: ``quads`` in chunks of N-Quads, each bulk-loaded by a worker thread while this one
+        produces the next (pyoxigraph's ``bulk_load`` releases the GIL; ``bulk_extend`` holds it while
+        RocksDB files are written, ~1 s for ATT&CK's 232 k quads, so that the importer's Python work
+        and the writes could not overlap). Like ``bulk_extend``, not transactional: a failure (the
+        caller's generator raising, the disk filling up) leaves the chunks already loaded, which the
+        knowledge import rolls back by dropping its graph. At most two chunks wait in memory."""
+        pending: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        failed: list[Exception] = []
+
+        def load() -> None:
+            while True:
+                chunk = pending.get()
+                if chunk is None:
+                    return
+                if not failed:
+                    try:
+                        self._store.bulk_load(chunk, RdfFormat.N_QUADS)
+                    except (OSError, ValueError, SyntaxError) as err:  # re-raised in the caller's thread
+                        failed.append(err)
+
+        worker = threading.Thread(target=load, name="threatgraph-bulk-load", daemon=True)
+
+        def put(item: bytes | None) -> None:
+            while worker.is_alive():  # a worker that died of anything else must not block this thread
+                try:
+                    pending.put(item, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+            if not failed:
+                failed.append(StoreError("the store writer thread stopped"))
+
+        worker.start()
+        try:
+            batch: list[Quad] = []
+            for q in quads:
+                batch.append(q)
+                if len(batch) >= self._CHUNK:
+                    put(serialize(batch, format=RdfFormat.N_QUADS) or b"")
+                    batch.clear()
+                    if failed:
+                        break
+            if batch and not failed:
+                put(serialize(batch, format=RdfFormat.N_QUADS) or b"")
+        finally:
+            put(None)
+            worker.join()
+        if failed:
+            raise failed[0]
 
     def replace_graph(self, graph: str, data: bytes | str, mime: str) -> None:
         # Parse first into a scratch in-memory store, so a syntax error leaves the old graph intact.
