@@ -26,7 +26,9 @@ the commands alternating run by run (so drift in machine load hits each alike), 
            another store): no view compilation
   mitre    ``python -c "from mitreattack.stix20 import MitreAttackData; MitreAttackData(FILE)"``
 
-The knowledge-view part is reported separately: ``tg-cold - tg-warm`` (medians).
+The knowledge-view part is reported separately: ``tg-cold - tg-warm`` (medians). ``--baseline-src DIR``
+adds ``base-cold`` / ``base-warm``: the same import from another checkout's ``src`` (before/after a
+change in one run, under the same machine load).
 """
 
 from __future__ import annotations
@@ -157,30 +159,43 @@ def _timed_process(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 
 WHOLE_MODES = ("tg-cold", "tg-warm", "mitre")
+BASELINE_MODES = ("base-cold", "base-warm")
 
 
-def whole_process(path: Path, runs: int) -> dict[str, Any]:
-    """Median wall time and peak RSS of whole processes: threatgraph import vs MitreAttackData."""
-    base_env = dict(os.environ)
+def whole_process(path: Path, runs: int, baseline: Path | None = None) -> dict[str, Any]:
+    """Median wall time and peak RSS of whole processes: threatgraph import vs MitreAttackData; with
+    ``baseline`` (the ``src`` directory of another checkout, e.g. before a change) its import too, in the
+    same alternation."""
     src = Path(__file__).resolve().parent.parent / "src"
-    base_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), base_env.get("PYTHONPATH", "")) if p)
+
+    def env_for(source: Path, cache: Path | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), os.environ.get("PYTHONPATH", "")) if p)
+        if cache is not None:
+            env["THREATGRAPH_CACHE"] = str(cache)
+        return env
+
     tg = [sys.executable, "-m", "threatgraph", "import", "attack", str(path), "-q", "--store"]
     mitre = [sys.executable, "-c", f"from mitreattack.stix20 import MitreAttackData; MitreAttackData({str(path)!r})"]
+    modes = WHOLE_MODES + (BASELINE_MODES if baseline else ())
     load_before = list(os.getloadavg())
-    res: dict[str, list[dict[str, Any]]] = {m: [] for m in WHOLE_MODES}
+    res: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
-        warm_cache = Path(tmp) / "warm-cache"
-        # prime the warm cache (not timed)
-        _timed_process([*tg, str(Path(tmp) / "prime")], {**base_env, "THREATGRAPH_CACHE": str(warm_cache)})
+        warm = {"tg": Path(tmp) / "warm-cache", "base": Path(tmp) / "warm-cache-base"}
+        # prime the warm caches (not timed)
+        _timed_process([*tg, str(Path(tmp) / "prime")], env_for(src, warm["tg"]))
+        if baseline:
+            _timed_process([*tg, str(Path(tmp) / "prime-base")], env_for(baseline, warm["base"]))
         for i in range(runs):
-            for m in WHOLE_MODES:
-                store = Path(tmp) / f"{m}-{i}"
+            for m in modes:
                 if m == "mitre":
-                    r = _timed_process(mitre, base_env)
-                else:
-                    cache = warm_cache if m == "tg-warm" else Path(tmp) / f"cache-{i}"
-                    r = _timed_process([*tg, str(store)], {**base_env, "THREATGRAPH_CACHE": str(cache)})
-                res[m].append(r)
+                    res[m].append(_timed_process(mitre, env_for(src)))
+                    continue
+                who, kind = m.split("-")
+                source = src if who == "tg" else baseline
+                assert source is not None
+                cache = warm[who] if kind == "warm" else Path(tmp) / f"cache-{m}-{i}"
+                res[m].append(_timed_process([*tg, str(Path(tmp) / f"{m}-{i}")], env_for(source, cache)))
     med = {
         m: {
             "seconds": statistics.median(r["seconds"] for r in res[m]),
@@ -188,24 +203,25 @@ def whole_process(path: Path, runs: int) -> dict[str, Any]:
             "runs_s": [round(r["seconds"], 3) for r in res[m]],
             "runs_peak_mb": [round(r["peak_mb"], 1) for r in res[m]],
         }
-        for m in WHOLE_MODES
+        for m in modes
     }
     mitre_s = med["mitre"]["seconds"]
-    ratios = {
-        "tg-cold/mitre time": med["tg-cold"]["seconds"] / mitre_s,
-        "tg-warm/mitre time": med["tg-warm"]["seconds"] / mitre_s,
-        "tg-cold/mitre peak memory": med["tg-cold"]["peak_mb"] / med["mitre"]["peak_mb"],
-    }
+    ratios = {f"{m}/mitre time": med[m]["seconds"] / mitre_s for m in modes if m != "mitre"}
+    ratios.update({f"{m}/mitre peak memory": med[m]["peak_mb"] / med["mitre"]["peak_mb"]
+                   for m in modes if m.endswith("cold")})
+    view = {"tg": med["tg-cold"]["seconds"] - med["tg-warm"]["seconds"]}
+    if baseline:
+        view["base"] = med["base-cold"]["seconds"] - med["base-warm"]["seconds"]
     return {
         "file": str(path),
         "mode": "whole-process",
         "runs": runs,
+        "baseline_src": str(baseline) if baseline else None,
         "median": med,
-        "view_compile_s": med["tg-cold"]["seconds"] - med["tg-warm"]["seconds"],
+        "view_compile_s": view,
         "ratios": ratios,
         "target": {"tg/mitre time": WHOLE_TARGET},
-        "meets_target": {"tg-cold": ratios["tg-cold/mitre time"] <= WHOLE_TARGET,
-                         "tg-warm": ratios["tg-warm/mitre time"] <= WHOLE_TARGET},
+        "meets_target": {m: ratios[f"{m}/mitre time"] <= WHOLE_TARGET for m in modes if m != "mitre"},
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
         "load_average_before_after": [load_before, list(os.getloadavg())],
@@ -217,12 +233,13 @@ WHOLE_TARGET = 0.25
 
 def _print_whole(report: dict[str, Any]) -> None:
     med = report["median"]
-    print(f"{'process':<8} {'median s':>9} {'peak MB':>9}  runs")
-    for m in WHOLE_MODES:
-        print(f"{m:<8} {med[m]['seconds']:>9.3f} {med[m]['peak_mb']:>9.1f}  {med[m]['runs_s']}")
-    print(f"knowledge view compilation (tg-cold - tg-warm): {report['view_compile_s']:.3f} s")
+    print(f"{'process':<10} {'median s':>9} {'peak MB':>9}  runs")
+    for m, r in med.items():
+        print(f"{m:<10} {r['seconds']:>9.3f} {r['peak_mb']:>9.1f}  {r['runs_s']}")
+    for who, v in report["view_compile_s"].items():
+        print(f"knowledge view compilation ({who}-cold - {who}-warm): {v:.3f} s")
     for k, v in report["ratios"].items():
-        print(f"{k:<26} {v:>7.3f}" + (f"  target <= {WHOLE_TARGET}" if "time" in k else ""))
+        print(f"{k:<28} {v:>7.3f}" + (f"  target <= {WHOLE_TARGET}" if "time" in k else ""))
     lb, la = report["load_average_before_after"]
     print(f"load average before {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}, after {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
 
@@ -246,13 +263,16 @@ def main() -> None:
     ap.add_argument("--whole-process", action="store_true",
                     help="time whole processes: threatgraph import vs MitreAttackData (issue 14)")
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON report to PATH")
+    ap.add_argument("--baseline-src", type=Path, metavar="DIR",
+                    help="with --whole-process: also time the import of the threatgraph sources in DIR "
+                    "(another checkout's src/, e.g. before a change), alternating with the others")
     args = ap.parse_args()
     path = args.file or _default_file()
     if args.child:
         print(json.dumps(child(args.child, str(path))))
         return
     if args.whole_process:
-        whole = whole_process(path, max(args.runs, 1))
+        whole = whole_process(path, max(args.runs, 1), args.baseline_src)
         text = json.dumps(whole, indent=2)
         print(text)
         if args.json:
