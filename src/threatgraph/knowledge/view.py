@@ -268,6 +268,20 @@ def view_of_store(store: Store, preloaded: Mapping[str, ViewSlice] | None = None
     return cached_view(view_key(newest), graphs, lambda: compile_view(store, graphs, preloaded))
 
 
+def prepare_view(store: Store, preloaded: Mapping[str, ViewSlice] | None = None) -> str | None:
+    """Make sure the view of the newest releases of ``store`` is compiled and cached (``threatgraph
+    import`` does this after an import, so that the next analysis only reads it); return its key, None
+    when the store holds no release. A view already cached is not read."""
+    newest = _newest(store)
+    if not newest:
+        return None
+    key = view_key(newest)
+    if not (cache_dir() / "views" / f"{key}.nq").is_file():
+        graphs = [g for g, _ in newest]
+        cached_view(key, graphs, lambda: compile_view(store, graphs, preloaded))
+    return key
+
+
 # -- knowledge files (analyze --knowledge) -------------------------------------------------------------
 def file_digest(path: str) -> str:
     """sha256 of a file, remembered by (path, size, mtime) in the cache so unchanged files are hashed once."""
