@@ -17,7 +17,8 @@ Usage: ``.venv/bin/python bench/bench_import.py [--runs 3] [--file PATH]``
 
 Whole-process mode (issue 14), ``--whole-process [--runs 5] [--json PATH]``: what a user waits for, each
 run one process timed from spawn to exit by this script, peak RSS from ``os.wait4`` of that process,
-the commands alternating run by run (so drift in machine load hits each alike), medians:
+CPU time (user + system, also from ``wait4``: less sensitive to other load on the machine than wall
+time), the commands alternating run by run (so drift in machine load hits each alike), medians:
 
   tg-cold  ``threatgraph import attack FILE --store <fresh dir>`` with an empty view cache
            (``THREATGRAPH_CACHE`` fresh): parse, write the store, compile the knowledge view -- the
@@ -155,7 +156,7 @@ def _timed_process(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024.0}
+    return {"seconds": seconds, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024.0}
 
 
 WHOLE_MODES = ("tg-cold", "tg-warm", "mitre")
@@ -199,14 +200,17 @@ def whole_process(path: Path, runs: int, baseline: Path | None = None) -> dict[s
     med = {
         m: {
             "seconds": statistics.median(r["seconds"] for r in res[m]),
+            "cpu_s": statistics.median(r["cpu_s"] for r in res[m]),
             "peak_mb": statistics.median(r["peak_mb"] for r in res[m]),
             "runs_s": [round(r["seconds"], 3) for r in res[m]],
+            "runs_cpu_s": [round(r["cpu_s"], 3) for r in res[m]],
             "runs_peak_mb": [round(r["peak_mb"], 1) for r in res[m]],
         }
         for m in modes
     }
     mitre_s = med["mitre"]["seconds"]
     ratios = {f"{m}/mitre time": med[m]["seconds"] / mitre_s for m in modes if m != "mitre"}
+    ratios.update({f"{m}/mitre cpu": med[m]["cpu_s"] / med["mitre"]["cpu_s"] for m in modes if m != "mitre"})
     ratios.update({f"{m}/mitre peak memory": med[m]["peak_mb"] / med["mitre"]["peak_mb"]
                    for m in modes if m.endswith("cold")})
     view = {"tg": med["tg-cold"]["seconds"] - med["tg-warm"]["seconds"]}
@@ -233,9 +237,9 @@ WHOLE_TARGET = 0.25
 
 def _print_whole(report: dict[str, Any]) -> None:
     med = report["median"]
-    print(f"{'process':<10} {'median s':>9} {'peak MB':>9}  runs")
+    print(f"{'process':<10} {'median s':>9} {'cpu s':>7} {'peak MB':>9}  runs")
     for m, r in med.items():
-        print(f"{m:<10} {r['seconds']:>9.3f} {r['peak_mb']:>9.1f}  {r['runs_s']}")
+        print(f"{m:<10} {r['seconds']:>9.3f} {r['cpu_s']:>7.3f} {r['peak_mb']:>9.1f}  {r['runs_s']}")
     for who, v in report["view_compile_s"].items():
         print(f"knowledge view compilation ({who}-cold - {who}-warm): {v:.3f} s")
     for k, v in report["ratios"].items():
