@@ -431,3 +431,31 @@ def test_import_from_a_taxii_collection(ics17: dict[str, Any]) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_ctrl_c_while_writing_on_disk_is_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the middle of the on-disk writes (chunks already written by the writer threads): the
+    writers stop before the rollback, the store is as it was, and the interrupt propagates."""
+    monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+
+    class Interrupted(EmbeddedStore):
+        armed = False
+
+        def add_quads(self, quads: Iterable[Quad]) -> None:
+            def interrupted() -> Iterator[Quad]:
+                for n, q in enumerate(quads):
+                    if n == 6000 and self.armed:
+                        raise KeyboardInterrupt
+                    yield q
+
+            super().add_quads(interrupted())
+
+    s = Interrupted(str(tmp_path / "store"))
+    load_release(s, "attack", str(ICS18))
+    before = _state(s)
+    s.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        load_release(s, "attack", str(ICS17))
+    assert _state(s) == before
+    assert [i.version for i in releases(s)] == ["18.1"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("threatgraph-bulk-load")]

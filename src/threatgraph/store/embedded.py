@@ -214,10 +214,20 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
             if batch and not failed:
                 put(serialize(batch, format=RdfFormat.N_QUADS) or b"")
         finally:
-            for _ in writers:
-                put(None)
-            for w in writers:
-                w.join()
+            # the writers must have stopped before the caller rolls back (drops the graph): a chunk
+            # written after the drop would stay. Ctrl-C while waiting (at most one chunk) waits on.
+            interrupted: KeyboardInterrupt | None = None
+            while True:
+                try:
+                    for _ in writers:
+                        put(None)
+                    for w in writers:
+                        w.join()
+                    break
+                except KeyboardInterrupt as err:
+                    interrupted = err
+            if interrupted is not None:
+                raise interrupted
         if failed:
             raise failed[0]
 
