@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
-from threatgraph.analysis.closure import Triple, closure
+from threatgraph.analysis.closure import Triple, closure_of
 from threatgraph.analysis.model import ModelLoad, flow_errors, load_model_files, model_warnings
 from threatgraph.analysis.ontology import Ontology, load_ontology
 from threatgraph.analysis.rules import Rule, load_rules, rule_files
@@ -209,7 +209,7 @@ class Engine:
     def load_ontology(self) -> None:
         """(Re)load the ontology modules into ``graph/ontology``."""
         self.store.drop_graph(G_ONTOLOGY)
-        self.store.add_quads(triples_to_quads(self.ontology.graph, G_ONTOLOGY))
+        self.store.add_quads(self.ontology.quads(G_ONTOLOGY))
 
     def analyze(
         self,
@@ -234,7 +234,7 @@ class Engine:
             self.store.update(f"INSERT DATA {{ GRAPH <{G_SETTINGS}> {{ <{G_SETTINGS}> tg:linddunEverywhere true }} }}")
         self.store.add_quads(triples_to_quads(loaded.graph, G_MODEL))
         if inferred is None:
-            inferred = closure(self.ontology.graph, loaded.graph)
+            inferred = closure_of(self.ontology, loaded.graph)
         self.store.add_quads(triples_to_quads(inferred, G_INFERRED))
         return inferred
 
