@@ -213,3 +213,83 @@ def test_the_knowledge_view_without_a_writable_cache(tmp_path: Path, monkeypatch
     for _ in range(2):
         assert set(cached_view("k2", ["g"], build).quads) == set(_view_quads())
     assert len(built) == 2
+
+
+# -- models read by pyoxigraph, closed by the cached compiled ontology (no rdflib on that path) ----------
+FIXTURES = sorted((REPO / "tests" / "rules" / "fixtures").glob("*/*.ttl")) + sorted(
+    (REPO / "tests" / "shapes" / "fixtures").glob("*/*.ttl"))
+MODELS = EXAMPLES + FIXTURES
+
+
+def _no_blank(triples: object) -> tuple[set[tuple[object, object, object]], int]:
+    """Triples without blank nodes, and how many have one (blank-node labels differ between parsers)."""
+    rows = {(s, p, o) for s, p, o in triples}  # type: ignore[attr-defined]
+    plain = {t for t in rows if not any(isinstance(x, BlankNode) for x in t)}
+    return plain, len(rows) - len(plain)
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[f"{p.parent.name}/{p.name}" for p in MODELS])
+def test_pyoxigraph_reads_a_model_as_rdflib_does(path: Path) -> None:
+    from threatgraph.analysis.model import _ox_triples
+
+    loaded = load_model_files([path])
+    by_rdflib = _ox_triples(parse_model_text(path.read_text(encoding="utf-8"), str(path)))
+    assert _no_blank(loaded.triples) == _no_blank(by_rdflib)
+    assert len(loaded.triples) == len(set(loaded.triples))
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[f"{p.parent.name}/{p.name}" for p in MODELS])
+def test_model_closure_equals_reasonable(cache: Path, path: Path) -> None:
+    from threatgraph.analysis.fastclosure import cached_tbox, model_closure
+
+    onto = load_ontology()
+    compiled_ontology(onto)
+    assert cached_tbox(onto) is not None
+    loaded = load_model_files([path])
+    got = model_closure(onto, loaded)
+    asserted = {tuple(t) for t in loaded.triples} | _terms(onto.graph)
+    want = _terms(reasonable_closure(onto.graph, loaded.graph)) - asserted
+    assert set(got) - asserted == want
+    assert len(got) == len(set(got))
+
+
+def test_model_closure_without_a_cache_compiles_it(cache: Path) -> None:
+    from threatgraph.analysis.fastclosure import cached_tbox, model_closure
+
+    onto = load_ontology()
+    loaded = load_model_files([EXAMPLES[0]])
+    assert cached_tbox(onto) is None
+    first = model_closure(onto, loaded)  # rdflib path: compiles and caches the ontology
+    assert cached_tbox(onto) is not None
+    assert set(model_closure(onto, loaded)) == set(first)
+
+
+@pytest.mark.parametrize(("literal", "expected"), [
+    ('"01"^^xsd:integer', '"1"^^<http://www.w3.org/2001/XMLSchema#integer>'),
+    ('"1"^^xsd:boolean', '"true"^^<http://www.w3.org/2001/XMLSchema#boolean>'),
+    ('"PT36H"^^xsd:duration', '"P1DT12H"^^<http://www.w3.org/2001/XMLSchema#duration>'),
+    ('"x"@EN-gb', '"x"@en-gb'),
+    ("4", '"4"^^<http://www.w3.org/2001/XMLSchema#integer>'),
+    ('"P90D"^^xsd:duration', '"P90D"^^<http://www.w3.org/2001/XMLSchema#duration>'),
+])
+def test_literals_rdflib_rewrites_are_read_by_rdflib(tmp_path: Path, literal: str, expected: str) -> None:
+    f = tmp_path / "m.ttl"
+    f.write_text("@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n"
+                 f"<urn:x:p> a <https://w3id.org/threatgraph/ontology#Process> ; <urn:x:v> {literal} .\n",
+                 encoding="utf-8")
+    from threatgraph.analysis.model import _ox_triples
+
+    (value,) = [o for _, p, o in load_model_files([f]).triples if p == NamedNode("urn:x:v")]
+    assert str(value) == expected
+    (by_rdflib,) = [o for _, p, o in _ox_triples(parse_model_text(f.read_text(encoding="utf-8"), str(f)))
+                    if p == NamedNode("urn:x:v")]
+    assert value == by_rdflib
+
+
+def test_a_triple_term_is_still_refused(tmp_path: Path) -> None:
+    from threatgraph.errors import InputError
+
+    f = tmp_path / "star.ttl"
+    f.write_text("<urn:x:a> <urn:x:p> <<( <urn:x:a> <urn:x:p> <urn:x:b> )>> .\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"star\.ttl"):
+        load_model_files([f])

@@ -47,3 +47,28 @@ def read_cached(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
+
+
+_STAMPS: dict[str, str] = {}
+
+
+def library_stamp(*modules: str) -> str:
+    """A stamp of installed libraries (where each is installed, its ``__init__``'s size and modification
+    time), found without importing them: part of the keys of caches derived by those libraries, so that
+    upgrading one invalidates them."""
+    import importlib.util
+
+    out = []
+    for name in modules:
+        stamp = _STAMPS.get(name)
+        if stamp is None:
+            try:
+                spec = importlib.util.find_spec(name)
+                origin = spec.origin if spec is not None else None
+                st = os.stat(origin) if origin else None
+                stamp = f"{name}:{origin}:{st.st_size}:{st.st_mtime_ns}" if st is not None else f"{name}:?"
+            except (OSError, ImportError, ValueError):
+                stamp = f"{name}:?"
+            _STAMPS[name] = stamp
+        out.append(stamp)
+    return "|".join(out)

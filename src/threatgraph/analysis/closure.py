@@ -19,16 +19,15 @@ Measured on this machine (2 cores, shared with other benchmarks; medians of 3, m
 bench/generate.py): 10 k elements (74 k triples) ``reasonable`` path 4.4-5.1 s, fast path 0.47 s;
 peak traced memory 255 MB -> 26 MB, process max RSS 918 MB -> 171 MB. 1 k elements: 0.32 s -> 0.026 s.
 Compiling the ontology costs ~0.14-0.5 s; it is done once per ontology and cached on disk
-(:func:`closure_of`: ``ontology/<key>.closure.json`` under the cache directory, keyed by the digest of
-the ontology's triples, this module's :data:`CLOSURE_CACHE_VERSION` and the versions of ``reasonable``
-and rdflib), so that a process reads it in a few milliseconds. owlrl is ~100-200x slower than ``reasonable``; it
+(:func:`closure_of`: ``ontology/<key>.closure.json`` under the cache directory, keyed by
+:func:`~threatgraph.analysis.closure_key.closure_key`: the digest of the ontology's triples, a code version
+and the installed ``reasonable`` and rdflib), so that a process reads it in a few milliseconds. owlrl is ~100-200x slower than ``reasonable``; it
 is kept only as a reference in the tests.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -39,6 +38,7 @@ import rdflib
 import reasonable
 from rdflib.namespace import OWL, RDF, RDFS
 
+from threatgraph.analysis.closure_key import CLOSURE_CACHE_VERSION, closure_key
 from threatgraph.cachefiles import cache_dir, read_cached, write_atomic
 from threatgraph.convert import to_ox
 
@@ -471,9 +471,6 @@ def fast_path_unavailable(ontology: rdflib.Graph) -> str:
 
 
 # -- the compiled ontology, cached on disk ---------------------------------------------------------------
-CLOSURE_CACHE_VERSION = "1"
-"""Bumped whenever :class:`_TBox` or how it is compiled changes (part of the cache key)."""
-
 _COMPILED: dict[str, _TBox] = {}
 """Compiled ontologies of this process, by cache key."""
 
@@ -571,13 +568,6 @@ def _decode_tbox(raw: bytes) -> _TBox | None:
     return tb
 
 
-def _closure_key(onto: Ontology) -> str:
-    version = getattr(reasonable, "__version__", "?")
-    return hashlib.sha256(
-        f"threatgraph-closure/{CLOSURE_CACHE_VERSION}/{version}/{rdflib.__version__}/{onto.digest}".encode()
-    ).hexdigest()
-
-
 def _writable(directory: str | os.PathLike[str]) -> bool:
     try:
         os.makedirs(directory, exist_ok=True)
@@ -589,7 +579,7 @@ def _writable(directory: str | os.PathLike[str]) -> bool:
 def compiled_ontology(onto: Ontology, *, compile_on_miss: bool = True) -> _TBox | None:
     """The compiled ontology of ``onto``: from this process, else from the cache, else compiled (and
     cached); None when it is not cached and ``compile_on_miss`` is False."""
-    key = _closure_key(onto)
+    key = closure_key(onto)
     tb = _COMPILED.get(key)
     if tb is not None:
         return tb

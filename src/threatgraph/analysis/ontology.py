@@ -15,26 +15,30 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import rdflib
 from pyoxigraph import NamedNode, Quad, RdfFormat, Triple, parse, serialize
-from rdflib.namespace import RDF, RDFS
 
 from threatgraph import __version__
-from threatgraph.cachefiles import cache_dir, read_cached, write_atomic
+from threatgraph.cachefiles import cache_dir, library_stamp, read_cached, write_atomic
 from threatgraph.errors import InputError
 from threatgraph.resources import ontology_dir
-from threatgraph.terms import TG
+from threatgraph.terms import RDF, RDFS, TG
 
+if TYPE_CHECKING:
+    import rdflib
+
+_OWL = "http://www.w3.org/2002/07/owl#"
 _DECLARING = (
-    rdflib.OWL.Class,
-    rdflib.OWL.ObjectProperty,
-    rdflib.OWL.DatatypeProperty,
-    rdflib.OWL.AnnotationProperty,
-    rdflib.OWL.NamedIndividual,
+    _OWL + "Class",
+    _OWL + "ObjectProperty",
+    _OWL + "DatatypeProperty",
+    _OWL + "AnnotationProperty",
+    _OWL + "NamedIndividual",
     RDF.Property,
     RDFS.Class,
 )
+"""Types that declare a term (IRIs; rdflib is imported only to parse, not to read the cached ontology)."""
 
 
 ONTOLOGY_CACHE_VERSION = "1"
@@ -65,6 +69,8 @@ class Ontology:
     def graph(self) -> rdflib.Graph:
         """The ontology as an rdflib graph (parsed from :attr:`ntriples` on first use)."""
         if self._graph is None:
+            import rdflib
+
             from threatgraph.convert import from_ox
 
             g = rdflib.Graph()
@@ -95,6 +101,8 @@ def parse_extension(path: Path) -> rdflib.Graph:
 
     Bad input is an :class:`InputError` naming the file (and the parser's line where it gives one).
     """
+    import rdflib
+
     fmt = _FORMATS.get(path.suffix.lower(), "turtle")
     g = rdflib.Graph()
     try:
@@ -112,6 +120,8 @@ def parse_extension(path: Path) -> rdflib.Graph:
 
 
 def _parse(files: tuple[Path, ...], extra: tuple[Path, ...]) -> Ontology:
+    import rdflib
+
     g = rdflib.Graph()
     for f in files:
         try:
@@ -121,11 +131,12 @@ def _parse(files: tuple[Path, ...], extra: tuple[Path, ...]) -> Ontology:
     for f in extra:
         g += parse_extension(f)
     terms = {str(s) for s in g.subjects() if isinstance(s, rdflib.URIRef)}
-    classes = {str(s) for s in g.subjects(RDF.type, rdflib.OWL.Class) if isinstance(s, rdflib.URIRef)}
+    a = rdflib.URIRef(RDF.type)
+    classes = {str(s) for s in g.subjects(a, rdflib.URIRef(_DECLARING[0])) if isinstance(s, rdflib.URIRef)}
     props: set[str] = set()
     for kind in _DECLARING[1:5]:
-        props |= {str(s) for s in g.subjects(RDF.type, kind) if isinstance(s, rdflib.URIRef)}
-    cats = {str(s) for s in g.subjects(RDF.type, rdflib.URIRef(TG.ThreatCategory))}
+        props |= {str(s) for s in g.subjects(a, rdflib.URIRef(kind)) if isinstance(s, rdflib.URIRef)}
+    cats = {str(s) for s in g.subjects(a, rdflib.URIRef(TG.ThreatCategory))}
     from threatgraph.convert import to_ox
 
     nt = serialize([Triple(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in g], format=RdfFormat.N_TRIPLES) or b""  # type: ignore[arg-type]
@@ -135,7 +146,7 @@ def _parse(files: tuple[Path, ...], extra: tuple[Path, ...]) -> Ontology:
 
 def _source_key(files: tuple[Path, ...], extra: tuple[Path, ...]) -> str | None:
     """Digest of the ontology sources (their names and bytes), or None when one cannot be read."""
-    h = hashlib.sha256(f"threatgraph-ontology/{ONTOLOGY_CACHE_VERSION}/{__version__}/{rdflib.__version__}\n".encode())
+    h = hashlib.sha256(f"threatgraph-ontology/{ONTOLOGY_CACHE_VERSION}/{__version__}/{library_stamp('rdflib')}\n".encode())
     for kind, group in (("module", files), ("extension", extra)):
         for f in group:
             try:

@@ -118,7 +118,7 @@ def _analyze(
     frameworks: Sequence[str] | None = None,
     view: View | None = None,
 ) -> Analysis:
-    from threatgraph.analysis.closure import closure_of
+    from threatgraph.analysis.fastclosure import model_closure
     from threatgraph.analysis.model import load_model_files
     from threatgraph.analysis.ontology import load_ontology
 
@@ -126,7 +126,7 @@ def _analyze(
         raise InputError("--save needs --store DIR (the store to write the analysis into)")
     loaded = load_model_files(models)
     onto = load_ontology(extra=ontology_extra)
-    inferred = closure_of(onto, loaded.graph)
+    inferred = model_closure(onto, loaded)
     # the ontology, the model and its closure go into the in-memory analysis store once; validation reads
     # them there (compiled SHACL, no second store), before any knowledge is added
     mem = open_store()

@@ -9,11 +9,22 @@ RDF the users write by hand (see docs/interchange.md for the mapping tables). Th
 from __future__ import annotations
 
 from pathlib import Path
-
-import rdflib
+from typing import TYPE_CHECKING, Any
 
 from threatgraph.errors import InputError
-from threatgraph.interchange.common import ImportResult
+
+if TYPE_CHECKING:  # imported when used: rdflib (~0.1 s) is not needed to read a Turtle model
+    import rdflib
+
+    from threatgraph.interchange.common import ImportResult
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ImportResult":
+        from threatgraph.interchange.common import ImportResult
+
+        return ImportResult
+    raise AttributeError(name)
 
 _RDF_SUFFIXES = frozenset({".ttl", ".nt", ".n3", ".trig", ".nq", ".rdf", ".owl", ".xml", ".jsonld", ".json-ld"})
 """Suffixes :func:`~threatgraph.interchange.detect.detect` leaves to the RDF loader (unless the text is
