@@ -293,3 +293,40 @@ def test_a_triple_term_is_still_refused(tmp_path: Path) -> None:
     f.write_text("<urn:x:a> <urn:x:p> <<( <urn:x:a> <urn:x:p> <urn:x:b> )>> .\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"star\.ttl"):
         load_model_files([f])
+
+
+def test_processes_filling_the_cache_at_once(cache: Path) -> None:
+    """Processes that miss the cache together each write whole files (temporary file + rename): all
+    succeed, and the entries left are whole and used by the next process."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from threatgraph.analysis.ontology import load_ontology\n"
+            "from threatgraph.analysis.closure import compiled_ontology\n"
+            "o = load_ontology(); tb = compiled_ontology(o); print(len(o.terms), tb.reason == '')\n")
+    env = dict(os.environ, THREATGRAPH_CACHE=str(cache), PYTHONPATH=str(REPO / "src"))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [e for _, e in outs]
+    assert len({o for o, _ in outs}) == 1 and outs[0][0].split()[1] == "True"
+    assert not list((cache / "ontology").glob("*.tmp"))
+    _forget()
+    onto = load_ontology()
+    assert onto._graph is None  # read from the cache
+    assert compiled_ontology(onto, compile_on_miss=False) is not None
+
+
+def test_analyze_with_an_unwritable_cache_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from threatgraph.cli import main
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("THREATGRAPH_CACHE", str(blocker / "cache"))
+    assert main(["analyze", str(REPO / "data/examples/rag-assistant.ttl"), "-f", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["findings"] and not closure_mod._COMPILED  # reasonable ran; nothing compiled or cached
