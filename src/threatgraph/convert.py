@@ -30,6 +30,31 @@ def to_ox(term: rdflib.term.Node) -> Term:
     raise TypeError(f"cannot convert {term!r}")
 
 
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
+
+
+def from_ox(term: Term) -> rdflib.term.Node:
+    """One pyoxigraph term as an rdflib term (the inverse of :func:`to_ox`: plain literals come back
+    without a datatype, blank nodes keep their label).
+
+    >>> from_ox(to_ox(rdflib.Literal("x"))) == rdflib.Literal("x")
+    True
+    """
+    if isinstance(term, NamedNode):
+        return rdflib.URIRef(term.value)
+    if isinstance(term, BlankNode):
+        return rdflib.BNode(term.value)
+    if isinstance(term, Literal):
+        if term.language:
+            return rdflib.Literal(term.value, lang=term.language)
+        dt = term.datatype.value
+        if dt in (_XSD_STRING, _LANG_STRING):
+            return rdflib.Literal(term.value)
+        return rdflib.Literal(term.value, datatype=rdflib.URIRef(dt))
+    raise TypeError(f"cannot convert {term!r}")
+
+
 def triples_to_quads(triples: Iterable[tuple[rdflib.term.Node, rdflib.term.Node, rdflib.term.Node]], graph: str) -> Iterator[Quad]:
     """rdflib triples as quads in ``graph``."""
     g = NamedNode(graph)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -287,9 +288,39 @@ def findings_json(
         "outOfScope": [{"iri": e, "label": label, "reason": why or None} for e, label, why in out_of_scope],
         "attackPaths": paths_json(paths),
     }
-    # Indented for people up to a few thousand findings; beyond, compact (json's C encoder only runs
-    # without indent: 4.2 s -> 0.9 s for the 100 k findings of the 10 k-element benchmark model).
-    return json.dumps(doc, indent=2 if len(findings) <= 5000 else None, ensure_ascii=False) + "\n"
+    return dumps_one_per_line(doc, ("ranking", "topMitigations", "findings", "outOfScope", "attackPaths"))
+
+
+def dumps_one_per_line(doc: Mapping[str, object], keys: Sequence[str]) -> str:
+    """``doc`` as JSON indented by two spaces, except that each item of the lists under ``keys`` is one
+    line (a finding per line: readable, grep- and diff-friendly, and written by json's C encoder, which
+    only runs without indentation: 0.15 s -> 0.04 s for the 2.5 MB report of the RAG example with
+    knowledge, 4.2 s -> 0.9 s for the 100 k findings of the 10 k-element benchmark model).
+
+    >>> print(dumps_one_per_line({"a": 1, "items": [{"x": 1}, {"x": 2}], "none": []}, ("items", "none")), end="")
+    {
+      "a": 1,
+      "items": [
+        {"x": 1},
+        {"x": 2}
+      ],
+      "none": []
+    }
+    """
+    token = uuid.uuid4().hex  # a placeholder no input can spell
+    outer: dict[str, object] = dict(doc)
+    parts: dict[str, str] = {}
+    for key in keys:
+        items = doc.get(key)
+        if isinstance(items, list) and items:
+            mark = f"{token}-{key}"
+            outer[key] = mark
+            encoded = (json.dumps(item, ensure_ascii=False) for item in items)
+            parts[json.dumps(mark)] = "[\n    " + ",\n    ".join(encoded) + "\n  ]"
+    text = json.dumps(outer, indent=2, ensure_ascii=False)
+    for mark, part in parts.items():
+        text = text.replace(mark, part, 1)
+    return text + "\n"
 
 
 def _md(text: str) -> str:

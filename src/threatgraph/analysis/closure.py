@@ -18,21 +18,32 @@ are one literal):
 Measured on this machine (2 cores, shared with other benchmarks; medians of 3, models of
 bench/generate.py): 10 k elements (74 k triples) ``reasonable`` path 4.4-5.1 s, fast path 0.47 s;
 peak traced memory 255 MB -> 26 MB, process max RSS 918 MB -> 171 MB. 1 k elements: 0.32 s -> 0.026 s.
-Compiling the ontology costs ~0.14 s once per process. owlrl is ~100-200x slower than ``reasonable``; it
+Compiling the ontology costs ~0.14-0.5 s; it is done once per ontology and cached on disk
+(:func:`closure_of`: ``ontology/<key>.closure.json`` under the cache directory, keyed by
+:func:`~threatgraph.analysis.closure_key.closure_key`: the digest of the ontology's triples, a code version
+and the installed ``reasonable`` and rdflib), so that a process reads it in a few milliseconds. owlrl is ~100-200x slower than ``reasonable``; it
 is kept only as a reference in the tests.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import rdflib
 import reasonable
 from rdflib.namespace import OWL, RDF, RDFS
 
+from threatgraph.analysis.closure_key import CLOSURE_CACHE_VERSION, closure_key
+from threatgraph.cachefiles import cache_dir, read_cached, write_atomic
 from threatgraph.convert import to_ox
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.ontology import Ontology
 
 Triple = tuple[rdflib.term.Node, rdflib.term.Node, rdflib.term.Node]
 Node = rdflib.term.Node
@@ -59,9 +70,12 @@ _MODEL_TYPES = {OWL.NamedIndividual, OWL.Thing}
 _PROBE = "urn:threatgraph:reason-probe:"
 
 
+_RDF_TYPE = RDF.type
+
+
 def _useful(t: Triple) -> bool:
     s, p, o = t
-    if p == RDF.type and (o in _DROP_TYPES or isinstance(o, rdflib.BNode)):
+    if p == _RDF_TYPE and (o in _DROP_TYPES or isinstance(o, rdflib.BNode)):
         return False
     if p in _REFLEXIVE and s == o:
         return False
@@ -454,3 +468,141 @@ def closure(ontology: rdflib.Graph, model: rdflib.Graph) -> list[Triple]:
 def fast_path_unavailable(ontology: rdflib.Graph) -> str:
     """Why no model can take the fast path with this ontology (``""``: models can)."""
     return _tbox(ontology).reason
+
+
+# -- the compiled ontology, cached on disk ---------------------------------------------------------------
+_COMPILED: dict[str, _TBox] = {}
+"""Compiled ontologies of this process, by cache key."""
+
+
+def _encode_tbox(tb: _TBox) -> bytes:
+    """``tb`` as JSON: a table of its terms, then every field as indexes into that table."""
+    index: dict[Node, int] = {}
+    table: list[list[str]] = []
+
+    def n(term: Node) -> int:
+        i = index.get(term)
+        if i is None:
+            i = index[term] = len(table)
+            if isinstance(term, rdflib.Literal):
+                table.append(["l", str(term), str(term.datatype or ""), term.language or ""])
+            elif isinstance(term, rdflib.BNode):
+                table.append(["b", str(term)])
+            else:
+                table.append(["u", str(term)])
+        return i
+
+    def ns(terms: Iterable[Node]) -> list[int]:
+        return [n(t) for t in terms]
+
+    def triples(ts: Iterable[Triple]) -> list[list[int]]:
+        return [ns(t) for t in ts]
+
+    doc: dict[str, Any] = {
+        "version": CLOSURE_CACHE_VERSION,
+        "reason": tb.reason,
+        "asserted": triples(tb.asserted),
+        "inferred": triples(tb.inferred),
+        "sup": [[n(k), ns(v)] for k, v in tb.sup.items()],
+        "dom": [[n(k), ns(v)] for k, v in tb.dom.items()],
+        "rng": [[n(k), ns(v)] for k, v in tb.rng.items()],
+        "hv": [[n(k), [ns(pv) for pv in v]] for k, v in tb.hv.items()],
+        "hv2": [[n(k[0]), n(k[1]), ns(v)] for k, v in tb.hv2.items()],
+        "hv_props": ns(tb.hv_props),
+        "hv_literals": [[n(k), ns(v)] for k, v in tb.hv_literals.items()],
+        "members": [[n(k), ns(v)] for k, v in tb.members.items()],
+        "unions": [[n(k), ns(v)] for k, v in tb.unions.items()],
+        "functional": ns(tb.functional),
+        "disjoint": [ns(d) for d in tb.disjoint],
+        "onto_types": [[n(k), ns(v)] for k, v in tb.onto_types.items()],
+        "onto_values": [[n(k[0]), n(k[1]), ns(v)] for k, v in tb.onto_values.items()],
+        "onto_nodes": ns(tb.onto_nodes),
+    }
+    doc["terms"] = table
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _decode_tbox(raw: bytes) -> _TBox | None:
+    """The compiled ontology of :func:`_encode_tbox`'s JSON; None when it is not one (then it is recompiled)."""
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("version") != CLOSURE_CACHE_VERSION:
+            return None
+        table: list[Node] = []
+        for e in doc["terms"]:
+            if e[0] == "u":
+                table.append(rdflib.URIRef(e[1]))
+            elif e[0] == "b":
+                table.append(rdflib.BNode(e[1]))
+            elif e[0] == "l":
+                table.append(rdflib.Literal(e[1], lang=e[3] or None, datatype=rdflib.URIRef(e[2]) if e[2] else None))
+            else:
+                return None
+
+        def t3(x: list[int]) -> Triple:
+            return (table[x[0]], table[x[1]], table[x[2]])
+
+        def fs(xs: list[int]) -> frozenset[Node]:
+            return frozenset(table[i] for i in xs)
+
+        tb = _TBox(frozenset(t3(x) for x in doc["asserted"]))
+        tb.reason = str(doc["reason"])
+        tb.inferred = [t3(x) for x in doc["inferred"]]
+        tb.inferred_set = frozenset(tb.inferred)
+        tb.sup = {table[k]: set(fs(v)) for k, v in doc["sup"]}
+        tb.dom = {table[k]: fs(v) for k, v in doc["dom"]}
+        tb.rng = {table[k]: fs(v) for k, v in doc["rng"]}
+        tb.hv = {table[k]: {(table[p], table[v]) for p, v in pvs} for k, pvs in doc["hv"]}
+        tb.hv2 = {(table[p], table[v]): fs(rs) for p, v, rs in doc["hv2"]}
+        tb.hv_props = fs(doc["hv_props"])
+        tb.hv_literals = {table[k]: [table[i] for i in v] for k, v in doc["hv_literals"]}
+        tb.members = {table[k]: [table[i] for i in v] for k, v in doc["members"]}
+        tb.unions = {table[k]: set(fs(v)) for k, v in doc["unions"]}
+        tb.functional = fs(doc["functional"])
+        tb.disjoint = [fs(d) for d in doc["disjoint"]]
+        tb.onto_types = {table[k]: fs(v) for k, v in doc["onto_types"]}
+        tb.onto_values = {(table[s], table[p]): fs(v) for s, p, v in doc["onto_values"]}
+        tb.onto_nodes = fs(doc["onto_nodes"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return tb
+
+
+def _writable(directory: str | os.PathLike[str]) -> bool:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
+def compiled_ontology(onto: Ontology, *, compile_on_miss: bool = True) -> _TBox | None:
+    """The compiled ontology of ``onto``: from this process, else from the cache, else compiled (and
+    cached); None when it is not cached and ``compile_on_miss`` is False."""
+    key = closure_key(onto)
+    tb = _COMPILED.get(key)
+    if tb is not None:
+        return tb
+    path = cache_dir() / "ontology" / f"{key}.closure.json"
+    raw = read_cached(path)
+    tb = _decode_tbox(raw) if raw is not None else None
+    if tb is None:
+        if not compile_on_miss:
+            return None
+        tb = _compile(frozenset(onto.graph))
+        write_atomic(path, _encode_tbox(tb))
+    _COMPILED[key] = tb
+    return tb
+
+
+def closure_of(onto: Ontology, model: rdflib.Graph) -> list[Triple]:
+    """:func:`closure` of ``model`` under the ontology ``onto``, by its compiled form cached on disk
+    (compiled on the first run; below :data:`SMALL_MODEL` triples with a cache directory that cannot be
+    written, ``reasonable`` runs directly rather than compiling in every process)."""
+    small = len(model) < SMALL_MODEL
+    tb = compiled_ontology(onto, compile_on_miss=not small or _writable(cache_dir() / "ontology"))
+    if tb is not None and not tb.reason:
+        out = _fast(tb, model)
+        if out is not None:
+            return out
+    return reasonable_closure(onto.graph, model)

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
-from threatgraph.analysis.closure import Triple, closure
+from threatgraph.analysis.fastclosure import OxTriple, model_closure
 from threatgraph.analysis.model import ModelLoad, flow_errors, load_model_files, model_warnings
 from threatgraph.analysis.ontology import Ontology, load_ontology
 from threatgraph.analysis.rules import Rule, load_rules, rule_files
-from threatgraph.convert import triples_to_quads
 from threatgraph.errors import InputError
 from threatgraph.resources import queries_dir
 from threatgraph.store import Store, open_store
@@ -209,14 +208,14 @@ class Engine:
     def load_ontology(self) -> None:
         """(Re)load the ontology modules into ``graph/ontology``."""
         self.store.drop_graph(G_ONTOLOGY)
-        self.store.add_quads(triples_to_quads(self.ontology.graph, G_ONTOLOGY))
+        self.store.add_quads(self.ontology.quads(G_ONTOLOGY))
 
     def analyze(
         self,
         model_paths: Sequence[str | Path],
         *,
         loaded: ModelLoad | None = None,
-        inferred: list[Triple] | None = None,
+        inferred: list[OxTriple] | None = None,
         preloaded: bool = False,
     ) -> Analysis:
         """Load the model files, reason, derive, run every rule; return the analysis. ``preloaded``: the
@@ -224,7 +223,7 @@ class Engine:
         with no_gc():
             return self._analyze(model_paths, loaded, inferred, preloaded)
 
-    def load(self, loaded: ModelLoad, inferred: list[Triple] | None = None) -> list[Triple]:
+    def load(self, loaded: ModelLoad, inferred: list[OxTriple] | None = None) -> list[OxTriple]:
         """Put the ontology, the model and its closure into the store (dropping an earlier analysis);
         return the closure. What validation reads (:func:`threatgraph.analysis.validation.validate_store`)."""
         self.load_ontology()
@@ -232,21 +231,22 @@ class Engine:
             self.store.drop_graph(g)
         if "linddun" in self.frameworks:
             self.store.update(f"INSERT DATA {{ GRAPH <{G_SETTINGS}> {{ <{G_SETTINGS}> tg:linddunEverywhere true }} }}")
-        self.store.add_quads(triples_to_quads(loaded.graph, G_MODEL))
+        g_model, g_inferred = NamedNode(G_MODEL), NamedNode(G_INFERRED)
+        self.store.add_quads([Quad(s, p, o, g_model) for s, p, o in loaded.triples])  # type: ignore[arg-type]
         if inferred is None:
-            inferred = closure(self.ontology.graph, loaded.graph)
-        self.store.add_quads(triples_to_quads(inferred, G_INFERRED))
+            inferred = model_closure(self.ontology, loaded)
+        self.store.add_quads([Quad(s, p, o, g_inferred) for s, p, o in inferred])  # type: ignore[arg-type]
         return inferred
 
     def _analyze(
-        self, model_paths: Sequence[str | Path], loaded: ModelLoad | None, inferred: list[Triple] | None,
+        self, model_paths: Sequence[str | Path], loaded: ModelLoad | None, inferred: list[OxTriple] | None,
         preloaded: bool = False,
     ) -> Analysis:
         """``loaded`` / ``inferred``: the parsed model and its closure when the caller already has them
         (``analyze`` shares them with validation instead of parsing and reasoning twice)."""
         if loaded is None:
             loaded = load_model_files(model_paths)
-        warnings = loaded.warnings + model_warnings(loaded.graph, self.ontology)
+        warnings = loaded.warnings + model_warnings(loaded.triples, self.ontology)
         if not preloaded or inferred is None:
             inferred = self.load(loaded, inferred)
         derived = self.derive()

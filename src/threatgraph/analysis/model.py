@@ -14,18 +14,22 @@ import xml.sax
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import rdflib
-from rdflib.exceptions import Error as RdflibError
-from rdflib.namespace import RDF
-from rdflib.plugins.parsers.notation3 import BadSyntax
-from rdflib.util import guess_format
+from pyoxigraph import BlankNode, Literal, NamedNode, RdfFormat, parse
 
 from threatgraph.analysis.ontology import Ontology
 from threatgraph.errors import InputError
 from threatgraph.interchange import convert_file
-from threatgraph.interchange.mlclasses import MLClasses, table
-from threatgraph.terms import STANDARD_VOCABULARIES, TG
+from threatgraph.terms import RDF, STANDARD_VOCABULARIES, TG, XSD
+
+if TYPE_CHECKING:  # rdflib (~0.1 s to import) is needed only for syntaxes other than Turtle and N-Triples
+    import rdflib
+
+    from threatgraph.interchange.mlclasses import MLClasses
+
+OxTerm = NamedNode | BlankNode | Literal
+OxTriple = tuple[OxTerm, OxTerm, OxTerm]
 
 MAX_MODEL_BYTES = 512 * 1024 * 1024
 MAX_ELEMENTS_ENV = "THREATGRAPH_MAX_ELEMENTS"
@@ -50,16 +54,34 @@ _STANDARD = STANDARD_VOCABULARIES
 
 @dataclass
 class ModelLoad:
-    """The parsed model graph and what the loader noticed."""
+    """The parsed model (as store terms) and what the loader noticed."""
 
-    graph: rdflib.Graph
+    triples: list[OxTriple]
+    """The model's triples, each once, as pyoxigraph terms (what the analysis store holds)."""
     files: list[str]
     warnings: list[str] = field(default_factory=list)
     """Deviations from an imported format's schema that were read anyway (OTM, Threat Dragon, Threagile, …),
     and the ML classes an importer chose from an element's words (with the reason)."""
+    _graph: rdflib.Graph | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def graph(self) -> rdflib.Graph:
+        """The model as an rdflib graph (built on first use, blank-node labels as in :attr:`triples`)."""
+        if self._graph is None:
+            import rdflib
+
+            from threatgraph.convert import from_ox
+
+            g = rdflib.Graph()
+            for s, p, o in self.triples:
+                g.add((from_ox(s), from_ox(p), from_ox(o)))
+            self._graph = g
+        return self._graph
 
 
 def _format_for(path: Path) -> str:
+    from rdflib.util import guess_format
+
     fmt = guess_format(str(path))
     if fmt is None:
         return "turtle"
@@ -68,6 +90,10 @@ def _format_for(path: Path) -> str:
 
 def parse_model_text(text: str, name: str, fmt: str = "turtle", graph: rdflib.Graph | None = None) -> rdflib.Graph:
     """Parse RDF text into ``graph`` (new if None); errors name ``name`` and the line."""
+    import rdflib
+    from rdflib.exceptions import Error as RdflibError
+    from rdflib.plugins.parsers.notation3 import BadSyntax
+
     g = graph if graph is not None else rdflib.Graph()
     try:
         g.parse(data=text, format=fmt, publicID=Path(name).resolve().as_uri() if "/" in name else None)
@@ -97,6 +123,8 @@ _BAD_IRI = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 def check_iris(g: rdflib.Graph, name: str, text: str = "") -> None:
     """Refuse a model holding an IRI that is not one (spaces, quotes, braces, control characters …),
     naming the first one and its line."""
+    import rdflib
+
     seen: set[str] = set()
     for triple in g:
         for term in triple:
@@ -183,6 +211,49 @@ def check_xml_entities(text: str, name: str) -> None:
                              hint="remove the DOCTYPE entity declarations or write the values out")
 
 
+_OX_FORMATS = {".ttl": RdfFormat.TURTLE, ".nt": RdfFormat.N_TRIPLES}
+"""Suffixes whose models pyoxigraph parses (in ~1 ms instead of rdflib's ~50 ms, and without importing
+rdflib). Anything it refuses, and anything rdflib would read differently, is parsed by rdflib as before
+(with its located error messages)."""
+_XSD_STRING = XSD + "string"
+_CANONICAL = {XSD + "boolean": re.compile(r"true|false"), XSD + "integer": re.compile(r"-?(?:0|[1-9][0-9]*)"),
+              XSD + "duration": re.compile(r"P(?:0|[1-9][0-9]*)D")}
+"""Typed literals rdflib keeps as written when their lexical form matches (it rewrites others: ``01`` to
+``1``, ``"1"^^xsd:boolean`` to ``true``, ``PT36H`` to ``P1DT12H``); a model with any other typed literal is read by rdflib."""
+
+
+def _parse_ox(text: str, name: str, fmt: RdfFormat) -> list[OxTriple] | None:
+    """The triples of a Turtle / N-Triples model as pyoxigraph reads them, or None when rdflib must read it
+    (a syntax error, to report it as before; a term rdflib would write otherwise)."""
+    base = Path(name).resolve().as_uri() if "/" in name else None
+    try:
+        quads = list(parse(text, format=fmt, base_iri=base, rename_blank_nodes=True, without_named_graphs=True))
+    except (SyntaxError, ValueError):
+        return None
+    out: list[OxTriple] = []
+    for q in quads:
+        s, p, o = q.subject, q.predicate, q.object
+        if not isinstance(s, NamedNode | BlankNode) or not isinstance(p, NamedNode):
+            return None  # a triple term (RDF 1.2): rdflib refuses it
+        if isinstance(o, Literal):
+            if o.language:
+                if getattr(o, "direction", None):
+                    return None  # RDF 1.2 directional language tag
+            else:
+                dt = o.datatype.value
+                if dt != _XSD_STRING:
+                    canonical = _CANONICAL.get(dt)
+                    if canonical is None or not canonical.fullmatch(o.value):
+                        return None
+        elif not isinstance(o, NamedNode | BlankNode):
+            return None
+        for t in (s, p, o):
+            if isinstance(t, NamedNode) and _BAD_IRI.search(t.value):
+                return None
+        out.append((s, p, o))
+    return out  # language tags are lowercased either way (pyoxigraph's Literal lowercases rdflib's)
+
+
 def load_model_files(paths: Sequence[str | Path], *, ml_classes: str | Path | MLClasses | None = None) -> ModelLoad:
     """Parse one or more model files into a single graph (the system model).
 
@@ -192,10 +263,14 @@ def load_model_files(paths: Sequence[str | Path], *, ml_classes: str | Path | ML
     """
     if not paths:
         raise InputError("no model file given", hint="name at least one model file, e.g. data/examples/rag-assistant.ttl")
-    g = rdflib.Graph()
+    ml: MLClasses | None = None
+    if ml_classes is not None:  # a malformed user file fails before any model is read
+        from threatgraph.interchange.mlclasses import table
+
+        ml = table(ml_classes)
+    triples: dict[OxTriple, None] = {}
     files: list[str] = []
     warnings: list[str] = []
-    ml = table(ml_classes)  # a malformed user file fails before any model is read
     for p in paths:
         path = Path(p)
         if not path.exists():
@@ -209,7 +284,7 @@ def load_model_files(paths: Sequence[str | Path], *, ml_classes: str | Path | ML
         if size > MAX_MODEL_BYTES:
             raise InputError(f"{path}: {size} bytes is above the {MAX_MODEL_BYTES}-byte limit for a model file")
         if (converted := convert_file(path, ml_classes=ml)) is not None:  # OTM, Threat Dragon, Threagile, …
-            g += converted.graph
+            triples.update(dict.fromkeys(_ox_triples(converted.graph)))
             warnings.extend(f"{w} (read anyway)" for w in converted.warnings)
             warnings.extend(converted.classed)
             files.append(str(path))
@@ -220,46 +295,59 @@ def load_model_files(paths: Sequence[str | Path], *, ml_classes: str | Path | ML
             raise InputError(f"{path}: not UTF-8 text (byte {err.start})", hint="save the model as UTF-8") from err
         except OSError as err:
             raise InputError(f"{path}: cannot read: {err.strerror}") from err
-        before = len(g)
-        fmt = _format_for(path)
-        if fmt == "json-ld":
-            check_jsonld(text, str(path))
-        elif fmt == "xml":
-            check_xml_entities(text, str(path))
-        parse_model_text(text, str(path), fmt, g)
-        if len(g) == before and not text.strip():
+        ox_fmt = _OX_FORMATS.get(path.suffix.lower())
+        got = _parse_ox(text, str(path), ox_fmt) if ox_fmt is not None else None
+        if got is None:
+            fmt = _format_for(path)
+            if fmt == "json-ld":
+                check_jsonld(text, str(path))
+            elif fmt == "xml":
+                check_xml_entities(text, str(path))
+            got = _ox_triples(parse_model_text(text, str(path), fmt))
+        if not got and not text.strip():
             raise InputError(f"{path}: the file is empty", hint="describe the system's elements and flows in it")
+        triples.update(dict.fromkeys(got))
         files.append(str(path))
     limit = max_elements()
-    n = len(set(g.subjects(RDF.type, None)))
+    rdf_type = NamedNode(RDF.type)
+    n = len({s for s, p, _ in triples if p == rdf_type})
     if n > limit:
         raise InputError(
             f"{', '.join(files)}: the model describes {n:,} typed resources, above the limit of {limit:,} "
             "(analysis time and memory grow with the model; see docs/limits.md)",
             hint=f"split the model, or raise the limit with {MAX_ELEMENTS_ENV}=N if the machine can take it",
         )
-    if len(g) == 0:
+    if not triples:
         raise InputError(
             f"{', '.join(files)}: the model contains no triples",
             hint="a model needs at least one element, e.g. `ex:api a tg:Process ; rdfs:label \"API\" .`",
         )
-    return ModelLoad(g, files, warnings)
+    return ModelLoad(list(triples), files, warnings)
 
 
-def undefined_terms(model: rdflib.Graph, onto: Ontology) -> tuple[list[str], list[str]]:
-    """Classes and properties the model uses that neither the ontology nor the model itself defines."""
-    declared_here = {str(s) for s in model.subjects() if isinstance(s, rdflib.URIRef)}
+def _ox_triples(g: rdflib.Graph) -> list[OxTriple]:
+    from threatgraph.convert import to_ox
+
+    return [(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in g]
+
+
+def undefined_terms(model: rdflib.Graph | Sequence[OxTriple], onto: Ontology) -> tuple[list[str], list[str]]:
+    """Classes and properties the model uses that neither the ontology nor the model itself defines
+    (``model``: an rdflib graph, or triples as pyoxigraph terms)."""
+    triples = model if isinstance(model, Sequence) else _ox_triples(model)
+    declared_here = {s.value for s, _, _ in triples if isinstance(s, NamedNode)}
     known = onto.terms | declared_here
 
     def unknown(iri: str) -> bool:
         return not iri.startswith(_STANDARD) and iri not in known
 
-    classes = sorted({str(o) for o in model.objects(None, RDF.type) if isinstance(o, rdflib.URIRef) and unknown(str(o))})
-    props = sorted({str(p) for p in model.predicates() if unknown(str(p))})
+    rdf_type = NamedNode(RDF.type)
+    classes = sorted({o.value for _, p, o in triples if p == rdf_type and isinstance(o, NamedNode) and unknown(o.value)})
+    props = sorted({p.value for _, p, _ in triples if unknown(p.value)})
     return classes, props
 
 
-def model_warnings(model: rdflib.Graph, onto: Ontology) -> list[str]:
+def model_warnings(model: rdflib.Graph | Sequence[OxTriple], onto: Ontology) -> list[str]:
     """Warnings about a parsed model: undefined classes and properties, nothing typed as an element."""
     out: list[str] = []
     classes, props = undefined_terms(model, onto)

@@ -122,7 +122,7 @@ def _analyze(
     view: View | None = None,
     ml_classes: str | Path | None = None,
 ) -> Analysis:
-    from threatgraph.analysis.closure import closure
+    from threatgraph.analysis.fastclosure import model_closure
     from threatgraph.analysis.model import load_model_files
     from threatgraph.analysis.ontology import load_ontology
 
@@ -130,7 +130,7 @@ def _analyze(
         raise InputError("--save needs --store DIR (the store to write the analysis into)")
     loaded = load_model_files(models, ml_classes=ml_classes)
     onto = load_ontology(extra=ontology_extra)
-    inferred = closure(onto.graph, loaded.graph)
+    inferred = model_closure(onto, loaded)
     # the ontology, the model and its closure go into the in-memory analysis store once; validation reads
     # them there (compiled SHACL, no second store), before any knowledge is added
     mem = open_store()

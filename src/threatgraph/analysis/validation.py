@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyoxigraph import BlankNode, Literal, NamedNode, Quad
+from pyoxigraph import BlankNode, Literal, NamedNode
 from pyoxigraph import Store as OxStore
 
 from threatgraph.analysis.shacl import (
@@ -714,9 +714,6 @@ def validate_store(
     )
 
 
-_ONTOLOGY_QUADS: dict[int, tuple[object, list[Quad]]] = {}
-
-
 def build_store(
     model: rdflib.Graph,
     knowledge: Store | None = None,
@@ -727,18 +724,15 @@ def build_store(
     """An in-memory store with the model, its closure, the ontology (``ontology``: with a user's
     extension; default the shipped one) and the release graphs of ``knowledge``, in the graphs
     :func:`validate_store` reads."""
-    from threatgraph.analysis.closure import closure
+    from threatgraph.analysis.closure import closure_of
     from threatgraph.analysis.ontology import load_ontology
     from threatgraph.convert import triples_to_quads
 
     onto = ontology or load_ontology()
     if inferred is None:
-        inferred = closure(onto.graph, model)
+        inferred = closure_of(onto, model)
     store = open_store()
-    cached = _ONTOLOGY_QUADS.get(id(onto.graph))
-    if cached is None or cached[0] is not onto.graph:  # the graph is kept, so its id is not reused
-        cached = _ONTOLOGY_QUADS[id(onto.graph)] = (onto.graph, list(triples_to_quads(onto.graph, G_ONTOLOGY)))
-    store.add_quads(cached[1])
+    store.add_quads(onto.quads(G_ONTOLOGY))
     store.add_quads(triples_to_quads(model, G_MODEL))
     store.add_quads(triples_to_quads(inferred, G_INFERRED))
     if knowledge is not None:

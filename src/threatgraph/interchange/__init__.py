@@ -9,12 +9,32 @@ RDF the users write by hand (see docs/interchange.md for the mapping tables). Th
 from __future__ import annotations
 
 from pathlib import Path
-
-import rdflib
+from typing import TYPE_CHECKING, Any
 
 from threatgraph.errors import InputError
-from threatgraph.interchange.common import ImportResult
-from threatgraph.interchange.mlclasses import MLClasses
+
+if TYPE_CHECKING:  # imported when used: rdflib (~0.1 s) is not needed to read a Turtle model
+    import rdflib
+
+    from threatgraph.interchange.common import ImportResult
+    from threatgraph.interchange.mlclasses import MLClasses
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ImportResult":
+        from threatgraph.interchange.common import ImportResult
+
+        return ImportResult
+    if name == "MLClasses":
+        from threatgraph.interchange.mlclasses import MLClasses
+
+        return MLClasses
+    raise AttributeError(name)
+
+
+_RDF_SUFFIXES = frozenset({".ttl", ".nt", ".n3", ".trig", ".nq", ".rdf", ".owl", ".xml", ".jsonld", ".json-ld"})
+"""Suffixes :func:`~threatgraph.interchange.detect.detect` leaves to the RDF loader (unless the text is
+a Threat Modeling Tool document)."""
 
 
 def convert_file(path: str | Path, *, ml_classes: str | Path | MLClasses | None = None) -> ImportResult | None:
@@ -28,13 +48,11 @@ def convert_file(path: str | Path, *, ml_classes: str | Path | MLClasses | None 
     """
     from threatgraph.interchange.mlclasses import table
 
-    ml = table(ml_classes)
-    from threatgraph.interchange.detect import detect
-
     p = Path(path)
     if p.suffix.lower() == ".tm7":  # XML: the parser reads the encoding the file declares (UTF-8 or UTF-16)
         from threatgraph.interchange import tmt
 
+        ml = table(ml_classes)
         try:
             return tmt.convert_text(p.read_bytes(), str(p), ml=ml)
         except OSError as err:
@@ -45,6 +63,11 @@ def convert_file(path: str | Path, *, ml_classes: str | Path | MLClasses | None 
         raise InputError(f"{p}: not UTF-8 text (byte {err.start})", hint="save the model as UTF-8") from err
     except OSError as err:
         raise InputError(f"{p}: cannot read: {err.strerror}") from err
+    if p.suffix.lower() in _RDF_SUFFIXES and not text.lstrip("\ufeff \t\r\n").startswith("<ThreatModel"):
+        return None  # what detect() answers for these, without importing the converters (and yaml): ~0.07 s
+    ml = table(ml_classes)
+    from threatgraph.interchange.detect import detect
+
     return detect(p, text, ml=ml)
 
 

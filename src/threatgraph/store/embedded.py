@@ -152,6 +152,10 @@ class EmbeddedStore:
         except SyntaxError as err:
             raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
 
+    def load_dataset(self, data: bytes, mime: str) -> None:
+        """Add the quads of an RDF dataset document (N-Quads, TriG), parsed by the store itself."""
+        self._store.load(data, rdf_format(mime))
+
     def add_quads(self, quads: Iterable[Quad]) -> None:
         # bulk_extend skips per-quad transactions; much faster for the large batches the engine writes.
         if not self.location:

@@ -1,0 +1,317 @@
+"""The closure's fast path on store terms (pyoxigraph), without importing rdflib (issue 14: start-up).
+
+:mod:`threatgraph.analysis.closure` compiles the ontology (its closure by ``reasonable``, then per class
+and per property what one fact entails, checked against ``reasonable`` on probes) and caches the result
+on disk as JSON. This module reads that cache into pyoxigraph terms and runs the same one linear pass
+over a model given as pyoxigraph triples (:func:`threatgraph.analysis.model.load_model_files` parses
+Turtle and N-Triples models with pyoxigraph), so that an analysis whose ontology is compiled and cached
+imports neither rdflib nor ``reasonable``. Whenever the pass cannot answer (the model states schema,
+gives a functional property two values, types an individual into disjoint classes, spells a hasValue
+literal otherwise), or nothing is cached, :func:`model_closure` answers by the rdflib path, which
+runs ``reasonable``. ``tests/test_startup_cache.py`` checks both give the same triples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pyoxigraph import BlankNode, Literal, NamedNode
+
+from threatgraph.cachefiles import cache_dir, read_cached
+from threatgraph.terms import OWL, RDF, RDFS
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.model import ModelLoad
+    from threatgraph.analysis.ontology import Ontology
+
+Term = NamedNode | BlankNode | Literal
+OxTriple = tuple[Term, Term, Term]
+
+_RDF_TYPE = NamedNode(RDF.type)
+_NOTHING = NamedNode(OWL + "Nothing")
+_DROP_TYPES = frozenset(NamedNode(i) for i in (OWL + "Thing", OWL + "Class", RDFS.Resource, RDFS + "Class"))
+_REFLEXIVE = frozenset(NamedNode(i) for i in (RDFS.subClassOf, OWL + "equivalentClass", RDFS + "subPropertyOf",
+                                              OWL + "equivalentProperty", OWL + "sameAs"))
+_SCHEMA_NS = (OWL, RDF, RDFS)
+_MODEL_PREDICATES = frozenset(NamedNode(i) for i in (RDF.type, RDFS.label, RDFS.comment, RDFS + "seeAlso",
+                                                     RDFS + "isDefinedBy"))
+_MODEL_TYPES = frozenset(NamedNode(i) for i in (OWL + "NamedIndividual", OWL + "Thing"))
+_EMPTY: frozenset[Term] = frozenset()
+
+
+def _schema(term: Term) -> bool:
+    return isinstance(term, NamedNode) and term.value.startswith(_SCHEMA_NS)
+
+
+def _useful(t: OxTriple) -> bool:
+    s, p, o = t
+    if p == _RDF_TYPE and (o in _DROP_TYPES or isinstance(o, BlankNode)):
+        return False
+    if p in _REFLEXIVE and s == o:
+        return False
+    return not (isinstance(s, BlankNode) and p in _REFLEXIVE)
+
+
+@dataclass(frozen=True, eq=False)
+class _Closure:
+    types: frozenset[Term]
+    values: frozenset[tuple[Term, Term]]
+    useful: frozenset[Term]
+    consistent: bool
+
+
+@dataclass
+class OxTBox:
+    """The compiled ontology in store terms (the fields of ``closure._TBox``)."""
+
+    asserted: frozenset[OxTriple]
+    inferred: list[OxTriple]
+    inferred_set: frozenset[OxTriple]
+    sup: dict[Term, frozenset[Term]]
+    dom: dict[Term, frozenset[Term]]
+    rng: dict[Term, frozenset[Term]]
+    hv: dict[Term, frozenset[tuple[Term, Term]]]
+    hv2: dict[tuple[Term, Term], frozenset[Term]]
+    hv_props: frozenset[Term]
+    hv_literals: dict[Term, list[Literal]]
+    members: dict[Term, list[Term]]
+    unions: dict[Term, frozenset[Term]]
+    functional: frozenset[Term]
+    disjoint: list[frozenset[Term]]
+    onto_types: dict[Term, frozenset[Term]]
+    onto_values: dict[tuple[Term, Term], frozenset[Term]]
+    onto_nodes: frozenset[Term]
+    cache: dict[frozenset[Term], _Closure] = field(default_factory=dict)
+
+    def close(self, seeds: frozenset[Term]) -> _Closure:
+        """Types and (property, value) pairs an individual with the types ``seeds`` has (memoised)."""
+        hit = self.cache.get(seeds)
+        if hit is not None:
+            return hit
+        types: set[Term] = set()
+        values: set[tuple[Term, Term]] = set()
+        todo = list(seeds)
+        while todo:
+            while todo:
+                c = todo.pop()
+                if c in types:
+                    continue
+                types.add(c)
+                todo.extend(self.sup.get(c, ()))
+                todo.extend(self.members.get(c, ()))
+                todo.extend(self.unions.get(c, ()))
+                for pv in self.hv.get(c, ()):
+                    if pv not in values:
+                        values.add(pv)
+                        todo.extend(self.dom.get(pv[0], ()))
+                        todo.extend(self.hv2.get(pv, ()))
+            todo = [i for i, ms in self.members.items() if i not in types and all(m in types for m in ms)]
+        consistent = _NOTHING not in types and all(len(d & types) < 2 for d in self.disjoint)
+        useful = frozenset(c for c in types if c not in _DROP_TYPES and not isinstance(c, BlankNode))
+        out = _Closure(frozenset(types), frozenset(values), useful, consistent)
+        self.cache[seeds] = out
+        return out
+
+
+def decode(raw: bytes, version: str) -> OxTBox | None:
+    """The compiled ontology of a cache file (``closure._encode_tbox``) in store terms; None when the file
+    is not one of ``version``, or the ontology has no fast path (its ``reason`` is set)."""
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("version") != version or doc.get("reason"):
+            return None
+        table: list[Term] = []
+        for e in doc["terms"]:
+            if e[0] == "u":
+                table.append(NamedNode(e[1]))
+            elif e[0] == "b":
+                table.append(BlankNode(e[1]))
+            elif e[0] == "l":
+                if e[3]:
+                    table.append(Literal(e[1], language=e[3]))
+                elif e[2]:
+                    table.append(Literal(e[1], datatype=NamedNode(e[2])))
+                else:
+                    table.append(Literal(e[1]))
+            else:
+                return None
+
+        def t3(x: list[int]) -> OxTriple:
+            return (table[x[0]], table[x[1]], table[x[2]])
+
+        def fs(xs: list[int]) -> frozenset[Term]:
+            return frozenset(table[i] for i in xs)
+
+        inferred = [t3(x) for x in doc["inferred"]]
+        hv_literals: dict[Term, list[Literal]] = {}
+        for k, vs in doc["hv_literals"]:
+            lits = [table[i] for i in vs]
+            hv_literals[table[k]] = [v for v in lits if isinstance(v, Literal)]
+        return OxTBox(
+            asserted=frozenset(t3(x) for x in doc["asserted"]),
+            inferred=inferred,
+            inferred_set=frozenset(inferred),
+            sup={table[k]: fs(v) for k, v in doc["sup"]},
+            dom={table[k]: fs(v) for k, v in doc["dom"]},
+            rng={table[k]: fs(v) for k, v in doc["rng"]},
+            hv={table[k]: frozenset((table[p], table[v]) for p, v in pvs) for k, pvs in doc["hv"]},
+            hv2={(table[p], table[v]): fs(rs) for p, v, rs in doc["hv2"]},
+            hv_props=fs(doc["hv_props"]),
+            hv_literals=hv_literals,
+            members={table[k]: [table[i] for i in v] for k, v in doc["members"]},
+            unions={table[k]: fs(v) for k, v in doc["unions"]},
+            functional=fs(doc["functional"]),
+            disjoint=[fs(d) for d in doc["disjoint"]],
+            onto_types={table[k]: fs(v) for k, v in doc["onto_types"]},
+            onto_values={(table[s], table[p]): fs(v) for s, p, v in doc["onto_values"]},
+            onto_nodes=fs(doc["onto_nodes"]),
+        )
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+_NUMERIC = frozenset(_XSD + t for t in ("integer", "decimal", "double", "float", "int", "long", "short", "byte",
+                                         "nonNegativeInteger", "positiveInteger", "nonPositiveInteger",
+                                         "negativeInteger", "unsignedInt", "unsignedLong", "unsignedShort",
+                                         "unsignedByte"))
+
+
+def _value(lit: Literal) -> Any:
+    """A comparable value of ``lit``, or the lexical form when it has none here."""
+    dt = lit.datatype.value
+    if dt == _XSD + "boolean":
+        return {"true": True, "1": True, "false": False, "0": False}.get(lit.value.strip(), lit.value)
+    if dt in _NUMERIC:
+        try:
+            return float(lit.value)
+        except ValueError:
+            return lit.value
+    return lit.value
+
+
+def _alike(a: Literal, b: Literal) -> bool:
+    """Whether rdflib may take ``a`` and ``b`` for the same value (then ``reasonable`` decides)."""
+    return a.value == b.value or _value(a) == _value(b)
+
+
+_Plan = tuple[frozenset[Term], frozenset[Term], bool, bool]
+_TYPE: _Plan = (frozenset(), frozenset(), False, False)
+
+
+def _plan(tb: OxTBox, p: Term) -> _Plan | None:
+    if p == _RDF_TYPE:
+        return _TYPE
+    if _schema(p) and p not in _MODEL_PREDICATES:
+        return None
+    return (tb.dom.get(p, _EMPTY), tb.rng.get(p, _EMPTY), p in tb.hv_props, p in tb.functional or p in tb.hv_props)
+
+
+def fast(tb: OxTBox, model: Iterable[OxTriple]) -> list[OxTriple] | None:
+    """The closure of ``model`` by the compiled ontology, or None when ``reasonable`` must answer
+    (the same pass as ``closure._fast``, on store terms)."""
+    triples = list(model)
+    model_set = set(triples)
+    seeds: dict[Term, set[Term]] = {}
+    asserted_types: dict[Term, set[Term]] = {}
+    values: dict[tuple[Term, Term], set[Term]] = {}
+    plans: dict[Term, _Plan | None] = {}
+    hv2, rng = tb.hv2, tb.rng
+    for s, p, o in triples:
+        try:
+            plan = plans[p]
+        except KeyError:
+            plan = plans[p] = _plan(tb, p)
+        if plan is None:
+            return None
+        if plan is _TYPE:
+            if isinstance(o, Literal) or (_schema(o) and o not in _MODEL_TYPES):
+                return None
+            seeds.setdefault(s, set()).add(o)
+            asserted_types.setdefault(s, set()).add(o)
+            continue
+        dom_p, rng_p, hv, track = plan
+        if dom_p:
+            seeds.setdefault(s, set()).update(dom_p)
+        if rng_p and not isinstance(o, Literal):
+            seeds.setdefault(o, set()).update(rng_p)
+        if hv:
+            rs = hv2.get((p, o))
+            if rs is not None:
+                seeds.setdefault(s, set()).update(rs)
+            elif isinstance(o, Literal) and any(_alike(o, v) for v in tb.hv_literals.get(p, ())):
+                return None
+        if track:
+            values.setdefault((s, p), set()).add(o)
+    onto_types = tb.onto_types
+    for s in onto_types.keys() & seeds.keys():
+        seeds[s].update(onto_types[s])
+    done: dict[Term, _Closure] = {}
+    todo = list(seeds)
+    while todo:
+        s = todo.pop()
+        closed = tb.close(frozenset(seeds[s]))
+        if done.get(s) is closed:
+            continue
+        done[s] = closed
+        for p, v in closed.values:
+            if p in rng and not isinstance(v, Literal):
+                extra = rng[p] - seeds.setdefault(v, set(onto_types.get(v, ())))
+                if extra:
+                    seeds[v] |= extra
+                    todo.append(v)
+    out: list[OxTriple] = []
+    for s, closed in done.items():
+        if not closed.consistent:
+            return None
+        have = asserted_types.get(s)
+        mine: list[OxTriple] = [(s, _RDF_TYPE, c) for c in (closed.useful if have is None else closed.useful - have)]
+        for p, v in closed.values:
+            vs = values.setdefault((s, p), set())
+            if v not in vs:
+                vs.add(v)
+                mine.append((s, p, v))
+        if s in tb.onto_nodes:
+            mine = [t for t in mine if t not in tb.asserted and t not in tb.inferred_set]
+        out.extend(mine)
+    for (s, p), vs in values.items():
+        if p in tb.functional and len(vs | tb.onto_values.get((s, p), _EMPTY)) > 1:
+            return None
+    out.extend(t for t in tb.inferred if t not in model_set)
+    return out
+
+
+_BY_KEY: dict[str, OxTBox | None] = {}
+
+
+def cached_tbox(onto: Ontology) -> OxTBox | None:
+    """The compiled ontology of ``onto`` from the disk cache, in store terms (None: not cached, or no
+    fast path for this ontology)."""
+    from threatgraph.analysis.closure_key import CLOSURE_CACHE_VERSION, closure_key
+
+    key = closure_key(onto)
+    if key in _BY_KEY:
+        return _BY_KEY[key]
+    raw = read_cached(cache_dir() / "ontology" / f"{key}.closure.json")
+    tb = decode(raw, CLOSURE_CACHE_VERSION) if raw is not None else None
+    if tb is not None:
+        _BY_KEY[key] = tb
+    return tb
+
+
+def model_closure(onto: Ontology, loaded: ModelLoad) -> list[OxTriple]:
+    """What the OWL 2 RL rules entail from the ontology and the model that neither asserts, as store terms:
+    by the cached compiled ontology when it answers, else by :func:`threatgraph.analysis.closure.closure_of`
+    (which compiles and caches the ontology, or runs ``reasonable``)."""
+    tb = cached_tbox(onto)
+    if tb is not None:
+        out = fast(tb, loaded.triples)
+        if out is not None:
+            return out
+    from threatgraph.analysis.closure import closure_of
+    from threatgraph.convert import to_ox
+
+    return [(to_ox(s), to_ox(p), to_ox(o)) for s, p, o in closure_of(onto, loaded.graph)]

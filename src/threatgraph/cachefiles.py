@@ -1,0 +1,74 @@
+"""The per-user cache directory and atomic writes into it (compiled knowledge views, the parsed
+ontology and its compiled closure).
+
+Everything cached is keyed by a digest of what it is derived from, written to a temporary file and
+renamed into place (concurrent processes never read a half-written file), and only an optimisation:
+a cache that cannot be read or written is rebuilt or skipped, never an error.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Where compiled views are cached: ``$THREATGRAPH_CACHE``, else ``$XDG_CACHE_HOME/threatgraph``,
+    else ``~/.cache/threatgraph`` (safe to delete at any time)."""
+    env = os.environ.get("THREATGRAPH_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "threatgraph"
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically (temporary file + rename); False when it cannot be written
+    (a cache that cannot be written is only slower next time)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        return False
+    return True
+
+
+def read_cached(path: Path) -> bytes | None:
+    """The bytes of a cache file, or None when it is missing or unreadable."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+_STAMPS: dict[str, str] = {}
+
+
+def library_stamp(*modules: str) -> str:
+    """A stamp of installed libraries (where each is installed, its ``__init__``'s size and modification
+    time), found without importing them: part of the keys of caches derived by those libraries, so that
+    upgrading one invalidates them."""
+    import importlib.util
+
+    out = []
+    for name in modules:
+        stamp = _STAMPS.get(name)
+        if stamp is None:
+            try:
+                spec = importlib.util.find_spec(name)
+                origin = spec.origin if spec is not None else None
+                st = os.stat(origin) if origin else None
+                stamp = f"{name}:{origin}:{st.st_size}:{st.st_mtime_ns}" if st is not None else f"{name}:?"
+            except (OSError, ImportError, ValueError):
+                stamp = f"{name}:?"
+            _STAMPS[name] = stamp
+        out.append(stamp)
+    return "|".join(out)
