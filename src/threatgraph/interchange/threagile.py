@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import rdflib
 import yaml
+from rdflib.namespace import XSD
 
 from threatgraph.bounded import limits, load_yaml, read_regular, yaml_problem, yaml_where
 from threatgraph.errors import InputError
@@ -58,6 +60,11 @@ _WEB_TECH = {"web-server", "web-application", "application-server", "erp", "cms"
 """Threagile's web-application technologies (``IsWebApplication`` in pkg/types): tg:webApplication on processes."""
 _DEV_TECH = {"build-pipeline", "sourcecode-repository", "artifact-registry", "code-inspection-platform", "devops-client"}
 """Threagile's development-relevant technologies (``IsDevelopmentRelevant``): tg:developmentInfrastructure."""
+_HIGH_VALUE_TECH = {"application-server", "erp", "identity-provider", "hmi", "plc", "scada", "industrial-control-actor",
+                    "industrial-control-sensor"}
+"""Threagile's technologies with the attribute ``high_value_target`` (pkg/types/technologies.yaml): tg:highValueTarget."""
+_INTERMEDIARY_TECH = {"load-balancer", "reverse-proxy", "waf", "ids", "ips", "service-registry"}
+"""Threagile's technologies with ``no_authentication_required`` (technologies.yaml): tg:trafficIntermediary."""
 _LOCAL = {"in-process-library-call", "inter-process-communication", "local-file-access", "container-spawning",
           "unknown-protocol"}
 _STRIDE = {
@@ -124,6 +131,7 @@ BUILTIN_STRIDE: dict[str, str] = {
 _WILD = ("data_assets", "technical_assets", "communication_links", "trust_boundaries", "risk_tracking",
          "individual_risk_categories", "risks_identified", "shared_runtimes", "custom_risk_categories")
 _TA_MAPPED = ("id", "description", "type", "technology", "technologies", "internet", "encryption", "confidentiality",
+              "multi_tenant",
               "data_formats_accepted",
               "integrity", "availability", "data_assets_processed", "data_assets_stored", "communication_links",
               "out_of_scope", "justification_out_of_scope")
@@ -175,8 +183,8 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         elif conf is not None:
             b.skip(b.fail([*path, "confidentiality"], f"unknown confidentiality {conf!r} (use public, internal, "
                           "restricted, confidential or strictly-confidential)"))
-        b.unmapped_keys(a, path, ("id", "description", "confidentiality", "tags"),
-                        "data-asset field with no home (usage, origin, owner, quantity, integrity, availability)")
+        b.unmapped_keys(a, path, ("id", "description", "confidentiality", "tags", "integrity", "availability", "quantity"),
+                        "data-asset field with no home (usage, origin, owner)")
 
     assets: dict[str, rdflib.URIRef] = {}
     kinds: dict[str, str] = {}
@@ -202,6 +210,7 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
                          + (f" ({'; '.join(b.warnings[-3:])})" if b.warnings else ""),
                          hint="every technical asset needs an id and a type (external-entity, process or datastore)")
     links: dict[str, rdflib.URIRef] = {}
+    raa = attacker_attractiveness(doc)
     for key, t, tid, kind in usable:
         path = ["technical_assets", key]
         node = assets[tid]
@@ -228,6 +237,16 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         if "container-platform" in techs:
             b.g.add((node, rdflib.URIRef(TG.containerPlatform), rdflib.Literal(True)))
             mapped.add("container-platform")
+        if any(x in _HIGH_VALUE_TECH for x in techs):
+            b.g.add((node, rdflib.URIRef(TG.highValueTarget), rdflib.Literal(True)))
+            mapped |= _HIGH_VALUE_TECH
+        if any(x in _INTERMEDIARY_TECH for x in techs):
+            b.g.add((node, rdflib.URIRef(TG.trafficIntermediary), rdflib.Literal(True)))
+            mapped |= _INTERMEDIARY_TECH
+        if tid in raa:
+            b.g.add((node, rdflib.URIRef(TG.attackerAttractiveness),
+                     rdflib.Literal(Decimal(f"{raa[tid]:.1f}"), datatype=XSD.decimal)))
+        bool_attr(b, node, TG.multiTenant, t.get("multi_tenant"))
         if [x for x in techs if x not in mapped] and "ai" not in techs:
             b.unmapped(f"/technical_assets/{key}/technologies", "technology with no threatgraph class (the asset keeps its core kind)")
         for j, fmt in enumerate(t.get("data_formats_accepted") or []):
@@ -387,6 +406,119 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         )
         b.unmapped_keys(rt, path, ("status", "justification"), "risk-tracking field with no home (ticket, date, checked_by)")
     return b.result()
+
+
+_C_ASSET = {"public": 8, "internal": 13, "restricted": 21, "confidential": 34, "strictly-confidential": 55}
+_C_DATA = {"public": 5, "internal": 8, "restricted": 13, "confidential": 21, "strictly-confidential": 34}
+_C_FLOW = {"public": 2, "internal": 3, "restricted": 5, "confidential": 8, "strictly-confidential": 13}
+_I_ASSET = {"archive": 5, "operational": 8, "important": 13, "critical": 21, "mission-critical": 34}
+_I_DATA = {"archive": 3, "operational": 5, "important": 8, "critical": 13, "mission-critical": 21}
+_I_FLOW = {"archive": 2, "operational": 3, "important": 5, "critical": 8, "mission-critical": 13}
+_QUANTITY = {"very-few": 1, "few": 2, "many": 3, "very-many": 5}
+
+
+def attacker_attractiveness(doc: Mapping[str, Any]) -> dict[str, float]:
+    """Threagile's Relative Attacker Attractiveness (RAA, percent) of every technical asset, by asset id.
+
+    A port of Threagile's ``CalculateRAA`` (pkg/model/raa.go, the ``raa`` plugin): each in-scope asset scores
+    the Fibonacci weights of its own C/I/A ratings, of the data it processes and stores (C and I times the
+    data's quantity factor) and of the data its outgoing links send and receive; load balancers and reverse
+    proxies divide by 5.5, monitoring by 5; container platforms multiply by 5, vaults and build, source and
+    artifact infrastructure by 2, identity providers and stores by 2.5 (other data stores by 2), multi-tenant
+    assets by 1.5. The score is placed between the model's minimum and maximum (percent, at least 1), after
+    adding a third of the positive gap to the most attractive asset it sends to (pivoting). Unknown or
+    missing ratings count as the lowest. Stored data counts as processed too (as Threagile does).
+
+    >>> doc = {"data_assets": {"d": {"id": "d", "confidentiality": "strictly-confidential", "integrity": "critical"}},
+    ...        "technical_assets": {"w": {"id": "w", "type": "process", "data_assets_processed": ["d"],
+    ...                                   "communication_links": {"q": {"target": "db"}}},
+    ...                             "db": {"id": "db", "type": "datastore", "data_assets_stored": ["d"]}}}
+    >>> {k: round(v) for k, v in attacker_attractiveness(doc).items()}
+    {'w': 20, 'db': 100}
+    """
+    data: dict[str, Mapping[str, Any]] = {}
+    for a in (doc.get("data_assets") or {}).values() if isinstance(doc.get("data_assets"), Mapping) else ():
+        if isinstance(a, Mapping) and isinstance(a.get("id"), str):
+            data[a["id"]] = a
+    assets: dict[str, Mapping[str, Any]] = {}
+    for t in (doc.get("technical_assets") or {}).values() if isinstance(doc.get("technical_assets"), Mapping) else ():
+        if isinstance(t, Mapping) and isinstance(t.get("id"), str):
+            assets[t["id"]] = t
+
+    def weight(d: Mapping[str, Any], table_c: Mapping[str, int], table_i: Mapping[str, int]) -> float:
+        q = _QUANTITY.get(str(d.get("quantity")), 1)
+        c = table_c.get(str(d.get("confidentiality")), min(table_c.values()))
+        i = table_i.get(str(d.get("integrity")), min(table_i.values()))
+        av = table_i.get(str(d.get("availability")), min(table_i.values()))
+        return float(c * q + i * q + av)
+
+    def techs(t: Mapping[str, Any]) -> set[str]:
+        out = {str(x) for x in t.get("technologies") or [] if isinstance(x, str)}
+        if isinstance(t.get("technology"), str):
+            out.add(t["technology"])
+        return out
+
+    def links(t: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        cl = t.get("communication_links")
+        return [v for v in cl.values() if isinstance(v, Mapping)] if isinstance(cl, Mapping) else []
+
+    def ids(val: Any) -> list[str]:
+        return [str(x) for x in val if str(x) in data] if isinstance(val, list) else []
+
+    def score(t: Mapping[str, Any]) -> float:
+        if t.get("out_of_scope") is True:
+            return 0.0
+        s = float(_C_ASSET.get(str(t.get("confidentiality")), 8) + _I_ASSET.get(str(t.get("integrity")), 5)
+                  + _I_ASSET.get(str(t.get("availability")), 5))
+        stored = ids(t.get("data_assets_stored"))
+        processed = ids(t.get("data_assets_processed"))
+        for did in processed + [d for d in stored if d not in processed] + stored:
+            s += weight(data[did], _C_DATA, _I_DATA)
+        for link in links(t):
+            for did in ids(link.get("data_assets_sent")) + ids(link.get("data_assets_received")):
+                s += weight(data[did], _C_FLOW, _I_FLOW)
+        tech = techs(t)
+        if tech & {"load-balancer", "reverse-proxy"}:
+            s /= 5.5
+        if "monitoring" in tech:
+            s /= 5
+        if "container-platform" in tech:
+            s *= 5
+        if "vault" in tech:
+            s *= 2
+        if tech & {"build-pipeline", "sourcecode-repository", "artifact-registry"}:
+            s *= 2
+        if tech & {"identity-provider", "identity-store-database", "identity-store-ldap"}:
+            s *= 2.5
+        elif t.get("type") == "datastore":
+            s *= 2
+        if t.get("multi_tenant") is True:
+            s *= 1.5
+        return s
+
+    raw = {k: score(t) for k, t in assets.items()}
+    if not raw:
+        return {}
+    low, high = min(raw.values()), max(raw.values())
+    if not low < high:
+        high = low + 1
+    spread = high - low
+
+    def relative(v: float) -> float:
+        pct = (v - low) / spread * 100
+        return pct if pct > 0 else 1.0
+
+    out: dict[str, float] = {}
+    for k, t in assets.items():
+        adjust = 0.0
+        if t.get("out_of_scope") is not True:
+            for link in links(t):
+                target = str(link.get("target"))
+                if target in raw:
+                    delta = relative(raw[target]) - relative(raw[k])
+                    adjust = max(adjust, delta / 3 if delta > 0 else 0.0)
+        out[k] = relative(raw[k] + adjust)
+    return out
 
 
 _SINGLETONS = ("threagile_version", "title", "date", "business_criticality")

@@ -1,0 +1,170 @@
+"""Threagile's built-in rules and their threatgraph counterparts, on small Threagile models (issue 13).
+
+Each case is a Threagile model written so that one built-in rule fires under its Go condition
+(github.com/Threagile/threagile, pkg/risks/builtin/<rule>_rule.go, read at commits 38635e4f, 5e4967db,
+2692157f) on a known asset or link, and a variant with the one fact changed that makes the condition
+false. The model is imported with threatgraph's Threagile importer and analysed; the covering rule must
+fire on the element Threagile would flag (the asset, or the link for link risks) with Threagile's STRIDE
+category, and must not fire on the variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from threatgraph.cli import main as cli_main
+from threatgraph.interchange.threagile import attacker_attractiveness
+
+STRIDE = "https://w3id.org/threatgraph/stride#"
+
+
+def base() -> dict[str, Any]:
+    """A client, a web application, an ERP process and a database; the ERP data is strictly confidential."""
+    return {
+        "threagile_version": "1.0.0",
+        "title": "Counterparts",
+        "data_assets": {
+            "Contracts": {"id": "contracts", "usage": "business", "quantity": "many",
+                          "confidentiality": "strictly-confidential", "integrity": "critical", "availability": "critical"},
+            "Pages": {"id": "pages", "usage": "business", "quantity": "few", "confidentiality": "public",
+                      "integrity": "operational", "availability": "operational"},
+        },
+        "technical_assets": {
+            "Client": {"id": "client", "type": "external-entity", "technology": "browser", "usage": "business",
+                       "out_of_scope": False, "internet": True, "encryption": "none", "multi_tenant": False,
+                       "confidentiality": "public", "integrity": "operational", "availability": "operational",
+                       "data_assets_processed": ["pages"],
+                       "communication_links": {"Web": {"target": "web", "protocol": "https", "authentication": "session-id",
+                                                       "authorization": "enduser-identity-propagation",
+                                                       "data_assets_sent": ["pages"]}}},
+            "Web": {"id": "web", "type": "process", "technology": "web-application", "usage": "business",
+                    "out_of_scope": False, "internet": True, "encryption": "none", "multi_tenant": False,
+                    "confidentiality": "internal", "integrity": "operational", "availability": "operational",
+                    "data_assets_processed": ["pages"],
+                    "communication_links": {"ERP calls": {"target": "erp", "protocol": "https", "authentication": "token",
+                                                          "authorization": "technical-user", "data_assets_sent": ["pages"]}}},
+            "ERP": {"id": "erp", "type": "process", "technology": "erp", "usage": "business", "out_of_scope": False,
+                    "internet": False, "encryption": "none", "multi_tenant": False,
+                    "confidentiality": "confidential", "integrity": "critical", "availability": "critical",
+                    "data_assets_processed": ["contracts"],
+                    "communication_links": {"DB traffic": {"target": "db", "protocol": "jdbc-encrypted",
+                                                           "authentication": "credentials", "authorization": "technical-user",
+                                                           "data_assets_sent": ["contracts"]}}},
+            "DB": {"id": "db", "type": "datastore", "technology": "database", "usage": "business", "out_of_scope": False,
+                   "internet": False, "encryption": "none", "multi_tenant": False,
+                   "confidentiality": "strictly-confidential", "integrity": "critical", "availability": "critical",
+                   "data_assets_processed": ["contracts"], "data_assets_stored": ["contracts"]},
+        },
+        "trust_boundaries": {
+            "DC": {"id": "dc", "type": "network-on-prem", "technical_assets_inside": ["web", "erp", "db"]},
+        },
+    }
+
+
+def link(doc: dict[str, Any], asset: str, title: str) -> dict[str, Any]:
+    for t in doc["technical_assets"].values():
+        if t["id"] == asset:
+            return dict(t["communication_links"][title])
+    raise KeyError(asset)
+
+
+def set_link(doc: dict[str, Any], asset: str, title: str, **values: Any) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    for t in out["technical_assets"].values():
+        if t["id"] == asset:
+            t["communication_links"][title].update(values)
+    return out
+
+
+def set_asset(doc: dict[str, Any], asset: str, **values: Any) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    for t in out["technical_assets"].values():
+        if t["id"] == asset:
+            t.update(values)
+    return out
+
+
+def fired(doc: dict[str, Any], tmp_path: Path) -> set[tuple[str, str, str]]:
+    """(rule id, element IRI suffix after 'asset:' or 'link:', STRIDE local name) of every finding."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    src = tmp_path / "model.yaml"
+    src.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    ttl, out = tmp_path / "model.ttl", tmp_path / "findings.json"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert cli_main(["import-model", "-q", "-o", str(ttl), str(src)]) == 0
+        assert cli_main(["analyze", str(ttl), "--force", "-f", "json", "-o", str(out)]) in (0, 1)
+    res: set[tuple[str, str, str]] = set()
+    for f in json.loads(out.read_text(encoding="utf-8"))["findings"]:
+        iri = str(f["element"]["iri"])
+        el = iri.split(":asset:")[-1] if ":asset:" in iri else iri.split(":link:")[-1].replace("%20", " ")
+        for c in f.get("categories", []):
+            if str(c["iri"]).startswith(STRIDE):
+                res.add((str(f["rule"]), el, str(c["iri"])[len(STRIDE):]))
+    return res
+
+
+def made_without_link_auth(doc: dict[str, Any]) -> dict[str, Any]:
+    return set_link(doc, "web", "ERP calls", authentication="none")
+
+
+# (Threagile rule, covering rule, element Threagile flags, STRIDE, positive model, negative model)
+CASES: list[tuple[str, str, str, str, dict[str, Any], dict[str, Any]]] = [
+    # missing-hardening: RAA >= 55, or >= 40 for data stores and high-value targets; out of scope: never
+    ("missing-hardening", "TG-STRIDE-T-030", "db", "Tampering", base(), set_asset(base(), "db", out_of_scope=True)),
+    # missing-authentication: link without authentication into an asset processing confidential+ data
+    ("missing-authentication", "TG-STRIDE-E-030", "web:ERP calls", "ElevationOfPrivilege",
+     made_without_link_auth(base()), base()),
+    # unencrypted-communication: unencrypted network link with authentication data or sensitive data, no boundary needed
+    ("unencrypted-communication", "TG-STRIDE-I-030", "erp:DB traffic", "InformationDisclosure",
+     set_link(base(), "erp", "DB traffic", protocol="jdbc"), base()),
+    # unencrypted-asset: stored confidential/critical data, encryption none
+    ("unencrypted-asset", "TG-STRIDE-I-003", "db", "InformationDisclosure", base(),
+     set_asset(base(), "db", encryption="transparent")),
+    # sql-nosql-injection: database access protocol into a query-injectable technology (flagged at the caller's link)
+    ("sql-nosql-injection", "TG-STRIDE-T-031", "erp:DB traffic", "Tampering", base(),
+     set_link(base(), "erp", "DB traffic", protocol="nfs")),
+    # server-side-request-forgery: an in-scope non-client asset with an outgoing web-protocol link
+    ("server-side-request-forgery", "TG-STRIDE-I-031", "web:ERP calls", "InformationDisclosure", base(),
+     set_asset(base(), "web", out_of_scope=True)),
+    # cross-site-scripting: an in-scope web application
+    ("cross-site-scripting", "TG-STRIDE-T-011", "web", "Tampering", base(),
+     set_asset(base(), "web", technology="batch-processing")),
+    # untrusted-deserialization: accepts the serialization format
+    ("untrusted-deserialization", "TG-STRIDE-T-015", "erp", "Tampering",
+     set_asset(base(), "erp", data_formats_accepted=["serialization"]), set_asset(base(), "erp", data_formats_accepted=["json"])),
+    # xml-external-entity: accepts XML
+    ("xml-external-entity", "TG-STRIDE-T-014", "erp", "InformationDisclosure",
+     set_asset(base(), "erp", data_formats_accepted=["xml"]), set_asset(base(), "erp", data_formats_accepted=["json"])),
+    # container-platform-escape: technology container-platform
+    ("container-platform-escape", "TG-STRIDE-E-006", "erp", "ElevationOfPrivilege",
+     set_asset(base(), "erp", technology="container-platform"), base()),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_counterpart_fires_where_threagile_does(case: tuple[str, str, str, str, dict[str, Any], dict[str, Any]],
+                                                tmp_path: Path) -> None:
+    _rule, ours, element, stride, positive, negative = case
+    assert (ours, element, stride) in fired(positive, tmp_path / "pos")
+    assert not any(r == ours and e == element for r, e, _ in fired(negative, tmp_path / "neg"))
+
+
+def test_attacker_attractiveness_follows_threagile() -> None:
+    raa = attacker_attractiveness(base())
+    # the database (strictly confidential, stored twice, data-store factor 2) is the most attractive asset,
+    # the public client the least (percent, at least 1)
+    assert raa["db"] == 100.0 and raa["client"] == 1.0
+    assert raa["db"] > raa["erp"] > raa["web"]
+    # out of scope: no attractiveness of its own (the minimum)
+    assert attacker_attractiveness(set_asset(base(), "db", out_of_scope=True))["db"] == 1.0
+    # a load balancer divides its score by 5.5
+    lb = set_asset(base(), "web", technology="load-balancer")
+    assert attacker_attractiveness(lb)["web"] < raa["web"]
