@@ -168,3 +168,101 @@ def test_attacker_attractiveness_follows_threagile() -> None:
     # a load balancer divides its score by 5.5
     lb = set_asset(base(), "web", technology="load-balancer")
     assert attacker_attractiveness(lb)["web"] < raa["web"]
+
+
+def devops(doc: dict[str, Any]) -> dict[str, Any]:
+    """The base model with a build server that deploys into the ERP system over a DevOps link."""
+    out = copy.deepcopy(doc)
+    out["data_assets"]["Code"] = {"id": "code", "usage": "devops", "quantity": "few", "confidentiality": "confidential",
+                                  "integrity": "critical", "availability": "important"}
+    out["technical_assets"]["Jenkins"] = {
+        "id": "jenkins", "type": "process", "technology": "build-pipeline", "usage": "devops", "out_of_scope": False,
+        "internet": False, "encryption": "none", "multi_tenant": False, "confidentiality": "confidential",
+        "integrity": "critical", "availability": "operational", "data_assets_processed": ["code"],
+        "communication_links": {"Deployment": {"target": "erp", "protocol": "ssh", "authentication": "client-certificate",
+                                               "authorization": "technical-user", "usage": "devops", "readonly": False,
+                                               "vpn": False, "data_assets_sent": ["code"]}}}
+    return out
+
+
+def human_to_web() -> dict[str, Any]:
+    """The base model where a person's client sends contracts to the web application, which processes them."""
+    doc = set_asset(base(), "client", used_as_client_by_human=True, data_assets_processed=["pages", "contracts"])
+    return set_asset(doc, "web", data_assets_processed=["pages", "contracts"])
+
+
+CASES_2: list[tuple[str, str, str, str, dict[str, Any], dict[str, Any]]] = [
+    # unchecked-deployment: every development-relevant asset
+    ("unchecked-deployment", "TG-STRIDE-T-032", "jenkins", "Tampering", devops(base()),
+     set_asset(devops(base()), "jenkins", technology="batch-processing")),
+    # container-baseimage-backdooring: machine container, in scope
+    ("container-baseimage-backdooring", "TG-STRIDE-T-033", "erp", "Tampering",
+     set_asset(base(), "erp", machine="container"), set_asset(base(), "erp", machine="virtual")),
+    # push-instead-of-pull-deployment: a build pipeline's DevOps link that is not read-only into a runtime asset
+    ("push-instead-of-pull-deployment", "TG-STRIDE-T-034", "jenkins:Deployment", "Tampering", devops(base()),
+     set_link(devops(base()), "jenkins", "Deployment", readonly=True)),
+    # dos-risky-access-across-trust-boundary: availability critical, business link across a boundary (via a forwarder: 1 hop)
+    ("dos-risky-access-across-trust-boundary", "TG-STRIDE-D-030", "client:Web", "DenialOfService",
+     set_asset(base(), "web", availability="critical"), set_asset(base(), "web", availability="important")),
+    # missing-authentication-second-factor: a human-operated client sends sensitive data without two-factor
+    ("missing-authentication-second-factor", "TG-STRIDE-E-031", "client:Web", "ElevationOfPrivilege",
+     set_link(human_to_web(), "client", "Web", data_assets_sent=["contracts"]),
+     set_link(human_to_web(), "client", "Web", data_assets_sent=["contracts"], authentication="two-factor")),
+    # missing-waf: a web application reached with a web protocol across a boundary, not from a WAF
+    ("missing-waf", "TG-STRIDE-T-035", "web", "Tampering", base(), set_asset(base(), "client", technology="waf")),
+    # unnecessary-data-transfer: sensitive data on a link of an asset that neither processes nor stores it
+    ("unnecessary-data-transfer", "TG-STRIDE-E-032", "web", "ElevationOfPrivilege",
+     set_link(base(), "web", "ERP calls", data_assets_sent=["contracts"]),
+     set_asset(set_link(base(), "web", "ERP calls", data_assets_sent=["contracts"]), "web",
+               data_assets_processed=["pages", "contracts"])),
+    # code-backdooring: development-relevant asset reached from an Internet asset, not over a VPN
+    ("code-backdooring", "TG-STRIDE-T-016", "jenkins", "Tampering",
+     set_asset(devops(base()), "jenkins", internet=True), set_asset(devops(base()), "jenkins", out_of_scope=True,
+                                                                   internet=True)),
+]
+
+
+@pytest.mark.parametrize("case", CASES_2, ids=[c[0] for c in CASES_2])
+def test_more_counterparts(case: tuple[str, str, str, str, dict[str, Any], dict[str, Any]], tmp_path: Path) -> None:
+    _rule, ours, element, stride, positive, negative = case
+    assert (ours, element, stride) in fired(positive, tmp_path / "pos")
+    assert not any(r == ours and e == element for r, e, _ in fired(negative, tmp_path / "neg"))
+
+
+def add_asset(doc: dict[str, Any], title: str, ident: str, technology: str, kind: str = "process") -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    out["technical_assets"][title] = {"id": ident, "type": kind, "technology": technology, "usage": "devops",
+                                      "out_of_scope": False, "internet": False, "encryption": "none",
+                                      "multi_tenant": False, "confidentiality": "internal", "integrity": "important",
+                                      "availability": "operational"}
+    return out
+
+
+def with_build_chain(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = add_asset(doc, "Jenkins", "jenkins", "build-pipeline")
+    doc = add_asset(doc, "Git", "git", "sourcecode-repository", "datastore")
+    return add_asset(doc, "Dev client", "dev-client", "devops-client", "external-entity")
+
+
+# Model-wide rules: Threagile names the most sensitive asset (HighestSensitivityScore) as the example.
+CASES_3: list[tuple[str, str, str, str, dict[str, Any], dict[str, Any]]] = [
+    # missing-vault: no vault technology anywhere; the database (strictly confidential, critical) is the example
+    ("missing-vault", "TG-STRIDE-I-032", "db", "InformationDisclosure", base(),
+     add_asset(base(), "Vault", "vault", "vault")),
+    # missing-build-infrastructure: custom-developed parts but no build pipeline, repository and developer client
+    ("missing-build-infrastructure", "TG-STRIDE-T-036", "erp", "Tampering",
+     set_asset(set_asset(base(), "erp", custom_developed_parts=True), "web", custom_developed_parts=True),
+     with_build_chain(set_asset(set_asset(base(), "erp", custom_developed_parts=True), "web", custom_developed_parts=True))),
+    # missing-identity-store: end-user identity propagated, no identity store
+    ("missing-identity-store", "TG-STRIDE-S-030", "web", "Spoofing", base(),
+     add_asset(base(), "LDAP", "ldap", "identity-store-ldap", "datastore")),
+]
+
+
+@pytest.mark.parametrize("case", CASES_3, ids=[c[0] for c in CASES_3])
+def test_model_wide_counterparts(case: tuple[str, str, str, str, dict[str, Any], dict[str, Any]], tmp_path: Path) -> None:
+    _rule, ours, element, stride, positive, negative = case
+    got = fired(positive, tmp_path / "pos")
+    assert (ours, element, stride) in got
+    assert len({e for r, e, _ in got if r == ours}) == 1  # one example element per model, as Threagile
+    assert not any(r == ours for r, _, _ in fired(negative, tmp_path / "neg"))

@@ -392,7 +392,8 @@ ATTRIBUTE_NAMES: dict[str, str] = {
         "inputValidated", "auditLogged", "artifactsSigned", "provenanceKnown", "untrustedOrigin", "holdsLogs",
         "rateLimited", "humanInTheLoop", "consentObtained", "anonymized", "webApplication", "outputEncoded",
         "storesCredentials", "csrfProtected", "developmentInfrastructure", "containerPlatform", "highValueTarget",
-        "trafficIntermediary", "multiTenant",
+        "trafficIntermediary", "multiTenant", "customDeveloped", "usedByHuman", "containerised", "devOps",
+        "webApplicationFirewall", "multiFactorAuthenticated", "vpn", "ipFiltered", "readOnly", "propagatesUserIdentity",
     )
 }
 """Our boolean security attributes by lower-case local name (for free-form ``attributes`` maps)."""

@@ -131,11 +131,12 @@ BUILTIN_STRIDE: dict[str, str] = {
 _WILD = ("data_assets", "technical_assets", "communication_links", "trust_boundaries", "risk_tracking",
          "individual_risk_categories", "risks_identified", "shared_runtimes", "custom_risk_categories")
 _TA_MAPPED = ("id", "description", "type", "technology", "technologies", "internet", "encryption", "confidentiality",
-              "multi_tenant",
+              "multi_tenant", "usage", "machine", "custom_developed_parts", "used_as_client_by_human",
               "data_formats_accepted",
               "integrity", "availability", "data_assets_processed", "data_assets_stored", "communication_links",
               "out_of_scope", "justification_out_of_scope")
 _LINK_MAPPED = ("target", "description", "protocol", "authentication", "authorization", "data_assets_sent",
+                "vpn", "ip_filtered", "readonly", "usage",
                 "data_assets_received")
 
 
@@ -247,6 +248,20 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
             b.g.add((node, rdflib.URIRef(TG.attackerAttractiveness),
                      rdflib.Literal(Decimal(f"{raa[tid]:.1f}"), datatype=XSD.decimal)))
         bool_attr(b, node, TG.multiTenant, t.get("multi_tenant"))
+        for x in sorted(set(techs)):
+            b.lit(node, TG.technology, x.lower())
+        b.lit(node, TG.sensitivityScore, _C_ASSET.get(str(t.get("confidentiality")), 8)
+              + _I_ASSET.get(str(t.get("integrity")), 5) + _I_ASSET.get(str(t.get("availability")), 5))
+        bool_attr(b, node, TG.customDeveloped, t.get("custom_developed_parts"))
+        bool_attr(b, node, TG.usedByHuman, t.get("used_as_client_by_human"))
+        if isinstance(t.get("machine"), str):
+            b.g.add((node, rdflib.URIRef(TG.containerised), rdflib.Literal(t["machine"] == "container")))
+        if isinstance(t.get("usage"), str):
+            b.g.add((node, rdflib.URIRef(TG.devOps), rdflib.Literal(t["usage"] == "devops")))
+        if str(t.get("availability")) in _RATING:
+            b.lit(node, TG.availabilityCriticality, _RATING[str(t["availability"])])
+        if "waf" in techs:
+            b.g.add((node, rdflib.URIRef(TG.webApplicationFirewall), rdflib.Literal(True)))
         if [x for x in techs if x not in mapped] and "ai" not in techs:
             b.unmapped(f"/technical_assets/{key}/technologies", "technology with no threatgraph class (the asset keeps its core kind)")
         for j, fmt in enumerate(t.get("data_formats_accepted") or []):
@@ -276,7 +291,7 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         if t.get("out_of_scope") is True and isinstance(t.get("justification_out_of_scope"), str):
             b.lit(node, TG.outOfScopeReason, t["justification_out_of_scope"])
         b.unmapped_keys(t, path, _TA_MAPPED,
-                        "technical-asset field with no home (usage, size, machine, owner, multi_tenant, …)")
+                        "technical-asset field with no home (size, owner, redundant, …)")
         for lkey, link in _mapping(b, t, path, "communication_links").items():
             lpath = [*path, "communication_links", lkey]
             target = link.get("target") if isinstance(link, Mapping) else None
@@ -640,8 +655,15 @@ def _link(b: Builder, link: Mapping[str, Any], path: list[str | int], flow: rdfl
     auth = optional(b, link, path, "authentication", str)
     if auth:
         b.g.add((flow, rdflib.URIRef(TG.authenticated), rdflib.Literal(auth != "none")))
+    if auth:
+        b.g.add((flow, rdflib.URIRef(TG.multiFactorAuthenticated), rdflib.Literal(auth == "two-factor")))
+    for lk, lprop in (("vpn", TG.vpn), ("ip_filtered", TG.ipFiltered), ("readonly", TG.readOnly)):
+        bool_attr(b, flow, lprop, link.get(lk))
+    if isinstance(link.get("usage"), str):
+        b.g.add((flow, rdflib.URIRef(TG.devOps), rdflib.Literal(link["usage"] == "devops")))
     authz = optional(b, link, path, "authorization", str)
     if authz:
+        b.g.add((flow, rdflib.URIRef(TG.propagatesUserIdentity), rdflib.Literal(authz == "enduser-identity-propagation")))
         b.g.add((flow, rdflib.URIRef(TG.authorizationEnforced), rdflib.Literal(authz != "none")))
     key = "data_assets_sent" if sent else "data_assets_received"
     for j, did in enumerate(link.get(key) or []):
@@ -650,7 +672,7 @@ def _link(b: Builder, link: Mapping[str, Any], path: list[str | int], flow: rdfl
             continue
         b.add(flow, TG.carries, data[did])
     if sent:
-        b.unmapped_keys(link, path, _LINK_MAPPED, "communication-link field with no home (vpn, ip_filtered, readonly, usage)")
+        b.unmapped_keys(link, path, _LINK_MAPPED, "communication-link field with no home (diagram tweaks, tags)")
 
 
 def _risk_target(risk: Any, assets: Mapping[str, rdflib.URIRef], links: Mapping[str, rdflib.URIRef]) -> rdflib.URIRef | None:
