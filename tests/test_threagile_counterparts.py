@@ -266,3 +266,78 @@ def test_model_wide_counterparts(case: tuple[str, str, str, str, dict[str, Any],
     assert (ours, element, stride) in got
     assert len({e for r, e, _ in got if r == ours}) == 1  # one example element per model, as Threagile
     assert not any(r == ours for r, _, _ in fired(negative, tmp_path / "neg"))
+
+
+CASES_4: list[tuple[str, str, str, str, dict[str, Any], dict[str, Any]]] = [
+    # unguarded-access-from-internet: an Internet asset reaches a confidential custom-developed asset directly
+    ("unguarded-access-from-internet", "TG-STRIDE-E-033", "client:Web", "ElevationOfPrivilege",
+     set_asset(base(), "web", custom_developed_parts=True, confidentiality="confidential"),
+     set_link(set_asset(base(), "web", custom_developed_parts=True, confidentiality="confidential"), "client", "Web",
+              vpn=True)),
+    # missing-identity-propagation: authenticated technical-user call from an identity-propagating technology into
+    # a sensitive asset that processes end-user requests
+    ("missing-identity-propagation", "TG-STRIDE-E-034", "web:ERP calls", "ElevationOfPrivilege", base(),
+     set_link(base(), "web", "ERP calls", authorization="enduser-identity-propagation")),
+    # service-registry-poisoning: every in-scope service registry
+    ("service-registry-poisoning", "TG-STRIDE-S-031", "registry", "Spoofing",
+     add_asset(base(), "Registry", "registry", "service-registry"),
+     set_asset(add_asset(base(), "Registry", "registry", "service-registry"), "registry", out_of_scope=True)),
+]
+
+
+@pytest.mark.parametrize("case", CASES_4, ids=[c[0] for c in CASES_4])
+def test_identity_and_exposure_counterparts(case: tuple[str, str, str, str, dict[str, Any], dict[str, Any]],
+                                            tmp_path: Path) -> None:
+    _rule, ours, element, stride, positive, negative = case
+    assert (ours, element, stride) in fired(positive, tmp_path / "pos")
+    assert not any(r == ours and e == element for r, e, _ in fired(negative, tmp_path / "neg"))
+
+
+def with_files(doc: dict[str, Any]) -> dict[str, Any]:
+    """The base model with an NFS file server, an LDAP server and a search engine the ERP system uses."""
+    out = add_asset(doc, "Files", "files", "file-server", "datastore")
+    out = add_asset(out, "LDAP", "ldap", "ldap-server", "datastore")
+    out = add_asset(out, "Search", "search", "search-engine")
+    for t in out["technical_assets"].values():
+        if t["id"] == "erp":
+            t["communication_links"].update({
+                "NFS": {"target": "files", "protocol": "nfs", "authentication": "none", "authorization": "none"},
+                "Directory": {"target": "ldap", "protocol": "ldaps", "authentication": "credentials",
+                              "authorization": "technical-user"},
+                "Search": {"target": "search", "protocol": "https", "authentication": "token",
+                           "authorization": "technical-user"}})
+    return out
+
+
+CASES_5: list[tuple[str, str, str, str, dict[str, Any], dict[str, Any]]] = [
+    ("ldap-injection", "TG-STRIDE-T-037", "erp:Directory", "Tampering", with_files(base()),
+     set_asset(with_files(base()), "erp", out_of_scope=True)),
+    ("path-traversal", "TG-STRIDE-I-033", "erp:NFS", "InformationDisclosure", with_files(base()),
+     set_asset(with_files(base()), "files", technology="database")),
+    ("search-query-injection", "TG-STRIDE-T-038", "erp:Search", "Tampering", with_files(base()),
+     set_link(with_files(base()), "erp", "Search", protocol="jdbc")),
+    # accidental-secret-leak: a source-code repository, whatever its type
+    ("accidental-secret-leak", "TG-STRIDE-I-011", "git", "InformationDisclosure",
+     add_asset(base(), "Git", "git", "sourcecode-repository", "process"),
+     set_asset(add_asset(base(), "Git", "git", "sourcecode-repository", "process"), "git", out_of_scope=True)),
+]
+
+
+@pytest.mark.parametrize("case", CASES_5, ids=[c[0] for c in CASES_5])
+def test_technology_keyed_counterparts(case: tuple[str, str, str, str, dict[str, Any], dict[str, Any]],
+                                       tmp_path: Path) -> None:
+    _rule, ours, element, stride, positive, negative = case
+    assert (ours, element, stride) in fired(positive, tmp_path / "pos")
+    assert not any(r == ours and e == element for r, e, _ in fired(negative, tmp_path / "neg"))
+
+
+def test_link_rules_leave_response_flows_out(tmp_path: Path) -> None:
+    """A link with data received becomes a request and a response flow (tg:responseTo); rules about the
+    connection the caller opens fire on the request only, rules about the data on the wire on both."""
+    doc = set_link(base(), "web", "ERP calls", data_assets_received=["pages"], protocol="http")
+    got = fired(doc, tmp_path)
+    assert ("TG-STRIDE-I-031", "web:ERP calls", "InformationDisclosure") in got
+    assert not any(r == "TG-STRIDE-I-031" and e == "web:ERP calls:response" for r, e, _ in got)
+    # unencrypted communication: authentication data travels both ways on the HTTP connection
+    assert {("TG-STRIDE-I-030", "web:ERP calls", "InformationDisclosure"),
+            ("TG-STRIDE-I-030", "web:ERP calls:response", "InformationDisclosure")} <= got

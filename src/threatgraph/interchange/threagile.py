@@ -306,8 +306,9 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
             try:
                 _link(b, link, lpath, flow, str(lkey), node, tnode, system, data, sent=True)
                 if link.get("data_assets_received"):
-                    _link(b, link, lpath, b.iri("link", tid, str(lkey), "response"), f"{lkey} (response)",
-                          tnode, node, system, data, sent=False)
+                    response = b.iri("link", tid, str(lkey), "response")
+                    _link(b, link, lpath, response, f"{lkey} (response)", tnode, node, system, data, sent=False)
+                    b.add(response, TG.responseTo, flow)
             except InputError as err:
                 b.skip(err)
 
