@@ -62,12 +62,13 @@ def test_pytm_truth_removes_findings_and_maps_stride(fidelity: ModuleType) -> No
 def test_threagile_example_recall(fidelity: ModuleType, tmp_path: Path) -> None:
     """The Threagile example's (asset, STRIDE) recall stays at least what was measured (docs/fidelity.md).
 
-    The five pairs left are artifacts of the partial Threagile run the ground truth comes from (incomplete
-    model on assets whose technology is known, missing hardening on the load balancer with an attractiveness
-    computed without the load-balancer divisor); the rest must stay found."""
+    The two pairs left are artifacts of the partial Threagile run the ground truth comes from (incomplete
+    model on the LDAP server, whose technology is known; missing hardening on the load balancer with an
+    attractiveness computed without the load-balancer divisor); the rest must stay found."""
     res = fidelity.measure(ROOT / "bench/fidelity/models/threagile-example.yaml", tmp_path)
     run = res.runs["plain"]
     assert res.error == "" and res.pairs_open == 20
-    assert run.recall_open is not None and run.recall_open >= 0.75
+    assert run.recall_open is not None and run.recall_open >= 0.9
     # the hardening and authentication pairs Threagile generated are found by specific rules
-    assert not {"Apache Webserver / Tampering", "ERP System / Tampering", "Git Repository / ElevationOfPrivilege"} & set(run.missed_open)
+    assert not {"Apache Webserver / Tampering", "ERP System / Tampering", "Git Repository / ElevationOfPrivilege",
+                "Customer Contract Database / InformationDisclosure", "Jenkins Buildserver / InformationDisclosure"} & set(run.missed_open)

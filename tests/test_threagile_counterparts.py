@@ -341,3 +341,23 @@ def test_link_rules_leave_response_flows_out(tmp_path: Path) -> None:
     # unencrypted communication: authentication data travels both ways on the HTTP connection
     assert {("TG-STRIDE-I-030", "web:ERP calls", "InformationDisclosure"),
             ("TG-STRIDE-I-030", "web:ERP calls:response", "InformationDisclosure")} <= got
+
+
+CASES_6: list[tuple[str, str, str, str, dict[str, Any], dict[str, Any]]] = [
+    # unencrypted-asset on a process that stores data (Threagile looks at every asset with stored data)
+    ("unencrypted-asset (process)", "TG-STRIDE-I-034", "erp", "InformationDisclosure",
+     set_asset(base(), "erp", data_assets_stored=["contracts"]),
+     set_asset(base(), "erp", data_assets_stored=["contracts"], encryption="transparent")),
+    # unencrypted-asset: strictly confidential end-user data in a database needs an end-user individual key
+    ("unencrypted-asset (end-user key)", "TG-STRIDE-I-034", "db", "InformationDisclosure",
+     set_asset(base(), "db", encryption="data-with-symmetric-shared-key"),
+     set_asset(base(), "db", encryption="data-with-end-user-individual-key")),
+]
+
+
+@pytest.mark.parametrize("case", CASES_6, ids=[c[0] for c in CASES_6])
+def test_unencrypted_asset_counterpart(case: tuple[str, str, str, str, dict[str, Any], dict[str, Any]],
+                                       tmp_path: Path) -> None:
+    _rule, ours, element, stride, positive, negative = case
+    assert (ours, element, stride) in fired(positive, tmp_path / "pos")
+    assert not any(r == ours and e == element for r, e, _ in fired(negative, tmp_path / "neg"))

@@ -393,7 +393,7 @@ ATTRIBUTE_NAMES: dict[str, str] = {
         "rateLimited", "humanInTheLoop", "consentObtained", "anonymized", "webApplication", "outputEncoded",
         "storesCredentials", "csrfProtected", "developmentInfrastructure", "containerPlatform", "highValueTarget",
         "trafficIntermediary", "multiTenant", "customDeveloped", "usedByHuman", "containerised", "devOps",
-        "webApplicationFirewall", "multiFactorAuthenticated", "vpn", "ipFiltered", "readOnly", "propagatesUserIdentity",
+        "webApplicationFirewall", "multiFactorAuthenticated", "vpn", "ipFiltered", "readOnly", "propagatesUserIdentity", "encryptedPerUser",
     )
 }
 """Our boolean security attributes by lower-case local name (for free-form ``attributes`` maps)."""

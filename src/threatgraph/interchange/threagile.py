@@ -273,8 +273,10 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         if isinstance(t.get("internet"), bool):
             b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(t["internet"])))
         enc = t.get("encryption")
-        if kind == "DataStore" and isinstance(enc, str):
+        if isinstance(enc, str) and (kind == "DataStore" or (kind == "Process" and t.get("data_assets_stored"))):
+            # a process that stores data has data at rest too (Threagile's unencrypted-asset looks at any asset)
             b.g.add((node, rdflib.URIRef(TG.encryptedAtRest), rdflib.Literal(enc != "none")))
+            b.g.add((node, rdflib.URIRef(TG.encryptedPerUser), rdflib.Literal(enc == "data-with-end-user-individual-key")))
         ratings = [_RATING[str(t[k])] for k in ("confidentiality", "integrity", "availability") if str(t.get(k)) in _RATING]
         if ratings:
             b.lit(node, TG.criticality, max(ratings))
@@ -285,6 +287,9 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
                     continue
                 if kind == need:
                     b.add(node, prop, data[did])
+                elif kind == "Process" and k2 == "data_assets_stored":
+                    # a process that stores data handles it (Threagile counts stored data as processed)
+                    b.add(node, TG.processes, data[did])
                 else:
                     b.unmapped(f"/technical_assets/{key}/{k2}", f"only a {need.lower()} has {k2.split('_')[-1]} data here")
         bool_attr(b, node, TG.outOfScope, t.get("out_of_scope"))
