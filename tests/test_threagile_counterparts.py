@@ -361,3 +361,11 @@ def test_unencrypted_asset_counterpart(case: tuple[str, str, str, str, dict[str,
     _rule, ours, element, stride, positive, negative = case
     assert (ours, element, stride) in fired(positive, tmp_path / "pos")
     assert not any(r == ours and e == element for r, e, _ in fired(negative, tmp_path / "neg"))
+
+
+def test_missing_file_validation_counterpart(tmp_path: Path) -> None:
+    """missing-file-validation: custom-developed, in scope, accepts the file format (Threagile: spoofing)."""
+    pos = set_asset(base(), "erp", custom_developed_parts=True, data_formats_accepted=["file"])
+    neg = set_asset(base(), "erp", custom_developed_parts=False, data_formats_accepted=["file"])
+    assert ("TG-STRIDE-S-032", "erp", "Spoofing") in fired(pos, tmp_path / "pos")
+    assert not any(r == "TG-STRIDE-S-032" for r, _, _ in fired(neg, tmp_path / "neg"))
