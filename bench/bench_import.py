@@ -14,6 +14,22 @@ Query: technique → mitigations for all active techniques (1,445 pairs): one SP
 the answers are asserted identical.
 
 Usage: ``.venv/bin/python bench/bench_import.py [--runs 3] [--file PATH]``
+
+Whole-process mode (issue 14), ``--whole-process [--runs 5] [--json PATH]``: what a user waits for, each
+run one process timed from spawn to exit by this script, peak RSS from ``os.wait4`` of that process,
+CPU time (user + system, also from ``wait4``: less sensitive to other load on the machine than wall
+time), the commands alternating run by run (so drift in machine load hits each alike), medians:
+
+  tg-cold  ``threatgraph import attack FILE --store <fresh dir>`` with an empty view cache
+           (``THREATGRAPH_CACHE`` fresh): parse, write the store, compile the knowledge view -- the
+           first import of a release
+  tg-warm  the same with the view of that release already cached (a release imported before, into
+           another store): no view compilation
+  mitre    ``python -c "from mitreattack.stix20 import MitreAttackData; MitreAttackData(FILE)"``
+
+The knowledge-view part is reported separately: ``tg-cold - tg-warm`` (medians). ``--baseline-src DIR``
+adds ``base-cold`` / ``base-warm``: the same import from another checkout's ``src`` (before/after a
+change in one run, under the same machine load).
 """
 
 from __future__ import annotations
@@ -129,6 +145,109 @@ def _query(path: str) -> dict[str, Any]:
     }
 
 
+def _timed_process(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``argv`` to completion: wall seconds from spawn to exit, and the peak RSS of that process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
+    return {"seconds": seconds, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024.0}
+
+
+WHOLE_MODES = ("tg-cold", "tg-warm", "mitre")
+BASELINE_MODES = ("base-cold", "base-warm")
+
+
+def whole_process(path: Path, runs: int, baseline: Path | None = None) -> dict[str, Any]:
+    """Median wall time and peak RSS of whole processes: threatgraph import vs MitreAttackData; with
+    ``baseline`` (the ``src`` directory of another checkout, e.g. before a change) its import too, in the
+    same alternation."""
+    src = Path(__file__).resolve().parent.parent / "src"
+
+    def env_for(source: Path, cache: Path | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), os.environ.get("PYTHONPATH", "")) if p)
+        if cache is not None:
+            env["THREATGRAPH_CACHE"] = str(cache)
+        return env
+
+    tg = [sys.executable, "-m", "threatgraph", "import", "attack", str(path), "-q", "--store"]
+    mitre = [sys.executable, "-c", f"from mitreattack.stix20 import MitreAttackData; MitreAttackData({str(path)!r})"]
+    modes = WHOLE_MODES + (BASELINE_MODES if baseline else ())
+    load_before = list(os.getloadavg())
+    res: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = {"tg": Path(tmp) / "warm-cache", "base": Path(tmp) / "warm-cache-base"}
+        # prime the warm caches (not timed)
+        _timed_process([*tg, str(Path(tmp) / "prime")], env_for(src, warm["tg"]))
+        if baseline:
+            _timed_process([*tg, str(Path(tmp) / "prime-base")], env_for(baseline, warm["base"]))
+        for i in range(runs):
+            for m in modes:
+                if m == "mitre":
+                    res[m].append(_timed_process(mitre, env_for(src)))
+                    continue
+                who, kind = m.split("-")
+                source = src if who == "tg" else baseline
+                assert source is not None
+                cache = warm[who] if kind == "warm" else Path(tmp) / f"cache-{m}-{i}"
+                res[m].append(_timed_process([*tg, str(Path(tmp) / f"{m}-{i}")], env_for(source, cache)))
+    med = {
+        m: {
+            "seconds": statistics.median(r["seconds"] for r in res[m]),
+            "cpu_s": statistics.median(r["cpu_s"] for r in res[m]),
+            "peak_mb": statistics.median(r["peak_mb"] for r in res[m]),
+            "runs_s": [round(r["seconds"], 3) for r in res[m]],
+            "runs_cpu_s": [round(r["cpu_s"], 3) for r in res[m]],
+            "runs_peak_mb": [round(r["peak_mb"], 1) for r in res[m]],
+        }
+        for m in modes
+    }
+    mitre_s = med["mitre"]["seconds"]
+    ratios = {f"{m}/mitre time": med[m]["seconds"] / mitre_s for m in modes if m != "mitre"}
+    ratios.update({f"{m}/mitre cpu": med[m]["cpu_s"] / med["mitre"]["cpu_s"] for m in modes if m != "mitre"})
+    ratios.update({f"{m}/mitre peak memory": med[m]["peak_mb"] / med["mitre"]["peak_mb"]
+                   for m in modes if m.endswith("cold")})
+    view = {"tg": med["tg-cold"]["seconds"] - med["tg-warm"]["seconds"]}
+    if baseline:
+        view["base"] = med["base-cold"]["seconds"] - med["base-warm"]["seconds"]
+    return {
+        "file": str(path),
+        "mode": "whole-process",
+        "runs": runs,
+        "baseline_src": str(baseline) if baseline else None,
+        "median": med,
+        "view_compile_s": view,
+        "ratios": ratios,
+        "target": {"tg/mitre time": WHOLE_TARGET},
+        "meets_target": {m: ratios[f"{m}/mitre time"] <= WHOLE_TARGET for m in modes if m != "mitre"},
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "load_average_before_after": [load_before, list(os.getloadavg())],
+    }
+
+
+WHOLE_TARGET = 0.25
+
+
+def _print_whole(report: dict[str, Any]) -> None:
+    med = report["median"]
+    print(f"{'process':<10} {'median s':>9} {'cpu s':>7} {'peak MB':>9}  runs")
+    for m, r in med.items():
+        print(f"{m:<10} {r['seconds']:>9.3f} {r['cpu_s']:>7.3f} {r['peak_mb']:>9.1f}  {r['runs_s']}")
+    for who, v in report["view_compile_s"].items():
+        print(f"knowledge view compilation ({who}-cold - {who}-warm): {v:.3f} s")
+    for k, v in report["ratios"].items():
+        print(f"{k:<28} {v:>7.3f}" + (f"  target <= {WHOLE_TARGET}" if "time" in k else ""))
+    lb, la = report["load_average_before_after"]
+    print(f"load average before {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}, after {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
+
+
 def _spawn(mode: str, path: Path) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--file", str(path)],
@@ -145,10 +264,25 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--file", type=Path)
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--whole-process", action="store_true",
+                    help="time whole processes: threatgraph import vs MitreAttackData (issue 14)")
+    ap.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON report to PATH")
+    ap.add_argument("--baseline-src", type=Path, metavar="DIR",
+                    help="with --whole-process: also time the import of the threatgraph sources in DIR "
+                    "(another checkout's src/, e.g. before a change), alternating with the others")
     args = ap.parse_args()
     path = args.file or _default_file()
     if args.child:
         print(json.dumps(child(args.child, str(path))))
+        return
+    if args.whole_process:
+        whole = whole_process(path, max(args.runs, 1), args.baseline_src)
+        text = json.dumps(whole, indent=2)
+        print(text)
+        if args.json:
+            args.json.write_text(text + "\n", encoding="utf-8")
+        print()
+        _print_whole(whole)
         return
     load_before = list(os.getloadavg())  # other processes on the machine skew the timings: recorded
     modes = ("json", "import", "mitre", "import-disk")
@@ -185,6 +319,8 @@ def main() -> None:
         "load_average_before_after": [load_before, list(os.getloadavg())],
     }
     print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print()
     print(f"{'mode':<12} {'median s':>9} {'peak MB':>9}  runs")
     for m in modes:

@@ -51,14 +51,18 @@ def test_findings_appeared_disappeared_changed(small_diff: ModelDiff) -> None:
 
 def test_fail_on_counts_only_new_findings_at_or_above(small_diff: ModelDiff, capsys: pytest.CaptureFixture[str]) -> None:
     # Gated on the level, as analyze --fail-on is: the notebook finding is of critical severity but
-    # medium level (risk 9: an internal console), the poison-message one reaches critical (risk 16).
+    # medium level (risk 9: an internal console); the poison-message one has risk 16 (critical) but its
+    # rule's severity (low) caps its level at medium.
     by = {(fc.rule, fc.element_iri.removeprefix(EX)): fc for fc in small_diff.findings}
     notebook = by[("TG-STRIDE-E-004", "admin")]
     assert notebook.new_severity == "critical" and notebook.new_level == "medium"
-    assert [fc.rule for fc in small_diff.new_at_or_above("critical")] == ["TG-STRIDE-D-003"]
-    assert "TG-STRIDE-E-004" in [fc.rule for fc in small_diff.new_at_or_above("medium")]
-    assert main(["diff-model", str(V1), str(V2), "--fail-on", "critical"]) == 1
-    assert "1 new finding(s) at or above critical" in capsys.readouterr().err
+    poison = by[("TG-STRIDE-D-003", "assistant")]
+    assert poison.new_risk == 16 and poison.new_severity == "low" and poison.new_level == "medium"
+    assert small_diff.new_at_or_above("critical") == [] and small_diff.new_at_or_above("high") == []
+    assert {"TG-STRIDE-E-004", "TG-STRIDE-D-003"} <= {fc.rule for fc in small_diff.new_at_or_above("medium")}
+    assert main(["diff-model", str(V1), str(V2), "--fail-on", "high"]) == 0
+    assert main(["diff-model", str(V1), str(V2), "--fail-on", "medium"]) == 1
+    assert "new finding(s) at or above medium" in capsys.readouterr().err
     reverse = diff_models([V2], [V1])
     expected = 1 if reverse.new_at_or_above("critical") else 0
     assert main(["diff-model", str(V2), str(V1), "--fail-on", "critical"]) == expected
@@ -82,10 +86,12 @@ def test_formats_table_markdown_json(small_diff: ModelDiff, capsys: pytest.Captu
     md = render_markdown(small_diff)
     assert md.startswith("## Threat model changes")
     assert "### New findings" in md and "### Resolved findings" in md and "| critical |" in md
-    assert main(["diff-model", str(V1), str(V2), "-f", "json", "--min-severity", "high"]) == 0
+    assert main(["diff-model", str(V1), str(V2), "-f", "json", "--min-severity", "medium"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {f["change"] for f in doc["findings"]} <= {"appeared", "disappeared", "changed"}
-    assert doc["findings"] and all({f["old_level"], f["new_level"]} & {"high", "critical"} for f in doc["findings"])
+    assert doc["findings"] and all({f["old_level"], f["new_level"]} & {"medium", "high", "critical"}
+                                   for f in doc["findings"])
+    assert not any(f["new_level"] == "low" or f["old_level"] == "low" for f in doc["findings"])
     assert any(f["new_level"] != f["new_severity"] for f in doc["findings"] if f["change"] == "appeared")
     assert {e["iri"] for e in doc["elements"]} == {EX + "admin", EX + "llm", EX + "assistant"}
 

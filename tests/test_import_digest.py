@@ -61,6 +61,21 @@ def test_stored_graph_unchanged() -> None:
     )
 
 
+def test_stored_graph_unchanged_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same quads through the on-disk store, written in chunks of N-Quads by a worker thread
+    (12 chunks here)."""
+    from threatgraph.store import EmbeddedStore
+
+    monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+    path = ATTACK_DIR / "ics-attack-18.1.json"
+    store = open_store(str(tmp_path / "store"))
+    graph = load_release(store, "attack", str(path)).release.graph
+    assert digest(store.quads(graph)) == (
+        11231,
+        "0a08f67b9b4302cb35386f5f920fc343af036745d6caed7595128523be75f9e0",
+    )
+
+
 def test_digest_detects_a_change() -> None:
     path = ATTACK_DIR / "ics-attack-18.1.json"
     quads = list(parse_attack(path.read_bytes(), str(path)).quads)

@@ -172,7 +172,14 @@ def test_unknown_types_and_dangling_relationships_are_counted(
     assert res.release.counts["attack-pattern"] == 95
 
 
-def test_failure_while_writing_leaves_the_store_unchanged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_disk", [False, True], ids=["memory", "disk"])
+def test_failure_while_writing_leaves_the_store_unchanged(
+    tmp_path: Path, on_disk: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On disk, quads go to the store in chunks written by a worker thread (EmbeddedStore._CHUNK): with
+    small chunks, several are already written when the failure comes; all are rolled back."""
+    monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+
     class FailingStore(EmbeddedStore):
         fail = False
 
@@ -185,7 +192,7 @@ def test_failure_while_writing_leaves_the_store_unchanged(tmp_path: Path) -> Non
 
             super().add_quads(broken())
 
-    failing = FailingStore()
+    failing = FailingStore(str(tmp_path / "store") if on_disk else None)
     load_release(failing, "attack", str(ICS18))
     before = _state(failing)
     failing.fail = True
@@ -200,6 +207,39 @@ def test_failure_while_writing_leaves_the_store_unchanged(tmp_path: Path) -> Non
         )
     assert _state(failing) == before
     assert [i.version for i in releases(failing)] == ["18.1"]
+    failing.fail = False  # positive case: the same writes without the failure do change the store
+    load_release(failing, "attack", str(ICS17))
+    assert _state(failing) != before
+    assert [i.version for i in releases(failing)] == ["17.1", "18.1"]
+
+
+def test_a_failing_disk_write_is_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write error raised by the store itself (in the writer thread, after chunks were written)
+    reaches the import, which rolls back: the store is as it was."""
+    monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+    s = EmbeddedStore(str(tmp_path / "store"))
+    load_release(s, "attack", str(ICS18))
+    before = _state(s)
+    real = s._store
+    calls = {"n": 0}
+
+    class Flaky:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def bulk_load(self, *args: Any, **kwargs: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(28, "No space left on device")
+            real.bulk_load(*args, **kwargs)
+
+    s._store = Flaky()  # type: ignore[assignment]
+    with pytest.raises(StoreError, match="No space left on device; the import was rolled back"):
+        load_release(s, "attack", str(ICS17))
+    assert calls["n"] >= 3
+    s._store = real
+    assert _state(s) == before
+    assert [i.version for i in releases(s)] == ["18.1"]
 
 
 def test_reimport_is_a_noop_and_a_new_file_replaces(store: Store, tmp_path: Path) -> None:
@@ -391,3 +431,31 @@ def test_import_from_a_taxii_collection(ics17: dict[str, Any]) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_ctrl_c_while_writing_on_disk_is_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the middle of the on-disk writes (chunks already written by the writer threads): the
+    writers stop before the rollback, the store is as it was, and the interrupt propagates."""
+    monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+
+    class Interrupted(EmbeddedStore):
+        armed = False
+
+        def add_quads(self, quads: Iterable[Quad]) -> None:
+            def interrupted() -> Iterator[Quad]:
+                for n, q in enumerate(quads):
+                    if n == 6000 and self.armed:
+                        raise KeyboardInterrupt
+                    yield q
+
+            super().add_quads(interrupted())
+
+    s = Interrupted(str(tmp_path / "store"))
+    load_release(s, "attack", str(ICS18))
+    before = _state(s)
+    s.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        load_release(s, "attack", str(ICS17))
+    assert _state(s) == before
+    assert [i.version for i in releases(s)] == ["18.1"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("threatgraph-bulk-load")]

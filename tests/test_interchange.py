@@ -503,3 +503,30 @@ def test_otm_odd_parts_are_reported_and_skipped(tmp_path: Path, capsys: pytest.C
     assert {"C", "D", "F", "G", "unnamed target of F"} <= labels and "Again" not in labels
     assert main(["import-model", str(p), "-o", str(tmp_path / "o.ttl")]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_not_applicable_declared_threats_still_derived_are_reported(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A threat the model marks not applicable keeps its finding; the reports name the overlap (issue 13)."""
+    ttl = tmp_path / "m.ttl"
+    ttl.write_text(f"""@prefix tg: <{TG}> . @prefix stride: <{STRIDE}> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+<urn:x:z> a tg:TrustZone .
+<urn:x:user> a tg:ExternalEntity ; rdfs:label "User" ; tg:inZone <urn:x:z> ;
+  tg:declaredThreat <urn:x:t1> , <urn:x:t2> .
+<urn:x:t1> a tg:DeclaredThreat ; rdfs:label "user spoofed" ; tg:category stride:Spoofing ;
+  tg:threatStatus "NotApplicable" ; tg:mitigationText "users sign in with the corporate IdP" .
+<urn:x:t2> a tg:DeclaredThreat ; rdfs:label "user denies" ; tg:category stride:Repudiation ; tg:threatStatus "Open" .
+""")
+    assert main([*ANALYZE, str(ttl)]) == 0
+    assert "Declared threats: 2 of 2 also derived (0 not derived; 1 derived the model marks not applicable)" in \
+        capsys.readouterr().out
+    assert main([*ANALYZE, str(ttl), "--detail", "full"]) == 0
+    out = capsys.readouterr().out
+    assert ("user spoofed [Spoofing, NotApplicable] — derived by TG-PE-STRIDE although the model marks it not "
+            "applicable (users sign in with the corporate IdP)") in out
+    assert "user denies [Repudiation, Open] — derived by TG-PE-STRIDE\n" in out
+    out_json = tmp_path / "r.json"
+    assert main([*ANALYZE, str(ttl), "-f", "json", "-o", str(out_json)]) == 0
+    dec = json.loads(out_json.read_text(encoding="utf-8"))["declared"]
+    assert dec["not_applicable_derived"] == 1
+    assert {t["title"]: t["not_applicable"] for t in dec["threats"]} == {"user spoofed": True, "user denies": False}

@@ -132,6 +132,51 @@ def test_pytm_controls_and_ml_classes() -> None:
     assert (hosted, RDF.type, U(TGML.LLMProvider)) in g and (hosted, RDF.type, U(TG.ExternalEntity)) in g
 
 
+def test_pytm_boundary_crossing_as_pytm_decides() -> None:
+    """pytm's Element.crosses: a flow crosses when its ends' boundaries differ, one of them possibly none
+    (the sample's Web Server is drawn outside every boundary); same boundary or none at both ends: no crossing."""
+    doc = _doc()
+    doc["elements"].append({"__class__": "Process", "name": "Loose job", "inBoundary": None, "controls": {}})
+    doc["flows"].append({"name": "Job to web", "source": "Loose job", "sink": "Web Server", "data": []})
+    g = convert(doc, "b.json").graph
+    crossing = {str(g.value(f, RDFS.label)) for f in g.subjects(U(TG.crossesBoundary), rdflib.Literal(True))}
+    assert crossing == {"User enters comments (*)", "Show comments (*)", "Insert query with comments",
+                        "Retrieve comments", "Serverless function periodically cleans DB"}
+    # negative: both ends in Server/DB, both ends outside every boundary
+    assert "Database verify real user identity" not in crossing and "Job to web" not in crossing
+    assert (None, U(TG.crossesBoundary), rdflib.Literal(False)) not in g
+
+
+def test_pytm_server_xml_resources_and_vpn() -> None:
+    """A pytm Server is the element pytm's threat library resolves its web threats on: tg:webApplication;
+    usesXMLParser → accepts XML; a data format → accepted by the flow's sink; handlesResourceConsumption →
+    rate limited; a flow's usesVPN or a TLS version → encrypted."""
+    doc = _doc()
+    web = next(e for e in doc["elements"] if e["name"] == "Web Server")
+    web["usesXMLParser"] = True
+    web["controls"]["handlesResourceConsumption"] = True
+    next(d for d in doc["data"] if d["name"] == "Insert query with comments")["format"] = "JSON"
+    flow = next(f for f in doc["flows"] if f["name"] == "Show comments (*)")
+    flow["controls"]["usesVPN"] = True
+    next(f for f in doc["flows"] if f["name"] == "Retrieve comments")["tlsVersion"] = "TLSVersion.TLSv12"
+    g = convert(doc, "x.json").graph
+    w = _by_label(g, "Web Server")
+    assert g.value(w, U(TG.webApplication)) == rdflib.Literal(True)
+    assert g.value(w, U(TG.acceptsFormat)) == rdflib.Literal("xml")
+    # the data's format goes to the sink of the flow carrying it (SQL Database), not to the sender
+    assert set(g.objects(_by_label(g, "SQL Database"), U(TG.acceptsFormat))) == {rdflib.Literal("json")}
+    assert rdflib.Literal("json") not in set(g.objects(w, U(TG.acceptsFormat)))
+    assert g.value(w, U(TG.rateLimited)) == rdflib.Literal(True)
+    assert g.value(_by_label(g, "Show comments (*)"), U(TG.encryptedInTransit)) == rdflib.Literal(True)
+    # negative: a Lambda is no web application; pytm's defaults (false) say nothing more
+    lam = _by_label(g, "AWS Lambda")
+    assert g.value(lam, U(TG.webApplication)) is None and g.value(lam, U(TG.acceptsFormat)) is None
+    assert g.value(lam, U(TG.rateLimited)) == rdflib.Literal(False)
+    assert g.value(_by_label(g, "Retrieve comments"), U(TG.encryptedInTransit)) == rdflib.Literal(True)  # TLS 1.2
+    # negative: TLSVersion.NONE and isEncrypted false
+    assert g.value(_by_label(g, "User enters comments (*)"), U(TG.encryptedInTransit)) == rdflib.Literal(False)
+
+
 def test_pytm_odd_parts_are_reported_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = _doc()
     doc["elements"].append({"__class__": "Server"})  # no name
@@ -158,3 +203,31 @@ def test_pytm_nothing_usable_is_refused() -> None:
         convert({"name": "x", "elements": [{"__class__": "Actor"}], "flows": [], "boundaries": []}, "e.json")
     with pytest.raises(InputError, match="a pytm model is a JSON object"):
         convert([], "e.json")
+
+
+def test_pytm_llm_roles_from_its_attributes() -> None:
+    """pytm's LLM class by what pytm says of it: agent capabilities → LLM agent, a system prompt or RAG → LLM
+    application, otherwise the served model (LLM inference endpoint); third party → provider (an external
+    entity); processesUntrustedInput → receives untrusted input."""
+    doc = _doc()
+    web = next(e for e in doc["elements"] if e["name"] == "Web Server")
+    llms = {"Agentic": {"hasAgentCapabilities": True}, "Chat app": {"hasSystemPrompt": True,
+            "processesUntrustedInput": True}, "Retriever": {"hasRAG": True}, "Plain model": {},
+            "Vendor model": {"isThirdParty": True, "hasSystemPrompt": True}}
+    for name, attrs in llms.items():
+        e = copy.deepcopy(web)
+        e.update({"__class__": "LLM", "name": name, "findings": [], **attrs})
+        doc["elements"].append(e)
+    res = convert(doc, "l.json")
+    g = res.graph
+    assert (_by_label(g, "Agentic"), RDF.type, U(TGML.LLMAgent)) in g
+    assert (_by_label(g, "Chat app"), RDF.type, U(TGML.LLMApplication)) in g
+    assert (_by_label(g, "Retriever"), RDF.type, U(TGML.LLMApplication)) in g
+    plain = _by_label(g, "Plain model")
+    assert (plain, RDF.type, U(TGML.LLMInferenceEndpoint)) in g and (plain, RDF.type, U(TGML.LLMApplication)) not in g
+    assert (_by_label(g, "Vendor model"), RDF.type, U(TGML.LLMProvider)) in g
+    assert (_by_label(g, "Vendor model"), RDF.type, U(TGML.LLMApplication)) not in g
+    assert g.value(_by_label(g, "Chat app"), U(TG.receivesUntrustedInput)) == rdflib.Literal(True)
+    assert g.value(plain, U(TG.receivesUntrustedInput)) is None
+    assert not [u for u in res.unmapped if "hasSystemPrompt" in u or "processesUntrustedInput" in u]
+    assert [u for u in res.unmapped if "OS" in u]  # an attribute with no home is still reported

@@ -305,3 +305,45 @@ def test_custom_template_type_names_give_ml_classes() -> None:
                                ">SE.DS.Contoso.VectorDB</TypeId>"), "plain.tm7")
     assert any("unknown stencil type 'SE.DS.Contoso.VectorDB'" in w for w in plain.warnings)
     assert (_by_label(plain.graph, "Orders DB"), RDF.type, U(TGML.VectorStore)) not in plain.graph
+
+
+def _select(text: str, display: str, index: int) -> str:
+    """The sample's text with the list property ``display`` set to option ``index`` (its first occurrence)."""
+    at = text.index(f"<b:DisplayName>{display}</b:DisplayName>")
+    cut = text.index("<b:SelectedIndex>", at)
+    end = text.index("</b:SelectedIndex>", cut)
+    return text[:cut] + f"<b:SelectedIndex>{index}" + text[end:]
+
+
+def test_azure_service_settings_give_transport_and_exposure_facts() -> None:
+    """The Azure template's service settings that its generation filters test (TH65 "HTTPS Enforced", TH154
+    "TLS Enforced", TH140/TH153 firewall) become threatgraph facts; left at "Select" they state nothing."""
+    plain = convert_text(_sample_text(), "sample.tm7").graph
+    text = _select(_sample_text(), "HTTPS Enforced", 1)  # True
+    text = _select(text, "Azure Postgres DB Firewall Settings", 1)  # Allow access from all networks
+    g = convert_text(text, "sample.tm7").graph
+    for graph, https in ((plain, None), (g, rdflib.Literal(True))):
+        for flow in ("File Request", "File Response"):
+            assert graph.value(_by_label(graph, flow), U(TG.encryptedInTransit)) == https
+        # flows of the Postgres database are untouched by the storage account's setting
+        assert graph.value(_by_label(graph, "PSQL Request"), U(TG.encryptedInTransit)) is None
+    assert plain.value(_by_label(plain, "Accounting PostgreSQL"), U(TG.publiclyExposed)) is None
+    assert g.value(_by_label(g, "Accounting PostgreSQL"), U(TG.publiclyExposed)) == rdflib.Literal(True)
+    restricted = convert_text(_select(_sample_text(), "Azure Postgres DB Firewall Settings", 3), "s.tm7").graph
+    assert restricted.value(_by_label(restricted, "Accounting PostgreSQL"), U(TG.publiclyExposed)) == \
+        rdflib.Literal(False)
+
+
+def test_sdl_payload_properties_name_what_the_target_parses() -> None:
+    """SDL "Transmits XML: Yes" on a flow into a process: the process parses XML (TMT T11's condition)."""
+    text = SDL.read_text(encoding="utf-8")
+    prop = ('<a:anyType i:type="b:ListDisplayAttribute" xmlns:b="http://schemas.datacontract.org/2004/07/'
+            'ThreatModeling.KnowledgeBase"><b:DisplayName>Transmits XML</b:DisplayName><b:Name>XMLenc</b:Name>'
+            '<b:Value i:type="a:ArrayOfstring"><a:string>No</a:string><a:string>Yes</a:string></b:Value>'
+            '<b:SelectedIndex>{i}</b:SelectedIndex></a:anyType>')
+    guid = "<Guid xmlns=\"http://schemas.datacontract.org/2004/07/ThreatModeling.Model.Abstracts\">f1000000-0000-4000-8000-000000000001</Guid><Properties xmlns=\"http://schemas.datacontract.org/2004/07/ThreatModeling.Model.Abstracts\">"
+    assert guid in text
+    for index, expected in ((1, rdflib.Literal("xml")), (0, None)):
+        g = convert_text(text.replace(guid, guid + prop.format(i=index)), "sdl.tm7").graph
+        assert g.value(_by_label(g, "Shop web app"), U(TG.acceptsFormat)) == expected
+        assert g.value(_by_label(g, "Customer"), U(TG.acceptsFormat)) is None

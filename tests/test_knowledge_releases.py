@@ -206,3 +206,34 @@ def test_cli_store_from_environment(
     assert main(["releases"]) == 0
     assert "atlas" in capsys.readouterr().out
     assert (tmp_path / "envstore").is_dir()
+
+
+def test_import_compiles_the_view_from_the_quads_it_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`threatgraph import` compiles the knowledge view from the quads it kept while writing the release
+    (ViewSlice), not read back from the on-disk store: the same view as compiled from the store; a view
+    already cached is neither compiled nor read again."""
+    from pyoxigraph import RdfFormat, parse
+
+    from threatgraph.knowledge import view
+
+    monkeypatch.setenv("THREATGRAPH_CACHE", str(tmp_path / "cache"))
+    st = str(tmp_path / "store")
+    assert main(["import", "attack", str(ATT / "enterprise-attack-18.1.stix20.json"), "--store", st, "-q"]) == 0
+    cached = list((tmp_path / "cache" / "views").glob("*.nq"))
+    assert len(cached) == 1
+    kept = {str(q) for q in parse(cached[0].read_bytes(), format=RdfFormat.N_QUADS)}
+    store = open_store(st, must_exist=True)
+    graphs = [g for g, _ in view._newest(store)]
+    from_store = {str(q) for q in view.compile_view(store, graphs)}
+    assert kept == from_store
+    assert len(kept) > 2000 and any("kb#mitigates" in q for q in kept)
+
+    def no_compile(*_: Any) -> list[Any]:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(view, "compile_view", no_compile)
+    monkeypatch.setattr(view, "_parse_nquads", no_compile)
+    assert view.prepare_view(store) == cached[0].stem
+    cached[0].unlink()  # negative case: without the cached file it is compiled
+    with pytest.raises(AssertionError, match="compiled again"):
+        view.prepare_view(store)

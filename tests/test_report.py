@@ -226,9 +226,16 @@ def test_rag_json_level_and_severity(rag_plain: dict[str, str]) -> None:
     assert info_baseline and all(f["level"] == "info" for f in info_baseline)
     # the case the issue saw ("info" shown as "risk 20 (critical)"): such findings carry no risk at all now
     assert not any(f["risk"] for f in info_baseline)
-    # where risk is computed for a finding of its own, it is the level, whatever the rule's severity
+    # where risk is computed for a finding of its own, it is the level, capped one step above the rule's
+    # severity (a low-severity threat is at most medium); the cap is stated in the JSON and the explanation
     own = [f for f in fs if not f["rule"].startswith("TG-PE-")]
-    assert all(f["level"] == f["risk"]["level"] for f in own)
+    sev = {s: i for i, s in enumerate(SEVERITIES)}
+    for f in own:
+        cap = SEVERITIES[min(sev[f["severity"]] + 1, len(SEVERITIES) - 1)]
+        assert f["level"] == min(f["risk"]["level"], cap, key=sev.__getitem__)
+        assert ("levelCappedAt" in f["risk"]) == (f["level"] != f["risk"]["level"])
+    capped = [f for f in own if "levelCappedAt" in f["risk"]]
+    assert capped and all("capped one step above the rule's severity" in f["risk"]["explanation"] for f in capped)
     assert any(f["level"] != f["severity"] for f in own)
 
 

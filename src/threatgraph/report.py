@@ -104,7 +104,7 @@ def risk_text(f: Finding) -> str:
     """One line explaining a finding's risk score: the score, and every factor with its value and effect.
 
     >>> from threatgraph.analysis.findings import RiskFactorView
-    >>> f = Finding("f", "R", "t", "info", "e", "E", "Process", "x", "s", likelihood=3, impact=4, risk_score=12,
+    >>> f = Finding("f", "R", "t", "high", "e", "E", "Process", "x", "s", likelihood=3, impact=4, risk_score=12,
     ...             risk_level="high", risk_factors=[RiskFactorView("impact", "criticality", "4", 4),
     ...                                              RiskFactorView("likelihood", "exposure", "publicly exposed", 1, "API")])
     >>> risk_text(f)
@@ -115,8 +115,10 @@ def risk_text(f: Finding) -> str:
     ]
     imp = [f"{r.name} {r.value}" + (f" [{r.subject}]" if r.subject and r.subject not in r.value and r.name != "criticality" else "")
            for r in f.risk_factors if r.of == "impact"]
+    cap = (f"; level {f.level}: capped one step above the rule's severity ({f.severity})"
+           if f.level_capped else "")
     return (f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; "
-            f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}")
+            f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}{cap}")
 
 
 def technique_text(t: TechniqueView) -> str:
@@ -208,6 +210,7 @@ def finding_derivation_json(f: Finding) -> dict[str, object]:
         "coveredBy": f.covered_by,
         "risk": {
             "likelihood": f.likelihood, "impact": f.impact, "score": f.risk_score, "level": f.risk_level,
+            **({"levelCappedAt": f.level} if f.level_capped else {}),
             "explanation": risk_text(f) if f.risk_score else "",
             "factors": [{"of": r.of, "name": r.name, "value": r.value, "effect": r.effect, "subject": r.subject}
                         for r in f.risk_factors],
@@ -324,7 +327,7 @@ class AnalysisLike(Protocol):
 def own_score(f: Finding) -> int:
     """The risk score that belongs to the finding itself (0 for a baseline finding without techniques,
     whose stored score is its element's context; see :attr:`Finding.level`)."""
-    return f.risk_score if f.risk_level and f.level == f.risk_level and (f.techniques or not f.baseline) else 0
+    return f.risk_score if f.risk_level and (f.level == f.risk_level or f.level_capped) and (f.techniques or not f.baseline) else 0
 
 
 def is_residual(f: Finding) -> bool:
@@ -617,7 +620,10 @@ def declared_line(ri: ReportInput) -> str:
     if not ri.declared:
         return "Declared threats: none in the model."
     n = sum(1 for d in ri.declared if d.matched)
-    return (f"Declared threats: {n} of {len(ri.declared)} also derived ({len(ri.declared) - n} not derived); "
+    # the model's own triage is reported, never applied silently: findings stay, the overlap is named
+    rejected = sum(1 for d in ri.declared if d.rejected and d.matched)
+    also = f"; {rejected} derived the model marks not applicable" if rejected else ""
+    return (f"Declared threats: {n} of {len(ri.declared)} also derived ({len(ri.declared) - n} not derived{also}); "
             f"threatgraph adds {ri.added} findings on categories nobody declared.")
 
 
@@ -638,7 +644,7 @@ def summary_lines(ri: ReportInput, width: int) -> list[str]:
     lines = [clip(ri.title, width),
              f"{len(fs)} findings on {n_el} elements; knowledge: {releases_text(ri.releases)}",
              clip("Levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
-                  + " (risk where computed, else the rule's severity; docs/risk.md)", width), ""]
+                  + " (risk where computed, at most one step above the rule's severity; else the severity; docs/risk.md)", width), ""]
     top = ranking(fs)[:TOP_RISKS]
     lines.append(f"Top {len(top)} residual risks" if top else "No residual risk above info.")
     pad = " " * 14
@@ -741,6 +747,9 @@ def declared_text_plain(ri: ReportInput) -> str:
     for d in ri.declared:
         cats = ", ".join(c[1] for c in d.categories) or "no category"
         how = f"derived by {d.derived_text()}" if d.matched else "NOT derived"
+        if d.rejected and d.matched:
+            why = " ".join(d.mitigation.split())
+            how += " although the model marks it not applicable" + (f" ({why})" if why else "")
         status = f", {d.status}" if d.status else ""
         capec = f" · {d.capec_text()}" if d.capec else ""
         lines.append(f"  {' '.join(d.element_label.split())}: {' '.join(d.title.split())} [{cats}{status}] — {how}{capec}")

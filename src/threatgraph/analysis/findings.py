@@ -125,8 +125,35 @@ class Finding:
         the rule's severity (info). With techniques that realise it, it is a concrete threat and its
         risk level counts."""
         if self.risk_level and (self.techniques or not self.baseline):
+            if not self.baseline and self.risk_level in SEVERITIES:
+                return SEVERITIES[min(SEVERITIES.index(self.risk_level), SEVERITIES.index(self.level_cap))]
             return self.risk_level
         return self.severity
+
+    @property
+    def level_cap(self) -> str:
+        """The highest level the rule's severity allows: one step above it (issue 13, signal over noise).
+
+        The risk score measures the element's context (exposure × data); the severity says how serious the
+        threat itself is. A low-severity threat ("a flow may be interrupted") on a sensitive, exposed flow
+        is at most medium, a medium one at most high; high and critical rules are not capped. Baseline
+        findings (severity info: a placeholder, not a judgement) realised by techniques are not capped.
+
+        >>> Finding("f", "R", "t", "low", "e", "E", "Process", "x", "s", risk_level="critical").level
+        'medium'
+        >>> Finding("f", "R", "t", "high", "e", "E", "Process", "x", "s", risk_level="critical").level
+        'critical'
+        >>> Finding("f", "R", "t", "medium", "e", "E", "Process", "x", "s", risk_level="low").level
+        'low'
+        """
+        if self.severity not in SEVERITIES:
+            return SEVERITIES[-1]
+        return SEVERITIES[min(SEVERITIES.index(self.severity) + 1, len(SEVERITIES) - 1)]
+
+    @property
+    def level_capped(self) -> bool:
+        """Whether the rule's severity lowered the level below the risk level (:attr:`level_cap`)."""
+        return bool(self.risk_level) and self.level != self.risk_level and self.level == self.level_cap
 
     @property
     def level_rank(self) -> int:

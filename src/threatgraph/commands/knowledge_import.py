@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{info.source}/{info.version}: {res.status}, {info.quads:,} triples into <{info.graph}>")
         print(f"  {counts}")
     # compile the knowledge view analyses read (knowledge/view.py) now, so the next analysis does not
-    from threatgraph.knowledge.view import view_of_store
+    from threatgraph.knowledge.view import prepare_view
 
-    view_of_store(store)
+    prepare_view(store, {info.graph: res.view_slice} if res.view_slice is not None else None)
     return 0

@@ -106,6 +106,8 @@ class CapecMatch:
     rules: tuple[str, ...]
     """Rule ids of those findings."""
 
+_REJECTED_STATES = frozenset({"notapplicable", "na", "rejected", "falsepositive"})
+
 
 @dataclass
 class DeclaredThreat:
@@ -179,6 +181,17 @@ class DeclaredThreat:
                 parts.append(f"{' '.join(got)} via {c} ({', '.join(rules)})")
         return ", ".join(parts)
 
+    @property
+    def rejected(self) -> bool:
+        """People marked the threat not applicable (TMT/Threat Dragon ``NotApplicable``, "N/A", rejected).
+
+        >>> DeclaredThreat("t", "e", "E", "T", [], "", "NotApplicable", "").rejected
+        True
+        >>> DeclaredThreat("t", "e", "E", "T", [], "", "Mitigated", "").rejected
+        False
+        """
+        return re.sub(r"[^a-z]", "", self.status.lower()) in _REJECTED_STATES
+
 
 def capec_summary(declared: Sequence[DeclaredThreat]) -> str:
     """``CAPEC: …`` — how the declared threats citing CAPEC ids compare through CAPEC's ATT&CK links
@@ -192,6 +205,7 @@ def capec_summary(declared: Sequence[DeclaredThreat]) -> str:
     n = sum(1 for d in citing if d.capec_matches)
     return (f"CAPEC: {len(citing)} declared threats cite CAPEC ids, {len(linked)} of them linked to ATT&CK "
             f"techniques, {n} matched by a derived technique.")
+
 
 def is_declared(f: Finding, declared: Sequence[DeclaredThreat]) -> bool:
     """Whether a declared threat names the finding's (element, category); a model-level threat names its

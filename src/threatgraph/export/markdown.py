@@ -149,6 +149,8 @@ def declared_json(ctx: ReportContext) -> dict[str, object]:
     doc: dict[str, object] = {
         "matched": sum(1 for d in ctx.declared if d.matched),
         "total": len(ctx.declared),
+        # threats the model marks not applicable that threatgraph still derives (reported, not suppressed)
+        "not_applicable_derived": sum(1 for d in ctx.declared if d.rejected and d.matched),
         "added": [fv.f.iri for fv in ctx.added()],
         "threats": [_declared_threat_json(d) for d in ctx.declared],
     }
@@ -167,6 +169,7 @@ def _declared_threat_json(d: DeclaredThreat) -> dict[str, object]:
         "iri": d.iri, "element": d.element, "elements": d.elements, "title": d.title,
         "categories": [c[0] for c in d.categories], "severity": d.severity, "status": d.status,
         "mitigation": d.mitigation, "derived_by": d.matched_by, "matched": d.matched,
+        "not_applicable": d.rejected,
     }
     if d.capec:
         capec: dict[str, object] = {"status": d.capec_status, "cited": d.capec}

@@ -2,11 +2,18 @@
 
 Only the JSON is read: a pytm Python model is never executed. ``boundaries`` → tg:TrustZone,
 ``elements`` by ``__class__`` (Actor / ExternalEntity → tg:ExternalEntity, Datastore → tg:DataStore,
-the other assets → tg:Process; Agent → tgml:LLMAgent, LLM → tgml:LLMProvider when third-party else
-tgml:InferenceEndpoint), ``flows`` → tg:DataFlow (``source`` → ``sink``), ``data`` → tg:DataAsset,
+the other assets → tg:Process; Agent → tgml:LLMAgent, LLM → tgml:LLMProvider when third-party, else
+tgml:LLMAgent with agent capabilities, tgml:LLMApplication with a system prompt or RAG, else
+tgml:LLMInferenceEndpoint), ``flows`` → tg:DataFlow (``source`` → ``sink``), ``data`` → tg:DataAsset,
 element and flow ``controls`` → our attributes where one exists, else a tg:Control for each control that
 is true, and the ``findings`` pytm resolved → tg:DeclaredThreat (threat id, severity, response, CAPEC /
 CWE references).
+
+pytm's own semantics are kept where its threat library depends on them: a flow whose ends lie in different
+boundaries, one of them possibly in none, gets tg:crossesBoundary true (pytm's ``Element.crosses``); a
+``Server`` is tg:webApplication (pytm resolves its web threats, XSS, SSI, HTTP smuggling, on Servers);
+``usesXMLParser`` → tg:acceptsFormat "xml", a flow's ``tlsVersion`` other than NONE → tg:encryptedInTransit,
+and a data item's ``format`` → tg:acceptsFormat of the sink of each flow carrying it.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ _CONTROL_ATTRS: dict[str, str] = {
     "usesCodeSigning": TG.artifactsSigned,
     "encodesOutput": TG.outputEncoded,
     "implementsCSRFToken": TG.csrfProtected,
+    "handlesResourceConsumption": TG.rateLimited,
 }
-_FLOW_ONLY = {"isEncrypted": TG.encryptedInTransit, "providesConfidentiality": TG.encryptedInTransit}
+_FLOW_ONLY = {"isEncrypted": TG.encryptedInTransit, "providesConfidentiality": TG.encryptedInTransit,
+              "usesVPN": TG.encryptedInTransit}
 _STORE_ONLY = {"isEncryptedAtRest": TG.encryptedAtRest, "isEncrypted": TG.encryptedAtRest}
 _CLASSIFICATION = {"PUBLIC": TG.Public, "RESTRICTED": TG.Internal, "SENSITIVE": TG.Confidential,
                    "SECRET": TG.Confidential, "TOP_SECRET": TG.Confidential}
@@ -54,7 +63,8 @@ _SEVERITY = {"very high": TG.Critical, "very low": TG.Info}
 _CAPEC_URL = re.compile(r"capec\.mitre\.org/data/definitions/(\d+)\.html")
 _CWE_URL = re.compile(r"cwe\.mitre\.org/data/definitions/(\d+)\.html")
 _ELEMENT_MAPPED = ("__class__", "name", "description", "inBoundary", "controls", "findings", "storesLogData",
-                   "storesPII", "isThirdParty", "inputs", "outputs", "data", "inScope")
+                   "storesPII", "isThirdParty", "inputs", "outputs", "data", "inScope", "usesXMLParser",
+                   "hasAgentCapabilities", "hasSystemPrompt", "hasRAG", "processesUntrustedInput")
 
 
 def sniff(doc: Mapping[str, Any]) -> bool:
@@ -103,8 +113,10 @@ class _Model:
         self.zones: dict[str, rdflib.URIRef] = {}
         self.nodes: dict[str, rdflib.URIRef] = {}  # element name → node
         self.kinds: dict[str, str] = {}
+        self.boundary_of: dict[str, str | None] = {}  # element name → the boundary it is in (None: in none)
         self.flow_nodes: dict[str, rdflib.URIRef] = {}
         self.data_nodes: dict[str, rdflib.URIRef] = {}
+        self.data_formats: dict[str, str] = {}  # data name → its pytm format, lower case (xml, json, ...)
 
     def _objects(self, doc: Mapping[str, Any], key: str) -> list[tuple[Mapping[str, Any], list[str | int], str]]:
         """The named objects of a top-level list; an entry without a name or a repeated name is skipped."""
@@ -160,10 +172,16 @@ class _Model:
             if cls == "Agent":
                 ml = TGML.LLMAgent
             elif cls == "LLM":
+                # pytm's LLM is the model with what surrounds it: with agent capabilities it is an agent, with a
+                # system prompt or retrieval an LLM application (pytm's LLM01, LLM02, LLM05, LLM07 read these)
                 if o.get("isThirdParty") is True:
                     kind, ml = "ExternalEntity", TGML.LLMProvider
+                elif o.get("hasAgentCapabilities") is True:
+                    ml = TGML.LLMAgent
+                elif o.get("hasSystemPrompt") is True or o.get("hasRAG") is True:
+                    ml = TGML.LLMApplication
                 else:
-                    ml = TGML.InferenceEndpoint
+                    ml = TGML.LLMInferenceEndpoint
             node = b.iri("element", nm)
             self.nodes[nm] = node
             self.kinds[nm] = kind
@@ -174,11 +192,21 @@ class _Model:
             b.ml_class(node, kind, [("class", cls), ("name", nm), ("description", desc)], pointer(path),
                        tokens=("class",), given=ml)
             zone = o.get("inBoundary")
+            self.boundary_of[nm] = None
             if isinstance(zone, str) and zone:
                 if zone in self.zones:
                     b.add(node, TG.inZone, self.zones[zone])
+                    self.boundary_of[nm] = zone
                 else:
                     b.skip(b.fail([*path, "inBoundary"], f"no boundary named {zone!r}"))
+            if o.get("processesUntrustedInput") is True:
+                b.g.add((node, rdflib.URIRef(TG.receivesUntrustedInput), rdflib.Literal(True)))
+            if cls == "Server":
+                # pytm's threat library resolves its web threats (XSS, SSI, HTTP smuggling, web fingerprinting,
+                # session hijacking) on Server elements: a pytm Server is the web-facing server
+                b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
+            if o.get("usesXMLParser") is True:
+                b.lit(node, TG.acceptsFormat, "xml")
             if kind == "DataStore" and isinstance(o.get("storesLogData"), bool):
                 b.g.add((node, rdflib.URIRef(TG.holdsLogs), rdflib.Literal(o["storesLogData"])))
             if kind == "DataStore" and o.get("storesPII") is True:
@@ -216,6 +244,10 @@ class _Model:
                 ctrl = rdflib.URIRef(f"{node}:control:{ctl}")
                 b.typed(ctrl, TG.Control, ctl, ctl)
                 b.add(node, TG.hasControl, ctrl)
+        tls = str(o.get("tlsVersion") or "").rsplit(".", 1)[-1]
+        if kind == "DataFlow" and tls not in ("", "NONE"):
+            # a flow with a TLS (or SSL) version is encrypted in transit, however weak the version (pytm's CR08)
+            values[TG.encryptedInTransit] = True
         for attr, val in values.items():
             b.g.add((node, rdflib.URIRef(attr), rdflib.Literal(val)))
 
@@ -224,6 +256,8 @@ class _Model:
         for o, path, nm in self._objects(doc, "data"):
             node = b.iri("data", nm)
             self.data_nodes[nm] = node
+            if isinstance(o.get("format"), str) and o["format"].strip():
+                self.data_formats[nm] = o["format"].strip().lower()
             b.typed(node, TG.DataAsset, nm, nm)
             b.lit(node, DCT.description, o.get("description") if isinstance(o.get("description"), str) else None)
             cls = str(o.get("classification") or "").rsplit(".", 1)[-1]
@@ -260,6 +294,12 @@ class _Model:
             b.add(node, TG.source, ends[0])
             b.add(node, TG.target, ends[1])
             b.add(node, TG.partOf, self.system)
+            src, dst = o.get("source"), o.get("sink")
+            if (isinstance(src, str) and isinstance(dst, str) and src in self.boundary_of and dst in self.boundary_of
+                    and self.boundary_of[src] != self.boundary_of[dst]):
+                # pytm's own test (Element.crosses): the ends' boundaries differ, one of them possibly none, so a
+                # flow from the Internet boundary to a server drawn outside every boundary crosses a boundary
+                b.g.add((node, rdflib.URIRef(TG.crossesBoundary), rdflib.Literal(True)))
             text = " ".join(x for x in (o.get("description"), o.get("note")) if isinstance(x, str) and x.strip())
             b.lit(node, DCT.description, text or None)
             b.lit(node, TG.protocol, o.get("protocol") if isinstance(o.get("protocol"), str) else None)
@@ -267,12 +307,15 @@ class _Model:
             for j, d in enumerate(data if isinstance(data, list) else [data] if isinstance(data, str) else []):
                 if d in self.data_nodes:
                     b.add(node, TG.carries, self.data_nodes[d])
+                    if d in self.data_formats and isinstance(dst, str) and dst in self.nodes:
+                        # pytm's XML / JSON threats read the format of the data a flow carries; the sink parses it
+                        b.lit(self.nodes[dst], TG.acceptsFormat, self.data_formats[d])
                 else:
                     b.skip(b.fail([*path, "data", j], f"no data named {d!r}"))
             self._controls(node, "DataFlow", o, path)
             b.unmapped_keys({k: v for k, v in o.items() if v is not False and v != -1 and v != [0]}, path,
                             ("name", "source", "sink", "description", "note", "protocol", "data", "controls",
-                             "findings", "order", "isResponse", "responseTo", "response", "inScope"),
+                             "findings", "order", "isResponse", "responseTo", "response", "inScope", "tlsVersion"),
                             "flow property with no threatgraph attribute (ports, TLS version, classification, …)")
 
     def findings(self, doc: Mapping[str, Any]) -> None:

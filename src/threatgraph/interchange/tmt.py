@@ -124,6 +124,12 @@ _BOOL_PROPS: dict[str, str] = {
     "azure sql dw db auditing enabled": TG.auditLogged,
     "azure key vault audit logging enabled": TG.auditLogged,
 }
+_FIREWALL_OPEN = ("allow access from all networks", "allow access from azure")
+"""Azure firewall / network settings that leave a resource reachable by anyone (any network, or any Azure
+tenant: anyone who signs up): tg:publiclyExposed true; "Allow access from selected networks" → false."""
+_PAYLOADS = {"transmits xml": "xml", "json payload": "json"}
+"""SDL flow properties (TMT names XMLenc, JSON) → the format the flow's target process parses (tg:acceptsFormat),
+the fact TMT's T11 "XML DTD and XSLT Processing" and T12 "JavaScript Object Notation Processing" test."""
 _WEB_APPS = {"SE.P.TMCore.WebServer", "SE.P.TMCore.WebApp", "SE.P.TMCore.AzureAppServiceWebApp"}
 """Standard process types that serve browsers: tg:webApplication (the targets of TMT's cross-site scripting)."""
 _NO_FORGERY_PROTECTION = {"none"}
@@ -333,6 +339,7 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
     centres: dict[str, tuple[float, float]] = {}
     names: dict[str, str] = {}
     local: list[str] = []
+    tls: set[rdflib.URIRef] = set()
     for guid, v, epath in _entries(b, _kid(surface, "Borders"), path, "Borders", seen):
         generic, stype = _types(b, v, epath, template)
         props = _props(v)
@@ -365,7 +372,7 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         # (a custom template's "Vector Database" stencil is a tgml:VectorStore)
         tname = template.elements.get(stype or "", (None, None))[0] if stype else None
         b.ml_class(node, kind, [("name", label), ("stencil type", tname)], epath, given=ML_TYPES.get(stype or ""))
-        _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid)
+        _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid, tls=tls)
         if geo is not None:
             centres[guid] = ((geo[0] + geo[2]) / 2, (geo[1] + geo[3]) / 2)
         n += 1
@@ -433,8 +440,12 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         if proto:
             b.lit(node, TG.protocol, proto[0])
         _standard(b, node, stype, template)
-        _attributes(b, node, "DataFlow", props, _GENERIC_PATH + "/Lines/*/Value/Properties", guid)
-        if proto and proto[1] is not None and (node, rdflib.URIRef(TG.encryptedInTransit), None) not in b.g:
+        _attributes(b, node, "DataFlow", props, _GENERIC_PATH + "/Lines/*/Value/Properties", guid,
+                    target=elements[ends[1]])
+        stated = (node, rdflib.URIRef(TG.encryptedInTransit), None) in b.g
+        if not stated and (elements[ends[0]] in tls or elements[ends[1]] in tls):
+            b.g.add((node, rdflib.URIRef(TG.encryptedInTransit), rdflib.Literal(True)))
+        elif not stated and proto and proto[1] is not None:
             b.g.add((node, rdflib.URIRef(TG.encryptedInTransit), rdflib.Literal(proto[1])))
         flow_curve = _curve(v)
         if flow_curve is not None and any(_crosses_curve(flow_curve, c) for c in curves):
@@ -465,7 +476,10 @@ def _standard(b: Builder, node: rdflib.URIRef, stype: str | None, template: _Tem
         b.lit(node, DCT.type, f"{tname} ({stype})" if tname else stype)
 
 
-def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], ppath: str, guid: str) -> None:
+def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], ppath: str, guid: str,
+                tls: set[rdflib.URIRef] | None = None, target: rdflib.URIRef | None = None) -> None:
+    """Template properties → attributes. ``tls`` collects the elements that refuse unencrypted connections (their
+    flows are encrypted in transit); ``target`` is a flow's target (the parser of the payload it carries)."""
     for p in props:
         key = p.display.strip().lower()
         val = (p.value or "").strip()
@@ -496,6 +510,28 @@ def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], 
                 b.typed(asset, TG.DataAsset, "Credentials", None)
                 b.add(asset, TG.classification, rdflib.URIRef(TG.Confidential))
                 b.add(node, TG.holds, asset)
+        elif key == "https enforced" or key.endswith("tls enforced"):
+            # the Azure template's "HTTPS Enforced" (Storage), "... TLS Enforced" (MySQL, PostgreSQL, Redis):
+            # the service refuses plaintext connections, so every flow to or from it is encrypted in transit
+            if val.lower() in _TRUE and tls is not None:
+                tls.add(node)
+            elif val.lower() not in _TRUE | _FALSE:
+                b.unmapped(f"{ppath}/{p.display}", "template property with no threatgraph attribute")
+        elif key.endswith("firewall settings") or key == "network security":
+            # Azure network restriction of a service: open to all networks (or all of Azure) = publicly exposed
+            low = val.lower()
+            if low.startswith(_FIREWALL_OPEN) or low.startswith("allow access from selected"):
+                b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(low.startswith(_FIREWALL_OPEN))))
+            elif low.startswith("allow access from selective"):
+                b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(False)))
+            else:
+                b.unmapped(f"{ppath}/{p.display}", "template property with no threatgraph attribute")
+        elif key == "authenticating to key vault":
+            # a managed identity or a principal with certificate or secret: callers are authenticated
+            b.g.add((node, rdflib.URIRef(TG.authenticated), rdflib.Literal(True)))
+        elif key in _PAYLOADS and kind == "DataFlow" and val.lower() in _TRUE | _FALSE:
+            if val.lower() in _TRUE and target is not None and (target, rdflib.RDF.type, rdflib.URIRef(TG.Process)) in b.g:
+                b.lit(target, TG.acceptsFormat, _PAYLOADS[key])
         elif key == "dataflow order":
             b.unmapped(f"{ppath}/Dataflow Order", "drawing order of the tool (no home)")
         else:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +73,9 @@ def _download(url: str, progress: Progress | None, accept: str | None = None) ->
     headers = {"User-Agent": "threatgraph"}
     if accept:
         headers["Accept"] = accept
+    import urllib.error  # not at module level: ~30 ms (http.client, email, ssl) a file import never needs
+    import urllib.request
+
     req = urllib.request.Request(url, headers=headers)
     try:
         cap = bounded.limits().decompressed_bytes

@@ -26,6 +26,7 @@ from threatgraph.knowledge.capec import parse_capec
 from threatgraph.knowledge.d3fend import parse_d3fend
 from threatgraph.knowledge.fetch import DEFAULT_URLS, Progress, Source, is_url, read_source
 from threatgraph.knowledge.stix import Release, parse_attack, release_graph
+from threatgraph.knowledge.view import ViewSlice
 from threatgraph.store.base import STAGING, Store
 from threatgraph.terms import GRAPH, KB, PROV, RDF, XSD, graph_iri
 
@@ -139,6 +140,9 @@ class ImportResult:
     status: str
     release: ReleaseInfo
     skipped: dict[str, int] = field(default_factory=dict)
+    view_slice: ViewSlice | None = None
+    """The release's quads that the knowledge view is compiled from, kept while importing so that
+    ``view_of_store(store, {graph: view_slice})`` need not read them back; None when nothing was imported."""
 
 
 # -- reading records ---------------------------------------------------------------------------------
@@ -329,15 +333,17 @@ def _load_release(
     marker = f"{_g(target)} kb:importPending true"
     count = (f"INSERT {{ GRAPH {rg} {{ {g} kb:quadCount ?n }} }} "  # counted by the store: readers cannot see it
              f"WHERE {{ SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {g} {{ ?s ?p ?o }} }} }}")
+    view_slice = ViewSlice()
+    quads = view_slice.keep(rel.quads)
     try:
         store.update(f"INSERT DATA {{ GRAPH {rg} {{ {marker} }} }}")  # lets clean_unrecorded find leftovers
         # quads stream from the parser into the store (a bad object further on raises here: rolled back)
         if old is None:
             store.drop_graph(rel.graph)  # a graph of that name without a record is not a release
-            store.add_quads(rel.quads)
+            store.add_quads(quads)
         else:
             stg = NamedNode(target)
-            store.add_quads(Quad(q.subject, q.predicate, q.object, stg) for q in rel.quads)
+            store.add_quads(Quad(q.subject, q.predicate, q.object, stg) for q in quads)
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         record = _nt(_provenance(rel, src, now))
         if old is None:
@@ -371,7 +377,7 @@ def _load_release(
     flush = getattr(store, "flush", None)
     if callable(flush):
         flush()
-    return ImportResult(status, info, rel.skipped)
+    return ImportResult(status, info, rel.skipped, view_slice)
 
 
 # -- status of cited techniques ----------------------------------------------------------------------

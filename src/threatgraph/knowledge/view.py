@@ -26,15 +26,16 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyoxigraph import NamedNode, Quad, RdfFormat, parse, serialize
 
 from threatgraph.errors import InputError, StoreError
+from threatgraph.resources import ontology_dir
 from threatgraph.store.base import Store
-from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS, TG
+from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS, TG, graph_iri
 
 VIEW_VERSION = "5"
 """Bumped whenever what the view keeps changes (part of the cache key)."""
@@ -63,6 +64,11 @@ D3FEND_PREDICATES: frozenset[str] = frozenset(
 RELEASES_GRAPH = GRAPH + "releases"
 TG_CAPEC_TECHNIQUE = TG + "capecTechnique"
 """graph/view: a CAPEC attack pattern → an ATT&CK Enterprise technique it links to (queries/derive-knowledge/50-capec-techniques.rq)."""
+ONTOLOGY_GRAPH = graph_iri("ontology")
+"""``threatgraph.analysis.engine.G_ONTOLOGY`` (not imported: the engine module imports rdflib)."""
+VIEW_PREDICATES: frozenset[str] = KNOWLEDGE_PREDICATES | D3FEND_PREDICATES
+"""Every predicate :func:`compile_view` reads from a release graph: an import keeps the quads with these
+(:class:`ViewSlice`) so that the view is compiled without reading the release back from the store."""
 
 
 def cache_dir() -> Path:
@@ -110,8 +116,62 @@ def _newest(store: Store) -> list[tuple[str, str]]:
     return sorted(newest.values())
 
 
-def compile_view(store: Store, graphs: Sequence[str]) -> list[Quad]:
-    """The view's quads, compiled from the release graphs ``graphs`` of ``store``.
+class ViewSlice:
+    """The quads of one release that :func:`compile_view` reads (:data:`VIEW_PREDICATES`), kept by an
+    import as it streams the release into the store (:meth:`keep`), so that the view is compiled without
+    reading them back. Kept as N-Quads bytes: ~5 MB for ATT&CK 18.1's 44 k quads, where as many
+    ``Quad`` objects held the import's peak memory ~58 MB higher.
+
+    >>> from pyoxigraph import Literal
+    >>> g, s = NamedNode("urn:g"), NamedNode("urn:s")
+    >>> kept = ViewSlice()
+    >>> out = list(kept.keep([Quad(s, NamedNode(RDFS.label), Literal("x"), g),
+    ...                       Quad(s, NamedNode(RDFS.comment), Literal("y"), g)]))
+    >>> len(out), [q.predicate.value for q in kept.quads()] == [RDFS.label]
+    (2, True)
+    """
+
+    _BATCH = 8192
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def keep(self, quads: Iterable[Quad]) -> Iterator[Quad]:
+        """``quads`` passed through; those with a :data:`VIEW_PREDICATES` predicate are also kept."""
+        wanted = {NamedNode(p) for p in VIEW_PREDICATES}
+        batch: list[Quad] = []
+        append = batch.append
+        for q in quads:
+            if q.predicate in wanted:
+                append(q)
+                if len(batch) >= self._BATCH:
+                    self._flush(batch)
+            yield q
+        self._flush(batch)
+
+    def _flush(self, batch: list[Quad]) -> None:
+        if batch:
+            self._chunks.append(serialize(batch, format=RdfFormat.N_QUADS) or b"")
+            batch.clear()
+
+    def quads(self) -> list[Quad]:
+        """The kept quads."""
+        return [q for q in parse(b"".join(self._chunks), format=RdfFormat.N_QUADS) if isinstance(q, Quad)]
+
+
+def _release_quads(store: Store, graph: str) -> list[Quad]:
+    """The quads of ``graph`` with a predicate :func:`compile_view` reads (the embedded store reads just
+    those, ~44 k of ATT&CK 18.1's 232 k quads: its long descriptions are never decoded)."""
+    by_predicate = getattr(store, "quads_with_predicates", None)
+    if callable(by_predicate):
+        return list(by_predicate(graph, VIEW_PREDICATES))
+    return [q for q in store.quads(graph) if q.predicate.value in VIEW_PREDICATES]
+
+
+def compile_view(store: Store, graphs: Sequence[str], preloaded: Mapping[str, ViewSlice] | None = None) -> list[Quad]:
+    """The view's quads, compiled from the release graphs ``graphs`` of ``store``; ``preloaded`` maps a
+    graph to its :class:`ViewSlice` when the caller has it (a release just imported), so that those quads
+    are not read back from the store.
 
     The kept slice of each ATT&CK / ATLAS / CAPEC release and the release records go into a scratch
     in-memory store with the ontology and the bridge mappings, where the derive-knowledge queries
@@ -120,7 +180,6 @@ def compile_view(store: Store, graphs: Sequence[str]) -> list[Quad]:
     ``graph/view`` names (its techniques, mitigations, detections and D3FEND classes, with their
     labels, ids, status and maturity).
     """
-    from threatgraph.analysis.engine import Engine
     from threatgraph.analysis.techniques import G_VIEW, ensure_view, newest_releases
     from threatgraph.knowledge.bridge import load_bridge
     from threatgraph.store import open_store
@@ -129,7 +188,8 @@ def compile_view(store: Store, graphs: Sequence[str]) -> list[Quad]:
     d3fend: list[Quad] = []
     rdf_type = NamedNode(RDF.type)
     for g in graphs:
-        quads = list(store.quads(g))
+        given = preloaded.get(g) if preloaded else None
+        quads = given.quads() if given is not None else _release_quads(store, g)
         if g.startswith(GRAPH + "release/d3fend/"):
             d3fend.extend(q for q in quads if q.predicate.value in D3FEND_PREDICATES)
             continue
@@ -146,7 +206,8 @@ def compile_view(store: Store, graphs: Sequence[str]) -> list[Quad]:
 
     scratch = open_store()
     scratch.add_quads(kept + d3fend + records)
-    Engine(scratch).load_ontology()
+    for path in sorted(ontology_dir().glob("*.ttl")):  # the modules Engine.load_ontology loads, without rdflib
+        scratch.load(path.read_bytes(), "text/turtle", ONTOLOGY_GRAPH)
     load_bridge(scratch)
     ensure_view(scratch, newest_releases(scratch))
     view = list(scratch.quads(G_VIEW))
@@ -205,13 +266,28 @@ def cached_view(key: str, graphs: Sequence[str], build: Callable[[], list[Quad]]
     return View(key, tuple(graphs), quads)
 
 
-def view_of_store(store: Store) -> View | None:
-    """The view of the newest releases recorded in ``store`` (None when it holds none)."""
+def view_of_store(store: Store, preloaded: Mapping[str, ViewSlice] | None = None) -> View | None:
+    """The view of the newest releases recorded in ``store`` (None when it holds none); ``preloaded``:
+    as for :func:`compile_view`."""
     newest = _newest(store)
     if not newest:
         return None
     graphs = [g for g, _ in newest]
-    return cached_view(view_key(newest), graphs, lambda: compile_view(store, graphs))
+    return cached_view(view_key(newest), graphs, lambda: compile_view(store, graphs, preloaded))
+
+
+def prepare_view(store: Store, preloaded: Mapping[str, ViewSlice] | None = None) -> str | None:
+    """Make sure the view of the newest releases of ``store`` is compiled and cached (``threatgraph
+    import`` does this after an import, so that the next analysis only reads it); return its key, None
+    when the store holds no release. A view already cached is not read."""
+    newest = _newest(store)
+    if not newest:
+        return None
+    key = view_key(newest)
+    if not (cache_dir() / "views" / f"{key}.nq").is_file():
+        graphs = [g for g, _ in newest]
+        cached_view(key, graphs, lambda: compile_view(store, graphs, preloaded))
+    return key
 
 
 # -- knowledge files (analyze --knowledge) -------------------------------------------------------------

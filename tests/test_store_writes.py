@@ -1,0 +1,58 @@
+"""On-disk writes (EmbeddedStore.add_quads on a store directory): chunks bulk-loaded by writer threads
+hold exactly the quads given, blank nodes included (a blank node used in two chunks stays one node)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad
+
+from threatgraph.resources import shared_data_dir
+from threatgraph.store import EmbeddedStore
+
+
+def _quads_spanning_chunks(n: int) -> list[Quad]:
+    g, p, q = NamedNode("urn:g"), NamedNode("urn:p"), NamedNode("urn:q")
+    nodes = [BlankNode(f"b{i}") for i in range(n)]
+    first = [Quad(NamedNode(f"urn:s{i}"), p, nodes[i], g) for i in range(n)]
+    second = [Quad(nodes[i], q, Literal(f"v{i}"), g) for i in range(n)]  # the same nodes, chunks later
+    return first + second
+
+
+def test_blank_nodes_across_chunks_stay_one_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(EmbeddedStore, "_CHUNK", 500)
+    quads = _quads_spanning_chunks(1500)  # 6 chunks; node i in chunk i // 500 and in chunk 3 + i // 500
+    s = EmbeddedStore(str(tmp_path / "store"))
+    s.add_quads(iter(quads))
+    assert sorted(map(str, s.quads("urn:g"))) == sorted(map(str, quads))
+    joined = s.select("SELECT (COUNT(*) AS ?n) WHERE { ?s <urn:p> ?b . ?b <urn:q> ?v }")
+    assert int(joined[0]["n"].value) == 1500
+
+
+def test_named_nodes_only_go_through_the_writer_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(EmbeddedStore, "_CHUNK", 500)
+    g, p = NamedNode("urn:g"), NamedNode("urn:p")
+    quads = [Quad(NamedNode(f"urn:s{i}"), p, Literal(f"has _: inside {i}" if i % 7 else str(i)), g)
+             for i in range(2600)]
+    s = EmbeddedStore(str(tmp_path / "store"))
+    s.add_quads(iter(quads))
+    assert sorted(map(str, s.quads("urn:g"))) == sorted(map(str, quads))
+    assert len(s) == 2600
+
+
+def test_d3fend_graph_is_the_same_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """D3FEND's OWL restrictions are blank nodes: the on-disk graph equals the in-memory one."""
+    data = shared_data_dir()
+    path = data / "d3fend" / "d3fend-protege-1.2.0.ttl" if data else None
+    if path is None or not path.is_file():  # pragma: no cover - only without the shared data
+        pytest.skip("shared data not available (THREATGRAPH_SHARED_DATA)")
+    from threatgraph.knowledge.d3fend import parse_d3fend
+
+    monkeypatch.setattr(EmbeddedStore, "_CHUNK", 4000)
+    quads = list(parse_d3fend(path.read_bytes(), str(path), None, None).quads)
+    assert any(isinstance(q.subject, BlankNode) for q in quads)
+    memory, disk = EmbeddedStore(), EmbeddedStore(str(tmp_path / "store"))
+    memory.add_quads(quads)
+    disk.add_quads(iter(quads))
+    assert sorted(map(str, disk.quads())) == sorted(map(str, memory.quads()))
