@@ -39,16 +39,16 @@ PARTS = {
 # (tests/test_answers_digest.py), and the statuses still equal the per-application reference below.
 BEFORE = {
     "rag-assistant": {
-        "applications": (340, "ec80ef7c7289b571"), "risk": (141, "00d534c914f3e1a3"),
-        "status": (533, "357b7b2ab3e4010a"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (340, "ec80ef7c7289b571"), "risk": (147, "b898b4d6fe1fff99"),
+        "status": (539, "6c4dbe2a822c214e"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
-        "applications": (380, "2cea3b0ff1f983ce"), "risk": (189, "8a728f2bcca63b23"),
-        "status": (637, "6581068c1b4e4cba"), "paths": (27, "df93e4e7b3743ec6"),
+        "applications": (380, "2cea3b0ff1f983ce"), "risk": (194, "8cc67f53a8b93e73"),
+        "status": (642, "b47438ed7922ea4d"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (203, "fbdc003de7d48b35"), "risk": (114, "02418fc422a5e21a"),
-        "status": (377, "6dbf76565ecddb54"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (203, "fbdc003de7d48b35"), "risk": (123, "df7032bf7ea3d806"),
+        "status": (386, "6967678a0a8db483"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 """Re-recorded (risk, status) when the per-element baseline became one finding per element and baseline
@@ -57,7 +57,10 @@ Re-recorded (risk, status; health-risk's applications 162 -> 163) when 19 rules 
 peer-tool crosswalk (issue 13): more specific findings, each with its risk and control statuses.
 Re-recorded (risk, status) when the rules were aligned with TMT's SDL generation filters (issue 13: new
 flow rules S-005, R-004, D-004, D-005, I-014, E-007, E-008, wider S-002 and R-001): rag 94 -> 141 risks,
-tabular 129 -> 189, health 81 -> 114; applications and paths unchanged."""
+tabular 129 -> 189, health 81 -> 114; applications and paths unchanged. Re-recorded (risk, status) on the
+merge with the Threagile counterparts (issue 13: TG-STRIDE-T-030..038, E-030..034, I-030..034, S-030..032,
+D-030; on the examples E-030, I-031, T-031 and E-032 fire): rag 141 -> 147 risks, tabular 189 -> 194, health
+114 -> 123; applications and paths unchanged."""
 
 
 def digest(store: Store) -> dict[str, tuple[int, str]]:
@@ -138,8 +141,11 @@ def test_digest_sees_a_change(store: Store) -> None:
 # -> 208,919 with the reachability exposure and widened mappings; -> 223,578 with the rules on unstated
 # data classification, store integrity and poison messages (all issue 13); -> 216,678 with one reachability
 # exposure fact per (element, attribute); -> 234,502 with the rules aligned with TMT's SDL generation
-# filters (issue 13: seven new flow rules, wider S-002/R-001, covered TMT categories added to rules).
-GENERATED_1K = (234_502, "94d5452b2b22d1f7")
+# filters (issue 13: seven new flow rules, wider S-002/R-001, covered TMT categories added to rules);
+# -> 240,055 merged with the Threagile counterparts (issue 13: rules TG-STRIDE-T-030..038, E-030..034,
+# I-030..034, S-030..032, D-030, wider I-011 and T-016; 221 more findings on this model, from E-033 and the
+# first batch, and the rule records; on their own, before the merge, they took 216,678 to 222,231).
+GENERATED_1K = (240_055, "af7b8fbd2bc83db3")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:

@@ -391,7 +391,9 @@ ATTRIBUTE_NAMES: dict[str, str] = {
         "authenticated", "authorizationEnforced", "encryptedInTransit", "encryptedAtRest", "publiclyExposed",
         "inputValidated", "auditLogged", "artifactsSigned", "provenanceKnown", "untrustedOrigin", "holdsLogs",
         "rateLimited", "humanInTheLoop", "consentObtained", "anonymized", "webApplication", "outputEncoded",
-        "storesCredentials", "csrfProtected", "developmentInfrastructure", "containerPlatform",
+        "storesCredentials", "csrfProtected", "developmentInfrastructure", "containerPlatform", "highValueTarget",
+        "trafficIntermediary", "multiTenant", "customDeveloped", "usedByHuman", "containerised", "devOps",
+        "webApplicationFirewall", "multiFactorAuthenticated", "vpn", "ipFiltered", "readOnly", "propagatesUserIdentity", "encryptedPerUser",
     )
 }
 """Our boolean security attributes by lower-case local name (for free-form ``attributes`` maps)."""

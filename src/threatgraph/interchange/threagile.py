@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import rdflib
 import yaml
+from rdflib.namespace import XSD
 
 from threatgraph.bounded import limits, load_yaml, read_regular, yaml_problem, yaml_where
 from threatgraph.errors import InputError
@@ -58,6 +60,11 @@ _WEB_TECH = {"web-server", "web-application", "application-server", "erp", "cms"
 """Threagile's web-application technologies (``IsWebApplication`` in pkg/types): tg:webApplication on processes."""
 _DEV_TECH = {"build-pipeline", "sourcecode-repository", "artifact-registry", "code-inspection-platform", "devops-client"}
 """Threagile's development-relevant technologies (``IsDevelopmentRelevant``): tg:developmentInfrastructure."""
+_HIGH_VALUE_TECH = {"application-server", "erp", "identity-provider", "hmi", "plc", "scada", "industrial-control-actor",
+                    "industrial-control-sensor"}
+"""Threagile's technologies with the attribute ``high_value_target`` (pkg/types/technologies.yaml): tg:highValueTarget."""
+_INTERMEDIARY_TECH = {"load-balancer", "reverse-proxy", "waf", "ids", "ips", "service-registry"}
+"""Threagile's technologies with ``no_authentication_required`` (technologies.yaml): tg:trafficIntermediary."""
 _LOCAL = {"in-process-library-call", "inter-process-communication", "local-file-access", "container-spawning",
           "unknown-protocol"}
 _STRIDE = {
@@ -124,10 +131,12 @@ BUILTIN_STRIDE: dict[str, str] = {
 _WILD = ("data_assets", "technical_assets", "communication_links", "trust_boundaries", "risk_tracking",
          "individual_risk_categories", "risks_identified", "shared_runtimes", "custom_risk_categories")
 _TA_MAPPED = ("id", "description", "type", "technology", "technologies", "internet", "encryption", "confidentiality",
+              "multi_tenant", "usage", "machine", "custom_developed_parts", "used_as_client_by_human",
               "data_formats_accepted",
               "integrity", "availability", "data_assets_processed", "data_assets_stored", "communication_links",
               "out_of_scope", "justification_out_of_scope")
 _LINK_MAPPED = ("target", "description", "protocol", "authentication", "authorization", "data_assets_sent",
+                "vpn", "ip_filtered", "readonly", "usage",
                 "data_assets_received")
 
 
@@ -175,8 +184,8 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         elif conf is not None:
             b.skip(b.fail([*path, "confidentiality"], f"unknown confidentiality {conf!r} (use public, internal, "
                           "restricted, confidential or strictly-confidential)"))
-        b.unmapped_keys(a, path, ("id", "description", "confidentiality", "tags"),
-                        "data-asset field with no home (usage, origin, owner, quantity, integrity, availability)")
+        b.unmapped_keys(a, path, ("id", "description", "confidentiality", "tags", "integrity", "availability", "quantity"),
+                        "data-asset field with no home (usage, origin, owner)")
 
     assets: dict[str, rdflib.URIRef] = {}
     kinds: dict[str, str] = {}
@@ -202,6 +211,7 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
                          + (f" ({'; '.join(b.warnings[-3:])})" if b.warnings else ""),
                          hint="every technical asset needs an id and a type (external-entity, process or datastore)")
     links: dict[str, rdflib.URIRef] = {}
+    raa = attacker_attractiveness(doc)
     for key, t, tid, kind in usable:
         path = ["technical_assets", key]
         node = assets[tid]
@@ -228,6 +238,30 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         if "container-platform" in techs:
             b.g.add((node, rdflib.URIRef(TG.containerPlatform), rdflib.Literal(True)))
             mapped.add("container-platform")
+        if any(x in _HIGH_VALUE_TECH for x in techs):
+            b.g.add((node, rdflib.URIRef(TG.highValueTarget), rdflib.Literal(True)))
+            mapped |= _HIGH_VALUE_TECH
+        if any(x in _INTERMEDIARY_TECH for x in techs):
+            b.g.add((node, rdflib.URIRef(TG.trafficIntermediary), rdflib.Literal(True)))
+            mapped |= _INTERMEDIARY_TECH
+        if tid in raa:
+            b.g.add((node, rdflib.URIRef(TG.attackerAttractiveness),
+                     rdflib.Literal(Decimal(f"{raa[tid]:.1f}"), datatype=XSD.decimal)))
+        bool_attr(b, node, TG.multiTenant, t.get("multi_tenant"))
+        for x in sorted(set(techs)):
+            b.lit(node, TG.technology, x.lower())
+        b.lit(node, TG.sensitivityScore, _C_ASSET.get(str(t.get("confidentiality")), 8)
+              + _I_ASSET.get(str(t.get("integrity")), 5) + _I_ASSET.get(str(t.get("availability")), 5))
+        bool_attr(b, node, TG.customDeveloped, t.get("custom_developed_parts"))
+        bool_attr(b, node, TG.usedByHuman, t.get("used_as_client_by_human"))
+        if isinstance(t.get("machine"), str):
+            b.g.add((node, rdflib.URIRef(TG.containerised), rdflib.Literal(t["machine"] == "container")))
+        if isinstance(t.get("usage"), str):
+            b.g.add((node, rdflib.URIRef(TG.devOps), rdflib.Literal(t["usage"] == "devops")))
+        if str(t.get("availability")) in _RATING:
+            b.lit(node, TG.availabilityCriticality, _RATING[str(t["availability"])])
+        if "waf" in techs:
+            b.g.add((node, rdflib.URIRef(TG.webApplicationFirewall), rdflib.Literal(True)))
         if [x for x in techs if x not in mapped] and "ai" not in techs:
             b.unmapped(f"/technical_assets/{key}/technologies", "technology with no threatgraph class (the asset keeps its core kind)")
         for j, fmt in enumerate(t.get("data_formats_accepted") or []):
@@ -239,8 +273,10 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         if isinstance(t.get("internet"), bool):
             b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(t["internet"])))
         enc = t.get("encryption")
-        if kind == "DataStore" and isinstance(enc, str):
+        if isinstance(enc, str) and (kind == "DataStore" or (kind == "Process" and t.get("data_assets_stored"))):
+            # a process that stores data has data at rest too (Threagile's unencrypted-asset looks at any asset)
             b.g.add((node, rdflib.URIRef(TG.encryptedAtRest), rdflib.Literal(enc != "none")))
+            b.g.add((node, rdflib.URIRef(TG.encryptedPerUser), rdflib.Literal(enc == "data-with-end-user-individual-key")))
         ratings = [_RATING[str(t[k])] for k in ("confidentiality", "integrity", "availability") if str(t.get(k)) in _RATING]
         if ratings:
             b.lit(node, TG.criticality, max(ratings))
@@ -251,13 +287,16 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
                     continue
                 if kind == need:
                     b.add(node, prop, data[did])
+                elif kind == "Process" and k2 == "data_assets_stored":
+                    # a process that stores data handles it (Threagile counts stored data as processed)
+                    b.add(node, TG.processes, data[did])
                 else:
                     b.unmapped(f"/technical_assets/{key}/{k2}", f"only a {need.lower()} has {k2.split('_')[-1]} data here")
         bool_attr(b, node, TG.outOfScope, t.get("out_of_scope"))
         if t.get("out_of_scope") is True and isinstance(t.get("justification_out_of_scope"), str):
             b.lit(node, TG.outOfScopeReason, t["justification_out_of_scope"])
         b.unmapped_keys(t, path, _TA_MAPPED,
-                        "technical-asset field with no home (usage, size, machine, owner, multi_tenant, …)")
+                        "technical-asset field with no home (size, owner, redundant, …)")
         for lkey, link in _mapping(b, t, path, "communication_links").items():
             lpath = [*path, "communication_links", lkey]
             target = link.get("target") if isinstance(link, Mapping) else None
@@ -272,8 +311,9 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
             try:
                 _link(b, link, lpath, flow, str(lkey), node, tnode, system, data, sent=True)
                 if link.get("data_assets_received"):
-                    _link(b, link, lpath, b.iri("link", tid, str(lkey), "response"), f"{lkey} (response)",
-                          tnode, node, system, data, sent=False)
+                    response = b.iri("link", tid, str(lkey), "response")
+                    _link(b, link, lpath, response, f"{lkey} (response)", tnode, node, system, data, sent=False)
+                    b.add(response, TG.responseTo, flow)
             except InputError as err:
                 b.skip(err)
 
@@ -387,6 +427,119 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         )
         b.unmapped_keys(rt, path, ("status", "justification"), "risk-tracking field with no home (ticket, date, checked_by)")
     return b.result()
+
+
+_C_ASSET = {"public": 8, "internal": 13, "restricted": 21, "confidential": 34, "strictly-confidential": 55}
+_C_DATA = {"public": 5, "internal": 8, "restricted": 13, "confidential": 21, "strictly-confidential": 34}
+_C_FLOW = {"public": 2, "internal": 3, "restricted": 5, "confidential": 8, "strictly-confidential": 13}
+_I_ASSET = {"archive": 5, "operational": 8, "important": 13, "critical": 21, "mission-critical": 34}
+_I_DATA = {"archive": 3, "operational": 5, "important": 8, "critical": 13, "mission-critical": 21}
+_I_FLOW = {"archive": 2, "operational": 3, "important": 5, "critical": 8, "mission-critical": 13}
+_QUANTITY = {"very-few": 1, "few": 2, "many": 3, "very-many": 5}
+
+
+def attacker_attractiveness(doc: Mapping[str, Any]) -> dict[str, float]:
+    """Threagile's Relative Attacker Attractiveness (RAA, percent) of every technical asset, by asset id.
+
+    A port of Threagile's ``CalculateRAA`` (pkg/model/raa.go, the ``raa`` plugin): each in-scope asset scores
+    the Fibonacci weights of its own C/I/A ratings, of the data it processes and stores (C and I times the
+    data's quantity factor) and of the data its outgoing links send and receive; load balancers and reverse
+    proxies divide by 5.5, monitoring by 5; container platforms multiply by 5, vaults and build, source and
+    artifact infrastructure by 2, identity providers and stores by 2.5 (other data stores by 2), multi-tenant
+    assets by 1.5. The score is placed between the model's minimum and maximum (percent, at least 1), after
+    adding a third of the positive gap to the most attractive asset it sends to (pivoting). Unknown or
+    missing ratings count as the lowest. Stored data counts as processed too (as Threagile does).
+
+    >>> doc = {"data_assets": {"d": {"id": "d", "confidentiality": "strictly-confidential", "integrity": "critical"}},
+    ...        "technical_assets": {"w": {"id": "w", "type": "process", "data_assets_processed": ["d"],
+    ...                                   "communication_links": {"q": {"target": "db"}}},
+    ...                             "db": {"id": "db", "type": "datastore", "data_assets_stored": ["d"]}}}
+    >>> {k: round(v) for k, v in attacker_attractiveness(doc).items()}
+    {'w': 20, 'db': 100}
+    """
+    data: dict[str, Mapping[str, Any]] = {}
+    for a in (doc.get("data_assets") or {}).values() if isinstance(doc.get("data_assets"), Mapping) else ():
+        if isinstance(a, Mapping) and isinstance(a.get("id"), str):
+            data[a["id"]] = a
+    assets: dict[str, Mapping[str, Any]] = {}
+    for t in (doc.get("technical_assets") or {}).values() if isinstance(doc.get("technical_assets"), Mapping) else ():
+        if isinstance(t, Mapping) and isinstance(t.get("id"), str):
+            assets[t["id"]] = t
+
+    def weight(d: Mapping[str, Any], table_c: Mapping[str, int], table_i: Mapping[str, int]) -> float:
+        q = _QUANTITY.get(str(d.get("quantity")), 1)
+        c = table_c.get(str(d.get("confidentiality")), min(table_c.values()))
+        i = table_i.get(str(d.get("integrity")), min(table_i.values()))
+        av = table_i.get(str(d.get("availability")), min(table_i.values()))
+        return float(c * q + i * q + av)
+
+    def techs(t: Mapping[str, Any]) -> set[str]:
+        out = {str(x) for x in t.get("technologies") or [] if isinstance(x, str)}
+        if isinstance(t.get("technology"), str):
+            out.add(t["technology"])
+        return out
+
+    def links(t: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        cl = t.get("communication_links")
+        return [v for v in cl.values() if isinstance(v, Mapping)] if isinstance(cl, Mapping) else []
+
+    def ids(val: Any) -> list[str]:
+        return [str(x) for x in val if str(x) in data] if isinstance(val, list) else []
+
+    def score(t: Mapping[str, Any]) -> float:
+        if t.get("out_of_scope") is True:
+            return 0.0
+        s = float(_C_ASSET.get(str(t.get("confidentiality")), 8) + _I_ASSET.get(str(t.get("integrity")), 5)
+                  + _I_ASSET.get(str(t.get("availability")), 5))
+        stored = ids(t.get("data_assets_stored"))
+        processed = ids(t.get("data_assets_processed"))
+        for did in processed + [d for d in stored if d not in processed] + stored:
+            s += weight(data[did], _C_DATA, _I_DATA)
+        for link in links(t):
+            for did in ids(link.get("data_assets_sent")) + ids(link.get("data_assets_received")):
+                s += weight(data[did], _C_FLOW, _I_FLOW)
+        tech = techs(t)
+        if tech & {"load-balancer", "reverse-proxy"}:
+            s /= 5.5
+        if "monitoring" in tech:
+            s /= 5
+        if "container-platform" in tech:
+            s *= 5
+        if "vault" in tech:
+            s *= 2
+        if tech & {"build-pipeline", "sourcecode-repository", "artifact-registry"}:
+            s *= 2
+        if tech & {"identity-provider", "identity-store-database", "identity-store-ldap"}:
+            s *= 2.5
+        elif t.get("type") == "datastore":
+            s *= 2
+        if t.get("multi_tenant") is True:
+            s *= 1.5
+        return s
+
+    raw = {k: score(t) for k, t in assets.items()}
+    if not raw:
+        return {}
+    low, high = min(raw.values()), max(raw.values())
+    if not low < high:
+        high = low + 1
+    spread = high - low
+
+    def relative(v: float) -> float:
+        pct = (v - low) / spread * 100
+        return pct if pct > 0 else 1.0
+
+    out: dict[str, float] = {}
+    for k, t in assets.items():
+        adjust = 0.0
+        if t.get("out_of_scope") is not True:
+            for link in links(t):
+                target = str(link.get("target"))
+                if target in raw:
+                    delta = relative(raw[target]) - relative(raw[k])
+                    adjust = max(adjust, delta / 3 if delta > 0 else 0.0)
+        out[k] = relative(raw[k] + adjust)
+    return out
 
 
 _SINGLETONS = ("threagile_version", "title", "date", "business_criticality")
@@ -508,8 +661,15 @@ def _link(b: Builder, link: Mapping[str, Any], path: list[str | int], flow: rdfl
     auth = optional(b, link, path, "authentication", str)
     if auth:
         b.g.add((flow, rdflib.URIRef(TG.authenticated), rdflib.Literal(auth != "none")))
+    if auth:
+        b.g.add((flow, rdflib.URIRef(TG.multiFactorAuthenticated), rdflib.Literal(auth == "two-factor")))
+    for lk, lprop in (("vpn", TG.vpn), ("ip_filtered", TG.ipFiltered), ("readonly", TG.readOnly)):
+        bool_attr(b, flow, lprop, link.get(lk))
+    if isinstance(link.get("usage"), str):
+        b.g.add((flow, rdflib.URIRef(TG.devOps), rdflib.Literal(link["usage"] == "devops")))
     authz = optional(b, link, path, "authorization", str)
     if authz:
+        b.g.add((flow, rdflib.URIRef(TG.propagatesUserIdentity), rdflib.Literal(authz == "enduser-identity-propagation")))
         b.g.add((flow, rdflib.URIRef(TG.authorizationEnforced), rdflib.Literal(authz != "none")))
     key = "data_assets_sent" if sent else "data_assets_received"
     for j, did in enumerate(link.get(key) or []):
@@ -518,7 +678,7 @@ def _link(b: Builder, link: Mapping[str, Any], path: list[str | int], flow: rdfl
             continue
         b.add(flow, TG.carries, data[did])
     if sent:
-        b.unmapped_keys(link, path, _LINK_MAPPED, "communication-link field with no home (vpn, ip_filtered, readonly, usage)")
+        b.unmapped_keys(link, path, _LINK_MAPPED, "communication-link field with no home (diagram tweaks, tags)")
 
 
 def _risk_target(risk: Any, assets: Mapping[str, rdflib.URIRef], links: Mapping[str, rdflib.URIRef]) -> rdflib.URIRef | None:
