@@ -14,6 +14,7 @@ from pyoxigraph import (
     QueryTriples,
     RdfFormat,
     serialize,
+    Triple,
 )
 from pyoxigraph import (
     Store as OxStore,
@@ -287,6 +288,15 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         g = NamedNode(graph)
         for p in sorted(predicates):
             yield from self._store.quads_for_pattern(None, NamedNode(p), None, g)
+
+    def pairs(self, predicate: str, graph: str) -> Iterator[tuple[Term, Term]]:
+        """(subject, object) of every triple of ``graph`` with ``predicate``, read from the store's index
+        without SPARQL (the engine reads back what its stage queries wrote this way: at 10 k elements the
+        technique applications' join took 0.8 s as a SELECT)."""
+        for q in self._store.quads_for_pattern(None, NamedNode(predicate), None, NamedNode(graph)):
+            s, o = q.subject, q.object
+            if not isinstance(s, Triple) and not isinstance(o, Triple):  # (no RDF-star in these graphs)
+                yield s, o
 
     def flush(self) -> None:
         """Persist pending writes (on-disk stores)."""
