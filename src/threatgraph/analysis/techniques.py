@@ -79,29 +79,29 @@ _APPLICATIONS = f"""SELECT ?f ?app ?t ?rel WHERE {{ GRAPH <{G_FINDINGS}> {{
 
 def read_applications(store: Store) -> Applications:
     """Read the technique applications of ``graph/findings``: the rows of :data:`_APPLICATIONS`, by one
-    SELECT, or on a store with an index reader (``pairs``, the embedded store) from its three predicates
+    SELECT, or on a store with an index reader (``quads_matching``, the embedded store) from its three predicates
     joined here (at 10 k elements, 134 k rows: 1.5 s → 0.4 s)."""
     out = Applications()
-    pairs = getattr(store, "pairs", None)
-    if not callable(pairs):
+    match = getattr(store, "quads_matching", None)
+    if not callable(match):
         for r in store.select(_APPLICATIONS):
             f, app = r["f"].value, r["app"].value
             out.of_finding.setdefault(f, []).append(app)
             out.technique[app] = (r["t"], r["rel"].value)
     else:
         techniques: dict[str, list[Term]] = {}
-        for s, o in pairs(TG.appliedTechnique, G_FINDINGS):
-            techniques.setdefault(s.value, []).append(o)
+        for q in match(TG.appliedTechnique, G_FINDINGS):
+            techniques.setdefault(q.subject.value, []).append(q.object)
         releases: dict[str, list[str]] = {}
-        for s, o in pairs(TG.inRelease, G_FINDINGS):
-            if s.value in techniques:
-                releases.setdefault(s.value, []).append(o.value)
-        for s, o in pairs(TG.ofFinding, G_FINDINGS):
-            app = s.value
+        for q in match(TG.inRelease, G_FINDINGS):
+            if q.subject.value in techniques:
+                releases.setdefault(q.subject.value, []).append(q.object.value)
+        for q in match(TG.ofFinding, G_FINDINGS):
+            app = q.subject.value
             rels = releases.get(app)
             if not rels:
                 continue
-            lst = out.of_finding.setdefault(o.value, [])
+            lst = out.of_finding.setdefault(q.object.value, [])
             for t in techniques[app]:  # one row per (technique, release), as the SELECT's join gives
                 for rel in rels:
                     lst.append(app)

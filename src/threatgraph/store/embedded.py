@@ -14,7 +14,6 @@ from pyoxigraph import (
     QueryTriples,
     RdfFormat,
     serialize,
-    Triple,
 )
 from pyoxigraph import (
     Store as OxStore,
@@ -289,14 +288,12 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         for p in sorted(predicates):
             yield from self._store.quads_for_pattern(None, NamedNode(p), None, g)
 
-    def pairs(self, predicate: str, graph: str) -> Iterator[tuple[Term, Term]]:
-        """(subject, object) of every triple of ``graph`` with ``predicate``, read from the store's index
-        without SPARQL (the engine reads back what its stage queries wrote this way: at 10 k elements the
-        technique applications' join took 0.8 s as a SELECT)."""
-        for q in self._store.quads_for_pattern(None, NamedNode(predicate), None, NamedNode(graph)):
-            s, o = q.subject, q.object
-            if not isinstance(s, Triple) and not isinstance(o, Triple):  # (no RDF-star in these graphs)
-                yield s, o
+    def quads_matching(self, predicate: str, graph: str, obj: str | None = None) -> Iterator[Quad]:
+        """The quads of ``graph`` with ``predicate`` (and the IRI ``obj`` as object, when given), read from the
+        store's index without SPARQL (the engine reads back what its stage queries wrote this way: at 10 k
+        elements the technique applications' join took 0.8 s as a SELECT)."""
+        o_node = NamedNode(obj) if obj is not None else None
+        return iter(self._store.quads_for_pattern(None, NamedNode(predicate), o_node, NamedNode(graph)))
 
     def flush(self) -> None:
         """Persist pending writes (on-disk stores)."""
