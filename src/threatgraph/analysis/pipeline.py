@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from threatgraph.analysis.engine import G_FINDINGS, G_INFERRED, G_MODEL, G_ONTOLOGY, Analysis, Engine, no_gc
+from threatgraph.analysis.model import ModelLoad
 from threatgraph.errors import InputError, ThreatgraphError
 from threatgraph.store import Store, open_store
-from threatgraph.terms import GRAPH, graph_iri
+from threatgraph.terms import GRAPH, RDF, TG, graph_iri
 
 if TYPE_CHECKING:
     from threatgraph.analysis.rules import Rule
@@ -106,6 +107,26 @@ def analyze(
                         ontology_extra, frameworks, view, ml_classes)
 
 
+IMPORTED_PREFIX = "urn:threatgraph:import:"
+"""The IRIs the importers give a converted model's resources (``urn:threatgraph:import:<format>:…``)."""
+
+
+def imported_model(loaded: ModelLoad) -> bool:
+    """Whether the model was converted from another tool's format (directly, or a Turtle file written by
+    ``import-model``): its system node has an importer's IRI. Such a model is analysed despite validation
+    violations (issue 12: a real model is never refused): the formats cannot state everything the shapes
+    ask for, and the rules read an unstated control as not in place.
+
+    >>> from pyoxigraph import NamedNode
+    >>> t = (NamedNode("urn:threatgraph:import:tmt:1:system"), NamedNode(str(RDF.type)), NamedNode(str(TG.System)))
+    >>> imported_model(ModelLoad([t], [])), imported_model(ModelLoad([], []))
+    (True, False)
+    """
+    rdf_type, system = str(RDF.type), str(TG.System)
+    return any(p.value == rdf_type and o.value == system and s.value.startswith(IMPORTED_PREFIX)
+               for s, p, o in loaded.triples)
+
+
 def _analyze(
     models: Sequence[str | Path],
     knowledge: Sequence[str] | None,
@@ -141,7 +162,7 @@ def _analyze(
         from threatgraph.analysis.validation import validate_store
 
         report = validate_store(mem, extra_shapes=extra_shapes, model_files=loaded.files)
-        if report.violations and not force:
+        if report.violations and not force and not imported_model(loaded):
             raise ModelInvalid(report, loaded.warnings)
     source: Store | None = None
     if endpoint:
@@ -162,6 +183,11 @@ def _analyze(
         load_view(mem, view)
     analysis = engine.analyze(models, loaded=loaded, inferred=inferred, preloaded=True)
     analysis.validation = report
+    if report is not None and report.violations and not force:  # an imported model (else refused above)
+        analysis.warnings.append(
+            f"the imported model leaves {len(report.violations)} fact(s) unstated that threatgraph's shapes ask "
+            "for (its source format has no place for them, or the author left them out); analysed anyway, an "
+            "unstated control counting as not in place: `threatgraph validate MODEL` lists them")
     analysis.knowledge_key = view.key if view is not None else ""
     if endpoint and source is not None:
         write_graphs(source, mem)
