@@ -39,6 +39,7 @@ import reasonable
 from rdflib.namespace import OWL, RDF, RDFS
 
 from threatgraph.analysis.closure_key import CLOSURE_CACHE_VERSION, closure_key
+from threatgraph.analysis.fastclosure import saturate
 from threatgraph.cachefiles import cache_dir, read_cached, write_atomic
 from threatgraph.convert import to_ox
 
@@ -143,24 +144,7 @@ class _TBox:
         hit = self.cache.get(seeds)
         if hit is not None:
             return hit
-        types: set[Node] = set()
-        values: set[tuple[Node, Node]] = set()
-        todo = list(seeds)
-        while todo:
-            while todo:
-                c = todo.pop()
-                if c in types:
-                    continue
-                types.add(c)
-                todo.extend(self.sup.get(c, ()))
-                todo.extend(self.members.get(c, ()))
-                todo.extend(self.unions.get(c, ()))
-                for pv in self.hv.get(c, ()):
-                    if pv not in values:
-                        values.add(pv)
-                        todo.extend(self.dom.get(pv[0], ()))
-                        todo.extend(self.hv2.get(pv, ()))
-            todo = [i for i, ms in self.members.items() if i not in types and all(m in types for m in ms)]
+        types, values = saturate(seeds, self.sup, self.members, self.unions, self.hv, self.dom, self.hv2)
         consistent = OWL.Nothing not in types and all(len(d & types) < 2 for d in self.disjoint)
         useful = frozenset(c for c in types if _useful((rdflib.URIRef(_PROBE), RDF.type, c)))
         out = _Closure(frozenset(types), frozenset(values), useful, consistent)

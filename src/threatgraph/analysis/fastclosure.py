@@ -14,9 +14,9 @@ runs ``reasonable``. ``tests/test_startup_cache.py`` checks both give the same t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyoxigraph import BlankNode, Literal, NamedNode
 
@@ -55,6 +55,44 @@ def _useful(t: OxTriple) -> bool:
     return not (isinstance(s, BlankNode) and p in _REFLEXIVE)
 
 
+T = TypeVar("T")
+def saturate(
+    seeds: Iterable[T],
+    sup: Mapping[T, Collection[T]],
+    members: Mapping[T, Collection[T]],
+    unions: Mapping[T, Collection[T]],
+    hv: Mapping[T, Collection[tuple[T, T]]],
+    dom: Mapping[T, Collection[T]],
+    hv2: Mapping[tuple[T, T], Collection[T]],
+) -> tuple[set[T], set[tuple[T, T]]]:
+    """All types and (property, value) pairs of an individual with the types ``seeds``, from the compiled
+    tables (OWL 2 RL cax-sco, cls-int1/2, cls-uni, cls-hv1/2, prp-dom), on rdflib or store terms alike.
+
+    >>> types, values = saturate(["A"], {"A": ["B"]}, {}, {}, {"B": [("p", "v")]}, {"p": ["D"]}, {})
+    >>> sorted(types), values
+    (['A', 'B', 'D'], {('p', 'v')})
+    """
+    types: set[T] = set()
+    values: set[tuple[T, T]] = set()
+    todo = list(seeds)
+    while todo:
+        while todo:
+            c = todo.pop()
+            if c in types:
+                continue
+            types.add(c)
+            todo.extend(sup.get(c, ()))
+            todo.extend(members.get(c, ()))
+            todo.extend(unions.get(c, ()))
+            for pv in hv.get(c, ()):
+                if pv not in values:
+                    values.add(pv)
+                    todo.extend(dom.get(pv[0], ()))
+                    todo.extend(hv2.get(pv, ()))
+        todo = [i for i, ms in members.items() if i not in types and all(m in types for m in ms)]
+    return types, values
+
+
 @dataclass(frozen=True, eq=False)
 class _Closure:
     types: frozenset[Term]
@@ -91,24 +129,7 @@ class OxTBox:
         hit = self.cache.get(seeds)
         if hit is not None:
             return hit
-        types: set[Term] = set()
-        values: set[tuple[Term, Term]] = set()
-        todo = list(seeds)
-        while todo:
-            while todo:
-                c = todo.pop()
-                if c in types:
-                    continue
-                types.add(c)
-                todo.extend(self.sup.get(c, ()))
-                todo.extend(self.members.get(c, ()))
-                todo.extend(self.unions.get(c, ()))
-                for pv in self.hv.get(c, ()):
-                    if pv not in values:
-                        values.add(pv)
-                        todo.extend(self.dom.get(pv[0], ()))
-                        todo.extend(self.hv2.get(pv, ()))
-            todo = [i for i, ms in self.members.items() if i not in types and all(m in types for m in ms)]
+        types, values = saturate(seeds, self.sup, self.members, self.unions, self.hv, self.dom, self.hv2)
         consistent = _NOTHING not in types and all(len(d & types) < 2 for d in self.disjoint)
         useful = frozenset(c for c in types if c not in _DROP_TYPES and not isinstance(c, BlankNode))
         out = _Closure(frozenset(types), frozenset(values), useful, consistent)
