@@ -142,3 +142,31 @@ def test_wide_does_not_cut(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and longest not in cut and longest[:79] + "…" in cut
     code, wide, _ = run_cli(capsys, "query", q, "--wide")
     assert code == 0 and longest in wide
+
+
+def test_model_into_a_new_store_then_served_with_another_model(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``query --model M --store NEW --replace`` writes the pipeline's analysis into a new store (the same rows
+    as the in-memory analysis); ``serve --store DIR --model OTHER`` serves OTHER's analysis in place of M's."""
+    from threatgraph.cli import build_parser
+    from threatgraph.commands.serve import build_dataset
+
+    code, in_memory, _ = run_cli(capsys, "query", "rules-fired", "--model", RAG, "-f", "csv")
+    assert code == 0 and "TG-" in in_memory
+    store = tmp_path / "store"
+    assert run_cli(capsys, "query", "rules-fired", "--model", RAG, "--store", str(store), "--replace", "-f", "csv") == (
+        0, in_memory, "")
+    assert run_cli(capsys, "query", "rules-fired", "--store", str(store), "-f", "csv") == (0, in_memory, "")
+    other = REPO / "data" / "examples" / "health-risk.ttl"
+    path = build_dataset(str(store), [str(other)], build_parser().parse_args(["serve"]))
+    assert path is not None
+    try:
+        served = rdflib.Dataset()
+        served.parse(path, format="nquads")
+    finally:
+        Path(path).unlink()
+    model = served.graph(rdflib.URIRef("https://w3id.org/threatgraph/graph/model"))
+    subjects = {str(s) for s in model.subjects()}
+    own = {str(s) for s in rdflib.Graph().parse(other, format="turtle").subjects()}
+    rag = {str(s) for s in rdflib.Graph().parse(RAG, format="turtle").subjects()}
+    assert own <= subjects and not (rag - own) & subjects

@@ -257,3 +257,25 @@ def test_user_shapes_checked_once_per_content(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(InputError, match="not valid SHACL"):  # changed content is checked again
         validate_models([rag], extra_shapes=[shapes])
     assert len(list((tmp_path / "cache" / "threatgraph" / "shapes-checked").iterdir())) == 1
+
+
+def test_query_and_serve_analyse_through_the_pipeline(bad_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``query --model`` and ``serve --model`` run the same pipeline as ``analyze``: an invalid hand-written
+    model is refused (exit 1, violations listed) unless --force."""
+    from threatgraph.cli import build_parser
+    from threatgraph.commands.serve import build_dataset
+
+    assert main(["query", "rules-fired", "--model", str(bad_model), "-f", "csv"]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to analyse" in err and "Scoring API" in err
+    assert main(["query", "rules-fired", "--model", str(bad_model), "-f", "csv", "--force"]) == 0
+    out = capsys.readouterr()
+    assert "TG-" in out.out and "analysing despite" in out.err
+    assert build_dataset(None, [str(bad_model)], build_parser().parse_args(["serve"])) is None
+    assert "refusing to analyse" in capsys.readouterr().err
+    path = build_dataset(None, [str(bad_model)], build_parser().parse_args(["serve", "--force"]))
+    assert path is not None
+    try:
+        assert "/graph/findings>" in Path(path).read_text(encoding="utf-8")
+    finally:
+        Path(path).unlink()

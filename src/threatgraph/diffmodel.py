@@ -132,9 +132,9 @@ def curie(iri: str) -> str:
     return f"{name}:{iri[len(best):]}" if best else f"<{iri}>"
 
 
-def snapshot(paths: Sequence[str | Path]) -> Snapshot:
-    """Analyse one model version and keep what the diff compares."""
-    analysis = analyze(list(paths), validate=False)
+def snapshot(paths: Sequence[str | Path], ml_classes: str | Path | None = None) -> Snapshot:
+    """Analyse one model version and keep what the diff compares (``ml_classes``: as ``analyze --ml-classes``)."""
+    analysis = analyze(list(paths), validate=False, ml_classes=ml_classes)
     store = analysis.store
     labels = labels_of(store)
     findings = read_findings(store, labels)
@@ -209,9 +209,10 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> ModelDiff:
     return d
 
 
-def diff_models(old: Sequence[str | Path], new: Sequence[str | Path]) -> ModelDiff:
-    """Analyse both versions and compare them."""
-    return diff_snapshots(snapshot(old), snapshot(new))
+def diff_models(old: Sequence[str | Path], new: Sequence[str | Path],
+                ml_classes: str | Path | None = None) -> ModelDiff:
+    """Analyse both versions (imported formats classed with the same ``ml_classes`` phrases) and compare them."""
+    return diff_snapshots(snapshot(old, ml_classes), snapshot(new, ml_classes))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,39 +104,26 @@ def _ontology(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from threatgraph.analysis.engine import labels_of
     from threatgraph.analysis.findings import read_findings
-    from threatgraph.analysis.pipeline import ModelInvalid, analyze
+    from threatgraph.commands._analysis import run_pipeline
     from threatgraph.export import EXPORT_FORMATS, build_context, render_export
     from threatgraph.export.context import ReportContext
     from threatgraph.report import render_report, render_turtle
 
-    try:
-        analysis = analyze(
-            args.models,
-            knowledge=getattr(args, "knowledge", None),
-            store=getattr(args, "store", None),
-            endpoint=args.endpoint,
-            remote=remote_options(args) if args.endpoint else None,
-            save=getattr(args, "save", False),
-            force=getattr(args, "force", False),
-            extra_shapes=getattr(args, "shapes", []),
-            rules=load_all_rules(args.rules, ontology=_ontology(args)) if args.rules else None,
-            ontology_extra=args.ontology,
-            frameworks=[f.strip() for f in args.frameworks.split(",") if f.strip()] if args.frameworks else None,
-            ml_classes=getattr(args, "ml_classes", None),
-        )
-    except ModelInvalid as err:
-        for w in err.warnings:
-            print(f"threatgraph: warning: {w}", file=sys.stderr)
-        print(f"threatgraph: error: {err.message}:", file=sys.stderr)
-        for issue in err.report.violations:
-            print(f"  - {issue.focus_label} <{issue.focus}>: {issue.message}", file=sys.stderr)
-        print(f"  hint: {err.hint}", file=sys.stderr)
+    analysis = run_pipeline(
+        args,
+        args.models,
+        knowledge=getattr(args, "knowledge", None),
+        store=getattr(args, "store", None),
+        endpoint=args.endpoint,
+        remote=remote_options(args) if args.endpoint else None,
+        save=getattr(args, "save", False),
+        extra_shapes=getattr(args, "shapes", []),
+        rules=load_all_rules(args.rules, ontology=_ontology(args)) if args.rules else None,
+        ontology_extra=args.ontology,
+        frameworks=[f.strip() for f in args.frameworks.split(",") if f.strip()] if args.frameworks else None,
+    )
+    if analysis is None:
         return 1
-    for w in analysis.warnings:
-        print(f"threatgraph: warning: {w}", file=sys.stderr)
-    if analysis.validation is not None and analysis.validation.violations:
-        n = len(analysis.validation.violations)
-        print(f"threatgraph: warning: analysing despite {n} validation violation(s) (--force)", file=sys.stderr)
     labels = labels_of(analysis.store)
     findings = read_findings(analysis.store, labels)
     floor = severity_rank(args.min_severity)

@@ -26,11 +26,13 @@ def register(sub: Any) -> None:
     p.add_argument("--min-severity", choices=SEVERITIES, default="info",
                    help="only list findings whose level is at or above this (default: info = all)")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--ml-classes", metavar="FILE", help="your phrases giving imported (non-RDF) elements their tgml: "
+                   "ML class, tried before the shipped ones (data/ml-classes.conf; docs/interchange.md)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    d = diff_models([args.old], [args.new])
+    d = diff_models([args.old], [args.new], ml_classes=args.ml_classes)
     for w in d.warnings:
         print(f"threatgraph: warning: {w}", file=sys.stderr)
     hits = d.new_at_or_above(args.fail_on) if args.fail_on else []

@@ -25,6 +25,8 @@ def register(sub: Any) -> None:
     add_auth_args(p)
     p.add_argument("--store", metavar="DIR", help="embedded store whose graphs (imported releases) to push")
     p.add_argument("--model", "-m", action="append", default=[], metavar="FILE", help="model file(s) for graph/model")
+    p.add_argument("--ml-classes", metavar="FILE", help="your phrases giving imported (non-RDF) elements their tgml: "
+                   "ML class, tried before the shipped ones (data/ml-classes.conf; docs/interchange.md)")
     p.set_defaults(func=run)
 
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             remote.replace_graph(g, local.dump(g, "application/n-triples"), "application/n-triples")
             pushed[g] = "store"
     if args.model:
-        loaded = load_model_files(args.model)
+        loaded = load_model_files(args.model, ml_classes=args.ml_classes)
         for w in loaded.warnings:
             print(f"threatgraph: warning: {w}", file=sys.stderr)
         remote.drop_graph(G_MODEL)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from threatgraph.analysis.engine import Engine
-from threatgraph.commands._storeargs import add_store_args, store_from_args
+from threatgraph.analysis.pipeline import write_graphs
+from threatgraph.commands._analysis import add_model_options, run_pipeline
+from threatgraph.commands._storeargs import add_store_args, remote_options, store_from_args
 from threatgraph.errors import InputError
 from threatgraph.querylib import FORMATS, render, resolve
 from threatgraph.querylib import run as run_query
@@ -34,6 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--model", "-m", action="append", default=[], metavar="FILE", help="analyse this model first")
     p.add_argument("--replace", action="store_true",
                    help="with --model and --store: write the analysis into the store, replacing the one stored there")
+    add_model_options(p)
     add_store_args(p)
     p.set_defaults(func=run)
 
@@ -49,16 +53,31 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _holds_store(directory: str) -> bool:
+    path = Path(directory).expanduser()
+    return path.is_dir() and any(path.iterdir())
+
+
 def run(args: argparse.Namespace) -> int:
     q = resolve(args.query)
     params = parse_params(args.param)
     if args.model and args.store and not args.replace:
         raise InputError(f"query --model with --store {args.store} would replace the analysis stored there",
                          hint="pass --replace to do so, or leave out --store to analyse the model in memory")
-    store = store_from_args(args, must_exist=not args.model)
-    if args.model:
-        Engine(store).analyze(args.model)
-    elif not args.store and not args.endpoint:
-        Engine(store).load_ontology()
+    if args.model:  # the analysis pipeline, as `analyze` runs it (knowledge from the store or endpoint)
+        existing = bool(args.store) and _holds_store(args.store)
+        analysis = run_pipeline(args, args.model, store=args.store if existing else None, save=existing,
+                                endpoint=args.endpoint, remote=remote_options(args) if args.endpoint else None)
+        if analysis is None:
+            return 1
+        if args.store and not existing:  # a new store directory: the analysis is all it holds
+            store = store_from_args(args, must_exist=False)
+            write_graphs(store, analysis.store)
+        else:
+            store = analysis.store if not (args.store or args.endpoint) else store_from_args(args)
+    else:
+        store = store_from_args(args)
+        if not args.store and not args.endpoint:
+            Engine(store).load_ontology()
     sys.stdout.write(render(run_query(store, q, params), args.format, wide=args.wide))
     return 0

@@ -9,6 +9,8 @@ import sys
 from typing import Any
 
 from threatgraph.analysis.engine import Engine
+from threatgraph.analysis.pipeline import write_graphs
+from threatgraph.commands._analysis import add_model_options, run_pipeline
 from threatgraph.server import ServerConfig, SparqlServer, write_dataset
 from threatgraph.store import EmbeddedStore, open_store
 
@@ -24,6 +26,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--store", metavar="DIR", help="embedded store directory to serve (read at start, never written)")
     p.add_argument("--model", "-m", action="append", default=[], metavar="FILE", help="analyse and serve this model")
+    add_model_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
     p.add_argument("--port", type=int, default=7879, help="port (default 7879; 0 picks a free one)")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="seconds per query (default 10)")
@@ -70,15 +73,22 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def build_dataset(store_dir: str | None, models: list[str]) -> str:
-    """Collect what to serve into a temporary N-Quads file (returns its path)."""
+def build_dataset(store_dir: str | None, models: list[str], args: argparse.Namespace | None = None) -> str | None:
+    """Collect what to serve into a temporary N-Quads file (returns its path; None when the model is
+    refused, after saying why). ``models`` are analysed by the pipeline, as `analyze --store` would, with the
+    store's knowledge; the store directory itself is only read."""
+    analysis = None
+    if models:
+        analysis = run_pipeline(args or argparse.Namespace(), models, store=store_dir)
+        if analysis is None:
+            return None
     mem = EmbeddedStore()
     if store_dir:
         disk = open_store(store_dir, must_exist=True)  # a read command: never creates a store
         mem.add_quads(disk.quads())
         del disk
-    if models:
-        Engine(mem).analyze(models)
+    if analysis is not None:
+        write_graphs(mem, analysis.store)  # replaces an analysis the store held
     elif not store_dir:
         Engine(mem).load_ontology()
     return write_dataset(mem.quads())
@@ -110,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
         max_buffered_mb=args.max_buffered_mb,
     )
     cfg.validate()
-    path = build_dataset(args.store, args.model)
+    path = build_dataset(args.store, args.model, args)
+    if path is None:
+        return 1
     try:
         server = SparqlServer(cfg, path)
     finally:

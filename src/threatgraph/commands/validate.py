@@ -53,6 +53,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--method", choices=METHODS, default="fast", help=argparse.SUPPRESS)
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--ml-classes", metavar="FILE", help="your phrases giving imported (non-RDF) elements their tgml: "
+                   "ML class, tried before the shipped ones (data/ml-classes.conf; docs/interchange.md)")
     p.set_defaults(func=run)
 
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             hint="import releases first: threatgraph import attack --store DIR (and atlas)",
         )
     knowledge = open_store(args.store) if args.store else None
-    loaded = load_model_files(args.models)
+    loaded = load_model_files(args.models, ml_classes=args.ml_classes)
     for w in loaded.warnings:
         print(f"threatgraph: warning: {w}", file=sys.stderr)
     report = validate_models(args.models, extra_shapes=args.shapes, knowledge=knowledge, method=args.method,
