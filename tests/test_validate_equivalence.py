@@ -23,7 +23,7 @@ ORG = REPO / "data" / "shapes" / "org-strict-example.ttl"
 FIXTURES = sorted((Path(__file__).parent / "shapes" / "fixtures").glob("*/*.ttl"))
 
 # User shapes: compiled core constraints (sh:in, sh:hasValue, sh:nodeKind, sh:minCount 2, sh:datatype
-# xsd:string / xsd:integer, node-level sh:class, targetNode / targetSubjectsOf) and shapes the
+# xsd:string / xsd:integer, sh:in over plain strings, node-level sh:class, targetNode / targetSubjectsOf) and shapes the
 # compiler leaves to pyshacl (sh:pattern, sh:node, an inverse path).
 USER_SHAPES = """@prefix sh: <http://www.w3.org/ns/shacl#> .
 @prefix tg: <https://w3id.org/threatgraph/ontology#> .
@@ -45,6 +45,8 @@ ex:PatternShape a sh:NodeShape ; sh:targetClass tg:Element ;
     sh:property [ sh:path <http://www.w3.org/2000/01/rdf-schema#label> ; sh:pattern "^[A-Z]" ; sh:message "pattern" ] .
 ex:NamedShape a sh:NodeShape ; sh:property [ sh:path <http://www.w3.org/2000/01/rdf-schema#label> ; sh:minCount 1 ] .
 ex:NodeRefShape a sh:NodeShape ; sh:targetClass tg:Control ; sh:node ex:NamedShape .
+ex:InStringShape a sh:NodeShape ; sh:targetSubjectsOf tg:dataSubject ;
+    sh:property [ sh:path tg:dataSubject ; sh:in ( "customers" "staff" ) ; sh:message "in string" ] .
 ex:InverseShape a sh:NodeShape ; sh:targetClass tg:DataStore ;
     sh:property [ sh:path [ sh:inversePath tg:target ] ; sh:minCount 1 ; sh:message "inverse" ] .
 """
@@ -93,11 +95,14 @@ def test_user_shapes_compiled_and_fallback(tmp_path: Path) -> None:
     left = {s.value.rsplit("#", 1)[-1] for s, _why in compiled.fallback}
     assert left == {"PatternShape", "NodeRefShape", "InverseShape"}
     model = (REPO / "data" / "examples" / "rag-assistant.ttl").read_text(encoding="utf-8")
+    # a plain string literal equals xsd:string (RDF 1.1): "customers" is in the list, "patients" is not
+    model += '\n<https://example.org/rag-assistant#answer> <https://w3id.org/threatgraph/ontology#dataSubject> "patients" .\n'
     model += '\n<https://example.org/rag-assistant#agent> <https://w3id.org/threatgraph/ontology#retries> "3"^^<http://www.w3.org/2001/XMLSchema#integer> , "x"^^<http://www.w3.org/2001/XMLSchema#integer> .\n'
     keys = _same(build_store(parse_model_text(model, "rag.ttl")), [shapes])
     messages = {k[-1] for k in keys}
     # each user shape reports something on this model (so the comparison covers it)
-    assert {"in", "hv", "kind", "two", "int", "node class", "pattern", "inverse"} <= messages
+    assert {"in", "hv", "kind", "two", "int", "node class", "pattern", "inverse", "in string"} <= messages
+    assert sum(1 for k in keys if k[-1] == "in string") == 1  # only "patients", on the answer
 
 
 def test_fast_path_imports_neither_pyshacl_nor_rdflib(tmp_path: Path) -> None:

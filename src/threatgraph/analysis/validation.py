@@ -305,7 +305,7 @@ def _pyshacl_results(store: Store, shapes: ShapesGraph, skip_targets_of: Iterabl
     from pyshacl.errors import ConstraintLoadError, ReportableRuntimeError, ShapeLoadError
     from rdflib.namespace import RDF, SH
 
-    from threatgraph.convert import to_ox
+    from threatgraph.convert import from_ox, to_ox
 
     skip = set(skip_targets_of)
     targets = set(TARGETS) | {sh("target")}
@@ -313,10 +313,10 @@ def _pyshacl_results(store: Store, shapes: ShapesGraph, skip_targets_of: Iterabl
     for s, p, o in shapes.triples:
         if s in skip and p in targets:
             continue
-        sg.add((_to_rdflib(s), _to_rdflib(p), _to_rdflib(o)))
+        sg.add((from_ox(s), from_ox(p), from_ox(o)))
     dg = rdflib.Graph()
     for q in store.quads():
-        dg.add((_to_rdflib(q.subject), _to_rdflib(q.predicate), _to_rdflib(q.object)))
+        dg.add((from_ox(q.subject), from_ox(q.predicate), from_ox(q.object)))  # type: ignore[arg-type]  # no RDF-star
     try:
         _conforms, report, _text = pyshacl.validate(dg, shacl_graph=sg, inference="none", advanced=True)
     except (ReportableRuntimeError, ShapeLoadError, ConstraintLoadError) as err:
@@ -343,20 +343,6 @@ def _pyshacl_results(store: Store, shapes: ShapesGraph, skip_targets_of: Iterabl
         )
     assert report.value(None, RDF.type, SH.ValidationReport) is not None
     return out, report
-
-
-def _to_rdflib(term: Any) -> Any:
-    import rdflib
-
-    if isinstance(term, NamedNode):
-        return rdflib.URIRef(term.value)
-    if isinstance(term, BlankNode):
-        return rdflib.BNode(term.value)
-    if isinstance(term, Literal):
-        if term.language:
-            return rdflib.Literal(term.value, lang=term.language)
-        return rdflib.Literal(term.value, datatype=rdflib.URIRef(term.datatype.value))
-    raise TypeError(f"not an RDF term: {term!r}")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -492,6 +478,8 @@ def report_graph(results: Sequence[Result], shapes: ShapesGraph | None, store: S
     import rdflib
     from rdflib.namespace import RDF, SH
 
+    from threatgraph.convert import from_ox
+
     g = rdflib.Graph()
     g.bind("sh", SH)
     vr = rdflib.BNode()
@@ -504,7 +492,7 @@ def report_graph(results: Sequence[Result], shapes: ShapesGraph | None, store: S
         if isinstance(node, BlankNode) and shapes is not None and node not in cloned:
             cloned.add(node)
             for s, p, o in shapes.description(node):
-                g.add((_to_rdflib(s), _to_rdflib(p), _to_rdflib(o)))
+                g.add((from_ox(s), from_ox(p), from_ox(o)))
 
     def clone_data(node: Term) -> None:
         nonlocal data_bnodes
@@ -516,30 +504,30 @@ def report_graph(results: Sequence[Result], shapes: ShapesGraph | None, store: S
                 data_bnodes.setdefault(r["s"], []).append((r["p"], r["o"]))
         cloned.add(node)
         for p, o in data_bnodes.get(node, []):
-            g.add((_to_rdflib(node), _to_rdflib(p), _to_rdflib(o)))
+            g.add((from_ox(node), from_ox(p), from_ox(o)))
             clone_data(o)
 
     for res in results:
         n = rdflib.BNode()
         g.add((vr, SH.result, n))
         g.add((n, RDF.type, SH.ValidationResult))
-        g.add((n, SH.sourceConstraintComponent, _to_rdflib(res.component)))
-        g.add((n, SH.sourceShape, _to_rdflib(res.shape)))
+        g.add((n, SH.sourceConstraintComponent, from_ox(res.component)))
+        g.add((n, SH.sourceShape, from_ox(res.shape)))
         clone_shape(res.shape)
-        g.add((n, SH.resultSeverity, _to_rdflib(res.severity)))
-        g.add((n, SH.focusNode, _to_rdflib(res.focus)))
+        g.add((n, SH.resultSeverity, from_ox(res.severity)))
+        g.add((n, SH.focusNode, from_ox(res.focus)))
         clone_data(res.focus)
         if res.value is not None:
-            g.add((n, SH.value, _to_rdflib(res.value)))
+            g.add((n, SH.value, from_ox(res.value)))
             clone_data(res.value)
         if res.path is not None:
-            g.add((n, SH.resultPath, _to_rdflib(res.path)))
+            g.add((n, SH.resultPath, from_ox(res.path)))
             clone_shape(res.path)
         if res.constraint is not None:
-            g.add((n, SH.sourceConstraint, _to_rdflib(res.constraint)))
+            g.add((n, SH.sourceConstraint, from_ox(res.constraint)))
             clone_shape(res.constraint)
         for m in res.messages:
-            g.add((n, SH.resultMessage, _to_rdflib(m)))
+            g.add((n, SH.resultMessage, from_ox(m)))
     return g
 
 
