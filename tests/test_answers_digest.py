@@ -87,12 +87,14 @@ def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
 # those three mappings reworded (the knowledge part hashes them): rag 486 -> 487 technique rows (RAG
 # poisoning on the ingestion job), tabular 552 -> 553 and health 309 -> 310 (training data poisoning on the
 # data preparation job that writes the datasets), generated 13,386 -> 13,436; attack paths list the
-# techniques of their hops, so their hashes change with them (same number of paths).
+# techniques of their hops, so their hashes change with them (same number of paths). Then AML.T0057 (LLM
+# Data Leakage) also targets tgml:VectorStore, a connected data source as the corpus is, and its justification
+# says so: rag 487 -> 488 technique rows (the vector store), knowledge hashes of rag, tabular and generated.
 RECORDED: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (199, "57b32dbe9abb7b54"), "techniques": (487, "a44bc0662cbd3145"), "knowledge": (151, "fa651754c03844e0"), "risk": (199, "a92521d7b0e31c22"), "paths": (16, "eb2b69ed8b878549")},
-    "tabular-platform": {"findings": (262, "ebd3ab8eba1587f7"), "techniques": (553, "49ec45d37a828ddb"), "knowledge": (138, "2bfa8f10c846c2fc"), "risk": (262, "0017ead421d94670"), "paths": (27, "51bf23ede34ab902")},
+    "rag-assistant": {"findings": (199, "57b32dbe9abb7b54"), "techniques": (488, "402e9745550b9187"), "knowledge": (151, "ca1220cda668c1d2"), "risk": (199, "a92521d7b0e31c22"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (262, "ebd3ab8eba1587f7"), "techniques": (553, "49ec45d37a828ddb"), "knowledge": (138, "e113bacd39145f37"), "risk": (262, "0017ead421d94670"), "paths": (27, "51bf23ede34ab902")},
     "health-risk": {"findings": (183, "d39fe7e37dc2b34e"), "techniques": (310, "20e02d6c2fff6608"), "knowledge": (114, "62352387d6e9103e"), "risk": (183, "bf7eddb546275c3a"), "paths": (24, "92835f2da8afa329")},
-    "generated-1k": {"findings": (4541, "c676caef41623d5e"), "techniques": (13436, "2941b6718cefd781"), "knowledge": (112, "aa6274d8ce85e922"), "risk": (4541, "2c31086e1acf0678"), "paths": (250, "3ed694960e9c8d04")},
+    "generated-1k": {"findings": (4541, "c676caef41623d5e"), "techniques": (13436, "2941b6718cefd781"), "knowledge": (112, "b25239fe19ec02c4"), "risk": (4541, "2c31086e1acf0678"), "paths": (250, "3ed694960e9c8d04")},
 }
 """Model name → part → (rows, hash). Recorded at commit dbad625 (see the module docstring) and unchanged
 through the lean finding graph (applications per element and technique, knowledge joined from

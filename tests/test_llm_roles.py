@@ -1,5 +1,5 @@
 """Derived ML roles (issue 13, queries/derive/llm-endpoint.rq, llm-agent.rq, training-source.rq,
-llm-renderer.rq, rag-ingestion.rq, training-writer.rq).
+llm-renderer.rq, rag-ingestion.rq, training-writer.rq, llm-0-application.rq).
 
 The fidelity bench's GenAI/RAG model (bench/fidelity/models/threagile-genai-rag-support.yaml) showed three
 gaps of the ATLAS bridge: an internal LLM served by an inference endpoint behind an LLM application got no
@@ -162,6 +162,13 @@ ex:p7 a tg:DataFlow ; rdfs:label "disputes" ; tg:source ex:forum ; tg:target ex:
 ex:p8 a tg:DataFlow ; rdfs:label "write labels" ; tg:source ex:labeler ; tg:target ex:lake .
 ex:p9 a tg:DataFlow ; rdfs:label "read lake" ; tg:source ex:lake ; tg:target ex:train .
 ex:p10 a tg:DataFlow ; rdfs:label "report" ; tg:source ex:lake ; tg:target ex:reader .
+ex:provider a tgml:LLMProvider ; rdfs:label "hosted LLM API" .
+ex:templates a tgml:PromptTemplate ; rdfs:label "prompt templates" ; tg:inZone ex:app .
+ex:backend a tg:Process ; rdfs:label "review backend" ; tg:inZone ex:app .
+ex:embedjob a tg:Process ; rdfs:label "embedding job" ; tg:inZone ex:app .
+ex:p11 a tg:DataFlow ; rdfs:label "load template" ; tg:source ex:templates ; tg:target ex:backend .
+ex:p12 a tg:DataFlow ; rdfs:label "completion" ; tg:source ex:backend ; tg:target ex:provider .
+ex:p13 a tg:DataFlow ; rdfs:label "embed" ; tg:source ex:embedjob ; tg:target ex:provider .
 """
 
 
@@ -201,3 +208,14 @@ def test_tool_writing_training_data_gets_poisoning(store: Store, pipelines: list
     assert "AML.T0020" not in techniques(pipelines, "reader")
     # a job writing only a RAG corpus is no training data writer
     assert "TrainingDataWriter" not in types(store, "ingest")
+
+
+def test_process_filling_templates_for_an_llm_is_an_llm_application(store: Store, pipelines: list[Finding]) -> None:
+    """A backend described only by what it does (reads prompt templates, calls a hosted LLM) is an LLM
+    application, with the application techniques (system prompt extraction AML.T0056 targets applications
+    and templates)."""
+    assert "LLMApplication" in types(store, "backend")
+    assert "AML.T0056" in techniques(pipelines, "backend")
+    # negative: a job that only sends data to the provider (embeddings) builds no prompts
+    assert "LLMApplication" not in types(store, "embedjob")
+    assert "AML.T0056" not in techniques(pipelines, "embedjob")

@@ -102,6 +102,7 @@ def test_practitioners_words(text: str, kind: str, cls: str) -> None:
     ("Memory cache (Redis)", "DataStore"),            # a cache is no agent memory
     ("Order ingestion job", "Process"),               # ingestion of anything but documents for RAG
     ("Mistral clause library", "DataStore"),          # a model name on a data store makes no model server
+    ("Service that fills the template and calls GPT-4o", "Process"),  # a model's name: its caller says it too
 ])
 def test_practitioners_words_negative(text: str, kind: str) -> None:
     assert ml_class_from_text(text, kind) is None

@@ -39,8 +39,8 @@ PARTS = {
 # (tests/test_answers_digest.py), and the statuses still equal the per-application reference below.
 BEFORE = {
     "rag-assistant": {
-        "applications": (341, "68d9bc54be64822a"), "risk": (147, "b898b4d6fe1fff99"),
-        "status": (540, "fefa067559a17370"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (342, "9d93908b124c83a9"), "risk": (147, "b898b4d6fe1fff99"),
+        "status": (541, "3b5b16b47f1f15ac"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
         "applications": (381, "e0a3d61abd94e717"), "risk": (194, "8cc67f53a8b93e73"),
@@ -64,7 +64,8 @@ D-030; on the examples E-030, I-031, T-031 and E-032 fire): rag 141 -> 147 risks
 and their ATLAS mappings (issue 13: tgml:LLMResponseRenderer AML.T0077, tgml:RAGIngestionPipeline AML.T0070,
 tgml:TrainingDataWriter AML.T0020): one application more on each example (rag: RAG poisoning on the
 ingestion job; tabular, health: training data poisoning on the data preparation job), with its control
-status; risk and paths unchanged."""
+status; risk and paths unchanged. rag-assistant once more (342 applications) when AML.T0057 also targets
+tgml:VectorStore."""
 
 
 def digest(store: Store) -> dict[str, tuple[int, str]]:
