@@ -127,7 +127,7 @@ def test_out_of_scope_pairs_are_counted_apart_and_raised_by_nothing(fidelity: Mo
 ML_FLOORS = [
     ("threagile-genai-rag-support.yaml", 27, 1.0, 0.52, 1.0),
     ("threagile-agentic-ops-assistant.yaml", 21, 0.95, 0.41, 1.0),
-    ("threagile-fraud-scoring.yaml", 17, 0.94, 0.75, 1.0),
+    ("threagile-fraud-scoring.yaml", 17, 1.0, 0.75, 1.0),
     ("threagile-hosted-llm-contracts.yaml", 15, 0.73, 0.42, 0.71),
 ]
 

@@ -1,5 +1,5 @@
 """Derived ML roles (issue 13, queries/derive/llm-endpoint.rq, llm-agent.rq, training-source.rq,
-llm-renderer.rq, rag-ingestion.rq, training-writer.rq, llm-0-application.rq).
+llm-renderer.rq, rag-ingestion.rq, training-writer.rq, llm-0-application.rq, prediction-consumer.rq).
 
 The fidelity bench's GenAI/RAG model (bench/fidelity/models/threagile-genai-rag-support.yaml) showed three
 gaps of the ATLAS bridge: an internal LLM served by an inference endpoint behind an LLM application got no
@@ -169,6 +169,10 @@ ex:embedjob a tg:Process ; rdfs:label "embedding job" ; tg:inZone ex:app .
 ex:p11 a tg:DataFlow ; rdfs:label "load template" ; tg:source ex:templates ; tg:target ex:backend .
 ex:p12 a tg:DataFlow ; rdfs:label "completion" ; tg:source ex:backend ; tg:target ex:provider .
 ex:p13 a tg:DataFlow ; rdfs:label "embed" ; tg:source ex:embedjob ; tg:target ex:provider .
+ex:fraudmodel a tgml:InferenceEndpoint ; rdfs:label "fraud scorer" ; tg:inZone ex:app .
+ex:checkout a tg:Process ; rdfs:label "checkout" ; tg:inZone ex:app .
+ex:p14 a tg:DataFlow ; rdfs:label "score" ; tg:source ex:checkout ; tg:target ex:fraudmodel .
+ex:p15 a tg:DataFlow ; rdfs:label "read scores" ; tg:source ex:labeler ; tg:target ex:fraudmodel .
 """
 
 
@@ -200,7 +204,8 @@ def test_job_indexing_untrusted_documents_gets_rag_poisoning(store: Store, pipel
 
 def test_tool_writing_training_data_gets_poisoning(store: Store, pipelines: list[Finding]) -> None:
     assert "TrainingDataset" in types(store, "lake")  # read by the training pipeline
-    assert "TrainingDataWriter" in types(store, "labeler")
+    assert "TrainingDataWriter" in types(store, "labeler")  # also a prediction consumer (reads the scores)
+    assert "PredictionConsumer" in types(store, "labeler")
     assert "AML.T0020" in techniques(pipelines, "labeler")  # Poison Training Data, the forum reaches it
     # negative: a job that only reads the dataset, and one that writes a store nothing trains on
     assert "TrainingDataWriter" not in types(store, "reader")
@@ -219,3 +224,15 @@ def test_process_filling_templates_for_an_llm_is_an_llm_application(store: Store
     # negative: a job that only sends data to the provider (embeddings) builds no prompts
     assert "LLMApplication" not in types(store, "embedjob")
     assert "AML.T0056" not in techniques(pipelines, "embedjob")
+
+
+def test_process_acting_on_a_model_score_gets_evasion(store: Store, pipelines: list[Finding]) -> None:
+    """ATLAS AML.T0015 evades "a downstream task where AI is utilized": the checkout that acts on the fraud
+    score is that task."""
+    assert "PredictionConsumer" in types(store, "checkout")
+    assert "AML.T0015" in techniques(pipelines, "checkout")
+    # negative: a caller of an LLM (the web front end calls the LLM application; the backend calls a hosted
+    # LLM) is no prediction consumer, nor is a process that calls no model
+    assert "PredictionConsumer" not in types(store, "backend")
+    assert "PredictionConsumer" not in types(store, "etl")
+    assert "AML.T0015" not in techniques(pipelines, "etl")

@@ -47,8 +47,8 @@ BEFORE = {
         "status": (643, "0135f692ca955fe8"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (204, "749d431f7853771d"), "risk": (123, "df7032bf7ea3d806"),
-        "status": (387, "c4aebf57d608d3a6"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (205, "0d42fa4d4a56f9ba"), "risk": (124, "e2cab6cebdaa4435"),
+        "status": (388, "16e558a19814b226"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 """Re-recorded (risk, status) when the per-element baseline became one finding per element and baseline
@@ -65,7 +65,8 @@ and their ATLAS mappings (issue 13: tgml:LLMResponseRenderer AML.T0077, tgml:RAG
 tgml:TrainingDataWriter AML.T0020): one application more on each example (rag: RAG poisoning on the
 ingestion job; tabular, health: training data poisoning on the data preparation job), with its control
 status; risk and paths unchanged. rag-assistant once more (342 applications) when AML.T0057 also targets
-tgml:VectorStore."""
+tgml:VectorStore. health-risk once more (205 applications, 124 risks) when AML.T0015 also targets the derived
+tgml:PredictionConsumer (the process that acts on the model's score)."""
 
 
 def digest(store: Store) -> dict[str, tuple[int, str]]:
