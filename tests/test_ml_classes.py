@@ -66,11 +66,58 @@ def test_shipped_table_kinds_agree_with_the_ontology() -> None:
 
 def test_shipped_phrases_are_the_former_table() -> None:
     """The phrases moved out of Python in the former order (32), plus the model-server phrase (an LLM
-    named by what it serves: issue 13, an internal LLM behind a portal), one class each."""
+    named by what it serves: issue 13, an internal LLM behind a portal), plus 16 lines of practitioners'
+    words (frameworks, products, model names; issue 13, the fidelity bench's agentic and fraud models), each
+    after the line it extends so that the former phrases keep winning; one class each (34 classes named)."""
     t = default_table()
-    assert [p.cls for p in t.phrases][:3] == ["LLMAgent", "LLMApplication", "Guardrail"]
-    assert len(t.phrases) == 33 and all(p.cls for p in t.phrases)
-    assert len(KIND_OF) == 33 and KIND_OF["VectorStore"] == "DataStore" and KIND_OF["ModelHub"] == "ExternalEntity"
+    assert [p.cls for p in t.phrases][:5] == ["LLMAgent", "LLMApplication", "LLMAgent", "LLMApplication", "Guardrail"]
+    assert len(t.phrases) == 49 and all(p.cls for p in t.phrases)
+    assert len(KIND_OF) == 34 and KIND_OF["VectorStore"] == "DataStore" and KIND_OF["ModelHub"] == "ExternalEntity"
+
+
+@pytest.mark.parametrize(("text", "kind", "cls"), [
+    ("LangGraph agent that plans tasks and calls tools through function calling", "Process", "LLMAgent"),
+    ("Agent Orchestrator", "Process", "LLMAgent"),
+    ("Backend built with LangChain", "Process", "LLMApplication"),
+    ("MCP server exposing the agent's tools", "Process", "AgentTool"),
+    ("Mixtral 8x7B Instruct served by TGI", "Process", "LLMInferenceEndpoint"),
+    ("JupyterHub", "Process", "NotebookEnvironment"),
+    ("Notebooks of the data scientists", "Process", "NotebookEnvironment"),
+    ("Document ingestion job", "Process", "RAGIngestionPipeline"),
+    ("Postgres with pgvector holding the agent's long-term memory", "DataStore", "AgentMemory"),
+    ("Pinecone index of contract chunks", "DataStore", "VectorStore"),
+    ("a Qdrant vector db", "DataStore", "VectorStore"),
+    ("Azure OpenAI Service", "ExternalEntity", "LLMProvider"),
+    ("Amazon Bedrock", "ExternalEntity", "LLMProvider"),
+    ("Content moderation service", "Process", "Guardrail"),
+    ("SageMaker endpoint", "Process", "InferenceEndpoint"),
+    ("Model training", "Process", "TrainingPipeline"),
+    ("Fine-tuning job", "Process", "TrainingPipeline"),
+    ("Chat history", "DataStore", "AgentMemory"),
+    ("Feast online store", "DataStore", "FeatureStore"),
+    ("Prompt library", "DataStore", "PromptTemplate"),
+    ("Model checkpoints", "DataStore", "ModelArtifact"),
+])
+def test_practitioners_words(text: str, kind: str, cls: str) -> None:
+    """Positive: the words people write in Threagile descriptions, names and tags (frameworks, products,
+    model names) give the class."""
+    assert ml_class_from_text(text, kind) == TGML[cls]
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("Datadog agent on every node", "Process"),       # an agent that is no LLM agent
+    ("Customer support assistant team", "ExternalEntity"),  # a kind no such phrase names
+    ("Memory cache (Redis)", "DataStore"),            # a cache is no agent memory
+    ("Order ingestion job", "Process"),               # ingestion of anything but documents for RAG
+    ("Mistral clause library", "DataStore"),          # a model name on a data store makes no model server
+    ("Service that fills the template and calls GPT-4o", "Process"),  # a model's name: its caller says it too
+    ("Training room booking", "DataStore"),           # training not of a model
+    ("Chat history", "Process"),                      # a store phrase on a process
+    ("Scoring API", "Process"),                       # the front that calls the model is named so too
+    ("Model store", "DataStore"),                     # too vague: a catalogue of product models
+])
+def test_practitioners_words_negative(text: str, kind: str) -> None:
+    assert ml_class_from_text(text, kind) is None
 
 
 def test_an_llm_named_by_what_it_serves_is_an_llm_inference_endpoint() -> None:
@@ -102,6 +149,28 @@ def test_default_file_found_in_an_installed_layout(tmp_path: Path, monkeypatch: 
 
 
 # -- each importer's signals ---------------------------------------------------------------------------------
+def test_threagile_ai_technology_refined_by_words(tmp_path: Path) -> None:
+    """Threagile's technology ai says only "AI": the phrases name which (with a warning); without words the
+    ai class of the kind stays (no warning). Before, every ai process was a plain inference endpoint, so an
+    ai asset described as a RAG application or a self-hosted LLM got none of the LLM techniques."""
+    res = convert_file(_write(tmp_path, "m.yaml", _threagile({
+        "assistant": {"type": "process", "technology": "ai", "description": "RAG application built with LangChain"},
+        "llm": {"type": "process", "technology": "ai", "description": "Mixtral 8x7B served by TGI"},
+        "index": {"type": "datastore", "technology": "ai", "description": "Pinecone index of the documents"},
+        "scorer": {"type": "process", "technology": "ai", "description": "fraud scores for payments"},
+        "weights": {"type": "datastore", "technology": "ai"},
+    })))
+    assert isinstance(res, ImportResult)
+    g = res.graph
+    assert _ml(g, "assistant") == {"LLMApplication"}
+    assert _ml(g, "llm") == {"LLMInferenceEndpoint"}
+    assert _ml(g, "index") == {"VectorStore"}
+    # negative: no phrase matches, the ai class of the kind, no warning
+    assert _ml(g, "scorer") == {"InferenceEndpoint"} and _ml(g, "weights") == {"ModelArtifact"}
+    assert any("/technical_assets/assistant: classed tgml:LLMApplication" in w for w in res.classed)
+    assert not any("/technical_assets/scorer" in w or "/technical_assets/weights" in w for w in res.classed)
+
+
 def test_threagile_technology_tags_name_description(tmp_path: Path) -> None:
     res = convert_file(_write(tmp_path, "m.yaml", _threagile({
         "rag-index": {"type": "datastore", "technologies": ["database"], "tags": ["vector-database"]},

@@ -37,7 +37,9 @@ EXPECTED_ML_CLASSES: dict[str, URIRef] = {
     **{n: TG.Process for n in (
         "DataPreparationPipeline", "FeaturePipeline", "NotebookEnvironment", "TrainingPipeline",
         "TrainingCluster", "ModelEvaluation", "ModelCICD", "InferenceEndpoint", "LLMInferenceEndpoint", "BatchScoringJob",
-        "ModelMonitoring", "LLMApplication", "LLMAgent", "AgentTool", "EmbeddingModel", "Guardrail")},
+        "ModelMonitoring", "LLMApplication", "LLMAgent", "AgentTool", "EmbeddingModel", "Guardrail",
+        # derived roles (queries/derive/, issue 13)
+        "LLMResponseRenderer", "RAGIngestionPipeline", "TrainingDataWriter", "PredictionConsumer")},
     **{n: TG.DataStore for n in (
         "FirstPartyDataSource", "UserFeedbackData", "Dataset", "RawDataset", "TrainingDataset",
         "ValidationDataset", "TestDataset", "FeatureStore", "ExperimentTracker", "ModelArtifact",

@@ -2,7 +2,8 @@
 
 ``tests/rules/fixtures/<RULE-ID>/positive.ttl``: the rule must fire on ``<http://example.org/test#focus>``.
 ``tests/rules/fixtures/<RULE-ID>/negative.ttl``: the rule must not fire on it (typically the positive
-model with the one fact changed that the rule depends on).
+model with the one fact changed that the rule depends on); ``negative-<case>.ttl`` files beside it are
+further negative cases, checked the same way.
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ def test_rule_negative(rule: object) -> None:
     path = FIXTURES / rid / "negative.ttl"
     if not path.is_file():
         pytest.fail(f"rule {rid} has no negative fixture")
-    fired, total = _analyze(rid, path)
-    assert total > 0, f"{path}: the analysis produced no findings at all, so this negative test would prove nothing"
-    assert not fired, f"{rid} fired on ex:focus in {path}, which should not match"
+    # negative.ttl and any further negative-<case>.ttl (another fact the rule must respect)
+    for case in [path, *sorted((FIXTURES / rid).glob("negative-*.ttl"))]:
+        fired, total = _analyze(rid, case)
+        assert total > 0, f"{case}: the analysis produced no findings at all, so this negative test would prove nothing"
+        assert not fired, f"{rid} fired on ex:focus in {case}, which should not match"
 
 
 def test_all_rules_pass_the_ontology_check() -> None:

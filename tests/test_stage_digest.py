@@ -39,16 +39,16 @@ PARTS = {
 # (tests/test_answers_digest.py), and the statuses still equal the per-application reference below.
 BEFORE = {
     "rag-assistant": {
-        "applications": (340, "ec80ef7c7289b571"), "risk": (147, "b898b4d6fe1fff99"),
-        "status": (539, "6c4dbe2a822c214e"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (342, "9d93908b124c83a9"), "risk": (147, "b898b4d6fe1fff99"),
+        "status": (541, "3b5b16b47f1f15ac"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
-        "applications": (380, "2cea3b0ff1f983ce"), "risk": (194, "8cc67f53a8b93e73"),
-        "status": (642, "b47438ed7922ea4d"), "paths": (27, "df93e4e7b3743ec6"),
+        "applications": (381, "e0a3d61abd94e717"), "risk": (194, "8cc67f53a8b93e73"),
+        "status": (643, "0135f692ca955fe8"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (203, "fbdc003de7d48b35"), "risk": (123, "df7032bf7ea3d806"),
-        "status": (386, "6967678a0a8db483"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (205, "0d42fa4d4a56f9ba"), "risk": (124, "e2cab6cebdaa4435"),
+        "status": (388, "16e558a19814b226"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 """Re-recorded (risk, status) when the per-element baseline became one finding per element and baseline
@@ -60,7 +60,13 @@ flow rules S-005, R-004, D-004, D-005, I-014, E-007, E-008, wider S-002 and R-00
 tabular 129 -> 189, health 81 -> 114; applications and paths unchanged. Re-recorded (risk, status) on the
 merge with the Threagile counterparts (issue 13: TG-STRIDE-T-030..038, E-030..034, I-030..034, S-030..032,
 D-030; on the examples E-030, I-031, T-031 and E-032 fire): rag 141 -> 147 risks, tabular 189 -> 194, health
-114 -> 123; applications and paths unchanged."""
+114 -> 123; applications and paths unchanged. Re-recorded (applications, status) for three derived ML roles
+and their ATLAS mappings (issue 13: tgml:LLMResponseRenderer AML.T0077, tgml:RAGIngestionPipeline AML.T0070,
+tgml:TrainingDataWriter AML.T0020): one application more on each example (rag: RAG poisoning on the
+ingestion job; tabular, health: training data poisoning on the data preparation job), with its control
+status; risk and paths unchanged. rag-assistant once more (342 applications) when AML.T0057 also targets
+tgml:VectorStore. health-risk once more (205 applications, 124 risks) when AML.T0015 also targets the derived
+tgml:PredictionConsumer (the process that acts on the model's score)."""
 
 
 def digest(store: Store) -> dict[str, tuple[int, str]]:
@@ -144,8 +150,10 @@ def test_digest_sees_a_change(store: Store) -> None:
 # filters (issue 13: seven new flow rules, wider S-002/R-001, covered TMT categories added to rules);
 # -> 240,055 merged with the Threagile counterparts (issue 13: rules TG-STRIDE-T-030..038, E-030..034,
 # I-030..034, S-030..032, D-030, wider I-011 and T-016; 221 more findings on this model, from E-033 and the
-# first batch, and the rule records; on their own, before the merge, they took 216,678 to 222,231).
-GENERATED_1K = (240_055, "af7b8fbd2bc83db3")
+# first batch, and the rule records; on their own, before the merge, they took 216,678 to 222,231);
+# -> 240,755 with three derived ML roles and their ATLAS mappings (issue 13: tgml:LLMResponseRenderer
+# AML.T0077, tgml:RAGIngestionPipeline AML.T0070, tgml:TrainingDataWriter AML.T0020; more applications).
+GENERATED_1K = (240_755, "e6dc9bcbd05ad042")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:

@@ -175,20 +175,24 @@ class Builder:
     # -- ML classes -------------------------------------------------------------------------------
     def ml_class(self, node: rdflib.URIRef, kind: str, fields: Sequence[tuple[str, str | None]], at: str, *,
                  tokens: Collection[str] = (), given: str | None = None,
-                 choice: Choice | None = None) -> str | None:
+                 choice: Choice | None = None, default: str | None = None) -> str | None:
         """Give ``node`` (of core ``kind``) its ML class and return it (IRI), or None.
 
-        ``given``: the class the source states (Threagile's ``ai`` technology, a TMT ML stencil): taken
-        as is. Otherwise an explicit ``tgml:ClassName`` in a field, else ``choice`` (an importer's own
-        table), else the phrase table over ``fields`` (label, value; ``tokens``: labels of identifier
-        fields). A class chosen from words is reported in ``classed`` with the element's path ``at``
-        and the reason.
+        ``given``: the class the source states (a TMT ML stencil): taken as is. Otherwise an explicit
+        ``tgml:ClassName`` in a field, else ``choice`` (an importer's own table), else the phrase table
+        over ``fields`` (label, value; ``tokens``: labels of identifier fields), else ``default``: the
+        class the source states only generally (Threagile's ``ai`` technology says "AI", the words say
+        which: an ``ai`` asset described as a RAG application is an LLM application, one described as
+        nothing more is an inference endpoint). A class chosen from words is reported in ``classed``
+        with the element's path ``at`` and the reason.
         """
         if given is None:
             found = self.ml.explicit(fields, kind) or choice or self.ml.classify(fields, kind, tokens=tokens,
                                                                                 explicit=False)
             if found is None:
-                return None
+                if default is not None:
+                    self.g.add((node, RDF.type, rdflib.URIRef(default)))
+                return default
             given = found.cls
             if not found.explicit:
                 how = f"your {found.rule}; " if found.rule else ""

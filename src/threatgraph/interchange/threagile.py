@@ -227,7 +227,7 @@ def convert(doc: Any, name: str, *, included: bool = False, ml: MLClasses | None
         signals = [*(("technology", x) for x in techs), *(("tag", x) for x in ttags), ("type", str(t.get("type"))),
                    ("name", str(key)), ("description", tdesc)]
         b.ml_class(node, kind, signals, pointer(path), tokens=("technology", "tag", "type", "name"),
-                   given=TGML[_AI_CLASS[kind]] if "ai" in techs else None)
+                   default=TGML[_AI_CLASS[kind]] if "ai" in techs else None)
         mapped = {"ai"}
         if kind == "Process" and any(x in _WEB_TECH for x in techs):
             b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
