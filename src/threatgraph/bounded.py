@@ -37,12 +37,14 @@ import stat
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from threatgraph.errors import InputError
+
+if TYPE_CHECKING:
+    import yaml
 
 _DEFAULTS: dict[str, int] = {
     "THREATGRAPH_MAX_DEPTH": 100,
@@ -260,46 +262,55 @@ def _depth_error(error: type[InputError], name: str, where: str, depth: int) -> 
 
 # -- YAML -----------------------------------------------------------------------------------------
 
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with a nesting-depth limit and value errors reported at their line."""
+@cache
+def _bounded_loader() -> Any:
+    """PyYAML's safe loader with limits (:class:`_BoundedLoader`), made on first use: yaml is imported here,
+    not with this module (the knowledge importers import it, and every analysis reads release records
+    through them: ~40 ms of start-up for nothing when no YAML is read)."""
+    import yaml
 
-    max_depth = 100
+    class _BoundedLoader(yaml.SafeLoader):
+        """PyYAML's safe loader with a nesting-depth limit and value errors reported at their line."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+        max_depth = 100
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > self.max_depth:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
-                raise yaml.composer.ComposerError(
-                    None, None, f"nested more than {self.max_depth} levels deep (the limit, "
-                    "THREATGRAPH_MAX_DEPTH)", event.start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._depth = 0
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):  # YAML (and Threagile, with Go's yaml.v3) refuse duplicate keys
-            seen: dict[tuple[str, str], Any] = {}
-            for key_node, _ in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                    first = seen.setdefault((key_node.tag, key_node.value), key_node.start_mark)
-                    if first is not key_node.start_mark:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {_short(key_node.value)!r} (first at line {first.line + 1 if first else '?'})",
-                            key_node.start_mark)
-        return super().construct_mapping(node, deep)
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self._depth += 1
+            try:
+                if self._depth > self.max_depth:
+                    event = self.peek_event()  # type: ignore[no-untyped-call]
+                    raise yaml.composer.ComposerError(
+                        None, None, f"nested more than {self.max_depth} levels deep (the limit, "
+                        "THREATGRAPH_MAX_DEPTH)", event.start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as err:  # impossible dates, 5000-digit integers, …
-            why = "a number of more than 4300 digits" if "Exceeds the limit" in str(err) else str(err)
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read the value {_short(node.value)!s}: {why}", node.start_mark) from None
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):  # YAML (and Threagile, with Go's yaml.v3) refuse duplicate keys
+                seen: dict[tuple[str, str], Any] = {}
+                for key_node, _ in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                        first = seen.setdefault((key_node.tag, key_node.value), key_node.start_mark)
+                        if first is not key_node.start_mark:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f"duplicate key {_short(key_node.value)!r} (first at line {first.line + 1 if first else '?'})",
+                                key_node.start_mark)
+            return super().construct_mapping(node, deep)
+
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, OverflowError) as err:  # impossible dates, 5000-digit integers, …
+                why = "a number of more than 4300 digits" if "Exceeds the limit" in str(err) else str(err)
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read the value {_short(node.value)!s}: {why}", node.start_mark) from None
+
+    return _BoundedLoader
 
 
 def _short(value: Any) -> str:
@@ -314,7 +325,7 @@ def load_yaml(data: str | bytes, name: str, *, error: type[InputError] = InputEr
     """
     text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     lim = limits()
-    loader = _BoundedLoader(text)
+    loader = _bounded_loader()(text)
     loader.max_depth = lim.depth
     try:
         doc = loader.get_single_data()

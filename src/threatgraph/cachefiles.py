@@ -1,5 +1,5 @@
 """The per-user cache directory and atomic writes into it (compiled knowledge views, the parsed
-ontology and its compiled closure).
+ontology and its compiled closure, the shipped rules' passed checks).
 
 Everything cached is keyed by a digest of what it is derived from, written to a temporary file and
 renamed into place (concurrent processes never read a half-written file), and only an optimisation:

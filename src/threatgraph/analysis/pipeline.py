@@ -165,10 +165,18 @@ def _analyze(
         if report.violations and not force and not imported_model(loaded):
             raise ModelInvalid(report, loaded.warnings)
     source: Store | None = None
+    stamp: str | None = None
+    from_manifest = False
     if endpoint:
         source = open_store(endpoint=endpoint, **remote)
     elif store_dir:
-        source = open_knowledge_store(store_dir)
+        from threatgraph.knowledge.view import store_stamp, view_of_manifest
+
+        if view is None and not knowledge and not save:  # the store's manifest names its releases
+            from_manifest, view = view_of_manifest(store_dir)
+        if not from_manifest:
+            stamp = store_stamp(Path(store_dir).expanduser())  # before opening: see write_manifest
+            source = open_knowledge_store(store_dir)
     if view is None and knowledge:
         from threatgraph.knowledge.view import view_of_files
 
@@ -177,6 +185,10 @@ def _analyze(
         from threatgraph.knowledge.view import view_of_store
 
         view = view_of_store(source)
+        if store_dir and not save:  # the next analysis of this store need not open it
+            from threatgraph.knowledge.view import newest_of_store, write_manifest
+
+            write_manifest(store_dir, newest_of_store(source), stamp)
     if view is not None:
         from threatgraph.knowledge.view import load_view
 
@@ -197,7 +209,10 @@ def _analyze(
         close = getattr(source, "close", None)
         if callable(close):
             close()
-        write_graphs(EmbeddedStore(str(Path(store_dir).expanduser())), mem)
+        write_graphs(EmbeddedStore(str(Path(store_dir).expanduser())), mem)  # closed when it returns
+        from threatgraph.knowledge.view import refresh_manifest
+
+        refresh_manifest(store_dir)  # the write changed the store's files: record its releases again
     return analysis
 
 

@@ -246,22 +246,57 @@ def load_rules(
     known_terms: set[str] | None = None,
     categories: set[str] | None = None,
 ) -> list[Rule]:
-    """Parse (and, given the ontology's terms and categories, check) rules. Duplicate ids are refused."""
-    rules: list[Rule] = []
-    seen: dict[str, str] = {}
+    """Parse (and, given the ontology's terms and categories, check) rules. Duplicate ids are refused.
+
+    A set of rules that passed the checks is remembered in the cache (:func:`_checked_marker`: keyed by the
+    rules' texts, the terms and categories they were checked against, the prefixes and the installed
+    pyoxigraph), so the shipped rules are not checked again by every analysis (~30 ms); a rule set that
+    fails is never remembered, and any edit of a rule or of the ontology checks again."""
+    texts: list[tuple[str, str]] = []
     for p in paths if paths is not None else rule_files():
         try:
-            text = Path(p).read_text(encoding="utf-8")
+            texts.append((str(p), Path(p).read_text(encoding="utf-8")))
         except OSError as err:
             raise RuleError(f"cannot read rule {p}: {err}") from err
-        rule = parse_rule(text, str(p))
+    check = known_terms is not None and categories is not None
+    marker = _checked_marker(texts, known_terms or set(), categories or set()) if check else None
+    if marker is not None and marker.is_file():
+        check = False
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for name, text in texts:
+        rule = parse_rule(text, name)
         if rule.id in seen:
-            raise RuleError(f"{p}: rule id {rule.id} is also used by {seen[rule.id]}")
-        seen[rule.id] = str(p)
-        if known_terms is not None and categories is not None:
-            check_rule(rule, known_terms, categories)
+            raise RuleError(f"{name}: rule id {rule.id} is also used by {seen[rule.id]}")
+        seen[rule.id] = name
+        if check:
+            check_rule(rule, known_terms or set(), categories or set())
         rules.append(rule)
+    if check and marker is not None:
+        from threatgraph.cachefiles import write_atomic
+
+        write_atomic(marker, b"checked\n")
     return rules
+
+
+_CHECK_VERSION = "1"
+"""Bumped whenever :func:`check_rule` checks more (part of the key of the remembered checks)."""
+
+
+def _checked_marker(texts: Sequence[tuple[str, str]], known_terms: set[str], categories: set[str]) -> Path:
+    """The cache file whose presence says that these rule texts passed :func:`check_rule` against these
+    terms and categories."""
+    import hashlib
+
+    from threatgraph.cachefiles import cache_dir, library_stamp
+
+    h = hashlib.sha256(f"threatgraph-rules-checked/{_CHECK_VERSION}\n{library_stamp('pyoxigraph')}\n".encode())
+    for k, v in sorted(PREFIXES.items()):
+        h.update(f"{k} {v}\n".encode())
+    h.update("\x00".join(sorted(known_terms)).encode() + b"\x01" + "\x00".join(sorted(categories)).encode() + b"\x01")
+    for _path, text in texts:
+        h.update(hashlib.sha256(text.encode()).digest())
+    return cache_dir() / "rules" / f"{h.hexdigest()}.ok"
 
 
 _SERVICE = re.compile(r"\bSERVICE\b", re.IGNORECASE)

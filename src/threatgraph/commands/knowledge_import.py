@@ -85,7 +85,17 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import and print one summary line."""
-    store = open_cli_store(args.store)
+    location = store_location(args.store)
+    _import(args, open_store(location))  # the store is closed when it returns
+    # the manifest analyses read (knowledge/view.py: analyze --store without opening the store), written
+    # after the store is closed (closing flushes, which changes its files)
+    from threatgraph.knowledge.view import refresh_manifest
+
+    refresh_manifest(location)
+    return 0
+
+
+def _import(args: argparse.Namespace, store: Store) -> None:
     progress = StderrProgress(args.quiet)
     res = load_release(store, args.kind, args.source, version=args.release_version, progress=progress)
     info = res.release
@@ -99,4 +109,3 @@ def run(args: argparse.Namespace) -> int:
     from threatgraph.knowledge.view import prepare_view
 
     prepare_view(store, {info.graph: res.view_slice} if res.view_slice is not None else None)
-    return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-import yaml
 from pyoxigraph import Literal, NamedNode
 
 from threatgraph import bounded
@@ -53,10 +52,13 @@ from threatgraph.terms import ATLAS, ATTACK
 SOURCE = "atlas"
 ATLAS_SITE = "https://atlas.mitre.org/"
 
-try:  # the C loader is ~10x faster; fall back to the pure-Python one
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
+def _loader() -> Any:
+    """The C loader (~10x faster), else the pure-Python one; yaml is imported here, not with the module
+    (``threatgraph.knowledge.releases`` imports this module, and every analysis with knowledge reads
+    release records through it: ~40 ms of start-up)."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _date(b: GraphBuilder, v: Any) -> Literal | None:
@@ -73,8 +75,10 @@ def parse_atlas(
     """Parse ``ATLAS.yaml`` (the ``dist/ATLAS.yaml`` of mitre-atlas/atlas-data)."""
     if progress:
         progress(f"parsing {location}")
+    import yaml
+
     try:
-        doc = yaml.load(data, Loader=_Loader)
+        doc = yaml.load(data, Loader=_loader())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f"line {mark.line + 1}: " if mark is not None else ""

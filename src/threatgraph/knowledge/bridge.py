@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pyoxigraph as ox
-import yaml
 
 from threatgraph.errors import InputError
 from threatgraph.resources import ontology_dir
@@ -401,6 +400,8 @@ def load_vocabulary(directory: Path | None = None) -> Vocabulary:
 
 def atlas_techniques(path: Path) -> dict[str, str]:
     """ATLAS technique ID → name, from an ``ATLAS.yaml`` (every matrix)."""
+    import yaml  # here: the analysis path imports this module, never this function (~40 ms)
+
     try:
         with path.open(encoding="utf-8") as fh:
             data = yaml.safe_load(fh)

@@ -21,11 +21,8 @@ from typing import Any
 from pyoxigraph import Literal, NamedNode, Quad
 
 from threatgraph.errors import ImportFailed, InputError, StoreError
-from threatgraph.knowledge.atlas import parse_atlas
-from threatgraph.knowledge.capec import parse_capec
-from threatgraph.knowledge.d3fend import parse_d3fend
 from threatgraph.knowledge.fetch import DEFAULT_URLS, Progress, Source, is_url, read_source
-from threatgraph.knowledge.stix import Release, parse_attack, release_graph
+from threatgraph.knowledge.stix import Release, release_graph
 from threatgraph.knowledge.view import ViewSlice
 from threatgraph.store.base import STAGING, Store
 from threatgraph.terms import GRAPH, KB, PROV, RDF, XSD, graph_iri
@@ -34,13 +31,33 @@ RELEASES_GRAPH = graph_iri("releases")
 STAGING_PREFIX = STAGING
 
 Parser = Callable[[bytes, str, "str | None", "Progress | None"], Release]
+
+
+def _lazy(module: str, name: str) -> Parser:
+    """The parser ``name`` of ``threatgraph.knowledge.<module>``, imported when first called: every
+    analysis reads release records through this module, and no analysis parses a release."""
+
+    def parse(data: bytes, location: str, version: str | None, progress: Progress | None) -> Release:
+        import importlib
+
+        fn: Parser = getattr(importlib.import_module(f"threatgraph.knowledge.{module}"), name)
+        return fn(data, location, version, progress)
+
+    parse.__name__ = parse.__qualname__ = name
+    return parse
+
+
 PARSERS: dict[str, Parser] = {
-    "attack": parse_attack,
-    "atlas": parse_atlas,
-    "d3fend": parse_d3fend,
-    "capec": parse_capec,
+    "attack": _lazy("stix", "parse_attack"),
+    "atlas": _lazy("atlas", "parse_atlas"),
+    "d3fend": _lazy("d3fend", "parse_d3fend"),
+    "capec": _lazy("capec", "parse_capec"),
 }
-"""Import kinds (the ``threatgraph import KIND`` argument) and their parsers."""
+"""Import kinds (the ``threatgraph import KIND`` argument) and their parsers.
+
+>>> PARSERS["atlas"].__name__
+'parse_atlas'
+"""
 
 SOURCE_ALIASES = {"attack": "attack-enterprise", "enterprise": "attack-enterprise", "ics": "attack-ics"}
 

@@ -110,6 +110,11 @@ def view_key(digests: Iterable[tuple[str, str]]) -> str:
     return h.hexdigest()
 
 
+def newest_of_store(store: Store) -> list[tuple[str, str]]:
+    """(graph, sha256) of the newest recorded release of every kept source (what a view is compiled from)."""
+    return _newest(store)
+
+
 def _newest(store: Store) -> list[tuple[str, str]]:
     """(graph, sha256) of the newest recorded release of every kept source."""
     from threatgraph.knowledge.releases import releases
@@ -258,19 +263,29 @@ def _checked(raw: bytes) -> bytes | None:
     return raw if _parse_nquads(raw) is not None else None
 
 
+def read_cached_view(key: str, graphs: Sequence[str] | None) -> View | None:
+    """The view of ``key`` from the cache; None when it is not there (or damaged)."""
+    from threatgraph.progress import step
+
+    path = cache_dir() / "views" / f"{key}.nq"
+    if not path.is_file():
+        return None
+    try:
+        with step("reading the compiled knowledge view"):
+            data = _checked(path.read_bytes())
+    except OSError:
+        return None
+    return None if data is None else View(key, None if graphs is None else tuple(graphs), data)
+
+
 def cached_view(key: str, graphs: Sequence[str] | None, build: Callable[[], list[Quad]]) -> View:
     """The view of ``key`` from the cache, or built with ``build()`` and cached."""
     from threatgraph.progress import step
 
+    found = read_cached_view(key, graphs)
+    if found is not None:
+        return found
     path = cache_dir() / "views" / f"{key}.nq"
-    if path.is_file():
-        try:
-            with step("reading the compiled knowledge view"):
-                data = _checked(path.read_bytes())
-        except OSError:
-            data = None
-        if data is not None:
-            return View(key, None if graphs is None else tuple(graphs), data)
     with step("compiling the knowledge view (once per set of releases)"):
         quads = build()
         data = _with_header(serialize(quads, format=RdfFormat.N_QUADS) or b"")
@@ -286,6 +301,118 @@ def view_of_store(store: Store, preloaded: Mapping[str, ViewSlice] | None = None
         return None
     graphs = [g for g, _ in newest]
     return cached_view(view_key(newest), graphs, lambda: compile_view(store, graphs, preloaded))
+
+
+# -- the store manifest (analyze --store without opening RocksDB) ---------------------------------------
+MANIFEST_NAME = "threatgraph-releases.json"
+"""The manifest a store directory holds next to RocksDB's files: the newest release of each kept source
+(graph, sha256) and the :func:`store_stamp` of the directory when they were read."""
+MANIFEST_FORMAT = 1
+_UNSTAMPED = ("LOG", "LOCK")
+"""RocksDB files left out of the stamp: its info log (``LOG``, ``LOG.old.*``: written by every open, even
+read-only) and the lock file."""
+
+
+def store_stamp(directory: str | Path) -> str | None:
+    """A digest of the names, sizes and modification times (ns) of a store directory's files, without opening
+    it (~40 ``stat`` calls); None when it cannot be listed.
+
+    Any write to an Oxigraph/RocksDB store changes it: a write appends to the write-ahead log (``*.log``),
+    a flush or compaction writes new ``*.sst`` files and a new ``MANIFEST-*``, even opening the store for
+    writing starts a new log and ``OPTIONS-*`` file; opening it read-only changes none of them (only the
+    info ``LOG``, left out). So a manifest whose stamp equals the directory's was written after the last
+    change of the store, by whatever tool or version changed it.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     before = store_stamp(d)
+    ...     _ = (Path(d) / "000001.log").write_bytes(b"x")
+    ...     before != store_stamp(d)
+    True
+    """
+    import os
+
+    entries: list[str] = []
+    try:
+        with os.scandir(directory) as it:
+            for e in it:
+                if e.name == MANIFEST_NAME or e.name.startswith(_UNSTAMPED) or e.name.startswith(MANIFEST_NAME):
+                    continue  # (a manifest being written: MANIFEST_NAME + random + ".tmp")
+                st = e.stat(follow_symlinks=False)
+                entries.append(f"{e.name}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ino}")
+    except OSError:
+        return None
+    if not entries:
+        return None
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+
+
+def read_manifest(directory: str | Path) -> list[tuple[str, str]] | None:
+    """The newest releases (graph, sha256) the manifest of a store directory records, when it is there and
+    current (its stamp equals :func:`store_stamp` of the directory now); else None (absent, unreadable,
+    written by another format, or the store changed since: the caller opens the store)."""
+    try:
+        doc = json.loads((Path(directory).expanduser() / MANIFEST_NAME).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        return None
+    stamp, recorded = doc.get("stamp"), doc.get("releases")
+    if not isinstance(stamp, str) or not isinstance(recorded, list):
+        return None
+    out: list[tuple[str, str]] = []
+    for item in recorded:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            return None
+        out.append((item[0], item[1]))
+    if stamp != store_stamp(Path(directory).expanduser()):
+        return None
+    return sorted(out)
+
+
+def write_manifest(directory: str | Path, newest: Sequence[tuple[str, str]], stamp: str | None) -> bool:
+    """Record ``newest`` (as :func:`_newest` read it) in the manifest of a store directory, with the
+    ``stamp`` taken **before** the store was opened to read them; written only when the directory's stamp is
+    still that one (nothing wrote the store meanwhile: else the manifest could name releases older than
+    the store's). A manifest that cannot be written only makes the next analysis slower. Returns whether
+    it was written."""
+    path = Path(directory).expanduser()
+    if stamp is None or store_stamp(path) != stamp:
+        return False
+    doc = {"format": MANIFEST_FORMAT, "stamp": stamp, "releases": [list(p) for p in sorted(newest)],
+           "note": "written by threatgraph after each change of the store's releases; safe to delete"}
+    return write_atomic(path / MANIFEST_NAME, json.dumps(doc, indent=1).encode())
+
+
+def refresh_manifest(directory: str | Path) -> bool:
+    """Rewrite the manifest of a store directory from the store itself (opened read-only; the store must be
+    closed by any writer of this process first). Returns whether it was written."""
+    from threatgraph.store.embedded import EmbeddedStore
+
+    stamp = store_stamp(Path(directory).expanduser())
+    if stamp is None:
+        return False
+    try:
+        store = EmbeddedStore(str(Path(directory).expanduser()), read_only=True)
+        newest = _newest(store)
+    except (InputError, StoreError):  # not a store (any more), or not readable: no manifest, analyses open it
+        return False
+    del store
+    return write_manifest(directory, newest, stamp)
+
+
+def view_of_manifest(directory: str | Path) -> tuple[bool, View | None]:
+    """``(True, view)`` when the store directory's manifest is current and the view of its releases is
+    cached (``view`` None: the store holds no release): ``analyze --store`` then never opens the store.
+    ``(False, None)``: the caller opens the store (:func:`view_of_store`)."""
+    newest = read_manifest(directory)
+    if newest is None:
+        return False, None
+    if not newest:
+        return True, None
+    graphs = tuple(g for g, _ in newest)
+    view = read_cached_view(view_key(newest), graphs)
+    return (view is not None), view
 
 
 def prepare_view(store: Store, preloaded: Mapping[str, ViewSlice] | None = None) -> str | None:
@@ -363,7 +490,7 @@ def load_view(store: Store, view: View) -> None:
     load = getattr(store, "load_dataset", None)
     try:
         if callable(load) and b"_:" not in view.nquads:  # the store's loader renames blank nodes
-            load(view.nquads, "application/n-quads")
+            load(view.nquads, "application/n-quads", trusted=True)  # threatgraph's own output, digest-checked
         else:
             store.add_quads(view.quads)
     except (OSError, ValueError, SyntaxError) as err:
