@@ -43,6 +43,9 @@ from threatgraph.knowledge.rdfbuild import (
     P_IS_SUB,
     P_MITIGATES,
     P_PLATFORM,
+    P_REL_SOURCE,
+    P_REL_TARGET,
+    P_REL_TYPE,
     P_RELATED_TO,
     P_REVOKED,
     P_REVOKED_BY,
@@ -55,6 +58,7 @@ from threatgraph.knowledge.rdfbuild import (
     P_USES,
     P_VERSION,
     RDF_TYPE,
+    RDFS_SEE_ALSO,
     SKOS_ALT_LABEL,
     SKOS_CONCEPT,
     TRUE,
@@ -250,11 +254,12 @@ def parse_attack(
             if progress and i and i % step == 0:
                 progress(f"  {i * 100 // len(objs)}% ({i:,}/{len(objs):,} objects)")
             t = o["type"]
+            if t == "relationship":
+                if not _relationship_fast(b, o, iris):  # a field of an unexpected type: worded by Fields
+                    _relationship(b, Fields(o, _where(location, i, o)), iris)
+                continue
             sid = o["id"]
             f = Fields(o, _where(location, i, o))
-            if t == "relationship":
-                _relationship(b, f, iris)
-                continue
             cls = CLASSES.get(t)
             if cls is None:
                 b.skipped[t] += 1
@@ -340,6 +345,52 @@ def parse_attack(
     )
 
 
+def _relationship_fast(b: GraphBuilder, o: dict[str, Any], iris: dict[str, str]) -> bool:
+    """:func:`_relationship` for a well-typed relationship (the 20 k of ATT&CK 18.1: a third of the
+    conversion's time), without :class:`Fields`; False, having added nothing, when a field has an
+    unexpected type, for :func:`_relationship` to word the error (or accept a subclass)."""
+    rtype = o.get("relationship_type")
+    src_id = o.get("source_ref")
+    tgt_id = o.get("target_ref")
+    desc = o.get("description")
+    refs = o.get("external_references")
+    if type(rtype) is not str or type(src_id) is not str or type(tgt_id) is not str:
+        return False
+    if desc is not None and type(desc) is not str:
+        return False
+    if refs is None:
+        refs = ()
+    elif type(refs) is not list or any(type(ref) is not dict for ref in refs):
+        return False
+    src = iris.get(src_id)
+    tgt = iris.get(tgt_id)
+    if src is None or tgt is None:
+        b.skipped["relationship (endpoint not in bundle)"] += 1
+        return True
+    b.counts["relationship"] += 1
+    s = b.iri(src)
+    ob = b.iri(tgt)
+    g = b.graph
+    append = b.quads.append
+    pred = REL_PREDICATES.get(rtype)
+    append(Quad(s, pred if pred is not None else P_RELATED_TO, ob, g))
+    if not desc and not refs and pred is not None:
+        return True
+    r = b.iri(ATTACK[o["id"]])
+    append(Quad(r, P_REL_SOURCE, s, g))
+    append(Quad(r, P_REL_TARGET, ob, g))
+    append(Quad(r, P_REL_TYPE, Literal(rtype), g))
+    if desc:
+        append(Quad(r, DCT_DESCRIPTION, Literal(desc), g))
+    seen: set[str] = set()
+    for ref in refs:
+        url = ref.get("url")
+        if isinstance(url, str) and url and url not in seen:
+            seen.add(url)
+            append(Quad(r, RDFS_SEE_ALSO, b.reference(url), g))
+    return True
+
+
 def _relationship(b: GraphBuilder, f: Fields, iris: dict[str, str]) -> None:
     rtype = f.req_text("relationship_type")
     src_id = f.req_text("source_ref")
@@ -359,16 +410,13 @@ def _relationship(b: GraphBuilder, f: Fields, iris: dict[str, str]) -> None:
     if not desc and not refs and pred is not None:
         return
     sid = f.req_text("id")
-    r = b.iri(ATTACK[sid])
-    add = b.add
+    r = b.iri(ATTACK[sid])  # the STIX id is the IRI's local name (no kb:stixId, no class: see docs/knowledge.md)
     b.relationship(r, s, o, rtype)
-    add(r, P_STIX_ID, Literal(sid))
     if desc:
-        add(r, DCT_DESCRIPTION, Literal(desc))
-    mod = f.text("modified")
-    if mod:
-        add(r, DCT_MODIFIED, b.dated(mod, XSD_DATETIME))
+        b.add(r, DCT_DESCRIPTION, Literal(desc))
+    seen: set[str] = set()
     for ref in refs:
         url = ref.get("url")
-        if isinstance(url, str) and url:
+        if isinstance(url, str) and url and url not in seen:  # a citation listed twice is one triple
+            seen.add(url)
             b.see_also(r, url)

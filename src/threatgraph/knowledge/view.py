@@ -36,8 +36,10 @@ from threatgraph.resources import ontology_dir
 from threatgraph.store.base import Store
 from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS, TG, graph_iri
 
-VIEW_VERSION = "5"
-"""Bumped whenever what the view keeps changes (part of the cache key)."""
+VIEW_VERSION = "6"
+"""Bumped whenever what the view keeps changes (part of the cache key). 6: issue 14's smaller reified
+relationships change the releases' ``kb:quadCount`` the view's release records carry (the view's
+knowledge is the same), so a view cached from an import by an older version is not reused."""
 
 KEPT_SOURCES = frozenset({"attack-enterprise", "attack-ics", "atlas", "d3fend", "capec"})
 """Sources whose newest release goes into the view."""
