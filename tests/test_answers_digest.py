@@ -82,9 +82,9 @@ def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
 # aligned with TMT (which had rag 193, tabular 257, health 174, generated 4320 findings): rag 199, tabular
 # 262, health 183, generated 4541 findings; techniques as with the Threagile rules alone (486, 552, 309).
 RECORDED: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (199, "57b32dbe9abb7b54"), "techniques": (486, "7b024fb5a48cf9dc"), "knowledge": (151, "47829e3f4f6abcf6"), "risk": (199, "a92521d7b0e31c22"), "paths": (16, "57a433b4ddaab055")},
+    "rag-assistant": {"findings": (200, "fa39169cfd09d0d2"), "techniques": (486, "7b024fb5a48cf9dc"), "knowledge": (151, "47829e3f4f6abcf6"), "risk": (200, "7822c2d7d362a885"), "paths": (16, "57a433b4ddaab055")},
     "tabular-platform": {"findings": (262, "ebd3ab8eba1587f7"), "techniques": (552, "9cbadc7144161feb"), "knowledge": (138, "f9b62f101e967d61"), "risk": (262, "0017ead421d94670"), "paths": (27, "f2deb894cab32bd0")},
-    "health-risk": {"findings": (183, "d39fe7e37dc2b34e"), "techniques": (309, "4199441da802bf9c"), "knowledge": (114, "70a4ab79a65948bd"), "risk": (183, "bf7eddb546275c3a"), "paths": (24, "c310f4db4a9dc252")},
+    "health-risk": {"findings": (182, "3b969a04dc0a9f40"), "techniques": (309, "4199441da802bf9c"), "knowledge": (114, "70a4ab79a65948bd"), "risk": (182, "567d714bc0f3583c"), "paths": (24, "c310f4db4a9dc252")},
     "generated-1k": {"findings": (4541, "c676caef41623d5e"), "techniques": (13386, "6b5d4d67f4bb70d2"), "knowledge": (112, "42b7e98bdbef6ebc"), "risk": (4541, "2c31086e1acf0678"), "paths": (250, "38b374e059f476b9")},
 }
 """Model name → part → (rows, hash). Recorded at commit dbad625 (see the module docstring) and unchanged
@@ -101,7 +101,12 @@ that cover a TMT threat raise its STRIDE category too (S-001/S-003 +E for E5, T-
 for I2, R-002 +T for T5, S-004 +E, T-014 +T), S-002 (S7/S7.1) and R-001 (R6) lost conditions TMT does not
 have, and new flow rules S-005 (S8), R-004 (R7/R8), D-004 (D3/D4/D5), D-005 (D2), I-014 (I23), E-007 (E5),
 E-008 (the Azure template's store access threats): rag 146 -> 193 findings, tabular 197 -> 257, health
-141 -> 174, generated 1k 3,480 -> 4,320; techniques, knowledge and paths unchanged."""
+141 -> 174, generated 1k 3,480 -> 4,320; techniques, knowledge and paths unchanged. Re-recorded (findings,
+risk) when the rules honoured the TMT properties that answer a threat (issue 13, precision on threats people
+reject): rag 199 -> 200 (new TG-STRIDE-T-039, second-order injection: the agent orchestrator reads back from
+its long-term memory what it stored from the LLM and the filtered user message), health 183 -> 182 (R-004 no
+longer raised on the flow into the model registry, whose records are signed: tg:artifactsSigned answers
+"data store denies writing"); techniques, knowledge, paths and the generated model unchanged."""
 
 
 @pytest.mark.slow

@@ -37,18 +37,20 @@ PARTS = {
 # Applications and statuses re-recorded when applications became per (element, technique) instead of
 # per finding (issue 14): fewer application nodes (rag 452 -> 294), the same answers per finding
 # (tests/test_answers_digest.py), and the statuses still equal the per-application reference below.
+# Risk and status re-recorded when the rules honoured the TMT properties that answer a threat (issue 13):
+# rag +1 finding (TG-STRIDE-T-039), health-risk -1 (R-004 on a flow into a signed store); applications unchanged.
 BEFORE = {
     "rag-assistant": {
-        "applications": (340, "ec80ef7c7289b571"), "risk": (147, "b898b4d6fe1fff99"),
-        "status": (539, "6c4dbe2a822c214e"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (340, "ec80ef7c7289b571"), "risk": (148, "e9bbc92bda9a9263"),
+        "status": (540, "84a764209937b159"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
         "applications": (380, "2cea3b0ff1f983ce"), "risk": (194, "8cc67f53a8b93e73"),
         "status": (642, "b47438ed7922ea4d"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (203, "fbdc003de7d48b35"), "risk": (123, "df7032bf7ea3d806"),
-        "status": (386, "6967678a0a8db483"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (203, "fbdc003de7d48b35"), "risk": (122, "9e6552d09f28456f"),
+        "status": (385, "b9c1a9eeb579b01d"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 """Re-recorded (risk, status) when the per-element baseline became one finding per element and baseline
@@ -145,7 +147,9 @@ def test_digest_sees_a_change(store: Store) -> None:
 # -> 240,055 merged with the Threagile counterparts (issue 13: rules TG-STRIDE-T-030..038, E-030..034,
 # I-030..034, S-030..032, D-030, wider I-011 and T-016; 221 more findings on this model, from E-033 and the
 # first batch, and the rule records; on their own, before the merge, they took 216,678 to 222,231).
-GENERATED_1K = (240_055, "af7b8fbd2bc83db3")
+# -> 240,062 when the rules honoured the TMT properties that answer a threat (issue 13): the record of the new
+# rule TG-STRIDE-T-039 (no finding on this model), the same findings.
+GENERATED_1K = (240_062, "b2576b8cfd9961a6")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:
