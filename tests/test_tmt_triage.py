@@ -106,6 +106,16 @@ def test_importer_states_the_answering_facts() -> None:
     # "Contains Cookies: No": nothing a forged cross-site request could reuse; "Yes" states nothing
     assert val(g, by, "CSRF-no-cookies flow", TG.csrfProtected) is True
     assert val(o, by_open, "CSRF-no-cookies flow", TG.csrfProtected) is None
+    # a service enforcing TLS is the TLS server of its flows: the writer verifies it, its responses are
+    # authenticated, both integrity-protected and encrypted; when it does not, nothing is stated (Request and
+    # Response flows of the Azure template carry no transport facts)
+    assert [val(g, by, "S7.1-tls-enforced flow", p) for p in (TG.destinationAuthenticated, TG.integrityProtected,
+                                                                TG.encryptedInTransit)] == [True, True, True]
+    assert val(g, by, "S7.1-tls-enforced flow", TG.authenticated) is None  # the client is not authenticated by TLS
+    assert [val(g, by, "S7-https-enforced flow", p) for p in (TG.authenticated, TG.integrityProtected)] == [True, True]
+    assert val(g, by, "S7-https-enforced flow", TG.destinationAuthenticated) is None
+    assert [val(o, by_open, "S7.1-tls-enforced flow", p) for p in (TG.destinationAuthenticated,
+                                                                     TG.encryptedInTransit)] == [None, None]
     # "Write Access: No" on a store: the flows into it only read
     assert val(g, by, "R8-read-only-store flow", TG.readOnly) is True
     assert val(o, by_open, "R8-read-only-store flow", TG.readOnly) is None

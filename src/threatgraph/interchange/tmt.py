@@ -476,13 +476,18 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         if elements[ends[1]] in readonly and (node, rdflib.URIRef(TG.readOnly), None) not in b.g:
             # the store grants no write access ("Write Access: No"): a flow into it only reads
             b.g.add((node, rdflib.URIRef(TG.readOnly), rdflib.Literal(True)))
-        for attr, value in _FLOW_DEFAULTS.get(stype or "", {}).items():
+        # a service that refuses unencrypted connections (TLS / HTTPS enforced, WCF transport or message
+        # security) is the TLS server of its flows: integrity-protected, the server's identity verified (the
+        # destination of a flow into it, the sender of a flow out of it); before the flow type's defaults
+        served: dict[str, bool] = {}
+        if elements[ends[0]] in tls or elements[ends[1]] in tls:
+            served = {TG.integrityProtected: True, TG.encryptedInTransit: True}
+            served[TG.destinationAuthenticated if elements[ends[1]] in tls else TG.authenticated] = True
+        for attr, value in [*served.items(), *_FLOW_DEFAULTS.get(stype or "", {}).items()]:
             if (node, rdflib.URIRef(attr), None) not in b.g:
                 b.g.add((node, rdflib.URIRef(attr), rdflib.Literal(value)))
         stated = (node, rdflib.URIRef(TG.encryptedInTransit), None) in b.g
-        if not stated and (elements[ends[0]] in tls or elements[ends[1]] in tls):
-            b.g.add((node, rdflib.URIRef(TG.encryptedInTransit), rdflib.Literal(True)))
-        elif not stated and proto and proto[1] is not None:
+        if not stated and proto and proto[1] is not None:
             b.g.add((node, rdflib.URIRef(TG.encryptedInTransit), rdflib.Literal(proto[1])))
         flow_curve = _curve(v)
         shown = next((p.value for p in props if p.display.strip().lower() == "show boundary threats"), None)
