@@ -82,10 +82,10 @@ def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
 # aligned with TMT (which had rag 193, tabular 257, health 174, generated 4320 findings): rag 199, tabular
 # 262, health 183, generated 4541 findings; techniques as with the Threagile rules alone (486, 552, 309).
 RECORDED: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (200, "fa39169cfd09d0d2"), "techniques": (486, "7b024fb5a48cf9dc"), "knowledge": (151, "47829e3f4f6abcf6"), "risk": (200, "7822c2d7d362a885"), "paths": (16, "57a433b4ddaab055")},
-    "tabular-platform": {"findings": (262, "ebd3ab8eba1587f7"), "techniques": (552, "9cbadc7144161feb"), "knowledge": (138, "f9b62f101e967d61"), "risk": (262, "0017ead421d94670"), "paths": (27, "f2deb894cab32bd0")},
-    "health-risk": {"findings": (182, "3b969a04dc0a9f40"), "techniques": (309, "4199441da802bf9c"), "knowledge": (114, "70a4ab79a65948bd"), "risk": (182, "567d714bc0f3583c"), "paths": (24, "c310f4db4a9dc252")},
-    "generated-1k": {"findings": (4541, "c676caef41623d5e"), "techniques": (13386, "6b5d4d67f4bb70d2"), "knowledge": (112, "42b7e98bdbef6ebc"), "risk": (4541, "2c31086e1acf0678"), "paths": (250, "38b374e059f476b9")},
+    "rag-assistant": {"findings": (200, "56e8d93e88006a3f"), "techniques": (486, "7b024fb5a48cf9dc"), "knowledge": (151, "47829e3f4f6abcf6"), "risk": (200, "7822c2d7d362a885"), "paths": (16, "57a433b4ddaab055")},
+    "tabular-platform": {"findings": (262, "c1cee07b495e7690"), "techniques": (552, "9cbadc7144161feb"), "knowledge": (138, "f9b62f101e967d61"), "risk": (262, "0017ead421d94670"), "paths": (27, "f2deb894cab32bd0")},
+    "health-risk": {"findings": (182, "3890162b61164483"), "techniques": (309, "4199441da802bf9c"), "knowledge": (114, "70a4ab79a65948bd"), "risk": (182, "567d714bc0f3583c"), "paths": (24, "c310f4db4a9dc252")},
+    "generated-1k": {"findings": (4557, "7cbfed3603c90bf0"), "techniques": (13386, "6b5d4d67f4bb70d2"), "knowledge": (112, "42b7e98bdbef6ebc"), "risk": (4557, "9ecf7ce117897798"), "paths": (250, "38b374e059f476b9")},
 }
 """Model name → part → (rows, hash). Recorded at commit dbad625 (see the module docstring) and unchanged
 through the lean finding graph (applications per element and technique, knowledge joined from
@@ -106,7 +106,12 @@ risk) when the rules honoured the TMT properties that answer a threat (issue 13,
 reject): rag 199 -> 200 (new TG-STRIDE-T-039, second-order injection: the agent orchestrator reads back from
 its long-term memory what it stored from the LLM and the filtered user message), health 183 -> 182 (R-004 no
 longer raised on the flow into the model registry, whose records are signed: tg:artifactsSigned answers
-"data store denies writing"); techniques, knowledge, paths and the generated model unchanged."""
+"data store denies writing"). Then (same round): TG-STRIDE-E-005 raises information disclosure only on flows
+into a data store (TMT's I2), (category bound by the query, one finding per flow), elevation of privilege on every flow
+as before, so a flow into a process the model states encrypted no longer gets disclosure from a missing
+authorization check; new TG-STRIDE-I-035 (TMT's I6 on unencrypted boundary flows carrying only public or
+internal data): the examples keep their counts (the category of E-005 findings on flows into processes changes;
+risk unchanged), generated 1k 4,541 -> 4,557 (I-035); techniques, knowledge and paths unchanged."""
 
 
 @pytest.mark.slow
