@@ -673,7 +673,8 @@ def ground_truth(path: Path) -> tuple[str, Truth, dict[str, str]]:
     return ("tm-bom", *tmbom_truth(json.loads(path.read_text(encoding="utf-8"))))
 
 
-def measure(path: Path, work: Path) -> ModelResult:
+def measure(path: Path, work: Path, runs: tuple[str, ...] = ("plain", "knowledge")) -> ModelResult:
+    """Figures of one model; ``runs``: which analyses (``plain``, ``knowledge``: with ``--knowledge shared``)."""
     prep = prepare(path)
     truth, labels, fmt = prep.truth, prep.labels, prep.fmt
     res = ModelResult(
@@ -704,6 +705,8 @@ def measure(path: Path, work: Path) -> ModelResult:
     els = elements(ttl)
     sdl = sdl_generated(ttl)
     for name, extra in (("plain", []), ("knowledge", ["--knowledge", "shared"])):
+        if name not in runs:
+            continue
         out = work / f"{path.stem}.{name}.json"
         code, err = _cli(["analyze", str(ttl), "--force", "-f", "json", "-o", str(out), *extra])
         if code not in (0, 1):

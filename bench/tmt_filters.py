@@ -14,8 +14,9 @@ The filter words are read in threatgraph's vocabulary, the way the importer maps
   and web application types, which any element stating tg:webApplication true matches;
 * ``flow crosses 'GE.TB.L'`` / ``'GE.TB.B'``: tg:crossesBoundary true (asserted, or derived from different
   zones); a crossing of a specific boundary type (``SE.TB.L.TMCore.Machine``) is not known: false;
-* properties: ``authenticatesSource``, ``authenticatesItself`` → tg:authenticated; ``providesConfidentiality``,
-  ``providesIntegrity`` → tg:encryptedInTransit; ``storesLogData`` → tg:holdsLogs; ``storesCredentials`` →
+* properties: ``authenticatesSource``, ``authenticatesItself`` → tg:authenticated; ``authenticatesDestination`` →
+  tg:destinationAuthenticated; ``providesConfidentiality`` → tg:encryptedInTransit; ``providesIntegrity`` →
+  tg:integrityProtected, else tg:encryptedInTransit; ``storesLogData`` → tg:holdsLogs; ``storesCredentials`` →
   tg:storesCredentials; ``hasInputSanitizers`` → tg:inputValidated; ``hasOutputSanitizers`` →
   tg:outputEncoded; the forgery-protection attribute of flows (``54851a3b-…``) → tg:csrfProtected. True
   reads ``'Yes'``, false ``'No'`` (``'None'`` for forgery protection), absent ``'Not Selected'``. Other
@@ -36,9 +37,12 @@ from typing import Any
 
 TG = "https://w3id.org/threatgraph/ontology#"
 GENERIC = {TG + "Process": "GE.P", TG + "ExternalEntity": "GE.EI", TG + "DataStore": "GE.DS"}
-PROPS = {
+PROPS: dict[str, str | tuple[str, ...]] = {
     "authenticatesSource": "authenticated", "authenticatesItself": "authenticated",
-    "providesConfidentiality": "encryptedInTransit", "providesIntegrity": "encryptedInTransit",
+    "authenticatesDestination": "destinationAuthenticated",
+    "providesConfidentiality": "encryptedInTransit",
+    # stated integrity protection, else transport encryption (TLS, IPsec: both give integrity)
+    "providesIntegrity": ("integrityProtected", "encryptedInTransit"),
     "storesLogData": "holdsLogs", "storesCredentials": "storesCredentials",
     "hasInputSanitizers": "inputValidated", "hasOutputSanitizers": "outputEncoded",
     "54851a3b-65da-4902-b4e0-94ef015be735": "csrfProtected",
@@ -55,8 +59,9 @@ class End:
     attrs: dict[str, bool] = field(default_factory=dict)
 
     def prop(self, name: str) -> str:
-        attr = PROPS.get(name)
-        if attr is None or attr not in self.attrs:
+        cands = PROPS.get(name)
+        attr = next((a for a in ((cands,) if isinstance(cands, str) else cands or ()) if a in self.attrs), None)
+        if attr is None:
             return "Not Selected"
         if attr == "csrfProtected":
             return "Yes" if self.attrs[attr] else "None"
@@ -207,7 +212,8 @@ _TYPES = "SELECT ?e ?c WHERE { ?e a ?c . FILTER(?c IN (tg:Process, tg:ExternalEn
 _WEB = "SELECT ?e WHERE { ?e tg:webApplication true }"
 _STD = "SELECT ?e ?d WHERE { ?e <http://purl.org/dc/terms/type> ?d }"
 _ATTRS = """SELECT ?e ?p ?v WHERE { ?e ?p ?v . FILTER(?p IN (tg:authenticated, tg:encryptedInTransit,
-  tg:holdsLogs, tg:storesCredentials, tg:inputValidated, tg:outputEncoded, tg:csrfProtected)) }"""
+  tg:holdsLogs, tg:storesCredentials, tg:inputValidated, tg:outputEncoded, tg:csrfProtected, tg:integrityProtected,
+  tg:destinationAuthenticated)) }"""
 
 
 def flows(select: Callable[[str], Iterator[dict[str, Any]]]) -> list[Flow]:

@@ -114,7 +114,17 @@ that cover a TMT threat raise its STRIDE category too (S-001/S-003 +E for E5, T-
 for I2, R-002 +T for T5, S-004 +E, T-014 +T), S-002 (S7/S7.1) and R-001 (R6) lost conditions TMT does not
 have, and new flow rules S-005 (S8), R-004 (R7/R8), D-004 (D3/D4/D5), D-005 (D2), I-014 (I23), E-007 (E5),
 E-008 (the Azure template's store access threats): rag 146 -> 193 findings, tabular 197 -> 257, health
-141 -> 174, generated 1k 3,480 -> 4,320; techniques, knowledge and paths unchanged."""
+141 -> 174, generated 1k 3,480 -> 4,320; techniques, knowledge and paths unchanged. Re-recorded (findings,
+risk) when the rules honoured the TMT properties that answer a threat (issue 13, precision on threats people
+reject): rag 199 -> 200 (new TG-STRIDE-T-039, second-order injection: the agent orchestrator reads back from
+its long-term memory what it stored from the LLM and the filtered user message), health 183 -> 182 (R-004 no
+longer raised on the flow into the model registry, whose records are signed: tg:artifactsSigned answers
+"data store denies writing"). Then (same round): TG-STRIDE-E-005 raises information disclosure only on flows
+into a data store (TMT's I2), (category bound by the query, one finding per flow), elevation of privilege on every flow
+as before, so a flow into a process the model states encrypted no longer gets disclosure from a missing
+authorization check; new TG-STRIDE-I-035 (TMT's I6 on unencrypted boundary flows carrying only public or
+internal data): the examples keep their counts (the category of E-005 findings on flows into processes changes;
+risk unchanged), generated 1k 4,541 -> 4,557 (I-035); techniques, knowledge and paths unchanged."""
 
 
 @pytest.mark.slow

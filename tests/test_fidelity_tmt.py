@@ -2,8 +2,9 @@
 
 The sample (``../shared/formats/mtmt/sample-azure-template.tm7``, read there, never copied) holds 43 threat
 instances the tool generated from its Azure template, all untriaged: 22 (flow, STRIDE) pairs. The recall
-asserted is the one measured when the rules were aligned with TMT's generation filters (0.68, docs/fidelity.md);
-a lower figure is a regression. The SDL template's generation filters, evaluated on the same model in
+asserted is the one measured when the rules honoured the TMT properties that answer a threat and second-order
+injection (TG-STRIDE-T-039) was added (0.86; 0.68 when the rules were aligned with TMT's generation filters,
+docs/fidelity.md); a lower figure is a regression. The SDL template's generation filters, evaluated on the same model in
 threatgraph's vocabulary (bench/tmt_filters.py), must all be raised on the flow.
 """
 
@@ -90,7 +91,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_recall_on_the_sample_does_not_regress(measured: Any) -> None:
     assert not measured.error
     run = measured.runs["plain"]
-    assert run.recall_open is not None and run.recall_open >= 0.68, run.missed_open
+    assert run.recall_open is not None and run.recall_open >= 0.86, run.missed_open
     # the lenient reading (a finding on the flow's source or target counts) is never below the strict one
     assert run.recall_open_endpoint is not None and run.recall_open_endpoint >= run.recall_open
     # every pair the SDL template would generate on this model is raised on its flow

@@ -37,6 +37,8 @@ PARTS = {
 # Applications and statuses re-recorded when applications became per (element, technique) instead of
 # per finding (issue 14): fewer application nodes (rag 452 -> 294), the same answers per finding
 # (tests/test_answers_digest.py), and the statuses still equal the per-application reference below.
+# Risk and status re-recorded when the rules honoured the TMT properties that answer a threat (issue 13):
+# rag +1 finding (TG-STRIDE-T-039), health-risk -1 (R-004 on a flow into a signed store); applications unchanged.
 BEFORE = {
     "rag-assistant": {
         "applications": (342, "9d93908b124c83a9"), "risk": (147, "b898b4d6fe1fff99"),
@@ -153,6 +155,9 @@ def test_digest_sees_a_change(store: Store) -> None:
 # first batch, and the rule records; on their own, before the merge, they took 216,678 to 222,231);
 # -> 240,755 with three derived ML roles and their ATLAS mappings (issue 13: tgml:LLMResponseRenderer
 # AML.T0077, tgml:RAGIngestionPipeline AML.T0070, tgml:TrainingDataWriter AML.T0020; more applications).
+# -> 240,062 when the rules honoured the TMT properties that answer a threat (issue 13): the record of the new
+# rule TG-STRIDE-T-039 (no finding on this model), the same findings; -> 240,406 with E-005's disclosure category
+# only on flows into data stores and the new rule TG-STRIDE-I-035 (16 more findings).
 GENERATED_1K = (240_755, "e6dc9bcbd05ad042")
 
 

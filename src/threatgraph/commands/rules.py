@@ -46,7 +46,7 @@ def _curie(iri: str) -> str:
 
 
 def _cats(rule: Rule) -> str:
-    return " ".join(_curie(c) for c in rule.categories) or "per element (?category)"
+    return " ".join(_curie(c) for c in rule.categories) or "from the query (?category)"
 
 
 def catalogue_markdown(rules: list[Rule]) -> str:

@@ -11,6 +11,12 @@ clearly is one. A border boundary is a trust zone holding the stencils whose cen
 the tool generated (``ThreatInstances``) become declared threats on their flow with their threat type
 id, title, STRIDE category, priority, state and justification.
 
+Template properties that answer a threat type become the attributes the rules test (docs/interchange.md):
+authentication of the source and of the destination, confidentiality and integrity of a flow (stated, or
+inherited from the SDL flow types HTTP, HTTPS, IPsec), input and output sanitizers, encryption, signing, log
+data, credentials and write access of a store, cookies and forgery protection of a flow, and the Azure
+template's service settings (TLS enforced, firewall, identity provider, auditing, "Show Boundary Threats").
+
 Bad parts (a stencil without id, a duplicate id, a flow with a loose end, a threat naming no flow) are
 reported with their XML path and skipped or attached to a placeholder; the rest imports.
 """
@@ -106,6 +112,15 @@ _PROTOCOLS: dict[str, tuple[str, bool | None]] = {
     "SE.DF.TMCore.NamedPipe": ("named pipe", None), "SE.DF.TMCore.IOCTL": ("IOCTL", None),
 }
 
+_FLOW_DEFAULTS: dict[str, dict[str, bool]] = {
+    # what the SDL template's flow types inherit (default.tb7: HTTP states No for source and destination
+    # authentication and integrity; HTTPS provides integrity and authenticates the destination; IPsec also
+    # authenticates the source), each unless a property of the flow states it
+    "SE.DF.TMCore.HTTP": {TG.authenticated: False, TG.destinationAuthenticated: False, TG.integrityProtected: False},
+    "SE.DF.TMCore.HTTPS": {TG.destinationAuthenticated: True, TG.integrityProtected: True},
+    "SE.DF.TMCore.IPsec": {TG.authenticated: True, TG.destinationAuthenticated: True, TG.integrityProtected: True},
+}
+
 _BOOL_PROPS: dict[str, str] = {
     # template property (display name, lower case) → boolean attribute; Yes/True → true, No/False → false
     "authenticates itself": TG.authenticated,
@@ -114,7 +129,9 @@ _BOOL_PROPS: dict[str, str] = {
     "sanitizes input": TG.inputValidated,
     "sanitizes output": TG.outputEncoded,
     "source authenticated": TG.authenticated,
+    "destination authenticated": TG.destinationAuthenticated,
     "provides confidentiality": TG.encryptedInTransit,
+    "provides integrity": TG.integrityProtected,
     "encrypted": TG.encryptedAtRest,
     "signed": TG.artifactsSigned,
     "stores log data": TG.holdsLogs,
@@ -128,6 +145,11 @@ _FIREWALL_OPEN = ("allow access from all networks", "allow access from azure")
 """Azure firewall / network settings that leave a resource reachable by anyone (any network, or any Azure
 tenant: anyone who signs up): tg:publiclyExposed true; "Allow access from selected networks" → false."""
 _PAYLOADS = {"transmits xml": "xml", "json payload": "json"}
+_PARSES = {"processes xml": "xml", "processes json": "json"}
+"""Azure template process properties ("Processes XML", "Azure Web App Processes JSON", ...; by their ending) →
+tg:acceptsFormat of the process itself."""
+_IDENTITY_PROVIDERS = {"adfs", "azure ad"}
+"""Azure template Web API "Identity Provider": the API authenticates its callers with tokens from it."""
 """SDL flow properties (TMT names XMLenc, JSON) → the format the flow's target process parses (tg:acceptsFormat),
 the fact TMT's T11 "XML DTD and XSLT Processing" and T12 "JavaScript Object Notation Processing" test."""
 _WEB_APPS = {"SE.P.TMCore.WebServer", "SE.P.TMCore.WebApp", "SE.P.TMCore.AzureAppServiceWebApp"}
@@ -340,6 +362,8 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
     names: dict[str, str] = {}
     local: list[str] = []
     tls: set[rdflib.URIRef] = set()
+    selfauth: set[rdflib.URIRef] = set()
+    readonly: set[rdflib.URIRef] = set()
     for guid, v, epath in _entries(b, _kid(surface, "Borders"), path, "Borders", seen):
         generic, stype = _types(b, v, epath, template)
         props = _props(v)
@@ -372,7 +396,10 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         # (a custom template's "Vector Database" stencil is a tgml:VectorStore)
         tname = template.elements.get(stype or "", (None, None))[0] if stype else None
         b.ml_class(node, kind, [("name", label), ("stencil type", tname)], epath, given=ML_TYPES.get(stype or ""))
-        _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid, tls=tls)
+        _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid, tls=tls,
+                    readonly=readonly)
+        if kind == "ExternalEntity" and (node, rdflib.URIRef(TG.authenticated), rdflib.Literal(True)) in b.g:
+            selfauth.add(node)  # "Authenticates Itself: Yes": every flow it sends authenticates its source
         if geo is not None:
             centres[guid] = ((geo[0] + geo[2]) / 2, (geo[1] + geo[3]) / 2)
         n += 1
@@ -442,13 +469,33 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         _standard(b, node, stype, template)
         _attributes(b, node, "DataFlow", props, _GENERIC_PATH + "/Lines/*/Value/Properties", guid,
                     target=elements[ends[1]])
+        if elements[ends[0]] in selfauth and (node, rdflib.URIRef(TG.authenticated), None) not in b.g:
+            # TMT's S3 excludes "source.authenticatesItself is 'Yes' or flow.authenticatesSource is 'Yes'":
+            # either one authenticates the sender (before the flow type's inherited "No")
+            b.g.add((node, rdflib.URIRef(TG.authenticated), rdflib.Literal(True)))
+        if elements[ends[1]] in readonly and (node, rdflib.URIRef(TG.readOnly), None) not in b.g:
+            # the store grants no write access ("Write Access: No"): a flow into it only reads
+            b.g.add((node, rdflib.URIRef(TG.readOnly), rdflib.Literal(True)))
+        # a service that refuses unencrypted connections (TLS / HTTPS enforced, WCF transport or message
+        # security) is the TLS server of its flows: integrity-protected, the server's identity verified (the
+        # destination of a flow into it, the sender of a flow out of it); before the flow type's defaults
+        served: dict[str, bool] = {}
+        if elements[ends[0]] in tls or elements[ends[1]] in tls:
+            served = {TG.integrityProtected: True, TG.encryptedInTransit: True}
+            served[TG.destinationAuthenticated if elements[ends[1]] in tls else TG.authenticated] = True
+        for attr, value in [*served.items(), *_FLOW_DEFAULTS.get(stype or "", {}).items()]:
+            if (node, rdflib.URIRef(attr), None) not in b.g:
+                b.g.add((node, rdflib.URIRef(attr), rdflib.Literal(value)))
         stated = (node, rdflib.URIRef(TG.encryptedInTransit), None) in b.g
-        if not stated and (elements[ends[0]] in tls or elements[ends[1]] in tls):
-            b.g.add((node, rdflib.URIRef(TG.encryptedInTransit), rdflib.Literal(True)))
-        elif not stated and proto and proto[1] is not None:
+        if not stated and proto and proto[1] is not None:
             b.g.add((node, rdflib.URIRef(TG.encryptedInTransit), rdflib.Literal(proto[1])))
         flow_curve = _curve(v)
-        if flow_curve is not None and any(_crosses_curve(flow_curve, c) for c in curves):
+        shown = next((p.value for p in props if p.display.strip().lower() == "show boundary threats"), None)
+        if (shown or "").strip().lower() == "no":
+            # the author turned the boundary threats of this flow off (the Azure template's "Show Boundary
+            # Threats: No", which every boundary threat type of that template excludes): not a crossing
+            pass
+        elif flow_curve is not None and any(_crosses_curve(flow_curve, c) for c in curves):
             b.add(node, TG.crossesBoundary, rdflib.Literal(True))
         n += 1
     return n
@@ -477,9 +524,12 @@ def _standard(b: Builder, node: rdflib.URIRef, stype: str | None, template: _Tem
 
 
 def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], ppath: str, guid: str,
-                tls: set[rdflib.URIRef] | None = None, target: rdflib.URIRef | None = None) -> None:
+                tls: set[rdflib.URIRef] | None = None, target: rdflib.URIRef | None = None,
+                readonly: set[rdflib.URIRef] | None = None) -> None:
     """Template properties → attributes. ``tls`` collects the elements that refuse unencrypted connections (their
-    flows are encrypted in transit); ``target`` is a flow's target (the parser of the payload it carries)."""
+    flows are encrypted in transit); ``target`` is a flow's target (the parser of the payload it carries);
+    ``readonly`` collects the data stores that grant no write access (flows into them only read)."""
+    cookieless = False
     for p in props:
         key = p.display.strip().lower()
         val = (p.value or "").strip()
@@ -532,10 +582,51 @@ def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], 
         elif key in _PAYLOADS and kind == "DataFlow" and val.lower() in _TRUE | _FALSE:
             if val.lower() in _TRUE and target is not None and (target, rdflib.RDF.type, rdflib.URIRef(TG.Process)) in b.g:
                 b.lit(target, TG.acceptsFormat, _PAYLOADS[key])
+        elif key.endswith(tuple(_PARSES)) and kind == "Process" and val.lower() in _TRUE | _FALSE:
+            if val.lower() in _TRUE:
+                b.lit(node, TG.acceptsFormat, _PARSES[next(k for k in _PARSES if key.endswith(k))])
+        elif key == "identity provider" and kind == "Process":
+            # the Web API accepts only tokens from this identity provider: its callers are authenticated
+            if val.lower() in _IDENTITY_PROVIDERS:
+                b.g.add((node, rdflib.URIRef(TG.authenticated), rdflib.Literal(True)))
+            else:
+                b.unmapped(f"{ppath}/{p.display}", "template property with no threatgraph attribute")
+        elif key == "client credential type" and kind == "Process":
+            # WCF: the credential its clients present; "None" = anonymous callers
+            b.g.add((node, rdflib.URIRef(TG.authenticated), rdflib.Literal(val.lower() != "none")))
+        elif key in ("security mode", "protection level") and kind == "Process":
+            # WCF transport or message security, or messages encrypted and signed: its flows are protected
+            if val.lower() in ("transport", "message") or val.lower().startswith("encryptandsign"):
+                if tls is not None:
+                    tls.add(node)
+            elif val.lower() != "none":
+                b.unmapped(f"{ppath}/{p.display}", "template property with no threatgraph attribute")
+        elif key.startswith("nw level access control config for") and kind == "Process":
+            # Logic Apps network access control: any IP inbound = publicly exposed; IP ranges or other Logic
+            # Apps only = filtered
+            low = val.lower()
+            if low.startswith("allow any ip"):
+                b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(True)))
+            elif low.startswith(("allow only", "allow specific", "specific ip")):
+                b.g.add((node, rdflib.URIRef(TG.ipFiltered), rdflib.Literal(True)))
+                if key.endswith("triggers"):
+                    b.g.add((node, rdflib.URIRef(TG.publiclyExposed), rdflib.Literal(False)))
+            elif low != "none":
+                b.unmapped(f"{ppath}/{p.display}", "template property with no threatgraph attribute")
+        elif key == "show boundary threats" and kind == "DataFlow":
+            continue  # read with the flow's crossing
+        elif key == "write access" and kind == "DataStore" and val.lower() in _TRUE | _FALSE:
+            if val.lower() in _FALSE and readonly is not None:
+                readonly.add(node)
+        elif key == "contains cookies" and kind == "DataFlow" and val.lower() in _TRUE | _FALSE:
+            # a request without cookies carries no ambient credential a forged cross-site request could reuse
+            cookieless = val.lower() in _FALSE
         elif key == "dataflow order":
             b.unmapped(f"{ppath}/Dataflow Order", "drawing order of the tool (no home)")
         else:
             b.unmapped(f"{ppath}/{p.display}", "template property with no threatgraph attribute")
+    if cookieless:
+        b.g.set((node, rdflib.URIRef(TG.csrfProtected), rdflib.Literal(True)))
 
 
 def _num(v: Element, name: str) -> float | None:
