@@ -102,3 +102,14 @@ def test_knowledge_run_resolves_and_cites_the_same_pairs(plain, examples_dir: Pa
     assert "techniqueStatus" not in json.loads(findings_json(findings, releases=a.releases))
     pairs = {(f.focus, t.id) for f in findings for t in f.techniques}
     assert pairs and pairs == {(f.focus, t.id) for f in plain_findings for t in f.techniques}
+
+
+@pytest.mark.shared
+def test_only_capec_loaded_still_cites_unresolved(examples_dir: Path, shared_data: Path) -> None:
+    """A loaded release that resolves no technique (CAPEC: its view holds the attack patterns' ATT&CK links)
+    leaves the techniques unresolved, and the rest of the view is kept."""
+    a = analyze([str(examples_dir / "rag-assistant.ttl")], knowledge=[str(shared_data / "capec/stix-capec-3.9.json")])
+    findings = read_findings(a.store, labels_of(a.store))
+    cited = {t.unresolved for f in findings if f.focus == RAG + "chatApi" for t in f.techniques}
+    assert cited == {STATUS}
+    assert a.store.select(f"SELECT ?p WHERE {{ GRAPH <{graph_iri('view')}> {{ ?p tg:capecTechnique ?t }} }} LIMIT 1")
