@@ -1,7 +1,9 @@
 """Residual risk (docs/risk.md): likelihood × impact with every factor stored as RDF and rendered.
 
-Runs without knowledge (categories only): impact from data classification / criticality / asset type,
-likelihood from exposure, trust boundaries, untrusted origin and declared controls.
+Runs without knowledge and without bridge mappings (categories only: without knowledge the mappings'
+techniques are cited unresolved, issue 13, and would realise the baseline findings): impact from data
+classification / criticality / asset type, likelihood from exposure, trust boundaries, untrusted origin and
+declared controls.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from threatgraph.analysis.engine import Engine, labels_of
 from threatgraph.analysis.findings import Finding, read_findings
 from threatgraph.analysis.risk import combine_likelihood, risk_level
 from threatgraph.analysis.rules import load_rules, parse_rule
+from threatgraph.knowledge import bridge
 from threatgraph.report import findings_json, risk_text
 from threatgraph.store import Store, open_store
 from threatgraph.terms import graph_iri
@@ -65,7 +68,9 @@ def findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
     path = tmp_path_factory.mktemp("risk") / "model.ttl"
     path.write_text(MODEL, encoding="utf-8")
     store = open_store()
-    engine(store).analyze([str(path)])
+    with pytest.MonkeyPatch.context() as mp:  # no bridge mappings: no technique, categories only
+        mp.setattr(bridge, "mapping_files", lambda directory=None: [])
+        engine(store).analyze([str(path)])
     return read_findings(store, labels_of(store))
 
 
@@ -137,4 +142,4 @@ def test_json_carries_risk(findings: list[Finding]) -> None:
     risk = doc["findings"][0]["risk"]
     assert risk["score"] == 25 and risk["level"] == "critical" and risk["explanation"].startswith("risk 25")
     assert {x["name"] for x in risk["factors"]} >= {"exposure", "criticality"}
-    assert doc["findings"][0]["techniques"] == []  # no knowledge loaded: categories only
+    assert doc["findings"][0]["techniques"] == []  # no mappings loaded: categories only

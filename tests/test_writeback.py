@@ -167,6 +167,11 @@ def expected_td(ctx: ReportContext, linddun: bool = False) -> Counter[tuple[str,
 def test_threat_dragon_laid_out_from_rdf_validates_and_round_trips(rag: tuple[ReportContext, Store],
                                                                      tmp_path: Path) -> None:
     ctx, store = rag
+    # a finding its declared controls mitigate is written Mitigated. Since techniques are cited without
+    # knowledge too (unresolved: their mitigations unknown, issue 13), no finding of the plain RAG run is
+    # fully mitigated (with knowledge none is either); the first is marked so here
+    ctx = replace(ctx, findings=[replace(fv, control_status="mitigated") if i == 0 else fv
+                                 for i, fv in enumerate(ctx.findings)])
     doc = json.loads(render_export("threat-dragon", ctx, store))
     validate_td(doc)
     kinds = Counter(c["data"]["type"] for c in td_cells(doc))

@@ -128,6 +128,8 @@ def technique_text(t: TechniqueView) -> str:
     if t.replaces:
         head += f" (replaces revoked {t.replaces})"
     parts = [head]
+    if t.unresolved:
+        parts.append(t.unresolved)
     if t.asset_types:
         parts.append("targets " + ", ".join(t.asset_types))
     if t.exposures:
@@ -172,11 +174,13 @@ def derivation_lines(f: Finding) -> list[str]:
     return out
 
 
-def render_paths(paths: Sequence[PathView]) -> str:
-    """Attack paths as text: one line per path, then one line per hop with its techniques."""
+def render_paths(paths: Sequence[PathView], note: str = "") -> str:
+    """Attack paths as text: one line per path, then one line per hop with its techniques (``note``: their
+    status when they are unresolved, :func:`unresolved_note`)."""
     if not paths:
         return ""
-    lines = [f"Attack paths ({len(paths)}): external entities / untrusted sources to critical assets", ""]
+    lines = [f"Attack paths ({len(paths)}): external entities / untrusted sources to critical assets"
+             + (f"; techniques {note}" if note else ""), ""]
     for pv in paths:
         lines.append(f"{pv.start_label} ⇒ {pv.target_label}: {pv.length} hops, {pv.crossings} trust-boundary crossings")
         for i, h in enumerate(pv.hops, 1):
@@ -190,7 +194,8 @@ def render_paths(paths: Sequence[PathView]) -> str:
 def technique_json(t: TechniqueView) -> dict[str, object]:
     """JSON form of a technique application."""
     return {
-        "id": t.id, "iri": t.iri, "label": t.label, "status": t.status, "release": t.release,
+        "id": t.id, "iri": t.iri, "label": t.label, "status": t.status, "release": t.release or None,
+        **({"unresolved": t.unresolved} if t.unresolved else {}),
         "replaces": t.replaces or None, "mapping": t.mapping, "assetTypes": t.asset_types,
         "justification": t.justification, "sources": t.sources,
         "exposure": [{"element": s, "attribute": a} for s, a in t.exposures],
@@ -285,6 +290,7 @@ def findings_json(
             for f in findings
         ],
         "releases": dict(releases or {}),
+        **({"techniqueStatus": note} if (note := unresolved_note(findings)) else {}),
         "outOfScope": [{"iri": e, "label": label, "reason": why or None} for e, label, why in out_of_scope],
         "attackPaths": paths_json(paths),
     }
@@ -423,7 +429,8 @@ def capped_techniques(ts: Sequence[TechniqueView], more: int) -> str:
     """``T1059, AML.T0051 +12 more: Command and Scripting Interpreter; LLM Prompt Injection`` (ids and the
     count first, so that a clipped line keeps them)."""
     names = "; ".join(t.label for t in ts if t.label)
-    return ", ".join(t.id for t in ts) + (f" +{more} more" if more else "") + (f": {names}" if names else "")
+    mark = UNRESOLVED_MARK if any(t.unresolved for t in ts) else ""
+    return ", ".join(t.id for t in ts) + (f" +{more} more" if more else "") + mark + (f": {names}" if names else "")
 
 
 def threat_text(f: Finding) -> str:
@@ -450,7 +457,8 @@ def why_text(f: Finding) -> str:
     if f.baseline and f.techniques:
         res = sorted(f.residual_techniques or f.techniques, key=technique_key)
         t = res[0]
-        lead = f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
+        lead = (f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
+                + (UNRESOLVED_MARK if t.unresolved else ""))
     else:
         lead = f.explanation.rstrip(".")
     brief = risk_brief(f)
@@ -600,10 +608,23 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
-def releases_text(releases: Mapping[str, str]) -> str:
-    """``ATT&CK 18.1, ATLAS 5.6.0, D3FEND 1.2.0`` or ``none``."""
+def releases_text(releases: Mapping[str, str], findings: Sequence[Finding] = ()) -> str:
+    """``ATT&CK 18.1, ATLAS 5.6.0, D3FEND 1.2.0`` or ``none``; with ``findings`` citing techniques without a
+    release, ``none; techniques unresolved: …`` (:func:`unresolved_note`)."""
     names = {"attack-enterprise": "ATT&CK", "atlas": "ATLAS", "d3fend": "D3FEND"}
-    return ", ".join(f"{names.get(k, k)} {v.rsplit('/', 1)[-1]}" for k, v in sorted(releases.items())) or "none"
+    text = ", ".join(f"{names.get(k, k)} {v.rsplit('/', 1)[-1]}" for k, v in sorted(releases.items())) or "none"
+    note = unresolved_note(findings)
+    return text + (f"; techniques {note}" if note else "")
+
+
+def unresolved_note(findings: Sequence[Finding]) -> str:
+    """The status of the techniques cited without a loaded release (``unresolved: no ATT&CK/ATLAS release
+    loaded …``, the label of ``tg:NoReleaseLoaded``), or ``""`` when every technique was checked."""
+    return next((t.unresolved for f in findings for t in f.techniques if t.unresolved), "")
+
+
+UNRESOLVED_MARK = " (unresolved)"
+"""After technique ids cited without a loaded release, where the line has no room for the whole status."""
 
 
 _OUT_OF_SCOPE = """SELECT ?e ?r WHERE { ?e tg:outOfScope true OPTIONAL { ?e tg:outOfScopeReason ?r } FILTER(isIRI(?e)) }"""
@@ -684,7 +705,7 @@ def summary_lines(ri: ReportInput, width: int) -> list[str]:
     n_el = len({f.focus for f in fs})
     counts = level_counts(fs)
     lines = [clip(ri.title, width),
-             f"{len(fs)} findings on {n_el} elements; knowledge: {releases_text(ri.releases)}",
+             f"{len(fs)} findings on {n_el} elements; knowledge: {releases_text(ri.releases, fs)}",
              clip("Levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
                   + " (risk where computed, at most one step above the rule's severity; else the severity; docs/risk.md)", width), ""]
     top = ranking(fs)[:TOP_RISKS]
@@ -752,7 +773,8 @@ def element_lines(ri: ReportInput, width: int, budget: int | None = None) -> lis
                 continue
             lines.append(clip(f"  {f.level:<8}  {threat_text(f)}{status} — {why_text(f)}", width))
             ts, more = top_techniques(f)
-            parts = [f"techniques {', '.join(t.id for t in ts)}" + (f" +{more} more" if more else "")] if ts else []
+            mark = UNRESOLVED_MARK if any(t.unresolved for t in ts) else ""
+            parts = [f"techniques {', '.join(t.id for t in ts)}" + (f" +{more} more" if more else "") + mark] if ts else []
             do = do_text(f, ri.remediation)
             if do:
                 parts.append(f"do: {do}")
@@ -777,7 +799,7 @@ def render_triage_table(ri: ReportInput, *, detail: str = "normal", width: int |
         lines += element_lines(ri, width, budget=TABLE_LINES - len(lines))
     text = "\n".join(lines) + "\n"
     if detail == "full":
-        text += "\n" + render_table(ri.findings, width=width, remediation=ri.remediation) + render_paths(ri.paths)
+        text += "\n" + render_table(ri.findings, width=width, remediation=ri.remediation) + render_paths(ri.paths, unresolved_note(ri.findings))
         if ri.declared:
             text += declared_text_plain(ri)
     return sanitize.terminal(text)
@@ -817,7 +839,7 @@ def render_markdown(ri: ReportInput) -> str:
     fs = ri.findings
     counts = level_counts(fs)
     out = [f"## {_cell(ri.title)}", "",
-           f"**{len(fs)} findings** on {len({f.focus for f in fs})} elements · knowledge: {releases_text(ri.releases)} · "
+           f"**{len(fs)} findings** on {len({f.focus for f in fs})} elements · knowledge: {releases_text(ri.releases, fs)} · "
            "levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
            + " (risk level where computed, else the rule's severity)", ""]
     top = ranking(fs)[:TOP_RISKS]

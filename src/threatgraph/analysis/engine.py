@@ -259,8 +259,10 @@ class Engine:
     def derive_findings(self, analysis: Analysis) -> None:
         """Second stage (issue 4): techniques, mitigations, controls, risk and attack paths of the findings.
 
-        Techniques and everything that hangs on them need loaded knowledge releases; controls by
-        category, risk and attack paths are derived with or without them.
+        Techniques are cited with or without loaded knowledge releases (without: unresolved, as the bridge
+        mappings name them, see :func:`threatgraph.analysis.techniques.unresolved_view`); their names,
+        mitigations, countermeasures and detections need the releases; controls by category, risk and attack
+        paths are derived with or without them.
         """
         from threatgraph.analysis.paths import find_paths
         from threatgraph.analysis.risk import score_findings
@@ -268,8 +270,7 @@ class Engine:
         from threatgraph.knowledge.bridge import load_bridge
 
         releases = newest_releases(self.store)
-        if releases:
-            load_bridge(self.store)
+        load_bridge(self.store)  # with or without releases: without, techniques are cited unresolved
         foci = self.foci or None  # none kept (rules not run by this engine): read from the store
         stage = run_stage(self.store, releases, findings=foci.keys() if foci else None)
         analysis.releases = stage.releases

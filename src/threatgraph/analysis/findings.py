@@ -53,6 +53,10 @@ class TechniqueView:
     maturity: str = ""
     categories: list[str] = field(default_factory=list)
     """Labels of the finding's categories the technique realises (by its mapping's tg:realizes)."""
+    unresolved: str = ""
+    """Why the technique was not checked against a release ("" when it was): the label of
+    ``tg:NoReleaseLoaded`` when the analysis loaded no ATT&CK / ATLAS release (the technique is the one the
+    mapping names; name, mitigations, countermeasures, detections and revocation are unknown)."""
 
     @property
     def missing(self) -> list[tuple[str, str]]:
@@ -315,7 +319,11 @@ def _application_view(
         return None
     tv = TechniqueView(iri=t, id=technique_id(t), label=labels.get(t, ""), mapping=_one(ap, _P.viaMapping))
     tv.asset_types = sorted({lab(c.value) for c in ap.get(_P.viaAssetType, [])})
-    tv.release = _one(ap, _P.inRelease).rsplit("release/", 1)[-1]
+    release = _one(ap, _P.inRelease)
+    if release == _P.NoReleaseLoaded:
+        tv.unresolved = labels.get(release) or "unresolved: no ATT&CK/ATLAS release loaded"
+    else:
+        tv.release = release.rsplit("release/", 1)[-1]
     rep = _one(ap, _P.replacesTechnique)
     tv.replaces = technique_id(rep) if rep else ""
     tv.status = _STATUS.get(_one(ap, _P.controlStatus), "unmitigated")
@@ -390,7 +398,7 @@ def _attach_derivation(
             replaces=base.replaces, exposures=list(base.exposures), reduced_by=list(base.reduced_by),
             status=base.status, mitigations=list(base.mitigations), countermeasures=list(base.countermeasures),
             implemented=list(base.implemented), detections=list(base.detections), maturity=base.maturity,
-            categories=[label for iri, label, _fw in f.categories if iri in realized],
+            categories=[label for iri, label, _fw in f.categories if iri in realized], unresolved=base.unresolved,
         ))
     f.techniques.sort(key=lambda t: (t.status == "mitigated", t.id))
 
@@ -424,6 +432,7 @@ class _P:
     implementedBy = TG.implementedBy
     implementedMitigation = TG.implementedMitigation
     inRelease = TG.inRelease
+    NoReleaseLoaded = TG.NoReleaseLoaded
     justification = TG.justification
     likelihood = TG.likelihood
     maturity = TG.maturity

@@ -192,6 +192,32 @@ def ensure_view(store: Store, releases: Mapping[str, str]) -> str:
     return key
 
 
+NO_RELEASE = TG.NoReleaseLoaded
+"""Object of ``tg:inRelease`` of a technique cited without a loaded release (ontology/derivation.ttl)."""
+TECHNIQUE_SOURCES = frozenset({"attack-enterprise", "atlas"})
+"""The sources whose releases resolve the techniques the mappings name (queries/derive-knowledge/05)."""
+
+
+def unresolved_files() -> list[Path]:
+    """The CONSTRUCT queries of the view without knowledge (``queries/derive-unresolved/*.rq``)."""
+    return stage_files(queries_dir() / "derive-unresolved")
+
+
+def unresolved_view(store: Store) -> None:
+    """Add to ``graph/view``, for an analysis without a loaded ATT&CK / ATLAS release, the citations of the
+    view without knowledge: each bridge mapping cites the technique it names with ``tg:inRelease
+    tg:NoReleaseLoaded`` (queries/derive-unresolved), so the stage applies the mappings under the same asset
+    classes and conditions as with a release. Nothing is checked (revocation, deprecation) and nothing is added
+    (names, mitigations, D3FEND, detections, maturity): those come from releases. What else the view holds
+    (CAPEC links, D3FEND) is kept; citations left by an analysis with releases that are no longer loaded are
+    removed first."""
+    g = NamedNode(G_VIEW)
+    for p in ("citesTechnique", "inRelease", "replacesTechnique"):  # on mappings only (derive-knowledge/05)
+        store.update(f"DELETE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }} WHERE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }}")
+    for path in unresolved_files():
+        store.update(as_insert(path.read_text(encoding="utf-8"), G_VIEW))
+
+
 def newest_releases(store: Store) -> dict[str, str]:
     """Source name → graph IRI of the newest loaded release, for the sources of :data:`SOURCES`."""
     from threatgraph.knowledge.releases import newest_release
@@ -258,6 +284,8 @@ def run_stage(
     result = StageResult(releases=rel)
     if rel:
         ensure_view(store, rel)  # what the knowledge says of the cited techniques (graph/view)
+    if not TECHNIQUE_SOURCES & rel.keys():
+        unresolved_view(store)  # no ATT&CK / ATLAS release: each mapping cites its own technique, unresolved
     store.drop_graph(G_STAGE)
     for path in files if files is not None else stage_files():
         try:

@@ -44,6 +44,20 @@ class FindingView:
     """Techniques not fully mitigated (None: not known, all count)."""
     extra: list[tuple[str, str]] = field(default_factory=list)
     """(property label, value label) of other properties the finding graph holds."""
+    unresolved: str = ""
+    """The status of the techniques when they were cited without a loaded ATT&CK / ATLAS release (the label
+    of ``tg:NoReleaseLoaded``: ``unresolved: no ATT&CK/ATLAS release loaded …``); "" when they were checked."""
+
+    @property
+    def techniques_text(self) -> str:
+        """The technique ids, followed by their status when they are unresolved.
+
+        >>> fv = FindingView(None, techniques=["AML.T0051", "T1190"], unresolved="unresolved: no release")  # type: ignore[arg-type]
+        >>> fv.techniques_text
+        'AML.T0051 T1190 (unresolved: no release)'
+        """
+        ids = " ".join(self.techniques)
+        return f"{ids} ({self.unresolved})" if ids and self.unresolved else ids
 
     @property
     def risk_or_rank(self) -> float:
@@ -358,6 +372,7 @@ def _structured(fv: FindingView) -> None:
         fv.residual_techniques = sorted({t.id for t in views if getattr(t, "status", "") != "mitigated"} & set(ids))
     if views:
         fv.mitigations = []  # the structured view replaces the generic scan
+        fv.unresolved = next((u for t in views if (u := getattr(t, "unresolved", ""))), "")
     for t in views:
         for m in [*getattr(t, "mitigations", []), *((c[0], c[1]) for c in getattr(t, "countermeasures", []))]:
             if (m[0], m[1]) not in fv.mitigations:

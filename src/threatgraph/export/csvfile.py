@@ -36,7 +36,7 @@ def render_csv(ctx: ReportContext) -> str:
             f.iri, f.rule_id, f.level, f.severity, "" if fv.residual_risk is None else f"{fv.residual_risk:g}",
             ctx.element_label(f.focus), f.focus, f.focus_kind,
             "; ".join(f"{c[2]}: {c[1]}" for c in f.categories), f.threat, f.explanation,
-            " ".join(fv.techniques), "; ".join(f"{m[0]} {m[1]}" if m[0] != m[1] else m[0] for m in fv.mitigations),
+            fv.techniques_text, "; ".join(f"{m[0]} {m[1]}" if m[0] != m[1] else m[0] for m in fv.mitigations),
             "; ".join(fv.controls or (ev.controls if ev else [])), f.source,
         )])
     return buf.getvalue()

@@ -27,6 +27,7 @@ from threatgraph.report import (
     rank_key,
     ranking,
     threat_text,
+    unresolved_note,
     why_text,
 )
 
@@ -263,6 +264,9 @@ def summary_html(ctx: ReportContext) -> list[str]:
     fs = [fv.f for fv in ctx.findings]
     h = ["<h2>Summary</h2>", f"<p>{len(fs)} findings: {_e(counts(ctx.findings))} (level: risk where computed, "
          "else the rule's severity).</p>"]
+    note = unresolved_note(fs)
+    if note:
+        h.append(f"<p>Techniques {_e(note)}.</p>")
     top = ranking(fs)[:TOP_RISKS]
     if top:
         h.append(f'<h3>Top {len(top)} residual risks</h3><table id="top-risks"><tr><th>#</th><th>Level</th>'
@@ -320,6 +324,7 @@ def _finding_detail(ctx: ReportContext, fv: FindingView) -> str:
     for t in f.techniques:
         missing = ", ".join(f"{lab} ({m})" if lab else m for m, lab in t.missing)
         items.append(f"<li><b>{_e(t.id)}</b> {_e(t.label)} [{_e(t.status)}]"
+                     + (f'; <i title="{_e(t.unresolved)}">unresolved</i>' if t.unresolved else "")
                      + (f"; missing mitigations: {_e(missing)}" if missing else "")
                      + (f"; {_e(t.justification)}" if t.justification else "") + "</li>")
     if not f.techniques and fv.mitigations:

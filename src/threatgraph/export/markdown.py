@@ -83,7 +83,7 @@ def render_markdown_report(ctx: ReportContext) -> str:
             f = fv.f
             cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
             out.append(f"| {f.level} | {risk_text(fv)} | {md(cats)} | {md(f.threat)} | {md(f.explanation)} | "
-                       f"{' '.join(fv.techniques)} | {md(_mit(fv))} | {md(controls_text(ctx, fv))} | {f.rule_id} |")
+                       f"{md(fv.techniques_text)} | {md(_mit(fv))} | {md(controls_text(ctx, fv))} | {f.rule_id} |")
         out.append("")
     if ctx.attack_paths:
         out += ["## Attack paths", ""]

@@ -23,7 +23,10 @@ def layer(ctx: ReportContext, which: str, *, attack_version: str | None = None) 
         raise ValueError(f"unknown layer {which!r}")
     atlas = which == "atlas"
     per: dict[str, list[tuple[float, str, str]]] = {}
+    unresolved = ""
     for fv in ctx.findings:
+        if fv.techniques and fv.unresolved:
+            unresolved = fv.unresolved
         for t in fv.techniques:
             if t.startswith("AML.") != atlas:
                 continue
@@ -42,7 +45,7 @@ def layer(ctx: ReportContext, which: str, *, attack_version: str | None = None) 
         techniques.append({
             "techniqueID": tid,
             "score": round(score, 2),
-            "comment": f"Applies to {', '.join(elements)} (rules {', '.join(rules)})",
+            "comment": f"Applies to {', '.join(elements)} (rules {', '.join(rules)})" + (f"; {unresolved}" if unresolved else ""),
             "enabled": True,
             "metadata": [{"name": "elements", "value": "; ".join(elements)}, {"name": "rules", "value": " ".join(rules)}],
             "showSubtechniques": False,
@@ -55,7 +58,8 @@ def layer(ctx: ReportContext, which: str, *, attack_version: str | None = None) 
         "name": f"{ctx.title} — {'ATLAS' if atlas else 'ATT&CK Enterprise'}"[:200],
         "versions": versions,
         "domain": DOMAINS[which],
-        "description": f"Techniques that threatgraph found applicable to the system; score = {basis}.",
+        "description": f"Techniques that threatgraph found applicable to the system; score = {basis}."
+                       + (f" Technique ids {unresolved}." if unresolved else ""),
         "sorting": 3,
         "layout": {"layout": "side", "showID": True, "showName": True, "expandedSubtechniques": "annotated"},
         "hideDisabled": False,

@@ -79,11 +79,12 @@ def _rule_help(items: Sequence[FindingView]) -> tuple[str, str]:
     f = items[0].f
     techniques = sorted({t for fv in items for t in fv.techniques})
     mitigations = sorted({m for fv in items for m in fv.mitigations})
+    unresolved = next((fv.unresolved for fv in items if fv.unresolved and fv.techniques), "")
     text = [f"{f.threat}.", f"Source: {f.source}."]
     md = [f"**{f.threat}**", "", f"Source: {f.source}", ""]
     if techniques:
-        text.append("Techniques: " + ", ".join(techniques) + ".")
-        md.append("Techniques: " + ", ".join(f"`{t}`" for t in techniques))
+        text.append("Techniques: " + ", ".join(techniques) + (f" ({unresolved})" if unresolved else "") + ".")
+        md.append("Techniques: " + ", ".join(f"`{t}`" for t in techniques) + (f" ({unresolved})" if unresolved else ""))
     if mitigations:
         text.append("Mitigations: " + "; ".join(f"{m[0]} {m[1]}" if m[0] != m[1] else m[0] for m in mitigations) + ".")
         md += ["", "Mitigations:", *(f"- {m[0]} {m[1]}" if m[0] != m[1] else f"- {m[0]}" for m in mitigations)]
@@ -142,6 +143,8 @@ def render_sarif(ctx: ReportContext, store: Store, *, base: Path | None = None) 
         }
         if fv.techniques:
             props["techniques"] = fv.techniques
+            if fv.unresolved:
+                props["techniqueStatus"] = fv.unresolved
         if fv.mitigations:
             props["mitigations"] = [m[0] for m in fv.mitigations]
         if fv.residual_risk is not None:

@@ -83,6 +83,8 @@ class Threat:
     """(id, name) of the mitigations to implement."""
     rule_id: str = ""
     techniques: list[str] = field(default_factory=list)
+    technique_status: str = ""
+    """The techniques' status when they are unresolved (no ATT&CK / ATLAS release loaded), else ""."""
     declared: bool = False
 
     def word(self, linddun: bool) -> tuple[str, str]:
@@ -140,6 +142,7 @@ def threats_of(ctx: ReportContext) -> list[Threat]:
             categories=[c[0] for c in f.categories], severity=f.level or f.severity,
             status="Mitigated" if fv.control_status == "mitigated" else "Open", description=f.explanation,
             mitigations=mits, rule_id=f.rule_id, techniques=list(fv.techniques),
+            technique_status=fv.unresolved if fv.techniques else "",
         ))
     return out
 
@@ -477,7 +480,8 @@ def _otm_attach(doc: dict[str, Any], owners: Mapping[str, dict[str, Any]], threa
             tdefs.append({"id": t.id, "name": t.title, "description": t.description, "categories": _otm_categories(t),
                           "risk": {"likelihood": None, "impact": OTM_IMPACT.get(t.severity, 50)},
                           "attributes": {"rule": t.rule_id, "level": t.severity,
-                                         "techniques": t.techniques}})
+                                         "techniques": t.techniques,
+                                         **({"techniqueStatus": t.technique_status} if t.technique_status else {})}})
         refs = []
         for mid_raw, name in t.mitigations:
             mid = mid_raw or ("remediation-" + t.rule_id if t.rule_id else "declared-" + t.id)
