@@ -1,4 +1,4 @@
-"""The finding graph is the same on every run: stable IRIs, evidence numbering and explanations do
+"""The finding graph is the same on every run: stable IRIs (findings, shared evidence nodes) and explanations do
 not depend on the order in which the store returns rows (checked with all knowledge loaded, where
 the second stage adds techniques, risk factors and paths)."""
 

@@ -158,6 +158,13 @@ def test_digest_sees_a_change(store: Store) -> None:
 # -> 240,062 when the rules honoured the TMT properties that answer a threat (issue 13): the record of the new
 # rule TG-STRIDE-T-039 (no finding on this model), the same findings; -> 240,406 with E-005's disclosure category
 # only on flows into data stores and the new rule TG-STRIDE-I-035 (16 more findings).
+# -> 217,491 when evidence nodes became shared per (role, value) (issue 14, lean finding graph: 13,004
+# per-finding evidence nodes of 2 quads each -> 1,722 shared ones, IRIs finding/evidence/<sha1>; every
+# finding keeps its tg:evidence links and the same (role, value) pairs; answers unchanged).
+# -> 188,893 (issue 14, lean finding graph): no tg:applicableTechnique copy on the findings (13,318 quads; a
+# finding's techniques are its applications' tg:appliedTechnique, the named queries join through them), and
+# exposure / reduction fact nodes shared per (element, subject, attribute) / (subject, attribute) instead of
+# one per application (4,794 -> 884 fact nodes); applications, risk, statuses, paths and answers unchanged.
 GENERATED_1K = (240_755, "e6dc9bcbd05ad042")
 
 

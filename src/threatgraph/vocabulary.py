@@ -10,7 +10,7 @@ which label property each knowledge source uses. :func:`vocabulary_markdown` and
 >>> v = build_vocabulary()
 >>> v.term("tg:focus").domain
 ('tg:Finding',)
->>> "| `tg:applicableTechnique` |" in vocabulary_markdown(v)
+>>> "| `tg:appliedTechnique` |" in vocabulary_markdown(v)
 True
 """
 
@@ -152,10 +152,10 @@ EXAMPLES: tuple[Example, ...] = (
         "} ORDER BY DESC(?score) LIMIT 20",
     ),
     Example(
-        "tg:applicableTechnique",
+        "tg:appliedTechnique",
         "Which ATT&CK / ATLAS techniques realise the findings on each element? (techniques carry rdfs:label)",
         "SELECT DISTINCT ?element ?technique ?name WHERE {\n"
-        "  ?finding tg:focus ?element ; tg:applicableTechnique ?technique .\n"
+        "  ?app tg:onElement ?element ; tg:appliedTechnique ?technique .\n"
         "  ?technique rdfs:label ?name .\n"
         "} ORDER BY ?element ?technique",
     ),
@@ -163,7 +163,7 @@ EXAMPLES: tuple[Example, ...] = (
         "kb:mitigates",
         "Which mitigations counter the techniques that apply to my system? (mitigations carry rdfs:label)",
         "SELECT ?mitigation ?name (COUNT(DISTINCT ?technique) AS ?techniques) WHERE {\n"
-        "  ?finding tg:applicableTechnique ?technique .\n"
+        "  ?app tg:appliedTechnique ?technique .\n"
         "  ?mitigation kb:mitigates ?technique ; rdfs:label ?name .\n"
         "} GROUP BY ?mitigation ?name ORDER BY DESC(?techniques)",
     ),

@@ -325,6 +325,7 @@ class Engine:
         # no finding (issue 13); reports list it with its reason
         out_of_scope = {r["e"] for r in self.store.select("SELECT ?e WHERE { ?e tg:outOfScope true }")}
         categories = self.ontology.categories
+        evidence_nodes: dict[tuple[str, Term], NamedNode] = {}
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
             quads.extend(self._rule_quads(rule, rule_node, g))
@@ -364,7 +365,7 @@ class Engine:
                 if rule.baseline:
                     self.baseline.add(iri)
                 cats.sort()
-                self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g)
+                self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g, evidence_nodes)
         self.store.add_quads(quads)
         return n
 
@@ -392,8 +393,10 @@ class Engine:
         evidence: dict[str, list[Term]],
         explanation: Explanation,
         g: NamedNode,
+        nodes: dict[tuple[str, Term], NamedNode],
     ) -> None:
-        """Append the quads of one finding to ``q``."""
+        """Append the quads of one finding to ``q``; its evidence nodes are shared with every finding
+        that has the same (role, value) (``nodes``, filled here)."""
         f = NamedNode(iri)
         cat_nodes = [_category_node(c) for c in cats]
         text = explanation.render(evidence, cat_nodes)
@@ -406,21 +409,17 @@ class Engine:
         )
         for c in cat_nodes:
             q.append(Quad(f, _CATEGORY, c, g))
-        i = 0
-        for role in sorted(evidence):
+        for role, vals in evidence.items():
             if role == "focus":
                 continue
-            role_lit = _role_literal(role)
-            for val in sorted(evidence[role], key=str):  # stable evidence IRIs, whatever the row order
+            for val in vals:
                 if isinstance(val, BlankNode):
                     continue
-                i += 1
-                ev = NamedNode(f"{iri}#ev{i}")
-                q += (
-                    Quad(f, _EVIDENCE, ev, g),
-                    Quad(ev, _ROLE, role_lit, g),
-                    Quad(ev, _LITERAL_VALUE if isinstance(val, Literal) else _VALUE, val, g),
-                )
+                key = (role, val)
+                ev = nodes.get(key)
+                if ev is None:
+                    ev = nodes[key] = _evidence_node(q, role, val, g)
+                q.append(Quad(f, _EVIDENCE, ev, g))
 
 
 @functools.lru_cache(maxsize=256)
@@ -431,6 +430,29 @@ def _category_node(iri: str) -> NamedNode:
 @functools.lru_cache(maxsize=256)
 def _role_literal(role: str) -> Literal:
     return Literal(role)
+
+
+def evidence_iri(role: str, value: Term) -> str:
+    """Stable IRI of an evidence node: one node per (role, value), shared by every finding with that evidence
+    (issue 14: per-finding evidence nodes were ~37 % of the finding graph).
+
+    >>> evidence_iri("kind", NamedNode("urn:a")) == evidence_iri("kind", NamedNode("urn:a"))
+    True
+    >>> evidence_iri("kind", NamedNode("urn:a")) != evidence_iri("kind", Literal("urn:a"))
+    True
+    >>> evidence_iri("kind", NamedNode("urn:a")).startswith("https://w3id.org/threatgraph/finding/evidence/")
+    True
+    """
+    key = f"{role}|{value}".encode()
+    return f"{FINDING}evidence/{hashlib.sha1(key).hexdigest()[:16]}"
+
+
+def _evidence_node(q: list[Quad], role: str, val: Term, g: NamedNode) -> NamedNode:
+    """Append the quads of the evidence node (``role``, ``val``) to ``q``; return the node."""
+    ev = NamedNode(evidence_iri(role, val))
+    q.append(Quad(ev, _ROLE, _role_literal(role), g))
+    q.append(Quad(ev, _LITERAL_VALUE if isinstance(val, Literal) else _VALUE, val, g))
+    return ev
 
 
 _RDF_TYPE = NamedNode(RDF.type)

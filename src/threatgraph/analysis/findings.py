@@ -112,7 +112,7 @@ class Finding:
     @property
     def severity_rank(self) -> int:
         """Rank of the rule's inherent severity (1 = info … 5 = critical)."""
-        return SEVERITIES.index(self.severity) + 1 if self.severity in SEVERITIES else 0
+        return _RANK.get(self.severity, -1) + 1
 
     @property
     def baseline(self) -> bool:
@@ -128,10 +128,15 @@ class Finding:
         element's context (exposure × data), shared by every category of the table, so its level is
         the rule's severity (info). With techniques that realise it, it is a concrete threat and its
         risk level counts."""
-        if self.risk_level and (self.techniques or not self.baseline):
-            if not self.baseline and self.risk_level in SEVERITIES:
-                return SEVERITIES[min(SEVERITIES.index(self.risk_level), SEVERITIES.index(self.level_cap))]
-            return self.risk_level
+        # table look-ups, not tuple.index: reports ask for the level ~650 k times at 10 k elements
+        risk = self.risk_level
+        if risk:
+            baseline = self.rule_id in BASELINE_RULES
+            if self.techniques or not baseline:
+                rank = _RANK.get(risk)
+                if not baseline and rank is not None:
+                    return SEVERITIES[min(rank, _CAP_RANK.get(self.severity, _TOP))]
+                return risk
         return self.severity
 
     @property
@@ -150,9 +155,7 @@ class Finding:
         >>> Finding("f", "R", "t", "medium", "e", "E", "Process", "x", "s", risk_level="low").level
         'low'
         """
-        if self.severity not in SEVERITIES:
-            return SEVERITIES[-1]
-        return SEVERITIES[min(SEVERITIES.index(self.severity) + 1, len(SEVERITIES) - 1)]
+        return SEVERITIES[_CAP_RANK.get(self.severity, _TOP)]
 
     @property
     def level_capped(self) -> bool:
@@ -162,11 +165,18 @@ class Finding:
     @property
     def level_rank(self) -> int:
         """Rank of :attr:`level` on the severity scale (1 = info … 5 = critical)."""
-        return SEVERITIES.index(self.level) + 1 if self.level in SEVERITIES else 0
+        return _RANK.get(self.level, -1) + 1
 
     @property
     def category_labels(self) -> list[str]:
         return [c[1] for c in self.categories]
+
+
+_RANK = {name: i for i, name in enumerate(SEVERITIES)}
+"""Severity name -> index on the scale (0 = info)."""
+_TOP = len(SEVERITIES) - 1
+_CAP_RANK = {name: min(i + 1, _TOP) for i, name in enumerate(SEVERITIES)}
+"""Severity name -> index of the highest level it allows (:attr:`Finding.level_cap`)."""
 
 
 def read_findings(store: Store, labels: dict[str, str], graph: str | None = None) -> list[Finding]:
@@ -176,10 +186,24 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
     """
     g = graph or graph_iri("findings")
     subj: dict[str, dict[str, list[Term]]] = {}
+    preds: dict[NamedNode, str] = {}  # a predicate's string once, not once per quad
     for q in store.quads(g):
         s, o = q.subject, q.object
-        if isinstance(s, NamedNode) and isinstance(o, (NamedNode, BlankNode, Literal)):
-            subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)
+        if type(s) is not NamedNode or not isinstance(o, (NamedNode, BlankNode, Literal)):
+            continue
+        sv = s.value
+        props = subj.get(sv)
+        if props is None:
+            props = subj[sv] = {}
+        pn = q.predicate
+        pv = preds.get(pn)
+        if pv is None:
+            pv = preds[pn] = pn.value
+        vals = props.get(pv)
+        if vals is None:
+            props[pv] = [o]
+        else:
+            vals.append(o)
     # applications are per (element, technique), linked to each finding they realise by tg:ofFinding
     for app_iri, app_props in list(subj.items()):
         for fin in app_props.get(_OF_FINDING, []):
@@ -197,41 +221,64 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
         kinds.setdefault(r["focus"].value, labels.get(r["kind"].value, r["kind"].value))
     sev_names = {TG[name.capitalize()]: name for name in SEVERITIES}
     cache = _DerivationCache()
+    # what many findings share, read once: rules, categories, evidence nodes (shared per (role, value))
+    rules: dict[str, tuple[str, str, str]] = {}
+    cats: dict[str, tuple[str, str, str]] = {}
+    evidence: dict[str, tuple[str, str, str] | None] = {}
     out: list[Finding] = []
     for iri, props in subj.items():
         if _TYPE not in props or not any(t.value == _FINDING for t in props[_TYPE]):
             continue
         rule = props[_BY_RULE][0].value
-        rprops = subj.get(rule, {})
+        rinfo = rules.get(rule)
+        if rinfo is None:
+            rprops = subj.get(rule, {})
+            rinfo = rules[rule] = (
+                _one(rprops, _RULE_ID) or rule.rsplit("/", 1)[-1], _one(rprops, _LABEL), _one(rprops, _SOURCE))
         focus = props[_FOCUS_P][0].value
         f = Finding(
             iri=iri,
-            rule_id=_one(rprops, _RULE_ID) or rule.rsplit("/", 1)[-1],
-            threat=_one(rprops, _LABEL),
+            rule_id=rinfo[0],
+            threat=rinfo[1],
             severity=sev_names.get(props[_SEVERITY][0].value, "info"),
             focus=focus,
             focus_label=labels.get(focus, focus.rsplit("#", 1)[-1].rsplit("/", 1)[-1]),
             focus_kind=kinds.get(focus, ""),
             explanation=_one(props, _EXPLANATION),
-            source=_one(rprops, _SOURCE),
+            source=rinfo[2],
         )
         for cat in props.get(_CATEGORY, []):
-            fw = "LINDDUN" if "linddun" in schemes.get(cat.value, "") else "STRIDE"
-            f.categories.append((cat.value, labels.get(cat.value, cat.value), fw))
+            c = cats.get(cat.value)
+            if c is None:
+                fw = "LINDDUN" if "linddun" in schemes.get(cat.value, "") else "STRIDE"
+                c = cats[cat.value] = (cat.value, labels.get(cat.value, cat.value), fw)
+            f.categories.append(c)
         for ev in props.get(_EVIDENCE_P, []):
-            ep = subj.get(ev.value, {})
-            role = _one(ep, _ROLE)
-            if _VALUE in ep:
-                v = ep[_VALUE][0].value
-                f.evidence.append((role, v, labels.get(v, v)))
-            elif _LITERAL_VALUE in ep:
-                v = ep[_LITERAL_VALUE][0].value
-                f.evidence.append((role, v, v))
+            e = evidence.get(ev.value, _NO_EVIDENCE)
+            if e is _NO_EVIDENCE:
+                e = evidence[ev.value] = _evidence(subj.get(ev.value, {}), labels)
+            if e is not None:
+                f.evidence.append(e)
         f.categories.sort(key=lambda c: (c[2] != "STRIDE", c[1]))
         f.evidence.sort()
         _attach_derivation(f, props, subj, labels, cache)
         out.append(f)
     return sorted(out, key=lambda f: (f.focus_label.lower(), f.focus, -f.severity_rank, f.rule_id, f.category_labels))
+
+
+_NO_EVIDENCE = ("", "", "")
+
+
+def _evidence(ep: dict[str, list[Term]], labels: dict[str, str]) -> tuple[str, str, str] | None:
+    """(role, value, label) of an evidence node; None without a value."""
+    role = _one(ep, _ROLE)
+    if _VALUE in ep:
+        v = ep[_VALUE][0].value
+        return (role, v, labels.get(v, v))
+    if _LITERAL_VALUE in ep:
+        v = ep[_LITERAL_VALUE][0].value
+        return (role, v, v)
+    return None
 
 
 def technique_id(iri: str) -> str:
