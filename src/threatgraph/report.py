@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import textwrap
-import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Protocol
@@ -310,12 +310,13 @@ def findings_json_chunks(
     remediation: Mapping[str, str] | None = None,
     out_of_scope: Sequence[tuple[str, str, str]] = (),
     triage: Triage | None = None,
-) -> list[str]:
-    """:func:`findings_json` as pieces whose concatenation is the document (written one after another,
-    the report is never held twice). Each item of a list is encoded as it is made, not first collected
-    as a dict with the others (at 10 k elements the 45 k findings' dicts took ~xx MB); a technique
-    application shared by several findings is encoded once. ``triage``: the :class:`Triage` of
-    ``findings`` with ``remediation``, when the caller has one."""
+) -> Iterator[str]:
+    """:func:`findings_json` as pieces whose concatenation is the document, made as they are taken: a
+    writer taking them one after another never holds the report (at 10 k elements 120 M characters,
+    twice that as one string with a non-ASCII character, plus its UTF-8 encoding when written whole),
+    and no finding is held as a dict with the others. A technique application shared by several
+    findings is encoded once. ``triage``: the :class:`Triage` of ``findings`` with ``remediation``, when
+    the caller has one."""
     tri = triage if triage is not None else Triage(findings, remediation)
     rem = tri.remediation
     tech: dict[int, tuple[TechniqueView, str]] = {}
@@ -348,7 +349,7 @@ def findings_json_chunks(
         residual = _dumps([t.id for t in x.residual_techniques])
         return f'{head[:-1]}, "techniques": [{techniques}], "residualTechniques": {residual}}}'
 
-    lines: dict[str, list[str]] = {
+    eager: dict[str, list[str]] = {
         "ranking": [
             _dumps({"rank": i, "finding": f.iri, "element": f.focus_label, "threat": threat_text(f),
                     "level": (x := tri.facts(f)).level, "score": x.own_score or None, "why": tri.why(f), "do": tri.do(f)})
@@ -359,10 +360,11 @@ def findings_json_chunks(
                     "elements": p.elements})
             for p in tri.plans
         ],
-        "findings": [finding(f) for f in tri.findings],
         "outOfScope": [_dumps({"iri": e, "label": label, "reason": why or None}) for e, label, why in out_of_scope],
         "attackPaths": [_dumps(p) for p in paths_json(paths)],
     }
+    lines: dict[str, tuple[bool, Iterable[str]]] = {key: (bool(items), items) for key, items in eager.items()}
+    lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
     doc = {
         "tool": {"name": "threatgraph", "version": __version__},
         "models": list(model_files),
@@ -400,44 +402,44 @@ def dumps_one_per_line(doc: Mapping[str, object], keys: Sequence[str]) -> str:
       "none": []
     }
     """
-    lines: dict[str, list[str]] = {}
+    lines: dict[str, tuple[bool, Iterable[str]]] = {}
     for key in keys:
         items = doc.get(key)
         if isinstance(items, list) and items:
-            lines[key] = [_dumps(item) for item in items]
+            lines[key] = (True, (_dumps(item) for item in items))
     return "".join(_one_per_line(doc, lines))
 
 
-def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, list[str]]) -> list[str]:
-    """The pieces of ``doc`` indented by two spaces, with the list under each key of ``lines`` written as
-    those lines, one item per line (an empty one as ``[]``); ``doc`` holds each such key (any value) at
-    its place."""
-    token = uuid.uuid4().hex  # a placeholder no input can spell
+def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[str]]]) -> Iterator[str]:
+    """The pieces of ``doc`` indented by two spaces, with the list under each key of ``lines`` ((whether
+    it has items, its items' lines)) written one item per line (an empty one as ``[]``); ``doc`` holds
+    each such key (any value) at its place. The items are taken as the pieces are."""
+    token = os.urandom(16).hex()  # a placeholder no input can spell
     outer: dict[str, object] = dict(doc)
-    parts: dict[str, list[str]] = {}
-    for key, items in lines.items():
-        if not items:
+    parts: dict[str, Iterable[str]] = {}
+    for key, (nonempty, items) in lines.items():
+        if not nonempty:
             outer[key] = []
             continue
         mark = f"{token}-{key}"
         outer[key] = mark
-        part = ["[\n    "]
-        for item in items:
-            part += [item, ",\n    "]
-        part[-1] = "\n  ]"
-        parts[json.dumps(mark)] = part
+        parts[json.dumps(mark)] = items
     text = json.dumps(outer, indent=2, ensure_ascii=False)
     # pieces, joined once by the caller or written one by one (a replace per key, then + "\n", copied
     # the whole report each time: at 10 k elements ~0.3 GB of peak memory)
-    pieces: list[str] = []
     pos = 0
     for mark in sorted(parts, key=text.index):
         at = text.index(mark, pos)
-        pieces.append(text[pos:at])
-        pieces += parts.pop(mark)
+        yield text[pos:at]
+        sep = "[\n    "
+        for item in parts.pop(mark):
+            yield sep
+            yield item
+            sep = ",\n    "
+        yield "\n  ]"
         pos = at + len(mark)
-    pieces += [text[pos:], "\n"]
-    return pieces
+    yield text[pos:]
+    yield "\n"
 
 
 def _md(text: str) -> str:
@@ -1169,19 +1171,30 @@ def render_report(fmt: str, analysis: AnalysisLike, findings: Sequence[Finding],
 
     ``findings`` are all the findings of the analysis; those below ``min_level`` (on :attr:`Finding.level`)
     are left out of the report, not out of the declared-threat comparison."""
+    return "".join(render_report_chunks(fmt, analysis, findings, labels, detail=detail, min_level=min_level, width=width))
+
+
+def render_report_chunks(fmt: str, analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *,
+                         detail: str = "normal", min_level: str = "info", width: int | None = None) -> Iterable[str]:
+    """:func:`render_report` as pieces to write one after another (the JSON report is made as it is
+    written: never held whole, issue 14)."""
     ri = gather(analysis, findings, labels, min_level=min_level)
     if fmt == "table":
-        return render_triage_table(ri, detail=detail, width=width)
+        return [render_triage_table(ri, detail=detail, width=width)]
     if fmt == "markdown":
-        return render_markdown(ri)
+        return [render_markdown(ri)]
     if fmt == "json":
-        text = findings_json(ri.findings, model_files=ri.model_files, warnings=ri.warnings, paths=ri.paths,
-                             releases=ri.releases, remediation=ri.remediation, out_of_scope=ri.out_of_scope)
-        if ri.declared:
-            from threatgraph.export import build_context, with_declared
+        chunks = findings_json_chunks(ri.findings, model_files=ri.model_files, warnings=ri.warnings, paths=ri.paths,
+                                      releases=ri.releases, out_of_scope=ri.out_of_scope, triage=ri.triage)
+        if not ri.declared:
+            return chunks
+        from threatgraph.export import with_declared
+        from threatgraph.export.context import FindingView, ModelView, ReportContext
 
-            ctx = build_context(analysis.store, ri.findings, labels, title=ri.title, model_files=ri.model_files,
-                                warnings=ri.warnings, rules=analysis.rules, all_findings=list(findings))
-            text = with_declared(text, ctx)
-        return text
+        # what the declared field reads: the declared threats (compared with every finding, as gathered)
+        # and the findings shown
+        ctx = ReportContext(title=ri.title, findings=[FindingView(f) for f in ri.findings], model=ModelView(),
+                            model_files=ri.model_files, warnings=ri.warnings, declared=ri.declared, labels=labels,
+                            remediation=ri.remediation)
+        return [with_declared("".join(chunks), ctx)]
     raise ValueError(f"render_report: unknown format {fmt!r}")
