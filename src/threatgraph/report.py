@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import textwrap
-import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Protocol
 
 from threatgraph import __version__, sanitize
@@ -16,7 +18,7 @@ from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
 from threatgraph.analysis.paths import PathView, read_paths
 from threatgraph.analysis.risk import BASE_LIKELIHOOD
 from threatgraph.analysis.rules import SEVERITIES, Rule
-from threatgraph.export.context import DeclaredThreat, capec_summary, declared_threats, is_declared
+from threatgraph.export.context import DeclaredThreat, capec_summary, declared_threats, undeclared
 from threatgraph.store import Store
 from threatgraph.terms import graph_iri
 
@@ -38,24 +40,26 @@ def summary(findings: Sequence[Finding]) -> dict[str, int]:
     return dict(Counter(f.severity for f in findings))
 
 
-def render_table(findings: Sequence[Finding], *, width: int | None = None, remediation: Mapping[str, str] | None = None) -> str:
+def render_table(findings: Sequence[Finding], *, width: int | None = None, remediation: Mapping[str, str] | None = None,
+                 triage: Triage | None = None) -> str:
     """The complete listing (``--detail full``) grouped by element, elements by highest residual risk:
     category, threat, level, why.
 
     The per-element baseline (STRIDE-per-element and LINDDUN tables) is condensed into one line per
     framework; interaction findings follow, each with its explanation, risk, controls, techniques and
-    what to do.
+    what to do. ``triage``: the :class:`Triage` of ``findings`` with ``remediation``, when the caller has one.
     """
-    remediation = remediation or {}
+    tri = triage if triage is not None else Triage(findings, remediation)
     width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
+    wrap = _Wrapper()
     lines: list[str] = []
     cat_w, sev_w = 34, 8
     why_w = max(30, width - cat_w - sev_w - 8)
     indent = " " * (cat_w + sev_w + 6)
 
     def row(cats: str, sev: str, why: str) -> None:
-        wrapped = textwrap.wrap(why, why_w) or [""]
-        cat_lines = textwrap.wrap(cats, cat_w) or [""]
+        wrapped = wrap(why, why_w) or [""]
+        cat_lines = wrap(cats, cat_w) or [""]
         for i in range(max(len(wrapped), len(cat_lines))):
             c = cat_lines[i] if i < len(cat_lines) else ""
             s = sev if i == 0 else ""
@@ -64,9 +68,9 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None, remed
 
     def extras(texts: Sequence[str]) -> None:
         for extra in texts:
-            lines.extend(textwrap.wrap(extra, width, initial_indent=indent, subsequent_indent=indent + "  "))
+            lines.extend(wrap(extra, width, indent, indent + "  "))
 
-    for head, items in element_groups(findings):
+    for head, items in tri.groups:
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
         lines.append(f"{head.focus_label}{kind}  <{head.focus}>")
         baseline = [f for f in items if f.rule_id in BASELINE_RULES]
@@ -78,27 +82,54 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None, remed
             cats = ", ".join(c[1] for f in group for c in f.categories)
             kinds = sorted({e[2] for f in group for e in f.evidence if e[0] == "kind"})
             table = "Microsoft STRIDE-per-element" if fw == "STRIDE" else "LINDDUN per-element"
-            row(f"{fw} per element", highest_level(group) if any(map(is_residual, group)) else group[0].level,
+            row(f"{fw} per element", highest_level(group, tri) if any(map(is_residual, group)) else tri.facts(group[0]).level,
                 f"[{rule_id}] {cats} ({table} table: {', '.join(kinds)})")
-            seen: list[str] = []
+            seen: dict[str, None] = {}  # the lines of the group, each once, in order
             for f in group:
-                seen.extend(t for t in derivation_lines(f) if t not in seen)
-            extras(seen)
+                seen.update(dict.fromkeys(_derivation_lines(f, tri)))
+            extras(list(seen))
         for f in items:
             if f.rule_id in BASELINE_RULES:
                 continue
-            row(", ".join(f"{c[2]}:{c[1]}" for c in f.categories), f.level, f"[{f.rule_id}] {f.threat}. {f.explanation}")
-            extras(derivation_lines(f))
-            do = do_text(f, remediation, n=4)
+            row(", ".join(f"{c[2]}:{c[1]}" for c in f.categories), tri.facts(f).level, f"[{f.rule_id}] {f.threat}. {f.explanation}")
+            extras(_derivation_lines(f, tri))
+            do = tri.do(f, n=4)
             if do:
                 extras([f"do: {do}"])
         lines.append("")
-    counts = level_counts(findings)
+    counts = level_counts(findings, tri)
     lines.append(
         f"{len(findings)} findings on {len({f.focus for f in findings})} elements: "
         + ", ".join(f"{n} {lv}" for lv, n in counts.items())
     )
     return sanitize.terminal("\n".join(lines) + "\n")  # model text may carry ESC/BEL
+
+
+_OTHER_SPACE = re.compile(r"[^\S ]")
+
+
+class _Wrapper:
+    """``textwrap.wrap(text, width, initial_indent=…, subsequent_indent=…)``, the same lines, each text
+    wrapped once (findings of an element repeat their risk, technique and what-to-do lines), and a text
+    that fits on its first line without wrapping (textwrap splits every text into words first: 70 % of
+    the full table's time)."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, int, str, str], list[str]] = {}
+
+    def __call__(self, text: str, width: int, initial_indent: str = "", subsequent_indent: str = "") -> list[str]:
+        key = (text, width, initial_indent, subsequent_indent)
+        hit = self._done.get(key)
+        if hit is None:
+            if len(text) <= width - len(initial_indent) and not _OTHER_SPACE.search(text):
+                # one line: textwrap keeps the text and drops its trailing spaces (only spaces: no tab
+                # to expand, no other whitespace to turn into spaces or to drop as a chunk)
+                body = text.rstrip(" ")
+                hit = [initial_indent + body] if body else []
+            else:
+                hit = textwrap.wrap(text, width, initial_indent=initial_indent, subsequent_indent=subsequent_indent)
+            self._done[key] = hit
+        return list(hit)
 
 
 def risk_text(f: Finding) -> str:
@@ -157,8 +188,13 @@ def technique_text(t: TechniqueView) -> str:
 
 def derivation_lines(f: Finding) -> list[str]:
     """The second-stage lines of a finding in the table: risk, controls, techniques."""
+    return _derivation_lines(f, Triage([f]))
+
+
+def _derivation_lines(f: Finding, tri: Triage) -> list[str]:
+    x = tri.facts(f)
     out: list[str] = []
-    if f.risk_score and own_score(f):
+    if f.risk_score and x.own_score:
         out.append(risk_text(f))
     elif f.risk_score:  # a baseline finding without techniques: its element's context, not its level
         out.append("element context, not this finding's level (no technique realises it): "
@@ -168,9 +204,9 @@ def derivation_lines(f: Finding) -> list[str]:
         if f.covered_by:
             ctl += " (category covered by " + ", ".join(f.covered_by) + ")"
         if f.techniques:
-            ctl += f"; {len(f.residual_techniques)} of {len(f.techniques)} techniques residual"
+            ctl += f"; {len(x.residual_techniques)} of {len(f.techniques)} techniques residual"
         out.append(ctl)
-    out.extend("technique " + technique_text(t) for t in f.techniques)
+    out.extend(tri.technique_line(t) for t in f.techniques)
     return out
 
 
@@ -193,6 +229,10 @@ def render_paths(paths: Sequence[PathView], note: str = "") -> str:
 
 def technique_json(t: TechniqueView) -> dict[str, object]:
     """JSON form of a technique application."""
+    return _technique_json(t, t.missing)
+
+
+def _technique_json(t: TechniqueView, missing: Sequence[tuple[str, str]]) -> dict[str, object]:
     return {
         "id": t.id, "iri": t.iri, "label": t.label, "status": t.status, "release": t.release or None,
         **({"unresolved": t.unresolved} if t.unresolved else {}),
@@ -203,7 +243,7 @@ def technique_json(t: TechniqueView) -> dict[str, object]:
         "maturity": t.maturity or None,
         "mitigations": [{"id": m, "label": lab} for m, lab in t.mitigations],
         "implemented": [{"mitigation": m, "controls": c} for m, c in t.implemented],
-        "missingMitigations": [m for m, _ in t.missing],
+        "missingMitigations": [m for m, _ in missing],
         "countermeasures": [{"id": c, "label": lab, "inferredVia": why} for c, lab, why in t.countermeasures],
         "detections": [{"id": d, "label": lab} for d, lab in t.detections],
     }
@@ -212,17 +252,24 @@ def technique_json(t: TechniqueView) -> dict[str, object]:
 def finding_derivation_json(f: Finding) -> dict[str, object]:
     """JSON keys the second stage adds to a finding."""
     return {
+        **_risk_json(f, facts_of(f)),
+        "techniques": [technique_json(t) for t in f.techniques],
+        "residualTechniques": [t.id for t in f.residual_techniques],
+    }
+
+
+def _risk_json(f: Finding, x: Facts) -> dict[str, object]:
+    """The keys of :func:`finding_derivation_json` before the techniques."""
+    return {
         "controlStatus": f.control_status or None,
         "coveredBy": f.covered_by,
         "risk": {
             "likelihood": f.likelihood, "impact": f.impact, "score": f.risk_score, "level": f.risk_level,
-            **({"levelCappedAt": f.level} if f.level_capped else {}),
-            "explanation": risk_text(f) if f.risk_score else "",
+            **({"levelCappedAt": x.level} if x.level_capped else {}),
+            "explanation": risk_text(f),
             "factors": [{"of": r.of, "name": r.name, "value": r.value, "effect": r.effect, "subject": r.subject}
                         for r in f.risk_factors],
         } if f.risk_score else None,
-        "techniques": [technique_json(t) for t in f.techniques],
-        "residualTechniques": [t.id for t in f.residual_techniques],
     }
 
 
@@ -254,47 +301,95 @@ def findings_json(
     rule's inherent one); ``ranking`` lists the residual findings above info, highest residual risk
     first (the table's top list is its head); ``topMitigations`` the missing mitigations that would
     address the most residual findings."""
-    remediation = remediation or {}
+    return "".join(findings_json_chunks(findings, model_files=model_files, warnings=warnings, paths=paths,
+                                        releases=releases, remediation=remediation, out_of_scope=out_of_scope))
+
+
+def findings_json_chunks(
+    findings: Sequence[Finding],
+    *,
+    model_files: Sequence[str] = (),
+    warnings: Sequence[str] = (),
+    paths: Sequence[PathView] = (),
+    releases: dict[str, str] | None = None,
+    remediation: Mapping[str, str] | None = None,
+    out_of_scope: Sequence[tuple[str, str, str]] = (),
+    triage: Triage | None = None,
+) -> Iterator[str]:
+    """:func:`findings_json` as pieces whose concatenation is the document, made as they are taken: a
+    writer taking them one after another never holds the report (at 10 k elements 120 M characters,
+    twice that as one string with a non-ASCII character, plus its UTF-8 encoding when written whole),
+    and no finding is held as a dict with the others. A technique application shared by several
+    findings is encoded once. ``triage``: the :class:`Triage` of ``findings`` with ``remediation``, when
+    the caller has one."""
+    tri = triage if triage is not None else Triage(findings, remediation)
+    rem = tri.remediation
+    tech: dict[int, tuple[TechniqueView, str]] = {}
+
+    def technique(t: TechniqueView) -> str:
+        hit = tech.get(id(t))
+        if hit is None:
+            hit = tech[id(t)] = (t, _dumps(_technique_json(t, tri.missing(t))))
+        return hit[1]
+
+    def finding(f: Finding) -> str:
+        x = tri.facts(f)
+        head = _dumps({
+            "id": f.iri,
+            "rule": f.rule_id,
+            "threat": f.threat,
+            "level": x.level,
+            "severity": f.severity,
+            "remediation": rem.get(f.rule_id) or None,
+            "do": tri.do(f) or None,
+            "element": {"iri": f.focus, "label": f.focus_label, "kind": f.focus_kind},
+            "categories": [{"iri": c[0], "label": c[1], "framework": c[2]} for c in f.categories],
+            "explanation": f.explanation,
+            "evidence": [{"role": e[0], "value": e[1], "label": e[2]} for e in f.evidence],
+            "source": f.source,
+            **_risk_json(f, x),
+        })
+        # the last two keys spliced in: the techniques' text is shared by the findings they realise
+        techniques = ", ".join(technique(t) for t in f.techniques)
+        residual = _dumps([t.id for t in x.residual_techniques])
+        return f'{head[:-1]}, "techniques": [{techniques}], "residualTechniques": {residual}}}'
+
+    eager: dict[str, list[str]] = {
+        "ranking": [
+            _dumps({"rank": i, "finding": f.iri, "element": f.focus_label, "threat": threat_text(f),
+                    "level": (x := tri.facts(f)).level, "score": x.own_score or None, "why": tri.why(f), "do": tri.do(f)})
+            for i, f in enumerate(tri.ranking, 1)
+        ],
+        "topMitigations": [
+            _dumps({"id": p.id, "name": p.label, "findings": len(p.findings), "techniques": sorted(p.techniques),
+                    "elements": p.elements})
+            for p in tri.plans
+        ],
+        "outOfScope": [_dumps({"iri": e, "label": label, "reason": why or None}) for e, label, why in out_of_scope],
+        "attackPaths": [_dumps(p) for p in paths_json(paths)],
+    }
+    lines: dict[str, tuple[bool, Iterable[str]]] = {key: (bool(items), items) for key, items in eager.items()}
+    lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
     doc = {
         "tool": {"name": "threatgraph", "version": __version__},
         "models": list(model_files),
         "warnings": list(warnings),
-        "summary": summary(findings),
-        "levels": level_counts(findings),
-        "ranking": [
-            {"rank": i, "finding": f.iri, "element": f.focus_label, "threat": threat_text(f), "level": f.level,
-             "score": own_score(f) or None, "why": why_text(f), "do": do_text(f, remediation)}
-            for i, f in enumerate(ranking(findings), 1)
-        ],
-        "topMitigations": [
-            {"id": p.id, "name": p.label, "findings": len(p.findings), "techniques": sorted(p.techniques),
-             "elements": p.elements}
-            for p in mitigation_plans(findings)
-        ],
-        "findings": [
-            {
-                "id": f.iri,
-                "rule": f.rule_id,
-                "threat": f.threat,
-                "level": f.level,
-                "severity": f.severity,
-                "remediation": remediation.get(f.rule_id) or None,
-                "do": do_text(f, remediation) or None,
-                "element": {"iri": f.focus, "label": f.focus_label, "kind": f.focus_kind},
-                "categories": [{"iri": c[0], "label": c[1], "framework": c[2]} for c in f.categories],
-                "explanation": f.explanation,
-                "evidence": [{"role": e[0], "value": e[1], "label": e[2]} for e in f.evidence],
-                "source": f.source,
-                **finding_derivation_json(f),
-            }
-            for f in findings
-        ],
+        "summary": summary(tri.findings),
+        "levels": level_counts(tri.findings, tri),
+        "ranking": None,
+        "topMitigations": None,
+        "findings": None,
         "releases": dict(releases or {}),
-        **({"techniqueStatus": note} if (note := unresolved_note(findings)) else {}),
-        "outOfScope": [{"iri": e, "label": label, "reason": why or None} for e, label, why in out_of_scope],
-        "attackPaths": paths_json(paths),
+        **({"techniqueStatus": note} if (note := unresolved_note(tri.findings)) else {}),
+        "outOfScope": None,
+        "attackPaths": None,
     }
-    return dumps_one_per_line(doc, ("ranking", "topMitigations", "findings", "outOfScope", "attackPaths"))
+    return _one_per_line(doc, lines)
+
+
+def _dumps(item: object) -> str:
+    """One line of JSON (json's C encoder: it runs only without indentation)."""
+    return json.dumps(item, ensure_ascii=False)
 
 
 def dumps_one_per_line(doc: Mapping[str, object], keys: Sequence[str]) -> str:
@@ -313,31 +408,44 @@ def dumps_one_per_line(doc: Mapping[str, object], keys: Sequence[str]) -> str:
       "none": []
     }
     """
-    token = uuid.uuid4().hex  # a placeholder no input can spell
-    outer: dict[str, object] = dict(doc)
-    parts: dict[str, list[str]] = {}
+    lines: dict[str, tuple[bool, Iterable[str]]] = {}
     for key in keys:
         items = doc.get(key)
         if isinstance(items, list) and items:
-            mark = f"{token}-{key}"
-            outer[key] = mark
-            part = ["[\n    "]
-            for item in items:
-                part += [json.dumps(item, ensure_ascii=False), ",\n    "]
-            part[-1] = "\n  ]"
-            parts[json.dumps(mark)] = part
+            lines[key] = (True, (_dumps(item) for item in items))
+    return "".join(_one_per_line(doc, lines))
+
+
+def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[str]]]) -> Iterator[str]:
+    """The pieces of ``doc`` indented by two spaces, with the list under each key of ``lines`` ((whether
+    it has items, its items' lines)) written one item per line (an empty one as ``[]``); ``doc`` holds
+    each such key (any value) at its place. The items are taken as the pieces are."""
+    token = os.urandom(16).hex()  # a placeholder no input can spell
+    outer: dict[str, object] = dict(doc)
+    parts: dict[str, Iterable[str]] = {}
+    for key, (nonempty, items) in lines.items():
+        if not nonempty:
+            outer[key] = []
+            continue
+        mark = f"{token}-{key}"
+        outer[key] = mark
+        parts[json.dumps(mark)] = items
     text = json.dumps(outer, indent=2, ensure_ascii=False)
-    # one join at the end (a replace per key, then + "\n", copied the whole report each time: at 10 k
-    # elements ~0.3 GB of peak memory)
-    pieces: list[str] = []
+    # pieces, joined once by the caller or written one by one (a replace per key, then + "\n", copied
+    # the whole report each time: at 10 k elements ~0.3 GB of peak memory)
     pos = 0
     for mark in sorted(parts, key=text.index):
         at = text.index(mark, pos)
-        pieces.append(text[pos:at])
-        pieces += parts.pop(mark)
+        yield text[pos:at]
+        sep = "[\n    "
+        for item in parts.pop(mark):
+            yield sep
+            yield item
+            sep = ",\n    "
+        yield "\n  ]"
         pos = at + len(mark)
-    pieces += [text[pos:], "\n"]
-    return "".join(pieces)
+    yield text[pos:]
+    yield "\n"
 
 
 def _md(text: str) -> str:
@@ -375,7 +483,11 @@ class AnalysisLike(Protocol):
 def own_score(f: Finding) -> int:
     """The risk score that belongs to the finding itself (0 for a baseline finding without techniques,
     whose stored score is its element's context; see :attr:`Finding.level`)."""
-    return f.risk_score if f.risk_level and (f.level == f.risk_level or f.level_capped) and (f.techniques or not f.baseline) else 0
+    return _own_score(f, f.level, f.level_capped)
+
+
+def _own_score(f: Finding, level: str, capped: bool) -> int:
+    return f.risk_score if f.risk_level and (level == f.risk_level or capped) and (f.techniques or not f.baseline) else 0
 
 
 def is_residual(f: Finding) -> bool:
@@ -383,25 +495,55 @@ def is_residual(f: Finding) -> bool:
     return f.control_status != "mitigated"
 
 
+@dataclass(slots=True)
+class Facts:
+    """What the renderers derive from one finding, computed once (:class:`Triage`): :attr:`Finding.level`
+    is a property that a report read ~12 times per finding, :attr:`Finding.residual_techniques` builds a
+    list per read."""
+
+    f: Finding
+    """The finding (kept, so that its ``id`` is not reused while a :class:`Triage` holds its facts)."""
+    level: str
+    level_rank: int
+    level_capped: bool
+    own_score: int
+    residual: bool
+    residual_techniques: list[TechniqueView]
+    key: tuple[object, ...]
+    """:func:`rank_key`."""
+
+
+def facts_of(f: Finding) -> Facts:
+    """The :class:`Facts` of ``f``."""
+    level = f.level
+    capped = bool(f.risk_level) and level != f.risk_level and level == f.level_cap  # Finding.level_capped
+    rank = SEVERITIES.index(level) + 1 if level in SEVERITIES else 0  # Finding.level_rank
+    own = _own_score(f, level, capped)
+    residual = f.control_status != "mitigated"
+    res = f.residual_techniques
+    key = (not residual, -rank, -own, -f.severity_rank, -len(res),
+           f.focus_label.lower(), f.focus, f.rule_id, f.category_labels, f.iri)
+    return Facts(f, level, rank, capped, own, residual, res, key)
+
+
 def rank_key(f: Finding) -> tuple[object, ...]:
     """Highest residual risk first: level, own risk score, the rule's severity, residual techniques;
     then element, rule and categories so that the order is the same every run."""
-    return (not is_residual(f), -f.level_rank, -own_score(f), -f.severity_rank, -len(f.residual_techniques),
-            f.focus_label.lower(), f.focus, f.rule_id, f.category_labels, f.iri)
+    return facts_of(f).key
 
 
 def ranking(findings: Sequence[Finding]) -> list[Finding]:
     """The residual findings above info, highest residual risk first (the table's top list is its head)."""
-    return sorted((f for f in findings if is_residual(f) and f.level_rank > 1), key=rank_key)
+    return Triage(findings).ranking
 
 
-def level_counts(findings: Sequence[Finding]) -> dict[str, int]:
+def level_counts(findings: Sequence[Finding], triage: Triage | None = None) -> dict[str, int]:
     """Findings per user-facing level, highest first (levels without findings left out).
 
     >>> level_counts([])
     {}
     """
-    c = Counter(f.level for f in findings)
+    c = Counter(triage.facts(f).level for f in findings) if triage is not None else Counter(f.level for f in findings)
     return {lv: c[lv] for lv in LEVEL_ORDER if c[lv]}
 
 
@@ -441,9 +583,10 @@ def threat_text(f: Finding) -> str:
     return f.threat
 
 
-def risk_brief(f: Finding) -> str:
-    """``risk 12 = likelihood 3 × impact 4 (trust boundary; Personal data)`` or empty without an own score."""
-    if not own_score(f):
+def risk_brief(f: Finding, own: int | None = None) -> str:
+    """``risk 12 = likelihood 3 × impact 4 (trust boundary; Personal data)`` or empty without an own score
+    (``own``: :func:`own_score` of ``f`` when known)."""
+    if not (own_score(f) if own is None else own):
         return ""
     why = [r.name for r in f.risk_factors if r.of == "likelihood" and r.effect > 0]
     imp = next((r for r in f.risk_factors if r.of == "impact"), None)
@@ -454,26 +597,40 @@ def risk_brief(f: Finding) -> str:
 
 def why_text(f: Finding) -> str:
     """One line of why: the techniques that realise a baseline finding, else the rule's explanation; the risk."""
+    return _why_text(facts_of(f))
+
+
+def _why_text(x: Facts) -> str:
+    f = x.f
     if f.baseline and f.techniques:
-        res = sorted(f.residual_techniques or f.techniques, key=technique_key)
+        res = sorted(x.residual_techniques or f.techniques, key=technique_key)
         t = res[0]
         lead = (f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
                 + (UNRESOLVED_MARK if t.unresolved else ""))
     else:
         lead = f.explanation.rstrip(".")
-    brief = risk_brief(f)
+    brief = risk_brief(f, x.own_score)
     return lead + (f"; {brief}" if brief else "")
 
 
 def missing_mitigations(f: Finding) -> list[tuple[str, str, int]]:
     """(id, name, residual techniques of ``f`` it covers) of the mitigations still missing, most covering
     first; D3FEND countermeasures only when none of its techniques has an ATT&CK / ATLAS mitigation."""
+    return _missing_mitigations(f.residual_techniques, _missing)
+
+
+def _missing(t: TechniqueView) -> list[tuple[str, str]]:
+    return t.missing
+
+
+def _missing_mitigations(residual: Sequence[TechniqueView],
+                         missing: Callable[[TechniqueView], list[tuple[str, str]]]) -> list[tuple[str, str, int]]:
     count: Counter[tuple[str, str]] = Counter()
-    for t in f.residual_techniques:
-        for m in t.missing:
+    for t in residual:
+        for m in missing(t):
             count[m] += 1
-    if not count and not any(t.mitigations for t in f.residual_techniques):
-        for t in f.residual_techniques:
+    if not count and not any(t.mitigations for t in residual):
+        for t in residual:
             for c in t.countermeasures:
                 count[(c[0], c[1])] += 1
     return [(m, label, n) for (m, label), n in sorted(count.items(), key=lambda kv: (-kv[1], kv[0][0]))]
@@ -487,15 +644,20 @@ def mitigation_name(mid: str, label: str) -> str:
 def do_text(f: Finding, remediation: Mapping[str, str], n: int = 2) -> str:
     """What to do first: with knowledge, the missing mitigations of the techniques that realise ``f``
     (by name, most covering first); then the rule's remediation."""
+    return _do_text(f, f.residual_techniques, missing_mitigations(f), remediation, n)
+
+
+def _do_text(f: Finding, residual: Sequence[TechniqueView], missing: Sequence[tuple[str, str, int]],
+             remediation: Mapping[str, str], n: int) -> str:
     parts: list[str] = []
     by_name: dict[str, list[str]] = {}  # ATLAS and ATT&CK may name a mitigation alike (User Training)
-    for m, lab, _ in missing_mitigations(f):
+    for m, lab, _ in missing:
         by_name.setdefault(lab or m, []).append(m)
     if by_name:
         names = [mitigation_name(", ".join(ids), lab) for lab, ids in by_name.items()]
         more = f" +{len(names) - n} more" if len(names) > n else ""
         parts.append("apply " + ", ".join(names[:n]) + more)
-    elif f.techniques and not f.residual_techniques:
+    elif f.techniques and not residual:
         parts.append("keep the declared controls")
     rem = remediation.get(f.rule_id, "").strip()
     if rem:
@@ -522,43 +684,26 @@ class MitigationPlan:
 def mitigation_plans(findings: Sequence[Finding]) -> list[MitigationPlan]:
     """Missing ATT&CK / ATLAS mitigations ordered by how many residual findings, then techniques, each
     would address (D3FEND countermeasures are listed per finding, not here: each technique has many)."""
-    plans: dict[str, MitigationPlan] = {}
-    seen: dict[str, set[str]] = {}  # plan id -> its elements (the list keeps their order)
-    missing: dict[int, list[tuple[str, str]]] = {}  # per technique view: TechniqueView.missing computes
-    for f in sorted((f for f in findings if is_residual(f) and f.techniques), key=rank_key):
-        for t in f.residual_techniques:
-            ms = missing.get(id(t))
-            if ms is None:
-                ms = missing[id(t)] = t.missing
-            for mid, label in ms:
-                p = plans.get(mid)
-                if p is None:
-                    p = plans[mid] = MitigationPlan(mid, label)
-                    seen[mid] = set()
-                if not p.findings or p.findings[-1] is not f:
-                    p.findings.append(f)
-                p.techniques.add(t.id)
-                if f.focus_label not in seen[mid]:
-                    seen[mid].add(f.focus_label)
-                    p.elements.append(f.focus_label)
-    return sorted(plans.values(), key=lambda p: (-len(p.findings), -len(p.techniques), -max(x.level_rank for x in p.findings), p.id))
+    return Triage(findings).plans
 
 
 def element_groups(findings: Sequence[Finding]) -> list[tuple[Finding, list[Finding]]]:
     """Findings grouped by element; elements by their highest residual risk, findings in rank order."""
-    groups: dict[str, list[Finding]] = {}
-    for f in sorted(findings, key=rank_key):
-        groups.setdefault(f.focus, []).append(f)
-    return sorted(((items[0], items) for items in groups.values()), key=lambda g: rank_key(g[0]))
+    return Triage(findings).groups
 
 
-def highest_level(items: Sequence[Finding]) -> str:
+def highest_level(items: Sequence[Finding], triage: Triage | None = None) -> str:
     """The highest level among the residual findings (info when none)."""
-    res = [f for f in items if is_residual(f)]
-    return max(res, key=lambda f: f.level_rank).level if res else "info"
+    facts = triage.facts if triage is not None else facts_of
+    best: Facts | None = None
+    for f in items:
+        x = facts(f)
+        if x.residual and (best is None or x.level_rank > best.level_rank):  # the first of the highest, as max()
+            best = x
+    return best.level if best is not None else "info"
 
 
-def fold_baseline(items: Sequence[Finding]) -> str:
+def fold_baseline(items: Sequence[Finding], triage: Triage | None = None) -> str:
     """An element's baseline findings in one line: categories by level, techniques counted.
 
     >>> fold_baseline([])
@@ -567,34 +712,133 @@ def fold_baseline(items: Sequence[Finding]) -> str:
     base = [f for f in items if f.baseline]
     if not base:
         return ""
+    tri = triage if triage is not None else Triage(base)
     by_level: dict[str, list[str]] = {}
-    for f in sorted(base, key=rank_key):
-        by_level.setdefault(f.level, []).extend(c for c in f.category_labels if c not in by_level.get(f.level, []))
+    for f in sorted(base, key=tri.key):
+        x = tri.facts(f)
+        by_level.setdefault(x.level, []).extend(c for c in f.category_labels if c not in by_level.get(x.level, []))
     parts = []
     for lv in LEVEL_ORDER:
         cats = by_level.get(lv)
         if cats:
             parts.append(f"{lv} {', '.join(cats)}" if lv != "info" else f"info {len(cats)} categor{'y' if len(cats) == 1 else 'ies'}")
-    techs = {t.id for f in base for t in f.residual_techniques}
+    techs = {t.id for f in base for t in tri.facts(f).residual_techniques}
     return "baseline: " + "; ".join(parts) + (f" ({len(techs)} residual techniques)" if techs else "")
 
 
-def fold_baseline_groups(items: Sequence[Finding]) -> list[Finding]:
+def fold_baseline_groups(items: Sequence[Finding], triage: Triage | None = None) -> list[Finding]:
     """``items`` with the baseline findings of one rule and level merged into one (categories and
     techniques united, the highest own score kept), in rank order."""
+    tri = triage if triage is not None else Triage(items)
     groups: dict[tuple[str, str], list[Finding]] = {}
     out: list[Finding] = []
     for f in items:
         if f.baseline:
-            groups.setdefault((f.rule_id, f.level), []).append(f)
+            groups.setdefault((f.rule_id, tri.facts(f).level), []).append(f)
         else:
             out.append(f)
     for group in groups.values():
-        head = min(group, key=rank_key)
+        head = min(group, key=tri.key)
         cats = list(dict.fromkeys(c for f in group for c in f.categories))
         techs = list({t.id: t for f in reversed(group) for t in f.techniques}.values())
         out.append(replace(head, categories=cats, techniques=sorted(techs, key=lambda t: (t.status == "mitigated", t.id))))
-    return sorted(out, key=rank_key)
+    return sorted(out, key=tri.key)
+
+
+class Triage:
+    """The findings of one report with what the renderers derive from each finding computed once:
+    its :class:`Facts` (level, rank key, residual techniques), what to do, why; the rank order, the
+    ranking, the mitigation plans and the element groups sorted once, not once per use (issue 14: at
+    1 k elements the JSON report computed :attr:`Finding.level` 56 k times for 4.6 k findings)."""
+
+    def __init__(self, findings: Sequence[Finding], remediation: Mapping[str, str] | None = None) -> None:
+        self.findings = list(findings)
+        self.remediation: Mapping[str, str] = remediation or {}
+        self._facts: dict[int, Facts] = {}
+        self._missing: dict[int, tuple[TechniqueView, list[tuple[str, str]]]] = {}
+        self._do: dict[tuple[int, int], str] = {}
+        self._technique_lines: dict[int, tuple[TechniqueView, str]] = {}
+
+    def facts(self, f: Finding) -> Facts:
+        """The :class:`Facts` of ``f`` (kept by the finding's identity)."""
+        x = self._facts.get(id(f))
+        if x is None:
+            x = self._facts[id(f)] = facts_of(f)
+        return x
+
+    def key(self, f: Finding) -> tuple[object, ...]:
+        """:func:`rank_key` of ``f``."""
+        return self.facts(f).key
+
+    def missing(self, t: TechniqueView) -> list[tuple[str, str]]:
+        """:attr:`TechniqueView.missing` (a technique view is shared by the findings it realises)."""
+        hit = self._missing.get(id(t))
+        if hit is None:
+            hit = self._missing[id(t)] = (t, t.missing)
+        return hit[1]
+
+    def do(self, f: Finding, n: int = 2) -> str:
+        """:func:`do_text` of ``f`` with the report's remediation."""
+        text = self._do.get((id(f), n))
+        if text is None:
+            res = self.facts(f).residual_techniques
+            missing = _missing_mitigations(res, self.missing)
+            text = self._do[(id(f), n)] = _do_text(f, res, missing, self.remediation, n)
+        return text
+
+    def why(self, f: Finding) -> str:
+        """:func:`why_text` of ``f``."""
+        return _why_text(self.facts(f))
+
+    def technique_line(self, t: TechniqueView) -> str:
+        """``technique`` + :func:`technique_text` (once per technique view)."""
+        hit = self._technique_lines.get(id(t))
+        if hit is None:
+            hit = self._technique_lines[id(t)] = (t, "technique " + technique_text(t))
+        return hit[1]
+
+    @cached_property
+    def ordered(self) -> list[Finding]:
+        """Every finding, highest residual risk first (:func:`rank_key`)."""
+        return sorted(self.findings, key=self.key)
+
+    @cached_property
+    def ranking(self) -> list[Finding]:
+        """The residual findings above info in rank order (:func:`ranking`)."""
+        return [f for f in self.ordered if (x := self.facts(f)).residual and x.level_rank > 1]
+
+    @cached_property
+    def groups(self) -> list[tuple[Finding, list[Finding]]]:
+        """:func:`element_groups`: the findings in rank order grouped by element, so the elements are in the
+        order of their first (highest) finding."""
+        groups: dict[str, list[Finding]] = {}
+        for f in self.ordered:
+            groups.setdefault(f.focus, []).append(f)
+        return [(items[0], items) for items in groups.values()]
+
+    @cached_property
+    def plans(self) -> list[MitigationPlan]:
+        """:func:`mitigation_plans`."""
+        plans: dict[str, MitigationPlan] = {}
+        seen: dict[str, set[str]] = {}  # plan id -> its elements (the list keeps their order)
+        for f in self.ordered:
+            x = self.facts(f)
+            if not x.residual or not f.techniques:
+                continue
+            for t in x.residual_techniques:
+                for mid, label in self.missing(t):
+                    p = plans.get(mid)
+                    if p is None:
+                        p = plans[mid] = MitigationPlan(mid, label)
+                        seen[mid] = set()
+                    if not p.findings or p.findings[-1] is not f:
+                        p.findings.append(f)
+                    p.techniques.add(t.id)
+                    if f.focus_label not in seen[mid]:
+                        seen[mid].add(f.focus_label)
+                        p.elements.append(f.focus_label)
+        return sorted(plans.values(), key=lambda p: (-len(p.findings), -len(p.techniques),
+                                                      -max(self.facts(x).level_rank for x in p.findings), p.id))
 
 
 def clip(text: str, width: int) -> str:
@@ -652,7 +896,12 @@ class ReportInput:
     @property
     def added(self) -> int:
         """Findings on (element, category) pairs no declared threat names."""
-        return sum(1 for f in self.all_findings if not is_declared(f, self.declared))
+        return len(undeclared(self.all_findings, self.declared))
+
+    @cached_property
+    def triage(self) -> Triage:
+        """The shown findings with what the renderers derive from them, each computed once."""
+        return Triage(self.findings, self.remediation)
 
 
 def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *, min_level: str = "info") -> ReportInput:
@@ -701,23 +950,23 @@ def scope_line(ri: ReportInput) -> str:
 
 def summary_lines(ri: ReportInput, width: int) -> list[str]:
     """The summary of the table: counts by level, the top residual risks, the top mitigations, scope."""
-    fs = ri.findings
+    fs, tri = ri.findings, ri.triage
     n_el = len({f.focus for f in fs})
-    counts = level_counts(fs)
+    counts = level_counts(fs, tri)
     lines = [clip(ri.title, width),
              f"{len(fs)} findings on {n_el} elements; knowledge: {releases_text(ri.releases, fs)}",
              clip("Levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
                   + " (risk where computed, at most one step above the rule's severity; else the severity; docs/risk.md)", width), ""]
-    top = ranking(fs)[:TOP_RISKS]
+    top = tri.ranking[:TOP_RISKS]
     lines.append(f"Top {len(top)} residual risks" if top else "No residual risk above info.")
     pad = " " * 14
     for i, f in enumerate(top, 1):
-        lines.append(clip(f"{i:>2}. {f.level:<8}  {f.focus_label} — {threat_text(f)} [{f.rule_id}]", width))
-        lines.append(clip(f"{pad}why: {why_text(f)}", width))
-        do = do_text(f, ri.remediation)
+        lines.append(clip(f"{i:>2}. {tri.facts(f).level:<8}  {f.focus_label} — {threat_text(f)} [{f.rule_id}]", width))
+        lines.append(clip(f"{pad}why: {tri.why(f)}", width))
+        do = tri.do(f)
         if do:
             lines.append(clip(f"{pad}do:  {do}", width))
-    plans = mitigation_plans(fs)
+    plans = tri.plans
     lines.append("")
     if plans:
         lines.append(f"Mitigations that would close the most (top {min(TOP_MITIGATIONS, len(plans))} of {len(plans)} missing)")
@@ -751,9 +1000,10 @@ def element_lines(ri: ReportInput, width: int, budget: int | None = None) -> lis
     quiet: list[str] = []
     left_out: list[tuple[str, str]] = []
     pad = " " * 12
-    top = {f.iri: i for i, f in enumerate(ranking(ri.findings)[:TOP_RISKS], 1)}
-    for head, items in element_groups(ri.findings):
-        level = highest_level(items)
+    tri = ri.triage
+    top = {f.iri: i for i, f in enumerate(tri.ranking[:TOP_RISKS], 1)}
+    for head, items in tri.groups:
+        level = highest_level(items, tri)
         if level == "info":
             quiet.append(head.focus_label)
             continue
@@ -762,20 +1012,20 @@ def element_lines(ri: ReportInput, width: int, budget: int | None = None) -> lis
             left_out.append((head.focus_label, level))
             continue
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
-        fold = fold_baseline(items)
+        fold = fold_baseline(items, tri)
         lines.append(clip(f"{head.focus_label}{kind} · {level}" + (f" · {fold}" if fold else ""), width))
         for f in items:
             if f.baseline:
                 continue
             status = "" if is_residual(f) else " (mitigated)"
             if f.iri in top:  # why and what to do are in the top list already
-                lines.append(clip(f"  {f.level:<8}  #{top[f.iri]} above: {threat_text(f)}", width))
+                lines.append(clip(f"  {tri.facts(f).level:<8}  #{top[f.iri]} above: {threat_text(f)}", width))
                 continue
-            lines.append(clip(f"  {f.level:<8}  {threat_text(f)}{status} — {why_text(f)}", width))
+            lines.append(clip(f"  {tri.facts(f).level:<8}  {threat_text(f)}{status} — {tri.why(f)}", width))
             ts, more = top_techniques(f)
             mark = UNRESOLVED_MARK if any(t.unresolved for t in ts) else ""
             parts = [f"techniques {', '.join(t.id for t in ts)}" + (f" +{more} more" if more else "") + mark] if ts else []
-            do = do_text(f, ri.remediation)
+            do = tri.do(f)
             if do:
                 parts.append(f"do: {do}")
             if parts:
@@ -799,7 +1049,7 @@ def render_triage_table(ri: ReportInput, *, detail: str = "normal", width: int |
         lines += element_lines(ri, width, budget=TABLE_LINES - len(lines))
     text = "\n".join(lines) + "\n"
     if detail == "full":
-        text += "\n" + render_table(ri.findings, width=width, remediation=ri.remediation) + render_paths(ri.paths, unresolved_note(ri.findings))
+        text += "\n" + render_table(ri.findings, width=width, triage=ri.triage) + render_paths(ri.paths, unresolved_note(ri.findings))
         if ri.declared:
             text += declared_text_plain(ri)
     return sanitize.terminal(text)
@@ -836,22 +1086,22 @@ added whole while the comment stays under :data:`COMMENT_LIMIT`, else named in o
 def render_markdown(ri: ReportInput) -> str:
     """The report as a pull-request comment: the summary and top lists first, then one collapsible
     ``<details>`` block per element in the order of the table (highest residual risk first)."""
-    fs = ri.findings
-    counts = level_counts(fs)
+    fs, tri = ri.findings, ri.triage
+    counts = level_counts(fs, tri)
     out = [f"## {_cell(ri.title)}", "",
            f"**{len(fs)} findings** on {len({f.focus for f in fs})} elements · knowledge: {releases_text(ri.releases, fs)} · "
            "levels: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
            + " (risk level where computed, else the rule's severity)", ""]
-    top = ranking(fs)[:TOP_RISKS]
+    top = tri.ranking[:TOP_RISKS]
     out += [f"### Top {len(top)} residual risks", ""]
     if top:
         out += ["| # | Level | Element | Threat | Why | Do first |", "|---|---|---|---|---|---|"]
-        out += [f"| {i} | **{f.level}** | {_cell(f.focus_label)} | {_cell(threat_text(f))} | {_cell(why_text(f))} | "
-                f"{_cell(do_text(f, ri.remediation))} |" for i, f in enumerate(top, 1)]
+        out += [f"| {i} | **{tri.facts(f).level}** | {_cell(f.focus_label)} | {_cell(threat_text(f))} | {_cell(tri.why(f))} | "
+                f"{_cell(tri.do(f))} |" for i, f in enumerate(top, 1)]
     else:
         out.append("No residual risk above info.")
     out.append("")
-    plans = mitigation_plans(fs)
+    plans = tri.plans
     out += ["### Mitigations that would close the most", ""]
     if plans:
         out += ["| Mitigation | Id | Residual findings | Techniques | Elements |", "|---|---|---|---|---|"]
@@ -866,32 +1116,35 @@ def render_markdown(ri: ReportInput) -> str:
     out += ["### Elements, highest residual risk first", ""]
     quiet: list[str] = []
     cut = 0
-    for head, items in element_groups(fs):
-        level = highest_level(items)
+    size = sum(len(x) + 1 for x in out)  # of out, kept as blocks are added (summed per element, it was quadratic)
+    for head, items in tri.groups:
+        level = highest_level(items, tri)
         if level == "info":
             quiet.append(head.focus_label)
             continue
-        if sum(len(x) + 1 for x in out) > MARKDOWN_BUDGET:
+        if size > MARKDOWN_BUDGET:
             cut += 1
             continue
+        start = len(out)
         kind = f" ({head.focus_kind})" if head.focus_kind else ""
-        fold = fold_baseline(items)
+        fold = fold_baseline(items, tri)
         out += ["<details>", f"<summary><b>{_html(head.focus_label)}</b> {_html(kind.strip())} · {level}"
                 + (f" · {_html(fold)}" if fold else "") + "</summary>", ""]
         out += ["| Level | Threat | Why | Do | Techniques | Rule |", "|---|---|---|---|---|---|"]
-        info = [f for f in items if f.level_rank <= 1]  # counted, not listed: a comment must stay under 64 KiB
-        for f in fold_baseline_groups(items):
-            if f.level_rank <= 1:
+        info = [f for f in items if tri.facts(f).level_rank <= 1]  # counted, not listed: a comment must stay under 64 KiB
+        for f in fold_baseline_groups(items, tri):
+            if tri.facts(f).level_rank <= 1:
                 continue
             ts, more = top_techniques(f)
             techs = capped_techniques(ts, more)
-            out.append(f"| {f.level} | {_cell(threat_text(f))} | {_cell(clip(why_text(f), 200))} | "
-                       f"{_cell(clip(do_text(f, ri.remediation), 200))} | {_cell(techs)} | {f.rule_id} |")
+            out.append(f"| {tri.facts(f).level} | {_cell(threat_text(f))} | {_cell(clip(tri.why(f), 200))} | "
+                       f"{_cell(clip(tri.do(f), 200))} | {_cell(techs)} | {f.rule_id} |")
         if info:
             out += ["", f"and {len(info)} info finding{'s' if len(info) != 1 else ''} "
                     f"({_cell(', '.join(sorted({c for f in info for c in f.category_labels})))}); "
                     "`--format json` or `--detail full` lists them."]
         out += ["", "</details>", ""]
+        size += sum(len(x) + 1 for x in out[start:])
     if cut:
         out += [f"{cut} more elements with findings above info are left out to keep the comment short; "
                 "`--format json` or `--detail full` lists them.", ""]
@@ -940,19 +1193,30 @@ def render_report(fmt: str, analysis: AnalysisLike, findings: Sequence[Finding],
 
     ``findings`` are all the findings of the analysis; those below ``min_level`` (on :attr:`Finding.level`)
     are left out of the report, not out of the declared-threat comparison."""
+    return "".join(render_report_chunks(fmt, analysis, findings, labels, detail=detail, min_level=min_level, width=width))
+
+
+def render_report_chunks(fmt: str, analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *,
+                         detail: str = "normal", min_level: str = "info", width: int | None = None) -> Iterable[str]:
+    """:func:`render_report` as pieces to write one after another (the JSON report is made as it is
+    written: never held whole, issue 14)."""
     ri = gather(analysis, findings, labels, min_level=min_level)
     if fmt == "table":
-        return render_triage_table(ri, detail=detail, width=width)
+        return [render_triage_table(ri, detail=detail, width=width)]
     if fmt == "markdown":
-        return render_markdown(ri)
+        return [render_markdown(ri)]
     if fmt == "json":
-        text = findings_json(ri.findings, model_files=ri.model_files, warnings=ri.warnings, paths=ri.paths,
-                             releases=ri.releases, remediation=ri.remediation, out_of_scope=ri.out_of_scope)
-        if ri.declared:
-            from threatgraph.export import build_context, with_declared
+        chunks = findings_json_chunks(ri.findings, model_files=ri.model_files, warnings=ri.warnings, paths=ri.paths,
+                                      releases=ri.releases, out_of_scope=ri.out_of_scope, triage=ri.triage)
+        if not ri.declared:
+            return chunks
+        from threatgraph.export import with_declared
+        from threatgraph.export.context import FindingView, ModelView, ReportContext
 
-            ctx = build_context(analysis.store, ri.findings, labels, title=ri.title, model_files=ri.model_files,
-                                warnings=ri.warnings, rules=analysis.rules, all_findings=list(findings))
-            text = with_declared(text, ctx)
-        return text
+        # what the declared field reads: the declared threats (compared with every finding, as gathered)
+        # and the findings shown
+        ctx = ReportContext(title=ri.title, findings=[FindingView(f) for f in ri.findings], model=ModelView(),
+                            model_files=ri.model_files, warnings=ri.warnings, declared=ri.declared, labels=labels,
+                            remediation=ri.remediation)
+        return [with_declared("".join(chunks), ctx)]
     raise ValueError(f"render_report: unknown format {fmt!r}")

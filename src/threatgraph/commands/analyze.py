@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     from threatgraph.commands._analysis import run_pipeline
     from threatgraph.export import EXPORT_FORMATS, build_context, render_export
     from threatgraph.export.context import ReportContext
-    from threatgraph.report import render_report, render_turtle
+    from threatgraph.report import render_report_chunks, render_turtle
 
     analysis = run_pipeline(
         args,
@@ -134,16 +134,18 @@ def _run(args: argparse.Namespace) -> int:
                              all_findings=findings)
 
     if args.format in ("table", "json", "markdown"):  # issue 15: summary first, one level scale
-        text = render_report(args.format, analysis, findings, labels, detail=args.detail, min_level=args.min_severity)
+        # pieces written one after another: the JSON report is never held whole (issue 14)
+        chunks = render_report_chunks(args.format, analysis, findings, labels, detail=args.detail,
+                                      min_level=args.min_severity)
     elif args.format in EXPORT_FORMATS:
-        text = render_export(args.format, context(), analysis.store)
+        chunks = [render_export(args.format, context(), analysis.store)]
     else:
-        text = render_turtle(analysis.store)
+        chunks = [render_turtle(analysis.store)]
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            fh.writelines(chunks)
     else:
-        sys.stdout.write(text)
+        sys.stdout.writelines(chunks)
     if args.fail_on:
         limit = severity_rank(args.fail_on)
         hits = [f for f in findings if f.level_rank >= limit]

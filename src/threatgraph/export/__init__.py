@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from threatgraph.export.context import ReportContext, build_context
+from threatgraph.export.jsonindent import dumps_indent2
 from threatgraph.store import Store
 
 EXPORT_FORMATS: tuple[str, ...] = ("sarif", "html", "csv", "navigator-enterprise", "navigator-atlas", "dot", "mermaid",
@@ -63,7 +64,7 @@ def with_declared(json_text: str, ctx: ReportContext) -> str:
     doc = json.loads(json_text)
     doc["declared"] = declared_json(ctx)
     if json_text.startswith("{\n"):
-        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        return dumps_indent2(doc) + "\n"
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"  # keep a compact document compact
 
 

@@ -19,17 +19,7 @@ from threatgraph.analysis.findings import Finding
 from threatgraph.export.context import FindingView, ReportContext, capec_summary
 from threatgraph.export.diagram import SEVERITY_COLOURS, colour_basis, element_levels
 from threatgraph.export.markdown import controls_text, counts, risk_text
-from threatgraph.report import (
-    TOP_MITIGATIONS,
-    TOP_RISKS,
-    do_text,
-    mitigation_plans,
-    rank_key,
-    ranking,
-    threat_text,
-    unresolved_note,
-    why_text,
-)
+from threatgraph.report import TOP_MITIGATIONS, TOP_RISKS, Triage, threat_text, unresolved_note
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#212121;max-width:1400px}
@@ -213,10 +203,11 @@ def render_html(ctx: ReportContext) -> str:
                     f"<title>{_e(ctx.title)}</title>",
                     '<meta name="generator" content="threatgraph ' + _e(__version__) + '">',
                     f"<style>{_CSS}</style></head><body>", f"<h1>{_e(ctx.title)}</h1>"]
-    h += summary_html(ctx)
+    tri = Triage([fv.f for fv in ctx.findings], ctx.remediation)
+    h += summary_html(ctx, tri)
     h.append(f"<h2>Diagram</h2><p>Elements coloured by {_e(colour_basis(ctx))}; thick dashed lines marked ⚠ cross a trust boundary; click an element or a flow to filter the findings.</p>")
     h.append(render_svg(ctx))
-    h += findings_table(ctx)
+    h += findings_table(ctx, tri)
     h.append("<h2>Scope</h2><ul>")
     for _, label, desc in m.systems:
         h.append(f"<li>System <b>{_e(label)}</b>{': ' + _lines(desc) if desc else ''}</li>")
@@ -259,23 +250,25 @@ def render_html(ctx: ReportContext) -> str:
     return "\n".join(h) + "\n"
 
 
-def summary_html(ctx: ReportContext) -> list[str]:
-    """Counts by level, the top residual risks and the mitigations that would close the most."""
+def summary_html(ctx: ReportContext, triage: Triage | None = None) -> list[str]:
+    """Counts by level, the top residual risks and the mitigations that would close the most (``triage``:
+    the :class:`~threatgraph.report.Triage` of the context's findings, when the caller has one)."""
     fs = [fv.f for fv in ctx.findings]
+    tri = triage if triage is not None else Triage(fs, ctx.remediation)
     h = ["<h2>Summary</h2>", f"<p>{len(fs)} findings: {_e(counts(ctx.findings))} (level: risk where computed, "
          "else the rule's severity).</p>"]
     note = unresolved_note(fs)
     if note:
         h.append(f"<p>Techniques {_e(note)}.</p>")
-    top = ranking(fs)[:TOP_RISKS]
+    top = tri.ranking[:TOP_RISKS]
     if top:
         h.append(f'<h3>Top {len(top)} residual risks</h3><table id="top-risks"><tr><th>#</th><th>Level</th>'
                  "<th>Element</th><th>Threat</th><th>Why</th><th>Do first</th></tr>")
-        h += [f'<tr><td>{i}</td><td><span class="sev {_e(f.level)}">{_e(f.level)}</span></td>'
-              f"<td>{_e(f.focus_label)}</td><td>{_e(threat_text(f))}</td><td>{_e(why_text(f))}</td>"
-              f"<td>{_e(do_text(f, ctx.remediation))}</td></tr>" for i, f in enumerate(top, 1)]
+        h += [f'<tr><td>{i}</td><td><span class="sev {_e(lv := tri.facts(f).level)}">{_e(lv)}</span></td>'
+              f"<td>{_e(f.focus_label)}</td><td>{_e(threat_text(f))}</td><td>{_e(tri.why(f))}</td>"
+              f"<td>{_e(tri.do(f))}</td></tr>" for i, f in enumerate(top, 1)]
         h.append("</table>")
-    plans = mitigation_plans(fs)[:TOP_MITIGATIONS]
+    plans = tri.plans[:TOP_MITIGATIONS]
     if plans:
         h.append('<h3>Mitigations that would close the most</h3><table id="top-mitigations"><tr><th>Mitigation</th>'
                  "<th>Id</th><th>Residual findings</th><th>Techniques</th><th>Elements</th></tr>")
@@ -285,8 +278,9 @@ def summary_html(ctx: ReportContext) -> list[str]:
     return h
 
 
-def findings_table(ctx: ReportContext) -> list[str]:
+def findings_table(ctx: ReportContext, triage: Triage | None = None) -> list[str]:
     """One sortable, filterable table of every finding, highest residual risk first; each expands."""
+    tri = triage if triage is not None else Triage([fv.f for fv in ctx.findings], ctx.remediation)
     h = ["<h2>Findings</h2>",
          '<p class="filters"><input id="q" type="search" placeholder="filter text" aria-label="filter text">'
          '<select id="lv" aria-label="minimum level"><option value="0">any level</option>'
@@ -295,34 +289,35 @@ def findings_table(ctx: ReportContext) -> list[str]:
          '<table id="findings"><thead><tr><th data-key="element">Element</th><th data-key="category">Category</th>'
          '<th data-key="level">Level</th><th data-key="risk">Risk</th><th data-key="rule">Rule</th>'
          "<th>Threat (click for evidence, techniques, mitigations, risk)</th></tr></thead><tbody>"]
-    for rank, fv in enumerate(sorted(ctx.findings, key=lambda v: rank_key(v.f)), 1):
+    for rank, fv in enumerate(sorted(ctx.findings, key=lambda v: tri.key(v.f)), 1):
         f = fv.f
+        x = tri.facts(f)
         element = ctx.element_label(f.focus)
         cats = ", ".join(f"{c[2]}: {c[1]}" for c in f.categories)
-        text = " ".join((element, cats, f.level, f.rule_id, f.threat, f.explanation)).lower()
+        text = " ".join((element, cats, x.level, f.rule_id, f.threat, f.explanation)).lower()
         risk = fv.residual_risk if fv.residual_risk is not None else 0
         h.append(f'<tr data-focus="{_e(f.focus)}" data-rank="{rank}" data-element="{_e(element)}" '
-                 f'data-category="{_e(cats)}" data-level="{f.level_rank}" data-risk="{risk:g}" data-rule="{_e(f.rule_id)}" '
+                 f'data-category="{_e(cats)}" data-level="{x.level_rank}" data-risk="{risk:g}" data-rule="{_e(f.rule_id)}" '
                  f'data-text="{_e(text)}"><td>{_lines(element)}</td><td>{_e(cats)}</td>'
-                 f'<td><span class="sev {_e(f.level)}">{_e(f.level)}</span></td><td>{_e(risk_text(fv))}</td>'
-                 f"<td>{_e(f.rule_id)}</td><td><details><summary>{_e(threat_text(f))}</summary>{_finding_detail(ctx, fv)}"
+                 f'<td><span class="sev {_e(x.level)}">{_e(x.level)}</span></td><td>{_e(risk_text(fv))}</td>'
+                 f"<td>{_e(f.rule_id)}</td><td><details><summary>{_e(threat_text(f))}</summary>{_finding_detail(ctx, fv, tri)}"
                  "</details></td></tr>")
     h.append("</tbody></table>")
     return h
 
 
-def _finding_detail(ctx: ReportContext, fv: FindingView) -> str:
+def _finding_detail(ctx: ReportContext, fv: FindingView, tri: Triage) -> str:
     f = fv.f
     items = [f"<li><b>Why</b>: {_e(f.explanation)}</li>"]
-    do = do_text(f, ctx.remediation, n=4)
+    do = tri.do(f, n=4)
     if do:
         items.append(f"<li><b>What to do</b>: {_e(do)}</li>")
     if f.evidence:
         items.append("<li><b>Evidence</b>: " + _e("; ".join(f"{role}: {label}" for role, _, label in f.evidence)) + "</li>")
     if f.risk_score:
-        items.append(f"<li><b>Risk</b>: {_e(full_risk_text(f))}</li>")
+        items.append(f"<li><b>Risk</b>: {_e(full_risk_text(f, tri.facts(f).own_score))}</li>")
     for t in f.techniques:
-        missing = ", ".join(f"{lab} ({m})" if lab else m for m, lab in t.missing)
+        missing = ", ".join(f"{lab} ({m})" if lab else m for m, lab in tri.missing(t))
         items.append(f"<li><b>{_e(t.id)}</b> {_e(t.label)} [{_e(t.status)}]"
                      + (f'; <i title="{_e(t.unresolved)}">unresolved</i>' if t.unresolved else "")
                      + (f"; missing mitigations: {_e(missing)}" if missing else "")
@@ -337,10 +332,11 @@ def _finding_detail(ctx: ReportContext, fv: FindingView) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
-def full_risk_text(f: Finding) -> str:
-    """The risk with its factors; for a baseline finding without techniques, said to be its element's context."""
+def full_risk_text(f: Finding, own: int | None = None) -> str:
+    """The risk with its factors; for a baseline finding without techniques, said to be its element's context
+    (``own``: :func:`~threatgraph.report.own_score` of ``f`` when known)."""
     from threatgraph.report import own_score
     from threatgraph.report import risk_text as finding_risk_text
 
     text = finding_risk_text(f)
-    return text if own_score(f) else "element context, not this finding's level: " + text.split(" = ", 1)[1]
+    return text if (own_score(f) if own is None else own) else "element context, not this finding's level: " + text.split(" = ", 1)[1]

@@ -8,9 +8,8 @@ finding graph has no risk; its comment names the elements. ATLAS layers use the 
 
 from __future__ import annotations
 
-import json
-
 from threatgraph.export.context import ReportContext
+from threatgraph.export.jsonindent import dumps_indent2
 
 LAYER_VERSION = "4.5"
 NAVIGATOR_VERSION = "5.1.0"
@@ -75,4 +74,4 @@ def layer(ctx: ReportContext, which: str, *, attack_version: str | None = None) 
 
 
 def render_layer(ctx: ReportContext, which: str, *, attack_version: str | None = None) -> str:
-    return json.dumps(layer(ctx, which, attack_version=attack_version), indent=2, ensure_ascii=False) + "\n"
+    return dumps_indent2(layer(ctx, which, attack_version=attack_version)) + "\n"

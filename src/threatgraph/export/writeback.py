@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from pyoxigraph import Literal, NamedNode
 
 from threatgraph.analysis.findings import Finding
 from threatgraph.export.context import ReportContext, local_name
+from threatgraph.export.jsonindent import dumps_indent2
 from threatgraph.interchange.common import KIND_OF, Builder
 from threatgraph.store import Store
 from threatgraph.terms import LINDDUN, STRIDE, TGML, graph_iri
@@ -124,9 +126,10 @@ def threats_of(ctx: ReportContext) -> list[Threat]:
     """The findings shown, as threats to write (in the context's order)."""
     out = []
     used: set[str] = set()
+    known = ctx.model.elements.keys() | ctx.model.flows.keys()
     for fv in ctx.findings:
         f = fv.f
-        tid = finding_id(ctx, fv.f)
+        tid = finding_id(ctx, fv.f, known)
         if tid in used:  # two findings alike in rule, element and evidence labels: the IRI tells them apart
             tid = str(uuid.uuid5(uuid.NAMESPACE_URL, f.iri))
         used.add(tid)
@@ -147,11 +150,13 @@ def threats_of(ctx: ReportContext) -> list[Threat]:
     return out
 
 
-def finding_id(ctx: ReportContext, f: Finding) -> str:
+def finding_id(ctx: ReportContext, f: Finding, known: AbstractSet[str] | None = None) -> str:
     """A UUID for a finding that survives the round trip through another tool: from the rule, the element's
     label and kind, the categories and the labels of the elements and flows in its evidence (the finding IRI itself is built
-    from element IRIs, which change when a model is re-imported from another format)."""
-    known = ctx.model.elements.keys() | ctx.model.flows.keys()
+    from element IRIs, which change when a model is re-imported from another format). ``known``: the IRIs of
+    the model's elements and flows, when the caller has them (one set per finding made threats_of quadratic)."""
+    if known is None:
+        known = ctx.model.elements.keys() | ctx.model.flows.keys()
     ev = sorted(f"{role}={label}" for role, value, label in f.evidence if value in known)
     cats = sorted(c[0] for c in f.categories)
     key = "\x1f".join(["threatgraph-finding", f.rule_id, f.focus_kind, f.focus_label, *cats, *ev])
@@ -254,7 +259,7 @@ def render_threat_dragon(ctx: ReportContext, store: Store) -> str:
     doc = _td_add(found[0], found[1], threats_of(ctx)) if found else None
     if doc is None:
         doc = _td_layout(ctx, store, _all_threats(ctx))
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps_indent2(doc) + "\n"
 
 
 def _td_threat(t: Threat, number: int, linddun: bool) -> dict[str, Any]:
@@ -334,17 +339,22 @@ def _td_add(path: str, doc: dict[str, Any], threats: list[Threat]) -> dict[str, 
     if any(t.focus not in at for t in threats):
         return None
     top = detail.get("threatTop") if isinstance(detail.get("threatTop"), int) else 0
-    per_cell: dict[int, tuple[dict[str, Any], list[Any]]] = {}
+    per_cell: dict[int, tuple[dict[str, Any], list[Any], set[str]]] = {}  # cell, its threats, their ids
     for t in threats:
         cell, linddun, note = at[t.focus]
-        entry = per_cell.setdefault(id(cell), (cell, _cell_threat_list(cell)))
-        if any(isinstance(x, Mapping) and x.get("threatId") == t.id for x in entry[1]):
+        entry = per_cell.get(id(cell))
+        if entry is None:
+            lst = _cell_threat_list(cell)
+            ids = {x["threatId"] for x in lst if isinstance(x, Mapping) and isinstance(x.get("threatId"), str)}
+            entry = per_cell[id(cell)] = (cell, lst, ids)
+        if t.id in entry[2]:
             continue  # written before and triaged by the team: kept as they left it
         top += 1
         item = _td_threat(t, top, linddun)
         item["description"] += note
         entry[1].append(item)
-    for cell, lst in per_cell.values():
+        entry[2].add(t.id)
+    for cell, lst, _ in per_cell.values():
         _set_threats(cell, lst)
     doc.setdefault("version", TD_VERSION)
     detail["threatTop"] = top
@@ -459,7 +469,7 @@ def render_otm(ctx: ReportContext, store: Store) -> str:
     """An OTM 0.2.0 document with the findings as threats and mitigations (the input one when it was OTM)."""
     found = _read_input(ctx, "otm")
     doc = _otm_add(found[0], found[1], threats_of(ctx)) if found else _otm_layout(ctx, store, _all_threats(ctx))
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps_indent2(doc) + "\n"
 
 
 def _otm_attach(doc: dict[str, Any], owners: Mapping[str, dict[str, Any]], threats: list[Threat]) -> None:
@@ -468,13 +478,19 @@ def _otm_attach(doc: dict[str, Any], owners: Mapping[str, dict[str, Any]], threa
     mdefs = doc["mitigations"] = [m for m in (doc.get("mitigations") or []) if isinstance(m, Mapping)]
     tids = {t.get("id") for t in tdefs}
     mids = {m.get("id") for m in mdefs}
+    held: dict[int, set[str]] = {}  # owner -> the threat ids of its instances (its list filtered once)
     for t in threats:
         owner = owners.get(t.focus)
         if owner is None:
             continue
-        insts = owner["threats"] = [i for i in (owner.get("threats") or []) if isinstance(i, Mapping)]
-        if any(i.get("threat") == t.id for i in insts):
+        have = held.get(id(owner))
+        if have is None:
+            insts = owner["threats"] = [i for i in (owner.get("threats") or []) if isinstance(i, Mapping)]
+            have = held[id(owner)] = {i["threat"] for i in insts if isinstance(i.get("threat"), str)}
+        insts = owner["threats"]
+        if t.id in have:
             continue  # written before and triaged: kept as the team left it
+        have.add(t.id)
         if t.id not in tids:
             tids.add(t.id)
             tdefs.append({"id": t.id, "name": t.title, "description": t.description, "categories": _otm_categories(t),
