@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from threatgraph.analysis.rules import SEVERITIES, load_all_rules, severity_rank
+from threatgraph.commands._output import write_output
 from threatgraph.commands._storeargs import add_auth_args, remote_options
 from threatgraph.report import DETAILS, FORMATS
 
@@ -141,9 +142,8 @@ def _run(args: argparse.Namespace) -> int:
         chunks = [render_export(args.format, context(), analysis.store)]
     else:
         chunks = [render_turtle(analysis.store)]
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.writelines(chunks)
+    if args.output:  # whole or not at all: a failure midway leaves an earlier report as it was
+        write_output(args.output, chunks)
     else:
         sys.stdout.writelines(chunks)
     if args.fail_on:

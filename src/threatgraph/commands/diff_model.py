@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from threatgraph.analysis.rules import SEVERITIES
+from threatgraph.commands._output import write_output
 from threatgraph.diffmodel import RENDERERS, diff_models
 
 
@@ -39,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
     d = d.at_or_above(args.min_severity)
     text = RENDERERS[args.format](d)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_output(args.output, [text])
     else:
         sys.stdout.write(text)
     if hits:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from threatgraph.commands._output import write_output
 from threatgraph.errors import InputError
 from threatgraph.interchange import convert_file
 
@@ -47,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
               f"# {len(result.unmapped)} kinds of source field had no home in the ontology (see stderr / docs/interchange.md).\n")
     text = header + result.graph.serialize(format="turtle")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_output(args.output, [text])
     else:
         sys.stdout.write(text)
     if not args.quiet:

@@ -19,6 +19,7 @@ from typing import Any
 from threatgraph import __version__
 from threatgraph.analysis.model import load_model_files
 from threatgraph.analysis.validation import METHODS, Issue, ValidationReport, validate_models
+from threatgraph.commands._output import write_output
 from threatgraph.errors import InputError
 from threatgraph.store import open_store
 from threatgraph.terms import PREFIXES
@@ -77,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = render_table(report)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_output(args.output, [text])
     else:
         sys.stdout.write(text)
     if report.failed(args.strict):

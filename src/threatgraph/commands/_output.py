@@ -1,0 +1,37 @@
+"""``--output FILE`` of the commands that write a report or a model: whole or not at all.
+
+The text is written to a temporary file beside FILE and renamed over it once complete, so a failure
+midway (an interrupted run, a full disk, a bug while rendering a report written piece by piece) leaves
+an earlier FILE as it was; a FILE that cannot be written is one clear error (exit 2), not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from threatgraph.errors import InputError
+
+
+def write_output(path: str, chunks: Iterable[str]) -> None:
+    """Write the concatenation of ``chunks`` to ``path`` atomically (mode as a new file would get)."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise InputError(f"--output {path}: is a directory", hint="give a file name")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise InputError(f"--output {path}: cannot write there: {err.strerror or err}",
+                         hint="check that the directory exists and is writable") from err
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a report is as readable as any new file
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(chunks)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
