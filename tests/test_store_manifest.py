@@ -178,3 +178,21 @@ def test_an_unwritable_store_directory_only_skips_the_manifest(store_dir: Path, 
     monkeypatch.setattr(view_mod, "write_atomic", lambda path, data: False)
     doc = _analyze(examples_dir, store_dir, tmp_path / "out.json")
     assert "AML.T0051" in _techniques(doc) and not (store_dir / MANIFEST_NAME).exists()
+
+
+@pytest.mark.parametrize("argv", [["releases", "--json"], ["query", "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"],
+                                  ["validate", "MODEL"], ["coverage", "--release", "atlas"]])
+def test_read_commands_leave_the_manifest_current(argv: list[str], store_dir: Path, examples_dir: Path,
+                                                  tmp_path: Path, opened: list[str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Read commands open the store read-only: the directory's stamp does not move, so the next
+    ``analyze --store`` still answers from the manifest without opening RocksDB."""
+
+    assert read_manifest(store_dir) is not None
+    model = str(examples_dir / "rag-assistant.ttl")
+    assert main([a.replace("MODEL", model) for a in argv] + ["--store", str(store_dir)]) in (0, 1)
+    capsys.readouterr()
+    assert read_manifest(store_dir) is not None  # the stamp is still the directory's
+    opened.clear()
+    _analyze(examples_dir, store_dir, tmp_path / "after.json")
+    assert opened == []

@@ -40,4 +40,5 @@ def store_from_args(args: argparse.Namespace, *, must_exist: bool = True) -> Sto
     """
     if getattr(args, "endpoint", None):
         return open_store(endpoint=args.endpoint, **remote_options(args))
-    return open_store(args.store, must_exist=must_exist and bool(args.store))
+    read_only = must_exist and bool(args.store)  # a read command: opened read-only, the directory unchanged
+    return open_store(args.store, must_exist=must_exist and bool(args.store), read_only=read_only)

@@ -28,8 +28,9 @@ def store_location(arg: str | None, *, create: bool = True) -> str:
 
 def open_cli_store(arg: str | None, *, create: bool = True) -> Store:
     """Open the persistent store named by ``--store`` / the environment; a read command passes
-    ``create=False`` and gets "no store at DIR" (exit 2) instead of a new empty store."""
-    return open_store(store_location(arg, create=create), must_exist=not create)
+    ``create=False`` and gets "no store at DIR" (exit 2) instead of a new empty store, opened read-only
+    (reading leaves the directory, and so the manifest of ``analyze --store``, unchanged)."""
+    return open_store(store_location(arg, create=create), must_exist=not create, read_only=not create)
 
 
 def add_store_option(parser: argparse.ArgumentParser) -> None:

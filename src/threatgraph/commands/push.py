@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     Engine(remote).load_ontology()
     pushed = {G_ONTOLOGY: "ontology"}
     if args.store:
-        local = open_store(args.store, must_exist=True)
+        local = open_store(args.store, must_exist=True, read_only=True)
         for g in local.graph_names():
             if g in (G_ONTOLOGY, G_INFERRED):
                 continue

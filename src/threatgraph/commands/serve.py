@@ -84,7 +84,7 @@ def build_dataset(store_dir: str | None, models: list[str], args: argparse.Names
             return None
     mem = EmbeddedStore()
     if store_dir:
-        disk = open_store(store_dir, must_exist=True)  # a read command: never creates a store
+        disk = open_store(store_dir, must_exist=True, read_only=True)  # a read command: never creates or changes a store
         mem.add_quads(disk.quads())
         del disk
     if analysis is not None:

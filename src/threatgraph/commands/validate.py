@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.store}: no such store directory",
             hint="import releases first: threatgraph import attack --store DIR (and atlas)",
         )
-    knowledge = open_store(args.store) if args.store else None
+    knowledge = open_store(args.store, must_exist=True, read_only=True) if args.store else None
     loaded = load_model_files(args.models, ml_classes=args.ml_classes)
     for w in loaded.warnings:
         print(f"threatgraph: warning: {w}", file=sys.stderr)
