@@ -79,6 +79,21 @@ def test_catalogue_lists_exactly_the_real_peer_threats(tool: str) -> None:
     assert not listed - real, f"{tool} ids in peers.ttl that the tool does not define: {sorted(listed - real)}"
 
 
+def test_azure_template_peers_are_real_threat_types() -> None:
+    """TMT-Azure lists only the Azure template threat types rules translate; each must be one of the template
+    embedded in the sample Azure model, with its title and category."""
+    from threatgraph.interchange.tmt import _kid, _read_template, parse_xml
+
+    root = parse_xml((_formats_dir() / "mtmt" / "sample-azure-template.tm7").read_bytes(), "sample-azure-template.tm7")
+    template = _read_template(_kid(root, "KnowledgeBase"))
+    listed = [p for p in load_peers() if p.tool == "TMT-Azure"]
+    assert {p.id for p in listed} == {"TH109", "TH116", "TH117"}
+    for p in listed:
+        title, cat = template.threats[p.id]
+        assert title is not None and title.strip() == p.title
+        assert cat is not None and template.categories[cat].replace("Privileges", "Privilege") == p.category
+
+
 def test_every_peer_threat_is_covered_or_explained(crosswalk: Crosswalk) -> None:
     assert crosswalk.problems() == []
     for tool, c in crosswalk.counts().items():

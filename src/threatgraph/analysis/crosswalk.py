@@ -37,8 +37,9 @@ from threatgraph.errors import InputError
 from threatgraph.resources import ontology_dir
 from threatgraph.terms import TG
 
-TOOLS: tuple[str, ...] = ("TMT", "Threagile", "pytm")
-"""Peer tools, in the order they are listed."""
+TOOLS: tuple[str, ...] = ("TMT", "Threagile", "pytm", "TMT-Azure")
+"""Peer tools, in the order they are listed. ``TMT-Azure``: threat types of TMT's Azure Threat Model Template
+(1.0.0.33) that rules translate; only those are listed (the SDL template is the complete TMT catalogue)."""
 
 _RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 _RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
@@ -176,7 +177,8 @@ def crosswalk_markdown(cw: Crosswalk) -> str:
         "",
         "Each threat of the Microsoft Threat Modeling Tool SDL template, of Threagile's built-in risk rules and "
         "of OWASP pytm's threat library is either covered by threatgraph rules (their conditions translated into "
-        "threatgraph's vocabulary) or explained: the reason no rule covers it.",
+        "threatgraph's vocabulary) or explained: the reason no rule covers it. TMT-Azure lists only the threat types "
+        "of TMT's Azure Threat Model Template that rules translate (not the whole template).",
         "",
         *_summary_lines(cw),
     ]

@@ -51,7 +51,7 @@ OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags", "covers",
 """``remediation`` (required): a short what-to-do shown when no ATT&CK/ATLAS/D3FEND knowledge is loaded
 (issue 15); ``covers``: the peer-tool threats the rule covers, space separated ``TOOL:ID`` (``TMT:T18``,
 ``Threagile:unencrypted-asset``, ``pytm:DS06``), the crosswalk of issue 13."""
-_PEER = re.compile(r"^(TMT|Threagile|pytm):[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PEER = re.compile(r"^(TMT|TMT-Azure|Threagile|pytm):[A-Za-z0-9][A-Za-z0-9._-]*$")
 DYNAMIC_CATEGORY = "?category"
 
 _ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
@@ -177,7 +177,7 @@ def parse_rule(text: str, path: str) -> Rule:
     covers = tuple(header.get("covers", "").replace(",", " ").split())
     for c in covers:
         if not _PEER.match(c):
-            raise RuleError(f"{at('covers')}: covers {c!r} is not TOOL:ID with TOOL one of TMT, Threagile, pytm")
+            raise RuleError(f"{at('covers')}: covers {c!r} is not TOOL:ID with TOOL one of TMT, TMT-Azure, Threagile, pytm")
     body = head.body
     query_line = head.body_line + body[: len(body) - len(body.lstrip())].count("\n")
     return Rule(

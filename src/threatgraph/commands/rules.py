@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--crosswalk", action="store_true",
-        help="list every threat of the peer tools' libraries (MS TMT, Threagile, pytm) with the rule(s) that "
+        help="list every threat of the peer tools' libraries (MS TMT, Threagile, pytm; the Azure template's translated threats) with the rule(s) that "
              "cover it or the reason none does (exit 1 when one is neither covered nor explained)",
     )
     p.set_defaults(func=run)

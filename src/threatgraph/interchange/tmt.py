@@ -154,6 +154,10 @@ _IDENTITY_PROVIDERS = {"adfs", "azure ad"}
 the fact TMT's T11 "XML DTD and XSLT Processing" and T12 "JavaScript Object Notation Processing" test."""
 _WEB_APPS = {"SE.P.TMCore.WebServer", "SE.P.TMCore.WebApp", "SE.P.TMCore.AzureAppServiceWebApp"}
 """Standard process types that serve browsers: tg:webApplication (the targets of TMT's cross-site scripting)."""
+_APIS = {"SE.P.TMCore.WebAPI", "SE.P.TMCore.AzureAppServiceApiApp"}
+"""Standard process types that serve an API to programs: tg:servesApi (the targets of the Azure template's TH109)."""
+_CLOUD_ACCOUNTS = {"SE.TB.TMCore.AzureTrustBoundary"}
+"""Border boundaries that are a cloud subscription: the stencils inside are tg:cloudAccount (TH116, TH117)."""
 _NO_FORGERY_PROTECTION = {"none"}
 _UNSET = {"", "select", "not selected", "not applicable"}
 _TRUE = {"yes", "true"}
@@ -358,6 +362,7 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
     n = 0
     seen: set[str] = set(elements) | set(flows)
     boxes: list[tuple[rdflib.URIRef, float, float, float, float]] = []
+    clouds: list[tuple[float, float, float, float]] = []
     centres: dict[str, tuple[float, float]] = {}
     names: dict[str, str] = {}
     local: list[str] = []
@@ -374,6 +379,8 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
             b.typed(zone, TG.TrustZone, label or "Trust border boundary", guid)
             if geo is not None:
                 boxes.append((zone, *geo))
+                if stype in _CLOUD_ACCOUNTS:
+                    clouds.append(geo)
             continue
         if generic == "GE.A":
             b.unmapped(_GENERIC_PATH + "/Borders/*/Value[GE.A]", "free text annotation on the diagram (no home)")
@@ -392,6 +399,8 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         _standard(b, node, stype, template)
         if kind == "Process" and stype in _WEB_APPS:
             b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
+        if kind == "Process" and stype in _APIS:
+            b.g.add((node, rdflib.URIRef(TG.servesApi), rdflib.Literal(True)))
         # ML class: from the standard type, else from words in the stencil's name or its template type's name
         # (a custom template's "Vector Database" stencil is a tgml:VectorStore)
         tname = template.elements.get(stype or "", (None, None))[0] if stype else None
@@ -415,6 +424,9 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
             else:
                 zone, used = outside, True
             b.add(elements[guid], TG.inZone, zone)
+            if c and any(x0 <= c[0] <= x1 and y0 <= c[1] <= y1 for x0, y0, x1, y1 in clouds):
+                # drawn inside an Azure Trust Boundary (however nested): a resource of the subscription
+                b.g.add((elements[guid], rdflib.URIRef(TG.cloudAccount), rdflib.Literal(True)))
         if used:
             b.typed(outside, TG.TrustZone, f"Outside all trust border boundaries ({dname or 'diagram'})", None)
 
