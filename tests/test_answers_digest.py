@@ -94,11 +94,17 @@ def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
 # Model on it ("evade a downstream task where AI is utilized"), its justification reworded: health 310 -> 311
 # technique rows and its risk part (a finding with the technique gets its risk from it) and paths; knowledge
 # hashes of every model.
+# Then hosted model providers, code execution tools and the TMT Azure template's API / subscription threats
+# (issue 13): rules TG-STRIDE-I-036, D-031 and T-040 fire on the rag example's hosted LLM provider (200 -> 203
+# findings, with their risk), whose ATLAS mappings AML.T0057, AML.T0034, AML.T0034.000 and AML.T0010 now also
+# target tgml:LLMProvider (AML.T0034s also the derived tgml:HostedModelClient, the backend that calls it): 488 ->
+# 503 technique rows; the justifications of T0034, T0057, T0010 and T0050 reworded, so the knowledge hashes of
+# every model change; tabular, health and the generated model have no provider: findings and techniques unchanged.
 RECORDED: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (200, "56e8d93e88006a3f"), "techniques": (488, "402e9745550b9187"), "knowledge": (151, "44597426f1ac000c"), "risk": (200, "7822c2d7d362a885"), "paths": (16, "59935d3d4ef12ef2")},
-    "tabular-platform": {"findings": (262, "c1cee07b495e7690"), "techniques": (553, "49ec45d37a828ddb"), "knowledge": (138, "63937e72699370de"), "risk": (262, "0017ead421d94670"), "paths": (27, "51bf23ede34ab902")},
-    "health-risk": {"findings": (182, "3890162b61164483"), "techniques": (311, "ecb911f43ce2974e"), "knowledge": (114, "137f10de2e1bbb84"), "risk": (182, "9f39228f007f23e8"), "paths": (24, "f233b5c4b63d63fb")},
-    "generated-1k": {"findings": (4557, "7cbfed3603c90bf0"), "techniques": (13436, "2941b6718cefd781"), "knowledge": (112, "d020a0d9d8d31fc6"), "risk": (4557, "9ecf7ce117897798"), "paths": (250, "3ed694960e9c8d04")},
+    "rag-assistant": {"findings": (203, "e834c227c9cacb1e"), "techniques": (503, "cf923d3b73a0ad86"), "knowledge": (155, "4e8a7c4d470fff5f"), "risk": (203, "7b5fba1f75c8f3cd"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (262, "c1cee07b495e7690"), "techniques": (553, "49ec45d37a828ddb"), "knowledge": (138, "0eb083aff9c479f0"), "risk": (262, "0017ead421d94670"), "paths": (27, "51bf23ede34ab902")},
+    "health-risk": {"findings": (182, "3890162b61164483"), "techniques": (311, "ecb911f43ce2974e"), "knowledge": (114, "b0b5e79f2dc47e09"), "risk": (182, "9f39228f007f23e8"), "paths": (24, "f233b5c4b63d63fb")},
+    "generated-1k": {"findings": (4557, "7cbfed3603c90bf0"), "techniques": (13436, "2941b6718cefd781"), "knowledge": (112, "8d3b4f9a7bd4c785"), "risk": (4557, "9ecf7ce117897798"), "paths": (250, "3ed694960e9c8d04")},
 }
 """Model name → part → (rows, hash). Recorded at commit dbad625 (see the module docstring) and unchanged
 through the lean finding graph (applications per element and technique, knowledge joined from
@@ -137,9 +143,9 @@ def test_example_answers_unchanged(name: str) -> None:
 
 
 RECORDED_PLAIN: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (200, "8a8ef8860eab1cde"), "techniques": (488, "1c6c692fa15f82c5"), "knowledge": (151, "0b879f1a5a1667fc"), "risk": (200, "67fcff658ec893cb"), "paths": (16, "59935d3d4ef12ef2")},
-    "tabular-platform": {"findings": (262, "c1cee07b495e7690"), "techniques": (553, "57495b7a5a7abdd5"), "knowledge": (138, "ed67f54e17f9d0fb"), "risk": (262, "30e0df27872e7913"), "paths": (27, "51bf23ede34ab902")},
-    "health-risk": {"findings": (182, "3890162b61164483"), "techniques": (311, "2c5fabdc533adce4"), "knowledge": (114, "167082b5e02899a6"), "risk": (182, "b7cc278f1ad509e4"), "paths": (24, "f233b5c4b63d63fb")},
+    "rag-assistant": {"findings": (203, "ea8b5e9fc7830ca0"), "techniques": (503, "263290d7b0fb0c3f"), "knowledge": (155, "9c219b3f8e0c0789"), "risk": (203, "ca9aa7f31336d97c"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (262, "c1cee07b495e7690"), "techniques": (553, "57495b7a5a7abdd5"), "knowledge": (138, "8486b7d82698a83a"), "risk": (262, "30e0df27872e7913"), "paths": (27, "51bf23ede34ab902")},
+    "health-risk": {"findings": (182, "3890162b61164483"), "techniques": (311, "2c5fabdc533adce4"), "knowledge": (114, "0c65dd5017d66677"), "risk": (182, "b7cc278f1ad509e4"), "paths": (24, "f233b5c4b63d63fb")},
 }
 """The answers of a plain analysis (no --knowledge, no --store), recorded when techniques began to be cited
 without knowledge, unresolved (issue 13: the bridge mappings applied under the same asset classes and
@@ -149,7 +155,9 @@ of the mapped techniques is revoked or deprecated in ATT&CK 18.1 / ATLAS 5.6.0),
 release, no mitigations, names or detections); the findings of tabular and health and the paths of all three
 equal the knowledge run's (rag's findings differ in control status only: no mitigation is known without a
 release, so declared controls implement none); risk differs (no technique maturity factor without a release). Re-recorded on the merge with the ML roles and
-the TMT-property rules (issue 13): the plain technique rows follow the knowledge run's (488, 553, 311)."""
+the TMT-property rules (issue 13): the plain technique rows follow the knowledge run's (488, 553, 311).
+Re-recorded with the hosted-provider rules and mappings (issue 13): rag 203 findings and 503 technique rows as with
+knowledge; knowledge hashes of every model (reworded justifications)."""
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED_PLAIN))

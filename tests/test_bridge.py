@@ -366,8 +366,9 @@ def test_coverage_json(capsys: pytest.CaptureFixture[str], shared_data: Path) ->
     assert report["atlas"]["total"] == 170 and report["atlas"]["mapped"] == 170
     assert report["atlas"]["percent"] == 100.0 and report["atlas"]["unmapped"] == []
     # 44: tgml:LLMInferenceEndpoint; 48: the derived roles LLMResponseRenderer, RAGIngestionPipeline,
-    # TrainingDataWriter and PredictionConsumer, each with its ATLAS mapping (issue 13)
-    assert report["assetTypes"]["types"] == 48 and report["assetTypes"]["unmapped"] == []
+    # TrainingDataWriter and PredictionConsumer, each with its ATLAS mapping (issue 13); 50: the derived
+    # HostedModelClient (AML.T0034, AML.T0034.000) and CodeExecutionTool (AML.T0050, T1059) (issue 13)
+    assert report["assetTypes"]["types"] == 50 and report["assetTypes"]["unmapped"] == []
     assert report["attack"]["curated"] == len(_attack(parse_mappings()))
     assert report["attack"]["inherited"]["T1059.004"] == "T1059"
     assert report["problems"] == []
@@ -378,7 +379,7 @@ def test_coverage_json(capsys: pytest.CaptureFixture[str], shared_data: Path) ->
 def test_coverage_table(capsys: pytest.CaptureFixture[str], shared_data: Path) -> None:
     assert main(["coverage"]) == 0
     out = capsys.readouterr().out
-    assert "170/170 (100.0%)" in out and "48/48" in out
+    assert "170/170 (100.0%)" in out and "50/50" in out
     assert "unmapped ATLAS techniques: none" in out
 
 

@@ -68,11 +68,12 @@ def test_shipped_phrases_are_the_former_table() -> None:
     """The phrases moved out of Python in the former order (32), plus the model-server phrase (an LLM
     named by what it serves: issue 13, an internal LLM behind a portal), plus 16 lines of practitioners'
     words (frameworks, products, model names; issue 13, the fidelity bench's agentic and fraud models), each
-    after the line it extends so that the former phrases keep winning; one class each (34 classes named)."""
+    after the line it extends so that the former phrases keep winning, plus code-execution tools and hosted
+    products and model names on external entities (issue 13, hosted providers); one class each (35 classes named)."""
     t = default_table()
     assert [p.cls for p in t.phrases][:5] == ["LLMAgent", "LLMApplication", "LLMAgent", "LLMApplication", "Guardrail"]
-    assert len(t.phrases) == 49 and all(p.cls for p in t.phrases)
-    assert len(KIND_OF) == 34 and KIND_OF["VectorStore"] == "DataStore" and KIND_OF["ModelHub"] == "ExternalEntity"
+    assert len(t.phrases) == 51 and all(p.cls for p in t.phrases)
+    assert len(KIND_OF) == 35 and KIND_OF["VectorStore"] == "DataStore" and KIND_OF["ModelHub"] == "ExternalEntity"
 
 
 @pytest.mark.parametrize(("text", "kind", "cls"), [
@@ -97,6 +98,15 @@ def test_shipped_phrases_are_the_former_table() -> None:
     ("Feast online store", "DataStore", "FeatureStore"),
     ("Prompt library", "DataStore", "PromptTemplate"),
     ("Model checkpoints", "DataStore", "ModelArtifact"),
+    ("Code Interpreter Sandbox", "Process", "CodeExecutionTool"),
+    ("gVisor container that executes the Python code the agent writes", "Process", "CodeExecutionTool"),
+    ("GPT-4o", "ExternalEntity", "LLMProvider"),
+    ("Anthropic Claude", "ExternalEntity", "LLMProvider"),
+    ("Google Gemini", "ExternalEntity", "LLMProvider"),
+    ("Mistral La Plateforme", "ExternalEntity", "LLMProvider"),
+    ("Llama 3.1 on a hosted inference service", "ExternalEntity", "LLMProvider"),
+    ("Agent orchestrator with a code interpreter tool", "Process", "LLMAgent"),  # the agent phrase wins
+    ("Hugging Face Hub with the Llama weights", "ExternalEntity", "ModelHub"),   # a hub named as such wins
 ])
 def test_practitioners_words(text: str, kind: str, cls: str) -> None:
     """Positive: the words people write in Threagile descriptions, names and tags (frameworks, products,
@@ -115,6 +125,8 @@ def test_practitioners_words(text: str, kind: str, cls: str) -> None:
     ("Chat history", "Process"),                      # a store phrase on a process
     ("Scoring API", "Process"),                       # the front that calls the model is named so too
     ("Model store", "DataStore"),                     # too vague: a catalogue of product models
+    ("Claude review worker", "DataStore"),            # a model name on a store: no class (providers are external)
+    ("Shell of the build agent host", "ExternalEntity"),  # no code execution tool outside the system
 ])
 def test_practitioners_words_negative(text: str, kind: str) -> None:
     assert ml_class_from_text(text, kind) is None

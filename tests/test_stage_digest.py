@@ -42,8 +42,8 @@ PARTS = {
 # All three re-recorded on merging that with the ML roles (more applications: rag 342, tabular 381, health 205).
 BEFORE = {
     "rag-assistant": {
-        "applications": (342, "9d93908b124c83a9"), "risk": (148, "e9bbc92bda9a9263"),
-        "status": (542, "a1510fd41d4c7985"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (350, "014400e818df3592"), "risk": (151, "8af6066ab53e1e11"),
+        "status": (553, "922e99e4e84d666b"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
         "applications": (381, "e0a3d61abd94e717"), "risk": (194, "8cc67f53a8b93e73"),
@@ -69,7 +69,10 @@ tgml:TrainingDataWriter AML.T0020): one application more on each example (rag: R
 ingestion job; tabular, health: training data poisoning on the data preparation job), with its control
 status; risk and paths unchanged. rag-assistant once more (342 applications) when AML.T0057 also targets
 tgml:VectorStore. health-risk once more (205 applications, 124 risks) when AML.T0015 also targets the derived
-tgml:PredictionConsumer (the process that acts on the model's score)."""
+tgml:PredictionConsumer (the process that acts on the model's score). rag-assistant re-recorded (applications
+342 -> 350, risk 148 -> 151, status) for the hosted-provider rules I-036, D-031, T-040 on its LLM provider and
+the mappings that now target tgml:LLMProvider and tgml:HostedModelClient (issue 13); tabular and health
+unchanged."""
 
 
 def digest(store: Store) -> dict[str, tuple[int, str]]:
@@ -167,7 +170,9 @@ def test_digest_sees_a_change(store: Store) -> None:
 # exposure / reduction fact nodes shared per (element, subject, attribute) / (subject, attribute) instead of
 # one per application (4,794 -> 884 fact nodes); applications, risk, statuses, paths and answers unchanged.
 # -> 189,574 on merging the lean graph with the ML roles and the TMT-property rules above (issues 13, 14).
-GENERATED_1K = (189_574, "181fa90a567299ed")
+# -> 189,611 with the hosted-provider rules, tgml:HostedModelClient / CodeExecutionTool and the TMT Azure rules
+# (issue 13): the records of six new rules and reworded mapping justifications; the same findings on this model.
+GENERATED_1K = (189_611, "d32462714dc937a4")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:
