@@ -123,12 +123,15 @@ def test_out_of_scope_pairs_are_counted_apart_and_raised_by_nothing(fidelity: Mo
 # Measured floors of the GenAI / ML Threagile models written for the bench (docs/fidelity.md, "ML recall"):
 # (model, hand-written ML (risk, asset) pairs, ML recall with knowledge, (asset, STRIDE) recall plain and
 # with knowledge). Before issue 13's derived roles and practitioners' words (main at 48e6b16): GenAI 0.93,
-# agentic 0.16 (of 19 pairs; memory poisoning was unclassified), fraud scoring 0.71, hosted LLM 0.13.
+# agentic 0.16 (of 19 pairs; memory poisoning was unclassified), fraud scoring 0.71, hosted LLM 0.13. Then
+# hosted providers and code execution tools (rules I-036, D-031, T-040 on tgml:LLMProvider, the derived
+# tgml:HostedModelClient, tgml:CodeExecutionTool): agentic ML 0.95 -> 1.00, hosted ML 0.73 -> 1.00 and its
+# (asset, STRIDE) recall 0.71 -> 1.00 (plain and knowledge).
 ML_FLOORS = [
     ("threagile-genai-rag-support.yaml", 27, 1.0, 0.52, 1.0),
-    ("threagile-agentic-ops-assistant.yaml", 21, 0.95, 0.41, 1.0),
+    ("threagile-agentic-ops-assistant.yaml", 21, 1.0, 0.41, 1.0),
     ("threagile-fraud-scoring.yaml", 17, 1.0, 0.75, 1.0),
-    ("threagile-hosted-llm-contracts.yaml", 15, 0.73, 0.42, 0.71),
+    ("threagile-hosted-llm-contracts.yaml", 15, 1.0, 1.0, 1.0),
 ]
 
 

@@ -2,8 +2,9 @@
 
 The sample (``../shared/formats/mtmt/sample-azure-template.tm7``, read there, never copied) holds 43 threat
 instances the tool generated from its Azure template, all untriaged: 22 (flow, STRIDE) pairs. The recall
-asserted is the one measured when the rules honoured the TMT properties that answer a threat and second-order
-injection (TG-STRIDE-T-039) was added (0.86; 0.68 when the rules were aligned with TMT's generation filters,
+asserted is the one measured when the Azure template's TH109 (API without audit logging, TG-STRIDE-R-005) and
+TH116 / TH117 (subscription access, TG-STRIDE-E-009) were translated (1.00; 0.86 before, when the rules honoured
+the TMT properties that answer a threat; 0.68 when they were aligned with TMT's generation filters,
 docs/fidelity.md); a lower figure is a regression. The SDL template's generation filters, evaluated on the same model in
 threatgraph's vocabulary (bench/tmt_filters.py), must all be raised on the flow.
 """
@@ -91,7 +92,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_recall_on_the_sample_does_not_regress(measured: Any) -> None:
     assert not measured.error
     run = measured.runs["plain"]
-    assert run.recall_open is not None and run.recall_open >= 0.86, run.missed_open
+    assert run.recall_open is not None and run.recall_open == 1.0, run.missed_open
     # the lenient reading (a finding on the flow's source or target counts) is never below the strict one
     assert run.recall_open_endpoint is not None and run.recall_open_endpoint >= run.recall_open
     # every pair the SDL template would generate on this model is raised on its flow
@@ -100,10 +101,13 @@ def test_recall_on_the_sample_does_not_regress(measured: Any) -> None:
 
 def test_rejected_pairs_raised_are_reported(tmp_path: Path) -> None:
     res = fidelity.measure(_triaged(tmp_path, {"TH116": "NotApplicable"}), tmp_path)
-    # rejected: API Request / EoP (raised: other EoP threats there are open and found) and API Response / EoP
-    # (no rule raises it)
-    assert res.pairs_rejected == 2 and res.runs["plain"].rejected_raised == 0.5
-    assert res.runs["plain"].rejected_raised_pairs == ["API Request / ElevationOfPrivilege [TH116]"]
+    # rejected: API Request / EoP (raised: other EoP threats there are open and found) and API Response / EoP,
+    # raised since TG-STRIDE-E-009 translates TH116 (before it, no rule raised it: 0.5). TMT's TH116 has no
+    # property that answers it (only "Show Boundary Threats: No", which the importer honours), so a rejection
+    # without a stated fact cannot be told from an open threat
+    assert res.pairs_rejected == 2 and res.runs["plain"].rejected_raised == 1.0
+    assert res.runs["plain"].rejected_raised_pairs == ["API Request / ElevationOfPrivilege [TH116]",
+                                                        "API Response / ElevationOfPrivilege [TH116]"]
 
 
 def _flow(src: str, tgt: str, crosses: bool, **flow_attrs: bool) -> tmt_filters.Flow:

@@ -347,3 +347,21 @@ def test_sdl_payload_properties_name_what_the_target_parses() -> None:
         g = convert_text(text.replace(guid, guid + prop.format(i=index)), "sdl.tm7").graph
         assert g.value(_by_label(g, "Shop web app"), U(TG.acceptsFormat)) == expected
         assert g.value(_by_label(g, "Customer"), U(TG.acceptsFormat)) is None
+
+
+def test_web_api_serves_an_api_and_azure_boundary_makes_cloud_account_resources() -> None:
+    """The Azure template's TH109 (any flow into a Web API) and TH116 / TH117 (flows crossing an Azure Trust
+    Boundary) read facts the importer states: tg:servesApi on the Web API stencil, tg:cloudAccount on the stencils
+    drawn inside an Azure Trust Boundary; the mobile client outside it and the stores (no API) state neither."""
+    g = convert_text(_sample_text(), "sample.tm7").graph
+    api, mobile = _by_label(g, "Public API v2"), _by_label(g, "Mobile Client")
+    assert g.value(api, U(TG.servesApi)) == rdflib.Literal(True)
+    for name in ("Public API v2", "Accounting PostgreSQL", "Azure File Storage"):
+        assert g.value(_by_label(g, name), U(TG.cloudAccount)) == rdflib.Literal(True), name
+    assert g.value(mobile, U(TG.cloudAccount)) is None
+    assert g.value(mobile, U(TG.servesApi)) is None
+    assert g.value(_by_label(g, "Accounting PostgreSQL"), U(TG.servesApi)) is None
+    # negative: the same stencils in a boundary of another type are no cloud account resources
+    other = convert_text(_edit(_sample_text(), "SE.TB.TMCore.AzureTrustBoundary", "SE.TB.TMCore.MachineTrustBoundary",
+                               count=-1), "sample.tm7").graph
+    assert not set(other.subjects(U(TG.cloudAccount), None))

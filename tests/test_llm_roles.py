@@ -236,3 +236,57 @@ def test_process_acting_on_a_model_score_gets_evasion(store: Store, pipelines: l
     assert "PredictionConsumer" not in types(store, "backend")
     assert "PredictionConsumer" not in types(store, "etl")
     assert "AML.T0015" not in techniques(pipelines, "etl")
+
+
+HOSTED = """@prefix tg: <https://w3id.org/threatgraph/ontology#> .
+@prefix tgml: <https://w3id.org/threatgraph/ml#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+@prefix ex: <https://example.org/roles#> .
+ex:internet a tg:TrustZone ; rdfs:label "Internet" ; tg:trustLevel 0 .
+ex:app a tg:TrustZone ; rdfs:label "App zone" ; tg:trustLevel 2 .
+ex:customer a tg:ExternalEntity ; rdfs:label "customer" ; tg:inZone ex:internet ; tg:untrustedOrigin true .
+ex:upload a tg:Process ; rdfs:label "upload service" ; tg:inZone ex:app .
+ex:parser a tg:Process ; rdfs:label "document parser" ; tg:inZone ex:app .
+ex:report a tg:Process ; rdfs:label "report job" ; tg:inZone ex:app .
+ex:provider a tgml:LLMProvider ; rdfs:label "hosted LLM API" ; tg:inZone ex:internet .
+ex:agent a tgml:LLMAgent ; rdfs:label "ops agent" ; tg:inZone ex:app .
+ex:sandbox a tgml:CodeExecutionTool ; rdfs:label "code interpreter" ; tg:inZone ex:app .
+ex:jira a tgml:AgentTool ; rdfs:label "ticket tool" ; tg:inZone ex:app .
+ex:h1 a tg:DataFlow ; rdfs:label "upload" ; tg:source ex:customer ; tg:target ex:upload .
+ex:h2 a tg:DataFlow ; rdfs:label "parse" ; tg:source ex:upload ; tg:target ex:parser .
+ex:h3 a tg:DataFlow ; rdfs:label "embed chunks" ; tg:source ex:parser ; tg:target ex:provider .
+ex:h4 a tg:DataFlow ; rdfs:label "report" ; tg:source ex:upload ; tg:target ex:report .
+ex:h5 a tg:DataFlow ; rdfs:label "ask" ; tg:source ex:customer ; tg:target ex:agent .
+ex:h6 a tg:DataFlow ; rdfs:label "run code" ; tg:source ex:agent ; tg:target ex:sandbox .
+ex:h7 a tg:DataFlow ; rdfs:label "open ticket" ; tg:source ex:agent ; tg:target ex:jira .
+"""
+
+
+@pytest.fixture
+def hosted(store: Store, tmp_path: Path) -> list[Finding]:
+    model = tmp_path / "hosted.ttl"
+    model.write_text(HOSTED, encoding="utf-8")
+    Engine(store).analyze([str(model)])
+    return read_findings(store, labels_of(store))
+
+
+def test_process_calling_a_hosted_provider_gets_cost_harvesting(store: Store, hosted: list[Finding]) -> None:
+    """A job that only sends chunks to a hosted provider is a tgml:HostedModelClient (z-hosted-model-client.rq):
+    cost harvesting (AML.T0034) runs the bill up through it; the provider itself gets the hosted-provider rules
+    (disclosure of what is sent, dependency and cost, unvalidated output) with their ATLAS techniques."""
+    assert "HostedModelClient" in types(store, "parser")
+    assert "AML.T0034" in techniques(hosted, "parser")
+    rules = {f.rule_id for f in hosted if f.focus == EX + "provider"}
+    assert {"TG-STRIDE-I-036", "TG-STRIDE-D-031", "TG-STRIDE-T-040"} <= rules
+    assert {"AML.T0034", "AML.T0010"} <= techniques(hosted, "provider")
+    # negative: a job that calls no provider (it receives the same untrusted uploads)
+    assert "HostedModelClient" not in types(store, "report")
+    assert "AML.T0034" not in techniques(hosted, "report")
+
+
+def test_code_execution_tool_gets_interpreter_techniques(store: Store, hosted: list[Finding]) -> None:
+    """An agent tool that runs the model's code is where command and scripting execution happens (AML.T0050)."""
+    assert "AgentTool" in types(store, "sandbox")  # by the OWL closure: a code execution tool is an agent tool
+    assert "AML.T0050" in techniques(hosted, "sandbox")
+    # negative: an agent tool that runs no code
+    assert "AML.T0050" not in techniques(hosted, "jira")
