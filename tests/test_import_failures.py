@@ -98,7 +98,7 @@ def test_bundle_that_is_not_attack(store: Store, tmp_path: Path) -> None:
     _fails(store, "attack", _write(tmp_path, "list.json", "[1, 2]"), "not a STIX bundle")
     _fails(store, "attack", str(DATA / "atlas" / "ATLAS.yaml"), "malformed JSON")
     _fails(store, "capec", str(ICS17), "not a CAPEC bundle")
-    _fails(store, "atlas", str(ICS17), "not an ATLAS.yaml")
+    _fails(store, "atlas", str(ICS17), "not an ATLAS STIX bundle")  # JSON: read as the STIX form
     _fails(store, "d3fend", str(DATA / "atlas" / "ATLAS.yaml"), "Turtle")
 
 
