@@ -305,10 +305,12 @@ class NQuadsWriter:
             text = sep.join(self.lines) + sep
             self.lines.clear()
             try:
-                yield text.encode("utf-8")
+                data = text.encode("utf-8")
             except UnicodeEncodeError as err:
                 raise ImportFailed(f"{self.location}: text that is not valid Unicode ({err.reason}: a lone "
                                    "surrogate such as \\ud800)", hint="the file is damaged; download it again") from None
+            del text  # not held while the consumer has the chunk (peak memory)
+            yield data
 
     def iri(self, value: str) -> str:
         """``<value>``, checked to be an IRI (cached)."""
