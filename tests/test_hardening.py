@@ -12,7 +12,7 @@ import pytest
 from pyoxigraph import Literal, Quad
 
 from threatgraph.cli import main
-from threatgraph.knowledge.rdfbuild import DCT_MODIFIED, XSD_DATETIME
+from threatgraph.knowledge.rdfbuild import DCT_MODIFIED, XSD_DATETIME, NQuadsWriter
 from threatgraph.knowledge.releases import STAGING_PREFIX, load_release, newest_release, releases
 from threatgraph.knowledge.stix import parse_attack
 from threatgraph.resources import shared_data_dir
@@ -47,13 +47,26 @@ def test_disk_full_during_import_exits_3_and_keeps_the_store(tmp_path: Path, mon
                 yield q
         original(self, some())
 
+    original_text = EmbeddedStore.add_nquads
+
+    def full_text(self: EmbeddedStore, chunks: Iterable[bytes], *, trusted: bool = False) -> None:
+        def some() -> Iterable[bytes]:  # the ATT&CK import writes N-Quads text
+            for n, chunk in enumerate(chunks):
+                if n == 1:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                yield chunk
+        original_text(self, some(), trusted=trusted)
+
     monkeypatch.setattr(EmbeddedStore, "add_quads", full)
+    monkeypatch.setattr(EmbeddedStore, "add_nquads", full_text)
+    monkeypatch.setattr(NQuadsWriter, "CHUNK", 1000)
     capsys.readouterr()
     assert main(["import", "attack", str(ICS17), "--store", str(st), "--quiet"]) == 3
     err = capsys.readouterr().err
     assert "No space left on device" in err and "store is as it was" in err and "Traceback" not in err
     assert _digest(st) == before
     monkeypatch.setattr(EmbeddedStore, "add_quads", original)  # the disk has room again: the import works
+    monkeypatch.setattr(EmbeddedStore, "add_nquads", original_text)
     assert main(["import", "attack", str(ICS17), "--store", str(st), "--quiet"]) == 0
     assert [i.version for i in releases(open_store(str(st)))] == ["17.1", "18.1"]
 

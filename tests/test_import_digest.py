@@ -68,9 +68,11 @@ def test_stored_graph_unchanged() -> None:
 def test_stored_graph_unchanged_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same quads through the on-disk store, written in chunks of N-Quads by a worker thread
     (12 chunks here)."""
+    from threatgraph.knowledge.rdfbuild import NQuadsWriter
     from threatgraph.store import EmbeddedStore
 
     monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+    monkeypatch.setattr(NQuadsWriter, "CHUNK", 1000)  # the ATT&CK import writes N-Quads text in chunks
     path = ATTACK_DIR / "ics-attack-18.1.json"
     store = open_store(str(tmp_path / "store"))
     graph = load_release(store, "attack", str(path)).release.graph

@@ -26,6 +26,7 @@ import yaml
 from pyoxigraph import Quad
 
 from threatgraph.errors import ImportFailed, StoreError
+from threatgraph.knowledge.rdfbuild import NQuadsWriter
 from threatgraph.knowledge.releases import load_release, releases
 from threatgraph.resources import shared_data_dir
 from threatgraph.store import EmbeddedStore, open_store
@@ -98,7 +99,7 @@ def test_bundle_that_is_not_attack(store: Store, tmp_path: Path) -> None:
     _fails(store, "attack", _write(tmp_path, "list.json", "[1, 2]"), "not a STIX bundle")
     _fails(store, "attack", str(DATA / "atlas" / "ATLAS.yaml"), "malformed JSON")
     _fails(store, "capec", str(ICS17), "not a CAPEC bundle")
-    _fails(store, "atlas", str(ICS17), "not an ATLAS.yaml")
+    _fails(store, "atlas", str(ICS17), "not an ATLAS STIX bundle")  # JSON: read as the STIX form
     _fails(store, "d3fend", str(DATA / "atlas" / "ATLAS.yaml"), "Turtle")
 
 
@@ -179,6 +180,7 @@ def test_failure_while_writing_leaves_the_store_unchanged(
     """On disk, quads go to the store in chunks written by a worker thread (EmbeddedStore._CHUNK): with
     small chunks, several are already written when the failure comes; all are rolled back."""
     monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+    monkeypatch.setattr(NQuadsWriter, "CHUNK", 1000)  # the ATT&CK import writes N-Quads text in chunks
 
     class FailingStore(EmbeddedStore):
         fail = False
@@ -191,6 +193,15 @@ def test_failure_while_writing_leaves_the_store_unchanged(
                     yield q
 
             super().add_quads(broken())
+
+        def add_nquads(self, chunks: Iterable[bytes], *, trusted: bool = False) -> None:
+            def broken() -> Iterator[bytes]:
+                for n, chunk in enumerate(chunks):
+                    if n == 5 and self.fail:
+                        raise OSError("disk full (simulated)")
+                    yield chunk
+
+            super().add_nquads(broken(), trusted=trusted)
 
     failing = FailingStore(str(tmp_path / "store") if on_disk else None)
     load_release(failing, "attack", str(ICS18))
@@ -217,6 +228,7 @@ def test_a_failing_disk_write_is_rolled_back(tmp_path: Path, monkeypatch: pytest
     """A write error raised by the store itself (in the writer thread, after chunks were written)
     reaches the import, which rolls back: the store is as it was."""
     monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+    monkeypatch.setattr(NQuadsWriter, "CHUNK", 1000)
     s = EmbeddedStore(str(tmp_path / "store"))
     load_release(s, "attack", str(ICS18))
     before = _state(s)
@@ -437,6 +449,7 @@ def test_ctrl_c_while_writing_on_disk_is_rolled_back(tmp_path: Path, monkeypatch
     """Ctrl-C in the middle of the on-disk writes (chunks already written by the writer threads): the
     writers stop before the rollback, the store is as it was, and the interrupt propagates."""
     monkeypatch.setattr(EmbeddedStore, "_CHUNK", 1000)
+    monkeypatch.setattr(NQuadsWriter, "CHUNK", 1000)
 
     class Interrupted(EmbeddedStore):
         armed = False
@@ -449,6 +462,15 @@ def test_ctrl_c_while_writing_on_disk_is_rolled_back(tmp_path: Path, monkeypatch
                     yield q
 
             super().add_quads(interrupted())
+
+        def add_nquads(self, chunks: Iterable[bytes], *, trusted: bool = False) -> None:
+            def interrupted() -> Iterator[bytes]:  # the ATT&CK import writes N-Quads text
+                for n, chunk in enumerate(chunks):
+                    if n == 6 and self.armed:
+                        raise KeyboardInterrupt
+                    yield chunk
+
+            super().add_nquads(interrupted(), trusted=trusted)
 
     s = Interrupted(str(tmp_path / "store"))
     load_release(s, "attack", str(ICS18))

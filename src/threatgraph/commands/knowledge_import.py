@@ -74,8 +74,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "source",
         nargs="?",
-        help="file path, http(s) URL (plain or gzip) or taxii+https://…/collections/ID/ "
-        "(default: MITRE's published file, "
+        help="file path, http(s) URL (plain or gzip) or taxii+https://…/collections/ID/; ATLAS as ATLAS.yaml "
+        "or its STIX 2.1 bundle stix-atlas.json (default: MITRE's published file, "
         f"e.g. {DEFAULT_URLS['attack']})",
     )
     p.add_argument("--release-version", metavar="V", help="release version when the file does not say")

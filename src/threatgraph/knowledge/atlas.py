@@ -1,8 +1,11 @@
-"""MITRE ATLAS ``ATLAS.yaml`` → quads of one release graph (tactics, techniques, mitigations, cases)."""
+"""MITRE ATLAS → quads of one release graph: ``ATLAS.yaml`` (tactics, techniques, mitigations, case studies)
+or the STIX 2.1 bundle ``stix-atlas.json`` (the same tactics, techniques and mitigations; told apart by
+content, see :func:`parse_atlas` and ``docs/knowledge.md``)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from typing import Any
 
 from pyoxigraph import Literal, NamedNode
@@ -45,8 +48,9 @@ from threatgraph.knowledge.rdfbuild import (
     XSD_DATE,
     Fields,
     GraphBuilder,
+    load_json,
 )
-from threatgraph.knowledge.stix import Release, release_graph
+from threatgraph.knowledge.stix import Release, external_id, objects_of, release_graph, version_from_name
 from threatgraph.terms import ATLAS, ATTACK
 
 SOURCE = "atlas"
@@ -69,12 +73,26 @@ def _date(b: GraphBuilder, v: Any) -> Literal | None:
     return b.dated(v, XSD_DATE)
 
 
+def is_json_object(data: bytes) -> bool:
+    """True when ``data`` starts (after a BOM and white space) with ``{``: a JSON document, here the STIX
+    bundle; ``ATLAS.yaml`` starts with a YAML key (``id:``) or ``---``.
+
+    >>> is_json_object(b'\\xef\\xbb\\xbf  {"type": "bundle"}'), is_json_object(b"---\\nid: ATLAS\\n")
+    (True, False)
+    """
+    head = data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"{")
+
+
 def parse_atlas(
     data: bytes, location: str, version: str | None = None, progress: Progress | None = None
 ) -> Release:
-    """Parse ``ATLAS.yaml`` (the ``dist/ATLAS.yaml`` of mitre-atlas/atlas-data)."""
+    """Parse ``ATLAS.yaml`` (the ``dist/ATLAS.yaml`` of mitre-atlas/atlas-data) or, when the content is a
+    JSON object, the STIX 2.1 bundle (``dist/stix-atlas.json`` of mitre-atlas/atlas-navigator-data)."""
     if progress:
         progress(f"parsing {location}")
+    if is_json_object(data):
+        return parse_atlas_stix(data, location, version)
     import yaml
 
     try:
@@ -224,3 +242,168 @@ def parse_atlas(
     if not b.counts.get("technique"):
         raise ImportFailed(f"{location}: no ATLAS techniques found", hint="pass dist/ATLAS.yaml")
     return Release.built(b, SOURCE, ver, "ATLAS YAML")
+
+
+# -- the STIX 2.1 form -------------------------------------------------------------------------------
+ATLAS_SOURCE_NAMES = frozenset({"mitre-atlas"})
+STIX_KINDS: dict[str, tuple[str, NamedNode]] = {
+    "x-mitre-tactic": ("tactic", C_TACTIC),
+    "attack-pattern": ("technique", C_TECHNIQUE),
+    "course-of-action": ("mitigation", C_MITIGATION),
+}
+STIX_METADATA = frozenset({"identity", "marking-definition", "x-mitre-collection", "x-mitre-matrix"})
+_PAGES = {"tactic": "tactics/", "technique": "techniques/", "mitigation": "mitigations/"}
+_MATRIX_VERSION = re.compile(r"ATLAS (\d+\.\d+(?:\.\d+)?)")
+
+
+def _stix_date(b: GraphBuilder, text: str) -> Literal:
+    """A STIX timestamp as the ``xsd:date`` ATLAS.yaml gives (ATLAS dates its objects by day; the bundle's
+    times are all midnight UTC, written by atlas-navigator-data from the YAML's dates)."""
+    return b.dated(text[:10] if len(text) > 10 and text[10] == "T" else text, XSD_DATE)
+
+
+def parse_atlas_stix(data: bytes, location: str, version: str | None = None) -> Release:
+    """Parse the ATLAS STIX 2.1 bundle into the same quads as :func:`parse_atlas` makes of the matching
+    ``ATLAS.yaml``, for what the bundle holds: tactics, techniques (sub-technique links from
+    ``subtechnique-of``, tactics from ``kill_chain_phases``), mitigations and ``mitigates`` relationships
+    (with their ``use`` text). The bundle has no case studies, maturity, lifecycle stages, categories or
+    ATT&CK references, and no ATLAS version: ``version``, else a version in the ``x-mitre-matrix`` name
+    (``ATLAS 4.5.0``, bundles before 5.x), else one in the file name."""
+    doc = load_json(data, location)
+    objs = objects_of(doc, location)
+    del doc
+    ident: dict[str, str] = {}  # STIX id -> ATLAS id
+    kinds: dict[str, str] = {}  # STIX id -> STIX type
+    kind_of_eid: dict[str, str] = {}  # ATLAS id -> STIX type
+    tactic_by_short: dict[str, str] = {}
+    matrix_version: str | None = None
+    collection_version: str | None = None
+    skipped_objects: dict[str, int] = {}
+    for i, o in enumerate(objs):
+        t = o["type"]
+        where = f"{location}: object #{i} ({o['id']})"
+        if t == "x-mitre-matrix":
+            name = Fields(o, where).text("name")
+            m = _MATRIX_VERSION.fullmatch(name or "")
+            matrix_version = m.group(1) if m else matrix_version
+            continue
+        if t == "x-mitre-collection":
+            collection_version = Fields(o, where).text("x_mitre_version")
+            continue
+        if t not in STIX_KINDS:
+            continue
+        eid, _url = external_id(o, ATLAS_SOURCE_NAMES, where)
+        if not eid:  # an ATT&CK object of a combined ATLAS + ATT&CK bundle
+            key = f"{t} (not ATLAS: no mitre-atlas external ID)"
+            skipped_objects[key] = skipped_objects.get(key, 0) + 1
+            continue
+        ident[o["id"]] = eid
+        kinds[o["id"]] = t
+        kind_of_eid[eid] = t
+        if t == "x-mitre-tactic":
+            short = Fields(o, where).text("x_mitre_shortname")
+            if short:
+                tactic_by_short[short] = eid
+    if "attack-pattern" not in kinds.values():
+        raise ImportFailed(
+            f"{location}: not an ATLAS STIX bundle (no attack-pattern with a mitre-atlas external ID)",
+            hint="pass MITRE's dist/ATLAS.yaml or dist/stix-atlas.json; "
+            "for ATT&CK use `threatgraph import attack`, for CAPEC `threatgraph import capec`",
+        )
+    ver = version or matrix_version or version_from_name(location.rsplit("/", 1)[-1])
+    if not ver:
+        said = f" (its x-mitre-collection says x_mitre_version {collection_version!r}, which " \
+            "atlas-navigator-data sets to a fixed value, not the ATLAS release)" if collection_version else ""
+        raise ImportFailed(
+            f"{location}: the STIX bundle does not state its ATLAS version{said}",
+            hint="pass --release-version, e.g. --release-version 5.6.0 (the `version:` of the matching "
+            "ATLAS.yaml), so that both forms of one release are one release",
+        )
+    b = GraphBuilder(release_graph(SOURCE, ver), location)
+    add = b.add
+    b.skipped.update(skipped_objects)
+
+    # Relationships first: sub-technique links and mitigation uses, keyed by ATLAS ids.
+    parent_of: dict[str, str] = {}
+    uses: list[tuple[str, str, str | None]] = []
+    for i, o in enumerate(objs):
+        if o["type"] != "relationship":
+            continue
+        f = Fields(o, f"{location}: object #{i} ({o['id']})")
+        rtype = f.req_text("relationship_type")
+        src, tgt = ident.get(f.req_text("source_ref")), ident.get(f.req_text("target_ref"))
+        desc = f.text("description")
+        if src is None or tgt is None:
+            b.skipped["relationship (endpoint not an ATLAS object of the bundle)"] += 1
+        elif rtype == "subtechnique-of":
+            parent_of[src] = tgt
+        elif rtype == "mitigates":
+            uses.append((src, tgt, desc))
+        else:
+            b.skipped[f"relationship {rtype}"] += 1
+
+    tactics_of: dict[str, list[str]] = {}
+    for i, o in enumerate(objs):
+        kind = kinds.get(o["id"])
+        if kind is None:
+            continue
+        where = f"{location}: object #{i} ({o['id']})"
+        f = Fields(o, where)
+        eid = ident[o["id"]]
+        label, cls = STIX_KINDS[kind]
+        s = b.iri(ATLAS[eid])
+        b.counts[label] += 1
+        add(s, RDF_TYPE, cls)
+        add(s, P_EXTERNAL_ID, Literal(eid))
+        b.name_and_description(s, f)
+        _eid, url = external_id(o, ATLAS_SOURCE_NAMES, where)
+        b.see_also(s, url or ATLAS_SITE + _PAGES[label] + eid)
+        for key, p in (("created", DCT_CREATED), ("modified", DCT_MODIFIED)):
+            text = f.text(key)
+            if text:
+                add(s, p, _stix_date(b, text))
+        if f.flag("x_mitre_deprecated") or f.flag("revoked"):
+            add(s, P_DEPRECATED, TRUE)
+        if kind == "x-mitre-tactic":
+            add(s, RDF_TYPE, SKOS_CONCEPT)
+        elif kind == "attack-pattern":
+            phases: list[str] = []
+            for ph in f.objs("kill_chain_phases"):
+                pf = Fields(ph, where + " kill_chain_phases")
+                tac = tactic_by_short.get(pf.text("phase_name") or "")
+                if pf.text("kill_chain_name") != "mitre-atlas" or tac is None:
+                    b.skipped["kill-chain-phase (not an ATLAS tactic of the bundle)"] += 1
+                elif tac not in phases:
+                    phases.append(tac)
+            tactics_of[eid] = phases
+    for i, o in enumerate(objs):  # techniques' links, once every technique's tactics are known
+        if kinds.get(o["id"]) != "attack-pattern":
+            continue
+        eid = ident[o["id"]]
+        s = b.iri(ATLAS[eid])
+        flagged = Fields(o, f"{location}: object #{i} ({o['id']})").flag("x_mitre_is_subtechnique")
+        parent = parent_of.get(eid)
+        add(s, P_IS_SUB, TRUE if parent or flagged else FALSE)
+        inherited: list[str] = []
+        if parent is not None:
+            add(s, P_SUB_OF, b.iri(ATLAS[parent]))
+            inherited = tactics_of.get(parent, [])
+        for tac in tactics_of[eid]:
+            if tac in inherited:
+                # atlas-navigator-data copies the parent's phases onto each sub-technique; ATLAS.yaml
+                # gives sub-techniques no tactics, and neither does this import
+                b.skipped["sub-technique tactic (the parent's, copied by the STIX generator)"] += 1
+            else:
+                add(s, P_TACTIC, b.iri(ATLAS[tac]))
+    for src, tgt, desc in uses:
+        if kind_of_eid.get(src) != "course-of-action" or kind_of_eid.get(tgt) != "attack-pattern":
+            b.skipped["relationship mitigates (not mitigation -> technique)"] += 1
+            continue
+        s, tech = b.iri(ATLAS[src]), b.iri(ATLAS[tgt])
+        add(s, P_MITIGATES, tech)
+        b.counts["mitigates"] += 1
+        if desc and desc.strip():
+            r = b.iri(f"{ATLAS[src]}/mitigates/{tgt}")
+            b.relationship(r, s, tech, "mitigates")
+            add(r, DCT_DESCRIPTION, Literal(desc.strip()))
+    return Release.built(b, SOURCE, ver, "ATLAS STIX 2.1")

@@ -23,7 +23,7 @@ from pyoxigraph import Literal, NamedNode, Quad
 from threatgraph.errors import ImportFailed, InputError, StoreError
 from threatgraph.knowledge.fetch import DEFAULT_URLS, Progress, Source, is_url, read_source
 from threatgraph.knowledge.stix import Release, release_graph
-from threatgraph.knowledge.view import ViewSlice
+from threatgraph.knowledge.view import VIEW_PREDICATES, ViewSlice
 from threatgraph.store.base import STAGING, Store
 from threatgraph.terms import GRAPH, KB, PROV, RDF, XSD, graph_iri
 
@@ -351,12 +351,24 @@ def _load_release(
     count = (f"INSERT {{ GRAPH {rg} {{ {g} kb:quadCount ?n }} }} "  # counted by the store: readers cannot see it
              f"WHERE {{ SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH {g} {{ ?s ?p ?o }} }} }}")
     view_slice = ViewSlice()
-    quads = view_slice.keep(rel.quads)
+    # a parser that writes N-Quads text (ATT&CK) hands it to the store as it is when the store bulk-loads
+    # text (the embedded one): no Quad objects, no re-serialisation; the view's triples are watched for
+    add_nquads = getattr(store, "add_nquads", None)
+    writer = rel.writer if rel.nquads is not None and callable(add_nquads) else None
+    if writer is not None:
+        writer.watch = frozenset(f"<{p}>" for p in VIEW_PREDICATES)
+        writer.graph = target
+    quads = view_slice.keep(rel.quads) if writer is None else iter(())
     try:
         store.update(f"INSERT DATA {{ GRAPH {rg} {{ {marker} }} }}")  # lets clean_unrecorded find leftovers
         # quads stream from the parser into the store (a bad object further on raises here: rolled back)
         if old is None:
             store.drop_graph(rel.graph)  # a graph of that name without a record is not a release
+        if writer is not None:
+            assert add_nquads is not None and rel.nquads is not None
+            add_nquads(rel.nquads, trusted=True)  # the writer checked every IRI
+            view_slice.keep_text(writer.watched, rel.graph)
+        elif old is None:
             store.add_quads(quads)
         else:
             stg = NamedNode(target)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyoxigraph import Literal, NamedNode, Quad
+from pyoxigraph import NamedNode, Quad, RdfFormat, parse
 
 from threatgraph.errors import ImportFailed
 from threatgraph.knowledge.fetch import Progress
@@ -30,9 +30,13 @@ from threatgraph.knowledge.rdfbuild import (
     C_TACTIC,
     C_TECHNIQUE,
     DCT_CREATED,
-    DCT_DESCRIPTION,
     DCT_MODIFIED,
-    FALSE,
+    NT_DESCRIPTION,
+    NT_FALSE,
+    NT_SEE_ALSO,
+    NT_SKOS_CONCEPT,
+    NT_TRUE,
+    NT_TYPE,
     P_ANALYTIC,
     P_ATTACK_ID,
     P_ATTRIBUTED_TO,
@@ -57,15 +61,13 @@ from threatgraph.knowledge.rdfbuild import (
     P_TARGETS,
     P_USES,
     P_VERSION,
-    RDF_TYPE,
-    RDFS_SEE_ALSO,
     SKOS_ALT_LABEL,
-    SKOS_CONCEPT,
-    TRUE,
     XSD_DATETIME,
     Fields,
     GraphBuilder,
+    NQuadsWriter,
     load_json,
+    nt_string,
     slug,
 )
 from threatgraph.terms import ATTACK, GRAPH
@@ -101,6 +103,15 @@ REL_PREDICATES: dict[str, NamedNode] = {
     "targets": P_TARGETS,
 }
 METADATA_TYPES = frozenset({"identity", "marking-definition", "x-mitre-collection"})
+# N-Triples forms of the terms the ATT&CK conversion writes (it writes text: NQuadsWriter)
+NT_CLASSES = {t: str(c) for t, c in CLASSES.items()}
+NT_REL_PREDICATES = {t: str(p) for t, p in REL_PREDICATES.items()}
+(NT_STIX_ID, NT_ATTACK_ID, NT_VERSION, NT_MODIFIED, NT_CREATED, NT_REVOKED, NT_DEPRECATED, NT_PLATFORM, NT_IS_SUB,
+ NT_TACTIC, NT_SHORT_NAME, NT_SOFTWARE_TYPE, NT_ALT_LABEL, NT_ANALYTIC, NT_DATA_COMPONENT, NT_DATA_SOURCE,
+ NT_RELATED_TO, NT_REL_SOURCE, NT_REL_TARGET, NT_REL_TYPE) = (str(t) for t in (
+    P_STIX_ID, P_ATTACK_ID, P_VERSION, DCT_MODIFIED, DCT_CREATED, P_REVOKED, P_DEPRECATED, P_PLATFORM, P_IS_SUB,
+    P_TACTIC, P_SHORT_NAME, P_SOFTWARE_TYPE, SKOS_ALT_LABEL, P_ANALYTIC, P_DATA_COMPONENT, P_DATA_SOURCE,
+    P_RELATED_TO, P_REL_SOURCE, P_REL_TARGET, P_REL_TYPE))
 _DONE: dict[str, Any] = {}
 _VERSION_IN_NAME = re.compile(r"(?<![0-9])(\d+\.\d+(?:\.\d+)?)(?![0-9])")
 
@@ -116,6 +127,11 @@ class Release:
     counts: dict[str, int]
     skipped: dict[str, int] = field(default_factory=dict)
     format: str = ""
+    nquads: Iterable[bytes] | None = None
+    """When the parser writes text (ATT&CK): the same quads as N-Quads chunks, the one-shot generator that
+    ``quads`` parses; a consumer reads one or the other. The store bulk-loads these as they are."""
+    writer: NQuadsWriter | None = None
+    """The writer of ``nquads``: set its ``watch`` before reading them to get those triples in ``watched``."""
 
     @property
     def graph(self) -> str:
@@ -236,116 +252,126 @@ def parse_attack(
             f"{location}: cannot tell the ATT&CK version (no x-mitre-collection, no version in the name)",
             hint="pass --release-version, e.g. --release-version 18.1",
         )
-    b = GraphBuilder(release_graph(source, ver), location)
+    w = NQuadsWriter(release_graph(source, ver), location)
     if progress:
         progress(f"building {source} {ver}: {len(objs):,} objects")
 
     platform_base = ATTACK["platform/"]
+    iri_text = {sid: w.iri(iri) for sid, iri in iris.items()}  # N-Triples form of every object's IRI
 
-    def emit() -> Iterator[Quad]:
-        """Pass 2, lazily: quads in chunks; each object is released once converted."""
-        add = b.add
+    def emit() -> Iterator[bytes]:
+        """Pass 2, lazily: N-Quads chunks; each object is released once converted."""
+        add = w.add
         step = max(len(objs) // 10, 1)
         for i, o in enumerate(objs):
-            if len(b.quads) >= 8192:
-                yield from b.quads
-                b.quads.clear()
+            if len(w.lines) >= w.CHUNK:
+                yield from w.chunks()
             objs[i] = _DONE  # free the JSON object as we go
             if progress and i and i % step == 0:
                 progress(f"  {i * 100 // len(objs)}% ({i:,}/{len(objs):,} objects)")
             t = o["type"]
             if t == "relationship":
-                if not _relationship_fast(b, o, iris):  # a field of an unexpected type: worded by Fields
-                    _relationship(b, Fields(o, _where(location, i, o)), iris)
+                if not _relationship_fast(w, o, iri_text):  # a field of an unexpected type: worded by Fields
+                    _relationship(w, Fields(o, _where(location, i, o)), iri_text)
                 continue
             sid = o["id"]
             f = Fields(o, _where(location, i, o))
-            cls = CLASSES.get(t)
+            cls = NT_CLASSES.get(t)
             if cls is None:
-                b.skipped[t] += 1
+                w.skipped[t] += 1
                 continue
-            b.counts[t] += 1
-            s = b.iri(iris[sid])
-            add(s, RDF_TYPE, cls)
-            name = b.name_and_description(s, f)
-            add(s, P_STIX_ID, Literal(sid))
+            w.counts[t] += 1
+            s = iri_text[sid]
+            add(s, NT_TYPE, cls)
+            name = w.name_and_description(s, f)
+            add(s, NT_STIX_ID, nt_string(sid))
             eid, url = external_id(o, ATTACK_SOURCE_NAMES, f._where)
             if eid:
-                add(s, P_ATTACK_ID, Literal(eid))
+                add(s, NT_ATTACK_ID, nt_string(eid))
             if url:
-                b.see_also(s, url)
+                w.see_also(s, url)
             ver_o = f.text("x_mitre_version")
             if ver_o:
-                add(s, P_VERSION, Literal(ver_o))
+                add(s, NT_VERSION, nt_string(ver_o))
             mod = f.text("modified")
             if mod:
-                add(s, DCT_MODIFIED, b.dated(mod, XSD_DATETIME))
+                add(s, NT_MODIFIED, w.dated(mod, XSD_DATETIME))
             created = f.text("created")
             if created:
-                add(s, DCT_CREATED, b.dated(created, XSD_DATETIME))
+                add(s, NT_CREATED, w.dated(created, XSD_DATETIME))
             if f.flag("revoked"):
-                add(s, P_REVOKED, TRUE)
+                add(s, NT_REVOKED, NT_TRUE)
             if f.flag("x_mitre_deprecated"):
-                add(s, P_DEPRECATED, TRUE)
+                add(s, NT_DEPRECATED, NT_TRUE)
             for p in f.texts("x_mitre_platforms"):
-                add(s, P_PLATFORM, b.concept(platform_base, C_PLATFORM, p))
+                add(s, NT_PLATFORM, w.concept(platform_base, C_PLATFORM, p))
             if t == "attack-pattern":
-                add(s, P_IS_SUB, TRUE if f.flag("x_mitre_is_subtechnique") else FALSE)
+                add(s, NT_IS_SUB, NT_TRUE if f.flag("x_mitre_is_subtechnique") else NT_FALSE)
                 for ph in f.objs("kill_chain_phases"):
                     short = ph.get("phase_name")
                     tac = tactic_by_short.get(short) if isinstance(short, str) else None
                     if tac is None:
-                        b.skipped["kill-chain-phase (unknown tactic)"] += 1
+                        w.skipped["kill-chain-phase (unknown tactic)"] += 1
                     else:
-                        add(s, P_TACTIC, b.iri(tac))
+                        add(s, NT_TACTIC, w.iri(tac))
             elif t == "x-mitre-tactic":
-                add(s, RDF_TYPE, SKOS_CONCEPT)
+                add(s, NT_TYPE, NT_SKOS_CONCEPT)
                 short = f.text("x_mitre_shortname")
                 if short:
-                    add(s, P_SHORT_NAME, Literal(short))
+                    add(s, NT_SHORT_NAME, nt_string(short))
             elif t in ("malware", "tool"):
-                add(s, P_SOFTWARE_TYPE, Literal(t))
+                add(s, NT_SOFTWARE_TYPE, nt_string(t))
                 for a in f.texts("x_mitre_aliases"):
                     if a != name:
-                        add(s, SKOS_ALT_LABEL, Literal(a))
+                        add(s, NT_ALT_LABEL, nt_string(a))
             elif t in ("intrusion-set", "campaign"):
                 for a in f.texts("aliases"):
                     if a != name:
-                        add(s, SKOS_ALT_LABEL, Literal(a))
+                        add(s, NT_ALT_LABEL, nt_string(a))
             elif t == "x-mitre-detection-strategy":
                 for ref in f.texts("x_mitre_analytic_refs"):
-                    target = iris.get(ref)
+                    target = iri_text.get(ref)
                     if target:
-                        add(s, P_ANALYTIC, b.iri(target))
+                        add(s, NT_ANALYTIC, target)
             elif t == "x-mitre-analytic":
                 seen: set[str] = set()
                 for ls in f.objs("x_mitre_log_source_references"):
                     dc_ref = ls.get("x_mitre_data_component_ref")
-                    target = iris.get(dc_ref) if isinstance(dc_ref, str) else None
+                    target = iri_text.get(dc_ref) if isinstance(dc_ref, str) else None
                     if target and target not in seen:
                         seen.add(target)
-                        add(s, P_DATA_COMPONENT, b.iri(target))
+                        add(s, NT_DATA_COMPONENT, target)
             elif t == "x-mitre-data-component":
                 ds_ref = f.text("x_mitre_data_source_ref")
-                target = iris.get(ds_ref) if ds_ref else None
+                target = iri_text.get(ds_ref) if ds_ref else None
                 if target:
-                    add(s, P_DATA_SOURCE, b.iri(target))
-        yield from b.quads
-        b.quads.clear()
+                    add(s, NT_DATA_SOURCE, target)
+        yield from w.chunks()
         for t in METADATA_TYPES:
-            b.skipped.pop(t, None)
+            w.skipped.pop(t, None)
 
+    chunks = emit()
     return Release(
         source=source,
         version=ver,
-        quads=emit(),
-        counts=b.counts,
-        skipped=b.skipped,
+        quads=_parsed(chunks),
+        counts=w.counts,
+        skipped=w.skipped,
         format=f"STIX {spec}",
+        nquads=chunks,
+        writer=w,
     )
 
 
-def _relationship_fast(b: GraphBuilder, o: dict[str, Any], iris: dict[str, str]) -> bool:
+def _parsed(chunks: Iterable[bytes]) -> Iterator[Quad]:
+    """The quads of N-Quads ``chunks`` (for callers that want :class:`Quad` objects)."""
+    for chunk in chunks:
+        for q in parse(chunk, format=RdfFormat.N_QUADS):
+            if isinstance(q, Quad):
+                yield q
+
+
+def _relationship_fast(w: NQuadsWriter, o: dict[str, Any], iris: dict[str, str]) -> bool:
     """:func:`_relationship` for a well-typed relationship (the 20 k of ATT&CK 18.1: a third of the
     conversion's time), without :class:`Fields`; False, having added nothing, when a field has an
     unexpected type, for :func:`_relationship` to word the error (or accept a subclass)."""
@@ -362,61 +388,58 @@ def _relationship_fast(b: GraphBuilder, o: dict[str, Any], iris: dict[str, str])
         refs = ()
     elif type(refs) is not list or any(type(ref) is not dict for ref in refs):
         return False
-    src = iris.get(src_id)
-    tgt = iris.get(tgt_id)
-    if src is None or tgt is None:
-        b.skipped["relationship (endpoint not in bundle)"] += 1
+    s = iris.get(src_id)
+    ob = iris.get(tgt_id)
+    if s is None or ob is None:
+        w.skipped["relationship (endpoint not in bundle)"] += 1
         return True
-    b.counts["relationship"] += 1
-    s = b.iri(src)
-    ob = b.iri(tgt)
-    g = b.graph
-    append = b.quads.append
-    pred = REL_PREDICATES.get(rtype)
-    append(Quad(s, pred if pred is not None else P_RELATED_TO, ob, g))
+    w.counts["relationship"] += 1
+    add = w.add
+    pred = NT_REL_PREDICATES.get(rtype)
+    add(s, pred if pred is not None else NT_RELATED_TO, ob)
     if not desc and not refs and pred is not None:
         return True
-    r = b.iri(ATTACK[o["id"]])
-    append(Quad(r, P_REL_SOURCE, s, g))
-    append(Quad(r, P_REL_TARGET, ob, g))
-    append(Quad(r, P_REL_TYPE, Literal(rtype), g))
+    r = w.iri(ATTACK[o["id"]])
+    add(r, NT_REL_SOURCE, s)
+    add(r, NT_REL_TARGET, ob)
+    add(r, NT_REL_TYPE, nt_string(rtype))
     if desc:
-        append(Quad(r, DCT_DESCRIPTION, Literal(desc), g))
+        add(r, NT_DESCRIPTION, nt_string(desc))
     seen: set[str] = set()
     for ref in refs:
         url = ref.get("url")
         if isinstance(url, str) and url and url not in seen:
             seen.add(url)
-            append(Quad(r, RDFS_SEE_ALSO, b.reference(url), g))
+            add(r, NT_SEE_ALSO, w.reference(url))
     return True
 
 
-def _relationship(b: GraphBuilder, f: Fields, iris: dict[str, str]) -> None:
+def _relationship(w: NQuadsWriter, f: Fields, iris: dict[str, str]) -> None:
     rtype = f.req_text("relationship_type")
     src_id = f.req_text("source_ref")
     tgt_id = f.req_text("target_ref")
-    src = iris.get(src_id)
-    tgt = iris.get(tgt_id)
-    if src is None or tgt is None:
-        b.skipped["relationship (endpoint not in bundle)"] += 1
+    s = iris.get(src_id)
+    o = iris.get(tgt_id)
+    if s is None or o is None:
+        w.skipped["relationship (endpoint not in bundle)"] += 1
         return
-    b.counts["relationship"] += 1
-    s = b.iri(src)
-    o = b.iri(tgt)
-    pred = REL_PREDICATES.get(rtype)
-    b.add(s, pred if pred is not None else P_RELATED_TO, o)
+    w.counts["relationship"] += 1
+    pred = NT_REL_PREDICATES.get(rtype)
+    w.add(s, pred if pred is not None else NT_RELATED_TO, o)
     desc = f.text("description")
     refs = f.objs("external_references")
     if not desc and not refs and pred is not None:
         return
     sid = f.req_text("id")
-    r = b.iri(ATTACK[sid])  # the STIX id is the IRI's local name (no kb:stixId, no class: see docs/knowledge.md)
-    b.relationship(r, s, o, rtype)
+    r = w.iri(ATTACK[sid])  # the STIX id is the IRI's local name (no kb:stixId, no class: see docs/knowledge.md)
+    w.add(r, NT_REL_SOURCE, s)  # as GraphBuilder.relationship
+    w.add(r, NT_REL_TARGET, o)
+    w.add(r, NT_REL_TYPE, nt_string(rtype))
     if desc:
-        b.add(r, DCT_DESCRIPTION, Literal(desc))
+        w.add(r, NT_DESCRIPTION, nt_string(desc))
     seen: set[str] = set()
     for ref in refs:
         url = ref.get("url")
         if isinstance(url, str) and url and url not in seen:  # a citation listed twice is one triple
             seen.add(url)
-            b.see_also(r, url)
+            w.see_also(r, url)

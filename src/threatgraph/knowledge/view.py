@@ -161,6 +161,13 @@ class ViewSlice:
             yield q
         self._flush(batch)
 
+    def keep_text(self, triples: list[str], graph: str) -> None:
+        """Keep ``triples`` (``s p o`` in N-Triples terms, as :class:`~threatgraph.knowledge.rdfbuild.NQuadsWriter`
+        watches them) in ``graph``."""
+        if triples:
+            sep = f" <{graph}> .\n"
+            self._chunks.append((sep.join(triples) + sep).encode("utf-8"))
+
     def _flush(self, batch: list[Quad]) -> None:
         if batch:
             self._chunks.append(serialize(batch, format=RdfFormat.N_QUADS) or b"")

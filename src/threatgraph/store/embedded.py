@@ -181,6 +181,41 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         its graph. At most one chunk waits in memory besides those being written. A chunk with blank
         nodes (D3FEND's OWL restrictions; none in ATT&CK) is written by ``bulk_extend`` in this thread:
         ``bulk_load`` would give its blank nodes new ids, splitting one that spans two chunks."""
+        def chunks() -> Iterator[bytes]:
+            batch: list[Quad] = []
+            for q in quads:
+                batch.append(q)
+                if len(batch) >= self._CHUNK:
+                    yield from self._serialized(batch)
+            if batch:
+                yield from self._serialized(batch)
+
+        self._load_overlapped(chunks())
+
+    def _serialized(self, batch: list[Quad]) -> Iterator[bytes]:
+        """``batch`` as N-Quads, emptied; a batch with blank nodes is written here instead, by
+        ``bulk_extend`` (``bulk_load`` gives parsed blank nodes fresh ids per call: a blank node in two
+        chunks would become two; these keep theirs)."""
+        data = serialize(batch, format=RdfFormat.N_QUADS) or b""
+        if b"_:" in data:
+            self._store.bulk_extend(batch)
+        else:
+            yield data
+        batch.clear()
+
+    def add_nquads(self, chunks: Iterable[bytes], *, trusted: bool = False) -> None:
+        """Add N-Quads ``chunks`` without blank nodes, each bulk-loaded as it is (on disk by the writer
+        threads of :meth:`_add_quads_overlapped`). ``trusted``: written by threatgraph, which checked its
+        IRIs (the knowledge importers' :class:`~threatgraph.knowledge.rdfbuild.NQuadsWriter`): parsed in
+        Oxigraph's lenient mode. Not transactional, like :meth:`add_quads`."""
+        if not self.location:
+            for chunk in chunks:
+                self._store.bulk_load(chunk, RdfFormat.N_QUADS, lenient=trusted)
+            return
+        self._load_overlapped(chunks, trusted)
+
+    def _load_overlapped(self, chunks: Iterable[bytes], trusted: bool = False) -> None:
+        """``chunks`` (N-Quads) bulk-loaded by the writer threads while this thread produces the next."""
         pending: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
         failed: list[Exception] = []
 
@@ -191,7 +226,7 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
                     return
                 if not failed:
                     try:
-                        self._store.bulk_load(chunk, RdfFormat.N_QUADS)
+                        self._store.bulk_load(chunk, RdfFormat.N_QUADS, lenient=trusted)
                     except (OSError, ValueError, SyntaxError) as err:  # re-raised in the caller's thread
                         failed.append(err)
 
@@ -211,24 +246,10 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         for w in writers:
             w.start()
         try:
-            batch: list[Quad] = []
-
-            def send() -> None:
-                data = serialize(batch, format=RdfFormat.N_QUADS) or b""
-                if b"_:" in data:  # bulk_load gives parsed blank nodes fresh ids per call: a blank node
-                    self._store.bulk_extend(batch)  # in two chunks would become two; these keep theirs
-                else:
-                    put(data)
-                batch.clear()
-
-            for q in quads:
-                batch.append(q)
-                if len(batch) >= self._CHUNK:
-                    send()
-                    if failed:
-                        break
-            if batch and not failed:
-                send()
+            for data in chunks:
+                put(data)
+                if failed:
+                    break
         finally:
             # the writers must have stopped before the caller rolls back (drops the graph): a chunk
             # written after the drop would stay. Ctrl-C while waiting (at most one chunk) waits on.
