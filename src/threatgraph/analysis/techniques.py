@@ -214,8 +214,16 @@ def unresolved_view(store: Store) -> None:
     g = NamedNode(G_VIEW)
     for p in ("citesTechnique", "inRelease", "replacesTechnique"):  # on mappings only (derive-knowledge/05)
         store.update(f"DELETE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }} WHERE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }}")
+    cite_unresolved(store, {})
+
+
+def cite_unresolved(store: Store, releases: Mapping[str, str]) -> None:
+    """Add to ``graph/view`` the unresolved citations (``tg:inRelease tg:NoReleaseLoaded``) of the bridge
+    mappings whose technique's source has no release in ``releases`` (queries/derive-unresolved): every mapping
+    when neither ATT&CK nor ATLAS is loaded, the ATLAS mappings when only ATT&CK is, and the reverse (issue 13:
+    with one of the two loaded, the other's mappings cited nothing and were dropped silently)."""
     for path in unresolved_files():
-        store.update(as_insert(path.read_text(encoding="utf-8"), G_VIEW))
+        store.update(as_insert(bind_releases(path.read_text(encoding="utf-8"), releases), G_VIEW))
 
 
 def newest_releases(store: Store) -> dict[str, str]:
@@ -300,6 +308,8 @@ def run_stage(
         ensure_view(store, rel)  # what the knowledge says of the cited techniques (graph/view)
     if not TECHNIQUE_SOURCES & rel.keys():
         unresolved_view(store)  # no ATT&CK / ATLAS release: each mapping cites its own technique, unresolved
+    else:
+        cite_unresolved(store, rel)  # the mappings of a source without a loaded release (e.g. ATLAS), unresolved
     store.drop_graph(G_STAGE)
     for path in files if files is not None else stage_files():
         if fast is not None and fast.handles(path):
