@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar, TypeAlias
 
-from pyoxigraph import BlankNode, Literal, NamedNode, Quad, RdfFormat, Triple
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad, RdfFormat, Triple, parse
 from pyoxigraph import Store as OxStore
 
 from threatgraph.resources import queries_dir
@@ -114,37 +114,64 @@ def _md5(text: str) -> str:
 
 
 class _Out:
-    """Triples to add to graph/findings, deduplicated: as N-Triples lines (parsed by the store, a third faster
-    than building ``Quad`` objects for ``bulk_extend``), or as terms when a blank node or a triple term is
-    among them (a blank node read from the store must stay that node)."""
+    """Triples to add to graph/findings, deduplicated, with every term as its N-Triples text (Python caches the
+    hash of a string, not of a pyoxigraph term). Written as one N-Triples document parsed by the store (a third
+    faster than building ``Quad`` objects for ``bulk_extend``); a triple with a blank node or a triple term
+    (:attr:`special`, read from the store) is written with the original terms, so a blank node stays that node."""
 
-    def __init__(self) -> None:
-        self.lines: set[str] = set()
-        self.terms: set[tuple[Subject, NamedNode, Node]] = set()
-        self.text: dict[Node, str | None] = {}
+    CHUNK = 100_000
+    """Lines parsed by the store at a time (the text of 10 k elements' applications is ~130 MB at once)."""
 
-    def nt(self, term: Node) -> str | None:
-        """The N-Triples form of an IRI or a literal (cached); ``None`` for a blank node or a triple term."""
-        text = self.text.get(term, "")
-        if text == "":
-            text = self.text[term] = str(term) if isinstance(term, NamedNode | Literal) else None
+    def __init__(self, stage: PythonStage) -> None:
+        self.stage = stage
+        self.lines: list[str] = []
+        """N-Triples lines not yet written (duplicates are harmless: the store is a set)."""
+        self.special: dict[str, Node] = {}
+        """Text → term of the blank nodes and triple terms read (their text does not name them in the store)."""
+        self.odd: set[tuple[str, str, str]] = set()
+
+    def key(self, term: Node) -> str:
+        """The N-Triples text of ``term`` (a blank node or a triple term is remembered in :attr:`special`)."""
+        text = str(term)
+        if isinstance(term, BlankNode | Triple):
+            text = f"{type(term).__name__}:{text}"  # never the text of an IRI or a literal
+            self.special[text] = term
         return text
 
-    def add(self, s: Subject, p: NamedNode, o: Node) -> None:
-        ss, ps, os_ = self.nt(s), self.nt(p), self.nt(o)
-        if ss is None or ps is None or os_ is None:
-            self.terms.add((s, p, o))
+    def add(self, s: str, p: str, o: str) -> None:
+        if s in self.special or o in self.special:
+            self.odd.add((s, p, o))
         else:
-            self.lines.add(f"{ss} {ps} {os_} .\n")
+            self.lines.append(f"{s} {p} {o} .\n")
 
-    def write(self, stage: PythonStage) -> None:
+    def _term(self, text: str) -> Node:
+        got = self.special.get(text)
+        if got is not None:
+            return got
+        if text.startswith("<"):
+            return NamedNode(text[1:-1])
+        parsed: Node = next(iter(parse(f"<urn:s> <urn:p> {text} .", format=RdfFormat.N_TRIPLES))).object
+        return parsed
+
+    def flush(self) -> None:
+        """Write the lines so far (the store parses them without checking IRIs again: lenient)."""
         if self.lines:
-            data = "".join(self.lines).encode("utf-8")
-            stage.ox.load(data, RdfFormat.N_TRIPLES, to_graph=_G_FINDINGS, lenient=True)
-        if self.terms:
-            stage.store.add_quads([Quad(s, p, o, _G_FINDINGS) for s, p, o in self.terms])
-        self.lines.clear()
-        self.terms.clear()
+            self.stage.ox.load("".join(self.lines), RdfFormat.N_TRIPLES, to_graph=_G_FINDINGS, lenient=True)
+            self.lines.clear()
+
+    def write(self) -> None:
+        """Write everything."""
+        self.flush()
+        stage = self.stage
+        quads = []
+        for s, p, o in self.odd:
+            subject = self._term(s)
+            if isinstance(subject, Literal):
+                continue
+            quads.append(Quad(subject, NamedNode(p[1:-1]), self._term(o), _G_FINDINGS))
+        if quads:
+            stage.store.add_quads(quads)
+        self.odd.clear()
 
 
 Fact = tuple[Node, Node, Node]
@@ -207,10 +234,10 @@ class PythonStage:
         return self.ox.quads_for_pattern(None, predicate, None, graph)
 
     def _add(self, triples: Triples) -> None:
-        out = _Out()
+        out = _Out(self)
         for s, p, o in triples:
-            out.add(s, p, o)
-        out.write(self)
+            out.add(out.key(s), out.key(p), out.key(o))
+        out.write()
 
     # -- 07-reduction-facts.rq ----------------------------------------------------------------------
     def reduction_facts(self) -> None:
@@ -242,50 +269,63 @@ class PythonStage:
     def techniques(self) -> None:
         """Technique applications: per (element, technique), linked to each finding they realise."""
         ox = self.ox
+        out = _Out(self)
+        key = out.key
         # candidate mappings per (category, class)
-        by_cat_cls: dict[tuple[Node, Node], set[tuple[Node, bool]]] = {}
-        classes: set[Node] = set()
+        by_cat_cls: dict[tuple[str, str], set[tuple[str, bool]]] = {}
+        classes: dict[str, Node] = {}
         for r in self.store.select(_MAPPINGS):
-            free = r["free"].value == "true"
-            by_cat_cls.setdefault((r["cat"], r["cls"]), set()).add((r["m"], free))
-            classes.add(r["cls"])
+            cls = key(r["cls"])
+            by_cat_cls.setdefault((key(r["cat"]), cls), set()).add((key(r["m"]), r["free"].value == "true"))
+            classes[cls] = r["cls"]
         if not by_cat_cls:
             return
-        # cited techniques per mapping (the local id is bound when STR(?t) is)
-        cites: dict[Node, list[tuple[Node, Node, Node | None, str | None]]] = {}
+        # cited techniques per mapping: (technique, release, replaced or "", local id or None when unbound)
+        cites: dict[str, list[tuple[str, str, str, str | None]]] = {}
         for r in self.store.select(_CITATIONS):
-            local = r.get("tid")
-            cites.setdefault(r["m"], []).append((r["t"], r["rel"], r.get("replaced"), local.value if local else None))
+            local, replaced = r.get("tid"), r.get("replaced")
+            tid = None
+            if local is not None and _iri(f"{_APP}{'0' * 32}/{local.value}") is not None:
+                tid = local.value  # IRI(CONCAT(…, ?tid)) is an IRI (its hash part is always hex)
+            cites.setdefault(key(r["m"]), []).append(
+                (key(r["t"]), key(r["rel"]), "" if replaced is None else key(replaced), tid))
         if not cites:
             return
         # exposure conditions of the mappings, and the exposure facts per (element, attribute)
-        exposed: dict[Node, set[Node]] = {}
+        exposed: dict[str, set[str]] = {}
         for q in self._objects(_P["exposedWhen"], _G_BRIDGE):
-            exposed.setdefault(q.subject, set()).add(q.object)
-        facts: dict[tuple[Node, Node], list[tuple[Node, Node | None, Node | None, str | None]]] = {}
+            exposed.setdefault(key(q.subject), set()).add(key(q.object))
+        facts: dict[tuple[str, str], list[tuple[str, str, str, str, str | None]]] = {}
         if exposed:
             for r in self.store.select(_EXPOSURES):
-                digest = r.get("xh")
-                facts.setdefault((r["e"], r["attr"]), []).append(
-                    (r["s"], r.get("via"), r.get("hops"), digest.value if digest else None))
-        personal = {q.subject for q in ox.quads_for_pattern(None, _P["stagePersonal"], _TRUE, _G_STAGE)}
+                attr, via, hops, digest = key(r["attr"]), r.get("via"), r.get("hops"), r.get("xh")
+                facts.setdefault((key(r["e"]), attr), []).append(
+                    (attr, key(r["s"]), "" if via is None else key(via), "" if hops is None else key(hops),
+                     None if digest is None else digest.value))
+        personal = {key(q.subject) for q in ox.quads_for_pattern(None, _P["stagePersonal"], _TRUE, _G_STAGE)}
         # element types (inferred or asserted) among the mappings' classes
-        types: dict[Node, set[Node]] = {}
-        for cls in classes:
+        types: dict[str, set[str]] = {}
+        element: dict[str, Node] = {}
+        for cls, term in classes.items():
             for g in (_G_INFERRED, _G_MODEL):
-                for q in ox.quads_for_pattern(None, _TYPE, cls, g):
-                    types.setdefault(q.subject, set()).add(cls)
+                for q in ox.quads_for_pattern(None, _TYPE, term, g):
+                    e = key(q.subject)
+                    if e not in element:
+                        element[e] = q.subject
+                        types[e] = set()
+                    types[e].add(cls)
         # findings: (finding, focus, category)
-        findings = {q.subject for q in ox.quads_for_pattern(None, _TYPE, _P["Finding"], _G_FINDINGS)}
-        focus: dict[Node, list[Node]] = {}
+        findings = {key(q.subject) for q in ox.quads_for_pattern(None, _TYPE, _P["Finding"], _G_FINDINGS)}
+        focus: dict[str, list[str]] = {}
         for q in self._objects(_P["focus"], _G_FINDINGS):
-            if q.subject in findings and q.object in types:
-                focus.setdefault(q.subject, []).append(q.object)
+            f, e = key(q.subject), key(q.object)
+            if f in findings and e in types:
+                focus.setdefault(f, []).append(e)
 
         # candidate (mapping, class, free) rows per (element type set, category): elements share type sets
-        signature: dict[frozenset[Node], int] = {}
-        sig_of: dict[Node, int] = {}
-        sig_types: list[frozenset[Node]] = []
+        signature: dict[frozenset[str], int] = {}
+        sig_of: dict[str, int] = {}
+        sig_types: list[frozenset[str]] = []
         for e, ts in types.items():
             kind = frozenset(ts)
             i = signature.get(kind)
@@ -293,44 +333,41 @@ class PythonStage:
                 i = signature[kind] = len(sig_types)
                 sig_types.append(kind)
             sig_of[e] = i
-        candidates: dict[tuple[int, Node], list[tuple[Node, Node, bool]]] = {}
-        out = _Out()
-        nt = out.nt
-        lines = out.lines
-        p = _P
-        of_finding, via_cls = p["ofFinding"], p["viaAssetType"]
-        of_s = str(of_finding)
-        # (element, mapping) → its applications (IRI and its N-Triples form), once their triples are written
-        # (empty: none); (element, mapping, class) rows whose tg:viaAssetType triple is written
-        apps_of: dict[tuple[Node, Node], list[tuple[NamedNode, str]]] = {}
-        done: set[tuple[Node, Node, Node]] = set()
+        candidates: dict[tuple[int, str], list[tuple[str, str, bool]]] = {}
+        lines, special, add = out.lines, out.special, out.add
+        c = {name: str(_P[name]) for name in (
+            "TechniqueApplication", "onElement", "appliedTechnique", "viaMapping", "inRelease", "replacesTechnique",
+            "exposure", "ExposureFact", "factSubject", "factAttribute", "factVia", "factHops", "ofFinding",
+            "viaAssetType")}
+        a_type = str(_TYPE)
+        app_cls, on, tech, via_m, in_rel, rep_p, exp_p = (c["TechniqueApplication"], c["onElement"],
+            c["appliedTechnique"], c["viaMapping"], c["inRelease"], c["replacesTechnique"], c["exposure"])
+        of_finding, via_cls = c["ofFinding"], c["viaAssetType"]
+        # exposure fact row → N-Triples text of its node (None: ?x unbound), once its triples are written
+        fact_of: dict[tuple[str, str, str, str, str | None], str | None] = {}
+        hashes: dict[str, str | None] = {}
+        # (element, mapping) → its applications' texts, once their triples are written (empty: none);
+        # (element, mapping, class) rows whose tg:viaAssetType triple is written
+        apps_of: dict[tuple[str, str], list[str]] = {}
+        done: set[tuple[str, str, str]] = set()
 
-        fact_of: dict[tuple[Node, Node, Node | None, Node | None, str | None], str | None] = {}
-        # exposure fact row -> N-Triples form of its node (None: ?x unbound), once its triples are written
-        consts = {name: str(p[name]) for name in ("TechniqueApplication", "onElement", "appliedTechnique",
-                                                  "viaMapping", "inRelease", "replacesTechnique", "exposure")}
-        a_type, a_cls, a_on, a_tech = str(_TYPE), consts["TechniqueApplication"], consts["onElement"], consts["appliedTechnique"]
-        a_map, a_rel, a_rep, a_exp = consts["viaMapping"], consts["inRelease"], consts["replacesTechnique"], consts["exposure"]
-
-        def fact(row: tuple[Node, Node, Node | None, Node | None, str | None]) -> str | None:
-            """Write the triples of an exposure fact row (attribute, subject, via, hops, hash) once; return
-            the N-Triples form of its node (``None``: ?x unbound)."""
+        def fact(row: tuple[str, str, str, str, str | None]) -> str | None:
             if row in fact_of:
                 return fact_of[row]
             attr, s, via, hops, xh = row
-            x = None if xh is None else _iri(_FACT + xh)  # MD5 of an unbound CONCAT: ?x unbound
-            fact_of[row] = None if x is None else str(x)
+            x = None if xh is None or _iri(_FACT + xh) is None else f"<{_FACT}{xh}>"  # MD5 unbound: ?x unbound
+            fact_of[row] = x
             if x is not None:
-                out.add(x, _TYPE, p["ExposureFact"])
-                out.add(x, p["factSubject"], s)
-                out.add(x, p["factAttribute"], attr)
-                if via is not None:
-                    out.add(x, p["factVia"], via)
-                if hops is not None:
-                    out.add(x, p["factHops"], hops)
-            return fact_of[row]
+                add(x, a_type, c["ExposureFact"])
+                add(x, c["factSubject"], s)
+                add(x, c["factAttribute"], attr)
+                if via:
+                    add(x, c["factVia"], via)
+                if hops:
+                    add(x, c["factHops"], hops)
+            return x
 
-        def apply(e: Node, m: Node) -> list[tuple[NamedNode, str]]:
+        def apply(e: str, m: str) -> list[str]:
             """Write the triples of the rows of (e, m) but those of ?f and ?cls (``tg:ofFinding``,
             ``tg:viaAssetType``); return the applications (empty when the FILTER on exposure drops every row)."""
             cited = cites.get(m)
@@ -339,79 +376,81 @@ class PythonStage:
             attrs = exposed.get(m)
             xs: list[str] = []
             if attrs is not None:
-                rows = [(a, s, via, hops, xh) for a in attrs for s, via, hops, xh in facts.get((e, a), ())]
+                rows = [row for a in attrs for row in facts.get((e, a), ())]
                 if not rows:
                     return []  # FILTER (BOUND(?s) || NOT EXISTS { ?m tg:exposedWhen ?anyAttr })
                 for row in rows:
-                    x_s = fact(row)
-                    if x_s is not None:
-                        xs.append(x_s)
-            se = _str(e)
-            eh = None if se is None else _md5(se)
-            e_s, m_s = nt(e), nt(m)
-            apps: list[tuple[NamedNode, str]] = []
+                    x = fact(row)
+                    if x is not None:
+                        xs.append(x)
+            if e in hashes:
+                eh = hashes[e]
+            else:
+                se = _str(element[e])
+                eh = hashes[e] = None if se is None else _md5(se)
+            if eh is None:
+                return []  # ?app unbound: no application triples (the fact triples above stay)
+            plain = e not in special and m not in special
+            apps: list[str] = []
             for t, rel, replaced, tid in cited:
-                app = None if eh is None or tid is None else _iri(f"{_APP}{eh}/{tid}")
-                if app is None:
-                    continue  # ?app unbound: no application triples (the fact triples above stay)
-                app_s = str(app)
-                apps.append((app, app_s))
-                t_s, rel_s = nt(t), nt(rel)
-                rep_s = "" if replaced is None else nt(replaced)
-                if e_s is None or m_s is None or t_s is None or rel_s is None or rep_s is None:
-                    out.add(app, _TYPE, p["TechniqueApplication"])  # a blank node among them
-                    out.add(app, p["onElement"], e)
-                    out.add(app, p["appliedTechnique"], t)
-                    out.add(app, p["viaMapping"], m)
-                    out.add(app, p["inRelease"], rel)
-                    if replaced is not None:
-                        out.add(app, p["replacesTechnique"], replaced)
+                if tid is None:
+                    continue
+                app = f"<{_APP}{eh}/{tid}>"
+                apps.append(app)
+                if plain and t not in special and rel not in special and replaced not in special:
+                    lines.extend((f"{app} {a_type} {app_cls} .\n", f"{app} {on} {e} .\n", f"{app} {tech} {t} .\n",
+                                  f"{app} {via_m} {m} .\n", f"{app} {in_rel} {rel} .\n"))
+                    if replaced:
+                        lines.append(f"{app} {rep_p} {replaced} .\n")
                 else:
-                    lines.update((f"{app_s} {a_type} {a_cls} .\n", f"{app_s} {a_on} {e_s} .\n",
-                                  f"{app_s} {a_tech} {t_s} .\n", f"{app_s} {a_map} {m_s} .\n",
-                                  f"{app_s} {a_rel} {rel_s} .\n"))
-                    if rep_s:
-                        lines.add(f"{app_s} {a_rep} {rep_s} .\n")
-                for x_s in xs:
-                    lines.add(f"{app_s} {a_exp} {x_s} .\n")
+                    add(app, a_type, app_cls)
+                    add(app, on, e)
+                    add(app, tech, t)
+                    add(app, via_m, m)
+                    add(app, in_rel, rel)
+                    if replaced:
+                        add(app, rep_p, replaced)
+                lines.extend([f"{app} {exp_p} {x} .\n" for x in xs])
             return apps
 
-        for q in self._objects(p["category"], _G_FINDINGS):
-            f = q.subject
-            es = focus.get(f)
-            if es is None:
-                continue
-            cat = q.object
-            f_s = nt(f)
-            for e in es:
+        categories: dict[str, list[str]] = {}
+        for q in self._objects(_P["category"], _G_FINDINGS):
+            f = key(q.subject)
+            if f in focus:
+                categories.setdefault(f, []).append(key(q.object))
+        chunk = out.CHUNK
+        for f, cats in categories.items():
+            linked: set[str] = set()
+            for e in focus[f]:
                 sig = sig_of[e]
-                rows = candidates.get((sig, cat))
-                if rows is None:
-                    rows = candidates[(sig, cat)] = [(m, cls, free) for cls in sig_types[sig]
-                                                     for m, free in by_cat_cls.get((cat, cls), ())]
-                if not rows:
-                    continue
                 e_personal = e in personal
-                for m, cls, free in rows:
-                    if not (free or e_personal):
-                        continue
-                    apps = apps_of.get((e, m))
-                    if apps is None:
-                        apps = apps_of[(e, m)] = apply(e, m)
-                    if not apps:
-                        continue
-                    key = (e, m, cls)
-                    if key not in done:
-                        done.add(key)
-                        for app, _ in apps:
-                            out.add(app, via_cls, cls)
-                    if f_s is None:
-                        for app, _ in apps:
-                            out.add(app, of_finding, f)
-                    else:
-                        for _, app_s in apps:
-                            lines.add(f"{app_s} {of_s} {f_s} .\n")
-        out.write(self)
+                for cat in cats:
+                    rows = candidates.get((sig, cat))
+                    if rows is None:
+                        rows = candidates[(sig, cat)] = [(m, cls, free) for cls in sig_types[sig]
+                                                         for m, free in by_cat_cls.get((cat, cls), ())]
+                    for m, cls, free in rows:
+                        if not (free or e_personal):
+                            continue
+                        apps = apps_of.get((e, m))
+                        if apps is None:
+                            apps = apps_of[(e, m)] = apply(e, m)
+                        if not apps:
+                            continue
+                        row = (e, m, cls)
+                        if row not in done:
+                            done.add(row)
+                            for app in apps:
+                                add(app, via_cls, cls)
+                        linked.update(apps)
+            if f not in special:
+                lines.extend([f"{app} {of_finding} {f} .\n" for app in linked])
+            else:
+                for app in linked:
+                    add(app, of_finding, f)
+            if len(lines) > chunk:
+                out.flush()
+        out.write()
 
     # -- 15-reduced-by.rq --------------------------------------------------------------------------
     def reduced_by(self) -> None:
@@ -427,30 +466,45 @@ class PythonStage:
             subjects.setdefault((e, attr), []).append(s)
         if not subjects:
             return
-        out: Triples = set()
-        nodes: dict[tuple[Node, Node], NamedNode | None] = {}
-        p = _P
+        out = _Out(self)
+        key, lines, special = out.key, out.lines, out.special
+        a_type, fact_cls, by_p = str(_TYPE), str(_P["ExposureFact"]), str(_P["reducedByFact"])
+        subj_p, attr_p = str(_P["factSubject"]), str(_P["factAttribute"])
+        # (element, attribute) → texts of the fact nodes, once their triples are written
+        nodes: dict[tuple[Node, Node], list[str]] = {}
+
+        def facts_of(e: Node, attr: Node) -> list[str]:
+            xs: list[str] = []
+            for s in subjects.get((e, attr), ()):
+                ss, sa = _str(s), _str(attr)
+                if ss is None or sa is None:
+                    continue  # STR of a blank node: ?x unbound
+                x = f"<{_FACT_R}{_md5(f'{ss} {sa}')}>"
+                xs.append(x)
+                out.add(x, a_type, fact_cls)
+                out.add(x, subj_p, key(s))
+                out.add(x, attr_p, key(attr))
+            return xs
+
+        on_element: dict[Node, list[Node]] = {}
+        for q in self._objects(_P["onElement"], _G_FINDINGS):
+            on_element.setdefault(q.subject, []).append(q.object)
         for m, attrs in reducing.items():
-            for q in ox.quads_for_pattern(None, p["viaMapping"], m, _G_FINDINGS):
-                app = q.subject
-                for qe in ox.quads_for_pattern(app, p["onElement"], None, _G_FINDINGS):
-                    e = qe.object
+            for q in ox.quads_for_pattern(None, _P["viaMapping"], m, _G_FINDINGS):
+                app = key(q.subject)
+                app_plain = app not in special
+                for e in on_element.get(q.subject, ()):
                     for attr in attrs:
-                        for s in subjects.get((e, attr), ()):
-                            key = (s, attr)
-                            if key in nodes:
-                                x = nodes[key]
-                            else:
-                                ss, sa = _str(s), _str(attr)
-                                x = nodes[key] = (None if ss is None or sa is None
-                                                  else NamedNode(_FACT_R + _md5(f"{ss} {sa}")))
-                            if x is None:
-                                continue
-                            out.add((app, p["reducedByFact"], x))
-                            out.add((x, _TYPE, p["ExposureFact"]))
-                            out.add((x, p["factSubject"], s))
-                            out.add((x, p["factAttribute"], attr))
-        self._add(out)
+                        k = (e, attr)
+                        xs = nodes.get(k)
+                        if xs is None:
+                            xs = nodes[k] = facts_of(e, attr)
+                        if app_plain:
+                            lines.extend([f"{app} {by_p} {x} .\n" for x in xs])
+                        else:
+                            for x in xs:
+                                out.add(app, by_p, x)
+        out.write()
 
     # -- 51-coverage.rq ----------------------------------------------------------------------------
     def coverage(self) -> None:
