@@ -177,3 +177,15 @@ def test_reduction_facts_kept_for_a_sparql_reader() -> None:
         tg:factAttribute tg:authenticated ; tg:factSubject ?s }} }}""")
     assert sorted((r["e"].value, r["s"].value) for r in rows) == [("urn:e", "urn:flow"), ("urn:flow", "urn:flow")]
     assert stage.reduction is None
+
+
+@pytest.mark.parametrize("sparql_step", ["07-reduction-facts.rq", "10-techniques.rq", "15-reduced-by.rq"])
+def test_mixed_steps_give_the_same_graph(run_both: Any, monkeypatch: pytest.MonkeyPatch, sparql_step: str) -> None:
+    """One of the steps as SPARQL and the others in Python (what each Python step hands the next one, in
+    memory, is then read from or written to the store): the same finding graph as all SPARQL."""
+    sparql, _ = run_both(EX / "rag-assistant.ttl", None)
+    monkeypatch.setattr(PythonStage, "STEPS", {k: v for k, v in PythonStage.STEPS.items() if k != sparql_step})
+    monkeypatch.setattr(techniques, "run_stage", Spy(True))
+    mixed = analyze([str(EX / "rag-assistant.ttl")]).store
+    lines = assert_same(sparql, mixed)
+    assert any(f"<{TG.reducedByFact}>" in line for line in lines)

@@ -197,6 +197,10 @@ class PythonStage:
         self.ox = ox
         self.reduction: set[Fact] | None = None
         """Facts of 07-reduction-facts.rq run here and not (yet) written into graph/stage."""
+        self.applied: dict[str, list[tuple[str, Node]]] | None = None
+        """What 10-techniques wrote, for 15-reduced-by: mapping text → (application text, element) of each
+        application ``tg:viaMapping`` it; kept only when graph/findings had no application before 10 ran and
+        until a step runs as SPARQL (then 15 reads the applications from the store)."""
 
     @classmethod
     def of(cls, store: Store) -> PythonStage | None:
@@ -221,6 +225,7 @@ class PythonStage:
 
     def before_sparql(self, text: str) -> None:
         """Before a step runs as SPARQL: write the facts kept in memory that its query reads."""
+        self.applied = None  # the step may write applications 15-reduced-by must see
         if self.reduction is not None and "stageReductionOf" in text:
             quads: list[Quad] = []
             for e, attr, s in sorted(self.reduction, key=str):
@@ -269,6 +274,9 @@ class PythonStage:
     def techniques(self) -> None:
         """Technique applications: per (element, technique), linked to each finding they realise."""
         ox = self.ox
+        fresh = next(iter(ox.quads_for_pattern(None, _P["viaMapping"], None, _G_FINDINGS)), None) is None
+        applied: dict[str, list[tuple[str, Node]]] = {}
+        self.applied = None
         out = _Out(self)
         key = out.key
         # candidate mappings per (category, class)
@@ -392,11 +400,14 @@ class PythonStage:
                 return []  # ?app unbound: no application triples (the fact triples above stay)
             plain = e not in special and m not in special
             apps: list[str] = []
+            record = applied.setdefault(m, []) if fresh else None
             for t, rel, replaced, tid in cited:
                 if tid is None:
                     continue
                 app = f"<{_APP}{eh}/{tid}>"
                 apps.append(app)
+                if record is not None:
+                    record.append((app, element[e]))
                 if plain and t not in special and rel not in special and replaced not in special:
                     lines.extend((f"{app} {a_type} {app_cls} .\n", f"{app} {on} {e} .\n", f"{app} {tech} {t} .\n",
                                   f"{app} {via_m} {m} .\n", f"{app} {in_rel} {rel} .\n"))
@@ -451,11 +462,20 @@ class PythonStage:
             if len(lines) > chunk:
                 out.flush()
         out.write()
+        self.applied = applied if fresh else None
 
     # -- 15-reduced-by.rq --------------------------------------------------------------------------
+    def _applications(self, m: Node, key: Callable[[Node], str]) -> Iterable[tuple[str, Node]]:
+        """(application text, element) of each application ``tg:viaMapping m`` in graph/findings: as 10-techniques
+        run here wrote them (:attr:`applied`; IRIs), else read from the store (texts by ``key``)."""
+        if self.applied is not None:
+            return self.applied.get(key(m), [])
+        ox = self.ox
+        return [(key(q.subject), qe.object) for q in ox.quads_for_pattern(None, _P["viaMapping"], m, _G_FINDINGS)
+                for qe in ox.quads_for_pattern(q.subject, _P["onElement"], None, _G_FINDINGS)]
+
     def reduced_by(self) -> None:
         """Reducing facts of the applications whose mapping names a ``tg:reducedBy`` attribute."""
-        ox = self.ox
         reducing: dict[Node, set[Node]] = {}
         for q in self._objects(_P["reducedBy"], _G_BRIDGE):
             reducing.setdefault(q.subject, set()).add(q.object)
@@ -486,24 +506,19 @@ class PythonStage:
                 out.add(x, attr_p, key(attr))
             return xs
 
-        on_element: dict[Node, list[Node]] = {}
-        for q in self._objects(_P["onElement"], _G_FINDINGS):
-            on_element.setdefault(q.subject, []).append(q.object)
         for m, attrs in reducing.items():
-            for q in ox.quads_for_pattern(None, _P["viaMapping"], m, _G_FINDINGS):
-                app = key(q.subject)
+            for app, e in self._applications(m, key):
                 app_plain = app not in special
-                for e in on_element.get(q.subject, ()):
-                    for attr in attrs:
-                        k = (e, attr)
-                        xs = nodes.get(k)
-                        if xs is None:
-                            xs = nodes[k] = facts_of(e, attr)
-                        if app_plain:
-                            lines.extend([f"{app} {by_p} {x} .\n" for x in xs])
-                        else:
-                            for x in xs:
-                                out.add(app, by_p, x)
+                for attr in attrs:
+                    k = (e, attr)
+                    xs = nodes.get(k)
+                    if xs is None:
+                        xs = nodes[k] = facts_of(e, attr)
+                    if app_plain:
+                        lines.extend([f"{app} {by_p} {x} .\n" for x in xs])
+                    else:
+                        for x in xs:
+                            out.add(app, by_p, x)
         out.write()
 
     # -- 51-coverage.rq ----------------------------------------------------------------------------
