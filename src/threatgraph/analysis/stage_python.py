@@ -4,9 +4,9 @@
 on the embedded (pyoxigraph) store the steps named in :data:`PythonStage.STEPS` run here instead, over the
 same store: the triples they need are read from the store's indexes (``quads_for_pattern``) or by a few
 small SELECTs (tables of the bridge mappings and the knowledge view, a few hundred to a few thousand rows),
-joined in dictionaries and sets, and the resulting quads added in bulk. Each implementation writes exactly
-the quads of its ``.rq`` file (same IRIs, literals and graphs; tests/test_techniques_python.py compares the
-whole finding graph both ways); the ``.rq`` files stay the specification and still run on other stores
+joined in dictionaries and sets, and the resulting triples written in bulk as N-Triples. Each implementation
+writes exactly the quads of its ``.rq`` file (same IRIs, literals and graphs; tests/test_techniques_python.py
+compares the whole finding graph both ways); the ``.rq`` files stay the specification and still run on other stores
 (remote SPARQL endpoints) and with ``run_stage(..., python=False)``.
 
 Intermediate tables: 07-reduction-facts.rq writes blank-node facts into the scratch graph ``graph/stage``
@@ -114,8 +114,8 @@ def _md5(text: str) -> str:
 
 
 class _Out:
-    """Triples to add to graph/findings, deduplicated, with every term as its N-Triples text (Python caches the
-    hash of a string, not of a pyoxigraph term). Written as one N-Triples document parsed by the store (a third
+    """Triples to add to graph/findings, with every term as its N-Triples text (Python caches the hash of a
+    string, not of a pyoxigraph term). Written as N-Triples documents parsed by the store (a third
     faster than building ``Quad`` objects for ``bulk_extend``); a triple with a blank node or a triple term
     (:attr:`special`, read from the store) is written with the original terms, so a blank node stays that node."""
 
