@@ -113,3 +113,28 @@ def test_only_capec_loaded_still_cites_unresolved(examples_dir: Path, shared_dat
     cited = {t.unresolved for f in findings if f.focus == RAG + "chatApi" for t in f.techniques}
     assert cited == {STATUS}
     assert a.store.select(f"SELECT ?p WHERE {{ GRAPH <{graph_iri('view')}> {{ ?p tg:capecTechnique ?t }} }} LIMIT 1")
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(("loaded", "unresolved_prefix"), [
+    ("attack/enterprise-attack-18.1.stix20.json", "AML."),  # ATT&CK only: the ATLAS mappings are unresolved
+    ("atlas/ATLAS.yaml", "T"),  # ATLAS only: the ATT&CK mappings are unresolved
+])
+def test_one_source_loaded_cites_the_other_unresolved(plain, examples_dir: Path, shared_data: Path,  # type: ignore[no-untyped-def]
+                                                      loaded: str, unresolved_prefix: str) -> None:
+    """With only one of ATT&CK / ATLAS loaded, the other source's mappings are cited unresolved (issue 13: they
+    were dropped: with ATT&CK alone the rag assistant lost its 411 ATLAS citations, prompt injection among
+    them); the loaded source's techniques are resolved against its release. Same (element, technique) pairs as
+    a plain run (and so as a run with both releases, test above)."""
+    _, _, plain_findings = plain
+    a = analyze([str(examples_dir / "rag-assistant.ttl")], knowledge=[str(shared_data / loaded)])
+    findings = read_findings(a.store, labels_of(a.store))
+    techs = [t for f in findings for t in f.techniques]
+    assert {t.unresolved for t in techs if t.id.startswith(unresolved_prefix)} == {STATUS}
+    resolved = [t for t in techs if not t.id.startswith(unresolved_prefix)]
+    assert resolved and not any(t.unresolved for t in resolved) and all(t.release for t in resolved)
+    assert {t.id for f in findings if f.focus == RAG + "chatApi" for t in f.techniques} >= (
+        {"AML.T0051", "AML.T0051.000"} if unresolved_prefix == "AML." else {"AML.T0051"})
+    pairs = {(f.focus, t.id) for f in findings for t in f.techniques}
+    assert pairs == {(f.focus, t.id) for f in plain_findings for t in f.techniques}
+    assert unresolved_note(findings) == STATUS  # the reports say some techniques are unresolved

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pyoxigraph import NamedNode, Quad
 
-from threatgraph.errors import InputError, RuleError
+from threatgraph.errors import InputError, RuleError, StoreError
 from threatgraph.resources import queries_dir, shared_data_dir, shared_data_hint
 from threatgraph.store.base import Store, Term
 from threatgraph.terms import FINDING, GRAPH, TG, graph_iri
@@ -214,8 +214,16 @@ def unresolved_view(store: Store) -> None:
     g = NamedNode(G_VIEW)
     for p in ("citesTechnique", "inRelease", "replacesTechnique"):  # on mappings only (derive-knowledge/05)
         store.update(f"DELETE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }} WHERE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }}")
+    cite_unresolved(store, {})
+
+
+def cite_unresolved(store: Store, releases: Mapping[str, str]) -> None:
+    """Add to ``graph/view`` the unresolved citations (``tg:inRelease tg:NoReleaseLoaded``) of the bridge
+    mappings whose technique's source has no release in ``releases`` (queries/derive-unresolved): every mapping
+    when neither ATT&CK nor ATLAS is loaded, the ATLAS mappings when only ATT&CK is, and the reverse (issue 13:
+    with one of the two loaded, the other's mappings cited nothing and were dropped silently)."""
     for path in unresolved_files():
-        store.update(as_insert(path.read_text(encoding="utf-8"), G_VIEW))
+        store.update(as_insert(bind_releases(path.read_text(encoding="utf-8"), releases), G_VIEW))
 
 
 def newest_releases(store: Store) -> dict[str, str]:
@@ -270,8 +278,15 @@ def run_stage(
     files: Sequence[Path] | None = None,
     *,
     findings: Iterable[str] | None = None,
+    python: bool | None = None,
 ) -> StageResult:
     """Run every stage query against ``store``; their triples go into ``graph/findings``.
+
+    ``python``: on the embedded (pyoxigraph) store the heaviest steps run as Python over the store's indexes
+    (:class:`threatgraph.analysis.stage_python.PythonStage`: 07-reduction-facts, 10-techniques, 15-reduced-by,
+    51-coverage; the same quads as their ``.rq`` files, which stay the specification). ``None`` (default): so
+    wherever the store allows it; ``False``: every step as SPARQL; ``True``: Python, or :class:`StoreError`
+    when the store is not embedded.
 
     A query holding the line :data:`SCOPED_MARK` (every pattern names its graph) runs as a SPARQL
     Update (``INSERT … WHERE``), so its triples never pass through Python (measured at 1 k elements:
@@ -280,18 +295,32 @@ def run_stage(
     (patterns over the union default graph) run as CONSTRUCT. ``findings``: the IRIs of every
     finding, when the caller has them (else they are read from the store).
     """
+    fast = None
+    if python is not False:
+        from threatgraph.analysis.stage_python import PythonStage
+
+        fast = PythonStage.of(store)
+        if fast is None and python:
+            raise StoreError("the Python steps of the technique stage need the embedded (pyoxigraph) store")
     rel = dict(releases) if releases is not None else newest_releases(store)
     result = StageResult(releases=rel)
     if rel:
         ensure_view(store, rel)  # what the knowledge says of the cited techniques (graph/view)
     if not TECHNIQUE_SOURCES & rel.keys():
         unresolved_view(store)  # no ATT&CK / ATLAS release: each mapping cites its own technique, unresolved
+    else:
+        cite_unresolved(store, rel)  # the mappings of a source without a loaded release (e.g. ATLAS), unresolved
     store.drop_graph(G_STAGE)
     for path in files if files is not None else stage_files():
+        if fast is not None and fast.handles(path):
+            fast.run(path)
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise RuleError(f"cannot read {path}: {err}") from err
+        if fast is not None:
+            fast.before_sparql(text)
         graph = G_STAGE if text.startswith(STAGE_MARK) else G_FINDINGS
         query = bind_releases(text, rel)
         if SCOPED_MARK in text.splitlines():

@@ -318,6 +318,12 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         o_node = NamedNode(obj) if obj is not None else None
         return iter(self._store.quads_for_pattern(None, NamedNode(predicate), o_node, NamedNode(graph)))
 
+    @property
+    def oxigraph(self) -> OxStore:
+        """The pyoxigraph store itself, for code that reads its indexes directly (the Python steps of the
+        technique stage, threatgraph.analysis.stage_python); staging graphs are not hidden there."""
+        return self._store
+
     def flush(self) -> None:
         """Persist pending writes (on-disk stores)."""
         if self.location:

@@ -1,0 +1,547 @@
+"""Python implementations of the heaviest steps of the technique stage (issue 14, speed).
+
+:func:`threatgraph.analysis.techniques.run_stage` runs the SPARQL updates of ``queries/derive-findings/*.rq``;
+on the embedded (pyoxigraph) store the steps named in :data:`PythonStage.STEPS` run here instead, over the
+same store: the triples they need are read from the store's indexes (``quads_for_pattern``) or by a few
+small SELECTs (tables of the bridge mappings and the knowledge view, a few hundred to a few thousand rows),
+joined in dictionaries and sets, and the resulting triples written in bulk as N-Triples. Each implementation
+writes exactly the quads of its ``.rq`` file (same IRIs, literals and graphs; tests/test_techniques_python.py
+compares the whole finding graph both ways); the ``.rq`` files stay the specification and still run on other stores
+(remote SPARQL endpoints) and with ``run_stage(..., python=False)``.
+
+Intermediate tables: 07-reduction-facts.rq writes blank-node facts into the scratch graph ``graph/stage``
+for 15-reduced-by.rq. Run here, its facts are kept in memory (:attr:`PythonStage.reduction`) and only
+written into ``graph/stage`` when a step run as SPARQL reads them (:meth:`PythonStage.before_sparql`).
+
+Where a ``.rq`` expression could fail on unusual terms (``STR`` or ``MD5`` of a blank node), the SPARQL
+semantics are kept: the variable stays unbound and the template triples that use it are not written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar, TypeAlias
+
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad, RdfFormat, Triple, parse
+from pyoxigraph import Store as OxStore
+
+from threatgraph.resources import queries_dir
+from threatgraph.store.base import Store
+from threatgraph.terms import FINDING, RDF, TG, TGML, graph_iri
+
+Node: TypeAlias = NamedNode | BlankNode | Literal | Triple
+"""A term of a quad read from the store."""
+Subject: TypeAlias = NamedNode | BlankNode | Triple
+Triples: TypeAlias = set[tuple[Subject, NamedNode, Node]]
+
+_G_MODEL = NamedNode(graph_iri("model"))
+_G_INFERRED = NamedNode(graph_iri("inferred"))
+_G_BRIDGE = NamedNode(graph_iri("bridge"))
+_G_VIEW = NamedNode(graph_iri("view"))
+_G_STAGE = NamedNode(graph_iri("stage"))
+_G_FINDINGS = NamedNode(graph_iri("findings"))
+_TRUE = Literal(True)
+_TYPE = NamedNode(str(RDF.type))
+
+
+def _n(iri: str) -> NamedNode:
+    return NamedNode(iri)
+
+
+_P = {name: _n(TG[name]) for name in (
+    "Finding", "focus", "category", "realizes", "targetsAsset", "preparatory", "requiresPersonalData",
+    "exposedWhen", "reducedBy", "stagePersonal", "stageReductionOf", "factAttribute", "factSubject", "factVia",
+    "factHops", "TechniqueApplication", "ofFinding", "onElement", "appliedTechnique", "viaMapping",
+    "viaAssetType", "inRelease", "replacesTechnique", "exposure", "ExposureFact", "reducedByFact", "target",
+    "coversCategory", "hasControl", "coveredBy",
+)}
+_USES_GUARDRAIL = _n(TGML.usesGuardrail)
+_APP = f"{FINDING}app/"
+_FACT = f"{FINDING}fact/"
+_FACT_R = f"{FINDING}fact/r/"
+
+_MAPPINGS = f"""SELECT ?m ?cat ?cls ?free WHERE {{
+  GRAPH <{_G_BRIDGE.value}> {{ ?m tg:realizes ?cat ; tg:targetsAsset ?cls }}
+  FILTER NOT EXISTS {{ GRAPH <{_G_BRIDGE.value}> {{ ?m tg:preparatory true }} }}
+  OPTIONAL {{ GRAPH <{_G_BRIDGE.value}> {{ ?m tg:requiresPersonalData ?personal }} }}
+  BIND (COALESCE(!STRSTARTS(STR(?cat), "https://w3id.org/threatgraph/linddun#") || !BOUND(?personal)
+                 || ?personal != true, false) AS ?free)
+}}"""
+"""The candidate mappings of 10-techniques.rq (its innermost sub-select) with its FILTER's part that does not
+depend on the element: ``?free`` is true when the row passes without the element's personal data (an error,
+as in the FILTER's disjunction, counts as false: then only ``tg:stagePersonal`` lets the row pass)."""
+
+_CITATIONS = f"""SELECT ?m ?t ?rel ?replaced ?tid WHERE {{
+  GRAPH <{_G_VIEW.value}> {{
+    ?m tg:citesTechnique ?t ; tg:inRelease ?rel .
+    OPTIONAL {{ ?m tg:replacesTechnique ?replaced }}
+  }}
+  BIND (REPLACE(STR(?t), "^.*/", "") AS ?tid)
+}}"""
+"""The cited techniques of 10-techniques.rq (its sub-select over graph/view, verbatim)."""
+
+_EXPOSURES = f"""SELECT ?e ?attr ?s ?via ?hops ?xh WHERE {{
+  GRAPH <{_G_STAGE.value}> {{
+    ?xf tg:stageExposureOf ?e ; tg:factAttribute ?attr ; tg:factSubject ?s .
+    OPTIONAL {{ ?xf tg:factVia ?via }} OPTIONAL {{ ?xf tg:factHops ?hops }}
+  }}
+  BIND (MD5(CONCAT(STR(?e), " ", STR(?s), " ", STR(?attr))) AS ?xh)
+}}"""
+"""The exposure facts of 10-techniques.rq (its sub-select over graph/stage, verbatim)."""
+
+_REDUCTIONS = f"""SELECT ?e ?attr ?s WHERE {{ GRAPH <{_G_STAGE.value}> {{
+  ?rf tg:stageReductionOf ?e ; tg:factAttribute ?attr ; tg:factSubject ?s }} }}"""
+"""The reduction facts of 15-reduced-by.rq, when 07-reduction-facts.rq ran as SPARQL."""
+
+
+def _str(term: Node) -> str | None:
+    """SPARQL ``STR``: the IRI or the lexical form; ``None`` (an error) for a blank node or a triple."""
+    return term.value if isinstance(term, NamedNode | Literal) else None
+
+
+def _iri(text: str) -> NamedNode | None:
+    """SPARQL ``IRI`` of a string: ``None`` (an error) when it is not a valid IRI."""
+    try:
+        return NamedNode(text)
+    except ValueError:
+        return None
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+class _Out:
+    """Triples to add to graph/findings, with every term as its N-Triples text (Python caches the hash of a
+    string, not of a pyoxigraph term). Written as N-Triples documents parsed by the store (a third
+    faster than building ``Quad`` objects for ``bulk_extend``); a triple with a blank node or a triple term
+    (:attr:`special`, read from the store) is written with the original terms, so a blank node stays that node."""
+
+    CHUNK = 100_000
+    """Lines parsed by the store at a time (the text of 10 k elements' applications is ~130 MB at once)."""
+
+    def __init__(self, stage: PythonStage) -> None:
+        self.stage = stage
+        self.lines: list[str] = []
+        """N-Triples lines not yet written (duplicates are harmless: the store is a set)."""
+        self.special: dict[str, Node] = {}
+        """Text → term of the blank nodes and triple terms read (their text does not name them in the store)."""
+        self.odd: set[tuple[str, str, str]] = set()
+
+    def key(self, term: Node) -> str:
+        """The N-Triples text of ``term`` (a blank node or a triple term is remembered in :attr:`special`)."""
+        text = str(term)
+        if isinstance(term, BlankNode | Triple):
+            text = f"{type(term).__name__}:{text}"  # never the text of an IRI or a literal
+            self.special[text] = term
+        return text
+
+    def add(self, s: str, p: str, o: str) -> None:
+        if s in self.special or o in self.special:
+            self.odd.add((s, p, o))
+        else:
+            self.lines.append(f"{s} {p} {o} .\n")
+
+    def _term(self, text: str) -> Node:
+        got = self.special.get(text)
+        if got is not None:
+            return got
+        if text.startswith("<"):
+            return NamedNode(text[1:-1])
+        parsed: Node = next(iter(parse(f"<urn:s> <urn:p> {text} .", format=RdfFormat.N_TRIPLES))).object
+        return parsed
+
+    def flush(self) -> None:
+        """Write the lines so far (the store parses them without checking IRIs again: lenient)."""
+        if self.lines:
+            self.stage.ox.load("".join(self.lines), RdfFormat.N_TRIPLES, to_graph=_G_FINDINGS, lenient=True)
+            self.lines.clear()
+
+    def write(self) -> None:
+        """Write everything."""
+        self.flush()
+        stage = self.stage
+        quads = []
+        for s, p, o in self.odd:
+            subject = self._term(s)
+            if isinstance(subject, Literal):
+                continue
+            quads.append(Quad(subject, NamedNode(p[1:-1]), self._term(o), _G_FINDINGS))
+        if quads:
+            stage.store.add_quads(quads)
+        self.odd.clear()
+
+
+Fact = tuple[Node, Node, Node]
+"""A reduction fact of 07-reduction-facts.rq: (element, attribute, subject that has the attribute)."""
+
+
+class PythonStage:
+    """The Python implementations of stage steps on one embedded store, for one run of the stage.
+
+    :data:`STEPS` maps a step's file name (in the shipped ``queries/derive-findings``) to the method that
+    implements it; :meth:`handles` tells whether a given file runs here.
+    """
+
+    STEPS: ClassVar[dict[str, str]] = {
+        "07-reduction-facts.rq": "reduction_facts",
+        "10-techniques.rq": "techniques",
+        "15-reduced-by.rq": "reduced_by",
+        "51-coverage.rq": "coverage",
+    }
+
+    def __init__(self, store: Store, ox: OxStore) -> None:
+        self.store = store
+        self.ox = ox
+        self.reduction: set[Fact] | None = None
+        """Facts of 07-reduction-facts.rq run here and not (yet) written into graph/stage."""
+        self.applied: dict[str, list[tuple[str, Node]]] | None = None
+        """What 10-techniques wrote, for 15-reduced-by: mapping text → (application text, element) of each
+        application ``tg:viaMapping`` it; kept only when graph/findings had no application before 10 ran and
+        until a step runs as SPARQL (then 15 reads the applications from the store)."""
+
+    @classmethod
+    def of(cls, store: Store) -> PythonStage | None:
+        """The Python stage of ``store``, or ``None`` when it is not an embedded pyoxigraph store."""
+        ox = getattr(store, "oxigraph", None)
+        return cls(store, ox) if isinstance(ox, OxStore) else None
+
+    @classmethod
+    def handles(cls, path: Path) -> bool:
+        """Whether ``path`` is a shipped stage step with a Python implementation."""
+        if path.name not in cls.STEPS:
+            return False
+        try:
+            return path.resolve().parent == (queries_dir() / "derive-findings").resolve()
+        except OSError:
+            return False
+
+    def run(self, path: Path) -> None:
+        """Run the Python implementation of the step ``path`` (one that :meth:`handles`)."""
+        step: Callable[[], None] = getattr(self, self.STEPS[path.name])
+        step()
+
+    def before_sparql(self, text: str) -> None:
+        """Before a step runs as SPARQL: write the facts kept in memory that its query reads."""
+        self.applied = None  # the step may write applications 15-reduced-by must see
+        if self.reduction is not None and "stageReductionOf" in text:
+            quads: list[Quad] = []
+            for e, attr, s in sorted(self.reduction, key=str):
+                x = BlankNode()
+                quads += [Quad(x, _P["stageReductionOf"], e, _G_STAGE), Quad(x, _P["factAttribute"], attr, _G_STAGE),
+                          Quad(x, _P["factSubject"], s, _G_STAGE)]
+            self.store.add_quads(quads)
+            self.reduction = None
+
+    def _objects(self, predicate: NamedNode, graph: NamedNode) -> Iterable[Quad]:
+        return self.ox.quads_for_pattern(None, predicate, None, graph)
+
+    def _add(self, triples: Triples) -> None:
+        out = _Out(self)
+        for s, p, o in triples:
+            out.add(out.key(s), out.key(p), out.key(o))
+        out.write()
+
+    # -- 07-reduction-facts.rq ----------------------------------------------------------------------
+    def reduction_facts(self) -> None:
+        """The model facts that can meet a mapping's ``tg:reducedBy`` attribute for element ``?e``: the
+        attribute is true on ``?e`` (subject ``?e``) or on a data flow into ``?e`` (subject: the flow)."""
+        attrs = {q.object for q in self._objects(_P["reducedBy"], _G_BRIDGE)}
+        facts: set[Fact] = set()
+        target = _P["target"]
+        for attr in attrs:
+            if not isinstance(attr, NamedNode):  # a variable in predicate position binds IRIs only
+                continue
+            for q in self.ox.quads_for_pattern(None, attr, _TRUE, _G_MODEL):
+                s = q.subject
+                if not isinstance(s, NamedNode | BlankNode):
+                    continue
+                facts.add((s, attr, s))
+                for t in self.ox.quads_for_pattern(s, target, None, _G_MODEL):
+                    facts.add((t.object, attr, s))
+        self.reduction = facts if self.reduction is None else self.reduction | facts
+
+    def _reduction_facts(self) -> set[Fact]:
+        """Facts of 07-reduction-facts.rq: those kept in memory and those in graph/stage."""
+        facts = set(self.reduction or ())
+        for r in self.store.select(_REDUCTIONS):
+            facts.add((r["e"], r["attr"], r["s"]))
+        return facts
+
+    # -- 10-techniques.rq --------------------------------------------------------------------------
+    def techniques(self) -> None:
+        """Technique applications: per (element, technique), linked to each finding they realise."""
+        ox = self.ox
+        fresh = next(iter(ox.quads_for_pattern(None, _P["viaMapping"], None, _G_FINDINGS)), None) is None
+        applied: dict[str, list[tuple[str, Node]]] = {}
+        self.applied = None
+        out = _Out(self)
+        key = out.key
+        # candidate mappings per (category, class)
+        by_cat_cls: dict[tuple[str, str], set[tuple[str, bool]]] = {}
+        classes: dict[str, Node] = {}
+        for r in self.store.select(_MAPPINGS):
+            cls = key(r["cls"])
+            by_cat_cls.setdefault((key(r["cat"]), cls), set()).add((key(r["m"]), r["free"].value == "true"))
+            classes[cls] = r["cls"]
+        if not by_cat_cls:
+            return
+        # cited techniques per mapping: (technique, release, replaced or "", local id or None when unbound)
+        cites: dict[str, list[tuple[str, str, str, str | None]]] = {}
+        for r in self.store.select(_CITATIONS):
+            local, replaced = r.get("tid"), r.get("replaced")
+            tid = None
+            if local is not None and _iri(f"{_APP}{'0' * 32}/{local.value}") is not None:
+                tid = local.value  # IRI(CONCAT(…, ?tid)) is an IRI (its hash part is always hex)
+            cites.setdefault(key(r["m"]), []).append(
+                (key(r["t"]), key(r["rel"]), "" if replaced is None else key(replaced), tid))
+        if not cites:
+            return
+        # exposure conditions of the mappings, and the exposure facts per (element, attribute)
+        exposed: dict[str, set[str]] = {}
+        for q in self._objects(_P["exposedWhen"], _G_BRIDGE):
+            exposed.setdefault(key(q.subject), set()).add(key(q.object))
+        facts: dict[tuple[str, str], list[tuple[str, str, str, str, str | None]]] = {}
+        if exposed:
+            for r in self.store.select(_EXPOSURES):
+                attr, via, hops, digest = key(r["attr"]), r.get("via"), r.get("hops"), r.get("xh")
+                facts.setdefault((key(r["e"]), attr), []).append(
+                    (attr, key(r["s"]), "" if via is None else key(via), "" if hops is None else key(hops),
+                     None if digest is None else digest.value))
+        personal = {key(q.subject) for q in ox.quads_for_pattern(None, _P["stagePersonal"], _TRUE, _G_STAGE)}
+        # element types (inferred or asserted) among the mappings' classes
+        types: dict[str, set[str]] = {}
+        element: dict[str, Node] = {}
+        for cls, term in classes.items():
+            for g in (_G_INFERRED, _G_MODEL):
+                for q in ox.quads_for_pattern(None, _TYPE, term, g):
+                    e = key(q.subject)
+                    if e not in element:
+                        element[e] = q.subject
+                        types[e] = set()
+                    types[e].add(cls)
+        # findings: (finding, focus, category)
+        findings = {key(q.subject) for q in ox.quads_for_pattern(None, _TYPE, _P["Finding"], _G_FINDINGS)}
+        focus: dict[str, list[str]] = {}
+        for q in self._objects(_P["focus"], _G_FINDINGS):
+            f, e = key(q.subject), key(q.object)
+            if f in findings and e in types:
+                focus.setdefault(f, []).append(e)
+
+        # candidate (mapping, class, free) rows per (element type set, category): elements share type sets
+        signature: dict[frozenset[str], int] = {}
+        sig_of: dict[str, int] = {}
+        sig_types: list[frozenset[str]] = []
+        for e, ts in types.items():
+            kind = frozenset(ts)
+            i = signature.get(kind)
+            if i is None:
+                i = signature[kind] = len(sig_types)
+                sig_types.append(kind)
+            sig_of[e] = i
+        candidates: dict[tuple[int, str], list[tuple[str, str, bool]]] = {}
+        lines, special, add = out.lines, out.special, out.add
+        c = {name: str(_P[name]) for name in (
+            "TechniqueApplication", "onElement", "appliedTechnique", "viaMapping", "inRelease", "replacesTechnique",
+            "exposure", "ExposureFact", "factSubject", "factAttribute", "factVia", "factHops", "ofFinding",
+            "viaAssetType")}
+        a_type = str(_TYPE)
+        app_cls, on, tech, via_m, in_rel, rep_p, exp_p = (c["TechniqueApplication"], c["onElement"],
+            c["appliedTechnique"], c["viaMapping"], c["inRelease"], c["replacesTechnique"], c["exposure"])
+        of_finding, via_cls = c["ofFinding"], c["viaAssetType"]
+        # exposure fact row → N-Triples text of its node (None: ?x unbound), once its triples are written
+        fact_of: dict[tuple[str, str, str, str, str | None], str | None] = {}
+        hashes: dict[str, str | None] = {}
+        # (element, mapping) → its applications' texts, once their triples are written (empty: none);
+        # (element, mapping, class) rows whose tg:viaAssetType triple is written
+        apps_of: dict[tuple[str, str], list[str]] = {}
+        done: set[tuple[str, str, str]] = set()
+
+        def fact(row: tuple[str, str, str, str, str | None]) -> str | None:
+            if row in fact_of:
+                return fact_of[row]
+            attr, s, via, hops, xh = row
+            x = None if xh is None or _iri(_FACT + xh) is None else f"<{_FACT}{xh}>"  # MD5 unbound: ?x unbound
+            fact_of[row] = x
+            if x is not None:
+                add(x, a_type, c["ExposureFact"])
+                add(x, c["factSubject"], s)
+                add(x, c["factAttribute"], attr)
+                if via:
+                    add(x, c["factVia"], via)
+                if hops:
+                    add(x, c["factHops"], hops)
+            return x
+
+        def apply(e: str, m: str) -> list[str]:
+            """Write the triples of the rows of (e, m) but those of ?f and ?cls (``tg:ofFinding``,
+            ``tg:viaAssetType``); return the applications (empty when the FILTER on exposure drops every row)."""
+            cited = cites.get(m)
+            if not cited:
+                return []
+            attrs = exposed.get(m)
+            xs: list[str] = []
+            if attrs is not None:
+                rows = [row for a in attrs for row in facts.get((e, a), ())]
+                if not rows:
+                    return []  # FILTER (BOUND(?s) || NOT EXISTS { ?m tg:exposedWhen ?anyAttr })
+                for row in rows:
+                    x = fact(row)
+                    if x is not None:
+                        xs.append(x)
+            if e in hashes:
+                eh = hashes[e]
+            else:
+                se = _str(element[e])
+                eh = hashes[e] = None if se is None else _md5(se)
+            if eh is None:
+                return []  # ?app unbound: no application triples (the fact triples above stay)
+            plain = e not in special and m not in special
+            apps: list[str] = []
+            record = applied.setdefault(m, []) if fresh else None
+            for t, rel, replaced, tid in cited:
+                if tid is None:
+                    continue
+                app = f"<{_APP}{eh}/{tid}>"
+                apps.append(app)
+                if record is not None:
+                    record.append((app, element[e]))
+                if plain and t not in special and rel not in special and replaced not in special:
+                    lines.extend((f"{app} {a_type} {app_cls} .\n", f"{app} {on} {e} .\n", f"{app} {tech} {t} .\n",
+                                  f"{app} {via_m} {m} .\n", f"{app} {in_rel} {rel} .\n"))
+                    if replaced:
+                        lines.append(f"{app} {rep_p} {replaced} .\n")
+                else:
+                    add(app, a_type, app_cls)
+                    add(app, on, e)
+                    add(app, tech, t)
+                    add(app, via_m, m)
+                    add(app, in_rel, rel)
+                    if replaced:
+                        add(app, rep_p, replaced)
+                lines.extend([f"{app} {exp_p} {x} .\n" for x in xs])
+            return apps
+
+        categories: dict[str, list[str]] = {}
+        for q in self._objects(_P["category"], _G_FINDINGS):
+            f = key(q.subject)
+            if f in focus:
+                categories.setdefault(f, []).append(key(q.object))
+        chunk = out.CHUNK
+        for f, cats in categories.items():
+            linked: set[str] = set()
+            for e in focus[f]:
+                sig = sig_of[e]
+                e_personal = e in personal
+                for cat in cats:
+                    rows = candidates.get((sig, cat))
+                    if rows is None:
+                        rows = candidates[(sig, cat)] = [(m, cls, free) for cls in sig_types[sig]
+                                                         for m, free in by_cat_cls.get((cat, cls), ())]
+                    for m, cls, free in rows:
+                        if not (free or e_personal):
+                            continue
+                        apps = apps_of.get((e, m))
+                        if apps is None:
+                            apps = apps_of[(e, m)] = apply(e, m)
+                        if not apps:
+                            continue
+                        row = (e, m, cls)
+                        if row not in done:
+                            done.add(row)
+                            for app in apps:
+                                add(app, via_cls, cls)
+                        linked.update(apps)
+            if f not in special:
+                lines.extend([f"{app} {of_finding} {f} .\n" for app in linked])
+            else:
+                for app in linked:
+                    add(app, of_finding, f)
+            if len(lines) > chunk:
+                out.flush()
+        out.write()
+        self.applied = applied if fresh else None
+
+    # -- 15-reduced-by.rq --------------------------------------------------------------------------
+    def _applications(self, m: Node, key: Callable[[Node], str]) -> Iterable[tuple[str, Node]]:
+        """(application text, element) of each application ``tg:viaMapping m`` in graph/findings: as 10-techniques
+        run here wrote them (:attr:`applied`; IRIs), else read from the store (texts by ``key``)."""
+        if self.applied is not None:
+            return self.applied.get(key(m), [])
+        ox = self.ox
+        return [(key(q.subject), qe.object) for q in ox.quads_for_pattern(None, _P["viaMapping"], m, _G_FINDINGS)
+                for qe in ox.quads_for_pattern(q.subject, _P["onElement"], None, _G_FINDINGS)]
+
+    def reduced_by(self) -> None:
+        """Reducing facts of the applications whose mapping names a ``tg:reducedBy`` attribute."""
+        reducing: dict[Node, set[Node]] = {}
+        for q in self._objects(_P["reducedBy"], _G_BRIDGE):
+            reducing.setdefault(q.subject, set()).add(q.object)
+        if not reducing:
+            return
+        subjects: dict[tuple[Node, Node], list[Node]] = {}
+        for e, attr, s in self._reduction_facts():
+            subjects.setdefault((e, attr), []).append(s)
+        if not subjects:
+            return
+        out = _Out(self)
+        key, lines, special = out.key, out.lines, out.special
+        a_type, fact_cls, by_p = str(_TYPE), str(_P["ExposureFact"]), str(_P["reducedByFact"])
+        subj_p, attr_p = str(_P["factSubject"]), str(_P["factAttribute"])
+        # (element, attribute) → texts of the fact nodes, once their triples are written
+        nodes: dict[tuple[Node, Node], list[str]] = {}
+
+        def facts_of(e: Node, attr: Node) -> list[str]:
+            xs: list[str] = []
+            for s in subjects.get((e, attr), ()):
+                ss, sa = _str(s), _str(attr)
+                if ss is None or sa is None:
+                    continue  # STR of a blank node: ?x unbound
+                x = f"<{_FACT_R}{_md5(f'{ss} {sa}')}>"
+                xs.append(x)
+                out.add(x, a_type, fact_cls)
+                out.add(x, subj_p, key(s))
+                out.add(x, attr_p, key(attr))
+            return xs
+
+        for m, attrs in reducing.items():
+            for app, e in self._applications(m, key):
+                app_plain = app not in special
+                for attr in attrs:
+                    k = (e, attr)
+                    xs = nodes.get(k)
+                    if xs is None:
+                        xs = nodes[k] = facts_of(e, attr)
+                    if app_plain:
+                        lines.extend([f"{app} {by_p} {x} .\n" for x in xs])
+                    else:
+                        for x in xs:
+                            out.add(app, by_p, x)
+        out.write()
+
+    # -- 51-coverage.rq ----------------------------------------------------------------------------
+    def coverage(self) -> None:
+        """Findings covered by a control of their element (or of a guardrail it uses) for their category."""
+        ox = self.ox
+        covers: dict[Node, set[Node]] = {}
+        for q in self._objects(_P["coversCategory"], _G_MODEL):
+            covers.setdefault(q.subject, set()).add(q.object)
+        out: Triples = set()
+        p = _P
+        for ctl, cats in covers.items():
+            holders = {q.subject for q in ox.quads_for_pattern(None, p["hasControl"], ctl, _G_MODEL)}
+            for g in list(holders):
+                holders.update(q.subject for q in ox.quads_for_pattern(None, _USES_GUARDRAIL, g, _G_MODEL))
+            # (the first set also holds the guardrails themselves: they have the control)
+            for e in holders:
+                for q in ox.quads_for_pattern(None, p["focus"], e, _G_FINDINGS):
+                    f = q.subject
+                    if not isinstance(f, NamedNode | BlankNode):
+                        continue
+                    if Quad(f, _TYPE, p["Finding"], _G_FINDINGS) not in ox:
+                        continue
+                    if any(Quad(f, p["category"], c, _G_FINDINGS) in ox for c in cats):
+                        out.add((f, p["coveredBy"], ctl))
+        self._add(out)
