@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
 from threatgraph.analysis.fastclosure import OxTriple, model_closure
+from threatgraph.analysis.findings import FindingCore
 from threatgraph.analysis.model import ModelLoad, flow_errors, load_model_files, model_warnings
 from threatgraph.analysis.ontology import Ontology, load_ontology
 from threatgraph.analysis.rules import Rule, load_rules, rule_files
@@ -59,6 +60,9 @@ class Analysis:
     """The validation report (:func:`threatgraph.analysis.pipeline.analyze` validates first)."""
     knowledge_key: str = ""
     """Cache key of the compiled knowledge view the analysis read ("" without knowledge)."""
+    cores: list[FindingCore] | None = None
+    """What the engine wrote of each finding (:class:`~threatgraph.analysis.findings.FindingCore`), for
+    :func:`~threatgraph.analysis.findings.findings_of`; None when unknown (the findings are read from the graph)."""
 
 
 @contextmanager
@@ -203,6 +207,8 @@ class Engine:
         """Finding IRI → focus element, of the findings :meth:`run_rules` wrote last."""
         self.baseline: set[str] = set()
         """IRIs of the baseline findings :meth:`run_rules` wrote last (rules tagged ``baseline``)."""
+        self.cores: list[FindingCore] = []
+        """What :meth:`run_rules` wrote last of each finding (rule, focus, categories, explanation, bindings)."""
 
     # -- steps -----------------------------------------------------------------------------------
     def load_ontology(self) -> None:
@@ -252,7 +258,8 @@ class Engine:
         derived = self.derive()
         self.check_flows()
         count = self.run_rules()
-        analysis = Analysis(self.store, self.rules, loaded.files, warnings, count, len(inferred) + derived)
+        analysis = Analysis(self.store, self.rules, loaded.files, warnings, count, len(inferred) + derived,
+                            cores=self.cores)
         self.derive_findings(analysis)
         return analysis
 
@@ -320,6 +327,7 @@ class Engine:
         n = 0
         self.foci = {}
         self.baseline = set()
+        self.cores = cores = []
         # the author's statement that an element is not part of the analysis (Threat Dragon outOfScope,
         # Threagile out_of_scope, TMT "Out Of Scope"): it stays in the model and the diagrams and raises
         # no finding (issue 13); reports list it with its reason
@@ -365,7 +373,8 @@ class Engine:
                 if rule.baseline:
                     self.baseline.add(iri)
                 cats.sort()
-                self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g, evidence_nodes)
+                text = self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g, evidence_nodes)
+                cores.append(FindingCore(iri, rule.id, rule.title, rule.source, rule.severity, focus, cats, text, ev))
         self.store.add_quads(quads)
         return n
 
@@ -394,9 +403,9 @@ class Engine:
         explanation: Explanation,
         g: NamedNode,
         nodes: dict[tuple[str, Term], NamedNode],
-    ) -> None:
+    ) -> str:
         """Append the quads of one finding to ``q``; its evidence nodes are shared with every finding
-        that has the same (role, value) (``nodes``, filled here)."""
+        that has the same (role, value) (``nodes``, filled here). Returns the finding's explanation."""
         f = NamedNode(iri)
         cat_nodes = [_category_node(c) for c in cats]
         text = explanation.render(evidence, cat_nodes)
@@ -420,6 +429,7 @@ class Engine:
                 if ev is None:
                     ev = nodes[key] = _evidence_node(q, role, val, g)
                 q.append(Quad(f, _EVIDENCE, ev, g))
+        return text
 
 
 @functools.lru_cache(maxsize=256)
