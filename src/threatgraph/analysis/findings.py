@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import TYPE_CHECKING, TypeAlias
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
@@ -219,7 +219,7 @@ def _index_quads(index: Index, quads: Iterable[Quad], objects: frozenset[type]) 
     """Add ``quads`` with an IRI subject and an object of one of ``objects`` types to ``index``."""
     by_node: dict[NamedNode, dict[str, list[Term]]] = {}  # a predicate's string once, not once per quad
     for q in quads:
-        s, o = q.subject, cast(Term, q.object)
+        s, o = q.subject, q.object
         if type(s) is not NamedNode or type(o) not in objects:
             continue
         pn = q.predicate
@@ -229,9 +229,23 @@ def _index_quads(index: Index, quads: Iterable[Quad], objects: frozenset[type]) 
         sv = s.value
         vals = d.get(sv)
         if vals is None:
-            d[sv] = [o]
+            d[sv] = [o]  # type: ignore[list-item]  # (checked above: not an RDF-star triple)
         else:
-            vals.append(o)
+            vals.append(o)  # type: ignore[arg-type]
+
+
+def _index_predicate(d: dict[str, list[Term]], quads: Iterable[Quad], objects: frozenset[type]) -> None:
+    """:func:`_index_quads` of quads of one predicate, into that predicate's ``d``."""
+    for q in quads:
+        s, o = q.subject, q.object
+        if type(s) is not NamedNode or type(o) not in objects:
+            continue
+        sv = s.value
+        vals = d.get(sv)
+        if vals is None:
+            d[sv] = [o]  # type: ignore[list-item]
+        else:
+            vals.append(o)  # type: ignore[arg-type]
 
 
 def read_findings(store: Store, labels: dict[str, str], graph: str | None = None) -> list[Finding]:
@@ -263,13 +277,13 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
     cores = analysis.cores
     if cores is None or not callable(match) or len({c.iri for c in cores}) != len(cores):
         return read_findings(store, labels)  # (two rules of one id would share finding IRIs: read the graph)
-    index: Index = {}
+    index: Index = {p: {} for p in _SECOND_STAGE}
     for g in (G_FINDINGS, *_KNOWLEDGE_GRAPHS):
-        if g != G_FINDINGS and not (index.get(_OF_FINDING) or index.get(_APPLICATION)):
-            break
+        if g != G_FINDINGS and not (index[_OF_FINDING] or index[_APPLICATION]):
+            break  # (no technique applications: nothing to join from the knowledge)
         objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
         for p in _SECOND_STAGE:
-            _index_quads(index, match(p, g), objects)
+            _index_predicate(index[p], match(p, g), objects)
     return _Builder(index, labels).findings(cores, focus_kinds(store, cores, labels), _schemes(store))
 
 
@@ -409,6 +423,8 @@ class _Builder:
                 else:
                     lst.append(app)
         self.factors: dict[str, tuple[str, str, str, int, str]] = {}
+        self.factor_lists: dict[tuple[str, ...], list[tuple[str, str, str, int, str]]] = {}
+        self.facts: dict[str, tuple[str, str]] = {}
         self.techniques: dict[str, _TechniqueData] = {}
         self.mappings: dict[str, tuple[str, list[str]]] = {}
         self.applications: dict[str, TechniqueView | None] = {}
@@ -418,6 +434,17 @@ class _Builder:
 
     def lab(self, iri: str) -> str:
         return self.labels.get(iri) or technique_id(iri)
+
+    def factor(self, n: str) -> tuple[str, str, str, int, str]:
+        """(of, name, value, effect, subject label) of the risk factor node ``n``."""
+        args = self.factors.get(n)
+        if args is None:
+            subject = _one(self.factor_subject, n)
+            args = self.factors[n] = (
+                _one(self.factor_of, n), _one(self.factor_name, n), _one(self.factor_value, n),
+                int(_one(self.factor_effect, n) or 0), self.lab(subject) if subject else "",
+            )
+        return args
 
     def findings(self, cores: Iterable[FindingCore], kinds: dict[str, str], schemes: dict[str, str]) -> list[Finding]:
         """The findings of ``cores``, sorted by focus label, focus, severity, rule, categories (and IRI)."""
@@ -472,19 +499,16 @@ class _Builder:
         if v:
             f.risk_score = int(v)
         f.risk_level = _one(self.risk_level, iri)
-        factors = self.factors
-        for node in self.risk_factor.get(iri, ()):
-            args = factors.get(node.value)
-            if args is None:
-                n = node.value
-                subject = _one(self.factor_subject, n)
-                args = factors[n] = (
-                    _one(self.factor_of, n), _one(self.factor_name, n), _one(self.factor_value, n),
-                    int(_one(self.factor_effect, n) or 0), lab(subject) if subject else "",
-                )
-            f.risk_factors.append(RiskFactorView(*args))
-        f.risk_factors.sort(key=lambda r: (r.of != "impact", -r.effect if r.of == "impact" else 0, r.name, r.value,
-                                           r.effect, r.subject))
+        nodes = self.risk_factor.get(iri)
+        if nodes:
+            # findings of one element share most factor nodes: the sorted factors once per list of nodes
+            key = tuple(n.value for n in nodes)
+            rows = self.factor_lists.get(key)
+            if rows is None:
+                rows = self.factor_lists[key] = sorted(
+                    (self.factor(n) for n in key),
+                    key=lambda r: (r[0] != "impact", -r[3] if r[0] == "impact" else 0, r[1], r[2], r[3], r[4]))
+            f.risk_factors = [RiskFactorView(*r) for r in rows]
         for app in self.apps.get(iri, ()):
             base = self.applications.get(app, _MISSING)
             if base is _MISSING:
@@ -544,8 +568,15 @@ class _Builder:
 
     def _facts(self, nodes: Iterable[Term]) -> list[tuple[str, str]]:
         """(subject label, attribute local name) of exposure / reduction fact nodes, sorted, distinct."""
-        return sorted({(self.lab(_one(self.fact_subject, x.value)), technique_id(_one(self.fact_attribute, x.value)))
-                       for x in nodes})
+        out: set[tuple[str, str]] = set()
+        facts = self.facts
+        for x in nodes:
+            fact = facts.get(x.value)
+            if fact is None:
+                fact = facts[x.value] = (self.lab(_one(self.fact_subject, x.value)),
+                                         technique_id(_one(self.fact_attribute, x.value)))
+            out.add(fact)
+        return sorted(out)
 
     def technique_data(self, t: str) -> _TechniqueData:
         """Mitigations, D3FEND countermeasures (with the inference that found them), detections, maturity."""
