@@ -146,9 +146,11 @@ class EmbeddedStore:
             raise StoreError(f"update failed: {err}") from err
 
     # -- data ------------------------------------------------------------------------------------
-    def load(self, data: bytes | str, mime: str, graph: str) -> None:
+    def load(self, data: bytes | str, mime: str, graph: str, *, trusted: bool = False) -> None:
+        """``trusted``: text threatgraph wrote itself from terms already checked (the engine's finding graph):
+        parsed without validating IRIs and language tags again (Oxigraph's lenient mode)."""
         try:
-            self._store.load(data, rdf_format(mime), to_graph=NamedNode(graph))
+            self._store.load(data, rdf_format(mime), to_graph=NamedNode(graph), lenient=trusted)
         except SyntaxError as err:
             raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
 
