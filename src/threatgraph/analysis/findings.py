@@ -278,12 +278,15 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
     if cores is None or not callable(match) or len({c.iri for c in cores}) != len(cores):
         return read_findings(store, labels)  # (two rules of one id would share finding IRIs: read the graph)
     index: Index = {p: {} for p in _SECOND_STAGE}
+    for p in _SECOND_STAGE:
+        _index_predicate(index[p], match(p, G_FINDINGS), _GRAPH_OBJECTS)
+    # what the knowledge says of the applied techniques (and the D3FEND inferences the stage added to the finding
+    # graph), by predicate: a whole view is a few ten thousand quads (read by subject, technique by technique,
+    # it took as long at 1 k elements and longer on the examples, whose techniques cover most of it)
     for g in (G_FINDINGS, *_KNOWLEDGE_GRAPHS):
-        if g != G_FINDINGS and not (index[_OF_FINDING] or index[_APPLICATION]):
-            break  # (no technique applications: nothing to join from the knowledge)
         objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
-        for p in _SECOND_STAGE:
-            _index_predicate(index[p], match(p, g), objects)
+        for p in _KNOWLEDGE:
+            _index_predicate(index.setdefault(p, {}), match(p, g), objects)
     return _Builder(index, labels).findings(cores, focus_kinds(store, cores, labels), _schemes(store))
 
 
@@ -380,6 +383,49 @@ _MISSING = TechniqueView("", "", "", "")
 _EMPTY: dict[str, list[Term]] = {}
 
 
+class _K:
+    """Predicate IRIs the builder reads, as plain strings (``TG.x`` builds its string on every access)."""
+
+    analytic = TG.analytic
+    applicableMitigation = TG.applicableMitigation
+    appliedTechnique = TG.appliedTechnique
+    controlStatus = TG.controlStatus
+    countermeasureInference = TG.countermeasureInference
+    countermeasureTechnique = TG.countermeasureTechnique
+    coveredBy = TG.coveredBy
+    d3fendId = TG.d3fendId
+    dataComponent = TG.dataComponent
+    defendedArtifact = TG.defendedArtifact
+    defensiveRelation = TG.defensiveRelation
+    detectionStrategy = TG.detectionStrategy
+    exposure = TG.exposure
+    factAttribute = TG.factAttribute
+    factSubject = TG.factSubject
+    factorEffect = TG.factorEffect
+    factorName = TG.factorName
+    factorOf = TG.factorOf
+    factorSubject = TG.factorSubject
+    factorValue = TG.factorValue
+    impact = TG.impact
+    implementedBy = TG.implementedBy
+    implementedMitigation = TG.implementedMitigation
+    inRelease = TG.inRelease
+    justification = TG.justification
+    likelihood = TG.likelihood
+    maturity = TG.maturity
+    offensiveArtifact = TG.offensiveArtifact
+    offensiveRelation = TG.offensiveRelation
+    realizes = TG.realizes
+    reducedByFact = TG.reducedByFact
+    replacesTechnique = TG.replacesTechnique
+    riskFactor = TG.riskFactor
+    riskLevel = TG.riskLevel
+    riskScore = TG.riskScore
+    viaAssetType = TG.viaAssetType
+    viaMapping = TG.viaMapping
+    source = DCT.source
+
+
 class _Builder:
     """Builds :class:`Finding` objects from their cores and the second stage in an :data:`Index` (the one
     builder of :func:`read_findings` and :func:`findings_of`).
@@ -390,29 +436,26 @@ class _Builder:
     """
 
     def __init__(self, index: Index, labels: dict[str, str]) -> None:
+        """``index``: the per-finding and per-application data (:data:`_SECOND_STAGE`) and the knowledge
+        (:data:`_KNOWLEDGE`)."""
         self.labels = labels
 
         def ix(p: str) -> dict[str, list[Term]]:
             return index.get(p) or _EMPTY
 
-        self.control_status = ix(TG.controlStatus)
-        self.covered_by = ix(TG.coveredBy)
-        self.likelihood, self.impact = ix(TG.likelihood), ix(TG.impact)
-        self.risk_score, self.risk_level, self.risk_factor = ix(TG.riskScore), ix(TG.riskLevel), ix(TG.riskFactor)
-        self.factor_of, self.factor_name, self.factor_value = ix(TG.factorOf), ix(TG.factorName), ix(TG.factorValue)
-        self.factor_effect, self.factor_subject = ix(TG.factorEffect), ix(TG.factorSubject)
-        self.applied, self.via_mapping, self.via_asset = ix(TG.appliedTechnique), ix(TG.viaMapping), ix(TG.viaAssetType)
-        self.in_release, self.replaces = ix(TG.inRelease), ix(TG.replacesTechnique)
-        self.exposure, self.reduced_by = ix(TG.exposure), ix(TG.reducedByFact)
-        self.fact_subject, self.fact_attribute = ix(TG.factSubject), ix(TG.factAttribute)
-        self.implemented_by, self.implemented_mitigation = ix(TG.implementedBy), ix(TG.implementedMitigation)
-        self.mitigation, self.inference = ix(TG.applicableMitigation), ix(TG.countermeasureInference)
-        self.cm_technique, self.d3fend_id = ix(TG.countermeasureTechnique), ix(TG.d3fendId)
-        self.off_relation, self.off_artifact = ix(TG.offensiveRelation), ix(TG.offensiveArtifact)
-        self.def_relation, self.def_artifact = ix(TG.defensiveRelation), ix(TG.defendedArtifact)
-        self.strategy, self.analytic, self.component = ix(TG.detectionStrategy), ix(TG.analytic), ix(TG.dataComponent)
-        self.maturity, self.justification, self.sources = ix(TG.maturity), ix(TG.justification), ix(DCT.source)
-        self.realizes = ix(TG.realizes)
+        self.control_status = ix(_K.controlStatus)
+        self.covered_by = ix(_K.coveredBy)
+        self.likelihood, self.impact = ix(_K.likelihood), ix(_K.impact)
+        self.risk_score, self.risk_level, self.risk_factor = ix(_K.riskScore), ix(_K.riskLevel), ix(_K.riskFactor)
+        self.factor_of, self.factor_name, self.factor_value = ix(_K.factorOf), ix(_K.factorName), ix(_K.factorValue)
+        self.factor_effect, self.factor_subject = ix(_K.factorEffect), ix(_K.factorSubject)
+        self.applied, self.via_mapping, self.via_asset = ix(_K.appliedTechnique), ix(_K.viaMapping), ix(_K.viaAssetType)
+        self.in_release, self.replaces = ix(_K.inRelease), ix(_K.replacesTechnique)
+        self.exposure, self.reduced_by = ix(_K.exposure), ix(_K.reducedByFact)
+        self.fact_subject, self.fact_attribute = ix(_K.factSubject), ix(_K.factAttribute)
+        self.implemented_by, self.implemented_mitigation = ix(_K.implementedBy), ix(_K.implementedMitigation)
+        self.index = index
+        self.subjects: dict[str, dict[str, list[Term]]] = {}
         # applications are per (element, technique), linked to each finding they realise by tg:ofFinding
         self.apps: dict[str, list[str]] = {s: [o.value for o in objs] for s, objs in ix(_APPLICATION).items()}
         for app, fins in ix(_OF_FINDING).items():
@@ -434,6 +477,18 @@ class _Builder:
 
     def lab(self, iri: str) -> str:
         return self.labels.get(iri) or technique_id(iri)
+
+    def props(self, s: str) -> dict[str, list[Term]]:
+        """What the knowledge says of ``s`` (a technique, mapping, countermeasure, inference or detection node),
+        read once."""
+        out = self.subjects.get(s)
+        if out is None:
+            out = self.subjects[s] = {}
+            for p in _KNOWLEDGE:
+                d = self.index.get(p)
+                if d is not None and s in d:
+                    out[p] = d[s]
+        return out
 
     def factor(self, n: str) -> tuple[str, str, str, int, str]:
         """(of, name, value, effect, subject label) of the risk factor node ``n``."""
@@ -517,7 +572,8 @@ class _Builder:
                 continue
             realized = self.realized.get(base.mapping)
             if realized is None:
-                realized = self.realized[base.mapping] = {c.value for c in self.realizes.get(base.mapping, ())}
+                realized = self.realized[base.mapping] = {
+                    c.value for c in self.props(base.mapping).get(_K.realizes, ())}
             # a fresh view per finding (lists copied): an application is shared by the findings it realises
             f.techniques.append(TechniqueView(
                 iri=base.iri, id=base.id, label=base.label, mapping=base.mapping, asset_types=list(base.asset_types),
@@ -557,8 +613,8 @@ class _Builder:
         tv.maturity = td.maturity
         mapping = self.mappings.get(tv.mapping)
         if mapping is None:
-            mapping = self.mappings[tv.mapping] = (
-                _one(self.justification, tv.mapping), sorted(x.value for x in self.sources.get(tv.mapping, ())))
+            mp = self.props(tv.mapping)
+            mapping = self.mappings[tv.mapping] = (_one(mp, _K.justification), sorted(x.value for x in mp.get(_K.source, ())))
         tv.justification = mapping[0]
         tv.sources = mapping[1]
         ctl = [lab(c.value) for c in self.implemented_by.get(app, ())]
@@ -581,25 +637,26 @@ class _Builder:
     def technique_data(self, t: str) -> _TechniqueData:
         """Mitigations, D3FEND countermeasures (with the inference that found them), detections, maturity."""
         labels, lab = self.labels, self.lab
-        mitigations = sorted({(technique_id(m.value), labels.get(m.value, "")) for m in self.mitigation.get(t, ())})
+        tp = self.props(t)
+        mitigations = sorted({(technique_id(m.value), labels.get(m.value, "")) for m in tp.get(_K.applicableMitigation, ())})
         why: dict[str, str] = {}
-        for x in self.inference.get(t, ()):
-            n = x.value
-            c = _one(self.cm_technique, n)
-            text = (f"{technique_id(_one(self.off_relation, n))} {lab(_one(self.off_artifact, n))} ← "
-                    f"{technique_id(_one(self.def_relation, n))} {lab(_one(self.def_artifact, n))}")
+        for x in tp.get(_K.countermeasureInference, ()):
+            xp = self.props(x.value)
+            c = _one(xp, _K.countermeasureTechnique)
+            text = (f"{technique_id(_one(xp, _K.offensiveRelation))} {lab(_one(xp, _K.offensiveArtifact))} ← "
+                    f"{technique_id(_one(xp, _K.defensiveRelation))} {lab(_one(xp, _K.defendedArtifact))}")
             if c and (c not in why or text < why[c]):
                 why[c] = text
-        countermeasures = sorted((_one(self.d3fend_id, c) or technique_id(c), lab(c), w) for c, w in why.items())
+        countermeasures = sorted((_one(self.props(c), _K.d3fendId) or technique_id(c), lab(c), w) for c, w in why.items())
         detections: list[tuple[str, str]] = []
-        for d in self.strategy.get(t, ()):
-            analytics = sorted(technique_id(a.value) for a in self.analytic.get(d.value, ()))
+        for d in tp.get(_K.detectionStrategy, ()):
+            analytics = sorted(technique_id(a.value) for a in self.props(d.value).get(_K.analytic, ()))
             extra = f" (analytics: {', '.join(analytics)})" if analytics else ""
             detections.append((technique_id(d.value), labels.get(d.value, "") + extra))
-        for d in self.component.get(t, ()):
+        for d in tp.get(_K.dataComponent, ()):
             detections.append(("data component", labels.get(d.value, technique_id(d.value))))
         detections.sort()
-        return _TechniqueData(mitigations, countermeasures, detections, _one(self.maturity, t))
+        return _TechniqueData(mitigations, countermeasures, detections, _one(tp, _K.maturity))
 
 
 _SECOND_STAGE: tuple[str, ...] = (
@@ -607,11 +664,17 @@ _SECOND_STAGE: tuple[str, ...] = (
     TG.factorOf, TG.factorName, TG.factorValue, TG.factorEffect, TG.factorSubject,
     TG.application, TG.ofFinding, TG.appliedTechnique, TG.viaMapping, TG.viaAssetType, TG.inRelease,
     TG.replacesTechnique, TG.exposure, TG.reducedByFact, TG.factSubject, TG.factAttribute, TG.implementedBy,
-    TG.implementedMitigation, TG.applicableMitigation, TG.countermeasureInference, TG.countermeasureTechnique,
+    TG.implementedMitigation,
+)
+"""The predicates of findings, technique applications, their fact and risk factor nodes that :class:`_Builder`
+reads (:func:`findings_of` reads these from the finding graph, by predicate)."""
+_KNOWLEDGE: tuple[str, ...] = (
+    TG.applicableMitigation, TG.countermeasureInference, TG.countermeasureTechnique,
     TG.d3fendId, TG.offensiveRelation, TG.offensiveArtifact, TG.defensiveRelation, TG.defendedArtifact,
     TG.detectionStrategy, TG.analytic, TG.dataComponent, TG.maturity, TG.justification, DCT.source, TG.realizes,
 )
-"""Every predicate :class:`_Builder` reads besides the findings' cores (:func:`findings_of` reads these only)."""
+"""The predicates of techniques, mappings, countermeasure inferences and detections :class:`_Builder` reads
+(:meth:`_Builder.props`; the finding graph, graph/bridge and graph/view)."""
 
 
 def _one(d: dict[str, list[Term]], s: str) -> str:
