@@ -262,7 +262,11 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
         for kg in _KNOWLEDGE_GRAPHS:
             _index_quads(index, store.quads(kg), _KNOWLEDGE_OBJECTS)
     cores = _graph_cores(index)
-    return _Builder(index, labels).findings(cores, focus_kinds(store, cores, labels, g), _schemes(store))
+    knowledge: Index = {}
+    for p in _KNOWLEDGE:
+        for s, vals in index.get(p, {}).items():
+            knowledge.setdefault(s, {})[p] = vals
+    return _Builder(index, labels, knowledge).findings(cores, focus_kinds(store, cores, labels, g), _schemes(store))
 
 
 def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
@@ -283,11 +287,15 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
     # what the knowledge says of the applied techniques (and the D3FEND inferences the stage added to the finding
     # graph), by predicate: a whole view is a few ten thousand quads (read by subject, technique by technique,
     # it took as long at 1 k elements and longer on the examples, whose techniques cover most of it)
+    knowledge: Index = {}
     for g in (G_FINDINGS, *_KNOWLEDGE_GRAPHS):
         objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
         for p in _KNOWLEDGE:
-            _index_predicate(index.setdefault(p, {}), match(p, g), objects)
-    return _Builder(index, labels).findings(cores, focus_kinds(store, cores, labels), _schemes(store))
+            for q in match(p, g):
+                s, o = q.subject, q.object
+                if type(s) is NamedNode and type(o) in objects:
+                    knowledge.setdefault(s.value, {}).setdefault(p, []).append(o)
+    return _Builder(index, labels, knowledge).findings(cores, focus_kinds(store, cores, labels), _schemes(store))
 
 
 def _schemes(store: Store) -> dict[str, str]:
@@ -435,9 +443,10 @@ class _Builder:
     finding graph took 4.1 s in the derivation alone when each application recomputed its technique's data).
     """
 
-    def __init__(self, index: Index, labels: dict[str, str]) -> None:
-        """``index``: the per-finding and per-application data (:data:`_SECOND_STAGE`) and the knowledge
-        (:data:`_KNOWLEDGE`)."""
+    def __init__(self, index: Index, labels: dict[str, str], knowledge: Index) -> None:
+        """``index``: the per-finding and per-application data (:data:`_SECOND_STAGE`), by predicate;
+        ``knowledge``: what the knowledge says of techniques, mappings and their nodes (:data:`_KNOWLEDGE`),
+        by subject (subject IRI → predicate IRI → objects)."""
         self.labels = labels
 
         def ix(p: str) -> dict[str, list[Term]]:
@@ -454,8 +463,7 @@ class _Builder:
         self.exposure, self.reduced_by = ix(_K.exposure), ix(_K.reducedByFact)
         self.fact_subject, self.fact_attribute = ix(_K.factSubject), ix(_K.factAttribute)
         self.implemented_by, self.implemented_mitigation = ix(_K.implementedBy), ix(_K.implementedMitigation)
-        self.index = index
-        self.subjects: dict[str, dict[str, list[Term]]] = {}
+        self.knowledge = knowledge
         # applications are per (element, technique), linked to each finding they realise by tg:ofFinding
         self.apps: dict[str, list[str]] = {s: [o.value for o in objs] for s, objs in ix(_APPLICATION).items()}
         for app, fins in ix(_OF_FINDING).items():
@@ -479,16 +487,8 @@ class _Builder:
         return self.labels.get(iri) or technique_id(iri)
 
     def props(self, s: str) -> dict[str, list[Term]]:
-        """What the knowledge says of ``s`` (a technique, mapping, countermeasure, inference or detection node),
-        read once."""
-        out = self.subjects.get(s)
-        if out is None:
-            out = self.subjects[s] = {}
-            for p in _KNOWLEDGE:
-                d = self.index.get(p)
-                if d is not None and s in d:
-                    out[p] = d[s]
-        return out
+        """What the knowledge says of ``s`` (a technique, mapping, countermeasure, inference or detection node)."""
+        return self.knowledge.get(s) or _EMPTY
 
     def factor(self, n: str) -> tuple[str, str, str, int, str]:
         """(of, name, value, effect, subject label) of the risk factor node ``n``."""
