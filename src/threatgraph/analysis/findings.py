@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, TypeAlias
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
@@ -476,6 +476,8 @@ class _Builder:
         self.factors: dict[str, tuple[str, str, str, int, str]] = {}
         self.factor_lists: dict[tuple[str, ...], list[tuple[str, str, str, int, str]]] = {}
         self.facts: dict[str, tuple[str, str]] = {}
+        self.fact_lists: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self.labs: dict[str, str] = {}
         self.techniques: dict[str, _TechniqueData] = {}
         self.mappings: dict[str, tuple[str, list[str]]] = {}
         self.applications: dict[str, TechniqueView | None] = {}
@@ -484,7 +486,10 @@ class _Builder:
         """Mapping IRI → the categories it realises."""
 
     def lab(self, iri: str) -> str:
-        return self.labels.get(iri) or technique_id(iri)
+        out = self.labs.get(iri)
+        if out is None:
+            out = self.labs[iri] = self.labels.get(iri) or technique_id(iri)
+        return out
 
     def props(self, s: str) -> dict[str, list[Term]]:
         """What the knowledge says of ``s`` (a technique, mapping, countermeasure, inference or detection node)."""
@@ -574,15 +579,15 @@ class _Builder:
             if realized is None:
                 realized = self.realized[base.mapping] = {
                     c.value for c in self.props(base.mapping).get(_K.realizes, ())}
-            # a fresh view per finding (lists copied): an application is shared by the findings it realises
-            f.techniques.append(TechniqueView(
-                iri=base.iri, id=base.id, label=base.label, mapping=base.mapping, asset_types=list(base.asset_types),
-                justification=base.justification, sources=list(base.sources), release=base.release,
-                replaces=base.replaces, exposures=list(base.exposures), reduced_by=list(base.reduced_by),
-                status=base.status, mitigations=list(base.mitigations), countermeasures=list(base.countermeasures),
-                implemented=list(base.implemented), detections=list(base.detections), maturity=base.maturity,
-                categories=[label for ci, label, _fw in f.categories if ci in realized], unresolved=base.unresolved,
-            ))
+            # a fresh view per finding (lists copied): an application is shared by the findings it realises;
+            # its fields copied as a dict (a 19-argument __init__ per view cost more)
+            d = base.__dict__.copy()
+            for name in _LIST_FIELDS:
+                d[name] = d[name].copy()
+            d["categories"] = [label for ci, label, _fw in f.categories if ci in realized]
+            tv = _new_view(TechniqueView)
+            tv.__dict__ = d
+            f.techniques.append(tv)
         f.techniques.sort(key=lambda t: (t.status == "mitigated", t.id, t.iri, t.mapping))
 
     def application_view(self, app: str) -> TechniqueView | None:
@@ -622,17 +627,22 @@ class _Builder:
                                  for m in self.implemented_mitigation.get(app, ())})
         return tv
 
-    def _facts(self, nodes: Iterable[Term]) -> list[tuple[str, str]]:
-        """(subject label, attribute local name) of exposure / reduction fact nodes, sorted, distinct."""
+    def _facts(self, nodes: Sequence[Term]) -> list[tuple[str, str]]:
+        """(subject label, attribute local name) of exposure / reduction fact nodes, sorted, distinct (one list
+        per set of nodes: an element's applications share its fact nodes; the views' lists are copied)."""
+        key = tuple(x.value for x in nodes)
+        found = self.fact_lists.get(key)
+        if found is not None:
+            return found
         out: set[tuple[str, str]] = set()
         facts = self.facts
-        for x in nodes:
-            fact = facts.get(x.value)
+        for n in key:
+            fact = facts.get(n)
             if fact is None:
-                fact = facts[x.value] = (self.lab(_one(self.fact_subject, x.value)),
-                                         technique_id(_one(self.fact_attribute, x.value)))
+                fact = facts[n] = (self.lab(_one(self.fact_subject, n)), technique_id(_one(self.fact_attribute, n)))
             out.add(fact)
-        return sorted(out)
+        found = self.fact_lists[key] = sorted(out)
+        return found
 
     def technique_data(self, t: str) -> _TechniqueData:
         """Mitigations, D3FEND countermeasures (with the inference that found them), detections, maturity."""
@@ -657,6 +667,12 @@ class _Builder:
             detections.append(("data component", labels.get(d.value, technique_id(d.value))))
         detections.sort()
         return _TechniqueData(mitigations, countermeasures, detections, _one(tp, _K.maturity))
+
+
+_LIST_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(TechniqueView) if f.name != "categories" and f.type.startswith("list"))
+"""The list fields of a technique view (copied per finding; its categories are the finding's)."""
+_new_view = object.__new__
 
 
 _SECOND_STAGE: tuple[str, ...] = (
