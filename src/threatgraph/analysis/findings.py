@@ -184,7 +184,7 @@ _CAP_RANK = {name: min(i + 1, _TOP) for i, name in enumerate(SEVERITIES)}
 
 
 Index: TypeAlias = dict[str, dict[str, list[Term]]]
-"""Predicate IRI → subject IRI → objects (in store order): what the builder reads of the finding graph and of
+"""Subject IRI → predicate IRI → objects (in store order): what the builder reads of the finding graph and of
 the bridge and knowledge-view graphs."""
 
 
@@ -217,33 +217,40 @@ _KNOWLEDGE_GRAPHS = (graph_iri("bridge"), graph_iri("view"))
 
 def _index_quads(index: Index, quads: Iterable[Quad], objects: frozenset[type]) -> None:
     """Add ``quads`` with an IRI subject and an object of one of ``objects`` types to ``index``."""
-    by_node: dict[NamedNode, dict[str, list[Term]]] = {}  # a predicate's string once, not once per quad
+    preds: dict[NamedNode, str] = {}  # a predicate's string once, not once per quad
     for q in quads:
         s, o = q.subject, q.object
         if type(s) is not NamedNode or type(o) not in objects:
             continue
-        pn = q.predicate
-        d = by_node.get(pn)
-        if d is None:
-            d = by_node[pn] = index.setdefault(pn.value, {})
         sv = s.value
-        vals = d.get(sv)
+        props = index.get(sv)
+        if props is None:
+            props = index[sv] = {}
+        pn = q.predicate
+        pv = preds.get(pn)
+        if pv is None:
+            pv = preds[pn] = pn.value
+        vals = props.get(pv)
         if vals is None:
-            d[sv] = [o]  # type: ignore[list-item]  # (checked above: not an RDF-star triple)
+            props[pv] = [o]  # type: ignore[list-item]  # (checked above: not an RDF-star triple)
         else:
             vals.append(o)  # type: ignore[arg-type]
 
 
-def _index_predicate(d: dict[str, list[Term]], quads: Iterable[Quad], objects: frozenset[type]) -> None:
-    """:func:`_index_quads` of quads of one predicate, into that predicate's ``d``."""
+def _index_predicate(index: Index, p: str, quads: Iterable[Quad], objects: frozenset[type]) -> None:
+    """:func:`_index_quads` of quads of the one predicate ``p``."""
     for q in quads:
         s, o = q.subject, q.object
         if type(s) is not NamedNode or type(o) not in objects:
             continue
         sv = s.value
-        vals = d.get(sv)
+        props = index.get(sv)
+        if props is None:
+            index[sv] = {p: [o]}  # type: ignore[list-item]
+            continue
+        vals = props.get(p)
         if vals is None:
-            d[sv] = [o]  # type: ignore[list-item]
+            props[p] = [o]  # type: ignore[list-item]
         else:
             vals.append(o)  # type: ignore[arg-type]
 
@@ -254,19 +261,15 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
     Reads the graph's quads once (linear in its size) and the rule descriptions stored beside them. For any
     store; an analysis that ran here has :func:`findings_of` (the same findings, read faster)."""
     g = graph or graph_iri("findings")
-    index: Index = {}
-    _index_quads(index, store.quads(g), _GRAPH_OBJECTS)
-    if index.get(_OF_FINDING) or index.get(_APPLICATION):
+    subj: Index = {}
+    _index_quads(subj, store.quads(g), _GRAPH_OBJECTS)
+    if any(_OF_FINDING in props or _APPLICATION in props for props in subj.values()):
         # mapping justifications, and what the knowledge view says of each technique (mitigations, D3FEND
         # countermeasures with their inference, detections, maturity: joined when read, not copied)
         for kg in _KNOWLEDGE_GRAPHS:
-            _index_quads(index, store.quads(kg), _KNOWLEDGE_OBJECTS)
-    cores = _graph_cores(index)
-    knowledge: Index = {}
-    for p in _KNOWLEDGE:
-        for s, vals in index.get(p, {}).items():
-            knowledge.setdefault(s, {})[p] = vals
-    return _Builder(index, labels, knowledge).findings(cores, focus_kinds(store, cores, labels, g), _schemes(store))
+            _index_quads(subj, store.quads(kg), _KNOWLEDGE_OBJECTS)
+    cores = _graph_cores(subj)
+    return _Builder(subj, labels).findings(cores, focus_kinds(store, cores, labels, g), _schemes(store))
 
 
 def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
@@ -281,21 +284,17 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
     cores = analysis.cores
     if cores is None or not callable(match) or len({c.iri for c in cores}) != len(cores):
         return read_findings(store, labels)  # (two rules of one id would share finding IRIs: read the graph)
-    index: Index = {p: {} for p in _SECOND_STAGE}
+    subj: Index = {}
     for p in _SECOND_STAGE:
-        _index_predicate(index[p], match(p, G_FINDINGS), _GRAPH_OBJECTS)
+        _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
     # what the knowledge says of the applied techniques (and the D3FEND inferences the stage added to the finding
     # graph), by predicate: a whole view is a few ten thousand quads (read by subject, technique by technique,
     # it took as long at 1 k elements and longer on the examples, whose techniques cover most of it)
-    knowledge: Index = {}
     for g in (G_FINDINGS, *_KNOWLEDGE_GRAPHS):
         objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
         for p in _KNOWLEDGE:
-            for q in match(p, g):
-                s, o = q.subject, q.object
-                if type(s) is NamedNode and type(o) in objects:
-                    knowledge.setdefault(s.value, {}).setdefault(p, []).append(o)
-    return _Builder(index, labels, knowledge).findings(cores, focus_kinds(store, cores, labels), _schemes(store))
+            _index_predicate(subj, p, match(p, g), objects)
+    return _Builder(subj, labels).findings(cores, focus_kinds(store, cores, labels), _schemes(store))
 
 
 def _schemes(store: Store) -> dict[str, str]:
@@ -329,37 +328,34 @@ def focus_kinds(store: Store, cores: Sequence[FindingCore], labels: dict[str, st
     return {s: names[i] for s, i in rank.items()}
 
 
-def _graph_cores(index: Index) -> list[FindingCore]:
+def _graph_cores(subj: Index) -> list[FindingCore]:
     """The cores of the findings of a finding graph read whole (:func:`read_findings`)."""
     sev_names = {TG[name.capitalize()]: name for name in SEVERITIES}
-    empty: dict[str, list[Term]] = {}
-    by_rule, focus_of, severity = index.get(_BY_RULE, empty), index.get(_FOCUS_P, empty), index.get(_SEVERITY, empty)
-    explanation, category, evidence = index.get(_EXPLANATION, empty), index.get(_CATEGORY, empty), index.get(_EVIDENCE_P, empty)
-    role, value, literal = index.get(_ROLE, empty), index.get(_VALUE, empty), index.get(_LITERAL_VALUE, empty)
-    rule_ids, rule_labels, rule_sources = index.get(_RULE_ID, empty), index.get(_LABEL, empty), index.get(_SOURCE, empty)
     rules: dict[str, tuple[str, str, str]] = {}
     nodes: dict[str, tuple[str, Term] | None] = {}  # evidence nodes are shared per (role, value)
     out: list[FindingCore] = []
-    for iri, types in index.get(_TYPE, empty).items():
-        if not any(t.value == _FINDING for t in types):
+    for iri, props in subj.items():
+        if _TYPE not in props or not any(t.value == _FINDING for t in props[_TYPE]):
             continue
-        rule = by_rule[iri][0].value
+        rule = props[_BY_RULE][0].value
         rinfo = rules.get(rule)
         if rinfo is None:
-            rinfo = rules[rule] = (_one(rule_ids, rule) or rule.rsplit("/", 1)[-1], _one(rule_labels, rule),
-                                   _one(rule_sources, rule))
+            rp = subj.get(rule) or _EMPTY
+            rinfo = rules[rule] = (_one(rp, _RULE_ID) or rule.rsplit("/", 1)[-1], _one(rp, _LABEL), _one(rp, _SOURCE))
         bindings: dict[str, list[Term]] = {}
-        for ev in evidence.get(iri, ()):
+        for ev in props.get(_EVIDENCE_P, ()):
             node = nodes.get(ev.value, _NO_NODE)
             if node is _NO_NODE:
-                vals = value.get(ev.value) or literal.get(ev.value)
-                node = nodes[ev.value] = (_one(role, ev.value), vals[0]) if vals else None
+                ep = subj.get(ev.value) or _EMPTY
+                vals = ep.get(_VALUE) or ep.get(_LITERAL_VALUE)
+                node = nodes[ev.value] = (_one(ep, _ROLE), vals[0]) if vals else None
             if node is not None:
                 bindings.setdefault(node[0], []).append(node[1])
         out.append(FindingCore(
             iri=iri, rule_id=rinfo[0], threat=rinfo[1], source=rinfo[2],
-            severity=sev_names.get(severity[iri][0].value, "info"), focus=focus_of[iri][0],
-            categories=[c.value for c in category.get(iri, ())], explanation=_one(explanation, iri), bindings=bindings,
+            severity=sev_names.get(props[_SEVERITY][0].value, "info"), focus=props[_FOCUS_P][0],
+            categories=[c.value for c in props.get(_CATEGORY, ())], explanation=_one(props, _EXPLANATION),
+            bindings=bindings,
         ))
     return out
 
@@ -443,36 +439,25 @@ class _Builder:
     finding graph took 4.1 s in the derivation alone when each application recomputed its technique's data).
     """
 
-    def __init__(self, index: Index, labels: dict[str, str], knowledge: Index) -> None:
-        """``index``: the per-finding and per-application data (:data:`_SECOND_STAGE`), by predicate;
-        ``knowledge``: what the knowledge says of techniques, mappings and their nodes (:data:`_KNOWLEDGE`),
-        by subject (subject IRI → predicate IRI → objects)."""
+    def __init__(self, subj: Index, labels: dict[str, str]) -> None:
+        """``subj``: what the finding graph says of findings, technique applications and their nodes
+        (:data:`_SECOND_STAGE`), and the knowledge of techniques, mappings and their nodes (:data:`_KNOWLEDGE`)."""
         self.labels = labels
-
-        def ix(p: str) -> dict[str, list[Term]]:
-            return index.get(p) or _EMPTY
-
-        self.control_status = ix(_K.controlStatus)
-        self.covered_by = ix(_K.coveredBy)
-        self.likelihood, self.impact = ix(_K.likelihood), ix(_K.impact)
-        self.risk_score, self.risk_level, self.risk_factor = ix(_K.riskScore), ix(_K.riskLevel), ix(_K.riskFactor)
-        self.factor_of, self.factor_name, self.factor_value = ix(_K.factorOf), ix(_K.factorName), ix(_K.factorValue)
-        self.factor_effect, self.factor_subject = ix(_K.factorEffect), ix(_K.factorSubject)
-        self.applied, self.via_mapping, self.via_asset = ix(_K.appliedTechnique), ix(_K.viaMapping), ix(_K.viaAssetType)
-        self.in_release, self.replaces = ix(_K.inRelease), ix(_K.replacesTechnique)
-        self.exposure, self.reduced_by = ix(_K.exposure), ix(_K.reducedByFact)
-        self.fact_subject, self.fact_attribute = ix(_K.factSubject), ix(_K.factAttribute)
-        self.implemented_by, self.implemented_mitigation = ix(_K.implementedBy), ix(_K.implementedMitigation)
-        self.knowledge = knowledge
+        self.subj = subj
         # applications are per (element, technique), linked to each finding they realise by tg:ofFinding
-        self.apps: dict[str, list[str]] = {s: [o.value for o in objs] for s, objs in ix(_APPLICATION).items()}
-        for app, fins in ix(_OF_FINDING).items():
-            for fin in fins:
-                lst = self.apps.get(fin.value)
-                if lst is None:
-                    self.apps[fin.value] = [app]
-                else:
-                    lst.append(app)
+        self.apps: dict[str, list[str]] = {}
+        for s, props in subj.items():
+            direct = props.get(_APPLICATION)
+            if direct:
+                self.apps.setdefault(s, []).extend(o.value for o in direct)
+            fins = props.get(_OF_FINDING)
+            if fins:
+                for fin in fins:
+                    lst = self.apps.get(fin.value)
+                    if lst is None:
+                        self.apps[fin.value] = [s]
+                    else:
+                        lst.append(s)
         self.factors: dict[str, tuple[str, str, str, int, str]] = {}
         self.factor_lists: dict[tuple[str, ...], list[tuple[str, str, str, int, str]]] = {}
         self.facts: dict[str, tuple[str, str]] = {}
@@ -492,17 +477,18 @@ class _Builder:
         return out
 
     def props(self, s: str) -> dict[str, list[Term]]:
-        """What the knowledge says of ``s`` (a technique, mapping, countermeasure, inference or detection node)."""
-        return self.knowledge.get(s) or _EMPTY
+        """What is known of ``s`` (a finding, application, technique, mapping or one of their nodes)."""
+        return self.subj.get(s) or _EMPTY
 
     def factor(self, n: str) -> tuple[str, str, str, int, str]:
         """(of, name, value, effect, subject label) of the risk factor node ``n``."""
         args = self.factors.get(n)
         if args is None:
-            subject = _one(self.factor_subject, n)
+            fp = self.props(n)
+            subject = _one(fp, _K.factorSubject)
             args = self.factors[n] = (
-                _one(self.factor_of, n), _one(self.factor_name, n), _one(self.factor_value, n),
-                int(_one(self.factor_effect, n) or 0), self.lab(subject) if subject else "",
+                _one(fp, _K.factorOf), _one(fp, _K.factorName), _one(fp, _K.factorValue),
+                int(_one(fp, _K.factorEffect) or 0), self.lab(subject) if subject else "",
             )
         return args
 
@@ -547,19 +533,20 @@ class _Builder:
         """Fill the second-stage fields of ``f``: control status, coverage, risk, techniques."""
         iri = f.iri
         lab = self.lab
-        f.control_status = _STATUS.get(_one(self.control_status, iri), "")
-        f.covered_by = sorted(lab(c.value) for c in self.covered_by.get(iri, ()))
-        v = _one(self.likelihood, iri)
+        props = self.props(iri)
+        f.control_status = _STATUS.get(_one(props, _K.controlStatus), "")
+        f.covered_by = sorted(lab(c.value) for c in props.get(_K.coveredBy, ()))
+        v = _one(props, _K.likelihood)
         if v:
             f.likelihood = int(v)
-        v = _one(self.impact, iri)
+        v = _one(props, _K.impact)
         if v:
             f.impact = int(v)
-        v = _one(self.risk_score, iri)
+        v = _one(props, _K.riskScore)
         if v:
             f.risk_score = int(v)
-        f.risk_level = _one(self.risk_level, iri)
-        nodes = self.risk_factor.get(iri)
+        f.risk_level = _one(props, _K.riskLevel)
+        nodes = props.get(_K.riskFactor)
         if nodes:
             # findings of one element share most factor nodes: the sorted factors once per list of nodes
             key = tuple(n.value for n in nodes)
@@ -594,21 +581,22 @@ class _Builder:
         """What a technique application says, the same for every finding it realises (categories left empty);
         None when it names no technique."""
         lab = self.lab
-        t = _one(self.applied, app)
+        ap = self.props(app)
+        t = _one(ap, _K.appliedTechnique)
         if not t:
             return None
-        tv = TechniqueView(iri=t, id=technique_id(t), label=self.labels.get(t, ""), mapping=_one(self.via_mapping, app))
-        tv.asset_types = sorted({lab(c.value) for c in self.via_asset.get(app, ())})
-        release = _one(self.in_release, app)
+        tv = TechniqueView(iri=t, id=technique_id(t), label=self.labels.get(t, ""), mapping=_one(ap, _K.viaMapping))
+        tv.asset_types = sorted({lab(c.value) for c in ap.get(_K.viaAssetType, ())})
+        release = _one(ap, _K.inRelease)
         if release == _NO_RELEASE:
             tv.unresolved = self.labels.get(release) or "unresolved: no ATT&CK/ATLAS release loaded"
         else:
             tv.release = release.rsplit("release/", 1)[-1]
-        rep = _one(self.replaces, app)
+        rep = _one(ap, _K.replacesTechnique)
         tv.replaces = technique_id(rep) if rep else ""
-        tv.status = _STATUS.get(_one(self.control_status, app), "unmitigated")
-        tv.exposures = self._facts(self.exposure.get(app, ()))
-        tv.reduced_by = self._facts(self.reduced_by.get(app, ()))
+        tv.status = _STATUS.get(_one(ap, _K.controlStatus), "unmitigated")
+        tv.exposures = self._facts(ap.get(_K.exposure, ()))
+        tv.reduced_by = self._facts(ap.get(_K.reducedByFact, ()))
         td = self.techniques.get(t)
         if td is None:
             td = self.techniques[t] = self.technique_data(t)
@@ -622,9 +610,9 @@ class _Builder:
             mapping = self.mappings[tv.mapping] = (_one(mp, _K.justification), sorted(x.value for x in mp.get(_K.source, ())))
         tv.justification = mapping[0]
         tv.sources = mapping[1]
-        ctl = [lab(c.value) for c in self.implemented_by.get(app, ())]
+        ctl = [lab(c.value) for c in ap.get(_K.implementedBy, ())]
         tv.implemented = sorted({(technique_id(m.value), ", ".join(sorted(ctl)))
-                                 for m in self.implemented_mitigation.get(app, ())})
+                                 for m in ap.get(_K.implementedMitigation, ())})
         return tv
 
     def _facts(self, nodes: Sequence[Term]) -> list[tuple[str, str]]:
@@ -639,7 +627,8 @@ class _Builder:
         for n in key:
             fact = facts.get(n)
             if fact is None:
-                fact = facts[n] = (self.lab(_one(self.fact_subject, n)), technique_id(_one(self.fact_attribute, n)))
+                xp = self.props(n)
+                fact = facts[n] = (self.lab(_one(xp, _K.factSubject)), technique_id(_one(xp, _K.factAttribute)))
             out.add(fact)
         found = self.fact_lists[key] = sorted(out)
         return found
