@@ -16,7 +16,7 @@ from pyoxigraph import BlankNode, Literal, NamedNode
 
 from threatgraph import sanitize
 from threatgraph.analysis.engine import labels_of
-from threatgraph.analysis.findings import read_findings
+from threatgraph.analysis.findings import findings_of
 from threatgraph.analysis.pipeline import analyze
 from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.export.context import finding_views, local_name
@@ -137,7 +137,7 @@ def snapshot(paths: Sequence[str | Path], ml_classes: str | Path | None = None) 
     analysis = analyze(list(paths), validate=False, ml_classes=ml_classes)
     store = analysis.store
     labels = labels_of(store)
-    findings = read_findings(store, labels)
+    findings = findings_of(analysis, labels)
     views = finding_views(store, findings, labels, analysis.rules)
     kinds: dict[str, str] = {}
     for r in store.select("SELECT ?e ?k WHERE { VALUES ?k { tg:ExternalEntity tg:Process tg:DataStore tg:DataFlow } ?e a ?k }"):

@@ -198,7 +198,7 @@ def store_status(store: Store, graph: str, ids: Sequence[str]) -> dict[str, Stat
 def analyse_side(models: Sequence[str], knowledge: Sequence[str] | View, label: str) -> tuple[Side, Store]:
     """Run the pipeline for one side (knowledge files or a compiled view); return its findings and store."""
     from threatgraph.analysis.engine import labels_of
-    from threatgraph.analysis.findings import read_findings
+    from threatgraph.analysis.findings import findings_of
     from threatgraph.analysis.pipeline import analyze
 
     if isinstance(knowledge, View):
@@ -207,7 +207,7 @@ def analyse_side(models: Sequence[str], knowledge: Sequence[str] | View, label: 
         a = analyze(list(models), knowledge=list(knowledge))
     labels = labels_of(a.store)
     attack = sorted(src for src in a.releases if src.startswith("attack-"))
-    side = Side(label, read_findings(a.store, labels), {}, labels, attack[0] if attack else "attack-enterprise")
+    side = Side(label, findings_of(a, labels), {}, labels, attack[0] if attack else "attack-enterprise")
     return side, a.store
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
 from threatgraph.analysis.fastclosure import OxTriple, model_closure
+from threatgraph.analysis.findings import FindingCore
 from threatgraph.analysis.model import ModelLoad, flow_errors, load_model_files, model_warnings
 from threatgraph.analysis.ontology import Ontology, load_ontology
 from threatgraph.analysis.rules import Rule, load_rules, rule_files
@@ -26,6 +27,7 @@ from threatgraph.errors import InputError
 from threatgraph.resources import queries_dir
 from threatgraph.store import Store, open_store
 from threatgraph.store.base import Term
+from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import FINDING, RDF, RDFS, RULE, TG, graph_iri
 
 G_ONTOLOGY = graph_iri("ontology")
@@ -59,6 +61,9 @@ class Analysis:
     """The validation report (:func:`threatgraph.analysis.pipeline.analyze` validates first)."""
     knowledge_key: str = ""
     """Cache key of the compiled knowledge view the analysis read ("" without knowledge)."""
+    cores: list[FindingCore] | None = None
+    """What the engine wrote of each finding (:class:`~threatgraph.analysis.findings.FindingCore`), for
+    :func:`~threatgraph.analysis.findings.findings_of`; None when unknown (the findings are read from the graph)."""
 
 
 @contextmanager
@@ -203,6 +208,8 @@ class Engine:
         """Finding IRI → focus element, of the findings :meth:`run_rules` wrote last."""
         self.baseline: set[str] = set()
         """IRIs of the baseline findings :meth:`run_rules` wrote last (rules tagged ``baseline``)."""
+        self.cores: list[FindingCore] = []
+        """What :meth:`run_rules` wrote last of each finding (rule, focus, categories, explanation, bindings)."""
 
     # -- steps -----------------------------------------------------------------------------------
     def load_ontology(self) -> None:
@@ -252,7 +259,8 @@ class Engine:
         derived = self.derive()
         self.check_flows()
         count = self.run_rules()
-        analysis = Analysis(self.store, self.rules, loaded.files, warnings, count, len(inferred) + derived)
+        analysis = Analysis(self.store, self.rules, loaded.files, warnings, count, len(inferred) + derived,
+                            cores=self.cores)
         self.derive_findings(analysis)
         return analysis
 
@@ -320,12 +328,15 @@ class Engine:
         n = 0
         self.foci = {}
         self.baseline = set()
+        self.cores = cores = []
         # the author's statement that an element is not part of the analysis (Threat Dragon outOfScope,
         # Threagile out_of_scope, TMT "Out Of Scope"): it stays in the model and the diagrams and raises
         # no finding (issue 13); reports list it with its reason
         out_of_scope = {r["e"] for r in self.store.select("SELECT ?e WHERE { ?e tg:outOfScope true }")}
         categories = self.ontology.categories
         evidence_nodes: dict[tuple[str, Term], NamedNode] = {}
+        evidence_text: dict[tuple[str, Term], str] = {}
+        writer = _TextWriter(self.store, G_FINDINGS)
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
             quads.extend(self._rule_quads(rule, rule_node, g))
@@ -359,13 +370,19 @@ class Engine:
                     if val not in bucket:
                         bucket.append(val)
             explanation = Explanation(rule.explanation, labels)
+            rule_text, severity_text = str(rule_node), str(_SEV_NODES[rule.severity])
             for iri, focus, cats, ev in grouped.values():
                 n += 1
                 self.foci[iri] = focus
                 if rule.baseline:
                     self.baseline.add(iri)
                 cats.sort()
-                self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g, evidence_nodes)
+                if type(focus) is BlankNode:  # as a quad: a blank node parsed from text would get a new id
+                    text = self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g, evidence_nodes)
+                else:
+                    text = _finding_text(writer, rule_text, severity_text, iri, focus, cats, ev, explanation, evidence_text)
+                cores.append(FindingCore(iri, rule.id, rule.title, rule.source, rule.severity, focus, cats, text, ev))
+        writer.flush()
         self.store.add_quads(quads)
         return n
 
@@ -394,9 +411,9 @@ class Engine:
         explanation: Explanation,
         g: NamedNode,
         nodes: dict[tuple[str, Term], NamedNode],
-    ) -> None:
+    ) -> str:
         """Append the quads of one finding to ``q``; its evidence nodes are shared with every finding
-        that has the same (role, value) (``nodes``, filled here)."""
+        that has the same (role, value) (``nodes``, filled here). Returns the finding's explanation."""
         f = NamedNode(iri)
         cat_nodes = [_category_node(c) for c in cats]
         text = explanation.render(evidence, cat_nodes)
@@ -420,6 +437,75 @@ class Engine:
                 if ev is None:
                     ev = nodes[key] = _evidence_node(q, role, val, g)
                 q.append(Quad(f, _EVIDENCE, ev, g))
+        return text
+
+
+class _TextWriter:
+    """Triples of one graph written as N-Triples text, loaded into the store in chunks of about :attr:`CHUNK`
+    lines (one parse per chunk instead of a Python ``Quad`` per triple)."""
+
+    CHUNK = 20_000
+
+    def __init__(self, store: Store, graph: str) -> None:
+        self.store, self.graph = store, graph
+        self.parts: list[str] = []
+        self.lines = 0
+
+    def add(self, text: str, lines: int) -> None:
+        self.parts.append(text)
+        self.lines += lines
+        if self.lines >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            data = "".join(self.parts)
+            if isinstance(self.store, EmbeddedStore):  # terms written from checked terms: no second check
+                self.store.load(data, "application/n-triples", self.graph, trusted=True)
+            else:
+                self.store.load(data, "application/n-triples", self.graph)
+            self.parts.clear()
+            self.lines = 0
+
+
+def _finding_text(
+    w: _TextWriter,
+    rule_text: str,
+    severity_text: str,
+    iri: str,
+    focus: Term,
+    cats: list[str],
+    evidence: dict[str, list[Term]],
+    explanation: Explanation,
+    nodes: dict[tuple[str, Term], str],
+) -> str:
+    """:meth:`Engine._finding_quads` as N-Triples text added to ``w`` (the same triples; ``focus`` is not a blank
+    node); ``nodes``: the evidence nodes written so far, as N-Triples terms. Returns the explanation."""
+    f = f"<{iri}>"
+    text = explanation.render(evidence, [_category_node(c) for c in cats])
+    parts = [f"{f} {_NT_TYPE} {_NT_FINDING} .\n{f} {_NT_BY_RULE} {rule_text} .\n{f} {_NT_FOCUS} {focus} .\n"
+             f"{f} {_NT_SEVERITY} {severity_text} .\n{f} {_NT_EXPLANATION} {Literal(text)} .\n"]
+    lines = 5
+    for c in cats:
+        parts.append(f"{f} {_NT_CATEGORY} <{c}> .\n")
+        lines += 1
+    for role, vals in evidence.items():
+        if role == "focus":
+            continue
+        for val in vals:
+            if type(val) is BlankNode:
+                continue
+            key = (role, val)
+            ev = nodes.get(key)
+            if ev is None:
+                ev = nodes[key] = f"<{evidence_iri(role, val)}>"
+                pred = _NT_LITERAL_VALUE if type(val) is Literal else _NT_VALUE
+                parts.append(f"{ev} {_NT_ROLE} {_role_literal(role)} .\n{ev} {pred} {val} .\n")
+                lines += 2
+            parts.append(f"{f} {_NT_EVIDENCE} {ev} .\n")
+            lines += 1
+    w.add("".join(parts), lines)
+    return text
 
 
 @functools.lru_cache(maxsize=256)
@@ -467,6 +553,9 @@ _ROLE = NamedNode(TG.role)
 _VALUE = NamedNode(TG.value)
 _LITERAL_VALUE = NamedNode(TG.literalValue)
 _SEV_NODES = {s: NamedNode(TG[s.capitalize()]) for s in ("info", "low", "medium", "high", "critical")}
+_NT_TYPE, _NT_FINDING, _NT_BY_RULE, _NT_FOCUS = str(_RDF_TYPE), str(_FINDING), str(_BY_RULE), str(_FOCUS)
+_NT_SEVERITY, _NT_EXPLANATION, _NT_CATEGORY = str(_SEVERITY), str(_EXPLANATION), str(_CATEGORY)
+_NT_EVIDENCE, _NT_ROLE, _NT_VALUE, _NT_LITERAL_VALUE = str(_EVIDENCE), str(_ROLE), str(_VALUE), str(_LITERAL_VALUE)
 
 
 def analyze(model_paths: Sequence[str | Path], store: Store | None = None) -> Analysis:

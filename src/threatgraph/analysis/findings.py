@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from itertools import chain
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, TypeAlias
 
-from pyoxigraph import BlankNode, Literal, NamedNode
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
 from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.store import Store
 from threatgraph.store.base import Term
 from threatgraph.terms import DCT, RDF, RDFS, TG, graph_iri
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.engine import Analysis
 
 BASELINE_RULES: tuple[str, ...] = ("TG-PE-STRIDE", "TG-PE-LINDDUN")
 """The per-element baseline rules (STRIDE-per-element and LINDDUN per-element tables)."""
@@ -179,106 +183,185 @@ _CAP_RANK = {name: min(i + 1, _TOP) for i, name in enumerate(SEVERITIES)}
 """Severity name -> index of the highest level it allows (:attr:`Finding.level_cap`)."""
 
 
-def read_findings(store: Store, labels: dict[str, str], graph: str | None = None) -> list[Finding]:
-    """All findings of ``graph`` (default ``graph/findings``), sorted by focus label, severity, rule.
+Index: TypeAlias = dict[str, dict[str, list[Term]]]
+"""Subject IRI → predicate IRI → objects (in store order): what the builder reads of the finding graph and of
+the bridge and knowledge-view graphs."""
 
-    Reads the graph's quads once (linear in its size) and the rule descriptions stored beside them.
-    """
-    g = graph or graph_iri("findings")
-    subj: dict[str, dict[str, list[Term]]] = {}
+
+@dataclass(slots=True)
+class FindingCore:
+    """What the rule engine knows of a finding when it writes it (:meth:`threatgraph.analysis.engine.Engine.run_rules`
+    keeps one per finding on ``Analysis.cores``): everything of a :class:`Finding` but the second stage
+    (techniques, control status, coverage, risk), which :func:`findings_of` reads from the finding graph."""
+
+    iri: str
+    rule_id: str
+    threat: str
+    """The rule's title."""
+    source: str
+    """The rule's source (tg:ruleSource)."""
+    severity: str
+    focus: Term
+    categories: list[str]
+    """IRIs of the finding's categories."""
+    explanation: str
+    bindings: Mapping[str, Sequence[Term]]
+    """The rule's bindings, variable → distinct values: the evidence is every variable but ``focus``
+    (blank nodes are left out, as the engine writes no evidence node for them)."""
+
+
+_GRAPH_OBJECTS = frozenset({NamedNode, BlankNode, Literal})
+_KNOWLEDGE_OBJECTS = frozenset({NamedNode, Literal})
+_KNOWLEDGE_GRAPHS = (graph_iri("bridge"), graph_iri("view"))
+
+
+def _index_quads(index: Index, quads: Iterable[Quad], objects: frozenset[type]) -> None:
+    """Add ``quads`` with an IRI subject and an object of one of ``objects`` types to ``index``."""
     preds: dict[NamedNode, str] = {}  # a predicate's string once, not once per quad
-    for q in store.quads(g):
+    for q in quads:
         s, o = q.subject, q.object
-        if type(s) is not NamedNode or not isinstance(o, (NamedNode, BlankNode, Literal)):
+        if type(s) is not NamedNode or type(o) not in objects:
             continue
         sv = s.value
-        props = subj.get(sv)
+        props = index.get(sv)
         if props is None:
-            props = subj[sv] = {}
+            props = index[sv] = {}
         pn = q.predicate
         pv = preds.get(pn)
         if pv is None:
             pv = preds[pn] = pn.value
         vals = props.get(pv)
         if vals is None:
-            props[pv] = [o]
+            props[pv] = [o]  # type: ignore[list-item]  # (checked above: not an RDF-star triple)
         else:
-            vals.append(o)
-    # applications are per (element, technique), linked to each finding they realise by tg:ofFinding
-    for app_iri, app_props in list(subj.items()):
-        for fin in app_props.get(_OF_FINDING, []):
-            subj.setdefault(fin.value, {}).setdefault(_APPLICATION, []).append(NamedNode(app_iri))
-    if any(_APPLICATION in props for props in subj.values()):
+            vals.append(o)  # type: ignore[arg-type]
+
+
+def _index_predicate(index: Index, p: str, quads: Iterable[Quad], objects: frozenset[type]) -> None:
+    """:func:`_index_quads` of quads of the one predicate ``p``."""
+    for q in quads:
+        s, o = q.subject, q.object
+        if type(s) is not NamedNode or type(o) not in objects:
+            continue
+        sv = s.value
+        props = index.get(sv)
+        if props is None:
+            index[sv] = {p: [o]}  # type: ignore[list-item]
+            continue
+        vals = props.get(p)
+        if vals is None:
+            props[p] = [o]  # type: ignore[list-item]
+        else:
+            vals.append(o)  # type: ignore[arg-type]
+
+
+def read_findings(store: Store, labels: dict[str, str], graph: str | None = None) -> list[Finding]:
+    """All findings of ``graph`` (default ``graph/findings``), sorted by focus label, severity, rule.
+
+    Reads the graph's quads once (linear in its size) and the rule descriptions stored beside them. For any
+    store; an analysis that ran here has :func:`findings_of` (the same findings, read faster)."""
+    g = graph or graph_iri("findings")
+    subj: Index = {}
+    _index_quads(subj, store.quads(g), _GRAPH_OBJECTS)
+    if any(_OF_FINDING in props or _APPLICATION in props for props in subj.values()):
         # mapping justifications, and what the knowledge view says of each technique (mitigations, D3FEND
         # countermeasures with their inference, detections, maturity: joined when read, not copied)
-        for q in chain(store.quads(graph_iri("bridge")), store.quads(graph_iri("view"))):
-            s, o = q.subject, q.object
-            if isinstance(s, NamedNode) and isinstance(o, (NamedNode, Literal)):
-                subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)
-    schemes = {r["cat"].value: r["scheme"].value for r in store.select(_SCHEMES)}
-    kinds: dict[str, str] = {}
-    for r in store.select(_FOCUS % {"g": g}):
-        kinds.setdefault(r["focus"].value, labels.get(r["kind"].value, r["kind"].value))
+        for kg in _KNOWLEDGE_GRAPHS:
+            _index_quads(subj, store.quads(kg), _KNOWLEDGE_OBJECTS)
+    cores = _graph_cores(subj)
+    return _Builder(subj, labels).findings(cores, focus_kinds(store, cores, labels, g), _schemes(store))
+
+
+def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
+    """The findings of ``analysis``, equal to :func:`read_findings` of its store, built from what the engine
+    kept of each finding (``analysis.cores``: rule, focus, categories, explanation, evidence) and the
+    second stage read from the finding, bridge and view graphs by predicate (index scans, no SPARQL).
+
+    Falls back to :func:`read_findings` when the analysis kept no cores (not run by the engine) or its store
+    has no index reader (a remote store). CPU with knowledge (medians, docs/performance.md): rag-assistant
+    0.133 s → 0.096 s, generated 1 k 0.97 s → 0.69 s, 10 k 9.8 s → 8.6 s (main's ``read_findings`` → this)."""
+    store = analysis.store
+    match = getattr(store, "quads_matching", None)
+    cores = analysis.cores
+    if cores is None or not callable(match) or len({c.iri for c in cores}) != len(cores):
+        return read_findings(store, labels)  # (two rules of one id would share finding IRIs: read the graph)
+    subj: Index = {}
+    for p in _SECOND_STAGE:
+        _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
+    # what the knowledge says of the applied techniques (and the D3FEND inferences the stage added to the finding
+    # graph), by predicate: a whole view is a few ten thousand quads (read by subject, technique by technique,
+    # it took as long at 1 k elements and longer on the examples, whose techniques cover most of it)
+    for g in (G_FINDINGS, *_KNOWLEDGE_GRAPHS):
+        objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
+        for p in _KNOWLEDGE:
+            _index_predicate(subj, p, match(p, g), objects)
+    return _Builder(subj, labels).findings(cores, focus_kinds(store, cores, labels), _schemes(store))
+
+
+def _schemes(store: Store) -> dict[str, str]:
+    """Threat category IRI → the IRI of its scheme (STRIDE or LINDDUN)."""
+    return {r["cat"].value: r["scheme"].value for r in store.select(_SCHEMES)}
+
+
+_KINDS: tuple[str, ...] = (TG.ExternalEntity, TG.Process, TG.DataStore, TG.DataFlow)
+"""Element kinds, in the order that picks one for an element typed with several."""
+
+
+def focus_kinds(store: Store, cores: Sequence[FindingCore], labels: dict[str, str], graph: str | None = None) -> dict[str, str]:
+    """Focus IRI → label of its element kind (the first of :data:`_KINDS` it has), for the foci of ``cores``.
+    Read from the store's index where it has one, else by SPARQL over the finding ``graph``."""
+    foci = {c.focus.value for c in cores}
+    rank: dict[str, int] = {}
+    match = getattr(store, "quads_matching", None)
+    if callable(match):
+        for i, kind in enumerate(_KINDS):
+            for q in match(RDF.type, None, kind):
+                s = q.subject.value
+                if s in foci and s not in rank:
+                    rank[s] = i
+    else:
+        order = {k: i for i, k in enumerate(_KINDS)}
+        for r in store.select(_FOCUS % {"g": graph or G_FINDINGS}):
+            s, i = r["focus"].value, order[r["kind"].value]
+            if i < rank.get(s, len(_KINDS)):
+                rank[s] = i
+    names = [labels.get(k, k) for k in _KINDS]
+    return {s: names[i] for s, i in rank.items()}
+
+
+def _graph_cores(subj: Index) -> list[FindingCore]:
+    """The cores of the findings of a finding graph read whole (:func:`read_findings`)."""
     sev_names = {TG[name.capitalize()]: name for name in SEVERITIES}
-    cache = _DerivationCache()
-    # what many findings share, read once: rules, categories, evidence nodes (shared per (role, value))
     rules: dict[str, tuple[str, str, str]] = {}
-    cats: dict[str, tuple[str, str, str]] = {}
-    evidence: dict[str, tuple[str, str, str] | None] = {}
-    out: list[Finding] = []
+    nodes: dict[str, tuple[str, Term] | None] = {}  # evidence nodes are shared per (role, value)
+    out: list[FindingCore] = []
     for iri, props in subj.items():
         if _TYPE not in props or not any(t.value == _FINDING for t in props[_TYPE]):
             continue
         rule = props[_BY_RULE][0].value
         rinfo = rules.get(rule)
         if rinfo is None:
-            rprops = subj.get(rule, {})
-            rinfo = rules[rule] = (
-                _one(rprops, _RULE_ID) or rule.rsplit("/", 1)[-1], _one(rprops, _LABEL), _one(rprops, _SOURCE))
-        focus = props[_FOCUS_P][0].value
-        f = Finding(
-            iri=iri,
-            rule_id=rinfo[0],
-            threat=rinfo[1],
-            severity=sev_names.get(props[_SEVERITY][0].value, "info"),
-            focus=focus,
-            focus_label=labels.get(focus, focus.rsplit("#", 1)[-1].rsplit("/", 1)[-1]),
-            focus_kind=kinds.get(focus, ""),
-            explanation=_one(props, _EXPLANATION),
-            source=rinfo[2],
-        )
-        for cat in props.get(_CATEGORY, []):
-            c = cats.get(cat.value)
-            if c is None:
-                fw = "LINDDUN" if "linddun" in schemes.get(cat.value, "") else "STRIDE"
-                c = cats[cat.value] = (cat.value, labels.get(cat.value, cat.value), fw)
-            f.categories.append(c)
-        for ev in props.get(_EVIDENCE_P, []):
-            e = evidence.get(ev.value, _NO_EVIDENCE)
-            if e is _NO_EVIDENCE:
-                e = evidence[ev.value] = _evidence(subj.get(ev.value, {}), labels)
-            if e is not None:
-                f.evidence.append(e)
-        f.categories.sort(key=lambda c: (c[2] != "STRIDE", c[1]))
-        f.evidence.sort()
-        _attach_derivation(f, props, subj, labels, cache)
-        out.append(f)
-    return sorted(out, key=lambda f: (f.focus_label.lower(), f.focus, -f.severity_rank, f.rule_id, f.category_labels))
+            rp = subj.get(rule) or _EMPTY
+            rinfo = rules[rule] = (_one(rp, _RULE_ID) or rule.rsplit("/", 1)[-1], _one(rp, _LABEL), _one(rp, _SOURCE))
+        bindings: dict[str, list[Term]] = {}
+        for ev in props.get(_EVIDENCE_P, ()):
+            node = nodes.get(ev.value, _NO_NODE)
+            if node is _NO_NODE:
+                ep = subj.get(ev.value) or _EMPTY
+                vals = ep.get(_VALUE) or ep.get(_LITERAL_VALUE)
+                node = nodes[ev.value] = (_one(ep, _ROLE), vals[0]) if vals else None
+            if node is not None:
+                bindings.setdefault(node[0], []).append(node[1])
+        out.append(FindingCore(
+            iri=iri, rule_id=rinfo[0], threat=rinfo[1], source=rinfo[2],
+            severity=sev_names.get(props[_SEVERITY][0].value, "info"), focus=props[_FOCUS_P][0],
+            categories=[c.value for c in props.get(_CATEGORY, ())], explanation=_one(props, _EXPLANATION),
+            bindings=bindings,
+        ))
+    return out
 
 
-_NO_EVIDENCE = ("", "", "")
-
-
-def _evidence(ep: dict[str, list[Term]], labels: dict[str, str]) -> tuple[str, str, str] | None:
-    """(role, value, label) of an evidence node; None without a value."""
-    role = _one(ep, _ROLE)
-    if _VALUE in ep:
-        v = ep[_VALUE][0].value
-        return (role, v, labels.get(v, v))
-    if _LITERAL_VALUE in ep:
-        v = ep[_LITERAL_VALUE][0].value
-        return (role, v, v)
-    return None
+_NO_NODE = ("", Literal(""))
 
 
 def technique_id(iri: str) -> str:
@@ -294,23 +377,6 @@ _STATUS = {TG.Mitigated: "mitigated", TG.PartlyMitigated: "partly mitigated", TG
 
 
 @dataclass
-class _DerivationCache:
-    """What many findings share, computed once: risk factor nodes, per-technique and per-mapping data.
-
-    At 10 k elements (102 k findings, 109 k technique applications) reading the finding graph took
-    4.1 s in :func:`_attach_derivation` when each application recomputed its technique's data.
-    """
-
-    factors: dict[str, tuple[str, str, str, int, str]] = field(default_factory=dict)
-    techniques: dict[str, _TechniqueData] = field(default_factory=dict)
-    mappings: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
-    applications: dict[str, TechniqueView | None] = field(default_factory=dict)
-    """Application IRI → its view without the finding's categories (an application realises several findings)."""
-    realized: dict[str, set[str]] = field(default_factory=dict)
-    """Mapping IRI → the categories it realises."""
-
-
-@dataclass
 class _TechniqueData:
     mitigations: list[tuple[str, str]]
     countermeasures: list[tuple[str, str, str]]
@@ -318,145 +384,15 @@ class _TechniqueData:
     maturity: str
 
 
-def _technique_data(t: str, subj: dict[str, dict[str, list[Term]]], labels: dict[str, str]) -> _TechniqueData:
-    """Mitigations, D3FEND countermeasures (with the inference that found them), detections, maturity."""
-
-    def lab(iri: str) -> str:
-        return labels.get(iri) or technique_id(iri)
-
-    tp = subj.get(t, {})
-    mitigations = sorted({(technique_id(m.value), labels.get(m.value, "")) for m in tp.get(_P.applicableMitigation, [])})
-    why: dict[str, str] = {}
-    for x in tp.get(_P.countermeasureInference, []):
-        xp = subj.get(x.value, {})
-        c = _one(xp, _P.countermeasureTechnique)
-        text = (f"{technique_id(_one(xp, _P.offensiveRelation))} {lab(_one(xp, _P.offensiveArtifact))} ← "
-                f"{technique_id(_one(xp, _P.defensiveRelation))} {lab(_one(xp, _P.defendedArtifact))}")
-        if c and (c not in why or text < why[c]):
-            why[c] = text
-    countermeasures = sorted(
-        (_one(subj.get(c, {}), _P.d3fendId) or technique_id(c), lab(c), w) for c, w in why.items()
-    )
-    detections: list[tuple[str, str]] = []
-    for d in tp.get(_P.detectionStrategy, []):
-        analytics = sorted(technique_id(a.value) for a in subj.get(d.value, {}).get(_P.analytic, []))
-        extra = f" (analytics: {', '.join(analytics)})" if analytics else ""
-        detections.append((technique_id(d.value), labels.get(d.value, "") + extra))
-    for d in tp.get(_P.dataComponent, []):
-        detections.append(("data component", labels.get(d.value, technique_id(d.value))))
-    detections.sort()
-    return _TechniqueData(mitigations, countermeasures, detections, _one(tp, _P.maturity))
-
-
 _MISSING = TechniqueView("", "", "", "")
+_EMPTY: dict[str, list[Term]] = {}
 
 
-def _application_view(
-    app: str, subj: dict[str, dict[str, list[Term]]], labels: dict[str, str], cache: _DerivationCache
-) -> TechniqueView | None:
-    """What a technique application says, the same for every finding it realises (categories left empty);
-    None when it names no technique."""
-
-    def lab(iri: str) -> str:
-        return labels.get(iri) or technique_id(iri)
-
-    ap = subj.get(app, {})
-    t = _one(ap, _P.appliedTechnique)
-    if not t:
-        return None
-    tv = TechniqueView(iri=t, id=technique_id(t), label=labels.get(t, ""), mapping=_one(ap, _P.viaMapping))
-    tv.asset_types = sorted({lab(c.value) for c in ap.get(_P.viaAssetType, [])})
-    release = _one(ap, _P.inRelease)
-    if release == _P.NoReleaseLoaded:
-        tv.unresolved = labels.get(release) or "unresolved: no ATT&CK/ATLAS release loaded"
-    else:
-        tv.release = release.rsplit("release/", 1)[-1]
-    rep = _one(ap, _P.replacesTechnique)
-    tv.replaces = technique_id(rep) if rep else ""
-    tv.status = _STATUS.get(_one(ap, _P.controlStatus), "unmitigated")
-    for key, pred in (("exposures", _P.exposure), ("reduced_by", _P.reducedByFact)):
-        facts = []
-        for x in ap.get(pred, []):
-            xp = subj.get(x.value, {})
-            facts.append((lab(_one(xp, _P.factSubject)), technique_id(_one(xp, _P.factAttribute))))
-        setattr(tv, key, sorted(set(facts)))
-    td = cache.techniques.get(t)
-    if td is None:
-        td = cache.techniques[t] = _technique_data(t, subj, labels)
-    tv.mitigations = td.mitigations
-    tv.countermeasures = td.countermeasures
-    tv.detections = td.detections
-    tv.maturity = td.maturity
-    mapping = cache.mappings.get(tv.mapping)
-    if mapping is None:
-        mp = subj.get(tv.mapping, {})
-        mapping = cache.mappings[tv.mapping] = (_one(mp, _P.justification), sorted(x.value for x in mp.get(_P.source, [])))
-    tv.justification = mapping[0]
-    tv.sources = mapping[1]
-    ctl = [lab(c.value) for c in ap.get(_P.implementedBy, [])]
-    tv.implemented = sorted({(technique_id(m.value), ", ".join(sorted(ctl))) for m in ap.get(_P.implementedMitigation, [])})
-    return tv
-
-
-def _attach_derivation(
-    f: Finding,
-    props: dict[str, list[Term]],
-    subj: dict[str, dict[str, list[Term]]],
-    labels: dict[str, str],
-    cache: _DerivationCache | None = None,
-) -> None:
-    """Fill the second-stage fields of ``f`` from the finding graph's subjects (no extra queries)."""
-    cache = cache if cache is not None else _DerivationCache()
-
-    def lab(iri: str) -> str:
-        return labels.get(iri) or technique_id(iri)
-
-    f.control_status = _STATUS.get(_one(props, _P.controlStatus), "")
-    f.covered_by = sorted(lab(c.value) for c in props.get(_P.coveredBy, []))
-    for key, attr in (("likelihood", _P.likelihood), ("impact", _P.impact), ("risk_score", _P.riskScore)):
-        v = _one(props, attr)
-        if v:
-            setattr(f, key, int(v))
-    f.risk_level = _one(props, _P.riskLevel)
-    for node in props.get(_P.riskFactor, []):
-        args = cache.factors.get(node.value)
-        if args is None:
-            fp = subj.get(node.value, {})
-            subject = _one(fp, _P.factorSubject)
-            args = cache.factors[node.value] = (
-                _one(fp, _P.factorOf), _one(fp, _P.factorName), _one(fp, _P.factorValue),
-                int(_one(fp, _P.factorEffect) or 0), lab(subject) if subject else "",
-            )
-        f.risk_factors.append(RiskFactorView(*args))
-    f.risk_factors.sort(key=lambda r: (r.of != "impact", -r.effect if r.of == "impact" else 0, r.name, r.value))
-    for app in props.get(_P.application, []):
-        base = cache.applications.get(app.value, _MISSING)
-        if base is _MISSING:
-            base = cache.applications[app.value] = _application_view(app.value, subj, labels, cache)
-        if base is None:
-            continue
-        realized = cache.realized.get(base.mapping)
-        if realized is None:
-            realized = cache.realized[base.mapping] = {c.value for c in subj.get(base.mapping, {}).get(_P.realizes, [])}
-        # a fresh view per finding (lists copied): an application is shared by the findings it realises
-        f.techniques.append(TechniqueView(
-            iri=base.iri, id=base.id, label=base.label, mapping=base.mapping, asset_types=list(base.asset_types),
-            justification=base.justification, sources=list(base.sources), release=base.release,
-            replaces=base.replaces, exposures=list(base.exposures), reduced_by=list(base.reduced_by),
-            status=base.status, mitigations=list(base.mitigations), countermeasures=list(base.countermeasures),
-            implemented=list(base.implemented), detections=list(base.detections), maturity=base.maturity,
-            categories=[label for iri, label, _fw in f.categories if iri in realized], unresolved=base.unresolved,
-        ))
-    f.techniques.sort(key=lambda t: (t.status == "mitigated", t.id))
-
-
-class _P:
-    """The predicate IRIs read per finding and per application, as plain strings (``TG.x`` builds its
-    string on every access: 2 M accesses at 10 k elements with knowledge)."""
+class _K:
+    """Predicate IRIs the builder reads, as plain strings (``TG.x`` builds its string on every access)."""
 
     analytic = TG.analytic
     applicableMitigation = TG.applicableMitigation
-    application = TG.application
     appliedTechnique = TG.appliedTechnique
     controlStatus = TG.controlStatus
     countermeasureInference = TG.countermeasureInference
@@ -479,7 +415,6 @@ class _P:
     implementedBy = TG.implementedBy
     implementedMitigation = TG.implementedMitigation
     inRelease = TG.inRelease
-    NoReleaseLoaded = TG.NoReleaseLoaded
     justification = TG.justification
     likelihood = TG.likelihood
     maturity = TG.maturity
@@ -496,11 +431,264 @@ class _P:
     source = DCT.source
 
 
-def _one(props: dict[str, list[Term]], key: str) -> str:
-    vals = props.get(key)
+class _Builder:
+    """Builds :class:`Finding` objects from their cores and the second stage in an :data:`Index` (the one
+    builder of :func:`read_findings` and :func:`findings_of`).
+
+    What many findings share is computed once: risk factor nodes, per-technique, per-mapping and
+    per-application data (at 10 k elements, 102 k findings and 109 k technique applications, reading the
+    finding graph took 4.1 s in the derivation alone when each application recomputed its technique's data).
+    """
+
+    def __init__(self, subj: Index, labels: dict[str, str]) -> None:
+        """``subj``: what the finding graph says of findings, technique applications and their nodes
+        (:data:`_SECOND_STAGE`), and the knowledge of techniques, mappings and their nodes (:data:`_KNOWLEDGE`)."""
+        self.labels = labels
+        self.subj = subj
+        # applications are per (element, technique), linked to each finding they realise by tg:ofFinding
+        self.apps: dict[str, list[str]] = {}
+        for s, props in subj.items():
+            direct = props.get(_APPLICATION)
+            if direct:
+                self.apps.setdefault(s, []).extend(o.value for o in direct)
+            fins = props.get(_OF_FINDING)
+            if fins:
+                for fin in fins:
+                    lst = self.apps.get(fin.value)
+                    if lst is None:
+                        self.apps[fin.value] = [s]
+                    else:
+                        lst.append(s)
+        self.factors: dict[str, tuple[str, str, str, int, str]] = {}
+        self.factor_lists: dict[tuple[str, ...], list[tuple[str, str, str, int, str]]] = {}
+        self.facts: dict[str, tuple[str, str]] = {}
+        self.fact_lists: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self.labs: dict[str, str] = {}
+        self.techniques: dict[str, _TechniqueData] = {}
+        self.mappings: dict[str, tuple[str, list[str]]] = {}
+        self.applications: dict[str, TechniqueView | None] = {}
+        """Application IRI → its view without the finding's categories (an application realises several findings)."""
+        self.realized: dict[str, set[str]] = {}
+        """Mapping IRI → the categories it realises."""
+
+    def lab(self, iri: str) -> str:
+        out = self.labs.get(iri)
+        if out is None:
+            out = self.labs[iri] = self.labels.get(iri) or technique_id(iri)
+        return out
+
+    def props(self, s: str) -> dict[str, list[Term]]:
+        """What is known of ``s`` (a finding, application, technique, mapping or one of their nodes)."""
+        return self.subj.get(s) or _EMPTY
+
+    def factor(self, n: str) -> tuple[str, str, str, int, str]:
+        """(of, name, value, effect, subject label) of the risk factor node ``n``."""
+        args = self.factors.get(n)
+        if args is None:
+            fp = self.props(n)
+            subject = _one(fp, _K.factorSubject)
+            args = self.factors[n] = (
+                _one(fp, _K.factorOf), _one(fp, _K.factorName), _one(fp, _K.factorValue),
+                int(_one(fp, _K.factorEffect) or 0), self.lab(subject) if subject else "",
+            )
+        return args
+
+    def findings(self, cores: Iterable[FindingCore], kinds: dict[str, str], schemes: dict[str, str]) -> list[Finding]:
+        """The findings of ``cores``, sorted by focus label, focus, severity, rule, categories (and IRI)."""
+        labels = self.labels
+        cats: dict[str, tuple[str, str, str]] = {}
+        evidence: dict[tuple[str, Term], tuple[str, str, str]] = {}
+        out: list[Finding] = []
+        for c in cores:
+            focus = c.focus.value
+            f = Finding(
+                iri=c.iri, rule_id=c.rule_id, threat=c.threat, severity=c.severity, focus=focus,
+                focus_label=labels.get(focus, focus.rsplit("#", 1)[-1].rsplit("/", 1)[-1]),
+                focus_kind=kinds.get(focus, ""), explanation=c.explanation, source=c.source,
+            )
+            for cat in c.categories:
+                ct = cats.get(cat)
+                if ct is None:
+                    fw = "LINDDUN" if "linddun" in schemes.get(cat, "") else "STRIDE"
+                    ct = cats[cat] = (cat, labels.get(cat, cat), fw)
+                f.categories.append(ct)
+            for role, vals in c.bindings.items():
+                if role == "focus":
+                    continue
+                for v in vals:
+                    if type(v) is BlankNode:
+                        continue
+                    e = evidence.get((role, v))
+                    if e is None:
+                        text = v.value
+                        e = evidence[(role, v)] = (role, text, text if type(v) is Literal else labels.get(text, text))
+                    f.evidence.append(e)
+            f.categories.sort(key=lambda c: (c[2] != "STRIDE", c[1], c[0]))
+            f.evidence.sort()
+            self.attach(f)
+            out.append(f)
+        return sorted(out, key=lambda f: (f.focus_label.lower(), f.focus, -f.severity_rank, f.rule_id,
+                                          f.category_labels, f.iri))
+
+    def attach(self, f: Finding) -> None:
+        """Fill the second-stage fields of ``f``: control status, coverage, risk, techniques."""
+        iri = f.iri
+        lab = self.lab
+        props = self.props(iri)
+        f.control_status = _STATUS.get(_one(props, _K.controlStatus), "")
+        f.covered_by = sorted(lab(c.value) for c in props.get(_K.coveredBy, ()))
+        v = _one(props, _K.likelihood)
+        if v:
+            f.likelihood = int(v)
+        v = _one(props, _K.impact)
+        if v:
+            f.impact = int(v)
+        v = _one(props, _K.riskScore)
+        if v:
+            f.risk_score = int(v)
+        f.risk_level = _one(props, _K.riskLevel)
+        nodes = props.get(_K.riskFactor)
+        if nodes:
+            # findings of one element share most factor nodes: the sorted factors once per list of nodes
+            key = tuple(n.value for n in nodes)
+            rows = self.factor_lists.get(key)
+            if rows is None:
+                rows = self.factor_lists[key] = sorted(
+                    (self.factor(n) for n in key),
+                    key=lambda r: (r[0] != "impact", -r[3] if r[0] == "impact" else 0, r[1], r[2], r[3], r[4]))
+            f.risk_factors = [RiskFactorView(*r) for r in rows]
+        for app in self.apps.get(iri, ()):
+            base = self.applications.get(app, _MISSING)
+            if base is _MISSING:
+                base = self.applications[app] = self.application_view(app)
+            if base is None:
+                continue
+            realized = self.realized.get(base.mapping)
+            if realized is None:
+                realized = self.realized[base.mapping] = {
+                    c.value for c in self.props(base.mapping).get(_K.realizes, ())}
+            # a fresh view per finding (lists copied): an application is shared by the findings it realises;
+            # its fields copied as a dict (a 19-argument __init__ per view cost more)
+            d = base.__dict__.copy()
+            for name in _LIST_FIELDS:
+                d[name] = d[name].copy()
+            d["categories"] = [label for ci, label, _fw in f.categories if ci in realized]
+            tv = _new_view(TechniqueView)
+            tv.__dict__ = d
+            f.techniques.append(tv)
+        f.techniques.sort(key=lambda t: (t.status == "mitigated", t.id, t.iri, t.mapping))
+
+    def application_view(self, app: str) -> TechniqueView | None:
+        """What a technique application says, the same for every finding it realises (categories left empty);
+        None when it names no technique."""
+        lab = self.lab
+        ap = self.props(app)
+        t = _one(ap, _K.appliedTechnique)
+        if not t:
+            return None
+        tv = TechniqueView(iri=t, id=technique_id(t), label=self.labels.get(t, ""), mapping=_one(ap, _K.viaMapping))
+        tv.asset_types = sorted({lab(c.value) for c in ap.get(_K.viaAssetType, ())})
+        release = _one(ap, _K.inRelease)
+        if release == _NO_RELEASE:
+            tv.unresolved = self.labels.get(release) or "unresolved: no ATT&CK/ATLAS release loaded"
+        else:
+            tv.release = release.rsplit("release/", 1)[-1]
+        rep = _one(ap, _K.replacesTechnique)
+        tv.replaces = technique_id(rep) if rep else ""
+        tv.status = _STATUS.get(_one(ap, _K.controlStatus), "unmitigated")
+        tv.exposures = self._facts(ap.get(_K.exposure, ()))
+        tv.reduced_by = self._facts(ap.get(_K.reducedByFact, ()))
+        td = self.techniques.get(t)
+        if td is None:
+            td = self.techniques[t] = self.technique_data(t)
+        tv.mitigations = td.mitigations
+        tv.countermeasures = td.countermeasures
+        tv.detections = td.detections
+        tv.maturity = td.maturity
+        mapping = self.mappings.get(tv.mapping)
+        if mapping is None:
+            mp = self.props(tv.mapping)
+            mapping = self.mappings[tv.mapping] = (_one(mp, _K.justification), sorted(x.value for x in mp.get(_K.source, ())))
+        tv.justification = mapping[0]
+        tv.sources = mapping[1]
+        ctl = [lab(c.value) for c in ap.get(_K.implementedBy, ())]
+        tv.implemented = sorted({(technique_id(m.value), ", ".join(sorted(ctl)))
+                                 for m in ap.get(_K.implementedMitigation, ())})
+        return tv
+
+    def _facts(self, nodes: Sequence[Term]) -> list[tuple[str, str]]:
+        """(subject label, attribute local name) of exposure / reduction fact nodes, sorted, distinct (one list
+        per set of nodes: an element's applications share its fact nodes; the views' lists are copied)."""
+        key = tuple(x.value for x in nodes)
+        found = self.fact_lists.get(key)
+        if found is not None:
+            return found
+        out: set[tuple[str, str]] = set()
+        facts = self.facts
+        for n in key:
+            fact = facts.get(n)
+            if fact is None:
+                xp = self.props(n)
+                fact = facts[n] = (self.lab(_one(xp, _K.factSubject)), technique_id(_one(xp, _K.factAttribute)))
+            out.add(fact)
+        found = self.fact_lists[key] = sorted(out)
+        return found
+
+    def technique_data(self, t: str) -> _TechniqueData:
+        """Mitigations, D3FEND countermeasures (with the inference that found them), detections, maturity."""
+        labels, lab = self.labels, self.lab
+        tp = self.props(t)
+        mitigations = sorted({(technique_id(m.value), labels.get(m.value, "")) for m in tp.get(_K.applicableMitigation, ())})
+        why: dict[str, str] = {}
+        for x in tp.get(_K.countermeasureInference, ()):
+            xp = self.props(x.value)
+            c = _one(xp, _K.countermeasureTechnique)
+            text = (f"{technique_id(_one(xp, _K.offensiveRelation))} {lab(_one(xp, _K.offensiveArtifact))} ← "
+                    f"{technique_id(_one(xp, _K.defensiveRelation))} {lab(_one(xp, _K.defendedArtifact))}")
+            if c and (c not in why or text < why[c]):
+                why[c] = text
+        countermeasures = sorted((_one(self.props(c), _K.d3fendId) or technique_id(c), lab(c), w) for c, w in why.items())
+        detections: list[tuple[str, str]] = []
+        for d in tp.get(_K.detectionStrategy, ()):
+            analytics = sorted(technique_id(a.value) for a in self.props(d.value).get(_K.analytic, ()))
+            extra = f" (analytics: {', '.join(analytics)})" if analytics else ""
+            detections.append((technique_id(d.value), labels.get(d.value, "") + extra))
+        for d in tp.get(_K.dataComponent, ()):
+            detections.append(("data component", labels.get(d.value, technique_id(d.value))))
+        detections.sort()
+        return _TechniqueData(mitigations, countermeasures, detections, _one(tp, _K.maturity))
+
+
+_LIST_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(TechniqueView) if f.name != "categories" and f.type.startswith("list"))
+"""The list fields of a technique view (copied per finding; its categories are the finding's)."""
+_new_view = object.__new__
+
+
+_SECOND_STAGE: tuple[str, ...] = (
+    TG.controlStatus, TG.coveredBy, TG.likelihood, TG.impact, TG.riskScore, TG.riskLevel, TG.riskFactor,
+    TG.factorOf, TG.factorName, TG.factorValue, TG.factorEffect, TG.factorSubject,
+    TG.application, TG.ofFinding, TG.appliedTechnique, TG.viaMapping, TG.viaAssetType, TG.inRelease,
+    TG.replacesTechnique, TG.exposure, TG.reducedByFact, TG.factSubject, TG.factAttribute, TG.implementedBy,
+    TG.implementedMitigation,
+)
+"""The predicates of findings, technique applications, their fact and risk factor nodes that :class:`_Builder`
+reads (:func:`findings_of` reads these from the finding graph, by predicate)."""
+_KNOWLEDGE: tuple[str, ...] = (
+    TG.applicableMitigation, TG.countermeasureInference, TG.countermeasureTechnique,
+    TG.d3fendId, TG.offensiveRelation, TG.offensiveArtifact, TG.defensiveRelation, TG.defendedArtifact,
+    TG.detectionStrategy, TG.analytic, TG.dataComponent, TG.maturity, TG.justification, DCT.source, TG.realizes,
+)
+"""The predicates of techniques, mappings, countermeasure inferences and detections :class:`_Builder` reads
+(:meth:`_Builder.props`; the finding graph, graph/bridge and graph/view)."""
+
+
+def _one(d: dict[str, list[Term]], s: str) -> str:
+    vals = d.get(s)
     return vals[0].value if vals else ""
 
 
+_NO_RELEASE = TG.NoReleaseLoaded
 _TYPE = RDF.type
 _APPLICATION = TG.application
 _OF_FINDING = TG.ofFinding
@@ -517,3 +705,4 @@ _EVIDENCE_P = TG.evidence
 _ROLE = TG.role
 _VALUE = TG.value
 _LITERAL_VALUE = TG.literalValue
+G_FINDINGS = graph_iri("findings")

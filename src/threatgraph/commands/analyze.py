@@ -104,7 +104,7 @@ def _ontology(args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from threatgraph.analysis.engine import labels_of
-    from threatgraph.analysis.findings import read_findings
+    from threatgraph.analysis.findings import findings_of
     from threatgraph.commands._analysis import run_pipeline
     from threatgraph.export import EXPORT_FORMATS, build_context, render_export
     from threatgraph.export.context import ReportContext
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     if analysis is None:
         return 1
     labels = labels_of(analysis.store)
-    findings = read_findings(analysis.store, labels)
+    findings = findings_of(analysis, labels)  # what the engine kept + the second stage read by predicate
     floor = severity_rank(args.min_severity)
     shown = [f for f in findings if f.level_rank >= floor]
     def context() -> ReportContext:  # issue 7: exports and declared threats

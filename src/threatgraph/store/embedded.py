@@ -146,9 +146,11 @@ class EmbeddedStore:
             raise StoreError(f"update failed: {err}") from err
 
     # -- data ------------------------------------------------------------------------------------
-    def load(self, data: bytes | str, mime: str, graph: str) -> None:
+    def load(self, data: bytes | str, mime: str, graph: str, *, trusted: bool = False) -> None:
+        """``trusted``: text threatgraph wrote itself from terms already checked (the engine's finding graph):
+        parsed without validating IRIs and language tags again (Oxigraph's lenient mode)."""
         try:
-            self._store.load(data, rdf_format(mime), to_graph=NamedNode(graph))
+            self._store.load(data, rdf_format(mime), to_graph=NamedNode(graph), lenient=trusted)
         except SyntaxError as err:
             raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
 
@@ -311,12 +313,17 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         for p in sorted(predicates):
             yield from self._store.quads_for_pattern(None, NamedNode(p), None, g)
 
-    def quads_matching(self, predicate: str, graph: str, obj: str | None = None) -> Iterator[Quad]:
-        """The quads of ``graph`` with ``predicate`` (and the IRI ``obj`` as object, when given), read from the
-        store's index without SPARQL (the engine reads back what its stage queries wrote this way: at 10 k
-        elements the technique applications' join took 0.8 s as a SELECT)."""
+    def quads_matching(self, predicate: str, graph: str | None, obj: str | None = None) -> Iterator[Quad]:
+        """The quads of ``graph`` (None: of every graph but the hidden staging graphs) with ``predicate`` (and
+        the IRI ``obj`` as object, when given), read from the store's index without SPARQL (the engine reads
+        back what its stage queries wrote this way: at 10 k elements the technique applications' join took
+        0.8 s as a SELECT)."""
         o_node = NamedNode(obj) if obj is not None else None
-        return iter(self._store.quads_for_pattern(None, NamedNode(predicate), o_node, NamedNode(graph)))
+        if graph is not None:
+            return iter(self._store.quads_for_pattern(None, NamedNode(predicate), o_node, NamedNode(graph)))
+        hidden = self._hidden()
+        found = self._store.quads_for_pattern(None, NamedNode(predicate), o_node, None)
+        return iter(found) if not hidden else (q for q in found if q.graph_name not in hidden)
 
     @property
     def oxigraph(self) -> OxStore:

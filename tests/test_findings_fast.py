@@ -1,0 +1,115 @@
+"""``findings_of`` (the engine's per-finding cores + the second stage read by predicate) gives exactly the
+findings ``read_findings`` reads from the whole finding graph: every field of every finding, its techniques
+and risk factors, in the same order; on the three examples and a generated 1 k model, with the knowledge of
+the pinned reference data (ATT&CK 18.1, ATLAS, D3FEND) and without it."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+import threatgraph.analysis.findings as findings_module
+from threatgraph.analysis.engine import Analysis, labels_of
+from threatgraph.analysis.findings import Finding, findings_of, read_findings
+from threatgraph.analysis.pipeline import analyze
+
+REPO = Path(__file__).resolve().parent.parent
+EX = REPO / "data" / "examples"
+EXAMPLES = ["rag-assistant", "tabular-platform", "health-risk"]
+
+
+def _fast(analysis: Analysis, monkeypatch: pytest.MonkeyPatch) -> list[Finding]:
+    """findings_of on its fast path: reading the whole graph instead fails the test."""
+
+    def refused(*_args: object, **_kwargs: object) -> list[Finding]:
+        raise AssertionError("findings_of fell back to read_findings")
+
+    labels = labels_of(analysis.store)
+    with monkeypatch.context() as m:
+        m.setattr(findings_module, "read_findings", refused)
+        return findings_of(analysis, labels)
+
+
+def _assert_same(fast: list[Finding], slow: list[Finding]) -> None:
+    assert len(fast) == len(slow) > 0
+    for a, b in zip(fast, slow, strict=True):
+        assert dataclasses.asdict(a) == dataclasses.asdict(b), a.iri  # every field, nested views included
+    assert fast == slow
+    # the comparison has something to compare: techniques, risk factors and evidence are filled in
+    assert any(f.techniques for f in slow) and any(f.risk_factors for f in slow) and any(f.evidence for f in slow)
+
+
+def _generated(tmp_path: Path) -> Path:
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from generate import generate_model  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    model = tmp_path / "m1k.ttl"
+    model.write_text(generate_model(1000), encoding="utf-8")
+    return model
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_examples_with_knowledge(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = analyze([str(EX / f"{name}.ttl")], knowledge=["shared"])
+    slow = read_findings(a.store, labels_of(a.store))
+    _assert_same(_fast(a, monkeypatch), slow)
+    assert any(t.mitigations for f in slow for t in f.techniques)  # knowledge joined
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_examples_without_knowledge(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = analyze([str(EX / f"{name}.ttl")])
+    slow = read_findings(a.store, labels_of(a.store))
+    _assert_same(_fast(a, monkeypatch), slow)
+    assert all(t.unresolved for f in slow for t in f.techniques)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_generated_1k_with_knowledge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = analyze([str(_generated(tmp_path))], knowledge=["shared"], force=True)
+    _assert_same(_fast(a, monkeypatch), read_findings(a.store, labels_of(a.store)))
+
+
+@pytest.mark.slow
+def test_generated_1k_without_knowledge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = analyze([str(_generated(tmp_path))], force=True)
+    _assert_same(_fast(a, monkeypatch), read_findings(a.store, labels_of(a.store)))
+
+
+def test_comparison_can_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison sees a difference in a finding's core and in its second stage."""
+    a = analyze([str(EX / "health-risk.ttl")])
+    labels = labels_of(a.store)
+    _assert_same(_fast(a, monkeypatch), read_findings(a.store, labels))
+    # the graph loses the explanations the cores still have: read_findings differs, findings_of does not
+    a.store.update("DELETE WHERE { GRAPH <https://w3id.org/threatgraph/graph/findings> { ?f tg:explanation ?e } }")
+    slow = read_findings(a.store, labels)
+    with pytest.raises(AssertionError):
+        _assert_same(_fast(a, monkeypatch), slow)
+    # a core with another evidence value: the findings differ in that field only
+    assert a.cores is not None
+    fast = _fast(a, monkeypatch)
+    for f in slow:
+        f.explanation = next(c.explanation for c in a.cores if c.iri == f.iri)
+    _assert_same(fast, slow)
+    core = next(c for c in a.cores if any(k != "focus" for k in c.bindings))
+    role = next(k for k in core.bindings if k != "focus")
+    core.bindings = {**core.bindings, role: [*core.bindings[role], core.focus]}
+    with pytest.raises(AssertionError, match=core.iri):
+        _assert_same(_fast(a, monkeypatch), slow)
+
+
+def test_without_cores_reads_the_graph() -> None:
+    """An analysis without cores (not run by the engine here) is read from its finding graph."""
+    a = analyze([str(EX / "health-risk.ttl")])
+    labels = labels_of(a.store)
+    kept = findings_of(a, labels)
+    a.cores = None
+    assert findings_of(a, labels) == kept == read_findings(a.store, labels)
