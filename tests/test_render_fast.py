@@ -29,7 +29,6 @@ from threatgraph.export.jsonindent import dumps_indent2
 from threatgraph.export.sarif import LineIndex
 from threatgraph.report import (
     ReportInput,
-    TechniqueEncoder,
     Triage,
     _Wrapper,
     do_text,
@@ -172,7 +171,7 @@ def test_triage_lists_are_those_sorted_per_use() -> None:
 # ---------------------------------------------------------------------------------------------------
 # Every output format, byte for byte, against digests recorded with the code before the fast paths
 # (commit e5921cc: the straightforward per-view technique encoding, every quad of the finding graph read
-# for the exports). Turtle is hashed by its sorted lines (its line order is the store's).
+# for the exports). Turtle is hashed as its sorted N-Triples (its order and grouping are the store's).
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "data" / "examples"
@@ -204,7 +203,11 @@ def _render(variant: str, analysis: object, findings: list[Finding], labels: dic
         ctx = build_context(a.store, shown, labels, title=f"Threat analysis of {', '.join(a.model_files)}",
                             model_files=a.model_files, warnings=a.warnings, rules=a.rules, all_findings=findings)
         return render_export(fmt, ctx, a.store)
-    return "".join(sorted(render_turtle(a.store).splitlines(keepends=True)))
+    from pyoxigraph import RdfFormat, parse
+
+    # the triples, sorted as N-Triples: the Turtle's statement order and grouping follow the store's order
+    triples = parse(render_turtle(a.store).encode("utf-8"), format=RdfFormat.TURTLE)
+    return "".join(sorted(f"{t}\n" for t in triples))
 
 
 def _digests(model: Path, knowledge: list[str] | None, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[object]]:
@@ -301,6 +304,8 @@ def _view(rng: random.Random) -> TechniqueView:
 
 def test_technique_encoder_writes_what_json_dumps_writes() -> None:
     """Each view's text is that of json.dumps of its dict (technique_json), whether encoded or reused."""
+    from threatgraph.report import TechniqueEncoder
+
     rng = random.Random(17)
     encode = TechniqueEncoder()
     views = [_view(rng) for _ in range(3000)]

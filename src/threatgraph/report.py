@@ -376,34 +376,64 @@ def findings_json_chunks(
     rem = tri.remediation
     technique = TechniqueEncoder(tri.missing)
 
+    # the parts many findings share (an element, its categories, evidence, risk factors) encoded once each
+    parts: dict[tuple[object, ...], str] = {}
+
+    def part(key: tuple[object, ...], make: Callable[[], object]) -> str:
+        text = parts.get(key)
+        if text is None:
+            text = parts[key] = _dumps(make())
+        return text
+
     def finding(f: Finding) -> str:
+        """``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its own), written
+        out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
         x = tri.facts(f)
-        head = _dumps({
-            "id": f.iri,
-            "rule": f.rule_id,
-            "threat": f.threat,
-            "level": x.level,
-            "severity": f.severity,
-            "remediation": rem.get(f.rule_id) or None,
-            "do": tri.do(f) or None,
-            "element": {"iri": f.focus, "label": f.focus_label, "kind": f.focus_kind},
-            "categories": [{"iri": c[0], "label": c[1], "framework": c[2]} for c in f.categories],
-            "explanation": f.explanation,
-            "evidence": [{"role": e[0], "value": e[1], "label": e[2]} for e in f.evidence],
-            "source": f.source,
-            **_risk_json(f, x),
-        })
-        # the last two keys spliced in: the techniques' text is shared by the findings they realise
-        techniques = ", ".join(technique(t) for t in f.techniques)
-        residual = _dumps([t.id for t in x.residual_techniques])
-        return f'{head[:-1]}, "techniques": [{techniques}], "residualTechniques": {residual}}}'
+        remedy = rem.get(f.rule_id)
+        do = tri.do(f)
+        cats, evidence = tuple(f.categories), tuple(f.evidence)
+        if f.risk_score:
+            factors = tuple((r.of, r.name, r.value, r.effect, r.subject) for r in f.risk_factors)
+            risk = (f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
+                    f'"level": {_str(f.risk_level)}, '
+                    + (f'"levelCappedAt": {_str(x.level)}, ' if x.level_capped else "")
+                    + f'"explanation": {_str(risk_text(f))}, "factors": '
+                    + part(("factors", factors), lambda: [
+                        {"of": r[0], "name": r[1], "value": r[2], "effect": r[3], "subject": r[4]} for r in factors])
+                    + "}")
+        else:
+            risk = "null"
+        # the techniques' text is shared by the findings they realise
+        return "".join((
+            '{"id": ', _str(f.iri), ', "rule": ', _str(f.rule_id), ', "threat": ', _str(f.threat),
+            ', "level": ', _str(x.level), ', "severity": ', _str(f.severity),
+            ', "remediation": ', _str(remedy) if remedy else "null", ', "do": ', _str(do) if do else "null",
+            ', "element": ', part(("element", f.focus, f.focus_label, f.focus_kind),
+                                  lambda: {"iri": f.focus, "label": f.focus_label, "kind": f.focus_kind}),
+            ', "categories": ', part(("categories", cats), lambda: [
+                {"iri": c[0], "label": c[1], "framework": c[2]} for c in cats]),
+            ', "explanation": ', _str(f.explanation),
+            ', "evidence": ', part(("evidence", evidence), lambda: [
+                {"role": e[0], "value": e[1], "label": e[2]} for e in evidence]),
+            ', "source": ', _str(f.source),
+            ', "controlStatus": ', _str(f.control_status) if f.control_status else "null",
+            ', "coveredBy": ', _dumps(f.covered_by), ', "risk": ', risk,
+            ', "techniques": [', ", ".join([technique(t) for t in f.techniques]),
+            '], "residualTechniques": ', _dumps([t.id for t in x.residual_techniques]), "}",
+        ))
+
+    def rank(i: int, f: Finding) -> str:
+        """``_dumps`` of the ranking entry of ``f``, written out key by key."""
+        x = tri.facts(f)
+        return "".join((
+            '{"rank": ', str(i), ', "finding": ', _str(f.iri), ', "element": ', _str(f.focus_label),
+            ', "threat": ', _str(threat_text(f)), ', "level": ', _str(x.level),
+            ', "score": ', _num(x.own_score) if x.own_score else "null", ', "why": ', _str(tri.why(f)),
+            ', "do": ', _str(tri.do(f)), "}",
+        ))
 
     eager: dict[str, list[str]] = {
-        "ranking": [
-            _dumps({"rank": i, "finding": f.iri, "element": f.focus_label, "threat": threat_text(f),
-                    "level": (x := tri.facts(f)).level, "score": x.own_score or None, "why": tri.why(f), "do": tri.do(f)})
-            for i, f in enumerate(tri.ranking, 1)
-        ],
+        "ranking": [rank(i, f) for i, f in enumerate(tri.ranking, 1)],
         "topMitigations": [
             _dumps({"id": p.id, "name": p.label, "findings": len(p.findings), "techniques": sorted(p.techniques),
                     "elements": p.elements})
@@ -429,6 +459,15 @@ def findings_json_chunks(
         "attackPaths": None,
     }
     return _one_per_line(doc, lines)
+
+
+_str: Callable[[str], str] = json.encoder.encode_basestring
+"""A string as ``json.dumps(text, ensure_ascii=False)`` writes it (json's C function, when built)."""
+
+
+def _num(value: object) -> str:
+    """A number as ``json.dumps`` writes it (an int as its decimal digits, as json does)."""
+    return str(value) if type(value) is int else _dumps(value)
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
