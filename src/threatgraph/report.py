@@ -417,9 +417,9 @@ def findings_json_chunks(
                 {"role": e[0], "value": e[1], "label": e[2]} for e in evidence]),
             ', "source": ', _str(f.source),
             ', "controlStatus": ', _str(f.control_status) if f.control_status else "null",
-            ', "coveredBy": ', _dumps(f.covered_by), ', "risk": ', risk,
+            ', "coveredBy": ', _strs(f.covered_by), ', "risk": ', risk,
             ', "techniques": [', ", ".join([technique(t) for t in f.techniques]),
-            '], "residualTechniques": ', _dumps([t.id for t in x.residual_techniques]), "}",
+            '], "residualTechniques": ', _strs([t.id for t in x.residual_techniques]), "}",
         ))
 
     def rank(i: int, f: Finding) -> str:
@@ -463,6 +463,11 @@ def findings_json_chunks(
 
 _str: Callable[[str], str] = json.encoder.encode_basestring
 """A string as ``json.dumps(text, ensure_ascii=False)`` writes it (json's C function, when built)."""
+
+
+def _strs(texts: Sequence[str]) -> str:
+    """A list of strings as ``json.dumps(texts, ensure_ascii=False)`` writes it."""
+    return "[" + ", ".join(map(_str, texts)) + "]" if all(type(t) is str for t in texts) else _dumps(texts)
 
 
 def _num(value: object) -> str:
