@@ -367,3 +367,22 @@ def test_json_report_is_the_straightforward_document(name: str, min_level: str) 
                                         releases=ri.releases, out_of_scope=ri.out_of_scope, triage=ri.triage))
     assert fast == _straightforward_json(ri)
     assert '"techniques": [{"id": ' in fast
+
+
+def test_wrap_short_words_is_textwrap() -> None:
+    """The bisecting wrap gives textwrap's lines, on the texts it takes (most: no word longer than a line)."""
+    from threatgraph.report import _wrap_short_words
+
+    rng = random.Random(19)
+    words = ["a", "to", "the", "re-use", "x-", "-", "--", "é", "word.", "(T1190)", "AML.T0051;", "\xa0", "\u2003"]
+    spaces = [" ", " ", "  ", "\t", "\n", " \n "]
+    taken = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(words) + rng.choice(spaces) for _ in range(rng.randint(0, 60))).rstrip(rng.choice(["", " "]))
+        width = rng.randint(8, 100)
+        first, rest = " " * rng.randint(0, 6), " " * rng.randint(0, 8)
+        got = _wrap_short_words(text, width, first, rest)
+        if got is not None:
+            taken += 1
+            assert got == textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest), (text, width)
+    assert taken > 15000
