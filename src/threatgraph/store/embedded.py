@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from pyoxigraph import (
+    BlankNode,
     DefaultGraph,
     NamedNode,
     Quad,
@@ -330,6 +331,10 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         """The pyoxigraph store itself, for code that reads its indexes directly (the Python steps of the
         technique stage, threatgraph.analysis.stage_python); staging graphs are not hidden there."""
         return self._store
+
+    def quads_about(self, subject: NamedNode | BlankNode, graph: str) -> Iterator[Quad]:
+        """The quads of ``graph`` with ``subject``, from the store's index (the order of :meth:`quads`)."""
+        return iter(self._store.quads_for_pattern(subject, None, None, NamedNode(graph)))
 
     def flush(self) -> None:
         """Persist pending writes (on-disk stores)."""
