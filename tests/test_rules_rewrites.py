@@ -1,6 +1,6 @@
 """Rules whose WHERE clauses were rewritten for speed (issue 14) give the same rows as their former
-queries, kept here as the slow reference: on the three examples, a generated model, and a model that
-shows the scope semantics TG-STRIDE-S-002 and TG-STRIDE-R-004 keep.
+queries, kept here as the slow reference: on the three examples, NC-001's fixtures, a generated model, and
+a model that shows the scope semantics TG-STRIDE-S-002 and TG-STRIDE-R-004 keep.
 
 Those two rules tested a variable inside a UNION branch where it is not in scope (a group is evaluated
 before it is joined). The rewrites keep that meaning, named (?anyProcess, ?anyEntity, ?anyFlow,
@@ -136,6 +136,46 @@ SELECT ?focus ?category ?kind ?declaredAs WHERE {
   OPTIONAL { GRAPH <https://w3id.org/threatgraph/graph/model> { ?focus a ?declaredAs } }
 }
 """,
+    "TG-LINDDUN-NC-001": """\
+SELECT ?focus ?source ?target ?data ?classification WHERE {
+  ?focus a tg:DataFlow ;
+         tg:source ?source ;
+         tg:target ?target ;
+         tg:carries ?data .
+  FILTER (EXISTS { ?source a tg:Process } || EXISTS { ?source a tg:DataStore })
+  ?target a tg:ExternalEntity .
+  FILTER NOT EXISTS { ?target a tgml:EndUser }
+  FILTER NOT EXISTS { ?target a tgml:HumanReviewer }
+  ?data a tg:PersonalDataAsset ;
+        tg:classification ?classification .
+  FILTER NOT EXISTS { ?focus tg:consentObtained true }
+  FILTER NOT EXISTS { ?focus tg:anonymized true }
+}
+""",
+    "TG-LINDDUN-NC-002": """\
+SELECT ?focus ?source ?target ?data ?classification WHERE {
+  ?focus a tg:DataFlow ;
+         tg:source ?source ;
+         tg:target ?target ;
+         tg:carries ?data .
+  ?target a tgml:Dataset .
+  ?data a tg:PersonalDataAsset ;
+        tg:classification ?classification .
+  FILTER NOT EXISTS { ?focus tg:consentObtained true }
+  FILTER NOT EXISTS { ?focus tg:anonymized true }
+}
+""",
+    "TG-STRIDE-E-008": """\
+SELECT ?focus ?source ?target WHERE {
+  ?focus a tg:DataFlow ;
+         tg:source ?source ;
+         tg:target ?target .
+  ?target a tg:DataStore .
+  FILTER (EXISTS { ?source a tg:Process } || EXISTS { ?source a tg:ExternalEntity })
+  FILTER NOT EXISTS { ?target tg:authorizationEnforced true }
+  FILTER NOT EXISTS { ?focus tg:authorizationEnforced true }
+}
+""",
 }
 
 PROBE = """@prefix tg: <https://w3id.org/threatgraph/ontology#> .
@@ -174,7 +214,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         sys.path.remove(str(ROOT / "bench"))
     (d / "generated.ttl").write_text(generate_model(300), encoding="utf-8")
     (d / "probe.ttl").write_text(PROBE, encoding="utf-8")
-    return [*EXAMPLES, d / "generated.ttl", d / "probe.ttl"]
+    fixtures = sorted((ROOT / "tests" / "rules" / "fixtures" / "TG-LINDDUN-NC-001").glob("*.ttl"))
+    return [*EXAMPLES, *fixtures, d / "generated.ttl", d / "probe.ttl"]
 
 
 def test_rewritten_rules_give_the_former_rows(models: list[Path]) -> None:
