@@ -39,7 +39,7 @@ import reasonable
 from rdflib.namespace import OWL, RDF, RDFS
 
 from threatgraph.analysis.closure_key import CLOSURE_CACHE_VERSION, closure_key
-from threatgraph.analysis.fastclosure import saturate
+from threatgraph.analysis.fastclosure import Closure, Terms, closure_pass, saturate
 from threatgraph.cachefiles import cache_dir, read_cached, write_atomic
 from threatgraph.convert import to_ox
 
@@ -98,17 +98,6 @@ def reasonable_closure(ontology: rdflib.Graph, model: rdflib.Graph) -> list[Trip
     return [t for t in out if t not in asserted and _useful(t)]
 
 
-@dataclass(frozen=True, eq=False)
-class _Closure:
-    """What an individual with some given types has: all its types, (property, value) pairs, the
-    types worth returning, and whether no disjointness axiom is violated."""
-
-    types: frozenset[Node]
-    values: frozenset[tuple[Node, Node]]
-    useful: frozenset[Node]
-    consistent: bool
-
-
 @dataclass
 class _TBox:
     """The ontology compiled for the fast path (``reason`` says why there is none when it is empty)."""
@@ -137,9 +126,9 @@ class _TBox:
     """Values of functional properties in the ontology's closure, per (subject, property)."""
     onto_nodes: frozenset[Node] = frozenset()
     """Every term of the ontology (a model triple about one may coincide with an ontology triple)."""
-    cache: dict[frozenset[Node], _Closure] = field(default_factory=dict)
+    cache: dict[frozenset[Node], Closure[Node]] = field(default_factory=dict)
 
-    def close(self, seeds: frozenset[Node]) -> _Closure:
+    def close(self, seeds: frozenset[Node]) -> Closure[Node]:
         """Types and (property, value) pairs an individual with the types ``seeds`` has (memoised)."""
         hit = self.cache.get(seeds)
         if hit is not None:
@@ -147,7 +136,7 @@ class _TBox:
         types, values = saturate(seeds, self.sup, self.members, self.unions, self.hv, self.dom, self.hv2)
         consistent = OWL.Nothing not in types and all(len(d & types) < 2 for d in self.disjoint)
         useful = frozenset(c for c in types if _useful((rdflib.URIRef(_PROBE), RDF.type, c)))
-        out = _Closure(frozenset(types), frozenset(values), useful, consistent)
+        out = Closure(frozenset(types), frozenset(values), useful, consistent)
         self.cache[seeds] = out
         return out
 
@@ -312,108 +301,20 @@ def _compile(asserted: frozenset[Triple]) -> _TBox:
     return tb
 
 
-_Plan = tuple[frozenset[Node], frozenset[Node], bool, bool]
-_TYPE: _Plan = (frozenset(), frozenset(), False, False)
-_EMPTY: frozenset[Node] = frozenset()
-
-
-def _plan(tb: _TBox, p: Node) -> _Plan | None:
-    """What one model triple with predicate ``p`` entails: domain, range, hasValue?, tracked values?"""
-    if p == RDF.type:
-        return _TYPE
-    if _schema(p) and p not in _MODEL_PREDICATES:
-        return None
-    return (tb.dom.get(p, _EMPTY), tb.rng.get(p, _EMPTY), p in tb.hv_props, p in tb.functional or p in tb.hv_props)
-
-
-def _fast(tb: _TBox, model: rdflib.Graph) -> list[Triple] | None:
-    """The closure by the compiled ontology, or ``None`` when the model needs ``reasonable``."""
-    seeds: dict[Node, set[Node]] = {}
-    asserted_types: dict[Node, set[Node]] = {}
-    values: dict[tuple[Node, Node], set[Node]] = {}
-    plans: dict[Node, _Plan | None] = {}
-    hv2, rng = tb.hv2, tb.rng
-    for s, p, o in model:
-        try:
-            plan = plans[p]
-        except KeyError:
-            plan = plans[p] = _plan(tb, p)
-        if plan is None:
-            return None
-        if plan is _TYPE:
-            if isinstance(o, rdflib.Literal) or (_schema(o) and o not in _MODEL_TYPES):
-                return None
-            try:
-                seeds[s].add(o)
-            except KeyError:
-                seeds[s] = {o}
-            try:
-                asserted_types[s].add(o)
-            except KeyError:
-                asserted_types[s] = {o}
-            continue
-        dom_p, rng_p, hv, track = plan
-        if dom_p:
-            try:
-                seeds[s].update(dom_p)
-            except KeyError:
-                seeds[s] = set(dom_p)
-        if rng_p and not isinstance(o, rdflib.Literal):
-            try:
-                seeds[o].update(rng_p)
-            except KeyError:
-                seeds[o] = set(rng_p)
-        if hv:
-            rs = hv2.get((p, o))
-            if rs is not None:
-                seeds.setdefault(s, set()).update(rs)
-            elif isinstance(o, rdflib.Literal) and any(_alike(o, v) for v in tb.hv_literals.get(p, ())):
-                return None  # a hasValue literal spelt otherwise: leave the matching to reasonable
-        if track:
-            values.setdefault((s, p), set()).add(o)
-    onto_types = tb.onto_types
-    for s in onto_types.keys() & seeds.keys():
-        seeds[s].update(onto_types[s])
-    done: dict[Node, _Closure] = {}
-    todo = list(seeds)
-    while todo:
-        s = todo.pop()
-        closed = tb.close(frozenset(seeds[s]))
-        if done.get(s) is closed:
-            continue
-        done[s] = closed
-        for p, v in closed.values:
-            if p in rng and not isinstance(v, rdflib.Literal):
-                extra = rng[p] - seeds.setdefault(v, set(onto_types.get(v, ())))
-                if extra:
-                    seeds[v] |= extra
-                    todo.append(v)
-    out: list[Triple] = []
-    functional = tb.functional
-    onto_nodes = tb.onto_nodes
-    rdf_type = RDF.type
-    for s, closed in done.items():
-        if not closed.consistent:
-            return None
-        have = asserted_types.get(s)
-        mine: list[Triple] = [(s, rdf_type, c) for c in (closed.useful if have is None else closed.useful - have)]
-        for p, v in closed.values:
-            vs = values.setdefault((s, p), set())
-            if v not in vs:
-                vs.add(v)
-                mine.append((s, p, v))
-        if s in onto_nodes:
-            mine = [t for t in mine if t not in tb.asserted and t not in tb.inferred_set]
-        out.extend(mine)
-    for (s, p), vs in values.items():
-        if p in functional and len(vs | tb.onto_values.get((s, p), _EMPTY)) > 1:
-            return None  # prp-fp would equate the values
-    out.extend(t for t in tb.inferred if t not in model)
-    return out
+def _fast(tb: _TBox, model: Iterable[Triple]) -> list[Triple] | None:
+    """The closure by the compiled ontology, or ``None`` when the model needs ``reasonable`` (the pass of
+    :func:`threatgraph.analysis.fastclosure.closure_pass` on rdflib terms)."""
+    return closure_pass(tb, model, _RDFLIB_TERMS)
 
 
 def _alike(a: rdflib.Literal, b: rdflib.Literal) -> bool:
     return str(a) == str(b) or (a.value is not None and a.value == b.value)
+
+
+_RDFLIB_TERMS: Terms[Node] = Terms(
+    rdf_type=RDF.type, literal=rdflib.Literal, schema=_schema, model_predicates=frozenset(_MODEL_PREDICATES),
+    model_types=frozenset(_MODEL_TYPES), alike=_alike,
+)
 
 
 def _tbox(ontology: rdflib.Graph) -> _TBox:

@@ -14,9 +14,9 @@ runs ``reasonable``. ``tests/test_startup_cache.py`` checks both give the same t
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pyoxigraph import BlankNode, Literal, NamedNode
 
@@ -40,6 +40,7 @@ _MODEL_PREDICATES = frozenset(NamedNode(i) for i in (RDF.type, RDFS.label, RDFS.
                                                      RDFS + "isDefinedBy"))
 _MODEL_TYPES = frozenset(NamedNode(i) for i in (OWL + "NamedIndividual", OWL + "Thing"))
 _EMPTY: frozenset[Term] = frozenset()
+_NONE: frozenset[Any] = frozenset()
 
 
 def _schema(term: Term) -> bool:
@@ -94,10 +95,13 @@ def saturate(
 
 
 @dataclass(frozen=True, eq=False)
-class _Closure:
-    types: frozenset[Term]
-    values: frozenset[tuple[Term, Term]]
-    useful: frozenset[Term]
+class Closure(Generic[T]):
+    """What an individual with some given types has: all its types, (property, value) pairs, the
+    types worth returning, and whether no disjointness axiom is violated (on rdflib or store terms)."""
+
+    types: frozenset[T]
+    values: frozenset[tuple[T, T]]
+    useful: frozenset[T]
     consistent: bool
 
 
@@ -122,9 +126,9 @@ class OxTBox:
     onto_types: dict[Term, frozenset[Term]]
     onto_values: dict[tuple[Term, Term], frozenset[Term]]
     onto_nodes: frozenset[Term]
-    cache: dict[frozenset[Term], _Closure] = field(default_factory=dict)
+    cache: dict[frozenset[Term], Closure[Term]] = field(default_factory=dict)
 
-    def close(self, seeds: frozenset[Term]) -> _Closure:
+    def close(self, seeds: frozenset[Term]) -> Closure[Term]:
         """Types and (property, value) pairs an individual with the types ``seeds`` has (memoised)."""
         hit = self.cache.get(seeds)
         if hit is not None:
@@ -132,7 +136,7 @@ class OxTBox:
         types, values = saturate(seeds, self.sup, self.members, self.unions, self.hv, self.dom, self.hv2)
         consistent = _NOTHING not in types and all(len(d & types) < 2 for d in self.disjoint)
         useful = frozenset(c for c in types if c not in _DROP_TYPES and not isinstance(c, BlankNode))
-        out = _Closure(frozenset(types), frozenset(values), useful, consistent)
+        out = Closure(frozenset(types), frozenset(values), useful, consistent)
         self.cache[seeds] = out
         return out
 
@@ -219,58 +223,119 @@ def _alike(a: Literal, b: Literal) -> bool:
     return a.value == b.value or _value(a) == _value(b)
 
 
-_Plan = tuple[frozenset[Term], frozenset[Term], bool, bool]
+class CompiledTBox(Protocol[T]):
+    """What the linear pass reads of a compiled ontology (``closure._TBox`` on rdflib terms, :class:`OxTBox`
+    on store terms)."""
+
+    @property
+    def asserted(self) -> Set[tuple[T, T, T]]: ...
+    @property
+    def inferred(self) -> Sequence[tuple[T, T, T]]: ...
+    @property
+    def inferred_set(self) -> Set[tuple[T, T, T]]: ...
+    @property
+    def dom(self) -> Mapping[T, Set[T]]: ...
+    @property
+    def rng(self) -> Mapping[T, Set[T]]: ...
+    @property
+    def hv2(self) -> Mapping[tuple[T, T], Set[T]]: ...
+    @property
+    def hv_props(self) -> Set[T]: ...
+    @property
+    def hv_literals(self) -> Mapping[T, Sequence[Any]]: ...
+    @property
+    def functional(self) -> Set[T]: ...
+    @property
+    def onto_types(self) -> Mapping[T, Set[T]]: ...
+    @property
+    def onto_values(self) -> Mapping[tuple[T, T], Set[T]]: ...
+    @property
+    def onto_nodes(self) -> Set[T]: ...
+    def close(self, seeds: frozenset[T]) -> Closure[T]: ...
+
+
+@dataclass(frozen=True)
+class Terms(Generic[T]):
+    """What the linear pass needs to know of a term library (rdflib or pyoxigraph)."""
+
+    rdf_type: T
+    literal: type
+    """The class of literals."""
+    schema: Callable[[T], bool]
+    """Whether a term is in the OWL, RDF or RDFS namespace."""
+    model_predicates: frozenset[T]
+    """Schema predicates a model may use and still take the fast path."""
+    model_types: frozenset[T]
+    """Schema classes a model may type an individual with and still take the fast path."""
+    alike: Callable[[Any, Any], bool]
+    """Whether two literals may be taken for the same value (then ``reasonable`` decides)."""
+
+
+_Plan = tuple[Set[Any], Set[Any], bool, bool]
 _TYPE: _Plan = (frozenset(), frozenset(), False, False)
 
 
-def _plan(tb: OxTBox, p: Term) -> _Plan | None:
-    if p == _RDF_TYPE:
+def _plan(tb: CompiledTBox[T], terms: Terms[T], p: T) -> _Plan | None:
+    """What one model triple with predicate ``p`` entails: domain, range, hasValue?, tracked values?"""
+    if p == terms.rdf_type:
         return _TYPE
-    if _schema(p) and p not in _MODEL_PREDICATES:
+    if terms.schema(p) and p not in terms.model_predicates:
         return None
-    return (tb.dom.get(p, _EMPTY), tb.rng.get(p, _EMPTY), p in tb.hv_props, p in tb.functional or p in tb.hv_props)
+    return (tb.dom.get(p, _NONE), tb.rng.get(p, _NONE), p in tb.hv_props, p in tb.functional or p in tb.hv_props)
 
 
-def fast(tb: OxTBox, model: Iterable[OxTriple]) -> list[OxTriple] | None:
-    """The closure of ``model`` by the compiled ontology, or None when ``reasonable`` must answer
-    (the same pass as ``closure._fast``, on store terms)."""
+def closure_pass(tb: CompiledTBox[T], model: Iterable[tuple[T, T, T]], terms: Terms[T]) -> list[tuple[T, T, T]] | None:
+    """The closure of ``model`` by the compiled ontology ``tb``, or None when ``reasonable`` must answer: one
+    linear pass, the same on rdflib terms (``closure._fast``) and on store terms (:func:`fast`)."""
     triples = list(model)
-    model_set = set(triples)
-    seeds: dict[Term, set[Term]] = {}
-    asserted_types: dict[Term, set[Term]] = {}
-    values: dict[tuple[Term, Term], set[Term]] = {}
-    plans: dict[Term, _Plan | None] = {}
+    literal, schema, model_types = terms.literal, terms.schema, terms.model_types
+    seeds: dict[T, set[T]] = {}
+    asserted_types: dict[T, set[T]] = {}
+    values: dict[tuple[T, T], set[T]] = {}
+    plans: dict[T, _Plan | None] = {}
     hv2, rng = tb.hv2, tb.rng
     for s, p, o in triples:
         try:
             plan = plans[p]
         except KeyError:
-            plan = plans[p] = _plan(tb, p)
+            plan = plans[p] = _plan(tb, terms, p)
         if plan is None:
             return None
         if plan is _TYPE:
-            if isinstance(o, Literal) or (_schema(o) and o not in _MODEL_TYPES):
+            if isinstance(o, literal) or (schema(o) and o not in model_types):
                 return None
-            seeds.setdefault(s, set()).add(o)
-            asserted_types.setdefault(s, set()).add(o)
+            try:
+                seeds[s].add(o)
+            except KeyError:
+                seeds[s] = {o}
+            try:
+                asserted_types[s].add(o)
+            except KeyError:
+                asserted_types[s] = {o}
             continue
         dom_p, rng_p, hv, track = plan
         if dom_p:
-            seeds.setdefault(s, set()).update(dom_p)
-        if rng_p and not isinstance(o, Literal):
-            seeds.setdefault(o, set()).update(rng_p)
+            try:
+                seeds[s].update(dom_p)
+            except KeyError:
+                seeds[s] = set(dom_p)
+        if rng_p and not isinstance(o, literal):
+            try:
+                seeds[o].update(rng_p)
+            except KeyError:
+                seeds[o] = set(rng_p)
         if hv:
             rs = hv2.get((p, o))
             if rs is not None:
                 seeds.setdefault(s, set()).update(rs)
-            elif isinstance(o, Literal) and any(_alike(o, v) for v in tb.hv_literals.get(p, ())):
-                return None
+            elif isinstance(o, literal) and any(terms.alike(o, v) for v in tb.hv_literals.get(p, ())):
+                return None  # a hasValue literal spelt otherwise: leave the matching to reasonable
         if track:
             values.setdefault((s, p), set()).add(o)
     onto_types = tb.onto_types
     for s in onto_types.keys() & seeds.keys():
         seeds[s].update(onto_types[s])
-    done: dict[Term, _Closure] = {}
+    done: dict[T, Closure[T]] = {}
     todo = list(seeds)
     while todo:
         s = todo.pop()
@@ -279,30 +344,45 @@ def fast(tb: OxTBox, model: Iterable[OxTriple]) -> list[OxTriple] | None:
             continue
         done[s] = closed
         for p, v in closed.values:
-            if p in rng and not isinstance(v, Literal):
+            if p in rng and not isinstance(v, literal):
                 extra = rng[p] - seeds.setdefault(v, set(onto_types.get(v, ())))
                 if extra:
                     seeds[v] |= extra
                     todo.append(v)
-    out: list[OxTriple] = []
+    out: list[tuple[T, T, T]] = []
+    rdf_type, onto_nodes = terms.rdf_type, tb.onto_nodes
     for s, closed in done.items():
         if not closed.consistent:
             return None
         have = asserted_types.get(s)
-        mine: list[OxTriple] = [(s, _RDF_TYPE, c) for c in (closed.useful if have is None else closed.useful - have)]
+        mine = [(s, rdf_type, c) for c in (closed.useful if have is None else closed.useful - have)]
         for p, v in closed.values:
             vs = values.setdefault((s, p), set())
             if v not in vs:
                 vs.add(v)
                 mine.append((s, p, v))
-        if s in tb.onto_nodes:
+        if s in onto_nodes:
             mine = [t for t in mine if t not in tb.asserted and t not in tb.inferred_set]
         out.extend(mine)
+    functional = tb.functional
     for (s, p), vs in values.items():
-        if p in tb.functional and len(vs | tb.onto_values.get((s, p), _EMPTY)) > 1:
-            return None
+        if p in functional and len(vs | tb.onto_values.get((s, p), _NONE)) > 1:
+            return None  # prp-fp would equate the values
+    model_set = set(triples)
     out.extend(t for t in tb.inferred if t not in model_set)
     return out
+
+
+OX_TERMS: Terms[Term] = Terms(
+    rdf_type=_RDF_TYPE, literal=Literal, schema=_schema, model_predicates=_MODEL_PREDICATES,
+    model_types=_MODEL_TYPES, alike=_alike,
+)
+
+
+def fast(tb: OxTBox, model: Iterable[OxTriple]) -> list[OxTriple] | None:
+    """The closure of ``model`` by the compiled ontology, or None when ``reasonable`` must answer
+    (:func:`closure_pass` on store terms)."""
+    return closure_pass(tb, model, OX_TERMS)
 
 
 _BY_KEY: dict[str, OxTBox | None] = {}

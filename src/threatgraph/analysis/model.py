@@ -231,24 +231,45 @@ def _parse_ox(text: str, name: str, fmt: RdfFormat) -> list[OxTriple] | None:
     except (SyntaxError, ValueError):
         return None
     out: list[OxTriple] = []
+    # each distinct term is checked once (a model repeats its predicates, classes and elements): the checks
+    # took ~0.5 s of 0.67 s at 10 k elements, done per occurrence; pyoxigraph's parser returns these exact
+    # classes, so type() is tested rather than isinstance
+    predicates: set[OxTerm] = set()
+    nodes: set[OxTerm] = set()  # IRIs and blank nodes, valid as subject or object
+    literals: set[OxTerm] = set()
+    bad_iri = _BAD_IRI.search
     for q in quads:
         s, p, o = q.subject, q.predicate, q.object
-        if not isinstance(s, NamedNode | BlankNode) or not isinstance(p, NamedNode):
-            return None  # a triple term (RDF 1.2): rdflib refuses it
-        if isinstance(o, Literal):
-            if o.language:
-                if getattr(o, "direction", None):
-                    return None  # RDF 1.2 directional language tag
+        if p not in predicates:
+            if type(p) is not NamedNode or bad_iri(p.value):
+                return None
+            predicates.add(p)
+        if s not in nodes:
+            if type(s) is NamedNode:
+                if bad_iri(s.value):
+                    return None
+            elif type(s) is not BlankNode:
+                return None  # a triple term (RDF 1.2): rdflib refuses it
+            nodes.add(s)
+        if o not in nodes and o not in literals:
+            if type(o) is Literal:
+                if o.language:
+                    if getattr(o, "direction", None):
+                        return None  # RDF 1.2 directional language tag
+                else:
+                    dt = o.datatype.value
+                    if dt != _XSD_STRING:
+                        canonical = _CANONICAL.get(dt)
+                        if canonical is None or not canonical.fullmatch(o.value):
+                            return None
+                literals.add(o)
+            elif type(o) is NamedNode:
+                if bad_iri(o.value):
+                    return None
+                nodes.add(o)
+            elif type(o) is BlankNode:
+                nodes.add(o)
             else:
-                dt = o.datatype.value
-                if dt != _XSD_STRING:
-                    canonical = _CANONICAL.get(dt)
-                    if canonical is None or not canonical.fullmatch(o.value):
-                        return None
-        elif not isinstance(o, NamedNode | BlankNode):
-            return None
-        for t in (s, p, o):
-            if isinstance(t, NamedNode) and _BAD_IRI.search(t.value):
                 return None
         out.append((s, p, o))
     return out  # language tags are lowercased either way (pyoxigraph's Literal lowercases rdflib's)

@@ -84,15 +84,9 @@ def rows_of(res: object) -> list[Row]:
     if not isinstance(res, QuerySolutions):
         raise StoreError("expected a SELECT query")
     names = [v.value for v in res.variables]
-    out: list[Row] = []
-    for sol in res:
-        row: Row = {}
-        for i, name in enumerate(names):
-            t = sol[i]
-            if t is not None:
-                row[name] = t
-        out.append(row)
-    return out
+    # a solution iterates its values in the order of ``variables`` (None where unbound): zipped with the
+    # names in one comprehension, ~3-4 % less CPU than indexing each solution (97 k rows of the rules at 10 k)
+    return [{name: t for name, t in zip(names, sol, strict=True) if t is not None} for sol in res]
 
 
 def boolean_of(res: object) -> bool:
