@@ -1,13 +1,13 @@
 """Rules whose WHERE clauses were rewritten for speed (issue 14) give the same rows as their former
 queries, kept here as the slow reference: on the three examples, NC-001's fixtures, a generated model, and
-a model that shows the scope semantics TG-STRIDE-S-002 and TG-STRIDE-R-004 keep.
+a probe model.
 
-Those two rules tested a variable inside a UNION branch where it is not in scope (a group is evaluated
-before it is joined). The rewrites keep that meaning, named (?anyProcess, ?anyEntity, ?anyFlow,
-?anyReadOnly): S-002 fires on a store-to-store flow when the model has any process or external entity,
-one flow stating tg:destinationAuthenticated true silences its target branch on every flow, and one flow
-stating tg:readOnly true silences R-004's data store branch on every flow. ``test_scope_semantics`` pins
-that; changing it is a rule change of its own, which re-records the answers.
+TG-STRIDE-S-002, TG-STRIDE-R-004 and TG-STRIDE-T-010 tested a variable inside a UNION branch where it was
+not in scope (a group is evaluated before it is joined): S-002 fired on store-to-store flows only when the
+model had some process or external entity, and one flow stating tg:destinationAuthenticated true silenced its
+target branch on every flow; one flow stating tg:readOnly true silenced R-004's data store branch on every
+flow; T-010's external-entity branch named no input flow. Their rewrites bind the variables in the branch
+(a rule change, answers re-recorded): ``test_scope_semantics`` checks the corrected meaning on the probe.
 """
 
 from __future__ import annotations
@@ -24,28 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "data" / "examples").glob("*.ttl"))
 
 FORMER = {
-    "TG-STRIDE-S-002": """\
-SELECT ?focus ?source ?target ?end ?harm WHERE {
-  ?focus a tg:DataFlow ;
-         tg:source ?source ;
-         tg:target ?target .
-  FILTER NOT EXISTS { ?focus tg:authenticated true }
-  {
-    ?source a tg:DataStore .
-    FILTER (EXISTS { ?target a tg:Process } || EXISTS { ?target a tg:ExternalEntity })
-    FILTER NOT EXISTS { ?source tg:authenticated true }
-    BIND ("source" AS ?end)
-    BIND ("deliver forged data, models or features to the reader" AS ?harm)
-  } UNION {
-    ?target a tg:DataStore .
-    FILTER (EXISTS { ?source a tg:Process } || EXISTS { ?source a tg:ExternalEntity })
-    FILTER NOT EXISTS { ?target tg:authenticated true }
-    FILTER NOT EXISTS { ?focus tg:destinationAuthenticated true }
-    BIND ("target" AS ?end)
-    BIND ("receive what the writer stores" AS ?harm)
-  }
-}
-""",
     "TG-STRIDE-E-005": """\
 SELECT ?focus ?category ?source ?target ?srcZone ?tgtZone WHERE {
   ?focus tg:crossesBoundary true ;
@@ -65,18 +43,6 @@ SELECT ?focus ?category ?source ?target ?srcZone ?tgtZone WHERE {
   { BIND (stride:ElevationOfPrivilege AS ?category) }
   UNION
   { ?target a tg:DataStore . BIND (stride:InformationDisclosure AS ?category) }
-}
-""",
-    "TG-STRIDE-R-004": """\
-SELECT ?focus ?source ?target WHERE {
-  ?focus a tg:DataFlow ;
-         tg:source ?source ;
-         tg:target ?target .
-  { ?target a tg:DataStore . FILTER NOT EXISTS { ?target tg:artifactsSigned true } FILTER NOT EXISTS { ?focus tg:readOnly true } }
-  UNION { ?target a tg:ExternalEntity . ?focus tg:crossesBoundary true }
-  FILTER NOT EXISTS { ?focus tg:auditLogged true }
-  FILTER NOT EXISTS { ?source tg:auditLogged true }
-  FILTER NOT EXISTS { ?target tg:auditLogged true }
 }
 """,
     "TG-STRIDE-T-005": """\
@@ -235,8 +201,30 @@ def test_scope_semantics(models: list[Path]) -> None:
     eng = engine_on(models[-1])
     by_id = {r.id: r for r in eng.rules}
     s002 = {(dict(r)["focus"], dict(r)["end"]) for r in rows(eng, by_id["TG-STRIDE-S-002"].query)}
-    # f1 and f4 write into unauthenticated stores, but f2 states tg:destinationAuthenticated true: the
-    # target branch is silenced on every flow; f3 runs store to store and fires on its source end
-    assert s002 == {("<http://example.org/test#f3>", '"source"')}
-    # f1 and f4 write into stores without audit logging, but f3 states tg:readOnly true
-    assert rows(eng, by_id["TG-STRIDE-R-004"].query) == []
+    # f1 and f4 write into unauthenticated stores; f2 states tg:destinationAuthenticated true (itself only);
+    # f3 runs store to store and fires at both ends (TMT's S7/S7.1 name only the store's end)
+    ex = "<http://example.org/test#%s>"
+    assert s002 == {(ex % "f1", '"target"'), (ex % "f4", '"target"'), (ex % "f3", '"source"'), (ex % "f3", '"target"')}
+    # f1, f2 and f4 write into stores without audit logging; only f3 states tg:readOnly true
+    assert {dict(r)["focus"] for r in rows(eng, by_id["TG-STRIDE-R-004"].query)} == {ex % n for n in ("f1", "f2", "f4")}
+
+
+def test_t010_names_the_external_entitys_own_flow_as_input() -> None:
+    path = ROOT / "tests" / "rules" / "fixtures" / "TG-STRIDE-T-010" / "positive.ttl"
+    text = path.read_text(encoding="utf-8") + (
+        "ex:direct a tg:DataFlow ; rdfs:label \"Bulk import\" ; tg:source ex:customer ; tg:target ex:db .\n")
+    eng = Engine()
+    eng.load(load_model_files([_write(text)]))
+    eng.derive()
+    by_id = {r.id: r for r in eng.rules}
+    got = {(dict(r)["focus"], dict(r).get("input")) for r in rows(eng, by_id["TG-STRIDE-T-010"].query)}
+    ex = "<http://example.org/test#%s>"
+    assert (ex % "direct", ex % "direct") in got  # the entity's own flow is the input (it was unbound)
+    assert (ex % "focus", ex % "search") in got
+
+
+def _write(text: str) -> Path:
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="t010-"))
+    (d / "model.ttl").write_text(text, encoding="utf-8")
+    return d / "model.ttl"
