@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 
-from pyoxigraph import BlankNode, Literal, NamedNode
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
 from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.store import Store
@@ -208,13 +209,9 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
     for app_iri, app_props in list(subj.items()):
         for fin in app_props.get(_OF_FINDING, []):
             subj.setdefault(fin.value, {}).setdefault(_APPLICATION, []).append(NamedNode(app_iri))
-    if any(_APPLICATION in props for props in subj.values()):
-        # mapping justifications, and what the knowledge view says of each technique (mitigations, D3FEND
-        # countermeasures with their inference, detections, maturity: joined when read, not copied)
-        for q in chain(store.quads(graph_iri("bridge")), store.quads(graph_iri("view"))):
-            s, o = q.subject, q.object
-            if isinstance(s, NamedNode) and isinstance(o, (NamedNode, Literal)):
-                subj.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)
+    # mapping justifications, and what the knowledge view says of each technique (mitigations, D3FEND
+    # countermeasures with their inference, detections, maturity: joined when read, not copied)
+    joined: _Subjects = _Subjects(subj, store if any(_APPLICATION in props for props in subj.values()) else None)
     schemes = {r["cat"].value: r["scheme"].value for r in store.select(_SCHEMES)}
     kinds: dict[str, str] = {}
     for r in store.select(_FOCUS % {"g": g}):
@@ -232,7 +229,7 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
         rule = props[_BY_RULE][0].value
         rinfo = rules.get(rule)
         if rinfo is None:
-            rprops = subj.get(rule, {})
+            rprops = joined.get(rule, {})
             rinfo = rules[rule] = (
                 _one(rprops, _RULE_ID) or rule.rsplit("/", 1)[-1], _one(rprops, _LABEL), _one(rprops, _SOURCE))
         focus = props[_FOCUS_P][0].value
@@ -256,17 +253,73 @@ def read_findings(store: Store, labels: dict[str, str], graph: str | None = None
         for ev in props.get(_EVIDENCE_P, []):
             e = evidence.get(ev.value, _NO_EVIDENCE)
             if e is _NO_EVIDENCE:
-                e = evidence[ev.value] = _evidence(subj.get(ev.value, {}), labels)
+                e = evidence[ev.value] = _evidence(joined.get(ev.value, {}), labels)
             if e is not None:
                 f.evidence.append(e)
         f.categories.sort(key=lambda c: (c[2] != "STRIDE", c[1]))
         f.evidence.sort()
-        _attach_derivation(f, props, subj, labels, cache)
+        _attach_derivation(f, props, joined, labels, cache)
         out.append(f)
     return sorted(out, key=lambda f: (f.focus_label.lower(), f.focus, -f.severity_rank, f.rule_id, f.category_labels))
 
 
 _NO_EVIDENCE = ("", "", "")
+_Props = dict[str, list[Term]]
+
+
+class _Subjects:
+    """The finding graph's subjects (``own``: IRI → predicate → objects) joined with what ``graph/bridge`` and
+    ``graph/view`` of ``store`` say of them (store None: nothing joined).
+
+    On a store that reads a subject's quads from its index (``quads_matching_subject``, the embedded store)
+    a subject is joined when first asked for: reading the two graphs whole cost ~45 ms of every analysis
+    with knowledge (issue 14: ~21 k quads, most of them on techniques no finding cites), where a report
+    reads a few hundred of their subjects. Any other store's graphs are read whole, once. Either way the
+    objects of a subject come in the order a scan of the graphs gives them (finding graph, bridge, view;
+    each by predicate, then object)."""
+
+    def __init__(self, own: dict[str, _Props], store: Store | None) -> None:
+        self._own = own
+        self._joined: dict[str, _Props | None] = {}
+        self._graphs = (graph_iri("bridge"), graph_iri("view"))
+        self._match: Callable[[NamedNode, NamedNode], Iterable[Quad]] | None = None
+        if store is None:
+            self._joined = own  # type: ignore[assignment]
+            return
+        match = getattr(store, "quads_matching_subject", None)
+        if callable(match):
+            self._match = match
+            return
+        for q in chain.from_iterable(store.quads(g) for g in self._graphs):
+            s, o = q.subject, q.object
+            if isinstance(s, NamedNode) and isinstance(o, (NamedNode, Literal)):
+                own.setdefault(s.value, {}).setdefault(q.predicate.value, []).append(o)
+        self._joined = own  # type: ignore[assignment]
+
+    def get(self, key: str, default: _Props) -> _Props:
+        """The predicates and objects of ``key`` (``default`` when it is the subject of nothing)."""
+        if key in self._joined:
+            props = self._joined[key]
+        elif self._match is None:
+            return default
+        else:
+            props = self._joined[key] = self._join(key, self._match)
+        return default if props is None else props
+
+    def _join(self, key: str, match: Callable[[NamedNode, NamedNode], Iterable[Quad]]) -> _Props | None:
+        props = self._own.get(key)
+        copied = False
+        s = NamedNode(key)
+        for q in chain.from_iterable(match(s, NamedNode(g)) for g in self._graphs):
+            o = q.object
+            if not isinstance(o, (NamedNode, Literal)):
+                continue
+            if props is None:
+                props, copied = {}, True
+            elif not copied:  # the finding graph's own lists are not changed
+                props, copied = {k: list(v) for k, v in props.items()}, True
+            props.setdefault(q.predicate.value, []).append(o)
+        return props
 
 
 def _evidence(ep: dict[str, list[Term]], labels: dict[str, str]) -> tuple[str, str, str] | None:
@@ -318,7 +371,7 @@ class _TechniqueData:
     maturity: str
 
 
-def _technique_data(t: str, subj: dict[str, dict[str, list[Term]]], labels: dict[str, str]) -> _TechniqueData:
+def _technique_data(t: str, subj: _Subjects, labels: dict[str, str]) -> _TechniqueData:
     """Mitigations, D3FEND countermeasures (with the inference that found them), detections, maturity."""
 
     def lab(iri: str) -> str:
@@ -352,7 +405,7 @@ _MISSING = TechniqueView("", "", "", "")
 
 
 def _application_view(
-    app: str, subj: dict[str, dict[str, list[Term]]], labels: dict[str, str], cache: _DerivationCache
+    app: str, subj: _Subjects, labels: dict[str, str], cache: _DerivationCache
 ) -> TechniqueView | None:
     """What a technique application says, the same for every finding it realises (categories left empty);
     None when it names no technique."""
@@ -401,7 +454,7 @@ def _application_view(
 def _attach_derivation(
     f: Finding,
     props: dict[str, list[Term]],
-    subj: dict[str, dict[str, list[Term]]],
+    subj: _Subjects,
     labels: dict[str, str],
     cache: _DerivationCache | None = None,
 ) -> None:

@@ -264,15 +264,55 @@ def parse_mappings(paths: Sequence[Path] | None = None) -> list[TechniqueMapping
     return out
 
 
-def load_bridge(store: Store, paths: Sequence[Path] | None = None) -> int:
-    """Replace ``graph/bridge`` with the mapping files; return the number of triples loaded."""
-    files = list(paths) if paths is not None else mapping_files()
-    triples: list[ox.Triple] = []
+BRIDGE_CACHE_VERSION = "1"
+"""Bumped whenever what :func:`load_bridge` caches changes (part of the cache key)."""
+
+
+def _bridge_cache(files: Sequence[Path]) -> Path:
+    """The cache file of the mapping files' N-Triples: keyed by the files' names and contents (an edited,
+    added or removed mapping file gets a new entry) and the installed pyoxigraph, which parses them."""
+    import hashlib
+
+    from threatgraph.cachefiles import cache_dir, library_stamp
+
+    h = hashlib.sha256(f"threatgraph-bridge/{BRIDGE_CACHE_VERSION}\n{library_stamp('pyoxigraph')}\n".encode())
     for path in files:
-        triples.extend(_parse_file(path))
-    data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise InputError(f"{path}: cannot read: {err}") from err
+        h.update(path.name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return cache_dir() / "bridge" / f"{h.hexdigest()}.nt"
+
+
+def load_bridge(store: Store, paths: Sequence[Path] | None = None) -> int:
+    """Replace ``graph/bridge`` with the mapping files; return the number of triples loaded.
+
+    The files' N-Triples are cached (:func:`_bridge_cache`, checked by digest when read): every analysis
+    loads the bridge, and parsing the Turtle files and loading them through a scratch store cost ~20 ms of
+    each (issue 14). A cache file that is missing, damaged or cannot be written is rebuilt or skipped."""
+    from threatgraph.cachefiles import read_checked, write_checked
+    from threatgraph.store.embedded import EmbeddedStore
+
+    files = list(paths) if paths is not None else mapping_files()
+    cache = _bridge_cache(files)
+    data = read_checked(cache)
+    if data is not None and isinstance(store, EmbeddedStore):
+        store.drop_graph(BRIDGE_GRAPH)
+        try:  # threatgraph's own output, digest-checked: parsed without validating IRIs again
+            store.load(data, "application/n-triples", BRIDGE_GRAPH, trusted=True)
+            return data.count(b"\n")
+        except InputError:  # not what write_checked wrote after all: parsed again below
+            store.drop_graph(BRIDGE_GRAPH)
+            data = None
+    if data is None:
+        triples: list[ox.Triple] = []
+        for path in files:
+            triples.extend(_parse_file(path))
+        data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
+        write_checked(cache, data)
     store.replace_graph(BRIDGE_GRAPH, data, "application/n-triples")
-    return len(triples)
+    return data.count(b"\n")
 
 
 def mappings_from_store(store: Store) -> list[TechniqueMapping]:

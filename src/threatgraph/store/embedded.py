@@ -146,9 +146,10 @@ class EmbeddedStore:
             raise StoreError(f"update failed: {err}") from err
 
     # -- data ------------------------------------------------------------------------------------
-    def load(self, data: bytes | str, mime: str, graph: str) -> None:
+    def load(self, data: bytes | str, mime: str, graph: str, *, trusted: bool = False) -> None:
+        """``trusted``: as for :meth:`load_dataset`."""
         try:
-            self._store.load(data, rdf_format(mime), to_graph=NamedNode(graph))
+            self._store.load(data, rdf_format(mime), to_graph=NamedNode(graph), lenient=trusted)
         except SyntaxError as err:
             raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
 
@@ -296,6 +297,11 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         elements the technique applications' join took 0.8 s as a SELECT)."""
         o_node = NamedNode(obj) if obj is not None else None
         return iter(self._store.quads_for_pattern(None, NamedNode(predicate), o_node, NamedNode(graph)))
+
+    def quads_matching_subject(self, subject: NamedNode, graph: NamedNode) -> Iterator[Quad]:
+        """The quads of ``graph`` with ``subject``, read from the store's index (reports join a finding's
+        technique with what the knowledge view says of it this way, not by reading the view whole)."""
+        return iter(self._store.quads_for_pattern(subject, None, None, graph))
 
     def flush(self) -> None:
         """Persist pending writes (on-disk stores)."""
