@@ -32,7 +32,6 @@ from pyoxigraph import Store as OxStore
 
 from threatgraph.errors import InputError, RuleError
 from threatgraph.resources import queries_dir
-from threatgraph.rqheader import read_header
 from threatgraph.sparql import syntax_error
 from threatgraph.terms import PREFIXES
 
@@ -135,6 +134,8 @@ def expand_curie(curie: str, where: str) -> str:
 
 def parse_rule(text: str, path: str) -> Rule:
     """Parse a rule file's text. Raises :class:`RuleError` naming the file, the line and the problem."""
+    from threatgraph.rqheader import read_header  # (not imported by an analysis whose rules are cached)
+
     head = read_header(text, path)
     header = head.fields
 
@@ -314,13 +315,12 @@ def _parsed_rules(texts: Sequence[tuple[str, str]]) -> list[Rule] | None:
     import hashlib
     import json
 
-    from threatgraph import rqheader
     from threatgraph.cachefiles import cache_dir, read_checked, write_checked
 
     h = hashlib.sha256(f"threatgraph-rules-parsed/{_PARSED_VERSION}\n".encode())
     for k, v in sorted(PREFIXES.items()):  # categories are expanded with them
         h.update(f"{k} {v}\n".encode())
-    for module in (__file__, rqheader.__file__):  # the parser itself: a changed parser parses again
+    for module in (__file__, Path(__file__).parent.parent / "rqheader.py"):  # the parser: a changed one parses again
         try:
             h.update(hashlib.sha256(Path(module).read_bytes()).digest())
         except OSError:  # (not installed as files): not cached
