@@ -25,12 +25,17 @@ from typing import Any
 import pyoxigraph as ox
 
 from threatgraph.errors import InputError
+from threatgraph.knowledge.bridgegraph import (  # the loader every analysis runs, in a module of its own
+    BRIDGE_GRAPH,
+    _parse_file,
+    load_bridge,
+    mapping_files,
+    mappings_dir,
+)
 from threatgraph.resources import ontology_dir
 from threatgraph.store.base import Store
-from threatgraph.terms import ATLAS, ATTACK, DCT, LINDDUN, OWL, RDF, RDFS, STRIDE, TG, TGML, graph_iri
+from threatgraph.terms import ATLAS, ATTACK, DCT, LINDDUN, OWL, RDF, RDFS, STRIDE, TG, TGML
 
-BRIDGE_GRAPH = graph_iri("bridge")
-"""Named graph the mapping files are loaded into."""
 MAPPING_NS = "https://w3id.org/threatgraph/mapping/"
 """Namespace of mapping nodes: ``<https://w3id.org/threatgraph/mapping/AML.T0020>``."""
 MIN_JUSTIFICATION = 30
@@ -170,27 +175,6 @@ class AssetCoverage:
 # ------------------------------------------------------------------------------------------------
 # parsing and loading
 # ------------------------------------------------------------------------------------------------
-def mappings_dir() -> Path:
-    """Directory of the shipped mapping files (``ontology/mappings``)."""
-    return ontology_dir() / "mappings"
-
-
-def mapping_files(directory: Path | None = None) -> list[Path]:
-    """The ``*.ttl`` mapping files, sorted."""
-    return sorted((directory or mappings_dir()).glob("*.ttl"))
-
-
-def _parse_file(path: Path) -> list[ox.Triple]:
-    try:
-        return [q.triple for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)]
-    except SyntaxError as err:
-        raise InputError(
-            f"{path}: invalid Turtle: {err}", hint="fix the syntax at the reported line and column"
-        ) from err
-    except OSError as err:
-        raise InputError(f"{path}: cannot read: {err}") from err
-
-
 def _node_lines(path: Path) -> dict[str, int]:
     """Mapping-node local name → first line where it is the subject (``m:ID a tg:TechniqueMapping``)."""
     out: dict[str, int] = {}
@@ -262,57 +246,6 @@ def parse_mappings(paths: Sequence[Path] | None = None) -> list[TechniqueMapping
     for path in files:
         out.extend(_build(_parse_file(path), str(path), _node_lines(path)))
     return out
-
-
-BRIDGE_CACHE_VERSION = "1"
-"""Bumped whenever what :func:`load_bridge` caches changes (part of the cache key)."""
-
-
-def _bridge_cache(files: Sequence[Path]) -> Path:
-    """The cache file of the mapping files' N-Triples: keyed by the files' names and contents (an edited,
-    added or removed mapping file gets a new entry) and the installed pyoxigraph, which parses them."""
-    import hashlib
-
-    from threatgraph.cachefiles import cache_dir, library_stamp
-
-    h = hashlib.sha256(f"threatgraph-bridge/{BRIDGE_CACHE_VERSION}\n{library_stamp('pyoxigraph')}\n".encode())
-    for path in files:
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise InputError(f"{path}: cannot read: {err}") from err
-        h.update(path.name.encode() + b"\0" + hashlib.sha256(data).digest())
-    return cache_dir() / "bridge" / f"{h.hexdigest()}.nt"
-
-
-def load_bridge(store: Store, paths: Sequence[Path] | None = None) -> int:
-    """Replace ``graph/bridge`` with the mapping files; return the number of triples loaded.
-
-    The files' N-Triples are cached (:func:`_bridge_cache`, checked by digest when read): every analysis
-    loads the bridge, and parsing the Turtle files and loading them through a scratch store cost ~20 ms of
-    each (issue 14). A cache file that is missing, damaged or cannot be written is rebuilt or skipped."""
-    from threatgraph.cachefiles import read_checked, write_checked
-    from threatgraph.store.embedded import EmbeddedStore
-
-    files = list(paths) if paths is not None else mapping_files()
-    cache = _bridge_cache(files)
-    data = read_checked(cache)
-    if data is not None and isinstance(store, EmbeddedStore):
-        store.drop_graph(BRIDGE_GRAPH)
-        try:  # threatgraph's own output, digest-checked: parsed without validating IRIs again
-            store.load(data, "application/n-triples", BRIDGE_GRAPH, trusted=True)
-            return data.count(b"\n")
-        except InputError:  # not what write_checked wrote after all: parsed again below
-            store.drop_graph(BRIDGE_GRAPH)
-            data = None
-    if data is None:
-        triples: list[ox.Triple] = []
-        for path in files:
-            triples.extend(_parse_file(path))
-        data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
-        write_checked(cache, data)
-    store.replace_graph(BRIDGE_GRAPH, data, "application/n-triples")
-    return data.count(b"\n")
 
 
 def mappings_from_store(store: Store) -> list[TechniqueMapping]:

@@ -193,7 +193,7 @@ def compile_view(store: Store, graphs: Sequence[str], preloaded: Mapping[str, Vi
     labels, ids, status and maturity).
     """
     from threatgraph.analysis.techniques import G_VIEW, ensure_view, newest_releases
-    from threatgraph.knowledge.bridge import load_bridge
+    from threatgraph.knowledge.bridgegraph import load_bridge
     from threatgraph.store import open_store
 
     kept: list[Quad] = []
