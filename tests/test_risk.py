@@ -18,7 +18,7 @@ from threatgraph.analysis.engine import Engine, labels_of
 from threatgraph.analysis.findings import Finding, read_findings
 from threatgraph.analysis.risk import combine_likelihood, risk_level
 from threatgraph.analysis.rules import load_rules, parse_rule
-from threatgraph.knowledge import bridge
+from threatgraph.knowledge import bridgegraph
 from threatgraph.report import findings_json, risk_text
 from threatgraph.store import Store, open_store
 from threatgraph.terms import graph_iri
@@ -69,7 +69,7 @@ def findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
     path.write_text(MODEL, encoding="utf-8")
     store = open_store()
     with pytest.MonkeyPatch.context() as mp:  # no bridge mappings: no technique, categories only
-        mp.setattr(bridge, "mapping_files", lambda directory=None: [])
+        mp.setattr(bridgegraph, "mapping_files", lambda directory=None: [])
         engine(store).analyze([str(path)])
     return read_findings(store, labels_of(store))
 

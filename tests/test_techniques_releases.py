@@ -15,7 +15,7 @@ from pyoxigraph import Literal, NamedNode, Quad
 from threatgraph.analysis.engine import Engine, labels_of
 from threatgraph.analysis.findings import Finding, read_findings
 from threatgraph.analysis.techniques import run_stage
-from threatgraph.knowledge import bridge
+from threatgraph.knowledge import bridgegraph
 from threatgraph.store import Store, open_store
 from threatgraph.terms import ATTACK, KB, RDF, graph_iri
 
@@ -59,7 +59,7 @@ def analysed(tmp_path: Path) -> tuple[Store, list[Finding]]:
     store = open_store()
     # no release recorded and no shipped mappings (they would be cited unresolved): categories only
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bridge, "mapping_files", lambda directory=None: [])
+        mp.setattr(bridgegraph, "mapping_files", lambda directory=None: [])
         Engine(store).analyze([str(model)])
     store.load(BRIDGE, "text/turtle", graph_iri("bridge"))
     quads = []

@@ -72,3 +72,28 @@ def library_stamp(*modules: str) -> str:
             _STAMPS[name] = stamp
         out.append(stamp)
     return "|".join(out)
+
+
+_CHECKED = b"# threatgraph-cache sha256 "
+
+
+def write_checked(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically behind a first line holding its sha256 (``# …``: a comment in
+    N-Triples, N-Quads and Turtle), so that a truncated or altered file is never used (:func:`read_checked`)."""
+    import hashlib
+
+    return write_atomic(path, _CHECKED + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+
+
+def read_checked(path: Path) -> bytes | None:
+    """What :func:`write_checked` wrote to ``path``; None when the file is missing, unreadable, or its digest
+    line does not match the rest (the caller rebuilds it)."""
+    import hashlib
+
+    raw = read_cached(path)
+    if raw is None or not raw.startswith(_CHECKED):
+        return None
+    head, _, body = raw.partition(b"\n")
+    if head[len(_CHECKED):] != hashlib.sha256(body).hexdigest().encode():
+        return None
+    return body

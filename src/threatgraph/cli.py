@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
-import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -134,6 +133,35 @@ def plain_text(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"'\1'", text)
 
 
+class _QuietRdflib:
+    """A meta-path finder that finds nothing: when ``rdflib`` is first imported (its package imports its
+    submodules; ``importlib.util.find_spec("rdflib")``, which only locates it, does not) it sets rdflib's log
+    level and steps aside (see :func:`quiet_rdflib`)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.startswith("rdflib."):
+            _quiet_now()
+        return None
+
+
+def _quiet_now() -> None:
+    import logging
+
+    logging.getLogger("rdflib").setLevel(logging.ERROR)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietRdflib)]
+
+
+def quiet_rdflib() -> None:
+    """rdflib logs its own warnings (e.g. "does not look like a valid URI") on stderr; the CLI reports
+    problems itself, once, as "threatgraph: error/warning: ..." lines. The level is set when rdflib is
+    first imported, not before: a command that never uses rdflib (``analyze`` of a Turtle model) does not
+    import :mod:`logging` either (start-up, issue 14)."""
+    if "rdflib" in sys.modules:
+        _quiet_now()
+    elif not any(isinstance(f, _QuietRdflib) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietRdflib())
+
+
 def _command_of(argv: Sequence[str]) -> str | None:
     """The command word of ``argv`` (its first argument not starting with ``-``), if any."""
     return next((a for a in argv if not a.startswith("-")), None)
@@ -141,9 +169,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (without the program name); return the exit code."""
-    # rdflib logs its own warnings (e.g. "does not look like a valid URI") on stderr; the CLI reports
-    # problems itself, once, as "threatgraph: error/warning: ..." lines
-    logging.getLogger("rdflib").setLevel(logging.ERROR)
+    quiet_rdflib()
     args_list = list(argv) if argv is not None else sys.argv[1:]
     parser = build_parser(_command_of(args_list))
     try:

@@ -275,7 +275,7 @@ class Engine:
         from threatgraph.analysis.paths import find_paths
         from threatgraph.analysis.risk import score_findings
         from threatgraph.analysis.techniques import newest_releases, run_stage
-        from threatgraph.knowledge.bridge import load_bridge
+        from threatgraph.knowledge.bridgegraph import load_bridge
 
         releases = newest_releases(self.store)
         load_bridge(self.store)  # with or without releases: without, techniques are cited unresolved

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import xml.sax
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +89,8 @@ def _format_for(path: Path) -> str:
 
 def parse_model_text(text: str, name: str, fmt: str = "turtle", graph: rdflib.Graph | None = None) -> rdflib.Graph:
     """Parse RDF text into ``graph`` (new if None); errors name ``name`` and the line."""
+    import xml.sax
+
     import rdflib
     from rdflib.exceptions import Error as RdflibError
     from rdflib.plugins.parsers.notation3 import BadSyntax

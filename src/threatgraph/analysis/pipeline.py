@@ -21,7 +21,6 @@ transaction: the graphs are staged, then swapped in by one SPARQL update).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -232,6 +231,8 @@ def write_graphs(target: Store, mem: Store, graphs: Sequence[str] = SAVED_GRAPHS
             data = mem.dump(g, "application/n-triples")
             target.replace_graph(g, data, "application/n-triples")
         return
+    import uuid
+
     staged: dict[str, str] = {g: f"{GRAPH}staging/{uuid.uuid4().hex}" for g in graphs}
     try:
         for g, tmp in staged.items():

@@ -32,7 +32,6 @@ from pyoxigraph import Store as OxStore
 
 from threatgraph.errors import InputError, RuleError
 from threatgraph.resources import queries_dir
-from threatgraph.rqheader import read_header
 from threatgraph.sparql import syntax_error
 from threatgraph.terms import PREFIXES
 
@@ -135,6 +134,8 @@ def expand_curie(curie: str, where: str) -> str:
 
 def parse_rule(text: str, path: str) -> Rule:
     """Parse a rule file's text. Raises :class:`RuleError` naming the file, the line and the problem."""
+    from threatgraph.rqheader import read_header  # (not imported by an analysis whose rules are cached)
+
     head = read_header(text, path)
     header = head.fields
 
@@ -264,8 +265,9 @@ def load_rules(
         check = False
     rules: list[Rule] = []
     seen: dict[str, str] = {}
-    for name, text in texts:
-        rule = parse_rule(text, name)
+    parsed = _parsed_rules(texts)
+    for i, (name, text) in enumerate(texts):
+        rule = parsed[i] if parsed is not None else parse_rule(text, name)
         if rule.id in seen:
             raise RuleError(f"{name}: rule id {rule.id} is also used by {seen[rule.id]}")
         seen[rule.id] = name
@@ -277,6 +279,76 @@ def load_rules(
 
         write_atomic(marker, b"checked\n")
     return rules
+
+
+_PARSED_VERSION = "1"
+"""Bumped whenever :func:`parse_rule` or :class:`Rule` changes (part of the key of the cached parsed rules)."""
+_STR_FIELDS = ("id", "title", "framework", "severity", "focus", "source", "explanation", "query", "path",
+               "description", "remediation")
+_TUPLE_FIELDS = ("categories", "attack", "atlas", "covers")
+
+
+def _rule_json(rule: Rule) -> dict[str, object]:
+    return {**{k: getattr(rule, k) for k in _STR_FIELDS}, **{k: list(getattr(rule, k)) for k in _TUPLE_FIELDS},
+            "extra": rule.extra, "lines": rule.lines, "query_line": rule.query_line}
+
+
+_KEYS = frozenset((*_STR_FIELDS, *_TUPLE_FIELDS, "extra", "lines", "query_line"))
+
+
+def _rule_of_json(doc: object) -> Rule | None:
+    """The :class:`Rule` of one entry of the cache, None when it is not one (a file of another layout)."""
+    if not isinstance(doc, dict) or doc.keys() != _KEYS or not all(isinstance(doc[k], list) for k in _TUPLE_FIELDS):
+        return None
+    try:
+        return Rule(**{**doc, **{k: tuple(doc[k]) for k in _TUPLE_FIELDS}})
+    except TypeError:
+        return None
+
+
+def _parsed_rules(texts: Sequence[tuple[str, str]]) -> list[Rule] | None:
+    """The rules of ``texts`` ((path, text) pairs) as :func:`parse_rule` parses them, from the cache
+    (``rules/<key>.parsed.json``, keyed by the paths and texts: an edited, added or removed rule gets a new
+    entry), else parsed and cached; None when one of them does not parse (the caller parses them one by one
+    and reports the error). Parsing ~100 headers cost ~15 ms of every analysis (issue 14). The cache holds
+    data only (JSON, digest-checked when read): a damaged file is parsed again and rewritten."""
+    import hashlib
+    import json
+
+    from threatgraph.cachefiles import cache_dir, read_checked, write_checked
+
+    h = hashlib.sha256(f"threatgraph-rules-parsed/{_PARSED_VERSION}\n".encode())
+    for k, v in sorted(PREFIXES.items()):  # categories are expanded with them
+        h.update(f"{k} {v}\n".encode())
+    for module in (__file__, Path(__file__).parent.parent / "rqheader.py"):  # the parser: a changed one parses again
+        try:
+            h.update(hashlib.sha256(Path(module).read_bytes()).digest())
+        except OSError:  # (not installed as files): not cached
+            return _parse_all(texts)
+    for path, text in texts:
+        h.update(f"{len(path)} {len(text)}\n{path}\0{text}\0".encode())
+    cache = cache_dir() / "rules" / f"{h.hexdigest()}.parsed.json"
+    raw = read_checked(cache)
+    if raw is not None:
+        try:
+            docs = json.loads(raw)
+        except ValueError:
+            docs = None
+        if isinstance(docs, list) and len(docs) == len(texts):
+            rules = [_rule_of_json(d) for d in docs]
+            if all(r is not None and r.path == path for r, (path, _) in zip(rules, texts, strict=True)):
+                return rules  # type: ignore[return-value]
+    out = _parse_all(texts)
+    if out is not None:
+        write_checked(cache, json.dumps([_rule_json(r) for r in out], separators=(",", ":")).encode())
+    return out
+
+
+def _parse_all(texts: Sequence[tuple[str, str]]) -> list[Rule] | None:
+    try:
+        return [parse_rule(text, path) for path, text in texts]
+    except RuleError:
+        return None
 
 
 _CHECK_VERSION = "1"

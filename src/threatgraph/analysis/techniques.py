@@ -227,14 +227,16 @@ def cite_unresolved(store: Store, releases: Mapping[str, str]) -> None:
 
 
 def newest_releases(store: Store) -> dict[str, str]:
-    """Source name → graph IRI of the newest loaded release, for the sources of :data:`SOURCES`."""
-    from threatgraph.knowledge.releases import newest_release
+    """Source name → graph IRI of the newest loaded release, for the sources of :data:`SOURCES` (as
+    :func:`~threatgraph.knowledge.releases.newest_release` of each, from one read of the records)."""
+    from threatgraph.knowledge.releases import SOURCE_ALIASES, releases
 
+    recorded = releases(store)  # sorted by source, then version
     out: dict[str, str] = {}
     for src in SOURCES:
-        g = newest_release(store, src)
-        if g is not None:
-            out[src] = g
+        found = [r.graph for r in recorded if r.source == SOURCE_ALIASES.get(src, src)]
+        if found:
+            out[src] = found[-1]
     return out
 
 

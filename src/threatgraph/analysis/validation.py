@@ -21,7 +21,6 @@ ontology nor the model defines (a typo such as ``tgml:ModelRegistery``), once pe
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -385,6 +384,8 @@ def _term_results(store: Store) -> list[Result]:
         "BIND (?t IN (owl:Class, rdfs:Class) AS ?c) }"
     ):
         known["class" if r["c"].value == "true" else "property"].add(r["s"].value)
+    import difflib
+
     out = []
     for kind, iri, uses in undefined:
         guess = difflib.get_close_matches(iri, sorted(known[kind]), n=1, cutoff=0.85)

@@ -46,11 +46,10 @@ def convert_file(path: str | Path, *, ml_classes: str | Path | MLClasses | None 
     (or a parsed table) tried before the shipped phrases (``data/ml-classes.conf``); a malformed file
     is an :class:`~threatgraph.errors.InputError` naming its line.
     """
-    from threatgraph.interchange.mlclasses import table
-
     p = Path(path)
     if p.suffix.lower() == ".tm7":  # XML: the parser reads the encoding the file declares (UTF-8 or UTF-16)
         from threatgraph.interchange import tmt
+        from threatgraph.interchange.mlclasses import table
 
         ml = table(ml_classes)
         try:
@@ -65,6 +64,8 @@ def convert_file(path: str | Path, *, ml_classes: str | Path | MLClasses | None 
         raise InputError(f"{p}: cannot read: {err.strerror}") from err
     if p.suffix.lower() in _RDF_SUFFIXES and not text.lstrip("\ufeff \t\r\n").startswith("<ThreatModel"):
         return None  # what detect() answers for these, without importing the converters (and yaml): ~0.07 s
+    from threatgraph.interchange.mlclasses import table
+
     ml = table(ml_classes)
     from threatgraph.interchange.detect import detect
 

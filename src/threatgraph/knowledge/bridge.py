@@ -25,12 +25,17 @@ from typing import Any
 import pyoxigraph as ox
 
 from threatgraph.errors import InputError
+from threatgraph.knowledge.bridgegraph import (  # the loader every analysis runs, in a module of its own
+    BRIDGE_GRAPH,
+    _parse_file,
+    load_bridge,
+    mapping_files,
+    mappings_dir,
+)
 from threatgraph.resources import ontology_dir
 from threatgraph.store.base import Store
-from threatgraph.terms import ATLAS, ATTACK, DCT, LINDDUN, OWL, RDF, RDFS, STRIDE, TG, TGML, graph_iri
+from threatgraph.terms import ATLAS, ATTACK, DCT, LINDDUN, OWL, RDF, RDFS, STRIDE, TG, TGML
 
-BRIDGE_GRAPH = graph_iri("bridge")
-"""Named graph the mapping files are loaded into."""
 MAPPING_NS = "https://w3id.org/threatgraph/mapping/"
 """Namespace of mapping nodes: ``<https://w3id.org/threatgraph/mapping/AML.T0020>``."""
 MIN_JUSTIFICATION = 30
@@ -170,27 +175,6 @@ class AssetCoverage:
 # ------------------------------------------------------------------------------------------------
 # parsing and loading
 # ------------------------------------------------------------------------------------------------
-def mappings_dir() -> Path:
-    """Directory of the shipped mapping files (``ontology/mappings``)."""
-    return ontology_dir() / "mappings"
-
-
-def mapping_files(directory: Path | None = None) -> list[Path]:
-    """The ``*.ttl`` mapping files, sorted."""
-    return sorted((directory or mappings_dir()).glob("*.ttl"))
-
-
-def _parse_file(path: Path) -> list[ox.Triple]:
-    try:
-        return [q.triple for q in ox.parse(path=str(path), format=ox.RdfFormat.TURTLE)]
-    except SyntaxError as err:
-        raise InputError(
-            f"{path}: invalid Turtle: {err}", hint="fix the syntax at the reported line and column"
-        ) from err
-    except OSError as err:
-        raise InputError(f"{path}: cannot read: {err}") from err
-
-
 def _node_lines(path: Path) -> dict[str, int]:
     """Mapping-node local name → first line where it is the subject (``m:ID a tg:TechniqueMapping``)."""
     out: dict[str, int] = {}
@@ -262,17 +246,6 @@ def parse_mappings(paths: Sequence[Path] | None = None) -> list[TechniqueMapping
     for path in files:
         out.extend(_build(_parse_file(path), str(path), _node_lines(path)))
     return out
-
-
-def load_bridge(store: Store, paths: Sequence[Path] | None = None) -> int:
-    """Replace ``graph/bridge`` with the mapping files; return the number of triples loaded."""
-    files = list(paths) if paths is not None else mapping_files()
-    triples: list[ox.Triple] = []
-    for path in files:
-        triples.extend(_parse_file(path))
-    data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
-    store.replace_graph(BRIDGE_GRAPH, data, "application/n-triples")
-    return len(triples)
 
 
 def mappings_from_store(store: Store) -> list[TechniqueMapping]:

@@ -11,26 +11,35 @@ True
 
 from __future__ import annotations
 
-import datetime as _dt
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyoxigraph import Literal, NamedNode, Quad
 
 from threatgraph.errors import ImportFailed, InputError, StoreError
-from threatgraph.knowledge.fetch import DEFAULT_URLS, Progress, Source, is_url, read_source
-from threatgraph.knowledge.stix import Release, release_graph
 from threatgraph.knowledge.view import VIEW_PREDICATES, ViewSlice
 from threatgraph.store.base import STAGING, Store
 from threatgraph.terms import GRAPH, KB, PROV, RDF, XSD, graph_iri
 
+if TYPE_CHECKING:
+    from threatgraph.knowledge.fetch import Progress, Source
+    from threatgraph.knowledge.stix import Release
+
 RELEASES_GRAPH = graph_iri("releases")
 STAGING_PREFIX = STAGING
 
-Parser = Callable[[bytes, str, "str | None", "Progress | None"], Release]
+Parser = Callable[[bytes, str, "str | None", "Progress | None"], "Release"]
+"""(Every analysis reads release records through this module; only an import fetches and parses a release:
+:mod:`threatgraph.knowledge.fetch` and :mod:`threatgraph.knowledge.stix` are imported where used.)"""
+
+
+def release_graph(source: str, version: str) -> str:
+    """:func:`threatgraph.knowledge.stix.release_graph` (imported when called)."""
+    from threatgraph.knowledge.stix import release_graph as graph_of
+
+    return graph_of(source, version)
 
 
 def _lazy(module: str, name: str) -> Parser:
@@ -256,6 +265,8 @@ def parse_release(
     kind: str, location: str | None = None, *, version: str | None = None, progress: Progress | None = None
 ) -> tuple[Release, Source]:
     """Read and parse one source without touching any store."""
+    from threatgraph.knowledge.fetch import DEFAULT_URLS, read_source
+
     parser = PARSERS.get(kind)
     if parser is None:
         raise InputError(f"unknown import kind {kind!r}", hint=f"use one of {', '.join(PARSERS)}")
@@ -265,6 +276,10 @@ def parse_release(
 
 def _provenance(rel: Release, src: Source, now: str) -> list[Quad]:
     """The release record, without ``kb:quadCount`` (counted by the commit update)."""
+    import uuid
+
+    from threatgraph.knowledge.fetch import is_url
+
     g = NamedNode(rel.graph)
     rg = NamedNode(RELEASES_GRAPH)
     if is_url(src.location):
@@ -316,6 +331,7 @@ def load_release(
     import drops. Re-importing a file
     with the same sha256 does nothing.
     """
+    from threatgraph.knowledge.fetch import DEFAULT_URLS
     from threatgraph.progress import step
 
     with step(f"importing {source} {(path or DEFAULT_URLS.get(source) or '').rsplit('/', 1)[-1]}"):
@@ -325,6 +341,11 @@ def load_release(
 def _load_release(
     store: Store, source: str, path: str | None, *, version: str | None, progress: Progress | None
 ) -> ImportResult:
+    import datetime as _dt
+    import uuid
+
+    from threatgraph.knowledge.fetch import DEFAULT_URLS, read_source
+
     clean_unrecorded(store)
     src_loc = path or DEFAULT_URLS.get(source)
     parser = PARSERS.get(source)
