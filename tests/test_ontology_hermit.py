@@ -39,7 +39,8 @@ EXPECTED_ML_CLASSES: dict[str, URIRef] = {
         "TrainingCluster", "ModelEvaluation", "ModelCICD", "InferenceEndpoint", "LLMInferenceEndpoint", "BatchScoringJob",
         "ModelMonitoring", "LLMApplication", "LLMAgent", "AgentTool", "EmbeddingModel", "Guardrail",
         # derived roles (queries/derive/, issue 13)
-        "LLMResponseRenderer", "RAGIngestionPipeline", "TrainingDataWriter", "PredictionConsumer")},
+        "LLMResponseRenderer", "RAGIngestionPipeline", "TrainingDataWriter", "PredictionConsumer",
+        "HostedModelClient", "CodeExecutionTool")},
     **{n: TG.DataStore for n in (
         "FirstPartyDataSource", "UserFeedbackData", "Dataset", "RawDataset", "TrainingDataset",
         "ValidationDataset", "TestDataset", "FeatureStore", "ExperimentTracker", "ModelArtifact",
