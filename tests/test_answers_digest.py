@@ -100,11 +100,16 @@ def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
 # target tgml:LLMProvider (AML.T0034s also the derived tgml:HostedModelClient, the backend that calls it): 488 ->
 # 503 technique rows; the justifications of T0034, T0057, T0010 and T0050 reworded, so the knowledge hashes of
 # every model change; tabular, health and the generated model have no provider: findings and techniques unchanged.
+# Then pytm's element threats on stated controls (issue 13, pytm fidelity): new rules TG-STRIDE-E-060 (a flow inside
+# one zone into a process or store stating tg:authorizationEnforced false) on rag (agent memory, e-mail and SQL tools)
+# and tabular (experiment tracker twice, model registry): 203 -> 206 and 262 -> 265 findings with their risk;
+# TG-STRIDE-T-060 (a flow inside one zone stated unencrypted carrying sensitive data): generated 1k 4,557 -> 4,632;
+# D-060 and T-061 fire on none of these; techniques, knowledge and paths unchanged.
 RECORDED: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (203, "22f3336900a0baa3"), "techniques": (503, "cf923d3b73a0ad86"), "knowledge": (155, "4e8a7c4d470fff5f"), "risk": (203, "7b5fba1f75c8f3cd"), "paths": (16, "59935d3d4ef12ef2")},
-    "tabular-platform": {"findings": (262, "0ba0a6e87374e467"), "techniques": (553, "49ec45d37a828ddb"), "knowledge": (138, "0eb083aff9c479f0"), "risk": (262, "0017ead421d94670"), "paths": (27, "51bf23ede34ab902")},
+    "rag-assistant": {"findings": (206, "cc6f1faae5592c46"), "techniques": (503, "cf923d3b73a0ad86"), "knowledge": (155, "4e8a7c4d470fff5f"), "risk": (206, "bcf3591536845b35"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (265, "e42fa68b42b8bbf7"), "techniques": (553, "49ec45d37a828ddb"), "knowledge": (138, "0eb083aff9c479f0"), "risk": (265, "af39fb2e71db39ba"), "paths": (27, "51bf23ede34ab902")},
     "health-risk": {"findings": (182, "07c78919441f0f29"), "techniques": (311, "ecb911f43ce2974e"), "knowledge": (114, "b0b5e79f2dc47e09"), "risk": (182, "9f39228f007f23e8"), "paths": (24, "f233b5c4b63d63fb")},
-    "generated-1k": {"findings": (4557, "7cbfed3603c90bf0"), "techniques": (13436, "2941b6718cefd781"), "knowledge": (112, "8d3b4f9a7bd4c785"), "risk": (4557, "9ecf7ce117897798"), "paths": (250, "3ed694960e9c8d04")},
+    "generated-1k": {"findings": (4632, "a2cdfd6a367474ba"), "techniques": (13436, "2941b6718cefd781"), "knowledge": (112, "8d3b4f9a7bd4c785"), "risk": (4632, "b44649e79d0d1433"), "paths": (250, "3ed694960e9c8d04")},
 }
 """Model name → part → (rows, hash). Recorded at commit dbad625 (see the module docstring) and unchanged
 through the lean finding graph (applications per element and technique, knowledge joined from
@@ -143,8 +148,8 @@ def test_example_answers_unchanged(name: str) -> None:
 
 
 RECORDED_PLAIN: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (203, "01f30d8a6d25c8a2"), "techniques": (503, "263290d7b0fb0c3f"), "knowledge": (155, "9c219b3f8e0c0789"), "risk": (203, "ca9aa7f31336d97c"), "paths": (16, "59935d3d4ef12ef2")},
-    "tabular-platform": {"findings": (262, "0ba0a6e87374e467"), "techniques": (553, "57495b7a5a7abdd5"), "knowledge": (138, "8486b7d82698a83a"), "risk": (262, "30e0df27872e7913"), "paths": (27, "51bf23ede34ab902")},
+    "rag-assistant": {"findings": (206, "8de8358da7a90b32"), "techniques": (503, "263290d7b0fb0c3f"), "knowledge": (155, "9c219b3f8e0c0789"), "risk": (206, "6ba46bfa5d6582b8"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (265, "e42fa68b42b8bbf7"), "techniques": (553, "57495b7a5a7abdd5"), "knowledge": (138, "8486b7d82698a83a"), "risk": (265, "0a81562317da863f"), "paths": (27, "51bf23ede34ab902")},
     "health-risk": {"findings": (182, "07c78919441f0f29"), "techniques": (311, "2c5fabdc533adce4"), "knowledge": (114, "0c65dd5017d66677"), "risk": (182, "b7cc278f1ad509e4"), "paths": (24, "f233b5c4b63d63fb")},
 }
 """The answers of a plain analysis (no --knowledge, no --store), recorded when techniques began to be cited
@@ -157,7 +162,8 @@ equal the knowledge run's (rag's findings differ in control status only: no miti
 release, so declared controls implement none); risk differs (no technique maturity factor without a release). Re-recorded on the merge with the ML roles and
 the TMT-property rules (issue 13): the plain technique rows follow the knowledge run's (488, 553, 311).
 Re-recorded with the hosted-provider rules and mappings (issue 13): rag 203 findings and 503 technique rows as with
-knowledge; knowledge hashes of every model (reworded justifications)."""
+knowledge; knowledge hashes of every model (reworded justifications). Re-recorded (findings, risk) with the rules
+E-060 and T-060 (issue 13, pytm fidelity): rag 203 -> 206, tabular 262 -> 265, as with knowledge."""
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED_PLAIN))
