@@ -365,3 +365,115 @@ def test_web_api_serves_an_api_and_azure_boundary_makes_cloud_account_resources(
     other = convert_text(_edit(_sample_text(), "SE.TB.TMCore.AzureTrustBoundary", "SE.TB.TMCore.MachineTrustBoundary",
                                count=-1), "sample.tm7").graph
     assert not set(other.subjects(U(TG.cloudAccount), None))
+
+
+_ABS = 'xmlns="http://schemas.datacontract.org/2004/07/ThreatModeling.Model.Abstracts"'
+_KB = 'xmlns:b="http://schemas.datacontract.org/2004/07/ThreatModeling.KnowledgeBase"'
+
+
+def _static(display: str, value: str) -> str:
+    """A template's fixed attribute as the tool writes it on a stencil (one option, index 0)."""
+    return (f'<a:anyType i:type="b:StaticListDisplayAttribute" {_KB}><b:DisplayName>{display}</b:DisplayName>'
+            f'<b:Name>x</b:Name><b:Value i:type="a:ArrayOfstring"><a:string>{value}</a:string></b:Value>'
+            '<b:SelectedIndex>0</b:SelectedIndex></a:anyType>')
+
+
+def test_static_attributes_are_read_like_chosen_ones() -> None:
+    """A stencil type's static attributes (the template's "Predefined Static Attributes", e.g. a secure channel's
+    "Provides Confidentiality: Yes") are facts like the chosen ones; before, their value was read as empty and
+    dropped without a word. Static attributes with no home are reported."""
+    text = SDL.read_text(encoding="utf-8")
+    # "Place order" becomes a flow of a custom template's type threatgraph does not know (no inherited defaults)
+    text = _edit(text, f"<TypeId {_ABS}>SE.DF.TMCore.HTTPS</TypeId>", f"<TypeId {_ABS}>SE.DF.Contoso.Tunnel</TypeId>")
+    head = '<b:DisplayName>HTTPS</b:DisplayName><b:Name/><b:Value i:nil="true"/></a:anyType>'
+    text = _edit(text, head, head + _static("Provides Confidentiality", "Yes") + _static("Provides Integrity", "No")
+                 + _static("Code Type", "Managed"))
+    res = convert_text(text, "static.tm7")
+    g = res.graph
+    flow = _by_label(g, "Place order")
+    assert g.value(flow, U(TG.encryptedInTransit)) == rdflib.Literal(True)
+    assert g.value(flow, U(TG.integrityProtected)) == rdflib.Literal(False)
+    assert any("/Lines/*/Value/Properties/Code Type" in u for u in res.unmapped)
+
+
+def test_custom_type_derived_from_a_standard_type_inherits_what_it_is() -> None:
+    """A custom template's type whose parent is a standard type (a "Shop front" derived from the SDL Web
+    Application, a "Legacy feed" derived from HTTP) is read as that standard type: a web application, an
+    unencrypted HTTP flow. Before, only the stencil's own type was looked up and both facts were lost."""
+    text = SDL.read_text(encoding="utf-8")
+    text = _edit(text, "<StandardElements/>", "<StandardElements>"
+                 "<ElementType><Id>SE.P.Contoso.Shop</Id><Name>Shop front</Name><ParentId>SE.P.TMCore.WebApp</ParentId>"
+                 "</ElementType><ElementType><Id>SE.DF.Contoso.Feed</Id><Name>Legacy feed</Name>"
+                 "<ParentId>SE.DF.TMCore.HTTP</ParentId></ElementType></StandardElements>")
+    plain = convert_text(text, "plain.tm7").graph
+    shop, status = _by_label(plain, "Shop web app"), _by_label(plain, "Order status")
+    assert plain.value(shop, U(TG.webApplication)) == rdflib.Literal(True)
+    assert plain.value(status, U(TG.protocol)) == rdflib.Literal("HTTP")
+    text = _edit(text, f"<TypeId {_ABS}>SE.P.TMCore.WebApp</TypeId>", f"<TypeId {_ABS}>SE.P.Contoso.Shop</TypeId>")
+    text = _edit(text, f"<TypeId {_ABS}>SE.DF.TMCore.HTTP</TypeId>", f"<TypeId {_ABS}>SE.DF.Contoso.Feed</TypeId>")
+    res = convert_text(text, "derived.tm7")
+    g = res.graph
+    shop, status = _by_label(g, "Shop web app"), _by_label(g, "Order status")
+    assert g.value(shop, U(TG.webApplication)) == rdflib.Literal(True)
+    assert g.value(shop, U(DCT.type)) == rdflib.Literal("Shop front (SE.P.Contoso.Shop)")
+    assert g.value(status, U(TG.protocol)) == rdflib.Literal("HTTP")
+    assert g.value(status, U(TG.encryptedInTransit)) == rdflib.Literal(False)
+    assert not any("unknown stencil type" in w and "Contoso.Shop" in w for w in res.warnings)
+
+
+def test_stencils_and_boundaries_without_coordinates() -> None:
+    """startleft's missing_coordinates.tm7 case: a border boundary saved without Left/Top/Width/Height. It stays
+    a trust zone, no stencil is placed in it (before: a box at 0,0 of size 0, silently), and it is reported; a
+    stencil without coordinates is placed outside all boundaries, with a warning."""
+    text = SDL.read_text(encoding="utf-8")
+    box = (f'<Height {_ABS}>300</Height><Left {_ABS}>380</Left>')
+    text = _edit(text, box, "")
+    text = _edit(text, f'<Top {_ABS}>60</Top><Width {_ABS}>500</Width>', "")
+    res = convert_text(text, "nogeo.tm7")
+    g = res.graph
+    assert any("Borders/KeyValueOfguidanyType[1]: border boundary without Left/Top: no stencil can be placed" in w
+               for w in res.warnings)
+    corp = _by_label(g, "Corporate network")
+    assert (corp, RDF.type, U(TG.TrustZone)) in g
+    assert not list(g.subjects(U(TG.inZone), corp))
+    assert g.value(_by_label(g, "Model training job"), U(TG.inZone)) is None
+    before = convert_text(SDL.read_text(encoding="utf-8"), "ok.tm7").graph
+    assert before.value(_by_label(before, "Model training job"), U(TG.inZone)) == \
+        _by_label(before, "Corporate network")
+    # the boundary keeps its box, the job stencil (c1...) loses its coordinates
+    text = SDL.read_text(encoding="utf-8")
+    start = text.index(f"<Guid {_ABS}>c1000000-0000-4000-8000-000000000001</Guid>")
+    end = text.index("</a:Value>", start)
+    part = text[start:end].replace(f"<Left {_ABS}>400</Left>", "").replace(f"<Top {_ABS}>100</Top>", "")
+    res = convert_text(text[:start] + part + text[end:], "nojobgeo.tm7")
+    g = res.graph
+    assert str(g.value(_by_label(g, "Model training job"), U(TG.inZone))).endswith("outside-boundaries")
+    assert any("stencil without Left/Top: placed outside all trust border boundaries" in w for w in res.warnings)
+
+
+def test_unnamed_stencils_and_flows_are_labelled_by_their_type() -> None:
+    """A stencil or flow drawn without a name (startleft's model_with_figures_without_name.tm7) is labelled with
+    its type's name and the start of its Guid, and reported; before, the label was the bare Guid."""
+    text = SDL.read_text(encoding="utf-8")
+    text = _edit(text, ">Orders DB</b:Value>", "></b:Value>")
+    text = _edit(text, ">Place order</b:Value>", "></b:Value>")
+    res = convert_text(text, "noname.tm7")
+    labels = {str(x) for x in res.graph.objects(None, RDFS.label)}
+    assert any(x.startswith("unnamed ") and x.endswith(" a3000000") for x in labels)
+    assert "unnamed HTTPS f1000000" in labels
+    assert "a3000000-0000-4000-8000-000000000003" not in labels
+    assert sum("no Name: labelled 'unnamed " in w for w in res.warnings) == 2
+
+
+def test_zip_archive_named_tm7_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """startleft's mtmt-invalid-format-zip.tm7 case: a zip archive with a .tm7 name. Before: 'not valid XML
+    (invalid token)' at 1:3; now the message says what the file is."""
+    import zipfile
+    p = tmp_path / "archive.tm7"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("model.tm7", SDL.read_text(encoding="utf-8"))
+    with pytest.raises(InputError, match=r"archive\.tm7: a zip archive, not a Microsoft Threat Modeling Tool model"):
+        convert_file(p)
+    assert main(["import-model", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "zip archive" in err and "Traceback" not in err

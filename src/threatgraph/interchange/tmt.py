@@ -203,11 +203,43 @@ class _Prop:
     value: str | None
 
 
+def _type_name(value: Element) -> str | None:
+    """The stencil type's name as the tool shows it: the first header of its properties ("Web API")."""
+    props = _kid(value, "Properties")
+    for p in props if props is not None else []:
+        if (p.get(_XSI + "type") or "").rsplit(":", 1)[-1] == "HeaderDisplayAttribute":
+            return _text(p, "DisplayName")
+    return None
+
+
+def _unnamed(b: Builder, v: Element, epath: str, guid: str, template: _Template, stype: str | None) -> str:
+    """Label of a stencil or line drawn without a name: its type's name and the start of its Guid; reported."""
+    tname = _type_name(v) or (template.elements.get(stype or "", (None, None))[0] if stype else None)
+    label = f"unnamed {tname or 'stencil'} {guid[:8]}"
+    _warn(b, epath, f"no Name: labelled {label!r}")
+    return label
+
+
+def _base_type(stype: str | None, template: _Template) -> str | None:
+    """The nearest standard type threatgraph knows among ``stype`` and its ancestors in the embedded template
+    (a custom template's "Payments API" derived from the Azure template's Web API is read as a Web API)."""
+    seen: set[str] = set()
+    while stype and stype not in KNOWN_TYPES and stype not in _GENERIC and stype not in seen:
+        seen.add(stype)
+        stype = template.elements.get(stype, (None, None))[1]
+    return stype if stype in KNOWN_TYPES else None
+
+
 def parse_xml(text: str | bytes, name: str) -> Element:
     """The root element of a ``.tm7`` document, parsed without DTDs, entities or external resources.
 
     ``bytes`` are decoded by the XML parser (byte-order mark or encoding declaration: UTF-8, UTF-16).
     """
+    if isinstance(text, bytes) and text.startswith(b"PK\x03\x04"):
+        raise InputError(f"{name}: a zip archive, not a Microsoft Threat Modeling Tool model (a .tm7 file is XML); "
+                         "tried: Microsoft Threat Modeling Tool (.tm7)",
+                         hint="extract the .tm7 file from the archive, or save the model again from the Threat "
+                              "Modeling Tool")
     try:
         root: Element = SafeET.fromstring(text.lstrip("\ufeff") if isinstance(text, str) else text,
                                           forbid_dtd=True)
@@ -307,7 +339,9 @@ def _props(value: Element) -> list[_Prop]:
         if kind == "HeaderDisplayAttribute":
             continue
         val = _kid(p, "Value")
-        if kind == "ListDisplayAttribute" and val is not None:
+        if kind in ("ListDisplayAttribute", "StaticListDisplayAttribute") and val is not None:
+            # a static attribute is the template's fixed value for the stencil type (e.g. an HTTPS flow's
+            # "Provides Confidentiality: Yes", an external web service's "Authenticates Itself: Not Applicable")
             options = [(o.text or "").strip() for o in val]
             idx = _text(p, "SelectedIndex")
             sel = options[int(idx)] if idx is not None and idx.isdigit() and int(idx) < len(options) else None
@@ -318,6 +352,9 @@ def _props(value: Element) -> list[_Prop]:
 
 
 def _geometry(b: Builder, v: Element, path: str) -> tuple[float, float, float, float] | None:
+    """The stencil's drawn box (left, top, right, bottom); None when it has no (numeric) Left and Top."""
+    if _text(v, "Left") is None or _text(v, "Top") is None:
+        return None
     try:
         left, top = float(_text(v, "Left") or "0"), float(_text(v, "Top") or "0")
         w, h = float(_text(v, "Width") or "0"), float(_text(v, "Height") or "0")
@@ -366,21 +403,25 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
     centres: dict[str, tuple[float, float]] = {}
     names: dict[str, str] = {}
     local: list[str] = []
+    epaths: dict[str, str] = {}
     tls: set[rdflib.URIRef] = set()
     selfauth: set[rdflib.URIRef] = set()
     readonly: set[rdflib.URIRef] = set()
     for guid, v, epath in _entries(b, _kid(surface, "Borders"), path, "Borders", seen):
         generic, stype = _types(b, v, epath, template)
+        base = _base_type(stype, template)
         props = _props(v)
         label = next((p.value for p in props if p.display == "Name" and p.value), None)
         geo = _geometry(b, v, epath)
         if generic == "GE.TB.B":
             zone = b.iri(guid)
-            b.typed(zone, TG.TrustZone, label or "Trust border boundary", guid)
+            b.typed(zone, TG.TrustZone, label or _type_name(v) or "Trust border boundary", guid)
             if geo is not None:
                 boxes.append((zone, *geo))
-                if stype in _CLOUD_ACCOUNTS:
+                if base in _CLOUD_ACCOUNTS:
                     clouds.append(geo)
+            else:
+                _warn(b, epath, "border boundary without Left/Top: no stencil can be placed inside it")
             continue
         if generic == "GE.A":
             b.unmapped(_GENERIC_PATH + "/Borders/*/Value[GE.A]", "free text annotation on the diagram (no home)")
@@ -392,19 +433,21 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         kind = _KINDS[generic]
         node = b.iri(guid)
         elements[guid] = node
-        names[guid] = label or guid
+        shown_as = label or _unnamed(b, v, epath, guid, template, stype)
+        names[guid] = shown_as
         local.append(guid)
-        b.typed(node, TG[kind], label or guid, guid)
+        epaths[guid] = epath
+        b.typed(node, TG[kind], shown_as, guid)
         b.add(node, TG.partOf, system)
         _standard(b, node, stype, template)
-        if kind == "Process" and stype in _WEB_APPS:
+        if kind == "Process" and base in _WEB_APPS:
             b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
-        if kind == "Process" and stype in _APIS:
+        if kind == "Process" and base in _APIS:
             b.g.add((node, rdflib.URIRef(TG.servesApi), rdflib.Literal(True)))
         # ML class: from the standard type, else from words in the stencil's name or its template type's name
         # (a custom template's "Vector Database" stencil is a tgml:VectorStore)
         tname = template.elements.get(stype or "", (None, None))[0] if stype else None
-        b.ml_class(node, kind, [("name", label), ("stencil type", tname)], epath, given=ML_TYPES.get(stype or ""))
+        b.ml_class(node, kind, [("name", label), ("stencil type", tname)], epath, given=ML_TYPES.get(base or ""))
         _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid, tls=tls,
                     readonly=readonly)
         if kind == "ExternalEntity" and (node, rdflib.URIRef(TG.authenticated), rdflib.Literal(True)) in b.g:
@@ -418,6 +461,9 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         used = False
         for guid in local:
             c = centres.get(guid)
+            if c is None:
+                _warn(b, epaths[guid], "stencil without Left/Top: placed outside all trust border "
+                      "boundaries")
             inside = [bx for bx in boxes if c and bx[1] <= c[0] <= bx[3] and bx[2] <= c[1] <= bx[4]]
             if inside:
                 zone = min(inside, key=lambda bx: (bx[3] - bx[1]) * (bx[4] - bx[2]))[0]
@@ -450,8 +496,10 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         if generic != "GE.DF":
             _warn(b, epath, f"line of generic type {generic!r} is not a data flow or line boundary (skipped)")
             continue
+        base = _base_type(stype, template)
         props = _props(v)
-        label = next((p.value for p in props if p.display == "Name" and p.value), None) or guid
+        label = next((p.value for p in props if p.display == "Name" and p.value), None) or \
+            _unnamed(b, v, epath, guid, template, stype)
         ends = []
         for key in ("SourceGuid", "TargetGuid"):
             ref = _text(v, key)
@@ -475,7 +523,7 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         b.add(node, TG.source, elements[ends[0]])
         b.add(node, TG.target, elements[ends[1]])
         b.add(node, TG.partOf, system)
-        proto = _PROTOCOLS.get(stype or "")
+        proto = _PROTOCOLS.get(base or "")
         if proto:
             b.lit(node, TG.protocol, proto[0])
         _standard(b, node, stype, template)
@@ -495,7 +543,7 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         if elements[ends[0]] in tls or elements[ends[1]] in tls:
             served = {TG.integrityProtected: True, TG.encryptedInTransit: True}
             served[TG.destinationAuthenticated if elements[ends[1]] in tls else TG.authenticated] = True
-        for attr, value in [*served.items(), *_FLOW_DEFAULTS.get(stype or "", {}).items()]:
+        for attr, value in [*served.items(), *_FLOW_DEFAULTS.get(base or "", {}).items()]:
             if (node, rdflib.URIRef(attr), None) not in b.g:
                 b.g.add((node, rdflib.URIRef(attr), rdflib.Literal(value)))
         stated = (node, rdflib.URIRef(TG.encryptedInTransit), None) in b.g
