@@ -530,3 +530,41 @@ def test_not_applicable_declared_threats_still_derived_are_reported(tmp_path: Pa
     dec = json.loads(out_json.read_text(encoding="utf-8"))["declared"]
     assert dec["not_applicable_derived"] == 1
     assert {t["title"]: t["not_applicable"] for t in dec["threats"]} == {"user spoofed": True, "user denies": False}
+
+
+def test_otm_from_a_threat_modeling_tool_model_keeps_its_tmt_properties(tmp_path: Path) -> None:
+    """StartLeft's conversion of a .tm7 model to OTM (OWASP Threat Dragon ships one as a demo) keeps each stencil's
+    Threat Modeling Tool properties in ``properties``. They are read as in a .tm7 file: "Out Of Scope" is honoured,
+    "... TLS Enforced: True" encrypts the service's flows, an Azure firewall open to all networks exposes it, an
+    identity provider authenticates callers. Before, the whole object was reported as "component field with no
+    home" and the out-of-scope statement was lost."""
+    doc: dict[str, Any] = {
+        "otmVersion": "0.1.0", "project": {"name": "shop", "id": "shop"},
+        "trustZones": [{"id": "cloud", "name": "Public Cloud", "risk": {"trustRating": 10}}],
+        "components": [
+            {"id": "db", "name": "Orders DB", "type": "CD-MICROSOFT-AZURE-DB-POSTGRESQL", "parent": {"trustZone": "cloud"},
+             "properties": {"Name": "Orders DB", "Out Of Scope": "false", "Azure Postgres DB TLS Enforced": "True",
+                            "Azure Postgres DB Firewall Settings": "Allow access from all networks"}},
+            {"id": "api", "name": "Public API", "type": "web-service", "parent": {"trustZone": "cloud"},
+             "properties": {"Out Of Scope": "true", "Reason For Out Of Scope": "the platform team's",
+                            "Identity Provider": "Azure AD", "Web API Technologies": "Select", "Colour": ["red"]}},
+        ],
+        "dataflows": [{"id": "f1", "name": "Query", "source": "api", "destination": "db",
+                       "properties": {"Dataflow Order": "0", "Provides Integrity": "No"}}],
+    }
+    p = tmp_path / "from-tmt.otm.json"
+    p.write_text("    " + json.dumps(doc, indent=4), encoding="utf-8")  # indented as StartLeft writes it
+    res = convert_file(p)
+    assert res is not None and res.format == "otm"
+    g = res.graph
+    db, api, flow = by_label(g, "Orders DB"), by_label(g, "Public API"), by_label(g, "Query")
+    assert g.value(api, U(TG.outOfScope)).toPython() is True
+    assert str(g.value(api, U(TG.outOfScopeReason))) == "the platform team's"
+    assert g.value(db, U(TG.outOfScope)).toPython() is False
+    assert g.value(api, U(TG.authenticated)).toPython() is True
+    assert g.value(db, U(TG.publiclyExposed)).toPython() is True
+    assert g.value(flow, U(TG.encryptedInTransit)).toPython() is True
+    assert g.value(flow, U(TG.integrityProtected)).toPython() is False  # stated on the flow: kept
+    notes = "\n".join(res.unmapped)
+    assert "component field with no home" not in notes
+    assert "/components/*/properties/Colour" in notes and "/dataflows/*/properties/Dataflow Order" in notes

@@ -689,6 +689,25 @@ def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], 
         b.g.set((node, rdflib.URIRef(TG.csrfProtected), rdflib.Literal(True)))
 
 
+def tmt_properties(b: Builder, node: rdflib.URIRef, kind: str, props: object, ppath: str, guid: str,
+                   tls: set[rdflib.URIRef] | None = None, target: rdflib.URIRef | None = None) -> None:
+    """Threat Modeling Tool properties given as a JSON object (``{"Sanitizes Input": "Yes", ...}``, the way
+    StartLeft's conversion of a ``.tm7`` file to OTM keeps them) → the attributes a ``.tm7`` stencil's
+    properties give; values that are not text, numbers or booleans are reported."""
+    if not isinstance(props, dict):
+        b.unmapped(ppath, "properties that are not an object of names and values")
+        return
+    plist: list[_Prop] = []
+    for key, value in props.items():
+        if isinstance(value, bool):
+            plist.append(_Prop(str(key), "true" if value else "false"))
+        elif isinstance(value, (str, int, float)):
+            plist.append(_Prop(str(key), str(value)))
+        else:
+            b.unmapped(f"{ppath}/{key}", "property value that is not text, a number or a boolean")
+    _attributes(b, node, kind, plist, ppath, guid, tls=tls, target=target)
+
+
 def _num(v: Element, name: str) -> float | None:
     t = _text(v, name)
     try:
