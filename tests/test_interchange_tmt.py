@@ -477,3 +477,20 @@ def test_zip_archive_named_tm7_is_one_clear_error(tmp_path: Path, capsys: pytest
     assert main(["import-model", str(p)]) == 2
     err = capsys.readouterr().err
     assert "zip archive" in err and "Traceback" not in err
+
+
+def test_classic_stride_names_of_custom_templates_and_teams_are_categories() -> None:
+    """A team's own category words ("Tampering with data", "Denial of service (DoS)": the classic STRIDE names,
+    as custom templates and edited threats write them) give the STRIDE category; before, they were reported as
+    "not a STRIDE category" and the threat had none (so no (element, STRIDE) pair to triage)."""
+    text = SDL.read_text(encoding="utf-8")
+    text = _edit(text, "<a:Key>UserThreatCategory</a:Key><a:Value>Denial Of Service</a:Value>",
+                 "<a:Key>UserThreatCategory</a:Key><a:Value>Denial of service (DoS)</a:Value>")
+    text = _edit(text, "<a:Key>UserThreatCategory</a:Key><a:Value>Tampering</a:Value>",
+                 "<a:Key>UserThreatCategory</a:Key><a:Value>Tampering with data</a:Value>")
+    res = convert_text(text, "words.tm7")
+    g = res.graph
+    cats = [g.value(t, U(TG.category)) for t in g.subjects(RDF.type, U(TG.DeclaredThreat))]
+    assert None not in cats
+    assert sorted(str(c).rsplit("#", 1)[-1] for c in cats) == ["DenialOfService", "Spoofing", "Tampering", "Tampering"]
+    assert not any("is not a STRIDE category" in u for u in res.unmapped)
