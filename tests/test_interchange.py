@@ -568,3 +568,28 @@ def test_otm_from_a_threat_modeling_tool_model_keeps_its_tmt_properties(tmp_path
     notes = "\n".join(res.unmapped)
     assert "component field with no home" not in notes
     assert "/components/*/properties/Colour" in notes and "/dataflows/*/properties/Dataflow Order" in notes
+
+
+@pytest.mark.parametrize(("source", "edit"), [
+    # a number where OTM has a list of asset ids (found by mutating the test models)
+    ("ml-platform.otm.json", lambda d: d["components"][1].__setitem__("assets", {"processed": 5})),
+    # an object where Threat Dragon has a coordinate
+    ("rag-assistant.threatdragon.json",
+     lambda d: d["detail"]["diagrams"][0]["cells"][0].__setitem__("position", {"x": {"a": 1}, "y": 0})),
+    # text that is not a number where Threat Dragon has a coordinate
+    ("rag-assistant.threatdragon.json",
+     lambda d: d["detail"]["diagrams"][0]["cells"][0].__setitem__("position", {"x": "left", "y": 0})),
+])
+def test_field_of_an_unexpected_type_is_one_error_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, edit: Any) -> None:
+    """A field whose type or shape the format never gives it was a TypeError / ValueError traceback from deep in an
+    importer; it is one error naming the file and the format (exit 2)."""
+    doc = json.loads((HERE / source).read_text(encoding="utf-8"))
+    edit(doc)
+    p = tmp_path / source
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InputError, match=r"a field has a (type or shape|value) the .* format does not give it"):
+        convert_file(p)
+    assert main(["import-model", str(p), "-o", str(tmp_path / "out.ttl")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and source in err
