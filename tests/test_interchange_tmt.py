@@ -494,3 +494,23 @@ def test_classic_stride_names_of_custom_templates_and_teams_are_categories() -> 
     assert None not in cats
     assert sorted(str(c).rsplit("#", 1)[-1] for c in cats) == ["DenialOfService", "Spoofing", "Tampering", "Tampering"]
     assert not any("is not a STRIDE category" in u for u in res.unmapped)
+
+
+def test_stencil_without_generic_type_and_with_an_unknown_custom_type_is_read_by_its_shape() -> None:
+    """A stencil of a custom template (its type id a GUID the embedded template does not define) saved without a
+    generic type id: the shape the tool draws it with (``i:type`` StencilEllipse, StencilRectangle,
+    StencilParallelLines, Connector) gives its kind, with a warning. Before, it was skipped as generic type None
+    and its flows were attached to placeholders."""
+    text = SDL.read_text(encoding="utf-8")
+    db = "a3000000-0000-4000-8000-000000000003"
+    start = text.index(f"<Guid {_ABS}>{db}</Guid>")
+    head = text.rindex("<GenericTypeId", 0, start)
+    text = text[:head] + text[head:start].replace(f"<GenericTypeId {_ABS}>GE.DS</GenericTypeId>", "") + text[start:]
+    text = _edit(text, f"<TypeId {_ABS}>SE.DS.TMCore.SQL</TypeId>",
+                 f"<TypeId {_ABS}>0b4b1a52-0a5e-4d43-9d0c-3f1b2f6e7a11</TypeId>")
+    res = convert_text(text, "shape.tm7")
+    g = res.graph
+    store = _by_label(g, "Orders DB")
+    assert (store, RDF.type, U(TG.DataStore)) in g
+    assert any("no generic type: read as 'GE.DS', from the shape 'StencilParallelLines'" in w for w in res.warnings)
+    assert not any("placeholder" in w for w in res.warnings)

@@ -163,6 +163,10 @@ _UNSET = {"", "select", "not selected", "not applicable"}
 _TRUE = {"yes", "true"}
 _FALSE = {"no", "false"}
 
+_SHAPES = {"StencilEllipse": "GE.P", "StencilRectangle": "GE.EI", "StencilParallelLines": "GE.DS",
+           "BorderBoundary": "GE.TB.B", "Connector": "GE.DF", "LineBoundary": "GE.TB.L", "StencilAnnotation": "GE.A"}
+"""The stencil classes of the DataContract (``i:type`` of a stencil or line) → the generic type they draw."""
+
 _CATEGORY_LETTERS = {"S": "Spoofing", "T": "Tampering", "R": "Repudiation", "I": "Information Disclosure",
                      "D": "Denial of Service", "E": "Elevation of Privilege"}
 
@@ -570,6 +574,14 @@ def _types(b: Builder, v: Element, epath: str, template: _Template) -> tuple[str
         generic = parent if parent in _GENERIC else generic
         if generic not in _GENERIC and stype:
             generic = next((g for g in _GENERIC if stype.startswith("SE." + g[3:] + ".")), generic)
+        if generic not in _GENERIC:
+            # no generic type, and a custom type id (a GUID) the file's template does not define: the shape the
+            # tool draws it with is its kind (an ellipse is a process, a rectangle an external interactor, ...)
+            shape = _SHAPES.get((v.get(_XSI + "type") or "").rsplit(":", 1)[-1])
+            if shape is not None:
+                _warn(b, f"{epath}/Value/GenericTypeId", f"no generic type: read as {shape!r}, from the shape "
+                      f"{v.get(_XSI + 'type')!r} the tool draws it with")
+                generic = shape
     if stype and stype != generic and stype not in template.elements and stype not in KNOWN_TYPES:
         _warn(b, f"{epath}/Value/TypeId", f"unknown stencil type {stype!r}: read as its generic type {generic!r}")
         stype = None
