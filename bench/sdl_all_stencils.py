@@ -7,7 +7,8 @@ type of the template (``mtmt/sdl-core-4.1.0.11.threat-types.json`` in the shared
 stores inside a corporate-network border boundary and the interactors outside it, and 63 flows cycling
 through the template's 12 flow types (interactor → process and back across the boundary, process → store,
 store → process, process → process). Each stencil carries the properties a new stencil has (the template's
-first option: "Not Selected", "Not Applicable"), and the HTTP, HTTPS and IPsec flows the template's static
+first option: "Not Selected", "Not Applicable"), the process types their static "Code Type" (Unmanaged for
+native applications, threads, web applications, ...), and the HTTP, HTTPS and IPsec flows the template's static
 attributes ("Provides Confidentiality: Yes", ...), as ``StaticListDisplayAttribute`` entries.
 
 ``bench/fidelity.py`` reads it like any ``.tm7``; it holds no threat instances, so only the SDL-generation
@@ -25,6 +26,12 @@ from pathlib import Path
 
 ABS = 'xmlns="http://schemas.datacontract.org/2004/07/ThreatModeling.Model.Abstracts"'
 KB = 'xmlns:b="http://schemas.datacontract.org/2004/07/ThreatModeling.KnowledgeBase"'
+CODE_TYPE = {  # default.tb7: the static "Code Type" of the SDL template's process types
+    "SE.P.TMCore.KernelThread": "Unmanaged", "SE.P.TMCore.WinApp": "Unmanaged", "SE.P.TMCore.NetApp": "Managed",
+    "SE.P.TMCore.ThickClient": "Unmanaged", "SE.P.TMCore.BrowserClient": "Unmanaged",
+    "SE.P.TMCore.WebServer": "Managed", "SE.P.TMCore.Modern": "Managed", "SE.P.TMCore.Win32Service": "Unmanaged",
+    "SE.P.TMCore.WebApp": "Unmanaged", "SE.P.TMCore.WebSvc": "Unmanaged",
+}
 STATIC = {  # default.tb7: the static attributes of the SDL template's flow types
     "SE.DF.TMCore.HTTP": [("Source Authenticated", "No"), ("Destination Authenticated", "No"),
                           ("Provides Confidentiality", "No"), ("Provides Integrity", "No")],
@@ -86,7 +93,8 @@ def build(types_json: Path) -> str:
         for i, e in enumerate(kinds[generic]):
             guid = _guid(base + i)
             placed[generic].append(guid)
-            stencil(guid, generic, e["id"], e["name"], e["name"], x, 150 * i, shape=shape, extra=extra)
+            code = _list("Code Type", [CODE_TYPE[e["id"]]], static=True) if e["id"] in CODE_TYPE else ""
+            stencil(guid, generic, e["id"], e["name"], e["name"], x, 150 * i, shape=shape, extra=code + extra)
     fids = itertools.count(400)
     ftypes = itertools.cycle(kinds["GE.DF"])
 

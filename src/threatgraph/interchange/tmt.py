@@ -152,6 +152,14 @@ _IDENTITY_PROVIDERS = {"adfs", "azure ad"}
 """Azure template Web API "Identity Provider": the API authenticates its callers with tokens from it."""
 """SDL flow properties (TMT names XMLenc, JSON) → the format the flow's target process parses (tg:acceptsFormat),
 the fact TMT's T11 "XML DTD and XSLT Processing" and T12 "JavaScript Object Notation Processing" test."""
+_CODE_TYPES: dict[str, bool] = {
+    # the SDL template's static "Code Type" of its process types (default.tb7): Unmanaged → tg:memoryUnsafe true
+    "SE.P.TMCore.KernelThread": True, "SE.P.TMCore.WinApp": True, "SE.P.TMCore.ThickClient": True,
+    "SE.P.TMCore.BrowserClient": True, "SE.P.TMCore.Win32Service": True, "SE.P.TMCore.WebApp": True,
+    "SE.P.TMCore.WebSvc": True,
+    "SE.P.TMCore.NetApp": False, "SE.P.TMCore.WebServer": False, "SE.P.TMCore.Modern": False,
+}
+"""Applied when the stencil does not carry the attribute (a file saved without its static attributes)."""
 _WEB_APPS = {"SE.P.TMCore.WebServer", "SE.P.TMCore.WebApp", "SE.P.TMCore.AzureAppServiceWebApp"}
 """Standard process types that serve browsers: tg:webApplication (the targets of TMT's cross-site scripting)."""
 _APIS = {"SE.P.TMCore.WebAPI", "SE.P.TMCore.AzureAppServiceApiApp"}
@@ -454,6 +462,8 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         b.ml_class(node, kind, [("name", label), ("stencil type", tname)], epath, given=ML_TYPES.get(base or ""))
         _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid, tls=tls,
                     readonly=readonly)
+        if kind == "Process" and base in _CODE_TYPES and (node, rdflib.URIRef(TG.memoryUnsafe), None) not in b.g:
+            b.g.add((node, rdflib.URIRef(TG.memoryUnsafe), rdflib.Literal(_CODE_TYPES[base])))
         if kind == "ExternalEntity" and (node, rdflib.URIRef(TG.authenticated), rdflib.Literal(True)) in b.g:
             selfauth.add(node)  # "Authenticates Itself: Yes": every flow it sends authenticates its source
         if geo is not None:
@@ -693,6 +703,9 @@ def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], 
         elif key == "contains cookies" and kind == "DataFlow" and val.lower() in _TRUE | _FALSE:
             # a request without cookies carries no ambient credential a forged cross-site request could reuse
             cookieless = val.lower() in _FALSE
+        elif key == "code type" and kind == "Process" and val.lower() in ("managed", "unmanaged"):
+            # TMT's T2 "Process Memory Tampered" is generated on flows into a process whose code is unmanaged
+            b.g.add((node, rdflib.URIRef(TG.memoryUnsafe), rdflib.Literal(val.lower() == "unmanaged")))
         elif key == "dataflow order":
             b.unmapped(f"{ppath}/Dataflow Order", "drawing order of the tool (no home)")
         else:
