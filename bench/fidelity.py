@@ -400,6 +400,10 @@ def prepare(path: Path) -> Prepared:
         generated = json.loads(risks.read_text(encoding="utf-8")) if risks.exists() else None
         return threagile_truth(doc, generated)
     doc = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(doc, dict):
+        # e.g. a Threagile risks.json given on the command line: it is read beside its model, not on its own
+        raise SystemExit(f"fidelity.py: {path}: not a model (a JSON {type(doc).__name__}); a Threagile "
+                         "'<model>.risks.json' is read beside its '<model>.yaml'")
     if isinstance(doc.get("elements"), list) and isinstance(doc.get("flows"), list):
         return pytm_truth(doc)
     truth, labels = threat_dragon_truth(doc)

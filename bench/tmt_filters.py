@@ -18,9 +18,10 @@ The filter words are read in threatgraph's vocabulary, the way the importer maps
   tg:destinationAuthenticated; ``providesConfidentiality`` → tg:encryptedInTransit; ``providesIntegrity`` →
   tg:integrityProtected, else tg:encryptedInTransit; ``storesLogData`` → tg:holdsLogs; ``storesCredentials`` →
   tg:storesCredentials; ``hasInputSanitizers`` → tg:inputValidated; ``hasOutputSanitizers`` →
-  tg:outputEncoded; the forgery-protection attribute of flows (``54851a3b-…``) → tg:csrfProtected. True
+  tg:outputEncoded; the forgery-protection attribute of flows (``54851a3b-…``) → tg:csrfProtected; ``codeType`` →
+  tg:memoryUnsafe (true ``'Unmanaged'``, false ``'Managed'``). True
   reads ``'Yes'``, false ``'No'`` (``'None'`` for forgery protection), absent ``'Not Selected'``. Other
-  properties (code type, own protocol or authentication scheme, XML/JSON payload) have no threatgraph
+  properties (own protocol or authentication scheme, XML/JSON payload) have no threatgraph
   attribute and always read ``'Not Selected'``;
 * flows the model declares out of scope (tg:outOfScope true) get no threat: threatgraph raises no finding
   on them either.
@@ -46,6 +47,7 @@ PROPS: dict[str, str | tuple[str, ...]] = {
     "storesLogData": "holdsLogs", "storesCredentials": "storesCredentials",
     "hasInputSanitizers": "inputValidated", "hasOutputSanitizers": "outputEncoded",
     "54851a3b-65da-4902-b4e0-94ef015be735": "csrfProtected",
+    "codeType": "memoryUnsafe",
 }
 CATEGORY = {"S": "Spoofing", "T": "Tampering", "R": "Repudiation", "I": "InformationDisclosure",
             "D": "DenialOfService", "E": "ElevationOfPrivilege"}
@@ -65,6 +67,8 @@ class End:
             return "Not Selected"
         if attr == "csrfProtected":
             return "Yes" if self.attrs[attr] else "None"
+        if attr == "memoryUnsafe":
+            return "Unmanaged" if self.attrs[attr] else "Managed"
         return "Yes" if self.attrs[attr] else "No"
 
 
@@ -213,7 +217,7 @@ _WEB = "SELECT ?e WHERE { ?e tg:webApplication true }"
 _STD = "SELECT ?e ?d WHERE { ?e <http://purl.org/dc/terms/type> ?d }"
 _ATTRS = """SELECT ?e ?p ?v WHERE { ?e ?p ?v . FILTER(?p IN (tg:authenticated, tg:encryptedInTransit,
   tg:holdsLogs, tg:storesCredentials, tg:inputValidated, tg:outputEncoded, tg:csrfProtected, tg:integrityProtected,
-  tg:destinationAuthenticated)) }"""
+  tg:destinationAuthenticated, tg:memoryUnsafe)) }"""
 
 
 def flows(select: Callable[[str], Iterator[dict[str, Any]]]) -> list[Flow]:

@@ -530,3 +530,66 @@ def test_not_applicable_declared_threats_still_derived_are_reported(tmp_path: Pa
     dec = json.loads(out_json.read_text(encoding="utf-8"))["declared"]
     assert dec["not_applicable_derived"] == 1
     assert {t["title"]: t["not_applicable"] for t in dec["threats"]} == {"user spoofed": True, "user denies": False}
+
+
+def test_otm_from_a_threat_modeling_tool_model_keeps_its_tmt_properties(tmp_path: Path) -> None:
+    """StartLeft's conversion of a .tm7 model to OTM (OWASP Threat Dragon ships one as a demo) keeps each stencil's
+    Threat Modeling Tool properties in ``properties``. They are read as in a .tm7 file: "Out Of Scope" is honoured,
+    "... TLS Enforced: True" encrypts the service's flows, an Azure firewall open to all networks exposes it, an
+    identity provider authenticates callers. Before, the whole object was reported as "component field with no
+    home" and the out-of-scope statement was lost."""
+    doc: dict[str, Any] = {
+        "otmVersion": "0.1.0", "project": {"name": "shop", "id": "shop"},
+        "trustZones": [{"id": "cloud", "name": "Public Cloud", "risk": {"trustRating": 10}}],
+        "components": [
+            {"id": "db", "name": "Orders DB", "type": "CD-MICROSOFT-AZURE-DB-POSTGRESQL", "parent": {"trustZone": "cloud"},
+             "properties": {"Name": "Orders DB", "Out Of Scope": "false", "Azure Postgres DB TLS Enforced": "True",
+                            "Azure Postgres DB Firewall Settings": "Allow access from all networks"}},
+            {"id": "api", "name": "Public API", "type": "web-service", "parent": {"trustZone": "cloud"},
+             "properties": {"Out Of Scope": "true", "Reason For Out Of Scope": "the platform team's",
+                            "Identity Provider": "Azure AD", "Web API Technologies": "Select", "Colour": ["red"]}},
+        ],
+        "dataflows": [{"id": "f1", "name": "Query", "source": "api", "destination": "db",
+                       "properties": {"Dataflow Order": "0", "Provides Integrity": "No"}}],
+    }
+    p = tmp_path / "from-tmt.otm.json"
+    p.write_text("    " + json.dumps(doc, indent=4), encoding="utf-8")  # indented as StartLeft writes it
+    res = convert_file(p)
+    assert res is not None and res.format == "otm"
+    g = res.graph
+    db, api, flow = by_label(g, "Orders DB"), by_label(g, "Public API"), by_label(g, "Query")
+    assert g.value(api, U(TG.outOfScope)).toPython() is True
+    assert str(g.value(api, U(TG.outOfScopeReason))) == "the platform team's"
+    assert g.value(db, U(TG.outOfScope)).toPython() is False
+    assert g.value(api, U(TG.authenticated)).toPython() is True
+    assert g.value(db, U(TG.publiclyExposed)).toPython() is True
+    assert g.value(flow, U(TG.encryptedInTransit)).toPython() is True
+    assert g.value(flow, U(TG.integrityProtected)).toPython() is False  # stated on the flow: kept
+    notes = "\n".join(res.unmapped)
+    assert "component field with no home" not in notes
+    assert "/components/*/properties/Colour" in notes and "/dataflows/*/properties/Dataflow Order" in notes
+
+
+@pytest.mark.parametrize(("source", "edit"), [
+    # a number where OTM has a list of asset ids (found by mutating the test models)
+    ("ml-platform.otm.json", lambda d: d["components"][1].__setitem__("assets", {"processed": 5})),
+    # an object where Threat Dragon has a coordinate
+    ("rag-assistant.threatdragon.json",
+     lambda d: d["detail"]["diagrams"][0]["cells"][0].__setitem__("position", {"x": {"a": 1}, "y": 0})),
+    # text that is not a number where Threat Dragon has a coordinate
+    ("rag-assistant.threatdragon.json",
+     lambda d: d["detail"]["diagrams"][0]["cells"][0].__setitem__("position", {"x": "left", "y": 0})),
+])
+def test_field_of_an_unexpected_type_is_one_error_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, edit: Any) -> None:
+    """A field whose type or shape the format never gives it was a TypeError / ValueError traceback from deep in an
+    importer; it is one error naming the file and the format (exit 2)."""
+    doc = json.loads((HERE / source).read_text(encoding="utf-8"))
+    edit(doc)
+    p = tmp_path / source
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InputError, match=r"a field has a (type or shape|value) the .* format does not give it"):
+        convert_file(p)
+    assert main(["import-model", str(p), "-o", str(tmp_path / "out.ttl")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and source in err

@@ -259,6 +259,14 @@ _CATEGORY_WORDS: dict[str, str] = {
     "denialofservice": STRIDE.DenialOfService,
     "elevationofprivilege": STRIDE.ElevationOfPrivilege,
     "elevationofprivileges": STRIDE.ElevationOfPrivilege,  # Microsoft TMT via StartLeft writes the plural
+    # the classic STRIDE names (Howard and LeBlanc), which custom TMT templates and teams' own lists use
+    "spoofingidentity": STRIDE.Spoofing,
+    "spoofingofidentity": STRIDE.Spoofing,
+    "identityspoofing": STRIDE.Spoofing,
+    "tamperingwithdata": STRIDE.Tampering,
+    "datatampering": STRIDE.Tampering,
+    "dos": STRIDE.DenialOfService,
+    "eop": STRIDE.ElevationOfPrivilege,
     "linking": LINDDUN.Linking,
     "linkability": LINDDUN.Linking,
     "identifying": LINDDUN.Identifying,
@@ -289,10 +297,15 @@ def category_iri(word: str, linddun: bool = False) -> str | None:
     True
     >>> category_iri("Confidentiality") is None
     True
+    >>> category_iri("Tampering with data").endswith("stride#Tampering")
+    True
+    >>> category_iri("Denial of service (DoS)").endswith("stride#DenialOfService")
+    True
     >>> category_iri("LINDDUN: Non-repudiation").endswith("linddun#NonRepudiation")
     True
     """
-    key = re.sub(r"[^a-z]", "", word.lower())
+    # a trailing explanation or abbreviation in parentheses ("Elevation of privilege (EoP)") is not the name
+    key = re.sub(r"[^a-z]", "", re.sub(r"\s*\([^)]*\)\s*$", "", word.lower()) or word.lower())
     for method in ("linddun", "stride"):  # "LINDDUN: Non-repudiation", as threatgraph writes OTM categories
         if key.startswith(method) and len(key) > len(method):
             key, linddun = key[len(method):], method == "linddun"

@@ -133,7 +133,32 @@ def _from_yaml(path: Path, text: str, ml: MLClasses | None = None) -> ImportResu
     return _convert(fmt, doc, path, ml)
 
 
+_NAMES = {"otm": "OTM", "threat-dragon": "Threat Dragon", "tm-bom": "TM-BOM", "pytm": "pytm JSON",
+          "threagile": "Threagile"}
+
+
 def _convert(fmt: str, doc: Any, path: Path, ml: MLClasses | None = None) -> ImportResult:
+    """Convert a parsed document; a field of a type the converter does not expect (a number where the format has
+    a list, an object where it has text) is one located error, never a traceback."""
+    try:
+        return _convert_doc(fmt, doc, path, ml)
+    except (TypeError, AttributeError, KeyError, IndexError) as err:
+        raise InputError(
+            f"{path}: {fmt}: a field has a type or shape the {_NAMES.get(fmt, fmt)} format does not give it "
+            f"({type(err).__name__}: {err}); the model was not imported",
+            hint="validate the file against the format's JSON Schema (docs/interchange.md) or export it again from "
+                 "its tool",
+        ) from err
+    except ValueError as err:  # float("x") and the like; InputError is not a ValueError
+        raise InputError(
+            f"{path}: {fmt}: a field has a value the {_NAMES.get(fmt, fmt)} format does not give it ({err}); the "
+            "model was not imported",
+            hint="validate the file against the format's JSON Schema (docs/interchange.md) or export it again from "
+                 "its tool",
+        ) from err
+
+
+def _convert_doc(fmt: str, doc: Any, path: Path, ml: MLClasses | None = None) -> ImportResult:
     if fmt == "otm":
         return otm.convert(doc, str(path), ml=ml)
     if fmt == "threat-dragon":

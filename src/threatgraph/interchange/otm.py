@@ -30,6 +30,7 @@ from threatgraph.interchange.common import (
     slug,
 )
 from threatgraph.interchange.mlclasses import Choice, MLClasses, normalise
+from threatgraph.interchange.tmt import tmt_properties
 from threatgraph.terms import DCT, TG, TGML
 
 FORMAT = "otm"
@@ -240,6 +241,7 @@ def convert(doc: Any, name: str, *, ml: MLClasses | None = None) -> ImportResult
         raise InputError(f"{name}: {FORMAT}: /components: no usable component"
                          + (f" ({'; '.join(b.warnings[-3:])})" if b.warnings else ""),
                          hint="every component needs an id, a name and a type")
+    tls: set[rdflib.URIRef] = set()
     for i, c, cid, ctype, cname, cdesc in usable:
         path = ["components", i]
         node = comps[cid]
@@ -285,8 +287,12 @@ def convert(doc: Any, name: str, *, ml: MLClasses | None = None) -> ImportResult
                         b.unmapped(f"/components/{i}/assets/{key}", f"only a {need.lower()} can have assets {key}")
         _threats(b, c, path, node, threat_defs, mitigation_defs)
         map_attributes(b, node, c.get("attributes"), [*path, "attributes"])
-        b.unmapped_keys(c, path, ("id", "name", "type", "description", "parent", "assets", "threats", "attributes"),
-                        "component field with no home (tags, representations)")
+        if "properties" in c:
+            # StartLeft's conversion of a Threat Modeling Tool model keeps the stencil's TMT properties here
+            # ("Out Of Scope", "Sanitizes Input", "Azure Postgres DB TLS Enforced", ...): read as in a .tm7
+            tmt_properties(b, node, kind, c["properties"], "/components/*/properties", cid, tls=tls)
+        b.unmapped_keys(c, path, ("id", "name", "type", "description", "parent", "assets", "threats", "attributes",
+                                  "properties"), "component field with no home (tags, representations)")
     for cid, node in comps.items():
         zid = _zone_of(cid, parents, set())
         if zid is not None:
@@ -331,10 +337,18 @@ def convert(doc: Any, name: str, *, ml: MLClasses | None = None) -> ImportResult
                     continue
                 b.add(node, TG.carries, assets[aid])
             map_attributes(b, node, f.get("attributes"), [*path, "attributes"])
+            if "properties" in f:
+                tmt_properties(b, node, "DataFlow", f["properties"], "/dataflows/*/properties", ident, target=tgt)
+            if src in tls or tgt in tls:
+                # a service that refuses plaintext connections (TMT "... TLS Enforced: True"): its flows are
+                # encrypted and integrity-protected unless they state otherwise
+                for attr in (TG.encryptedInTransit, TG.integrityProtected):
+                    if (node, rdflib.URIRef(attr), None) not in b.g:
+                        b.g.add((node, rdflib.URIRef(attr), rdflib.Literal(True)))
             if k == 0:
                 _threats(b, f, path, node, threat_defs, mitigation_defs)
         b.unmapped_keys(f, path, ("id", "name", "description", "bidirectional", "source", "destination", "from", "to",
-                                  "assets", "threats", "attributes"), "dataflow field with no home (tags)")
+                                  "assets", "threats", "attributes", "properties"), "dataflow field with no home (tags)")
     b.g.bind("tgml", TGMLN)
     return b.result()
 

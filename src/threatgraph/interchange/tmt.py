@@ -152,6 +152,14 @@ _IDENTITY_PROVIDERS = {"adfs", "azure ad"}
 """Azure template Web API "Identity Provider": the API authenticates its callers with tokens from it."""
 """SDL flow properties (TMT names XMLenc, JSON) → the format the flow's target process parses (tg:acceptsFormat),
 the fact TMT's T11 "XML DTD and XSLT Processing" and T12 "JavaScript Object Notation Processing" test."""
+_CODE_TYPES: dict[str, bool] = {
+    # the SDL template's static "Code Type" of its process types (default.tb7): Unmanaged → tg:memoryUnsafe true
+    "SE.P.TMCore.KernelThread": True, "SE.P.TMCore.WinApp": True, "SE.P.TMCore.ThickClient": True,
+    "SE.P.TMCore.BrowserClient": True, "SE.P.TMCore.Win32Service": True, "SE.P.TMCore.WebApp": True,
+    "SE.P.TMCore.WebSvc": True,
+    "SE.P.TMCore.NetApp": False, "SE.P.TMCore.WebServer": False, "SE.P.TMCore.Modern": False,
+}
+"""Applied when the stencil does not carry the attribute (a file saved without its static attributes)."""
 _WEB_APPS = {"SE.P.TMCore.WebServer", "SE.P.TMCore.WebApp", "SE.P.TMCore.AzureAppServiceWebApp"}
 """Standard process types that serve browsers: tg:webApplication (the targets of TMT's cross-site scripting)."""
 _APIS = {"SE.P.TMCore.WebAPI", "SE.P.TMCore.AzureAppServiceApiApp"}
@@ -162,6 +170,10 @@ _NO_FORGERY_PROTECTION = {"none"}
 _UNSET = {"", "select", "not selected", "not applicable"}
 _TRUE = {"yes", "true"}
 _FALSE = {"no", "false"}
+
+_SHAPES = {"StencilEllipse": "GE.P", "StencilRectangle": "GE.EI", "StencilParallelLines": "GE.DS",
+           "BorderBoundary": "GE.TB.B", "Connector": "GE.DF", "LineBoundary": "GE.TB.L", "StencilAnnotation": "GE.A"}
+"""The stencil classes of the DataContract (``i:type`` of a stencil or line) → the generic type they draw."""
 
 _CATEGORY_LETTERS = {"S": "Spoofing", "T": "Tampering", "R": "Repudiation", "I": "Information Disclosure",
                      "D": "Denial of Service", "E": "Elevation of Privilege"}
@@ -203,11 +215,43 @@ class _Prop:
     value: str | None
 
 
+def _type_name(value: Element) -> str | None:
+    """The stencil type's name as the tool shows it: the first header of its properties ("Web API")."""
+    props = _kid(value, "Properties")
+    for p in props if props is not None else []:
+        if (p.get(_XSI + "type") or "").rsplit(":", 1)[-1] == "HeaderDisplayAttribute":
+            return _text(p, "DisplayName")
+    return None
+
+
+def _unnamed(b: Builder, v: Element, epath: str, guid: str, template: _Template, stype: str | None) -> str:
+    """Label of a stencil or line drawn without a name: its type's name and the start of its Guid; reported."""
+    tname = _type_name(v) or (template.elements.get(stype or "", (None, None))[0] if stype else None)
+    label = f"unnamed {tname or 'stencil'} {guid[:8]}"
+    _warn(b, epath, f"no Name: labelled {label!r}")
+    return label
+
+
+def _base_type(stype: str | None, template: _Template) -> str | None:
+    """The nearest standard type threatgraph knows among ``stype`` and its ancestors in the embedded template
+    (a custom template's "Payments API" derived from the Azure template's Web API is read as a Web API)."""
+    seen: set[str] = set()
+    while stype and stype not in KNOWN_TYPES and stype not in _GENERIC and stype not in seen:
+        seen.add(stype)
+        stype = template.elements.get(stype, (None, None))[1]
+    return stype if stype in KNOWN_TYPES else None
+
+
 def parse_xml(text: str | bytes, name: str) -> Element:
     """The root element of a ``.tm7`` document, parsed without DTDs, entities or external resources.
 
     ``bytes`` are decoded by the XML parser (byte-order mark or encoding declaration: UTF-8, UTF-16).
     """
+    if isinstance(text, bytes) and text.startswith(b"PK\x03\x04"):
+        raise InputError(f"{name}: a zip archive, not a Microsoft Threat Modeling Tool model (a .tm7 file is XML); "
+                         "tried: Microsoft Threat Modeling Tool (.tm7)",
+                         hint="extract the .tm7 file from the archive, or save the model again from the Threat "
+                              "Modeling Tool")
     try:
         root: Element = SafeET.fromstring(text.lstrip("\ufeff") if isinstance(text, str) else text,
                                           forbid_dtd=True)
@@ -307,7 +351,9 @@ def _props(value: Element) -> list[_Prop]:
         if kind == "HeaderDisplayAttribute":
             continue
         val = _kid(p, "Value")
-        if kind == "ListDisplayAttribute" and val is not None:
+        if kind in ("ListDisplayAttribute", "StaticListDisplayAttribute") and val is not None:
+            # a static attribute is the template's fixed value for the stencil type (e.g. an HTTPS flow's
+            # "Provides Confidentiality: Yes", an external web service's "Authenticates Itself: Not Applicable")
             options = [(o.text or "").strip() for o in val]
             idx = _text(p, "SelectedIndex")
             sel = options[int(idx)] if idx is not None and idx.isdigit() and int(idx) < len(options) else None
@@ -318,6 +364,9 @@ def _props(value: Element) -> list[_Prop]:
 
 
 def _geometry(b: Builder, v: Element, path: str) -> tuple[float, float, float, float] | None:
+    """The stencil's drawn box (left, top, right, bottom); None when it has no (numeric) Left and Top."""
+    if _text(v, "Left") is None or _text(v, "Top") is None:
+        return None
     try:
         left, top = float(_text(v, "Left") or "0"), float(_text(v, "Top") or "0")
         w, h = float(_text(v, "Width") or "0"), float(_text(v, "Height") or "0")
@@ -366,21 +415,25 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
     centres: dict[str, tuple[float, float]] = {}
     names: dict[str, str] = {}
     local: list[str] = []
+    epaths: dict[str, str] = {}
     tls: set[rdflib.URIRef] = set()
     selfauth: set[rdflib.URIRef] = set()
     readonly: set[rdflib.URIRef] = set()
     for guid, v, epath in _entries(b, _kid(surface, "Borders"), path, "Borders", seen):
         generic, stype = _types(b, v, epath, template)
+        base = _base_type(stype, template)
         props = _props(v)
         label = next((p.value for p in props if p.display == "Name" and p.value), None)
         geo = _geometry(b, v, epath)
         if generic == "GE.TB.B":
             zone = b.iri(guid)
-            b.typed(zone, TG.TrustZone, label or "Trust border boundary", guid)
+            b.typed(zone, TG.TrustZone, label or _type_name(v) or "Trust border boundary", guid)
             if geo is not None:
                 boxes.append((zone, *geo))
-                if stype in _CLOUD_ACCOUNTS:
+                if base in _CLOUD_ACCOUNTS:
                     clouds.append(geo)
+            else:
+                _warn(b, epath, "border boundary without Left/Top: no stencil can be placed inside it")
             continue
         if generic == "GE.A":
             b.unmapped(_GENERIC_PATH + "/Borders/*/Value[GE.A]", "free text annotation on the diagram (no home)")
@@ -392,21 +445,25 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         kind = _KINDS[generic]
         node = b.iri(guid)
         elements[guid] = node
-        names[guid] = label or guid
+        shown_as = label or _unnamed(b, v, epath, guid, template, stype)
+        names[guid] = shown_as
         local.append(guid)
-        b.typed(node, TG[kind], label or guid, guid)
+        epaths[guid] = epath
+        b.typed(node, TG[kind], shown_as, guid)
         b.add(node, TG.partOf, system)
         _standard(b, node, stype, template)
-        if kind == "Process" and stype in _WEB_APPS:
+        if kind == "Process" and base in _WEB_APPS:
             b.g.add((node, rdflib.URIRef(TG.webApplication), rdflib.Literal(True)))
-        if kind == "Process" and stype in _APIS:
+        if kind == "Process" and base in _APIS:
             b.g.add((node, rdflib.URIRef(TG.servesApi), rdflib.Literal(True)))
         # ML class: from the standard type, else from words in the stencil's name or its template type's name
         # (a custom template's "Vector Database" stencil is a tgml:VectorStore)
         tname = template.elements.get(stype or "", (None, None))[0] if stype else None
-        b.ml_class(node, kind, [("name", label), ("stencil type", tname)], epath, given=ML_TYPES.get(stype or ""))
+        b.ml_class(node, kind, [("name", label), ("stencil type", tname)], epath, given=ML_TYPES.get(base or ""))
         _attributes(b, node, kind, props, _GENERIC_PATH + "/Borders/*/Value/Properties", guid, tls=tls,
                     readonly=readonly)
+        if kind == "Process" and base in _CODE_TYPES and (node, rdflib.URIRef(TG.memoryUnsafe), None) not in b.g:
+            b.g.add((node, rdflib.URIRef(TG.memoryUnsafe), rdflib.Literal(_CODE_TYPES[base])))
         if kind == "ExternalEntity" and (node, rdflib.URIRef(TG.authenticated), rdflib.Literal(True)) in b.g:
             selfauth.add(node)  # "Authenticates Itself: Yes": every flow it sends authenticates its source
         if geo is not None:
@@ -418,6 +475,9 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         used = False
         for guid in local:
             c = centres.get(guid)
+            if c is None:
+                _warn(b, epaths[guid], "stencil without Left/Top: placed outside all trust border "
+                      "boundaries")
             inside = [bx for bx in boxes if c and bx[1] <= c[0] <= bx[3] and bx[2] <= c[1] <= bx[4]]
             if inside:
                 zone = min(inside, key=lambda bx: (bx[3] - bx[1]) * (bx[4] - bx[2]))[0]
@@ -450,8 +510,10 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         if generic != "GE.DF":
             _warn(b, epath, f"line of generic type {generic!r} is not a data flow or line boundary (skipped)")
             continue
+        base = _base_type(stype, template)
         props = _props(v)
-        label = next((p.value for p in props if p.display == "Name" and p.value), None) or guid
+        label = next((p.value for p in props if p.display == "Name" and p.value), None) or \
+            _unnamed(b, v, epath, guid, template, stype)
         ends = []
         for key in ("SourceGuid", "TargetGuid"):
             ref = _text(v, key)
@@ -475,7 +537,7 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         b.add(node, TG.source, elements[ends[0]])
         b.add(node, TG.target, elements[ends[1]])
         b.add(node, TG.partOf, system)
-        proto = _PROTOCOLS.get(stype or "")
+        proto = _PROTOCOLS.get(base or "")
         if proto:
             b.lit(node, TG.protocol, proto[0])
         _standard(b, node, stype, template)
@@ -495,7 +557,7 @@ def _diagram(b: Builder, surface: Element, path: str, system: rdflib.URIRef, tem
         if elements[ends[0]] in tls or elements[ends[1]] in tls:
             served = {TG.integrityProtected: True, TG.encryptedInTransit: True}
             served[TG.destinationAuthenticated if elements[ends[1]] in tls else TG.authenticated] = True
-        for attr, value in [*served.items(), *_FLOW_DEFAULTS.get(stype or "", {}).items()]:
+        for attr, value in [*served.items(), *_FLOW_DEFAULTS.get(base or "", {}).items()]:
             if (node, rdflib.URIRef(attr), None) not in b.g:
                 b.g.add((node, rdflib.URIRef(attr), rdflib.Literal(value)))
         stated = (node, rdflib.URIRef(TG.encryptedInTransit), None) in b.g
@@ -522,6 +584,14 @@ def _types(b: Builder, v: Element, epath: str, template: _Template) -> tuple[str
         generic = parent if parent in _GENERIC else generic
         if generic not in _GENERIC and stype:
             generic = next((g for g in _GENERIC if stype.startswith("SE." + g[3:] + ".")), generic)
+        if generic not in _GENERIC:
+            # no generic type, and a custom type id (a GUID) the file's template does not define: the shape the
+            # tool draws it with is its kind (an ellipse is a process, a rectangle an external interactor, ...)
+            shape = _SHAPES.get((v.get(_XSI + "type") or "").rsplit(":", 1)[-1])
+            if shape is not None:
+                _warn(b, f"{epath}/Value/GenericTypeId", f"no generic type: read as {shape!r}, from the shape "
+                      f"{v.get(_XSI + 'type')!r} the tool draws it with")
+                generic = shape
     if stype and stype != generic and stype not in template.elements and stype not in KNOWN_TYPES:
         _warn(b, f"{epath}/Value/TypeId", f"unknown stencil type {stype!r}: read as its generic type {generic!r}")
         stype = None
@@ -633,12 +703,34 @@ def _attributes(b: Builder, node: rdflib.URIRef, kind: str, props: list[_Prop], 
         elif key == "contains cookies" and kind == "DataFlow" and val.lower() in _TRUE | _FALSE:
             # a request without cookies carries no ambient credential a forged cross-site request could reuse
             cookieless = val.lower() in _FALSE
+        elif key == "code type" and kind == "Process" and val.lower() in ("managed", "unmanaged"):
+            # TMT's T2 "Process Memory Tampered" is generated on flows into a process whose code is unmanaged
+            b.g.add((node, rdflib.URIRef(TG.memoryUnsafe), rdflib.Literal(val.lower() == "unmanaged")))
         elif key == "dataflow order":
             b.unmapped(f"{ppath}/Dataflow Order", "drawing order of the tool (no home)")
         else:
             b.unmapped(f"{ppath}/{p.display}", "template property with no threatgraph attribute")
     if cookieless:
         b.g.set((node, rdflib.URIRef(TG.csrfProtected), rdflib.Literal(True)))
+
+
+def tmt_properties(b: Builder, node: rdflib.URIRef, kind: str, props: object, ppath: str, guid: str,
+                   tls: set[rdflib.URIRef] | None = None, target: rdflib.URIRef | None = None) -> None:
+    """Threat Modeling Tool properties given as a JSON object (``{"Sanitizes Input": "Yes", ...}``, the way
+    StartLeft's conversion of a ``.tm7`` file to OTM keeps them) → the attributes a ``.tm7`` stencil's
+    properties give; values that are not text, numbers or booleans are reported."""
+    if not isinstance(props, dict):
+        b.unmapped(ppath, "properties that are not an object of names and values")
+        return
+    plist: list[_Prop] = []
+    for key, value in props.items():
+        if isinstance(value, bool):
+            plist.append(_Prop(str(key), "true" if value else "false"))
+        elif isinstance(value, (str, int, float)):
+            plist.append(_Prop(str(key), str(value)))
+        else:
+            b.unmapped(f"{ppath}/{key}", "property value that is not text, a number or a boolean")
+    _attributes(b, node, kind, plist, ppath, guid, tls=tls, target=target)
 
 
 def _num(v: Element, name: str) -> float | None:
