@@ -120,3 +120,22 @@ def test_version_1_loose_end() -> None:
     assert g.value(flow, U(TG.target)) == _by_label(g, "Kiosk")
     assert any("/detail/diagrams/0/diagramJson/cells/1/source: the flow's source is a loose end" in w
                for w in res.warnings)
+
+
+def test_process_named_as_a_data_server_gets_its_technology() -> None:
+    """A database server drawn as a process circle (the Threat Model Cookbook's "PostgresSQL") is read as
+    one, with a warning; a process that is a client of the server, or no server at all, is left alone."""
+    extra = [
+        {"id": f"p{i}", "shape": "process", "zIndex": 10 + i, "position": {"x": 500, "y": 300 + 150 * i},
+         "size": {"width": 100, "height": 100}, "data": {"type": "tm.Process", "name": name}}
+        for i, name in enumerate(["PostgresSQL", "Orders\nDB", "Kafka consumer"])
+    ]
+    res = convert(_model(extra), "servers.json")
+    g = res.graph
+    assert str(g.value(_by_label(g, "PostgresSQL"), U(TG.technology))) == "database"
+    assert str(g.value(_by_label(g, "Orders\nDB"), U(TG.technology))) == "database"
+    assert g.value(_by_label(g, "Kafka consumer"), U(TG.technology)) is None
+    assert g.value(_by_label(g, "Upload API"), U(TG.technology)) is None
+    assert (_by_label(g, "PostgresSQL"), RDF.type, U(TG.Process)) in g
+    warned = [w for w in res.warnings if "server (tg:technology" in w]
+    assert len(warned) == 2 and "'PostgresSQL' read as a database server" in warned[0]

@@ -6,10 +6,16 @@ tg:TrustZone holding the elements drawn inside it, ``tm.Boundary`` (a curve) →
 every flow whose straight line between its end elements crosses the curve gets tg:crossesBoundary true.
 Human-written threats become tg:DeclaredThreat (type → STRIDE/LINDDUN category, severity, status,
 mitigation text). ML classes only from explicit words in an element's name or description.
+
+A process whose name calls it a data server (a database product or the word database/DB, a message
+broker, a file server, a search index; ``_SERVER_NAMES``) gets that ``tg:technology`` (database,
+message-queue, file-server, search-index): people often draw the database server as a process circle, and
+rules on data at rest (TG-STRIDE-I-041) then see it. The import warns for each such process.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
@@ -238,6 +244,38 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
     return n_elements
 
 
+# A process named as one of these servers is store-like (tg:technology, a Threagile technology name). A name
+# that also calls it a client of the server (worker, consumer, driver...) is left alone.
+_SERVER_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("database", re.compile(r"\b(postgres\w*|mysql|mariadb|mssql|sql ?server|oracle ?db|mongo(db)?|cassandra|couchdb"
+                            r"|dynamodb|cosmos ?db|sqlite|neo4j|influx ?db|rdbms|database|db)\b")),
+    ("message-queue", re.compile(r"\b(message (queue|broker|bus)|kafka|rabbit ?mq|active ?mq|amazon sqs|sqs)\b")),
+    ("file-server", re.compile(r"\b(file server|file share|nas|sftp server|ftp server)\b")),
+    ("search-index", re.compile(r"\b(elasticsearch|opensearch|solr)\b")),
+)
+_CLIENT_WORDS = re.compile(r"\b(client|consumer|worker|producer|publisher|subscriber|connector|driver|proxy|ui|console"
+                           r"|admin|migrations?|importer|exporter|sync)\b")
+
+
+def server_technology(name: str | None) -> str | None:
+    """The technology a process's name gives it, if the name calls it a data server.
+
+    >>> server_technology("PostgresSQL"), server_technology("Orders DB"), server_technology("Kafka")
+    ('database', 'database', 'message-queue')
+    >>> server_technology("Web Service"), server_technology("DB migration worker"), server_technology(None)
+    (None, None, None)
+    """
+    if not name:
+        return None
+    text = " ".join(name.lower().split())
+    if _CLIENT_WORDS.search(text):
+        return None
+    for tech, rx in _SERVER_NAMES:
+        if rx.search(text):
+            return tech
+    return None
+
+
 _V1_LAYOUT: dict[str, str] = {"z": "zIndex"}
 _V1_CELL = ("id", "type", "position", "size", "angle", "z", "attrs", "labels", "smooth", "source", "target",
             "vertices", "threats")
@@ -289,6 +327,15 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
         b.unmapped(_ptr([*path, "storesCredentials"]), "only stores hold data")
     if kind == "Process":
         bool_attr(b, node, TG.webApplication, data.get("isWebApplication"))
+        name = data.get("name")
+        tech = server_technology(name if isinstance(name, str) else None)
+        if tech is not None:
+            b.lit(node, TG.technology, tech)
+            msg = (f"{b.name}: {FORMAT}: {_ptr(path)}: process {' '.join(str(name).split())!r} read as a "
+                   f"{tech.replace('-', ' ')} server (tg:technology {tech}) from its name: the data it keeps is "
+                   f"analysed as data at rest; draw it as a store to have every store rule apply")
+            if msg not in b.warnings:
+                b.warnings.append(msg)
     elif data.get("isWebApplication") is True:
         b.unmapped(_ptr([*path, "isWebApplication"]), "only processes are web applications")
     if kind == "Process" and data.get("handlesCardPayment") is True:
