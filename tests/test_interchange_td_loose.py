@@ -138,4 +138,4 @@ def test_process_named_as_a_data_server_gets_its_technology() -> None:
     assert g.value(_by_label(g, "Upload API"), U(TG.technology)) is None
     assert (_by_label(g, "PostgresSQL"), RDF.type, U(TG.Process)) in g
     warned = [w for w in res.warnings if "server (tg:technology" in w]
-    assert len(warned) == 2 and "'PostgresSQL' read as a database server" in warned[0]
+    assert len(warned) == 2 and "'PostgresSQL' read as a database server (tg:technology database)" in warned[0]

@@ -172,9 +172,10 @@ def test_digest_sees_a_change(store: Store) -> None:
 # -> 189,574 on merging the lean graph with the ML roles and the TMT-property rules above (issues 13, 14).
 # -> 189,611 with the hosted-provider rules, tgml:HostedModelClient / CodeExecutionTool and the TMT Azure rules
 # (issue 13): the records of six new rules and reworded mapping justifications; the same findings on this model.
-# -> 189,617 with TG-STRIDE-I-041 (issue 13, data servers drawn as processes): the new rule's record only; the
+# -> 189,617 with TG-STRIDE-I-041 (issue 13, data servers drawn as processes), -> 189,623 with TG-STRIDE-S-041
+# (fake messages on a queue): the new rules' records only; the
 # same findings on this model (no element of it has a data-server technology).
-GENERATED_1K = (189_617, "5150a09e1b4d92e2")
+GENERATED_1K = (189_623, "9ed89124c5336a41")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:

@@ -10,7 +10,9 @@ mitigation text). ML classes only from explicit words in an element's name or de
 A process whose name calls it a data server (a database product or the word database/DB, a message
 broker, a file server, a search index; ``_SERVER_NAMES``) gets that ``tg:technology`` (database,
 message-queue, file-server, search-index): people often draw the database server as a process circle, and
-rules on data at rest (TG-STRIDE-I-041) then see it. The import warns for each such process.
+rules on data at rest (TG-STRIDE-I-041) then see it. A store named as a queue or message broker gets
+``tg:technology message-queue`` (TG-STRIDE-S-041: fake messages from unauthenticated producers). The import
+warns for each element so read.
 """
 
 from __future__ import annotations
@@ -257,6 +259,21 @@ _CLIENT_WORDS = re.compile(r"\b(client|consumer|worker|producer|publisher|subscr
                            r"|admin|migrations?|importer|exporter|sync)\b")
 
 
+_QUEUE_STORE = re.compile(r"\b(queues?|message (queue|broker|bus)|topic|kafka|rabbit ?mq|active ?mq|sqs|service bus"
+                          r"|event hub|pub ?sub)\b")
+
+
+def store_technology(name: str | None) -> str | None:
+    """``message-queue`` for a store whose name calls it a queue or a message broker, else None.
+
+    >>> store_technology("Message Queue"), store_technology("Orders topic"), store_technology("Database")
+    ('message-queue', 'message-queue', None)
+    """
+    if name and _QUEUE_STORE.search(" ".join(name.lower().split())):
+        return "message-queue"
+    return None
+
+
 def server_technology(name: str | None) -> str | None:
     """The technology a process's name gives it, if the name calls it a data server.
 
@@ -313,7 +330,12 @@ def _v1_cell(cell: Any) -> Any:
 
 def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str, Any], path: list[str | int],
                    cid: str, dkey: str) -> None:
+    name = data.get("name")
     if kind == "DataStore":
+        tech = store_technology(name if isinstance(name, str) else None)
+        if tech is not None:
+            b.lit(node, TG.technology, tech)
+            _named_technology(b, path, "store", str(name), tech)
         bool_attr(b, node, TG.holdsLogs, data.get("isALog"))
         bool_attr(b, node, TG.encryptedAtRest, data.get("isEncrypted"))
         bool_attr(b, node, TG.artifactsSigned, data.get("isSigned"))
@@ -327,15 +349,10 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
         b.unmapped(_ptr([*path, "storesCredentials"]), "only stores hold data")
     if kind == "Process":
         bool_attr(b, node, TG.webApplication, data.get("isWebApplication"))
-        name = data.get("name")
         tech = server_technology(name if isinstance(name, str) else None)
         if tech is not None:
             b.lit(node, TG.technology, tech)
-            msg = (f"{b.name}: {FORMAT}: {_ptr(path)}: process {' '.join(str(name).split())!r} read as a "
-                   f"{tech.replace('-', ' ')} server (tg:technology {tech}) from its name: the data it keeps is "
-                   f"analysed as data at rest; draw it as a store to have every store rule apply")
-            if msg not in b.warnings:
-                b.warnings.append(msg)
+            _named_technology(b, path, "process", str(name), tech)
     elif data.get("isWebApplication") is True:
         b.unmapped(_ptr([*path, "isWebApplication"]), "only processes are web applications")
     if kind == "Process" and data.get("handlesCardPayment") is True:
@@ -349,6 +366,13 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
     if kind != "DataStore" and data.get("isEncrypted") is not None:
         b.unmapped(_ptr([*path, "isEncrypted"]), "encryption flag on an actor or process")
     _out_of_scope(b, node, data)
+
+
+def _named_technology(b: Builder, path: list[str | int], what: str, name: str, tech: str) -> None:
+    msg = (f"{b.name}: {FORMAT}: {_ptr(path)}: {what} {' '.join(name.split())!r} read as a {tech.replace('-', ' ')}"
+           f"{' server' if what == 'process' else ''} (tg:technology {tech}) from its name")
+    if msg not in b.warnings:
+        b.warnings.append(msg)
 
 
 def _out_of_scope(b: Builder, node: rdflib.URIRef, data: Mapping[str, Any]) -> None:
