@@ -1,7 +1,9 @@
 """OWASP Threat Dragon v2 JSON (and version 1 files, upgraded in memory) → threatgraph system model.
 
 Cells by ``data.type``: ``tm.Actor`` → tg:ExternalEntity, ``tm.Process`` → tg:Process, ``tm.Store`` →
-tg:DataStore, ``tm.Flow`` → tg:DataFlow (``source.cell`` → ``target.cell``), ``tm.BoundaryBox`` → a
+tg:DataStore (tgml:AgentMemory with ``isLongTermAgentMemory``), the AI shapes ``tm.Agent`` → tgml:LLMAgent
+and ``tm.Tool`` → tgml:AgentTool (tgml:CodeExecutionTool with ``executesAgentGeneratedCode``), an agent
+tgml:mayCallTool each tool a flow joins it to, ``tm.Flow`` → tg:DataFlow (``source.cell`` → ``target.cell``), ``tm.BoundaryBox`` → a
 tg:TrustZone holding the elements drawn inside it, ``tm.Boundary`` (a curve) → a tg:TrustBoundary, and
 every flow whose straight line between its end elements crosses the curve gets tg:crossesBoundary true.
 Human-written threats become tg:DeclaredThreat (type → STRIDE/LINDDUN category, severity, status,
@@ -39,18 +41,20 @@ from threatgraph.interchange.common import (
     slug,
 )
 from threatgraph.interchange.mlclasses import MLClasses
-from threatgraph.terms import DCT, TG
+from threatgraph.terms import DCT, TG, TGML
 
 FORMAT = "threat-dragon"
 
-_KINDS = {"tm.Actor": "ExternalEntity", "tm.Process": "Process", "tm.Store": "DataStore"}
+_KINDS = {"tm.Actor": "ExternalEntity", "tm.Process": "Process", "tm.Store": "DataStore", "tm.Agent": "Process",
+          "tm.Tool": "Process"}
 _CELL_MAPPED = ("id", "shape", "zIndex", "data", "source", "target", "vertices", "position", "size", "attrs",
                 "visible", "connector", "threats", "width", "height", "labels", "angle", "smooth")
 _LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape", "width", "height", "labels", "angle",
            "smooth")
 _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
                 "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment", "isWebApplication",
-                "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope")
+                "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope", "executesAgentGeneratedCode",
+                "isLongTermAgentMemory")
 
 Point = tuple[float, float]
 
@@ -117,6 +121,8 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
     centres: dict[str, Point] = {}
     flows: list[tuple[int, Mapping[str, Any]]] = []
     seen: set[str] = set()
+    agents: set[str] = set()
+    tools: set[str] = set()
     for ci, cell in enumerate(cells):
         cpath = [*cells_at, "cells", ci]
         try:
@@ -143,7 +149,12 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
                 b.add(node, TG.partOf, system)
                 desc = optional(b, data, [*cpath, "data"], "description", str)
                 b.lit(node, DCT.description, desc)
-                b.ml_class(node, kind, [("name", label), ("description", desc)], _ptr(cpath))
+                b.ml_class(node, kind, [("name", label), ("description", desc)], _ptr(cpath),
+                           given=_given_ml_class(ctype, data))
+                if ctype == "tm.Agent":
+                    agents.add(cid)
+                elif ctype == "tm.Tool":
+                    tools.add(cid)
                 _element_flags(b, node, kind, data, [*cpath, "data"], cid, dkey)
                 centres[cid] = _centre(cell)
                 _cell_threats(b, cell, cpath, node, linddun)
@@ -206,6 +217,9 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
                 if msg not in b.warnings:
                     b.warnings.append(msg)
                 ends.append(ph)
+            for agent, tool in ((ends[0], ends[1]), (ends[1], ends[0])):
+                if agent in agents and tool in tools:
+                    b.add(elements[agent], TGML.mayCallTool, elements[tool])
             label = own or f"{names[ends[0]]} → {names[ends[1]]}"
             pairs = [(cid, ends[0], ends[1], label)]
             if data.get("isBidirectional") is True:
@@ -366,6 +380,19 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
     if kind != "DataStore" and data.get("isEncrypted") is not None:
         b.unmapped(_ptr([*path, "isEncrypted"]), "encryption flag on an actor or process")
     _out_of_scope(b, node, data)
+
+
+def _given_ml_class(ctype: str, data: Mapping[str, Any]) -> str | None:
+    """The ML class a Threat Dragon shape states: an agent (``tm.Agent``) is an LLM agent, a tool (``tm.Tool``)
+    an agent tool (a code execution tool when ``executesAgentGeneratedCode``), a store with
+    ``isLongTermAgentMemory`` an agent's memory."""
+    if ctype == "tm.Agent":
+        return str(TGML.LLMAgent)
+    if ctype == "tm.Tool":
+        return str(TGML.CodeExecutionTool if data.get("executesAgentGeneratedCode") is True else TGML.AgentTool)
+    if ctype == "tm.Store" and data.get("isLongTermAgentMemory") is True:
+        return str(TGML.AgentMemory)
+    return None
 
 
 def _named_technology(b: Builder, path: list[str | int], what: str, name: str, tech: str) -> None:
