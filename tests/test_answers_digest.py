@@ -100,16 +100,11 @@ def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
 # target tgml:LLMProvider (AML.T0034s also the derived tgml:HostedModelClient, the backend that calls it): 488 ->
 # 503 technique rows; the justifications of T0034, T0057, T0010 and T0050 reworded, so the knowledge hashes of
 # every model change; tabular, health and the generated model have no provider: findings and techniques unchanged.
-# Then pytm's element threats on stated controls (issue 13, pytm fidelity): new rules TG-STRIDE-E-060 (a flow inside
-# one zone into a process or store stating tg:authorizationEnforced false) on rag (agent memory, e-mail and SQL tools)
-# and tabular (experiment tracker twice, model registry): 203 -> 206 and 262 -> 265 findings with their risk;
-# TG-STRIDE-T-060 (a flow inside one zone stated unencrypted carrying sensitive data): generated 1k 4,557 -> 4,632;
-# D-060 and T-061 fire on none of these; techniques, knowledge and paths unchanged.
 RECORDED: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (206, "cc6f1faae5592c46"), "techniques": (503, "cf923d3b73a0ad86"), "knowledge": (155, "4e8a7c4d470fff5f"), "risk": (206, "bcf3591536845b35"), "paths": (16, "59935d3d4ef12ef2")},
-    "tabular-platform": {"findings": (265, "e42fa68b42b8bbf7"), "techniques": (553, "49ec45d37a828ddb"), "knowledge": (138, "0eb083aff9c479f0"), "risk": (265, "af39fb2e71db39ba"), "paths": (27, "51bf23ede34ab902")},
-    "health-risk": {"findings": (182, "07c78919441f0f29"), "techniques": (311, "ecb911f43ce2974e"), "knowledge": (114, "b0b5e79f2dc47e09"), "risk": (182, "9f39228f007f23e8"), "paths": (24, "f233b5c4b63d63fb")},
-    "generated-1k": {"findings": (4632, "a2cdfd6a367474ba"), "techniques": (13436, "2941b6718cefd781"), "knowledge": (112, "8d3b4f9a7bd4c785"), "risk": (4632, "b44649e79d0d1433"), "paths": (250, "3ed694960e9c8d04")},
+    "rag-assistant": {"findings": (218, "c058ecbc9a1fa84a"), "techniques": (631, "9d63e23188c67bd5"), "knowledge": (155, "4e8a7c4d470fff5f"), "risk": (218, "1d22041453175e76"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (276, "a0391feff0fe611b"), "techniques": (635, "eb1f71d5d319b7be"), "knowledge": (138, "0eb083aff9c479f0"), "risk": (276, "010aaeee725e17c4"), "paths": (27, "51bf23ede34ab902")},
+    "health-risk": {"findings": (189, "853f5a327dbb01ad"), "techniques": (341, "ed8c7fd17423febe"), "knowledge": (114, "b0b5e79f2dc47e09"), "risk": (189, "d448926cd7f48fbb"), "paths": (24, "f233b5c4b63d63fb")},
+    "generated-1k": {"findings": (5123, "2d620478606b6e28"), "techniques": (17670, "7cebd240ff6e8856"), "knowledge": (112, "8d3b4f9a7bd4c785"), "risk": (5123, "3f6d5accd6097b79"), "paths": (250, "3ed694960e9c8d04")},
 }
 """Model name → part → (rows, hash). Recorded at commit dbad625 (see the module docstring) and unchanged
 through the lean finding graph (applications per element and technique, knowledge joined from
@@ -137,7 +132,13 @@ authorization check; new TG-STRIDE-I-035 (TMT's I6 on unencrypted boundary flows
 internal data): the examples keep their counts (the category of E-005 findings on flows into processes changes;
 risk unchanged), generated 1k 4,541 -> 4,557 (I-035); techniques, knowledge and paths unchanged. Recorded
 again on merging the TMT-property rules with the ML roles (issue 13; the two changes compose: findings and risk
-from the first, techniques, knowledge and paths from the second; health-risk's risk part from both)."""
+from the first, techniques, knowledge and paths from the second; health-risk's risk part from both).
+Re-recorded (findings, techniques, risk) with the process rules of issue 13's Threat Dragon fidelity
+(TG-STRIDE-S-042, T-041, R-041, D-041, E-041: spoofing, tampering, repudiation, denial of service and
+elevation of privilege on a process reached across a trust boundary by a less trusted caller, where Threat
+Dragon users write them): rag 203 -> 218 findings (503 -> 631 technique rows), tabular 262 -> 276 (553 ->
+635), health 182 -> 189 (311 -> 341), generated 1k 4,557 -> 5,123 (13,436 -> 17,670); the new findings'
+categories bring the techniques mapped to them on those processes; knowledge and paths unchanged."""
 
 
 @pytest.mark.slow
@@ -148,9 +149,9 @@ def test_example_answers_unchanged(name: str) -> None:
 
 
 RECORDED_PLAIN: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (206, "8de8358da7a90b32"), "techniques": (503, "263290d7b0fb0c3f"), "knowledge": (155, "9c219b3f8e0c0789"), "risk": (206, "6ba46bfa5d6582b8"), "paths": (16, "59935d3d4ef12ef2")},
-    "tabular-platform": {"findings": (265, "e42fa68b42b8bbf7"), "techniques": (553, "57495b7a5a7abdd5"), "knowledge": (138, "8486b7d82698a83a"), "risk": (265, "0a81562317da863f"), "paths": (27, "51bf23ede34ab902")},
-    "health-risk": {"findings": (182, "07c78919441f0f29"), "techniques": (311, "2c5fabdc533adce4"), "knowledge": (114, "0c65dd5017d66677"), "risk": (182, "b7cc278f1ad509e4"), "paths": (24, "f233b5c4b63d63fb")},
+    "rag-assistant": {"findings": (218, "9587aa1fe79ae265"), "techniques": (631, "2fd08a8ef667c64b"), "knowledge": (155, "9c219b3f8e0c0789"), "risk": (218, "af125d8b8eeba038"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (276, "3fafb931a3095ccb"), "techniques": (635, "29f199ce2cf3dd7c"), "knowledge": (138, "8486b7d82698a83a"), "risk": (276, "7ade117d75b2a7be"), "paths": (27, "51bf23ede34ab902")},
+    "health-risk": {"findings": (189, "853f5a327dbb01ad"), "techniques": (341, "3d8203fc4c8c012a"), "knowledge": (114, "0c65dd5017d66677"), "risk": (189, "92278737aa11a5c3"), "paths": (24, "f233b5c4b63d63fb")},
 }
 """The answers of a plain analysis (no --knowledge, no --store), recorded when techniques began to be cited
 without knowledge, unresolved (issue 13: the bridge mappings applied under the same asset classes and
@@ -162,8 +163,9 @@ equal the knowledge run's (rag's findings differ in control status only: no miti
 release, so declared controls implement none); risk differs (no technique maturity factor without a release). Re-recorded on the merge with the ML roles and
 the TMT-property rules (issue 13): the plain technique rows follow the knowledge run's (488, 553, 311).
 Re-recorded with the hosted-provider rules and mappings (issue 13): rag 203 findings and 503 technique rows as with
-knowledge; knowledge hashes of every model (reworded justifications). Re-recorded (findings, risk) with the rules
-E-060 and T-060 (issue 13, pytm fidelity): rag 203 -> 206, tabular 262 -> 265, as with knowledge."""
+knowledge; knowledge hashes of every model (reworded justifications). Re-recorded with the process rules
+S-042, T-041, R-041, D-041, E-041 (issue 13): findings and technique rows as with knowledge (218/631,
+276/635, 189/341)."""
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED_PLAIN))

@@ -14,7 +14,7 @@ from rdflib.namespace import RDF, RDFS
 from threatgraph.cli import main
 from threatgraph.errors import InputError
 from threatgraph.interchange.threatdragon import convert
-from threatgraph.terms import TG
+from threatgraph.terms import TG, TGML
 
 U = rdflib.URIRef
 
@@ -120,3 +120,53 @@ def test_version_1_loose_end() -> None:
     assert g.value(flow, U(TG.target)) == _by_label(g, "Kiosk")
     assert any("/detail/diagrams/0/diagramJson/cells/1/source: the flow's source is a loose end" in w
                for w in res.warnings)
+
+
+def test_process_named_as_a_data_server_gets_its_technology() -> None:
+    """A database server drawn as a process circle (the Threat Model Cookbook's "PostgresSQL") is read as
+    one, with a warning; a process that is a client of the server, or no server at all, is left alone."""
+    extra = [
+        {"id": f"p{i}", "shape": "process", "zIndex": 10 + i, "position": {"x": 500, "y": 300 + 150 * i},
+         "size": {"width": 100, "height": 100}, "data": {"type": "tm.Process", "name": name}}
+        for i, name in enumerate(["PostgresSQL", "Orders\nDB", "Kafka consumer"])
+    ]
+    res = convert(_model(extra), "servers.json")
+    g = res.graph
+    assert str(g.value(_by_label(g, "PostgresSQL"), U(TG.technology))) == "database"
+    assert str(g.value(_by_label(g, "Orders\nDB"), U(TG.technology))) == "database"
+    assert g.value(_by_label(g, "Kafka consumer"), U(TG.technology)) is None
+    assert g.value(_by_label(g, "Upload API"), U(TG.technology)) is None
+    assert (_by_label(g, "PostgresSQL"), RDF.type, U(TG.Process)) in g
+    warned = [w for w in res.warnings if "server (tg:technology" in w]
+    assert len(warned) == 2 and "'PostgresSQL' read as a database server (tg:technology database)" in warned[0]
+
+
+def test_agent_and_tool_shapes() -> None:
+    """Threat Dragon's AI shapes: ``tm.Agent`` is an LLM agent, ``tm.Tool`` an agent tool (a code execution tool
+    when it runs agent-generated code) that the agent may call when a flow joins them, and a store that is
+    the agent's long-term memory is agent memory. Before, both shapes were skipped as unknown cell types."""
+    extra = [
+        {"id": "agent", "shape": "agent", "zIndex": 10, "position": {"x": 500, "y": 300},
+         "size": {"width": 150, "height": 80}, "data": {"type": "tm.Agent", "name": "Support agent"}},
+        {"id": "tool", "shape": "agent-tool", "zIndex": 11, "position": {"x": 800, "y": 300},
+         "size": {"width": 150, "height": 80},
+         "data": {"type": "tm.Tool", "name": "Python sandbox", "executesAgentGeneratedCode": True}},
+        {"id": "search", "shape": "agent-tool", "zIndex": 12, "position": {"x": 800, "y": 500},
+         "size": {"width": 150, "height": 80}, "data": {"type": "tm.Tool", "name": "Search"}},
+        {"id": "mem", "shape": "store", "zIndex": 13, "position": {"x": 500, "y": 500},
+         "size": {"width": 100, "height": 60},
+         "data": {"type": "tm.Store", "name": "Memory", "isLongTermAgentMemory": True}},
+        {"id": "call", "shape": "flow", "zIndex": 14, "source": {"cell": "agent"}, "target": {"cell": "tool"},
+         "data": {"type": "tm.Flow", "name": "Run code"}},
+        {"id": "result", "shape": "flow", "zIndex": 15, "source": {"cell": "search"}, "target": {"cell": "agent"},
+         "data": {"type": "tm.Flow", "name": "Results"}},
+    ]
+    res = convert(_model(extra), "agent.json")
+    g = res.graph
+    agent, tool, search = _by_label(g, "Support agent"), _by_label(g, "Python sandbox"), _by_label(g, "Search")
+    assert (agent, RDF.type, U(TGML.LLMAgent)) in g
+    assert (tool, RDF.type, U(TGML.CodeExecutionTool)) in g
+    assert (search, RDF.type, U(TGML.AgentTool)) in g
+    assert (_by_label(g, "Memory"), RDF.type, U(TGML.AgentMemory)) in g
+    assert set(g.objects(agent, U(TGML.mayCallTool))) == {tool, search}
+    assert not any("unknown cell type" in w for w in res.warnings)

@@ -40,18 +40,20 @@ PARTS = {
 # Risk and status re-recorded when the rules honoured the TMT properties that answer a threat (issue 13):
 # rag +1 finding (TG-STRIDE-T-039), health-risk -1 (R-004 on a flow into a signed store); applications unchanged.
 # All three re-recorded on merging that with the ML roles (more applications: rag 342, tabular 381, health 205).
+# Risk and status re-recorded with the process rules TG-STRIDE-S-042, T-041, R-041, D-041, E-041 (issue 13): rag +15
+# findings, tabular +14, health +7, each with its risk and control status; applications and paths unchanged.
 BEFORE = {
     "rag-assistant": {
-        "applications": (350, "014400e818df3592"), "risk": (151, "8af6066ab53e1e11"),
-        "status": (553, "922e99e4e84d666b"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (350, "014400e818df3592"), "risk": (166, "2f44ce973dc9fc03"),
+        "status": (568, "64dd8aac44143a34"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
-        "applications": (381, "e0a3d61abd94e717"), "risk": (194, "8cc67f53a8b93e73"),
-        "status": (643, "0135f692ca955fe8"), "paths": (27, "df93e4e7b3743ec6"),
+        "applications": (381, "e0a3d61abd94e717"), "risk": (208, "1d5a07e1f945bb4c"),
+        "status": (657, "8ecf4203c7f198b7"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (205, "0d42fa4d4a56f9ba"), "risk": (123, "ac5c120481f1072d"),
-        "status": (387, "ceb3e5cb4032d9c3"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (205, "0d42fa4d4a56f9ba"), "risk": (130, "e16faefe8441188c"),
+        "status": (394, "0dd38774eac248f1"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 """Re-recorded (risk, status) when the per-element baseline became one finding per element and baseline
@@ -172,7 +174,12 @@ def test_digest_sees_a_change(store: Store) -> None:
 # -> 189,574 on merging the lean graph with the ML roles and the TMT-property rules above (issues 13, 14).
 # -> 189,611 with the hosted-provider rules, tgml:HostedModelClient / CodeExecutionTool and the TMT Azure rules
 # (issue 13): the records of six new rules and reworded mapping justifications; the same findings on this model.
-GENERATED_1K = (189_623, "750ec6cec18c7f37")
+# -> 189,617 with TG-STRIDE-I-041 (issue 13, data servers drawn as processes), -> 189,623 with TG-STRIDE-S-041
+# (fake messages on a queue): the new rules' records only; the
+# same findings on this model (no element of it has a data-server technology).
+# -> 203,788 with the process rules TG-STRIDE-S-042, T-041, R-041, D-041, E-041 (issue 13): 566 more findings
+# (processes reached across a trust boundary by a less trusted caller), their risk, statuses and the rules' records.
+GENERATED_1K = (203_788, "5ac5c64e82e7173a")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:

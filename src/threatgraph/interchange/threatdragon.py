@@ -1,15 +1,25 @@
 """OWASP Threat Dragon v2 JSON (and version 1 files, upgraded in memory) → threatgraph system model.
 
 Cells by ``data.type``: ``tm.Actor`` → tg:ExternalEntity, ``tm.Process`` → tg:Process, ``tm.Store`` →
-tg:DataStore, ``tm.Flow`` → tg:DataFlow (``source.cell`` → ``target.cell``), ``tm.BoundaryBox`` → a
+tg:DataStore (tgml:AgentMemory with ``isLongTermAgentMemory``), the AI shapes ``tm.Agent`` → tgml:LLMAgent
+and ``tm.Tool`` → tgml:AgentTool (tgml:CodeExecutionTool with ``executesAgentGeneratedCode``), an agent
+tgml:mayCallTool each tool a flow joins it to, ``tm.Flow`` → tg:DataFlow (``source.cell`` → ``target.cell``), ``tm.BoundaryBox`` → a
 tg:TrustZone holding the elements drawn inside it, ``tm.Boundary`` (a curve) → a tg:TrustBoundary, and
 every flow whose straight line between its end elements crosses the curve gets tg:crossesBoundary true.
 Human-written threats become tg:DeclaredThreat (type → STRIDE/LINDDUN category, severity, status,
 mitigation text). ML classes only from explicit words in an element's name or description.
+
+A process whose name calls it a data server (a database product or the word database/DB, a message
+broker, a file server, a search index; ``_SERVER_NAMES``) gets that ``tg:technology`` (database,
+message-queue, file-server, search-index): people often draw the database server as a process circle, and
+rules on data at rest (TG-STRIDE-I-041) then see it. A store named as a queue or message broker gets
+``tg:technology message-queue`` (TG-STRIDE-S-041: fake messages from unauthenticated producers). The import
+warns for each element so read.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
@@ -31,18 +41,20 @@ from threatgraph.interchange.common import (
     slug,
 )
 from threatgraph.interchange.mlclasses import MLClasses
-from threatgraph.terms import DCT, TG
+from threatgraph.terms import DCT, TG, TGML
 
 FORMAT = "threat-dragon"
 
-_KINDS = {"tm.Actor": "ExternalEntity", "tm.Process": "Process", "tm.Store": "DataStore"}
+_KINDS = {"tm.Actor": "ExternalEntity", "tm.Process": "Process", "tm.Store": "DataStore", "tm.Agent": "Process",
+          "tm.Tool": "Process"}
 _CELL_MAPPED = ("id", "shape", "zIndex", "data", "source", "target", "vertices", "position", "size", "attrs",
                 "visible", "connector", "threats", "width", "height", "labels", "angle", "smooth")
 _LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape", "width", "height", "labels", "angle",
            "smooth")
 _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
                 "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment", "isWebApplication",
-                "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope")
+                "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope", "executesAgentGeneratedCode",
+                "isLongTermAgentMemory")
 
 Point = tuple[float, float]
 
@@ -109,6 +121,8 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
     centres: dict[str, Point] = {}
     flows: list[tuple[int, Mapping[str, Any]]] = []
     seen: set[str] = set()
+    agents: set[str] = set()
+    tools: set[str] = set()
     for ci, cell in enumerate(cells):
         cpath = [*cells_at, "cells", ci]
         try:
@@ -135,7 +149,12 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
                 b.add(node, TG.partOf, system)
                 desc = optional(b, data, [*cpath, "data"], "description", str)
                 b.lit(node, DCT.description, desc)
-                b.ml_class(node, kind, [("name", label), ("description", desc)], _ptr(cpath))
+                b.ml_class(node, kind, [("name", label), ("description", desc)], _ptr(cpath),
+                           given=_given_ml_class(ctype, data))
+                if ctype == "tm.Agent":
+                    agents.add(cid)
+                elif ctype == "tm.Tool":
+                    tools.add(cid)
                 _element_flags(b, node, kind, data, [*cpath, "data"], cid, dkey)
                 centres[cid] = _centre(cell)
                 _cell_threats(b, cell, cpath, node, linddun)
@@ -198,6 +217,9 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
                 if msg not in b.warnings:
                     b.warnings.append(msg)
                 ends.append(ph)
+            for agent, tool in ((ends[0], ends[1]), (ends[1], ends[0])):
+                if agent in agents and tool in tools:
+                    b.add(elements[agent], TGML.mayCallTool, elements[tool])
             label = own or f"{names[ends[0]]} → {names[ends[1]]}"
             pairs = [(cid, ends[0], ends[1], label)]
             if data.get("isBidirectional") is True:
@@ -238,6 +260,53 @@ def _diagram(b: Builder, diagram: Any, path: list[str | int], system: rdflib.URI
     return n_elements
 
 
+# A process named as one of these servers is store-like (tg:technology, a Threagile technology name). A name
+# that also calls it a client of the server (worker, consumer, driver...) is left alone.
+_SERVER_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("database", re.compile(r"\b(postgres\w*|mysql|mariadb|mssql|sql ?server|oracle ?db|mongo(db)?|cassandra|couchdb"
+                            r"|dynamodb|cosmos ?db|sqlite|neo4j|influx ?db|rdbms|database|db)\b")),
+    ("message-queue", re.compile(r"\b(message (queue|broker|bus)|kafka|rabbit ?mq|active ?mq|amazon sqs|sqs)\b")),
+    ("file-server", re.compile(r"\b(file server|file share|nas|sftp server|ftp server)\b")),
+    ("search-index", re.compile(r"\b(elasticsearch|opensearch|solr)\b")),
+)
+_CLIENT_WORDS = re.compile(r"\b(client|consumer|worker|producer|publisher|subscriber|connector|driver|proxy|ui|console"
+                           r"|admin|migrations?|importer|exporter|sync)\b")
+
+
+_QUEUE_STORE = re.compile(r"\b(queues?|message (queue|broker|bus)|topic|kafka|rabbit ?mq|active ?mq|sqs|service bus"
+                          r"|event hub|pub ?sub)\b")
+
+
+def store_technology(name: str | None) -> str | None:
+    """``message-queue`` for a store whose name calls it a queue or a message broker, else None.
+
+    >>> store_technology("Message Queue"), store_technology("Orders topic"), store_technology("Database")
+    ('message-queue', 'message-queue', None)
+    """
+    if name and _QUEUE_STORE.search(" ".join(name.lower().split())):
+        return "message-queue"
+    return None
+
+
+def server_technology(name: str | None) -> str | None:
+    """The technology a process's name gives it, if the name calls it a data server.
+
+    >>> server_technology("PostgresSQL"), server_technology("Orders DB"), server_technology("Kafka")
+    ('database', 'database', 'message-queue')
+    >>> server_technology("Web Service"), server_technology("DB migration worker"), server_technology(None)
+    (None, None, None)
+    """
+    if not name:
+        return None
+    text = " ".join(name.lower().split())
+    if _CLIENT_WORDS.search(text):
+        return None
+    for tech, rx in _SERVER_NAMES:
+        if rx.search(text):
+            return tech
+    return None
+
+
 _V1_LAYOUT: dict[str, str] = {"z": "zIndex"}
 _V1_CELL = ("id", "type", "position", "size", "angle", "z", "attrs", "labels", "smooth", "source", "target",
             "vertices", "threats")
@@ -275,7 +344,12 @@ def _v1_cell(cell: Any) -> Any:
 
 def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str, Any], path: list[str | int],
                    cid: str, dkey: str) -> None:
+    name = data.get("name")
     if kind == "DataStore":
+        tech = store_technology(name if isinstance(name, str) else None)
+        if tech is not None:
+            b.lit(node, TG.technology, tech)
+            _named_technology(b, path, "store", str(name), tech)
         bool_attr(b, node, TG.holdsLogs, data.get("isALog"))
         bool_attr(b, node, TG.encryptedAtRest, data.get("isEncrypted"))
         bool_attr(b, node, TG.artifactsSigned, data.get("isSigned"))
@@ -289,6 +363,10 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
         b.unmapped(_ptr([*path, "storesCredentials"]), "only stores hold data")
     if kind == "Process":
         bool_attr(b, node, TG.webApplication, data.get("isWebApplication"))
+        tech = server_technology(name if isinstance(name, str) else None)
+        if tech is not None:
+            b.lit(node, TG.technology, tech)
+            _named_technology(b, path, "process", str(name), tech)
     elif data.get("isWebApplication") is True:
         b.unmapped(_ptr([*path, "isWebApplication"]), "only processes are web applications")
     if kind == "Process" and data.get("handlesCardPayment") is True:
@@ -302,6 +380,26 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
     if kind != "DataStore" and data.get("isEncrypted") is not None:
         b.unmapped(_ptr([*path, "isEncrypted"]), "encryption flag on an actor or process")
     _out_of_scope(b, node, data)
+
+
+def _given_ml_class(ctype: str, data: Mapping[str, Any]) -> str | None:
+    """The ML class a Threat Dragon shape states: an agent (``tm.Agent``) is an LLM agent, a tool (``tm.Tool``)
+    an agent tool (a code execution tool when ``executesAgentGeneratedCode``), a store with
+    ``isLongTermAgentMemory`` an agent's memory."""
+    if ctype == "tm.Agent":
+        return str(TGML.LLMAgent)
+    if ctype == "tm.Tool":
+        return str(TGML.CodeExecutionTool if data.get("executesAgentGeneratedCode") is True else TGML.AgentTool)
+    if ctype == "tm.Store" and data.get("isLongTermAgentMemory") is True:
+        return str(TGML.AgentMemory)
+    return None
+
+
+def _named_technology(b: Builder, path: list[str | int], what: str, name: str, tech: str) -> None:
+    msg = (f"{b.name}: {FORMAT}: {_ptr(path)}: {what} {' '.join(name.split())!r} read as a {tech.replace('-', ' ')}"
+           f"{' server' if what == 'process' else ''} (tg:technology {tech}) from its name")
+    if msg not in b.warnings:
+        b.warnings.append(msg)
 
 
 def _out_of_scope(b: Builder, node: rdflib.URIRef, data: Mapping[str, Any]) -> None:
