@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyoxigraph import NamedNode, Quad
 
@@ -31,6 +32,9 @@ from threatgraph.errors import InputError, RuleError, StoreError
 from threatgraph.resources import queries_dir, shared_data_dir, shared_data_hint
 from threatgraph.store.base import Store, Term
 from threatgraph.terms import FINDING, GRAPH, TG, graph_iri
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.stage_python import StageMemory
 
 G_FINDINGS = graph_iri("findings")
 SOURCES: tuple[str, ...] = ("attack-enterprise", "atlas", "d3fend")
@@ -57,6 +61,10 @@ class StageResult:
     """Finding IRI → its ``tg:controlStatus`` IRI (as written), for :func:`threatgraph.analysis.risk.score_findings`."""
     applications: Applications | None = None
     """The technique applications the stage wrote, read back once (for control status and risk)."""
+    memory: StageMemory | None = None
+    """What the Python steps wrote of the applications, when they ran on the shipped stage files
+    (:class:`~threatgraph.analysis.stage_python.StageMemory`: :func:`~threatgraph.analysis.findings.findings_of`
+    builds the findings' techniques from it instead of reading the applications back)."""
 
     @property
     def total(self) -> int:
@@ -108,6 +116,27 @@ def read_applications(store: Store) -> Applications:
                     out.technique[app] = (t, rel)
     for apps in out.of_finding.values():
         apps.sort()
+    return out
+
+
+def applications_in(memory: StageMemory) -> Applications | None:
+    """:func:`read_applications` from what the Python steps wrote (the same rows); None when an application has
+    several techniques or releases (then which row the join gives last depends on the store's order)."""
+    out = Applications()
+    technique = out.technique
+    nodes: dict[str, NamedNode] = {}
+    for f, apps in memory.of_finding.items():
+        for app in apps:
+            rec = memory.apps[app]
+            if len(rec.technique) != 1 or len(rec.release) != 1:
+                return None
+            if app not in technique:
+                t = rec.technique[0]
+                node = nodes.get(t)
+                if node is None:
+                    node = nodes[t] = NamedNode(t)
+                technique[app] = (node, rec.release[0])
+        out.of_finding[f] = sorted(apps)
     return out
 
 
@@ -333,7 +362,10 @@ def run_stage(
         store.add_quads([Quad(q.subject, q.predicate, q.object, g) for q in quads])
         result.triples[path.name] = len(quads) if graph == G_FINDINGS else 0
     store.drop_graph(G_STAGE)
-    result.applications = read_applications(store)
+    if fast is not None and files is None:
+        result.memory = fast.memory
+    apps = applications_in(result.memory) if result.memory is not None else None
+    result.applications = apps if apps is not None else read_applications(store)
     result.triples["control status"] = derive_control_status(
         store, result.finding_status, applications=result.applications, findings=findings
     )
