@@ -129,6 +129,7 @@ def _memory_pairs(memory: StageMemory) -> dict[str, set[tuple[str, str]]]:
             out[p].update((app, v) for v in values)
     for f, apps in memory.of_finding.items():
         out[TG.ofFinding].update((app, f) for app in apps)
+    out[TG.controlStatus].update(memory.control.items())
     for x, (s, attr) in memory.facts.items():
         out[TG.factSubject].add((x, s))
         out[TG.factAttribute].add((x, attr))

@@ -500,6 +500,8 @@ class _Builder:
         self.mappings: dict[str, tuple[str, list[str]]] = {}
         self.applications: dict[str, TechniqueView | None] = {}
         """Application IRI → its view without the finding's categories (an application realises several findings)."""
+        self.views: dict[tuple[object, ...], TechniqueView] = {}
+        """The views of applications by what they say (:meth:`application_view`)."""
         self.realized: dict[str, set[str]] = {}
         """Mapping IRI → the categories it realises."""
 
@@ -567,7 +569,9 @@ class _Builder:
         iri = f.iri
         lab = self.lab
         props = self.props(iri)
-        f.control_status = _STATUS.get(_one(props, _K.controlStatus), "")
+        memory = self.memory
+        f.control_status = _STATUS.get(
+            memory.control.get(iri, "") if memory is not None else _one(props, _K.controlStatus), "")
         f.covered_by = sorted(lab(c.value) for c in props.get(_K.coveredBy, ()))
         v = _one(props, _K.likelihood)
         if v:
@@ -613,7 +617,6 @@ class _Builder:
     def application_view(self, app: str) -> TechniqueView | None:
         """What a technique application says, the same for every finding it realises (categories left empty);
         None when it names no technique."""
-        lab = self.lab
         ap = self.props(app)
         rec = self.memory.apps.get(app) if self.memory is not None else None
         if rec is None:
@@ -639,6 +642,22 @@ class _Builder:
             reduced = tuple(rec.reduced)
         if not t:
             return None
+        memory = self.memory
+        status = memory.control.get(app, "") if memory is not None else _one(ap, _K.controlStatus)
+        by = tuple(c.value for c in ap.get(_K.implementedBy, ()))
+        implemented = tuple(m.value for m in ap.get(_K.implementedMitigation, ()))
+        # applications of one technique on elements alike say the same: one view for them all (attach copies it)
+        key = (t, via, release, rep, frozenset(asset_types), exposures, reduced, status, by, implemented)
+        tv = self.views.get(key)
+        if tv is None:
+            tv = self.views[key] = self._view(t, via, release, rep, asset_types, exposures, reduced, status, by,
+                                              implemented)
+        return tv
+
+    def _view(self, t: str, via: str, release: str, rep: str, asset_types: Iterable[str], exposures: tuple[str, ...],
+              reduced: tuple[str, ...], status: str, by: tuple[str, ...], implemented: tuple[str, ...]) -> TechniqueView:
+        """The view of an application with these values (:meth:`application_view`)."""
+        lab = self.lab
         tv = TechniqueView(iri=t, id=technique_id(t), label=self.labels.get(t, ""), mapping=via)
         tv.asset_types = sorted({lab(c) for c in asset_types})
         if release == _NO_RELEASE:
@@ -646,7 +665,7 @@ class _Builder:
         else:
             tv.release = release.rsplit("release/", 1)[-1]
         tv.replaces = technique_id(rep) if rep else ""
-        tv.status = _STATUS.get(_one(ap, _K.controlStatus), "unmitigated")
+        tv.status = _STATUS.get(status, "unmitigated")
         tv.exposures = self._facts(exposures)
         tv.reduced_by = self._facts(reduced)
         td = self.techniques.get(t)
@@ -662,9 +681,8 @@ class _Builder:
             mapping = self.mappings[tv.mapping] = (_one(mp, _K.justification), sorted(x.value for x in mp.get(_K.source, ())))
         tv.justification = mapping[0]
         tv.sources = mapping[1]
-        ctl = [lab(c.value) for c in ap.get(_K.implementedBy, ())]
-        tv.implemented = sorted({(technique_id(m.value), ", ".join(sorted(ctl)))
-                                 for m in ap.get(_K.implementedMitigation, ())})
+        ctl = [lab(c) for c in by]
+        tv.implemented = sorted({(technique_id(m), ", ".join(sorted(ctl))) for m in implemented})
         return tv
 
     def _facts(self, key: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -729,7 +747,7 @@ _SECOND_STAGE: tuple[str, ...] = (
 """The predicates of findings, technique applications, their fact and risk factor nodes that :class:`_Builder`
 reads (:func:`findings_of` reads these from the finding graph, by predicate)."""
 _IN_MEMORY: frozenset[str] = frozenset({
-    TG.ofFinding, TG.appliedTechnique, TG.viaMapping, TG.viaAssetType, TG.inRelease, TG.replacesTechnique,
+    TG.controlStatus, TG.ofFinding, TG.appliedTechnique, TG.viaMapping, TG.viaAssetType, TG.inRelease, TG.replacesTechnique,
     TG.exposure, TG.reducedByFact, TG.factSubject, TG.factAttribute,
 })
 """The predicates of :data:`_SECOND_STAGE` that :class:`~threatgraph.analysis.stage_python.StageMemory` holds

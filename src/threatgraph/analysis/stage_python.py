@@ -201,7 +201,7 @@ class AppRecord:
 class StageMemory:
     """The technique applications the Python steps 10-techniques and 15-reduced-by wrote into graph/findings,
     as they wrote them (issue 14: the finding read-back built from them instead of ~1 M quads read back).
-    Exactly the ``tg:ofFinding``, ``tg:appliedTechnique``, ``tg:viaMapping``, ``tg:inRelease``,
+    Exactly the ``tg:controlStatus``, ``tg:ofFinding``, ``tg:appliedTechnique``, ``tg:viaMapping``, ``tg:inRelease``,
     ``tg:replacesTechnique``, ``tg:viaAssetType``, ``tg:exposure``, ``tg:reducedByFact`` quads of graph/findings
     and the ``tg:factSubject`` / ``tg:factAttribute`` of their fact nodes (every term an IRI)."""
 
@@ -210,6 +210,9 @@ class StageMemory:
     """Finding IRI → its applications (``tg:ofFinding``; only findings with one)."""
     facts: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Fact node IRI → (subject IRI, attribute IRI)."""
+    control: dict[str, str] = field(default_factory=dict)
+    """Application or finding IRI → its ``tg:controlStatus`` IRI (filled by
+    :func:`~threatgraph.analysis.techniques.derive_control_status`, the one writer of that predicate)."""
 
 
 def _add_new(values: list[str], value: str) -> None:

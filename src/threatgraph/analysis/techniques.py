@@ -367,7 +367,8 @@ def run_stage(
     apps = applications_in(result.memory) if result.memory is not None else None
     result.applications = apps if apps is not None else read_applications(store)
     result.triples["control status"] = derive_control_status(
-        store, result.finding_status, applications=result.applications, findings=findings
+        store, result.finding_status, applications=result.applications, findings=findings,
+        written=result.memory.control if result.memory is not None else None,
     )
     return result
 
@@ -419,6 +420,7 @@ def derive_control_status(
     *,
     applications: Applications | None = None,
     findings: Iterable[str] | None = None,
+    written: dict[str, str] | None = None,
 ) -> int:
     """Write ``tg:controlStatus`` on every technique application and finding; return the triple count.
 
@@ -426,7 +428,8 @@ def derive_control_status(
     :func:`read_applications`, unless given; applicable mitigations per technique; implemented ones
     from 50-controls.rq; category coverage from 51-coverage.rq); the set arithmetic is
     :func:`application_status` and :func:`finding_status`. ``findings``: every finding IRI, when the
-    caller has them. ``finding_statuses``, when given, receives finding IRI → status IRI.
+    caller has them. ``finding_statuses``, when given, receives finding IRI → status IRI; ``written``, when given,
+    receives the subject IRI → status IRI of every quad written (applications and findings).
     """
     apps = applications if applications is not None else read_applications(store)
     by_technique: dict[str, set[str]] = {}
@@ -446,13 +449,21 @@ def derive_control_status(
     p = NamedNode(TG.controlStatus)
     nodes = {name: NamedNode(TG[name]) for name in ("Mitigated", "PartlyMitigated", "Unmitigated")}
     quads = [Quad(NamedNode(a), p, nodes[s], g) for a, s in app_status.items()]
+    wrote: list[str] = []
+    statuses: list[str] = []
     for f in all_findings:
         fapps = apps.of_finding.get(f, [])
         st = finding_status([app_status.get(a, "Unmitigated") for a in sorted(fapps)], f in covered)
         quads.append(Quad(NamedNode(f), p, nodes[st], g))
+        if written is not None:
+            wrote.append(f)
+            statuses.append(TG[st])
         if finding_statuses is not None:
             finding_statuses[f] = TG[st]
     store.add_quads(quads)
+    if written is not None:
+        written.update((a, TG[s]) for a, s in app_status.items())
+        written.update(zip(wrote, statuses, strict=True))
     return len(quads)
 
 
