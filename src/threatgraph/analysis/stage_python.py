@@ -330,6 +330,14 @@ class PythonStage:
         mem = StageMemory()
         mem_apps, mem_facts = mem.apps, mem.facts
         not_iri: list[str] = []  # terms of the applications that are not IRIs (then no memory is kept)
+        iris: dict[str, str] = {}  # N-Triples text of an IRI → the IRI, one string for all its uses
+
+        def iri(text: str) -> str:
+            got = iris.get(text)
+            if got is None:
+                got = iris[text] = text[1:-1]
+            return got
+
         out = _Out(self)
         key = out.key
         # candidate mappings per (category, class)
@@ -421,7 +429,7 @@ class PythonStage:
             if x is not None:
                 if s[0] != "<" or attr[0] != "<":
                     not_iri.append(s)
-                mem_facts[x[1:-1]] = (s[1:-1], attr[1:-1])
+                mem_facts[iri(x)] = (iri(s), iri(attr))
                 add(x, a_type, c["ExposureFact"])
                 add(x, c["factSubject"], s)
                 add(x, c["factAttribute"], attr)
@@ -467,13 +475,13 @@ class PythonStage:
                     rec = mem_apps[app] = AppRecord()
                 if t[0] != "<" or m[0] != "<" or rel[0] != "<" or (replaced and replaced[0] != "<"):
                     not_iri.append(app)
-                _add_new(rec.technique, t[1:-1])
-                _add_new(rec.mapping, m[1:-1])
-                _add_new(rec.release, rel[1:-1])
+                _add_new(rec.technique, iri(t))
+                _add_new(rec.mapping, iri(m))
+                _add_new(rec.release, iri(rel))
                 if replaced:
-                    _add_new(rec.replaces, replaced[1:-1])
+                    _add_new(rec.replaces, iri(replaced))
                 for x in xs:
-                    _add_new(rec.exposures, x[1:-1])
+                    _add_new(rec.exposures, iri(x))
                 if record is not None:
                     record.append((app, element[e]))
                 if plain and t not in special and rel not in special and replaced not in special:
@@ -523,12 +531,12 @@ class PythonStage:
                                 not_iri.append(cls)
                             for app in apps:
                                 add(app, via_cls, cls)
-                                mem_apps[app].asset_types.add(cls[1:-1])
+                                mem_apps[app].asset_types.add(iri(cls))
                         linked.update(apps)
             if linked:
                 if f[0] != "<":
                     not_iri.append(f)
-                mem.of_finding[f[1:-1]] = [app[1:-1] for app in linked]
+                mem.of_finding[f[1:-1]] = [iri(app) for app in linked]
             if f not in special:
                 lines.extend([f"{app} {of_finding} {f} .\n" for app in linked])
             else:
@@ -539,7 +547,7 @@ class PythonStage:
         out.write()
         self.applied = applied if fresh else None
         if fresh and not not_iri:
-            mem.apps = {app[1:-1]: rec for app, rec in mem_apps.items()}
+            mem.apps = {iri(app): rec for app, rec in mem_apps.items()}
             self.memory = mem
 
     # -- 15-reduced-by.rq --------------------------------------------------------------------------
