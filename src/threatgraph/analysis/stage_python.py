@@ -13,6 +13,12 @@ Intermediate tables: 07-reduction-facts.rq writes blank-node facts into the scra
 for 15-reduced-by.rq. Run here, its facts are kept in memory (:attr:`PythonStage.reduction`) and only
 written into ``graph/stage`` when a step run as SPARQL reads them (:meth:`PythonStage.before_sparql`).
 
+What 10-techniques and 15-reduced-by write of the technique applications is also kept in memory
+(:class:`StageMemory`, :attr:`PythonStage.memory`, handed on as ``StageResult.memory`` and ``Analysis.stage_memory``):
+the control status and risk steps and :func:`threatgraph.analysis.findings.findings_of` build on it instead of
+reading ~1 M quads back (issue 14). The graph is still written in full: the later ``.rq`` steps, risk, named
+queries, the server, ``--save`` and exports read it.
+
 Where a ``.rq`` expression could fail on unusual terms (``STR`` or ``MD5`` of a blank node), the SPARQL
 semantics are kept: the variable stays unbound and the template triples that use it are not written.
 """
