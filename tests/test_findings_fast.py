@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyoxigraph import NamedNode, Quad
 
 import threatgraph.analysis.findings as findings_module
 from threatgraph.analysis.engine import Analysis, labels_of
-from threatgraph.analysis.findings import Finding, findings_of, read_findings
+from threatgraph.analysis.findings import _IN_MEMORY, Finding, findings_of, read_findings
 from threatgraph.analysis.pipeline import analyze
+from threatgraph.analysis.stage_python import StageMemory
+from threatgraph.terms import TG, graph_iri
 
 REPO = Path(__file__).resolve().parent.parent
 EX = REPO / "data" / "examples"
@@ -113,3 +116,69 @@ def test_without_cores_reads_the_graph() -> None:
     kept = findings_of(a, labels)
     a.cores = None
     assert findings_of(a, labels) == kept == read_findings(a.store, labels)
+
+
+def _memory_pairs(memory: StageMemory) -> dict[str, set[tuple[str, str]]]:
+    """(subject, object) IRIs per predicate of what the stage kept in memory."""
+    out: dict[str, set[tuple[str, str]]] = {p: set() for p in _IN_MEMORY}
+    for app, rec in memory.apps.items():
+        for p, values in ((TG.appliedTechnique, rec.technique), (TG.viaMapping, rec.mapping),
+                          (TG.inRelease, rec.release), (TG.replacesTechnique, rec.replaces),
+                          (TG.viaAssetType, rec.asset_types), (TG.exposure, rec.exposures),
+                          (TG.reducedByFact, rec.reduced)):
+            out[p].update((app, v) for v in values)
+    for f, apps in memory.of_finding.items():
+        out[TG.ofFinding].update((app, f) for app in apps)
+    out[TG.controlStatus].update(memory.control.items())
+    for x, (s, attr) in memory.facts.items():
+        out[TG.factSubject].add((x, s))
+        out[TG.factAttribute].add((x, attr))
+    return out
+
+
+def _assert_memory_is_graph(a: Analysis) -> None:
+    """What the stage kept in memory is exactly what the finding graph holds of those predicates."""
+    memory = a.stage_memory
+    assert memory is not None and memory.apps
+    kept = _memory_pairs(memory)
+    for p in _IN_MEMORY:
+        stored = {(q.subject.value, q.object.value) for q in a.store.quads_matching(p, graph_iri("findings"))}
+        assert kept[p] == stored, p
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("knowledge", [None, ["shared"]])
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_stage_memory_is_the_graph(name: str, knowledge: list[str] | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The applications the Python steps kept (issue 14) are those they wrote; findings_of built from them equals
+    findings_of reading them back from the store."""
+    a = analyze([str(EX / f"{name}.ttl")], knowledge=knowledge)
+    _assert_memory_is_graph(a)
+    kept = _fast(a, monkeypatch)
+    a.stage_memory = None
+    _assert_same(kept, _fast(a, monkeypatch))
+
+
+def test_stage_memory_first_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An application with several mappings: the view names the mapping the finding graph lists first (asked of
+    the store), as when read back."""
+    a = analyze([str(EX / "health-risk.ttl")])
+    memory = a.stage_memory
+    assert memory is not None
+    kept = _fast(a, monkeypatch)
+    app, rec = next((app, rec) for app, rec in memory.apps.items() if any(app in v for v in memory.of_finding.values()))
+    other = next(m for r in memory.apps.values() for m in r.mapping if m not in rec.mapping)
+    a.store.add_quads([Quad(NamedNode(app), NamedNode(TG.viaMapping), NamedNode(other), NamedNode(graph_iri("findings")))])
+    rec.mapping.append(other)
+    assert not rec.single
+    changed = _fast(a, monkeypatch)
+    a.stage_memory = None
+    _assert_same(changed, _fast(a, monkeypatch))
+    g = NamedNode(graph_iri("findings"))
+    listed = [q.object.value for q in a.store.oxigraph.quads_for_pattern(NamedNode(app), NamedNode(TG.viaMapping), None, g)]
+    assert sorted(listed) == sorted(rec.mapping)
+    views = [t for f in changed for t in f.techniques if f.iri in {f for f, apps in memory.of_finding.items() if app in apps}
+             and t.iri == rec.technique[0]]
+    assert views and {t.mapping for t in views} == {listed[0]}
+    if listed[0] == other:
+        assert changed != kept

@@ -38,6 +38,7 @@ G_SETTINGS = graph_iri("settings")
 """Settings of the analysis the rules read (tg:linddunEverywhere)."""
 
 if TYPE_CHECKING:
+    from threatgraph.analysis.stage_python import StageMemory
     from threatgraph.analysis.validation import ValidationReport
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -64,6 +65,10 @@ class Analysis:
     cores: list[FindingCore] | None = None
     """What the engine wrote of each finding (:class:`~threatgraph.analysis.findings.FindingCore`), for
     :func:`~threatgraph.analysis.findings.findings_of`; None when unknown (the findings are read from the graph)."""
+    stage_memory: StageMemory | None = None
+    """What the technique stage's Python steps wrote of the technique applications
+    (:class:`~threatgraph.analysis.stage_python.StageMemory`), for :func:`~threatgraph.analysis.findings.findings_of`;
+    None when the stage did not keep it (the applications are read from the graph)."""
 
 
 @contextmanager
@@ -282,6 +287,7 @@ class Engine:
         foci = self.foci or None  # none kept (rules not run by this engine): read from the store
         stage = run_stage(self.store, releases, findings=foci.keys() if foci else None)
         analysis.releases = stage.releases
+        analysis.stage_memory = stage.memory
         analysis.stage_triples = stage.total
         # a baseline finding (applicability of a category to an element kind) has a risk of its own only
         # when techniques realise it; otherwise it stays at its rule's severity (info): one scale, issue 15

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
@@ -15,6 +15,7 @@ from threatgraph.terms import DCT, RDF, RDFS, TG, graph_iri
 
 if TYPE_CHECKING:
     from threatgraph.analysis.engine import Analysis
+    from threatgraph.analysis.stage_python import StageMemory
 
 BASELINE_RULES: tuple[str, ...] = ("TG-PE-STRIDE", "TG-PE-LINDDUN")
 """The per-element baseline rules (STRIDE-per-element and LINDDUN per-element tables)."""
@@ -285,8 +286,14 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
     cores = analysis.cores
     if cores is None or not callable(match) or len({c.iri for c in cores}) != len(cores):
         return read_findings(store, labels)  # (two rules of one id would share finding IRIs: read the graph)
+    memory = analysis.stage_memory
+    ox = getattr(store, "oxigraph", None)
+    if ox is None:
+        memory = None
     subj: Index = {}
     for p in _SECOND_STAGE:
+        if memory is not None and p in _IN_MEMORY:
+            continue  # what the Python steps wrote of the applications: kept by them (issue 14)
         _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
     # what the knowledge says of the applied techniques (and the D3FEND inferences the stage added to the finding
     # graph), by predicate: a whole view is a few ten thousand quads (read by subject, technique by technique,
@@ -295,7 +302,19 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
         objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
         for p in _KNOWLEDGE:
             _index_predicate(subj, p, match(p, g), objects)
-    return _Builder(subj, labels).findings(cores, focus_kinds(store, cores, labels), _schemes(store))
+    builder = _Builder(subj, labels, memory, _first_in(ox, G_FINDINGS) if memory is not None else None)
+    return builder.findings(cores, focus_kinds(store, cores, labels), _schemes(store))
+
+
+def _first_in(ox: Any, graph: str) -> Callable[[str, str], str]:
+    """(subject, predicate) → the value of the predicate on the subject a reader of ``graph`` of the pyoxigraph
+    store ``ox`` sees first (the store's order)."""
+    g = NamedNode(graph)
+
+    def first(s: str, p: str) -> str:
+        return next((q.object.value for q in ox.quads_for_pattern(NamedNode(s), NamedNode(p), None, g)), "")
+
+    return first
 
 
 def _schemes(store: Store) -> dict[str, str]:
@@ -440,11 +459,17 @@ class _Builder:
     finding graph took 4.1 s in the derivation alone when each application recomputed its technique's data).
     """
 
-    def __init__(self, subj: Index, labels: dict[str, str]) -> None:
+    def __init__(self, subj: Index, labels: dict[str, str], memory: StageMemory | None = None,
+                 first: Callable[[str, str], str] | None = None) -> None:
         """``subj``: what the finding graph says of findings, technique applications and their nodes
-        (:data:`_SECOND_STAGE`), and the knowledge of techniques, mappings and their nodes (:data:`_KNOWLEDGE`)."""
+        (:data:`_SECOND_STAGE`), and the knowledge of techniques, mappings and their nodes (:data:`_KNOWLEDGE`).
+        ``memory``: what the stage's Python steps wrote of the applications (then ``subj`` leaves out the
+        predicates of :data:`_IN_MEMORY`); ``first``: (subject, predicate) → the value the finding graph lists
+        first (asked for an application with several techniques, mappings, releases or replaced techniques)."""
         self.labels = labels
         self.subj = subj
+        self.memory = memory
+        self.first = first
         # applications are per (element, technique), linked to each finding they realise by tg:ofFinding
         self.apps: dict[str, list[str]] = {}
         for s, props in subj.items():
@@ -459,6 +484,13 @@ class _Builder:
                         self.apps[fin.value] = [s]
                     else:
                         lst.append(s)
+        if memory is not None:
+            for f_iri, kept in memory.of_finding.items():
+                known = self.apps.get(f_iri)
+                if known is None:
+                    self.apps[f_iri] = list(kept)
+                else:
+                    known.extend(kept)
         self.factors: dict[str, tuple[str, str, str, int, str]] = {}
         self.factor_lists: dict[tuple[str, ...], list[tuple[str, str, str, int, str]]] = {}
         self.facts: dict[str, tuple[str, str]] = {}
@@ -468,6 +500,8 @@ class _Builder:
         self.mappings: dict[str, tuple[str, list[str]]] = {}
         self.applications: dict[str, TechniqueView | None] = {}
         """Application IRI → its view without the finding's categories (an application realises several findings)."""
+        self.views: dict[tuple[object, ...], TechniqueView] = {}
+        """The views of applications by what they say (:meth:`application_view`)."""
         self.realized: dict[str, set[str]] = {}
         """Mapping IRI → the categories it realises."""
 
@@ -535,7 +569,9 @@ class _Builder:
         iri = f.iri
         lab = self.lab
         props = self.props(iri)
-        f.control_status = _STATUS.get(_one(props, _K.controlStatus), "")
+        memory = self.memory
+        f.control_status = _STATUS.get(
+            memory.control.get(iri, "") if memory is not None else _one(props, _K.controlStatus), "")
         f.covered_by = sorted(lab(c.value) for c in props.get(_K.coveredBy, ()))
         v = _one(props, _K.likelihood)
         if v:
@@ -581,23 +617,57 @@ class _Builder:
     def application_view(self, app: str) -> TechniqueView | None:
         """What a technique application says, the same for every finding it realises (categories left empty);
         None when it names no technique."""
-        lab = self.lab
         ap = self.props(app)
-        t = _one(ap, _K.appliedTechnique)
+        rec = self.memory.apps.get(app) if self.memory is not None else None
+        if rec is None:
+            t = _one(ap, _K.appliedTechnique)
+            via = _one(ap, _K.viaMapping)
+            asset_types = [c.value for c in ap.get(_K.viaAssetType, ())]
+            release = _one(ap, _K.inRelease)
+            rep = _one(ap, _K.replacesTechnique)
+            exposures = tuple(x.value for x in ap.get(_K.exposure, ()))
+            reduced = tuple(x.value for x in ap.get(_K.reducedByFact, ()))
+        else:
+            if rec.single or self.first is None:
+                t = rec.technique[0] if rec.technique else ""
+                via = rec.mapping[0] if rec.mapping else ""
+                release = rec.release[0] if rec.release else ""
+                rep = rec.replaces[0] if rec.replaces else ""
+            else:  # several values: the one the graph lists first, as the store's reader gets it
+                first = self.first
+                t, via = first(app, _K.appliedTechnique), first(app, _K.viaMapping)
+                release, rep = first(app, _K.inRelease), first(app, _K.replacesTechnique)
+            asset_types = list(rec.asset_types)
+            exposures = tuple(rec.exposures)
+            reduced = tuple(rec.reduced)
         if not t:
             return None
-        tv = TechniqueView(iri=t, id=technique_id(t), label=self.labels.get(t, ""), mapping=_one(ap, _K.viaMapping))
-        tv.asset_types = sorted({lab(c.value) for c in ap.get(_K.viaAssetType, ())})
-        release = _one(ap, _K.inRelease)
+        memory = self.memory
+        status = memory.control.get(app, "") if memory is not None else _one(ap, _K.controlStatus)
+        by = tuple(c.value for c in ap.get(_K.implementedBy, ()))
+        implemented = tuple(m.value for m in ap.get(_K.implementedMitigation, ()))
+        # applications of one technique on elements alike say the same: one view for them all (attach copies it)
+        key = (t, via, release, rep, frozenset(asset_types), exposures, reduced, status, by, implemented)
+        tv = self.views.get(key)
+        if tv is None:
+            tv = self.views[key] = self._view(t, via, release, rep, asset_types, exposures, reduced, status, by,
+                                              implemented)
+        return tv
+
+    def _view(self, t: str, via: str, release: str, rep: str, asset_types: Iterable[str], exposures: tuple[str, ...],
+              reduced: tuple[str, ...], status: str, by: tuple[str, ...], implemented: tuple[str, ...]) -> TechniqueView:
+        """The view of an application with these values (:meth:`application_view`)."""
+        lab = self.lab
+        tv = TechniqueView(iri=t, id=technique_id(t), label=self.labels.get(t, ""), mapping=via)
+        tv.asset_types = sorted({lab(c) for c in asset_types})
         if release == _NO_RELEASE:
             tv.unresolved = self.labels.get(release) or "unresolved: no ATT&CK/ATLAS release loaded"
         else:
             tv.release = release.rsplit("release/", 1)[-1]
-        rep = _one(ap, _K.replacesTechnique)
         tv.replaces = technique_id(rep) if rep else ""
-        tv.status = _STATUS.get(_one(ap, _K.controlStatus), "unmitigated")
-        tv.exposures = self._facts(ap.get(_K.exposure, ()))
-        tv.reduced_by = self._facts(ap.get(_K.reducedByFact, ()))
+        tv.status = _STATUS.get(status, "unmitigated")
+        tv.exposures = self._facts(exposures)
+        tv.reduced_by = self._facts(reduced)
         td = self.techniques.get(t)
         if td is None:
             td = self.techniques[t] = self.technique_data(t)
@@ -611,25 +681,27 @@ class _Builder:
             mapping = self.mappings[tv.mapping] = (_one(mp, _K.justification), sorted(x.value for x in mp.get(_K.source, ())))
         tv.justification = mapping[0]
         tv.sources = mapping[1]
-        ctl = [lab(c.value) for c in ap.get(_K.implementedBy, ())]
-        tv.implemented = sorted({(technique_id(m.value), ", ".join(sorted(ctl)))
-                                 for m in ap.get(_K.implementedMitigation, ())})
+        ctl = [lab(c) for c in by]
+        tv.implemented = sorted({(technique_id(m), ", ".join(sorted(ctl))) for m in implemented})
         return tv
 
-    def _facts(self, nodes: Sequence[Term]) -> list[tuple[str, str]]:
-        """(subject label, attribute local name) of exposure / reduction fact nodes, sorted, distinct (one list
-        per set of nodes: an element's applications share its fact nodes; the views' lists are copied)."""
-        key = tuple(x.value for x in nodes)
+    def _facts(self, key: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(subject label, attribute local name) of exposure / reduction fact nodes (IRIs), sorted, distinct (one
+        list per set of nodes: an element's applications share its fact nodes; the views' lists are copied)."""
         found = self.fact_lists.get(key)
         if found is not None:
             return found
         out: set[tuple[str, str]] = set()
         facts = self.facts
+        kept = self.memory.facts if self.memory is not None else _NO_FACTS
         for n in key:
             fact = facts.get(n)
             if fact is None:
-                xp = self.props(n)
-                fact = facts[n] = (self.lab(_one(xp, _K.factSubject)), technique_id(_one(xp, _K.factAttribute)))
+                sa = kept.get(n)
+                if sa is None:
+                    xp = self.props(n)
+                    sa = (_one(xp, _K.factSubject), _one(xp, _K.factAttribute))
+                fact = facts[n] = (self.lab(sa[0]), technique_id(sa[1]))
             out.add(fact)
         found = self.fact_lists[key] = sorted(out)
         return found
@@ -674,6 +746,13 @@ _SECOND_STAGE: tuple[str, ...] = (
 )
 """The predicates of findings, technique applications, their fact and risk factor nodes that :class:`_Builder`
 reads (:func:`findings_of` reads these from the finding graph, by predicate)."""
+_IN_MEMORY: frozenset[str] = frozenset({
+    TG.controlStatus, TG.ofFinding, TG.appliedTechnique, TG.viaMapping, TG.viaAssetType, TG.inRelease, TG.replacesTechnique,
+    TG.exposure, TG.reducedByFact, TG.factSubject, TG.factAttribute,
+})
+"""The predicates of :data:`_SECOND_STAGE` that :class:`~threatgraph.analysis.stage_python.StageMemory` holds
+(when the stage's Python steps kept it, :func:`findings_of` does not read them back)."""
+_NO_FACTS: dict[str, tuple[str, str]] = {}
 _KNOWLEDGE: tuple[str, ...] = (
     TG.applicableMitigation, TG.countermeasureInference, TG.countermeasureTechnique,
     TG.d3fendId, TG.offensiveRelation, TG.offensiveArtifact, TG.defensiveRelation, TG.defendedArtifact,

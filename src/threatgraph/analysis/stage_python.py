@@ -13,6 +13,12 @@ Intermediate tables: 07-reduction-facts.rq writes blank-node facts into the scra
 for 15-reduced-by.rq. Run here, its facts are kept in memory (:attr:`PythonStage.reduction`) and only
 written into ``graph/stage`` when a step run as SPARQL reads them (:meth:`PythonStage.before_sparql`).
 
+What 10-techniques and 15-reduced-by write of the technique applications is also kept in memory
+(:class:`StageMemory`, :attr:`PythonStage.memory`, handed on as ``StageResult.memory`` and ``Analysis.stage_memory``):
+the control status and risk steps and :func:`threatgraph.analysis.findings.findings_of` build on it instead of
+reading ~1 M quads back (issue 14). The graph is still written in full: the later ``.rq`` steps, risk, named
+queries, the server, ``--save`` and exports read it.
+
 Where a ``.rq`` expression could fail on unusual terms (``STR`` or ``MD5`` of a blank node), the SPARQL
 semantics are kept: the variable stays unbound and the template triples that use it are not written.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, TypeAlias
 
@@ -174,6 +181,51 @@ class _Out:
         self.odd.clear()
 
 
+@dataclass(slots=True)
+class AppRecord:
+    """What 10-techniques.rq and 15-reduced-by.rq wrote of one technique application (IRIs, without the
+    ``<>``), kept in memory so the finding read-back needs not read it from the store again."""
+
+    technique: list[str] = field(default_factory=list)
+    mapping: list[str] = field(default_factory=list)
+    release: list[str] = field(default_factory=list)
+    replaces: list[str] = field(default_factory=list)
+    asset_types: set[str] = field(default_factory=set)
+    exposures: list[str] = field(default_factory=list)
+    """Exposure fact nodes (``tg:exposure``), distinct."""
+    reduced: list[str] = field(default_factory=list)
+    """Reduction fact nodes (``tg:reducedByFact``), distinct."""
+
+    @property
+    def single(self) -> bool:
+        """Whether each of technique, mapping, release and replaced technique has at most one value (else the
+        value a reader of the store sees first depends on the store's order: ask the store)."""
+        return len(self.technique) <= 1 and len(self.mapping) <= 1 and len(self.release) <= 1 and len(self.replaces) <= 1
+
+
+@dataclass
+class StageMemory:
+    """The technique applications the Python steps 10-techniques and 15-reduced-by wrote into graph/findings,
+    as they wrote them (issue 14: the finding read-back built from them instead of ~1 M quads read back).
+    Exactly the ``tg:controlStatus``, ``tg:ofFinding``, ``tg:appliedTechnique``, ``tg:viaMapping``, ``tg:inRelease``,
+    ``tg:replacesTechnique``, ``tg:viaAssetType``, ``tg:exposure``, ``tg:reducedByFact`` quads of graph/findings
+    and the ``tg:factSubject`` / ``tg:factAttribute`` of their fact nodes (every term an IRI)."""
+
+    apps: dict[str, AppRecord] = field(default_factory=dict)
+    of_finding: dict[str, list[str]] = field(default_factory=dict)
+    """Finding IRI → its applications (``tg:ofFinding``; only findings with one)."""
+    facts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Fact node IRI → (subject IRI, attribute IRI)."""
+    control: dict[str, str] = field(default_factory=dict)
+    """Application or finding IRI → its ``tg:controlStatus`` IRI (filled by
+    :func:`~threatgraph.analysis.techniques.derive_control_status`, the one writer of that predicate)."""
+
+
+def _add_new(values: list[str], value: str) -> None:
+    if value not in values:
+        values.append(value)
+
+
 Fact = tuple[Node, Node, Node]
 """A reduction fact of 07-reduction-facts.rq: (element, attribute, subject that has the attribute)."""
 
@@ -201,6 +253,9 @@ class PythonStage:
         """What 10-techniques wrote, for 15-reduced-by: mapping text → (application text, element) of each
         application ``tg:viaMapping`` it; kept only when graph/findings had no application before 10 ran and
         until a step runs as SPARQL (then 15 reads the applications from the store)."""
+        self.memory: StageMemory | None = None
+        """What 10-techniques and 15-reduced-by wrote of the applications (:class:`StageMemory`); None when they
+        did not both run here on a finding graph without applications, or wrote a term that is not an IRI."""
 
     @classmethod
     def of(cls, store: Store) -> PythonStage | None:
@@ -277,6 +332,18 @@ class PythonStage:
         fresh = next(iter(ox.quads_for_pattern(None, _P["viaMapping"], None, _G_FINDINGS)), None) is None
         applied: dict[str, list[tuple[str, Node]]] = {}
         self.applied = None
+        self.memory = None
+        mem = StageMemory()
+        mem_apps, mem_facts = mem.apps, mem.facts
+        not_iri: list[str] = []  # terms of the applications that are not IRIs (then no memory is kept)
+        iris: dict[str, str] = {}  # N-Triples text of an IRI → the IRI, one string for all its uses
+
+        def iri(text: str) -> str:
+            got = iris.get(text)
+            if got is None:
+                got = iris[text] = text[1:-1]
+            return got
+
         out = _Out(self)
         key = out.key
         # candidate mappings per (category, class)
@@ -366,6 +433,9 @@ class PythonStage:
             x = None if xh is None or _iri(_FACT + xh) is None else f"<{_FACT}{xh}>"  # MD5 unbound: ?x unbound
             fact_of[row] = x
             if x is not None:
+                if s[0] != "<" or attr[0] != "<":
+                    not_iri.append(s)
+                mem_facts[iri(x)] = (iri(s), iri(attr))
                 add(x, a_type, c["ExposureFact"])
                 add(x, c["factSubject"], s)
                 add(x, c["factAttribute"], attr)
@@ -406,6 +476,18 @@ class PythonStage:
                     continue
                 app = f"<{_APP}{eh}/{tid}>"
                 apps.append(app)
+                rec = mem_apps.get(app)
+                if rec is None:
+                    rec = mem_apps[app] = AppRecord()
+                if t[0] != "<" or m[0] != "<" or rel[0] != "<" or (replaced and replaced[0] != "<"):
+                    not_iri.append(app)
+                _add_new(rec.technique, iri(t))
+                _add_new(rec.mapping, iri(m))
+                _add_new(rec.release, iri(rel))
+                if replaced:
+                    _add_new(rec.replaces, iri(replaced))
+                for x in xs:
+                    _add_new(rec.exposures, iri(x))
                 if record is not None:
                     record.append((app, element[e]))
                 if plain and t not in special and rel not in special and replaced not in special:
@@ -451,9 +533,16 @@ class PythonStage:
                         row = (e, m, cls)
                         if row not in done:
                             done.add(row)
+                            if cls[0] != "<":
+                                not_iri.append(cls)
                             for app in apps:
                                 add(app, via_cls, cls)
+                                mem_apps[app].asset_types.add(iri(cls))
                         linked.update(apps)
+            if linked:
+                if f[0] != "<":
+                    not_iri.append(f)
+                mem.of_finding[f[1:-1]] = [iri(app) for app in linked]
             if f not in special:
                 lines.extend([f"{app} {of_finding} {f} .\n" for app in linked])
             else:
@@ -463,6 +552,9 @@ class PythonStage:
                 out.flush()
         out.write()
         self.applied = applied if fresh else None
+        if fresh and not not_iri:
+            mem.apps = {iri(app): rec for app, rec in mem_apps.items()}
+            self.memory = mem
 
     # -- 15-reduced-by.rq --------------------------------------------------------------------------
     def _applications(self, m: Node, key: Callable[[Node], str]) -> Iterable[tuple[str, Node]]:
@@ -476,6 +568,8 @@ class PythonStage:
 
     def reduced_by(self) -> None:
         """Reducing facts of the applications whose mapping names a ``tg:reducedBy`` attribute."""
+        mem = self.memory if self.applied is not None else None
+        self.memory = mem
         reducing: dict[Node, set[Node]] = {}
         for q in self._objects(_P["reducedBy"], _G_BRIDGE):
             reducing.setdefault(q.subject, set()).add(q.object)
@@ -501,6 +595,8 @@ class PythonStage:
                     continue  # STR of a blank node: ?x unbound
                 x = f"<{_FACT_R}{_md5(f'{ss} {sa}')}>"
                 xs.append(x)
+                if mem is not None:
+                    mem.facts[x[1:-1]] = (ss, sa)
                 out.add(x, a_type, fact_cls)
                 out.add(x, subj_p, key(s))
                 out.add(x, attr_p, key(attr))
@@ -509,11 +605,15 @@ class PythonStage:
         for m, attrs in reducing.items():
             for app, e in self._applications(m, key):
                 app_plain = app not in special
+                rec = mem.apps.get(app[1:-1]) if mem is not None else None
                 for attr in attrs:
                     k = (e, attr)
                     xs = nodes.get(k)
                     if xs is None:
                         xs = nodes[k] = facts_of(e, attr)
+                    if rec is not None:
+                        for x in xs:
+                            _add_new(rec.reduced, x[1:-1])
                     if app_plain:
                         lines.extend([f"{app} {by_p} {x} .\n" for x in xs])
                     else:

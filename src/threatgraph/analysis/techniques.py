@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyoxigraph import NamedNode, Quad
 
@@ -31,6 +32,9 @@ from threatgraph.errors import InputError, RuleError, StoreError
 from threatgraph.resources import queries_dir, shared_data_dir, shared_data_hint
 from threatgraph.store.base import Store, Term
 from threatgraph.terms import FINDING, GRAPH, TG, graph_iri
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.stage_python import StageMemory
 
 G_FINDINGS = graph_iri("findings")
 SOURCES: tuple[str, ...] = ("attack-enterprise", "atlas", "d3fend")
@@ -57,6 +61,10 @@ class StageResult:
     """Finding IRI → its ``tg:controlStatus`` IRI (as written), for :func:`threatgraph.analysis.risk.score_findings`."""
     applications: Applications | None = None
     """The technique applications the stage wrote, read back once (for control status and risk)."""
+    memory: StageMemory | None = None
+    """What the Python steps wrote of the applications, when they ran on the shipped stage files
+    (:class:`~threatgraph.analysis.stage_python.StageMemory`: :func:`~threatgraph.analysis.findings.findings_of`
+    builds the findings' techniques from it instead of reading the applications back)."""
 
     @property
     def total(self) -> int:
@@ -108,6 +116,27 @@ def read_applications(store: Store) -> Applications:
                     out.technique[app] = (t, rel)
     for apps in out.of_finding.values():
         apps.sort()
+    return out
+
+
+def applications_in(memory: StageMemory) -> Applications | None:
+    """:func:`read_applications` from what the Python steps wrote (the same rows); None when an application has
+    several techniques or releases (then which row the join gives last depends on the store's order)."""
+    out = Applications()
+    technique = out.technique
+    nodes: dict[str, NamedNode] = {}
+    for f, apps in memory.of_finding.items():
+        for app in apps:
+            rec = memory.apps[app]
+            if len(rec.technique) != 1 or len(rec.release) != 1:
+                return None
+            if app not in technique:
+                t = rec.technique[0]
+                node = nodes.get(t)
+                if node is None:
+                    node = nodes[t] = NamedNode(t)
+                technique[app] = (node, rec.release[0])
+        out.of_finding[f] = sorted(apps)
     return out
 
 
@@ -333,9 +362,13 @@ def run_stage(
         store.add_quads([Quad(q.subject, q.predicate, q.object, g) for q in quads])
         result.triples[path.name] = len(quads) if graph == G_FINDINGS else 0
     store.drop_graph(G_STAGE)
-    result.applications = read_applications(store)
+    if fast is not None and files is None:
+        result.memory = fast.memory
+    apps = applications_in(result.memory) if result.memory is not None else None
+    result.applications = apps if apps is not None else read_applications(store)
     result.triples["control status"] = derive_control_status(
-        store, result.finding_status, applications=result.applications, findings=findings
+        store, result.finding_status, applications=result.applications, findings=findings,
+        written=result.memory.control if result.memory is not None else None,
     )
     return result
 
@@ -387,6 +420,7 @@ def derive_control_status(
     *,
     applications: Applications | None = None,
     findings: Iterable[str] | None = None,
+    written: dict[str, str] | None = None,
 ) -> int:
     """Write ``tg:controlStatus`` on every technique application and finding; return the triple count.
 
@@ -394,7 +428,8 @@ def derive_control_status(
     :func:`read_applications`, unless given; applicable mitigations per technique; implemented ones
     from 50-controls.rq; category coverage from 51-coverage.rq); the set arithmetic is
     :func:`application_status` and :func:`finding_status`. ``findings``: every finding IRI, when the
-    caller has them. ``finding_statuses``, when given, receives finding IRI → status IRI.
+    caller has them. ``finding_statuses``, when given, receives finding IRI → status IRI; ``written``, when given,
+    receives the subject IRI → status IRI of every quad written (applications and findings).
     """
     apps = applications if applications is not None else read_applications(store)
     by_technique: dict[str, set[str]] = {}
@@ -414,13 +449,21 @@ def derive_control_status(
     p = NamedNode(TG.controlStatus)
     nodes = {name: NamedNode(TG[name]) for name in ("Mitigated", "PartlyMitigated", "Unmitigated")}
     quads = [Quad(NamedNode(a), p, nodes[s], g) for a, s in app_status.items()]
+    wrote: list[str] = []
+    statuses: list[str] = []
     for f in all_findings:
         fapps = apps.of_finding.get(f, [])
         st = finding_status([app_status.get(a, "Unmitigated") for a in sorted(fapps)], f in covered)
         quads.append(Quad(NamedNode(f), p, nodes[st], g))
+        if written is not None:
+            wrote.append(f)
+            statuses.append(TG[st])
         if finding_statuses is not None:
             finding_statuses[f] = TG[st]
     store.add_quads(quads)
+    if written is not None:
+        written.update((a, TG[s]) for a, s in app_status.items())
+        written.update(zip(wrote, statuses, strict=True))
     return len(quads)
 
 
