@@ -102,6 +102,9 @@ class Finding:
     """mitigated, partly mitigated, unmitigated ("" when the second stage did not run)."""
     covered_by: list[str] = field(default_factory=list)
     """Labels of controls that cover one of the finding's categories."""
+    mitigated_by: list[str] = field(default_factory=list)
+    """Local names of the declared protective facts that mitigate it (``tg:mitigatedByFact``, e.g.
+    ``encryptedInTransit``): a finding of a mitigated counterpart rule, control status mitigated."""
     likelihood: int = 0
     impact: int = 0
     risk_score: int = 0
@@ -398,6 +401,7 @@ class _K:
     countermeasureInference = TG.countermeasureInference
     countermeasureTechnique = TG.countermeasureTechnique
     coveredBy = TG.coveredBy
+    mitigatedByFact = TG.mitigatedByFact
     d3fendId = TG.d3fendId
     dataComponent = TG.dataComponent
     defendedArtifact = TG.defendedArtifact
@@ -537,6 +541,9 @@ class _Builder:
         props = self.props(iri)
         f.control_status = _STATUS.get(_one(props, _K.controlStatus), "")
         f.covered_by = sorted(lab(c.value) for c in props.get(_K.coveredBy, ()))
+        facts = props.get(_K.mitigatedByFact)
+        if facts:
+            f.mitigated_by = sorted(c.value.rsplit("#", 1)[-1] for c in facts)
         v = _one(props, _K.likelihood)
         if v:
             f.likelihood = int(v)
@@ -666,7 +673,7 @@ _new_view = object.__new__
 
 
 _SECOND_STAGE: tuple[str, ...] = (
-    TG.controlStatus, TG.coveredBy, TG.likelihood, TG.impact, TG.riskScore, TG.riskLevel, TG.riskFactor,
+    TG.controlStatus, TG.coveredBy, TG.mitigatedByFact, TG.likelihood, TG.impact, TG.riskScore, TG.riskLevel, TG.riskFactor,
     TG.factorOf, TG.factorName, TG.factorValue, TG.factorEffect, TG.factorSubject,
     TG.application, TG.ofFinding, TG.appliedTechnique, TG.viaMapping, TG.viaAssetType, TG.inRelease,
     TG.replacesTechnique, TG.exposure, TG.reducedByFact, TG.factSubject, TG.factAttribute, TG.implementedBy,
