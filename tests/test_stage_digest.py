@@ -42,16 +42,16 @@ PARTS = {
 # All three re-recorded on merging that with the ML roles (more applications: rag 342, tabular 381, health 205).
 BEFORE = {
     "rag-assistant": {
-        "applications": (350, "014400e818df3592"), "risk": (151, "8af6066ab53e1e11"),
-        "status": (553, "922e99e4e84d666b"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (350, "014400e818df3592"), "risk": (179, "4850af62e3ff86b4"),
+        "status": (581, "b66e91eba24446c3"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
-        "applications": (381, "e0a3d61abd94e717"), "risk": (194, "8cc67f53a8b93e73"),
-        "status": (643, "0135f692ca955fe8"), "paths": (27, "df93e4e7b3743ec6"),
+        "applications": (381, "e0a3d61abd94e717"), "risk": (246, "925ea654db6aeefd"),
+        "status": (695, "be54e86e86a7d88c"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (205, "0d42fa4d4a56f9ba"), "risk": (123, "ac5c120481f1072d"),
-        "status": (387, "ceb3e5cb4032d9c3"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (205, "0d42fa4d4a56f9ba"), "risk": (168, "b0b608770d9579f0"),
+        "status": (432, "b3be068752dcfa8c"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 """Re-recorded (risk, status) when the per-element baseline became one finding per element and baseline
@@ -72,7 +72,9 @@ tgml:VectorStore. health-risk once more (205 applications, 124 risks) when AML.T
 tgml:PredictionConsumer (the process that acts on the model's score). rag-assistant re-recorded (applications
 342 -> 350, risk 148 -> 151, status) for the hosted-provider rules I-036, D-031, T-040 on its LLM provider and
 the mappings that now target tgml:LLMProvider and tgml:HostedModelClient (issue 13); tabular and health
-unchanged."""
+unchanged. Re-recorded (risk, status) for the mitigated counterpart rules (issue 13, rules with a mitigated-by
+header: their findings are tg:Mitigated by the declared fact): rag 151 -> 179 risks, tabular 194 -> 246, health
+123 -> 168; applications and paths unchanged; the reference statuses below count those findings mitigated."""
 
 
 def digest(store: Store) -> dict[str, tuple[int, str]]:
@@ -107,8 +109,12 @@ def reference_statuses(store: Store) -> dict[str, str]:
             lst.add(r["app"].value)
         if "c" in r:
             covered.add(r["f"].value)
+    # findings of a mitigated counterpart rule (header mitigated-by, tg:mitigatedByFact on the rule) are mitigated
+    by_fact = {r["f"].value for r in store.select(f"""SELECT DISTINCT ?f WHERE {{ GRAPH <{F}> {{
+            ?f a tg:Finding ; tg:byRule ?r . ?r tg:mitigatedByFact ?x }} }}""")}
     for f, fapps in apps.items():
-        out[f] = finding_status([out.get(a, "Unmitigated") for a in sorted(fapps)], f in covered)
+        out[f] = ("Mitigated" if f in by_fact
+                  else finding_status([out.get(a, "Unmitigated") for a in sorted(fapps)], f in covered))
     return {k: TG[v] for k, v in out.items()}
 
 
@@ -172,7 +178,9 @@ def test_digest_sees_a_change(store: Store) -> None:
 # -> 189,574 on merging the lean graph with the ML roles and the TMT-property rules above (issues 13, 14).
 # -> 189,611 with the hosted-provider rules, tgml:HostedModelClient / CodeExecutionTool and the TMT Azure rules
 # (issue 13): the records of six new rules and reworded mapping justifications; the same findings on this model.
-GENERATED_1K = (189_611, "ccf460c0c6f472d6")
+# -> 196,868 with the mitigated counterpart rules (issue 13: I-050, I-051, T-050..052, S-050, R-050, D-050; 420 more
+# findings, tg:Mitigated, each with its tg:mitigatedByFact, and the rule records with theirs).
+GENERATED_1K = (196_868, "574a977ff7c100b8")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:

@@ -184,7 +184,8 @@ def risk_text(f: Finding) -> str:
     ]
     imp = [f"{r.name} {r.value}" + (f" [{r.subject}]" if r.subject and r.subject not in r.value and r.name != "criticality" else "")
            for r in f.risk_factors if r.of == "impact"]
-    cap = (f"; level {f.level}: capped one step above the rule's severity ({f.severity})"
+    cap = ((f"; level {f.level}: mitigated by the declared fact {', '.join(f.mitigated_by)}, capped at the rule's severity"
+            if f.mitigated_by else f"; level {f.level}: capped one step above the rule's severity ({f.severity})")
            if f.level_capped else "")
     return (f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; "
             f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}{cap}")
@@ -1091,17 +1092,11 @@ def mitigated_line(ri: ReportInput) -> str:
     fs = [f for f in ri.findings if f.mitigated_by]
     if not fs:
         return ""
-    by_fact: dict[str, list[str]] = {}
-    for f in sorted(fs, key=lambda f: (f.focus_label.lower(), f.focus, f.rule_id)):
-        for fact in f.mitigated_by:
-            names = by_fact.setdefault(fact, [])
-            if f.focus_label not in names:
-                names.append(f.focus_label)
-    parts = [f"{fact} on {', '.join(names[:3])}" + (f" +{len(names) - 3} more" if len(names) > 3 else "")
-             for fact, names in sorted(by_fact.items())]
+    by_fact = Counter(fact for f in fs for fact in f.mitigated_by)
+    facts = ", ".join(f"{fact} {n}" for fact, n in sorted(by_fact.items(), key=lambda kv: (-kv[1], kv[0])))
     n_el = len({f.focus for f in fs})
     return (f"Mitigated by declared facts: {len(fs)} threat{'s' if len(fs) != 1 else ''} on {n_el} element"
-            f"{'s' if n_el != 1 else ''} ({'; '.join(parts)}); status mitigated in JSON/SARIF, not counted by --fail-on.")
+            f"{'s' if n_el != 1 else ''} ({facts}); status mitigated in JSON/SARIF, not counted by --fail-on.")
 
 
 def scope_line(ri: ReportInput) -> str:

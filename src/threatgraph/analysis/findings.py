@@ -142,6 +142,8 @@ class Finding:
             if self.techniques or not baseline:
                 rank = _RANK.get(risk)
                 if not baseline and rank is not None:
+                    if self.mitigated_by:  # handled by a declared fact: at most the rule's (residual) severity
+                        return SEVERITIES[min(rank, _RANK.get(self.severity, _TOP))]
                     return SEVERITIES[min(rank, _CAP_RANK.get(self.severity, _TOP))]
                 return risk
         return self.severity
@@ -161,7 +163,16 @@ class Finding:
         'critical'
         >>> Finding("f", "R", "t", "medium", "e", "E", "Process", "x", "s", risk_level="low").level
         'low'
+
+        A threat that declared protective facts mitigate (:attr:`mitigated_by`) is capped at the rule's
+        severity itself (the residual severity of a mitigated counterpart rule, issue 13):
+
+        >>> Finding("f", "R", "t", "low", "e", "E", "Process", "x", "s", risk_level="high",
+        ...         mitigated_by=["encryptedInTransit"]).level
+        'low'
         """
+        if self.mitigated_by:
+            return SEVERITIES[_RANK.get(self.severity, _TOP)]
         return SEVERITIES[_CAP_RANK.get(self.severity, _TOP)]
 
     @property
