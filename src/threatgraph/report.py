@@ -1095,8 +1095,8 @@ def mitigated_line(ri: ReportInput) -> str:
     by_fact = Counter(fact for f in fs for fact in f.mitigated_by)
     facts = ", ".join(f"{fact} {n}" for fact, n in sorted(by_fact.items(), key=lambda kv: (-kv[1], kv[0])))
     n_el = len({f.focus for f in fs})
-    return (f"Mitigated by declared facts: {len(fs)} threat{'s' if len(fs) != 1 else ''} on {n_el} element"
-            f"{'s' if n_el != 1 else ''} ({facts}); status mitigated in JSON/SARIF, not counted by --fail-on.")
+    return (f"Mitigated by declared facts (not counted by --fail-on): {len(fs)} threat{'s' if len(fs) != 1 else ''} "
+            f"on {n_el} element{'s' if n_el != 1 else ''} ({facts}); JSON/SARIF list each with status mitigated.")
 
 
 def scope_line(ri: ReportInput) -> str:
