@@ -135,3 +135,20 @@ def test_mitigated_by_must_name_an_ontology_term(tmp_path: Path) -> None:
     with pytest.raises(RuleError, match="not a known prefixed name"):
         parse_rule(text.replace("# mitigated-by: tg:encryptedInTransit", "# mitigated-by: encryptedInTransit"),
                    "TG-STRIDE-I-050.rq")
+
+
+def test_diff_model_gate_passes_when_a_flow_gets_encrypted(tmp_path: Path) -> None:
+    """Encrypting the request replaces its open sniffing and tampering findings with mitigated ones: the
+    diff lists them as appeared, and ``diff-model --fail-on low`` does not fail on them."""
+    old, new = tmp_path / "old.ttl", tmp_path / "new.ttl"
+    old.write_text(MODEL.replace("tg:encryptedInTransit true ; tg:authenticated false",
+                                 "tg:encryptedInTransit false ; tg:authenticated false"), encoding="utf-8")
+    new.write_text(MODEL, encoding="utf-8")
+    out = tmp_path / "d.json"
+    with contextlib.redirect_stderr(io.StringIO()):
+        code = main(["diff-model", str(old), str(new), "-f", "json", "-o", str(out), "--fail-on", "low"])
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    appeared = sorted(f["rule"] for f in doc["findings"] if f["change"] == "appeared")
+    assert appeared == ["TG-STRIDE-I-050", "TG-STRIDE-T-050"]
+    assert {f["rule"] for f in doc["findings"] if f["change"] == "disappeared"} >= {"TG-STRIDE-I-002", "TG-STRIDE-T-001"}
+    assert code == 0
