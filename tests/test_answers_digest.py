@@ -101,10 +101,10 @@ def answers(analysis: Analysis) -> dict[str, tuple[int, str]]:
 # 503 technique rows; the justifications of T0034, T0057, T0010 and T0050 reworded, so the knowledge hashes of
 # every model change; tabular, health and the generated model have no provider: findings and techniques unchanged.
 RECORDED: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (218, "c058ecbc9a1fa84a"), "techniques": (631, "9d63e23188c67bd5"), "knowledge": (155, "4e8a7c4d470fff5f"), "risk": (218, "1d22041453175e76"), "paths": (16, "59935d3d4ef12ef2")},
-    "tabular-platform": {"findings": (276, "a0391feff0fe611b"), "techniques": (635, "eb1f71d5d319b7be"), "knowledge": (138, "0eb083aff9c479f0"), "risk": (276, "010aaeee725e17c4"), "paths": (27, "51bf23ede34ab902")},
-    "health-risk": {"findings": (189, "853f5a327dbb01ad"), "techniques": (341, "ed8c7fd17423febe"), "knowledge": (114, "b0b5e79f2dc47e09"), "risk": (189, "d448926cd7f48fbb"), "paths": (24, "f233b5c4b63d63fb")},
-    "generated-1k": {"findings": (5123, "2d620478606b6e28"), "techniques": (17670, "7cebd240ff6e8856"), "knowledge": (112, "8d3b4f9a7bd4c785"), "risk": (5123, "3f6d5accd6097b79"), "paths": (250, "3ed694960e9c8d04")},
+    "rag-assistant": {"findings": (227, "a720bae86d8e0382"), "techniques": (508, "7696946a8928bc51"), "knowledge": (155, "4e8a7c4d470fff5f"), "risk": (227, "c9b15a3fd1950a3a"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (302, "5e41b26f88519a35"), "techniques": (620, "701db0d6924f3c93"), "knowledge": (138, "0eb083aff9c479f0"), "risk": (302, "5629057b1cdc8425"), "paths": (27, "51bf23ede34ab902")},
+    "health-risk": {"findings": (218, "025ed74925d67d6c"), "techniques": (354, "1543cd2e740d89e5"), "knowledge": (114, "b0b5e79f2dc47e09"), "risk": (218, "203c1ae19e1bacfc"), "paths": (24, "f233b5c4b63d63fb")},
+    "generated-1k": {"findings": (4828, "b3a846bb00753ad1"), "techniques": (13536, "67b6403d83675c7a"), "knowledge": (112, "8d3b4f9a7bd4c785"), "risk": (4828, "56d0d7bfa25ea9dc"), "paths": (250, "3ed694960e9c8d04")},
 }
 """Model name → part → (rows, hash). Recorded at commit dbad625 (see the module docstring) and unchanged
 through the lean finding graph (applications per element and technique, knowledge joined from
@@ -133,12 +133,11 @@ internal data): the examples keep their counts (the category of E-005 findings o
 risk unchanged), generated 1k 4,541 -> 4,557 (I-035); techniques, knowledge and paths unchanged. Recorded
 again on merging the TMT-property rules with the ML roles (issue 13; the two changes compose: findings and risk
 from the first, techniques, knowledge and paths from the second; health-risk's risk part from both).
-Re-recorded (findings, techniques, risk) with the process rules of issue 13's Threat Dragon fidelity
-(TG-STRIDE-S-042, T-041, R-041, D-041, E-041: spoofing, tampering, repudiation, denial of service and
-elevation of privilege on a process reached across a trust boundary by a less trusted caller, where Threat
-Dragon users write them): rag 203 -> 218 findings (503 -> 631 technique rows), tabular 262 -> 276 (553 ->
-635), health 182 -> 189 (311 -> 341), generated 1k 4,557 -> 5,123 (13,436 -> 17,670); the new findings'
-categories bring the techniques mapped to them on those processes; knowledge and paths unchanged."""
+Re-recorded (findings, techniques, risk) for the mitigated counterpart rules (issue 13: TG-STRIDE-I-050, I-051,
+T-050, R-050, D-050 raise the threat a declared protective fact such as tg:encryptedInTransit mitigates, control
+status mitigated, instead of dropping it): rag 203 -> 227 findings, tabular 262 -> 302, health 182 -> 218,
+generated 1k 4,557 -> 4,828, with their risk and the techniques the bridge applies to them
+(rag 503 -> 508, tabular 553 -> 620, health 311 -> 354, generated 13,436 -> 13,536); knowledge and paths unchanged."""
 
 
 @pytest.mark.slow
@@ -149,9 +148,9 @@ def test_example_answers_unchanged(name: str) -> None:
 
 
 RECORDED_PLAIN: dict[str, dict[str, tuple[int, str]]] = {
-    "rag-assistant": {"findings": (218, "9587aa1fe79ae265"), "techniques": (631, "2fd08a8ef667c64b"), "knowledge": (155, "9c219b3f8e0c0789"), "risk": (218, "af125d8b8eeba038"), "paths": (16, "59935d3d4ef12ef2")},
-    "tabular-platform": {"findings": (276, "3fafb931a3095ccb"), "techniques": (635, "29f199ce2cf3dd7c"), "knowledge": (138, "8486b7d82698a83a"), "risk": (276, "7ade117d75b2a7be"), "paths": (27, "51bf23ede34ab902")},
-    "health-risk": {"findings": (189, "853f5a327dbb01ad"), "techniques": (341, "3d8203fc4c8c012a"), "knowledge": (114, "0c65dd5017d66677"), "risk": (189, "92278737aa11a5c3"), "paths": (24, "f233b5c4b63d63fb")},
+    "rag-assistant": {"findings": (227, "bedff1311dde430d"), "techniques": (508, "26c812a2328671d3"), "knowledge": (155, "9c219b3f8e0c0789"), "risk": (227, "1d3e804e76f26576"), "paths": (16, "59935d3d4ef12ef2")},
+    "tabular-platform": {"findings": (302, "5e41b26f88519a35"), "techniques": (620, "0a315373679aa0a4"), "knowledge": (138, "8486b7d82698a83a"), "risk": (302, "c29ca60a4ebca078"), "paths": (27, "51bf23ede34ab902")},
+    "health-risk": {"findings": (218, "025ed74925d67d6c"), "techniques": (354, "f4440e4262ac382a"), "knowledge": (114, "0c65dd5017d66677"), "risk": (218, "0487157b0e02f863"), "paths": (24, "f233b5c4b63d63fb")},
 }
 """The answers of a plain analysis (no --knowledge, no --store), recorded when techniques began to be cited
 without knowledge, unresolved (issue 13: the bridge mappings applied under the same asset classes and
@@ -163,9 +162,8 @@ equal the knowledge run's (rag's findings differ in control status only: no miti
 release, so declared controls implement none); risk differs (no technique maturity factor without a release). Re-recorded on the merge with the ML roles and
 the TMT-property rules (issue 13): the plain technique rows follow the knowledge run's (488, 553, 311).
 Re-recorded with the hosted-provider rules and mappings (issue 13): rag 203 findings and 503 technique rows as with
-knowledge; knowledge hashes of every model (reworded justifications). Re-recorded with the process rules
-S-042, T-041, R-041, D-041, E-041 (issue 13): findings and technique rows as with knowledge (218/631,
-276/635, 189/341)."""
+knowledge; knowledge hashes of every model (reworded justifications). Re-recorded with the mitigated counterpart
+rules (issue 13): the same findings and technique rows as the knowledge run (227, 302, 218; 508, 620, 354)."""
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED_PLAIN))

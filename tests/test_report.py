@@ -206,8 +206,11 @@ def test_rag_order_and_levels_equal_the_json(variant: str, request: pytest.Fixtu
         items = by[label]
         residual = [f for f in items if f["controlStatus"] != "mitigated"]
         assert level == max((f["level"] for f in residual), key=RANK.__getitem__)
-        # every level shown is the JSON's, finding for finding (the baseline is folded: no line of its own)
-        assert Counter(lines) == Counter(f["level"] for f in items if not f["rule"].startswith("TG-PE-"))
+        # every level shown is the JSON's, finding for finding (the baseline is folded: no line of its own; the
+        # threats declared facts mitigate are the summary's one line, kept in the JSON with their status)
+        assert Counter(lines) == Counter(f["level"] for f in items
+                                         if not f["rule"].startswith("TG-PE-") and not f.get("mitigatedBy"))
+        assert all(f["controlStatus"] == "mitigated" for f in items if f.get("mitigatedBy"))
     # the top 10 of the table is the head of the JSON ranking
     top = re.findall(r"^\s*(\d+)\. (\w+) +(.+?) — ", rep["table"], re.M)
     assert [(lv, el) for _, lv, el in top] == [(r["level"], r["element"]) for r in doc["ranking"][:10]]
@@ -231,11 +234,16 @@ def test_rag_json_level_and_severity(rag_plain: dict[str, str]) -> None:
     own = [f for f in fs if not f["rule"].startswith("TG-PE-")]
     sev = {s: i for i, s in enumerate(SEVERITIES)}
     for f in own:
-        cap = SEVERITIES[min(sev[f["severity"]] + 1, len(SEVERITIES) - 1)]
+        # a threat declared facts mitigate (mitigatedBy) is capped at the rule's severity itself (issue 13)
+        step = 0 if f.get("mitigatedBy") else 1
+        cap = SEVERITIES[min(sev[f["severity"]] + step, len(SEVERITIES) - 1)]
         assert f["level"] == min(f["risk"]["level"], cap, key=sev.__getitem__)
         assert ("levelCappedAt" in f["risk"]) == (f["level"] != f["risk"]["level"])
-    capped = [f for f in own if "levelCappedAt" in f["risk"]]
+    capped = [f for f in own if "levelCappedAt" in f["risk"] and not f.get("mitigatedBy")]
     assert capped and all("capped one step above the rule's severity" in f["risk"]["explanation"] for f in capped)
+    mitigated = [f for f in own if f.get("mitigatedBy")]
+    assert mitigated and all(f["controlStatus"] == "mitigated" and f["level"] in ("info", "low") for f in mitigated)
+    assert any("mitigated by the declared fact" in f["risk"]["explanation"] for f in mitigated)
     assert any(f["level"] != f["severity"] for f in own)
 
 

@@ -44,16 +44,16 @@ PARTS = {
 # findings, tabular +14, health +7, each with its risk and control status; applications and paths unchanged.
 BEFORE = {
     "rag-assistant": {
-        "applications": (350, "014400e818df3592"), "risk": (166, "2f44ce973dc9fc03"),
-        "status": (568, "64dd8aac44143a34"), "paths": (16, "3e84d670bc12d8cc"),
+        "applications": (350, "014400e818df3592"), "risk": (175, "3f096a0f38a064cf"),
+        "status": (577, "e6654dde3a6a0432"), "paths": (16, "3e84d670bc12d8cc"),
     },
     "tabular-platform": {
-        "applications": (381, "e0a3d61abd94e717"), "risk": (208, "1d5a07e1f945bb4c"),
-        "status": (657, "8ecf4203c7f198b7"), "paths": (27, "df93e4e7b3743ec6"),
+        "applications": (381, "e0a3d61abd94e717"), "risk": (234, "57899bef3b621e45"),
+        "status": (683, "a6ec95f66a5e7bc7"), "paths": (27, "df93e4e7b3743ec6"),
     },
     "health-risk": {
-        "applications": (205, "0d42fa4d4a56f9ba"), "risk": (130, "e16faefe8441188c"),
-        "status": (394, "0dd38774eac248f1"), "paths": (24, "b9a5d618740f5685"),
+        "applications": (205, "0d42fa4d4a56f9ba"), "risk": (159, "2feed901ca29cd7d"),
+        "status": (423, "1511f4bda5430872"), "paths": (24, "b9a5d618740f5685"),
     },
 }
 """Re-recorded (risk, status) when the per-element baseline became one finding per element and baseline
@@ -74,7 +74,9 @@ tgml:VectorStore. health-risk once more (205 applications, 124 risks) when AML.T
 tgml:PredictionConsumer (the process that acts on the model's score). rag-assistant re-recorded (applications
 342 -> 350, risk 148 -> 151, status) for the hosted-provider rules I-036, D-031, T-040 on its LLM provider and
 the mappings that now target tgml:LLMProvider and tgml:HostedModelClient (issue 13); tabular and health
-unchanged."""
+unchanged. Re-recorded (risk, status) for the mitigated counterpart rules (issue 13, rules with a mitigated-by
+header: their findings are tg:Mitigated by the declared fact): rag 151 -> 175 risks, tabular 194 -> 234, health
+123 -> 159; applications and paths unchanged; the reference statuses below count those findings mitigated."""
 
 
 def digest(store: Store) -> dict[str, tuple[int, str]]:
@@ -109,8 +111,12 @@ def reference_statuses(store: Store) -> dict[str, str]:
             lst.add(r["app"].value)
         if "c" in r:
             covered.add(r["f"].value)
+    # findings of a mitigated counterpart rule (header mitigated-by, tg:mitigatedByFact on the rule) are mitigated
+    by_fact = {r["f"].value for r in store.select(f"""SELECT DISTINCT ?f WHERE {{ GRAPH <{F}> {{
+            ?f a tg:Finding ; tg:byRule ?r . ?r tg:mitigatedByFact ?x }} }}""")}
     for f, fapps in apps.items():
-        out[f] = finding_status([out.get(a, "Unmitigated") for a in sorted(fapps)], f in covered)
+        out[f] = ("Mitigated" if f in by_fact
+                  else finding_status([out.get(a, "Unmitigated") for a in sorted(fapps)], f in covered))
     return {k: TG[v] for k, v in out.items()}
 
 
@@ -179,7 +185,9 @@ def test_digest_sees_a_change(store: Store) -> None:
 # same findings on this model (no element of it has a data-server technology).
 # -> 203,788 with the process rules TG-STRIDE-S-042, T-041, R-041, D-041, E-041 (issue 13): 566 more findings
 # (processes reached across a trust boundary by a less trusted caller), their risk, statuses and the rules' records.
-GENERATED_1K = (203_788, "5ac5c64e82e7173a")
+# -> 194,416 with the mitigated counterpart rules (issue 13: I-050, I-051, T-050, R-050, D-050; 271 more
+# findings, tg:Mitigated, each with its tg:mitigatedByFact, and the rule records with theirs).
+GENERATED_1K = (194_416, "4cccc248cd91d6d1")
 
 
 def whole_graph_digest(store: Store) -> tuple[int, str]:

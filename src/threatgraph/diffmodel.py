@@ -38,6 +38,8 @@ class FindingState:
     categories: list[str]
     level: str = ""
     """What users see and gate on: the contextual risk level where computed, else the severity."""
+    mitigated_by: tuple[str, ...] = ()
+    """The declared protective facts that mitigate it (a mitigated counterpart rule): never gated on."""
 
 
 @dataclass
@@ -82,6 +84,8 @@ class FindingChange:
     old_level: str | None = None
     new_level: str | None = None
     """The finding's level (as ``analyze`` shows and gates on it): risk level where computed, else severity."""
+    mitigated_by: tuple[str, ...] = ()
+    """The declared protective facts that mitigate the new version of the finding (not gated on, as in analyze)."""
 
 
 @dataclass
@@ -97,10 +101,13 @@ class ModelDiff:
 
     def new_at_or_above(self, level: str) -> list[FindingChange]:
         """Findings that appeared at or above ``level``, or rose to it from below (on the finding level, as
-        ``analyze --fail-on`` gates)."""
+        ``analyze --fail-on`` gates; a threat declared facts mitigate never counts: adding encryption to a flow
+        replaces its open threats with mitigated ones, which must not fail the gate)."""
         limit = SEVERITIES.index(level) + 1
         out = []
         for fc in self.findings:
+            if fc.mitigated_by:
+                continue
             new = SEVERITIES.index(fc.new_level) + 1 if fc.new_level in SEVERITIES else 0
             old = SEVERITIES.index(fc.old_level) + 1 if fc.old_level in SEVERITIES else 0
             if (fc.change == "appeared" and new >= limit) or (fc.change == "changed" and new >= limit > old):
@@ -152,7 +159,8 @@ def snapshot(paths: Sequence[str | Path], ml_classes: str | Path | None = None) 
         facts.setdefault(s.value, {}).setdefault(curie(q.predicate.value), set()).add(value)
     states = {
         v.f.iri: FindingState(v.f.rule_id, v.f.severity, v.f.severity_rank, v.residual_risk, v.f.focus, v.f.focus_label,
-                              v.f.threat, [f"{c[2]}: {c[1]}" for c in v.f.categories], v.f.level)
+                              v.f.threat, [f"{c[2]}: {c[1]}" for c in v.f.categories], v.f.level,
+                              tuple(getattr(v.f, "mitigated_by", ())))
         for v in views
     }
     return Snapshot(list(analysis.model_files), kinds, labels, facts, states, list(analysis.warnings))
@@ -194,7 +202,7 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> ModelDiff:
         fc = FindingChange(iri, f.rule, " ".join(f.focus_label.split()), f.focus, f.threat, f.categories, "",
                            fa.severity if fa else None, fb.severity if fb else None,
                            fa.risk if fa else None, fb.risk if fb else None,
-                           fa.level if fa else None, fb.level if fb else None)
+                           fa.level if fa else None, fb.level if fb else None, fb.mitigated_by if fb else ())
         if fa is None:
             fc.change = "appeared"
         elif fb is None:

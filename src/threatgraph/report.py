@@ -184,7 +184,8 @@ def risk_text(f: Finding) -> str:
     ]
     imp = [f"{r.name} {r.value}" + (f" [{r.subject}]" if r.subject and r.subject not in r.value and r.name != "criticality" else "")
            for r in f.risk_factors if r.of == "impact"]
-    cap = (f"; level {f.level}: capped one step above the rule's severity ({f.severity})"
+    cap = ((f"; level {f.level}: mitigated by the declared fact {', '.join(f.mitigated_by)}, capped at the rule's severity"
+            if f.mitigated_by else f"; level {f.level}: capped one step above the rule's severity ({f.severity})")
            if f.level_capped else "")
     return (f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; "
             f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}{cap}")
@@ -240,6 +241,8 @@ def _derivation_lines(f: Finding, tri: Triage) -> list[str]:
         ctl = f"controls: {f.control_status}"
         if f.covered_by:
             ctl += " (category covered by " + ", ".join(f.covered_by) + ")"
+        if f.mitigated_by:
+            ctl += " (by the declared fact " + ", ".join(f.mitigated_by) + ")"
         if f.techniques:
             ctl += f"; {len(x.residual_techniques)} of {len(f.techniques)} techniques residual"
         out.append(ctl)
@@ -350,6 +353,7 @@ def _risk_json(f: Finding, x: Facts) -> dict[str, object]:
     return {
         "controlStatus": f.control_status or None,
         "coveredBy": f.covered_by,
+        **({"mitigatedBy": f.mitigated_by} if f.mitigated_by else {}),
         "risk": {
             "likelihood": f.likelihood, "impact": f.impact, "score": f.risk_score, "level": f.risk_level,
             **({"levelCappedAt": x.level} if x.level_capped else {}),
@@ -454,7 +458,8 @@ def findings_json_chunks(
                 {"role": e[0], "value": e[1], "label": e[2]} for e in evidence]),
             ', "source": ', _str(f.source),
             ', "controlStatus": ', _str(f.control_status) if f.control_status else "null",
-            ', "coveredBy": ', _strs(f.covered_by), ', "risk": ', risk,
+            ', "coveredBy": ', _strs(f.covered_by),
+            ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ', risk,
             ', "techniques": [', ", ".join([technique(t) for t in f.techniques]),
             '], "residualTechniques": ', _strs([t.id for t in x.residual_techniques]), "}",
         ))
@@ -1080,6 +1085,20 @@ def declared_line(ri: ReportInput) -> str:
             f"threatgraph adds {ri.added} findings on categories nobody declared.")
 
 
+def mitigated_line(ri: ReportInput) -> str:
+    """The findings that declared protective facts mitigate (rules with ``mitigated-by``), in one line; ""
+    when there are none. They are left out of the element blocks (signal over noise) and of ``--fail-on``;
+    JSON and SARIF keep each of them with its control status and facts (issue 13)."""
+    fs = [f for f in ri.findings if f.mitigated_by]
+    if not fs:
+        return ""
+    by_fact = Counter(fact for f in fs for fact in f.mitigated_by)
+    facts = ", ".join(f"{fact} {n}" for fact, n in sorted(by_fact.items(), key=lambda kv: (-kv[1], kv[0])))
+    n_el = len({f.focus for f in fs})
+    return (f"Mitigated by declared facts (not counted by --fail-on): {len(fs)} threat{'s' if len(fs) != 1 else ''} "
+            f"on {n_el} element{'s' if n_el != 1 else ''} ({facts}); JSON/SARIF list each with status mitigated.")
+
+
 def scope_line(ri: ReportInput) -> str:
     """The elements the model declares out of scope, in one line."""
     if not ri.out_of_scope:
@@ -1120,6 +1139,8 @@ def summary_lines(ri: ReportInput, width: int) -> list[str]:
         lines.append("Mitigations: no ATT&CK / ATLAS knowledge loaded (add --knowledge shared); the rules' remediation is shown.")
     lines.append(clip(scope_line(ri), width))
     lines.append(clip(declared_line(ri), width))
+    if mitigated_line(ri):
+        lines.append(clip(mitigated_line(ri), width))
     if capec_summary(ri.declared):
         lines.append(clip(capec_summary(ri.declared), width))
     if ri.paths:
@@ -1148,7 +1169,7 @@ def element_lines(ri: ReportInput, width: int, budget: int | None = None) -> lis
         if level == "info":
             quiet.append(head.focus_label)
             continue
-        block = 1 + sum(1 if f.iri in top else 2 for f in items if not f.baseline)
+        block = 1 + sum(1 if f.iri in top else 2 for f in items if not f.baseline and not f.mitigated_by)
         if left_out or (budget is not None and len(lines) + block > budget - 4):
             left_out.append((head.focus_label, level))
             continue
@@ -1156,7 +1177,7 @@ def element_lines(ri: ReportInput, width: int, budget: int | None = None) -> lis
         fold = fold_baseline(items, tri)
         lines.append(clip(f"{head.focus_label}{kind} · {level}" + (f" · {fold}" if fold else ""), width))
         for f in items:
-            if f.baseline:
+            if f.baseline or f.mitigated_by:  # mitigated by declared facts: the summary's one line
                 continue
             status = "" if is_residual(f) else " (mitigated)"
             if f.iri in top:  # why and what to do are in the top list already
@@ -1253,6 +1274,8 @@ def render_markdown(ri: ReportInput) -> str:
         out.append("None missing." if ri.releases else "No ATT&CK / ATLAS knowledge loaded (`--knowledge shared`); "
                    "each finding shows its rule's remediation.")
     out += ["", f"- {_cell(scope_line(ri))}", f"- {_cell(declared_line(ri))}"]
+    if mitigated_line(ri):
+        out.append(f"- {_cell(mitigated_line(ri))}")
     out += [f"- {_cell(capec_summary(ri.declared))}", ""] if capec_summary(ri.declared) else [""]
     out += ["### Elements, highest residual risk first", ""]
     quiet: list[str] = []
@@ -1274,7 +1297,7 @@ def render_markdown(ri: ReportInput) -> str:
         out += ["| Level | Threat | Why | Do | Techniques | Rule |", "|---|---|---|---|---|---|"]
         info = [f for f in items if tri.facts(f).level_rank <= 1]  # counted, not listed: a comment must stay under 64 KiB
         for f in fold_baseline_groups(items, tri):
-            if tri.facts(f).level_rank <= 1:
+            if tri.facts(f).level_rank <= 1 or f.mitigated_by:  # mitigated by declared facts: the summary's line
                 continue
             ts, more = top_techniques(f)
             techs = capped_techniques(ts, more)

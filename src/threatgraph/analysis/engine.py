@@ -403,6 +403,8 @@ class Engine:
         ]
         for c in rule.categories:
             q.append(Quad(node, NamedNode(TG.category), NamedNode(c), g))
+        for fact in rule.mitigated_by:  # a mitigated counterpart: its findings get tg:Mitigated (techniques.py)
+            q.append(Quad(node, NamedNode(TG.mitigatedByFact), NamedNode(fact), g))
         return q
 
     @staticmethod

@@ -103,6 +103,9 @@ class Finding:
     """mitigated, partly mitigated, unmitigated ("" when the second stage did not run)."""
     covered_by: list[str] = field(default_factory=list)
     """Labels of controls that cover one of the finding's categories."""
+    mitigated_by: list[str] = field(default_factory=list)
+    """Local names of the declared protective facts that mitigate it (``tg:mitigatedByFact``, e.g.
+    ``encryptedInTransit``): a finding of a mitigated counterpart rule, control status mitigated."""
     likelihood: int = 0
     impact: int = 0
     risk_score: int = 0
@@ -140,6 +143,8 @@ class Finding:
             if self.techniques or not baseline:
                 rank = _RANK.get(risk)
                 if not baseline and rank is not None:
+                    if self.mitigated_by:  # handled by a declared fact: at most the rule's (residual) severity
+                        return SEVERITIES[min(rank, _RANK.get(self.severity, _TOP))]
                     return SEVERITIES[min(rank, _CAP_RANK.get(self.severity, _TOP))]
                 return risk
         return self.severity
@@ -159,7 +164,16 @@ class Finding:
         'critical'
         >>> Finding("f", "R", "t", "medium", "e", "E", "Process", "x", "s", risk_level="low").level
         'low'
+
+        A threat that declared protective facts mitigate (:attr:`mitigated_by`) is capped at the rule's
+        severity itself (the residual severity of a mitigated counterpart rule, issue 13):
+
+        >>> Finding("f", "R", "t", "low", "e", "E", "Process", "x", "s", risk_level="high",
+        ...         mitigated_by=["encryptedInTransit"]).level
+        'low'
         """
+        if self.mitigated_by:
+            return SEVERITIES[_RANK.get(self.severity, _TOP)]
         return SEVERITIES[_CAP_RANK.get(self.severity, _TOP)]
 
     @property
@@ -417,6 +431,7 @@ class _K:
     countermeasureInference = TG.countermeasureInference
     countermeasureTechnique = TG.countermeasureTechnique
     coveredBy = TG.coveredBy
+    mitigatedByFact = TG.mitigatedByFact
     d3fendId = TG.d3fendId
     dataComponent = TG.dataComponent
     defendedArtifact = TG.defendedArtifact
@@ -573,6 +588,9 @@ class _Builder:
         f.control_status = _STATUS.get(
             memory.control.get(iri, "") if memory is not None else _one(props, _K.controlStatus), "")
         f.covered_by = sorted(lab(c.value) for c in props.get(_K.coveredBy, ()))
+        facts = props.get(_K.mitigatedByFact)
+        if facts:
+            f.mitigated_by = sorted(c.value.rsplit("#", 1)[-1] for c in facts)
         v = _one(props, _K.likelihood)
         if v:
             f.likelihood = int(v)
@@ -738,7 +756,7 @@ _new_view = object.__new__
 
 
 _SECOND_STAGE: tuple[str, ...] = (
-    TG.controlStatus, TG.coveredBy, TG.likelihood, TG.impact, TG.riskScore, TG.riskLevel, TG.riskFactor,
+    TG.controlStatus, TG.coveredBy, TG.mitigatedByFact, TG.likelihood, TG.impact, TG.riskScore, TG.riskLevel, TG.riskFactor,
     TG.factorOf, TG.factorName, TG.factorValue, TG.factorEffect, TG.factorSubject,
     TG.application, TG.ofFinding, TG.appliedTechnique, TG.viaMapping, TG.viaAssetType, TG.inRelease,
     TG.replacesTechnique, TG.exposure, TG.reducedByFact, TG.factSubject, TG.factAttribute, TG.implementedBy,

@@ -46,10 +46,12 @@ FOCUS_KINDS: tuple[str, ...] = ("element", "flow")
 REQUIRED: tuple[str, ...] = (
     "id", "title", "framework", "category", "severity", "focus", "source", "explanation", "remediation",
 )
-OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags", "covers", "group")
+OPTIONAL: tuple[str, ...] = ("attack", "atlas", "description", "tags", "covers", "group", "mitigated-by")
 """``remediation`` (required): a short what-to-do shown when no ATT&CK/ATLAS/D3FEND knowledge is loaded
 (issue 15); ``covers``: the peer-tool threats the rule covers, space separated ``TOOL:ID`` (``TMT:T18``,
-``Threagile:unencrypted-asset``, ``pytm:DS06``), the crosswalk of issue 13."""
+``Threagile:unencrypted-asset``, ``pytm:DS06``), the crosswalk of issue 13; ``mitigated-by``: the declared
+protective facts (``tg:`` properties, space separated) whose presence the rule requires: its findings are
+threats the model shows as handled, reported with control status mitigated (issue 13, docs/risk.md)."""
 _PEER = re.compile(r"^(TMT|TMT-Azure|Threagile|pytm):[A-Za-z0-9][A-Za-z0-9._-]*$")
 DYNAMIC_CATEGORY = "?category"
 
@@ -83,6 +85,9 @@ class Rule:
     """What to do about a finding of this rule (header ``remediation``)."""
     covers: tuple[str, ...] = ()
     """Peer-tool threat ids the rule covers (header ``covers``), e.g. ``("TMT:T18", "pytm:DS06")``."""
+    mitigated_by: tuple[str, ...] = ()
+    """IRIs of the declared protective facts (header ``mitigated-by``) that mitigate every finding of the rule:
+    a mitigated counterpart of a rule that fires when the fact is absent (its findings get tg:Mitigated)."""
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     """Line of each header key in the file (for messages)."""
     query_line: int = field(default=1, compare=False, repr=False)
@@ -179,6 +184,7 @@ def parse_rule(text: str, path: str) -> Rule:
     for c in covers:
         if not _PEER.match(c):
             raise RuleError(f"{at('covers')}: covers {c!r} is not TOOL:ID with TOOL one of TMT, TMT-Azure, Threagile, pytm")
+    mitigated_by = tuple(expand_curie(c, at("mitigated-by")) for c in header.get("mitigated-by", "").split())
     body = head.body
     query_line = head.body_line + body[: len(body) - len(body.lstrip())].count("\n")
     return Rule(
@@ -198,6 +204,7 @@ def parse_rule(text: str, path: str) -> Rule:
         extra={k: header[k] for k in ("tags", "group") if k in header},
         remediation=header["remediation"],
         covers=covers,
+        mitigated_by=mitigated_by,
         lines=dict(head.lines),
         query_line=query_line,
     )
@@ -217,6 +224,9 @@ def check_rule(rule: Rule, known_terms: set[str], categories: set[str]) -> None:
                 f"{rule.path}:{line}: {m.group(0)} is not defined in the ontology",
                 hint="fix the name or add it to an ontology module (or an --ontology extension)",
             )
+    for fact in rule.mitigated_by:
+        if fact not in known_terms:
+            raise RuleError(f"{rule.at('mitigated-by')}: mitigated-by <{fact}> is not defined in the ontology")
     bad = syntax_error(rule.query, rule.path, rule.query_line)
     if bad is not None:
         raise RuleError(bad.message())
@@ -281,11 +291,11 @@ def load_rules(
     return rules
 
 
-_PARSED_VERSION = "1"
+_PARSED_VERSION = "2"
 """Bumped whenever :func:`parse_rule` or :class:`Rule` changes (part of the key of the cached parsed rules)."""
 _STR_FIELDS = ("id", "title", "framework", "severity", "focus", "source", "explanation", "query", "path",
                "description", "remediation")
-_TUPLE_FIELDS = ("categories", "attack", "atlas", "covers")
+_TUPLE_FIELDS = ("categories", "attack", "atlas", "covers", "mitigated_by")
 
 
 def _rule_json(rule: Rule) -> dict[str, object]:
@@ -351,7 +361,7 @@ def _parse_all(texts: Sequence[tuple[str, str]]) -> list[Rule] | None:
         return None
 
 
-_CHECK_VERSION = "1"
+_CHECK_VERSION = "2"
 """Bumped whenever :func:`check_rule` checks more (part of the key of the remembered checks)."""
 
 

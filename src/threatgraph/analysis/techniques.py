@@ -379,6 +379,8 @@ _TECH_MITIGATIONS = f"SELECT ?t ?m WHERE {{ GRAPH <{G_VIEW}> {{ ?t tg:applicable
 _APP_IMPLEMENTED = f"SELECT ?app ?m WHERE {{ GRAPH <{G_FINDINGS}> {{ ?app tg:implementedMitigation ?m }} }}"
 _COVERED = f"SELECT DISTINCT ?f WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f tg:coveredBy ?c }} }}"
 _FINDINGS = f"SELECT ?f WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding }} }}"
+_FACT_MITIGATED = f"""SELECT ?f ?x WHERE {{ GRAPH <{G_FINDINGS}> {{
+  ?r tg:mitigatedByFact ?x . ?f tg:byRule ?r ; a tg:Finding }} }}"""
 
 
 def application_status(applicable: set[str], implemented: set[str]) -> str:
@@ -427,9 +429,10 @@ def derive_control_status(
     The facts come from SPARQL SELECTs over ``graph/findings`` (the applications, see
     :func:`read_applications`, unless given; applicable mitigations per technique; implemented ones
     from 50-controls.rq; category coverage from 51-coverage.rq); the set arithmetic is
-    :func:`application_status` and :func:`finding_status`. ``findings``: every finding IRI, when the
-    caller has them. ``finding_statuses``, when given, receives finding IRI → status IRI; ``written``, when given,
-    receives the subject IRI → status IRI of every quad written (applications and findings).
+    :func:`application_status` and :func:`finding_status`. A finding of a rule with ``mitigated-by`` facts
+    (tg:mitigatedByFact on the rule) is tg:Mitigated and carries those facts itself. ``findings``: every finding IRI,
+    when the caller has them. ``finding_statuses``, when given, receives finding IRI → status IRI; ``written``, when
+    given, receives the subject IRI → status IRI of every quad written (applications and findings).
     """
     apps = applications if applications is not None else read_applications(store)
     by_technique: dict[str, set[str]] = {}
@@ -444,16 +447,26 @@ def derive_control_status(
         for a, (t, _rel) in apps.technique.items()
     }
     covered = {r["f"].value for r in store.select(_COVERED)}
+    # findings of a mitigated counterpart rule (header mitigated-by): the declared fact mitigates the threat
+    by_fact: dict[str, list[NamedNode]] = {}
+    for r in store.select(_FACT_MITIGATED):
+        by_fact.setdefault(r["f"].value, []).append(NamedNode(r["x"].value))
     all_findings = findings if findings is not None else (r["f"].value for r in store.select(_FINDINGS))
     g = NamedNode(G_FINDINGS)
     p = NamedNode(TG.controlStatus)
+    fact_p = NamedNode(TG.mitigatedByFact)
     nodes = {name: NamedNode(TG[name]) for name in ("Mitigated", "PartlyMitigated", "Unmitigated")}
     quads = [Quad(NamedNode(a), p, nodes[s], g) for a, s in app_status.items()]
     wrote: list[str] = []
     statuses: list[str] = []
     for f in all_findings:
         fapps = apps.of_finding.get(f, [])
-        st = finding_status([app_status.get(a, "Unmitigated") for a in sorted(fapps)], f in covered)
+        facts = by_fact.get(f)
+        if facts:
+            st = "Mitigated"
+            quads.extend(Quad(NamedNode(f), fact_p, x, g) for x in facts)
+        else:
+            st = finding_status([app_status.get(a, "Unmitigated") for a in sorted(fapps)], f in covered)
         quads.append(Quad(NamedNode(f), p, nodes[st], g))
         if written is not None:
             wrote.append(f)

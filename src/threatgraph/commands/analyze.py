@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
         "--fail-on",
         choices=SEVERITIES,
         default=None,
-        help="exit 1 when any finding has this level or higher (for CI gates)",
+        help="exit 1 when any finding has this level or higher (for CI gates); threats that declared "
+        "protective facts mitigate (status mitigated, e.g. an encrypted flow's sniffing) never count",
     )
     p.add_argument(
         "--min-severity",
@@ -148,7 +149,8 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.writelines(chunks)
     if args.fail_on:
         limit = severity_rank(args.fail_on)
-        hits = [f for f in findings if f.level_rank >= limit]
+        # a threat that declared protective facts mitigate (a mitigated-by rule) is reported, never gated on
+        hits = [f for f in findings if f.level_rank >= limit and not f.mitigated_by]
         if hits:
             print(
                 f"threatgraph: {len(hits)} finding(s) at or above {args.fail_on}",

@@ -4,7 +4,9 @@ Each result has the rule id, a SARIF level from the finding's level (docs/risk.m
 error, medium → warning, low/info → note; the rule's severity is a property), the element as a
 logical location (its IRI) and the model file as a physical location with the line where the element
 first appears (its IRI, a prefixed name of it, or its source id for imported OTM / Threat Dragon /
-Threagile files). Rule help lists the techniques and mitigations.
+Threagile files). Rule help lists the techniques and mitigations. A threat that the model's declared
+protective facts mitigate (a rule with ``mitigated-by``) is kept with properties ``controlStatus`` and
+``mitigatedBy`` and an accepted ``inSource`` suppression, so dashboards list it as handled, not open.
 """
 
 from __future__ import annotations
@@ -213,7 +215,11 @@ def render_sarif(ctx: ReportContext, store: Store, *, base: Path | None = None) 
             props["mitigations"] = [m[0] for m in fv.mitigations]
         if fv.residual_risk is not None:
             props["residualRisk"] = fv.residual_risk
-        results.append({
+        mitigated_by = getattr(f, "mitigated_by", None)
+        if mitigated_by:  # a threat the model's declared facts mitigate: kept, with its status, as suppressed
+            props["controlStatus"] = "mitigated"
+            props["mitigatedBy"] = list(mitigated_by)
+        result: dict[str, object] = {
             "ruleId": f.rule_id,
             "ruleIndex": rule_index[f.rule_id],
             "level": LEVELS.get(f.level, "warning"),
@@ -221,7 +227,12 @@ def render_sarif(ctx: ReportContext, store: Store, *, base: Path | None = None) 
             "locations": [location],
             "partialFingerprints": {"threatgraphFinding/v1": f.iri},
             "properties": props,
-        })
+        }
+        if mitigated_by:
+            result["suppressions"] = [{"kind": "inSource", "status": "accepted",
+                                       "justification": "mitigated by the model's declared fact "
+                                                        + ", ".join(mitigated_by)}]
+        results.append(result)
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
