@@ -18,7 +18,6 @@ The first write to stdout ends the spinner (the report follows on the same termi
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,8 @@ class Reporter:
     """The spinner of one command run (started by a timer thread after the delay)."""
 
     def __init__(self, label: str, stream: IO[str], delay: float, force_terminal: bool | None) -> None:
+        import threading  # here: a command whose stderr is no terminal makes no Reporter (start-up, issue 14)
+
         from rich.console import Console
         from rich.spinner import Spinner
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import textwrap
 from bisect import bisect_right
 from collections import Counter
@@ -21,6 +20,7 @@ from threatgraph.analysis.paths import PathView, read_paths
 from threatgraph.analysis.risk import BASE_LIKELIHOOD
 from threatgraph.analysis.rules import SEVERITIES, Rule
 from threatgraph.export.context import DeclaredThreat, capec_summary, declared_threats, undeclared
+from threatgraph.sanitize import terminal_columns
 from threatgraph.store import Store
 from threatgraph.terms import graph_iri
 
@@ -52,7 +52,7 @@ def render_table(findings: Sequence[Finding], *, width: int | None = None, remed
     what to do. ``triage``: the :class:`Triage` of ``findings`` with ``remediation``, when the caller has one.
     """
     tri = triage if triage is not None else Triage(findings, remediation)
-    width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
+    width = width or max(80, min(terminal_columns(120), 160))
     wrap = _Wrapper()
     lines: list[str] = []
     cat_w, sev_w = 34, 8
@@ -1205,7 +1205,7 @@ def element_lines(ri: ReportInput, width: int, budget: int | None = None) -> lis
 def render_triage_table(ri: ReportInput, *, detail: str = "normal", width: int | None = None) -> str:
     """The default ``analyze`` table: the summary first, then (``normal``) the elements in order of their
     highest residual risk, or (``full``) the complete listing."""
-    width = width or max(80, min(shutil.get_terminal_size((120, 20)).columns, 160))
+    width = width or max(80, min(terminal_columns(120), 160))
     lines = summary_lines(ri, width)
     if detail == "normal":
         lines += element_lines(ri, width, budget=TABLE_LINES - len(lines))

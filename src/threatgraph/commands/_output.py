@@ -8,10 +8,10 @@ an earlier FILE as it was; a FILE that cannot be written is one clear error (exi
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from threatgraph.cachefiles import temp_file
 from threatgraph.errors import InputError
 
 
@@ -21,7 +21,7 @@ def write_output(path: str, chunks: Iterable[str]) -> None:
     if target.is_dir():
         raise InputError(f"--output {path}: is a directory", hint="give a file name")
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = temp_file(target.parent, f".{target.name}.", ".tmp")  # tempfile.mkstemp's file
     except OSError as err:
         raise InputError(f"--output {path}: cannot write there: {err.strerror or err}",
                          hint="check that the directory exists and is writable") from err

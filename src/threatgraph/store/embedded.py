@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -219,6 +217,9 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
 
     def _load_overlapped(self, chunks: Iterable[bytes], trusted: bool = False) -> None:
         """``chunks`` (N-Quads) bulk-loaded by the writer threads while this thread produces the next."""
+        import queue  # here: an analysis in memory never needs threads (start-up, issue 14)
+        import threading
+
         pending: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
         failed: list[Exception] = []
 
