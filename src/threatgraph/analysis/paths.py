@@ -167,12 +167,13 @@ _READ = f"""SELECT ?p ?start ?target ?len ?cross ?i ?flow ?el ?x WHERE {{ GRAPH 
 
 def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding] = ()) -> list[PathView]:
     """The attack paths of the finding graph, with the techniques of ``findings`` at each hop."""
-    by_element: dict[str, list[str]] = {}
+    # technique ids per element, as dict keys (a list searched per view was ~0.3 s at 10 k elements: 229 k views)
+    by_element: dict[str, dict[str, None]] = {}
     for f in findings:
-        for t in f.techniques:
-            lst = by_element.setdefault(f.focus, [])
-            if t.id not in lst:
-                lst.append(t.id)
+        if f.techniques:
+            ids = by_element.setdefault(f.focus, {})
+            for t in f.techniques:
+                ids[t.id] = None
 
     def lab(iri: str) -> str:
         return labels.get(iri) or iri.replace("#", "/").rsplit("/", 1)[-1]
@@ -185,7 +186,7 @@ def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding]
             start, target = r["start"].value, r["target"].value
             out[p] = PathView(p, start, lab(start), target, lab(target), int(r["len"].value), int(r["cross"].value))
         el = r["el"].value
-        hop = HopView(r["flow"].value, lab(r["flow"].value), el, lab(el), "x" in r, sorted(by_element.get(el, [])))
+        hop = HopView(r["flow"].value, lab(r["flow"].value), el, lab(el), "x" in r, sorted(by_element.get(el, ())))
         hops.setdefault(p, []).append((int(r["i"].value), hop))
     for p, pv in out.items():
         pv.hops = [h for _, h in sorted(hops.get(p, []), key=lambda x: x[0])]
