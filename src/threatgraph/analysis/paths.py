@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pyoxigraph import Literal, NamedNode, Quad
+from pyoxigraph import Literal, NamedNode
 
 from threatgraph.analysis.findings import Finding
 from threatgraph.store.base import Store
@@ -98,32 +98,28 @@ def find_paths(store: Store, max_hops: int = MAX_HOPS) -> int:
             "SELECT ?f ?t ?x WHERE { ?f a tg:DataFlow ; tg:target ?t . OPTIONAL { ?f tg:crossesBoundary true . BIND(1 AS ?x) } }"
         )
     }
-    g = NamedNode(G_FINDINGS)
-    t = {n: NamedNode(TG[n]) for n in (
+    from threatgraph.analysis.engine import _TextWriter  # engine imports this module
+
+    # N-Triples text loaded in chunks (engine._TextWriter), not a Python Quad per triple
+    writer = _TextWriter(store, G_FINDINGS)
+    t = {n: str(NamedNode(TG[n])) for n in (
         "AttackPath", "PathHop", "pathStart", "pathTarget", "pathLength", "boundaryCrossings", "hop",
         "hopIndex", "hopFlow", "hopElement")}
-    rdf_type = NamedNode(RDF.type)
-    quads: list[Quad] = []
+    rdf_type = str(NamedNode(RDF.type))
     for (start, asset), flows in sorted(found.items()):
         p = NamedNode(path_iri(start, asset))
+        ps = str(p)
         crossings = sum(1 for f in flows if targets.get(f, ("", False))[1])
-        quads += [
-            Quad(p, rdf_type, t["AttackPath"], g),
-            Quad(p, t["pathStart"], NamedNode(start), g),
-            Quad(p, t["pathTarget"], NamedNode(asset), g),
-            Quad(p, t["pathLength"], Literal(len(flows)), g),
-            Quad(p, t["boundaryCrossings"], Literal(crossings), g),
-        ]
+        parts = [f"{ps} {rdf_type} {t['AttackPath']} .\n{ps} {t['pathStart']} {NamedNode(start)} .\n"
+                 f"{ps} {t['pathTarget']} {NamedNode(asset)} .\n{ps} {t['pathLength']} {Literal(len(flows))} .\n"
+                 f"{ps} {t['boundaryCrossings']} {Literal(crossings)} .\n"]
         for i, f in enumerate(flows, 1):
             h = NamedNode(f"{p.value}/hop{i}")
-            quads += [
-                Quad(p, t["hop"], h, g),
-                Quad(h, rdf_type, t["PathHop"], g),
-                Quad(h, t["hopIndex"], Literal(i), g),
-                Quad(h, t["hopFlow"], NamedNode(f), g),
-                Quad(h, t["hopElement"], NamedNode(targets.get(f, (asset, False))[0]), g),
-            ]
-    store.add_quads(quads)
+            parts.append(f"{ps} {t['hop']} {h} .\n{h} {rdf_type} {t['PathHop']} .\n{h} {t['hopIndex']} {Literal(i)} .\n"
+                         f"{h} {t['hopFlow']} {NamedNode(f)} .\n"
+                         f"{h} {t['hopElement']} {NamedNode(targets.get(f, (asset, False))[0])} .\n")
+        writer.add("".join(parts), 5 + 5 * len(flows))
+    writer.flush()
     return len(found)
 
 
