@@ -159,7 +159,7 @@ def finding_factors(
 
     apps = applications if applications is not None else read_applications(store)
     maturity: dict[tuple[str, str], tuple[int, Term, str]] = {}
-    for r in store.select(_MATURITY):
+    for r in _maturity_rows(store, apps):
         m = r["v"].value
         pts = MATURITY_POINTS.get(m)
         if pts is not None:
@@ -194,6 +194,23 @@ def finding_factors(
         if pts is not None:
             out[f].append(factor("declared controls", STATUS_TEXT[v], pts))
     return out
+
+
+def _maturity_rows(store: Store, apps: Applications) -> list[dict[str, Term]]:
+    """The rows of :data:`_MATURITY` for the (technique, release) pairs of ``apps`` (the only ones looked up):
+    the pairs given as VALUES, not found by a DISTINCT over every application of the finding graph
+    (0.2 s at 10 k elements, 229 k applications)."""
+    pairs = set(apps.technique.values())
+    if not all(type(t) is NamedNode for t, _ in pairs):
+        return store.select(_MATURITY)
+    if not pairs:
+        return []
+    values = " ".join(f"({t} {NamedNode(rel)})" for t, rel in sorted(pairs, key=lambda p: (p[0].value, p[1])))
+    return store.select(f"""SELECT ?s ?rel ?v WHERE {{
+  VALUES (?s ?rel) {{ {values} }}
+  OPTIONAL {{ GRAPH ?rel {{ ?s kb:maturity ?m }} }}
+  OPTIONAL {{ GRAPH ?rel {{ ?s kb:attackId ?aid }} }}
+  BIND(COALESCE(LCASE(STR(?m)), IF(BOUND(?aid), "realized", "")) AS ?v) FILTER(?v != "") }}""")
 
 
 def score_findings(
