@@ -695,8 +695,12 @@ def level_counts(findings: Sequence[Finding], triage: Triage | None = None) -> d
 
 def technique_key(t: TechniqueView) -> tuple[object, ...]:
     """Techniques by risk: unmitigated first, then by maturity (ATT&CK counts as realized), missing mitigations."""
+    return _technique_key(t, _missing)
+
+
+def _technique_key(t: TechniqueView, missing: Callable[[TechniqueView], list[tuple[str, str]]]) -> tuple[object, ...]:
     maturity = _MATURITY_RANK.get(t.maturity, 3 if t.id.startswith("T") else 0)
-    return (t.status == "mitigated", t.status == "partly mitigated", -maturity, -len(t.missing), t.id)
+    return (t.status == "mitigated", t.status == "partly mitigated", -maturity, -len(missing(t)), t.id)
 
 
 def top_techniques(f: Finding, n: int = TECHNIQUE_CAP) -> tuple[list[TechniqueView], int]:
@@ -746,11 +750,12 @@ def why_text(f: Finding) -> str:
     return _why_text(facts_of(f))
 
 
-def _why_text(x: Facts) -> str:
+def _why_text(x: Facts, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> str:
     f = x.f
     if f.baseline and f.techniques:
-        res = sorted(x.residual_techniques or f.techniques, key=technique_key)
-        t = res[0]
+        res = x.residual_techniques or f.techniques
+        # the first in technique_key order (min keeps the first of equal keys, as sorted does)
+        t = min(res, key=technique_key if missing is None else lambda t: _technique_key(t, missing))
         lead = (f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
                 + (UNRESOLVED_MARK if t.unresolved else ""))
     else:
@@ -771,14 +776,15 @@ def _missing(t: TechniqueView) -> list[tuple[str, str]]:
 
 def _missing_mitigations(residual: Sequence[TechniqueView],
                          missing: Callable[[TechniqueView], list[tuple[str, str]]]) -> list[tuple[str, str, int]]:
-    count: Counter[tuple[str, str]] = Counter()
+    count: dict[tuple[str, str], int] = {}  # a dict, not a Counter: one per finding (Counter's missing keys cost)
     for t in residual:
         for m in missing(t):
-            count[m] += 1
+            count[m] = count.get(m, 0) + 1
     if not count and not any(t.mitigations for t in residual):
         for t in residual:
             for c in t.countermeasures:
-                count[(c[0], c[1])] += 1
+                k = (c[0], c[1])
+                count[k] = count.get(k, 0) + 1
     return [(m, label, n) for (m, label), n in sorted(count.items(), key=lambda kv: (-kv[1], kv[0][0]))]
 
 
@@ -901,7 +907,7 @@ class Triage:
         self.findings = list(findings)
         self.remediation: Mapping[str, str] = remediation or {}
         self._facts: dict[int, Facts] = {}
-        self._missing: dict[int, tuple[TechniqueView, list[tuple[str, str]]]] = {}
+        self._missing: dict[tuple[object, ...], list[tuple[str, str]]] = {}
         self._do: dict[tuple[int, int], str] = {}
         self._technique_lines: dict[int, tuple[TechniqueView, str]] = {}
 
@@ -917,11 +923,16 @@ class Triage:
         return self.facts(f).key
 
     def missing(self, t: TechniqueView) -> list[tuple[str, str]]:
-        """:attr:`TechniqueView.missing` (a technique view is shared by the findings it realises)."""
-        hit = self._missing.get(id(t))
+        """:attr:`TechniqueView.missing` (not to be changed by the caller): the view's mitigations when no
+        control implements one; else kept by content (each finding has its own copy of an application's
+        view: at 10 k elements 229 k views, keyed by identity each was computed once)."""
+        if not t.implemented:
+            return t.mitigations
+        key = (tuple(t.mitigations), tuple(t.implemented))
+        hit = self._missing.get(key)
         if hit is None:
-            hit = self._missing[id(t)] = (t, t.missing)
-        return hit[1]
+            hit = self._missing[key] = t.missing
+        return hit
 
     def do(self, f: Finding, n: int = 2) -> str:
         """:func:`do_text` of ``f`` with the report's remediation."""
@@ -934,7 +945,7 @@ class Triage:
 
     def why(self, f: Finding) -> str:
         """:func:`why_text` of ``f``."""
-        return _why_text(self.facts(f))
+        return _why_text(self.facts(f), self.missing)
 
     def technique_line(self, t: TechniqueView) -> str:
         """``technique`` + :func:`technique_text` (once per technique view)."""
