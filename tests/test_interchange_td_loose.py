@@ -170,3 +170,45 @@ def test_agent_and_tool_shapes() -> None:
     assert (_by_label(g, "Memory"), RDF.type, U(TGML.AgentMemory)) in g
     assert set(g.objects(agent, U(TGML.mayCallTool))) == {tool, search}
     assert not any("unknown cell type" in w for w in res.warnings)
+
+
+def test_authentication_provider_and_privilege_level() -> None:
+    """``providesAuthentication`` makes an actor or process an identity provider (tg:technology
+    identity-provider, tg:highValueTarget true); a process's ``privilegeLevel`` gives tg:runsPrivileged when
+    it clearly says administrative or ordinary-user privilege, and is reported unmapped otherwise; the retail
+    flags stay unmapped with their reason. Before, all four were reported as properties with no home."""
+    extra = [
+        {"id": "idp", "shape": "actor", "zIndex": 10, "position": {"x": 50, "y": 300},
+         "size": {"width": 100, "height": 60},
+         "data": {"type": "tm.Actor", "name": "Corporate SSO", "providesAuthentication": True}},
+        {"id": "auth", "shape": "process", "zIndex": 11, "position": {"x": 500, "y": 300},
+         "size": {"width": 100, "height": 100},
+         "data": {"type": "tm.Process", "name": "Login service", "providesAuthentication": True,
+                  "privilegeLevel": "user", "handlesGoodsOrServices": True}},
+        {"id": "agentd", "shape": "process", "zIndex": 12, "position": {"x": 500, "y": 500},
+         "size": {"width": 100, "height": 100},
+         "data": {"type": "tm.Process", "name": "Backup agent", "privilegeLevel": "Runs as root",
+                  "providesAuthentication": False}},
+        {"id": "svc", "shape": "process", "zIndex": 13, "position": {"x": 700, "y": 500},
+         "size": {"width": 100, "height": 100},
+         "data": {"type": "tm.Process", "name": "Report job", "privilegeLevel": "service account"}},
+        {"id": "stock", "shape": "store", "zIndex": 14, "position": {"x": 800, "y": 300},
+         "size": {"width": 100, "height": 60}, "data": {"type": "tm.Store", "name": "Stock", "storesInventory": True}},
+    ]
+    res = convert(_model(extra), "idp.json")
+    g = res.graph
+    idp, auth, backup = _by_label(g, "Corporate SSO"), _by_label(g, "Login service"), _by_label(g, "Backup agent")
+    for node in (idp, auth):
+        assert rdflib.Literal("identity-provider") in set(g.objects(node, U(TG.technology)))
+        assert (node, U(TG.highValueTarget), rdflib.Literal(True)) in g
+    assert (backup, U(TG.highValueTarget), None) not in g and (backup, U(TG.technology), None) not in g
+    assert (auth, U(TG.runsPrivileged), rdflib.Literal(False)) in g
+    assert (backup, U(TG.runsPrivileged), rdflib.Literal(True)) in g
+    assert (_by_label(g, "Report job"), U(TG.runsPrivileged), None) not in g
+    unmapped = res.unmapped
+    assert not any("providesAuthentication" in w for w in unmapped)
+    assert [w for w in unmapped if "privilegeLevel" in w] == [
+        "threat-dragon /detail/diagrams/*/cells/*/data/privilegeLevel: privilege level neither clearly administrative "
+        "(root, admin, system) nor clearly an ordinary user"]
+    assert any("handlesGoodsOrServices: retail-site process flag" in w for w in unmapped)
+    assert any("storesInventory: retail-site store flag" in w for w in unmapped)
