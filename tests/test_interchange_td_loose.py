@@ -176,7 +176,8 @@ def test_authentication_provider_and_privilege_level() -> None:
     """``providesAuthentication`` makes an actor or process an identity provider (tg:technology
     identity-provider, tg:highValueTarget true); a process's ``privilegeLevel`` gives tg:runsPrivileged when
     it clearly says administrative or ordinary-user privilege, and is reported unmapped otherwise; the retail
-    flags stay unmapped with their reason. Before, all four were reported as properties with no home."""
+    flag ``handlesGoodsOrServices`` gives tg:businessTransactions, ``storesInventory`` stays unmapped with its
+    reason. Before, all four were reported as properties with no home."""
     extra = [
         {"id": "idp", "shape": "actor", "zIndex": 10, "position": {"x": 50, "y": 300},
          "size": {"width": 100, "height": 60},
@@ -210,7 +211,8 @@ def test_authentication_provider_and_privilege_level() -> None:
     assert [w for w in unmapped if "privilegeLevel" in w] == [
         "threat-dragon /detail/diagrams/*/cells/*/data/privilegeLevel: privilege level neither clearly administrative "
         "(root, admin, system) nor clearly an ordinary user"]
-    assert any("handlesGoodsOrServices: retail-site process flag" in w for w in unmapped)
+    assert (auth, U(TG.businessTransactions), rdflib.Literal(True)) in g
+    assert not any("handlesGoodsOrServices" in w for w in unmapped)
     assert any("storesInventory: retail-site store flag" in w for w in unmapped)
 
 

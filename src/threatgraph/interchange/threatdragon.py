@@ -10,7 +10,8 @@ Human-written threats become tg:DeclaredThreat (type → STRIDE/LINDDUN category
 mitigation text). ML classes only from explicit words in an element's name or description.
 An actor or process with ``providesAuthentication`` is an identity provider (tg:technology identity-provider,
 tg:highValueTarget true); a process's free-text ``privilegeLevel`` gives tg:runsPrivileged when it clearly
-says administrative (root, admin, SYSTEM) or ordinary-user privilege.
+says administrative (root, admin, SYSTEM) or ordinary-user privilege; ``handlesGoodsOrServices`` gives
+tg:businessTransactions.
 
 A process whose name calls it a data server (a database product or the word database/DB, a message
 broker, a file server, a search index; ``_SERVER_NAMES``) gets that ``tg:technology`` (database,
@@ -420,8 +421,8 @@ def privilege_level(text: str) -> bool | None:
 def _authentication_and_privilege(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str, Any],
                                   path: list[str | int]) -> None:
     """``providesAuthentication`` (actor, process): an identity provider, tg:technology identity-provider and
-    tg:highValueTarget true; ``privilegeLevel`` (process): tg:runsPrivileged; ``handlesGoodsOrServices`` and
-    ``storesInventory`` (the retail-site flags): no home, reported unmapped when true."""
+    tg:highValueTarget true; ``privilegeLevel`` (process): tg:runsPrivileged; ``handlesGoodsOrServices``
+    (process): tg:businessTransactions; ``storesInventory``: no home, reported unmapped when true."""
     if data.get("providesAuthentication") is True:
         if kind in ("ExternalEntity", "Process"):
             b.lit(node, TG.technology, "identity-provider")
@@ -439,10 +440,13 @@ def _authentication_and_privilege(b: Builder, node: rdflib.URIRef, kind: str, da
             b.unmapped(_ptr([*path, "privilegeLevel"]),
                        "privilege level neither clearly administrative (root, admin, system) nor clearly an "
                        "ordinary user")
-    for key, what in (("handlesGoodsOrServices", "process"), ("storesInventory", "store")):
-        if data.get(key) is True:
-            b.unmapped(_ptr([*path, key]), f"retail-site {what} flag: no threatgraph property (what it sells or "
-                       "stocks is not stated, so no asset or rating follows from it)")
+    if kind == "Process":
+        bool_attr(b, node, TG.businessTransactions, data.get("handlesGoodsOrServices"))
+    elif data.get("handlesGoodsOrServices") is True:
+        b.unmapped(_ptr([*path, "handlesGoodsOrServices"]), "only processes carry out transactions")
+    if data.get("storesInventory") is True:
+        b.unmapped(_ptr([*path, "storesInventory"]), "retail-site store flag: no threatgraph property (what it "
+                   "stocks is not stated, so no asset or rating follows from it)")
 
 
 def _given_ml_class(ctype: str, data: Mapping[str, Any]) -> str | None:
