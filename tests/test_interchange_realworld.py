@@ -143,7 +143,8 @@ def test_threat_dragon_v1_is_upgraded_like_threat_dragon_2_does(capsys: pytest.C
     threat = g.value(kiosk, U(TG.declaredThreat))
     assert g.value(threat, U(TG.category)) == U(STRIDE.ElevationOfPrivilege)
     assert g.value(threat, RDFS.label) == rdflib.Literal("Kiosk escape")
-    assert any("privilegeLevel" in n for n in r.unmapped)
+    assert g.value(kiosk, U(TG.runsPrivileged)) == rdflib.Literal(False)  # privilegeLevel "kiosk user"
+    assert not any("privilegeLevel" in n for n in r.unmapped)
     assert g.value(kiosk, U(TG.outOfScope)) == rdflib.Literal(True)  # still imported and analysed
     assert g.value(kiosk, U(TG.outOfScopeReason)) == rdflib.Literal("Vendor-managed")
     assert g.value(visitor, U(TG.outOfScope)) is None  # not stated

@@ -170,3 +170,86 @@ def test_agent_and_tool_shapes() -> None:
     assert (_by_label(g, "Memory"), RDF.type, U(TGML.AgentMemory)) in g
     assert set(g.objects(agent, U(TGML.mayCallTool))) == {tool, search}
     assert not any("unknown cell type" in w for w in res.warnings)
+
+
+def test_authentication_provider_and_privilege_level() -> None:
+    """``providesAuthentication`` makes an actor or process an identity provider (tg:technology
+    identity-provider, tg:highValueTarget true); a process's ``privilegeLevel`` gives tg:runsPrivileged when
+    it clearly says administrative or ordinary-user privilege, and is reported unmapped otherwise; the retail
+    flag ``handlesGoodsOrServices`` gives tg:businessTransactions, ``storesInventory`` stays unmapped with its
+    reason. Before, all four were reported as properties with no home."""
+    extra = [
+        {"id": "idp", "shape": "actor", "zIndex": 10, "position": {"x": 50, "y": 300},
+         "size": {"width": 100, "height": 60},
+         "data": {"type": "tm.Actor", "name": "Corporate SSO", "providesAuthentication": True}},
+        {"id": "auth", "shape": "process", "zIndex": 11, "position": {"x": 500, "y": 300},
+         "size": {"width": 100, "height": 100},
+         "data": {"type": "tm.Process", "name": "Login service", "providesAuthentication": True,
+                  "privilegeLevel": "user", "handlesGoodsOrServices": True}},
+        {"id": "agentd", "shape": "process", "zIndex": 12, "position": {"x": 500, "y": 500},
+         "size": {"width": 100, "height": 100},
+         "data": {"type": "tm.Process", "name": "Backup agent", "privilegeLevel": "Runs as root",
+                  "providesAuthentication": False}},
+        {"id": "svc", "shape": "process", "zIndex": 13, "position": {"x": 700, "y": 500},
+         "size": {"width": 100, "height": 100},
+         "data": {"type": "tm.Process", "name": "Report job", "privilegeLevel": "service account"}},
+        {"id": "stock", "shape": "store", "zIndex": 14, "position": {"x": 800, "y": 300},
+         "size": {"width": 100, "height": 60}, "data": {"type": "tm.Store", "name": "Stock", "storesInventory": True}},
+    ]
+    res = convert(_model(extra), "idp.json")
+    g = res.graph
+    idp, auth, backup = _by_label(g, "Corporate SSO"), _by_label(g, "Login service"), _by_label(g, "Backup agent")
+    for node in (idp, auth):
+        assert rdflib.Literal("identity-provider") in set(g.objects(node, U(TG.technology)))
+        assert (node, U(TG.highValueTarget), rdflib.Literal(True)) in g
+    assert (backup, U(TG.highValueTarget), None) not in g and (backup, U(TG.technology), None) not in g
+    assert (auth, U(TG.runsPrivileged), rdflib.Literal(False)) in g
+    assert (backup, U(TG.runsPrivileged), rdflib.Literal(True)) in g
+    assert (_by_label(g, "Report job"), U(TG.runsPrivileged), None) not in g
+    unmapped = res.unmapped
+    assert not any("providesAuthentication" in w for w in unmapped)
+    assert [w for w in unmapped if "privilegeLevel" in w] == [
+        "threat-dragon /detail/diagrams/*/cells/*/data/privilegeLevel: privilege level neither clearly administrative "
+        "(root, admin, system) nor clearly an ordinary user"]
+    assert (auth, U(TG.businessTransactions), rdflib.Literal(True)) in g
+    assert not any("handlesGoodsOrServices" in w for w in unmapped)
+    assert any("storesInventory: retail-site store flag" in w for w in unmapped)
+
+
+def test_privileged_process_and_identity_provider_raise_their_threats(tmp_path: Path) -> None:
+    """End to end: a process running as root reached from the Internet box gets elevation of privilege
+    (TG-STRIDE-E-080), an unencrypted flow to an actor that provides authentication gets spoofing of the
+    identity provider (TG-STRIDE-S-081); the same process running as "user" and an encrypted flow get neither."""
+    from threatgraph.analysis.engine import Engine, labels_of
+    from threatgraph.analysis.findings import read_findings
+
+    def model(level: str, encrypted: bool) -> dict[str, Any]:
+        cells: list[dict[str, Any]] = [
+            {"id": "box", "shape": "trust-boundary-box", "zIndex": -1, "position": {"x": 0, "y": 0},
+             "size": {"width": 300, "height": 400}, "data": {"type": "tm.BoundaryBox", "name": "Internet"}},
+            {"id": "cust", "shape": "actor", "zIndex": 1, "position": {"x": 50, "y": 50},
+             "size": {"width": 100, "height": 60}, "data": {"type": "tm.Actor", "name": "Customer"}},
+            {"id": "sso", "shape": "actor", "zIndex": 2, "position": {"x": 50, "y": 250},
+             "size": {"width": 100, "height": 60},
+             "data": {"type": "tm.Actor", "name": "SSO", "providesAuthentication": True}},
+            {"id": "agent", "shape": "process", "zIndex": 3, "position": {"x": 500, "y": 50},
+             "size": {"width": 100, "height": 100},
+             "data": {"type": "tm.Process", "name": "Backup agent", "privilegeLevel": level}},
+            {"id": "req", "shape": "flow", "zIndex": 4, "source": {"cell": "cust"}, "target": {"cell": "agent"},
+             "data": {"type": "tm.Flow", "name": "Restore", "isEncrypted": True}},
+            {"id": "login", "shape": "flow", "zIndex": 5, "source": {"cell": "agent"}, "target": {"cell": "sso"},
+             "data": {"type": "tm.Flow", "name": "Log in", "isEncrypted": encrypted}},
+        ]
+        return {"version": "2.2.0", "summary": {"title": "Privilege"},
+                "detail": {"diagrams": [{"id": 0, "title": "Main", "diagramType": "STRIDE", "cells": cells}]}}
+
+    def rules(level: str, encrypted: bool) -> set[tuple[str, str]]:
+        out = tmp_path / f"{level}-{encrypted}.ttl"
+        convert(model(level, encrypted), "priv.json").graph.serialize(out, format="turtle")
+        eng = Engine()
+        eng.analyze([out])
+        return {(f.rule_id, f.focus_label) for f in read_findings(eng.store, labels_of(eng.store))
+                if f.rule_id in ("TG-STRIDE-E-080", "TG-STRIDE-S-081")}
+
+    assert rules("root", False) == {("TG-STRIDE-E-080", "Restore"), ("TG-STRIDE-S-081", "Log in")}
+    assert rules("user", True) == set()

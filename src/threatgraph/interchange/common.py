@@ -411,7 +411,7 @@ ATTRIBUTE_NAMES: dict[str, str] = {
         "storesCredentials", "csrfProtected", "developmentInfrastructure", "containerPlatform", "highValueTarget",
         "trafficIntermediary", "multiTenant", "customDeveloped", "usedByHuman", "containerised", "devOps",
         "webApplicationFirewall", "multiFactorAuthenticated", "vpn", "ipFiltered", "readOnly", "propagatesUserIdentity", "encryptedPerUser",
-        "integrityProtected", "destinationAuthenticated",
+        "integrityProtected", "destinationAuthenticated", "runsPrivileged", "businessTransactions",
     )
 }
 """Our boolean security attributes by lower-case local name (for free-form ``attributes`` maps)."""

@@ -8,6 +8,10 @@ tg:TrustZone holding the elements drawn inside it, ``tm.Boundary`` (a curve) →
 every flow whose straight line between its end elements crosses the curve gets tg:crossesBoundary true.
 Human-written threats become tg:DeclaredThreat (type → STRIDE/LINDDUN category, severity, status,
 mitigation text). ML classes only from explicit words in an element's name or description.
+An actor or process with ``providesAuthentication`` is an identity provider (tg:technology identity-provider,
+tg:highValueTarget true); a process's free-text ``privilegeLevel`` gives tg:runsPrivileged when it clearly
+says administrative (root, admin, SYSTEM) or ordinary-user privilege; ``handlesGoodsOrServices`` gives
+tg:businessTransactions.
 
 A process whose name calls it a data server (a database product or the word database/DB, a message
 broker, a file server, a search index; ``_SERVER_NAMES``) gets that ``tg:technology`` (database,
@@ -54,7 +58,15 @@ _LAYOUT = ("position", "size", "attrs", "visible", "connector", "zIndex", "shape
 _DATA_MAPPED = ("type", "name", "description", "hasOpenThreats", "isALog", "isEncrypted", "isPublicNetwork",
                 "isSigned", "isBidirectional", "protocol", "storesCredentials", "handlesCardPayment", "isWebApplication",
                 "isTrustBoundary", "threats", "outOfScope", "reasonOutOfScope", "executesAgentGeneratedCode",
-                "isLongTermAgentMemory")
+                "isLongTermAgentMemory", "providesAuthentication", "privilegeLevel", "handlesGoodsOrServices",
+                "storesInventory")
+# privilegeLevel is free text: the words read as administrative privilege (tg:runsPrivileged true) and as an
+# ordinary user (false); a text with words of both kinds or of neither is reported unmapped
+_PRIVILEGED = frozenset(("root", "admin", "administrator", "administrators", "administrative", "system", "localsystem",
+                         "superuser", "su", "sudo", "elevated", "privileged", "high", "kernel", "domain-admin",
+                         "domainadmin", "full"))
+_UNPRIVILEGED = frozenset(("user", "users", "unprivileged", "non-privileged", "nonprivileged", "low", "limited",
+                           "restricted", "guest", "none", "nobody", "standard", "least", "read-only", "readonly"))
 
 Point = tuple[float, float]
 
@@ -369,6 +381,7 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
             _named_technology(b, path, "process", str(name), tech)
     elif data.get("isWebApplication") is True:
         b.unmapped(_ptr([*path, "isWebApplication"]), "only processes are web applications")
+    _authentication_and_privilege(b, node, kind, data, path)
     if kind == "Process" and data.get("handlesCardPayment") is True:
         asset = b.iri(dkey, cid, "card-payment-data")
         b.typed(asset, TG.DataAsset, "Card payment data", None)
@@ -380,6 +393,60 @@ def _element_flags(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str
     if kind != "DataStore" and data.get("isEncrypted") is not None:
         b.unmapped(_ptr([*path, "isEncrypted"]), "encryption flag on an actor or process")
     _out_of_scope(b, node, data)
+
+
+def privilege_level(text: str) -> bool | None:
+    """Whether a Threat Dragon ``privilegeLevel`` text states administrative privilege (True), an ordinary
+    user (False) or neither clearly (None).
+
+    >>> privilege_level("root"), privilege_level("Local SYSTEM"), privilege_level("admin rights")
+    (True, True, True)
+    >>> privilege_level("user"), privilege_level("unprivileged"), privilege_level("Low")
+    (False, False, False)
+    >>> privilege_level("root user"), privilege_level("service account"), privilege_level("admin or low")
+    (True, None, None)
+    >>> privilege_level("non-admin") is None
+    True
+    """
+    words = {w for w in re.split(r"[\s,;/()._]+", text.lower()) if w}
+    if any(w.startswith(("non", "un")) and w not in _UNPRIVILEGED
+           and any(stem in w for stem in ("admin", "privileg", "root", "elevat", "system")) for w in words):
+        return None  # "non-admin", "unelevated": a negation the word lists do not read
+    high = bool(words & _PRIVILEGED)
+    # "user" is also the noun of "admin user", "root user": it counts as unprivileged only on its own
+    low = bool(words & (_UNPRIVILEGED - {"user", "users"} if high else _UNPRIVILEGED))
+    return high if high != low else None
+
+
+def _authentication_and_privilege(b: Builder, node: rdflib.URIRef, kind: str, data: Mapping[str, Any],
+                                  path: list[str | int]) -> None:
+    """``providesAuthentication`` (actor, process): an identity provider, tg:technology identity-provider and
+    tg:highValueTarget true; ``privilegeLevel`` (process): tg:runsPrivileged; ``handlesGoodsOrServices``
+    (process): tg:businessTransactions; ``storesInventory``: no home, reported unmapped when true."""
+    if data.get("providesAuthentication") is True:
+        if kind in ("ExternalEntity", "Process"):
+            b.lit(node, TG.technology, "identity-provider")
+            b.lit(node, TG.highValueTarget, True)
+        else:
+            b.unmapped(_ptr([*path, "providesAuthentication"]), "only actors and processes provide authentication")
+    level = data.get("privilegeLevel")
+    if isinstance(level, str) and level.strip():
+        runs = privilege_level(level) if kind == "Process" else None
+        if runs is not None:
+            b.add(node, TG.runsPrivileged, rdflib.Literal(runs))
+        elif kind != "Process":
+            b.unmapped(_ptr([*path, "privilegeLevel"]), "privilege level on an actor or store")
+        else:
+            b.unmapped(_ptr([*path, "privilegeLevel"]),
+                       "privilege level neither clearly administrative (root, admin, system) nor clearly an "
+                       "ordinary user")
+    if kind == "Process":
+        bool_attr(b, node, TG.businessTransactions, data.get("handlesGoodsOrServices"))
+    elif data.get("handlesGoodsOrServices") is True:
+        b.unmapped(_ptr([*path, "handlesGoodsOrServices"]), "only processes carry out transactions")
+    if data.get("storesInventory") is True:
+        b.unmapped(_ptr([*path, "storesInventory"]), "retail-site store flag: no threatgraph property (what it "
+                   "stocks is not stated, so no asset or rating follows from it)")
 
 
 def _given_ml_class(ctype: str, data: Mapping[str, Any]) -> str | None:
