@@ -224,5 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point: a command that kept what it built ends without freeing it
+    (:mod:`threatgraph.lifetime`)."""
+    from threatgraph import lifetime
+
+    lifetime.begin_one_shot()
+    lifetime.end(main())

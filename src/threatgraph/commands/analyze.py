@@ -147,6 +147,10 @@ def _run(args: argparse.Namespace) -> int:
         write_output(args.output, chunks)
     else:
         sys.stdout.writelines(chunks)
+    if not getattr(args, "save", False):  # every write is done: the process may end without freeing
+        from threatgraph import lifetime
+
+        lifetime.keep(analysis, findings, labels, chunks)
     if args.fail_on:
         limit = severity_rank(args.fail_on)
         # a threat that declared protective facts mitigate (a mitigated-by rule) is reported, never gated on
