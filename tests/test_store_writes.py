@@ -56,3 +56,35 @@ def test_d3fend_graph_is_the_same_on_disk(tmp_path: Path, monkeypatch: pytest.Mo
     memory.add_quads(quads)
     disk.add_quads(iter(quads))
     assert sorted(map(str, disk.quads())) == sorted(map(str, memory.quads()))
+
+
+def test_deferred_writes_load_when_read() -> None:
+    """Issue 14: the finding graph is written with EmbeddedStore.defer and loaded only when something reads it;
+    a read that says it needs no deferred graph (complete=False) leaves it waiting."""
+    from threatgraph.store.embedded import EmbeddedStore
+
+    s = EmbeddedStore()
+    s.load('<urn:m> <urn:p> "model" .', "application/n-triples", "urn:model")
+    s.defer('<urn:f> <urn:p> "finding" .\n', "urn:findings")
+    q = "SELECT ?o WHERE { ?s <urn:p> ?o } ORDER BY ?o"
+    assert [r["o"].value for r in s.select(q, complete=False)] == ["model"]
+    assert s.deferred and s.settled_count == 0
+    s.add_quads([])  # an addition does not need the deferred text
+    assert s.deferred
+    assert [r["o"].value for r in s.select(q)] == ["finding", "model"]
+    assert not s.deferred and s.settled_count == 1
+    assert [r["o"].value for r in s.select("SELECT ?o WHERE { GRAPH <urn:findings> { ?s ?p ?o } }")] == ["finding"]
+
+
+def test_deferred_writes_settle_before_updates_and_drops() -> None:
+    from threatgraph.store.embedded import EmbeddedStore
+
+    s = EmbeddedStore()
+    s.defer('<urn:f> <urn:p> "x" .\n', "urn:findings")
+    s.drop_graph("urn:findings")  # the drop applies to what was deferred before it
+    assert len(s) == 0
+    s.defer('<urn:f> <urn:p> "y" .\n', "urn:findings")
+    s.update("DELETE WHERE { GRAPH <urn:findings> { ?s ?p ?o } }")
+    assert len(s) == 0
+    s.defer('<urn:f> <urn:p> "z" .\n', "urn:findings")
+    assert s.dump("urn:findings", "application/n-triples").strip() == b'<urn:f> <urn:p> "z" .'

@@ -26,7 +26,7 @@ from threatgraph.analysis.rules import Rule, load_rules, rule_files
 from threatgraph.errors import InputError
 from threatgraph.resources import queries_dir
 from threatgraph.store import Store, open_store
-from threatgraph.store.base import Term
+from threatgraph.store.base import Row, Term
 from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import FINDING, RDF, RDFS, RULE, TG, graph_iri
 
@@ -350,7 +350,7 @@ class Engine:
             # computed once per finding, not once per row (86 k rows at 10 k elements)
             per_category = rule.dynamic_category and not rule.group_by_focus
             grouped: dict[tuple[Term, str | None], tuple[str, Term, list[str], dict[str, list[Term]]]] = {}
-            for row in self.store.select(rule.query):
+            for row in self._select_model(rule.query):
                 focus = row.get("focus")
                 if focus is None or focus in out_of_scope:
                     continue
@@ -391,6 +391,13 @@ class Engine:
         writer.flush()
         self.store.add_quads(quads)
         return n
+
+    def _select_model(self, query: str) -> list[Row]:
+        """A rule's query: it reads the model, its closure and the ontology, never the finding graph this
+        engine defers (:meth:`EmbeddedStore.defer`), so it runs without loading it."""
+        if isinstance(self.store, EmbeddedStore):
+            return self.store.select(query, complete=False)
+        return self.store.select(query)
 
     @staticmethod
     def _rule_quads(rule: Rule, node: NamedNode, g: NamedNode) -> list[Quad]:
@@ -468,8 +475,8 @@ class _TextWriter:
     def flush(self) -> None:
         if self.parts:
             data = "".join(self.parts)
-            if isinstance(self.store, EmbeddedStore):  # terms written from checked terms: no second check
-                self.store.load(data, "application/n-triples", self.graph, trusted=True)
+            if isinstance(self.store, EmbeddedStore):  # loaded when a reader needs it (terms already checked)
+                self.store.defer(data, self.graph)
             else:
                 self.store.load(data, "application/n-triples", self.graph)
             self.parts.clear()

@@ -98,6 +98,35 @@ class EmbeddedStore:
                 hint="another threatgraph process may hold it; close it or use another --store directory",
             ) from err
         self.location = location
+        self._deferred: list[tuple[str, NamedNode]] = []
+        self.settled_count = 0
+        """How many times deferred writes were loaded (:meth:`settle`): a test's view of whether a command
+        read the finding graph back."""
+
+    # -- deferred writes (issue 14) ----------------------------------------------------------------
+    def defer(self, text: str, graph: str) -> None:
+        """Add the N-Triples ``text`` (written by threatgraph from checked terms) to ``graph`` *when a reader
+        needs it*: the analysis writes its finding graph this way, and a command that renders its report from
+        the stages' results in memory never pays for loading it (at 10 k elements ~2 M quads, ~6 s and several
+        hundred MB). Every read settles first (:meth:`settle`) unless it says it reads only graphs that are never
+        deferred (``complete=False``: the model, its closure, the ontology, the knowledge); so do updates and
+        drops. Adding quads does not: a set of quads does not depend on the order of additions."""
+        if text:
+            self._deferred.append((text, NamedNode(graph)))
+
+    @property
+    def deferred(self) -> bool:
+        """Whether deferred writes wait to be loaded."""
+        return bool(self._deferred)
+
+    def settle(self) -> None:
+        """Load the deferred writes, in the order they were made."""
+        if not self._deferred:
+            return
+        pending, self._deferred = self._deferred, []
+        self.settled_count += 1
+        for text, graph in pending:
+            self._store.load(text, RdfFormat.N_TRIPLES, to_graph=graph, lenient=True)
 
     # -- queries ---------------------------------------------------------------------------------
     def _hidden(self) -> set[NamedNode]:
@@ -108,7 +137,9 @@ class EmbeddedStore:
         hidden.update(g for g in self._store.named_graphs() if isinstance(g, NamedNode) and g.value.startswith(STAGING))
         return hidden
 
-    def _run(self, query: str, bindings: Mapping[str, Term] | None) -> object:
+    def _run(self, query: str, bindings: Mapping[str, Term] | None, complete: bool = True) -> object:
+        if complete and self._deferred:
+            self.settle()
         text = inline_values(query, bindings) if bindings else query
         try:
             hidden = self._hidden()
@@ -122,21 +153,25 @@ class EmbeddedStore:
         except OSError as err:
             raise StoreError(f"query failed: {err}") from err
 
-    def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
-        res = self._run(query, bindings)
+    def select(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> list[Row]:
+        """``complete=False``: the query reads no graph written by :meth:`defer` (see there)."""
+        res = self._run(query, bindings, complete)
         return rows_of(res)
 
-    def ask(self, query: str, bindings: Mapping[str, Term] | None = None) -> bool:
-        res = self._run(query, bindings)
+    def ask(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> bool:
+        res = self._run(query, bindings, complete)
         return boolean_of(res)
 
-    def construct(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Quad]:
-        res = self._run(query, bindings)
+    def construct(
+        self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True
+    ) -> list[Quad]:
+        res = self._run(query, bindings, complete)
         if not isinstance(res, QueryTriples):
             raise StoreError("expected a CONSTRUCT or DESCRIBE query")
         return [Quad(t.subject, t.predicate, t.object, DefaultGraph()) for t in res]
 
     def update(self, update: str) -> None:
+        self.settle()
         try:
             self._store.update(update, prefixes=PREFIXES)
         except SyntaxError as err:
@@ -280,19 +315,23 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         except SyntaxError as err:
             raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
         g = NamedNode(graph)
+        self.settle()
         if self._store.contains_named_graph(g):
             self._store.clear_graph(g)
         self._store.extend(scratch.quads_for_pattern(None, None, None, None))
 
     def drop_graph(self, graph: str) -> None:
+        self.settle()
         g = NamedNode(graph)
         if self._store.contains_named_graph(g):
             self._store.remove_graph(g)
 
     def graph_names(self) -> list[str]:
+        self.settle()
         return sorted(g.value for g in self._store.named_graphs() if isinstance(g, NamedNode))
 
     def dump(self, graph: str | None, mime: str) -> bytes:
+        self.settle()
         fmt = rdf_format(mime)
         if graph is None:
             return self._store.dump(format=fmt, prefixes=TURTLE_PREFIXES if fmt.supports_datasets else None) or b""
@@ -303,6 +342,7 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
 
     def quads(self, graph: str | None = None) -> Iterator[Quad]:
         """The quads of ``graph``, or of every graph but the hidden staging graphs."""
+        self.settle()
         if graph:
             return iter(self._store.quads_for_pattern(None, None, None, NamedNode(graph)))
         hidden = self._hidden()
@@ -311,15 +351,20 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
 
     def quads_with_predicates(self, graph: str, predicates: Iterable[str]) -> Iterator[Quad]:
         """The quads of ``graph`` whose predicate is one of ``predicates`` (one index scan each)."""
+        self.settle()
         g = NamedNode(graph)
         for p in sorted(predicates):
             yield from self._store.quads_for_pattern(None, NamedNode(p), None, g)
 
-    def quads_matching(self, predicate: str, graph: str | None, obj: str | None = None) -> Iterator[Quad]:
+    def quads_matching(
+        self, predicate: str, graph: str | None, obj: str | None = None, *, complete: bool = True
+    ) -> Iterator[Quad]:
         """The quads of ``graph`` (None: of every graph but the hidden staging graphs) with ``predicate`` (and
         the IRI ``obj`` as object, when given), read from the store's index without SPARQL (the engine reads
         back what its stage queries wrote this way: at 10 k elements the technique applications' join took
-        0.8 s as a SELECT)."""
+        0.8 s as a SELECT). ``complete=False``: ``graph`` is not written by :meth:`defer`."""
+        if complete:
+            self.settle()
         o_node = NamedNode(obj) if obj is not None else None
         if graph is not None:
             return iter(self._store.quads_for_pattern(None, NamedNode(predicate), o_node, NamedNode(graph)))
@@ -330,17 +375,28 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
     @property
     def oxigraph(self) -> OxStore:
         """The pyoxigraph store itself, for code that reads its indexes directly (the Python steps of the
-        technique stage, threatgraph.analysis.stage_python); staging graphs are not hidden there."""
+        technique stage, threatgraph.analysis.stage_python); staging graphs are not hidden there. Deferred
+        writes are loaded first; :meth:`unsettled_oxigraph` is the store as it is, for readers of graphs that
+        are never deferred."""
+        self.settle()
+        return self._store
+
+    def unsettled_oxigraph(self) -> OxStore:
+        """The pyoxigraph store without loading deferred writes (:meth:`defer`): for code that reads only the
+        model, its closure, the ontology and the knowledge."""
         return self._store
 
     def quads_about(self, subject: NamedNode | BlankNode, graph: str) -> Iterator[Quad]:
         """The quads of ``graph`` with ``subject``, from the store's index (the order of :meth:`quads`)."""
+        self.settle()
         return iter(self._store.quads_for_pattern(subject, None, None, NamedNode(graph)))
 
     def flush(self) -> None:
-        """Persist pending writes (on-disk stores)."""
+        """Persist pending writes (on-disk stores); deferred writes are loaded first."""
+        self.settle()
         if self.location:
             self._store.flush()
 
     def __len__(self) -> int:
+        self.settle()
         return len(self._store)
