@@ -38,6 +38,8 @@ G_SETTINGS = graph_iri("settings")
 """Settings of the analysis the rules read (tg:linddunEverywhere)."""
 
 if TYPE_CHECKING:
+    from threatgraph.analysis.paths import PathRecord
+    from threatgraph.analysis.risk import RiskMemory
     from threatgraph.analysis.stage_python import StageMemory
     from threatgraph.analysis.validation import ValidationReport
 
@@ -69,6 +71,10 @@ class Analysis:
     """What the technique stage's Python steps wrote of the technique applications
     (:class:`~threatgraph.analysis.stage_python.StageMemory`), for :func:`~threatgraph.analysis.findings.findings_of`;
     None when the stage did not keep it (the applications are read from the graph)."""
+    risk: RiskMemory | None = None
+    """What the risk step wrote (:class:`~threatgraph.analysis.risk.RiskMemory`), for ``findings_of``; None: read the graph."""
+    paths: list[PathRecord] | None = None
+    """What the attack path step wrote (:class:`~threatgraph.analysis.paths.PathRecord`), for ``read_paths``."""
 
 
 @contextmanager
@@ -278,7 +284,7 @@ class Engine:
         paths are derived with or without them.
         """
         from threatgraph.analysis.paths import find_paths
-        from threatgraph.analysis.risk import score_findings
+        from threatgraph.analysis.risk import RiskMemory, score_findings
         from threatgraph.analysis.techniques import newest_releases, run_stage
         from threatgraph.knowledge.bridgegraph import load_bridge
 
@@ -293,8 +299,10 @@ class Engine:
         # when techniques realise it; otherwise it stays at its rule's severity (info): one scale, issue 15
         apps = stage.applications.of_finding if stage.applications is not None else {}
         unscored = {f for f in self.baseline if not apps.get(f)}
-        score_findings(self.store, stage.finding_status, stage.applications, foci, skip=unscored)
-        analysis.path_count = find_paths(self.store)
+        analysis.risk, analysis.paths = RiskMemory(), []  # what they write, kept for the report (issue 14)
+        score_findings(self.store, stage.finding_status, stage.applications, foci, skip=unscored,
+                       memory=stage.memory, keep=analysis.risk)
+        analysis.path_count = find_paths(self.store, keep=analysis.paths)
 
     def derive(self) -> int:
         """Run the CONSTRUCT queries of ``queries/derive`` and add their triples to ``graph/inferred``."""

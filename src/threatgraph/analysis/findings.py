@@ -10,11 +10,13 @@ from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
 from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.store import Store
-from threatgraph.store.base import Term
+from threatgraph.store.base import Row, Term
+from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import DCT, RDF, RDFS, TG, graph_iri
 
 if TYPE_CHECKING:
     from threatgraph.analysis.engine import Analysis
+    from threatgraph.analysis.risk import RiskMemory
     from threatgraph.analysis.stage_python import StageMemory
 
 BASELINE_RULES: tuple[str, ...] = ("TG-PE-STRIDE", "TG-PE-LINDDUN")
@@ -301,13 +303,15 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
     if cores is None or not callable(match) or len({c.iri for c in cores}) != len(cores):
         return read_findings(store, labels)  # (two rules of one id would share finding IRIs: read the graph)
     memory = analysis.stage_memory
-    ox = getattr(store, "oxigraph", None)
-    if ox is None:
+    if not hasattr(type(store), "oxigraph"):  # (the attribute itself loads the store's deferred writes)
         memory = None
+    risk = getattr(analysis, "risk", None)
     subj: Index = {}
     for p in _SECOND_STAGE:
         if memory is not None and p in _IN_MEMORY:
             continue  # what the Python steps wrote of the applications: kept by them (issue 14)
+        if risk is not None and p in _RISK:
+            continue  # what the risk step wrote: kept by it (issue 14)
         _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
     # what the knowledge says of the applied techniques (and the D3FEND inferences the stage added to the finding
     # graph), by predicate: a whole view is a few ten thousand quads (read by subject, technique by technique,
@@ -316,39 +320,53 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
         objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
         for p in _KNOWLEDGE:
             _index_predicate(subj, p, match(p, g), objects)
-    builder = _Builder(subj, labels, memory, _first_in(ox, G_FINDINGS) if memory is not None else None)
-    return builder.findings(cores, focus_kinds(store, cores, labels), _schemes(store))
+    builder = _Builder(subj, labels, memory, _first_in(store, G_FINDINGS) if memory is not None else None, risk)
+    return builder.findings(cores, focus_kinds(store, cores, labels, complete=False), _schemes(store, complete=False))
 
 
-def _first_in(ox: Any, graph: str) -> Callable[[str, str], str]:
-    """(subject, predicate) → the value of the predicate on the subject a reader of ``graph`` of the pyoxigraph
-    store ``ox`` sees first (the store's order)."""
+def _first_in(store: Any, graph: str) -> Callable[[str, str], str]:
+    """(subject, predicate) → the value of the predicate on the subject a reader of ``graph`` of the embedded
+    store ``store`` sees first (the pyoxigraph store's order; its deferred writes are loaded at the first call)."""
     g = NamedNode(graph)
 
     def first(s: str, p: str) -> str:
+        ox = store.oxigraph
         return next((q.object.value for q in ox.quads_for_pattern(NamedNode(s), NamedNode(p), None, g)), "")
 
     return first
 
 
-def _schemes(store: Store) -> dict[str, str]:
-    """Threat category IRI → the IRI of its scheme (STRIDE or LINDDUN)."""
-    return {r["cat"].value: r["scheme"].value for r in store.select(_SCHEMES)}
+def _unsettled_select(store: Store, query: str) -> list[Row]:
+    """``store.select(query)`` of a query that reads no graph the embedded store defers (the ontology, the model,
+    its closure): without loading the deferred finding graph."""
+    if isinstance(store, EmbeddedStore):
+        return store.select(query, complete=False)
+    return store.select(query)
+
+
+def _schemes(store: Store, *, complete: bool = True) -> dict[str, str]:
+    """Threat category IRI → the IRI of its scheme (STRIDE or LINDDUN). ``complete=False``: without loading the
+    embedded store's deferred finding graph (the categories are in the ontology)."""
+    rows = store.select(_SCHEMES) if complete else _unsettled_select(store, _SCHEMES)
+    return {r["cat"].value: r["scheme"].value for r in rows}
 
 
 _KINDS: tuple[str, ...] = (TG.ExternalEntity, TG.Process, TG.DataStore, TG.DataFlow)
 """Element kinds, in the order that picks one for an element typed with several."""
 
 
-def focus_kinds(store: Store, cores: Sequence[FindingCore], labels: dict[str, str], graph: str | None = None) -> dict[str, str]:
+def focus_kinds(store: Store, cores: Sequence[FindingCore], labels: dict[str, str], graph: str | None = None, *,
+                complete: bool = True) -> dict[str, str]:
     """Focus IRI → label of its element kind (the first of :data:`_KINDS` it has), for the foci of ``cores``.
-    Read from the store's index where it has one, else by SPARQL over the finding ``graph``."""
+    Read from the store's index where it has one, else by SPARQL over the finding ``graph``. ``complete=False``:
+    on the embedded store, without loading its deferred finding graph (which types no element)."""
     foci = {c.focus.value for c in cores}
     rank: dict[str, int] = {}
     match = getattr(store, "quads_matching", None)
     if callable(match):
+        unsettled = not complete and isinstance(store, EmbeddedStore)
         for i, kind in enumerate(_KINDS):
-            for q in match(RDF.type, None, kind):
+            for q in (match(RDF.type, None, kind, complete=False) if unsettled else match(RDF.type, None, kind)):
                 s = q.subject.value
                 if s in foci and s not in rank:
                     rank[s] = i
@@ -475,13 +493,15 @@ class _Builder:
     """
 
     def __init__(self, subj: Index, labels: dict[str, str], memory: StageMemory | None = None,
-                 first: Callable[[str, str], str] | None = None) -> None:
+                 first: Callable[[str, str], str] | None = None, risk: RiskMemory | None = None) -> None:
         """``subj``: what the finding graph says of findings, technique applications and their nodes
         (:data:`_SECOND_STAGE`), and the knowledge of techniques, mappings and their nodes (:data:`_KNOWLEDGE`).
         ``memory``: what the stage's Python steps wrote of the applications (then ``subj`` leaves out the
         predicates of :data:`_IN_MEMORY`); ``first``: (subject, predicate) → the value the finding graph lists
-        first (asked for an application with several techniques, mappings, releases or replaced techniques)."""
+        first (asked for an application with several techniques, mappings, releases or replaced techniques);
+        ``risk``: what the risk step wrote (then ``subj`` leaves out the predicates of :data:`_RISK`)."""
         self.labels = labels
+        self.risk = risk
         self.subj = subj
         self.memory = memory
         self.first = first
@@ -533,6 +553,11 @@ class _Builder:
     def factor(self, n: str) -> tuple[str, str, str, int, str]:
         """(of, name, value, effect, subject label) of the risk factor node ``n``."""
         args = self.factors.get(n)
+        if args is None and self.risk is not None:
+            fac = self.risk.factors[n]
+            subj = fac.subject
+            args = self.factors[n] = (fac.of, fac.name, fac.value, fac.effect,
+                                      self.lab(subj.value) if type(subj) is NamedNode else "")
         if args is None:
             fp = self.props(n)
             subject = _one(fp, _K.factorSubject)
@@ -591,20 +616,28 @@ class _Builder:
         facts = props.get(_K.mitigatedByFact)
         if facts:
             f.mitigated_by = sorted(c.value.rsplit("#", 1)[-1] for c in facts)
-        v = _one(props, _K.likelihood)
-        if v:
-            f.likelihood = int(v)
-        v = _one(props, _K.impact)
-        if v:
-            f.impact = int(v)
-        v = _one(props, _K.riskScore)
-        if v:
-            f.risk_score = int(v)
-        f.risk_level = _one(props, _K.riskLevel)
-        nodes = props.get(_K.riskFactor)
-        if nodes:
+        key: tuple[str, ...] | None = None
+        if self.risk is None:
+            v = _one(props, _K.likelihood)
+            if v:
+                f.likelihood = int(v)
+            v = _one(props, _K.impact)
+            if v:
+                f.impact = int(v)
+            v = _one(props, _K.riskScore)
+            if v:
+                f.risk_score = int(v)
+            f.risk_level = _one(props, _K.riskLevel)
+            nodes = props.get(_K.riskFactor)
+            if nodes:
+                key = tuple(n.value for n in nodes)
+        else:
+            scored = self.risk.scores.get(iri)
+            if scored is not None:
+                f.likelihood, f.impact, f.risk_score, f.risk_level, enodes, fnodes = scored
+                key = enodes + fnodes if fnodes else enodes
+        if key:
             # findings of one element share most factor nodes: the sorted factors once per list of nodes
-            key = tuple(n.value for n in nodes)
             rows = self.factor_lists.get(key)
             if rows is None:
                 rows = self.factor_lists[key] = sorted(
@@ -770,6 +803,12 @@ _IN_MEMORY: frozenset[str] = frozenset({
 })
 """The predicates of :data:`_SECOND_STAGE` that :class:`~threatgraph.analysis.stage_python.StageMemory` holds
 (when the stage's Python steps kept it, :func:`findings_of` does not read them back)."""
+_RISK: frozenset[str] = frozenset({
+    TG.likelihood, TG.impact, TG.riskScore, TG.riskLevel, TG.riskFactor,
+    TG.factorOf, TG.factorName, TG.factorValue, TG.factorEffect, TG.factorSubject,
+})
+"""The predicates of :data:`_SECOND_STAGE` that :class:`~threatgraph.analysis.risk.RiskMemory` holds (when the
+analysis kept it, :func:`findings_of` does not read them back)."""
 _NO_FACTS: dict[str, tuple[str, str]] = {}
 _KNOWLEDGE: tuple[str, ...] = (
     TG.applicableMitigation, TG.countermeasureInference, TG.countermeasureTechnique,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pyoxigraph import Literal, NamedNode
 
 from threatgraph.analysis.findings import Finding
+from threatgraph.analysis.risk import model_select
 from threatgraph.store.base import Store
 from threatgraph.terms import FINDING, RDF, TG, graph_iri
 
@@ -80,21 +81,38 @@ def _values(pairs: list[tuple[str, str]]) -> str:
     return f"\n  VALUES (?start ?asset) {{ {rows} }}"
 
 
-def find_paths(store: Store, max_hops: int = MAX_HOPS) -> int:
-    """Find and store one shortest attack path per (start, critical asset) pair; return how many."""
-    open_pairs = sorted({(r["start"].value, r["asset"].value) for r in store.select(PAIRS_QUERY)})
+@dataclass(frozen=True, slots=True)
+class PathRecord:
+    """What :func:`find_paths` wrote of one attack path (IRIs), kept in memory: :func:`read_paths` builds the
+    views from these instead of reading the finding graph back (issue 14)."""
+
+    iri: str
+    start: str
+    target: str
+    length: int
+    crossings: int
+    hops: tuple[tuple[str, str], ...]
+    """(flow IRI, element IRI) of each hop, in order (``tg:hopIndex`` 1, 2, …)."""
+
+
+def find_paths(store: Store, max_hops: int = MAX_HOPS, *, keep: list[PathRecord] | None = None) -> int:
+    """Find and store one shortest attack path per (start, critical asset) pair; return how many. ``keep``
+    receives what is written (:class:`PathRecord`, sorted by start and target). Reads only the model and its
+    closure: on the embedded store the finding graph's deferred writes stay unloaded."""
+    open_pairs = sorted({(r["start"].value, r["asset"].value) for r in model_select(store, PAIRS_QUERY)})
     found: dict[tuple[str, str], list[str]] = {}
     for length in range(1, max_hops + 1):
         if not open_pairs:
             break
-        for r in store.select(hops_query(length, _values(open_pairs))):
+        for r in model_select(store, hops_query(length, _values(open_pairs))):
             found[(r["start"].value, r["asset"].value)] = r["flows"].value.split(" ")
         open_pairs = [p for p in open_pairs if p not in found]
     if not found:
         return 0
     targets = {
         r["f"].value: (r["t"].value, "x" in r)
-        for r in store.select(
+        for r in model_select(
+            store,
             "SELECT ?f ?t ?x WHERE { ?f a tg:DataFlow ; tg:target ?t . OPTIONAL { ?f tg:crossesBoundary true . BIND(1 AS ?x) } }"
         )
     }
@@ -119,6 +137,9 @@ def find_paths(store: Store, max_hops: int = MAX_HOPS) -> int:
                          f"{h} {t['hopFlow']} {NamedNode(f)} .\n"
                          f"{h} {t['hopElement']} {NamedNode(targets.get(f, (asset, False))[0])} .\n")
         writer.add("".join(parts), 5 + 5 * len(flows))
+        if keep is not None:
+            keep.append(PathRecord(p.value, start, asset, len(flows), crossings,
+                                   tuple((f, targets.get(f, (asset, False))[0]) for f in flows)))
     writer.flush()
     return len(found)
 
@@ -161,12 +182,37 @@ _READ = f"""SELECT ?p ?start ?target ?len ?cross ?i ?flow ?el ?x WHERE {{ GRAPH 
   OPTIONAL {{ ?flow tg:crossesBoundary true . BIND(1 AS ?x) }} }}"""
 
 
-def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding] = ()) -> list[PathView]:
-    """The attack paths of the finding graph, with the techniques of ``findings`` at each hop."""
-    rows = store.select(_READ)
+_CROSSING = "SELECT ?flow WHERE { ?flow tg:crossesBoundary true }"
+
+
+def _kept_rows(store: Store, kept: Sequence[PathRecord]) -> list[dict[str, str]]:
+    """The rows of :data:`_READ` (as IRIs and lexical forms) for the paths ``kept`` (what :func:`find_paths` wrote)."""
+    crossing = {r["flow"].value for r in model_select(store, _CROSSING)}
+    rows: list[dict[str, str]] = []
+    for pr in kept:
+        head = {"p": pr.iri, "start": pr.start, "target": pr.target, "len": str(pr.length), "cross": str(pr.crossings)}
+        for i, (flow, el) in enumerate(pr.hops, 1):
+            row = {**head, "i": str(i), "flow": flow, "el": el}
+            if flow in crossing:
+                row["x"] = "1"
+            rows.append(row)
+    return rows
+
+
+def _store_rows(store: Store) -> list[dict[str, str]]:
+    """The rows of :data:`_READ`, read from the finding graph."""
+    return [{k: v.value for k, v in r.items()} for r in store.select(_READ)]
+
+
+def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding] = (),
+               kept: Sequence[PathRecord] | None = None) -> list[PathView]:
+    """The attack paths of the finding graph, with the techniques of ``findings`` at each hop. ``kept``: what
+    :func:`find_paths` wrote into the store's finding graph (``Analysis.paths``), read instead of the graph (on the
+    embedded store, whose writes are deferred, without loading them)."""
+    rows = _kept_rows(store, kept) if kept is not None else _store_rows(store)
     # technique ids of the elements on a hop, as dict keys (a list searched per view, for every element,
     # was ~0.3 s at 10 k elements: 229 k views)
-    by_element: dict[str, dict[str, None]] = {r["el"].value: {} for r in rows}
+    by_element: dict[str, dict[str, None]] = {r["el"]: {} for r in rows}
     for f in findings:
         ids = by_element.get(f.focus)
         if ids is not None:
@@ -179,13 +225,13 @@ def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding]
     out: dict[str, PathView] = {}
     hops: dict[str, list[tuple[int, HopView]]] = {}
     for r in rows:
-        p = r["p"].value
+        p = r["p"]
         if p not in out:
-            start, target = r["start"].value, r["target"].value
-            out[p] = PathView(p, start, lab(start), target, lab(target), int(r["len"].value), int(r["cross"].value))
-        el = r["el"].value
-        hop = HopView(r["flow"].value, lab(r["flow"].value), el, lab(el), "x" in r, sorted(by_element[el]))
-        hops.setdefault(p, []).append((int(r["i"].value), hop))
+            start, target = r["start"], r["target"]
+            out[p] = PathView(p, start, lab(start), target, lab(target), int(r["len"]), int(r["cross"]))
+        el = r["el"]
+        hop = HopView(r["flow"], lab(r["flow"]), el, lab(el), "x" in r, sorted(by_element[el]))
+        hops.setdefault(p, []).append((int(r["i"]), hop))
     for p, pv in out.items():
         pv.hops = [h for _, h in sorted(hops.get(p, []), key=lambda x: x[0])]
     return sorted(out.values(), key=lambda v: (-v.crossings, v.length, v.start_label, v.target_label))

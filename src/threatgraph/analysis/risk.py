@@ -17,13 +17,18 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pyoxigraph import Literal, NamedNode
 
 from threatgraph.analysis.techniques import Applications, read_applications
-from threatgraph.store.base import Store, Term
+from threatgraph.store.base import Row, Store, Term
+from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import FINDING, RDF, TG, graph_iri
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.stage_python import StageMemory
 
 G_FINDINGS = graph_iri("findings")
 BASE_LIKELIHOOD = 2
@@ -77,6 +82,15 @@ _REDUCED = f"""SELECT ?app ?attr WHERE {{ GRAPH <{G_FINDINGS}> {{ ?app tg:reduce
 _FINDINGS = f"SELECT ?f ?e WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding ; tg:focus ?e }} }}"
 
 
+def model_select(store: Store, query: str) -> list[Row]:
+    """``store.select(query)`` for a query that reads only the model, its closure, the ontology and the knowledge:
+    on the embedded store without loading the finding graph it defers (``complete=False``,
+    :meth:`~threatgraph.store.embedded.EmbeddedStore.defer`)."""
+    if isinstance(store, EmbeddedStore):
+        return store.select(query, complete=False)
+    return store.select(query)
+
+
 @dataclass(frozen=True)
 class Factor:
     """One factor: of "likelihood" or "impact"; for likelihood ``effect`` is points, for impact a level."""
@@ -89,6 +103,20 @@ class Factor:
 
     def key(self) -> str:
         return f"{self.of}|{self.name}|{self.value}|{self.effect}|{self.subject}"
+
+
+@dataclass
+class RiskMemory:
+    """What :func:`score_findings` wrote, kept in memory (issue 14): the finding read-back
+    (:func:`~threatgraph.analysis.findings.findings_of`) builds the findings' risk from it instead of loading the
+    finding graph the writes were deferred to. Exactly the ``tg:likelihood``, ``tg:impact``, ``tg:riskScore``,
+    ``tg:riskLevel`` and ``tg:riskFactor`` quads of the scored findings and the factor nodes' quads."""
+
+    scores: dict[str, tuple[int, int, int, str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    """Finding IRI → (likelihood, impact, score, level, its element's factor node IRIs, its own factor node IRIs);
+    a node may be in both (then one quad)."""
+    factors: dict[str, Factor] = field(default_factory=dict)
+    """Factor node IRI → the factor it describes."""
 
 
 def combine_likelihood(points: Iterable[int]) -> int:
@@ -113,23 +141,23 @@ def element_factors(store: Store) -> dict[str, list[Factor]]:
     out: dict[str, list[Factor]] = defaultdict(list)
     best_data: dict[str, tuple[int, Term, str]] = {}
     # sorted, so that between equally sensitive data assets the same one is named on every backend
-    for r in sorted(store.select(_DATA), key=lambda r: (r["e"].value, -int(r["v"].value), str(r["s"]))):
+    for r in sorted(model_select(store, _DATA), key=lambda r: (r["e"].value, -int(r["v"].value), str(r["s"]))):
         rank = int(r["v"].value)
         e = r["e"].value
         if e not in best_data or rank > best_data[e][0]:
             best_data[e] = (rank, r["s"], _local(r["c"].value))
     for e, (rank, s, cls) in best_data.items():
         out[e].append(Factor("impact", "data classification", f"{cls} (sensitivity rank {rank})", min(rank, 5), s))
-    for r in store.select(_CRITICALITY):
+    for r in model_select(store, _CRITICALITY):
         crit = max(1, min(5, int(r["v"].value)))
         out[r["e"].value].append(Factor("impact", "criticality", str(crit), crit, r["s"]))
-    for r in store.select(_CRITICAL_TYPE):
+    for r in model_select(store, _CRITICAL_TYPE):
         out[r["e"].value].append(
             Factor("impact", "critical ML asset type", _local(r["s"].value), CRITICAL_ASSET_IMPACT, r["s"])
         )
     for query, name in ((_PUBLIC, "exposure"), (_BOUNDARY, "trust boundary"), (_UNTRUSTED, "untrusted origin")):
         seen: set[str] = set()
-        for r in sorted(store.select(query), key=lambda r: (r["e"].value, r["v"].value, r["s"].value)):
+        for r in sorted(model_select(store, query), key=lambda r: (r["e"].value, r["v"].value, r["s"].value)):
             e = r["e"].value
             if e in seen:  # one point per kind, from the first fact (sorted, so deterministic)
                 continue
@@ -139,13 +167,15 @@ def element_factors(store: Store) -> dict[str, list[Factor]]:
 
 
 def finding_factors(
-    store: Store, control_status: Mapping[str, str] | None = None, applications: Applications | None = None
+    store: Store, control_status: Mapping[str, str] | None = None, applications: Applications | None = None,
+    memory: StageMemory | None = None,
 ) -> dict[str, list[Factor]]:
     """Factors that depend on the finding: technique maturity, reducing attributes, declared controls.
 
     ``control_status`` (finding IRI → ``tg:controlStatus`` IRI) and ``applications`` spare reading the
     statuses and applications back from the store when the caller has just written them
-    (``StageResult.finding_status``, ``StageResult.applications``).
+    (``StageResult.finding_status``, ``StageResult.applications``); ``memory`` (``StageResult.memory``: the
+    applications' reducing facts) spares reading the reductions back.
     """
     out: dict[str, list[Factor]] = defaultdict(list)
     made: dict[tuple[str, str, int, Term | None], Factor] = {}  # equal factors are one object (score_findings' node cache)
@@ -165,9 +195,8 @@ def finding_factors(
         if pts is not None:
             maturity[(r["s"].value, r["rel"].value)] = (pts, r["s"], m)
     reduced: dict[str, str] = {}
-    for r in store.select(_REDUCED):
-        # the smallest attribute IRI names the reduction: the same text on every run and backend
-        app, attr = r["app"].value, r["attr"].value
+    # the smallest attribute IRI names the reduction: the same text on every run and backend
+    for app, attr in _reductions(store, memory):
         prev = reduced.get(app)
         if prev is None or attr < prev:
             reduced[app] = attr
@@ -196,6 +225,15 @@ def finding_factors(
     return out
 
 
+def _reductions(store: Store, memory: StageMemory | None) -> Iterable[tuple[str, str]]:
+    """(application IRI, attribute IRI) of each reducing fact of each application: the rows of :data:`_REDUCED`,
+    from ``memory`` when the stage kept its applications (the same quads), else read from the finding graph."""
+    if memory is None:
+        return ((r["app"].value, r["attr"].value) for r in store.select(_REDUCED))
+    facts = memory.facts
+    return ((app, facts[x][1]) for app, rec in memory.apps.items() for x in rec.reduced if x in facts)
+
+
 def _maturity_rows(store: Store, apps: Applications) -> list[dict[str, Term]]:
     """The rows of :data:`_MATURITY` for the (technique, release) pairs of ``apps`` (the only ones looked up):
     the pairs given as VALUES, not found by a DISTINCT over every application of the finding graph
@@ -206,7 +244,7 @@ def _maturity_rows(store: Store, apps: Applications) -> list[dict[str, Term]]:
     if not pairs:
         return []
     values = " ".join(f"({t} {NamedNode(rel)})" for t, rel in sorted(pairs, key=lambda p: (p[0].value, p[1])))
-    return store.select(f"""SELECT ?s ?rel ?v WHERE {{
+    return model_select(store, f"""SELECT ?s ?rel ?v WHERE {{
   VALUES (?s ?rel) {{ {values} }}
   OPTIONAL {{ GRAPH ?rel {{ ?s kb:maturity ?m }} }}
   OPTIONAL {{ GRAPH ?rel {{ ?s kb:attackId ?aid }} }}
@@ -220,22 +258,28 @@ def score_findings(
     foci: Mapping[str, Term] | None = None,
     *,
     skip: Set[str] = frozenset(),
+    memory: StageMemory | None = None,
+    keep: RiskMemory | None = None,
 ) -> int:
     """Score every finding of ``graph/findings``; write scores and factor nodes there; return the count.
 
-    ``control_status``, ``applications``: see :func:`finding_factors`; ``foci`` (finding IRI → focus
+    ``control_status``, ``applications``, ``memory``: see :func:`finding_factors`; ``foci`` (finding IRI → focus
     element), when the caller has them, spares reading the findings back. Findings in ``skip`` get no
-    risk (baseline findings that no technique realises keep their rule's severity).
+    risk (baseline findings that no technique realises keep their rule's severity). ``keep`` receives what is
+    written (:class:`RiskMemory`). Given ``control_status``, ``applications``, ``memory`` and ``foci``, nothing is
+    read from the finding graph: on the embedded store its deferred writes stay unloaded.
     """
     from threatgraph.analysis.engine import _TextWriter  # engine imports this module
 
     per_element = element_factors(store)
-    per_finding = finding_factors(store, control_status, applications)
+    per_finding = finding_factors(store, control_status, applications, memory)
     # written as N-Triples text, loaded in chunks (engine._TextWriter): a Python Quad per triple and
     # bulk_extend took 2.2 s of CPU for the ~400 k triples at 10 k elements, the text ~0.9 s
     writer = _TextWriter(store, G_FINDINGS)
     factor_nodes: dict[Factor, str] = {}  # equal factors have equal keys (Factor.key); N-Triples terms
     by_id: dict[int, str] = {}  # the same Factor object again (finding_factors shares them)
+    kept_factors = keep.factors if keep is not None else None
+    kept_scores = keep.scores if keep is not None else None
     p = {n: str(NamedNode(TG[n])) for n in (
         "likelihood", "impact", "riskScore", "riskLevel", "riskFactor", "factorOf", "factorName",
         "factorValue", "factorEffect", "factorSubject", "RiskFactor")}
@@ -257,6 +301,8 @@ def score_findings(
                 text += f"{n} {p['factorSubject']} {fac.subject} .\n"
                 lines += 1
             writer.add(text, lines)
+            if kept_factors is not None:
+                kept_factors[n[1:-1]] = fac
         by_id[id(fac)] = n
         return n
 
@@ -264,7 +310,7 @@ def score_findings(
     # and impact (the default impact factor when nothing is known); literals are cached (a few dozen
     # distinct values)
     default = Factor("impact", "default", "nothing known about data or criticality", DEFAULT_IMPACT)
-    elements: dict[str, tuple[list[str], int, int]] = {}
+    elements: dict[str, tuple[list[str], int, int, tuple[str, ...]]] = {}
     lits: dict[object, str] = {}
 
     def lit(v: int | str) -> str:
@@ -289,16 +335,24 @@ def score_findings(
             if not any(x.of == "impact" for x in efs):
                 efs.append(default)
             impact = max(x.effect for x in efs if x.of == "impact")
-            el = elements[e] = ([f"{has_factor} {node(x)}" for x in efs],
-                                sum(x.effect for x in efs if x.of == "likelihood"), impact)
-        links, points, impact = el
+            enodes = [node(x) for x in efs]
+            el = elements[e] = ([f"{has_factor} {n}" for n in enodes],
+                                sum(x.effect for x in efs if x.of == "likelihood"), impact,
+                                tuple(dict.fromkeys(n[1:-1] for n in enodes)))
+        links, points, impact, element_nodes = el
         ffs = per_finding.get(f, [])
         likelihood = combine_likelihood([points, *(x.effect for x in ffs if x.of == "likelihood")])
         risk = likelihood * impact
+        level = risk_level(risk)
         body = [f"{p_like} {lit(likelihood)}", f"{p_imp} {lit(impact)}", f"{p_score} {lit(risk)}",
-                f"{p_level} {lit(risk_level(risk))}", *links]
-        for x in ffs:
-            body.append(f"{has_factor} {node(x)}")
+                f"{p_level} {lit(level)}", *links]
+        fnodes = [node(x) for x in ffs]
+        for n in fnodes:
+            body.append(f"{has_factor} {n}")
+        if kept_scores is not None:
+            # (the nodes distinct, as the store's quads are: an element's and a finding's factors never share one)
+            kept_scores[f] = (likelihood, impact, risk, level, element_nodes,
+                              tuple(dict.fromkeys(n[1:-1] for n in fnodes)) if fnodes else ())
         subject = f"<{f}> "
         writer.add(subject + (" .\n" + subject).join(body) + " .\n", len(body))
         count += 1
