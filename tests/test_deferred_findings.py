@@ -164,3 +164,27 @@ def test_analyze_report_loads_no_finding_graph(fmt: str, tmp_path: Path, monkeyp
     store = got[0].store
     assert isinstance(store, EmbeddedStore)
     assert store.settled_count == 0 and store.deferred
+
+
+TIES = """@prefix ex: <https://example.org/ties#> .
+@prefix tg: <https://w3id.org/threatgraph/ontology#> .
+@prefix tgml: <https://w3id.org/threatgraph/ml#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+ex:z a tg:TrustZone ; tg:trustLevel 2 .
+""" + "".join(f"""ex:user{i} a tg:ExternalEntity ; rdfs:label "user" ; tg:inZone ex:z .
+ex:data{i} a tgml:TrainingDataset ; rdfs:label "data" ; tg:inZone ex:z .
+ex:f{i} a tg:DataFlow ; rdfs:label "upload" ; tg:source ex:user{i} ; tg:target ex:data{i} .
+""" for i in range(6))
+
+
+def test_paths_with_equal_labels_in_one_order(tmp_path: Path) -> None:
+    """Paths alike but for their IRIs (starts and targets of one label) come in IRI order, read from the store or
+    from what find_paths kept."""
+    model = tmp_path / "ties.ttl"
+    model.write_text(TIES, encoding="utf-8")
+    analysis = pipeline.analyze([model], force=True)
+    labels = labels_of(analysis.store)
+    kept = read_paths(analysis.store, labels, kept=analysis.paths)
+    assert kept == read_paths(analysis.store, labels)
+    assert len({(v.start_label, v.target_label) for v in kept}) == 1 < len(kept)
+    assert [(v.start, v.target) for v in kept] == sorted((v.start, v.target) for v in kept)

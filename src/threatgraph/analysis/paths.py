@@ -234,4 +234,6 @@ def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding]
         hops.setdefault(p, []).append((int(r["i"]), hop))
     for p, pv in out.items():
         pv.hops = [h for _, h in sorted(hops.get(p, []), key=lambda x: x[0])]
-    return sorted(out.values(), key=lambda v: (-v.crossings, v.length, v.start_label, v.target_label))
+    # ties (two starts or targets with one label) by IRI: the same order whether read from the store (in its
+    # order) or from what find_paths kept
+    return sorted(out.values(), key=lambda v: (-v.crossings, v.length, v.start_label, v.target_label, v.start, v.target))
