@@ -26,17 +26,20 @@ semantics are kept: the variable stays unbound and the template triples that use
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad, RdfFormat, Triple, parse
 from pyoxigraph import Store as OxStore
 
 from threatgraph.resources import queries_dir
-from threatgraph.store.base import Store
+from threatgraph.store.base import Row, Store
 from threatgraph.terms import FINDING, RDF, TG, TGML, graph_iri
+
+if TYPE_CHECKING:
+    from threatgraph.analysis.findings import FindingCore
 
 Node: TypeAlias = NamedNode | BlankNode | Literal | Triple
 """A term of a quad read from the store."""
@@ -62,12 +65,16 @@ _P = {name: _n(TG[name]) for name in (
     "exposedWhen", "reducedBy", "stagePersonal", "stageReductionOf", "factAttribute", "factSubject", "factVia",
     "factHops", "TechniqueApplication", "ofFinding", "onElement", "appliedTechnique", "viaMapping",
     "viaAssetType", "inRelease", "replacesTechnique", "exposure", "ExposureFact", "reducedByFact", "target",
-    "coversCategory", "hasControl", "coveredBy",
+    "coversCategory", "hasControl", "coveredBy", "countermeasure", "countermeasureInference",
+    "countermeasuresByAssetType", "forAssetType", "countermeasureTechnique", "offensiveArtifact",
+    "defensiveRelation", "defendedArtifact", "CountermeasureInference", "forTechnique", "offensiveRelation",
+    "implementsMitigation", "applicableMitigation", "implementedMitigation", "implementedBy",
 )}
 _USES_GUARDRAIL = _n(TGML.usesGuardrail)
 _APP = f"{FINDING}app/"
 _FACT = f"{FINDING}fact/"
 _FACT_R = f"{FINDING}fact/r/"
+_D3FEND = f"{FINDING}d3fend/"
 
 _MAPPINGS = f"""SELECT ?m ?cat ?cls ?free WHERE {{
   GRAPH <{_G_BRIDGE.value}> {{ ?m tg:realizes ?cat ; tg:targetsAsset ?cls }}
@@ -161,9 +168,10 @@ class _Out:
         return parsed
 
     def flush(self) -> None:
-        """Write the lines so far (the store parses them without checking IRIs again: lenient)."""
+        """Write the lines so far (the store parses them without checking IRIs again: lenient); with the rule
+        findings in memory (:attr:`PythonStage.cores`), deferred like them (``EmbeddedStore.defer``)."""
         if self.lines:
-            self.stage.ox.load("".join(self.lines), RdfFormat.N_TRIPLES, to_graph=_G_FINDINGS, lenient=True)
+            self.stage.write_text("".join(self.lines))
             self.lines.clear()
 
     def write(self) -> None:
@@ -244,9 +252,21 @@ class PythonStage:
         "51-coverage.rq": "coverage",
     }
 
-    def __init__(self, store: Store, ox: OxStore) -> None:
+    MEMORY_STEPS: ClassVar[dict[str, str]] = {
+        "31-countermeasures-assets.rq": "countermeasures",
+        "50-controls.rq": "controls",
+    }
+    """Steps that run here only with the rule findings in memory (:attr:`cores`) and the applications in
+    :attr:`memory` (what they read of graph/findings is then all in memory: the graph stays deferred)."""
+
+    def __init__(self, store: Store, ox: OxStore, cores: Sequence[FindingCore] | None = None) -> None:
         self.store = store
         self.ox = ox
+        self.cores = cores
+        """The rule findings (the engine's :class:`~threatgraph.analysis.findings.FindingCore`), when the caller
+        has them: then graph/findings holds only them (deferred text) and the rules besides what this stage
+        writes, the steps read the findings from here and never load the deferred text (:attr:`ox` is the store
+        without it), and what they write into graph/findings is deferred too."""
         self.reduction: set[Fact] | None = None
         """Facts of 07-reduction-facts.rq run here and not (yet) written into graph/stage."""
         self.applied: dict[str, list[tuple[str, Node]]] | None = None
@@ -256,10 +276,25 @@ class PythonStage:
         self.memory: StageMemory | None = None
         """What 10-techniques and 15-reduced-by wrote of the applications (:class:`StageMemory`); None when they
         did not both run here on a finding graph without applications, or wrote a term that is not an IRI."""
+        self.on_element: dict[Node, list[str]] = {}
+        """Element → texts of its applications (``tg:onElement``), as 10-techniques wrote them (with :attr:`cores`)."""
+        self.countermeasure: dict[str, set[Node]] = {}
+        """Technique IRI → ``tg:countermeasure`` objects 31-countermeasures-assets wrote (run here)."""
+        self.implemented: dict[str, set[str]] | None = None
+        """Application IRI → values of its ``tg:implementedMitigation`` (50-controls, run here); None: not run here."""
+        self.covered: set[str] | None = None
+        """IRIs of the findings with a ``tg:coveredBy`` (51-coverage, run here with :attr:`cores`); None: not kept."""
+        self.sparql_findings = False
+        """Whether a step run as SPARQL wrote into graph/findings (then :attr:`MEMORY_STEPS` run as SPARQL)."""
 
     @classmethod
-    def of(cls, store: Store) -> PythonStage | None:
-        """The Python stage of ``store``, or ``None`` when it is not an embedded pyoxigraph store."""
+    def of(cls, store: Store, cores: Sequence[FindingCore] | None = None) -> PythonStage | None:
+        """The Python stage of ``store``, or ``None`` when it is not an embedded pyoxigraph store. ``cores``: the
+        rule findings in memory (:attr:`cores`; only on a store that defers, ``EmbeddedStore``)."""
+        unsettled = getattr(store, "unsettled_oxigraph", None)
+        if cores is not None and callable(unsettled) and callable(getattr(store, "defer", None)):
+            ox = unsettled()
+            return cls(store, ox, cores) if isinstance(ox, OxStore) else None
         ox = getattr(store, "oxigraph", None)
         return cls(store, ox) if isinstance(ox, OxStore) else None
 
@@ -268,19 +303,49 @@ class PythonStage:
         """Whether ``path`` is a shipped stage step with a Python implementation."""
         if path.name not in cls.STEPS:
             return False
+        return cls.shipped(path)
+
+    @staticmethod
+    def shipped(path: Path) -> bool:
+        """Whether ``path`` is a file of the shipped ``queries/derive-findings``."""
         try:
             return path.resolve().parent == (queries_dir() / "derive-findings").resolve()
         except OSError:
             return False
 
+    def takes(self, path: Path) -> bool:
+        """Whether the step ``path`` runs here now: a step of :data:`STEPS`, or of :data:`MEMORY_STEPS` when
+        what it reads of graph/findings is in memory."""
+        if path.name in self.MEMORY_STEPS:
+            return (self.cores is not None and self.memory is not None and not self.sparql_findings
+                    and self.shipped(path))
+        return self.handles(path)
+
     def run(self, path: Path) -> None:
-        """Run the Python implementation of the step ``path`` (one that :meth:`handles`)."""
-        step: Callable[[], None] = getattr(self, self.STEPS[path.name])
+        """Run the Python implementation of the step ``path`` (one that :meth:`takes`)."""
+        step: Callable[[], None] = getattr(self, self.STEPS.get(path.name) or self.MEMORY_STEPS[path.name])
         step()
 
-    def before_sparql(self, text: str) -> None:
-        """Before a step runs as SPARQL: write the facts kept in memory that its query reads."""
-        self.applied = None  # the step may write applications 15-reduced-by must see
+    def write_text(self, text: str) -> None:
+        """Add the N-Triples ``text`` to graph/findings: deferred with :attr:`cores`, else loaded (lenient)."""
+        defer = getattr(self.store, "defer", None)
+        if self.cores is not None and callable(defer):
+            defer(text, _G_FINDINGS.value)
+        else:
+            self.ox.load(text, RdfFormat.N_TRIPLES, to_graph=_G_FINDINGS, lenient=True)
+
+    def select(self, query: str) -> list[Row]:
+        """A SELECT over graphs that are never deferred (bridge, view, stage): without loading deferred text."""
+        if self.cores is not None:
+            return self.store.select(query, complete=False)  # type: ignore[call-arg]
+        return self.store.select(query)
+
+    def before_sparql(self, text: str, findings: bool = True) -> None:
+        """Before a step runs as SPARQL: write the facts kept in memory that its query reads. ``findings``:
+        the step writes into graph/findings (not only into the scratch graph graph/stage)."""
+        if findings:
+            self.applied = None  # the step may write applications 15-reduced-by must see
+            self.sparql_findings = True
         if self.reduction is not None and "stageReductionOf" in text:
             quads: list[Quad] = []
             for e, attr, s in sorted(self.reduction, key=str):
@@ -321,7 +386,7 @@ class PythonStage:
     def _reduction_facts(self) -> set[Fact]:
         """Facts of 07-reduction-facts.rq: those kept in memory and those in graph/stage."""
         facts = set(self.reduction or ())
-        for r in self.store.select(_REDUCTIONS):
+        for r in self.select(_REDUCTIONS):
             facts.add((r["e"], r["attr"], r["s"]))
         return facts
 
@@ -335,6 +400,8 @@ class PythonStage:
         self.memory = None
         mem = StageMemory()
         mem_apps, mem_facts = mem.apps, mem.facts
+        self.on_element = {}
+        on_element = self.on_element if self.cores is not None else None
         not_iri: list[str] = []  # terms of the applications that are not IRIs (then no memory is kept)
         iris: dict[str, str] = {}  # N-Triples text of an IRI → the IRI, one string for all its uses
 
@@ -349,7 +416,7 @@ class PythonStage:
         # candidate mappings per (category, class)
         by_cat_cls: dict[tuple[str, str], set[tuple[str, bool]]] = {}
         classes: dict[str, Node] = {}
-        for r in self.store.select(_MAPPINGS):
+        for r in self.select(_MAPPINGS):
             cls = key(r["cls"])
             by_cat_cls.setdefault((key(r["cat"]), cls), set()).add((key(r["m"]), r["free"].value == "true"))
             classes[cls] = r["cls"]
@@ -357,7 +424,7 @@ class PythonStage:
             return
         # cited techniques per mapping: (technique, release, replaced or "", local id or None when unbound)
         cites: dict[str, list[tuple[str, str, str, str | None]]] = {}
-        for r in self.store.select(_CITATIONS):
+        for r in self.select(_CITATIONS):
             local, replaced = r.get("tid"), r.get("replaced")
             tid = None
             if local is not None and _iri(f"{_APP}{'0' * 32}/{local.value}") is not None:
@@ -372,7 +439,7 @@ class PythonStage:
             exposed.setdefault(key(q.subject), set()).add(key(q.object))
         facts: dict[tuple[str, str], list[tuple[str, str, str, str, str | None]]] = {}
         if exposed:
-            for r in self.store.select(_EXPOSURES):
+            for r in self.select(_EXPOSURES):
                 attr, via, hops, digest = key(r["attr"]), r.get("via"), r.get("hops"), r.get("xh")
                 facts.setdefault((key(r["e"]), attr), []).append(
                     (attr, key(r["s"]), "" if via is None else key(via), "" if hops is None else key(hops),
@@ -390,12 +457,32 @@ class PythonStage:
                         types[e] = set()
                     types[e].add(cls)
         # findings: (finding, focus, category)
-        findings = {key(q.subject) for q in ox.quads_for_pattern(None, _TYPE, _P["Finding"], _G_FINDINGS)}
         focus: dict[str, list[str]] = {}
-        for q in self._objects(_P["focus"], _G_FINDINGS):
-            f, e = key(q.subject), key(q.object)
-            if f in findings and e in types:
-                focus.setdefault(f, []).append(e)
+        categories: dict[str, list[str]] = {}
+        if self.cores is not None:  # in memory: the graph's tg:focus / tg:category of each, distinct
+            for core in self.cores:
+                e = key(core.focus)
+                if e not in types:
+                    continue
+                f = f"<{core.iri}>"
+                es = focus.get(f)
+                if es is None:
+                    focus[f] = [e]
+                    categories[f] = [f"<{c}>" for c in dict.fromkeys(core.categories)]
+                else:  # two rules of one id: one finding IRI, the union of what each wrote
+                    _add_new(es, e)
+                    for cat_iri in core.categories:
+                        _add_new(categories[f], f"<{cat_iri}>")
+        else:
+            findings = {key(q.subject) for q in ox.quads_for_pattern(None, _TYPE, _P["Finding"], _G_FINDINGS)}
+            for q in self._objects(_P["focus"], _G_FINDINGS):
+                f, e = key(q.subject), key(q.object)
+                if f in findings and e in types:
+                    focus.setdefault(f, []).append(e)
+            for q in self._objects(_P["category"], _G_FINDINGS):
+                f = key(q.subject)
+                if f in focus:
+                    categories.setdefault(f, []).append(key(q.object))
 
         # candidate (mapping, class, free) rows per (element type set, category): elements share type sets
         signature: dict[frozenset[str], int] = {}
@@ -504,13 +591,10 @@ class PythonStage:
                     if replaced:
                         add(app, rep_p, replaced)
                 lines.extend([f"{app} {exp_p} {x} .\n" for x in xs])
+            if on_element is not None and apps:
+                on_element.setdefault(element[e], []).extend(apps)
             return apps
 
-        categories: dict[str, list[str]] = {}
-        for q in self._objects(_P["category"], _G_FINDINGS):
-            f = key(q.subject)
-            if f in focus:
-                categories.setdefault(f, []).append(key(q.object))
         chunk = out.CHUNK
         for f, cats in categories.items():
             linked: set[str] = set()
@@ -630,12 +714,23 @@ class PythonStage:
             covers.setdefault(q.subject, set()).add(q.object)
         out: Triples = set()
         p = _P
+        by_focus: dict[Node, list[tuple[NamedNode, list[NamedNode]]]] | None = None
+        if self.cores is not None and covers:  # the findings in memory: focus → (finding, categories)
+            by_focus = {}
+            for core in self.cores:
+                by_focus.setdefault(core.focus, []).append(
+                    (NamedNode(core.iri), [NamedNode(c) for c in core.categories]))
         for ctl, cats in covers.items():
             holders = {q.subject for q in ox.quads_for_pattern(None, p["hasControl"], ctl, _G_MODEL)}
             for g in list(holders):
                 holders.update(q.subject for q in ox.quads_for_pattern(None, _USES_GUARDRAIL, g, _G_MODEL))
             # (the first set also holds the guardrails themselves: they have the control)
             for e in holders:
+                if by_focus is not None:
+                    for fn, f_cats in by_focus.get(e, ()):
+                        if any(c in cats for c in f_cats):
+                            out.add((fn, p["coveredBy"], ctl))
+                    continue
                 for q in ox.quads_for_pattern(None, p["focus"], e, _G_FINDINGS):
                     f = q.subject
                     if not isinstance(f, NamedNode | BlankNode):
@@ -644,4 +739,108 @@ class PythonStage:
                         continue
                     if any(Quad(f, p["category"], c, _G_FINDINGS) in ox for c in cats):
                         out.add((f, p["coveredBy"], ctl))
+        if self.cores is not None:
+            self.covered = {f.value for f, _p, _c in out if isinstance(f, NamedNode)}
+        self._add(out)
+
+    # -- 31-countermeasures-assets.rq (with the findings in memory) ----------------------------------
+    def countermeasures(self) -> None:
+        """D3FEND countermeasures through ML asset types for the applied techniques (of :attr:`memory`) that
+        the knowledge view marks ``tg:countermeasuresByAssetType``, each with the inference that found it."""
+        mem = self.memory
+        assert mem is not None  # (takes)
+        ox, p = self.ox, _P
+        self.countermeasure = {}
+        marked = {q.subject for q in ox.quads_for_pattern(None, p["countermeasuresByAssetType"], _TRUE, _G_VIEW)}
+        if not marked:
+            return
+        pairs: set[tuple[str, str]] = set()  # SELECT DISTINCT ?t ?cls over the applications
+        for rec in mem.apps.values():
+            for t in rec.technique:
+                if NamedNode(t) in marked:
+                    for cls in rec.asset_types:
+                        pairs.add((t, cls))
+        if not pairs:
+            return
+
+        def values(y: Node, name: str) -> list[Node]:
+            if isinstance(y, Literal):
+                return []
+            return [q.object for q in ox.quads_for_pattern(y, p[name], None, _G_VIEW)]
+
+        candidates: dict[str, list[tuple[Node, Node, Node, Node]]] = {}  # class → (?c, ?a, ?dp, ?b) rows
+        for cls in {cls for _t, cls in pairs}:
+            rows = candidates[cls] = []
+            for q in ox.quads_for_pattern(None, p["forAssetType"], NamedNode(cls), _G_VIEW):
+                y = q.subject
+                rows.extend((c, a, dp, b) for c in values(y, "countermeasureTechnique")
+                            for a in values(y, "offensiveArtifact") for dp in values(y, "defensiveRelation")
+                            for b in values(y, "defendedArtifact"))
+        out: Triples = set()
+        rel = p["targetsAsset"]
+        for t, cls in sorted(pairs):
+            tn = NamedNode(t)
+            for c, a, dp, b in candidates[cls]:
+                out.add((tn, p["countermeasure"], c))
+                self.countermeasure.setdefault(t, set()).add(c)
+                parts = [_str(term) for term in (tn, c, rel, a, dp, b)]
+                if any(part is None for part in parts):
+                    continue  # STR of a blank node: ?x unbound
+                x = _iri(_D3FEND + _md5(" ".join(part for part in parts if part is not None)))
+                if x is None:
+                    continue
+                out.update(((tn, p["countermeasureInference"], x), (x, _TYPE, p["CountermeasureInference"]),
+                            (x, p["forTechnique"], tn), (x, p["countermeasureTechnique"], c),
+                            (x, p["offensiveRelation"], rel), (x, p["offensiveArtifact"], a),
+                            (x, p["defensiveRelation"], dp), (x, p["defendedArtifact"], b)))
+        self._add(out)
+
+    # -- 50-controls.rq (with the findings in memory) -----------------------------------------------
+    def controls(self) -> None:
+        """Declared controls of an application's element (or of a guardrail it uses) that implement an
+        applicable mitigation or countermeasure of its technique (the view's, or 31's)."""
+        mem = self.memory
+        assert mem is not None  # (takes)
+        ox, p = self.ox, _P
+        implemented: dict[str, set[str]] = {}
+        self.implemented = implemented
+        mitigations: dict[Node, list[Node]] = {}  # control → what it implements
+        for q in self._objects(p["implementsMitigation"], _G_MODEL):
+            mitigations.setdefault(q.subject, []).append(q.object)
+        if not mitigations:
+            return
+        # element → its controls (tg:hasControl, or of a guardrail it uses), those that implement something
+        controls: dict[Node, set[Node]] = {}
+        for ctl in mitigations:
+            if isinstance(ctl, Literal):
+                continue
+            for q in ox.quads_for_pattern(None, p["hasControl"], ctl, _G_MODEL):
+                controls.setdefault(q.subject, set()).add(ctl)
+                for qg in ox.quads_for_pattern(None, _USES_GUARDRAIL, q.subject, _G_MODEL):
+                    controls.setdefault(qg.subject, set()).add(ctl)
+        out: Triples = set()
+        applicable: dict[str, set[Node]] = {}  # technique → mitigations and countermeasures
+
+        def of(t: str) -> set[Node]:
+            got = applicable.get(t)
+            if got is None:
+                tn = NamedNode(t)
+                got = applicable[t] = {q.object for name in ("applicableMitigation", "countermeasure")
+                                       for q in ox.quads_for_pattern(tn, p[name], None, _G_VIEW)}
+                got |= self.countermeasure.get(t, set())
+            return got
+
+        for e, ctls in controls.items():
+            for app in dict.fromkeys(self.on_element.get(e, ())):
+                rec = mem.apps[app[1:-1]]
+                app_node = NamedNode(app[1:-1])
+                for t in rec.technique:
+                    mits = of(t)
+                    for ctl in ctls:
+                        for mit in mitigations[ctl]:
+                            if mit in mits:
+                                out.add((app_node, p["implementedMitigation"], mit))
+                                out.add((app_node, p["implementedBy"], ctl))
+                                if not isinstance(mit, Triple):
+                                    implemented.setdefault(app_node.value, set()).add(mit.value)
         self._add(out)
