@@ -277,7 +277,7 @@ class PythonStage:
         """What 10-techniques and 15-reduced-by wrote of the applications (:class:`StageMemory`); None when they
         did not both run here on a finding graph without applications, or wrote a term that is not an IRI."""
         self.on_element: dict[Node, list[str]] = {}
-        """Element → texts of its applications (``tg:onElement``), as 10-techniques wrote them (with :attr:`cores`)."""
+        """Element → IRIs of its applications (``tg:onElement``), as 10-techniques wrote them (with :attr:`cores`)."""
         self.countermeasure: dict[str, set[Node]] = {}
         """Technique IRI → ``tg:countermeasure`` objects 31-countermeasures-assets wrote (run here)."""
         self.implemented: dict[str, set[str]] | None = None
@@ -399,7 +399,8 @@ class PythonStage:
         self.applied = None
         self.memory = None
         mem = StageMemory()
-        mem_apps, mem_facts = mem.apps, mem.facts
+        mem_facts = mem.facts
+        mem_apps: dict[str, tuple[str, AppRecord]] = {}  # application IRI → (that IRI, one string for all uses; its record)
         self.on_element = {}
         on_element = self.on_element if self.cores is not None else None
         not_iri: list[str] = []  # terms of the applications that are not IRIs (then no memory is kept)
@@ -510,7 +511,7 @@ class PythonStage:
         hashes: dict[str, str | None] = {}
         # (element, mapping) → its applications' texts, once their triples are written (empty: none);
         # (element, mapping, class) rows whose tg:viaAssetType triple is written
-        apps_of: dict[tuple[str, str], list[str]] = {}
+        apps_of: dict[tuple[str, str], tuple[list[str], list[AppRecord]]] = {}
         done: set[tuple[str, str, str]] = set()
 
         def fact(row: tuple[str, str, str, str, str | None]) -> str | None:
@@ -532,18 +533,42 @@ class PythonStage:
                     add(x, c["factHops"], hops)
             return x
 
-        def apply(e: str, m: str) -> list[str]:
+        # per mapping, its cited techniques prepared once: (local id, technique, release, replaced or "", their
+        # IRIs, whether all four are IRIs, whether none is a blank node or triple term, the lines' text after
+        # the element's triple)
+        Cited = tuple[str, str, str, str, str, str, str, str, bool, bool, str]
+        prepared: dict[str, list[Cited]] = {}
+
+        def prepare(m: str) -> list[Cited]:
+            got: list[Cited] = []
+            m_i = iri(m)
+            for t, rel, replaced, tid in cites.get(m, ()):
+                if tid is None:
+                    continue
+                is_iri = t[0] == "<" and m[0] == "<" and rel[0] == "<" and (not replaced or replaced[0] == "<")
+                plain = t not in special and rel not in special and replaced not in special
+                got.append((tid, t, rel, replaced, iri(t), m_i, iri(rel), iri(replaced) if replaced else "",
+                            is_iri, plain, f"{tech} {t} .\n"))
+            prepared[m] = got
+            return got
+
+        no_apps: tuple[list[str], list[AppRecord]] = ([], [])
+
+        def apply(e: str, m: str) -> tuple[list[str], list[AppRecord]]:
             """Write the triples of the rows of (e, m) but those of ?f and ?cls (``tg:ofFinding``,
-            ``tg:viaAssetType``); return the applications (empty when the FILTER on exposure drops every row)."""
-            cited = cites.get(m)
-            if not cited:
-                return []
+            ``tg:viaAssetType``); return the applications' IRIs and records (empty when the FILTER on exposure
+            drops every row)."""
+            cited = prepared.get(m)
+            if cited is None:
+                if not cites.get(m):
+                    return no_apps
+                cited = prepare(m)
             attrs = exposed.get(m)
             xs: list[str] = []
             if attrs is not None:
                 rows = [row for a in attrs for row in facts.get((e, a), ())]
                 if not rows:
-                    return []  # FILTER (BOUND(?s) || NOT EXISTS { ?m tg:exposedWhen ?anyAttr })
+                    return no_apps  # FILTER (BOUND(?s) || NOT EXISTS { ?m tg:exposedWhen ?anyAttr })
                 for row in rows:
                     x = fact(row)
                     if x is not None:
@@ -554,32 +579,42 @@ class PythonStage:
                 se = _str(element[e])
                 eh = hashes[e] = None if se is None else _md5(se)
             if eh is None:
-                return []  # ?app unbound: no application triples (the fact triples above stay)
-            plain = e not in special and m not in special
+                return no_apps  # ?app unbound: no application triples (the fact triples above stay)
+            plain_em = e not in special and m not in special
             apps: list[str] = []
+            recs: list[AppRecord] = []
+            prefix = f"{_APP}{eh}/"
             record = applied.setdefault(m, []) if fresh else None
-            for t, rel, replaced, tid in cited:
-                if tid is None:
-                    continue
-                app = f"<{_APP}{eh}/{tid}>"
-                apps.append(app)
-                rec = mem_apps.get(app)
-                if rec is None:
-                    rec = mem_apps[app] = AppRecord()
-                if t[0] != "<" or m[0] != "<" or rel[0] != "<" or (replaced and replaced[0] != "<"):
+            node = element[e]
+            xs_iris = list(dict.fromkeys([iri(x) for x in xs]))
+            exposure = [f" {exp_p} {x} .\n" for x in xs]  # each exposure line after the application's text
+            head = f" {a_type} {app_cls} .\n"
+            middle = f" {on} {e} .\n"
+            tail = f" {via_m} {m} .\n"
+            for tid, t, rel, replaced, t_i, m_i, rel_i, rep_i, is_iri, plain, tech_t in cited:
+                app_i = prefix + tid
+                app = f"<{app_i}>"
+                got = mem_apps.get(app_i)
+                if got is None:
+                    rec = AppRecord([t_i], [m_i], [rel_i], [rep_i] if replaced else [], set(), list(xs_iris))
+                    mem_apps[app_i] = (app_i, rec)
+                else:
+                    app_i, rec = got
+                    _add_new(rec.technique, t_i)
+                    _add_new(rec.mapping, m_i)
+                    _add_new(rec.release, rel_i)
+                    if replaced:
+                        _add_new(rec.replaces, rep_i)
+                    for x in xs_iris:
+                        _add_new(rec.exposures, x)
+                apps.append(app_i)
+                recs.append(rec)
+                if not is_iri:
                     not_iri.append(app)
-                _add_new(rec.technique, iri(t))
-                _add_new(rec.mapping, iri(m))
-                _add_new(rec.release, iri(rel))
-                if replaced:
-                    _add_new(rec.replaces, iri(replaced))
-                for x in xs:
-                    _add_new(rec.exposures, iri(x))
                 if record is not None:
-                    record.append((app, element[e]))
-                if plain and t not in special and rel not in special and replaced not in special:
-                    lines.extend((f"{app} {a_type} {app_cls} .\n", f"{app} {on} {e} .\n", f"{app} {tech} {t} .\n",
-                                  f"{app} {via_m} {m} .\n", f"{app} {in_rel} {rel} .\n"))
+                    record.append((app, node))
+                if plain_em and plain:
+                    lines.append(f"{app}{head}{app}{middle}{app} {tech_t}{app}{tail}{app} {in_rel} {rel} .\n")
                     if replaced:
                         lines.append(f"{app} {rep_p} {replaced} .\n")
                 else:
@@ -590,54 +625,76 @@ class PythonStage:
                     add(app, in_rel, rel)
                     if replaced:
                         add(app, rep_p, replaced)
-                lines.extend([f"{app} {exp_p} {x} .\n" for x in xs])
+                if exposure:
+                    lines.append(app + app.join(exposure))
             if on_element is not None and apps:
-                on_element.setdefault(element[e], []).extend(apps)
-            return apps
+                on_element.setdefault(node, []).extend(apps)
+            return apps, recs
 
-        chunk = out.CHUNK
+        def link(e: str, cat: str) -> list[str]:
+            """The applications realising ``cat`` on ``e`` (writing their triples, and the tg:viaAssetType ones,
+            the first time)."""
+            sig = sig_of[e]
+            e_personal = e in personal
+            rows = candidates.get((sig, cat))
+            if rows is None:
+                rows = candidates[(sig, cat)] = [(m, cls, free) for cls in sig_types[sig]
+                                                 for m, free in by_cat_cls.get((cat, cls), ())]
+            found: set[str] = set()
+            for m, cls, free in rows:
+                if not (free or e_personal):
+                    continue
+                got = apps_of.get((e, m))
+                if got is None:
+                    got = apps_of[(e, m)] = apply(e, m)
+                apps = got[0]
+                if not apps:
+                    continue
+                row = (e, m, cls)
+                if row not in done:
+                    done.add(row)
+                    if cls[0] != "<":
+                        not_iri.append(cls)
+                    cls_i = iri(cls)
+                    if cls in special:
+                        for app in apps:
+                            add(f"<{app}>", via_cls, cls)
+                    else:
+                        suffix = f"> {via_cls} {cls} .\n"
+                        lines.append("<" + (suffix + "<").join(apps) + suffix)
+                    for rec in got[1]:
+                        rec.asset_types.add(cls_i)
+                found.update(apps)
+            return list(found)
+
+        chunk = out.CHUNK // 4  # (lines of several triples)
+        # (element, category) → the applications its findings of that category are linked to, once their
+        # tg:viaAssetType triples are written (findings share them: different rules, one element and category)
+        linked_of: dict[tuple[str, str], list[str]] = {}
         for f, cats in categories.items():
             linked: set[str] = set()
             for e in focus[f]:
-                sig = sig_of[e]
-                e_personal = e in personal
                 for cat in cats:
-                    rows = candidates.get((sig, cat))
-                    if rows is None:
-                        rows = candidates[(sig, cat)] = [(m, cls, free) for cls in sig_types[sig]
-                                                         for m, free in by_cat_cls.get((cat, cls), ())]
-                    for m, cls, free in rows:
-                        if not (free or e_personal):
-                            continue
-                        apps = apps_of.get((e, m))
-                        if apps is None:
-                            apps = apps_of[(e, m)] = apply(e, m)
-                        if not apps:
-                            continue
-                        row = (e, m, cls)
-                        if row not in done:
-                            done.add(row)
-                            if cls[0] != "<":
-                                not_iri.append(cls)
-                            for app in apps:
-                                add(app, via_cls, cls)
-                                mem_apps[app].asset_types.add(iri(cls))
-                        linked.update(apps)
+                    got = linked_of.get((e, cat))
+                    if got is None:
+                        got = linked_of[(e, cat)] = link(e, cat)
+                    linked.update(got)
             if linked:
                 if f[0] != "<":
                     not_iri.append(f)
-                mem.of_finding[f[1:-1]] = [iri(app) for app in linked]
-            if f not in special:
-                lines.extend([f"{app} {of_finding} {f} .\n" for app in linked])
-            else:
-                for app in linked:
-                    add(app, of_finding, f)
+                mem.of_finding[f[1:-1]] = list(linked)
+                if f not in special:
+                    suffix = f"> {of_finding} {f} .\n"
+                    lines.append("<" + (suffix + "<").join(linked) + suffix)
+                else:
+                    for app in linked:
+                        add(f"<{app}>", of_finding, f)
             if len(lines) > chunk:
                 out.flush()
         out.write()
         self.applied = applied if fresh else None
         if fresh and not not_iri:
-            mem.apps = {iri(app): rec for app, rec in mem_apps.items()}
+            mem.apps = {app: rec for app, (_same, rec) in mem_apps.items()}
             self.memory = mem
 
     # -- 15-reduced-by.rq --------------------------------------------------------------------------
@@ -687,22 +744,37 @@ class PythonStage:
             return xs
 
         for m, attrs in reducing.items():
+            # element → (its facts for the attributes of m, in their order: texts, distinct IRIs, lines' text after
+            # the application); the applications of one element share them
+            per_element: dict[Node, tuple[list[str], list[str], list[str]]] = {}
             for app, e in self._applications(m, key):
-                app_plain = app not in special
-                rec = mem.apps.get(app[1:-1]) if mem is not None else None
-                for attr in attrs:
-                    k = (e, attr)
-                    xs = nodes.get(k)
-                    if xs is None:
-                        xs = nodes[k] = facts_of(e, attr)
+                got = per_element.get(e)
+                if got is None:
+                    xs: list[str] = []
+                    for attr in attrs:
+                        k = (e, attr)
+                        found = nodes.get(k)
+                        if found is None:
+                            found = nodes[k] = facts_of(e, attr)
+                        xs.extend(found)
+                    got = per_element[e] = (xs, list(dict.fromkeys([x[1:-1] for x in xs])),
+                                            [f" {by_p} {x} .\n" for x in xs])
+                xs, xs_i, suffixes = got
+                if not xs:
+                    continue
+                if mem is not None:
+                    rec = mem.apps.get(app[1:-1])
                     if rec is not None:
-                        for x in xs:
-                            _add_new(rec.reduced, x[1:-1])
-                    if app_plain:
-                        lines.extend([f"{app} {by_p} {x} .\n" for x in xs])
-                    else:
-                        for x in xs:
-                            out.add(app, by_p, x)
+                        if rec.reduced:
+                            for x in xs_i:
+                                _add_new(rec.reduced, x)
+                        else:
+                            rec.reduced.extend(xs_i)
+                if app not in special:
+                    lines.append(app + app.join(suffixes))
+                else:
+                    for x in xs:
+                        out.add(app, by_p, x)
         out.write()
 
     # -- 51-coverage.rq ----------------------------------------------------------------------------
@@ -832,8 +904,8 @@ class PythonStage:
 
         for e, ctls in controls.items():
             for app in dict.fromkeys(self.on_element.get(e, ())):
-                rec = mem.apps[app[1:-1]]
-                app_node = NamedNode(app[1:-1])
+                rec = mem.apps[app]
+                app_node = NamedNode(app)
                 for t in rec.technique:
                     mits = of(t)
                     for ctl in ctls:

@@ -130,15 +130,16 @@ def applications_in(memory: StageMemory) -> Applications | None:
     nodes: dict[str, NamedNode] = {}
     for f, apps in memory.of_finding.items():
         for app in apps:
+            if app in technique:
+                continue  # (checked)
             rec = memory.apps[app]
             if len(rec.technique) != 1 or len(rec.release) != 1:
                 return None
-            if app not in technique:
-                t = rec.technique[0]
-                node = nodes.get(t)
-                if node is None:
-                    node = nodes[t] = NamedNode(t)
-                technique[app] = (node, rec.release[0])
+            t = rec.technique[0]
+            node = nodes.get(t)
+            if node is None:
+                node = nodes[t] = NamedNode(t)
+            technique[app] = (node, rec.release[0])
         out.of_finding[f] = sorted(apps)
     return out
 
@@ -610,9 +611,8 @@ def _control_text(
             lines.extend(f"<{f}> {fact_p} {x} .\n" for x in facts)
             n += len(facts)
         else:
-            fapps = of_finding.get(f)
-            st = (finding_status([app_status.get(a, "Unmitigated") for a in sorted(fapps)], f in covered) if fapps
-                  else ("Mitigated" if f in covered else "Unmitigated"))
+            fapps = of_finding.get(f)  # (finding_status does not depend on the applications' order)
+            st = finding_status([app_status.get(a, "Unmitigated") for a in fapps] if fapps else [], f in covered)
         lines.append(f"<{f}> {obj[st]}")
         n += 1
         found.append((f, status_iri[st]))
