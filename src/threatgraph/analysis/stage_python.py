@@ -842,30 +842,60 @@ class PythonStage:
 
         candidates: dict[str, list[tuple[Node, Node, Node, Node]]] = {}  # class → (?c, ?a, ?dp, ?b) rows
         for cls in {cls for _t, cls in pairs}:
-            rows = candidates[cls] = []
+            rows: list[tuple[Node, Node, Node, Node]] = []
+            candidates[cls] = rows
             for q in ox.quads_for_pattern(None, p["forAssetType"], NamedNode(cls), _G_VIEW):
                 y = q.subject
                 rows.extend((c, a, dp, b) for c in values(y, "countermeasureTechnique")
                             for a in values(y, "offensiveArtifact") for dp in values(y, "defensiveRelation")
                             for b in values(y, "defendedArtifact"))
-        out: Triples = set()
+        rows_of: dict[str, set[tuple[Node, Node, Node, Node]]] = {}  # technique → rows of its classes, distinct
+        for t, cls in pairs:
+            rows_of.setdefault(t, set()).update(candidates[cls])
+        out = _Out(self)
+        lines, special, add = out.lines, out.special, out.add
+        texts: dict[Node, str] = {}
+
+        def text(term: Node) -> str:
+            got = texts.get(term)
+            if got is None:
+                got = texts[term] = out.key(term)
+            return got
+
+        c = {name: str(p[name]) for name in (
+            "countermeasure", "countermeasureInference", "CountermeasureInference", "forTechnique",
+            "countermeasureTechnique", "offensiveRelation", "offensiveArtifact", "defensiveRelation",
+            "defendedArtifact", "targetsAsset")}
+        a_type = str(_TYPE)
         rel = p["targetsAsset"]
-        for t, cls in sorted(pairs):
-            tn = NamedNode(t)
-            for c, a, dp, b in candidates[cls]:
-                out.add((tn, p["countermeasure"], c))
-                self.countermeasure.setdefault(t, set()).add(c)
-                parts = [_str(term) for term in (tn, c, rel, a, dp, b)]
+        rel_s = rel.value
+        for t, found in rows_of.items():
+            tt = f"<{t}>"
+            cms = self.countermeasure.setdefault(t, set())
+            for cm, a, dp, b in found:
+                ct = text(cm)
+                if cm not in cms:
+                    cms.add(cm)
+                    add(tt, c["countermeasure"], ct)
+                parts = [_str(term) for term in (cm, a, dp, b)]
                 if any(part is None for part in parts):
                     continue  # STR of a blank node: ?x unbound
-                x = _iri(_D3FEND + _md5(" ".join(part for part in parts if part is not None)))
-                if x is None:
+                sc, sa, sdp, sb = parts
+                x = f"<{_D3FEND}{_md5(f'{t} {sc} {rel_s} {sa} {sdp} {sb}')}>"  # (hex: always an IRI)
+                at, dpt, bt = text(a), text(dp), text(b)
+                if ct in special or at in special or dpt in special or bt in special:
+                    for pred, obj in (("countermeasureTechnique", ct), ("offensiveArtifact", at),
+                                      ("defensiveRelation", dpt), ("defendedArtifact", bt)):
+                        add(x, c[pred], obj)
+                    lines.append(f"{tt} {c['countermeasureInference']} {x} .\n{x} {a_type} {c['CountermeasureInference']} .\n"
+                                 f"{x} {c['forTechnique']} {tt} .\n{x} {c['offensiveRelation']} {c['targetsAsset']} .\n")
                     continue
-                out.update(((tn, p["countermeasureInference"], x), (x, _TYPE, p["CountermeasureInference"]),
-                            (x, p["forTechnique"], tn), (x, p["countermeasureTechnique"], c),
-                            (x, p["offensiveRelation"], rel), (x, p["offensiveArtifact"], a),
-                            (x, p["defensiveRelation"], dp), (x, p["defendedArtifact"], b)))
-        self._add(out)
+                lines.append(
+                    f"{tt} {c['countermeasureInference']} {x} .\n{x} {a_type} {c['CountermeasureInference']} .\n"
+                    f"{x} {c['forTechnique']} {tt} .\n{x} {c['countermeasureTechnique']} {ct} .\n"
+                    f"{x} {c['offensiveRelation']} {c['targetsAsset']} .\n{x} {c['offensiveArtifact']} {at} .\n"
+                    f"{x} {c['defensiveRelation']} {dpt} .\n{x} {c['defendedArtifact']} {bt} .\n")
+        out.write()
 
     # -- 50-controls.rq (with the findings in memory) -----------------------------------------------
     def controls(self) -> None:
