@@ -32,7 +32,7 @@ from threatgraph.errors import InputError, RuleError, StoreError
 from threatgraph.resources import queries_dir, shared_data_dir, shared_data_hint
 from threatgraph.store.base import Row, Store, Term
 from threatgraph.store.embedded import EmbeddedStore
-from threatgraph.terms import FINDING, GRAPH, TG, graph_iri
+from threatgraph.terms import FINDING, GRAPH, PREFIXES, TG, graph_iri
 
 if TYPE_CHECKING:
     from threatgraph.analysis.findings import FindingCore
@@ -214,6 +214,17 @@ def _add_construct(store: Store, query: str, graph: str) -> int:
     g = NamedNode(graph)
     store.add_quads([Quad(q.subject, q.predicate, q.object, g) for q in quads])
     return len(quads)
+
+
+def _update_unsettled(store: EmbeddedStore, update: str) -> None:
+    """Run the SPARQL ``update`` (its patterns name graphs that are never deferred; it writes graph/stage) on the
+    embedded store without loading its deferred text first."""
+    try:
+        store.unsettled_oxigraph().update(update, prefixes=PREFIXES)
+    except SyntaxError as err:
+        raise StoreError(f"invalid SPARQL update: {err}") from err
+    except OSError as err:
+        raise StoreError(f"update failed: {err}") from err
 
 
 def _drop_stage(store: Store) -> None:
@@ -419,9 +430,12 @@ def run_stage(
         query = bind_releases(text, rel)
         if in_memory and graph == G_STAGE and fast is not None and fast.shipped(path):
             # a shipped scratch step reads the model, its closure, the bridge (and, over the union graph, nothing
-            # the rule findings hold): as a CONSTRUCT without loading the deferred finding graph
-            _add_construct(store, query, G_STAGE)
-            if SCOPED_MARK not in text.splitlines():
+            # the rule findings hold): without loading the deferred finding graph, as an update of the store itself
+            # when every pattern names its graph, else as a CONSTRUCT
+            if SCOPED_MARK in text.splitlines():
+                _update_unsettled(cast(EmbeddedStore, store), as_insert(query, graph))
+            else:
+                _add_construct(store, query, G_STAGE)
                 result.triples[path.name] = 0
             continue
         if SCOPED_MARK in text.splitlines():
