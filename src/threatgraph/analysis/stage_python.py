@@ -553,6 +553,19 @@ class PythonStage:
             return got
 
         no_apps: tuple[list[str], list[AppRecord]] = ([], [])
+        exposed_f = {m: frozenset(attrs) for m, attrs in exposed.items()}
+        # (element, exposure attributes of a mapping) → (distinct IRIs of its exposure fact nodes, each one's line
+        # after the application's text); no_exposure: no fact (the FILTER on exposure drops the rows)
+        exposures: dict[tuple[str, frozenset[str]], tuple[list[str], list[str]]] = {}
+        no_exposure: tuple[list[str], list[str]] = ([], [])
+        no_exposure_text: tuple[list[str], list[str]] = ([], [])
+
+        def exposure_of(e: str, attrs: frozenset[str]) -> tuple[list[str], list[str]]:
+            rows = [row for a in attrs for row in facts.get((e, a), ())]
+            if not rows:
+                return no_exposure
+            xs = [x for x in map(fact, rows) if x is not None]
+            return list(dict.fromkeys([iri(x) for x in xs])), [f" {exp_p} {x} .\n" for x in xs]
 
         def apply(e: str, m: str) -> tuple[list[str], list[AppRecord]]:
             """Write the triples of the rows of (e, m) but those of ?f and ?cls (``tg:ofFinding``,
@@ -563,16 +576,16 @@ class PythonStage:
                 if not cites.get(m):
                     return no_apps
                 cited = prepare(m)
-            attrs = exposed.get(m)
-            xs: list[str] = []
+            attrs = exposed_f.get(m)
             if attrs is not None:
-                rows = [row for a in attrs for row in facts.get((e, a), ())]
-                if not rows:
+                found = exposures.get((e, attrs))
+                if found is None:
+                    found = exposures[(e, attrs)] = exposure_of(e, attrs)
+                if found is no_exposure:
                     return no_apps  # FILTER (BOUND(?s) || NOT EXISTS { ?m tg:exposedWhen ?anyAttr })
-                for row in rows:
-                    x = fact(row)
-                    if x is not None:
-                        xs.append(x)
+                xs_iris, exposure = found
+            else:
+                xs_iris, exposure = no_exposure_text
             if e in hashes:
                 eh = hashes[e]
             else:
@@ -586,8 +599,6 @@ class PythonStage:
             prefix = f"{_APP}{eh}/"
             record = applied.setdefault(m, []) if fresh else None
             node = element[e]
-            xs_iris = list(dict.fromkeys([iri(x) for x in xs]))
-            exposure = [f" {exp_p} {x} .\n" for x in xs]  # each exposure line after the application's text
             head = f" {a_type} {app_cls} .\n"
             middle = f" {on} {e} .\n"
             tail = f" {via_m} {m} .\n"
