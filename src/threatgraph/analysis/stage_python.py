@@ -234,6 +234,8 @@ def _add_new(values: list[str], value: str) -> None:
         values.append(value)
 
 
+Applied = tuple[str, Node, str, "AppRecord | None"]
+"""An application as 15-reduced-by reads it: its text, its element, the element's text, its record (when kept)."""
 Fact = tuple[Node, Node, Node]
 """A reduction fact of 07-reduction-facts.rq: (element, attribute, subject that has the attribute)."""
 
@@ -269,7 +271,7 @@ class PythonStage:
         without it), and what they write into graph/findings is deferred too."""
         self.reduction: set[Fact] | None = None
         """Facts of 07-reduction-facts.rq run here and not (yet) written into graph/stage."""
-        self.applied: dict[str, list[tuple[str, Node]]] | None = None
+        self.applied: dict[str, list[Applied]] | None = None
         """What 10-techniques wrote, for 15-reduced-by: mapping text → (application text, element) of each
         application ``tg:viaMapping`` it; kept only when graph/findings had no application before 10 ran and
         until a step runs as SPARQL (then 15 reads the applications from the store)."""
@@ -395,7 +397,7 @@ class PythonStage:
         """Technique applications: per (element, technique), linked to each finding they realise."""
         ox = self.ox
         fresh = next(iter(ox.quads_for_pattern(None, _P["viaMapping"], None, _G_FINDINGS)), None) is None
-        applied: dict[str, list[tuple[str, Node]]] = {}
+        applied: dict[str, list[Applied]] = {}
         self.applied = None
         self.memory = None
         mem = StageMemory()
@@ -623,7 +625,7 @@ class PythonStage:
                 if not is_iri:
                     not_iri.append(app)
                 if record is not None:
-                    record.append((app, node))
+                    record.append((app, node, e, rec))
                 if plain_em and plain:
                     lines.append(f"{app}{head}{app}{middle}{app} {tech_t}{app}{tail}{app} {in_rel} {rel} .\n")
                     if replaced:
@@ -709,13 +711,15 @@ class PythonStage:
             self.memory = mem
 
     # -- 15-reduced-by.rq --------------------------------------------------------------------------
-    def _applications(self, m: Node, key: Callable[[Node], str]) -> Iterable[tuple[str, Node]]:
-        """(application text, element) of each application ``tg:viaMapping m`` in graph/findings: as 10-techniques
-        run here wrote them (:attr:`applied`; IRIs), else read from the store (texts by ``key``)."""
+    def _applications(self, m: Node, key: Callable[[Node], str]) -> Iterable[Applied]:
+        """(application text, element, element text, record or None) of each application ``tg:viaMapping m`` in
+        graph/findings: as 10-techniques run here wrote them (:attr:`applied`; IRIs), else read from the store
+        (texts by ``key``)."""
         if self.applied is not None:
             return self.applied.get(key(m), [])
         ox = self.ox
-        return [(key(q.subject), qe.object) for q in ox.quads_for_pattern(None, _P["viaMapping"], m, _G_FINDINGS)
+        return [(key(q.subject), qe.object, key(qe.object), None)
+                for q in ox.quads_for_pattern(None, _P["viaMapping"], m, _G_FINDINGS)
                 for qe in ox.quads_for_pattern(q.subject, _P["onElement"], None, _G_FINDINGS)]
 
     def reduced_by(self) -> None:
@@ -757,9 +761,9 @@ class PythonStage:
         for m, attrs in reducing.items():
             # element → (its facts for the attributes of m, in their order: texts, distinct IRIs, lines' text after
             # the application); the applications of one element share them
-            per_element: dict[Node, tuple[list[str], list[str], list[str]]] = {}
-            for app, e in self._applications(m, key):
-                got = per_element.get(e)
+            per_element: dict[str, tuple[list[str], list[str], list[str]]] = {}
+            for app, e, e_text, rec in self._applications(m, key):
+                got = per_element.get(e_text)
                 if got is None:
                     xs: list[str] = []
                     for attr in attrs:
@@ -768,13 +772,14 @@ class PythonStage:
                         if found is None:
                             found = nodes[k] = facts_of(e, attr)
                         xs.extend(found)
-                    got = per_element[e] = (xs, list(dict.fromkeys([x[1:-1] for x in xs])),
+                    got = per_element[e_text] = (xs, list(dict.fromkeys([x[1:-1] for x in xs])),
                                             [f" {by_p} {x} .\n" for x in xs])
                 xs, xs_i, suffixes = got
                 if not xs:
                     continue
                 if mem is not None:
-                    rec = mem.apps.get(app[1:-1])
+                    if rec is None:
+                        rec = mem.apps.get(app[1:-1])
                     if rec is not None:
                         if rec.reduced:
                             for x in xs_i:

@@ -551,10 +551,17 @@ def derive_control_status(
         for r in store.select(_APP_IMPLEMENTED):
             implemented.setdefault(r["app"].value, set()).add(r["m"].value)
     none: set[str] = set()
-    app_status = {
-        a: application_status(by_technique.get(t.value, none), implemented.get(a, none))
-        for a, (t, _rel) in apps.technique.items()
-    }
+    app_status: dict[str, str] = {}
+    plain: dict[Term, str] = {}  # technique → status of its applications without implemented mitigations
+    for a, (t, _rel) in apps.technique.items():
+        impl = implemented.get(a)
+        if impl is None:
+            st = plain.get(t)
+            if st is None:
+                st = plain[t] = application_status(by_technique.get(t.value, none), none)
+        else:
+            st = application_status(by_technique.get(t.value, none), impl)
+        app_status[a] = st
     if covered is None or not memory:
         covered = {r["f"].value for r in store.select(_COVERED)}
     # findings of a mitigated counterpart rule (header mitigated-by): the declared fact mitigates the threat
