@@ -291,7 +291,8 @@ class Engine:
         releases = newest_releases(self.store)
         load_bridge(self.store)  # with or without releases: without, techniques are cited unresolved
         foci = self.foci or None  # none kept (rules not run by this engine): read from the store
-        stage = run_stage(self.store, releases, findings=foci.keys() if foci else None)
+        stage = run_stage(self.store, releases, findings=foci.keys() if foci else None,
+                          cores=self.cores if foci else None, rules=self.rules)  # (the rule findings in memory)
         analysis.releases = stage.releases
         analysis.stage_memory = stage.memory
         analysis.stage_triples = stage.total

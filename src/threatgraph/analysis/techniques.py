@@ -24,16 +24,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pyoxigraph import NamedNode, Quad
 
 from threatgraph.errors import InputError, RuleError, StoreError
 from threatgraph.resources import queries_dir, shared_data_dir, shared_data_hint
-from threatgraph.store.base import Store, Term
-from threatgraph.terms import FINDING, GRAPH, TG, graph_iri
+from threatgraph.store.base import Row, Store, Term
+from threatgraph.store.embedded import EmbeddedStore
+from threatgraph.terms import FINDING, GRAPH, PREFIXES, TG, graph_iri
 
 if TYPE_CHECKING:
+    from threatgraph.analysis.findings import FindingCore
+    from threatgraph.analysis.rules import Rule
     from threatgraph.analysis.stage_python import StageMemory
 
 G_FINDINGS = graph_iri("findings")
@@ -127,15 +130,16 @@ def applications_in(memory: StageMemory) -> Applications | None:
     nodes: dict[str, NamedNode] = {}
     for f, apps in memory.of_finding.items():
         for app in apps:
+            if app in technique:
+                continue  # (checked)
             rec = memory.apps[app]
             if len(rec.technique) != 1 or len(rec.release) != 1:
                 return None
-            if app not in technique:
-                t = rec.technique[0]
-                node = nodes.get(t)
-                if node is None:
-                    node = nodes[t] = NamedNode(t)
-                technique[app] = (node, rec.release[0])
+            t = rec.technique[0]
+            node = nodes.get(t)
+            if node is None:
+                node = nodes[t] = NamedNode(t)
+            technique[app] = (node, rec.release[0])
         out.of_finding[f] = sorted(apps)
     return out
 
@@ -184,6 +188,55 @@ def view_inputs_digest() -> str:
     return h.hexdigest()
 
 
+class _Unsettled:
+    """A read-only view of an embedded store whose SELECTs read graphs that are never deferred (the release
+    records, the knowledge view, the bridge): they do not load the deferred finding graph
+    (``EmbeddedStore.defer``). Only ``select`` is offered (what :func:`~threatgraph.knowledge.releases.releases`
+    and the view key read)."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store = store
+
+    def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
+        return self.store.select(query, bindings, complete=False)
+
+
+def known_reader(store: Store) -> Store:
+    """``store``, or for the embedded store a reader of the graphs that are never deferred (:class:`_Unsettled`:
+    SELECT only) that does not load the deferred finding graph."""
+    return cast(Store, _Unsettled(store)) if isinstance(store, EmbeddedStore) else store
+
+
+def _add_construct(store: Store, query: str, graph: str) -> int:
+    """Add the triples of the CONSTRUCT ``query`` (reading graphs that are never deferred) to ``graph``, without
+    loading the deferred finding graph of an embedded store; return how many were added."""
+    quads = store.construct(query, complete=False) if isinstance(store, EmbeddedStore) else store.construct(query)
+    g = NamedNode(graph)
+    store.add_quads([Quad(q.subject, q.predicate, q.object, g) for q in quads])
+    return len(quads)
+
+
+def _update_unsettled(store: EmbeddedStore, update: str) -> None:
+    """Run the SPARQL ``update`` (its patterns name graphs that are never deferred; it writes graph/stage) on the
+    embedded store without loading its deferred text first."""
+    try:
+        store.unsettled_oxigraph().update(update, prefixes=PREFIXES)
+    except SyntaxError as err:
+        raise StoreError(f"invalid SPARQL update: {err}") from err
+    except OSError as err:
+        raise StoreError(f"update failed: {err}") from err
+
+
+def _drop_stage(store: Store) -> None:
+    """Drop the scratch graph graph/stage (never deferred: on the embedded store without loading deferred text)."""
+    if isinstance(store, EmbeddedStore):
+        ox, g = store.unsettled_oxigraph(), NamedNode(G_STAGE)
+        if ox.contains_named_graph(g):
+            ox.remove_graph(g)
+    else:
+        store.drop_graph(G_STAGE)
+
+
 def view_key_of(store: Store, releases: Mapping[str, str]) -> str:
     """The key of the knowledge view of ``releases`` (graph IRIs) as recorded in ``store``."""
     import hashlib
@@ -208,9 +261,10 @@ def ensure_view(store: Store, releases: Mapping[str, str]) -> str:
     view); otherwise the derive-knowledge queries run on ``store`` (its release graphs, ``graph/bridge``
     and ``graph/ontology``) and the key is recorded.
     """
-    releases = view_releases(store, releases)
-    key = view_key_of(store, releases)
-    rows = store.select(_VIEW_KEY)
+    reader = known_reader(store)
+    releases = view_releases(reader, releases)
+    key = view_key_of(reader, releases)
+    rows = reader.select(_VIEW_KEY)
     if rows and rows[0]["k"].value == key:
         return key
     store.drop_graph(G_VIEW)
@@ -242,7 +296,12 @@ def unresolved_view(store: Store) -> None:
     removed first."""
     g = NamedNode(G_VIEW)
     for p in ("citesTechnique", "inRelease", "replacesTechnique"):  # on mappings only (derive-knowledge/05)
-        store.update(f"DELETE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }} WHERE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }}")
+        if isinstance(store, EmbeddedStore):  # (graph/view is never deferred)
+            ox = store.unsettled_oxigraph()
+            for q in list(ox.quads_for_pattern(None, NamedNode(TG[p]), None, g)):
+                ox.remove(q)
+        else:
+            store.update(f"DELETE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }} WHERE {{ GRAPH {g} {{ ?m tg:{p} ?o }} }}")
     cite_unresolved(store, {})
 
 
@@ -252,7 +311,11 @@ def cite_unresolved(store: Store, releases: Mapping[str, str]) -> None:
     when neither ATT&CK nor ATLAS is loaded, the ATLAS mappings when only ATT&CK is, and the reverse (issue 13:
     with one of the two loaded, the other's mappings cited nothing and were dropped silently)."""
     for path in unresolved_files():
-        store.update(as_insert(bind_releases(path.read_text(encoding="utf-8"), releases), G_VIEW))
+        query = bind_releases(path.read_text(encoding="utf-8"), releases)
+        if isinstance(store, EmbeddedStore):  # reads graph/bridge only: without loading deferred text
+            _add_construct(store, query, G_VIEW)
+        else:
+            store.update(as_insert(query, G_VIEW))
 
 
 def newest_releases(store: Store) -> dict[str, str]:
@@ -260,7 +323,7 @@ def newest_releases(store: Store) -> dict[str, str]:
     :func:`~threatgraph.knowledge.releases.newest_release` of each, from one read of the records)."""
     from threatgraph.knowledge.releases import SOURCE_ALIASES, releases
 
-    recorded = releases(store)  # sorted by source, then version
+    recorded = releases(known_reader(store))  # sorted by source, then version
     out: dict[str, str] = {}
     for src in SOURCES:
         found = [r.graph for r in recorded if r.source == SOURCE_ALIASES.get(src, src)]
@@ -310,6 +373,8 @@ def run_stage(
     *,
     findings: Iterable[str] | None = None,
     python: bool | None = None,
+    cores: Sequence[FindingCore] | None = None,
+    rules: Sequence[Rule] | None = None,
 ) -> StageResult:
     """Run every stage query against ``store``; their triples go into ``graph/findings``.
 
@@ -325,14 +390,23 @@ def run_stage(
     (counting the finding graph before and after cost 0.6 s at 10 k elements). Other queries
     (patterns over the union default graph) run as CONSTRUCT. ``findings``: the IRIs of every
     finding, when the caller has them (else they are read from the store).
+
+    ``cores`` and ``rules``: every rule finding and the rules that wrote them (the engine's, issue 14), when
+    ``graph/findings`` holds only them and the rules (an analysis of the engine). On the embedded store the stage
+    then reads the findings from them and never loads the deferred finding graph (``EmbeddedStore.defer``):
+    the steps run in Python (31-countermeasures-assets and 50-controls too), the scratch graph's steps run as
+    CONSTRUCTs over the model and knowledge graphs, and what the stage writes into ``graph/findings`` is deferred
+    text (the same triples).
     """
+    known = cores is not None and rules is not None and files is None and python is not False
     fast = None
     if python is not False:
         from threatgraph.analysis.stage_python import PythonStage
 
-        fast = PythonStage.of(store)
+        fast = PythonStage.of(store, cores if known else None)
         if fast is None and python:
             raise StoreError("the Python steps of the technique stage need the embedded (pyoxigraph) store")
+    in_memory = fast is not None and fast.cores is not None
     rel = dict(releases) if releases is not None else newest_releases(store)
     result = StageResult(releases=rel)
     if rel:
@@ -341,19 +415,29 @@ def run_stage(
         unresolved_view(store)  # no ATT&CK / ATLAS release: each mapping cites its own technique, unresolved
     else:
         cite_unresolved(store, rel)  # the mappings of a source without a loaded release (e.g. ATLAS), unresolved
-    store.drop_graph(G_STAGE)
+    _drop_stage(store)
     for path in files if files is not None else stage_files():
-        if fast is not None and fast.handles(path):
+        if fast is not None and fast.takes(path):
             fast.run(path)
             continue
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise RuleError(f"cannot read {path}: {err}") from err
-        if fast is not None:
-            fast.before_sparql(text)
         graph = G_STAGE if text.startswith(STAGE_MARK) else G_FINDINGS
+        if fast is not None:
+            fast.before_sparql(text, graph == G_FINDINGS)
         query = bind_releases(text, rel)
+        if in_memory and graph == G_STAGE and fast is not None and fast.shipped(path):
+            # a shipped scratch step reads the model, its closure, the bridge (and, over the union graph, nothing
+            # the rule findings hold): without loading the deferred finding graph, as an update of the store itself
+            # when every pattern names its graph, else as a CONSTRUCT
+            if SCOPED_MARK in text.splitlines():
+                _update_unsettled(cast(EmbeddedStore, store), as_insert(query, graph))
+            else:
+                _add_construct(store, query, G_STAGE)
+                result.triples[path.name] = 0
+            continue
         if SCOPED_MARK in text.splitlines():
             store.update(as_insert(query, graph))
             continue
@@ -361,14 +445,27 @@ def run_stage(
         quads = store.construct(query)
         store.add_quads([Quad(q.subject, q.predicate, q.object, g) for q in quads])
         result.triples[path.name] = len(quads) if graph == G_FINDINGS else 0
-    store.drop_graph(G_STAGE)
+    _drop_stage(store)
     if fast is not None and files is None:
         result.memory = fast.memory
     apps = applications_in(result.memory) if result.memory is not None else None
     result.applications = apps if apps is not None else read_applications(store)
+    mitigated: dict[str, list[str]] | None = None
+    if in_memory and cores is not None and rules is not None:
+        facts = {r.id: r.mitigated_by for r in rules if r.mitigated_by}
+        mitigated = {}  # the SELECT _FACT_MITIGATED's rows: finding → its rule's tg:mitigatedByFact, distinct
+        for c in cores:
+            for x in facts.get(c.rule_id, ()):
+                got = mitigated.setdefault(c.iri, [])
+                if x not in got:
+                    got.append(x)
+        findings = list(dict.fromkeys(c.iri for c in cores))
     result.triples["control status"] = derive_control_status(
         store, result.finding_status, applications=result.applications, findings=findings,
         written=result.memory.control if result.memory is not None else None,
+        implemented=fast.implemented if in_memory and fast is not None else None,
+        covered=fast.covered if in_memory and fast is not None else None,
+        mitigated=mitigated,
     )
     return result
 
@@ -423,6 +520,9 @@ def derive_control_status(
     applications: Applications | None = None,
     findings: Iterable[str] | None = None,
     written: dict[str, str] | None = None,
+    implemented: Mapping[str, set[str]] | None = None,
+    covered: set[str] | None = None,
+    mitigated: Mapping[str, Sequence[str]] | None = None,
 ) -> int:
     """Write ``tg:controlStatus`` on every technique application and finding; return the triple count.
 
@@ -433,25 +533,50 @@ def derive_control_status(
     (tg:mitigatedByFact on the rule) is tg:Mitigated and carries those facts itself. ``findings``: every finding IRI,
     when the caller has them. ``finding_statuses``, when given, receives finding IRI → status IRI; ``written``, when
     given, receives the subject IRI → status IRI of every quad written (applications and findings).
+
+    ``implemented`` (application IRI → values of its ``tg:implementedMitigation``), ``covered`` (the findings with a
+    ``tg:coveredBy``) and ``mitigated`` (finding → its rule's ``tg:mitigatedByFact`` IRIs), when all three are given
+    with ``findings`` and ``applications`` (what the stage wrote, kept in memory): nothing is read from
+    ``graph/findings`` and, on the embedded store, the triples are deferred (``EmbeddedStore.defer``) like the rest
+    of the finding graph.
     """
     apps = applications if applications is not None else read_applications(store)
+    memory = (implemented is not None and covered is not None and mitigated is not None and findings is not None
+              and applications is not None)
     by_technique: dict[str, set[str]] = {}
-    for r in store.select(_TECH_MITIGATIONS):
+    for r in known_reader(store).select(_TECH_MITIGATIONS):  # graph/view
         by_technique.setdefault(r["t"].value, set()).add(r["m"].value)
-    implemented: dict[str, set[str]] = {}
-    for r in store.select(_APP_IMPLEMENTED):
-        implemented.setdefault(r["app"].value, set()).add(r["m"].value)
+    if implemented is None or not memory:
+        implemented = {}
+        for r in store.select(_APP_IMPLEMENTED):
+            implemented.setdefault(r["app"].value, set()).add(r["m"].value)
     none: set[str] = set()
-    app_status = {
-        a: application_status(by_technique.get(t.value, none), implemented.get(a, none))
-        for a, (t, _rel) in apps.technique.items()
-    }
-    covered = {r["f"].value for r in store.select(_COVERED)}
+    app_status: dict[str, str] = {}
+    plain: dict[Term, str] = {}  # technique → status of its applications without implemented mitigations
+    for a, (t, _rel) in apps.technique.items():
+        impl = implemented.get(a)
+        if impl is None:
+            st = plain.get(t)
+            if st is None:
+                st = plain[t] = application_status(by_technique.get(t.value, none), none)
+        else:
+            st = application_status(by_technique.get(t.value, none), impl)
+        app_status[a] = st
+    if covered is None or not memory:
+        covered = {r["f"].value for r in store.select(_COVERED)}
     # findings of a mitigated counterpart rule (header mitigated-by): the declared fact mitigates the threat
     by_fact: dict[str, list[NamedNode]] = {}
-    for r in store.select(_FACT_MITIGATED):
-        by_fact.setdefault(r["f"].value, []).append(NamedNode(r["x"].value))
+    if mitigated is not None and memory:
+        for f, xs in mitigated.items():
+            by_fact[f] = [NamedNode(x) for x in xs]
+    else:
+        for r in store.select(_FACT_MITIGATED):
+            by_fact.setdefault(r["f"].value, []).append(NamedNode(r["x"].value))
     all_findings = findings if findings is not None else (r["f"].value for r in store.select(_FINDINGS))
+    defer = memory and isinstance(store, EmbeddedStore)
+    if defer:
+        return _control_text(cast(EmbeddedStore, store), apps, app_status, covered, by_fact, all_findings,
+                             finding_statuses, written)
     g = NamedNode(G_FINDINGS)
     p = NamedNode(TG.controlStatus)
     fact_p = NamedNode(TG.mitigatedByFact)
@@ -478,6 +603,47 @@ def derive_control_status(
         written.update((a, TG[s]) for a, s in app_status.items())
         written.update(zip(wrote, statuses, strict=True))
     return len(quads)
+
+
+def _control_text(
+    store: EmbeddedStore,
+    apps: Applications,
+    app_status: dict[str, str],
+    covered: set[str],
+    by_fact: dict[str, list[NamedNode]],
+    all_findings: Iterable[str],
+    finding_statuses: dict[str, str] | None,
+    written: dict[str, str] | None,
+) -> int:
+    """The quads of :func:`derive_control_status` (the same ones) deferred as N-Triples text; the applications'
+    and findings' IRIs are those the stage and the engine wrote (checked), the facts' are checked here."""
+    p = str(NamedNode(TG.controlStatus))
+    fact_p = str(NamedNode(TG.mitigatedByFact))
+    status_iri = {name: TG[name] for name in ("Mitigated", "PartlyMitigated", "Unmitigated")}
+    obj = {name: f"{p} <{iri}> .\n" for name, iri in status_iri.items()}
+    lines = [f"<{a}> {obj[s]}" for a, s in app_status.items()]
+    n = len(lines)
+    of_finding = apps.of_finding
+    found: list[tuple[str, str]] = []
+    for f in all_findings:
+        facts = by_fact.get(f)
+        if facts:
+            st = "Mitigated"
+            lines.extend(f"<{f}> {fact_p} {x} .\n" for x in facts)
+            n += len(facts)
+        else:
+            fapps = of_finding.get(f)  # (finding_status does not depend on the applications' order)
+            st = finding_status([app_status.get(a, "Unmitigated") for a in fapps] if fapps else [], f in covered)
+        lines.append(f"<{f}> {obj[st]}")
+        n += 1
+        found.append((f, status_iri[st]))
+    if finding_statuses is not None:
+        finding_statuses.update(found)
+    if written is not None:  # the applications, then the findings
+        written.update((a, status_iri[s]) for a, s in app_status.items())
+        written.update(found)
+    store.defer("".join(lines), G_FINDINGS)
+    return n
 
 
 # -- loading knowledge on the fly (analyze --knowledge) ------------------------------------------------
