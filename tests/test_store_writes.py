@@ -88,3 +88,17 @@ def test_deferred_writes_settle_before_updates_and_drops() -> None:
     assert len(s) == 0
     s.defer('<urn:f> <urn:p> "z" .\n', "urn:findings")
     assert s.dump("urn:findings", "application/n-triples").strip() == b'<urn:f> <urn:p> "z" .'
+
+
+def test_dropping_another_graph_leaves_deferred_writes_waiting() -> None:
+    from threatgraph.store.embedded import EmbeddedStore
+
+    s = EmbeddedStore()
+    s.load('<urn:b> <urn:p> "bridge" .', "application/n-triples", "urn:bridge")
+    s.defer('<urn:f> <urn:p> "x" .\n', "urn:findings")
+    s.drop_graph("urn:bridge")
+    assert s.deferred and s.settled_count == 0
+    s.replace_graph("urn:bridge", '<urn:b> <urn:p> "again" .', "application/n-triples")
+    assert s.deferred
+    s.drop_graph("urn:findings")
+    assert not s.deferred and s.settled_count == 1 and len(s) == 1

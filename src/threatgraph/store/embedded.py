@@ -128,6 +128,12 @@ class EmbeddedStore:
         for text, graph in pending:
             self._store.load(text, RdfFormat.N_TRIPLES, to_graph=graph, lenient=True)
 
+    def _settle_for(self, graph: NamedNode) -> None:
+        """Settle before replacing or dropping ``graph`` when deferred text is written to it (the drop applies
+        to it); a graph nothing is deferred to (the bridge, the view) is dropped without loading the rest."""
+        if any(g == graph for _text, g in self._deferred):
+            self.settle()
+
     # -- queries ---------------------------------------------------------------------------------
     def _hidden(self) -> set[NamedNode]:
         """Staging graphs and graphs marked ``kb:importPending`` (an import not yet committed, or killed):
@@ -315,14 +321,14 @@ two writers, 32,768 (chosen): 1.68-1.76 s, 243 MB.
         except SyntaxError as err:
             raise InputError(f"cannot parse {mime} data for graph <{graph}>: {err}") from err
         g = NamedNode(graph)
-        self.settle()
+        self._settle_for(g)
         if self._store.contains_named_graph(g):
             self._store.clear_graph(g)
         self._store.extend(scratch.quads_for_pattern(None, None, None, None))
 
     def drop_graph(self, graph: str) -> None:
-        self.settle()
         g = NamedNode(graph)
+        self._settle_for(g)
         if self._store.contains_named_graph(g):
             self._store.remove_graph(g)
 
