@@ -145,7 +145,9 @@ class Explanation:
     than half of that this way (same text).
     """
 
-    def __init__(self, template: str, labels: dict[str, str]) -> None:
+    def __init__(self, template: str, labels: dict[str, str], cache: dict[Term, str] | None = None) -> None:
+        """``cache``: term → label, shared by the explanations of one run (a term's label does not depend on
+        the rule)."""
         self.parts: list[tuple[str, str | None]] = []
         pos = 0
         for m in _PLACEHOLDER.finditer(template):
@@ -153,7 +155,7 @@ class Explanation:
             pos = m.end()
         self.tail = template[pos:]
         self.labels = labels
-        self.cache: dict[Term, str] = {}
+        self.cache: dict[Term, str] = {} if cache is None else cache
 
     def label(self, term: Term) -> str:
         out = self.cache.get(term)
@@ -356,11 +358,12 @@ class Engine:
         writer = _TextWriter(self.store, G_FINDINGS)
         solutions = self._solutions_reader()
         cat_labels: dict[str, str] = {}
+        label_cache: dict[Term, str] = {}
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
             quads.extend(self._rule_quads(rule, rule_node, g))
             grouped = self._grouped(rule, *solutions(rule.query), out_of_scope)
-            explanation = Explanation(rule.explanation, labels)
+            explanation = Explanation(rule.explanation, labels, label_cache)
             fmt, fields = explanation.compiled()
             rule_text, severity_text = str(rule_node), str(_SEV_NODES[rule.severity])
             rule_id, baseline = rule.id, rule.baseline
@@ -392,7 +395,11 @@ class Engine:
                                 args.append(value([_category_node(c) for c in cats]))
                             continue
                         vals = ev.get(var)
-                        args.append((label(vals[0]) or "?") if vals is not None and len(vals) == 1 else value(vals))
+                        if vals is not None and len(vals) == 1:
+                            lab = label_cache.get(vals[0])
+                            args.append((lab or "?") if lab is not None else (label(vals[0]) or "?"))
+                        else:
+                            args.append(value(vals))
                     text = fmt.format(*args)
                     _finding_text(writer, rule_text, severity_text, iri, focus_text, cats, ev, text, evidence_text)
                 cores.append(FindingCore(iri, rule_id, rule.title, rule.source, rule.severity, focus, cats, text, ev))
