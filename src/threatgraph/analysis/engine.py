@@ -115,12 +115,14 @@ def term_label(term: Term, labels: dict[str, str]) -> str:
     return "_:" + term.value
 
 
-def labels_of(store: Store) -> dict[str, str]:
-    """rdfs:label / skos:prefLabel of every IRI in the store (English or untagged preferred)."""
-    rows = store.select(
-        "SELECT ?s ?l WHERE { { ?s rdfs:label ?l } UNION { ?s skos:prefLabel ?l } FILTER(isIRI(?s)) "
-        "FILTER(lang(?l) = '' || langMatches(lang(?l), 'en')) }"
-    )
+def labels_of(store: Store, *, complete: bool = True) -> dict[str, str]:
+    """rdfs:label / skos:prefLabel of every IRI in the store (English or untagged preferred).
+
+    ``complete=False``: without loading the deferred writes of an embedded store (:meth:`EmbeddedStore.defer`);
+    the finding graph's writers (the rules, risk, attack paths) write no label, so the labels are the same."""
+    query = ("SELECT ?s ?l WHERE { { ?s rdfs:label ?l } UNION { ?s skos:prefLabel ?l } FILTER(isIRI(?s)) "
+             "FILTER(lang(?l) = '' || langMatches(lang(?l), 'en')) }")
+    rows = store.select(query) if complete or not isinstance(store, EmbeddedStore) else store.select(query, complete=False)
     out: dict[str, str] = {}
     for r in rows:
         s, lit = r["s"], r["l"]
@@ -342,7 +344,7 @@ class Engine:
 
     def run_rules(self) -> int:
         """Run every rule; write findings (and rule descriptions) into ``graph/findings``."""
-        labels = labels_of(self.store)
+        labels = labels_of(self.store, complete=False)  # nothing deferred yet: the rules write the finding graph
         g = NamedNode(G_FINDINGS)
         quads: list[Quad] = []
         n = 0
@@ -352,7 +354,7 @@ class Engine:
         # the author's statement that an element is not part of the analysis (Threat Dragon outOfScope,
         # Threagile out_of_scope, TMT "Out Of Scope"): it stays in the model and the diagrams and raises
         # no finding (issue 13); reports list it with its reason
-        out_of_scope = {r["e"] for r in self.store.select("SELECT ?e WHERE { ?e tg:outOfScope true }")}
+        out_of_scope = {r["e"] for r in self._select_model("SELECT ?e WHERE { ?e tg:outOfScope true }")}
         evidence_nodes: dict[tuple[str, Term], NamedNode] = {}
         evidence_text: dict[str, dict[Term, str]] = {}
         writer = _TextWriter(self.store, G_FINDINGS)
