@@ -360,6 +360,7 @@ class Engine:
         writer = _TextWriter(self.store, G_FINDINGS)
         solutions = self._solutions_reader()
         cat_labels: dict[str, str] = {}
+        cat_texts: dict[tuple[str, ...], str] = {}
         label_cache: dict[Term, str] = {}
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
@@ -369,17 +370,19 @@ class Engine:
             fmt, fields = explanation.compiled()
             rule_text, severity_text = str(rule_node), str(_SEV_NODES[rule.severity])
             rule_id, baseline = rule.id, rule.baseline
+            iri_prefix, sha1 = f"{FINDING}{rule_id}/", hashlib.sha1
             value, label = explanation.value, explanation.label
             for (focus, cat_key), (cats, ev) in grouped.items():
                 n += 1
                 focus_text = str(focus)
                 # finding_iri, with the focus's N-Triples text computed once
                 key = f"{focus_text}|{cat_key or ''}".encode()
-                iri = f"{FINDING}{rule_id}/{hashlib.sha1(key).hexdigest()[:16]}"
+                iri = iri_prefix + sha1(key).hexdigest()[:16]
                 foci[iri] = focus
                 if baseline:
                     self.baseline.add(iri)
-                cats.sort()
+                if len(cats) > 1:
+                    cats.sort()
                 if type(focus) is BlankNode:  # as a quad: a blank node parsed from text would get a new id
                     text = self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g, evidence_nodes)
                 else:
@@ -393,8 +396,11 @@ class Engine:
                                 if lab is None:
                                     lab = cat_labels[c] = label(_category_node(c)) or "?"
                                 args.append(lab)
-                            else:
-                                args.append(value([_category_node(c) for c in cats]))
+                            else:  # the baselines' several categories: a few combinations, rendered once each
+                                joined = cat_texts.get(tuple(cats))
+                                if joined is None:
+                                    joined = cat_texts[tuple(cats)] = value([_category_node(c) for c in cats])
+                                args.append(joined)
                             continue
                         vals = ev.get(var)
                         if vals is not None and len(vals) == 1:
@@ -428,7 +434,7 @@ class Engine:
         static = list(rule.categories)
         for row in solutions:
             focus = row[fi]
-            if focus is None or focus in skip:
+            if focus is None or (skip and focus in skip):  # (an empty set would still hash the term)
                 continue
             cat_iri: str | None = None
             if dynamic:
