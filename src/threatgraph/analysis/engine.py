@@ -576,7 +576,7 @@ def _finding_text(
 ) -> None:
     """:meth:`Engine._finding_quads` as N-Triples text added to ``w`` (the same triples; the focus, written
     ``focus_text``, is not a blank node; ``text``: the explanation); ``nodes``: the evidence nodes written so
-    far, role → value → N-Triples term."""
+    far, role → value → the rest of the line that links a finding to it (`` tg:evidence <node> .``)."""
     f = f"<{iri}>"
     parts = [f"{f} {_NT_TYPE} {_NT_FINDING} .\n{f} {_NT_BY_RULE} {rule_text} .\n{f} {_NT_FOCUS} {focus_text} .\n"
              f"{f} {_NT_SEVERITY} {severity_text} .\n{f} {_NT_EXPLANATION} {_nt_string(text)} .\n"]
@@ -592,13 +592,14 @@ def _finding_text(
         for val in vals:
             if type(val) is BlankNode:
                 continue
-            ev = of_role.get(val)
-            if ev is None:
-                ev = of_role[val] = f"<{evidence_iri(role, val)}>"
+            link = of_role.get(val)
+            if link is None:
+                ev = f"<{evidence_iri(role, val)}>"
+                link = of_role[val] = f" {_NT_EVIDENCE} {ev} .\n"
                 pred = _NT_LITERAL_VALUE if type(val) is Literal else _NT_VALUE
                 parts.append(f"{ev} {_NT_ROLE} {_role_literal(role)} .\n{ev} {pred} {val} .\n")
                 lines += 2
-            parts.append(f"{f} {_NT_EVIDENCE} {ev} .\n")
+            parts.append(f + link)
             lines += 1
     w.add("".join(parts), lines)
 
