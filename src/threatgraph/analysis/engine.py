@@ -10,25 +10,27 @@ import functools
 import gc
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyoxigraph import BlankNode, Literal, NamedNode, Quad
+from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, QuerySolutions
+from pyoxigraph import Store as OxStore
 
 from threatgraph.analysis.fastclosure import OxTriple, model_closure
 from threatgraph.analysis.findings import FindingCore
 from threatgraph.analysis.model import ModelLoad, flow_errors, load_model_files, model_warnings
 from threatgraph.analysis.ontology import Ontology, load_ontology
 from threatgraph.analysis.rules import Rule, load_rules, rule_files
-from threatgraph.errors import InputError
+from threatgraph.errors import InputError, StoreError
 from threatgraph.resources import queries_dir
 from threatgraph.store import Store, open_store
-from threatgraph.store.base import Row, Term
+from threatgraph.store.base import IMPORT_PENDING, RELEASES, STAGING, Row, Term
 from threatgraph.store.embedded import EmbeddedStore
-from threatgraph.terms import FINDING, RDF, RDFS, RULE, TG, graph_iri
+from threatgraph.terms import FINDING, PREFIXES, RDF, RDFS, RULE, TG, graph_iri
 
 G_ONTOLOGY = graph_iri("ontology")
 G_MODEL = graph_iri("model")
@@ -119,12 +121,14 @@ def term_label(term: Term, labels: dict[str, str]) -> str:
     return "_:" + term.value
 
 
-def labels_of(store: Store) -> dict[str, str]:
-    """rdfs:label / skos:prefLabel of every IRI in the store (English or untagged preferred)."""
-    rows = store.select(
-        "SELECT ?s ?l WHERE { { ?s rdfs:label ?l } UNION { ?s skos:prefLabel ?l } FILTER(isIRI(?s)) "
-        "FILTER(lang(?l) = '' || langMatches(lang(?l), 'en')) }"
-    )
+def labels_of(store: Store, *, complete: bool = True) -> dict[str, str]:
+    """rdfs:label / skos:prefLabel of every IRI in the store (English or untagged preferred).
+
+    ``complete=False``: without loading the deferred writes of an embedded store (:meth:`EmbeddedStore.defer`);
+    the finding graph's writers (the rules, risk, attack paths) write no label, so the labels are the same."""
+    query = ("SELECT ?s ?l WHERE { { ?s rdfs:label ?l } UNION { ?s skos:prefLabel ?l } FILTER(isIRI(?s)) "
+             "FILTER(lang(?l) = '' || langMatches(lang(?l), 'en')) }")
+    rows = store.select(query) if complete or not isinstance(store, EmbeddedStore) else store.select(query, complete=False)
     out: dict[str, str] = {}
     for r in rows:
         s, lit = r["s"], r["l"]
@@ -149,7 +153,9 @@ class Explanation:
     than half of that this way (same text).
     """
 
-    def __init__(self, template: str, labels: dict[str, str]) -> None:
+    def __init__(self, template: str, labels: dict[str, str], cache: dict[Term, str] | None = None) -> None:
+        """``cache``: term → label, shared by the explanations of one run (a term's label does not depend on
+        the rule)."""
         self.parts: list[tuple[str, str | None]] = []
         pos = 0
         for m in _PLACEHOLDER.finditer(template):
@@ -157,7 +163,7 @@ class Explanation:
             pos = m.end()
         self.tail = template[pos:]
         self.labels = labels
-        self.cache: dict[Term, str] = {}
+        self.cache: dict[Term, str] = {} if cache is None else cache
 
     def label(self, term: Term) -> str:
         out = self.cache.get(term)
@@ -172,14 +178,24 @@ class Explanation:
         for text, var in self.parts:
             out.append(text)
             vals = category if var == "category" and category is not None else row.get(var) if var else None
-            if not vals:
-                out.append("?")
-            elif len(vals) == 1:
-                out.append(self.label(vals[0]) or "?")
-            else:
-                out.append(", ".join(sorted({self.label(v) for v in vals})) or "?")
+            out.append(self.value(vals))
         out.append(self.tail)
         return "".join(out)
+
+    def value(self, vals: Sequence[Term] | None) -> str:
+        """The text of one placeholder bound to ``vals``: ``?`` when unbound, else the labels, sorted and
+        joined when several."""
+        if not vals:
+            return "?"
+        if len(vals) == 1:
+            return self.label(vals[0]) or "?"
+        return ", ".join(sorted({self.label(v) for v in vals})) or "?"
+
+    def compiled(self) -> tuple[str, list[str]]:
+        """The template as a :meth:`str.format` string with positional fields, and the variable of each field
+        (what :meth:`render` does, with one ``format`` call per finding)."""
+        fmt = "".join(text.replace("{", "{{").replace("}", "}}") + "{}" for text, _ in self.parts)
+        return fmt + self.tail.replace("{", "{{").replace("}", "}}"), [var for _, var in self.parts if var]
 
 
 class Engine:
@@ -337,69 +353,133 @@ class Engine:
 
     def run_rules(self) -> int:
         """Run every rule; write findings (and rule descriptions) into ``graph/findings``."""
-        labels = labels_of(self.store)
+        labels = labels_of(self.store, complete=False)  # nothing deferred yet: the rules write the finding graph
         g = NamedNode(G_FINDINGS)
         quads: list[Quad] = []
         n = 0
-        self.foci = {}
+        self.foci = foci = {}
         self.baseline = set()
         self.cores = cores = []
         # the author's statement that an element is not part of the analysis (Threat Dragon outOfScope,
         # Threagile out_of_scope, TMT "Out Of Scope"): it stays in the model and the diagrams and raises
         # no finding (issue 13); reports list it with its reason
-        out_of_scope = {r["e"] for r in self.store.select("SELECT ?e WHERE { ?e tg:outOfScope true }")}
-        categories = self.ontology.categories
+        out_of_scope = {r["e"] for r in self._select_model("SELECT ?e WHERE { ?e tg:outOfScope true }")}
         evidence_nodes: dict[tuple[str, Term], NamedNode] = {}
-        evidence_text: dict[tuple[str, Term], str] = {}
+        evidence_text: dict[str, dict[Term, str]] = {}
         writer = _TextWriter(self.store, G_FINDINGS)
+        solutions = self._solutions_reader()
+        cat_labels: dict[str, str] = {}
+        cat_texts: dict[tuple[str, ...], str] = {}
+        label_cache: dict[Term, str] = {}
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
             quads.extend(self._rule_quads(rule, rule_node, g))
-            # grouped by (focus, category when findings are per category): the finding IRI (a SHA-1) is
-            # computed once per finding, not once per row (86 k rows at 10 k elements)
-            per_category = rule.dynamic_category and not rule.group_by_focus
-            grouped: dict[tuple[Term, str | None], tuple[str, Term, list[str], dict[str, list[Term]]]] = {}
-            for row in self._select_model(rule.query):
-                focus = row.get("focus")
-                if focus is None or focus in out_of_scope:
-                    continue
-                cat_iri: str | None = None
-                if rule.dynamic_category:
-                    cat = row.get("category")
-                    if not isinstance(cat, NamedNode) or cat.value not in categories:
-                        continue
-                    cat_iri = cat.value
-                key = (focus, cat_iri if per_category else None)
-                entry = grouped.get(key)
-                if entry is None:
-                    cats = [cat_iri] if cat_iri is not None else list(rule.categories)
-                    iri = finding_iri(rule.id, focus, cats[0] if per_category else None)
-                    entry = grouped[key] = (iri, focus, cats, {"focus": [focus]})
-                elif rule.group_by_focus and cat_iri is not None and cat_iri not in entry[2]:
-                    entry[2].append(cat_iri)
-                ev = entry[3]
-                for var, val in row.items():
-                    if var in ("focus", "category"):
-                        continue
-                    bucket = ev.setdefault(var, [])
-                    if val not in bucket:
-                        bucket.append(val)
-            explanation = Explanation(rule.explanation, labels)
+            grouped = self._grouped(rule, *solutions(rule.query), out_of_scope)
+            explanation = Explanation(rule.explanation, labels, label_cache)
+            fmt, fields = explanation.compiled()
             rule_text, severity_text = str(rule_node), str(_SEV_NODES[rule.severity])
-            for iri, focus, cats, ev in grouped.values():
+            rule_id, baseline = rule.id, rule.baseline
+            iri_prefix, sha1 = f"{FINDING}{rule_id}/", hashlib.sha1
+            value, label = explanation.value, explanation.label
+            for (focus, cat_key), (cats, ev) in grouped.items():
                 n += 1
-                self.foci[iri] = focus
-                if rule.baseline:
+                focus_text = str(focus)
+                # finding_iri, with the focus's N-Triples text computed once
+                key = f"{focus_text}|{cat_key or ''}".encode()
+                iri = iri_prefix + sha1(key).hexdigest()[:16]
+                foci[iri] = focus
+                if baseline:
                     self.baseline.add(iri)
-                cats.sort()
+                if len(cats) > 1:
+                    cats.sort()
                 if type(focus) is BlankNode:  # as a quad: a blank node parsed from text would get a new id
                     text = self._finding_quads(quads, rule, rule_node, iri, focus, cats, ev, explanation, g, evidence_nodes)
                 else:
-                    text = _finding_text(writer, rule_text, severity_text, iri, focus, cats, ev, explanation, evidence_text)
-                cores.append(FindingCore(iri, rule.id, rule.title, rule.source, rule.severity, focus, cats, text, ev))
+                    # Explanation.render, one format call: the label of a single value directly
+                    args = []
+                    for var in fields:
+                        if var == "category":
+                            if len(cats) == 1:
+                                c = cats[0]
+                                lab = cat_labels.get(c)
+                                if lab is None:
+                                    lab = cat_labels[c] = label(_category_node(c)) or "?"
+                                args.append(lab)
+                            else:  # the baselines' several categories: a few combinations, rendered once each
+                                joined = cat_texts.get(tuple(cats))
+                                if joined is None:
+                                    joined = cat_texts[tuple(cats)] = value([_category_node(c) for c in cats])
+                                args.append(joined)
+                            continue
+                        vals = ev.get(var)
+                        if vals is not None and len(vals) == 1:
+                            lab = label_cache.get(vals[0])
+                            args.append((lab or "?") if lab is not None else (label(vals[0]) or "?"))
+                        else:
+                            args.append(value(vals))
+                    text = fmt.format(*args)
+                    _finding_text(writer, rule_text, severity_text, iri, focus_text, cats, ev, text, evidence_text)
+                cores.append(FindingCore(iri, rule_id, rule.title, rule.source, rule.severity, focus, cats, text, ev))
         writer.flush()
         self.store.add_quads(quads)
         return n
+
+    def _grouped(
+        self, rule: Rule, names: list[str], solutions: Iterable[Sequence[Term | None]], skip: set[Term]
+    ) -> dict[tuple[Term, str | None], tuple[list[str], dict[str, list[Term]]]]:
+        """The rows of ``rule`` grouped by (focus, category when findings are per category): each group's
+        categories and evidence (variable → distinct values, in the order the rows bind them). ``names``:
+        the variables of the positions of each solution (None where unbound). The finding IRI (a SHA-1) is
+        then computed once per finding, not once per row (86 k rows at 10 k elements)."""
+        grouped: dict[tuple[Term, str | None], tuple[list[str], dict[str, list[Term]]]] = {}
+        if "focus" not in names:
+            return grouped
+        fi = names.index("focus")
+        ci = names.index("category") if "category" in names else -1
+        evars = [(i, var) for i, var in enumerate(names) if var not in ("focus", "category")]
+        dynamic, merge = rule.dynamic_category, rule.group_by_focus
+        per_category = dynamic and not merge
+        categories = self.ontology.categories
+        static = list(rule.categories)
+        for row in solutions:
+            focus = row[fi]
+            if focus is None or (skip and focus in skip):  # (an empty set would still hash the term)
+                continue
+            cat_iri: str | None = None
+            if dynamic:
+                cat = row[ci] if ci >= 0 else None
+                if not isinstance(cat, NamedNode) or cat.value not in categories:
+                    continue
+                cat_iri = cat.value
+            key = (focus, cat_iri if per_category else None)
+            entry = grouped.get(key)
+            if entry is None:
+                ev: dict[str, list[Term]] = {"focus": [focus]}
+                grouped[key] = ([cat_iri] if cat_iri is not None else static.copy(), ev)
+            else:
+                if merge and cat_iri is not None and cat_iri not in entry[0]:
+                    entry[0].append(cat_iri)
+                ev = entry[1]
+            for i, var in evars:
+                val = row[i]
+                if val is None:
+                    continue
+                bucket = ev.get(var)
+                if bucket is None:
+                    ev[var] = [val]
+                elif val not in bucket:
+                    bucket.append(val)
+        return grouped
+
+    def _solutions_reader(self) -> Callable[[str], tuple[list[str], Iterable[Sequence[Term | None]]]]:
+        """How :meth:`run_rules` reads a rule's query: the variables and the solutions as sequences of terms
+        (None where unbound). On the embedded store, pyoxigraph's solutions themselves (no dict per row), read
+        without loading the finding graph this engine defers (:meth:`EmbeddedStore.defer`: a rule reads the
+        model, its closure and the ontology only); elsewhere the rows of :meth:`Store.select`."""
+        store = self.store
+        if isinstance(store, EmbeddedStore):
+            return functools.partial(_embedded_solutions, store.unsettled_oxigraph(), _visible_graphs(store))
+        return functools.partial(_row_solutions, store)
 
     def _select_model(self, query: str) -> list[Row]:
         """A rule's query: it reads the model, its closure and the ontology, never the finding graph this
@@ -497,39 +577,96 @@ def _finding_text(
     rule_text: str,
     severity_text: str,
     iri: str,
-    focus: Term,
+    focus_text: str,
     cats: list[str],
     evidence: dict[str, list[Term]],
-    explanation: Explanation,
-    nodes: dict[tuple[str, Term], str],
-) -> str:
-    """:meth:`Engine._finding_quads` as N-Triples text added to ``w`` (the same triples; ``focus`` is not a blank
-    node); ``nodes``: the evidence nodes written so far, as N-Triples terms. Returns the explanation."""
+    text: str,
+    nodes: dict[str, dict[Term, str]],
+) -> None:
+    """:meth:`Engine._finding_quads` as N-Triples text added to ``w`` (the same triples; the focus, written
+    ``focus_text``, is not a blank node; ``text``: the explanation); ``nodes``: the evidence nodes written so
+    far, role → value → the rest of the line that links a finding to it (`` tg:evidence <node> .``)."""
     f = f"<{iri}>"
-    text = explanation.render(evidence, [_category_node(c) for c in cats])
-    parts = [f"{f} {_NT_TYPE} {_NT_FINDING} .\n{f} {_NT_BY_RULE} {rule_text} .\n{f} {_NT_FOCUS} {focus} .\n"
-             f"{f} {_NT_SEVERITY} {severity_text} .\n{f} {_NT_EXPLANATION} {Literal(text)} .\n"]
-    lines = 5
+    parts = [f"{f} {_NT_TYPE} {_NT_FINDING} .\n{f} {_NT_BY_RULE} {rule_text} .\n{f} {_NT_FOCUS} {focus_text} .\n"
+             f"{f} {_NT_SEVERITY} {severity_text} .\n{f} {_NT_EXPLANATION} {_nt_string(text)} .\n"]
+    lines = 5 + len(cats)
     for c in cats:
         parts.append(f"{f} {_NT_CATEGORY} <{c}> .\n")
-        lines += 1
     for role, vals in evidence.items():
         if role == "focus":
             continue
+        of_role = nodes.get(role)
+        if of_role is None:
+            of_role = nodes[role] = {}
         for val in vals:
             if type(val) is BlankNode:
                 continue
-            key = (role, val)
-            ev = nodes.get(key)
-            if ev is None:
-                ev = nodes[key] = f"<{evidence_iri(role, val)}>"
+            link = of_role.get(val)
+            if link is None:
+                ev = f"<{evidence_iri(role, val)}>"
+                link = of_role[val] = f" {_NT_EVIDENCE} {ev} .\n"
                 pred = _NT_LITERAL_VALUE if type(val) is Literal else _NT_VALUE
                 parts.append(f"{ev} {_NT_ROLE} {_role_literal(role)} .\n{ev} {pred} {val} .\n")
                 lines += 2
-            parts.append(f"{f} {_NT_EVIDENCE} {ev} .\n")
+            parts.append(f + link)
             lines += 1
     w.add("".join(parts), lines)
-    return text
+
+
+def _nt_string(text: str) -> str:
+    r"""``str(Literal(text))`` (an xsd:string literal in N-Triples): quoted as it is when nothing needs escaping.
+
+    >>> [_nt_string(t) == str(Literal(t)) for t in ("plain é", 'a "q"', "a\\b", "l1\nl2", "\t", "\x7f", "\u00a0")]
+    [True, True, True, True, True, True, True]
+    """
+    if '"' in text or "\\" in text or not text.isprintable():
+        return str(Literal(text))
+    return f'"{text}"'
+
+
+def _visible_graphs(store: EmbeddedStore) -> list[NamedNode | BlankNode] | None:
+    """The named graphs a query of ``store`` may read, None when none is hidden (what
+    :meth:`EmbeddedStore._run` computes: staging graphs and graphs marked ``kb:importPending`` are hidden)."""
+    ox = store.unsettled_oxigraph()
+    hidden = {q.subject for q in ox.quads_for_pattern(None, NamedNode(IMPORT_PENDING), None, NamedNode(RELEASES))
+              if isinstance(q.subject, NamedNode)}
+    hidden.update(g for g in ox.named_graphs() if isinstance(g, NamedNode) and g.value.startswith(STAGING))
+    if not hidden:
+        return None
+    return [g for g in ox.named_graphs() if g not in hidden]
+
+
+def _embedded_solutions(
+    ox: OxStore, visible: list[NamedNode | BlankNode] | None, query: str
+) -> tuple[list[str], Iterable[Sequence[Term | None]]]:
+    """A SELECT on the pyoxigraph store ``ox`` as :meth:`EmbeddedStore.select` runs it (``complete=False``),
+    its solutions left as pyoxigraph gives them: the variables, and one sequence of terms per solution."""
+    try:
+        if visible is None:
+            res = ox.query(query, use_default_graph_as_union=True, prefixes=PREFIXES)
+        else:
+            res = ox.query(query, default_graph=[DefaultGraph(), *visible], named_graphs=visible, prefixes=PREFIXES)
+    except SyntaxError as err:
+        raise StoreError(f"invalid SPARQL: {err}") from err
+    except OSError as err:
+        raise StoreError(f"query failed: {err}") from err
+    if not isinstance(res, QuerySolutions):
+        raise StoreError("expected a SELECT query")
+    return [v.value for v in res.variables], res
+
+
+def _row_solutions(store: Store, query: str) -> tuple[list[str], Iterable[Sequence[Term | None]]]:
+    """:func:`_embedded_solutions` of any store, from its rows: the variables in an order that keeps the order of
+    every row (a row's variables come in the order of the results' head, unbound ones left out)."""
+    rows = store.select(query)
+    order: TopologicalSorter[str] = TopologicalSorter()
+    for row in rows:
+        prev: str | None = None
+        for var in row:
+            order.add(var, *((prev,) if prev is not None else ()))
+            prev = var
+    names = list(order.static_order())
+    return names, [tuple(row.get(var) for var in names) for row in rows]
 
 
 @functools.lru_cache(maxsize=256)
