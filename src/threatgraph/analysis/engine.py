@@ -17,20 +17,19 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, QuerySolutions
-from pyoxigraph import Store as OxStore
+from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
 from threatgraph.analysis.fastclosure import OxTriple, model_closure
 from threatgraph.analysis.findings import FindingCore
 from threatgraph.analysis.model import ModelLoad, flow_errors, load_model_files, model_warnings
 from threatgraph.analysis.ontology import Ontology, load_ontology
 from threatgraph.analysis.rules import Rule, load_rules, rule_files
-from threatgraph.errors import InputError, StoreError
+from threatgraph.errors import InputError
 from threatgraph.resources import queries_dir
 from threatgraph.store import Store, open_store
-from threatgraph.store.base import IMPORT_PENDING, RELEASES, STAGING, Row, Term
+from threatgraph.store.base import Row, Term
 from threatgraph.store.embedded import EmbeddedStore
-from threatgraph.terms import FINDING, PREFIXES, RDF, RDFS, RULE, TG, graph_iri
+from threatgraph.terms import FINDING, RDF, RDFS, RULE, TG, graph_iri
 
 G_ONTOLOGY = graph_iri("ontology")
 G_MODEL = graph_iri("model")
@@ -478,7 +477,7 @@ class Engine:
         model, its closure and the ontology only); elsewhere the rows of :meth:`Store.select`."""
         store = self.store
         if isinstance(store, EmbeddedStore):
-            return functools.partial(_embedded_solutions, store.unsettled_oxigraph(), _visible_graphs(store))
+            return functools.partial(_embedded_solutions, store)
         return functools.partial(_row_solutions, store)
 
     def _select_model(self, query: str) -> list[Row]:
@@ -624,34 +623,10 @@ def _nt_string(text: str) -> str:
     return f'"{text}"'
 
 
-def _visible_graphs(store: EmbeddedStore) -> list[NamedNode | BlankNode] | None:
-    """The named graphs a query of ``store`` may read, None when none is hidden (what
-    :meth:`EmbeddedStore._run` computes: staging graphs and graphs marked ``kb:importPending`` are hidden)."""
-    ox = store.unsettled_oxigraph()
-    hidden = {q.subject for q in ox.quads_for_pattern(None, NamedNode(IMPORT_PENDING), None, NamedNode(RELEASES))
-              if isinstance(q.subject, NamedNode)}
-    hidden.update(g for g in ox.named_graphs() if isinstance(g, NamedNode) and g.value.startswith(STAGING))
-    if not hidden:
-        return None
-    return [g for g in ox.named_graphs() if g not in hidden]
-
-
-def _embedded_solutions(
-    ox: OxStore, visible: list[NamedNode | BlankNode] | None, query: str
-) -> tuple[list[str], Iterable[Sequence[Term | None]]]:
-    """A SELECT on the pyoxigraph store ``ox`` as :meth:`EmbeddedStore.select` runs it (``complete=False``),
+def _embedded_solutions(store: EmbeddedStore, query: str) -> tuple[list[str], Iterable[Sequence[Term | None]]]:
+    """A rule's SELECT on the embedded ``store`` (``complete=False``: rules never read the deferred finding graph),
     its solutions left as pyoxigraph gives them: the variables, and one sequence of terms per solution."""
-    try:
-        if visible is None:
-            res = ox.query(query, use_default_graph_as_union=True, prefixes=PREFIXES)
-        else:
-            res = ox.query(query, default_graph=[DefaultGraph(), *visible], named_graphs=visible, prefixes=PREFIXES)
-    except SyntaxError as err:
-        raise StoreError(f"invalid SPARQL: {err}") from err
-    except OSError as err:
-        raise StoreError(f"query failed: {err}") from err
-    if not isinstance(res, QuerySolutions):
-        raise StoreError("expected a SELECT query")
+    res = store.solutions(query, complete=False)
     return [v.value for v in res.variables], res
 
 

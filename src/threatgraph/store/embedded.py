@@ -10,6 +10,7 @@ from pyoxigraph import (
     DefaultGraph,
     NamedNode,
     Quad,
+    QuerySolutions,
     QueryTriples,
     RdfFormat,
     serialize,
@@ -163,6 +164,15 @@ class EmbeddedStore:
         """``complete=False``: the query reads no graph written by :meth:`defer` (see there)."""
         res = self._run(query, bindings, complete)
         return rows_of(res)
+
+    def solutions(self, query: str, *, complete: bool = True) -> QuerySolutions:
+        """A SELECT's solutions as pyoxigraph gives them (a solution iterates its values in the order of
+        ``variables``, None where unbound): for readers of many rows that want no dict per row (the engine's
+        rules). ``complete=False`` as for :meth:`select`."""
+        res = self._run(query, None, complete)
+        if not isinstance(res, QuerySolutions):
+            raise StoreError("expected a SELECT query")
+        return res
 
     def ask(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> bool:
         res = self._run(query, bindings, complete)
