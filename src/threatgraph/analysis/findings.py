@@ -306,21 +306,40 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
     if not hasattr(type(store), "oxigraph"):  # (the attribute itself loads the store's deferred writes)
         memory = None
     risk = getattr(analysis, "risk", None)
+    written = memory.written if memory is not None else None
     subj: Index = {}
-    for p in _SECOND_STAGE:
-        if memory is not None and p in _IN_MEMORY:
-            continue  # what the Python steps wrote of the applications: kept by them (issue 14)
-        if risk is not None and p in _RISK:
-            continue  # what the risk step wrote: kept by it (issue 14)
-        _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
+    if written is None:
+        for p in _SECOND_STAGE:
+            if memory is not None and p in _IN_MEMORY:
+                continue  # what the Python steps wrote of the applications: kept by them (issue 14)
+            if risk is not None and p in _RISK:
+                continue  # what the risk step wrote: kept by it (issue 14)
+            _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
+    else:  # everything the stage wrote into graph/findings is in memory (the lists copied: the graphs below add)
+        if risk is None:
+            for p in _RISK:
+                _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
+        for s, props in written.items():
+            got = subj.get(s)
+            if got is None:
+                subj[s] = {p: list(vals) for p, vals in props.items()}
+            else:
+                for p, vals in props.items():
+                    got.setdefault(p, []).extend(vals)
     # what the knowledge says of the applied techniques (and the D3FEND inferences the stage added to the finding
     # graph), by predicate: a whole view is a few ten thousand quads (read by subject, technique by technique,
     # it took as long at 1 k elements and longer on the examples, whose techniques cover most of it)
     for g in (G_FINDINGS, *_KNOWLEDGE_GRAPHS):
+        if g == G_FINDINGS and written is not None:
+            continue  # (the stage's D3FEND inferences: in memory)
         objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
+        unsettled = g != G_FINDINGS and isinstance(store, EmbeddedStore)  # (the bridge and the view: never deferred)
         for p in _KNOWLEDGE:
-            _index_predicate(subj, p, match(p, g), objects)
-    builder = _Builder(subj, labels, memory, _first_in(store, G_FINDINGS) if memory is not None else None, risk)
+            _index_predicate(subj, p, match(p, g, complete=False) if unsettled else match(p, g), objects)
+    first: Callable[[str, str], str] | None = None
+    if memory is not None:
+        first = _last_written(memory) if written is not None and not getattr(store, "location", None) else _first_in(store, G_FINDINGS)
+    builder = _Builder(subj, labels, memory, first, risk)
     return builder.findings(cores, focus_kinds(store, cores, labels, complete=False), _schemes(store, complete=False))
 
 
@@ -332,6 +351,25 @@ def _first_in(store: Any, graph: str) -> Callable[[str, str], str]:
     def first(s: str, p: str) -> str:
         ox = store.oxigraph
         return next((q.object.value for q in ox.quads_for_pattern(NamedNode(s), NamedNode(p), None, g)), "")
+
+    return first
+
+
+_RECORD_FIELDS = {TG.appliedTechnique: "technique", TG.viaMapping: "mapping", TG.inRelease: "release",
+                  TG.replacesTechnique: "replaces"}
+
+
+def _last_written(memory: StageMemory) -> Callable[[str, str], str]:
+    """:func:`_first_in` without loading the finding graph, for the in-memory embedded store: its reader lists the
+    values of (subject, predicate) newest first (the reverse of the order quads were first added; a quad added
+    again keeps its place), and the stage wrote an application's values in the order of its record's lists
+    (tests/test_findings_memory.py checks both), so the value a reader sees first is the record's last."""
+    apps = memory.apps
+
+    def first(s: str, p: str) -> str:
+        rec = apps.get(s)
+        vals: list[str] = getattr(rec, _RECORD_FIELDS[p]) if rec is not None else []
+        return vals[-1] if vals else ""
 
     return first
 
