@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
@@ -577,6 +577,11 @@ class _Builder:
         """The views of applications by what they say (:meth:`application_view`)."""
         self.realized: dict[str, set[str]] = {}
         """Mapping IRI → the categories it realises."""
+        self.cat_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+        """A finding's category IRIs → the one tuple of them (:meth:`attach` keys views by its id)."""
+        self.finding_views: dict[tuple[int, int], TechniqueView] = {}
+        """(id of an application view, id of a finding's category tuple) → the view the finding lists (shared by
+        the findings alike; the application views and category tuples are kept, so their ids stay theirs)."""
 
     def lab(self, iri: str) -> str:
         out = self.labs.get(iri)
@@ -682,26 +687,38 @@ class _Builder:
                     (self.factor(n) for n in key),
                     key=lambda r: (r[0] != "impact", -r[3] if r[0] == "impact" else 0, r[1], r[2], r[3], r[4]))
             f.risk_factors = [RiskFactorView(*r) for r in rows]
-        for app in self.apps.get(iri, ()):
-            base = self.applications.get(app, _MISSING)
+        apps = self.apps.get(iri)
+        if not apps:
+            return
+        # the finding's categories, one tuple object per distinct list (its id keys the views below)
+        fc = tuple(ci for ci, _label, _fw in f.categories)
+        fc = self.cat_keys.setdefault(fc, fc)
+        fc_id = id(fc)
+        applications, finding_views = self.applications, self.finding_views
+        techniques = f.techniques
+        for app in apps:
+            base = applications.get(app, _MISSING)
             if base is _MISSING:
-                base = self.applications[app] = self.application_view(app)
+                base = applications[app] = self.application_view(app)
             if base is None:
                 continue
-            realized = self.realized.get(base.mapping)
-            if realized is None:
-                realized = self.realized[base.mapping] = {
-                    c.value for c in self.props(base.mapping).get(_K.realizes, ())}
-            # a fresh view per finding (lists copied): an application is shared by the findings it realises;
-            # its fields copied as a dict (a 19-argument __init__ per view cost more)
-            d = base.__dict__.copy()
-            for name in _LIST_FIELDS:
-                d[name] = d[name].copy()
-            d["categories"] = [label for ci, label, _fw in f.categories if ci in realized]
-            tv = _new_view(TechniqueView)
-            tv.__dict__ = d
-            f.techniques.append(tv)
-        f.techniques.sort(key=lambda t: (t.status == "mitigated", t.id, t.iri, t.mapping))
+            # one view per (application view, the finding's categories): the findings of one element and
+            # category list share it, as its lists (no reader of a view changes it: report.py, export/,
+            # diffmodel.py, releasediff.py only read them); the view of an application is the view of every
+            # application alike (application_view), with the categories of the finding its mapping realises
+            vkey = (id(base), fc_id)
+            tv = finding_views.get(vkey)
+            if tv is None:
+                realized = self.realized.get(base.mapping)
+                if realized is None:
+                    realized = self.realized[base.mapping] = {
+                        c.value for c in self.props(base.mapping).get(_K.realizes, ())}
+                d = base.__dict__.copy()  # (a 19-argument __init__ per view cost more)
+                d["categories"] = [label for ci, label, _fw in f.categories if ci in realized]
+                tv = finding_views[vkey] = _new_view(TechniqueView)
+                tv.__dict__ = d
+            techniques.append(tv)
+        techniques.sort(key=_technique_order)
 
     def application_view(self, app: str) -> TechniqueView | None:
         """What a technique application says, the same for every finding it realises (categories left empty);
@@ -820,10 +837,12 @@ class _Builder:
         return _TechniqueData(mitigations, countermeasures, detections, _one(tp, _K.maturity))
 
 
-_LIST_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in fields(TechniqueView) if f.name != "categories" and f.type.startswith("list"))
-"""The list fields of a technique view (copied per finding; its categories are the finding's)."""
 _new_view = object.__new__
+
+
+def _technique_order(t: TechniqueView) -> tuple[bool, str, str, str]:
+    """The order of a finding's techniques: not mitigated first, then by id, IRI and mapping."""
+    return (t.status == "mitigated", t.id, t.iri, t.mapping)
 
 
 _SECOND_STAGE: tuple[str, ...] = (
