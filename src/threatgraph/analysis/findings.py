@@ -296,7 +296,13 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
 
     Falls back to :func:`read_findings` when the analysis kept no cores (not run by the engine) or its store
     has no index reader (a remote store). CPU with knowledge (medians, docs/performance.md): rag-assistant
-    0.133 s → 0.096 s, generated 1 k 0.97 s → 0.69 s, 10 k 9.8 s → 8.6 s (main's ``read_findings`` → this)."""
+    0.133 s → 0.096 s, generated 1 k 0.97 s → 0.69 s, 10 k 9.8 s → 8.6 s (main's ``read_findings`` → this).
+
+    After the technique stage and risk kept what they wrote (``analysis.stage_memory`` with its ``written``,
+    ``analysis.risk``), nothing is read of graph/findings and the embedded store's deferred finding graph stays
+    unloaded (issue 14; the bridge and view graphs are read by predicate). CPU with the garbage collector off (as
+    ``analyze`` runs it), with knowledge: generated 1 k 1.15 s → 0.33 s, 10 k 9.8 s → 2.55 s (loading the graph and
+    reading it back, and a view copied per finding, before)."""
     store = analysis.store
     match = getattr(store, "quads_matching", None)
     cores = analysis.cores
@@ -752,7 +758,7 @@ class _Builder:
         status = memory.control.get(app, "") if memory is not None else _one(ap, _K.controlStatus)
         by = tuple(c.value for c in ap.get(_K.implementedBy, ()))
         implemented = tuple(m.value for m in ap.get(_K.implementedMitigation, ()))
-        # applications of one technique on elements alike say the same: one view for them all (attach copies it)
+        # applications of one technique on elements alike say the same: one view for them all (attach shares it)
         key = (t, via, release, rep, frozenset(asset_types), exposures, reduced, status, by, implemented)
         tv = self.views.get(key)
         if tv is None:
@@ -793,7 +799,7 @@ class _Builder:
 
     def _facts(self, key: tuple[str, ...]) -> list[tuple[str, str]]:
         """(subject label, attribute local name) of exposure / reduction fact nodes (IRIs), sorted, distinct (one
-        list per set of nodes: an element's applications share its fact nodes; the views' lists are copied)."""
+        list per set of nodes: an element's applications share its fact nodes; the views share the lists)."""
         found = self.fact_lists.get(key)
         if found is not None:
             return found

@@ -226,7 +226,9 @@ class StageMemory:
     as they wrote them (issue 14: the finding read-back built from them instead of ~1 M quads read back).
     Exactly the ``tg:controlStatus``, ``tg:ofFinding``, ``tg:appliedTechnique``, ``tg:viaMapping``, ``tg:inRelease``,
     ``tg:replacesTechnique``, ``tg:viaAssetType``, ``tg:exposure``, ``tg:reducedByFact`` quads of graph/findings
-    and the ``tg:factSubject`` / ``tg:factAttribute`` of their fact nodes (every term an IRI)."""
+    and the ``tg:factSubject`` / ``tg:factAttribute`` of their fact nodes (every term an IRI); with the rule findings
+    in memory, also what 31-countermeasures-assets, 50-controls, 51-coverage and the control status wrote that the
+    finding read-back needs (:attr:`written`)."""
 
     apps: dict[str, AppRecord] = field(default_factory=dict)
     of_finding: dict[str, list[str]] = field(default_factory=dict)
