@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
@@ -296,7 +296,13 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
 
     Falls back to :func:`read_findings` when the analysis kept no cores (not run by the engine) or its store
     has no index reader (a remote store). CPU with knowledge (medians, docs/performance.md): rag-assistant
-    0.133 s → 0.096 s, generated 1 k 0.97 s → 0.69 s, 10 k 9.8 s → 8.6 s (main's ``read_findings`` → this)."""
+    0.133 s → 0.096 s, generated 1 k 0.97 s → 0.69 s, 10 k 9.8 s → 8.6 s (main's ``read_findings`` → this).
+
+    After the technique stage and risk kept what they wrote (``analysis.stage_memory`` with its ``written``,
+    ``analysis.risk``), nothing is read of graph/findings and the embedded store's deferred finding graph stays
+    unloaded (issue 14; the bridge and view graphs are read by predicate). CPU with the garbage collector off (as
+    ``analyze`` runs it), with knowledge: generated 1 k 1.15 s → 0.33 s, 10 k 9.8 s → 2.55 s (loading the graph and
+    reading it back, and a view copied per finding, before)."""
     store = analysis.store
     match = getattr(store, "quads_matching", None)
     cores = analysis.cores
@@ -306,21 +312,40 @@ def findings_of(analysis: Analysis, labels: dict[str, str]) -> list[Finding]:
     if not hasattr(type(store), "oxigraph"):  # (the attribute itself loads the store's deferred writes)
         memory = None
     risk = getattr(analysis, "risk", None)
+    written = memory.written if memory is not None else None
     subj: Index = {}
-    for p in _SECOND_STAGE:
-        if memory is not None and p in _IN_MEMORY:
-            continue  # what the Python steps wrote of the applications: kept by them (issue 14)
-        if risk is not None and p in _RISK:
-            continue  # what the risk step wrote: kept by it (issue 14)
-        _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
+    if written is None:
+        for p in _SECOND_STAGE:
+            if memory is not None and p in _IN_MEMORY:
+                continue  # what the Python steps wrote of the applications: kept by them (issue 14)
+            if risk is not None and p in _RISK:
+                continue  # what the risk step wrote: kept by it (issue 14)
+            _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
+    else:  # everything the stage wrote into graph/findings is in memory (the lists copied: the graphs below add)
+        if risk is None:
+            for p in _RISK:
+                _index_predicate(subj, p, match(p, G_FINDINGS), _GRAPH_OBJECTS)
+        for s, props in written.items():
+            got = subj.get(s)
+            if got is None:
+                subj[s] = {p: list(vals) for p, vals in props.items()}
+            else:
+                for p, vals in props.items():
+                    got.setdefault(p, []).extend(vals)
     # what the knowledge says of the applied techniques (and the D3FEND inferences the stage added to the finding
     # graph), by predicate: a whole view is a few ten thousand quads (read by subject, technique by technique,
     # it took as long at 1 k elements and longer on the examples, whose techniques cover most of it)
     for g in (G_FINDINGS, *_KNOWLEDGE_GRAPHS):
+        if g == G_FINDINGS and written is not None:
+            continue  # (the stage's D3FEND inferences: in memory)
         objects = _GRAPH_OBJECTS if g == G_FINDINGS else _KNOWLEDGE_OBJECTS
+        unsettled = g != G_FINDINGS and isinstance(store, EmbeddedStore)  # (the bridge and the view: never deferred)
         for p in _KNOWLEDGE:
-            _index_predicate(subj, p, match(p, g), objects)
-    builder = _Builder(subj, labels, memory, _first_in(store, G_FINDINGS) if memory is not None else None, risk)
+            _index_predicate(subj, p, match(p, g, complete=False) if unsettled else match(p, g), objects)
+    first: Callable[[str, str], str] | None = None
+    if memory is not None:
+        first = _last_written(memory) if written is not None and not getattr(store, "location", None) else _first_in(store, G_FINDINGS)
+    builder = _Builder(subj, labels, memory, first, risk)
     return builder.findings(cores, focus_kinds(store, cores, labels, complete=False), _schemes(store, complete=False))
 
 
@@ -332,6 +357,25 @@ def _first_in(store: Any, graph: str) -> Callable[[str, str], str]:
     def first(s: str, p: str) -> str:
         ox = store.oxigraph
         return next((q.object.value for q in ox.quads_for_pattern(NamedNode(s), NamedNode(p), None, g)), "")
+
+    return first
+
+
+_RECORD_FIELDS = {TG.appliedTechnique: "technique", TG.viaMapping: "mapping", TG.inRelease: "release",
+                  TG.replacesTechnique: "replaces"}
+
+
+def _last_written(memory: StageMemory) -> Callable[[str, str], str]:
+    """:func:`_first_in` without loading the finding graph, for the in-memory embedded store: its reader lists the
+    values of (subject, predicate) newest first (the reverse of the order quads were first added; a quad added
+    again keeps its place), and the stage wrote an application's values in the order of its record's lists
+    (tests/test_findings_memory.py checks both), so the value a reader sees first is the record's last."""
+    apps = memory.apps
+
+    def first(s: str, p: str) -> str:
+        rec = apps.get(s)
+        vals: list[str] = getattr(rec, _RECORD_FIELDS[p]) if rec is not None else []
+        return vals[-1] if vals else ""
 
     return first
 
@@ -539,6 +583,11 @@ class _Builder:
         """The views of applications by what they say (:meth:`application_view`)."""
         self.realized: dict[str, set[str]] = {}
         """Mapping IRI → the categories it realises."""
+        self.cat_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+        """A finding's category IRIs → the one tuple of them (:meth:`attach` keys views by its id)."""
+        self.finding_views: dict[tuple[int, int], TechniqueView] = {}
+        """(id of an application view, id of a finding's category tuple) → the view the finding lists (shared by
+        the findings alike; the application views and category tuples are kept, so their ids stay theirs)."""
 
     def lab(self, iri: str) -> str:
         out = self.labs.get(iri)
@@ -644,26 +693,38 @@ class _Builder:
                     (self.factor(n) for n in key),
                     key=lambda r: (r[0] != "impact", -r[3] if r[0] == "impact" else 0, r[1], r[2], r[3], r[4]))
             f.risk_factors = [RiskFactorView(*r) for r in rows]
-        for app in self.apps.get(iri, ()):
-            base = self.applications.get(app, _MISSING)
+        apps = self.apps.get(iri)
+        if not apps:
+            return
+        # the finding's categories, one tuple object per distinct list (its id keys the views below)
+        fc = tuple(ci for ci, _label, _fw in f.categories)
+        fc = self.cat_keys.setdefault(fc, fc)
+        fc_id = id(fc)
+        applications, finding_views = self.applications, self.finding_views
+        techniques = f.techniques
+        for app in apps:
+            base = applications.get(app, _MISSING)
             if base is _MISSING:
-                base = self.applications[app] = self.application_view(app)
+                base = applications[app] = self.application_view(app)
             if base is None:
                 continue
-            realized = self.realized.get(base.mapping)
-            if realized is None:
-                realized = self.realized[base.mapping] = {
-                    c.value for c in self.props(base.mapping).get(_K.realizes, ())}
-            # a fresh view per finding (lists copied): an application is shared by the findings it realises;
-            # its fields copied as a dict (a 19-argument __init__ per view cost more)
-            d = base.__dict__.copy()
-            for name in _LIST_FIELDS:
-                d[name] = d[name].copy()
-            d["categories"] = [label for ci, label, _fw in f.categories if ci in realized]
-            tv = _new_view(TechniqueView)
-            tv.__dict__ = d
-            f.techniques.append(tv)
-        f.techniques.sort(key=lambda t: (t.status == "mitigated", t.id, t.iri, t.mapping))
+            # one view per (application view, the finding's categories): the findings of one element and
+            # category list share it, as its lists (no reader of a view changes it: report.py, export/,
+            # diffmodel.py, releasediff.py only read them); the view of an application is the view of every
+            # application alike (application_view), with the categories of the finding its mapping realises
+            vkey = (id(base), fc_id)
+            tv = finding_views.get(vkey)
+            if tv is None:
+                realized = self.realized.get(base.mapping)
+                if realized is None:
+                    realized = self.realized[base.mapping] = {
+                        c.value for c in self.props(base.mapping).get(_K.realizes, ())}
+                d = base.__dict__.copy()  # (a 19-argument __init__ per view cost more)
+                d["categories"] = [label for ci, label, _fw in f.categories if ci in realized]
+                tv = finding_views[vkey] = _new_view(TechniqueView)
+                tv.__dict__ = d
+            techniques.append(tv)
+        techniques.sort(key=_technique_order)
 
     def application_view(self, app: str) -> TechniqueView | None:
         """What a technique application says, the same for every finding it realises (categories left empty);
@@ -697,7 +758,7 @@ class _Builder:
         status = memory.control.get(app, "") if memory is not None else _one(ap, _K.controlStatus)
         by = tuple(c.value for c in ap.get(_K.implementedBy, ()))
         implemented = tuple(m.value for m in ap.get(_K.implementedMitigation, ()))
-        # applications of one technique on elements alike say the same: one view for them all (attach copies it)
+        # applications of one technique on elements alike say the same: one view for them all (attach shares it)
         key = (t, via, release, rep, frozenset(asset_types), exposures, reduced, status, by, implemented)
         tv = self.views.get(key)
         if tv is None:
@@ -738,7 +799,7 @@ class _Builder:
 
     def _facts(self, key: tuple[str, ...]) -> list[tuple[str, str]]:
         """(subject label, attribute local name) of exposure / reduction fact nodes (IRIs), sorted, distinct (one
-        list per set of nodes: an element's applications share its fact nodes; the views' lists are copied)."""
+        list per set of nodes: an element's applications share its fact nodes; the views share the lists)."""
         found = self.fact_lists.get(key)
         if found is not None:
             return found
@@ -782,10 +843,12 @@ class _Builder:
         return _TechniqueData(mitigations, countermeasures, detections, _one(tp, _K.maturity))
 
 
-_LIST_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in fields(TechniqueView) if f.name != "categories" and f.type.startswith("list"))
-"""The list fields of a technique view (copied per finding; its categories are the finding's)."""
 _new_view = object.__new__
+
+
+def _technique_order(t: TechniqueView) -> tuple[bool, str, str, str]:
+    """The order of a finding's techniques: not mitigated first, then by id, IRI and mapping."""
+    return (t.status == "mitigated", t.id, t.iri, t.mapping)
 
 
 _SECOND_STAGE: tuple[str, ...] = (

@@ -44,7 +44,7 @@ from pyoxigraph import BlankNode, Literal, NamedNode, Quad, RdfFormat, Triple, p
 from pyoxigraph import Store as OxStore
 
 from threatgraph.resources import queries_dir
-from threatgraph.store.base import Row, Store
+from threatgraph.store.base import Row, Store, Term
 from threatgraph.terms import FINDING, RDF, TG, TGML, graph_iri
 
 if TYPE_CHECKING:
@@ -226,7 +226,9 @@ class StageMemory:
     as they wrote them (issue 14: the finding read-back built from them instead of ~1 M quads read back).
     Exactly the ``tg:controlStatus``, ``tg:ofFinding``, ``tg:appliedTechnique``, ``tg:viaMapping``, ``tg:inRelease``,
     ``tg:replacesTechnique``, ``tg:viaAssetType``, ``tg:exposure``, ``tg:reducedByFact`` quads of graph/findings
-    and the ``tg:factSubject`` / ``tg:factAttribute`` of their fact nodes (every term an IRI)."""
+    and the ``tg:factSubject`` / ``tg:factAttribute`` of their fact nodes (every term an IRI); with the rule findings
+    in memory, also what 31-countermeasures-assets, 50-controls, 51-coverage and the control status wrote that the
+    finding read-back needs (:attr:`written`)."""
 
     apps: dict[str, AppRecord] = field(default_factory=dict)
     of_finding: dict[str, list[str]] = field(default_factory=dict)
@@ -236,6 +238,15 @@ class StageMemory:
     control: dict[str, str] = field(default_factory=dict)
     """Application or finding IRI → its ``tg:controlStatus`` IRI (filled by
     :func:`~threatgraph.analysis.techniques.derive_control_status`, the one writer of that predicate)."""
+    written: dict[str, dict[str, list[Term]]] | None = None
+    """Subject IRI → predicate IRI → objects (distinct, Triple terms left out) of every other quad the stage wrote
+    into graph/findings: 31-countermeasures-assets (``tg:countermeasureInference`` and its inference nodes'
+    predicates), 50-controls (``tg:implementedMitigation``, ``tg:implementedBy``), 51-coverage (``tg:coveredBy``)
+    and the control status's ``tg:mitigatedByFact``; ``tg:countermeasure`` and ``rdf:type`` / ``tg:forTechnique`` of
+    the inference nodes are not kept (no reader of the memory asks). Set by
+    :func:`~threatgraph.analysis.techniques.run_stage` only when all four ran from memory (the rule findings in
+    memory, every step of the shipped stage run here): then :func:`~threatgraph.analysis.findings.findings_of` reads
+    nothing of graph/findings (issue 14); None otherwise."""
 
 
 def _add_new(values: list[str], value: str) -> None:
@@ -297,6 +308,25 @@ class PythonStage:
         """IRIs of the findings with a ``tg:coveredBy`` (51-coverage, run here with :attr:`cores`); None: not kept."""
         self.sparql_findings = False
         """Whether a step run as SPARQL wrote into graph/findings (then :attr:`MEMORY_STEPS` run as SPARQL)."""
+        self.ran: set[str] = set()
+        """File names of the steps run here."""
+        self.written: dict[str, dict[str, list[Term]]] = {}
+        """What 31-countermeasures-assets, 50-controls and 51-coverage wrote into graph/findings (with :attr:`cores`;
+        :attr:`StageMemory.written`)."""
+
+    def _note(self, s: str, p: str, o: Node) -> None:
+        """Keep the quad (``s`` ``p`` ``o``) written into graph/findings in :attr:`written` (with :attr:`cores`)."""
+        if isinstance(o, Triple):
+            return
+        props = self.written.get(s)
+        if props is None:
+            self.written[s] = {p: [o]}
+            return
+        vals = props.get(p)
+        if vals is None:
+            props[p] = [o]
+        elif o not in vals:
+            vals.append(o)
 
     @classmethod
     def of(cls, store: Store, cores: Sequence[FindingCore] | None = None) -> PythonStage | None:
@@ -336,6 +366,7 @@ class PythonStage:
         """Run the Python implementation of the step ``path`` (one that :meth:`takes`)."""
         step: Callable[[], None] = getattr(self, self.STEPS.get(path.name) or self.MEMORY_STEPS[path.name])
         step()
+        self.ran.add(path.name)
 
     def write_text(self, text: str) -> None:
         """Add the N-Triples ``text`` to graph/findings: deferred with :attr:`cores`, else loaded (lenient)."""
@@ -838,6 +869,10 @@ class PythonStage:
                         out.add((f, p["coveredBy"], ctl))
         if self.cores is not None:
             self.covered = {f.value for f, _p, _c in out if isinstance(f, NamedNode)}
+            covered_by = _P["coveredBy"].value
+            for f, _p, ctl in out:
+                if isinstance(f, NamedNode):
+                    self._note(f.value, covered_by, ctl)
         self._add(out)
 
     # -- 31-countermeasures-assets.rq (with the findings in memory) ----------------------------------
@@ -894,6 +929,10 @@ class PythonStage:
         a_type = str(_TYPE)
         rel = p["targetsAsset"]
         rel_s = rel.value
+        note = self._note
+        inf_p, cm_p, off_p, art_p, def_p, dart_p = (p[name].value for name in (
+            "countermeasureInference", "countermeasureTechnique", "offensiveRelation", "offensiveArtifact",
+            "defensiveRelation", "defendedArtifact"))
         for t, found in rows_of.items():
             tt = f"<{t}>"
             cms = self.countermeasure.setdefault(t, set())
@@ -906,7 +945,11 @@ class PythonStage:
                 if any(part is None for part in parts):
                     continue  # STR of a blank node: ?x unbound
                 sc, sa, sdp, sb = parts
-                x = f"<{_D3FEND}{_md5(f'{t} {sc} {rel_s} {sa} {sdp} {sb}')}>"  # (hex: always an IRI)
+                x_i = f"{_D3FEND}{_md5(f'{t} {sc} {rel_s} {sa} {sdp} {sb}')}"  # (hex: always an IRI)
+                x = f"<{x_i}>"
+                note(t, inf_p, NamedNode(x_i))
+                for x_p, x_o in ((cm_p, cm), (off_p, rel), (art_p, a), (def_p, dp), (dart_p, b)):
+                    note(x_i, x_p, x_o)
                 at, dpt, bt = text(a), text(dp), text(b)
                 if ct in special or at in special or dpt in special or bt in special:
                     for pred, obj in (("countermeasureTechnique", ct), ("offensiveArtifact", at),
@@ -957,6 +1000,7 @@ class PythonStage:
                 got |= self.countermeasure.get(t, set())
             return got
 
+        note, impl_p, by_p = self._note, p["implementedMitigation"].value, p["implementedBy"].value
         for e, ctls in controls.items():
             for app in dict.fromkeys(self.on_element.get(e, ())):
                 rec = mem.apps[app]
@@ -970,4 +1014,6 @@ class PythonStage:
                                 out.add((app_node, p["implementedBy"], ctl))
                                 if not isinstance(mit, Triple):
                                     implemented.setdefault(app_node.value, set()).add(mit.value)
+                                note(app, impl_p, mit)
+                                note(app, by_p, ctl)
         self._add(out)

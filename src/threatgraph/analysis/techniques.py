@@ -467,7 +467,22 @@ def run_stage(
         covered=fast.covered if in_memory and fast is not None else None,
         mitigated=mitigated,
     )
+    if (result.memory is not None and fast is not None and in_memory and mitigated is not None
+            and _MEMORY_WRITERS <= fast.ran):
+        # everything else the stage wrote into graph/findings, for findings_of (issue 14: no read-back)
+        written = fast.written
+        fact_p = TG.mitigatedByFact
+        for f, xs in mitigated.items():
+            if xs:
+                props = written.setdefault(f, {})
+                props[fact_p] = [NamedNode(x) for x in xs]
+        result.memory.written = written
     return result
+
+
+_MEMORY_WRITERS = frozenset({"31-countermeasures-assets.rq", "50-controls.rq", "51-coverage.rq"})
+"""The steps whose writes into graph/findings :attr:`StageMemory.written` holds (run in Python with the rule
+findings in memory)."""
 
 
 # Applicable mitigations depend on the technique only: read per technique, not per application (at 10 k
