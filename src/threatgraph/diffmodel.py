@@ -143,7 +143,7 @@ def snapshot(paths: Sequence[str | Path], ml_classes: str | Path | None = None) 
     """Analyse one model version and keep what the diff compares (``ml_classes``: as ``analyze --ml-classes``)."""
     analysis = analyze(list(paths), validate=False, ml_classes=ml_classes)
     store = analysis.store
-    labels = labels_of(store)
+    labels = labels_of(store, complete=False)
     findings = findings_of(analysis, labels)
     views = finding_views(store, findings, labels, analysis.rules)
     kinds: dict[str, str] = {}

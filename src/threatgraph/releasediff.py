@@ -205,7 +205,7 @@ def analyse_side(models: Sequence[str], knowledge: Sequence[str] | View, label: 
         a = analyze(list(models), view=knowledge)
     else:
         a = analyze(list(models), knowledge=list(knowledge))
-    labels = labels_of(a.store)
+    labels = labels_of(a.store, complete=False)
     attack = sorted(src for src in a.releases if src.startswith("attack-"))
     side = Side(label, findings_of(a, labels), {}, labels, attack[0] if attack else "attack-enterprise")
     return side, a.store

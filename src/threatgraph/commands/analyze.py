@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if analysis is None:
         return 1
-    labels = labels_of(analysis.store)
+    labels = labels_of(analysis.store, complete=False)  # the finding graph adds no label: leave it deferred
     findings = findings_of(analysis, labels)  # what the engine kept + the second stage read by predicate
     floor = severity_rank(args.min_severity)
     shown = [f for f in findings if f.level_rank >= floor]
