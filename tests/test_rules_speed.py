@@ -388,14 +388,16 @@ class RowStore:
     def __init__(self) -> None:
         self.inner = EmbeddedStore()
 
-    def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
-        return self.inner.select(query, bindings)
+    def select(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> list[Row]:
+        return self.inner.select(query, bindings, complete=complete)
 
-    def ask(self, query: str, bindings: Mapping[str, Term] | None = None) -> bool:
-        return self.inner.ask(query, bindings)
+    def ask(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> bool:
+        return self.inner.ask(query, bindings, complete=complete)
 
-    def construct(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Quad]:
-        return self.inner.construct(query, bindings)
+    def construct(
+        self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True
+    ) -> list[Quad]:
+        return self.inner.construct(query, bindings, complete=complete)
 
     def update(self, update: str) -> None:
         self.inner.update(update)
@@ -444,7 +446,9 @@ def test_row_solutions_keep_each_rows_variable_order() -> None:
     a, b, c = NamedNode("urn:a"), NamedNode("urn:b"), NamedNode("urn:c")
 
     class Fixed(RowStore):
-        def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
+        def select(
+            self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True
+        ) -> list[Row]:
             return [{"x": a, "z": c}, {"y": b, "z": c}, {"x": a, "y": b}]
 
     names, sols = _row_solutions(Fixed(), "SELECT ?x ?y ?z WHERE {}")

@@ -27,7 +27,7 @@ from threatgraph.analysis.rules import Rule, load_rules, rule_files
 from threatgraph.errors import InputError
 from threatgraph.resources import queries_dir
 from threatgraph.store import Store, open_store
-from threatgraph.store.base import Row, Term
+from threatgraph.store.base import Term
 from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import FINDING, RDF, RDFS, RULE, TG, graph_iri
 
@@ -127,7 +127,7 @@ def labels_of(store: Store, *, complete: bool = True) -> dict[str, str]:
     the finding graph's writers (the rules, risk, attack paths) write no label, so the labels are the same."""
     query = ("SELECT ?s ?l WHERE { { ?s rdfs:label ?l } UNION { ?s skos:prefLabel ?l } FILTER(isIRI(?s)) "
              "FILTER(lang(?l) = '' || langMatches(lang(?l), 'en')) }")
-    rows = store.select(query) if complete or not isinstance(store, EmbeddedStore) else store.select(query, complete=False)
+    rows = store.select(query, complete=complete)
     out: dict[str, str] = {}
     for r in rows:
         s, lit = r["s"], r["l"]
@@ -362,7 +362,7 @@ class Engine:
         # the author's statement that an element is not part of the analysis (Threat Dragon outOfScope,
         # Threagile out_of_scope, TMT "Out Of Scope"): it stays in the model and the diagrams and raises
         # no finding (issue 13); reports list it with its reason
-        out_of_scope = {r["e"] for r in self._select_model("SELECT ?e WHERE { ?e tg:outOfScope true }")}
+        out_of_scope = {r["e"] for r in self.store.select("SELECT ?e WHERE { ?e tg:outOfScope true }", complete=False)}
         evidence_nodes: dict[tuple[str, Term], NamedNode] = {}
         evidence_text: dict[str, dict[Term, str]] = {}
         writer = _TextWriter(self.store, G_FINDINGS)
@@ -479,13 +479,6 @@ class Engine:
         if isinstance(store, EmbeddedStore):
             return functools.partial(_embedded_solutions, store)
         return functools.partial(_row_solutions, store)
-
-    def _select_model(self, query: str) -> list[Row]:
-        """A rule's query: it reads the model, its closure and the ontology, never the finding graph this
-        engine defers (:meth:`EmbeddedStore.defer`), so it runs without loading it."""
-        if isinstance(self.store, EmbeddedStore):
-            return self.store.select(query, complete=False)
-        return self.store.select(query)
 
     @staticmethod
     def _rule_quads(rule: Rule, node: NamedNode, g: NamedNode) -> list[Quad]:

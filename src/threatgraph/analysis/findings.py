@@ -10,7 +10,7 @@ from pyoxigraph import BlankNode, Literal, NamedNode, Quad
 
 from threatgraph.analysis.rules import SEVERITIES
 from threatgraph.store import Store
-from threatgraph.store.base import Row, Term
+from threatgraph.store.base import Term
 from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import DCT, RDF, RDFS, TG, graph_iri
 
@@ -380,18 +380,10 @@ def _last_written(memory: StageMemory) -> Callable[[str, str], str]:
     return first
 
 
-def _unsettled_select(store: Store, query: str) -> list[Row]:
-    """``store.select(query)`` of a query that reads no graph the embedded store defers (the ontology, the model,
-    its closure): without loading the deferred finding graph."""
-    if isinstance(store, EmbeddedStore):
-        return store.select(query, complete=False)
-    return store.select(query)
-
-
 def _schemes(store: Store, *, complete: bool = True) -> dict[str, str]:
     """Threat category IRI → the IRI of its scheme (STRIDE or LINDDUN). ``complete=False``: without loading the
     embedded store's deferred finding graph (the categories are in the ontology)."""
-    rows = store.select(_SCHEMES) if complete else _unsettled_select(store, _SCHEMES)
+    rows = store.select(_SCHEMES, complete=complete)
     return {r["cat"].value: r["scheme"].value for r in rows}
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pyoxigraph import Literal, NamedNode
 
 from threatgraph.analysis.findings import Finding
-from threatgraph.analysis.risk import model_select
 from threatgraph.store.base import Store
 from threatgraph.terms import FINDING, RDF, TG, graph_iri
 
@@ -99,21 +98,21 @@ def find_paths(store: Store, max_hops: int = MAX_HOPS, *, keep: list[PathRecord]
     """Find and store one shortest attack path per (start, critical asset) pair; return how many. ``keep``
     receives what is written (:class:`PathRecord`, sorted by start and target). Reads only the model and its
     closure: on the embedded store the finding graph's deferred writes stay unloaded."""
-    open_pairs = sorted({(r["start"].value, r["asset"].value) for r in model_select(store, PAIRS_QUERY)})
+    open_pairs = sorted({(r["start"].value, r["asset"].value) for r in store.select(PAIRS_QUERY, complete=False)})
     found: dict[tuple[str, str], list[str]] = {}
     for length in range(1, max_hops + 1):
         if not open_pairs:
             break
-        for r in model_select(store, hops_query(length, _values(open_pairs))):
+        for r in store.select(hops_query(length, _values(open_pairs)), complete=False):
             found[(r["start"].value, r["asset"].value)] = r["flows"].value.split(" ")
         open_pairs = [p for p in open_pairs if p not in found]
     if not found:
         return 0
     targets = {
         r["f"].value: (r["t"].value, "x" in r)
-        for r in model_select(
-            store,
-            "SELECT ?f ?t ?x WHERE { ?f a tg:DataFlow ; tg:target ?t . OPTIONAL { ?f tg:crossesBoundary true . BIND(1 AS ?x) } }"
+        for r in store.select(
+            "SELECT ?f ?t ?x WHERE { ?f a tg:DataFlow ; tg:target ?t . OPTIONAL { ?f tg:crossesBoundary true . BIND(1 AS ?x) } }",
+            complete=False,
         )
     }
     from threatgraph.analysis.engine import _TextWriter  # engine imports this module
@@ -187,7 +186,7 @@ _CROSSING = "SELECT ?flow WHERE { ?flow tg:crossesBoundary true }"
 
 def _kept_rows(store: Store, kept: Sequence[PathRecord]) -> list[dict[str, str]]:
     """The rows of :data:`_READ` (as IRIs and lexical forms) for the paths ``kept`` (what :func:`find_paths` wrote)."""
-    crossing = {r["flow"].value for r in model_select(store, _CROSSING)}
+    crossing = {r["flow"].value for r in store.select(_CROSSING, complete=False)}
     rows: list[dict[str, str]] = []
     for pr in kept:
         head = {"p": pr.iri, "start": pr.start, "target": pr.target, "len": str(pr.length), "cross": str(pr.crossings)}

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING
 from pyoxigraph import Literal, NamedNode
 
 from threatgraph.analysis.techniques import Applications, read_applications
-from threatgraph.store.base import Row, Store, Term
-from threatgraph.store.embedded import EmbeddedStore
+from threatgraph.store.base import Store, Term
 from threatgraph.terms import FINDING, RDF, TG, graph_iri
 
 if TYPE_CHECKING:
@@ -82,15 +81,6 @@ _REDUCED = f"""SELECT ?app ?attr WHERE {{ GRAPH <{G_FINDINGS}> {{ ?app tg:reduce
 _FINDINGS = f"SELECT ?f ?e WHERE {{ GRAPH <{G_FINDINGS}> {{ ?f a tg:Finding ; tg:focus ?e }} }}"
 
 
-def model_select(store: Store, query: str) -> list[Row]:
-    """``store.select(query)`` for a query that reads only the model, its closure, the ontology and the knowledge:
-    on the embedded store without loading the finding graph it defers (``complete=False``,
-    :meth:`~threatgraph.store.embedded.EmbeddedStore.defer`)."""
-    if isinstance(store, EmbeddedStore):
-        return store.select(query, complete=False)
-    return store.select(query)
-
-
 @dataclass(frozen=True)
 class Factor:
     """One factor: of "likelihood" or "impact"; for likelihood ``effect`` is points, for impact a level."""
@@ -141,23 +131,23 @@ def element_factors(store: Store) -> dict[str, list[Factor]]:
     out: dict[str, list[Factor]] = defaultdict(list)
     best_data: dict[str, tuple[int, Term, str]] = {}
     # sorted, so that between equally sensitive data assets the same one is named on every backend
-    for r in sorted(model_select(store, _DATA), key=lambda r: (r["e"].value, -int(r["v"].value), str(r["s"]))):
+    for r in sorted(store.select(_DATA, complete=False), key=lambda r: (r["e"].value, -int(r["v"].value), str(r["s"]))):
         rank = int(r["v"].value)
         e = r["e"].value
         if e not in best_data or rank > best_data[e][0]:
             best_data[e] = (rank, r["s"], _local(r["c"].value))
     for e, (rank, s, cls) in best_data.items():
         out[e].append(Factor("impact", "data classification", f"{cls} (sensitivity rank {rank})", min(rank, 5), s))
-    for r in model_select(store, _CRITICALITY):
+    for r in store.select(_CRITICALITY, complete=False):
         crit = max(1, min(5, int(r["v"].value)))
         out[r["e"].value].append(Factor("impact", "criticality", str(crit), crit, r["s"]))
-    for r in model_select(store, _CRITICAL_TYPE):
+    for r in store.select(_CRITICAL_TYPE, complete=False):
         out[r["e"].value].append(
             Factor("impact", "critical ML asset type", _local(r["s"].value), CRITICAL_ASSET_IMPACT, r["s"])
         )
     for query, name in ((_PUBLIC, "exposure"), (_BOUNDARY, "trust boundary"), (_UNTRUSTED, "untrusted origin")):
         seen: set[str] = set()
-        for r in sorted(model_select(store, query), key=lambda r: (r["e"].value, r["v"].value, r["s"].value)):
+        for r in sorted(store.select(query, complete=False), key=lambda r: (r["e"].value, r["v"].value, r["s"].value)):
             e = r["e"].value
             if e in seen:  # one point per kind, from the first fact (sorted, so deterministic)
                 continue
@@ -244,11 +234,11 @@ def _maturity_rows(store: Store, apps: Applications) -> list[dict[str, Term]]:
     if not pairs:
         return []
     values = " ".join(f"({t} {NamedNode(rel)})" for t, rel in sorted(pairs, key=lambda p: (p[0].value, p[1])))
-    return model_select(store, f"""SELECT ?s ?rel ?v WHERE {{
+    return store.select(f"""SELECT ?s ?rel ?v WHERE {{
   VALUES (?s ?rel) {{ {values} }}
   OPTIONAL {{ GRAPH ?rel {{ ?s kb:maturity ?m }} }}
   OPTIONAL {{ GRAPH ?rel {{ ?s kb:attackId ?aid }} }}
-  BIND(COALESCE(LCASE(STR(?m)), IF(BOUND(?aid), "realized", "")) AS ?v) FILTER(?v != "") }}""")
+  BIND(COALESCE(LCASE(STR(?m)), IF(BOUND(?aid), "realized", "")) AS ?v) FILTER(?v != "") }}""", complete=False)
 
 
 def score_findings(

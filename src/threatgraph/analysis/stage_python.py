@@ -379,7 +379,7 @@ class PythonStage:
     def select(self, query: str) -> list[Row]:
         """A SELECT over graphs that are never deferred (bridge, view, stage): without loading deferred text."""
         if self.cores is not None:
-            return self.store.select(query, complete=False)  # type: ignore[call-arg]
+            return self.store.select(query, complete=False)
         return self.store.select(query)
 
     def before_sparql(self, text: str, findings: bool = True) -> None:

@@ -210,7 +210,7 @@ def known_reader(store: Store) -> Store:
 def _add_construct(store: Store, query: str, graph: str) -> int:
     """Add the triples of the CONSTRUCT ``query`` (reading graphs that are never deferred) to ``graph``, without
     loading the deferred finding graph of an embedded store; return how many were added."""
-    quads = store.construct(query, complete=False) if isinstance(store, EmbeddedStore) else store.construct(query)
+    quads = store.construct(query, complete=False)
     g = NamedNode(graph)
     store.add_quads([Quad(q.subject, q.predicate, q.object, g) for q in quads])
     return len(quads)

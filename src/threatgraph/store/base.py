@@ -30,15 +30,20 @@ Row: TypeAlias = dict[str, Term]
 class Store(Protocol):
     """A quad store with SPARQL 1.1. Queries see the union of all graphs unless they say ``GRAPH``."""
 
-    def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
-        """Run a SELECT query; ``bindings`` are RDF terms substituted for variables (never spliced as text)."""
+    def select(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> list[Row]:
+        """Run a SELECT query; ``bindings`` are RDF terms substituted for variables (never spliced as text).
+        ``complete=False``: the query reads only graphs that are never deferred (the model, its closure, the
+        ontology, the knowledge), so a store holding deferred writes need not load them first
+        (:meth:`threatgraph.store.embedded.EmbeddedStore.defer`); a store without deferred writes ignores it."""
         ...
 
-    def ask(self, query: str, bindings: Mapping[str, Term] | None = None) -> bool:
+    def ask(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> bool:
         """Run an ASK query."""
         ...
 
-    def construct(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Quad]:
+    def construct(
+        self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True
+    ) -> list[Quad]:
         """Run a CONSTRUCT/DESCRIBE query; triples come back as quads in the default graph."""
         ...
 

@@ -341,15 +341,18 @@ class RemoteStore:
         raise StoreError(f"unexpected results from {self.endpoint}")
 
     # -- queries -----------------------------------------------------------------------------------
-    def select(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Row]:
+    # ``complete``: this store defers no write (see the Store protocol); accepted and ignored
+    def select(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> list[Row]:
         res = self._results(query, bindings)
         return rows_of(res)
 
-    def ask(self, query: str, bindings: Mapping[str, Term] | None = None) -> bool:
+    def ask(self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True) -> bool:
         res = self._results(query, bindings)
         return boolean_of(res)
 
-    def construct(self, query: str, bindings: Mapping[str, Term] | None = None) -> list[Quad]:
+    def construct(
+        self, query: str, bindings: Mapping[str, Term] | None = None, *, complete: bool = True
+    ) -> list[Quad]:
         text = sparql_prefixes() + self._bind(query, bindings)
         ctype, body = self._sparql(text, "application/n-triples, text/turtle;q=0.9, application/rdf+xml;q=0.5")
         fmt = _GRAPH_TYPES.get(ctype, RdfFormat.TURTLE)
