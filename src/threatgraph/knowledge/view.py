@@ -25,13 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyoxigraph import NamedNode, Quad, RdfFormat, parse, serialize
 
 from threatgraph.cachefiles import cache_dir, read_cached, write_atomic
 from threatgraph.errors import InputError, StoreError
+from threatgraph.records import FrozenRecord, set_fields
 from threatgraph.resources import ontology_dir
 from threatgraph.store.base import Store
 from threatgraph.terms import GRAPH, KB, OWL, RDF, RDFS, SKOS, TG, graph_iri
@@ -72,16 +72,22 @@ VIEW_PREDICATES: frozenset[str] = KNOWLEDGE_PREDICATES | D3FEND_PREDICATES
 (:class:`ViewSlice`) so that the view is compiled without reading the release back from the store."""
 
 
-@dataclass(frozen=True)
-class View:
-    """A compiled view: its cache key, the release graphs it holds, and its quads (as N-Quads)."""
+class View(FrozenRecord):
+    """A compiled view: its cache key, the release graphs it holds, and its quads (as N-Quads). (A frozen
+    record, written out: :mod:`threatgraph.records`.)"""
 
     key: str
     release_graphs: tuple[str, ...] | None
     """The release graphs of the view; None: those its quads name (found when asked)."""
-    nquads: bytes = field(repr=False)
+    nquads: bytes
     """The view as N-Quads: what the cache holds, and what :func:`load_view` gives the store to parse
     (in Rust: ~25% faster than parsing into Python quads and adding those)."""
+
+    _fields = ("key", "release_graphs", "nquads")
+    _norepr = frozenset({"nquads"})
+
+    def __init__(self, key: str, release_graphs: tuple[str, ...] | None, nquads: bytes) -> None:
+        set_fields(self, key=key, release_graphs=release_graphs, nquads=nquads)
 
     @property
     def quads(self) -> list[Quad]:
