@@ -91,10 +91,18 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from threatgraph.analysis.engine import no_gc
+    import gc
 
-    with no_gc():
-        return _run(args)
+    collecting = gc.isenabled()
+    gc.disable()  # from here on: the analysis modules' imports too (no garbage either, issue 14)
+    try:
+        from threatgraph.analysis.engine import no_gc
+
+        with no_gc():
+            return _run(args)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _ontology(args: argparse.Namespace) -> Any:
