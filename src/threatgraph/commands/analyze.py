@@ -101,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
         with no_gc():
             return _run(args)
     finally:
-        if collecting:
-            gc.enable()
+        from threatgraph import lifetime
+
+        if collecting and not lifetime.kept():  # a one-shot process ending without freeing: enabled again,
+            gc.enable()  # the collector would scan everything the analysis made (~20 M instructions) first
 
 
 def _ontology(args: argparse.Namespace) -> Any:
