@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -112,15 +114,69 @@ def write_checked(path: Path, data: bytes) -> bool:
     return write_atomic(path, _CHECKED + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
 
 
-def read_checked(path: Path) -> bytes | None:
-    """What :func:`write_checked` wrote to ``path``; None when the file is missing, unreadable, or its digest
-    line does not match the rest (the caller rebuilds it)."""
+def _digest_matches(raw: bytes) -> bytes | None:
+    """``raw`` when it is what :func:`write_checked` writes (its digest line matches the rest), else None."""
     import hashlib
 
-    raw = read_cached(path)
-    if raw is None or not raw.startswith(_CHECKED):
+    if not raw.startswith(_CHECKED):
         return None
     head, _, body = raw.partition(b"\n")
-    if head[len(_CHECKED):] != hashlib.sha256(body).hexdigest().encode():
+    return raw if head[len(_CHECKED):] == hashlib.sha256(body).hexdigest().encode() else None
+
+
+def read_checked(path: Path) -> bytes | None:
+    """What :func:`write_checked` wrote to ``path``; None when the file is missing, unreadable, or its digest
+    line does not match the rest (the caller rebuilds it). The digest is checked once per file
+    (:func:`read_stamped`)."""
+    raw = read_stamped(path, _digest_matches)
+    if raw is None:
         return None
-    return body
+    return raw[raw.index(b"\n") + 1:]
+
+
+STAMP_AGE_NS = 2_000_000_000
+"""A cache file is stamped (:func:`read_stamped`) only once its modification and change times are this old:
+a file's times advance in ticks of a few milliseconds, so a file changed in place within the tick of its
+stamp could keep its times; one changed after they are this old gets new ones (git's "racily clean" rule)."""
+
+
+def read_stamped(path: Path, check: Callable[[bytes], bytes | None]) -> bytes | None:
+    """The bytes of the cache file ``path`` as ``check(raw)`` gives them (None: damaged, or not there),
+    ``check`` skipped when the file is the one that passed it before: its stamp (``<file>.stamp``: size,
+    modification and change times, inode and first line, written after a check passed) still matches.
+
+    Checking the digest line of a cache file hashes all of it: ~0.7 MB (the bridge mappings' N-Triples,
+    the checked rules) in every analysis (issue 14). A rewrite (a new inode), a truncation or a change in
+    place (new times) is checked again.
+
+    >>> import tempfile, threatgraph.cachefiles as cf
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = Path(d) / "c"
+    ...     _ = write_checked(p, b"data")
+    ...     young = read_checked(p), (Path(d) / "c.stamp").is_file()  # checked; too recent to be stamped
+    ...     cf.STAMP_AGE_NS = -1  # (as if it were old)
+    ...     first = read_checked(p), (Path(d) / "c.stamp").is_file()  # checked, stamped
+    ...     cf.STAMP_AGE_NS = STAMP_AGE_NS
+    ...     again = read_stamped(p, lambda raw: None)  # the stamp matches: not checked again
+    ...     time.sleep(0.05)  # (past the tick of the file system's clock)
+    ...     _ = p.write_bytes(p.read_bytes()[:-1] + b"X")  # changed in place: new times, checked again
+    ...     young, first, again is not None, read_checked(p)
+    ((b'data', False), (b'data', True), True, None)
+    """
+    try:
+        with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            raw = fh.read()
+    except OSError:
+        return None
+    end = raw.find(b"\n")
+    if end < 0:
+        return check(raw)
+    stamp = f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} ".encode() + raw[:end] + b"\n"
+    stamp_path = path.with_name(path.name + ".stamp")
+    if read_cached(stamp_path) == stamp:
+        return raw
+    data = check(raw)
+    if data is not None and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > STAMP_AGE_NS:
+        write_atomic(stamp_path, stamp)
+    return data

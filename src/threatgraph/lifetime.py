@@ -29,6 +29,11 @@ def begin_one_shot() -> None:
     _one_shot = True
 
 
+def one_shot() -> bool:
+    """Whether this process runs one command from the console entry point (:func:`begin_one_shot`)."""
+    return _one_shot
+
+
 def keep(*objects: object) -> None:
     """Keep ``objects`` alive to the end of a one-shot process, which then skips freeing them (no effect
     outside the console entry point)."""

@@ -13,11 +13,17 @@ _PKG = Path(__file__).resolve().parent
 _REPO = _PKG.parent.parent
 
 
+_DIRS: dict[str, Path] = {}
+
+
 def _data_dir(name: str) -> Path:
-    installed = _PKG / "_data" / name
-    if installed.is_dir():
-        return installed
-    return _REPO / name
+    """The shipped directory ``name``: found once per process (an analysis asks for the ontology and
+    queries directories ~20 times; each answer cost a ``stat`` and three path objects, issue 14)."""
+    found = _DIRS.get(name)
+    if found is None:
+        installed = _PKG / "_data" / name
+        found = _DIRS[name] = installed if installed.is_dir() else _REPO / name
+    return found
 
 
 def ontology_dir() -> Path:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pyoxigraph import BlankNode, Literal, NamedNode
 from pyoxigraph import Store as OxStore
 
 from threatgraph.errors import InputError
+from threatgraph.records import FrozenRecord, set_fields
 from threatgraph.terms import PREFIXES
 
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -97,15 +97,20 @@ def inline_values(query: str, bindings: Mapping[str, NamedNode | BlankNode | Lit
 _SYNTAX_AT = re.compile(r"^error at (\d+):(\d+):\s*(.*)$", re.DOTALL)
 
 
-@dataclass(frozen=True)
-class SparqlSyntaxError:
-    """Where and why a query does not parse (``line`` and ``column`` in the source file, 1-based)."""
+class SparqlSyntaxError(FrozenRecord):
+    """Where and why a query does not parse (``line`` and ``column`` in the source file, 1-based). (A frozen
+    record, written out: :mod:`threatgraph.records`.)"""
 
     path: str
     line: int
     column: int
     reason: str
     text: str
+
+    _fields = ("path", "line", "column", "reason", "text")
+
+    def __init__(self, path: str, line: int, column: int, reason: str, text: str) -> None:
+        set_fields(self, path=path, line=line, column=column, reason=reason, text=text)
 
     def message(self) -> str:
         return f"{self.path}:{self.line}:{self.column}: invalid SPARQL (line {self.line}, column {self.column}): {self.reason}"

@@ -91,10 +91,20 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from threatgraph.analysis.engine import no_gc
+    import gc
 
-    with no_gc():
-        return _run(args)
+    collecting = gc.isenabled()
+    gc.disable()  # from here on: the analysis modules' imports too (no garbage either, issue 14)
+    try:
+        from threatgraph.analysis.engine import no_gc
+
+        with no_gc():
+            return _run(args)
+    finally:
+        from threatgraph import lifetime
+
+        if collecting and not lifetime.kept():  # a one-shot process ending without freeing: enabled again,
+            gc.enable()  # the collector would scan everything the analysis made (~20 M instructions) first
 
 
 def _ontology(args: argparse.Namespace) -> Any:

@@ -12,7 +12,6 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from pyoxigraph import Literal, NamedNode, Quad
 
 from threatgraph.errors import ImportFailed, InputError, StoreError
 from threatgraph.knowledge.view import VIEW_PREDICATES, ViewSlice
+from threatgraph.records import FrozenRecord, Record, set_fields
 from threatgraph.store.base import STAGING, Store
 from threatgraph.terms import GRAPH, KB, PROV, RDF, XSD, graph_iri
 
@@ -130,9 +130,9 @@ def version_key(version: str) -> tuple[tuple[int, str], ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class ReleaseInfo:
-    """One loaded release, as recorded in ``graph/releases``."""
+class ReleaseInfo(FrozenRecord):
+    """One loaded release, as recorded in ``graph/releases``. (A frozen record, written out:
+    :mod:`threatgraph.records`.)"""
 
     graph: str
     source: str
@@ -141,8 +141,15 @@ class ReleaseInfo:
     sha256: str
     imported: str
     quads: int
-    format: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
+    format: str
+    counts: dict[str, int]
+
+    _fields = ("graph", "source", "version", "location", "sha256", "imported", "quads", "format", "counts")
+
+    def __init__(self, graph: str, source: str, version: str, location: str, sha256: str, imported: str,
+                 quads: int, format: str = "", counts: dict[str, int] | None = None) -> None:
+        set_fields(self, graph=graph, source=source, version=version, location=location, sha256=sha256,
+              imported=imported, quads=quads, format=format, counts={} if counts is None else counts)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -159,16 +166,23 @@ class ReleaseInfo:
         }
 
 
-@dataclass(frozen=True)
-class ImportResult:
-    """What :func:`load_release` did: ``imported``, ``replaced`` (same version, new file) or ``unchanged``."""
+class ImportResult(FrozenRecord):
+    """What :func:`load_release` did: ``imported``, ``replaced`` (same version, new file) or ``unchanged``.
+    (A frozen record, written out: :mod:`threatgraph.records`.)"""
 
     status: str
     release: ReleaseInfo
-    skipped: dict[str, int] = field(default_factory=dict)
-    view_slice: ViewSlice | None = None
+    skipped: dict[str, int]
+    view_slice: ViewSlice | None
     """The release's quads that the knowledge view is compiled from, kept while importing so that
     ``view_of_store(store, {graph: view_slice})`` need not read them back; None when nothing was imported."""
+
+    _fields = ("status", "release", "skipped", "view_slice")
+
+    def __init__(self, status: str, release: ReleaseInfo, skipped: dict[str, int] | None = None,
+                 view_slice: ViewSlice | None = None) -> None:
+        set_fields(self, status=status, release=release, skipped={} if skipped is None else skipped,
+              view_slice=view_slice)
 
 
 # -- reading records ---------------------------------------------------------------------------------
@@ -537,18 +551,30 @@ __all__ = [
 DIFF_KINDS = {"techniques": "Technique", "mitigations": "Mitigation"}
 
 
-@dataclass
-class _Entry:
+class _Entry(Record):
+    """The facts of one technique or mitigation a release diff compares (a mutable record, written out:
+    :mod:`threatgraph.records`)."""
+
     iri: str
     ident: str
-    name: str = ""
-    version: str = ""
-    revoked: bool = False
-    deprecated: bool = False
-    revoked_by: str = ""
-    tactics: set[str] = field(default_factory=set)
-    platforms: set[str] = field(default_factory=set)
-    related: set[str] = field(default_factory=set)
+    name: str
+    version: str
+    revoked: bool
+    deprecated: bool
+    revoked_by: str
+    tactics: set[str]
+    platforms: set[str]
+    related: set[str]
+
+    _fields = ("iri", "ident", "name", "version", "revoked", "deprecated", "revoked_by", "tactics", "platforms",
+               "related")
+
+    def __init__(self, iri: str, ident: str, name: str = "", version: str = "", revoked: bool = False,
+                 deprecated: bool = False, revoked_by: str = "", tactics: set[str] | None = None,
+                 platforms: set[str] | None = None, related: set[str] | None = None) -> None:
+        set_fields(self, iri=iri, ident=ident, name=name, version=version, revoked=revoked, deprecated=deprecated,
+              revoked_by=revoked_by, tactics=set() if tactics is None else tactics,
+              platforms=set() if platforms is None else platforms, related=set() if related is None else related)
 
     @property
     def active(self) -> bool:
