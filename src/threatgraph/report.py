@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import accumulate
+from operator import attrgetter
 from typing import Protocol
 
 from threatgraph import __version__, sanitize
@@ -179,14 +180,19 @@ def risk_text(f: Finding) -> str:
     >>> risk_text(f)
     'risk 12 (high) = likelihood 3 × impact 4; likelihood: base 2, +1 exposure (publicly exposed: API); impact: criticality 4'
     """
+    return _risk_text(f, f.level, f.level_capped)
+
+
+def _risk_text(f: Finding, level: str, capped: bool) -> str:
+    """:func:`risk_text` with the finding's :attr:`Finding.level` and :attr:`Finding.level_capped` known."""
     lik = [f"base {BASE_LIKELIHOOD}"] + [
         f"{r.effect:+d} {r.name} ({r.value}{': ' + r.subject if r.subject else ''})" for r in f.risk_factors if r.of == "likelihood"
     ]
     imp = [f"{r.name} {r.value}" + (f" [{r.subject}]" if r.subject and r.subject not in r.value and r.name != "criticality" else "")
            for r in f.risk_factors if r.of == "impact"]
-    cap = ((f"; level {f.level}: mitigated by the declared fact {', '.join(f.mitigated_by)}, capped at the rule's severity"
-            if f.mitigated_by else f"; level {f.level}: capped one step above the rule's severity ({f.severity})")
-           if f.level_capped else "")
+    cap = ((f"; level {level}: mitigated by the declared fact {', '.join(f.mitigated_by)}, capped at the rule's severity"
+            if f.mitigated_by else f"; level {level}: capped one step above the rule's severity ({f.severity})")
+           if capped else "")
     return (f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; "
             f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}{cap}")
 
@@ -289,54 +295,84 @@ def _technique_json(t: TechniqueView, missing: Sequence[tuple[str, str]]) -> dic
     }
 
 
+_VIEW_SCALARS = attrgetter("id", "iri", "label", "status", "release", "unresolved", "replaces", "mapping",
+                           "justification", "maturity")
+_VIEW_LISTS = attrgetter("asset_types", "sources", "exposures", "reduced_by", "mitigations", "implemented",
+                         "countermeasures", "detections")
+"""The fields of a technique view (:class:`TechniqueView` but its categories, which no report shows as
+part of the application): its scalar fields and its list fields, read in one call each."""
+
+_FACTOR = attrgetter("of", "name", "value", "effect", "subject")
+"""The fields of a :class:`RiskFactorView` as a tuple."""
+
+_VIEW_LIST_JSON: dict[str, tuple[str, ...]] = {
+    "exposure": ("element", "attribute"), "reducedBy": ("element", "attribute"), "mitigations": ("id", "label"),
+    "implemented": ("mitigation", "controls"), "countermeasures": ("id", "label", "inferredVia"),
+    "detections": ("id", "label"),
+}
+"""The keys of the objects each list of :func:`technique_json` holds, one per item's tuple element."""
+
+
 class TechniqueEncoder:
     """The JSON text of technique applications (:func:`technique_json`, one line), each distinct content
     encoded once: every finding has its own view of an application (``read_findings`` copies it per
     finding), so the findings an application realises, and the applications of one technique, repeat the
-    same text (at 1 k elements 13 k views, 3.6 k distinct; 112 distinct mitigation, countermeasure and
-    detection lists). ``missing``: the applicable mitigations no control implements of a view
-    (:attr:`TechniqueView.missing`)."""
+    same text (at 1 k elements 13 k views, 3.6 k distinct; at 10 k 178 k views, 35 k distinct; 112
+    distinct mitigation, countermeasure and detection lists). ``missing``: the applicable mitigations no
+    control implements of a view (:attr:`TechniqueView.missing`).
+
+    Each distinct content has a *token* (:meth:`token`, numbered from 0): what a report derives from a
+    finding's techniques alone (their text, what to do, why) is kept by the tuple of their tokens
+    (:meth:`Triage.tokens`)."""
 
     def __init__(self, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> None:
         self._missing = missing or _missing
-        self._whole: dict[tuple[object, ...], str] = {}
-        self._texts: dict[tuple[object, ...], tuple[str, str, str]] = {}
+        self._tokens: dict[tuple[object, ...], int] = {}
+        self.texts: list[str] = []
+        """The text of each token."""
+        self.views: list[TechniqueView] = []
+        """The first view of each token (the others have the same content)."""
+        self._lists: dict[tuple[str, tuple[object, ...]], str] = {}
+
+    def token(self, t: TechniqueView) -> int:
+        """The number of the content of ``t`` (the same for every view with the same content)."""
+        key = _VIEW_SCALARS(t) + tuple(map(tuple, _VIEW_LISTS(t)))
+        tok = self._tokens.get(key)
+        if tok is None:
+            tok = self._tokens[key] = len(self.texts)
+            self.texts.append(self._encode(t))
+            self.views.append(t)
+        return tok
 
     def __call__(self, t: TechniqueView) -> str:
-        key = (t.id, t.iri, t.label, t.status, t.release, t.unresolved, t.replaces, t.mapping, tuple(t.asset_types),
-               t.justification, tuple(t.sources), tuple(t.exposures), tuple(t.reduced_by), t.maturity,
-               tuple(t.mitigations), tuple(t.implemented), tuple(t.countermeasures), tuple(t.detections))
-        text = self._whole.get(key)
+        return self.texts[self.token(t)]
+
+    def _list(self, name: str, items: Sequence[tuple[str, ...]]) -> str:
+        """The JSON text of one of the view's lists of objects (``name``: its key), each distinct list encoded once."""
+        key = (name, tuple(items))
+        text = self._lists.get(key)
         if text is None:
-            text = self._whole[key] = self._encode(t, key)
+            names = _VIEW_LIST_JSON[name]
+            text = self._lists[key] = _dumps([dict(zip(names, item, strict=True)) for item in items])
         return text
 
-    def _encode(self, t: TechniqueView, key: tuple[object, ...]) -> str:
-        """:func:`_technique_json` encoded: the technique's texts (mitigations, countermeasures, detections)
-        taken from the encodings of their lists, the rest encoded here."""
-        tkey = key[14], key[16], key[17]
-        texts = self._texts.get(tkey)
-        if texts is None:
-            texts = self._texts[tkey] = (
-                _dumps([{"id": m, "label": lab} for m, lab in t.mitigations]),
-                _dumps([{"id": c, "label": lab, "inferredVia": why} for c, lab, why in t.countermeasures]),
-                _dumps([{"id": d, "label": lab} for d, lab in t.detections]),
-            )
-        head = _dumps({
-            "id": t.id, "iri": t.iri, "label": t.label, "status": t.status, "release": t.release or None,
-            **({"unresolved": t.unresolved} if t.unresolved else {}),
-            "replaces": t.replaces or None, "mapping": t.mapping, "assetTypes": t.asset_types,
-            "justification": t.justification, "sources": t.sources,
-            "exposure": [{"element": s, "attribute": a} for s, a in t.exposures],
-            "reducedBy": [{"element": s, "attribute": a} for s, a in t.reduced_by],
-            "maturity": t.maturity or None,
-        })
-        tail = _dumps({
-            "implemented": [{"mitigation": m, "controls": c} for m, c in t.implemented],
-            "missingMitigations": [m for m, _ in self._missing(t)],
-        })
-        return (f'{head[:-1]}, "mitigations": {texts[0]}, {tail[1:-1]}, "countermeasures": {texts[1]}, '
-                f'"detections": {texts[2]}}}')
+    def _encode(self, t: TechniqueView) -> str:
+        """:func:`_technique_json` of ``t`` encoded (the lists of objects taken from their encodings, the
+        rest written out key by key; the spec: tests/test_render_fast.py)."""
+        lst = self._list
+        return "".join((
+            '{"id": ', _val(t.id), ', "iri": ', _val(t.iri), ', "label": ', _val(t.label), ', "status": ', _val(t.status),
+            ', "release": ', _val(t.release) if t.release else "null",
+            ', "unresolved": ' + _val(t.unresolved) if t.unresolved else "",
+            ', "replaces": ', _val(t.replaces) if t.replaces else "null", ', "mapping": ', _val(t.mapping),
+            ', "assetTypes": ', _strs(t.asset_types), ', "justification": ', _val(t.justification),
+            ', "sources": ', _strs(t.sources), ', "exposure": ', lst("exposure", t.exposures),
+            ', "reducedBy": ', lst("reducedBy", t.reduced_by), ', "maturity": ', _val(t.maturity) if t.maturity else "null",
+            ', "mitigations": ', lst("mitigations", t.mitigations), ', "implemented": ', lst("implemented", t.implemented),
+            ', "missingMitigations": ', _strs([m for m, _ in self._missing(t)]),
+            ', "countermeasures": ', lst("countermeasures", t.countermeasures),
+            ', "detections": ', lst("detections", t.detections), "}",
+        ))
 
 
 def finding_derivation_json(f: Finding) -> dict[str, object]:
@@ -415,54 +451,72 @@ def findings_json_chunks(
     the caller has one."""
     tri = triage if triage is not None else Triage(findings, remediation)
     rem = tri.remediation
-    technique = TechniqueEncoder(tri.missing)
 
-    # the parts many findings share (an element, its categories, evidence, risk factors) encoded once each
+    # the parts many findings share (an element, its categories, evidence, risk, techniques) encoded once each
     parts: dict[tuple[object, ...], str] = {}
-
-    def part(key: tuple[object, ...], make: Callable[[], object]) -> str:
-        text = parts.get(key)
-        if text is None:
-            text = parts[key] = _dumps(make())
-        return text
+    risks: dict[tuple[object, ...], str] = {}
+    techniques: dict[tuple[int, ...], str] = {}
+    texts = tri.encoder.texts
+    tokens = tri.tokens
 
     def finding(f: Finding) -> str:
         """``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its own), written
         out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
         x = tri.facts(f)
-        remedy = rem.get(f.rule_id)
-        do = tri.do(f)
-        cats, evidence = tuple(f.categories), tuple(f.evidence)
+        toks = tokens(f)
+        level = x.level
+        key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, toks)
+        head = parts.get(key)  # from the rule to the element: the rule's findings alike share it
+        if head is None:
+            remedy = rem.get(f.rule_id)
+            do = tri.do(f)
+            head = parts[key] = "".join((
+                ', "rule": ', _val(f.rule_id), ', "threat": ', _val(f.threat), ', "level": ', _val(level),
+                ', "severity": ', _val(f.severity), ', "remediation": ', _val(remedy) if remedy else "null",
+                ', "do": ', _val(do) if do else "null", ', "element": ',
+            ))
+        key = (f.focus, f.focus_label, f.focus_kind)
+        element = parts.get(key)
+        if element is None:
+            element = parts[key] = _objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": '
+        key = ("categories", *f.categories)
+        cats = parts.get(key)
+        if cats is None:
+            cats = parts[key] = _objects(_CATEGORY_KEYS, f.categories) + ', "explanation": '
+        key = ("evidence", *f.evidence)
+        evidence = parts.get(key)
+        if evidence is None:
+            evidence = parts[key] = ', "evidence": ' + _objects(_EVIDENCE_KEYS, f.evidence)
+        key = ("source", f.source, f.control_status, *f.covered_by, "", *f.mitigated_by)
+        source = parts.get(key)
+        if source is None:
+            source = parts[key] = "".join((
+                ', "source": ', _val(f.source),
+                ', "controlStatus": ', _val(f.control_status) if f.control_status else "null",
+                ', "coveredBy": ', _strs(f.covered_by),
+                ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ',
+            ))
         if f.risk_score:
-            factors = tuple((r.of, r.name, r.value, r.effect, r.subject) for r in f.risk_factors)
-            risk = (f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
+            # the findings of an element share its risk factors, and most their score
+            factors = tuple(map(_FACTOR, f.risk_factors))
+            key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
+                   tuple(f.mitigated_by), factors)
+            risk = risks.get(key)
+            if risk is None:
+                risk = risks[key] = (
+                    f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
                     f'"level": {_str(f.risk_level)}, '
-                    + (f'"levelCappedAt": {_str(x.level)}, ' if x.level_capped else "")
-                    + f'"explanation": {_str(risk_text(f))}, "factors": '
-                    + part(("factors", factors), lambda: [
-                        {"of": r[0], "name": r[1], "value": r[2], "effect": r[3], "subject": r[4]} for r in factors])
-                    + "}")
+                    + (f'"levelCappedAt": {_str(level)}, ' if x.level_capped else "")
+                    + f'"explanation": {_str(_risk_text(f, level, x.level_capped))}, "factors": '
+                    + _objects(_FACTOR_KEYS, factors) + "}")
         else:
             risk = "null"
         # the techniques' text is shared by the findings they realise
-        return "".join((
-            '{"id": ', _str(f.iri), ', "rule": ', _str(f.rule_id), ', "threat": ', _str(f.threat),
-            ', "level": ', _str(x.level), ', "severity": ', _str(f.severity),
-            ', "remediation": ', _str(remedy) if remedy else "null", ', "do": ', _str(do) if do else "null",
-            ', "element": ', part(("element", f.focus, f.focus_label, f.focus_kind),
-                                  lambda: {"iri": f.focus, "label": f.focus_label, "kind": f.focus_kind}),
-            ', "categories": ', part(("categories", cats), lambda: [
-                {"iri": c[0], "label": c[1], "framework": c[2]} for c in cats]),
-            ', "explanation": ', _str(f.explanation),
-            ', "evidence": ', part(("evidence", evidence), lambda: [
-                {"role": e[0], "value": e[1], "label": e[2]} for e in evidence]),
-            ', "source": ', _str(f.source),
-            ', "controlStatus": ', _str(f.control_status) if f.control_status else "null",
-            ', "coveredBy": ', _strs(f.covered_by),
-            ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ', risk,
-            ', "techniques": [', ", ".join([technique(t) for t in f.techniques]),
-            '], "residualTechniques": ', _strs([t.id for t in x.residual_techniques]), "}",
-        ))
+        techs = techniques.get(toks)
+        if techs is None:
+            techs = techniques[toks] = (', "techniques": [' + ", ".join([texts[k] for k in toks])
+                                        + '], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}")
+        return "".join(('{"id": ', _str(f.iri), head, element, cats, _str(f.explanation), evidence, source, risk, techs))
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
@@ -505,6 +559,35 @@ def findings_json_chunks(
 
 _str: Callable[[str], str] = json.encoder.encode_basestring
 """A string as ``json.dumps(text, ensure_ascii=False)`` writes it (json's C function, when built)."""
+
+
+def _val(value: object) -> str:
+    """A value as ``json.dumps(value, ensure_ascii=False)`` writes it (a string by json's C function, an
+    int as its digits, None as null)."""
+    kind = type(value)
+    if kind is str:
+        return _str(value)  # type: ignore[arg-type]
+    if kind is int:
+        return int.__repr__(value)
+    return "null" if value is None else _dumps(value)
+
+
+def _objects(keys: Sequence[str], items: Iterable[Sequence[object]]) -> str:
+    """``json.dumps([dict(zip(names, item)) for item in items], ensure_ascii=False)`` written out (``keys``:
+    the JSON text of each distinct name with ``": "``, e.g. :data:`_EVIDENCE_KEYS`)."""
+    return "[" + ", ".join(["{" + ", ".join([k + _val(v) for k, v in zip(keys, item, strict=True)]) + "}"
+                            for item in items]) + "]"
+
+
+def _keys(*names: str) -> tuple[str, ...]:
+    """The texts that start the members ``names`` of a JSON object (:func:`_objects`)."""
+    return tuple(_str(n) + ": " for n in names)
+
+
+_ELEMENT_KEYS = _keys("iri", "label", "kind")
+_CATEGORY_KEYS = _keys("iri", "label", "framework")
+_EVIDENCE_KEYS = _keys("role", "value", "label")
+_FACTOR_KEYS = _keys("of", "name", "value", "effect", "subject")
 
 
 def _strs(texts: Sequence[str]) -> str:
@@ -752,16 +835,20 @@ def why_text(f: Finding) -> str:
 
 def _why_text(x: Facts, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> str:
     f = x.f
-    if f.baseline and f.techniques:
-        res = x.residual_techniques or f.techniques
-        # the first in technique_key order (min keeps the first of equal keys, as sorted does)
-        t = min(res, key=technique_key if missing is None else lambda t: _technique_key(t, missing))
-        lead = (f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
-                + (UNRESOLVED_MARK if t.unresolved else ""))
-    else:
-        lead = f.explanation.rstrip(".")
+    lead = _why_lead(x, missing) if f.baseline and f.techniques else f.explanation.rstrip(".")
     brief = risk_brief(f, x.own_score)
     return lead + (f"; {brief}" if brief else "")
+
+
+def _why_lead(x: Facts, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> str:
+    """The start of :func:`why_text` of a baseline finding with techniques: how many residual techniques
+    realise it, and the riskiest."""
+    f = x.f
+    res = x.residual_techniques or f.techniques
+    # the first in technique_key order (min keeps the first of equal keys, as sorted does)
+    t = min(res, key=technique_key if missing is None else lambda t: _technique_key(t, missing))
+    return (f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
+            + (UNRESOLVED_MARK if t.unresolved else ""))
 
 
 def missing_mitigations(f: Finding) -> list[tuple[str, str, int]]:
@@ -908,8 +995,13 @@ class Triage:
         self.remediation: Mapping[str, str] = remediation or {}
         self._facts: dict[int, Facts] = {}
         self._missing: dict[tuple[object, ...], list[tuple[str, str]]] = {}
-        self._do: dict[tuple[int, int], str] = {}
+        self._do: dict[tuple[object, ...], str] = {}
         self._technique_lines: dict[int, tuple[TechniqueView, str]] = {}
+        self.encoder = TechniqueEncoder(self.missing)
+        """The techniques' content, numbered (:meth:`tokens`) and encoded once each."""
+        self._tokens: dict[int, tuple[int, ...]] = {}
+        self._leads: dict[tuple[int, ...], str] = {}
+        self._briefs: dict[tuple[object, ...], str] = {}
 
     def facts(self, f: Finding) -> Facts:
         """The :class:`Facts` of ``f`` (kept by the finding's identity)."""
@@ -934,18 +1026,44 @@ class Triage:
             hit = self._missing[key] = t.missing
         return hit
 
+    def tokens(self, f: Finding) -> tuple[int, ...]:
+        """The tokens of the techniques of ``f`` (:meth:`TechniqueEncoder.token`): what the report derives from
+        the techniques alone is kept by them (findings realised by the same applications share it)."""
+        toks = self._tokens.get(id(f))
+        if toks is None:
+            self.facts(f)  # keeps f: its id is not reused while this triage lives
+            toks = self._tokens[id(f)] = tuple(map(self.encoder.token, f.techniques))
+        return toks
+
     def do(self, f: Finding, n: int = 2) -> str:
-        """:func:`do_text` of ``f`` with the report's remediation."""
-        text = self._do.get((id(f), n))
+        """:func:`do_text` of ``f`` with the report's remediation (kept by the rule and the techniques'
+        content: the text reads nothing else of the finding)."""
+        key = (self.tokens(f), f.rule_id, n)
+        text = self._do.get(key)
         if text is None:
             res = self.facts(f).residual_techniques
             missing = _missing_mitigations(res, self.missing)
-            text = self._do[(id(f), n)] = _do_text(f, res, missing, self.remediation, n)
+            text = self._do[key] = _do_text(f, res, missing, self.remediation, n)
         return text
 
     def why(self, f: Finding) -> str:
         """:func:`why_text` of ``f``."""
-        return _why_text(self.facts(f), self.missing)
+        x = self.facts(f)
+        if f.baseline and f.techniques:
+            toks = self.tokens(f)
+            lead = self._leads.get(toks)
+            if lead is None:
+                lead = self._leads[toks] = _why_lead(x, self.missing)
+        else:
+            lead = f.explanation.rstrip(".")
+        brief = ""
+        if x.own_score:
+            key = (f.risk_score, f.likelihood, f.impact, *map(_FACTOR, f.risk_factors))
+            hit = self._briefs.get(key)
+            if hit is None:
+                hit = self._briefs[key] = risk_brief(f, x.own_score)
+            brief = hit
+        return lead + (f"; {brief}" if brief else "")
 
     def technique_line(self, t: TechniqueView) -> str:
         """``technique`` + :func:`technique_text` (once per technique view)."""
