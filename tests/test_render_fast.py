@@ -315,7 +315,7 @@ def test_technique_encoder_writes_what_json_dumps_writes() -> None:
         expected = json.dumps(technique_json(t), ensure_ascii=False)
         assert encode(t) == expected
         texts.add(expected)
-    assert len(encode.texts) == len(texts) < len(views)  # the copies' text reused
+    assert len(encode) == len(texts) < len(views)  # the copies' text reused
     assert [encode.token(t) for t in views[-500:]] == [encode.token(t) for t in views[:500]]  # one token per content
     lists = {name for name, _ in encode._lists}
     assert lists <= {"exposure", "reducedBy", "mitigations", "implemented", "countermeasures", "detections"}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import accumulate
-from operator import attrgetter
+from operator import add, attrgetter
 from typing import Protocol
 
 from threatgraph import __version__, sanitize
@@ -305,12 +305,6 @@ part of the application): its scalar fields and its list fields, read in one cal
 _FACTOR = attrgetter("of", "name", "value", "effect", "subject")
 """The fields of a :class:`RiskFactorView` as a tuple."""
 
-_VIEW_LIST_JSON: dict[str, tuple[str, ...]] = {
-    "exposure": ("element", "attribute"), "reducedBy": ("element", "attribute"), "mitigations": ("id", "label"),
-    "implemented": ("mitigation", "controls"), "countermeasures": ("id", "label", "inferredVia"),
-    "detections": ("id", "label"),
-}
-"""The keys of the objects each list of :func:`technique_json` holds, one per item's tuple element."""
 
 
 class TechniqueEncoder:
@@ -328,10 +322,14 @@ class TechniqueEncoder:
     def __init__(self, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> None:
         self._missing = missing or _missing
         self._tokens: dict[tuple[object, ...], int] = {}
-        self.texts: list[str] = []
-        """The text of each token."""
         self.views: list[TechniqueView] = []
         """The first view of each token (the others have the same content)."""
+        self._keys: list[tuple[object, ...]] = []
+        self._texts: list[str | None] = []
+        # the parts of a text that views of one technique, or of one mapping, share (encoded once each)
+        self._heads: dict[tuple[object, ...], str] = {}
+        self._mids: dict[tuple[object, ...], str] = {}
+        self._tails: dict[tuple[object, ...], str] = {}
         self._lists: dict[tuple[str, tuple[object, ...]], str] = {}
 
     def token(self, t: TechniqueView) -> int:
@@ -339,40 +337,67 @@ class TechniqueEncoder:
         key = _VIEW_SCALARS(t) + tuple(map(tuple, _VIEW_LISTS(t)))
         tok = self._tokens.get(key)
         if tok is None:
-            tok = self._tokens[key] = len(self.texts)
-            self.texts.append(self._encode(t))
+            tok = self._tokens[key] = len(self.views)
             self.views.append(t)
+            self._keys.append(key)
+            self._texts.append(None)
         return tok
 
-    def __call__(self, t: TechniqueView) -> str:
-        return self.texts[self.token(t)]
-
-    def _list(self, name: str, items: Sequence[tuple[str, ...]]) -> str:
-        """The JSON text of one of the view's lists of objects (``name``: its key), each distinct list encoded once."""
-        key = (name, tuple(items))
-        text = self._lists.get(key)
+    def text(self, tok: int) -> str:
+        """The text of token ``tok`` (encoded when first asked for: a table asks for none)."""
+        text = self._texts[tok]
         if text is None:
-            names = _VIEW_LIST_JSON[name]
-            text = self._lists[key] = _dumps([dict(zip(names, item, strict=True)) for item in items])
+            text = self._texts[tok] = self._encode(self.views[tok], self._keys[tok])
         return text
 
-    def _encode(self, t: TechniqueView) -> str:
-        """:func:`_technique_json` of ``t`` encoded (the lists of objects taken from their encodings, the
-        rest written out key by key; the spec: tests/test_render_fast.py)."""
-        lst = self._list
-        return "".join((
-            '{"id": ', _val(t.id), ', "iri": ', _val(t.iri), ', "label": ', _val(t.label), ', "status": ', _val(t.status),
-            ', "release": ', _val(t.release) if t.release else "null",
-            ', "unresolved": ' + _val(t.unresolved) if t.unresolved else "",
-            ', "replaces": ', _val(t.replaces) if t.replaces else "null", ', "mapping": ', _val(t.mapping),
-            ', "assetTypes": ', _strs(t.asset_types), ', "justification": ', _val(t.justification),
-            ', "sources": ', _strs(t.sources), ', "exposure": ', lst("exposure", t.exposures),
-            ', "reducedBy": ', lst("reducedBy", t.reduced_by), ', "maturity": ', _val(t.maturity) if t.maturity else "null",
-            ', "mitigations": ', lst("mitigations", t.mitigations), ', "implemented": ', lst("implemented", t.implemented),
-            ', "missingMitigations": ', _strs([m for m, _ in self._missing(t)]),
-            ', "countermeasures": ', lst("countermeasures", t.countermeasures),
-            ', "detections": ', lst("detections", t.detections), "}",
-        ))
+    def __call__(self, t: TechniqueView) -> str:
+        return self.text(self.token(t))
+
+    def __len__(self) -> int:
+        """How many distinct contents have a token."""
+        return len(self.views)
+
+    def _list(self, name: str, items: tuple[tuple[object, ...], ...]) -> str:
+        """The JSON text of one of the view's lists of objects (``name``: its key), each distinct list encoded once."""
+        key = (name, items)
+        text = self._lists.get(key)
+        if text is None:
+            text = self._lists[key] = _objects(_VIEW_LIST_KEYS[name], items)
+        return text
+
+    def _encode(self, t: TechniqueView, key: tuple[object, ...]) -> str:
+        """:func:`_technique_json` of ``t`` (``key``: its content as :meth:`token` read it) encoded: the parts
+        written out key by key, each distinct part once (the spec: tests/test_render_fast.py)."""
+        # key: id, iri, label, status, release, unresolved, replaces, mapping, justification, maturity (0-9),
+        # asset types, sources, exposures, reduced by, mitigations, implemented, countermeasures, detections
+        hk = key[0:3]
+        head = self._heads.get(hk)
+        if head is None:
+            head = self._heads[hk] = "".join((
+                '{"id": ', _val(t.id), ', "iri": ', _val(t.iri), ', "label": ', _val(t.label), ', "status": '))
+        mk = key[4:9] + key[10:12]
+        mid = self._mids.get(mk)
+        if mid is None:
+            mid = self._mids[mk] = "".join((
+                ', "release": ', _val(t.release) if t.release else "null",
+                ', "unresolved": ' + _val(t.unresolved) if t.unresolved else "",
+                ', "replaces": ', _val(t.replaces) if t.replaces else "null", ', "mapping": ', _val(t.mapping),
+                ', "assetTypes": ', _strs(t.asset_types), ', "justification": ', _val(t.justification),
+                ', "sources": ', _strs(t.sources), ', "exposure": '))
+        missing = tuple(self._missing(t))
+        tk = (key[9], key[14], key[15], missing, key[16], key[17])
+        tail = self._tails.get(tk)
+        if tail is None:
+            lst = self._list
+            tail = self._tails[tk] = "".join((
+                ', "maturity": ', _val(t.maturity) if t.maturity else "null",
+                ', "mitigations": ', lst("mitigations", key[14]),  # type: ignore[arg-type]
+                ', "implemented": ', lst("implemented", key[15]),  # type: ignore[arg-type]
+                ', "missingMitigations": ', _strs([m for m, _ in missing]),
+                ', "countermeasures": ', lst("countermeasures", key[16]),  # type: ignore[arg-type]
+                ', "detections": ', lst("detections", key[17]), "}"))  # type: ignore[arg-type]
+        return "".join((head, _val(t.status), mid, self._list("exposure", key[12]),  # type: ignore[arg-type]
+                        ', "reducedBy": ', self._list("reducedBy", key[13]), tail))  # type: ignore[arg-type]
 
 
 def finding_derivation_json(f: Finding) -> dict[str, object]:
@@ -456,10 +481,10 @@ def findings_json_chunks(
     parts: dict[tuple[object, ...], str] = {}
     risks: dict[tuple[object, ...], str] = {}
     techniques: dict[tuple[int, ...], str] = {}
-    texts = tri.encoder.texts
+    text = tri.encoder.text
     tokens = tri.tokens
 
-    def finding(f: Finding) -> str:
+    def finding(f: Finding) -> tuple[str, ...]:
         """``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its own), written
         out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
         x = tri.facts(f)
@@ -514,9 +539,9 @@ def findings_json_chunks(
         # the techniques' text is shared by the findings they realise
         techs = techniques.get(toks)
         if techs is None:
-            techs = techniques[toks] = (', "techniques": [' + ", ".join([texts[k] for k in toks])
+            techs = techniques[toks] = (', "techniques": [' + ", ".join([text(k) for k in toks])
                                         + '], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}")
-        return "".join(('{"id": ', _str(f.iri), head, element, cats, _str(f.explanation), evidence, source, risk, techs))
+        return '{"id": ', _str(f.iri), head, element, cats, _str(f.explanation), evidence, source, risk, techs
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
@@ -538,7 +563,7 @@ def findings_json_chunks(
         "outOfScope": [_dumps({"iri": e, "label": label, "reason": why or None}) for e, label, why in out_of_scope],
         "attackPaths": [_dumps(p) for p in paths_json(paths)],
     }
-    lines: dict[str, tuple[bool, Iterable[str]]] = {key: (bool(items), items) for key, items in eager.items()}
+    lines: dict[str, tuple[bool, Iterable[_Line]]] = {key: (bool(items), items) for key, items in eager.items()}
     lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
     doc = {
         "tool": {"name": "threatgraph", "version": __version__},
@@ -575,8 +600,16 @@ def _val(value: object) -> str:
 def _objects(keys: Sequence[str], items: Iterable[Sequence[object]]) -> str:
     """``json.dumps([dict(zip(names, item)) for item in items], ensure_ascii=False)`` written out (``keys``:
     the JSON text of each distinct name with ``": "``, e.g. :data:`_EVIDENCE_KEYS`)."""
-    return "[" + ", ".join(["{" + ", ".join([k + _val(v) for k, v in zip(keys, item, strict=True)]) + "}"
-                            for item in items]) + "]"
+    out = []
+    for item in items:
+        if len(item) != len(keys):
+            raise ValueError(f"{len(keys)} values expected, not {len(item)}: {item!r}")
+        try:
+            values = list(map(_str, item))  # type: ignore[arg-type]  # strings: json's C function alone
+        except TypeError:
+            values = list(map(_val, item))
+        out.append("{" + ", ".join(map(add, keys, values)) + "}")
+    return "[" + ", ".join(out) + "]"
 
 
 def _keys(*names: str) -> tuple[str, ...]:
@@ -588,6 +621,12 @@ _ELEMENT_KEYS = _keys("iri", "label", "kind")
 _CATEGORY_KEYS = _keys("iri", "label", "framework")
 _EVIDENCE_KEYS = _keys("role", "value", "label")
 _FACTOR_KEYS = _keys("of", "name", "value", "effect", "subject")
+_VIEW_LIST_KEYS: dict[str, tuple[str, ...]] = {
+    "exposure": _keys("element", "attribute"), "reducedBy": _keys("element", "attribute"),
+    "mitigations": _keys("id", "label"), "implemented": _keys("mitigation", "controls"),
+    "countermeasures": _keys("id", "label", "inferredVia"), "detections": _keys("id", "label"),
+}
+"""The member names of the objects each list of :func:`technique_json` holds, one per item's tuple element."""
 
 
 def _strs(texts: Sequence[str]) -> str:
@@ -626,7 +665,7 @@ def dumps_one_per_line(doc: Mapping[str, object], keys: Sequence[str]) -> str:
       "none": []
     }
     """
-    lines: dict[str, tuple[bool, Iterable[str]]] = {}
+    lines: dict[str, tuple[bool, Iterable[_Line]]] = {}
     for key in keys:
         items = doc.get(key)
         if isinstance(items, list) and items:
@@ -634,17 +673,22 @@ def dumps_one_per_line(doc: Mapping[str, object], keys: Sequence[str]) -> str:
     return "".join(_one_per_line(doc, lines))
 
 
+_Line = str | tuple[str, ...]
+"""A line of :func:`_one_per_line`: its text, or the pieces of its text (a finding's shared parts are not
+copied into a string of their own before they are copied into the batch)."""
+
 _BATCH = 1 << 18
 """Characters of items joined into one piece of :func:`_one_per_line` (a few writes per megabyte)."""
 
 
-def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[str]]]) -> Iterator[str]:
+def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[_Line]]]) -> Iterator[str]:
     """The pieces of ``doc`` indented by two spaces, with the list under each key of ``lines`` ((whether
     it has items, its items' lines)) written one item per line (an empty one as ``[]``); ``doc`` holds
-    each such key (any value) at its place. The items are taken as the pieces are."""
+    each such key (any value) at its place. The items are taken as the pieces are; an item is its line,
+    or a tuple of the pieces of its line."""
     token = os.urandom(16).hex()  # a placeholder no input can spell
     outer: dict[str, object] = dict(doc)
-    parts: dict[str, Iterable[str]] = {}
+    parts: dict[str, Iterable[_Line]] = {}
     for key, (nonempty, items) in lines.items():
         if not nonempty:
             outer[key] = []
@@ -667,9 +711,13 @@ def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Ite
                 yield "".join(batch)
                 batch.clear()
                 size = 0
-            batch.append(item)
+            if type(item) is str:
+                batch.append(item)
+                size += len(item)
+            else:  # a line's pieces: joined once, with the batch
+                batch += item
+                size += sum(map(len, item))
             batch.append(",\n    ")
-            size += len(item)
         batch[-1] = "\n  ]"
         yield "".join(batch)
         pos = at + len(mark)
@@ -742,11 +790,15 @@ class Facts:
     """:func:`rank_key`."""
 
 
+_LEVEL_RANK = {name: i for i, name in enumerate(SEVERITIES, 1)}
+"""Level name -> rank on the severity scale (1 = info ... 5 = critical; 0 for another name)."""
+
+
 def facts_of(f: Finding) -> Facts:
     """The :class:`Facts` of ``f``."""
     level = f.level
     capped = bool(f.risk_level) and level != f.risk_level and level == f.level_cap  # Finding.level_capped
-    rank = SEVERITIES.index(level) + 1 if level in SEVERITIES else 0  # Finding.level_rank
+    rank = _LEVEL_RANK.get(level, 0)  # Finding.level_rank
     own = _own_score(f, level, capped)
     residual = f.control_status != "mitigated"
     res = f.residual_techniques
@@ -846,8 +898,12 @@ def _why_lead(x: Facts, missing: Callable[[TechniqueView], list[tuple[str, str]]
     f = x.f
     res = x.residual_techniques or f.techniques
     # the first in technique_key order (min keeps the first of equal keys, as sorted does)
-    t = min(res, key=technique_key if missing is None else lambda t: _technique_key(t, missing))
-    return (f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
+    return _lead_text(len(res), min(res, key=technique_key if missing is None else lambda t: _technique_key(t, missing)))
+
+
+def _lead_text(n: int, t: TechniqueView) -> str:
+    """:func:`_why_lead` of ``n`` residual techniques of which ``t`` is the riskiest."""
+    return (f"{n} residual technique{'s' if n != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
             + (UNRESOLVED_MARK if t.unresolved else ""))
 
 
@@ -1002,6 +1058,7 @@ class Triage:
         self._tokens: dict[int, tuple[int, ...]] = {}
         self._leads: dict[tuple[int, ...], str] = {}
         self._briefs: dict[tuple[object, ...], str] = {}
+        self._technique_keys: dict[int, tuple[object, ...]] = {}
 
     def facts(self, f: Finding) -> Facts:
         """The :class:`Facts` of ``f`` (kept by the finding's identity)."""
@@ -1053,7 +1110,7 @@ class Triage:
             toks = self.tokens(f)
             lead = self._leads.get(toks)
             if lead is None:
-                lead = self._leads[toks] = _why_lead(x, self.missing)
+                lead = self._leads[toks] = self._lead(toks)
         else:
             lead = f.explanation.rstrip(".")
         brief = ""
@@ -1064,6 +1121,19 @@ class Triage:
                 hit = self._briefs[key] = risk_brief(f, x.own_score)
             brief = hit
         return lead + (f"; {brief}" if brief else "")
+
+    def _lead(self, toks: tuple[int, ...]) -> str:
+        """:func:`_why_lead` of a finding with the techniques ``toks``, their keys (:func:`technique_key`)
+        taken once per content."""
+        views = self.encoder.views
+        res = [k for k in toks if views[k].status != "mitigated"] or list(toks)
+        return _lead_text(len(res), views[min(res, key=self._technique_key)])  # min: the first of equal keys
+
+    def _technique_key(self, tok: int) -> tuple[object, ...]:
+        key = self._technique_keys.get(tok)
+        if key is None:
+            key = self._technique_keys[tok] = _technique_key(self.encoder.views[tok], self.missing)
+        return key
 
     def technique_line(self, t: TechniqueView) -> str:
         """``technique`` + :func:`technique_text` (once per technique view)."""
@@ -1101,7 +1171,7 @@ class Triage:
             if not x.residual or not f.techniques:
                 continue
             for t in x.residual_techniques:
-                for mid, label in self.missing(t):
+                for mid, label in t.mitigations if not t.implemented else self.missing(t):  # Triage.missing
                     p = plans.get(mid)
                     if p is None:
                         p = plans[mid] = MitigationPlan(mid, label)
