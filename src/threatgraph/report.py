@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import accumulate
 from operator import add, attrgetter
-from typing import Protocol
+from typing import Any, Protocol
 
 from threatgraph import __version__, sanitize
 from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
@@ -467,7 +467,7 @@ def findings_json_chunks(
     remediation: Mapping[str, str] | None = None,
     out_of_scope: Sequence[tuple[str, str, str]] = (),
     triage: Triage | None = None,
-) -> Iterator[str]:
+) -> JsonChunks:
     """:func:`findings_json` as pieces whose concatenation is the document, made as they are taken: a
     writer taking them one after another never holds the report (at 10 k elements 120 M characters,
     twice that as one string with a non-ASCII character, plus its UTF-8 encoding when written whole),
@@ -476,72 +476,6 @@ def findings_json_chunks(
     the caller has one."""
     tri = triage if triage is not None else Triage(findings, remediation)
     rem = tri.remediation
-
-    # the parts many findings share (an element, its categories, evidence, risk, techniques) encoded once each
-    parts: dict[tuple[object, ...], str] = {}
-    risks: dict[tuple[object, ...], str] = {}
-    techniques: dict[tuple[int, ...], str] = {}
-    text = tri.encoder.text
-    tokens = tri.tokens
-
-    def finding(f: Finding) -> tuple[str, ...]:
-        """``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its own), written
-        out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
-        x = tri.facts(f)
-        toks = tokens(f)
-        level = x.level
-        key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, toks)
-        head = parts.get(key)  # from the rule to the element: the rule's findings alike share it
-        if head is None:
-            remedy = rem.get(f.rule_id)
-            do = tri.do(f)
-            head = parts[key] = "".join((
-                ', "rule": ', _val(f.rule_id), ', "threat": ', _val(f.threat), ', "level": ', _val(level),
-                ', "severity": ', _val(f.severity), ', "remediation": ', _val(remedy) if remedy else "null",
-                ', "do": ', _val(do) if do else "null", ', "element": ',
-            ))
-        key = (f.focus, f.focus_label, f.focus_kind)
-        element = parts.get(key)
-        if element is None:
-            element = parts[key] = _objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": '
-        key = ("categories", *f.categories)
-        cats = parts.get(key)
-        if cats is None:
-            cats = parts[key] = _objects(_CATEGORY_KEYS, f.categories) + ', "explanation": '
-        key = ("evidence", *f.evidence)
-        evidence = parts.get(key)
-        if evidence is None:
-            evidence = parts[key] = ', "evidence": ' + _objects(_EVIDENCE_KEYS, f.evidence)
-        key = ("source", f.source, f.control_status, *f.covered_by, "", *f.mitigated_by)
-        source = parts.get(key)
-        if source is None:
-            source = parts[key] = "".join((
-                ', "source": ', _val(f.source),
-                ', "controlStatus": ', _val(f.control_status) if f.control_status else "null",
-                ', "coveredBy": ', _strs(f.covered_by),
-                ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ',
-            ))
-        if f.risk_score:
-            # the findings of an element share its risk factors, and most their score
-            factors = tuple(map(_FACTOR, f.risk_factors))
-            key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
-                   tuple(f.mitigated_by), factors)
-            risk = risks.get(key)
-            if risk is None:
-                risk = risks[key] = (
-                    f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
-                    f'"level": {_str(f.risk_level)}, '
-                    + (f'"levelCappedAt": {_str(level)}, ' if x.level_capped else "")
-                    + f'"explanation": {_str(_risk_text(f, level, x.level_capped))}, "factors": '
-                    + _objects(_FACTOR_KEYS, factors) + "}")
-        else:
-            risk = "null"
-        # the techniques' text is shared by the findings they realise
-        techs = techniques.get(toks)
-        if techs is None:
-            techs = techniques[toks] = (', "techniques": [' + ", ".join([text(k) for k in toks])
-                                        + '], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}")
-        return '{"id": ', _str(f.iri), head, element, cats, _str(f.explanation), evidence, source, risk, techs
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
@@ -563,8 +497,6 @@ def findings_json_chunks(
         "outOfScope": [_dumps({"iri": e, "label": label, "reason": why or None}) for e, label, why in out_of_scope],
         "attackPaths": [_dumps(p) for p in paths_json(paths)],
     }
-    lines: dict[str, tuple[bool, Iterable[_Line]]] = {key: (bool(items), items) for key, items in eager.items()}
-    lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
     doc = {
         "tool": {"name": "threatgraph", "version": __version__},
         "models": list(model_files),
@@ -579,7 +511,104 @@ def findings_json_chunks(
         "outOfScope": None,
         "attackPaths": None,
     }
-    return _one_per_line(doc, lines)
+
+    def make(utf8: bool) -> Iterator[Any]:
+        """The pieces, as text or (``utf8``) as its UTF-8 encoding."""
+        # the parts many findings share (an element, its categories, evidence, risk, techniques) encoded once
+        # each (as UTF-8 when utf8: then each is encoded once, not once per finding)
+        enc: Callable[[str], Any] = str.encode if utf8 else _same
+        parts: dict[tuple[object, ...], Any] = {}
+        risks: dict[tuple[object, ...], Any] = {}
+        techniques: dict[tuple[int, ...], Any] = {}
+        text = tri.encoder.text
+        tokens = tri.tokens
+        start, null = enc('{"id": '), enc("null")
+
+        def finding(f: Finding) -> tuple[Any, ...]:
+            """The pieces of ``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its
+            own), written out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
+            x = tri.facts(f)
+            toks = tokens(f)
+            level = x.level
+            key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, toks)
+            head = parts.get(key)  # from the rule to the element: the rule's findings alike share it
+            if head is None:
+                remedy = rem.get(f.rule_id)
+                do = tri.do(f)
+                head = parts[key] = enc("".join((
+                    ', "rule": ', _val(f.rule_id), ', "threat": ', _val(f.threat), ', "level": ', _val(level),
+                    ', "severity": ', _val(f.severity), ', "remediation": ', _val(remedy) if remedy else "null",
+                    ', "do": ', _val(do) if do else "null", ', "element": ',
+                )))
+            key = (f.focus, f.focus_label, f.focus_kind)
+            element = parts.get(key)
+            if element is None:
+                element = parts[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
+            key = ("categories", *f.categories)
+            cats = parts.get(key)
+            if cats is None:
+                cats = parts[key] = enc(_objects(_CATEGORY_KEYS, f.categories) + ', "explanation": ')
+            key = ("evidence", *f.evidence)
+            evidence = parts.get(key)
+            if evidence is None:
+                evidence = parts[key] = enc(', "evidence": ' + _objects(_EVIDENCE_KEYS, f.evidence))
+            key = ("source", f.source, f.control_status, *f.covered_by, "", *f.mitigated_by)
+            source = parts.get(key)
+            if source is None:
+                source = parts[key] = enc("".join((
+                    ', "source": ', _val(f.source),
+                    ', "controlStatus": ', _val(f.control_status) if f.control_status else "null",
+                    ', "coveredBy": ', _strs(f.covered_by),
+                    ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ',
+                )))
+            if f.risk_score:
+                # the findings of an element share its risk factors, and most their score
+                factors = tuple(map(_FACTOR, f.risk_factors))
+                key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
+                       tuple(f.mitigated_by), factors)
+                risk = risks.get(key)
+                if risk is None:
+                    risk = risks[key] = enc(
+                        f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
+                        f'"level": {_str(f.risk_level)}, '
+                        + (f'"levelCappedAt": {_str(level)}, ' if x.level_capped else "")
+                        + f'"explanation": {_str(_risk_text(f, level, x.level_capped))}, "factors": '
+                        + _objects(_FACTOR_KEYS, factors) + "}")
+            else:
+                risk = null
+            # the techniques' text is shared by the findings they realise
+            techs = techniques.get(toks)
+            if techs is None:
+                techs = techniques[toks] = enc(
+                    ', "techniques": [' + ", ".join([text(k) for k in toks])
+                    + '], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}")
+            return start, enc(_str(f.iri)), head, element, cats, enc(_str(f.explanation)), evidence, source, risk, techs
+
+        lines: dict[str, tuple[bool, Iterable[Any]]] = {key: (bool(items), items) for key, items in eager.items()}
+        lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
+        return _one_per_line_any(doc, lines, utf8)
+
+    return JsonChunks(make)
+
+
+class JsonChunks:
+    """The pieces of a JSON report (:func:`findings_json_chunks`), made as they are taken: iterated, its
+    text; :meth:`utf8`, its UTF-8 encoding, in which the parts findings share are encoded once each, not
+    once per finding (:func:`threatgraph.commands._output.write_output` writes those)."""
+
+    def __init__(self, make: Callable[[bool], Iterator[Any]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[str]:
+        return self._make(False)
+
+    def utf8(self) -> Iterator[bytes]:
+        """The pieces encoded as UTF-8 (their concatenation is the text's encoding)."""
+        return self._make(True)
+
+
+def _same(text: str) -> str:
+    return text
 
 
 _str: Callable[[str], str] = json.encoder.encode_basestring
@@ -686,9 +715,19 @@ def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Ite
     it has items, its items' lines)) written one item per line (an empty one as ``[]``); ``doc`` holds
     each such key (any value) at its place. The items are taken as the pieces are; an item is its line,
     or a tuple of the pieces of its line."""
+    return _one_per_line_any(doc, lines, False)
+
+
+def _one_per_line_any(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[Any]]],
+                      utf8: bool) -> Iterator[Any]:
+    """:func:`_one_per_line`; with ``utf8``, the pieces as UTF-8 (an item's pieces given encoded, an item
+    given as one text encoded here)."""
+    enc: Callable[[str], Any] = str.encode if utf8 else _same
+    join: Callable[[list[Any]], Any] = b"".join if utf8 else "".join
+    sep = enc(",\n    ")
     token = os.urandom(16).hex()  # a placeholder no input can spell
     outer: dict[str, object] = dict(doc)
-    parts: dict[str, Iterable[_Line]] = {}
+    parts: dict[str, Iterable[Any]] = {}
     for key, (nonempty, items) in lines.items():
         if not nonempty:
             outer[key] = []
@@ -702,27 +741,28 @@ def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Ite
     pos = 0
     for mark in sorted(parts, key=text.index):
         at = text.index(mark, pos)
-        yield text[pos:at]
+        yield enc(text[pos:at])
         # the items in batches: one piece per item and separator made a write call each (4 per finding)
-        batch = ["[\n    "]
+        batch = [enc("[\n    ")]
         size = 0
         for item in parts.pop(mark):
             if size >= _BATCH:
-                yield "".join(batch)
+                yield join(batch)
                 batch.clear()
                 size = 0
             if type(item) is str:
+                item = enc(item)
                 batch.append(item)
                 size += len(item)
             else:  # a line's pieces: joined once, with the batch
                 batch += item
                 size += sum(map(len, item))
-            batch.append(",\n    ")
-        batch[-1] = "\n  ]"
-        yield "".join(batch)
+            batch.append(sep)
+        batch[-1] = enc("\n  ]")
+        yield join(batch)
         pos = at + len(mark)
-    yield text[pos:]
-    yield "\n"
+    yield enc(text[pos:])
+    yield enc("\n")
 
 
 def _md(text: str) -> str:
