@@ -520,6 +520,8 @@ def findings_json_chunks(
         parts: dict[tuple[object, ...], Any] = {}
         risks: dict[tuple[object, ...], Any] = {}
         techniques: dict[tuple[int, ...], Any] = {}
+        evidence_items: dict[tuple[object, ...], str] = {}
+        factor_items: dict[tuple[object, ...], str] = {}
         text = tri.encoder.text
         tokens = tri.tokens
         start, null = enc('{"id": '), enc("null")
@@ -530,11 +532,11 @@ def findings_json_chunks(
             x = tri.facts(f)
             toks = tokens(f)
             level = x.level
-            key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, toks)
+            do = tri.do(f)
+            key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, do)
             head = parts.get(key)  # from the rule to the element: the rule's findings alike share it
             if head is None:
                 remedy = rem.get(f.rule_id)
-                do = tri.do(f)
                 head = parts[key] = enc("".join((
                     ', "rule": ', _val(f.rule_id), ', "threat": ', _val(f.threat), ', "level": ', _val(level),
                     ', "severity": ', _val(f.severity), ', "remediation": ', _val(remedy) if remedy else "null",
@@ -551,7 +553,7 @@ def findings_json_chunks(
             key = ("evidence", *f.evidence)
             evidence = parts.get(key)
             if evidence is None:
-                evidence = parts[key] = enc(', "evidence": ' + _objects(_EVIDENCE_KEYS, f.evidence))
+                evidence = parts[key] = enc(', "evidence": ' + _list_of(_EVIDENCE_KEYS, f.evidence, evidence_items))
             key = ("source", f.source, f.control_status, *f.covered_by, "", *f.mitigated_by)
             source = parts.get(key)
             if source is None:
@@ -573,7 +575,7 @@ def findings_json_chunks(
                         f'"level": {_str(f.risk_level)}, '
                         + (f'"levelCappedAt": {_str(level)}, ' if x.level_capped else "")
                         + f'"explanation": {_str(_risk_text(f, level, x.level_capped))}, "factors": '
-                        + _objects(_FACTOR_KEYS, factors) + "}")
+                        + _list_of(_FACTOR_KEYS, factors, factor_items) + "}")
             else:
                 risk = null
             # the techniques' text is shared by the findings they realise
@@ -639,6 +641,17 @@ def _objects(keys: Sequence[str], items: Iterable[Sequence[object]]) -> str:
             values = list(map(_val, item))
         out.append("{" + ", ".join(map(add, keys, values)) + "}")
     return "[" + ", ".join(out) + "]"
+
+
+def _list_of(keys: Sequence[str], items: Iterable[tuple[object, ...]], done: dict[tuple[object, ...], str]) -> str:
+    """:func:`_objects` with the text of each item kept in ``done`` (one ``done`` per ``keys``)."""
+    texts = []
+    for item in items:
+        text = done.get(item)
+        if text is None:
+            text = done[item] = _objects(keys, (item,))[1:-1]
+        texts.append(text)
+    return "[" + ", ".join(texts) + "]"
 
 
 def _keys(*names: str) -> tuple[str, ...]:
