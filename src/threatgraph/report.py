@@ -1198,7 +1198,11 @@ class Triage:
     @cached_property
     def ordered(self) -> list[Finding]:
         """Every finding, highest residual risk first (:func:`rank_key`)."""
-        return sorted(self.findings, key=self.key)
+        facts = self._facts
+        for f in self.findings:  # the facts of all, in one loop (not a method call per finding)
+            if id(f) not in facts:
+                facts[id(f)] = facts_of(f)
+        return sorted(self.findings, key=lambda f: facts[id(f)].key)
 
     @cached_property
     def ranking(self) -> list[Finding]:
