@@ -476,6 +476,8 @@ def findings_json_chunks(
     the caller has one."""
     tri = triage if triage is not None else Triage(findings, remediation)
     rem = tri.remediation
+    for f in tri.findings:  # the findings' techniques numbered: what to do is then kept by them (Triage.do)
+        tri.tokens(f)
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
@@ -1146,9 +1148,11 @@ class Triage:
         return toks
 
     def do(self, f: Finding, n: int = 2) -> str:
-        """:func:`do_text` of ``f`` with the report's remediation (kept by the rule and the techniques'
-        content: the text reads nothing else of the finding)."""
-        key = (self.tokens(f), f.rule_id, n)
+        """:func:`do_text` of ``f`` with the report's remediation: kept by the rule and the techniques'
+        content (the text reads nothing else of the finding) once the finding has its :meth:`tokens` (the
+        JSON report numbers every finding's techniques), else by the finding."""
+        toks = self._tokens.get(id(f))
+        key: tuple[object, ...] = (toks, f.rule_id, n) if toks is not None else (id(f), n)
         text = self._do.get(key)
         if text is None:
             res = self.facts(f).residual_techniques
