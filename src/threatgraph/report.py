@@ -343,11 +343,14 @@ class TechniqueEncoder:
             self._texts.append(None)
         return tok
 
-    def text(self, tok: int) -> str:
-        """The text of token ``tok`` (encoded when first asked for: a table asks for none)."""
+    def text(self, tok: int, keep: bool = True) -> str:
+        """The text of token ``tok`` (encoded when first asked for: a table asks for none); ``keep``: kept
+        for the next call (a caller that keeps it in another form, as the JSON report's UTF-8, says no)."""
         text = self._texts[tok]
         if text is None:
-            text = self._texts[tok] = self._encode(self.views[tok], self._keys[tok])
+            text = self._encode(self.views[tok], self._keys[tok])
+            if keep:
+                self._texts[tok] = text
         return text
 
     def __call__(self, t: TechniqueView) -> str:
@@ -521,12 +524,20 @@ def findings_json_chunks(
         enc: Callable[[str], Any] = str.encode if utf8 else _same
         parts: dict[tuple[object, ...], Any] = {}
         risks: dict[tuple[object, ...], Any] = {}
-        techniques: dict[tuple[int, ...], Any] = {}
+        techniques: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        texts: dict[int, Any] = {}  # the technique texts as given (each once: not joined per list of techniques)
         evidence_items: dict[tuple[object, ...], str] = {}
         factor_items: dict[tuple[object, ...], str] = {}
         text = tri.encoder.text
         tokens = tri.tokens
-        start, null = enc('{"id": '), enc("null")
+        start, null, comma = enc('{"id": '), enc("null"), enc(", ")
+        opening = enc(', "techniques": [')
+
+        def technique(tok: int) -> Any:
+            got = texts.get(tok)
+            if got is None:
+                got = texts[tok] = enc(text(tok, not utf8))
+            return got
 
         def finding(f: Finding) -> tuple[Any, ...]:
             """The pieces of ``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its
@@ -580,13 +591,18 @@ def findings_json_chunks(
                         + _list_of(_FACTOR_KEYS, factors, factor_items) + "}")
             else:
                 risk = null
-            # the techniques' text is shared by the findings they realise
+            # the techniques' texts are shared by the findings they realise: their pieces, not a copy
             techs = techniques.get(toks)
             if techs is None:
-                techs = techniques[toks] = enc(
-                    ', "techniques": [' + ", ".join([text(k) for k in toks])
-                    + '], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}")
-            return start, enc(_str(f.iri)), head, element, cats, enc(_str(f.explanation)), evidence, source, risk, techs
+                pieces: list[Any] = [opening]
+                for k in toks:
+                    pieces += (technique(k), comma)
+                if toks:
+                    pieces.pop()  # the comma after the last
+                pieces.append(enc('], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}"))
+                techs = techniques[toks] = tuple(pieces)
+            return (start, enc(_str(f.iri)), head, element, cats, enc(_str(f.explanation)), evidence, source, risk,
+                    *techs)
 
         lines: dict[str, tuple[bool, Iterable[Any]]] = {key: (bool(items), items) for key, items in eager.items()}
         lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
