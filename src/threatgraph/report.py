@@ -306,7 +306,6 @@ _FACTOR = attrgetter("of", "name", "value", "effect", "subject")
 """The fields of a :class:`RiskFactorView` as a tuple."""
 
 
-
 class TechniqueEncoder:
     """The JSON text of technique applications (:func:`technique_json`, one line), each distinct content
     encoded once: every finding has its own view of an application (``read_findings`` copies it per
@@ -522,7 +521,11 @@ def findings_json_chunks(
         # the parts many findings share (an element, its categories, evidence, risk, techniques) encoded once
         # each (as UTF-8 when utf8: then each is encoded once, not once per finding)
         enc: Callable[[str], Any] = str.encode if utf8 else _same
-        parts: dict[tuple[object, ...], Any] = {}
+        heads: dict[tuple[object, ...], Any] = {}
+        elements: dict[tuple[object, ...], Any] = {}
+        categories: dict[tuple[object, ...], Any] = {}
+        evidences: dict[tuple[object, ...], Any] = {}
+        sources: dict[tuple[object, ...], Any] = {}
         risks: dict[tuple[object, ...], Any] = {}
         techniques: dict[tuple[int, ...], tuple[Any, ...]] = {}
         texts: dict[int, Any] = {}  # the technique texts as given (each once: not joined per list of techniques)
@@ -547,30 +550,30 @@ def findings_json_chunks(
             level = x.level
             do = tri.do(f)
             key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, do)
-            head = parts.get(key)  # from the rule to the element: the rule's findings alike share it
+            head = heads.get(key)  # from the rule to the element: the rule's findings alike share it
             if head is None:
                 remedy = rem.get(f.rule_id)
-                head = parts[key] = enc("".join((
+                head = heads[key] = enc("".join((
                     ', "rule": ', _val(f.rule_id), ', "threat": ', _val(f.threat), ', "level": ', _val(level),
                     ', "severity": ', _val(f.severity), ', "remediation": ', _val(remedy) if remedy else "null",
                     ', "do": ', _val(do) if do else "null", ', "element": ',
                 )))
             key = (f.focus, f.focus_label, f.focus_kind)
-            element = parts.get(key)
+            element = elements.get(key)
             if element is None:
-                element = parts[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
-            key = ("categories", *f.categories)
-            cats = parts.get(key)
+                element = elements[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
+            key = tuple(f.categories)
+            cats = categories.get(key)
             if cats is None:
-                cats = parts[key] = enc(_objects(_CATEGORY_KEYS, f.categories) + ', "explanation": ')
-            key = ("evidence", *f.evidence)
-            evidence = parts.get(key)
+                cats = categories[key] = enc(_objects(_CATEGORY_KEYS, f.categories) + ', "explanation": ')
+            key = tuple(f.evidence)
+            evidence = evidences.get(key)
             if evidence is None:
-                evidence = parts[key] = enc(', "evidence": ' + _list_of(_EVIDENCE_KEYS, f.evidence, evidence_items))
-            key = ("source", f.source, f.control_status, *f.covered_by, "", *f.mitigated_by)
-            source = parts.get(key)
+                evidence = evidences[key] = enc(', "evidence": ' + _list_of(_EVIDENCE_KEYS, f.evidence, evidence_items))
+            key = (f.source, f.control_status, tuple(f.covered_by), tuple(f.mitigated_by))
+            source = sources.get(key)
             if source is None:
-                source = parts[key] = enc("".join((
+                source = sources[key] = enc("".join((
                     ', "source": ', _val(f.source),
                     ', "controlStatus": ', _val(f.control_status) if f.control_status else "null",
                     ', "coveredBy": ', _strs(f.covered_by),
