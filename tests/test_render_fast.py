@@ -315,8 +315,11 @@ def test_technique_encoder_writes_what_json_dumps_writes() -> None:
         expected = json.dumps(technique_json(t), ensure_ascii=False)
         assert encode(t) == expected
         texts.add(expected)
-    assert len(encode._whole) == len(texts) < len(views)  # the copies' text reused
-    assert len(encode._texts) <= 3 * 2 * 3  # mitigation, countermeasure and detection texts encoded once
+    assert len(encode) == len(texts) < len(views)  # the copies' text reused
+    assert [encode.token(t) for t in views[-500:]] == [encode.token(t) for t in views[:500]]  # one token per content
+    lists = {name for name, _ in encode._lists}
+    assert lists <= {"exposure", "reducedBy", "mitigations", "implemented", "countermeasures", "detections"}
+    assert sum(1 for name, _ in encode._lists if name in ("mitigations", "countermeasures", "detections")) <= 3 + 2 + 3
 
 
 def _straightforward_json(ri: ReportInput) -> str:

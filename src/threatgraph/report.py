@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import accumulate
-from typing import Protocol
+from operator import add, attrgetter
+from typing import Any, Protocol
 
 from threatgraph import __version__, sanitize
 from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
@@ -179,14 +180,19 @@ def risk_text(f: Finding) -> str:
     >>> risk_text(f)
     'risk 12 (high) = likelihood 3 × impact 4; likelihood: base 2, +1 exposure (publicly exposed: API); impact: criticality 4'
     """
+    return _risk_text(f, f.level, f.level_capped)
+
+
+def _risk_text(f: Finding, level: str, capped: bool) -> str:
+    """:func:`risk_text` with the finding's :attr:`Finding.level` and :attr:`Finding.level_capped` known."""
     lik = [f"base {BASE_LIKELIHOOD}"] + [
         f"{r.effect:+d} {r.name} ({r.value}{': ' + r.subject if r.subject else ''})" for r in f.risk_factors if r.of == "likelihood"
     ]
     imp = [f"{r.name} {r.value}" + (f" [{r.subject}]" if r.subject and r.subject not in r.value and r.name != "criticality" else "")
            for r in f.risk_factors if r.of == "impact"]
-    cap = ((f"; level {f.level}: mitigated by the declared fact {', '.join(f.mitigated_by)}, capped at the rule's severity"
-            if f.mitigated_by else f"; level {f.level}: capped one step above the rule's severity ({f.severity})")
-           if f.level_capped else "")
+    cap = ((f"; level {level}: mitigated by the declared fact {', '.join(f.mitigated_by)}, capped at the rule's severity"
+            if f.mitigated_by else f"; level {level}: capped one step above the rule's severity ({f.severity})")
+           if capped else "")
     return (f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; "
             f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}{cap}")
 
@@ -289,54 +295,111 @@ def _technique_json(t: TechniqueView, missing: Sequence[tuple[str, str]]) -> dic
     }
 
 
+_VIEW_SCALARS = attrgetter("id", "iri", "label", "status", "release", "unresolved", "replaces", "mapping",
+                           "justification", "maturity")
+_VIEW_LISTS = attrgetter("asset_types", "sources", "exposures", "reduced_by", "mitigations", "implemented",
+                         "countermeasures", "detections")
+"""The fields of a technique view (:class:`TechniqueView` but its categories, which no report shows as
+part of the application): its scalar fields and its list fields, read in one call each."""
+
+_FACTOR = attrgetter("of", "name", "value", "effect", "subject")
+"""The fields of a :class:`RiskFactorView` as a tuple."""
+
+
 class TechniqueEncoder:
     """The JSON text of technique applications (:func:`technique_json`, one line), each distinct content
     encoded once: every finding has its own view of an application (``read_findings`` copies it per
     finding), so the findings an application realises, and the applications of one technique, repeat the
-    same text (at 1 k elements 13 k views, 3.6 k distinct; 112 distinct mitigation, countermeasure and
-    detection lists). ``missing``: the applicable mitigations no control implements of a view
-    (:attr:`TechniqueView.missing`)."""
+    same text (at 1 k elements 13 k views, 3.6 k distinct; at 10 k 178 k views, 35 k distinct; 112
+    distinct mitigation, countermeasure and detection lists). ``missing``: the applicable mitigations no
+    control implements of a view (:attr:`TechniqueView.missing`).
+
+    Each distinct content has a *token* (:meth:`token`, numbered from 0): what a report derives from a
+    finding's techniques alone (their text, what to do, why) is kept by the tuple of their tokens
+    (:meth:`Triage.tokens`)."""
 
     def __init__(self, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> None:
         self._missing = missing or _missing
-        self._whole: dict[tuple[object, ...], str] = {}
-        self._texts: dict[tuple[object, ...], tuple[str, str, str]] = {}
+        self._tokens: dict[tuple[object, ...], int] = {}
+        self.views: list[TechniqueView] = []
+        """The first view of each token (the others have the same content)."""
+        self._keys: list[tuple[object, ...]] = []
+        self._texts: list[str | None] = []
+        # the parts of a text that views of one technique, or of one mapping, share (encoded once each)
+        self._heads: dict[tuple[object, ...], str] = {}
+        self._mids: dict[tuple[object, ...], str] = {}
+        self._tails: dict[tuple[object, ...], str] = {}
+        self._lists: dict[tuple[str, tuple[object, ...]], str] = {}
+
+    def token(self, t: TechniqueView) -> int:
+        """The number of the content of ``t`` (the same for every view with the same content)."""
+        key = _VIEW_SCALARS(t) + tuple(map(tuple, _VIEW_LISTS(t)))
+        tok = self._tokens.get(key)
+        if tok is None:
+            tok = self._tokens[key] = len(self.views)
+            self.views.append(t)
+            self._keys.append(key)
+            self._texts.append(None)
+        return tok
+
+    def text(self, tok: int, keep: bool = True) -> str:
+        """The text of token ``tok`` (encoded when first asked for: a table asks for none); ``keep``: kept
+        for the next call (a caller that keeps it in another form, as the JSON report's UTF-8, says no)."""
+        text = self._texts[tok]
+        if text is None:
+            text = self._encode(self.views[tok], self._keys[tok])
+            if keep:
+                self._texts[tok] = text
+        return text
 
     def __call__(self, t: TechniqueView) -> str:
-        key = (t.id, t.iri, t.label, t.status, t.release, t.unresolved, t.replaces, t.mapping, tuple(t.asset_types),
-               t.justification, tuple(t.sources), tuple(t.exposures), tuple(t.reduced_by), t.maturity,
-               tuple(t.mitigations), tuple(t.implemented), tuple(t.countermeasures), tuple(t.detections))
-        text = self._whole.get(key)
+        return self.text(self.token(t))
+
+    def __len__(self) -> int:
+        """How many distinct contents have a token."""
+        return len(self.views)
+
+    def _list(self, name: str, items: tuple[tuple[object, ...], ...]) -> str:
+        """The JSON text of one of the view's lists of objects (``name``: its key), each distinct list encoded once."""
+        key = (name, items)
+        text = self._lists.get(key)
         if text is None:
-            text = self._whole[key] = self._encode(t, key)
+            text = self._lists[key] = _objects(_VIEW_LIST_KEYS[name], items)
         return text
 
     def _encode(self, t: TechniqueView, key: tuple[object, ...]) -> str:
-        """:func:`_technique_json` encoded: the technique's texts (mitigations, countermeasures, detections)
-        taken from the encodings of their lists, the rest encoded here."""
-        tkey = key[14], key[16], key[17]
-        texts = self._texts.get(tkey)
-        if texts is None:
-            texts = self._texts[tkey] = (
-                _dumps([{"id": m, "label": lab} for m, lab in t.mitigations]),
-                _dumps([{"id": c, "label": lab, "inferredVia": why} for c, lab, why in t.countermeasures]),
-                _dumps([{"id": d, "label": lab} for d, lab in t.detections]),
-            )
-        head = _dumps({
-            "id": t.id, "iri": t.iri, "label": t.label, "status": t.status, "release": t.release or None,
-            **({"unresolved": t.unresolved} if t.unresolved else {}),
-            "replaces": t.replaces or None, "mapping": t.mapping, "assetTypes": t.asset_types,
-            "justification": t.justification, "sources": t.sources,
-            "exposure": [{"element": s, "attribute": a} for s, a in t.exposures],
-            "reducedBy": [{"element": s, "attribute": a} for s, a in t.reduced_by],
-            "maturity": t.maturity or None,
-        })
-        tail = _dumps({
-            "implemented": [{"mitigation": m, "controls": c} for m, c in t.implemented],
-            "missingMitigations": [m for m, _ in self._missing(t)],
-        })
-        return (f'{head[:-1]}, "mitigations": {texts[0]}, {tail[1:-1]}, "countermeasures": {texts[1]}, '
-                f'"detections": {texts[2]}}}')
+        """:func:`_technique_json` of ``t`` (``key``: its content as :meth:`token` read it) encoded: the parts
+        written out key by key, each distinct part once (the spec: tests/test_render_fast.py)."""
+        # key: id, iri, label, status, release, unresolved, replaces, mapping, justification, maturity (0-9),
+        # asset types, sources, exposures, reduced by, mitigations, implemented, countermeasures, detections
+        hk = key[0:3]
+        head = self._heads.get(hk)
+        if head is None:
+            head = self._heads[hk] = "".join((
+                '{"id": ', _val(t.id), ', "iri": ', _val(t.iri), ', "label": ', _val(t.label), ', "status": '))
+        mk = key[4:9] + key[10:12]
+        mid = self._mids.get(mk)
+        if mid is None:
+            mid = self._mids[mk] = "".join((
+                ', "release": ', _val(t.release) if t.release else "null",
+                ', "unresolved": ' + _val(t.unresolved) if t.unresolved else "",
+                ', "replaces": ', _val(t.replaces) if t.replaces else "null", ', "mapping": ', _val(t.mapping),
+                ', "assetTypes": ', _strs(t.asset_types), ', "justification": ', _val(t.justification),
+                ', "sources": ', _strs(t.sources), ', "exposure": '))
+        missing = tuple(self._missing(t))
+        tk = (key[9], key[14], key[15], missing, key[16], key[17])
+        tail = self._tails.get(tk)
+        if tail is None:
+            lst = self._list
+            tail = self._tails[tk] = "".join((
+                ', "maturity": ', _val(t.maturity) if t.maturity else "null",
+                ', "mitigations": ', lst("mitigations", key[14]),  # type: ignore[arg-type]
+                ', "implemented": ', lst("implemented", key[15]),  # type: ignore[arg-type]
+                ', "missingMitigations": ', _strs([m for m, _ in missing]),
+                ', "countermeasures": ', lst("countermeasures", key[16]),  # type: ignore[arg-type]
+                ', "detections": ', lst("detections", key[17]), "}"))  # type: ignore[arg-type]
+        return "".join((head, _val(t.status), mid, self._list("exposure", key[12]),  # type: ignore[arg-type]
+                        ', "reducedBy": ', self._list("reducedBy", key[13]), tail))  # type: ignore[arg-type]
 
 
 def finding_derivation_json(f: Finding) -> dict[str, object]:
@@ -406,7 +469,7 @@ def findings_json_chunks(
     remediation: Mapping[str, str] | None = None,
     out_of_scope: Sequence[tuple[str, str, str]] = (),
     triage: Triage | None = None,
-) -> Iterator[str]:
+) -> JsonChunks:
     """:func:`findings_json` as pieces whose concatenation is the document, made as they are taken: a
     writer taking them one after another never holds the report (at 10 k elements 120 M characters,
     twice that as one string with a non-ASCII character, plus its UTF-8 encoding when written whole),
@@ -415,54 +478,8 @@ def findings_json_chunks(
     the caller has one."""
     tri = triage if triage is not None else Triage(findings, remediation)
     rem = tri.remediation
-    technique = TechniqueEncoder(tri.missing)
-
-    # the parts many findings share (an element, its categories, evidence, risk factors) encoded once each
-    parts: dict[tuple[object, ...], str] = {}
-
-    def part(key: tuple[object, ...], make: Callable[[], object]) -> str:
-        text = parts.get(key)
-        if text is None:
-            text = parts[key] = _dumps(make())
-        return text
-
-    def finding(f: Finding) -> str:
-        """``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its own), written
-        out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
-        x = tri.facts(f)
-        remedy = rem.get(f.rule_id)
-        do = tri.do(f)
-        cats, evidence = tuple(f.categories), tuple(f.evidence)
-        if f.risk_score:
-            factors = tuple((r.of, r.name, r.value, r.effect, r.subject) for r in f.risk_factors)
-            risk = (f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
-                    f'"level": {_str(f.risk_level)}, '
-                    + (f'"levelCappedAt": {_str(x.level)}, ' if x.level_capped else "")
-                    + f'"explanation": {_str(risk_text(f))}, "factors": '
-                    + part(("factors", factors), lambda: [
-                        {"of": r[0], "name": r[1], "value": r[2], "effect": r[3], "subject": r[4]} for r in factors])
-                    + "}")
-        else:
-            risk = "null"
-        # the techniques' text is shared by the findings they realise
-        return "".join((
-            '{"id": ', _str(f.iri), ', "rule": ', _str(f.rule_id), ', "threat": ', _str(f.threat),
-            ', "level": ', _str(x.level), ', "severity": ', _str(f.severity),
-            ', "remediation": ', _str(remedy) if remedy else "null", ', "do": ', _str(do) if do else "null",
-            ', "element": ', part(("element", f.focus, f.focus_label, f.focus_kind),
-                                  lambda: {"iri": f.focus, "label": f.focus_label, "kind": f.focus_kind}),
-            ', "categories": ', part(("categories", cats), lambda: [
-                {"iri": c[0], "label": c[1], "framework": c[2]} for c in cats]),
-            ', "explanation": ', _str(f.explanation),
-            ', "evidence": ', part(("evidence", evidence), lambda: [
-                {"role": e[0], "value": e[1], "label": e[2]} for e in evidence]),
-            ', "source": ', _str(f.source),
-            ', "controlStatus": ', _str(f.control_status) if f.control_status else "null",
-            ', "coveredBy": ', _strs(f.covered_by),
-            ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ', risk,
-            ', "techniques": [', ", ".join([technique(t) for t in f.techniques]),
-            '], "residualTechniques": ', _strs([t.id for t in x.residual_techniques]), "}",
-        ))
+    for f in tri.findings:  # the findings' techniques numbered: what to do is then kept by them (Triage.do)
+        tri.tokens(f)
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
@@ -484,8 +501,6 @@ def findings_json_chunks(
         "outOfScope": [_dumps({"iri": e, "label": label, "reason": why or None}) for e, label, why in out_of_scope],
         "attackPaths": [_dumps(p) for p in paths_json(paths)],
     }
-    lines: dict[str, tuple[bool, Iterable[str]]] = {key: (bool(items), items) for key, items in eager.items()}
-    lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
     doc = {
         "tool": {"name": "threatgraph", "version": __version__},
         "models": list(model_files),
@@ -500,11 +515,181 @@ def findings_json_chunks(
         "outOfScope": None,
         "attackPaths": None,
     }
-    return _one_per_line(doc, lines)
+
+    def make(utf8: bool) -> Iterator[Any]:
+        """The pieces, as text or (``utf8``) as its UTF-8 encoding."""
+        # the parts many findings share (an element, its categories, evidence, risk, techniques) encoded once
+        # each (as UTF-8 when utf8: then each is encoded once, not once per finding)
+        enc: Callable[[str], Any] = str.encode if utf8 else _same
+        heads: dict[tuple[object, ...], Any] = {}
+        elements: dict[tuple[object, ...], Any] = {}
+        categories: dict[tuple[object, ...], Any] = {}
+        evidences: dict[tuple[object, ...], Any] = {}
+        sources: dict[tuple[object, ...], Any] = {}
+        risks: dict[tuple[object, ...], Any] = {}
+        techniques: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        texts: dict[int, Any] = {}  # the technique texts as given (each once: not joined per list of techniques)
+        evidence_items: dict[tuple[object, ...], str] = {}
+        factor_items: dict[tuple[object, ...], str] = {}
+        text = tri.encoder.text
+        tokens = tri.tokens
+        start, null, comma = enc('{"id": '), enc("null"), enc(", ")
+        opening = enc(', "techniques": [')
+
+        def technique(tok: int) -> Any:
+            got = texts.get(tok)
+            if got is None:
+                got = texts[tok] = enc(text(tok, not utf8))
+            return got
+
+        def finding(f: Finding) -> tuple[Any, ...]:
+            """The pieces of ``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its
+            own), written out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
+            x = tri.facts(f)
+            toks = tokens(f)
+            level = x.level
+            do = tri.do(f)
+            key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, do)
+            head = heads.get(key)  # from the rule to the element: the rule's findings alike share it
+            if head is None:
+                remedy = rem.get(f.rule_id)
+                head = heads[key] = enc("".join((
+                    ', "rule": ', _val(f.rule_id), ', "threat": ', _val(f.threat), ', "level": ', _val(level),
+                    ', "severity": ', _val(f.severity), ', "remediation": ', _val(remedy) if remedy else "null",
+                    ', "do": ', _val(do) if do else "null", ', "element": ',
+                )))
+            key = (f.focus, f.focus_label, f.focus_kind)
+            element = elements.get(key)
+            if element is None:
+                element = elements[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
+            key = tuple(f.categories)
+            cats = categories.get(key)
+            if cats is None:
+                cats = categories[key] = enc(_objects(_CATEGORY_KEYS, f.categories) + ', "explanation": ')
+            key = tuple(f.evidence)
+            evidence = evidences.get(key)
+            if evidence is None:
+                evidence = evidences[key] = enc(', "evidence": ' + _list_of(_EVIDENCE_KEYS, f.evidence, evidence_items))
+            key = (f.source, f.control_status, tuple(f.covered_by), tuple(f.mitigated_by))
+            source = sources.get(key)
+            if source is None:
+                source = sources[key] = enc("".join((
+                    ', "source": ', _val(f.source),
+                    ', "controlStatus": ', _val(f.control_status) if f.control_status else "null",
+                    ', "coveredBy": ', _strs(f.covered_by),
+                    ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ',
+                )))
+            if f.risk_score:
+                # the findings of an element share its risk factors, and most their score
+                factors = tuple(map(_FACTOR, f.risk_factors))
+                key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
+                       tuple(f.mitigated_by), factors)
+                risk = risks.get(key)
+                if risk is None:
+                    risk = risks[key] = enc(
+                        f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
+                        f'"level": {_str(f.risk_level)}, '
+                        + (f'"levelCappedAt": {_str(level)}, ' if x.level_capped else "")
+                        + f'"explanation": {_str(_risk_text(f, level, x.level_capped))}, "factors": '
+                        + _list_of(_FACTOR_KEYS, factors, factor_items) + "}")
+            else:
+                risk = null
+            # the techniques' texts are shared by the findings they realise: their pieces, not a copy
+            techs = techniques.get(toks)
+            if techs is None:
+                pieces: list[Any] = [opening]
+                for k in toks:
+                    pieces += (technique(k), comma)
+                if toks:
+                    pieces.pop()  # the comma after the last
+                pieces.append(enc('], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}"))
+                techs = techniques[toks] = tuple(pieces)
+            return (start, enc(_str(f.iri)), head, element, cats, enc(_str(f.explanation)), evidence, source, risk,
+                    *techs)
+
+        lines: dict[str, tuple[bool, Iterable[Any]]] = {key: (bool(items), items) for key, items in eager.items()}
+        lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
+        return _one_per_line_any(doc, lines, utf8)
+
+    return JsonChunks(make)
+
+
+class JsonChunks:
+    """The pieces of a JSON report (:func:`findings_json_chunks`), made as they are taken: iterated, its
+    text; :meth:`utf8`, its UTF-8 encoding, in which the parts findings share are encoded once each, not
+    once per finding (:func:`threatgraph.commands._output.write_output` writes those)."""
+
+    def __init__(self, make: Callable[[bool], Iterator[Any]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[str]:
+        return self._make(False)
+
+    def utf8(self) -> Iterator[bytes]:
+        """The pieces encoded as UTF-8 (their concatenation is the text's encoding)."""
+        return self._make(True)
+
+
+def _same(text: str) -> str:
+    return text
 
 
 _str: Callable[[str], str] = json.encoder.encode_basestring
 """A string as ``json.dumps(text, ensure_ascii=False)`` writes it (json's C function, when built)."""
+
+
+def _val(value: object) -> str:
+    """A value as ``json.dumps(value, ensure_ascii=False)`` writes it (a string by json's C function, an
+    int as its digits, None as null)."""
+    kind = type(value)
+    if kind is str:
+        return _str(value)  # type: ignore[arg-type]
+    if kind is int:
+        return int.__repr__(value)
+    return "null" if value is None else _dumps(value)
+
+
+def _objects(keys: Sequence[str], items: Iterable[Sequence[object]]) -> str:
+    """``json.dumps([dict(zip(names, item)) for item in items], ensure_ascii=False)`` written out (``keys``:
+    the JSON text of each distinct name with ``": "``, e.g. :data:`_EVIDENCE_KEYS`)."""
+    out = []
+    for item in items:
+        if len(item) != len(keys):
+            raise ValueError(f"{len(keys)} values expected, not {len(item)}: {item!r}")
+        try:
+            values = list(map(_str, item))  # type: ignore[arg-type]  # strings: json's C function alone
+        except TypeError:
+            values = list(map(_val, item))
+        out.append("{" + ", ".join(map(add, keys, values)) + "}")
+    return "[" + ", ".join(out) + "]"
+
+
+def _list_of(keys: Sequence[str], items: Iterable[tuple[object, ...]], done: dict[tuple[object, ...], str]) -> str:
+    """:func:`_objects` with the text of each item kept in ``done`` (one ``done`` per ``keys``)."""
+    texts = []
+    for item in items:
+        text = done.get(item)
+        if text is None:
+            text = done[item] = _objects(keys, (item,))[1:-1]
+        texts.append(text)
+    return "[" + ", ".join(texts) + "]"
+
+
+def _keys(*names: str) -> tuple[str, ...]:
+    """The texts that start the members ``names`` of a JSON object (:func:`_objects`)."""
+    return tuple(_str(n) + ": " for n in names)
+
+
+_ELEMENT_KEYS = _keys("iri", "label", "kind")
+_CATEGORY_KEYS = _keys("iri", "label", "framework")
+_EVIDENCE_KEYS = _keys("role", "value", "label")
+_FACTOR_KEYS = _keys("of", "name", "value", "effect", "subject")
+_VIEW_LIST_KEYS: dict[str, tuple[str, ...]] = {
+    "exposure": _keys("element", "attribute"), "reducedBy": _keys("element", "attribute"),
+    "mitigations": _keys("id", "label"), "implemented": _keys("mitigation", "controls"),
+    "countermeasures": _keys("id", "label", "inferredVia"), "detections": _keys("id", "label"),
+}
+"""The member names of the objects each list of :func:`technique_json` holds, one per item's tuple element."""
 
 
 def _strs(texts: Sequence[str]) -> str:
@@ -543,7 +728,7 @@ def dumps_one_per_line(doc: Mapping[str, object], keys: Sequence[str]) -> str:
       "none": []
     }
     """
-    lines: dict[str, tuple[bool, Iterable[str]]] = {}
+    lines: dict[str, tuple[bool, Iterable[_Line]]] = {}
     for key in keys:
         items = doc.get(key)
         if isinstance(items, list) and items:
@@ -551,17 +736,32 @@ def dumps_one_per_line(doc: Mapping[str, object], keys: Sequence[str]) -> str:
     return "".join(_one_per_line(doc, lines))
 
 
+_Line = str | tuple[str, ...]
+"""A line of :func:`_one_per_line`: its text, or the pieces of its text (a finding's shared parts are not
+copied into a string of their own before they are copied into the batch)."""
+
 _BATCH = 1 << 18
 """Characters of items joined into one piece of :func:`_one_per_line` (a few writes per megabyte)."""
 
 
-def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[str]]]) -> Iterator[str]:
+def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[_Line]]]) -> Iterator[str]:
     """The pieces of ``doc`` indented by two spaces, with the list under each key of ``lines`` ((whether
     it has items, its items' lines)) written one item per line (an empty one as ``[]``); ``doc`` holds
-    each such key (any value) at its place. The items are taken as the pieces are."""
+    each such key (any value) at its place. The items are taken as the pieces are; an item is its line,
+    or a tuple of the pieces of its line."""
+    return _one_per_line_any(doc, lines, False)
+
+
+def _one_per_line_any(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[Any]]],
+                      utf8: bool) -> Iterator[Any]:
+    """:func:`_one_per_line`; with ``utf8``, the pieces as UTF-8 (an item's pieces given encoded, an item
+    given as one text encoded here)."""
+    enc: Callable[[str], Any] = str.encode if utf8 else _same
+    join: Callable[[list[Any]], Any] = b"".join if utf8 else "".join
+    sep = enc(",\n    ")
     token = os.urandom(16).hex()  # a placeholder no input can spell
     outer: dict[str, object] = dict(doc)
-    parts: dict[str, Iterable[str]] = {}
+    parts: dict[str, Iterable[Any]] = {}
     for key, (nonempty, items) in lines.items():
         if not nonempty:
             outer[key] = []
@@ -575,23 +775,28 @@ def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Ite
     pos = 0
     for mark in sorted(parts, key=text.index):
         at = text.index(mark, pos)
-        yield text[pos:at]
+        yield enc(text[pos:at])
         # the items in batches: one piece per item and separator made a write call each (4 per finding)
-        batch = ["[\n    "]
+        batch = [enc("[\n    ")]
         size = 0
         for item in parts.pop(mark):
             if size >= _BATCH:
-                yield "".join(batch)
+                yield join(batch)
                 batch.clear()
                 size = 0
-            batch.append(item)
-            batch.append(",\n    ")
-            size += len(item)
-        batch[-1] = "\n  ]"
-        yield "".join(batch)
+            if type(item) is str:
+                item = enc(item)
+                batch.append(item)
+                size += len(item)
+            else:  # a line's pieces: joined once, with the batch
+                batch += item
+                size += sum(map(len, item))
+            batch.append(sep)
+        batch[-1] = enc("\n  ]")
+        yield join(batch)
         pos = at + len(mark)
-    yield text[pos:]
-    yield "\n"
+    yield enc(text[pos:])
+    yield enc("\n")
 
 
 def _md(text: str) -> str:
@@ -659,11 +864,15 @@ class Facts:
     """:func:`rank_key`."""
 
 
+_LEVEL_RANK = {name: i for i, name in enumerate(SEVERITIES, 1)}
+"""Level name -> rank on the severity scale (1 = info ... 5 = critical; 0 for another name)."""
+
+
 def facts_of(f: Finding) -> Facts:
     """The :class:`Facts` of ``f``."""
     level = f.level
     capped = bool(f.risk_level) and level != f.risk_level and level == f.level_cap  # Finding.level_capped
-    rank = SEVERITIES.index(level) + 1 if level in SEVERITIES else 0  # Finding.level_rank
+    rank = _LEVEL_RANK.get(level, 0)  # Finding.level_rank
     own = _own_score(f, level, capped)
     residual = f.control_status != "mitigated"
     res = f.residual_techniques
@@ -752,16 +961,24 @@ def why_text(f: Finding) -> str:
 
 def _why_text(x: Facts, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> str:
     f = x.f
-    if f.baseline and f.techniques:
-        res = x.residual_techniques or f.techniques
-        # the first in technique_key order (min keeps the first of equal keys, as sorted does)
-        t = min(res, key=technique_key if missing is None else lambda t: _technique_key(t, missing))
-        lead = (f"{len(res)} residual technique{'s' if len(res) != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
-                + (UNRESOLVED_MARK if t.unresolved else ""))
-    else:
-        lead = f.explanation.rstrip(".")
+    lead = _why_lead(x, missing) if f.baseline and f.techniques else f.explanation.rstrip(".")
     brief = risk_brief(f, x.own_score)
     return lead + (f"; {brief}" if brief else "")
+
+
+def _why_lead(x: Facts, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> str:
+    """The start of :func:`why_text` of a baseline finding with techniques: how many residual techniques
+    realise it, and the riskiest."""
+    f = x.f
+    res = x.residual_techniques or f.techniques
+    # the first in technique_key order (min keeps the first of equal keys, as sorted does)
+    return _lead_text(len(res), min(res, key=technique_key if missing is None else lambda t: _technique_key(t, missing)))
+
+
+def _lead_text(n: int, t: TechniqueView) -> str:
+    """:func:`_why_lead` of ``n`` residual techniques of which ``t`` is the riskiest."""
+    return (f"{n} residual technique{'s' if n != 1 else ''} realise it, e.g. {t.id}" + (f" {t.label}" if t.label else "")
+            + (UNRESOLVED_MARK if t.unresolved else ""))
 
 
 def missing_mitigations(f: Finding) -> list[tuple[str, str, int]]:
@@ -908,8 +1125,14 @@ class Triage:
         self.remediation: Mapping[str, str] = remediation or {}
         self._facts: dict[int, Facts] = {}
         self._missing: dict[tuple[object, ...], list[tuple[str, str]]] = {}
-        self._do: dict[tuple[int, int], str] = {}
+        self._do: dict[tuple[object, ...], str] = {}
         self._technique_lines: dict[int, tuple[TechniqueView, str]] = {}
+        self.encoder = TechniqueEncoder(self.missing)
+        """The techniques' content, numbered (:meth:`tokens`) and encoded once each."""
+        self._tokens: dict[int, tuple[int, ...]] = {}
+        self._leads: dict[tuple[int, ...], str] = {}
+        self._briefs: dict[tuple[object, ...], str] = {}
+        self._technique_keys: dict[int, tuple[object, ...]] = {}
 
     def facts(self, f: Finding) -> Facts:
         """The :class:`Facts` of ``f`` (kept by the finding's identity)."""
@@ -934,18 +1157,59 @@ class Triage:
             hit = self._missing[key] = t.missing
         return hit
 
+    def tokens(self, f: Finding) -> tuple[int, ...]:
+        """The tokens of the techniques of ``f`` (:meth:`TechniqueEncoder.token`): what the report derives from
+        the techniques alone is kept by them (findings realised by the same applications share it)."""
+        toks = self._tokens.get(id(f))
+        if toks is None:
+            self.facts(f)  # keeps f: its id is not reused while this triage lives
+            toks = self._tokens[id(f)] = tuple(map(self.encoder.token, f.techniques))
+        return toks
+
     def do(self, f: Finding, n: int = 2) -> str:
-        """:func:`do_text` of ``f`` with the report's remediation."""
-        text = self._do.get((id(f), n))
+        """:func:`do_text` of ``f`` with the report's remediation: kept by the rule and the techniques'
+        content (the text reads nothing else of the finding) once the finding has its :meth:`tokens` (the
+        JSON report numbers every finding's techniques), else by the finding."""
+        toks = self._tokens.get(id(f))
+        key: tuple[object, ...] = (toks, f.rule_id, n) if toks is not None else (id(f), n)
+        text = self._do.get(key)
         if text is None:
             res = self.facts(f).residual_techniques
             missing = _missing_mitigations(res, self.missing)
-            text = self._do[(id(f), n)] = _do_text(f, res, missing, self.remediation, n)
+            text = self._do[key] = _do_text(f, res, missing, self.remediation, n)
         return text
 
     def why(self, f: Finding) -> str:
         """:func:`why_text` of ``f``."""
-        return _why_text(self.facts(f), self.missing)
+        x = self.facts(f)
+        if f.baseline and f.techniques:
+            toks = self.tokens(f)
+            lead = self._leads.get(toks)
+            if lead is None:
+                lead = self._leads[toks] = self._lead(toks)
+        else:
+            lead = f.explanation.rstrip(".")
+        brief = ""
+        if x.own_score:
+            key = (f.risk_score, f.likelihood, f.impact, *map(_FACTOR, f.risk_factors))
+            hit = self._briefs.get(key)
+            if hit is None:
+                hit = self._briefs[key] = risk_brief(f, x.own_score)
+            brief = hit
+        return lead + (f"; {brief}" if brief else "")
+
+    def _lead(self, toks: tuple[int, ...]) -> str:
+        """:func:`_why_lead` of a finding with the techniques ``toks``, their keys (:func:`technique_key`)
+        taken once per content."""
+        views = self.encoder.views
+        res = [k for k in toks if views[k].status != "mitigated"] or list(toks)
+        return _lead_text(len(res), views[min(res, key=self._technique_key)])  # min: the first of equal keys
+
+    def _technique_key(self, tok: int) -> tuple[object, ...]:
+        key = self._technique_keys.get(tok)
+        if key is None:
+            key = self._technique_keys[tok] = _technique_key(self.encoder.views[tok], self.missing)
+        return key
 
     def technique_line(self, t: TechniqueView) -> str:
         """``technique`` + :func:`technique_text` (once per technique view)."""
@@ -957,7 +1221,11 @@ class Triage:
     @cached_property
     def ordered(self) -> list[Finding]:
         """Every finding, highest residual risk first (:func:`rank_key`)."""
-        return sorted(self.findings, key=self.key)
+        facts = self._facts
+        for f in self.findings:  # the facts of all, in one loop (not a method call per finding)
+            if id(f) not in facts:
+                facts[id(f)] = facts_of(f)
+        return sorted(self.findings, key=lambda f: facts[id(f)].key)
 
     @cached_property
     def ranking(self) -> list[Finding]:
@@ -983,7 +1251,7 @@ class Triage:
             if not x.residual or not f.techniques:
                 continue
             for t in x.residual_techniques:
-                for mid, label in self.missing(t):
+                for mid, label in t.mitigations if not t.implemented else self.missing(t):  # Triage.missing
                     p = plans.get(mid)
                     if p is None:
                         p = plans[mid] = MitigationPlan(mid, label)

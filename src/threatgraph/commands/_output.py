@@ -16,7 +16,9 @@ from threatgraph.errors import InputError
 
 
 def write_output(path: str, chunks: Iterable[str]) -> None:
-    """Write the concatenation of ``chunks`` to ``path`` atomically (mode as a new file would get)."""
+    """Write the concatenation of ``chunks`` to ``path`` atomically (mode as a new file would get), encoded
+    as UTF-8; ``chunks`` that have a ``utf8()`` method giving the pieces already encoded (the JSON report,
+    :class:`threatgraph.report.JsonChunks`) are written as it gives them."""
     target = Path(path).expanduser()
     if target.is_dir():
         raise InputError(f"--output {path}: is a directory", hint="give a file name")
@@ -29,8 +31,13 @@ def write_output(path: str, chunks: Iterable[str]) -> None:
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a report is as readable as any new file
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(chunks)
+        utf8 = getattr(chunks, "utf8", None)
+        if callable(utf8) and os.linesep == "\n":  # the pieces' UTF-8, most of it encoded once (report.JsonChunks)
+            with os.fdopen(fd, "wb") as out:
+                out.writelines(utf8())
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.writelines(chunks)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

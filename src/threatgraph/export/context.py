@@ -623,6 +623,8 @@ def declared_threats(store: Store, labels: Mapping[str, str], findings: Sequence
         cat = r.get("cat")
         if isinstance(cat, NamedNode) and all(c != cat.value for c, _ in d.categories):
             d.categories.append((cat.value, labels.get(cat.value, local_name(cat.value))))
+    if not out:  # nothing to compare (most models): no index of the findings (at 10 k elements 55 k)
+        return []
     index: dict[tuple[str, str], list[str]] = {}
     for f in findings:
         for c in f.categories:
