@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from threatgraph import __version__, sanitize
 from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
-from threatgraph.analysis.paths import PathView, read_paths
+from threatgraph.analysis.paths import PathRecord, PathView, read_paths
 from threatgraph.analysis.risk import BASE_LIKELIHOOD
 from threatgraph.analysis.rules import SEVERITIES, Rule
 from threatgraph.export.context import DeclaredThreat, capec_summary, declared_threats, undeclared
@@ -829,6 +829,8 @@ class AnalysisLike(Protocol):
     model_files: list[str]
     warnings: list[str]
     releases: dict[str, str]
+    paths: list[PathRecord] | None
+    """The attack paths the analysis wrote (None: read them from the store's finding graph)."""
 
 
 def own_score(f: Finding) -> int:
@@ -1334,7 +1336,7 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
     floor = SEVERITIES.index(min_level) + 1 if min_level in SEVERITIES else 1
     store = analysis.store
     scope: dict[str, str] = {}
-    for r in store.select(_OUT_OF_SCOPE):
+    for r in store.select(_OUT_OF_SCOPE, complete=False):  # the model's statement: no need to load the findings
         reason = r.get("r")
         scope[r["e"].value] = min(scope.get(r["e"].value) or "\uffff", reason.value if reason is not None else "")
     out_of_scope = sorted(((e, labels.get(e, e), why.strip()) for e, why in scope.items()), key=lambda x: (x[1].lower(), x[0]))
@@ -1346,7 +1348,7 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
         model_files=list(analysis.model_files),
         warnings=list(analysis.warnings),
         releases=dict(analysis.releases),
-        paths=read_paths(store, labels, findings),
+        paths=read_paths(store, labels, findings, kept=analysis.paths),
         declared=declared_threats(store, labels, findings, analysis.rules),
         out_of_scope=out_of_scope,
         title=f"Threat analysis of {', '.join(analysis.model_files)}",

@@ -604,7 +604,7 @@ def declared_threats(store: Store, labels: Mapping[str, str], findings: Sequence
     gm = graph_iri("model")
     sev_names = {TG[name.capitalize()]: name for name in SEVERITIES}
     out: dict[str, DeclaredThreat] = {}
-    for r in store.select(_DECLARED % gm):
+    for r in store.select(_DECLARED % gm, complete=False):
         t = r["t"].value
         el = r.get("e")
         e = el.value if el is not None else ""
@@ -659,7 +659,7 @@ def _compare_capec(store: Store, declared: Mapping[str, DeclaredThreat], finding
     from threatgraph.knowledge.releases import newest_release
 
     gm = graph_iri("model")
-    for r in store.select(_DECLARED_CAPEC % gm):
+    for r in store.select(_DECLARED_CAPEC % gm, complete=False):
         d = declared.get(r["t"].value)
         cid = r["c"].value[len(CAPEC):]
         if d is not None and cid not in d.capec:
@@ -672,12 +672,12 @@ def _compare_capec(store: Store, declared: Mapping[str, DeclaredThreat], finding
     if newest_release(store, "capec") is None:
         return
     links: dict[str, set[str]] = {}
-    for r in store.select(_CAPEC_LINKS % G_VIEW):
+    for r in store.select(_CAPEC_LINKS % G_VIEW, complete=False):
         tid = technique_id(r["t"].value)
         if tid and r["p"].value.startswith(CAPEC):
             links.setdefault(r["p"].value[len(CAPEC):], set()).add(tid)
     cited = {c for d in citing for c in d.capec}
-    names = {r["p"].value[len(CAPEC):]: r["n"].value for r in store.select(_CAPEC_NAMES)
+    names = {r["p"].value[len(CAPEC):]: r["n"].value for r in store.select(_CAPEC_NAMES, complete=False)
              if r["p"].value[len(CAPEC):] in cited}
     header = {rule.id: [t for t in rule.attack if TECHNIQUE_ID.match(t)] for rule in rules}
     # element or flow → technique id → rule ids of the findings citing the technique there
@@ -686,7 +686,7 @@ def _compare_capec(store: Store, declared: Mapping[str, DeclaredThreat], finding
         for tid in {t.id for t in f.techniques} | set(header.get(f.rule_id, ())):
             cites.setdefault(f.focus, {}).setdefault(tid, set()).add(f.rule_id)
     touching: dict[str, set[str]] = {}
-    for r in store.select(_FLOW_ENDS % gm):
+    for r in store.select(_FLOW_ENDS % gm, complete=False):
         touching.setdefault(r["e"].value, set()).add(r["f"].value)
     for d in citing:
         d.capec_loaded = True
