@@ -441,6 +441,7 @@ class Engine:
         per_category = dynamic and not merge
         categories = self.ontology.categories
         static = list(rule.categories)
+        known: dict[Term | None, str | None] = {}  # a dynamic category term → its IRI, None when not one
         for row in solutions:
             focus = row[fi]
             if focus is None or (skip and focus in skip):  # (an empty set would still hash the term)
@@ -448,9 +449,13 @@ class Engine:
             cat_iri: str | None = None
             if dynamic:
                 cat = row[ci] if ci >= 0 else None
-                if not isinstance(cat, NamedNode) or cat.value not in categories:
+                if cat in known:
+                    cat_iri = known[cat]
+                else:
+                    cat_iri = known[cat] = (
+                        cat.value if isinstance(cat, NamedNode) and cat.value in categories else None)
+                if cat_iri is None:
                     continue
-                cat_iri = cat.value
             key = (focus, cat_iri if per_category else None)
             entry = grouped.get(key)
             if entry is None:
