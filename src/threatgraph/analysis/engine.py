@@ -585,8 +585,9 @@ def _finding_text(
     lines after its IRI, of its rule (:func:`_finding_head`); ``nodes``: the evidence nodes written so far, role
     → value → the rest of the line that links a finding to it (`` tg:evidence <node> .``).
 
-    The pieces go to the writer's list as they are (joined once per chunk, not once per finding): 0.47 s ->
-    0.3 s for the 55 k findings of 10 k elements."""
+    The pieces go to the writer's list as they are (joined once per chunk, not once per finding); at 10 k
+    elements (55 k findings) this is within the noise of :meth:`Engine.run_rules` (A/B, min of 4 runs, queries
+    cached: 1.35 s before, 1.29-1.34 s after)."""
     f = f"<{iri}>"
     h1, h2, h3, h4, h5 = head
     if '"' in text or "\\" in text or not text.isprintable():  # _nt_string, inlined
