@@ -443,7 +443,7 @@ class PythonStage:
         self.memory = None
         mem = StageMemory()
         mem_facts = mem.facts
-        mem_apps: dict[str, tuple[str, AppRecord]] = {}  # application IRI → (that IRI, one string for all uses; its record)
+        mem_apps = mem.apps  # application IRI → its record
         self.on_element = {}
         on_element = self.on_element if self.cores is not None else None
         not_iri: list[str] = []  # terms of the applications that are not IRIs (then no memory is kept)
@@ -652,12 +652,11 @@ class PythonStage:
             for tid, t, rel, replaced, t_i, m_i, rel_i, rep_i, is_iri, plain, tech_t in cited:
                 app_i = prefix + tid
                 app = f"<{app_i}>"
-                got = mem_apps.get(app_i)
-                if got is None:
+                rec = mem_apps.get(app_i)
+                if rec is None:
                     rec = AppRecord([t_i], [m_i], [rel_i], [rep_i] if replaced else [], set(), list(xs_iris))
-                    mem_apps[app_i] = (app_i, rec)
+                    mem_apps[app_i] = rec
                 else:
-                    app_i, rec = got
                     _add_new(rec.technique, t_i)
                     _add_new(rec.mapping, m_i)
                     _add_new(rec.release, rel_i)
@@ -702,7 +701,8 @@ class PythonStage:
                         if (free or e_personal) and m in citing:
                             grouped.setdefault(m, []).append(cls)
                 rows = candidates[(sig, cat, e_personal)] = list(grouped.items())
-            found: set[str] = set()
+            first: list[str] | None = None  # the applications of the first mapping that has some (distinct)
+            found: set[str] | None = None  # with those of another mapping: all of them (distinct)
             for m, clss in rows:
                 got = apps_of.get((e, m))
                 if got is None:
@@ -710,7 +710,13 @@ class PythonStage:
                 apps = got[0]
                 if not apps:
                     continue
-                found.update(apps)
+                if first is None:
+                    first = apps
+                elif found is None:
+                    found = set(first)
+                    found.update(apps)
+                else:
+                    found.update(apps)
                 done = got[2]
                 for cls in clss:
                     if cls in done:
@@ -727,20 +733,29 @@ class PythonStage:
                         lines.append("<" + (suffix + "<").join(apps) + suffix)
                     for rec in got[1]:
                         rec.asset_types.add(cls_i)
-            return list(found)
+            return list(found) if found is not None else first if first is not None else []
 
         chunk = out.CHUNK // 4  # (lines of several triples)
         # (element, category) → the applications its findings of that category are linked to, once their
         # tg:viaAssetType triples are written (findings share them: different rules, one element and category)
         linked_of: dict[tuple[str, str], list[str]] = {}
         for f, cats in categories.items():
-            linked: set[str] = set()
-            for e in focus[f]:
-                for cat in cats:
-                    got = linked_of.get((e, cat))
-                    if got is None:
-                        got = linked_of[(e, cat)] = link(e, cat)
-                    linked.update(got)
+            es = focus[f]
+            linked: list[str] | set[str]
+            if len(es) == 1 and len(cats) == 1:  # (most findings: one focus, one category; distinct already)
+                k = (es[0], cats[0])
+                one = linked_of.get(k)
+                if one is None:
+                    one = linked_of[k] = link(*k)
+                linked = one
+            else:
+                linked = set()
+                for e in es:
+                    for cat in cats:
+                        got = linked_of.get((e, cat))
+                        if got is None:
+                            got = linked_of[(e, cat)] = link(e, cat)
+                        linked.update(got)
             if linked:
                 if f[0] != "<":
                     not_iri.append(f)
@@ -756,7 +771,6 @@ class PythonStage:
         out.write()
         self.applied = applied if fresh else None
         if fresh and not not_iri:
-            mem.apps = {app: rec for app, (_same, rec) in mem_apps.items()}
             self.memory = mem
 
     # -- 15-reduced-by.rq --------------------------------------------------------------------------
