@@ -828,22 +828,31 @@ class PythonStage:
             return xs
 
         with_facts = {e for e, _attr in subjects}
-        for m, attrs in reducing.items():
+        # (element text, attributes of a mapping) → the element's facts for them, in their order: texts, distinct
+        # IRIs, lines' text after the application (mappings with the same attributes share them)
+        of_element: dict[tuple[str, int], tuple[list[str], list[str], list[str]]] = {}
+        attr_ids: dict[tuple[Node, ...], int] = {}  # (the attributes of a mapping, by a number)
+        for m, attr_set in reducing.items():
+            attrs = tuple(attr_set)  # (in the set's order, as the facts are listed)
+            attrs_id = attr_ids.setdefault(attrs, len(attr_ids))
             # (one group per element: its applications through m share the element's facts for the attributes of m)
-            for e, _e_text, group in self._applications(m, key):
+            for e, e_text, group in self._applications(m, key):
                 if not group or e not in with_facts:
                     continue
-                xs: list[str] = []
-                for attr in attrs:
-                    k = (e, attr)
-                    found = nodes.get(k)
-                    if found is None:
-                        found = nodes[k] = facts_of(e, attr)
-                    xs.extend(found)
+                got = of_element.get((e_text, attrs_id))
+                if got is None:
+                    xs: list[str] = []
+                    for attr in attrs:
+                        k = (e, attr)
+                        found = nodes.get(k)
+                        if found is None:
+                            found = nodes[k] = facts_of(e, attr)
+                        xs.extend(found)
+                    got = of_element[(e_text, attrs_id)] = (
+                        xs, list(dict.fromkeys([x[1:-1] for x in xs])), [f" {by_p} {x} .\n" for x in xs])
+                xs, xs_i, suffixes = got
                 if not xs:
                     continue
-                xs_i = list(dict.fromkeys([x[1:-1] for x in xs]))
-                suffixes = [f" {by_p} {x} .\n" for x in xs]
                 for app, rec in group:
                     if mem is not None:
                         if rec is None:
