@@ -254,8 +254,9 @@ def _add_new(values: list[str], value: str) -> None:
         values.append(value)
 
 
-Applied = tuple[str, Node, str, "AppRecord | None"]
-"""An application as 15-reduced-by reads it: its text, its element, the element's text, its record (when kept)."""
+Applied = tuple[Node, str, list[tuple[str, "AppRecord | None"]]]
+"""The applications of one element through one mapping as 15-reduced-by reads them: the element, its text, and each
+application's text and record (when kept)."""
 Fact = tuple[Node, Node, Node]
 """A reduction fact of 07-reduction-facts.rq: (element, attribute, subject that has the attribute)."""
 
@@ -292,8 +293,8 @@ class PythonStage:
         self.reduction: set[Fact] | None = None
         """Facts of 07-reduction-facts.rq run here and not (yet) written into graph/stage."""
         self.applied: dict[str, list[Applied]] | None = None
-        """What 10-techniques wrote, for 15-reduced-by: mapping text → (application text, element) of each
-        application ``tg:viaMapping`` it; kept only when graph/findings had no application before 10 ran and
+        """What 10-techniques wrote, for 15-reduced-by: mapping text → the applications ``tg:viaMapping`` it, per
+        element (:data:`Applied`); kept only when graph/findings had no application before 10 ran and
         until a step runs as SPARQL (then 15 reads the applications from the store)."""
         self.memory: StageMemory | None = None
         """What 10-techniques and 15-reduced-by wrote of the applications (:class:`StageMemory`); None when they
@@ -442,7 +443,7 @@ class PythonStage:
         self.memory = None
         mem = StageMemory()
         mem_facts = mem.facts
-        mem_apps: dict[str, tuple[str, AppRecord]] = {}  # application IRI → (that IRI, one string for all uses; its record)
+        mem_apps = mem.apps  # application IRI → its record
         self.on_element = {}
         on_element = self.on_element if self.cores is not None else None
         not_iri: list[str] = []  # terms of the applications that are not IRIs (then no memory is kept)
@@ -538,7 +539,8 @@ class PythonStage:
                 i = signature[kind] = len(sig_types)
                 sig_types.append(kind)
             sig_of[e] = i
-        candidates: dict[tuple[int, str], list[tuple[str, str, bool]]] = {}
+        candidates: dict[tuple[int, str, bool], list[tuple[str, list[str]]]] = {}
+        citing = {m for m, cited in cites.items() if cited}
         lines, special, add = out.lines, out.special, out.add
         c = {name: str(_P[name]) for name in (
             "TechniqueApplication", "onElement", "appliedTechnique", "viaMapping", "inRelease", "replacesTechnique",
@@ -551,10 +553,10 @@ class PythonStage:
         # exposure fact row → N-Triples text of its node (None: ?x unbound), once its triples are written
         fact_of: dict[tuple[str, str, str, str, str | None], str | None] = {}
         hashes: dict[str, str | None] = {}
-        # (element, mapping) → its applications' texts, once their triples are written (empty: none);
-        # (element, mapping, class) rows whose tg:viaAssetType triple is written
-        apps_of: dict[tuple[str, str], tuple[list[str], list[AppRecord]]] = {}
-        done: set[tuple[str, str, str]] = set()
+        # (element, mapping) → its applications' IRIs and records, once their triples are written (empty: none),
+        # and the classes whose tg:viaAssetType triples are written for them
+        Applies = tuple[list[str], list[AppRecord], set[str]]
+        apps_of: dict[tuple[str, str], Applies] = {}
 
         def fact(row: tuple[str, str, str, str, str | None]) -> str | None:
             if row in fact_of:
@@ -594,7 +596,7 @@ class PythonStage:
             prepared[m] = got
             return got
 
-        no_apps: tuple[list[str], list[AppRecord]] = ([], [])
+        no_apps: Applies = ([], [], set())
         exposed_f = {m: frozenset(attrs) for m, attrs in exposed.items()}
         # (element, exposure attributes of a mapping) → (distinct IRIs of its exposure fact nodes, each one's line
         # after the application's text); no_exposure: no fact (the FILTER on exposure drops the rows)
@@ -609,7 +611,7 @@ class PythonStage:
             xs = [x for x in map(fact, rows) if x is not None]
             return list(dict.fromkeys([iri(x) for x in xs])), [f" {exp_p} {x} .\n" for x in xs]
 
-        def apply(e: str, m: str) -> tuple[list[str], list[AppRecord]]:
+        def apply(e: str, m: str) -> Applies:
             """Write the triples of the rows of (e, m) but those of ?f and ?cls (``tg:ofFinding``,
             ``tg:viaAssetType``); return the applications' IRIs and records (empty when the FILTER on exposure
             drops every row)."""
@@ -639,7 +641,10 @@ class PythonStage:
             apps: list[str] = []
             recs: list[AppRecord] = []
             prefix = f"{_APP}{eh}/"
-            record = applied.setdefault(m, []) if fresh else None
+            record: list[tuple[str, AppRecord | None]] | None = None
+            if fresh:
+                record = []
+                applied.setdefault(m, []).append((element[e], e, record))
             node = element[e]
             head = f" {a_type} {app_cls} .\n"
             middle = f" {on} {e} .\n"
@@ -647,12 +652,11 @@ class PythonStage:
             for tid, t, rel, replaced, t_i, m_i, rel_i, rep_i, is_iri, plain, tech_t in cited:
                 app_i = prefix + tid
                 app = f"<{app_i}>"
-                got = mem_apps.get(app_i)
-                if got is None:
+                rec = mem_apps.get(app_i)
+                if rec is None:
                     rec = AppRecord([t_i], [m_i], [rel_i], [rep_i] if replaced else [], set(), list(xs_iris))
-                    mem_apps[app_i] = (app_i, rec)
+                    mem_apps[app_i] = rec
                 else:
-                    app_i, rec = got
                     _add_new(rec.technique, t_i)
                     _add_new(rec.mapping, m_i)
                     _add_new(rec.release, rel_i)
@@ -665,7 +669,7 @@ class PythonStage:
                 if not is_iri:
                     not_iri.append(app)
                 if record is not None:
-                    record.append((app, node, e, rec))
+                    record.append((app, rec))
                 if plain_em and plain:
                     lines.append(f"{app}{head}{app}{middle}{app} {tech_t}{app}{tail}{app} {in_rel} {rel} .\n")
                     if replaced:
@@ -682,30 +686,42 @@ class PythonStage:
                     lines.append(app + app.join(exposure))
             if on_element is not None and apps:
                 on_element.setdefault(node, []).extend(apps)
-            return apps, recs
+            return (apps, recs, set()) if apps else no_apps
 
         def link(e: str, cat: str) -> list[str]:
             """The applications realising ``cat`` on ``e`` (writing their triples, and the tg:viaAssetType ones,
             the first time)."""
             sig = sig_of[e]
             e_personal = e in personal
-            rows = candidates.get((sig, cat))
-            if rows is None:
-                rows = candidates[(sig, cat)] = [(m, cls, free) for cls in sig_types[sig]
-                                                 for m, free in by_cat_cls.get((cat, cls), ())]
-            found: set[str] = set()
-            for m, cls, free in rows:
-                if not (free or e_personal):
-                    continue
+            rows = candidates.get((sig, cat, e_personal))
+            if rows is None:  # per mapping, its classes (a mapping that cites no technique has no row: left out)
+                grouped: dict[str, list[str]] = {}
+                for cls in sig_types[sig]:
+                    for m, free in by_cat_cls.get((cat, cls), ()):
+                        if (free or e_personal) and m in citing:
+                            grouped.setdefault(m, []).append(cls)
+                rows = candidates[(sig, cat, e_personal)] = list(grouped.items())
+            first: list[str] | None = None  # the applications of the first mapping that has some (distinct)
+            found: set[str] | None = None  # with those of another mapping: all of them (distinct)
+            for m, clss in rows:
                 got = apps_of.get((e, m))
                 if got is None:
                     got = apps_of[(e, m)] = apply(e, m)
                 apps = got[0]
                 if not apps:
                     continue
-                row = (e, m, cls)
-                if row not in done:
-                    done.add(row)
+                if first is None:
+                    first = apps
+                elif found is None:
+                    found = set(first)
+                    found.update(apps)
+                else:
+                    found.update(apps)
+                done = got[2]
+                for cls in clss:
+                    if cls in done:
+                        continue
+                    done.add(cls)
                     if cls[0] != "<":
                         not_iri.append(cls)
                     cls_i = iri(cls)
@@ -717,21 +733,29 @@ class PythonStage:
                         lines.append("<" + (suffix + "<").join(apps) + suffix)
                     for rec in got[1]:
                         rec.asset_types.add(cls_i)
-                found.update(apps)
-            return list(found)
+            return list(found) if found is not None else first if first is not None else []
 
         chunk = out.CHUNK // 4  # (lines of several triples)
         # (element, category) → the applications its findings of that category are linked to, once their
         # tg:viaAssetType triples are written (findings share them: different rules, one element and category)
         linked_of: dict[tuple[str, str], list[str]] = {}
         for f, cats in categories.items():
-            linked: set[str] = set()
-            for e in focus[f]:
-                for cat in cats:
-                    got = linked_of.get((e, cat))
-                    if got is None:
-                        got = linked_of[(e, cat)] = link(e, cat)
-                    linked.update(got)
+            es = focus[f]
+            linked: list[str] | set[str]
+            if len(es) == 1 and len(cats) == 1:  # (most findings: one focus, one category; distinct already)
+                k = (es[0], cats[0])
+                one = linked_of.get(k)
+                if one is None:
+                    one = linked_of[k] = link(*k)
+                linked = one
+            else:
+                linked = set()
+                for e in es:
+                    for cat in cats:
+                        got = linked_of.get((e, cat))
+                        if got is None:
+                            got = linked_of[(e, cat)] = link(e, cat)
+                        linked.update(got)
             if linked:
                 if f[0] != "<":
                     not_iri.append(f)
@@ -747,20 +771,25 @@ class PythonStage:
         out.write()
         self.applied = applied if fresh else None
         if fresh and not not_iri:
-            mem.apps = {app: rec for app, (_same, rec) in mem_apps.items()}
             self.memory = mem
 
     # -- 15-reduced-by.rq --------------------------------------------------------------------------
     def _applications(self, m: Node, key: Callable[[Node], str]) -> Iterable[Applied]:
-        """(application text, element, element text, record or None) of each application ``tg:viaMapping m`` in
-        graph/findings: as 10-techniques run here wrote them (:attr:`applied`; IRIs), else read from the store
-        (texts by ``key``)."""
+        """The applications ``tg:viaMapping m`` in graph/findings per element (:data:`Applied`): as 10-techniques run
+        here wrote them (:attr:`applied`; IRIs), else read from the store (texts by ``key``)."""
         if self.applied is not None:
             return self.applied.get(key(m), [])
         ox = self.ox
-        return [(key(q.subject), qe.object, key(qe.object), None)
-                for q in ox.quads_for_pattern(None, _P["viaMapping"], m, _G_FINDINGS)
-                for qe in ox.quads_for_pattern(q.subject, _P["onElement"], None, _G_FINDINGS)]
+        groups: dict[str, Applied] = {}
+        for q in ox.quads_for_pattern(None, _P["viaMapping"], m, _G_FINDINGS):
+            app = key(q.subject)
+            for qe in ox.quads_for_pattern(q.subject, _P["onElement"], None, _G_FINDINGS):
+                e_text = key(qe.object)
+                got = groups.get(e_text)
+                if got is None:
+                    got = groups[e_text] = (qe.object, e_text, [])
+                got[2].append((app, None))
+        return list(groups.values())
 
     def reduced_by(self) -> None:
         """Reducing facts of the applications whose mapping names a ``tg:reducedBy`` attribute."""
@@ -798,12 +827,19 @@ class PythonStage:
                 out.add(x, attr_p, key(attr))
             return xs
 
-        for m, attrs in reducing.items():
-            # element → (its facts for the attributes of m, in their order: texts, distinct IRIs, lines' text after
-            # the application); the applications of one element share them
-            per_element: dict[str, tuple[list[str], list[str], list[str]]] = {}
-            for app, e, e_text, rec in self._applications(m, key):
-                got = per_element.get(e_text)
+        with_facts = {e for e, _attr in subjects}
+        # (element text, attributes of a mapping) → the element's facts for them, in their order: texts, distinct
+        # IRIs, lines' text after the application (mappings with the same attributes share them)
+        of_element: dict[tuple[str, int], tuple[list[str], list[str], list[str]]] = {}
+        attr_ids: dict[tuple[Node, ...], int] = {}  # (the attributes of a mapping, by a number)
+        for m, attr_set in reducing.items():
+            attrs = tuple(attr_set)  # (in the set's order, as the facts are listed)
+            attrs_id = attr_ids.setdefault(attrs, len(attr_ids))
+            # (one group per element: its applications through m share the element's facts for the attributes of m)
+            for e, e_text, group in self._applications(m, key):
+                if not group or e not in with_facts:
+                    continue
+                got = of_element.get((e_text, attrs_id))
                 if got is None:
                     xs: list[str] = []
                     for attr in attrs:
@@ -812,25 +848,26 @@ class PythonStage:
                         if found is None:
                             found = nodes[k] = facts_of(e, attr)
                         xs.extend(found)
-                    got = per_element[e_text] = (xs, list(dict.fromkeys([x[1:-1] for x in xs])),
-                                            [f" {by_p} {x} .\n" for x in xs])
+                    got = of_element[(e_text, attrs_id)] = (
+                        xs, list(dict.fromkeys([x[1:-1] for x in xs])), [f" {by_p} {x} .\n" for x in xs])
                 xs, xs_i, suffixes = got
                 if not xs:
                     continue
-                if mem is not None:
-                    if rec is None:
-                        rec = mem.apps.get(app[1:-1])
-                    if rec is not None:
-                        if rec.reduced:
-                            for x in xs_i:
-                                _add_new(rec.reduced, x)
-                        else:
-                            rec.reduced.extend(xs_i)
-                if app not in special:
-                    lines.append(app + app.join(suffixes))
-                else:
-                    for x in xs:
-                        out.add(app, by_p, x)
+                for app, rec in group:
+                    if mem is not None:
+                        if rec is None:
+                            rec = mem.apps.get(app[1:-1])
+                        if rec is not None:
+                            if rec.reduced:
+                                for x in xs_i:
+                                    _add_new(rec.reduced, x)
+                            else:
+                                rec.reduced.extend(xs_i)
+                    if app not in special:
+                        lines.append(app + app.join(suffixes))
+                    else:
+                        for x in xs:
+                            out.add(app, by_p, x)
         out.write()
 
     # -- 51-coverage.rq ----------------------------------------------------------------------------

@@ -128,19 +128,17 @@ def applications_in(memory: StageMemory) -> Applications | None:
     out = Applications()
     technique = out.technique
     nodes: dict[str, NamedNode] = {}
-    for f, apps in memory.of_finding.items():
-        for app in apps:
-            if app in technique:
-                continue  # (checked)
-            rec = memory.apps[app]
-            if len(rec.technique) != 1 or len(rec.release) != 1:
-                return None
-            t = rec.technique[0]
-            node = nodes.get(t)
-            if node is None:
-                node = nodes[t] = NamedNode(t)
-            technique[app] = (node, rec.release[0])
-        out.of_finding[f] = sorted(apps)
+    # (every application 10-techniques kept is linked to a finding: PythonStage.techniques writes an application
+    # only for the findings it links it to)
+    for app, rec in memory.apps.items():
+        if len(rec.technique) != 1 or len(rec.release) != 1:
+            return None
+        t = rec.technique[0]
+        node = nodes.get(t)
+        if node is None:
+            node = nodes[t] = NamedNode(t)
+        technique[app] = (node, rec.release[0])
+    out.of_finding = {f: sorted(apps) for f, apps in memory.of_finding.items()}
     return out
 
 
@@ -636,9 +634,23 @@ def _control_text(
     fact_p = str(NamedNode(TG.mitigatedByFact))
     status_iri = {name: TG[name] for name in ("Mitigated", "PartlyMitigated", "Unmitigated")}
     obj = {name: f"{p} <{iri}> .\n" for name, iri in status_iri.items()}
-    lines = [f"<{a}> {obj[s]}" for a, s in app_status.items()]
-    n = len(lines)
+    by_status: dict[str, list[str]] = {}  # status → the applications that have it (one joined text each)
+    for a, s in app_status.items():
+        got = by_status.get(s)
+        if got is None:
+            by_status[s] = [a]
+        else:
+            got.append(a)
+    lines = ["<" + f"> {obj[s]}<".join(group) + f"> {obj[s]}" for s, group in by_status.items()]
+    n = len(app_status)
     of_finding = apps.of_finding
+    # a finding's status depends only on which statuses its applications have (finding_status): with one status
+    # for every application (no knowledge: all Unmitigated), on whether it has applications and is covered (every
+    # application of of_finding has a technique, so a status: Applications)
+    uniform = next(iter(by_status)) if len(by_status) == 1 else None
+    status_of: dict[tuple[bool, bool], str] = {
+        (has, cov): finding_status([uniform] if has and uniform is not None else [], cov)
+        for has in (False, True) for cov in (False, True)}
     found: list[tuple[str, str]] = []
     for f in all_findings:
         facts = by_fact.get(f)
@@ -648,7 +660,10 @@ def _control_text(
             n += len(facts)
         else:
             fapps = of_finding.get(f)  # (finding_status does not depend on the applications' order)
-            st = finding_status([app_status.get(a, "Unmitigated") for a in fapps] if fapps else [], f in covered)
+            if not fapps or uniform is not None:
+                st = status_of[(bool(fapps), f in covered)]
+            else:
+                st = finding_status([*{app_status.get(a, "Unmitigated") for a in fapps}], f in covered)
         lines.append(f"<{f}> {obj[st]}")
         n += 1
         found.append((f, status_iri[st]))
