@@ -564,7 +564,7 @@ class _Builder:
                 else:
                     known.extend(kept)
         self.factors: dict[str, tuple[str, str, str, int, str]] = {}
-        self.factor_lists: dict[tuple[str, ...], list[tuple[str, str, str, int, str]]] = {}
+        self.factor_lists: dict[tuple[str, ...], list[RiskFactorView]] = {}
         self.facts: dict[str, tuple[str, str]] = {}
         self.fact_lists: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self.labs: dict[str, str] = {}
@@ -678,15 +678,15 @@ class _Builder:
             risk_level = ""
             key: tuple[str, ...] | None = None
             if scores is None:
-                v = _one(props, p_like)
-                if v:
-                    likelihood = int(v)
-                v = _one(props, p_impact)
-                if v:
-                    impact = int(v)
-                v = _one(props, p_score)
-                if v:
-                    risk_score = int(v)
+                got = _one(props, p_like)
+                if got:
+                    likelihood = int(got)
+                got = _one(props, p_impact)
+                if got:
+                    impact = int(got)
+                got = _one(props, p_score)
+                if got:
+                    risk_score = int(got)
                 risk_level = _one(props, p_level)
                 nodes = props.get(p_factor)
                 if nodes:
