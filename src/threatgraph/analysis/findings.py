@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pyoxigraph import BlankNode, Literal, NamedNode, Quad
@@ -563,7 +564,7 @@ class _Builder:
                 else:
                     known.extend(kept)
         self.factors: dict[str, tuple[str, str, str, int, str]] = {}
-        self.factor_lists: dict[tuple[str, ...], list[tuple[str, str, str, int, str]]] = {}
+        self.factor_lists: dict[tuple[str, ...], list[RiskFactorView]] = {}
         self.facts: dict[str, tuple[str, str]] = {}
         self.fact_lists: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self.labs: dict[str, str] = {}
@@ -571,8 +572,10 @@ class _Builder:
         self.mappings: dict[str, tuple[str, list[str]]] = {}
         self.applications: dict[str, TechniqueView | None] = {}
         """Application IRI → its view without the finding's categories (an application realises several findings)."""
+        self.parts: dict[tuple[object, ...], dict[str, Any]] = {}
+        """The fields of application views but their facts, by what the applications say (:meth:`application_view`)."""
         self.views: dict[tuple[object, ...], TechniqueView] = {}
-        """The views of applications by what they say (:meth:`application_view`)."""
+        """The views of applications by their part's id and facts (:meth:`application_view`)."""
         self.realized: dict[str, set[str]] = {}
         """Mapping IRI → the categories it realises."""
         self.cat_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -609,24 +612,52 @@ class _Builder:
         return args
 
     def findings(self, cores: Iterable[FindingCore], kinds: dict[str, str], schemes: dict[str, str]) -> list[Finding]:
-        """The findings of ``cores``, sorted by focus label, focus, severity, rule, categories (and IRI)."""
+        """The findings of ``cores``, sorted by focus label, focus, severity, rule, categories (and IRI), with their
+        second stage: control status, coverage, risk, techniques.
+
+        What findings alike share is computed once: their sorted categories per list of category IRIs, the risk
+        factor views per list of factor nodes, the sorted technique views per (application views, categories); each
+        finding gets its own lists of them. A finding is made without its ``__init__`` (its fields set at once)."""
         labels = self.labels
-        cats: dict[str, tuple[str, str, str]] = {}
+        lab = self.lab
+        subj = self.subj
+        memory = self.memory
+        control = memory.control if memory is not None else None
+        risk = self.risk
+        scores = risk.scores if risk is not None else None
+        factor_lists, factor = self.factor_lists, self.factor
+        all_apps = self.apps
+        applications, finding_views, realized_of = self.applications, self.finding_views, self.realized
+        application_view = self.application_view
+        technique_lists: dict[tuple[int, ...], list[TechniqueView]] = {}
+        # category IRIs (as the core lists them) → (sorted category tuples, their labels, their IRIs: the views' key)
+        shapes: dict[tuple[str, ...], tuple[list[tuple[str, str, str]], list[str], tuple[str, ...]]] = {}
+        cat_keys = self.cat_keys
         evidence: dict[tuple[str, Term], tuple[str, str, str]] = {}
-        out: list[Finding] = []
+        focus_keys: dict[str, tuple[str, str, str]] = {}  # focus IRI → (label, its lower case, kind)
+        keyed: list[tuple[tuple[object, ...], Finding]] = []
+        status_names, rank_of = _STATUS, _RANK
+        p_status, p_covered, p_facts = _K.controlStatus, _K.coveredBy, _K.mitigatedByFact
+        p_like, p_impact, p_score, p_level, p_factor = _K.likelihood, _K.impact, _K.riskScore, _K.riskLevel, _K.riskFactor
+        new = _new_finding
         for c in cores:
             focus = c.focus.value
-            f = Finding(
-                iri=c.iri, rule_id=c.rule_id, threat=c.threat, severity=c.severity, focus=focus,
-                focus_label=labels.get(focus, focus.rsplit("#", 1)[-1].rsplit("/", 1)[-1]),
-                focus_kind=kinds.get(focus, ""), explanation=c.explanation, source=c.source,
-            )
-            for cat in c.categories:
-                ct = cats.get(cat)
-                if ct is None:
+            fk = focus_keys.get(focus)
+            if fk is None:
+                label = labels.get(focus, focus.rsplit("#", 1)[-1].rsplit("/", 1)[-1])
+                fk = focus_keys[focus] = (label, label.lower(), kinds.get(focus, ""))
+            ckey = tuple(c.categories)
+            shape = shapes.get(ckey)
+            if shape is None:
+                cts = []
+                for cat in ckey:
                     fw = "LINDDUN" if "linddun" in schemes.get(cat, "") else "STRIDE"
-                    ct = cats[cat] = (cat, labels.get(cat, cat), fw)
-                f.categories.append(ct)
+                    cts.append((cat, labels.get(cat, cat), fw))
+                cts.sort(key=_category_order)
+                fc = tuple(ci for ci, _label, _fw in cts)
+                shape = shapes[ckey] = (cts, [ct[1] for ct in cts], cat_keys.setdefault(fc, fc))
+            cts, cat_labels, fc = shape
+            ev: list[tuple[str, str, str]] = []
             for role, vals in c.bindings.items():
                 if role == "focus":
                     continue
@@ -637,157 +668,178 @@ class _Builder:
                     if e is None:
                         text = v.value
                         e = evidence[(role, v)] = (role, text, text if type(v) is Literal else labels.get(text, text))
-                    f.evidence.append(e)
-            f.categories.sort(key=lambda c: (c[2] != "STRIDE", c[1], c[0]))
-            f.evidence.sort()
-            self.attach(f)
-            out.append(f)
-        return sorted(out, key=lambda f: (f.focus_label.lower(), f.focus, -f.severity_rank, f.rule_id,
-                                          f.category_labels, f.iri))
-
-    def attach(self, f: Finding) -> None:
-        """Fill the second-stage fields of ``f``: control status, coverage, risk, techniques."""
-        iri = f.iri
-        lab = self.lab
-        props = self.props(iri)
-        memory = self.memory
-        f.control_status = _STATUS.get(
-            memory.control.get(iri, "") if memory is not None else _one(props, _K.controlStatus), "")
-        f.covered_by = sorted(lab(c.value) for c in props.get(_K.coveredBy, ()))
-        facts = props.get(_K.mitigatedByFact)
-        if facts:
-            f.mitigated_by = sorted(c.value.rsplit("#", 1)[-1] for c in facts)
-        key: tuple[str, ...] | None = None
-        if self.risk is None:
-            v = _one(props, _K.likelihood)
-            if v:
-                f.likelihood = int(v)
-            v = _one(props, _K.impact)
-            if v:
-                f.impact = int(v)
-            v = _one(props, _K.riskScore)
-            if v:
-                f.risk_score = int(v)
-            f.risk_level = _one(props, _K.riskLevel)
-            nodes = props.get(_K.riskFactor)
-            if nodes:
-                key = tuple(n.value for n in nodes)
-        else:
-            scored = self.risk.scores.get(iri)
-            if scored is not None:
-                f.likelihood, f.impact, f.risk_score, f.risk_level, enodes, fnodes = scored
-                key = enodes + fnodes if fnodes else enodes
-        if key:
-            # findings of one element share most factor nodes: the sorted factors once per list of nodes
-            rows = self.factor_lists.get(key)
-            if rows is None:
-                rows = self.factor_lists[key] = sorted(
-                    (self.factor(n) for n in key),
-                    key=lambda r: (r[0] != "impact", -r[3] if r[0] == "impact" else 0, r[1], r[2], r[3], r[4]))
-            f.risk_factors = [RiskFactorView(*r) for r in rows]
-        apps = self.apps.get(iri)
-        if not apps:
-            return
-        # the finding's categories, one tuple object per distinct list (its id keys the views below)
-        fc = tuple(ci for ci, _label, _fw in f.categories)
-        fc = self.cat_keys.setdefault(fc, fc)
-        fc_id = id(fc)
-        applications, finding_views = self.applications, self.finding_views
-        techniques = f.techniques
-        for app in apps:
-            base = applications.get(app, _MISSING)
-            if base is _MISSING:
-                base = applications[app] = self.application_view(app)
-            if base is None:
-                continue
-            # one view per (application view, the finding's categories): the findings of one element and
-            # category list share it, as its lists (no reader of a view changes it: report.py, export/,
-            # diffmodel.py, releasediff.py only read them); the view of an application is the view of every
-            # application alike (application_view), with the categories of the finding its mapping realises
-            vkey = (id(base), fc_id)
-            tv = finding_views.get(vkey)
-            if tv is None:
-                realized = self.realized.get(base.mapping)
-                if realized is None:
-                    realized = self.realized[base.mapping] = {
-                        c.value for c in self.props(base.mapping).get(_K.realizes, ())}
-                d = base.__dict__.copy()  # (a 19-argument __init__ per view cost more)
-                d["categories"] = [label for ci, label, _fw in f.categories if ci in realized]
-                tv = finding_views[vkey] = _new_view(TechniqueView)
-                tv.__dict__ = d
-            techniques.append(tv)
-        techniques.sort(key=_technique_order)
+                    ev.append(e)
+            ev.sort()
+            iri = c.iri
+            props = subj.get(iri) or _EMPTY
+            covered = props.get(p_covered)
+            facts = props.get(p_facts)
+            likelihood = impact = risk_score = 0
+            risk_level = ""
+            key: tuple[str, ...] | None = None
+            if scores is None:
+                got = _one(props, p_like)
+                if got:
+                    likelihood = int(got)
+                got = _one(props, p_impact)
+                if got:
+                    impact = int(got)
+                got = _one(props, p_score)
+                if got:
+                    risk_score = int(got)
+                risk_level = _one(props, p_level)
+                nodes = props.get(p_factor)
+                if nodes:
+                    key = tuple(n.value for n in nodes)
+            else:
+                scored = scores.get(iri)
+                if scored is not None:
+                    likelihood, impact, risk_score, risk_level, enodes, fnodes = scored
+                    key = enodes + fnodes if fnodes else enodes
+            if key:
+                # findings of one element share most factor nodes: the sorted factor views once per list of nodes
+                rows = factor_lists.get(key)
+                if rows is None:
+                    rows = factor_lists[key] = [RiskFactorView(*r) for r in sorted(
+                        (factor(n) for n in key),
+                        key=lambda r: (r[0] != "impact", -r[3] if r[0] == "impact" else 0, r[1], r[2], r[3], r[4]))]
+                risk_factors = rows.copy()
+            else:
+                risk_factors = []
+            apps = all_apps.get(iri)
+            if apps:
+                bases = []
+                for app in apps:
+                    base = applications.get(app, _MISSING)
+                    if base is _MISSING:
+                        base = applications[app] = application_view(app)
+                    if base is not None:
+                        bases.append(base)
+                # the sorted views once per (application views, categories): findings alike share them (by id:
+                # the application views and category tuples are kept, so their ids stay theirs)
+                tkey = (id(fc), *map(id, bases))
+                techniques = technique_lists.get(tkey)
+                if techniques is None:
+                    techniques = []
+                    fc_id = id(fc)
+                    for base in bases:
+                        # one view per (application view, the finding's categories): the findings of one element
+                        # and category list share it, as its lists (no reader of a view changes it: report.py,
+                        # export/, diffmodel.py, releasediff.py only read them); the view of an application is the
+                        # view of every application alike (application_view), with the categories of the finding
+                        # its mapping realises
+                        vkey = (id(base), fc_id)
+                        tv = finding_views.get(vkey)
+                        if tv is None:
+                            realized = realized_of.get(base.mapping)
+                            if realized is None:
+                                realized = realized_of[base.mapping] = {
+                                    x.value for x in self.props(base.mapping).get(_K.realizes, ())}
+                            d = base.__dict__.copy()  # (a 19-argument __init__ per view cost more)
+                            d["categories"] = [label for ci, label, _fw in cts if ci in realized]
+                            tv = finding_views[vkey] = _new_view(TechniqueView)
+                            tv.__dict__ = d
+                        techniques.append(tv)
+                    techniques.sort(key=_technique_order)
+                    technique_lists[tkey] = techniques
+                techniques = techniques.copy()
+            else:
+                techniques = []
+            f = new(Finding)
+            f.__dict__ = {
+                "iri": iri, "rule_id": c.rule_id, "threat": c.threat, "severity": c.severity, "focus": focus,
+                "focus_label": fk[0], "focus_kind": fk[2], "explanation": c.explanation, "source": c.source,
+                "categories": cts.copy(), "evidence": ev, "techniques": techniques,
+                "control_status": status_names.get(
+                    control.get(iri, "") if control is not None else _one(props, p_status), ""),
+                "covered_by": sorted([lab(x.value) for x in covered]) if covered else [],
+                "mitigated_by": sorted([x.value.rsplit("#", 1)[-1] for x in facts]) if facts else [],
+                "likelihood": likelihood, "impact": impact, "risk_score": risk_score, "risk_level": risk_level,
+                "risk_factors": risk_factors,
+            }
+            keyed.append(((fk[1], focus, -(rank_of.get(c.severity, -1) + 1), c.rule_id, cat_labels, iri), f))
+        keyed.sort(key=_first)
+        return [f for _k, f in keyed]
 
     def application_view(self, app: str) -> TechniqueView | None:
         """What a technique application says, the same for every finding it realises (categories left empty);
         None when it names no technique."""
-        ap = self.props(app)
-        rec = self.memory.apps.get(app) if self.memory is not None else None
+        ap = self.subj.get(app) or _EMPTY
+        memory = self.memory
+        rec = memory.apps.get(app) if memory is not None else None
         if rec is None:
             t = _one(ap, _K.appliedTechnique)
             via = _one(ap, _K.viaMapping)
-            asset_types = [c.value for c in ap.get(_K.viaAssetType, ())]
+            asset_types: frozenset[str] = frozenset(c.value for c in ap.get(_K.viaAssetType, ()))
             release = _one(ap, _K.inRelease)
             rep = _one(ap, _K.replacesTechnique)
             exposures = tuple(x.value for x in ap.get(_K.exposure, ()))
             reduced = tuple(x.value for x in ap.get(_K.reducedByFact, ()))
         else:
-            if rec.single or self.first is None:
-                t = rec.technique[0] if rec.technique else ""
-                via = rec.mapping[0] if rec.mapping else ""
-                release = rec.release[0] if rec.release else ""
-                rep = rec.replaces[0] if rec.replaces else ""
+            technique, mapping, releases, replaces = rec.technique, rec.mapping, rec.release, rec.replaces
+            if (len(technique) <= 1 and len(mapping) <= 1 and len(releases) <= 1 and len(replaces) <= 1) \
+                    or self.first is None:  # (AppRecord.single)
+                t = technique[0] if technique else ""
+                via = mapping[0] if mapping else ""
+                release = releases[0] if releases else ""
+                rep = replaces[0] if replaces else ""
             else:  # several values: the one the graph lists first, as the store's reader gets it
                 first = self.first
                 t, via = first(app, _K.appliedTechnique), first(app, _K.viaMapping)
                 release, rep = first(app, _K.inRelease), first(app, _K.replacesTechnique)
-            asset_types = list(rec.asset_types)
+            asset_types = frozenset(rec.asset_types)
             exposures = tuple(rec.exposures)
             reduced = tuple(rec.reduced)
         if not t:
             return None
-        memory = self.memory
         status = memory.control.get(app, "") if memory is not None else _one(ap, _K.controlStatus)
-        by = tuple(c.value for c in ap.get(_K.implementedBy, ()))
-        implemented = tuple(m.value for m in ap.get(_K.implementedMitigation, ()))
-        # applications of one technique on elements alike say the same: one view for them all (attach shares it)
-        key = (t, via, release, rep, frozenset(asset_types), exposures, reduced, status, by, implemented)
+        by = ap.get(_K.implementedBy)
+        implemented = ap.get(_K.implementedMitigation)
+        # what applications of one technique by one mapping say but their facts: computed once (the parts)
+        pkey = (t, via, release, rep, asset_types, status, tuple(c.value for c in by) if by else (),
+                tuple(m.value for m in implemented) if implemented else ())
+        part = self.parts.get(pkey)
+        if part is None:
+            part = self.parts[pkey] = self._part(*pkey)
+        # applications of one technique on elements alike say the same: one view for them all (findings shares it)
+        key = (id(part), exposures, reduced)  # (the parts are kept: their ids stay theirs)
         tv = self.views.get(key)
         if tv is None:
-            tv = self.views[key] = self._view(t, via, release, rep, asset_types, exposures, reduced, status, by,
-                                              implemented)
+            d = part.copy()
+            d["exposures"] = self._facts(exposures)
+            d["reduced_by"] = self._facts(reduced)
+            tv = self.views[key] = _new_view(TechniqueView)
+            tv.__dict__ = d
         return tv
 
-    def _view(self, t: str, via: str, release: str, rep: str, asset_types: Iterable[str], exposures: tuple[str, ...],
-              reduced: tuple[str, ...], status: str, by: tuple[str, ...], implemented: tuple[str, ...]) -> TechniqueView:
-        """The view of an application with these values (:meth:`application_view`)."""
+    def _part(self, t: str, via: str, release: str, rep: str, asset_types: Iterable[str], status: str,
+              by: tuple[str, ...], implemented: tuple[str, ...]) -> dict[str, Any]:
+        """The fields of the view of an application with these values (:meth:`application_view`), but its facts."""
         lab = self.lab
-        tv = TechniqueView(iri=t, id=technique_id(t), label=self.labels.get(t, ""), mapping=via)
-        tv.asset_types = sorted({lab(c) for c in asset_types})
-        if release == _NO_RELEASE:
-            tv.unresolved = self.labels.get(release) or "unresolved: no ATT&CK/ATLAS release loaded"
-        else:
-            tv.release = release.rsplit("release/", 1)[-1]
-        tv.replaces = technique_id(rep) if rep else ""
-        tv.status = _STATUS.get(status, "unmitigated")
-        tv.exposures = self._facts(exposures)
-        tv.reduced_by = self._facts(reduced)
         td = self.techniques.get(t)
         if td is None:
             td = self.techniques[t] = self.technique_data(t)
-        tv.mitigations = td.mitigations
-        tv.countermeasures = td.countermeasures
-        tv.detections = td.detections
-        tv.maturity = td.maturity
-        mapping = self.mappings.get(tv.mapping)
+        mapping = self.mappings.get(via)
         if mapping is None:
-            mp = self.props(tv.mapping)
-            mapping = self.mappings[tv.mapping] = (_one(mp, _K.justification), sorted(x.value for x in mp.get(_K.source, ())))
-        tv.justification = mapping[0]
-        tv.sources = mapping[1]
+            mp = self.props(via)
+            mapping = self.mappings[via] = (_one(mp, _K.justification), sorted(x.value for x in mp.get(_K.source, ())))
         ctl = [lab(c) for c in by]
-        tv.implemented = sorted({(technique_id(m), ", ".join(sorted(ctl))) for m in implemented})
-        return tv
+        unresolved = ""
+        if release == _NO_RELEASE:
+            unresolved = self.labels.get(release) or "unresolved: no ATT&CK/ATLAS release loaded"
+            release = ""
+        else:
+            release = release.rsplit("release/", 1)[-1]
+        # the fields of TechniqueView, in its order
+        return {
+            "iri": t, "id": technique_id(t), "label": self.labels.get(t, ""), "mapping": via,
+            "asset_types": sorted({lab(c) for c in asset_types}), "justification": mapping[0], "sources": mapping[1],
+            "release": release, "replaces": technique_id(rep) if rep else "", "exposures": [], "reduced_by": [],
+            "status": _STATUS.get(status, "unmitigated"), "mitigations": td.mitigations,
+            "countermeasures": td.countermeasures,
+            "implemented": sorted({(technique_id(m), ", ".join(sorted(ctl))) for m in implemented}),
+            "detections": td.detections, "maturity": td.maturity, "categories": [], "unresolved": unresolved,
+        }
 
     def _facts(self, key: tuple[str, ...]) -> list[tuple[str, str]]:
         """(subject label, attribute local name) of exposure / reduction fact nodes (IRIs), sorted, distinct (one
@@ -836,6 +888,13 @@ class _Builder:
 
 
 _new_view = object.__new__
+_new_finding = object.__new__
+_first = itemgetter(0)
+
+
+def _category_order(c: tuple[str, str, str]) -> tuple[bool, str, str]:
+    """The order of a finding's categories: STRIDE first, then by label and IRI."""
+    return (c[2] != "STRIDE", c[1], c[0])
 
 
 def _technique_order(t: TechniqueView) -> tuple[bool, str, str, str]:

@@ -190,19 +190,27 @@ def finding_factors(
         prev = reduced.get(app)
         if prev is None or attr < prev:
             reduced[app] = attr
+    technique = apps.technique
+    by_apps: dict[tuple[str, ...], list[Factor]] = {}  # the findings of one element and techniques: once
     for f, all_apps in apps.of_finding.items():
-        best: tuple[int, Term, str] | None = None
-        for app in all_apps:
-            t, rel = apps.technique[app]
-            cand = maturity.get((t.value, rel))
-            if cand is not None and (best is None or (cand[0], cand[1].value) > (best[0], best[1].value)):
-                best = cand
-        if best is not None:
-            pts, s, m = best
-            out[f].append(factor("technique maturity", f"{m} ({_local(s.value)})", pts, s))
-        if all_apps and all(a in reduced for a in all_apps):
-            attrs = sorted({_local(reduced[a]) for a in all_apps})
-            out[f].append(factor("reducing attribute", f"{', '.join(attrs)} for every applicable technique", -1))
+        key = tuple(all_apps)
+        made_here = by_apps.get(key)
+        if made_here is None:
+            made_here = by_apps[key] = []
+            best: tuple[int, Term, str] | None = None
+            for app in all_apps:
+                t, rel = technique[app]
+                cand = maturity.get((t.value, rel))
+                if cand is not None and (best is None or (cand[0], cand[1].value) > (best[0], best[1].value)):
+                    best = cand
+            if best is not None:
+                pts, s, m = best
+                made_here.append(factor("technique maturity", f"{m} ({_local(s.value)})", pts, s))
+            if all_apps and all(a in reduced for a in all_apps):
+                attrs = sorted({_local(reduced[a]) for a in all_apps})
+                made_here.append(factor("reducing attribute", f"{', '.join(attrs)} for every applicable technique", -1))
+        if made_here:
+            out[f] = made_here.copy()
     statuses: Iterable[tuple[str, str]] = (
         control_status.items()
         if control_status is not None
@@ -315,36 +323,43 @@ def score_findings(
     pairs: Iterable[tuple[str, Term]] = (
         foci.items() if foci is not None else ((r["f"].value, r["e"]) for r in store.select(_FINDINGS))
     )
+    # findings of one element with the same factors write the same text but their subject: made once per (element,
+    # its own factors) as a template ("\x00" for the subject; no term's N-Triples text holds a NUL), with what is kept
+    shapes: dict[object, tuple[str, int, tuple[int, int, int, str, tuple[str, ...], tuple[str, ...]]]] = {}
     for f, focus in pairs:
         if f in skip:
             continue
         e = focus.value
-        el = elements.get(e)
-        if el is None:
-            efs = list(per_element.get(e, []))
-            if not any(x.of == "impact" for x in efs):
-                efs.append(default)
-            impact = max(x.effect for x in efs if x.of == "impact")
-            enodes = [node(x) for x in efs]
-            el = elements[e] = ([f"{has_factor} {n}" for n in enodes],
-                                sum(x.effect for x in efs if x.of == "likelihood"), impact,
-                                tuple(dict.fromkeys(n[1:-1] for n in enodes)))
-        links, points, impact, element_nodes = el
-        ffs = per_finding.get(f, [])
-        likelihood = combine_likelihood([points, *(x.effect for x in ffs if x.of == "likelihood")])
-        risk = likelihood * impact
-        level = risk_level(risk)
-        body = [f"{p_like} {lit(likelihood)}", f"{p_imp} {lit(impact)}", f"{p_score} {lit(risk)}",
-                f"{p_level} {lit(level)}", *links]
-        fnodes = [node(x) for x in ffs]
-        for n in fnodes:
-            body.append(f"{has_factor} {n}")
-        if kept_scores is not None:
+        ffs = per_finding.get(f)
+        key: object = (e, *map(id, ffs)) if ffs else e  # (the Factor objects are kept by per_finding: ids stay theirs)
+        shape = shapes.get(key)
+        if shape is None:
+            el = elements.get(e)
+            if el is None:
+                efs = list(per_element.get(e, []))
+                if not any(x.of == "impact" for x in efs):
+                    efs.append(default)
+                impact = max(x.effect for x in efs if x.of == "impact")
+                enodes = [node(x) for x in efs]
+                el = elements[e] = ([f"{has_factor} {n}" for n in enodes],
+                                    sum(x.effect for x in efs if x.of == "likelihood"), impact,
+                                    tuple(dict.fromkeys(n[1:-1] for n in enodes)))
+            links, points, impact, element_nodes = el
+            ffs = ffs or []
+            likelihood = combine_likelihood([points, *(x.effect for x in ffs if x.of == "likelihood")])
+            risk = likelihood * impact
+            level = risk_level(risk)
+            body = [f"{p_like} {lit(likelihood)}", f"{p_imp} {lit(impact)}", f"{p_score} {lit(risk)}",
+                    f"{p_level} {lit(level)}", *links]
+            fnodes = [node(x) for x in ffs]
+            for n in fnodes:
+                body.append(f"{has_factor} {n}")
             # (the nodes distinct, as the store's quads are: an element's and a finding's factors never share one)
-            kept_scores[f] = (likelihood, impact, risk, level, element_nodes,
-                              tuple(dict.fromkeys(n[1:-1] for n in fnodes)) if fnodes else ())
-        subject = f"<{f}> "
-        writer.add(subject + (" .\n" + subject).join(body) + " .\n", len(body))
+            shape = shapes[key] = ("\x00" + " .\n\x00".join(body) + " .\n", len(body), (
+                likelihood, impact, risk, level, element_nodes, tuple(dict.fromkeys(n[1:-1] for n in fnodes)) if fnodes else ()))
+        if kept_scores is not None:
+            kept_scores[f] = shape[2]
+        writer.add(shape[0].replace("\x00", f"<{f}> "), shape[1])
         count += 1
     writer.flush()
     return count
