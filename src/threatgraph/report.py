@@ -541,6 +541,7 @@ def findings_json_chunks(
         factor_items: dict[tuple[object, ...], str] = {}
         text = tri.encoder.text
         tokens = tri.tokens
+        factor_token = tri.factor_token
         start, null, comma = enc('{"id": '), enc("null"), enc(", ")
         opening = enc(', "techniques": [')
 
@@ -589,11 +590,11 @@ def findings_json_chunks(
                 )))
             if f.risk_score:
                 # the findings of an element share its risk factors, and most their score
-                factors = tuple(map(_FACTOR, f.risk_factors))
                 key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
-                       tuple(f.mitigated_by), factors)
+                       tuple(f.mitigated_by), factor_token(f))
                 risk = risks.get(key)
                 if risk is None:
+                    factors = tuple(map(_FACTOR, f.risk_factors))
                     risk = risks[key] = enc(
                         f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
                         f'"level": {_str(f.risk_level)}, '
@@ -1152,6 +1153,8 @@ class Triage:
         self._numbered = False
         self._leads: dict[tuple[int, ...], str] = {}
         self._briefs: dict[tuple[object, ...], str] = {}
+        self._factor_of: dict[int, int] = {}
+        self._factor_tokens: dict[tuple[tuple[object, ...], ...], int] = {}
         self._technique_keys: dict[int, tuple[object, ...]] = {}
 
     def facts(self, f: Finding) -> Facts:
@@ -1221,7 +1224,7 @@ class Triage:
     def why(self, f: Finding) -> str:
         """:func:`why_text` of ``f``."""
         x = self.facts(f)
-        if f.baseline and f.techniques:
+        if f.techniques and f.rule_id in BASELINE_RULES:  # Finding.baseline
             toks = self.tokens(f)
             lead = self._leads.get(toks)
             if lead is None:
@@ -1230,12 +1233,22 @@ class Triage:
             lead = f.explanation.rstrip(".")
         brief = ""
         if x.own_score:
-            key = (f.risk_score, f.likelihood, f.impact, *map(_FACTOR, f.risk_factors))
+            key = (f.risk_score, f.likelihood, f.impact, self.factor_token(f))
             hit = self._briefs.get(key)
             if hit is None:
                 hit = self._briefs[key] = risk_brief(f, x.own_score)
             brief = hit
         return lead + (f"; {brief}" if brief else "")
+
+    def factor_token(self, f: Finding) -> int:
+        """The number of the content of the risk factors of ``f`` (the same for every finding with the same factors):
+        the report's risk parts and risk briefs are kept by it (the factors read once per finding, not per use)."""
+        tok = self._factor_of.get(id(f))
+        if tok is None:
+            self.facts(f)  # keeps f: its id is not reused while this triage lives
+            tok = self._factor_of[id(f)] = self._factor_tokens.setdefault(tuple(map(_FACTOR, f.risk_factors)),
+                                                                         len(self._factor_tokens))
+        return tok
 
     def _lead(self, toks: tuple[int, ...]) -> str:
         """:func:`_why_lead` of a finding with the techniques ``toks``, their keys (:func:`technique_key`)
