@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import accumulate
 from operator import add, attrgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from threatgraph import __version__, sanitize
 from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
@@ -308,10 +308,10 @@ _FACTOR = attrgetter("of", "name", "value", "effect", "subject")
 
 class TechniqueEncoder:
     """The JSON text of technique applications (:func:`technique_json`, one line), each distinct content
-    encoded once: every finding has its own view of an application (``read_findings`` copies it per
-    finding), so the findings an application realises, and the applications of one technique, repeat the
-    same text (at 1 k elements 13 k views, 3.6 k distinct; at 10 k 178 k views, 35 k distinct; 112
-    distinct mitigation, countermeasure and detection lists). ``missing``: the applicable mitigations no
+    encoded once: the findings an application realises, and the applications of one technique, repeat the
+    same text (``findings_of`` shares a view among the findings of one application and category list;
+    at 1 k elements 17.7 k views, 7.5 k view objects, 3.6 k distinct contents; at 10 k 178 k views, 74 k
+    objects, 35 k distinct; 112 distinct mitigation, countermeasure and detection lists). ``missing``: the applicable mitigations no
     control implements of a view (:attr:`TechniqueView.missing`).
 
     Each distinct content has a *token* (:meth:`token`, numbered from 0): what a report derives from a
@@ -320,6 +320,9 @@ class TechniqueEncoder:
 
     def __init__(self, missing: Callable[[TechniqueView], list[tuple[str, str]]] | None = None) -> None:
         self._missing = missing or _missing
+        self.ids: dict[int, int] = {}
+        """``id`` of a view → its token (:meth:`token`; read by :meth:`Triage.tokens` without a call per view)."""
+        self._held: list[TechniqueView] = []  # the views numbered by identity: their ids stay theirs
         self._tokens: dict[tuple[object, ...], int] = {}
         self.views: list[TechniqueView] = []
         """The first view of each token (the others have the same content)."""
@@ -332,14 +335,20 @@ class TechniqueEncoder:
         self._lists: dict[tuple[str, tuple[object, ...]], str] = {}
 
     def token(self, t: TechniqueView) -> int:
-        """The number of the content of ``t`` (the same for every view with the same content)."""
-        key = _VIEW_SCALARS(t) + tuple(map(tuple, _VIEW_LISTS(t)))
-        tok = self._tokens.get(key)
+        """The number of the content of ``t`` (the same for every view with the same content): kept by the
+        view's identity (the findings of an application and categories share one view, ``findings_of``; no
+        reader changes a view), its content compared once per view object."""
+        tok = self.ids.get(id(t))
         if tok is None:
-            tok = self._tokens[key] = len(self.views)
-            self.views.append(t)
-            self._keys.append(key)
-            self._texts.append(None)
+            key = _VIEW_SCALARS(t) + tuple(map(tuple, _VIEW_LISTS(t)))
+            tok = self._tokens.get(key)
+            if tok is None:
+                tok = self._tokens[key] = len(self.views)
+                self.views.append(t)
+                self._keys.append(key)
+                self._texts.append(None)
+            self.ids[id(t)] = tok
+            self._held.append(t)
         return tok
 
     def text(self, tok: int, keep: bool = True) -> str:
@@ -478,8 +487,7 @@ def findings_json_chunks(
     the caller has one."""
     tri = triage if triage is not None else Triage(findings, remediation)
     rem = tri.remediation
-    for f in tri.findings:  # the findings' techniques numbered: what to do is then kept by them (Triage.do)
-        tri.tokens(f)
+    tri.number()  # the findings' techniques numbered: what to do is then kept by them (Triage.do)
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
@@ -516,11 +524,11 @@ def findings_json_chunks(
         "attackPaths": None,
     }
 
-    def make(utf8: bool) -> Iterator[Any]:
-        """The pieces, as text or (``utf8``) as its UTF-8 encoding."""
+    def make(utf8: bool, errors: str = "strict") -> Iterator[Any]:
+        """The pieces, as text or (``utf8``) as its UTF-8 encoding (``errors``: the codec's error handler)."""
         # the parts many findings share (an element, its categories, evidence, risk, techniques) encoded once
         # each (as UTF-8 when utf8: then each is encoded once, not once per finding)
-        enc: Callable[[str], Any] = str.encode if utf8 else _same
+        enc: Callable[[str], Any] = _encoder(errors) if utf8 else _same
         heads: dict[tuple[object, ...], Any] = {}
         elements: dict[tuple[object, ...], Any] = {}
         categories: dict[tuple[object, ...], Any] = {}
@@ -533,6 +541,7 @@ def findings_json_chunks(
         factor_items: dict[tuple[object, ...], str] = {}
         text = tri.encoder.text
         tokens = tri.tokens
+        factor_token = tri.factor_token
         start, null, comma = enc('{"id": '), enc("null"), enc(", ")
         opening = enc(', "techniques": [')
 
@@ -581,11 +590,11 @@ def findings_json_chunks(
                 )))
             if f.risk_score:
                 # the findings of an element share its risk factors, and most their score
-                factors = tuple(map(_FACTOR, f.risk_factors))
                 key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
-                       tuple(f.mitigated_by), factors)
+                       tuple(f.mitigated_by), factor_token(f))
                 risk = risks.get(key)
                 if risk is None:
+                    factors = tuple(map(_FACTOR, f.risk_factors))
                     risk = risks[key] = enc(
                         f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
                         f'"level": {_str(f.risk_level)}, '
@@ -609,7 +618,7 @@ def findings_json_chunks(
 
         lines: dict[str, tuple[bool, Iterable[Any]]] = {key: (bool(items), items) for key, items in eager.items()}
         lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
-        return _one_per_line_any(doc, lines, utf8)
+        return _one_per_line_any(doc, lines, utf8, errors)
 
     return JsonChunks(make)
 
@@ -619,19 +628,28 @@ class JsonChunks:
     text; :meth:`utf8`, its UTF-8 encoding, in which the parts findings share are encoded once each, not
     once per finding (:func:`threatgraph.commands._output.write_output` writes those)."""
 
-    def __init__(self, make: Callable[[bool], Iterator[Any]]) -> None:
+    def __init__(self, make: Callable[[bool, str], Iterator[Any]]) -> None:
         self._make = make
 
     def __iter__(self) -> Iterator[str]:
-        return self._make(False)
+        return self._make(False, "strict")
 
-    def utf8(self) -> Iterator[bytes]:
-        """The pieces encoded as UTF-8 (their concatenation is the text's encoding)."""
-        return self._make(True)
+    def utf8(self, errors: str = "strict") -> Iterator[bytes]:
+        """The pieces encoded as UTF-8 (their concatenation is the text's encoding; ``errors``: the codec's
+        error handler, e.g. a text stream's ``errors``: the standard handlers encode each character alone, so
+        the pieces' encodings joined are the text's)."""
+        return self._make(True, errors)
 
 
 def _same(text: str) -> str:
     return text
+
+
+def _encoder(errors: str) -> Callable[[str], bytes]:
+    """UTF-8 encoding with the error handler ``errors``."""
+    if errors == "strict":
+        return str.encode
+    return lambda text: text.encode("utf-8", errors)
 
 
 _str: Callable[[str], str] = json.encoder.encode_basestring
@@ -753,10 +771,10 @@ def _one_per_line(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Ite
 
 
 def _one_per_line_any(doc: Mapping[str, object], lines: Mapping[str, tuple[bool, Iterable[Any]]],
-                      utf8: bool) -> Iterator[Any]:
+                      utf8: bool, errors: str = "strict") -> Iterator[Any]:
     """:func:`_one_per_line`; with ``utf8``, the pieces as UTF-8 (an item's pieces given encoded, an item
-    given as one text encoded here)."""
-    enc: Callable[[str], Any] = str.encode if utf8 else _same
+    given as one text encoded here; ``errors``: the codec's error handler)."""
+    enc: Callable[[str], Any] = _encoder(errors) if utf8 else _same
     join: Callable[[list[Any]], Any] = b"".join if utf8 else "".join
     sep = enc(",\n    ")
     token = os.urandom(16).hex()  # a placeholder no input can spell
@@ -1132,8 +1150,11 @@ class Triage:
         self.encoder = TechniqueEncoder(self.missing)
         """The techniques' content, numbered (:meth:`tokens`) and encoded once each."""
         self._tokens: dict[int, tuple[int, ...]] = {}
+        self._numbered = False
         self._leads: dict[tuple[int, ...], str] = {}
         self._briefs: dict[tuple[object, ...], str] = {}
+        self._factor_of: dict[int, int] = {}
+        self._factor_tokens: dict[tuple[tuple[object, ...], ...], int] = {}
         self._technique_keys: dict[int, tuple[object, ...]] = {}
 
     def facts(self, f: Finding) -> Facts:
@@ -1165,8 +1186,27 @@ class Triage:
         toks = self._tokens.get(id(f))
         if toks is None:
             self.facts(f)  # keeps f: its id is not reused while this triage lives
-            toks = self._tokens[id(f)] = tuple(map(self.encoder.token, f.techniques))
+            known: Callable[[int], int | None] = self.encoder.ids.get
+            got = tuple(map(known, map(id, f.techniques)))  # the views numbered before: no call each
+            toks = tuple(map(self.encoder.token, f.techniques)) if None in got else cast(tuple[int, ...], got)
+            self._tokens[id(f)] = toks
         return toks
+
+    def number(self) -> None:
+        """:meth:`tokens` of every finding of the triage, each view object numbered once (its content compared
+        once), then each finding's tokens looked up by its views' identities without a call per view."""
+        if self._numbered:
+            return
+        self._numbered = True
+        enc = self.encoder
+        ids = enc.ids
+        for t in {id(t): t for f in self.findings for t in f.techniques if id(t) not in ids}.values():
+            enc.token(t)
+        known: Callable[[int], int] = ids.__getitem__
+        tokens = self._tokens
+        for f in self.findings:  # kept by self.findings: their ids stay theirs
+            if id(f) not in tokens:
+                tokens[id(f)] = tuple(map(known, map(id, f.techniques)))
 
     def do(self, f: Finding, n: int = 2) -> str:
         """:func:`do_text` of ``f`` with the report's remediation: kept by the rule and the techniques'
@@ -1184,7 +1224,7 @@ class Triage:
     def why(self, f: Finding) -> str:
         """:func:`why_text` of ``f``."""
         x = self.facts(f)
-        if f.baseline and f.techniques:
+        if f.techniques and f.rule_id in BASELINE_RULES:  # Finding.baseline
             toks = self.tokens(f)
             lead = self._leads.get(toks)
             if lead is None:
@@ -1193,12 +1233,22 @@ class Triage:
             lead = f.explanation.rstrip(".")
         brief = ""
         if x.own_score:
-            key = (f.risk_score, f.likelihood, f.impact, *map(_FACTOR, f.risk_factors))
+            key = (f.risk_score, f.likelihood, f.impact, self.factor_token(f))
             hit = self._briefs.get(key)
             if hit is None:
                 hit = self._briefs[key] = risk_brief(f, x.own_score)
             brief = hit
         return lead + (f"; {brief}" if brief else "")
+
+    def factor_token(self, f: Finding) -> int:
+        """The number of the content of the risk factors of ``f`` (the same for every finding with the same factors):
+        the report's risk parts and risk briefs are kept by it (the factors read once per finding, not per use)."""
+        tok = self._factor_of.get(id(f))
+        if tok is None:
+            self.facts(f)  # keeps f: its id is not reused while this triage lives
+            tok = self._factor_of[id(f)] = self._factor_tokens.setdefault(tuple(map(_FACTOR, f.risk_factors)),
+                                                                         len(self._factor_tokens))
+        return tok
 
     def _lead(self, toks: tuple[int, ...]) -> str:
         """:func:`_why_lead` of a finding with the techniques ``toks``, their keys (:func:`technique_key`)

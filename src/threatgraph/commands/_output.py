@@ -7,7 +7,9 @@ an earlier FILE as it was; a FILE that cannot be written is one clear error (exi
 
 from __future__ import annotations
 
+import codecs
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,3 +44,29 @@ def write_output(path: str, chunks: Iterable[str]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_stdout(chunks: Iterable[str]) -> None:
+    """Write the concatenation of ``chunks`` to ``sys.stdout``, as ``sys.stdout.writelines(chunks)`` does;
+    ``chunks`` that have a ``utf8()`` method (the JSON report, :class:`threatgraph.report.JsonChunks`) are
+    written to the stream's binary buffer as it gives them when the stream encodes as UTF-8 and translates no
+    newline: the same bytes, with the parts findings share encoded once each (at 10 k elements ~0.5 s less)."""
+    out = sys.stdout
+    utf8 = getattr(chunks, "utf8", None)
+    buffer = getattr(out, "buffer", None)
+    encoding = getattr(out, "encoding", None)
+    errors = getattr(out, "errors", None)
+    if (callable(utf8) and buffer is not None and isinstance(encoding, str) and isinstance(errors, str)
+            and os.linesep == "\n" and _is_utf8(encoding)):
+        out.flush()  # what was written as text before comes first
+        buffer.writelines(utf8(errors))
+    else:
+        out.writelines(chunks)
+
+
+def _is_utf8(encoding: str) -> bool:
+    """Whether ``encoding`` names UTF-8 (not UTF-8 with a byte-order mark)."""
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from threatgraph.analysis.rules import SEVERITIES, load_all_rules, severity_rank
-from threatgraph.commands._output import write_output
+from threatgraph.commands._output import write_output, write_stdout
 from threatgraph.commands._storeargs import add_auth_args, remote_options
 from threatgraph.report import DETAILS, FORMATS
 
@@ -156,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.output:  # whole or not at all: a failure midway leaves an earlier report as it was
         write_output(args.output, chunks)
     else:
-        sys.stdout.writelines(chunks)
+        write_stdout(chunks)
     if not getattr(args, "save", False):  # every write is done: the process may end without freeing
         from threatgraph import lifetime
 
