@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from pyoxigraph import NamedNode
 
+import threatgraph.cachefiles as cachefiles
 from threatgraph.analysis.rules import load_rules, parse_rule, rule_files
 from threatgraph.knowledge.bridge import BRIDGE_GRAPH, load_bridge, mapping_files
 from threatgraph.store import open_store
@@ -203,7 +204,7 @@ def test_a_stamped_view_is_not_hashed_again_and_a_change_in_place_is_seen(cache:
     stamp = path.with_name("k1.nq.stamp")
     view_mod.cached_view("k1", None, build)
     assert not stamp.exists()  # just written: too recent to be stamped (its times could still repeat)
-    monkeypatch.setattr(view_mod, "STAMP_AGE_NS", -(10**18))
+    monkeypatch.setattr(cachefiles, "STAMP_AGE_NS", -(10**18))
     view_mod.cached_view("k1", None, build)
     assert stamp.exists()
     checks: list[int] = []

@@ -140,10 +140,12 @@ a file's times advance in ticks of a few milliseconds, so a file changed in plac
 stamp could keep its times; one changed after they are this old gets new ones (git's "racily clean" rule)."""
 
 
-def read_stamped(path: Path, check: Callable[[bytes], bytes | None]) -> bytes | None:
+def read_stamped(path: Path, check: Callable[[bytes], bytes | None], *, header: bytes = b"") -> bytes | None:
     """The bytes of the cache file ``path`` as ``check(raw)`` gives them (None: damaged, or not there),
     ``check`` skipped when the file is the one that passed it before: its stamp (``<file>.stamp``: size,
     modification and change times, inode and first line, written after a check passed) still matches.
+    ``header``: only a file whose first line starts with it (its digest line) is stamped; another is checked
+    every time (the compiled knowledge view's older files, without a digest line).
 
     Checking the digest line of a cache file hashes all of it: ~0.7 MB (the bridge mappings' N-Triples,
     the checked rules) in every analysis (issue 14). A rewrite (a new inode), a truncation or a change in
@@ -170,7 +172,7 @@ def read_stamped(path: Path, check: Callable[[bytes], bytes | None]) -> bytes | 
     except OSError:
         return None
     end = raw.find(b"\n")
-    if end < 0:
+    if end < 0 or not raw.startswith(header):
         return check(raw)
     stamp = f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} ".encode() + raw[:end] + b"\n"
     stamp_path = path.with_name(path.name + ".stamp")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pyoxigraph import NamedNode, Quad, RdfFormat, parse, serialize
 
-from threatgraph.cachefiles import cache_dir, read_cached, write_atomic
+from threatgraph.cachefiles import cache_dir, read_stamped, write_atomic
 from threatgraph.errors import InputError, StoreError
 from threatgraph.records import FrozenRecord, set_fields
 from threatgraph.resources import ontology_dir
@@ -278,38 +278,11 @@ def _checked(raw: bytes) -> bytes | None:
     return raw if _parse_nquads(raw) is not None else None
 
 
-STAMP_AGE_NS = 2_000_000_000
-"""A view file is stamped (:func:`_read_view_file`) only once its modification and change times are this old:
-a file's times advance in ticks of a few milliseconds, so a file changed in place within the tick of its
-stamp could keep its times; one changed after they are this old gets new ones (git's "racily clean" rule)."""
-
-
 def _read_view_file(path: Path) -> bytes | None:
     """The N-Quads of a cached view file, checked by its digest line (:func:`_checked`) unless the file is
-    the one that was checked before: its stamp (``<file>.stamp``: size, modification and change times,
-    inode and digest line, written after a check passed) still matches. Hashing the ~5 MB view of ATT&CK,
-    ATLAS and D3FEND cost ~3 ms of every ``analyze --store`` (issue 14); a rewrite (a new inode), a
-    truncation or a change in place (new times) is checked again."""
-    import os
-    import time
-
-    try:
-        with path.open("rb") as fh:
-            st = os.fstat(fh.fileno())
-            raw = fh.read()
-    except OSError:
-        return None
-    if not raw.startswith(_HEADER):
-        return _checked(raw)
-    head = raw[: raw.find(b"\n")]
-    stamp = f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} ".encode() + head + b"\n"
-    stamp_path = path.with_name(path.name + ".stamp")
-    if read_cached(stamp_path) == stamp:
-        return raw
-    data = _checked(raw)
-    if data is not None and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > STAMP_AGE_NS:
-        write_atomic(stamp_path, stamp)
-    return data
+    the one that was checked before (:func:`threatgraph.cachefiles.read_stamped`): hashing the ~5 MB view of
+    ATT&CK, ATLAS and D3FEND cost ~3 ms of every ``analyze --store`` (issue 14)."""
+    return read_stamped(path, _checked, header=_HEADER)
 
 
 def read_cached_view(key: str, graphs: Sequence[str] | None) -> View | None:
