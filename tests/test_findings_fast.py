@@ -6,7 +6,7 @@ the pinned reference data (ATT&CK 18.1, ATLAS, D3FEND) and without it."""
 from __future__ import annotations
 
 import dataclasses
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,17 +45,6 @@ def _assert_same(fast: list[Finding], slow: list[Finding]) -> None:
     assert any(f.techniques for f in slow) and any(f.risk_factors for f in slow) and any(f.evidence for f in slow)
 
 
-def _generated(tmp_path: Path) -> Path:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        from generate import generate_model  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
-    model = tmp_path / "m1k.ttl"
-    model.write_text(generate_model(1000), encoding="utf-8")
-    return model
-
-
 @pytest.mark.shared
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_examples_with_knowledge(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,14 +64,14 @@ def test_examples_without_knowledge(name: str, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_generated_1k_with_knowledge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    a = analyze([str(_generated(tmp_path))], knowledge=["shared"], force=True)
+def test_generated_1k_with_knowledge(generated_model: Callable[[int, int], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    a = analyze([str(generated_model(1000, 0))], knowledge=["shared"], force=True)
     _assert_same(_fast(a, monkeypatch), read_findings(a.store, labels_of(a.store)))
 
 
 @pytest.mark.slow
-def test_generated_1k_without_knowledge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    a = analyze([str(_generated(tmp_path))], force=True)
+def test_generated_1k_without_knowledge(generated_model: Callable[[int, int], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    a = analyze([str(generated_model(1000, 0))], force=True)
     _assert_same(_fast(a, monkeypatch), read_findings(a.store, labels_of(a.store)))
 
 

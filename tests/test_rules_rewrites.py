@@ -12,13 +12,12 @@ flow; T-010's external-entity branch named no input flow. Their rewrites bind th
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from threatgraph.analysis.engine import Engine
-from threatgraph.analysis.model import load_model_files
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "data" / "examples").glob("*.ttl"))
@@ -159,35 +158,22 @@ ex:f4 a tg:DataFlow ; tg:source ex:p ; tg:target ex:s3 .
 """
 
 
-def engine_on(path: Path) -> Engine:
-    eng = Engine()
-    eng.load(load_model_files([path]))
-    eng.derive()
-    return eng
-
-
 def rows(eng: Engine, query: str) -> list[tuple[tuple[str, str], ...]]:
     return sorted(tuple(sorted((k, str(v)) for k, v in r.items())) for r in eng.store.select(query))
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    d = tmp_path_factory.mktemp("rewrites")
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from generate import generate_model  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    (d / "generated.ttl").write_text(generate_model(300), encoding="utf-8")
-    (d / "probe.ttl").write_text(PROBE, encoding="utf-8")
+def models(generated_model: Callable[[int, int], Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    probe = tmp_path_factory.mktemp("rewrites") / "probe.ttl"
+    probe.write_text(PROBE, encoding="utf-8")
     fixtures = sorted((ROOT / "tests" / "rules" / "fixtures" / "TG-LINDDUN-NC-001").glob("*.ttl"))
-    return [*EXAMPLES, *fixtures, d / "generated.ttl", d / "probe.ttl"]
+    return [*EXAMPLES, *fixtures, generated_model(300, 0), probe]
 
 
-def test_rewritten_rules_give_the_former_rows(models: list[Path]) -> None:
+def test_rewritten_rules_give_the_former_rows(models: list[Path], derived_engine: Callable[..., Engine]) -> None:
     fired = dict.fromkeys(FORMER, 0)
     for path in models:
-        eng = engine_on(path)
+        eng = derived_engine(path)
         by_id = {r.id: r for r in eng.rules}
         for rid, former in FORMER.items():
             assert by_id[rid].query != former  # the rule file holds the rewrite
@@ -197,8 +183,8 @@ def test_rewritten_rules_give_the_former_rows(models: list[Path]) -> None:
     assert all(fired.values()), fired  # every compared rule fires somewhere: the comparison is not vacuous
 
 
-def test_scope_semantics(models: list[Path]) -> None:
-    eng = engine_on(models[-1])
+def test_scope_semantics(models: list[Path], derived_engine: Callable[..., Engine]) -> None:
+    eng = derived_engine(models[-1])
     by_id = {r.id: r for r in eng.rules}
     s002 = {(dict(r)["focus"], dict(r)["end"]) for r in rows(eng, by_id["TG-STRIDE-S-002"].query)}
     # f1 and f4 write into unauthenticated stores; f2 states tg:destinationAuthenticated true (itself only);
@@ -209,22 +195,15 @@ def test_scope_semantics(models: list[Path]) -> None:
     assert {dict(r)["focus"] for r in rows(eng, by_id["TG-STRIDE-R-004"].query)} == {ex % n for n in ("f1", "f2", "f4")}
 
 
-def test_t010_names_the_external_entitys_own_flow_as_input() -> None:
+def test_t010_names_the_external_entitys_own_flow_as_input(tmp_path: Path, derived_engine: Callable[..., Engine]) -> None:
     path = ROOT / "tests" / "rules" / "fixtures" / "TG-STRIDE-T-010" / "positive.ttl"
     text = path.read_text(encoding="utf-8") + (
         "ex:direct a tg:DataFlow ; rdfs:label \"Bulk import\" ; tg:source ex:customer ; tg:target ex:db .\n")
-    eng = Engine()
-    eng.load(load_model_files([_write(text)]))
-    eng.derive()
+    (tmp_path / "model.ttl").write_text(text, encoding="utf-8")
+    eng = derived_engine(tmp_path / "model.ttl")
     by_id = {r.id: r for r in eng.rules}
     got = {(dict(r)["focus"], dict(r).get("input")) for r in rows(eng, by_id["TG-STRIDE-T-010"].query)}
     ex = "<http://example.org/test#%s>"
     assert (ex % "direct", ex % "direct") in got  # the entity's own flow is the input (it was unbound)
     assert (ex % "focus", ex % "search") in got
 
-
-def _write(text: str) -> Path:
-    import tempfile
-    d = Path(tempfile.mkdtemp(prefix="t010-"))
-    (d / "model.ttl").write_text(text, encoding="utf-8")
-    return d / "model.ttl"

@@ -10,8 +10,8 @@ machine does not make it flaky.
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,6 @@ from threatgraph.analysis.ontology import load_ontology
 from threatgraph.analysis.rules import load_all_rules
 from threatgraph.store import Store, open_store
 
-REPO = Path(__file__).resolve().parent.parent
 BUDGET_S = 1.2
 SIZE = 8000
 
@@ -54,15 +53,8 @@ FORMER_D041 = """SELECT ?focus ?source ?callers WHERE {
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        from generate import generate_model  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
-    model = tmp_path_factory.mktemp("scale") / "m8k.ttl"
-    model.write_text(generate_model(SIZE, seed=42), encoding="utf-8")
-    loaded = load_model_files([model])
+def store(generated_model: Callable[[int, int], Path]) -> Store:
+    loaded = load_model_files([generated_model(SIZE, 42)])
     onto = load_ontology()
     mem = open_store()
     engine = Engine(mem, ontology=onto)

@@ -10,16 +10,14 @@ branches over the same crossing flows into one pattern with ``FILTER (EXISTS …
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from pyoxigraph import NamedNode, Quad
 
 from threatgraph.analysis.engine import Engine, Explanation, _row_solutions
-from threatgraph.analysis.model import load_model_files
 from threatgraph.store.base import Row, Term
 from threatgraph.store.embedded import EmbeddedStore
 
@@ -344,35 +342,21 @@ SELECT ?focus ?source ?callers WHERE {
 }
 
 
-def engine_on(path: Path, store: object = None) -> Engine:
-    eng = Engine(store)  # type: ignore[arg-type]
-    eng.load(load_model_files([path]))
-    eng.derive()
-    return eng
-
-
 def rows(eng: Engine, query: str) -> Counter[tuple[tuple[str, str], ...]]:
     return Counter(tuple(sorted((k, str(v)) for k, v in r.items())) for r in eng.store.select(query))
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    d = tmp_path_factory.mktemp("speed")
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from generate import generate_model  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    (d / "generated.ttl").write_text(generate_model(300), encoding="utf-8")
+def models(generated_model: Callable[[int, int], Path]) -> list[Path]:
     fixtures = [p for rid in FORMER for p in sorted((ROOT / "tests" / "rules" / "fixtures" / rid).glob("*.ttl"))]
-    return [*EXAMPLES, *fixtures, d / "generated.ttl"]
+    return [*EXAMPLES, *fixtures, generated_model(300, 0)]
 
 
 @pytest.mark.slow
-def test_rewritten_rules_give_the_former_rows(models: list[Path]) -> None:
+def test_rewritten_rules_give_the_former_rows(models: list[Path], derived_engine: Callable[..., Engine]) -> None:
     fired = dict.fromkeys(FORMER, 0)
     for path in models:
-        eng = engine_on(path)
+        eng = derived_engine(path)
         by_id = {r.id: r for r in eng.rules}
         for rid, former in FORMER.items():
             assert by_id[rid].query != former  # the rule file holds the rewrite
@@ -434,9 +418,9 @@ def cores(eng: Engine) -> list[tuple[object, ...]]:
 
 
 @pytest.mark.parametrize("model", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_solutions_and_rows_give_the_same_findings(model: Path) -> None:
-    embedded = engine_on(model)
-    by_rows = engine_on(model, RowStore())
+def test_solutions_and_rows_give_the_same_findings(model: Path, derived_engine: Callable[..., Engine]) -> None:
+    embedded = derived_engine(model)
+    by_rows = derived_engine(model, RowStore())
     got = cores(embedded)
     assert got and got == cores(by_rows)  # evidence order too: the bindings lists are compared as they are
     assert isinstance(embedded.store, EmbeddedStore) and embedded.store.settled_count == 0  # the rules never settle

@@ -11,6 +11,7 @@ per-application query, as a slow reference.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -204,13 +205,6 @@ def whole_graph_digest(store: Store) -> tuple[int, str]:
     return len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
-def test_generated_model_finding_graph_unchanged(store: Store, tmp_path: Path) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    from generate import generate_model
-
-    model = tmp_path / "model-1000.ttl"
-    model.write_text(generate_model(1000, seed=42), encoding="utf-8")
-    Engine(store).analyze([model])
+def test_generated_model_finding_graph_unchanged(store: Store, generated_model: Callable[[int, int], Path]) -> None:
+    Engine(store).analyze([generated_model(1000, 42)])
     assert whole_graph_digest(store) == GENERATED_1K

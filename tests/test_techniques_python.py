@@ -9,9 +9,8 @@ knowledge releases and without any.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,8 @@ EXAMPLES = ("rag-assistant", "tabular-platform", "health-risk")
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sys.path.insert(0, str(REPO / "bench"))
-    from generate import generate_model
-
-    path = tmp_path_factory.mktemp("gen") / "model-1000.ttl"
-    path.write_text(generate_model(1000, seed=42), encoding="utf-8")
-    return path
+def generated(generated_model: Callable[[int, int], Path]) -> Path:
+    return generated_model(1000, 42)
 
 
 def graph_lines(store: Store, graph: str) -> Counter[str]:
