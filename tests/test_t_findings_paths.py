@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from threatgraph.analysis.engine import Engine
-from threatgraph.analysis.paths import MAX_HOPS, PAIRS_QUERY, _shortest, _values, hops_query
+from threatgraph.analysis.paths import (
+    MAX_HOPS,
+    PAIRS_QUERY,
+    PathRecord,
+    _shortest,
+    _values,
+    find_paths,
+    hops_query,
+)
 from threatgraph.store import Store, open_store
 
 # ties between chains of one length (the smallest joined flow IRIs win, "f1" before "f1x" before "f2"), a
@@ -54,12 +62,18 @@ def test_shortest_agrees_with_the_queries(tmp_path: Path, max_hops: int) -> None
     pairs = sorted({(r["start"].value, r["asset"].value) for r in store.select(PAIRS_QUERY)})
     assert len(pairs) >= 5
     want = _per_length(store, pairs, max_hops)
-    got = _shortest(store, pairs, max_hops)
+    by_start: dict[str, list[str]] = {}
+    for start, asset in pairs:
+        by_start.setdefault(start, []).append(asset)
+    got = _shortest(store, by_start, max_hops)
     assert got == want
     tie = "https://example.org/tie#"
     # the tie to ds2 at length 2: f1 (untyped) g3 before f1x g2
     assert got[(tie + "src", tie + "ds2")] == [tie + "f1", tie + "g3"]
     assert ((tie + "src", tie + "far") in got) == (max_hops >= 5)
+    kept: list[PathRecord] = []
+    find_paths(store, max_hops, keep=kept)
+    assert {(k.start, k.target): [f for f, _el in k.hops] for k in kept} == want
 
 
 def test_examples_agree(examples_dir: Path) -> None:
@@ -67,4 +81,7 @@ def test_examples_agree(examples_dir: Path) -> None:
         store = open_store()
         Engine(store).analyze([str(examples_dir / f"{name}.ttl")])
         pairs = sorted({(r["start"].value, r["asset"].value) for r in store.select(PAIRS_QUERY)})
-        assert _shortest(store, pairs, MAX_HOPS) == _per_length(store, pairs, MAX_HOPS)
+        assert len(pairs) > 1
+        kept: list[PathRecord] = []
+        assert find_paths(store, keep=kept) == len(_per_length(store, pairs, MAX_HOPS))
+        assert {(k.start, k.target): [f for f, _el in k.hops] for k in kept} == _per_length(store, pairs, MAX_HOPS)

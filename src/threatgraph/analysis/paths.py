@@ -15,7 +15,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -84,14 +84,17 @@ def _values(pairs: list[tuple[str, str]]) -> str:
 
 
 _FLOWS = "SELECT ?f ?s ?t WHERE { ?f tg:source ?s ; tg:target ?t }"
+_STARTS = f"SELECT DISTINCT ?start WHERE {{ {_START} }}"
+_ASSETS = f"SELECT DISTINCT ?asset WHERE {{ {_CRITICAL} }}"
 """Every flow's (source, target): the links of :func:`hops_query`'s chains."""
 
 
-def _shortest(store: Store, pairs: Sequence[tuple[str, str]], max_hops: int) -> dict[tuple[str, str], list[str]]:
+def _shortest(store: Store, assets_of: Mapping[str, Iterable[str]], max_hops: int) -> dict[tuple[str, str], list[str]]:
     """(start, asset) → the flow IRIs of one shortest chain of at most ``max_hops`` flows from start to asset, for
-    each pair of ``pairs`` that has one: the answers of :func:`hops_query` per length for the pairs still open (the
-    chain whose flow IRIs joined by spaces are the smallest string), found by one breadth-first search per start over
-    the flows read once (seven queries of up to 2.5 k pairs each took 0.3 s at 10 k elements).
+    each start of ``assets_of`` and each of its assets (not itself) that has one: the answers of :func:`hops_query`
+    per length for the pairs still open (the chain whose flow IRIs joined by spaces are the smallest string), found by
+    one breadth-first search per start over the flows read once (the pairs query and seven chain queries of up to
+    2.5 k pairs each took 0.4 s at 10 k elements).
 
     Of the chains of one length to a node the smallest is the smallest chain to one of its predecessors extended by
     the smallest flow from there, since chains of one length compare by their first differing flow (an IRI has no
@@ -101,16 +104,16 @@ def _shortest(store: Store, pairs: Sequence[tuple[str, str]], max_hops: int) -> 
         if type(f) is not NamedNode or src is None or tgt is None:
             continue  # (STR of a blank flow is an error: no chain of the queries goes through it)
         succ.setdefault(src, []).append((f.value, tgt))
-    by_start: dict[str, list[str]] = {}
-    for start, asset in pairs:
-        by_start.setdefault(start, []).append(asset)
     found: dict[tuple[str, str], list[str]] = {}
-    for start, assets in by_start.items():
+    wanted_of: dict[int, dict[object, str]] = {}  # (the starts often share one list of assets: its nodes once)
+    for start, assets in assets_of.items():
         s_node = NamedNode(start)
-        wanted = {NamedNode(a): a for a in assets}
+        wanted = wanted_of.get(id(assets))
+        if wanted is None:
+            wanted = wanted_of[id(assets)] = {NamedNode(a): a for a in assets}
         best: dict[object, tuple[str, ...]] = {s_node: ()}
         frontier: dict[object, tuple[str, ...]] = {s_node: ()}
-        left = len(wanted)
+        left = len(wanted) - (s_node in wanted)
         for _length in range(max_hops):
             reached: dict[object, tuple[str, ...]] = {}
             for node, chain in frontier.items():
@@ -125,7 +128,7 @@ def _shortest(store: Store, pairs: Sequence[tuple[str, str]], max_hops: int) -> 
                 break
             best.update(reached)
             for node, chain in reached.items():
-                a = wanted.get(node)  # type: ignore[call-overload]
+                a = wanted.get(node)
                 if a is not None:
                     found[(start, a)] = list(chain)
                     left -= 1
@@ -162,15 +165,18 @@ def find_paths(store: Store, max_hops: int = MAX_HOPS, *, keep: list[PathRecord]
     """Find and store one shortest attack path per (start, critical asset) pair; return how many. ``keep``
     receives what is written (:class:`PathRecord`, sorted by start and target). Reads only the model and its
     closure: on the embedded store the finding graph's deferred writes stay unloaded."""
-    open_pairs = sorted({(r["start"].value, r["asset"].value) for r in store.select(PAIRS_QUERY, complete=False)})
-    found = _shortest(store, open_pairs, max_hops) if open_pairs else {}
+    # the pairs of PAIRS_QUERY: each start's search reaches the critical assets it connects to (itself excepted)
+    starts = sorted({r[0].value for r in _tuples(store, _STARTS, ("start",)) if type(r[0]) is NamedNode})
+    critical = sorted({r[0].value for r in _tuples(store, _ASSETS, ("asset",)) if type(r[0]) is NamedNode})
+    found = _shortest(store, dict.fromkeys(starts, critical), max_hops) if starts and critical else {}
     if not found:
         return 0
     targets = {
-        r["f"].value: (r["t"].value, "x" in r)
-        for r in store.select(
+        f.value: (t.value, x is not None)  # type: ignore[union-attr]
+        for f, t, x in _tuples(
+            store,
             "SELECT ?f ?t ?x WHERE { ?f a tg:DataFlow ; tg:target ?t . OPTIONAL { ?f tg:crossesBoundary true . BIND(1 AS ?x) } }",
-            complete=False,
+            ("f", "t", "x"),
         )
     }
     from threatgraph.analysis.engine import _TextWriter  # engine imports this module
