@@ -251,20 +251,6 @@ _ID = attrgetter("id")
 _CROSSING = "SELECT ?flow WHERE { ?flow tg:crossesBoundary true }"
 
 
-def _kept_rows(store: Store, kept: Sequence[PathRecord]) -> list[dict[str, str]]:
-    """The rows of :data:`_READ` (as IRIs and lexical forms) for the paths ``kept`` (what :func:`find_paths` wrote)."""
-    crossing = {r["flow"].value for r in store.select(_CROSSING, complete=False)}
-    rows: list[dict[str, str]] = []
-    for pr in kept:
-        head = {"p": pr.iri, "start": pr.start, "target": pr.target, "len": str(pr.length), "cross": str(pr.crossings)}
-        for i, (flow, el) in enumerate(pr.hops, 1):
-            row = {**head, "i": str(i), "flow": flow, "el": el}
-            if flow in crossing:
-                row["x"] = "1"
-            rows.append(row)
-    return rows
-
-
 def _store_rows(store: Store) -> list[dict[str, str]]:
     """The rows of :data:`_READ`, read from the finding graph."""
     return [{k: v.value for k, v in r.items()} for r in store.select(_READ)]
@@ -274,21 +260,34 @@ def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding]
                kept: Sequence[PathRecord] | None = None) -> list[PathView]:
     """The attack paths of the finding graph, with the techniques of ``findings`` at each hop. ``kept``: what
     :func:`find_paths` wrote into the store's finding graph (``Analysis.paths``), read instead of the graph (on the
-    embedded store, whose writes are deferred, without loading them)."""
-    rows = _kept_rows(store, kept) if kept is not None else _store_rows(store)
-    # technique ids of the elements on a hop, as a set each (sorted below; a list searched per view, for every
-    # element, was ~0.3 s at 10 k elements: 229 k views), a finding's ids added in one call
-    by_element: dict[str, set[str]] = {r["el"]: set() for r in rows}
+    embedded store, whose writes are deferred, without loading them; no row per hop made)."""
+    rows = _store_rows(store) if kept is None else []
+    elements = {r["el"] for r in rows} if kept is None else {el for pr in kept for _f, el in pr.hops}
+    # technique ids of the elements on a hop, as a set each (sorted once per element; a list searched per view, for
+    # every element, was ~0.3 s at 10 k elements: 229 k views), a finding's ids added in one call
+    by_element: dict[str, set[str]] = {el: set() for el in elements}
     get = by_element.get
     for f in findings:
         ids = get(f.focus)
         if ids is not None and f.techniques:
             ids.update(map(_ID, f.techniques))
+    ordered = {el: sorted(ids) for el, ids in by_element.items()}
+    labs: dict[str, str] = {}
 
     def lab(iri: str) -> str:
-        return labels.get(iri) or iri.replace("#", "/").rsplit("/", 1)[-1]
+        got = labs.get(iri)
+        if got is None:
+            got = labs[iri] = labels.get(iri) or iri.replace("#", "/").rsplit("/", 1)[-1]
+        return got
 
     out: dict[str, PathView] = {}
+    if kept is not None:
+        crossing = {r[0].value for r in _tuples(store, _CROSSING, ("flow",)) if r[0] is not None}
+        for pr in kept:
+            pv = PathView(pr.iri, pr.start, lab(pr.start), pr.target, lab(pr.target), pr.length, pr.crossings)
+            pv.hops = [HopView(flow, lab(flow), el, lab(el), flow in crossing, ordered[el].copy()) for flow, el in pr.hops]
+            out.setdefault(pr.iri, pv)
+        return sorted(out.values(), key=lambda v: (-v.crossings, v.length, v.start_label, v.target_label, v.start, v.target))
     hops: dict[str, list[tuple[int, HopView]]] = {}
     for r in rows:
         p = r["p"]
@@ -296,7 +295,7 @@ def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding]
             start, target = r["start"], r["target"]
             out[p] = PathView(p, start, lab(start), target, lab(target), int(r["len"]), int(r["cross"]))
         el = r["el"]
-        hop = HopView(r["flow"], lab(r["flow"]), el, lab(el), "x" in r, sorted(by_element[el]))
+        hop = HopView(r["flow"], lab(r["flow"]), el, lab(el), "x" in r, ordered[el].copy())
         hops.setdefault(p, []).append((int(r["i"]), hop))
     for p, pv in out.items():
         pv.hops = [h for _, h in sorted(hops.get(p, []), key=lambda x: x[0])]
