@@ -199,12 +199,13 @@ def finding_factors(
         return fac
 
     apps = applications if applications is not None else read_applications(store)
-    maturity: dict[tuple[str, str], tuple[int, Term, str]] = {}
+    maturity: dict[tuple[str, str], tuple[int, str, Term, str]] = {}  # (points, technique IRI, technique, maturity)
     for r in _maturity_rows(store, apps):
         m = r["v"].value
         pts = MATURITY_POINTS.get(m)
         if pts is not None:
-            maturity[(r["s"].value, r["rel"].value)] = (pts, r["s"], m)
+            sv = r["s"].value
+            maturity[(sv, r["rel"].value)] = (pts, sv, r["s"], m)
     reduced: dict[str, str] = {}
     # the smallest attribute IRI names the reduction: the same text on every run and backend
     for app, attr in _reductions(store, memory):
@@ -213,19 +214,25 @@ def finding_factors(
             reduced[app] = attr
     technique = apps.technique
     by_apps: dict[tuple[str, ...], list[Factor]] = {}  # the findings of one element and techniques: once
+    # (technique term's id, release) → its maturity row: the applications of one technique share its term (as
+    # applications_in makes them; the terms are kept by ``apps``, so their ids stay theirs), looked up once
+    maturity_of: dict[tuple[int, str], tuple[int, str, Term, str] | None] = {}
     for f, all_apps in apps.of_finding.items():
         key = tuple(all_apps)
         made_here = by_apps.get(key)
         if made_here is None:
             made_here = by_apps[key] = []
-            best: tuple[int, Term, str] | None = None
+            best: tuple[int, str, Term, str] | None = None
             for app in all_apps:
                 t, rel = technique[app]
-                cand = maturity.get((t.value, rel))
-                if cand is not None and (best is None or (cand[0], cand[1].value) > (best[0], best[1].value)):
+                tkey = (id(t), rel)
+                cand = maturity_of.get(tkey, _UNSEEN)
+                if cand is _UNSEEN:
+                    cand = maturity_of[tkey] = maturity.get((t.value, rel))
+                if cand is not None and (best is None or (cand[0], cand[1]) > (best[0], best[1])):
                     best = cand
             if best is not None:
-                pts, s, m = best
+                pts, _sv, s, m = best
                 made_here.append(factor("technique maturity", f"{m} ({_local(s.value)})", pts, s))
             if all_apps and all(a in reduced for a in all_apps):
                 attrs = sorted({_local(reduced[a]) for a in all_apps})
@@ -242,6 +249,10 @@ def finding_factors(
         if pts is not None:
             out[f].append(factor("declared controls", STATUS_TEXT[v], pts))
     return out
+
+
+_UNSEEN = (0, "", NamedNode("urn:x-threatgraph:unseen"), "")
+"""A maturity row no technique has (:func:`finding_factors`' cache: not looked up yet)."""
 
 
 def _reductions(store: Store, memory: StageMemory | None) -> Iterable[tuple[str, str]]:
