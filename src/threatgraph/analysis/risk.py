@@ -268,7 +268,9 @@ def _maturity_rows(store: Store, apps: Applications) -> list[dict[str, Term]]:
     """The rows of :data:`_MATURITY` for the (technique, release) pairs of ``apps`` (the only ones looked up):
     the pairs given as VALUES, not found by a DISTINCT over every application of the finding graph
     (0.2 s at 10 k elements, 229 k applications)."""
-    pairs = set(apps.technique.values())
+    # (the applications of one technique share its term, as applications_in makes them: deduplicated by the term's
+    # id first, the terms hashed once per (term, release), not once per application)
+    pairs = set({(id(t), rel): (t, rel) for t, rel in apps.technique.values()}.values())
     if not all(type(t) is NamedNode for t, _ in pairs):
         return store.select(_MATURITY)
     if not pairs:
