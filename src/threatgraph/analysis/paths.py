@@ -267,8 +267,12 @@ def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding]
     # every element, was ~0.3 s at 10 k elements: 229 k views), a finding's ids added in one call
     by_element: dict[str, set[str]] = {el: set() for el in elements}
     get = by_element.get
+    last: str | None = None
+    ids: set[str] | None = None
     for f in findings:
-        ids = get(f.focus)
+        focus = f.focus
+        if focus is not last:  # (findings_of sorts the findings of an element together, with one focus string)
+            last, ids = focus, get(focus)
         if ids is not None and f.techniques:
             ids.update(map(_ID, f.techniques))
     ordered = {el: sorted(ids) for el, ids in by_element.items()}
