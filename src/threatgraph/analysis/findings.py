@@ -573,6 +573,8 @@ class _Builder:
         self.applications: dict[str, TechniqueView | None] = {}
         """Application IRI → its view without the finding's categories (an application realises several findings)."""
         self.parts: dict[tuple[object, ...], dict[str, Any]] = {}
+        self.single_types: dict[str, frozenset[str]] = {}
+        """Asset type IRI → the frozenset of it alone (:meth:`application_view`)."""
         """The fields of application views but their facts, by what the applications say (:meth:`application_view`)."""
         self.views: dict[tuple[object, ...], TechniqueView] = {}
         """The views of applications by their part's id and facts (:meth:`application_view`)."""
@@ -634,18 +636,19 @@ class _Builder:
         shapes: dict[tuple[str, ...], tuple[list[tuple[str, str, str]], list[str], tuple[str, ...]]] = {}
         cat_keys = self.cat_keys
         evidence: dict[tuple[str, Term], tuple[str, str, str]] = {}
-        focus_keys: dict[str, tuple[str, str, str]] = {}  # focus IRI → (label, its lower case, kind)
+        focus_keys: dict[Term, tuple[str, str, str, str]] = {}  # focus → (label, its lower case, kind, IRI)
         keyed: list[tuple[tuple[object, ...], Finding]] = []
         status_names, rank_of = _STATUS, _RANK
         p_status, p_covered, p_facts = _K.controlStatus, _K.coveredBy, _K.mitigatedByFact
         p_like, p_impact, p_score, p_level, p_factor = _K.likelihood, _K.impact, _K.riskScore, _K.riskLevel, _K.riskFactor
         new = _new_finding
         for c in cores:
-            focus = c.focus.value
-            fk = focus_keys.get(focus)
+            fk = focus_keys.get(c.focus)
             if fk is None:
+                focus = c.focus.value
                 label = labels.get(focus, focus.rsplit("#", 1)[-1].rsplit("/", 1)[-1])
-                fk = focus_keys[focus] = (label, label.lower(), kinds.get(focus, ""))
+                fk = focus_keys[c.focus] = (label, label.lower(), kinds.get(focus, ""), focus)
+            focus = fk[3]  # (one string per element: the findings' sort compares equal foci by identity)
             ckey = tuple(c.categories)
             shape = shapes.get(ckey)
             if shape is None:
@@ -767,6 +770,7 @@ class _Builder:
         ap = self.subj.get(app) or _EMPTY
         memory = self.memory
         rec = memory.apps.get(app) if memory is not None else None
+        single_types = self.single_types
         if rec is None:
             t = _one(ap, _K.appliedTechnique)
             via = _one(ap, _K.viaMapping)
@@ -787,7 +791,14 @@ class _Builder:
                 first = self.first
                 t, via = first(app, _K.appliedTechnique), first(app, _K.viaMapping)
                 release, rep = first(app, _K.inRelease), first(app, _K.replacesTechnique)
-            asset_types = frozenset(rec.asset_types)
+            types = rec.asset_types
+            if len(types) == 1:  # (mostly one: the frozenset of each type once, its hash kept)
+                (one,) = types
+                asset_types = single_types.get(one)  # type: ignore[assignment]
+                if asset_types is None:
+                    asset_types = single_types[one] = frozenset(types)
+            else:
+                asset_types = frozenset(types)
             exposures = tuple(rec.exposures)
             reduced = tuple(rec.reduced)
         if not t:

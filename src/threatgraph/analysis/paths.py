@@ -3,7 +3,8 @@
 Critical assets are training data (tgml:Dataset, tgml:FeatureStore), model artifacts, model
 registries, and data stores holding or receiving personal data. Which start reaches which asset is one
 SPARQL property-path query (``?start (^tg:source/tg:target)+ ?asset``); the hops of one shortest path
-per (start, asset) pair come from one bounded SPARQL query per path length, for the pairs still open.
+per (start, asset) pair are those :func:`hops_query` gives per path length for the pairs still open, found by a
+breadth-first search over the flows read once (:func:`_shortest`).
 Paths are written to ``graph/findings`` as ``tg:AttackPath`` nodes with ``tg:hop`` nodes; reports show
 the techniques applicable at each hop (those of the findings on the hop's element).
 
@@ -14,14 +15,15 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
 from pyoxigraph import Literal, NamedNode
 
 from threatgraph.analysis.findings import Finding
-from threatgraph.store.base import Store
+from threatgraph.store.base import Store, Term
+from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import FINDING, RDF, TG, graph_iri
 
 G_FINDINGS = graph_iri("findings")
@@ -81,6 +83,70 @@ def _values(pairs: list[tuple[str, str]]) -> str:
     return f"\n  VALUES (?start ?asset) {{ {rows} }}"
 
 
+_FLOWS = "SELECT ?f ?s ?t WHERE { ?f tg:source ?s ; tg:target ?t }"
+_STARTS = f"SELECT DISTINCT ?start WHERE {{ {_START} }}"
+_ASSETS = f"SELECT DISTINCT ?asset WHERE {{ {_CRITICAL} }}"
+"""Every flow's (source, target): the links of :func:`hops_query`'s chains."""
+
+
+def _shortest(store: Store, assets_of: Mapping[str, Iterable[str]], max_hops: int) -> dict[tuple[str, str], list[str]]:
+    """(start, asset) → the flow IRIs of one shortest chain of at most ``max_hops`` flows from start to asset, for
+    each start of ``assets_of`` and each of its assets (not itself) that has one: the answers of :func:`hops_query`
+    per length for the pairs still open (the chain whose flow IRIs joined by spaces are the smallest string), found by
+    one breadth-first search per start over the flows read once (the pairs query and seven chain queries of up to
+    2.5 k pairs each took 0.4 s at 10 k elements).
+
+    Of the chains of one length to a node the smallest is the smallest chain to one of its predecessors extended by
+    the smallest flow from there, since chains of one length compare by their first differing flow (an IRI has no
+    space, which sorts before any character an IRI may have: the joined strings compare as the lists of flows)."""
+    succ: dict[object, list[tuple[str, object]]] = {}
+    for f, src, tgt in _tuples(store, _FLOWS, ("f", "s", "t")):
+        if type(f) is not NamedNode or src is None or tgt is None:
+            continue  # (STR of a blank flow is an error: no chain of the queries goes through it)
+        succ.setdefault(src, []).append((f.value, tgt))
+    found: dict[tuple[str, str], list[str]] = {}
+    wanted_of: dict[int, dict[object, str]] = {}  # (the starts often share one list of assets: its nodes once)
+    for start, assets in assets_of.items():
+        s_node = NamedNode(start)
+        wanted = wanted_of.get(id(assets))
+        if wanted is None:
+            wanted = wanted_of[id(assets)] = {NamedNode(a): a for a in assets}
+        best: dict[object, tuple[str, ...]] = {s_node: ()}
+        frontier: dict[object, tuple[str, ...]] = {s_node: ()}
+        left = len(wanted) - (s_node in wanted)
+        for _length in range(max_hops):
+            reached: dict[object, tuple[str, ...]] = {}
+            for node, chain in frontier.items():
+                for flow, nxt in succ.get(node, ()):
+                    if nxt in best:  # (reached by a shorter chain)
+                        continue
+                    cand = (*chain, flow)
+                    old = reached.get(nxt)
+                    if old is None or cand < old:
+                        reached[nxt] = cand
+            if not reached:
+                break
+            best.update(reached)
+            for node, chain in reached.items():
+                a = wanted.get(node)
+                if a is not None:
+                    found[(start, a)] = list(chain)
+                    left -= 1
+            if not left:
+                break
+            frontier = reached
+    return found
+
+
+def _tuples(store: Store, query: str, names: Sequence[str]) -> Iterable[Sequence[Term | None]]:
+    """The solutions of the SELECT ``query`` (variables ``names``, in its order) as sequences of terms, None where
+    unbound: on the embedded store as pyoxigraph gives them (no dict per row), else from the rows. ``complete=False``:
+    the embedded store's deferred writes stay unloaded."""
+    if isinstance(store, EmbeddedStore):
+        return store.solutions(query, complete=False)
+    return [tuple(r.get(n) for n in names) for r in store.select(query, complete=False)]
+
+
 @dataclass(frozen=True, slots=True)
 class PathRecord:
     """What :func:`find_paths` wrote of one attack path (IRIs), kept in memory: :func:`read_paths` builds the
@@ -99,21 +165,18 @@ def find_paths(store: Store, max_hops: int = MAX_HOPS, *, keep: list[PathRecord]
     """Find and store one shortest attack path per (start, critical asset) pair; return how many. ``keep``
     receives what is written (:class:`PathRecord`, sorted by start and target). Reads only the model and its
     closure: on the embedded store the finding graph's deferred writes stay unloaded."""
-    open_pairs = sorted({(r["start"].value, r["asset"].value) for r in store.select(PAIRS_QUERY, complete=False)})
-    found: dict[tuple[str, str], list[str]] = {}
-    for length in range(1, max_hops + 1):
-        if not open_pairs:
-            break
-        for r in store.select(hops_query(length, _values(open_pairs)), complete=False):
-            found[(r["start"].value, r["asset"].value)] = r["flows"].value.split(" ")
-        open_pairs = [p for p in open_pairs if p not in found]
+    # the pairs of PAIRS_QUERY: each start's search reaches the critical assets it connects to (itself excepted)
+    starts = sorted({r[0].value for r in _tuples(store, _STARTS, ("start",)) if type(r[0]) is NamedNode})
+    critical = sorted({r[0].value for r in _tuples(store, _ASSETS, ("asset",)) if type(r[0]) is NamedNode})
+    found = _shortest(store, dict.fromkeys(starts, critical), max_hops) if starts and critical else {}
     if not found:
         return 0
     targets = {
-        r["f"].value: (r["t"].value, "x" in r)
-        for r in store.select(
+        f.value: (t.value, x is not None)  # type: ignore[union-attr]
+        for f, t, x in _tuples(
+            store,
             "SELECT ?f ?t ?x WHERE { ?f a tg:DataFlow ; tg:target ?t . OPTIONAL { ?f tg:crossesBoundary true . BIND(1 AS ?x) } }",
-            complete=False,
+            ("f", "t", "x"),
         )
     }
     from threatgraph.analysis.engine import _TextWriter  # engine imports this module
@@ -188,20 +251,6 @@ _ID = attrgetter("id")
 _CROSSING = "SELECT ?flow WHERE { ?flow tg:crossesBoundary true }"
 
 
-def _kept_rows(store: Store, kept: Sequence[PathRecord]) -> list[dict[str, str]]:
-    """The rows of :data:`_READ` (as IRIs and lexical forms) for the paths ``kept`` (what :func:`find_paths` wrote)."""
-    crossing = {r["flow"].value for r in store.select(_CROSSING, complete=False)}
-    rows: list[dict[str, str]] = []
-    for pr in kept:
-        head = {"p": pr.iri, "start": pr.start, "target": pr.target, "len": str(pr.length), "cross": str(pr.crossings)}
-        for i, (flow, el) in enumerate(pr.hops, 1):
-            row = {**head, "i": str(i), "flow": flow, "el": el}
-            if flow in crossing:
-                row["x"] = "1"
-            rows.append(row)
-    return rows
-
-
 def _store_rows(store: Store) -> list[dict[str, str]]:
     """The rows of :data:`_READ`, read from the finding graph."""
     return [{k: v.value for k, v in r.items()} for r in store.select(_READ)]
@@ -211,21 +260,38 @@ def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding]
                kept: Sequence[PathRecord] | None = None) -> list[PathView]:
     """The attack paths of the finding graph, with the techniques of ``findings`` at each hop. ``kept``: what
     :func:`find_paths` wrote into the store's finding graph (``Analysis.paths``), read instead of the graph (on the
-    embedded store, whose writes are deferred, without loading them)."""
-    rows = _kept_rows(store, kept) if kept is not None else _store_rows(store)
-    # technique ids of the elements on a hop, as a set each (sorted below; a list searched per view, for every
-    # element, was ~0.3 s at 10 k elements: 229 k views), a finding's ids added in one call
-    by_element: dict[str, set[str]] = {r["el"]: set() for r in rows}
+    embedded store, whose writes are deferred, without loading them; no row per hop made)."""
+    rows = _store_rows(store) if kept is None else []
+    elements = {r["el"] for r in rows} if kept is None else {el for pr in kept for _f, el in pr.hops}
+    # technique ids of the elements on a hop, as a set each (sorted once per element; a list searched per view, for
+    # every element, was ~0.3 s at 10 k elements: 229 k views), a finding's ids added in one call
+    by_element: dict[str, set[str]] = {el: set() for el in elements}
     get = by_element.get
+    last: str | None = None
+    ids: set[str] | None = None
     for f in findings:
-        ids = get(f.focus)
+        focus = f.focus
+        if focus is not last:  # (findings_of sorts the findings of an element together, with one focus string)
+            last, ids = focus, get(focus)
         if ids is not None and f.techniques:
             ids.update(map(_ID, f.techniques))
+    ordered = {el: sorted(ids) for el, ids in by_element.items()}
+    labs: dict[str, str] = {}
 
     def lab(iri: str) -> str:
-        return labels.get(iri) or iri.replace("#", "/").rsplit("/", 1)[-1]
+        got = labs.get(iri)
+        if got is None:
+            got = labs[iri] = labels.get(iri) or iri.replace("#", "/").rsplit("/", 1)[-1]
+        return got
 
     out: dict[str, PathView] = {}
+    if kept is not None:
+        crossing = {r[0].value for r in _tuples(store, _CROSSING, ("flow",)) if r[0] is not None}
+        for pr in kept:
+            pv = PathView(pr.iri, pr.start, lab(pr.start), pr.target, lab(pr.target), pr.length, pr.crossings)
+            pv.hops = [HopView(flow, lab(flow), el, lab(el), flow in crossing, ordered[el].copy()) for flow, el in pr.hops]
+            out.setdefault(pr.iri, pv)
+        return sorted(out.values(), key=lambda v: (-v.crossings, v.length, v.start_label, v.target_label, v.start, v.target))
     hops: dict[str, list[tuple[int, HopView]]] = {}
     for r in rows:
         p = r["p"]
@@ -233,7 +299,7 @@ def read_paths(store: Store, labels: dict[str, str], findings: Sequence[Finding]
             start, target = r["start"], r["target"]
             out[p] = PathView(p, start, lab(start), target, lab(target), int(r["len"]), int(r["cross"]))
         el = r["el"]
-        hop = HopView(r["flow"], lab(r["flow"]), el, lab(el), "x" in r, sorted(by_element[el]))
+        hop = HopView(r["flow"], lab(r["flow"]), el, lab(el), "x" in r, ordered[el].copy())
         hops.setdefault(p, []).append((int(r["i"]), hop))
     for p, pv in out.items():
         pv.hops = [h for _, h in sorted(hops.get(p, []), key=lambda x: x[0])]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from pyoxigraph import Literal, NamedNode
 
 from threatgraph.analysis.techniques import Applications, read_applications
 from threatgraph.store.base import Store, Term
+from threatgraph.store.embedded import EmbeddedStore
 from threatgraph.terms import FINDING, RDF, TG, graph_iri
 
 if TYPE_CHECKING:
@@ -126,33 +127,53 @@ def _local(iri: str) -> str:
     return iri.rstrip("/#").replace("#", "/").rsplit("/", 1)[-1]
 
 
+def _tuples(store: Store, query: str, names: Sequence[str]) -> Iterable[Sequence[Term | None]]:
+    """The solutions of the SELECT ``query`` (variables ``names``, in its order) as sequences of terms, None where
+    unbound: on the embedded store as pyoxigraph gives them (no dict per row), else from the rows. Reads only the
+    model, its closure and the knowledge (``complete=False``: the embedded store's deferred writes stay unloaded)."""
+    if isinstance(store, EmbeddedStore):
+        return store.solutions(query, complete=False)
+    return [tuple(r.get(n) for n in names) for r in store.select(query, complete=False)]
+
+
 def element_factors(store: Store) -> dict[str, list[Factor]]:
-    """Factors that depend on the element only (data, criticality, asset type, exposure, boundary, origin)."""
+    """Factors that depend on the element only (data, criticality, asset type, exposure, boundary, origin).
+
+    Of several facts of one kind the one named is the first by a total order (the same on every backend): the
+    best per element is kept as the rows come (a row replaces it only when strictly before it), not all rows
+    sorted (16.5 k data rows at 10 k elements)."""
     out: dict[str, list[Factor]] = defaultdict(list)
-    best_data: dict[str, tuple[int, Term, str]] = {}
-    # sorted, so that between equally sensitive data assets the same one is named on every backend
-    for r in sorted(store.select(_DATA, complete=False), key=lambda r: (r["e"].value, -int(r["v"].value), str(r["s"]))):
-        rank = int(r["v"].value)
-        e = r["e"].value
-        if e not in best_data or rank > best_data[e][0]:
-            best_data[e] = (rank, r["s"], _local(r["c"].value))
-    for e, (rank, s, cls) in best_data.items():
+    # between equally sensitive data assets the smallest (N-Triples text) is named on every backend
+    best_data: dict[str, tuple[int, str, Term, Term]] = {}
+    for e_t, s, v, c in _tuples(store, _DATA, ("e", "s", "v", "c")):
+        rank = int(v.value)  # type: ignore[union-attr]
+        e = e_t.value  # type: ignore[union-attr]
+        prev = best_data.get(e)
+        if prev is None or rank > prev[0] or (rank == prev[0] and str(s) < prev[1]):
+            best_data[e] = (rank, str(s), s, c)  # type: ignore[assignment]
+    for e in sorted(best_data):
+        rank, _key, s, c = best_data[e]
+        cls = _local(c.value)
         out[e].append(Factor("impact", "data classification", f"{cls} (sensitivity rank {rank})", min(rank, 5), s))
-    for r in store.select(_CRITICALITY, complete=False):
-        crit = max(1, min(5, int(r["v"].value)))
-        out[r["e"].value].append(Factor("impact", "criticality", str(crit), crit, r["s"]))
-    for r in store.select(_CRITICAL_TYPE, complete=False):
-        out[r["e"].value].append(
-            Factor("impact", "critical ML asset type", _local(r["s"].value), CRITICAL_ASSET_IMPACT, r["s"])
+    for e_t, s, v in _tuples(store, _CRITICALITY, ("e", "s", "v")):
+        crit = max(1, min(5, int(v.value)))  # type: ignore[union-attr]
+        out[e_t.value].append(Factor("impact", "criticality", str(crit), crit, s))  # type: ignore[union-attr]
+    for e_t, s, _v in _tuples(store, _CRITICAL_TYPE, ("e", "s", "v")):
+        out[e_t.value].append(  # type: ignore[union-attr]
+            Factor("impact", "critical ML asset type", _local(s.value), CRITICAL_ASSET_IMPACT, s)  # type: ignore[union-attr]
         )
     for query, name in ((_PUBLIC, "exposure"), (_BOUNDARY, "trust boundary"), (_UNTRUSTED, "untrusted origin")):
-        seen: set[str] = set()
-        for r in sorted(store.select(query, complete=False), key=lambda r: (r["e"].value, r["v"].value, r["s"].value)):
-            e = r["e"].value
-            if e in seen:  # one point per kind, from the first fact (sorted, so deterministic)
-                continue
-            seen.add(e)
-            out[e].append(Factor("likelihood", name, r["v"].value, 1, r["s"]))
+        # one point per kind, from the first fact by (value, subject)
+        first: dict[str, tuple[str, str, Term]] = {}
+        for e_t, s, v in _tuples(store, query, ("e", "s", "v")):
+            e = e_t.value  # type: ignore[union-attr]
+            vv, sv = v.value, s.value  # type: ignore[union-attr]
+            prev_l = first.get(e)
+            if prev_l is None or (vv, sv) < (prev_l[0], prev_l[1]):
+                first[e] = (vv, sv, s)  # type: ignore[assignment]
+        for e in sorted(first):
+            vv, _sv, s = first[e]
+            out[e].append(Factor("likelihood", name, vv, 1, s))
     return out
 
 
@@ -178,12 +199,13 @@ def finding_factors(
         return fac
 
     apps = applications if applications is not None else read_applications(store)
-    maturity: dict[tuple[str, str], tuple[int, Term, str]] = {}
+    maturity: dict[tuple[str, str], tuple[int, str, Term, str]] = {}  # (points, technique IRI, technique, maturity)
     for r in _maturity_rows(store, apps):
         m = r["v"].value
         pts = MATURITY_POINTS.get(m)
         if pts is not None:
-            maturity[(r["s"].value, r["rel"].value)] = (pts, r["s"], m)
+            sv = r["s"].value
+            maturity[(sv, r["rel"].value)] = (pts, sv, r["s"], m)
     reduced: dict[str, str] = {}
     # the smallest attribute IRI names the reduction: the same text on every run and backend
     for app, attr in _reductions(store, memory):
@@ -192,19 +214,25 @@ def finding_factors(
             reduced[app] = attr
     technique = apps.technique
     by_apps: dict[tuple[str, ...], list[Factor]] = {}  # the findings of one element and techniques: once
+    # (technique term's id, release) → its maturity row: the applications of one technique share its term (as
+    # applications_in makes them; the terms are kept by ``apps``, so their ids stay theirs), looked up once
+    maturity_of: dict[tuple[int, str], tuple[int, str, Term, str] | None] = {}
     for f, all_apps in apps.of_finding.items():
         key = tuple(all_apps)
         made_here = by_apps.get(key)
         if made_here is None:
             made_here = by_apps[key] = []
-            best: tuple[int, Term, str] | None = None
+            best: tuple[int, str, Term, str] | None = None
             for app in all_apps:
                 t, rel = technique[app]
-                cand = maturity.get((t.value, rel))
-                if cand is not None and (best is None or (cand[0], cand[1].value) > (best[0], best[1].value)):
+                tkey = (id(t), rel)
+                cand = maturity_of.get(tkey, _UNSEEN)
+                if cand is _UNSEEN:
+                    cand = maturity_of[tkey] = maturity.get((t.value, rel))
+                if cand is not None and (best is None or (cand[0], cand[1]) > (best[0], best[1])):
                     best = cand
             if best is not None:
-                pts, s, m = best
+                pts, _sv, s, m = best
                 made_here.append(factor("technique maturity", f"{m} ({_local(s.value)})", pts, s))
             if all_apps and all(a in reduced for a in all_apps):
                 attrs = sorted({_local(reduced[a]) for a in all_apps})
@@ -223,6 +251,10 @@ def finding_factors(
     return out
 
 
+_UNSEEN = (0, "", NamedNode("urn:x-threatgraph:unseen"), "")
+"""A maturity row no technique has (:func:`finding_factors`' cache: not looked up yet)."""
+
+
 def _reductions(store: Store, memory: StageMemory | None) -> Iterable[tuple[str, str]]:
     """(application IRI, attribute IRI) of each reducing fact of each application: the rows of :data:`_REDUCED`,
     from ``memory`` when the stage kept its applications (the same quads), else read from the finding graph."""
@@ -236,7 +268,9 @@ def _maturity_rows(store: Store, apps: Applications) -> list[dict[str, Term]]:
     """The rows of :data:`_MATURITY` for the (technique, release) pairs of ``apps`` (the only ones looked up):
     the pairs given as VALUES, not found by a DISTINCT over every application of the finding graph
     (0.2 s at 10 k elements, 229 k applications)."""
-    pairs = set(apps.technique.values())
+    # (the applications of one technique share its term, as applications_in makes them: deduplicated by the term's
+    # id first, the terms hashed once per (term, release), not once per application)
+    pairs = set({(id(t), rel): (t, rel) for t, rel in apps.technique.values()}.values())
     if not all(type(t) is NamedNode for t, _ in pairs):
         return store.select(_MATURITY)
     if not pairs:
