@@ -369,6 +369,7 @@ class Engine:
         cat_labels: dict[str, str] = {}
         cat_texts: dict[tuple[str, ...], str] = {}
         label_cache: dict[Term, str] = {}
+        ids: dict[tuple[Term, str | None], tuple[str, str]] = {}  # (focus, category) → focus text, IRI hash
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
             quads.extend(self._rule_quads(rule, rule_node, g))
@@ -380,12 +381,16 @@ class Engine:
             iri_prefix, sha1 = f"{FINDING}{rule_id}/", hashlib.sha1
             value, label = explanation.value, explanation.label
             head = _finding_head(rule_text, severity_text)
-            for (focus, cat_key), (cats, ev) in grouped.items():
+            for key, (cats, ev) in grouped.items():
                 n += 1
-                focus_text = str(focus)
-                # finding_iri, with the focus's N-Triples text computed once
-                key = f"{focus_text}|{cat_key or ''}".encode()
-                iri = iri_prefix + sha1(key).hexdigest()[:16]
+                focus = key[0]
+                # finding_iri, once per (focus, category) of all the rules, with the focus's N-Triples text
+                known = ids.get(key)
+                if known is None:
+                    focus_text = str(focus)
+                    known = ids[key] = (focus_text, sha1(f"{focus_text}|{key[1] or ''}".encode()).hexdigest()[:16])
+                focus_text, digest = known
+                iri = iri_prefix + digest
                 foci[iri] = focus
                 if baseline:
                     self.baseline.add(iri)
@@ -464,13 +469,17 @@ class Engine:
                     continue
             key = (focus, cat_iri if per_category else None)
             entry = grouped.get(key)
-            if entry is None:
+            if entry is None:  # a group's first row: each value is new
                 ev: dict[str, list[Term]] = {"focus": [focus]}
+                for i, var in evars:
+                    val = row[i]
+                    if val is not None:
+                        ev[var] = [val]
                 grouped[key] = ([cat_iri] if cat_iri is not None else static.copy(), ev)
-            else:
-                if merge and cat_iri is not None and cat_iri not in entry[0]:
-                    entry[0].append(cat_iri)
-                ev = entry[1]
+                continue
+            if merge and cat_iri is not None and cat_iri not in entry[0]:
+                entry[0].append(cat_iri)
+            ev = entry[1]
             for i, var in evars:
                 val = row[i]
                 if val is None:
