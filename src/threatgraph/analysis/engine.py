@@ -372,6 +372,7 @@ class Engine:
         cat_labels: dict[str, str] = {}
         cat_texts: dict[tuple[str, ...], str] = {}
         label_cache: dict[Term, str] = {}
+        shown: dict[Term, str] = {}  # a term → its label in an explanation ("?" for an empty one)
         ids: dict[tuple[Term, str | None], tuple[str, str]] = {}  # (focus, category) → focus text, IRI hash
         for rule in self.rules:
             rule_node = NamedNode(RULE + rule.id)
@@ -420,8 +421,11 @@ class Engine:
                             continue
                         vals = ev.get(var)
                         if vals is not None and len(vals) == 1:
-                            lab = label_cache.get(vals[0])
-                            args.append((lab or "?") if lab is not None else (label(vals[0]) or "?"))
+                            v = vals[0]
+                            lab = shown.get(v)
+                            if lab is None:
+                                lab = shown[v] = label(v) or "?"
+                            args.append(lab)
                         else:
                             args.append(value(vals))
                     text = fmt.format(*args)
@@ -647,7 +651,7 @@ def _finding_chunks(records: Iterable[_Record], chunk: int = _TextWriter.CHUNK) 
 
 
 def _finding_head(rule_text: str, severity_text: str) -> tuple[str, str, str, str, str]:
-    """What :func:`_finding_text` writes after the finding's IRI on its first lines, for one rule."""
+    """What :func:`_finding_chunks` writes after the finding's IRI on its first lines, for one rule."""
     return (f" {_NT_TYPE} {_NT_FINDING} .\n", f" {_NT_BY_RULE} {rule_text} .\n", f" {_NT_FOCUS} ",
             f" {_NT_SEVERITY} {severity_text} .\n", f" {_NT_EXPLANATION} ")
 
