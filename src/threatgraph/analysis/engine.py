@@ -127,14 +127,11 @@ def labels_of(store: Store, *, complete: bool = True) -> dict[str, str]:
     the finding graph's writers (the rules, risk, attack paths) write no label, so the labels are the same."""
     query = ("SELECT ?s ?l WHERE { { ?s rdfs:label ?l } UNION { ?s skos:prefLabel ?l } FILTER(isIRI(?s)) "
              "FILTER(lang(?l) = '' || langMatches(lang(?l), 'en')) }")
+    rows = store.select(query, complete=complete)
     out: dict[str, str] = {}
-    pairs: Iterable[Sequence[Term | None]]
-    if isinstance(store, EmbeddedStore):  # the solutions as they come: no dict per row (~10 k labels at 10 k elements)
-        pairs = store.solutions(query, complete=complete)
-    else:
-        pairs = [(r.get("s"), r.get("l")) for r in store.select(query, complete=complete)]
-    for s, lit in pairs:
-        if type(s) is NamedNode and type(lit) is Literal:
+    for r in rows:
+        s, lit = r["s"], r["l"]
+        if isinstance(s, NamedNode) and isinstance(lit, Literal):
             out.setdefault(s.value, lit.value)
     return out
 
