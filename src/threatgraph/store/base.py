@@ -90,8 +90,18 @@ def rows_of(res: object) -> list[Row]:
         raise StoreError("expected a SELECT query")
     names = [v.value for v in res.variables]
     # a solution iterates its values in the order of ``variables`` (None where unbound): zipped with the
-    # names in one comprehension, ~3-4 % less CPU than indexing each solution (97 k rows of the rules at 10 k)
-    return [{name: t for name, t in zip(names, sol, strict=True) if t is not None} for sol in res]
+    # names, ~3-4 % less CPU than indexing each solution (97 k rows of the rules at 10 k); in a plain loop
+    # rather than a dict comprehension (a function call per row on Python 3.11): ~30 % less CPU on top of
+    # the query's own (7.5 k rows of 3 variables, with and without unbound ones)
+    out: list[Row] = []
+    add = out.append
+    for sol in res:
+        row: Row = {}
+        for name, t in zip(names, sol, strict=True):
+            if t is not None:
+                row[name] = t
+        add(row)
+    return out
 
 
 def boolean_of(res: object) -> bool:

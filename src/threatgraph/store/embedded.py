@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from pyoxigraph import (
@@ -99,19 +99,22 @@ class EmbeddedStore:
                 hint="another threatgraph process may hold it; close it or use another --store directory",
             ) from err
         self.location = location
-        self._deferred: list[tuple[str, NamedNode]] = []
+        self._deferred: list[tuple[str | Callable[[], Iterable[str]], NamedNode]] = []
         self.settled_count = 0
         """How many times deferred writes were loaded (:meth:`settle`): a test's view of whether a command
         read the finding graph back."""
 
     # -- deferred writes (issue 14) ----------------------------------------------------------------
-    def defer(self, text: str, graph: str) -> None:
+    def defer(self, text: str | Callable[[], Iterable[str]], graph: str) -> None:
         """Add the N-Triples ``text`` (written by threatgraph from checked terms) to ``graph`` *when a reader
         needs it*: the analysis writes its finding graph this way, and a command that renders its report from
         the stages' results in memory never pays for loading it (at 10 k elements ~2 M quads, ~6 s and several
         hundred MB). Every read settles first (:meth:`settle`) unless it says it reads only graphs that are never
         deferred (``complete=False``: the model, its closure, the ontology, the knowledge); so do updates and
-        drops. Adding quads does not: a set of quads does not depend on the order of additions."""
+        drops. Adding quads does not: a set of quads does not depend on the order of additions.
+
+        ``text`` may also be a function giving the text in pieces, called once when settling: the writer then
+        does not even build the text a command never reads (the rule engine's findings, issue 14)."""
         if text:
             self._deferred.append((text, NamedNode(graph)))
 
@@ -127,7 +130,8 @@ class EmbeddedStore:
         pending, self._deferred = self._deferred, []
         self.settled_count += 1
         for text, graph in pending:
-            self._store.load(text, RdfFormat.N_TRIPLES, to_graph=graph, lenient=True)
+            for piece in (text,) if isinstance(text, str) else text():
+                self._store.load(piece, RdfFormat.N_TRIPLES, to_graph=graph, lenient=True)
 
     def _settle_for(self, graph: NamedNode) -> None:
         """Settle before replacing or dropping ``graph`` when deferred text is written to it (the drop applies
