@@ -254,9 +254,9 @@ def _add_new(values: list[str], value: str) -> None:
         values.append(value)
 
 
-Applied = tuple[Node, str, list[tuple[str, "AppRecord | None"]]]
-"""The applications of one element through one mapping as 15-reduced-by reads them: the element, its text, and each
-application's text and record (when kept)."""
+Applied = tuple[Node, str, list[str], "list[AppRecord] | None"]
+"""The applications of one element through one mapping as 15-reduced-by reads them: the element, its text, the
+applications, and their records when kept (then the applications are IRIs, else N-Triples texts)."""
 Fact = tuple[Node, Node, Node]
 """A reduction fact of 07-reduction-facts.rq: (element, attribute, subject that has the attribute)."""
 
@@ -552,7 +552,6 @@ class PythonStage:
         of_finding, via_cls = c["ofFinding"], c["viaAssetType"]
         # exposure fact row → N-Triples text of its node (None: ?x unbound), once its triples are written
         fact_of: dict[tuple[str, str, str, str, str | None], str | None] = {}
-        hashes: dict[str, str | None] = {}
         # (element, mapping) → its applications' IRIs and records, once their triples are written (empty: none),
         # and the classes whose tg:viaAssetType triples are written for them
         Applies = tuple[list[str], list[AppRecord], set[str]]
@@ -579,30 +578,48 @@ class PythonStage:
 
         # per mapping, its cited techniques prepared once: (local id, technique, release, replaced or "", their
         # IRIs, whether all four are IRIs, whether none is a blank node or triple term, the lines' text after
-        # the element's triple)
-        Cited = tuple[str, str, str, str, str, str, str, str, bool, bool, str]
-        prepared: dict[str, list[Cited]] = {}
+        # the application's tg:onElement triple, each to follow the application's text), with the mapping's
+        # exposure attributes (None: none) and whether the mapping is no blank node or triple term
+        Cited = tuple[str, str, str, str, str, str, str, str, bool, bool, tuple[str, ...]]
+        Prepared = tuple[list[Cited], frozenset[str] | None, bool]
+        prepared: dict[str, Prepared] = {}
+        exposed_f = {m: frozenset(attrs) for m, attrs in exposed.items()}
 
-        def prepare(m: str) -> list[Cited]:
+        def prepare(m: str) -> Prepared:
             got: list[Cited] = []
             m_i = iri(m)
+            tail = f" {via_m} {m} .\n"
             for t, rel, replaced, tid in cites.get(m, ()):
                 if tid is None:
                     continue
                 is_iri = t[0] == "<" and m[0] == "<" and rel[0] == "<" and (not replaced or replaced[0] == "<")
                 plain = t not in special and rel not in special and replaced not in special
+                segments: tuple[str, ...] = (f" {tech} {t} .\n", tail, f" {in_rel} {rel} .\n")
+                if replaced:
+                    segments += (f" {rep_p} {replaced} .\n",)
                 got.append((tid, t, rel, replaced, iri(t), m_i, iri(rel), iri(replaced) if replaced else "",
-                            is_iri, plain, f"{tech} {t} .\n"))
-            prepared[m] = got
-            return got
+                            is_iri, plain, segments))
+            prep = prepared[m] = (got, exposed_f.get(m), m not in special)
+            return prep
 
         no_apps: Applies = ([], [], set())
-        exposed_f = {m: frozenset(attrs) for m, attrs in exposed.items()}
         # (element, exposure attributes of a mapping) → (distinct IRIs of its exposure fact nodes, each one's line
         # after the application's text); no_exposure: no fact (the FILTER on exposure drops the rows)
         exposures: dict[tuple[str, frozenset[str]], tuple[list[str], list[str]]] = {}
         no_exposure: tuple[list[str], list[str]] = ([], [])
         no_exposure_text: tuple[list[str], list[str]] = ([], [])
+        # element → (its node, the prefix of its applications' IRIs (None: MD5 of STR unbound), the text of an
+        # application's tg:onElement triple after the application, whether it is no blank node or triple term)
+        ElementInfo = tuple[Node, str | None, str, bool]
+        element_info: dict[str, ElementInfo] = {}
+        head = f" {a_type} {app_cls} .\n"
+
+        def info_of(e: str) -> ElementInfo:
+            node = element[e]
+            se = _str(node)
+            got = element_info[e] = (node, None if se is None else f"{_APP}{_md5(se)}/", f" {on} {e} .\n",
+                                     e not in special)
+            return got
 
         def exposure_of(e: str, attrs: frozenset[str]) -> tuple[list[str], list[str]]:
             rows = [row for a in attrs for row in facts.get((e, a), ())]
@@ -615,12 +632,12 @@ class PythonStage:
             """Write the triples of the rows of (e, m) but those of ?f and ?cls (``tg:ofFinding``,
             ``tg:viaAssetType``); return the applications' IRIs and records (empty when the FILTER on exposure
             drops every row)."""
-            cited = prepared.get(m)
-            if cited is None:
+            prep = prepared.get(m)
+            if prep is None:
                 if not cites.get(m):
                     return no_apps
-                cited = prepare(m)
-            attrs = exposed_f.get(m)
+                prep = prepare(m)
+            cited, attrs, plain_m = prep
             if attrs is not None:
                 found = exposures.get((e, attrs))
                 if found is None:
@@ -630,32 +647,22 @@ class PythonStage:
                 xs_iris, exposure = found
             else:
                 xs_iris, exposure = no_exposure_text
-            if e in hashes:
-                eh = hashes[e]
-            else:
-                se = _str(element[e])
-                eh = hashes[e] = None if se is None else _md5(se)
-            if eh is None:
+            info = element_info.get(e)
+            if info is None:
+                info = info_of(e)
+            node, prefix, middle, plain_e = info
+            if prefix is None:
                 return no_apps  # ?app unbound: no application triples (the fact triples above stay)
-            plain_em = e not in special and m not in special
+            plain_em = plain_e and plain_m
             apps: list[str] = []
             recs: list[AppRecord] = []
-            prefix = f"{_APP}{eh}/"
-            record: list[tuple[str, AppRecord | None]] | None = None
-            if fresh:
-                record = []
-                applied.setdefault(m, []).append((element[e], e, record))
-            node = element[e]
-            head = f" {a_type} {app_cls} .\n"
-            middle = f" {on} {e} .\n"
-            tail = f" {via_m} {m} .\n"
-            for tid, t, rel, replaced, t_i, m_i, rel_i, rep_i, is_iri, plain, tech_t in cited:
+            for tid, t, rel, replaced, t_i, m_i, rel_i, rep_i, is_iri, plain, segments in cited:
                 app_i = prefix + tid
                 app = f"<{app_i}>"
                 rec = mem_apps.get(app_i)
                 if rec is None:
-                    rec = AppRecord([t_i], [m_i], [rel_i], [rep_i] if replaced else [], set(), list(xs_iris))
-                    mem_apps[app_i] = rec
+                    rec = mem_apps[app_i] = AppRecord([t_i], [m_i], [rel_i], [rep_i] if replaced else [], set(),
+                                                      list(xs_iris))
                 else:
                     _add_new(rec.technique, t_i)
                     _add_new(rec.mapping, m_i)
@@ -668,12 +675,8 @@ class PythonStage:
                 recs.append(rec)
                 if not is_iri:
                     not_iri.append(app)
-                if record is not None:
-                    record.append((app, rec))
                 if plain_em and plain:
-                    lines.append(f"{app}{head}{app}{middle}{app} {tech_t}{app}{tail}{app} {in_rel} {rel} .\n")
-                    if replaced:
-                        lines.append(f"{app} {rep_p} {replaced} .\n")
+                    lines.append(f"{app}{head}{app}{middle}{app}{app.join(segments)}")
                 else:
                     add(app, a_type, app_cls)
                     add(app, on, e)
@@ -684,9 +687,13 @@ class PythonStage:
                         add(app, rep_p, replaced)
                 if exposure:
                     lines.append(app + app.join(exposure))
-            if on_element is not None and apps:
+            if not apps:
+                return no_apps
+            if fresh:
+                applied.setdefault(m, []).append((node, e, apps, recs))
+            if on_element is not None:
                 on_element.setdefault(node, []).extend(apps)
-            return (apps, recs, set()) if apps else no_apps
+            return (apps, recs, set())
 
         def link(e: str, cat: str) -> list[str]:
             """The applications realising ``cat`` on ``e`` (writing their triples, and the tg:viaAssetType ones,
@@ -787,8 +794,8 @@ class PythonStage:
                 e_text = key(qe.object)
                 got = groups.get(e_text)
                 if got is None:
-                    got = groups[e_text] = (qe.object, e_text, [])
-                got[2].append((app, None))
+                    got = groups[e_text] = (qe.object, e_text, [], None)
+                got[2].append(app)
         return list(groups.values())
 
     def reduced_by(self) -> None:
@@ -836,7 +843,7 @@ class PythonStage:
             attrs = tuple(attr_set)  # (in the set's order, as the facts are listed)
             attrs_id = attr_ids.setdefault(attrs, len(attr_ids))
             # (one group per element: its applications through m share the element's facts for the attributes of m)
-            for e, e_text, group in self._applications(m, key):
+            for e, e_text, group, recs in self._applications(m, key):
                 if not group or e not in with_facts:
                     continue
                 got = of_element.get((e_text, attrs_id))
@@ -853,21 +860,36 @@ class PythonStage:
                 xs, xs_i, suffixes = got
                 if not xs:
                     continue
-                for app, rec in group:
-                    if mem is not None:
-                        if rec is None:
+                if recs is None:  # (read from the store: texts)
+                    for app in group:
+                        if mem is not None:
                             rec = mem.apps.get(app[1:-1])
-                        if rec is not None:
-                            if rec.reduced:
-                                for x in xs_i:
-                                    _add_new(rec.reduced, x)
-                            else:
-                                rec.reduced.extend(xs_i)
-                    if app not in special:
+                            if rec is not None:
+                                if rec.reduced:
+                                    for x in xs_i:
+                                        _add_new(rec.reduced, x)
+                                else:
+                                    rec.reduced.extend(xs_i)
+                        if app not in special:
+                            lines.append(app + app.join(suffixes))
+                        else:
+                            for x in xs:
+                                out.add(app, by_p, x)
+                    continue
+                if mem is not None:
+                    for rec in recs:
+                        if rec.reduced:
+                            for x in xs_i:
+                                _add_new(rec.reduced, x)
+                        else:
+                            rec.reduced.extend(xs_i)
+                if len(suffixes) == 1:
+                    suffix = ">" + suffixes[0]
+                    lines.append("<" + (suffix + "<").join(group) + suffix)
+                else:
+                    for app_i in group:
+                        app = f"<{app_i}>"
                         lines.append(app + app.join(suffixes))
-                    else:
-                        for x in xs:
-                            out.add(app, by_p, x)
         out.write()
 
     # -- 51-coverage.rq ----------------------------------------------------------------------------
