@@ -834,7 +834,7 @@ class PythonStage:
                 out.add(x, attr_p, key(attr))
             return xs
 
-        with_facts = {e for e, _attr in subjects}
+        with_facts = {key(e) for e, _attr in subjects}  # (texts: a term's hash is not cached)
         # (element text, attributes of a mapping) → the element's facts for them, in their order: texts, distinct
         # IRIs, lines' text after the application (mappings with the same attributes share them)
         of_element: dict[tuple[str, int], tuple[list[str], list[str], list[str]]] = {}
@@ -844,7 +844,7 @@ class PythonStage:
             attrs_id = attr_ids.setdefault(attrs, len(attr_ids))
             # (one group per element: its applications through m share the element's facts for the attributes of m)
             for e, e_text, group, recs in self._applications(m, key):
-                if not group or e not in with_facts:
+                if not group or e_text not in with_facts:
                     continue
                 got = of_element.get((e_text, attrs_id))
                 if got is None:
