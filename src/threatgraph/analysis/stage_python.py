@@ -445,7 +445,6 @@ class PythonStage:
         mem_facts = mem.facts
         mem_apps = mem.apps  # application IRI → its record
         self.on_element = {}
-        on_element = self.on_element if self.cores is not None else None
         not_iri: list[str] = []  # terms of the applications that are not IRIs (then no memory is kept)
         iris: dict[str, str] = {}  # N-Triples text of an IRI → the IRI, one string for all its uses
 
@@ -581,7 +580,7 @@ class PythonStage:
         # the application's tg:onElement triple, each to follow the application's text), with the mapping's
         # exposure attributes (None: none) and whether the mapping is no blank node or triple term
         Cited = tuple[str, str, str, str, str, str, str, str, bool, bool, tuple[str, ...]]
-        Prepared = tuple[list[Cited], frozenset[str] | None, bool]
+        Prepared = tuple[list[Cited], frozenset[str] | None, bool, list[Applied]]
         prepared: dict[str, Prepared] = {}
         exposed_f = {m: frozenset(attrs) for m, attrs in exposed.items()}
 
@@ -599,7 +598,10 @@ class PythonStage:
                     segments += (f" {rep_p} {replaced} .\n",)
                 got.append((tid, t, rel, replaced, iri(t), m_i, iri(rel), iri(replaced) if replaced else "",
                             is_iri, plain, segments))
-            prep = prepared[m] = (got, exposed_f.get(m), m not in special)
+            groups: list[Applied] = []  # (what 15-reduced-by reads: the applications through m per element)
+            if fresh:
+                applied[m] = groups
+            prep = prepared[m] = (got, exposed_f.get(m), m not in special, groups)
             return prep
 
         no_apps: Applies = ([], [], set())
@@ -610,7 +612,7 @@ class PythonStage:
         no_exposure_text: tuple[list[str], list[str]] = ([], [])
         # element → (its node, the prefix of its applications' IRIs (None: MD5 of STR unbound), the text of an
         # application's tg:onElement triple after the application, whether it is no blank node or triple term)
-        ElementInfo = tuple[Node, str | None, str, bool]
+        ElementInfo = tuple[Node, str | None, str, bool, list[str]]
         element_info: dict[str, ElementInfo] = {}
         head = f" {a_type} {app_cls} .\n"
 
@@ -618,7 +620,7 @@ class PythonStage:
             node = element[e]
             se = _str(node)
             got = element_info[e] = (node, None if se is None else f"{_APP}{_md5(se)}/", f" {on} {e} .\n",
-                                     e not in special)
+                                     e not in special, [])
             return got
 
         def exposure_of(e: str, attrs: frozenset[str]) -> tuple[list[str], list[str]]:
@@ -637,7 +639,7 @@ class PythonStage:
                 if not cites.get(m):
                     return no_apps
                 prep = prepare(m)
-            cited, attrs, plain_m = prep
+            cited, attrs, plain_m, groups = prep
             if attrs is not None:
                 found = exposures.get((e, attrs))
                 if found is None:
@@ -650,7 +652,7 @@ class PythonStage:
             info = element_info.get(e)
             if info is None:
                 info = info_of(e)
-            node, prefix, middle, plain_e = info
+            node, prefix, middle, plain_e, on_e = info
             if prefix is None:
                 return no_apps  # ?app unbound: no application triples (the fact triples above stay)
             plain_em = plain_e and plain_m
@@ -676,6 +678,9 @@ class PythonStage:
                 if not is_iri:
                     not_iri.append(app)
                 if plain_em and plain:
+                    if exposure:
+                        lines.append(f"{app}{head}{app}{middle}{app}{app.join(segments)}{app}{app.join(exposure)}")
+                        continue
                     lines.append(f"{app}{head}{app}{middle}{app}{app.join(segments)}")
                 else:
                     add(app, a_type, app_cls)
@@ -690,9 +695,8 @@ class PythonStage:
             if not apps:
                 return no_apps
             if fresh:
-                applied.setdefault(m, []).append((node, e, apps, recs))
-            if on_element is not None:
-                on_element.setdefault(node, []).extend(apps)
+                groups.append((node, e, apps, recs))
+            on_e.extend(apps)
             return (apps, recs, set())
 
         def link(e: str, cat: str) -> list[str]:
@@ -776,6 +780,8 @@ class PythonStage:
             if len(lines) > chunk:
                 out.flush()
         out.write()
+        if self.cores is not None:
+            self.on_element = {info[0]: info[4] for info in element_info.values() if info[4]}
         self.applied = applied if fresh else None
         if fresh and not not_iri:
             self.memory = mem
@@ -807,22 +813,31 @@ class PythonStage:
             reducing.setdefault(q.subject, set()).add(q.object)
         if not reducing:
             return
-        subjects: dict[tuple[Node, Node], list[Node]] = {}
-        for e, attr, s in self._reduction_facts():
-            subjects.setdefault((e, attr), []).append(s)
-        if not subjects:
-            return
         out = _Out(self)
         key, lines, special = out.key, out.lines, out.special
+        # (element, attribute) → the subjects that have it (texts as keys: a term's hash is not cached)
+        subjects: dict[tuple[str, str], list[Node]] = {}
+        attr_of: dict[str, Node] = {}  # text → attribute
+        for e, attr, s in self._reduction_facts():
+            a_text = key(attr)
+            attr_of[a_text] = attr
+            subjects.setdefault((key(e), a_text), []).append(s)
+        if not subjects:
+            return
         a_type, fact_cls, by_p = str(_TYPE), str(_P["ExposureFact"]), str(_P["reducedByFact"])
         subj_p, attr_p = str(_P["factSubject"]), str(_P["factAttribute"])
         # (element, attribute) → texts of the fact nodes, once their triples are written
-        nodes: dict[tuple[Node, Node], list[str]] = {}
+        nodes: dict[tuple[str, str], list[str]] = {}
 
-        def facts_of(e: Node, attr: Node) -> list[str]:
+        def facts_of(k: tuple[str, str]) -> list[str]:
             xs: list[str] = []
-            for s in subjects.get((e, attr), ()):
-                ss, sa = _str(s), _str(attr)
+            got = subjects.get(k)
+            if got is None:
+                return xs
+            attr_text = k[1]
+            sa = _str(attr_of[attr_text])
+            for s in got:
+                ss = _str(s)
                 if ss is None or sa is None:
                     continue  # STR of a blank node: ?x unbound
                 x = f"<{_FACT_R}{_md5(f'{ss} {sa}')}>"
@@ -831,29 +846,29 @@ class PythonStage:
                     mem.facts[x[1:-1]] = (ss, sa)
                 out.add(x, a_type, fact_cls)
                 out.add(x, subj_p, key(s))
-                out.add(x, attr_p, key(attr))
+                out.add(x, attr_p, attr_text)
             return xs
 
-        with_facts = {key(e) for e, _attr in subjects}  # (texts: a term's hash is not cached)
+        with_facts = {e for e, _attr in subjects}
         # (element text, attributes of a mapping) → the element's facts for them, in their order: texts, distinct
         # IRIs, lines' text after the application (mappings with the same attributes share them)
         of_element: dict[tuple[str, int], tuple[list[str], list[str], list[str]]] = {}
-        attr_ids: dict[tuple[Node, ...], int] = {}  # (the attributes of a mapping, by a number)
+        attr_ids: dict[tuple[str, ...], int] = {}  # (the attributes of a mapping, by a number)
         for m, attr_set in reducing.items():
-            attrs = tuple(attr_set)  # (in the set's order, as the facts are listed)
+            attrs = tuple(map(key, attr_set))  # (in the set's order, as the facts are listed)
             attrs_id = attr_ids.setdefault(attrs, len(attr_ids))
             # (one group per element: its applications through m share the element's facts for the attributes of m)
-            for e, e_text, group, recs in self._applications(m, key):
+            for _e, e_text, group, recs in self._applications(m, key):
                 if not group or e_text not in with_facts:
                     continue
                 got = of_element.get((e_text, attrs_id))
                 if got is None:
                     xs: list[str] = []
-                    for attr in attrs:
-                        k = (e, attr)
+                    for attr_text in attrs:
+                        k = (e_text, attr_text)
                         found = nodes.get(k)
                         if found is None:
-                            found = nodes[k] = facts_of(e, attr)
+                            found = nodes[k] = facts_of(k)
                         xs.extend(found)
                     got = of_element[(e_text, attrs_id)] = (
                         xs, list(dict.fromkeys([x[1:-1] for x in xs])), [f" {by_p} {x} .\n" for x in xs])
