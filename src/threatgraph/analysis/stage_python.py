@@ -383,6 +383,16 @@ class PythonStage:
             return self.store.select(query, complete=False)
         return self.store.select(query)
 
+    def solutions(self, query: str, names: Sequence[str]) -> Iterable[Sequence[Node | None]]:
+        """The rows of the SELECT ``query`` (as :meth:`select`) as sequences of the values of ``names`` (its
+        projection, in order; None where unbound): from the store's solutions when it gives them (no dict per row)."""
+        solutions = getattr(self.store, "solutions", None)
+        if callable(solutions):
+            got: Iterable[Sequence[Node | None]] = (
+                solutions(query, complete=False) if self.cores is not None else solutions(query))
+            return got
+        return [tuple(r.get(name) for name in names) for r in self.select(query)]
+
     def before_sparql(self, text: str, findings: bool = True) -> None:
         """Before a step runs as SPARQL: write the facts kept in memory that its query reads. ``findings``:
         the step writes into graph/findings (not only into the scratch graph graph/stage)."""
@@ -459,21 +469,24 @@ class PythonStage:
         # candidate mappings per (category, class)
         by_cat_cls: dict[tuple[str, str], set[tuple[str, bool]]] = {}
         classes: dict[str, Node] = {}
-        for r in self.select(_MAPPINGS):
-            cls = key(r["cls"])
-            by_cat_cls.setdefault((key(r["cat"]), cls), set()).add((key(r["m"]), r["free"].value == "true"))
-            classes[cls] = r["cls"]
+        for m_term, cat_term, cls_term, free in self.solutions(_MAPPINGS, ("m", "cat", "cls", "free")):
+            assert m_term is not None and cat_term is not None and cls_term is not None and free is not None
+            cls = key(cls_term)
+            is_free = isinstance(free, Literal) and free.value == "true"  # (a boolean literal: COALESCE)
+            by_cat_cls.setdefault((key(cat_term), cls), set()).add((key(m_term), is_free))
+            classes[cls] = cls_term
         if not by_cat_cls:
             return
         # cited techniques per mapping: (technique, release, replaced or "", local id or None when unbound)
         cites: dict[str, list[tuple[str, str, str, str | None]]] = {}
-        for r in self.select(_CITATIONS):
-            local, replaced = r.get("tid"), r.get("replaced")
+        for m_term, t_term, rel_term, rep_term, local in self.solutions(
+                _CITATIONS, ("m", "t", "rel", "replaced", "tid")):
+            assert m_term is not None and t_term is not None and rel_term is not None  # (always bound)
             tid = None
-            if local is not None and _iri(f"{_APP}{'0' * 32}/{local.value}") is not None:
+            if isinstance(local, Literal) and _iri(f"{_APP}{'0' * 32}/{local.value}") is not None:
                 tid = local.value  # IRI(CONCAT(…, ?tid)) is an IRI (its hash part is always hex)
-            cites.setdefault(key(r["m"]), []).append(
-                (key(r["t"]), key(r["rel"]), "" if replaced is None else key(replaced), tid))
+            cites.setdefault(key(m_term), []).append(
+                (key(t_term), key(rel_term), "" if rep_term is None else key(rep_term), tid))
         if not cites:
             return
         # exposure conditions of the mappings, and the exposure facts per (element, attribute)
@@ -482,11 +495,13 @@ class PythonStage:
             exposed.setdefault(key(q.subject), set()).add(key(q.object))
         facts: dict[tuple[str, str], list[tuple[str, str, str, str, str | None]]] = {}
         if exposed:
-            for r in self.select(_EXPOSURES):
-                attr, via, hops, digest = key(r["attr"]), r.get("via"), r.get("hops"), r.get("xh")
-                facts.setdefault((key(r["e"]), attr), []).append(
-                    (attr, key(r["s"]), "" if via is None else key(via), "" if hops is None else key(hops),
-                     None if digest is None else digest.value))
+            for e_term, attr_term, s_term, via, hops, digest in self.solutions(
+                    _EXPOSURES, ("e", "attr", "s", "via", "hops", "xh")):
+                assert e_term is not None and attr_term is not None and s_term is not None  # (always bound)
+                attr = key(attr_term)
+                facts.setdefault((key(e_term), attr), []).append(
+                    (attr, key(s_term), "" if via is None else key(via), "" if hops is None else key(hops),
+                     None if not isinstance(digest, Literal) else digest.value))
         personal = {key(q.subject) for q in ox.quads_for_pattern(None, _P["stagePersonal"], _TRUE, _G_STAGE)}
         # element types (inferred or asserted) among the mappings' classes
         types: dict[str, set[str]] = {}
