@@ -553,7 +553,7 @@ class PythonStage:
                 i = signature[kind] = len(sig_types)
                 sig_types.append(kind)
             sig_of[e] = i
-        candidates: dict[tuple[int, str, bool], list[tuple[str, list[str]]]] = {}
+        candidates: dict[tuple[int, str, bool], list[tuple[str, list[tuple[str, str, str, str]]]]] = {}
         citing = {m for m, cited in cites.items() if cited}
         lines, special, add = out.lines, out.special, out.add
         c = {name: str(_P[name]) for name in (
@@ -714,6 +714,18 @@ class PythonStage:
             on_e.extend(apps)
             return (apps, recs, set())
 
+        # class → (its text, IRI, the text of a tg:viaAssetType triple after the application's IRI and that text
+        # followed by the next application's "<"; both empty for a blank node or triple term)
+        AssetClass = tuple[str, str, str, str]
+        asset_classes: dict[str, AssetClass] = {}
+
+        def class_of(cls: str) -> AssetClass:
+            got = asset_classes.get(cls)
+            if got is None:
+                suffix = "" if cls in special else f"> {via_cls} {cls} .\n"
+                got = asset_classes[cls] = (cls, iri(cls), suffix, suffix + "<" if suffix else "")
+            return got
+
         def link(e: str, cat: str) -> list[str]:
             """The applications realising ``cat`` on ``e`` (writing their triples, and the tg:viaAssetType ones,
             the first time)."""
@@ -726,7 +738,8 @@ class PythonStage:
                     for m, free in by_cat_cls.get((cat, cls), ()):
                         if (free or e_personal) and m in citing:
                             grouped.setdefault(m, []).append(cls)
-                rows = candidates[(sig, cat, e_personal)] = list(grouped.items())
+                rows = candidates[(sig, cat, e_personal)] = [(m, [class_of(cls) for cls in clss])
+                                                             for m, clss in grouped.items()]
             first: list[str] | None = None  # the applications of the first mapping that has some (distinct)
             found: set[str] | None = None  # with those of another mapping: all of them (distinct)
             for m, clss in rows:
@@ -744,19 +757,17 @@ class PythonStage:
                 else:
                     found.update(apps)
                 done = got[2]
-                for cls in clss:
+                for cls, cls_i, suffix, separator in clss:
                     if cls in done:
                         continue
                     done.add(cls)
                     if cls[0] != "<":
                         not_iri.append(cls)
-                    cls_i = iri(cls)
-                    if cls in special:
+                    if not suffix:
                         for app in apps:
                             add(f"<{app}>", via_cls, cls)
                     else:
-                        suffix = f"> {via_cls} {cls} .\n"
-                        lines.append("<" + (suffix + "<").join(apps) + suffix)
+                        lines.append("<" + separator.join(apps) + suffix)
                     for rec in got[1]:
                         rec.asset_types.add(cls_i)
             return list(found) if found is not None else first if first is not None else []
@@ -864,7 +875,9 @@ class PythonStage:
                 out.add(x, attr_p, attr_text)
             return xs
 
-        with_facts = {e for e, _attr in subjects}
+        with_facts: dict[str, set[str]] = {}  # element → the attributes it has facts for
+        for e_text, attr_text in subjects:
+            with_facts.setdefault(e_text, set()).add(attr_text)
         # (element text, attributes of a mapping) → the element's facts for them, in their order: texts, distinct
         # IRIs, lines' text after the application (mappings with the same attributes share them)
         of_element: dict[tuple[str, int], tuple[list[str], list[str], list[str]]] = {}
@@ -874,12 +887,17 @@ class PythonStage:
             attrs_id = attr_ids.setdefault(attrs, len(attr_ids))
             # (one group per element: its applications through m share the element's facts for the attributes of m)
             for _e, e_text, group, recs in self._applications(m, key):
-                if not group or e_text not in with_facts:
+                if not group:
+                    continue
+                has = with_facts.get(e_text)
+                if has is None:
                     continue
                 got = of_element.get((e_text, attrs_id))
                 if got is None:
                     xs: list[str] = []
                     for attr_text in attrs:
+                        if attr_text not in has:
+                            continue  # (no fact)
                         k = (e_text, attr_text)
                         found = nodes.get(k)
                         if found is None:
