@@ -898,8 +898,8 @@ class PythonStage:
                 if not group:
                     continue
                 has = with_facts.get(e_text)
-                if has is None:
-                    continue
+                if has is None or has.isdisjoint(attrs):
+                    continue  # (no fact of the element for the attributes of m)
                 got = of_element.get((e_text, attrs_id))
                 if got is None:
                     xs: list[str] = []
