@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -129,13 +128,18 @@ def applications_in(memory: StageMemory) -> Applications | None:
     out = Applications()
     # (every application 10-techniques kept is linked to a finding: PythonStage.techniques writes an application
     # only for the findings it links it to)
-    recs = memory.apps.values()
-    lengths = set(map(len, map(attrgetter("technique"), recs)))
-    lengths.update(map(len, map(attrgetter("release"), recs)))
-    if recs and lengths != {1}:
+    technique = out.technique
+    nodes: dict[str, NamedNode] = {}  # (one term per technique)
+    try:  # (one pass: at 10 k elements the records lie apart in memory)
+        for app, rec in memory.apps.items():
+            [t] = rec.technique  # (ValueError: not one technique)
+            [rel] = rec.release
+            node = nodes.get(t)
+            if node is None:
+                node = nodes[t] = NamedNode(t)
+            technique[app] = (node, rel)
+    except ValueError:
         return None
-    nodes = {t: NamedNode(t) for t in {rec.technique[0] for rec in recs}}  # (one term per technique)
-    out.technique = {app: (nodes[rec.technique[0]], rec.release[0]) for app, rec in memory.apps.items()}
     out.of_finding = {f: sorted(apps) for f, apps in memory.of_finding.items()}
     return out
 
@@ -566,12 +570,8 @@ def derive_control_status(
     # technique (by the id of its term: applications_in gives one term per technique, and every term stays alive
     # in apps) → status of its applications without implemented mitigations
     plain: dict[int, str] = {}
-    if not implemented:  # (every application's status is its technique's)
-        for t in {id(t): t for t, _rel in apps.technique.values()}.values():
-            plain[id(t)] = application_status(by_technique.get(t.value, none), none)
-        app_status = {a: plain[id(t)] for a, (t, _rel) in apps.technique.items()}
-    for a, (t, _rel) in apps.technique.items() if implemented else ():
-        impl = implemented.get(a)
+    for a, (t, _rel) in apps.technique.items():  # (one pass: at 10 k elements the tables lie apart in memory)
+        impl = implemented.get(a) if implemented else None
         if impl is None:
             st = plain.get(id(t))
             if st is None:
