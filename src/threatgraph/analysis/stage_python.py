@@ -119,9 +119,15 @@ _REDUCTIONS = f"""SELECT ?e ?attr ?s WHERE {{ GRAPH <{_G_STAGE.value}> {{
 """The reduction facts of 15-reduced-by.rq, when 07-reduction-facts.rq ran as SPARQL."""
 
 
+_VALUED = (NamedNode, Literal)
+_SPECIAL = (BlankNode, Triple)
+_RESOURCE = (NamedNode, BlankNode)
+# (tuples: ``isinstance(x, A | B)`` builds the union at every call, a third of a microsecond)
+
+
 def _str(term: Node) -> str | None:
     """SPARQL ``STR``: the IRI or the lexical form; ``None`` (an error) for a blank node or a triple."""
-    return term.value if isinstance(term, NamedNode | Literal) else None
+    return term.value if isinstance(term, _VALUED) else None
 
 
 def _iri(text: str) -> NamedNode | None:
@@ -155,8 +161,10 @@ class _Out:
 
     def key(self, term: Node) -> str:
         """The N-Triples text of ``term`` (a blank node or a triple term is remembered in :attr:`special`)."""
+        if type(term) is NamedNode:
+            return f"<{term.value}>"  # (its N-Triples text, as str gives it: a third of the time)
         text = str(term)
-        if isinstance(term, BlankNode | Triple):
+        if isinstance(term, _SPECIAL):
             text = f"{type(term).__name__}:{text}"  # never the text of an IRI or a literal
             self.special[text] = term
         return text
@@ -254,9 +262,9 @@ def _add_new(values: list[str], value: str) -> None:
         values.append(value)
 
 
-Applied = tuple[Node, str, list[tuple[str, "AppRecord | None"]]]
-"""The applications of one element through one mapping as 15-reduced-by reads them: the element, its text, and each
-application's text and record (when kept)."""
+Applied = tuple[Node, str, list[str], "list[AppRecord] | None"]
+"""The applications of one element through one mapping as 15-reduced-by reads them: the element, its text, the
+applications, and their records when kept (then the applications are IRIs, else N-Triples texts)."""
 Fact = tuple[Node, Node, Node]
 """A reduction fact of 07-reduction-facts.rq: (element, attribute, subject that has the attribute)."""
 
@@ -383,6 +391,16 @@ class PythonStage:
             return self.store.select(query, complete=False)
         return self.store.select(query)
 
+    def solutions(self, query: str, names: Sequence[str]) -> Iterable[Sequence[Node | None]]:
+        """The rows of the SELECT ``query`` (as :meth:`select`) as sequences of the values of ``names`` (its
+        projection, in order; None where unbound): from the store's solutions when it gives them (no dict per row)."""
+        solutions = getattr(self.store, "solutions", None)
+        if callable(solutions):
+            got: Iterable[Sequence[Node | None]] = (
+                solutions(query, complete=False) if self.cores is not None else solutions(query))
+            return got
+        return [tuple(r.get(name) for name in names) for r in self.select(query)]
+
     def before_sparql(self, text: str, findings: bool = True) -> None:
         """Before a step runs as SPARQL: write the facts kept in memory that its query reads. ``findings``:
         the step writes into graph/findings (not only into the scratch graph graph/stage)."""
@@ -419,7 +437,7 @@ class PythonStage:
                 continue
             for q in self.ox.quads_for_pattern(None, attr, _TRUE, _G_MODEL):
                 s = q.subject
-                if not isinstance(s, NamedNode | BlankNode):
+                if not isinstance(s, _RESOURCE):
                     continue
                 facts.add((s, attr, s))
                 for t in self.ox.quads_for_pattern(s, target, None, _G_MODEL):
@@ -445,7 +463,6 @@ class PythonStage:
         mem_facts = mem.facts
         mem_apps = mem.apps  # application IRI → its record
         self.on_element = {}
-        on_element = self.on_element if self.cores is not None else None
         not_iri: list[str] = []  # terms of the applications that are not IRIs (then no memory is kept)
         iris: dict[str, str] = {}  # N-Triples text of an IRI → the IRI, one string for all its uses
 
@@ -460,21 +477,24 @@ class PythonStage:
         # candidate mappings per (category, class)
         by_cat_cls: dict[tuple[str, str], set[tuple[str, bool]]] = {}
         classes: dict[str, Node] = {}
-        for r in self.select(_MAPPINGS):
-            cls = key(r["cls"])
-            by_cat_cls.setdefault((key(r["cat"]), cls), set()).add((key(r["m"]), r["free"].value == "true"))
-            classes[cls] = r["cls"]
+        for m_term, cat_term, cls_term, free in self.solutions(_MAPPINGS, ("m", "cat", "cls", "free")):
+            assert m_term is not None and cat_term is not None and cls_term is not None and free is not None
+            cls = key(cls_term)
+            is_free = isinstance(free, Literal) and free.value == "true"  # (a boolean literal: COALESCE)
+            by_cat_cls.setdefault((key(cat_term), cls), set()).add((key(m_term), is_free))
+            classes[cls] = cls_term
         if not by_cat_cls:
             return
         # cited techniques per mapping: (technique, release, replaced or "", local id or None when unbound)
         cites: dict[str, list[tuple[str, str, str, str | None]]] = {}
-        for r in self.select(_CITATIONS):
-            local, replaced = r.get("tid"), r.get("replaced")
+        for m_term, t_term, rel_term, rep_term, local in self.solutions(
+                _CITATIONS, ("m", "t", "rel", "replaced", "tid")):
+            assert m_term is not None and t_term is not None and rel_term is not None  # (always bound)
             tid = None
-            if local is not None and _iri(f"{_APP}{'0' * 32}/{local.value}") is not None:
+            if isinstance(local, Literal) and _iri(f"{_APP}{'0' * 32}/{local.value}") is not None:
                 tid = local.value  # IRI(CONCAT(…, ?tid)) is an IRI (its hash part is always hex)
-            cites.setdefault(key(r["m"]), []).append(
-                (key(r["t"]), key(r["rel"]), "" if replaced is None else key(replaced), tid))
+            cites.setdefault(key(m_term), []).append(
+                (key(t_term), key(rel_term), "" if rep_term is None else key(rep_term), tid))
         if not cites:
             return
         # exposure conditions of the mappings, and the exposure facts per (element, attribute)
@@ -483,11 +503,13 @@ class PythonStage:
             exposed.setdefault(key(q.subject), set()).add(key(q.object))
         facts: dict[tuple[str, str], list[tuple[str, str, str, str, str | None]]] = {}
         if exposed:
-            for r in self.select(_EXPOSURES):
-                attr, via, hops, digest = key(r["attr"]), r.get("via"), r.get("hops"), r.get("xh")
-                facts.setdefault((key(r["e"]), attr), []).append(
-                    (attr, key(r["s"]), "" if via is None else key(via), "" if hops is None else key(hops),
-                     None if digest is None else digest.value))
+            for e_term, attr_term, s_term, via, hops, digest in self.solutions(
+                    _EXPOSURES, ("e", "attr", "s", "via", "hops", "xh")):
+                assert e_term is not None and attr_term is not None and s_term is not None  # (always bound)
+                attr = key(attr_term)
+                facts.setdefault((key(e_term), attr), []).append(
+                    (attr, key(s_term), "" if via is None else key(via), "" if hops is None else key(hops),
+                     None if not isinstance(digest, Literal) else digest.value))
         personal = {key(q.subject) for q in ox.quads_for_pattern(None, _P["stagePersonal"], _TRUE, _G_STAGE)}
         # element types (inferred or asserted) among the mappings' classes
         types: dict[str, set[str]] = {}
@@ -539,7 +561,7 @@ class PythonStage:
                 i = signature[kind] = len(sig_types)
                 sig_types.append(kind)
             sig_of[e] = i
-        candidates: dict[tuple[int, str, bool], list[tuple[str, list[str]]]] = {}
+        candidates: dict[tuple[int, str, bool], list[tuple[str, list[tuple[str, str, str, str]]]]] = {}
         citing = {m for m, cited in cites.items() if cited}
         lines, special, add = out.lines, out.special, out.add
         c = {name: str(_P[name]) for name in (
@@ -552,7 +574,6 @@ class PythonStage:
         of_finding, via_cls = c["ofFinding"], c["viaAssetType"]
         # exposure fact row → N-Triples text of its node (None: ?x unbound), once its triples are written
         fact_of: dict[tuple[str, str, str, str, str | None], str | None] = {}
-        hashes: dict[str, str | None] = {}
         # (element, mapping) → its applications' IRIs and records, once their triples are written (empty: none),
         # and the classes whose tg:viaAssetType triples are written for them
         Applies = tuple[list[str], list[AppRecord], set[str]]
@@ -579,30 +600,51 @@ class PythonStage:
 
         # per mapping, its cited techniques prepared once: (local id, technique, release, replaced or "", their
         # IRIs, whether all four are IRIs, whether none is a blank node or triple term, the lines' text after
-        # the element's triple)
-        Cited = tuple[str, str, str, str, str, str, str, str, bool, bool, str]
-        prepared: dict[str, list[Cited]] = {}
+        # the application's tg:onElement triple, each to follow the application's text), with the mapping's
+        # exposure attributes (None: none) and whether the mapping is no blank node or triple term
+        Cited = tuple[str, str, str, str, str, str, str, str, bool, bool, tuple[str, ...]]
+        Prepared = tuple[list[Cited], frozenset[str] | None, bool, list[Applied]]
+        prepared: dict[str, Prepared] = {}
+        exposed_f = {m: frozenset(attrs) for m, attrs in exposed.items()}
 
-        def prepare(m: str) -> list[Cited]:
+        def prepare(m: str) -> Prepared:
             got: list[Cited] = []
             m_i = iri(m)
+            tail = f" {via_m} {m} .\n"
             for t, rel, replaced, tid in cites.get(m, ()):
                 if tid is None:
                     continue
                 is_iri = t[0] == "<" and m[0] == "<" and rel[0] == "<" and (not replaced or replaced[0] == "<")
                 plain = t not in special and rel not in special and replaced not in special
+                segments: tuple[str, ...] = (f" {tech} {t} .\n", tail, f" {in_rel} {rel} .\n")
+                if replaced:
+                    segments += (f" {rep_p} {replaced} .\n",)
                 got.append((tid, t, rel, replaced, iri(t), m_i, iri(rel), iri(replaced) if replaced else "",
-                            is_iri, plain, f"{tech} {t} .\n"))
-            prepared[m] = got
-            return got
+                            is_iri, plain, segments))
+            groups: list[Applied] = []  # (what 15-reduced-by reads: the applications through m per element)
+            if fresh:
+                applied[m] = groups
+            prep = prepared[m] = (got, exposed_f.get(m), m not in special, groups)
+            return prep
 
         no_apps: Applies = ([], [], set())
-        exposed_f = {m: frozenset(attrs) for m, attrs in exposed.items()}
         # (element, exposure attributes of a mapping) → (distinct IRIs of its exposure fact nodes, each one's line
         # after the application's text); no_exposure: no fact (the FILTER on exposure drops the rows)
         exposures: dict[tuple[str, frozenset[str]], tuple[list[str], list[str]]] = {}
         no_exposure: tuple[list[str], list[str]] = ([], [])
         no_exposure_text: tuple[list[str], list[str]] = ([], [])
+        # element → (its node, the prefix of its applications' IRIs (None: MD5 of STR unbound), the text of an
+        # application's tg:onElement triple after the application, whether it is no blank node or triple term)
+        ElementInfo = tuple[Node, str | None, str, bool, list[str]]
+        element_info: dict[str, ElementInfo] = {}
+        head = f" {a_type} {app_cls} .\n"
+
+        def info_of(e: str) -> ElementInfo:
+            node = element[e]
+            se = _str(node)
+            got = element_info[e] = (node, None if se is None else f"{_APP}{_md5(se)}/", f" {on} {e} .\n",
+                                     e not in special, [])
+            return got
 
         def exposure_of(e: str, attrs: frozenset[str]) -> tuple[list[str], list[str]]:
             rows = [row for a in attrs for row in facts.get((e, a), ())]
@@ -615,12 +657,12 @@ class PythonStage:
             """Write the triples of the rows of (e, m) but those of ?f and ?cls (``tg:ofFinding``,
             ``tg:viaAssetType``); return the applications' IRIs and records (empty when the FILTER on exposure
             drops every row)."""
-            cited = prepared.get(m)
-            if cited is None:
+            prep = prepared.get(m)
+            if prep is None:
                 if not cites.get(m):
                     return no_apps
-                cited = prepare(m)
-            attrs = exposed_f.get(m)
+                prep = prepare(m)
+            cited, attrs, plain_m, groups = prep
             if attrs is not None:
                 found = exposures.get((e, attrs))
                 if found is None:
@@ -630,32 +672,22 @@ class PythonStage:
                 xs_iris, exposure = found
             else:
                 xs_iris, exposure = no_exposure_text
-            if e in hashes:
-                eh = hashes[e]
-            else:
-                se = _str(element[e])
-                eh = hashes[e] = None if se is None else _md5(se)
-            if eh is None:
+            info = element_info.get(e)
+            if info is None:
+                info = info_of(e)
+            node, prefix, middle, plain_e, on_e = info
+            if prefix is None:
                 return no_apps  # ?app unbound: no application triples (the fact triples above stay)
-            plain_em = e not in special and m not in special
+            plain_em = plain_e and plain_m
             apps: list[str] = []
             recs: list[AppRecord] = []
-            prefix = f"{_APP}{eh}/"
-            record: list[tuple[str, AppRecord | None]] | None = None
-            if fresh:
-                record = []
-                applied.setdefault(m, []).append((element[e], e, record))
-            node = element[e]
-            head = f" {a_type} {app_cls} .\n"
-            middle = f" {on} {e} .\n"
-            tail = f" {via_m} {m} .\n"
-            for tid, t, rel, replaced, t_i, m_i, rel_i, rep_i, is_iri, plain, tech_t in cited:
+            for tid, t, rel, replaced, t_i, m_i, rel_i, rep_i, is_iri, plain, segments in cited:
                 app_i = prefix + tid
                 app = f"<{app_i}>"
                 rec = mem_apps.get(app_i)
                 if rec is None:
-                    rec = AppRecord([t_i], [m_i], [rel_i], [rep_i] if replaced else [], set(), list(xs_iris))
-                    mem_apps[app_i] = rec
+                    rec = mem_apps[app_i] = AppRecord([t_i], [m_i], [rel_i], [rep_i] if replaced else [], set(),
+                                                      list(xs_iris))
                 else:
                     _add_new(rec.technique, t_i)
                     _add_new(rec.mapping, m_i)
@@ -668,12 +700,11 @@ class PythonStage:
                 recs.append(rec)
                 if not is_iri:
                     not_iri.append(app)
-                if record is not None:
-                    record.append((app, rec))
                 if plain_em and plain:
-                    lines.append(f"{app}{head}{app}{middle}{app} {tech_t}{app}{tail}{app} {in_rel} {rel} .\n")
-                    if replaced:
-                        lines.append(f"{app} {rep_p} {replaced} .\n")
+                    if exposure:
+                        lines.append(f"{app}{head}{app}{middle}{app}{app.join(segments)}{app}{app.join(exposure)}")
+                        continue
+                    lines.append(f"{app}{head}{app}{middle}{app}{app.join(segments)}")
                 else:
                     add(app, a_type, app_cls)
                     add(app, on, e)
@@ -684,9 +715,24 @@ class PythonStage:
                         add(app, rep_p, replaced)
                 if exposure:
                     lines.append(app + app.join(exposure))
-            if on_element is not None and apps:
-                on_element.setdefault(node, []).extend(apps)
-            return (apps, recs, set()) if apps else no_apps
+            if not apps:
+                return no_apps
+            if fresh:
+                groups.append((node, e, apps, recs))
+            on_e.extend(apps)
+            return (apps, recs, set())
+
+        # class → (its text, IRI, the text of a tg:viaAssetType triple after the application's IRI and that text
+        # followed by the next application's "<"; both empty for a blank node or triple term)
+        AssetClass = tuple[str, str, str, str]
+        asset_classes: dict[str, AssetClass] = {}
+
+        def class_of(cls: str) -> AssetClass:
+            got = asset_classes.get(cls)
+            if got is None:
+                suffix = "" if cls in special else f"> {via_cls} {cls} .\n"
+                got = asset_classes[cls] = (cls, iri(cls), suffix, suffix + "<" if suffix else "")
+            return got
 
         def link(e: str, cat: str) -> list[str]:
             """The applications realising ``cat`` on ``e`` (writing their triples, and the tg:viaAssetType ones,
@@ -700,7 +746,8 @@ class PythonStage:
                     for m, free in by_cat_cls.get((cat, cls), ()):
                         if (free or e_personal) and m in citing:
                             grouped.setdefault(m, []).append(cls)
-                rows = candidates[(sig, cat, e_personal)] = list(grouped.items())
+                rows = candidates[(sig, cat, e_personal)] = [(m, [class_of(cls) for cls in clss])
+                                                             for m, clss in grouped.items()]
             first: list[str] | None = None  # the applications of the first mapping that has some (distinct)
             found: set[str] | None = None  # with those of another mapping: all of them (distinct)
             for m, clss in rows:
@@ -718,19 +765,17 @@ class PythonStage:
                 else:
                     found.update(apps)
                 done = got[2]
-                for cls in clss:
+                for cls, cls_i, suffix, separator in clss:
                     if cls in done:
                         continue
                     done.add(cls)
                     if cls[0] != "<":
                         not_iri.append(cls)
-                    cls_i = iri(cls)
-                    if cls in special:
+                    if not suffix:
                         for app in apps:
                             add(f"<{app}>", via_cls, cls)
                     else:
-                        suffix = f"> {via_cls} {cls} .\n"
-                        lines.append("<" + (suffix + "<").join(apps) + suffix)
+                        lines.append("<" + separator.join(apps) + suffix)
                     for rec in got[1]:
                         rec.asset_types.add(cls_i)
             return list(found) if found is not None else first if first is not None else []
@@ -769,6 +814,8 @@ class PythonStage:
             if len(lines) > chunk:
                 out.flush()
         out.write()
+        if self.cores is not None:
+            self.on_element = {info[0]: info[4] for info in element_info.values() if info[4]}
         self.applied = applied if fresh else None
         if fresh and not not_iri:
             self.memory = mem
@@ -787,8 +834,8 @@ class PythonStage:
                 e_text = key(qe.object)
                 got = groups.get(e_text)
                 if got is None:
-                    got = groups[e_text] = (qe.object, e_text, [])
-                got[2].append((app, None))
+                    got = groups[e_text] = (qe.object, e_text, [], None)
+                got[2].append(app)
         return list(groups.values())
 
     def reduced_by(self) -> None:
@@ -800,22 +847,31 @@ class PythonStage:
             reducing.setdefault(q.subject, set()).add(q.object)
         if not reducing:
             return
-        subjects: dict[tuple[Node, Node], list[Node]] = {}
-        for e, attr, s in self._reduction_facts():
-            subjects.setdefault((e, attr), []).append(s)
-        if not subjects:
-            return
         out = _Out(self)
         key, lines, special = out.key, out.lines, out.special
+        # (element, attribute) → the subjects that have it (texts as keys: a term's hash is not cached)
+        subjects: dict[tuple[str, str], list[Node]] = {}
+        attr_of: dict[str, Node] = {}  # text → attribute
+        for e, attr, s in self._reduction_facts():
+            a_text = key(attr)
+            attr_of[a_text] = attr
+            subjects.setdefault((key(e), a_text), []).append(s)
+        if not subjects:
+            return
         a_type, fact_cls, by_p = str(_TYPE), str(_P["ExposureFact"]), str(_P["reducedByFact"])
         subj_p, attr_p = str(_P["factSubject"]), str(_P["factAttribute"])
         # (element, attribute) → texts of the fact nodes, once their triples are written
-        nodes: dict[tuple[Node, Node], list[str]] = {}
+        nodes: dict[tuple[str, str], list[str]] = {}
 
-        def facts_of(e: Node, attr: Node) -> list[str]:
+        def facts_of(k: tuple[str, str]) -> list[str]:
             xs: list[str] = []
-            for s in subjects.get((e, attr), ()):
-                ss, sa = _str(s), _str(attr)
+            got = subjects.get(k)
+            if got is None:
+                return xs
+            attr_text = k[1]
+            sa = _str(attr_of[attr_text])
+            for s in got:
+                ss = _str(s)
                 if ss is None or sa is None:
                     continue  # STR of a blank node: ?x unbound
                 x = f"<{_FACT_R}{_md5(f'{ss} {sa}')}>"
@@ -824,50 +880,72 @@ class PythonStage:
                     mem.facts[x[1:-1]] = (ss, sa)
                 out.add(x, a_type, fact_cls)
                 out.add(x, subj_p, key(s))
-                out.add(x, attr_p, key(attr))
+                out.add(x, attr_p, attr_text)
             return xs
 
-        with_facts = {e for e, _attr in subjects}
+        with_facts: dict[str, set[str]] = {}  # element → the attributes it has facts for
+        for e_text, attr_text in subjects:
+            with_facts.setdefault(e_text, set()).add(attr_text)
         # (element text, attributes of a mapping) → the element's facts for them, in their order: texts, distinct
         # IRIs, lines' text after the application (mappings with the same attributes share them)
         of_element: dict[tuple[str, int], tuple[list[str], list[str], list[str]]] = {}
-        attr_ids: dict[tuple[Node, ...], int] = {}  # (the attributes of a mapping, by a number)
+        attr_ids: dict[tuple[str, ...], int] = {}  # (the attributes of a mapping, by a number)
         for m, attr_set in reducing.items():
-            attrs = tuple(attr_set)  # (in the set's order, as the facts are listed)
+            attrs = tuple(map(key, attr_set))  # (in the set's order, as the facts are listed)
             attrs_id = attr_ids.setdefault(attrs, len(attr_ids))
             # (one group per element: its applications through m share the element's facts for the attributes of m)
-            for e, e_text, group in self._applications(m, key):
-                if not group or e not in with_facts:
+            for _e, e_text, group, recs in self._applications(m, key):
+                if not group:
                     continue
+                has = with_facts.get(e_text)
+                if has is None or has.isdisjoint(attrs):
+                    continue  # (no fact of the element for the attributes of m)
                 got = of_element.get((e_text, attrs_id))
                 if got is None:
                     xs: list[str] = []
-                    for attr in attrs:
-                        k = (e, attr)
+                    for attr_text in attrs:
+                        if attr_text not in has:
+                            continue  # (no fact)
+                        k = (e_text, attr_text)
                         found = nodes.get(k)
                         if found is None:
-                            found = nodes[k] = facts_of(e, attr)
+                            found = nodes[k] = facts_of(k)
                         xs.extend(found)
                     got = of_element[(e_text, attrs_id)] = (
                         xs, list(dict.fromkeys([x[1:-1] for x in xs])), [f" {by_p} {x} .\n" for x in xs])
                 xs, xs_i, suffixes = got
                 if not xs:
                     continue
-                for app, rec in group:
-                    if mem is not None:
-                        if rec is None:
+                if recs is None:  # (read from the store: texts)
+                    for app in group:
+                        if mem is not None:
                             rec = mem.apps.get(app[1:-1])
-                        if rec is not None:
-                            if rec.reduced:
-                                for x in xs_i:
-                                    _add_new(rec.reduced, x)
-                            else:
-                                rec.reduced.extend(xs_i)
-                    if app not in special:
+                            if rec is not None:
+                                if rec.reduced:
+                                    for x in xs_i:
+                                        _add_new(rec.reduced, x)
+                                else:
+                                    rec.reduced.extend(xs_i)
+                        if app not in special:
+                            lines.append(app + app.join(suffixes))
+                        else:
+                            for x in xs:
+                                out.add(app, by_p, x)
+                    continue
+                if mem is not None:
+                    for rec in recs:
+                        if rec.reduced:
+                            for x in xs_i:
+                                _add_new(rec.reduced, x)
+                        else:
+                            rec.reduced.extend(xs_i)
+                if len(suffixes) == 1:
+                    suffix = ">" + suffixes[0]
+                    lines.append("<" + (suffix + "<").join(group) + suffix)
+                else:
+                    for app_i in group:
+                        app = f"<{app_i}>"
                         lines.append(app + app.join(suffixes))
-                    else:
-                        for x in xs:
-                            out.add(app, by_p, x)
         out.write()
 
     # -- 51-coverage.rq ----------------------------------------------------------------------------
@@ -898,7 +976,7 @@ class PythonStage:
                     continue
                 for q in ox.quads_for_pattern(None, p["focus"], e, _G_FINDINGS):
                     f = q.subject
-                    if not isinstance(f, NamedNode | BlankNode):
+                    if not isinstance(f, _RESOURCE):
                         continue
                     if Quad(f, _TYPE, p["Finding"], _G_FINDINGS) not in ox:
                         continue

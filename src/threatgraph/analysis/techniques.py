@@ -126,18 +126,20 @@ def applications_in(memory: StageMemory) -> Applications | None:
     """:func:`read_applications` from what the Python steps wrote (the same rows); None when an application has
     several techniques or releases (then which row the join gives last depends on the store's order)."""
     out = Applications()
-    technique = out.technique
-    nodes: dict[str, NamedNode] = {}
     # (every application 10-techniques kept is linked to a finding: PythonStage.techniques writes an application
     # only for the findings it links it to)
-    for app, rec in memory.apps.items():
-        if len(rec.technique) != 1 or len(rec.release) != 1:
-            return None
-        t = rec.technique[0]
-        node = nodes.get(t)
-        if node is None:
-            node = nodes[t] = NamedNode(t)
-        technique[app] = (node, rec.release[0])
+    technique = out.technique
+    nodes: dict[str, NamedNode] = {}  # (one term per technique)
+    try:  # (one pass: at 10 k elements the records lie apart in memory)
+        for app, rec in memory.apps.items():
+            [t] = rec.technique  # (ValueError: not one technique)
+            [rel] = rec.release
+            node = nodes.get(t)
+            if node is None:
+                node = nodes[t] = NamedNode(t)
+            technique[app] = (node, rel)
+    except ValueError:
+        return None
     out.of_finding = {f: sorted(apps) for f, apps in memory.of_finding.items()}
     return out
 
@@ -565,13 +567,15 @@ def derive_control_status(
             implemented.setdefault(r["app"].value, set()).add(r["m"].value)
     none: set[str] = set()
     app_status: dict[str, str] = {}
-    plain: dict[Term, str] = {}  # technique → status of its applications without implemented mitigations
-    for a, (t, _rel) in apps.technique.items():
-        impl = implemented.get(a)
+    # technique (by the id of its term: applications_in gives one term per technique, and every term stays alive
+    # in apps) → status of its applications without implemented mitigations
+    plain: dict[int, str] = {}
+    for a, (t, _rel) in apps.technique.items():  # (one pass: at 10 k elements the tables lie apart in memory)
+        impl = implemented.get(a) if implemented else None
         if impl is None:
-            st = plain.get(t)
+            st = plain.get(id(t))
             if st is None:
-                st = plain[t] = application_status(by_technique.get(t.value, none), none)
+                st = plain[id(t)] = application_status(by_technique.get(t.value, none), none)
         else:
             st = application_status(by_technique.get(t.value, none), impl)
         app_status[a] = st
@@ -634,13 +638,11 @@ def _control_text(
     fact_p = str(NamedNode(TG.mitigatedByFact))
     status_iri = {name: TG[name] for name in ("Mitigated", "PartlyMitigated", "Unmitigated")}
     obj = {name: f"{p} <{iri}> .\n" for name, iri in status_iri.items()}
-    by_status: dict[str, list[str]] = {}  # status → the applications that have it (one joined text each)
-    for a, s in app_status.items():
-        got = by_status.get(s)
-        if got is None:
-            by_status[s] = [a]
-        else:
-            got.append(a)
+    # status → the applications that have it, statuses in the order of their first application (one joined text each)
+    statuses = list(dict.fromkeys(app_status.values()))
+    by_status: dict[str, list[str]] = (
+        {statuses[0]: list(app_status)} if len(statuses) == 1
+        else {s: [a for a, sa in app_status.items() if sa == s] for s in statuses})
     lines = ["<" + f"> {obj[s]}<".join(group) + f"> {obj[s]}" for s, group in by_status.items()]
     n = len(app_status)
     of_finding = apps.of_finding
@@ -651,9 +653,10 @@ def _control_text(
     status_of: dict[tuple[bool, bool], str] = {
         (has, cov): finding_status([uniform] if has and uniform is not None else [], cov)
         for has in (False, True) for cov in (False, True)}
-    found: list[tuple[str, str]] = []
+    found: dict[str, str] = {}  # finding → its status IRI (the findings are distinct: a set of quads)
+    append = lines.append
     for f in all_findings:
-        facts = by_fact.get(f)
+        facts = by_fact.get(f) if by_fact else None
         if facts:
             st = "Mitigated"
             lines.extend(f"<{f}> {fact_p} {x} .\n" for x in facts)
@@ -664,13 +667,13 @@ def _control_text(
                 st = status_of[(bool(fapps), f in covered)]
             else:
                 st = finding_status([*{app_status.get(a, "Unmitigated") for a in fapps}], f in covered)
-        lines.append(f"<{f}> {obj[st]}")
+        append(f"<{f}> {obj[st]}")
         n += 1
-        found.append((f, status_iri[st]))
+        found[f] = status_iri[st]
     if finding_statuses is not None:
         finding_statuses.update(found)
     if written is not None:  # the applications, then the findings
-        written.update((a, status_iri[s]) for a, s in app_status.items())
+        written.update(zip(app_status, map(status_iri.__getitem__, app_status.values()), strict=True))
         written.update(found)
     store.defer("".join(lines), G_FINDINGS)
     return n
