@@ -540,6 +540,7 @@ def findings_json_chunks(
         evidence_items: dict[tuple[object, ...], str] = {}
         factor_items: dict[tuple[object, ...], str] = {}
         text = tri.encoder.text
+        facts = tri.facts
         tokens = tri.tokens
         factor_token = tri.factor_token
         start, null, comma = enc('{"id": '), enc("null"), enc(", ")
@@ -554,8 +555,10 @@ def findings_json_chunks(
         def finding(f: Finding) -> tuple[Any, ...]:
             """The pieces of ``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its
             own), written out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
-            x = tri.facts(f)
-            toks = tokens(f)
+            x = facts(f)
+            toks = x.toks
+            if toks is None:
+                toks = tokens(f)
             level = x.level
             do = tri.do(f)
             key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, do)
@@ -591,7 +594,7 @@ def findings_json_chunks(
             if f.risk_score:
                 # the findings of an element share its risk factors, and most their score
                 key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
-                       tuple(f.mitigated_by), factor_token(f))
+                       tuple(f.mitigated_by), x.factor if x.factor >= 0 else factor_token(f))
                 risk = risks.get(key)
                 if risk is None:
                     factors = tuple(map(_FACTOR, f.risk_factors))
@@ -882,6 +885,10 @@ class Facts:
     residual_techniques: list[TechniqueView]
     key: tuple[object, ...]
     """:func:`rank_key`."""
+    toks: tuple[int, ...] | None = None
+    """:meth:`Triage.tokens` (None until numbered)."""
+    factor: int = -1
+    """:meth:`Triage.factor_token` (-1 until numbered)."""
 
 
 _LEVEL_RANK = {name: i for i, name in enumerate(SEVERITIES, 1)}
@@ -899,6 +906,10 @@ def facts_of(f: Finding) -> Facts:
     key = (not residual, -rank, -own, -f.severity_rank, -len(res),
            f.focus_label.lower(), f.focus, f.rule_id, f.category_labels, f.iri)
     return Facts(f, level, rank, capped, own, residual, res, key)
+
+
+_KEY = attrgetter("key")
+_FINDING = attrgetter("f")
 
 
 def rank_key(f: Finding) -> tuple[object, ...]:
@@ -1140,20 +1151,20 @@ class Triage:
     ranking, the mitigation plans and the element groups sorted once, not once per use (issue 14: at
     1 k elements the JSON report computed :attr:`Finding.level` 56 k times for 4.6 k findings)."""
 
-    def __init__(self, findings: Sequence[Finding], remediation: Mapping[str, str] | None = None) -> None:
+    def __init__(self, findings: Sequence[Finding], remediation: Mapping[str, str] | None = None, *,
+                 facts: dict[int, Facts] | None = None) -> None:
+        """``facts``: :class:`Facts` already computed, by the ``id`` of their finding (taken over, not copied)."""
         self.findings = list(findings)
         self.remediation: Mapping[str, str] = remediation or {}
-        self._facts: dict[int, Facts] = {}
+        self._facts: dict[int, Facts] = facts if facts is not None else {}
         self._missing: dict[tuple[object, ...], list[tuple[str, str]]] = {}
         self._do: dict[tuple[object, ...], str] = {}
         self._technique_lines: dict[int, tuple[TechniqueView, str]] = {}
         self.encoder = TechniqueEncoder(self.missing)
         """The techniques' content, numbered (:meth:`tokens`) and encoded once each."""
-        self._tokens: dict[int, tuple[int, ...]] = {}
         self._numbered = False
         self._leads: dict[tuple[int, ...], str] = {}
         self._briefs: dict[tuple[object, ...], str] = {}
-        self._factor_of: dict[int, int] = {}
         self._factor_tokens: dict[tuple[tuple[object, ...], ...], int] = {}
         self._technique_keys: dict[int, tuple[object, ...]] = {}
 
@@ -1182,14 +1193,14 @@ class Triage:
 
     def tokens(self, f: Finding) -> tuple[int, ...]:
         """The tokens of the techniques of ``f`` (:meth:`TechniqueEncoder.token`): what the report derives from
-        the techniques alone is kept by them (findings realised by the same applications share it)."""
-        toks = self._tokens.get(id(f))
+        the techniques alone is kept by them (findings realised by the same applications share it); kept in
+        the finding's :class:`Facts`."""
+        x = self.facts(f)  # keeps f: its id is not reused while this triage lives
+        toks = x.toks
         if toks is None:
-            self.facts(f)  # keeps f: its id is not reused while this triage lives
             known: Callable[[int], int | None] = self.encoder.ids.get
             got = tuple(map(known, map(id, f.techniques)))  # the views numbered before: no call each
-            toks = tuple(map(self.encoder.token, f.techniques)) if None in got else cast(tuple[int, ...], got)
-            self._tokens[id(f)] = toks
+            toks = x.toks = tuple(map(self.encoder.token, f.techniques)) if None in got else cast(tuple[int, ...], got)
         return toks
 
     def number(self) -> None:
@@ -1203,20 +1214,24 @@ class Triage:
         for t in {id(t): t for f in self.findings for t in f.techniques if id(t) not in ids}.values():
             enc.token(t)
         known: Callable[[int], int] = ids.__getitem__
-        tokens = self._tokens
-        for f in self.findings:  # kept by self.findings: their ids stay theirs
-            if id(f) not in tokens:
-                tokens[id(f)] = tuple(map(known, map(id, f.techniques)))
+        facts = self._facts
+        for f in self.findings:  # kept by self.findings (and their facts): their ids stay theirs
+            x = facts.get(id(f))
+            if x is None:
+                x = facts[id(f)] = facts_of(f)
+            if x.toks is None:
+                x.toks = tuple(map(known, map(id, f.techniques)))
 
     def do(self, f: Finding, n: int = 2) -> str:
         """:func:`do_text` of ``f`` with the report's remediation: kept by the rule and the techniques'
         content (the text reads nothing else of the finding) once the finding has its :meth:`tokens` (the
         JSON report numbers every finding's techniques), else by the finding."""
-        toks = self._tokens.get(id(f))
+        x = self.facts(f)
+        toks = x.toks
         key: tuple[object, ...] = (toks, f.rule_id, n) if toks is not None else (id(f), n)
         text = self._do.get(key)
         if text is None:
-            res = self.facts(f).residual_techniques
+            res = x.residual_techniques
             missing = _missing_mitigations(res, self.missing)
             text = self._do[key] = _do_text(f, res, missing, self.remediation, n)
         return text
@@ -1243,11 +1258,10 @@ class Triage:
     def factor_token(self, f: Finding) -> int:
         """The number of the content of the risk factors of ``f`` (the same for every finding with the same factors):
         the report's risk parts and risk briefs are kept by it (the factors read once per finding, not per use)."""
-        tok = self._factor_of.get(id(f))
-        if tok is None:
-            self.facts(f)  # keeps f: its id is not reused while this triage lives
-            tok = self._factor_of[id(f)] = self._factor_tokens.setdefault(tuple(map(_FACTOR, f.risk_factors)),
-                                                                         len(self._factor_tokens))
+        x = self.facts(f)  # keeps f: its id is not reused while this triage lives
+        tok = x.factor
+        if tok < 0:
+            tok = x.factor = self._factor_tokens.setdefault(tuple(map(_FACTOR, f.risk_factors)), len(self._factor_tokens))
         return tok
 
     def _lead(self, toks: tuple[int, ...]) -> str:
@@ -1274,10 +1288,15 @@ class Triage:
     def ordered(self) -> list[Finding]:
         """Every finding, highest residual risk first (:func:`rank_key`)."""
         facts = self._facts
+        got = facts.get
+        xs = []
         for f in self.findings:  # the facts of all, in one loop (not a method call per finding)
-            if id(f) not in facts:
-                facts[id(f)] = facts_of(f)
-        return sorted(self.findings, key=lambda f: facts[id(f)].key)
+            x = got(id(f))
+            if x is None:
+                x = facts[id(f)] = facts_of(f)
+            xs.append(x)
+        xs.sort(key=_KEY)  # stable: equal keys keep the findings' order, as sorted(findings, key=rank_key)
+        return list(map(_FINDING, xs))
 
     @cached_property
     def ranking(self) -> list[Finding]:
@@ -1369,6 +1388,8 @@ class ReportInput:
     """(IRI, label, reason) of the elements and flows the model declares out of scope (``tg:outOfScope``;
     imported from MS TMT, Threat Dragon, Threagile); they are still analysed."""
     title: str = "Threat analysis"
+    facts: dict[int, Facts] = field(default_factory=dict, repr=False)
+    """The :class:`Facts` of findings by their ``id`` (:func:`gather`'s, handed to the triage; each holds its finding)."""
 
     @property
     def added(self) -> int:
@@ -1378,7 +1399,7 @@ class ReportInput:
     @cached_property
     def triage(self) -> Triage:
         """The shown findings with what the renderers derive from them, each computed once."""
-        return Triage(self.findings, self.remediation)
+        return Triage(self.findings, self.remediation, facts=self.facts)
 
 
 def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *, min_level: str = "info") -> ReportInput:
@@ -1390,8 +1411,14 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
         reason = r.get("r")
         scope[r["e"].value] = min(scope.get(r["e"].value) or "\uffff", reason.value if reason is not None else "")
     out_of_scope = sorted(((e, labels.get(e, e), why.strip()) for e, why in scope.items()), key=lambda x: (x[1].lower(), x[0]))
+    facts: dict[int, Facts] = {}  # the triage's (Finding.level read once per finding, not again by the triage)
+    shown = []
+    for f in findings:
+        x = facts[id(f)] = facts_of(f)
+        if x.level_rank >= floor:  # Finding.level_rank
+            shown.append(f)
     return ReportInput(
-        findings=[f for f in findings if f.level_rank >= floor],
+        findings=shown,
         all_findings=list(findings),
         labels=labels,
         remediation={r.id: r.remediation for r in analysis.rules if r.remediation},
@@ -1402,6 +1429,7 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
         declared=declared_threats(store, labels, findings, analysis.rules),
         out_of_scope=out_of_scope,
         title=f"Threat analysis of {', '.join(analysis.model_files)}",
+        facts=facts,
     )
 
 
