@@ -488,15 +488,16 @@ def findings_json_chunks(
     tri = triage if triage is not None else Triage(findings, remediation)
     rem = tri.remediation
     tri.number()  # the findings' techniques numbered: what to do is then kept by them (Triage.do)
+    facts, why, do = tri.facts, tri._why_of, tri._do_of
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
-        x = tri.facts(f)
+        x = facts(f)
         return "".join((
             '{"rank": ', str(i), ', "finding": ', _str(f.iri), ', "element": ', _str(f.focus_label),
             ', "threat": ', _str(threat_text(f)), ', "level": ', _str(x.level),
-            ', "score": ', _num(x.own_score) if x.own_score else "null", ', "why": ', _str(tri.why(f)),
-            ', "do": ', _str(tri.do(f)), "}",
+            ', "score": ', _num(x.own_score) if x.own_score else "null", ', "why": ', _str(why(f, x)),
+            ', "do": ', _str(do(f, x)), "}",
         ))
 
     eager: dict[str, list[str]] = {
@@ -545,6 +546,8 @@ def findings_json_chunks(
         factor_token = tri.factor_token
         start, null, comma = enc('{"id": '), enc("null"), enc(", ")
         opening = enc(', "techniques": [')
+        last_element: tuple[object, ...] = ()
+        element: Any = None
 
         def technique(tok: int) -> Any:
             got = texts.get(tok)
@@ -560,25 +563,29 @@ def findings_json_chunks(
             if toks is None:
                 toks = tokens(f)
             level = x.level
-            do = tri.do(f)
-            key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, do)
+            # what to do is the rule's and the techniques' (Triage.do): the key names it without making it
+            key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, toks)
             head = heads.get(key)  # from the rule to the element: the rule's findings alike share it
             if head is None:
+                do = tri._do_of(f, x)
                 remedy = rem.get(f.rule_id)
                 head = heads[key] = enc("".join((
                     ', "rule": ', _val(f.rule_id), ', "threat": ', _val(f.threat), ', "level": ', _val(level),
                     ', "severity": ', _val(f.severity), ', "remediation": ', _val(remedy) if remedy else "null",
                     ', "do": ', _val(do) if do else "null", ', "element": ',
                 )))
+            nonlocal last_element, element
             key = (f.focus, f.focus_label, f.focus_kind)
-            element = elements.get(key)
-            if element is None:
-                element = elements[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
+            if key != last_element:  # the findings of an element mostly follow one another
+                element = elements.get(key)
+                if element is None:
+                    element = elements[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
+                last_element = key
             key = tuple(f.categories)
             cats = categories.get(key)
             if cats is None:
                 cats = categories[key] = enc(_objects(_CATEGORY_KEYS, f.categories) + ', "explanation": ')
-            key = tuple(f.evidence)
+            key = tuple(map(id, f.evidence))  # the items are shared objects (held by the findings): by identity
             evidence = evidences.get(key)
             if evidence is None:
                 evidence = evidences[key] = enc(', "evidence": ' + _list_of(_EVIDENCE_KEYS, f.evidence, evidence_items))
@@ -898,13 +905,17 @@ _LEVEL_RANK = {name: i for i, name in enumerate(SEVERITIES, 1)}
 def facts_of(f: Finding) -> Facts:
     """The :class:`Facts` of ``f``."""
     level = f.level
-    capped = bool(f.risk_level) and level != f.risk_level and level == f.level_cap  # Finding.level_capped
+    risk = f.risk_level
+    capped = bool(risk) and level != risk and level == f.level_cap  # Finding.level_capped
     rank = _LEVEL_RANK.get(level, 0)  # Finding.level_rank
-    own = _own_score(f, level, capped)
+    techs = f.techniques
+    # _own_score, Finding.residual_techniques, Finding.severity_rank and Finding.category_labels written out
+    # (read once per finding of a report: a call each cost as much as the rest)
+    own = f.risk_score if risk and (level == risk or capped) and (techs or f.rule_id not in BASELINE_RULES) else 0
     residual = f.control_status != "mitigated"
-    res = f.residual_techniques
-    key = (not residual, -rank, -own, -f.severity_rank, -len(res),
-           f.focus_label.lower(), f.focus, f.rule_id, f.category_labels, f.iri)
+    res = [t for t in techs if t.status != "mitigated"] if techs else []
+    key = (not residual, -rank, -own, -_LEVEL_RANK.get(f.severity, 0), -len(res),
+           f.focus_label.lower(), f.focus, f.rule_id, [c[1] for c in f.categories], f.iri)
     return Facts(f, level, rank, capped, own, residual, res, key)
 
 
@@ -1166,6 +1177,7 @@ class Triage:
         self._leads: dict[tuple[int, ...], str] = {}
         self._briefs: dict[tuple[object, ...], str] = {}
         self._factor_tokens: dict[tuple[tuple[object, ...], ...], int] = {}
+        self._factor_same: dict[tuple[int, ...], int] = {}  # ids of the factor objects -> factor token
         self._technique_keys: dict[int, tuple[object, ...]] = {}
 
     def facts(self, f: Finding) -> Facts:
@@ -1209,24 +1221,26 @@ class Triage:
         if self._numbered:
             return
         self._numbered = True
-        enc = self.encoder
-        ids = enc.ids
-        for t in {id(t): t for f in self.findings for t in f.techniques if id(t) not in ids}.values():
-            enc.token(t)
-        known: Callable[[int], int] = ids.__getitem__
+        token = self.encoder.token
+        known: Callable[[int], int | None] = self.encoder.ids.get
         facts = self._facts
         for f in self.findings:  # kept by self.findings (and their facts): their ids stay theirs
             x = facts.get(id(f))
             if x is None:
                 x = facts[id(f)] = facts_of(f)
             if x.toks is None:
-                x.toks = tuple(map(known, map(id, f.techniques)))
+                got = tuple(map(known, map(id, f.techniques)))  # the views numbered before: no call each
+                x.toks = (tuple([k if k is not None else token(t) for k, t in zip(got, f.techniques, strict=True)]) if None in got
+                          else cast(tuple[int, ...], got))
 
     def do(self, f: Finding, n: int = 2) -> str:
         """:func:`do_text` of ``f`` with the report's remediation: kept by the rule and the techniques'
         content (the text reads nothing else of the finding) once the finding has its :meth:`tokens` (the
         JSON report numbers every finding's techniques), else by the finding."""
-        x = self.facts(f)
+        return self._do_of(f, self.facts(f), n)
+
+    def _do_of(self, f: Finding, x: Facts, n: int = 2) -> str:
+        """:meth:`do` of ``f`` with its facts ``x``."""
         toks = x.toks
         key: tuple[object, ...] = (toks, f.rule_id, n) if toks is not None else (id(f), n)
         text = self._do.get(key)
@@ -1238,9 +1252,12 @@ class Triage:
 
     def why(self, f: Finding) -> str:
         """:func:`why_text` of ``f``."""
-        x = self.facts(f)
+        return self._why_of(f, self.facts(f))
+
+    def _why_of(self, f: Finding, x: Facts) -> str:
+        """:meth:`why` of ``f`` with its facts ``x``."""
         if f.techniques and f.rule_id in BASELINE_RULES:  # Finding.baseline
-            toks = self.tokens(f)
+            toks = x.toks if x.toks is not None else self.tokens(f)
             lead = self._leads.get(toks)
             if lead is None:
                 lead = self._leads[toks] = self._lead(toks)
@@ -1248,7 +1265,7 @@ class Triage:
             lead = f.explanation.rstrip(".")
         brief = ""
         if x.own_score:
-            key = (f.risk_score, f.likelihood, f.impact, self.factor_token(f))
+            key = (f.risk_score, f.likelihood, f.impact, x.factor if x.factor >= 0 else self.factor_token(f))
             hit = self._briefs.get(key)
             if hit is None:
                 hit = self._briefs[key] = risk_brief(f, x.own_score)
@@ -1261,7 +1278,14 @@ class Triage:
         x = self.facts(f)  # keeps f: its id is not reused while this triage lives
         tok = x.factor
         if tok < 0:
-            tok = x.factor = self._factor_tokens.setdefault(tuple(map(_FACTOR, f.risk_factors)), len(self._factor_tokens))
+            # findings share their element's factor objects: their identities name the content without reading
+            # it (the objects are held by the findings, so their ids stay theirs)
+            same = tuple(map(id, f.risk_factors))
+            tok = self._factor_same.get(same, -1)
+            if tok < 0:
+                tok = self._factor_same[same] = self._factor_tokens.setdefault(
+                    tuple(map(_FACTOR, f.risk_factors)), len(self._factor_tokens))
+            x.factor = tok
         return tok
 
     def _lead(self, toks: tuple[int, ...]) -> str:
@@ -1317,6 +1341,10 @@ class Triage:
         """:func:`mitigation_plans`."""
         plans: dict[str, MitigationPlan] = {}
         seen: dict[str, set[str]] = {}  # plan id -> its elements (the list keeps their order)
+        if self._numbered:  # the views' missing mitigations once per content: none at all, no plan (no knowledge)
+            views = self.encoder.views
+            if not any(t.mitigations for t in views):
+                return []
         for f in self.ordered:
             x = self.facts(f)
             if not x.residual or not f.techniques:
