@@ -535,7 +535,6 @@ def findings_json_chunks(
         categories: dict[tuple[object, ...], Any] = {}
         evidences: dict[tuple[object, ...], Any] = {}
         sources: dict[tuple[object, ...], Any] = {}
-        risks: dict[tuple[object, ...], Any] = {}
         techniques: dict[tuple[int, ...], tuple[Any, ...]] = {}
         texts: dict[int, Any] = {}  # the technique texts as given (each once: not joined per list of techniques)
         evidence_items: dict[tuple[object, ...], str] = {}
@@ -544,7 +543,7 @@ def findings_json_chunks(
         facts = tri.facts
         tokens = tri.tokens
         factor_token = tri.factor_token
-        start, null, comma = enc('{"id": '), enc("null"), enc(", ")
+        start, comma = enc('{"id": '), enc(", ")
         opening = enc(', "techniques": [')
         last_element: tuple[object, ...] = ()
         element: Any = None
@@ -581,7 +580,7 @@ def findings_json_chunks(
                 if element is None:
                     element = elements[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
                 last_element = key
-            key = tuple(f.categories)
+            key = tuple(map(id, f.categories))  # shared objects (held by the findings): by identity
             cats = categories.get(key)
             if cats is None:
                 cats = categories[key] = enc(_objects(_CATEGORY_KEYS, f.categories) + ', "explanation": ')
@@ -589,30 +588,31 @@ def findings_json_chunks(
             evidence = evidences.get(key)
             if evidence is None:
                 evidence = evidences[key] = enc(', "evidence": ' + _list_of(_EVIDENCE_KEYS, f.evidence, evidence_items))
-            key = (f.source, f.control_status, tuple(f.covered_by), tuple(f.mitigated_by))
+            # from the source to the risk, in one piece: the findings of an element share its risk factors, and
+            # most their score
+            score = f.risk_score
+            key = (f.source, f.control_status, tuple(f.covered_by), tuple(f.mitigated_by), score,
+                   (f.likelihood, f.impact, f.risk_level, level, x.level_capped, f.severity,
+                    x.factor if x.factor >= 0 else factor_token(f)) if score else None)
             source = sources.get(key)
             if source is None:
-                source = sources[key] = enc("".join((
+                piece = "".join((
                     ', "source": ', _val(f.source),
                     ', "controlStatus": ', _val(f.control_status) if f.control_status else "null",
                     ', "coveredBy": ', _strs(f.covered_by),
                     ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ',
-                )))
-            if f.risk_score:
-                # the findings of an element share its risk factors, and most their score
-                key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
-                       tuple(f.mitigated_by), x.factor if x.factor >= 0 else factor_token(f))
-                risk = risks.get(key)
-                if risk is None:
+                ))
+                if score:
                     factors = tuple(map(_FACTOR, f.risk_factors))
-                    risk = risks[key] = enc(
-                        f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
+                    piece += (
+                        f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(score)}, '
                         f'"level": {_str(f.risk_level)}, '
                         + (f'"levelCappedAt": {_str(level)}, ' if x.level_capped else "")
                         + f'"explanation": {_str(_risk_text(f, level, x.level_capped))}, "factors": '
                         + _list_of(_FACTOR_KEYS, factors, factor_items) + "}")
-            else:
-                risk = null
+                else:
+                    piece += "null"
+                source = sources[key] = enc(piece)
             # the techniques' texts are shared by the findings they realise: their pieces, not a copy
             techs = techniques.get(toks)
             if techs is None:
@@ -623,11 +623,10 @@ def findings_json_chunks(
                     pieces.pop()  # the comma after the last
                 pieces.append(enc('], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}"))
                 techs = techniques[toks] = tuple(pieces)
-            return (start, enc(_str(f.iri)), head, element, cats, enc(_str(f.explanation)), evidence, source, risk,
-                    *techs)
+            return (start, enc(_str(f.iri)), head, element, cats, enc(_str(f.explanation)), evidence, source, *techs)
 
         lines: dict[str, tuple[bool, Iterable[Any]]] = {key: (bool(items), items) for key, items in eager.items()}
-        lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
+        lines["findings"] = (bool(tri.findings), map(finding, tri.findings))  # one at a time
         return _one_per_line_any(doc, lines, utf8, errors)
 
     return JsonChunks(make)
@@ -920,6 +919,7 @@ def facts_of(f: Finding) -> Facts:
 
 
 _KEY = attrgetter("key")
+_LEVEL = attrgetter("level")
 _FINDING = attrgetter("f")
 
 
@@ -940,7 +940,10 @@ def level_counts(findings: Sequence[Finding], triage: Triage | None = None) -> d
     >>> level_counts([])
     {}
     """
-    c = Counter(triage.facts(f).level for f in findings) if triage is not None else Counter(f.level for f in findings)
+    if triage is not None and findings is triage.findings:
+        c = Counter(map(_LEVEL, triage.all_facts))
+    else:
+        c = Counter(triage.facts(f).level for f in findings) if triage is not None else Counter(f.level for f in findings)
     return {lv: c[lv] for lv in LEVEL_ORDER if c[lv]}
 
 
@@ -1170,6 +1173,7 @@ class Triage:
         self._facts: dict[int, Facts] = facts if facts is not None else {}
         self._missing: dict[tuple[object, ...], list[tuple[str, str]]] = {}
         self._do: dict[tuple[object, ...], str] = {}
+        self._missing_of: dict[tuple[int, ...], list[tuple[str, str, int]]] = {}
         self._technique_lines: dict[int, tuple[TechniqueView, str]] = {}
         self.encoder = TechniqueEncoder(self.missing)
         """The techniques' content, numbered (:meth:`tokens`) and encoded once each."""
@@ -1223,14 +1227,11 @@ class Triage:
         self._numbered = True
         token = self.encoder.token
         known: Callable[[int], int | None] = self.encoder.ids.get
-        facts = self._facts
-        for f in self.findings:  # kept by self.findings (and their facts): their ids stay theirs
-            x = facts.get(id(f))
-            if x is None:
-                x = facts[id(f)] = facts_of(f)
+        for x in self.all_facts:  # the findings kept by self.findings (and their facts): their ids stay theirs
             if x.toks is None:
-                got = tuple(map(known, map(id, f.techniques)))  # the views numbered before: no call each
-                x.toks = (tuple([k if k is not None else token(t) for k, t in zip(got, f.techniques, strict=True)]) if None in got
+                ts = x.f.techniques
+                got = tuple(map(known, map(id, ts)))  # the views numbered before: no call each
+                x.toks = (tuple([k if k is not None else token(t) for k, t in zip(got, ts, strict=True)]) if None in got
                           else cast(tuple[int, ...], got))
 
     def do(self, f: Finding, n: int = 2) -> str:
@@ -1246,7 +1247,12 @@ class Triage:
         text = self._do.get(key)
         if text is None:
             res = x.residual_techniques
-            missing = _missing_mitigations(res, self.missing)
+            if toks is not None:  # the missing mitigations are the techniques' (the rules' findings alike share them)
+                missing = self._missing_of.get(toks)
+                if missing is None:
+                    missing = self._missing_of[toks] = _missing_mitigations(res, self.missing)
+            else:
+                missing = _missing_mitigations(res, self.missing)
             text = self._do[key] = _do_text(f, res, missing, self.remediation, n)
         return text
 
@@ -1309,8 +1315,8 @@ class Triage:
         return hit[1]
 
     @cached_property
-    def ordered(self) -> list[Finding]:
-        """Every finding, highest residual risk first (:func:`rank_key`)."""
+    def all_facts(self) -> list[Facts]:
+        """The :class:`Facts` of every finding, in the order of :attr:`findings`."""
         facts = self._facts
         got = facts.get
         xs = []
@@ -1319,13 +1325,22 @@ class Triage:
             if x is None:
                 x = facts[id(f)] = facts_of(f)
             xs.append(x)
-        xs.sort(key=_KEY)  # stable: equal keys keep the findings' order, as sorted(findings, key=rank_key)
-        return list(map(_FINDING, xs))
+        return xs
+
+    @cached_property
+    def _ordered_facts(self) -> list[Facts]:
+        # stable: equal keys keep the findings' order, as sorted(findings, key=rank_key)
+        return sorted(self.all_facts, key=_KEY)
+
+    @cached_property
+    def ordered(self) -> list[Finding]:
+        """Every finding, highest residual risk first (:func:`rank_key`)."""
+        return list(map(_FINDING, self._ordered_facts))
 
     @cached_property
     def ranking(self) -> list[Finding]:
         """The residual findings above info in rank order (:func:`ranking`)."""
-        return [f for f in self.ordered if (x := self.facts(f)).residual and x.level_rank > 1]
+        return [x.f for x in self._ordered_facts if x.residual and x.level_rank > 1]
 
     @cached_property
     def groups(self) -> list[tuple[Finding, list[Finding]]]:
