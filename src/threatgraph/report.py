@@ -16,7 +16,7 @@ from operator import add, attrgetter
 from typing import Any, Protocol, cast
 
 from threatgraph import __version__, sanitize
-from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
+from threatgraph.analysis.findings import BASELINE_RULES, Finding, RiskFactorView, TechniqueView
 from threatgraph.analysis.paths import PathRecord, PathView, read_paths
 from threatgraph.analysis.risk import BASE_LIKELIHOOD
 from threatgraph.analysis.rules import SEVERITIES, Rule
@@ -185,16 +185,25 @@ def risk_text(f: Finding) -> str:
 
 def _risk_text(f: Finding, level: str, capped: bool) -> str:
     """:func:`risk_text` with the finding's :attr:`Finding.level` and :attr:`Finding.level_capped` known."""
+    return _risk_with(f, _factors_text(f.risk_factors), level, capped)
+
+
+def _factors_text(factors: Sequence[RiskFactorView]) -> str:
+    """The part of :func:`risk_text` that the risk factors alone make (``likelihood: …; impact: …``)."""
     lik = [f"base {BASE_LIKELIHOOD}"] + [
-        f"{r.effect:+d} {r.name} ({r.value}{': ' + r.subject if r.subject else ''})" for r in f.risk_factors if r.of == "likelihood"
+        f"{r.effect:+d} {r.name} ({r.value}{': ' + r.subject if r.subject else ''})" for r in factors if r.of == "likelihood"
     ]
     imp = [f"{r.name} {r.value}" + (f" [{r.subject}]" if r.subject and r.subject not in r.value and r.name != "criticality" else "")
-           for r in f.risk_factors if r.of == "impact"]
+           for r in factors if r.of == "impact"]
+    return f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}"
+
+
+def _risk_with(f: Finding, factors: str, level: str, capped: bool) -> str:
+    """:func:`_risk_text` with the :func:`_factors_text` of the finding's factors known."""
     cap = ((f"; level {level}: mitigated by the declared fact {', '.join(f.mitigated_by)}, capped at the rule's severity"
             if f.mitigated_by else f"; level {level}: capped one step above the rule's severity ({f.severity})")
            if capped else "")
-    return (f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; "
-            f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}{cap}")
+    return f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; {factors}{cap}"
 
 
 def technique_text(t: TechniqueView) -> str:
@@ -489,16 +498,24 @@ def findings_json_chunks(
     rem = tri.remediation
     tri.number()  # the findings' techniques numbered: what to do is then kept by them (Triage.do)
     facts, why, do = tri.facts, tri._why_of, tri._do_of
+    mids: dict[tuple[str, str, int], str] = {}
+    tails: dict[str, str] = {}
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
         x = facts(f)
-        return "".join((
-            '{"rank": ', str(i), ', "finding": ', _str(f.iri), ', "element": ', _str(f.focus_label),
-            ', "threat": ', _str(threat_text(f)), ', "level": ', _str(x.level),
-            ', "score": ', _num(x.own_score) if x.own_score else "null", ', "why": ', _str(why(f, x)),
-            ', "do": ', _str(do(f, x)), "}",
-        ))
+        # the texts findings share (threat, level, what to do: kept strings, their hashes kept) encoded once each
+        threat = threat_text(f) if f.rule_id in BASELINE_RULES else f.threat
+        mid = mids.get((threat, x.level, x.own_score))
+        if mid is None:
+            mid = mids[(threat, x.level, x.own_score)] = (
+                f', "threat": {_str(threat)}, "level": {_str(x.level)}, '
+                f'"score": {_num(x.own_score) if x.own_score else "null"}, "why": ')
+        todo = do(f, x)
+        tail = tails.get(todo)
+        if tail is None:
+            tail = tails[todo] = f', "do": {_str(todo)}}}'
+        return f'{{"rank": {i}, "finding": {_str(f.iri)}, "element": {_str(f.focus_label)}{mid}{_str(why(f, x))}{tail}'
 
     eager: dict[str, list[str]] = {
         "ranking": [rank(i, f) for i, f in enumerate(tri.ranking, 1)],
@@ -539,11 +556,13 @@ def findings_json_chunks(
         texts: dict[int, Any] = {}  # the technique texts as given (each once: not joined per list of techniques)
         evidence_items: dict[tuple[object, ...], str] = {}
         factor_items: dict[tuple[object, ...], str] = {}
+        factor_texts: dict[int, tuple[str, str]] = {}
+        risks: dict[tuple[object, ...], Any] = {}
         text = tri.encoder.text
         facts = tri.facts
         tokens = tri.tokens
         factor_token = tri.factor_token
-        start, comma = enc('{"id": '), enc(", ")
+        start, null, comma = enc('{"id": '), enc("null"), enc(", ")
         opening = enc(', "techniques": [')
         last_element: tuple[object, ...] = ()
         element: Any = None
@@ -588,31 +607,35 @@ def findings_json_chunks(
             evidence = evidences.get(key)
             if evidence is None:
                 evidence = evidences[key] = enc(', "evidence": ' + _list_of(_EVIDENCE_KEYS, f.evidence, evidence_items))
-            # from the source to the risk, in one piece: the findings of an element share its risk factors, and
-            # most their score
-            score = f.risk_score
-            key = (f.source, f.control_status, tuple(f.covered_by), tuple(f.mitigated_by), score,
-                   (f.likelihood, f.impact, f.risk_level, level, x.level_capped, f.severity,
-                    x.factor if x.factor >= 0 else factor_token(f)) if score else None)
+            mitigated = tuple(f.mitigated_by)
+            key = (f.source, f.control_status, tuple(f.covered_by), mitigated)
             source = sources.get(key)
             if source is None:
-                piece = "".join((
+                source = sources[key] = enc("".join((
                     ', "source": ', _val(f.source),
                     ', "controlStatus": ', _val(f.control_status) if f.control_status else "null",
                     ', "coveredBy": ', _strs(f.covered_by),
                     ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ',
-                ))
-                if score:
-                    factors = tuple(map(_FACTOR, f.risk_factors))
-                    piece += (
+                )))
+            score = f.risk_score
+            if score:
+                # the findings of an element share its risk factors, and most their score
+                factor = x.factor if x.factor >= 0 else factor_token(f)
+                key = (f.likelihood, f.impact, score, f.risk_level, level, x.level_capped, f.severity, mitigated, factor)
+                risk = risks.get(key)
+                if risk is None:
+                    texts = factor_texts.get(factor)  # the factors' part of the explanation, and their list
+                    if texts is None:
+                        texts = factor_texts[factor] = (_factors_text(f.risk_factors), _list_of(
+                            _FACTOR_KEYS, tuple(map(_FACTOR, f.risk_factors)), factor_items))
+                    risk = risks[key] = enc(
                         f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(score)}, '
                         f'"level": {_str(f.risk_level)}, '
                         + (f'"levelCappedAt": {_str(level)}, ' if x.level_capped else "")
-                        + f'"explanation": {_str(_risk_text(f, level, x.level_capped))}, "factors": '
-                        + _list_of(_FACTOR_KEYS, factors, factor_items) + "}")
-                else:
-                    piece += "null"
-                source = sources[key] = enc(piece)
+                        + f'"explanation": {_str(_risk_with(f, texts[0], level, x.level_capped))}, "factors": '
+                        + texts[1] + "}")
+            else:
+                risk = null
             # the techniques' texts are shared by the findings they realise: their pieces, not a copy
             techs = techniques.get(toks)
             if techs is None:
@@ -623,7 +646,8 @@ def findings_json_chunks(
                     pieces.pop()  # the comma after the last
                 pieces.append(enc('], "residualTechniques": ' + _strs([t.id for t in x.residual_techniques]) + "}"))
                 techs = techniques[toks] = tuple(pieces)
-            return (start, enc(_str(f.iri)), head, element, cats, enc(_str(f.explanation)), evidence, source, *techs)
+            return (start, enc(_str(f.iri)), head, element, cats, enc(_str(f.explanation)), evidence, source, risk,
+                    *techs)
 
         lines: dict[str, tuple[bool, Iterable[Any]]] = {key: (bool(items), items) for key, items in eager.items()}
         lines["findings"] = (bool(tri.findings), map(finding, tri.findings))  # one at a time
