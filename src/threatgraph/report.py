@@ -40,7 +40,10 @@ def summary(findings: Sequence[Finding]) -> dict[str, int]:
     >>> summary([])
     {}
     """
-    return dict(Counter(f.severity for f in findings))
+    return dict(Counter(map(_SEVERITY, findings)))
+
+
+_SEVERITY = attrgetter("severity")
 
 
 def render_table(findings: Sequence[Finding], *, width: int | None = None, remediation: Mapping[str, str] | None = None,
@@ -537,7 +540,9 @@ def findings_json_chunks(
         "topMitigations": None,
         "findings": None,
         "releases": dict(releases or {}),
-        **({"techniqueStatus": note} if (note := unresolved_note(tri.findings)) else {}),
+        # the findings' techniques all have a token: their contents say whether any is unresolved
+        **({"techniqueStatus": note} if (note := unresolved_note(tri.findings) if any(
+            t.unresolved for t in tri.encoder.views) else "") else {}),
         "outOfScope": None,
         "attackPaths": None,
     }
@@ -560,6 +565,7 @@ def findings_json_chunks(
         risks: dict[tuple[object, ...], Any] = {}
         text = tri.encoder.text
         facts = tri.facts
+        known = tri._facts.get
         tokens = tri.tokens
         factor_token = tri.factor_token
         start, null, comma = enc('{"id": '), enc("null"), enc(", ")
@@ -576,7 +582,9 @@ def findings_json_chunks(
         def finding(f: Finding) -> tuple[Any, ...]:
             """The pieces of ``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its
             own), written out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
-            x = facts(f)
+            x = known(id(f))  # every finding of the triage has its facts (Triage.number)
+            if x is None:
+                x = facts(f)
             toks = x.toks
             if toks is None:
                 toks = tokens(f)
@@ -1274,7 +1282,9 @@ class Triage:
             if toks is not None:  # the missing mitigations are the techniques' (the rules' findings alike share them)
                 missing = self._missing_of.get(toks)
                 if missing is None:
-                    missing = self._missing_of[toks] = _missing_mitigations(res, self.missing)
+                    # none without a mitigation or countermeasure to count (no knowledge loaded)
+                    missing = self._missing_of[toks] = (_missing_mitigations(res, self.missing) if any(
+                        t.mitigations or t.countermeasures for t in res) else [])
             else:
                 missing = _missing_mitigations(res, self.missing)
             text = self._do[key] = _do_text(f, res, missing, self.remediation, n)
