@@ -1333,13 +1333,11 @@ class Triage:
         taken once per content."""
         views = self.encoder.views
         res = [k for k in toks if views[k].status != "mitigated"] or list(toks)
-        return _lead_text(len(res), views[min(res, key=self._technique_key)])  # min: the first of equal keys
-
-    def _technique_key(self, tok: int) -> tuple[object, ...]:
-        key = self._technique_keys.get(tok)
-        if key is None:
-            key = self._technique_keys[tok] = _technique_key(self.encoder.views[tok], self.missing)
-        return key
+        keys = self._technique_keys
+        for k in res:
+            if k not in keys:
+                keys[k] = _technique_key(views[k], self.missing)
+        return _lead_text(len(res), views[min(res, key=keys.__getitem__)])  # min: the first of equal keys
 
     def technique_line(self, t: TechniqueView) -> str:
         """``technique`` + :func:`technique_text` (once per technique view)."""
