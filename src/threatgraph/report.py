@@ -16,7 +16,7 @@ from operator import add, attrgetter
 from typing import Any, Protocol, cast
 
 from threatgraph import __version__, sanitize
-from threatgraph.analysis.findings import BASELINE_RULES, Finding, TechniqueView
+from threatgraph.analysis.findings import BASELINE_RULES, Finding, RiskFactorView, TechniqueView
 from threatgraph.analysis.paths import PathRecord, PathView, read_paths
 from threatgraph.analysis.risk import BASE_LIKELIHOOD
 from threatgraph.analysis.rules import SEVERITIES, Rule
@@ -40,7 +40,10 @@ def summary(findings: Sequence[Finding]) -> dict[str, int]:
     >>> summary([])
     {}
     """
-    return dict(Counter(f.severity for f in findings))
+    return dict(Counter(map(_SEVERITY, findings)))
+
+
+_SEVERITY = attrgetter("severity")
 
 
 def render_table(findings: Sequence[Finding], *, width: int | None = None, remediation: Mapping[str, str] | None = None,
@@ -185,16 +188,25 @@ def risk_text(f: Finding) -> str:
 
 def _risk_text(f: Finding, level: str, capped: bool) -> str:
     """:func:`risk_text` with the finding's :attr:`Finding.level` and :attr:`Finding.level_capped` known."""
+    return _risk_with(f, _factors_text(f.risk_factors), level, capped)
+
+
+def _factors_text(factors: Sequence[RiskFactorView]) -> str:
+    """The part of :func:`risk_text` that the risk factors alone make (``likelihood: …; impact: …``)."""
     lik = [f"base {BASE_LIKELIHOOD}"] + [
-        f"{r.effect:+d} {r.name} ({r.value}{': ' + r.subject if r.subject else ''})" for r in f.risk_factors if r.of == "likelihood"
+        f"{r.effect:+d} {r.name} ({r.value}{': ' + r.subject if r.subject else ''})" for r in factors if r.of == "likelihood"
     ]
     imp = [f"{r.name} {r.value}" + (f" [{r.subject}]" if r.subject and r.subject not in r.value and r.name != "criticality" else "")
-           for r in f.risk_factors if r.of == "impact"]
+           for r in factors if r.of == "impact"]
+    return f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}"
+
+
+def _risk_with(f: Finding, factors: str, level: str, capped: bool) -> str:
+    """:func:`_risk_text` with the :func:`_factors_text` of the finding's factors known."""
     cap = ((f"; level {level}: mitigated by the declared fact {', '.join(f.mitigated_by)}, capped at the rule's severity"
             if f.mitigated_by else f"; level {level}: capped one step above the rule's severity ({f.severity})")
            if capped else "")
-    return (f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; "
-            f"likelihood: {', '.join(lik)}; impact: {'; '.join(imp) or 'default'}{cap}")
+    return f"risk {f.risk_score} ({f.risk_level}) = likelihood {f.likelihood} × impact {f.impact}; {factors}{cap}"
 
 
 def technique_text(t: TechniqueView) -> str:
@@ -488,16 +500,25 @@ def findings_json_chunks(
     tri = triage if triage is not None else Triage(findings, remediation)
     rem = tri.remediation
     tri.number()  # the findings' techniques numbered: what to do is then kept by them (Triage.do)
+    facts, why, do = tri.facts, tri._why_of, tri._do_of
+    mids: dict[tuple[str, str, int], str] = {}
+    tails: dict[str, str] = {}
 
     def rank(i: int, f: Finding) -> str:
         """``_dumps`` of the ranking entry of ``f``, written out key by key."""
-        x = tri.facts(f)
-        return "".join((
-            '{"rank": ', str(i), ', "finding": ', _str(f.iri), ', "element": ', _str(f.focus_label),
-            ', "threat": ', _str(threat_text(f)), ', "level": ', _str(x.level),
-            ', "score": ', _num(x.own_score) if x.own_score else "null", ', "why": ', _str(tri.why(f)),
-            ', "do": ', _str(tri.do(f)), "}",
-        ))
+        x = facts(f)
+        # the texts findings share (threat, level, what to do: kept strings, their hashes kept) encoded once each
+        threat = threat_text(f) if f.rule_id in BASELINE_RULES else f.threat
+        mid = mids.get((threat, x.level, x.own_score))
+        if mid is None:
+            mid = mids[(threat, x.level, x.own_score)] = (
+                f', "threat": {_str(threat)}, "level": {_str(x.level)}, '
+                f'"score": {_num(x.own_score) if x.own_score else "null"}, "why": ')
+        todo = do(f, x)
+        tail = tails.get(todo)
+        if tail is None:
+            tail = tails[todo] = f', "do": {_str(todo)}}}'
+        return f'{{"rank": {i}, "finding": {_str(f.iri)}, "element": {_str(f.focus_label)}{mid}{_str(why(f, x))}{tail}'
 
     eager: dict[str, list[str]] = {
         "ranking": [rank(i, f) for i, f in enumerate(tri.ranking, 1)],
@@ -519,7 +540,9 @@ def findings_json_chunks(
         "topMitigations": None,
         "findings": None,
         "releases": dict(releases or {}),
-        **({"techniqueStatus": note} if (note := unresolved_note(tri.findings)) else {}),
+        # the findings' techniques all have a token: their contents say whether any is unresolved
+        **({"techniqueStatus": note} if (note := unresolved_note(tri.findings) if any(
+            t.unresolved for t in tri.encoder.views) else "") else {}),
         "outOfScope": None,
         "attackPaths": None,
     }
@@ -534,16 +557,21 @@ def findings_json_chunks(
         categories: dict[tuple[object, ...], Any] = {}
         evidences: dict[tuple[object, ...], Any] = {}
         sources: dict[tuple[object, ...], Any] = {}
-        risks: dict[tuple[object, ...], Any] = {}
         techniques: dict[tuple[int, ...], tuple[Any, ...]] = {}
         texts: dict[int, Any] = {}  # the technique texts as given (each once: not joined per list of techniques)
         evidence_items: dict[tuple[object, ...], str] = {}
         factor_items: dict[tuple[object, ...], str] = {}
+        factor_texts: dict[int, tuple[str, str]] = {}
+        risks: dict[tuple[object, ...], Any] = {}
         text = tri.encoder.text
+        facts = tri.facts
+        known = tri._facts.get
         tokens = tri.tokens
         factor_token = tri.factor_token
         start, null, comma = enc('{"id": '), enc("null"), enc(", ")
         opening = enc(', "techniques": [')
+        last_element: tuple[object, ...] = ()
+        element: Any = None
 
         def technique(tok: int) -> Any:
             got = texts.get(tok)
@@ -554,32 +582,41 @@ def findings_json_chunks(
         def finding(f: Finding) -> tuple[Any, ...]:
             """The pieces of ``_dumps`` of the finding's dict (the keys of ``finding_derivation_json`` after its
             own), written out key by key with the shared parts reused (the spec: tests/test_render_fast.py)."""
-            x = tri.facts(f)
-            toks = tokens(f)
+            x = known(id(f))  # every finding of the triage has its facts (Triage.number)
+            if x is None:
+                x = facts(f)
+            toks = x.toks
+            if toks is None:
+                toks = tokens(f)
             level = x.level
-            do = tri.do(f)
-            key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, do)
+            # what to do is the rule's and the techniques' (Triage.do): the key names it without making it
+            key: tuple[object, ...] = (f.rule_id, f.threat, level, f.severity, toks)
             head = heads.get(key)  # from the rule to the element: the rule's findings alike share it
             if head is None:
+                do = tri._do_of(f, x)
                 remedy = rem.get(f.rule_id)
                 head = heads[key] = enc("".join((
                     ', "rule": ', _val(f.rule_id), ', "threat": ', _val(f.threat), ', "level": ', _val(level),
                     ', "severity": ', _val(f.severity), ', "remediation": ', _val(remedy) if remedy else "null",
                     ', "do": ', _val(do) if do else "null", ', "element": ',
                 )))
+            nonlocal last_element, element
             key = (f.focus, f.focus_label, f.focus_kind)
-            element = elements.get(key)
-            if element is None:
-                element = elements[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
-            key = tuple(f.categories)
+            if key != last_element:  # the findings of an element mostly follow one another
+                element = elements.get(key)
+                if element is None:
+                    element = elements[key] = enc(_objects(_ELEMENT_KEYS, (key,))[1:-1] + ', "categories": ')
+                last_element = key
+            key = tuple(map(id, f.categories))  # shared objects (held by the findings): by identity
             cats = categories.get(key)
             if cats is None:
                 cats = categories[key] = enc(_objects(_CATEGORY_KEYS, f.categories) + ', "explanation": ')
-            key = tuple(f.evidence)
+            key = tuple(map(id, f.evidence))  # the items are shared objects (held by the findings): by identity
             evidence = evidences.get(key)
             if evidence is None:
                 evidence = evidences[key] = enc(', "evidence": ' + _list_of(_EVIDENCE_KEYS, f.evidence, evidence_items))
-            key = (f.source, f.control_status, tuple(f.covered_by), tuple(f.mitigated_by))
+            mitigated = tuple(f.mitigated_by)
+            key = (f.source, f.control_status, tuple(f.covered_by), mitigated)
             source = sources.get(key)
             if source is None:
                 source = sources[key] = enc("".join((
@@ -588,19 +625,23 @@ def findings_json_chunks(
                     ', "coveredBy": ', _strs(f.covered_by),
                     ', "mitigatedBy": ' + _strs(f.mitigated_by) if f.mitigated_by else "", ', "risk": ',
                 )))
-            if f.risk_score:
+            score = f.risk_score
+            if score:
                 # the findings of an element share its risk factors, and most their score
-                key = (f.likelihood, f.impact, f.risk_score, f.risk_level, level, x.level_capped, f.severity,
-                       tuple(f.mitigated_by), factor_token(f))
+                factor = x.factor if x.factor >= 0 else factor_token(f)
+                key = (f.likelihood, f.impact, score, f.risk_level, level, x.level_capped, f.severity, mitigated, factor)
                 risk = risks.get(key)
                 if risk is None:
-                    factors = tuple(map(_FACTOR, f.risk_factors))
+                    texts = factor_texts.get(factor)  # the factors' part of the explanation, and their list
+                    if texts is None:
+                        texts = factor_texts[factor] = (_factors_text(f.risk_factors), _list_of(
+                            _FACTOR_KEYS, tuple(map(_FACTOR, f.risk_factors)), factor_items))
                     risk = risks[key] = enc(
-                        f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(f.risk_score)}, '
+                        f'{{"likelihood": {_num(f.likelihood)}, "impact": {_num(f.impact)}, "score": {_num(score)}, '
                         f'"level": {_str(f.risk_level)}, '
                         + (f'"levelCappedAt": {_str(level)}, ' if x.level_capped else "")
-                        + f'"explanation": {_str(_risk_text(f, level, x.level_capped))}, "factors": '
-                        + _list_of(_FACTOR_KEYS, factors, factor_items) + "}")
+                        + f'"explanation": {_str(_risk_with(f, texts[0], level, x.level_capped))}, "factors": '
+                        + texts[1] + "}")
             else:
                 risk = null
             # the techniques' texts are shared by the findings they realise: their pieces, not a copy
@@ -617,7 +658,7 @@ def findings_json_chunks(
                     *techs)
 
         lines: dict[str, tuple[bool, Iterable[Any]]] = {key: (bool(items), items) for key, items in eager.items()}
-        lines["findings"] = (bool(tri.findings), (finding(f) for f in tri.findings))  # one at a time
+        lines["findings"] = (bool(tri.findings), map(finding, tri.findings))  # one at a time
         return _one_per_line_any(doc, lines, utf8, errors)
 
     return JsonChunks(make)
@@ -882,6 +923,10 @@ class Facts:
     residual_techniques: list[TechniqueView]
     key: tuple[object, ...]
     """:func:`rank_key`."""
+    toks: tuple[int, ...] | None = None
+    """:meth:`Triage.tokens` (None until numbered)."""
+    factor: int = -1
+    """:meth:`Triage.factor_token` (-1 until numbered)."""
 
 
 _LEVEL_RANK = {name: i for i, name in enumerate(SEVERITIES, 1)}
@@ -891,14 +936,23 @@ _LEVEL_RANK = {name: i for i, name in enumerate(SEVERITIES, 1)}
 def facts_of(f: Finding) -> Facts:
     """The :class:`Facts` of ``f``."""
     level = f.level
-    capped = bool(f.risk_level) and level != f.risk_level and level == f.level_cap  # Finding.level_capped
+    risk = f.risk_level
+    capped = bool(risk) and level != risk and level == f.level_cap  # Finding.level_capped
     rank = _LEVEL_RANK.get(level, 0)  # Finding.level_rank
-    own = _own_score(f, level, capped)
+    techs = f.techniques
+    # _own_score, Finding.residual_techniques, Finding.severity_rank and Finding.category_labels written out
+    # (read once per finding of a report: a call each cost as much as the rest)
+    own = f.risk_score if risk and (level == risk or capped) and (techs or f.rule_id not in BASELINE_RULES) else 0
     residual = f.control_status != "mitigated"
-    res = f.residual_techniques
-    key = (not residual, -rank, -own, -f.severity_rank, -len(res),
-           f.focus_label.lower(), f.focus, f.rule_id, f.category_labels, f.iri)
+    res = [t for t in techs if t.status != "mitigated"] if techs else []
+    key = (not residual, -rank, -own, -_LEVEL_RANK.get(f.severity, 0), -len(res),
+           f.focus_label.lower(), f.focus, f.rule_id, [c[1] for c in f.categories], f.iri)
     return Facts(f, level, rank, capped, own, residual, res, key)
+
+
+_KEY = attrgetter("key")
+_LEVEL = attrgetter("level")
+_FINDING = attrgetter("f")
 
 
 def rank_key(f: Finding) -> tuple[object, ...]:
@@ -918,7 +972,10 @@ def level_counts(findings: Sequence[Finding], triage: Triage | None = None) -> d
     >>> level_counts([])
     {}
     """
-    c = Counter(triage.facts(f).level for f in findings) if triage is not None else Counter(f.level for f in findings)
+    if triage is not None and findings is triage.findings:
+        c = Counter(map(_LEVEL, triage.all_facts))
+    else:
+        c = Counter(triage.facts(f).level for f in findings) if triage is not None else Counter(f.level for f in findings)
     return {lv: c[lv] for lv in LEVEL_ORDER if c[lv]}
 
 
@@ -1140,21 +1197,23 @@ class Triage:
     ranking, the mitigation plans and the element groups sorted once, not once per use (issue 14: at
     1 k elements the JSON report computed :attr:`Finding.level` 56 k times for 4.6 k findings)."""
 
-    def __init__(self, findings: Sequence[Finding], remediation: Mapping[str, str] | None = None) -> None:
+    def __init__(self, findings: Sequence[Finding], remediation: Mapping[str, str] | None = None, *,
+                 facts: dict[int, Facts] | None = None) -> None:
+        """``facts``: :class:`Facts` already computed, by the ``id`` of their finding (taken over, not copied)."""
         self.findings = list(findings)
         self.remediation: Mapping[str, str] = remediation or {}
-        self._facts: dict[int, Facts] = {}
+        self._facts: dict[int, Facts] = facts if facts is not None else {}
         self._missing: dict[tuple[object, ...], list[tuple[str, str]]] = {}
         self._do: dict[tuple[object, ...], str] = {}
+        self._missing_of: dict[tuple[int, ...], list[tuple[str, str, int]]] = {}
         self._technique_lines: dict[int, tuple[TechniqueView, str]] = {}
         self.encoder = TechniqueEncoder(self.missing)
         """The techniques' content, numbered (:meth:`tokens`) and encoded once each."""
-        self._tokens: dict[int, tuple[int, ...]] = {}
         self._numbered = False
         self._leads: dict[tuple[int, ...], str] = {}
         self._briefs: dict[tuple[object, ...], str] = {}
-        self._factor_of: dict[int, int] = {}
         self._factor_tokens: dict[tuple[tuple[object, ...], ...], int] = {}
+        self._factor_same: dict[tuple[int, ...], int] = {}  # ids of the factor objects -> factor token
         self._technique_keys: dict[int, tuple[object, ...]] = {}
 
     def facts(self, f: Finding) -> Facts:
@@ -1182,14 +1241,14 @@ class Triage:
 
     def tokens(self, f: Finding) -> tuple[int, ...]:
         """The tokens of the techniques of ``f`` (:meth:`TechniqueEncoder.token`): what the report derives from
-        the techniques alone is kept by them (findings realised by the same applications share it)."""
-        toks = self._tokens.get(id(f))
+        the techniques alone is kept by them (findings realised by the same applications share it); kept in
+        the finding's :class:`Facts`."""
+        x = self.facts(f)  # keeps f: its id is not reused while this triage lives
+        toks = x.toks
         if toks is None:
-            self.facts(f)  # keeps f: its id is not reused while this triage lives
             known: Callable[[int], int | None] = self.encoder.ids.get
             got = tuple(map(known, map(id, f.techniques)))  # the views numbered before: no call each
-            toks = tuple(map(self.encoder.token, f.techniques)) if None in got else cast(tuple[int, ...], got)
-            self._tokens[id(f)] = toks
+            toks = x.toks = tuple(map(self.encoder.token, f.techniques)) if None in got else cast(tuple[int, ...], got)
         return toks
 
     def number(self) -> None:
@@ -1198,34 +1257,47 @@ class Triage:
         if self._numbered:
             return
         self._numbered = True
-        enc = self.encoder
-        ids = enc.ids
-        for t in {id(t): t for f in self.findings for t in f.techniques if id(t) not in ids}.values():
-            enc.token(t)
-        known: Callable[[int], int] = ids.__getitem__
-        tokens = self._tokens
-        for f in self.findings:  # kept by self.findings: their ids stay theirs
-            if id(f) not in tokens:
-                tokens[id(f)] = tuple(map(known, map(id, f.techniques)))
+        token = self.encoder.token
+        known: Callable[[int], int | None] = self.encoder.ids.get
+        for x in self.all_facts:  # the findings kept by self.findings (and their facts): their ids stay theirs
+            if x.toks is None:
+                ts = x.f.techniques
+                got = tuple(map(known, map(id, ts)))  # the views numbered before: no call each
+                x.toks = (tuple([k if k is not None else token(t) for k, t in zip(got, ts, strict=True)]) if None in got
+                          else cast(tuple[int, ...], got))
 
     def do(self, f: Finding, n: int = 2) -> str:
         """:func:`do_text` of ``f`` with the report's remediation: kept by the rule and the techniques'
         content (the text reads nothing else of the finding) once the finding has its :meth:`tokens` (the
         JSON report numbers every finding's techniques), else by the finding."""
-        toks = self._tokens.get(id(f))
+        return self._do_of(f, self.facts(f), n)
+
+    def _do_of(self, f: Finding, x: Facts, n: int = 2) -> str:
+        """:meth:`do` of ``f`` with its facts ``x``."""
+        toks = x.toks
         key: tuple[object, ...] = (toks, f.rule_id, n) if toks is not None else (id(f), n)
         text = self._do.get(key)
         if text is None:
-            res = self.facts(f).residual_techniques
-            missing = _missing_mitigations(res, self.missing)
+            res = x.residual_techniques
+            if toks is not None:  # the missing mitigations are the techniques' (the rules' findings alike share them)
+                missing = self._missing_of.get(toks)
+                if missing is None:
+                    # none without a mitigation or countermeasure to count (no knowledge loaded)
+                    missing = self._missing_of[toks] = (_missing_mitigations(res, self.missing) if any(
+                        t.mitigations or t.countermeasures for t in res) else [])
+            else:
+                missing = _missing_mitigations(res, self.missing)
             text = self._do[key] = _do_text(f, res, missing, self.remediation, n)
         return text
 
     def why(self, f: Finding) -> str:
         """:func:`why_text` of ``f``."""
-        x = self.facts(f)
+        return self._why_of(f, self.facts(f))
+
+    def _why_of(self, f: Finding, x: Facts) -> str:
+        """:meth:`why` of ``f`` with its facts ``x``."""
         if f.techniques and f.rule_id in BASELINE_RULES:  # Finding.baseline
-            toks = self.tokens(f)
+            toks = x.toks if x.toks is not None else self.tokens(f)
             lead = self._leads.get(toks)
             if lead is None:
                 lead = self._leads[toks] = self._lead(toks)
@@ -1233,7 +1305,7 @@ class Triage:
             lead = f.explanation.rstrip(".")
         brief = ""
         if x.own_score:
-            key = (f.risk_score, f.likelihood, f.impact, self.factor_token(f))
+            key = (f.risk_score, f.likelihood, f.impact, x.factor if x.factor >= 0 else self.factor_token(f))
             hit = self._briefs.get(key)
             if hit is None:
                 hit = self._briefs[key] = risk_brief(f, x.own_score)
@@ -1243,11 +1315,17 @@ class Triage:
     def factor_token(self, f: Finding) -> int:
         """The number of the content of the risk factors of ``f`` (the same for every finding with the same factors):
         the report's risk parts and risk briefs are kept by it (the factors read once per finding, not per use)."""
-        tok = self._factor_of.get(id(f))
-        if tok is None:
-            self.facts(f)  # keeps f: its id is not reused while this triage lives
-            tok = self._factor_of[id(f)] = self._factor_tokens.setdefault(tuple(map(_FACTOR, f.risk_factors)),
-                                                                         len(self._factor_tokens))
+        x = self.facts(f)  # keeps f: its id is not reused while this triage lives
+        tok = x.factor
+        if tok < 0:
+            # findings share their element's factor objects: their identities name the content without reading
+            # it (the objects are held by the findings, so their ids stay theirs)
+            same = tuple(map(id, f.risk_factors))
+            tok = self._factor_same.get(same, -1)
+            if tok < 0:
+                tok = self._factor_same[same] = self._factor_tokens.setdefault(
+                    tuple(map(_FACTOR, f.risk_factors)), len(self._factor_tokens))
+            x.factor = tok
         return tok
 
     def _lead(self, toks: tuple[int, ...]) -> str:
@@ -1255,13 +1333,11 @@ class Triage:
         taken once per content."""
         views = self.encoder.views
         res = [k for k in toks if views[k].status != "mitigated"] or list(toks)
-        return _lead_text(len(res), views[min(res, key=self._technique_key)])  # min: the first of equal keys
-
-    def _technique_key(self, tok: int) -> tuple[object, ...]:
-        key = self._technique_keys.get(tok)
-        if key is None:
-            key = self._technique_keys[tok] = _technique_key(self.encoder.views[tok], self.missing)
-        return key
+        keys = self._technique_keys
+        for k in res:
+            if k not in keys:
+                keys[k] = _technique_key(views[k], self.missing)
+        return _lead_text(len(res), views[min(res, key=keys.__getitem__)])  # min: the first of equal keys
 
     def technique_line(self, t: TechniqueView) -> str:
         """``technique`` + :func:`technique_text` (once per technique view)."""
@@ -1271,18 +1347,32 @@ class Triage:
         return hit[1]
 
     @cached_property
+    def all_facts(self) -> list[Facts]:
+        """The :class:`Facts` of every finding, in the order of :attr:`findings`."""
+        facts = self._facts
+        got = facts.get
+        xs = []
+        for f in self.findings:  # the facts of all, in one loop (not a method call per finding)
+            x = got(id(f))
+            if x is None:
+                x = facts[id(f)] = facts_of(f)
+            xs.append(x)
+        return xs
+
+    @cached_property
+    def _ordered_facts(self) -> list[Facts]:
+        # stable: equal keys keep the findings' order, as sorted(findings, key=rank_key)
+        return sorted(self.all_facts, key=_KEY)
+
+    @cached_property
     def ordered(self) -> list[Finding]:
         """Every finding, highest residual risk first (:func:`rank_key`)."""
-        facts = self._facts
-        for f in self.findings:  # the facts of all, in one loop (not a method call per finding)
-            if id(f) not in facts:
-                facts[id(f)] = facts_of(f)
-        return sorted(self.findings, key=lambda f: facts[id(f)].key)
+        return list(map(_FINDING, self._ordered_facts))
 
     @cached_property
     def ranking(self) -> list[Finding]:
         """The residual findings above info in rank order (:func:`ranking`)."""
-        return [f for f in self.ordered if (x := self.facts(f)).residual and x.level_rank > 1]
+        return [x.f for x in self._ordered_facts if x.residual and x.level_rank > 1]
 
     @cached_property
     def groups(self) -> list[tuple[Finding, list[Finding]]]:
@@ -1298,6 +1388,10 @@ class Triage:
         """:func:`mitigation_plans`."""
         plans: dict[str, MitigationPlan] = {}
         seen: dict[str, set[str]] = {}  # plan id -> its elements (the list keeps their order)
+        if self._numbered:  # the views' missing mitigations once per content: none at all, no plan (no knowledge)
+            views = self.encoder.views
+            if not any(t.mitigations for t in views):
+                return []
         for f in self.ordered:
             x = self.facts(f)
             if not x.residual or not f.techniques:
@@ -1369,6 +1463,8 @@ class ReportInput:
     """(IRI, label, reason) of the elements and flows the model declares out of scope (``tg:outOfScope``;
     imported from MS TMT, Threat Dragon, Threagile); they are still analysed."""
     title: str = "Threat analysis"
+    facts: dict[int, Facts] = field(default_factory=dict, repr=False)
+    """The :class:`Facts` of findings by their ``id`` (:func:`gather`'s, handed to the triage; each holds its finding)."""
 
     @property
     def added(self) -> int:
@@ -1378,7 +1474,7 @@ class ReportInput:
     @cached_property
     def triage(self) -> Triage:
         """The shown findings with what the renderers derive from them, each computed once."""
-        return Triage(self.findings, self.remediation)
+        return Triage(self.findings, self.remediation, facts=self.facts)
 
 
 def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str, str], *, min_level: str = "info") -> ReportInput:
@@ -1390,8 +1486,14 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
         reason = r.get("r")
         scope[r["e"].value] = min(scope.get(r["e"].value) or "\uffff", reason.value if reason is not None else "")
     out_of_scope = sorted(((e, labels.get(e, e), why.strip()) for e, why in scope.items()), key=lambda x: (x[1].lower(), x[0]))
+    facts: dict[int, Facts] = {}  # the triage's (Finding.level read once per finding, not again by the triage)
+    shown = []
+    for f in findings:
+        x = facts[id(f)] = facts_of(f)
+        if x.level_rank >= floor:  # Finding.level_rank
+            shown.append(f)
     return ReportInput(
-        findings=[f for f in findings if f.level_rank >= floor],
+        findings=shown,
         all_findings=list(findings),
         labels=labels,
         remediation={r.id: r.remediation for r in analysis.rules if r.remediation},
@@ -1402,6 +1504,7 @@ def gather(analysis: AnalysisLike, findings: Sequence[Finding], labels: dict[str
         declared=declared_threats(store, labels, findings, analysis.rules),
         out_of_scope=out_of_scope,
         title=f"Threat analysis of {', '.join(analysis.model_files)}",
+        facts=facts,
     )
 
 
