@@ -265,7 +265,8 @@ class Engine:
         if "linddun" in self.frameworks:
             self.store.update(f"INSERT DATA {{ GRAPH <{G_SETTINGS}> {{ <{G_SETTINGS}> tg:linddunEverywhere true }} }}")
         g_model, g_inferred = NamedNode(G_MODEL), NamedNode(G_INFERRED)
-        if loaded.texts is not None:  # the Turtle files, parsed by the store itself: no quad objects (issue 14)
+        if loaded.texts is not None and isinstance(self.store, EmbeddedStore):  # the Turtle files, parsed by the
+            # store itself: no quad objects (issue 14); a remote store gets quads as before
             for text in loaded.texts:
                 self.store.load(text, "text/turtle", G_MODEL)
         else:
