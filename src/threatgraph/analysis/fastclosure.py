@@ -232,7 +232,7 @@ class CompiledTBox(Protocol[T]):
     @property
     def inferred(self) -> Sequence[tuple[T, T, T]]: ...
     @property
-    def inferred_set(self) -> Set[tuple[T, T, T]]: ...
+    def inferred_set(self) -> frozenset[tuple[T, T, T]]: ...
     @property
     def dom(self) -> Mapping[T, Set[T]]: ...
     @property
@@ -351,16 +351,30 @@ def closure_pass(tb: CompiledTBox[T], model: Iterable[tuple[T, T, T]], terms: Te
                     todo.append(v)
     out: list[tuple[T, T, T]] = []
     rdf_type, onto_nodes = terms.rdf_type, tb.onto_nodes
+    # a value of an untracked property (neither functional nor of a hasValue restriction) never repeats one the
+    # model states, nor matters to the functional check below; nor does one of a tracked, non-functional property
+    # the model gives the individual no value of: such values are returned as they are, by a list comprehension
+    # (at 10 k elements ~91 k of 109 k inferred triples, whose per-value set bookkeeping took half of the pass)
+    functional, tracked = tb.functional, tb.functional | tb.hv_props
+    kinds: dict[Closure[T], tuple[frozenset[T], bool]] = {}
     for s, closed in done.items():
         if not closed.consistent:
             return None
         have = asserted_types.get(s)
         mine = [(s, rdf_type, c) for c in (closed.useful if have is None else closed.useful - have)]
-        for p, v in closed.values:
-            vs = values.setdefault((s, p), set())
-            if v not in vs:
-                vs.add(v)
-                mine.append((s, p, v))
+        kind = kinds.get(closed)
+        if kind is None:
+            props = frozenset(p for p, _ in closed.values if p in tracked)
+            kind = kinds[closed] = (props, any(p in functional for p in props))
+        props, checked = kind
+        if not checked and not any((s, p) in values for p in props):
+            mine.extend([(s, p, v) for p, v in closed.values])
+        else:
+            for p, v in closed.values:
+                vs = values.setdefault((s, p), set())
+                if v not in vs:
+                    vs.add(v)
+                    mine.append((s, p, v))
         if s in onto_nodes:
             mine = [t for t in mine if t not in tb.asserted and t not in tb.inferred_set]
         out.extend(mine)
@@ -368,8 +382,8 @@ def closure_pass(tb: CompiledTBox[T], model: Iterable[tuple[T, T, T]], terms: Te
     for (s, p), vs in values.items():
         if p in functional and len(vs | tb.onto_values.get((s, p), _NONE)) > 1:
             return None  # prp-fp would equate the values
-    model_set = set(triples)
-    out.extend(t for t in tb.inferred if t not in model_set)
+    stated = tb.inferred_set.intersection(triples)  # not a set of the whole model: ~0.03 s at 10 k elements
+    out.extend(t for t in tb.inferred if t not in stated)
     return out
 
 
