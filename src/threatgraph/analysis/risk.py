@@ -143,6 +143,17 @@ def element_factors(store: Store) -> dict[str, list[Factor]]:
     best per element is kept as the rows come (a row replaces it only when strictly before it), not all rows
     sorted (16.5 k data rows at 10 k elements)."""
     out: dict[str, list[Factor]] = defaultdict(list)
+    # equal factors are one object (score_findings' node cache by id: one lookup, no Factor hash per element);
+    # the elements holding one data asset share its factor (at 1 k, 1000 data factors are 3 distinct)
+    made: dict[tuple[str, str, str, int, Term | None], Factor] = {}
+
+    def factor(of: str, name: str, value: str, effect: int, subject: Term | None) -> Factor:
+        key = (of, name, value, effect, subject)
+        fac = made.get(key)
+        if fac is None:
+            fac = made[key] = Factor(of, name, value, effect, subject)
+        return fac
+
     # between equally sensitive data assets the smallest (N-Triples text) is named on every backend
     best_data: dict[str, tuple[int, str, Term, Term]] = {}
     for e_t, s, v, c in _tuples(store, _DATA, ("e", "s", "v", "c")):
@@ -154,13 +165,13 @@ def element_factors(store: Store) -> dict[str, list[Factor]]:
     for e in sorted(best_data):
         rank, _key, s, c = best_data[e]
         cls = _local(c.value)
-        out[e].append(Factor("impact", "data classification", f"{cls} (sensitivity rank {rank})", min(rank, 5), s))
+        out[e].append(factor("impact", "data classification", f"{cls} (sensitivity rank {rank})", min(rank, 5), s))
     for e_t, s, v in _tuples(store, _CRITICALITY, ("e", "s", "v")):
         crit = max(1, min(5, int(v.value)))  # type: ignore[union-attr]
         out[e_t.value].append(Factor("impact", "criticality", str(crit), crit, s))  # type: ignore[union-attr]
     for e_t, s, _v in _tuples(store, _CRITICAL_TYPE, ("e", "s", "v")):
         out[e_t.value].append(  # type: ignore[union-attr]
-            Factor("impact", "critical ML asset type", _local(s.value), CRITICAL_ASSET_IMPACT, s)  # type: ignore[union-attr]
+            factor("impact", "critical ML asset type", _local(s.value), CRITICAL_ASSET_IMPACT, s)  # type: ignore[union-attr]
         )
     for query, name in ((_PUBLIC, "exposure"), (_BOUNDARY, "trust boundary"), (_UNTRUSTED, "untrusted origin")):
         # one point per kind, from the first fact by (value, subject)
@@ -173,7 +184,7 @@ def element_factors(store: Store) -> dict[str, list[Factor]]:
                 first[e] = (vv, sv, s)  # type: ignore[assignment]
         for e in sorted(first):
             vv, _sv, s = first[e]
-            out[e].append(Factor("likelihood", name, vv, 1, s))
+            out[e].append(factor("likelihood", name, vv, 1, s))
     return out
 
 
