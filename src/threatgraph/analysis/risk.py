@@ -228,6 +228,10 @@ def finding_factors(
     # (technique term's id, release) → its maturity row: the applications of one technique share its term (as
     # applications_in makes them; the terms are kept by ``apps``, so their ids stay theirs), looked up once
     maturity_of: dict[tuple[int, str], tuple[int, str, Term, str] | None] = {}
+    # application IRI → its maturity row: an application is in about two findings' sets (at 1 k, 17.7 k in the
+    # sets, 8.9 k distinct), its technique looked up once
+    of_app: dict[str, tuple[int, str, Term, str] | None] = {}
+    is_reduced = reduced.__contains__
     for f, all_apps in apps.of_finding.items():
         key = tuple(all_apps)
         made_here = by_apps.get(key)
@@ -235,17 +239,20 @@ def finding_factors(
             made_here = by_apps[key] = []
             best: tuple[int, str, Term, str] | None = None
             for app in all_apps:
-                t, rel = technique[app]
-                tkey = (id(t), rel)
-                cand = maturity_of.get(tkey, _UNSEEN)
+                cand = of_app.get(app, _UNSEEN)
                 if cand is _UNSEEN:
-                    cand = maturity_of[tkey] = maturity.get((t.value, rel))
+                    t, rel = technique[app]
+                    tkey = (id(t), rel)
+                    cand = maturity_of.get(tkey, _UNSEEN)
+                    if cand is _UNSEEN:
+                        cand = maturity_of[tkey] = maturity.get((t.value, rel))
+                    of_app[app] = cand
                 if cand is not None and (best is None or (cand[0], cand[1]) > (best[0], best[1])):
                     best = cand
             if best is not None:
                 pts, _sv, s, m = best
                 made_here.append(factor("technique maturity", f"{m} ({_local(s.value)})", pts, s))
-            if all_apps and all(a in reduced for a in all_apps):
+            if all_apps and all(map(is_reduced, all_apps)):
                 attrs = sorted({_local(reduced[a]) for a in all_apps})
                 made_here.append(factor("reducing attribute", f"{', '.join(attrs)} for every applicable technique", -1))
         if made_here:
