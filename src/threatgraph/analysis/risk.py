@@ -219,36 +219,49 @@ def finding_factors(
             maturity[(sv, r["rel"].value)] = (pts, sv, r["s"], m)
     reduced: dict[str, str] = {}
     # the smallest attribute IRI names the reduction: the same text on every run and backend
-    for app, attr in _reductions(store, memory):
-        prev = reduced.get(app)
-        if prev is None or attr < prev:
-            reduced[app] = attr
+    if memory is not None:  # (the rows of _reductions, by application: one min per application)
+        facts = memory.facts
+        for app, rec in memory.apps.items():
+            if rec.reduced:
+                attrs = [facts[x][1] for x in rec.reduced if x in facts]
+                if attrs:
+                    reduced[app] = min(attrs)
+    else:
+        for app, attr in _reductions(store, memory):
+            prev = reduced.get(app)
+            if prev is None or attr < prev:
+                reduced[app] = attr
     technique = apps.technique
     by_apps: dict[tuple[str, ...], list[Factor]] = {}  # the findings of one element and techniques: once
-    # (technique term's id, release) → its maturity row: the applications of one technique share its term (as
+    # the maturity rows ranked by (points, technique IRI), the order the best is picked by (rows equal in both name
+    # the same technique at the same maturity: one rank); each application → the rank of its row, -1 without one:
+    # a finding's best is the max of its applications' ranks (no tuple compared per application)
+    firsts: dict[tuple[int, str], tuple[int, str, Term, str]] = {}
+    for row in maturity.values():
+        firsts.setdefault((row[0], row[1]), row)
+    order = sorted(firsts)
+    ranked = [firsts[k] for k in order]
+    rank_of = {k: i for i, k in enumerate(order)}
+    # (technique term's id, release) → its rank: the applications of one technique share its term (as
     # applications_in makes them; the terms are kept by ``apps``, so their ids stay theirs), looked up once
-    maturity_of: dict[tuple[int, str], tuple[int, str, Term, str] | None] = {}
-    # application IRI → its maturity row: an application is in about two findings' sets (at 1 k, 17.7 k in the
-    # sets, 8.9 k distinct), its technique looked up once
-    of_app: dict[str, tuple[int, str, Term, str] | None] = {}
+    rank_by_term: dict[tuple[int, str], int] = {}
+    app_rank: dict[str, int] = {}
+    for app, (t, rel) in technique.items():
+        tkey = (id(t), rel)
+        rank = rank_by_term.get(tkey)
+        if rank is None:
+            found = maturity.get((t.value, rel))
+            rank = rank_by_term[tkey] = -1 if found is None else rank_of[(found[0], found[1])]
+        app_rank[app] = rank
+    rank_get = app_rank.__getitem__
     is_reduced = reduced.__contains__
     for f, all_apps in apps.of_finding.items():
         key = tuple(all_apps)
         made_here = by_apps.get(key)
         if made_here is None:
             made_here = by_apps[key] = []
-            best: tuple[int, str, Term, str] | None = None
-            for app in all_apps:
-                cand = of_app.get(app, _UNSEEN)
-                if cand is _UNSEEN:
-                    t, rel = technique[app]
-                    tkey = (id(t), rel)
-                    cand = maturity_of.get(tkey, _UNSEEN)
-                    if cand is _UNSEEN:
-                        cand = maturity_of[tkey] = maturity.get((t.value, rel))
-                    of_app[app] = cand
-                if cand is not None and (best is None or (cand[0], cand[1]) > (best[0], best[1])):
-                    best = cand
+            top = max(map(rank_get, all_apps), default=-1)
+            best = ranked[top] if top >= 0 else None
             if best is not None:
                 pts, _sv, s, m = best
                 made_here.append(factor("technique maturity", f"{m} ({_local(s.value)})", pts, s))
@@ -267,10 +280,6 @@ def finding_factors(
         if pts is not None:
             out[f].append(factor("declared controls", STATUS_TEXT[v], pts))
     return out
-
-
-_UNSEEN = (0, "", NamedNode("urn:x-threatgraph:unseen"), "")
-"""A maturity row no technique has (:func:`finding_factors`' cache: not looked up yet)."""
 
 
 def _reductions(store: Store, memory: StageMemory | None) -> Iterable[tuple[str, str]]:
