@@ -369,7 +369,7 @@ def score_findings(
     # and impact (the default impact factor when nothing is known); literals are cached (a few dozen
     # distinct values)
     default = Factor("impact", "default", "nothing known about data or criticality", DEFAULT_IMPACT)
-    elements: dict[str, tuple[list[str], int, int, tuple[str, ...]]] = {}
+    elements: dict[str, tuple[str, int, int, int, tuple[str, ...]]] = {}
     lits: dict[object, str] = {}
 
     def lit(v: int | str) -> str:
@@ -386,13 +386,16 @@ def score_findings(
     )
     # findings of one element with the same factors write the same text but their subject: made once per (element,
     # its own factors) as a template ("\x00" for the subject; no term's N-Triples text holds a NUL), with what is kept
-    shapes: dict[object, tuple[str, int, tuple[int, int, int, str, tuple[str, ...], tuple[str, ...]]]] = {}
+    shapes: dict[tuple[str, tuple[int, ...]], tuple[str, int, tuple[int, int, int, str, tuple[str, ...], tuple[str, ...]]]] = {}
+    owns: dict[tuple[int, ...], tuple[str, int, int, tuple[str, ...]]] = {}  # own factors' ids → links, points
+    heads: dict[tuple[int, int], str] = {}  # (likelihood, impact) → the score lines
     for f, focus in pairs:
         if f in skip:
             continue
         e = focus.value
         ffs = per_finding.get(f)
-        key: object = (e, *map(id, ffs)) if ffs else e  # (the Factor objects are kept by per_finding: ids stay theirs)
+        fkey = tuple(map(id, ffs)) if ffs else ()  # (the Factor objects are kept by per_finding: ids stay theirs)
+        key = (e, fkey)
         shape = shapes.get(key)
         if shape is None:
             el = elements.get(e)
@@ -402,22 +405,29 @@ def score_findings(
                     efs.append(default)
                 impact = max(x.effect for x in efs if x.of == "impact")
                 enodes = [node(x) for x in efs]
-                el = elements[e] = ([f"{has_factor} {n}" for n in enodes],
+                el = elements[e] = ("".join(f"\x00{has_factor} {n} .\n" for n in enodes), len(enodes),
                                     sum(x.effect for x in efs if x.of == "likelihood"), impact,
                                     tuple(dict.fromkeys(n[1:-1] for n in enodes)))
-            links, points, impact, element_nodes = el
-            ffs = ffs or []
-            likelihood = combine_likelihood([points, *(x.effect for x in ffs if x.of == "likelihood")])
+            links, nlinks, points, impact, element_nodes = el
+            # a finding's own factors: their links, points and nodes made once per set of Factor objects
+            own = owns.get(fkey)
+            if own is None:
+                fnodes = [node(x) for x in ffs or ()]
+                own = owns[fkey] = ("".join(f"\x00{has_factor} {n} .\n" for n in fnodes), len(fnodes),
+                                    sum(x.effect for x in ffs or () if x.of == "likelihood"),
+                                    tuple(dict.fromkeys(n[1:-1] for n in fnodes)) if fnodes else ())
+            flinks, nflinks, fpoints, finding_nodes = own
+            likelihood = combine_likelihood([points, fpoints])
             risk = likelihood * impact
             level = risk_level(risk)
-            body = [f"{p_like} {lit(likelihood)}", f"{p_imp} {lit(impact)}", f"{p_score} {lit(risk)}",
-                    f"{p_level} {lit(level)}", *links]
-            fnodes = [node(x) for x in ffs]
-            for n in fnodes:
-                body.append(f"{has_factor} {n}")
+            head = heads.get((likelihood, impact))
+            if head is None:
+                head = heads[(likelihood, impact)] = (
+                    f"\x00{p_like} {lit(likelihood)} .\n\x00{p_imp} {lit(impact)} .\n\x00{p_score} {lit(risk)} .\n"
+                    f"\x00{p_level} {lit(level)} .\n")
             # (the nodes distinct, as the store's quads are: an element's and a finding's factors never share one)
-            shape = shapes[key] = ("\x00" + " .\n\x00".join(body) + " .\n", len(body), (
-                likelihood, impact, risk, level, element_nodes, tuple(dict.fromkeys(n[1:-1] for n in fnodes)) if fnodes else ()))
+            shape = shapes[key] = (head + links + flinks, 4 + nlinks + nflinks, (
+                likelihood, impact, risk, level, element_nodes, finding_nodes))
         if kept_scores is not None:
             kept_scores[f] = shape[2]
         writer.add(shape[0].replace("\x00", f"<{f}> "), shape[1])
