@@ -1058,19 +1058,24 @@ class PythonStage:
         # lines (joined by the node's text) and its noted (predicate, object) pairs; None: STR of a blank node
         Prepared = tuple[str, str, bool, list[str], list[tuple[str, Term]]]
         prepared: dict[tuple[Node, Node, Node, Node], Prepared | None] = {}
+        missing: Prepared = ("", "", False, [], [])  # (not prepared yet)
         for t, found in rows_of.items():
             tt = f"<{t}>"
             head = f" {a_type} {c['CountermeasureInference']} .\n"
             cms = self.countermeasure.setdefault(t, set())
+            # t's tg:countermeasureInference values in written, created when note would create them (then kept
+            # distinct by their IRIs, not by a scan of the list per row); None and fallback: by note
+            t_vals: list[Term] | None = None
+            t_seen: set[str] = set()
+            fallback = False
             for row in found:
                 cm, a, dp, b = row
                 ct = text(cm)
                 if cm not in cms:
                     cms.add(cm)
                     add(tt, c["countermeasure"], ct)
-                if row in prepared:
-                    prep = prepared[row]
-                else:
+                prep = prepared.get(row, missing)
+                if prep is missing:
                     parts = [_str(term) for term in row]
                     if any(part is None for part in parts):
                         prep = None
@@ -1092,7 +1097,21 @@ class PythonStage:
                 md5_tail, ct, odd, segs, noted = prep
                 x_i = f"{_D3FEND}{_md5(f'{t}{md5_tail}')}"  # (hex: always an IRI)
                 x = f"<{x_i}>"
-                note(t, inf_p, NamedNode(x_i))
+                if t_vals is None and not fallback:
+                    props = written.get(t)
+                    if props is None:
+                        t_vals = []
+                        written[t] = {inf_p: t_vals}
+                    elif inf_p not in props:
+                        t_vals = props[inf_p] = []
+                    else:
+                        fallback = True
+                if t_vals is not None:
+                    if x_i not in t_seen:
+                        t_seen.add(x_i)
+                        t_vals.append(NamedNode(x_i))
+                else:
+                    note(t, inf_p, NamedNode(x_i))
                 if x_i in written or not noted:
                     for x_p, x_o in noted:
                         note(x_i, x_p, x_o)
