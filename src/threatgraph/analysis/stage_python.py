@@ -1002,9 +1002,13 @@ class PythonStage:
         if not marked:
             return
         pairs: set[tuple[str, str]] = set()  # SELECT DISTINCT ?t ?cls over the applications
+        is_marked: dict[str, bool] = {}  # technique IRI → marked (one NamedNode per technique, not per application)
         for rec in mem.apps.values():
             for t in rec.technique:
-                if NamedNode(t) in marked:
+                got = is_marked.get(t)
+                if got is None:
+                    got = is_marked[t] = NamedNode(t) in marked
+                if got:
                     for cls in rec.asset_types:
                         pairs.add((t, cls))
         if not pairs:
@@ -1048,36 +1052,81 @@ class PythonStage:
         inf_p, cm_p, off_p, art_p, def_p, dart_p = (p[name].value for name in (
             "countermeasureInference", "countermeasureTechnique", "offensiveRelation", "offensiveArtifact",
             "defensiveRelation", "defendedArtifact"))
+        written = self.written
+        # per distinct row (shared by the techniques of its classes): its texts, its STR parts for the inference
+        # IRI, whether a term is special, the inference node's lines after its rdf:type and tg:forTechnique
+        # lines (joined by the node's text) and its noted (predicate, object) pairs; None: STR of a blank node
+        Prepared = tuple[str, str, bool, list[str], list[tuple[str, Term]]]
+        prepared: dict[tuple[Node, Node, Node, Node], Prepared | None] = {}
+        missing: Prepared = ("", "", False, [], [])  # (not prepared yet)
         for t, found in rows_of.items():
             tt = f"<{t}>"
+            head = f" {a_type} {c['CountermeasureInference']} .\n"
             cms = self.countermeasure.setdefault(t, set())
-            for cm, a, dp, b in found:
+            # t's tg:countermeasureInference values in written, created when note would create them (then kept
+            # distinct by their IRIs, not by a scan of the list per row); None and fallback: by note
+            t_vals: list[Term] | None = None
+            t_seen: set[str] = set()
+            fallback = False
+            for row in found:
+                cm, a, dp, b = row
                 ct = text(cm)
                 if cm not in cms:
                     cms.add(cm)
                     add(tt, c["countermeasure"], ct)
-                parts = [_str(term) for term in (cm, a, dp, b)]
-                if any(part is None for part in parts):
+                prep = prepared.get(row, missing)
+                if prep is missing:
+                    parts = [_str(term) for term in row]
+                    if any(part is None for part in parts):
+                        prep = None
+                    else:
+                        sc, sa, sdp, sb = parts
+                        at, dpt, bt = text(a), text(dp), text(b)
+                        odd = ct in special or at in special or dpt in special or bt in special
+                        segs = ["", f" {c['countermeasureTechnique']} {ct} .\n",
+                                f" {c['offensiveRelation']} {c['targetsAsset']} .\n", f" {c['offensiveArtifact']} {at} .\n",
+                                f" {c['defensiveRelation']} {dpt} .\n", f" {c['defendedArtifact']} {bt} .\n"]
+                        noted: list[tuple[str, Term]] = []  # (what note keeps: no triple term)
+                        for x_p, x_o in ((cm_p, cm), (off_p, rel), (art_p, a), (def_p, dp), (dart_p, b)):
+                            if not isinstance(x_o, Triple):
+                                noted.append((x_p, x_o))
+                        prep = (f" {sc} {rel_s} {sa} {sdp} {sb}", ct, odd, segs, noted)
+                    prepared[row] = prep
+                if prep is None:
                     continue  # STR of a blank node: ?x unbound
-                sc, sa, sdp, sb = parts
-                x_i = f"{_D3FEND}{_md5(f'{t} {sc} {rel_s} {sa} {sdp} {sb}')}"  # (hex: always an IRI)
+                md5_tail, ct, odd, segs, noted = prep
+                x_i = f"{_D3FEND}{_md5(f'{t}{md5_tail}')}"  # (hex: always an IRI)
                 x = f"<{x_i}>"
-                note(t, inf_p, NamedNode(x_i))
-                for x_p, x_o in ((cm_p, cm), (off_p, rel), (art_p, a), (def_p, dp), (dart_p, b)):
-                    note(x_i, x_p, x_o)
-                at, dpt, bt = text(a), text(dp), text(b)
-                if ct in special or at in special or dpt in special or bt in special:
+                if t_vals is None and not fallback:
+                    props = written.get(t)
+                    if props is None:
+                        t_vals = []
+                        written[t] = {inf_p: t_vals}
+                    elif inf_p not in props:
+                        t_vals = props[inf_p] = []
+                    else:
+                        fallback = True
+                if t_vals is not None:
+                    if x_i not in t_seen:
+                        t_seen.add(x_i)
+                        t_vals.append(NamedNode(x_i))
+                else:
+                    note(t, inf_p, NamedNode(x_i))
+                if x_i in written or not noted:
+                    for x_p, x_o in noted:
+                        note(x_i, x_p, x_o)
+                else:
+                    written[x_i] = {x_p: [x_o] for x_p, x_o in noted}
+                if odd:
+                    at, dpt, bt = text(a), text(dp), text(b)
                     for pred, obj in (("countermeasureTechnique", ct), ("offensiveArtifact", at),
                                       ("defensiveRelation", dpt), ("defendedArtifact", bt)):
                         add(x, c[pred], obj)
-                    lines.append(f"{tt} {c['countermeasureInference']} {x} .\n{x} {a_type} {c['CountermeasureInference']} .\n"
+                    lines.append(f"{tt} {c['countermeasureInference']} {x} .\n{x}{head}"
                                  f"{x} {c['forTechnique']} {tt} .\n{x} {c['offensiveRelation']} {c['targetsAsset']} .\n")
                     continue
-                lines.append(
-                    f"{tt} {c['countermeasureInference']} {x} .\n{x} {a_type} {c['CountermeasureInference']} .\n"
-                    f"{x} {c['forTechnique']} {tt} .\n{x} {c['countermeasureTechnique']} {ct} .\n"
-                    f"{x} {c['offensiveRelation']} {c['targetsAsset']} .\n{x} {c['offensiveArtifact']} {at} .\n"
-                    f"{x} {c['defensiveRelation']} {dpt} .\n{x} {c['defendedArtifact']} {bt} .\n")
+                lines.append(f"{tt} {c['countermeasureInference']} {x} .\n{x}{head}{x} {c['forTechnique']} {tt} .\n"
+                             + x.join(segs))
         out.write()
 
     # -- 50-controls.rq (with the findings in memory) -----------------------------------------------

@@ -570,7 +570,12 @@ def derive_control_status(
     # technique (by the id of its term: applications_in gives one term per technique, and every term stays alive
     # in apps) → status of its applications without implemented mitigations
     plain: dict[int, str] = {}
-    for a, (t, _rel) in apps.technique.items():  # (one pass: at 10 k elements the tables lie apart in memory)
+    if not implemented:  # (no application has implemented mitigations: one status per technique term)
+        for t, _rel in apps.technique.values():
+            if id(t) not in plain:
+                plain[id(t)] = application_status(by_technique.get(t.value, none), none)
+        app_status = {a: plain[id(t)] for a, (t, _rel) in apps.technique.items()}
+    for a, (t, _rel) in (apps.technique.items() if implemented else ()):  # (one pass: tables lie apart in memory)
         impl = implemented.get(a) if implemented else None
         if impl is None:
             st = plain.get(id(t))
